@@ -1,0 +1,15 @@
+/** @type {import('jest').Config} */
+module.exports = {
+	testEnvironment: 'node',
+	roots: ['<rootDir>/test'],
+	testMatch: ['**/*.test.ts'],
+	transform: {
+		'^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
+	},
+	// The generated Prisma client imports its own files with a .js suffix (ESM style).
+	moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+	globalSetup: '<rootDir>/test/setup/globalSetup.ts',
+	globalTeardown: '<rootDir>/test/setup/globalTeardown.ts',
+	testTimeout: 60000,
+	maxWorkers: 2,
+};

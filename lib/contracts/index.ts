@@ -1,0 +1,4 @@
+export * from './tracking';
+export * from './lead';
+export * from './siteConfig';
+export * from './issues';

@@ -1,0 +1,50 @@
+import { z } from 'zod/v4';
+
+import { propertiesSchema } from './tracking';
+
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+const field = (max: number) =>
+	z
+		.string()
+		.trim()
+		.max(max, { error: `must be at most ${max} characters` })
+		.refine((value) => !CONTROL_CHARS.test(value), { error: 'must not contain control characters' });
+
+const isTimeZone = (zone: string) => {
+	try {
+		new Intl.DateTimeFormat('en-US', { timeZone: zone });
+		return true;
+	} catch {
+		return false;
+	}
+};
+
+/** A form submission or an identify call: what `POST /api/lead` accepts and the Lead Scorer consumes. */
+export const leadPayloadSchema = z.strictObject({
+	site: field(64).min(1, { error: 'must not be empty' }),
+	email: z.email({ error: 'must be an email address such as jane@example.com' }).max(254),
+	/** Client UUIDv7 of the submission, so a retried form post creates nothing twice. */
+	eventId: z.uuid({ error: 'must be a UUID' }).optional(),
+	/** The tracker's anonymous id, to join the anonymous history to the lead. */
+	anonymousId: field(64).optional(),
+	firstName: field(100).optional(),
+	lastName: field(100).optional(),
+	phone: field(40).optional(),
+	company: field(200).optional(),
+	jobTitle: field(200).optional(),
+	country: z
+		.string()
+		.regex(/^[A-Za-z]{2}$/, { error: 'must be an ISO 3166-1 alpha-2 country code such as DE' })
+		.optional(),
+	timezone: z.string().refine(isTimeZone, { error: 'must be an IANA time zone such as Europe/Berlin' }).optional(),
+	source: field(100).optional(),
+	formId: field(100).optional(),
+	/** Marketing consent as the visitor gave it on the form. */
+	consent: z.boolean().default(false),
+	properties: propertiesSchema.optional(),
+});
+
+export type LeadPayload = z.infer<typeof leadPayloadSchema>;
+export type LeadPayloadInput = z.input<typeof leadPayloadSchema>;

@@ -1,0 +1,239 @@
+import { z } from 'zod/v4';
+
+import { EVENT_TYPES } from './tracking';
+
+/** The six bundled micro-workflows; outbox rows are addressed to one of them. */
+export const WORKFLOW_NAMES = [
+	'visitor-processor',
+	'conversion-detector',
+	'lead-processor',
+	'activity-logger',
+	'enrichment-engine',
+	'email-orchestrator',
+] as const;
+
+const SITE_KEY = /^[a-z0-9][a-z0-9_-]{2,63}$/;
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^localhost$/i;
+const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
+
+const origin = z.string().refine(
+	(value) => {
+		try {
+			const url = new URL(value);
+			return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+		} catch {
+			return false;
+		}
+	},
+	{ error: 'must be an origin such as https://www.example.com (scheme and host, no path or trailing slash)' },
+);
+
+const httpUrl = z.string().refine(
+	(value) => {
+		try {
+			const { protocol } = new URL(value);
+			return protocol === 'http:' || protocol === 'https:';
+		} catch {
+			return false;
+		}
+	},
+	{ error: 'must be an absolute http(s) URL' },
+);
+
+/** A glob over URL paths: `*` matches within a segment, `**` across segments. */
+const pathPattern = z.string().min(1).max(500).startsWith('/', { error: 'must start with "/" (a path pattern such as /pricing/*)' });
+
+const positiveInt = (unit: string) => z.number().int({ error: `must be a whole number of ${unit}` }).positive({ error: `must be a positive number of ${unit}` });
+
+const eventRelevanceRule = z.strictObject({
+	type: z.enum(EVENT_TYPES).optional(),
+	name: z.string().min(1).max(100).optional(),
+	urlPattern: pathPattern.optional(),
+	relevance: z.number().int().min(1).max(10),
+});
+
+const trackingSchema = z.strictObject({
+	enableSmartEvents: z.boolean().default(true),
+	/** Inactivity, in seconds, after which the next event starts a new session. */
+	sessionTimeout: positiveInt('seconds').max(86_400).default(1800),
+	/** Longest session, in seconds; a longer visit is split. */
+	maxSessionDuration: positiveInt('seconds').max(172_800).default(43_200),
+	maxEventsPerSession: positiveInt('events').max(100_000).default(500),
+	debugMode: z.boolean().default(false),
+	/** Events scored below this relevance (1–10) are not sent by the tracker. */
+	relevanceThreshold: z.number().int().min(1).max(10).default(1),
+	eventRelevance: z.array(eventRelevanceRule).max(200).default([]),
+	/** Engagement score (0–100) at which a session counts as medium or high. */
+	engagementThresholds: z
+		.strictObject({ medium: z.number().min(0).max(100), high: z.number().min(0).max(100) })
+		.refine((t) => t.medium < t.high, { error: 'medium must be lower than high' })
+		.default({ medium: 30, high: 60 }),
+	/** Origins allowed to send events (CORS allowlist). */
+	allowedOrigins: z.array(origin).min(1, { error: 'must list at least one origin allowed to send events' }),
+	hashRouting: z.boolean().default(false),
+	cookieless: z.boolean().default(false),
+	/** First-party path the receiver serves the tracker script at. */
+	scriptPath: z.string().regex(/^\/[A-Za-z0-9._~/-]*\.js$/, { error: 'must be a path ending in .js, such as /t.js' }).default('/t.js'),
+});
+
+const eventScoringRule = z.strictObject({
+	id: z.string().min(1).max(100).optional(),
+	/** Event type or custom event name the rule scores. */
+	event: z.string().min(1).max(100),
+	urlPattern: pathPattern.optional(),
+	score: z.number().min(-1000).max(1000),
+	/** Most points this rule may contribute in total. */
+	cap: z.number().positive().optional(),
+	group: z.string().min(1).max(100).optional(),
+	/** Points of an event halve every this many days. */
+	halfLifeDays: z.number().positive().max(3650).optional(),
+});
+
+const FIT_FIELDS = ['emailDomain', 'company', 'jobTitle', 'country', 'source', 'phone', 'freeMail', 'disposableEmail', 'tag'] as const;
+
+const compiles = (pattern: string) => {
+	try {
+		new RegExp(pattern, 'i');
+		return true;
+	} catch {
+		return false;
+	}
+};
+
+/** Scores a lead field; `matches` takes a case-insensitive JavaScript regular expression. */
+const fitScoringRule = z
+	.strictObject({
+		id: z.string().min(1).max(100).optional(),
+		field: z.enum(FIT_FIELDS),
+		operator: z.enum(['equals', 'contains', 'in', 'matches', 'exists', 'isTrue']),
+		value: z.union([z.string().max(1000), z.array(z.string().max(200)).max(500)]).optional(),
+		score: z.number().min(-1000).max(1000),
+		group: z.string().min(1).max(100).optional(),
+	})
+	.check((ctx) => {
+		const { operator, value } = ctx.value;
+		const needsList = operator === 'in';
+		const needsText = operator === 'equals' || operator === 'contains' || operator === 'matches';
+		if (needsList && !Array.isArray(value)) {
+			ctx.issues.push({ code: 'custom', input: value, path: ['value'], message: 'must be a list of strings for operator "in"' });
+		} else if (needsText && typeof value !== 'string') {
+			ctx.issues.push({ code: 'custom', input: value, path: ['value'], message: `must be a string for operator "${operator}"` });
+		} else if (operator === 'matches' && typeof value === 'string' && !compiles(value)) {
+			ctx.issues.push({ code: 'custom', input: value, path: ['value'], message: 'must be a valid JavaScript regular expression' });
+		}
+	});
+
+const lifecycleStage = z.strictObject({
+	name: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, { error: 'must be a lowercase stage name such as mql' }),
+	/** Score at which a lead enters the stage; omit for stages set only by events (e.g. customer). */
+	minScore: z.number().optional(),
+});
+
+const conversionRule = z.strictObject({
+	name: z.string().min(1).max(100),
+	event: z.string().min(1).max(100).optional(),
+	urlPattern: pathPattern.optional(),
+	minEngagementScore: z.number().min(0).max(100).optional(),
+	value: z.number().min(0).default(0),
+	currency: z.string().regex(/^[A-Z]{3}$/, { error: 'must be an ISO 4217 currency code such as EUR' }).optional(),
+});
+
+const sequenceStep = z.strictObject({
+	delayMinutes: z.number().int().min(0).max(525_600),
+	subject: z.string().min(1).max(300),
+	html: z.string().min(1),
+	text: z.string().min(1).optional(),
+});
+
+const emailSequence = z.strictObject({
+	name: z.string().min(1).max(100),
+	trigger: z.union([z.strictObject({ stage: z.string().min(1) }), z.strictObject({ tag: z.string().min(1) }), z.strictObject({ event: z.string().min(1) })]),
+	quietHours: z
+		.strictObject({
+			start: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { error: 'must be a time HH:MM' }),
+			end: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { error: 'must be a time HH:MM' }),
+		})
+		.optional(),
+	/** Days a step may be sent on, 1 = Monday … 7 = Sunday (ISO). */
+	weekdays: z.array(z.number().int().min(1).max(7)).min(1).max(7).optional(),
+	steps: z.array(sequenceStep).min(1),
+});
+
+const crmSchema = z.strictObject({
+	leadScoringRules: z.array(z.union([eventScoringRule, fitScoringRule])).max(500).default([]),
+	/** Highest total score; per-group caps limit a group of rules. */
+	maxScore: z.number().positive().optional(),
+	groupCaps: z.record(z.string(), z.number().positive()).default({}),
+	lifecycleStages: z
+		.array(lifecycleStage)
+		.min(1)
+		.default([
+			{ name: 'subscriber', minScore: 0 },
+			{ name: 'lead', minScore: 10 },
+			{ name: 'mql', minScore: 40 },
+			{ name: 'sql', minScore: 80 },
+			{ name: 'customer' },
+		]),
+	conversionRules: z.array(conversionRule).max(200).default([]),
+	autoEnrichment: z.boolean().default(true),
+	emailSequences: z.array(emailSequence).max(100).default([]),
+	/** Most emails one lead may receive per rolling 24 hours across all sequences. */
+	maxEmailsPerDay: z.number().int().positive().default(2),
+});
+
+const webhookEndpoint = z.strictObject({
+	workflow: z.enum(WORKFLOW_NAMES),
+	/** Full webhook URL, or a path appended to integrations.n8nUrl. */
+	url: z.union([httpUrl, z.string().startsWith('/', { error: 'must be a full URL or a path starting with "/"' })]),
+});
+
+const integrationsSchema = z.strictObject({
+	n8nUrl: httpUrl.default('http://127.0.0.1:5678'),
+	webhookEndpoints: z.array(webhookEndpoint).default([]),
+	/** Name of the environment variable holding the HMAC secret for webhooks to n8n. */
+	webhookSecretEnv: z.string().regex(ENV_NAME, { error: 'must be an environment variable name such as CRM_WEBHOOK_SECRET' }).default('CRM_WEBHOOK_SECRET'),
+	emailProvider: z
+		.strictObject({
+			type: z.literal('smtp'),
+			fromEmail: z.email({ error: 'must be an email address' }),
+			fromName: z.string().max(100).optional(),
+		})
+		.optional(),
+});
+
+const privacySchema = z.strictObject({
+	gdprCompliant: z.boolean().default(true),
+	/** Track only after the visitor granted consent. */
+	cookieConsent: z.boolean().default(true),
+	/** Days raw events and sessions are kept before the retention job deletes them. */
+	dataRetention: positiveInt('days').max(3650).default(365),
+	anonymizeIPs: z.literal(true, { error: 'must be true: raw IP addresses are never stored' }).default(true),
+	allowOptOut: z.boolean().default(true),
+	respectGlobalPrivacyControl: z.boolean().default(true),
+	respectDoNotTrack: z.boolean().default(true),
+	encryptPii: z.boolean().default(false),
+});
+
+export const siteConfigSchema = z.strictObject({
+	site: z.strictObject({
+		/** Public key the tracker sends; lowercase letters, digits, "-" and "_". */
+		key: z.string().regex(SITE_KEY, { error: 'must be 3–64 lowercase letters, digits, "-" or "_", starting with a letter or digit' }),
+		name: z.string().min(1).max(200),
+		domain: z.string().regex(HOSTNAME, { error: 'must be a host name such as example.com (no scheme, no path)' }),
+		logo: z.string().max(2048).optional(),
+	}),
+	tracking: trackingSchema,
+	crm: crmSchema.default(() => crmSchema.parse({})),
+	integrations: integrationsSchema.default(() => integrationsSchema.parse({})),
+	privacy: privacySchema.default(() => privacySchema.parse({})),
+});
+
+export type SiteConfig = z.infer<typeof siteConfigSchema>;
+export type SiteConfigInput = z.input<typeof siteConfigSchema>;
+export type WorkflowName = (typeof WORKFLOW_NAMES)[number];
+export type EventScoringRule = z.infer<typeof eventScoringRule>;
+export type FitScoringRule = z.infer<typeof fitScoringRule>;
+export type LeadScoringRule = EventScoringRule | FitScoringRule;
+export type ConversionRule = z.infer<typeof conversionRule>;
+export type LifecycleStage = z.infer<typeof lifecycleStage>;
+export type EmailSequenceConfig = z.infer<typeof emailSequence>;

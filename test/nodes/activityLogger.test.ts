@@ -1,0 +1,141 @@
+import type { INode } from 'n8n-workflow';
+
+import type { PrismaClient } from '../../lib/db/generated/client';
+import { disconnectAll } from '../../nodes/shared/database';
+import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
+import { runWorkflow, type WorkflowJson } from '../harness/n8n';
+
+const LOGGER = 'n8n-nodes-tracking-crm.activityLogger';
+
+function workflow(parameters: INode['parameters'], options: { continueOnFail?: boolean } = {}): WorkflowJson {
+	return {
+		name: 'Activity Logger test',
+		nodes: [
+			{ id: 'start', name: 'Start', type: 'n8n-nodes-base.manualTrigger', typeVersion: 1, position: [0, 0], parameters: {} },
+			{
+				id: 'logger',
+				name: 'Activity Logger',
+				type: LOGGER,
+				typeVersion: 1,
+				position: [200, 0],
+				parameters,
+				credentials: { postgres: { id: '1', name: 'CRM database' } },
+				...(options.continueOnFail ? { onError: 'continueRegularOutput' as const } : {}),
+			},
+		],
+		connections: { Start: { main: [[{ node: 'Activity Logger', type: 'main', index: 0 }]] } },
+	};
+}
+
+const credentials = () => ({ postgres: postgresCredential() });
+
+describe('Activity Logger node in the n8n execution engine', () => {
+	let prisma: PrismaClient;
+	let site: { id: string; key: string };
+	let leadId: string;
+	let visitorId: string;
+
+	beforeAll(async () => {
+		prisma = testPrisma();
+		site = await createTestSite(prisma, 'activity');
+		const lead = await prisma.lead.create({ data: { siteId: site.id, email: 'ana@shop.example', emailHash: 'f'.repeat(64) } });
+		leadId = lead.id;
+		const visitor = await prisma.visitor.create({
+			data: { siteId: site.id, anonymousId: 'anon-activity-1', leadId, firstSeenAt: new Date('2026-11-01T09:00:00Z'), lastSeenAt: new Date('2026-11-01T09:05:00Z') },
+		});
+		visitorId = visitor.id;
+	});
+
+	afterAll(async () => {
+		await prisma.$disconnect();
+		await disconnectAll();
+	});
+
+	const logParameters = {
+		operation: 'log',
+		siteKey: '={{ $json.site }}',
+		subject: '={{ $json.subject }}',
+		lead: '={{ $json.lead }}',
+		visitor: '={{ $json.anonymousId }}',
+		activityType: '={{ $json.type }}',
+		description: '={{ $json.description }}',
+		data: '={{ JSON.stringify($json.data) }}',
+		occurredAt: '={{ $json.occurredAt }}',
+		dedupeKey: '',
+	};
+
+	it('writes activities for a lead and a visitor, and writes nothing more when the same items run again', async () => {
+		const input = [
+			{ site: site.key, subject: 'lead', lead: 'ANA@shop.example', type: 'form_submitted', description: 'Sent the contact form', data: { form: 'contact' }, occurredAt: '2026-11-01T09:04:00.000Z' },
+			{ site: site.key, subject: 'visitor', anonymousId: 'anon-activity-1', type: 'page_viewed', description: 'Visited /pricing', data: { path: '/pricing' }, occurredAt: '2026-11-01T09:01:00.000Z' },
+		];
+		const first = await runWorkflow(workflow(logParameters), { input, credentials: credentials(), throwOnError: true });
+		const written = first.outputOf('Activity Logger');
+		expect(written).toHaveLength(2);
+		expect(written.map((row) => row.duplicate)).toEqual([false, false]);
+		expect(written[0]).toMatchObject({ leadId, type: 'form_submitted' });
+		expect(written[1]).toMatchObject({ visitorId, type: 'page_viewed' });
+		expect(first.itemsOf('Activity Logger').map((item) => item.pairedItem)).toEqual([{ item: 0 }, { item: 1 }]);
+
+		const retry = await runWorkflow(workflow(logParameters), { input, credentials: credentials(), throwOnError: true });
+		expect(retry.outputOf('Activity Logger').map((row) => row.duplicate)).toEqual([true, true]);
+		expect(retry.outputOf('Activity Logger').map((row) => row.activityId)).toEqual(written.map((row) => row.activityId));
+		expect(await prisma.activity.count({ where: { siteId: site.id } })).toBe(2);
+	});
+
+	it('returns the lead timeline with the activities of its visitors, newest first', async () => {
+		const result = await runWorkflow(
+			workflow({ operation: 'getTimeline', siteKey: site.key, lead: leadId, limit: 10, types: '' }),
+			{ credentials: credentials(), throwOnError: true },
+		);
+		const timeline = result.outputOf('Activity Logger');
+		expect(timeline.map((entry) => entry.type)).toEqual(['form_submitted', 'page_viewed']);
+		expect(timeline[1]).toMatchObject({ description: 'Visited /pricing', data: { path: '/pricing' }, occurredAt: '2026-11-01T09:01:00.000Z' });
+
+		const filtered = await runWorkflow(
+			workflow({ operation: 'getTimeline', siteKey: site.key, lead: 'ana@shop.example', limit: 10, types: 'page_viewed' }),
+			{ credentials: credentials(), throwOnError: true },
+		);
+		expect(filtered.outputOf('Activity Logger').map((entry) => entry.type)).toEqual(['page_viewed']);
+	});
+
+	it('fails with the item and parameter named, and writes nothing for the bad item', async () => {
+		const before = await prisma.activity.count({ where: { siteId: site.id } });
+		const result = await runWorkflow(workflow(logParameters), {
+			input: [{ site: site.key, subject: 'lead', lead: leadId, type: 'Not A Type', description: 'x', data: {}, occurredAt: '2026-11-02T00:00:00Z' }],
+			credentials: credentials(),
+		});
+		expect(result.error?.message).toMatch(/Parameter "activityType": "Not A Type" is not an activity type/);
+		expect(result.error?.name).toBe('NodeOperationError');
+		expect(await prisma.activity.count({ where: { siteId: site.id } })).toBe(before);
+
+		const unknownSite = await runWorkflow(workflow(logParameters), {
+			input: [{ site: 'no-such-site', subject: 'lead', lead: leadId, type: 'x', description: 'x', data: {} }],
+			credentials: credentials(),
+		});
+		expect(unknownSite.error?.message).toMatch(/Parameter "siteKey": No site with key "no-such-site"/);
+	});
+
+	it('keeps going under "continue on fail" and reports the failing item', async () => {
+		const result = await runWorkflow(workflow(logParameters, { continueOnFail: true }), {
+			input: [
+				{ site: site.key, subject: 'lead', lead: 'nobody@shop.example', type: 'note', description: 'x', data: {} },
+				{ site: site.key, subject: 'lead', lead: leadId, type: 'note', description: 'Called back', data: {}, occurredAt: '2026-11-03T10:00:00Z' },
+			],
+			credentials: credentials(),
+			throwOnError: true,
+		});
+		const out = result.outputOf('Activity Logger');
+		expect(out[0]).toEqual({ error: 'Parameter "lead": No lead "nobody@shop.example" on this site; give the lead\'s id or email address' });
+		expect(out[1]).toMatchObject({ leadId, type: 'note', duplicate: false });
+	});
+
+	it('never reads another site\'s lead', async () => {
+		const other = await createTestSite(prisma, 'other');
+		const result = await runWorkflow(
+			workflow({ operation: 'getTimeline', siteKey: other.key, lead: leadId, limit: 10, types: '' }),
+			{ credentials: credentials() },
+		);
+		expect(result.error?.message).toMatch(/No lead ".*" on this site/);
+	});
+});

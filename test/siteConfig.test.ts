@@ -1,0 +1,98 @@
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { loadSiteConfig, loadSiteConfigs, parseSiteConfig, SiteConfigError } from '../lib/config/siteConfig';
+
+const examplePath = path.join(__dirname, '..', 'config', 'site.example.json');
+const example = () => JSON.parse(readFileSync(examplePath, 'utf8'));
+
+function rejection(input: unknown): SiteConfigError {
+	try {
+		parseSiteConfig(input, 'config/site.json');
+	} catch (error) {
+		if (error instanceof SiteConfigError) return error;
+		throw error;
+	}
+	throw new Error('the config was accepted');
+}
+
+describe('site config', () => {
+	it('accepts the shipped example and fills defaults', () => {
+		const config = loadSiteConfig(examplePath);
+		expect(config.site.key).toBe('nat-pets');
+		expect(config.tracking.sessionTimeout).toBe(1800);
+		expect(config.crm.leadScoringRules).toHaveLength(7);
+		expect(config.privacy.anonymizeIPs).toBe(true);
+
+		const minimal = parseSiteConfig({
+			site: { key: 'shop', name: 'Shop', domain: 'shop.example' },
+			tracking: { allowedOrigins: ['https://shop.example'] },
+		});
+		expect(minimal.tracking.engagementThresholds).toEqual({ medium: 30, high: 60 });
+		expect(minimal.crm.lifecycleStages.map((stage) => stage.name)).toEqual(['subscriber', 'lead', 'mql', 'sql', 'customer']);
+		expect(minimal.integrations.webhookSecretEnv).toBe('CRM_WEBHOOK_SECRET');
+	});
+
+	it('names the field, the value and what is expected for a wrong type', () => {
+		const input = example();
+		input.crm.leadScoringRules[3].score = 'ten';
+		const error = rejection(input);
+		expect(error.message).toContain('config/site.json');
+		expect(error.issues.some((issue) => issue.field.startsWith('crm.leadScoringRules[3]'))).toBe(true);
+		expect(error.message).toMatch(/crm\.leadScoringRules\[3\].*"ten"/);
+	});
+
+	it.each([
+		['tracking.sessionTimeout', (c: any) => (c.tracking.sessionTimeout = -5), /tracking\.sessionTimeout: must be a positive number of seconds; got -5 \(number\)/],
+		['tracking.allowedOrigins[0]', (c: any) => (c.tracking.allowedOrigins[0] = 'https://x.com/'), /tracking\.allowedOrigins\[0\]: must be an origin such as .*; got "https:\/\/x\.com\/"/],
+		['site.name', (c: any) => delete c.site.name, /site\.name: is required \(a string\)/],
+		['site.key', (c: any) => (c.site.key = 'Bad Key!'), /site\.key: must be 3–64 lowercase letters.*; got "Bad Key!"/],
+		['privacy.anonymizeIPs', (c: any) => (c.privacy.anonymizeIPs = false), /privacy\.anonymizeIPs: must be true: raw IP addresses are never stored; got false/],
+		['crm.emailSequences[0].quietHours.start', (c: any) => (c.crm.emailSequences[0].quietHours.start = '25:00'), /crm\.emailSequences\[0\]\.quietHours\.start: must be a time HH:MM; got "25:00"/],
+		['tracking.engagementThresholds', (c: any) => (c.tracking.engagementThresholds = { medium: 70, high: 60 }), /tracking\.engagementThresholds: medium must be lower than high/],
+	])('rejects a bad %s with a message naming it', (_field, mutate, expected) => {
+		const input = example();
+		mutate(input);
+		expect(rejection(input).message).toMatch(expected);
+	});
+
+	it('suggests the right spelling of an unknown field', () => {
+		const input = example();
+		input.trackng = input.tracking;
+		const error = rejection(input);
+		expect(error.message).toMatch(/trackng: is not a known field; did you mean "tracking"\?/);
+	});
+
+	it('reports unreadable and malformed files by path', () => {
+		const dir = mkdtempSync(path.join(os.tmpdir(), 'site-config-'));
+		const broken = path.join(dir, 'broken.json');
+		writeFileSync(broken, '{ "site": ');
+		expect(() => loadSiteConfig(broken)).toThrow(/broken\.json:\n {2}- \(file\): is not valid JSON/);
+		expect(() => loadSiteConfig(path.join(dir, 'missing.json'))).toThrow(/missing\.json:\n {2}- \(file\): cannot be read \(ENOENT\)/);
+	});
+
+	it('loads a folder of sites and refuses two sites with one key', () => {
+		const dir = mkdtempSync(path.join(os.tmpdir(), 'sites-'));
+		mkdirSync(path.join(dir, 'sites'));
+		const second = example();
+		second.site.name = 'Second';
+		writeFileSync(path.join(dir, 'sites', 'a.json'), JSON.stringify(example()));
+		writeFileSync(path.join(dir, 'sites', 'b.json'), JSON.stringify(second));
+		expect(() => loadSiteConfigs(path.join(dir, 'sites'))).toThrow(/b\.json:\n {2}- site\.key: must be unique across sites; .*a\.json uses it too/);
+		second.site.key = 'second-site';
+		writeFileSync(path.join(dir, 'sites', 'b.json'), JSON.stringify(second));
+		expect(loadSiteConfigs(path.join(dir, 'sites')).map((c) => c.site.key)).toEqual(['nat-pets', 'second-site']);
+	});
+});
+
+describe('site config scoring rules', () => {
+	it('rejects a fit rule whose pattern does not compile or whose value does not fit the operator', () => {
+		const input = example();
+		input.crm.leadScoringRules[5].value = '(?i)owner';
+		expect(rejection(input).message).toMatch(/crm\.leadScoringRules\[5\]\.value: must be a valid JavaScript regular expression; got "\(\?i\)owner"/);
+		const listRule = example();
+		listRule.crm.leadScoringRules[6].value = 'ES';
+		expect(rejection(listRule).message).toMatch(/crm\.leadScoringRules\[6\]\.value: must be a list of strings for operator "in"; got "ES"/);
+	});
+});
