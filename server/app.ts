@@ -1,48 +1,107 @@
 import express, { type ErrorRequestHandler, type Express } from 'express';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import { randomUUID } from 'node:crypto';
 
-import type { SiteConfig } from '../lib/contracts';
 import type { Database } from '../lib/db';
 import type { Logger } from './logger';
+import { outboxLag, type OutboxDispatcher } from './outbox/dispatcher';
+import { ingestRouter } from './routes/ingest';
+import { sendProblem } from './routes/problems';
+import { trustProxyValue, type ReceiverSettings } from './settings';
+import type { SiteRegistry } from './siteRegistry';
 
 export interface AppContext {
 	db: Database;
-	sites: SiteConfig[];
+	sites: SiteRegistry;
+	settings: ReceiverSettings;
 	logger: Logger;
+	dispatcher?: OutboxDispatcher;
 	version: string;
 }
 
+/** Outbox rows older than this mean n8n is not keeping up (or not reachable): the receiver is degraded. */
+const MAX_HEALTHY_LAG_SECONDS = 300;
+
+async function n8nReachable(urls: string[]): Promise<{ url: string; ok: boolean; error?: string }[]> {
+	return Promise.all(
+		urls.map(async (url) => {
+			try {
+				await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(2000) });
+				return { url, ok: true };
+			} catch (error) {
+				return { url, ok: false, error: (error as Error).message };
+			}
+		}),
+	);
+}
+
 export function createApp(context: AppContext): Express {
+	const { db, sites, settings, logger } = context;
 	const app = express();
 	app.disable('x-powered-by');
+	app.set('trust proxy', trustProxyValue(settings.TRUST_PROXY));
+	app.use(
+		pinoHttp({
+			logger,
+			genReqId: (req, res) => {
+				const id = (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].slice(0, 100)) || randomUUID();
+				res.setHeader('x-request-id', id);
+				return id;
+			},
+			serializers: { req: (req) => ({ id: req.id, method: req.method, url: req.url }) },
+			customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'silent'),
+		}),
+	);
+	app.use(helmet({ crossOriginResourcePolicy: { policy: 'cross-origin' } }));
+
+	app.use(ingestRouter({ prisma: db.prisma, sites, settings, logger }));
 
 	app.get('/health', async (_req, res) => {
 		const started = Date.now();
+		let database: { ok: boolean; kind: string; latencyMs?: number } = { ok: false, kind: db.kind };
+		let outbox = null;
 		try {
-			await context.db.prisma.$queryRaw`SELECT 1`;
-			res.json({
-				status: 'ok',
-				version: context.version,
-				database: { ok: true, kind: context.db.kind, latencyMs: Date.now() - started },
-				sites: context.sites.map((site) => site.site.key),
-			});
+			await db.prisma.$queryRawUnsafe('SELECT 1');
+			database = { ok: true, kind: db.kind, latencyMs: Date.now() - started };
+			outbox = await outboxLag(db.prisma);
 		} catch (error) {
-			context.logger.error({ err: error }, 'health check: database unreachable');
-			res.status(503).json({ status: 'degraded', version: context.version, database: { ok: false, kind: context.db.kind } });
+			logger.error({ err: error }, 'health check: database unreachable');
 		}
+		const n8nUrls = [...new Set(sites.all().map((site) => site.config.integrations.n8nUrl).filter((_url, index) => sites.all()[index].endpoints.size > 0))];
+		const n8n = await n8nReachable(n8nUrls);
+		const lagging = outbox !== null && (outbox.oldestPendingAgeSeconds ?? 0) > MAX_HEALTHY_LAG_SECONDS;
+		const healthy = database.ok && !lagging && n8n.every((target) => target.ok);
+		res.status(healthy ? 200 : 503).json({
+			status: healthy ? 'ok' : 'degraded',
+			version: context.version,
+			database,
+			outbox: outbox && { ...outbox, maxHealthyLagSeconds: MAX_HEALTHY_LAG_SECONDS },
+			n8n,
+			dispatcher: context.dispatcher?.metrics ?? null,
+			sites: sites.all().map((site) => ({ key: site.key, forwarding: [...site.endpoints.keys()], signed: Boolean(site.webhookSecret) })),
+		});
 	});
 
 	app.use((req, res) => {
-		res.status(404).json({ error: 'not_found', message: `No route for ${req.method} ${req.path}` });
+		sendProblem(res, 404, 'not_found', `No route for ${req.method} ${req.path.slice(0, 200)}`);
 	});
 
 	const onError: ErrorRequestHandler = (error, _req, res, _next) => {
 		const status = typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
-		if (status === 500) context.logger.error({ err: error }, 'unhandled error');
-		res.status(status).json(
-			status === 500
-				? { error: 'internal', message: 'The request could not be processed; it was not stored.' }
-				: { error: error.type ?? 'bad_request', message: error.message },
-		);
+		if (status === 500) {
+			logger.error({ err: error }, 'unhandled error');
+			sendProblem(res, 500, 'internal', 'The request could not be processed; nothing was stored');
+			return;
+		}
+		const messages: Record<string, string> = {
+			'entity.too.large': 'The body is larger than 64 KB; send at most 50 events per batch',
+			'charset.unsupported': 'The body must be UTF-8',
+			'encoding.unsupported': 'The Content-Encoding is not supported; send the body uncompressed',
+			'request.aborted': 'The request was aborted before its body arrived',
+			'entity.verify.failed': 'The body could not be verified',
+		};
+		sendProblem(res, status, String(error.type ?? 'bad_request'), messages[error.type] ?? String(error.message ?? 'Bad request'));
 	};
 	app.use(onError);
 	return app;

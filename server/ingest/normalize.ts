@@ -1,0 +1,106 @@
+import { isIPv4, isIPv6 } from 'node:net';
+
+import { isbot } from 'isbot';
+
+import type { SiteConfig, TrackBatch, TrackEvent } from '../../lib/contracts';
+
+/**
+ * Zeroes the host part of an address before anything is stored: the last octet of IPv4, the
+ * last 80 bits of IPv6 (what Google Analytics and Matomo do), so no visitor can be singled out.
+ */
+export function anonymizeIp(address: string | undefined): string | null {
+	if (!address) return null;
+	const mapped = address.startsWith('::ffff:') ? address.slice(7) : address;
+	if (isIPv4(mapped)) return mapped.replace(/\.\d+$/, '.0');
+	if (!isIPv6(address)) return null;
+	const [head, tail = ''] = address.split('::');
+	const headGroups = head ? head.split(':') : [];
+	const tailGroups = tail ? tail.split(':') : [];
+	const groups = address.includes('::') ? [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups] : headGroups;
+	return `${groups
+		.slice(0, 3)
+		.map((group) => group.toLowerCase().replace(/^0+(?=.)/, ''))
+		.join(':')}::`;
+}
+
+/**
+ * Event times come from the client's clock. When the batch says when it was sent, the offset
+ * between that and our receive time is the client's clock skew (plus transit), and is removed.
+ * Events never end up in the future.
+ */
+export function correctedEventTime(eventTs: number, sentAt: number | undefined, receivedAt: number): number {
+	const corrected = sentAt === undefined ? eventTs : receivedAt - (sentAt - eventTs);
+	return Math.min(corrected, receivedAt);
+}
+
+export type DropReason = 'global-privacy-control' | 'do-not-track' | 'consent-denied' | 'consent-missing' | 'prefetch';
+
+type Headers = Record<string, string | string[] | undefined>;
+
+function header(headers: Headers, name: string): string | undefined {
+	const value = headers[name];
+	return Array.isArray(value) ? value[0] : value;
+}
+
+/** Why a batch must not be stored at all, or null when it may be. */
+export function dropReason(headers: Headers, batch: Pick<TrackBatch, 'consent'>, privacy: SiteConfig['privacy']): DropReason | null {
+	const purpose = `${header(headers, 'sec-purpose') ?? ''} ${header(headers, 'purpose') ?? ''} ${header(headers, 'x-moz') ?? ''}`;
+	if (/prefetch|prerender/i.test(purpose)) return 'prefetch';
+	if (privacy.respectGlobalPrivacyControl && header(headers, 'sec-gpc') === '1') return 'global-privacy-control';
+	if (privacy.respectDoNotTrack && header(headers, 'dnt') === '1') return 'do-not-track';
+	if (batch.consent === 'denied') return 'consent-denied';
+	if (privacy.cookieConsent && batch.consent !== 'granted') return 'consent-missing';
+	return null;
+}
+
+const HEADLESS = /headless|phantomjs|slimerjs|puppeteer|playwright|selenium|webdriver/i;
+
+/** isbot's crawler list, plus automation the tracker itself noticed (navigator.webdriver, headless browsers). */
+export function isAutomated(userAgent: string | undefined, events: TrackEvent[]): boolean {
+	if (!userAgent) return true;
+	if (isbot(userAgent) || HEADLESS.test(userAgent)) return true;
+	return events.some((event) => event.context?.automation === true);
+}
+
+export interface EventRow {
+	event_id: string;
+	anonymous_id: string;
+	session_key: string;
+	type: string;
+	name: string | null;
+	url: string;
+	path: string;
+	title: string | null;
+	referrer: string | null;
+	relevance: number | null;
+	properties: TrackEvent['props'] | null;
+	context: TrackEvent['context'] | null;
+	occurred_at: string;
+}
+
+/** The batch as rows of visitor_events, deduplicated by event id within the batch. */
+export function toEventRows(batch: TrackBatch, receivedAt: number): EventRow[] {
+	const seen = new Set<string>();
+	const rows: EventRow[] = [];
+	for (const event of batch.events) {
+		const id = event.id.toLowerCase();
+		if (seen.has(id)) continue;
+		seen.add(id);
+		rows.push({
+			event_id: id,
+			anonymous_id: event.anonymousId,
+			session_key: event.sessionId,
+			type: event.type,
+			name: event.name ?? null,
+			url: event.url,
+			path: new URL(event.url).pathname,
+			title: event.title ?? null,
+			referrer: event.referrer || null,
+			relevance: event.relevance ?? null,
+			properties: event.props ?? null,
+			context: event.context ?? null,
+			occurred_at: new Date(correctedEventTime(event.ts, batch.sentAt, receivedAt)).toISOString(),
+		});
+	}
+	return rows;
+}

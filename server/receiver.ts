@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+
+import type { SiteConfig } from '../lib/contracts';
+import { openDatabase, type Database, type DatabaseOptions } from '../lib/db';
+import { createApp } from './app';
+import { createLogger, type Logger } from './logger';
+import { OutboxDispatcher } from './outbox/dispatcher';
+import { readSettings, type ReceiverSettings } from './settings';
+import { SiteRegistry } from './siteRegistry';
+import { syncSites } from './sites';
+
+export interface ReceiverOptions {
+	sites: SiteConfig[];
+	database?: DatabaseOptions;
+	settings?: Partial<ReceiverSettings>;
+	env?: NodeJS.ProcessEnv;
+	logger?: Logger;
+}
+
+export interface Receiver {
+	url: string;
+	server: Server;
+	db: Database;
+	sites: SiteRegistry;
+	dispatcher: OutboxDispatcher;
+	logger: Logger;
+	/** Graceful stop: refuse new connections, finish requests in flight, finish the delivery in flight. */
+	close(): Promise<void>;
+}
+
+const packageRoot = path.resolve(__dirname, '..', '..');
+
+function packageVersion(): string {
+	for (const candidate of [path.join(packageRoot, 'package.json'), path.join(__dirname, '..', 'package.json')]) {
+		try {
+			return (JSON.parse(readFileSync(candidate, 'utf8')) as { version: string }).version;
+		} catch {
+			continue;
+		}
+	}
+	return 'unknown';
+}
+
+export async function startReceiver(options: ReceiverOptions): Promise<Receiver> {
+	const env = options.env ?? process.env;
+	const settings = { ...readSettings(env), ...options.settings };
+	const logger = options.logger ?? createLogger();
+	const db = await openDatabase(options.database);
+	logger.info({ kind: db.kind, location: db.location, applied: db.appliedMigrations }, 'database ready');
+	const sites = new SiteRegistry(options.sites, await syncSites(db.prisma, options.sites), env);
+	for (const site of sites.all()) {
+		if (site.endpoints.size > 0 && !site.webhookSecret) {
+			logger.warn({ site: site.key, variable: site.config.integrations.webhookSecretEnv }, 'webhooks configured but no secret set: events are stored and wait in the outbox until it is');
+		}
+	}
+
+	const dispatcher = new OutboxDispatcher(db.prisma, sites, settings, logger);
+	const app = createApp({ db, sites, settings, logger, dispatcher, version: packageVersion() });
+	const server = await new Promise<Server>((resolve, reject) => {
+		const listening = app.listen(settings.PORT, settings.HOST, () => resolve(listening));
+		listening.once('error', reject);
+	});
+	if (settings.DISPATCHER === 'on') dispatcher.start();
+	const { port } = server.address() as AddressInfo;
+	const url = `http://${settings.HOST.includes(':') ? `[${settings.HOST}]` : settings.HOST}:${port}`;
+	logger.info({ url, sites: sites.all().map((site) => site.key) }, 'receiver listening');
+
+	let closing: Promise<void> | undefined;
+	const close = () =>
+		(closing ??= (async () => {
+			const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+			server.closeIdleConnections();
+			await drained;
+			await dispatcher.stop();
+			await db.close();
+		})());
+	return { url, server, db, sites, dispatcher, logger, close };
+}

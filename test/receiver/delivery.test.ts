@@ -1,0 +1,77 @@
+import type { Receiver } from '../../server/receiver';
+import { testPrisma } from '../helpers/db';
+import { batch, pageview, post } from '../helpers/events';
+import { FakeN8n } from '../helpers/fakeN8n';
+import { startTestReceiver, TEST_SECRET } from '../helpers/receiver';
+import { testSiteConfig } from '../helpers/sites';
+
+async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!(await condition())) {
+		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+		await new Promise((resolve) => setTimeout(resolve, 50));
+	}
+}
+
+describe('outbox delivery to n8n', () => {
+	const prisma = testPrisma();
+	const n8n = new FakeN8n(TEST_SECRET);
+	let receiver: Receiver;
+
+	afterAll(async () => {
+		await receiver?.close();
+		await n8n.stop();
+		await prisma.$disconnect();
+	});
+
+	it('delivers every accepted event exactly once, in order per visitor, through refusal, 500s and slowness', async () => {
+		await n8n.start();
+		const port = n8n.port;
+		await n8n.stop();
+		const site = testSiteConfig({ n8nUrl: `http://127.0.0.1:${port}` });
+		const key = site.site.key;
+		receiver = await startTestReceiver([site], { DISPATCH_TIMEOUT_MS: 3000, DISPATCH_MAX_ATTEMPTS: 100 });
+		const siteId = receiver.sites.byPublicKey(key)!.id;
+
+		const accepted: Record<string, string[]> = {};
+		const send = async (round: number) => {
+			for (let visitor = 0; visitor < 6; visitor++) {
+				const anonymousId = `anon-${visitor}`;
+				const events = [pageview(key, anonymousId, `/r${round}/a`), pageview(key, anonymousId, `/r${round}/b`)];
+				const response = await post(`${receiver.url}/api/track`, batch(key, events));
+				expect(response.status).toBe(202);
+				(accepted[anonymousId] ??= []).push(...events.map((event) => event.id));
+			}
+		};
+
+		await send(1);
+		await waitFor(async () => (await prisma.outboxMessage.count({ where: { siteId, attempts: { gt: 0 } } })) > 0, 10_000, 'attempts against a refusing endpoint');
+		expect(receiver.dispatcher.metrics.lastError).toMatch(/fetch failed|ECONNREFUSED/);
+
+		await n8n.start(port);
+		n8n.mode = 'error500';
+		await send(2);
+		await waitFor(() => n8n.attempts >= 3, 15_000, 'attempts answered with HTTP 500');
+		expect(n8n.deliveries).toHaveLength(0);
+
+		n8n.mode = 'slow';
+		await send(3);
+		await waitFor(() => n8n.deliveries.length > 0, 20_000, 'a slow delivery');
+
+		n8n.mode = 'ok';
+		await send(4);
+		const total = Object.values(accepted).flat().length;
+		await waitFor(() => n8n.eventIds().length >= total, 30_000, 'every event delivered');
+		await waitFor(async () => (await prisma.outboxMessage.count({ where: { siteId, status: { not: 'delivered' } } })) === 0, 10_000, 'the outbox drained');
+
+		const delivered = n8n.eventIds();
+		expect(delivered).toHaveLength(total);
+		expect(new Set(delivered).size).toBe(total);
+		for (const [anonymousId, ids] of Object.entries(accepted)) {
+			const arrived = n8n.deliveries.flatMap((delivery) => delivery.body.events.filter((event) => event.anonymousId === anonymousId).map((event) => event.id));
+			expect(arrived).toEqual(ids);
+		}
+		expect(n8n.rejected).toEqual([]);
+		expect(await prisma.outboxMessage.count({ where: { siteId, status: 'dead' } })).toBe(0);
+	}, 120_000);
+});

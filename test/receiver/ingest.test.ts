@@ -1,0 +1,154 @@
+import type { Receiver } from '../../server/receiver';
+import { testPrisma } from '../helpers/db';
+import { batch, BROWSER_UA, pageview, post } from '../helpers/events';
+import { startTestReceiver } from '../helpers/receiver';
+import { testSiteConfig } from '../helpers/sites';
+
+describe('receiver ingest', () => {
+	const prisma = testPrisma();
+	const site = testSiteConfig();
+	const consentSite = testSiteConfig({ consent: true });
+	const quietSite = testSiteConfig({ endpoints: false });
+	let receiver: Receiver;
+	let siteId: string;
+
+	beforeAll(async () => {
+		receiver = await startTestReceiver([site, consentSite, quietSite], { DISPATCHER: 'off' });
+		siteId = receiver.sites.byPublicKey(site.site.key)!.id;
+	});
+	afterAll(async () => {
+		await receiver.close();
+		await prisma.$disconnect();
+	});
+
+	const counts = async (id: string) => ({
+		events: await prisma.visitorEvent.count({ where: { siteId: id } }),
+		outbox: await prisma.outboxMessage.count({ where: { siteId: id } }),
+	});
+
+	it('stores a batch with its outbox rows and answers 202 only after the commit', async () => {
+		const key = site.site.key;
+		const events = [pageview(key, 'anon-a', '/'), pageview(key, 'anon-a', '/pricing'), pageview(key, 'anon-b', '/blog')];
+		const response = await post(`${receiver.url}/api/track`, batch(key, events), { origin: `https://${key}.example`, 'x-forwarded-for': '203.0.113.77' });
+		expect(response).toEqual({ status: 202, json: { stored: 3, duplicates: 0 } });
+		const stored = await prisma.visitorEvent.findMany({ where: { siteId }, orderBy: { occurredAt: 'asc' } });
+		expect(stored.map((row) => row.path)).toEqual(['/', '/pricing', '/blog']);
+		expect(stored.every((row) => row.ipAnonymized === '127.0.0.0' && row.userAgent === BROWSER_UA && !row.isBot)).toBe(true);
+		const outbox = await prisma.outboxMessage.findMany({ where: { siteId }, orderBy: { partitionKey: 'asc' } });
+		expect(outbox.map((row) => [row.destination, row.partitionKey, (row.payload as { eventIds: string[] }).eventIds.length])).toEqual([
+			['visitor-processor', 'anon-a', 2],
+			['visitor-processor', 'anon-b', 1],
+		]);
+	});
+
+	it('replaying every batch three times leaves row counts unchanged', async () => {
+		const key = site.site.key;
+		const batches = Array.from({ length: 20 }, (_, i) => batch(key, [pageview(key, `anon-r${i % 5}`, `/p${i}`), pageview(key, `anon-r${i % 5}`, `/q${i}`)]));
+		for (const body of batches) expect((await post(`${receiver.url}/api/track`, body)).json).toEqual({ stored: 2, duplicates: 0 });
+		const before = await counts(siteId);
+		for (let round = 0; round < 3; round++) {
+			for (const body of batches) expect(await post(`${receiver.url}/api/track`, body)).toEqual({ status: 202, json: { stored: 0, duplicates: 2 } });
+		}
+		expect(await counts(siteId)).toEqual(before);
+	});
+
+	it('stores nothing under Global Privacy Control, Do Not Track, denied or missing consent, or prefetch', async () => {
+		const key = consentSite.site.key;
+		const id = receiver.sites.byPublicKey(key)!.id;
+		const cases: Array<[Record<string, string>, 'granted' | 'denied' | undefined, string]> = [
+			[{ 'sec-gpc': '1' }, 'granted', 'global-privacy-control'],
+			[{ dnt: '1' }, 'granted', 'do-not-track'],
+			[{}, 'denied', 'consent-denied'],
+			[{}, undefined, 'consent-missing'],
+			[{ 'sec-purpose': 'prefetch' }, 'granted', 'prefetch'],
+		];
+		for (const [headers, consent, reason] of cases) {
+			const response = await post(`${receiver.url}/api/track`, batch(key, [pageview(key, 'anon-c')], consent ? { consent } : {}), headers);
+			expect(response).toEqual({ status: 202, json: { stored: 0, duplicates: 0, ignored: 1, reason } });
+		}
+		expect(await counts(id)).toEqual({ events: 0, outbox: 0 });
+		expect((await post(`${receiver.url}/api/track`, batch(key, [pageview(key, 'anon-c')], { consent: 'granted' }))).json).toEqual({ stored: 1, duplicates: 0 });
+	});
+
+	it('flags bots and headless browsers and forwards nothing of theirs', async () => {
+		const key = quietSite.site.key;
+		const id = receiver.sites.byPublicKey(key)!.id;
+		const bots = ['Googlebot/2.1 (+http://www.google.com/bot.html)', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36'];
+		for (const ua of bots) {
+			expect((await post(`${receiver.url}/api/track`, batch(key, [pageview(key, 'anon-bot')]), { 'user-agent': ua })).json).toEqual({ stored: 1, duplicates: 0, bot: true });
+		}
+		const automated = pageview(key, 'anon-bot2', '/', { context: { automation: true } });
+		expect((await post(`${receiver.url}/api/track`, batch(key, [automated]))).json).toMatchObject({ bot: true });
+		expect(await prisma.visitorEvent.count({ where: { siteId: id, isBot: true } })).toBe(3);
+		expect(await prisma.outboxMessage.count({ where: { siteId: id } })).toBe(0);
+		expect((await post(`${receiver.url}/api/lead`, { site: key, email: 'bot@x.example' }, { 'user-agent': bots[0] })).json).toEqual({ stored: false, reason: 'automated-client' });
+	});
+
+	it('refuses origins outside the site allowlist and unknown site keys', async () => {
+		const key = site.site.key;
+		const before = await counts(siteId);
+		const foreign = await post(`${receiver.url}/api/track`, batch(key, [pageview(key, 'anon-x')]), { origin: 'https://evil.example' });
+		expect(foreign.status).toBe(403);
+		expect(foreign.json.message).toMatch(/Origin https:\/\/evil\.example may not send events for this site; add it to tracking\.allowedOrigins/);
+		const unknown = await post(`${receiver.url}/api/track`, batch('no-such-site', [pageview(key, 'anon-x')]));
+		expect(unknown.status).toBe(400);
+		expect(unknown.json.issues).toEqual([{ field: 'site', message: 'is not a known site key' }]);
+		expect(await counts(siteId)).toEqual(before);
+	});
+
+	it('answers a CORS preflight only for known origins', async () => {
+		const key = site.site.key;
+		const allowed = await fetch(`${receiver.url}/api/track`, { method: 'OPTIONS', headers: { origin: `https://${key}.example` } });
+		expect(allowed.status).toBe(204);
+		expect(allowed.headers.get('access-control-allow-origin')).toBe(`https://${key}.example`);
+		const denied = await fetch(`${receiver.url}/api/track`, { method: 'OPTIONS', headers: { origin: 'https://evil.example' } });
+		expect(denied.headers.get('access-control-allow-origin')).toBeNull();
+	});
+
+	it('accepts a lead once per submission id and forwards it to the lead processor', async () => {
+		const key = site.site.key;
+		const submission = { site: key, email: 'Jane@Example.com', eventId: '019a8b6e-0000-7000-8000-000000000001', anonymousId: 'anon-a', firstName: 'Jane', consent: true };
+		expect(await post(`${receiver.url}/api/lead`, submission)).toEqual({ status: 202, json: { stored: true, duplicate: false } });
+		expect(await post(`${receiver.url}/api/lead`, submission)).toEqual({ status: 202, json: { stored: false, duplicate: true } });
+		const rows = await prisma.outboxMessage.findMany({ where: { siteId, destination: 'lead-processor' } });
+		expect(rows).toHaveLength(1);
+		expect(rows[0].payload).toMatchObject({ kind: 'lead', lead: { email: 'Jane@Example.com', firstName: 'Jane' }, eventId: submission.eventId });
+		const identify = await prisma.visitorEvent.findFirst({ where: { siteId, eventId: submission.eventId } });
+		expect(identify).toMatchObject({ type: 'identify', anonymousId: 'anon-a' });
+		expect(JSON.stringify(identify)).not.toMatch(/jane@example\.com/i);
+	});
+
+	it.each([
+		['an empty body', '', 400, 'empty_body'],
+		['broken JSON', '{"site":', 400, 'invalid_json'],
+		['a batch without events', '{"site":"x","events":[]}', 400, 'invalid_payload'],
+		['a body over 64 KB', JSON.stringify({ site: 'x', events: [], pad: 'x'.repeat(70_000) }), 413, 'entity.too.large'],
+	])('answers %s with a 4xx that says what is wrong', async (_what, body, status, code) => {
+		const response = await post(`${receiver.url}/api/track`, body);
+		expect(response.status).toBe(status);
+		expect(response.json.error).toBe(code);
+		expect(typeof response.json.message).toBe('string');
+	});
+
+	it('names the fields of an invalid event', async () => {
+		const key = site.site.key;
+		const event = { ...pageview(key, 'anon-v'), id: 'not-a-uuid', url: 'javascript:alert(1)' };
+		const response = await post(`${receiver.url}/api/track`, { site: key, events: [event] });
+		expect(response.status).toBe(400);
+		expect(response.json.issues).toEqual(
+			expect.arrayContaining([
+				{ field: 'events[0].id', message: 'must be a UUIDv7 (version nibble 7, RFC 9562 variant)' },
+				{ field: 'events[0].url', message: 'must be an absolute http(s) URL' },
+			]),
+		);
+	});
+
+	it('reports health with the database and the outbox', async () => {
+		const response = await fetch(`${receiver.url}/health`);
+		const body = await response.json();
+		expect(body.database).toMatchObject({ ok: true, kind: 'postgres' });
+		expect(body.outbox.pending).toBeGreaterThan(0);
+		expect(body.n8n.every((target: { ok: boolean }) => target.ok === false)).toBe(true);
+		expect(response.status).toBe(503);
+	});
+});
