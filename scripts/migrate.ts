@@ -101,13 +101,14 @@ main(process.argv.slice(2)).then(
 	(code) => {
 		process.exitCode = code;
 	},
+	// Exit outright: a failed step can leave its database handle open (an embedded PGlite keeps
+	// re-arming timers), and the command is over either way.
 	(error: unknown) => {
 		if (error instanceof UsageError) {
 			console.error(`${error.message}\n\n${USAGE}`);
-			process.exitCode = 2;
-			return;
+			process.exit(2);
 		}
 		console.error(`migrate: ${engineMessage(error)}`);
-		process.exitCode = 1;
+		process.exit(1);
 	},
 );

@@ -72,8 +72,11 @@ describe('migrator', () => {
 			expect(await deployMigrations(new PrismaPGlite(db))).toEqual([]);
 			expectAllApplied((await db.query<MigrationRow>(MIGRATION_ROWS)).rows);
 		} finally {
-			await db.close();
-			rmSync(dataDir, { recursive: true, force: true });
+			try {
+				await db.close();
+			} finally {
+				rmSync(dataDir, { recursive: true, force: true });
+			}
 		}
 	}, SLOW);
 
@@ -95,8 +98,11 @@ describe('migrator', () => {
 				['20260102000000_create_again', false],
 			]);
 		} finally {
-			await db.close();
-			rmSync(migrationsDir, { recursive: true, force: true });
+			try {
+				await db.close();
+			} finally {
+				rmSync(migrationsDir, { recursive: true, force: true });
+			}
 		}
 	}, SLOW);
 

@@ -67,7 +67,14 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
 	const pglite = new PGlite(dataDir);
 	await pglite.waitReady;
 	const factory: SqlMigrationAwareDriverAdapterFactory = new PrismaPGlite(pglite);
-	const appliedMigrations = migrate ? await deployMigrations(factory) : [];
+	let appliedMigrations: string[] = [];
+	try {
+		if (migrate) appliedMigrations = await deployMigrations(factory);
+	} catch (error) {
+		// PGlite re-arms timers while open: a failed start must close it or the process never exits.
+		await pglite.close();
+		throw error;
+	}
 	const prisma = new PrismaClient({ adapter: factory });
 	return {
 		prisma,
