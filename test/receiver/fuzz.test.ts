@@ -18,7 +18,7 @@ interface FuzzRequest {
 	method: string;
 	path: string;
 	headers: Record<string, string>;
-	body?: string | Buffer;
+	body?: string | Uint8Array<ArrayBuffer>;
 	label: string;
 }
 
@@ -76,7 +76,7 @@ function deepJson(depth: number, open: string, close: string): string {
 /** Each generator returns a request that must be refused: none of them is a valid submission. */
 function generators(siteKey: string, otherKey: string, pick: <T>(items: readonly T[]) => T, random: () => number): Array<() => FuzzRequest> {
 	const valid = () => ({ site: siteKey, events: [pageview(siteKey, 'anon-fuzz')] });
-	const track = (body: string | Buffer, label: string, headers: Record<string, string> = {}): FuzzRequest => ({
+	const track = (body: string | Uint8Array<ArrayBuffer>, label: string, headers: Record<string, string> = {}): FuzzRequest => ({
 		method: 'POST',
 		path: pick(['/api/track', '/api/lead']),
 		headers: { 'content-type': pick(['text/plain', 'application/json', 'text/plain;charset=UTF-8']), 'user-agent': BROWSER_UA, ...headers },
@@ -102,8 +102,8 @@ function generators(siteKey: string, otherKey: string, pick: <T>(items: readonly
 		() => track(JSON.stringify({ ...valid(), __proto__: { polluted: true }, constructor: { prototype: { polluted: true } } }), 'prototype pollution'),
 		() => track(deepJson(1000 + Math.floor(random() * 5000), pick(['[', '{"a":']), pick([']', '}'])), 'deep JSON'),
 		() => track(deepJson(200, '[', ']'), 'deep array'),
-		() => track(Buffer.from([0x7b, 0x22, 0x73, 0x69, 0x74, 0x65, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0xc3, 0x28, 0x22, 0x7d]), 'bad UTF-8'),
-		() => track(Buffer.from(Array.from({ length: 200 }, () => Math.floor(random() * 256))), 'random bytes'),
+		() => track(new Uint8Array([0x7b, 0x22, 0x73, 0x69, 0x74, 0x65, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0xc3, 0x28, 0x22, 0x7d]), 'bad UTF-8'),
+		() => track(Uint8Array.from({ length: 200 }, () => Math.floor(random() * 256)), 'random bytes'),
 		() => track(JSON.stringify({ site: siteKey, events: [{ ...pageview(siteKey, 'a'), title: 'x'.repeat(60_000 + Math.floor(random() * 20_000)) }] }), 'huge string'),
 		() => track(pick(['', ' ', 'null', 'true', '0', '"string"', '[]', '{}', '[{}]', 'undefined', 'NaN', '{"site":null}']), 'degenerate JSON'),
 		() => track(JSON.stringify({ site: pick([otherKey, 'no-such-site', siteKey.toUpperCase(), `${siteKey} `, pick(HOSTILE_STRINGS)]), events: [pageview(siteKey, 'anon-fuzz')] }), 'wrong or hostile site key', { origin: `https://${siteKey}.example` }),
