@@ -1,0 +1,105 @@
+import type {
+	IDataObject,
+	INodeExecutionData,
+	INodeType,
+	INodeTypeDescription,
+	IWebhookFunctions,
+	IWebhookResponseData,
+} from 'n8n-workflow';
+
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../lib/signing';
+import { deliveryItems, type Delivery } from './delivery';
+
+export class CrmTrackerTrigger implements INodeType {
+	description: INodeTypeDescription = {
+		displayName: 'CRM Tracker Trigger',
+		name: 'crmTrackerTrigger',
+		icon: 'file:crmTrackerTrigger.svg',
+		group: ['trigger'],
+		version: 1,
+		subtitle: '={{$parameter["path"]}}',
+		description: 'Starts the workflow when the tracking receiver delivers events or leads; rejects anything not signed by the receiver',
+		defaults: { name: 'CRM Tracker Trigger' },
+		inputs: [],
+		outputs: ['main'],
+		credentials: [{ name: 'trackingCrmApi', required: true }],
+		webhooks: [
+			{
+				name: 'default',
+				httpMethod: 'POST',
+				responseMode: '={{$parameter["responseMode"]}}',
+				responseData: 'allEntries',
+				path: '={{$parameter["path"]}}',
+				isFullPath: true,
+			},
+		],
+		properties: [
+			{
+				displayName: 'Path',
+				name: 'path',
+				type: 'string',
+				default: 'crm-visitor-processor',
+				required: true,
+				description: 'Webhook path; the site config’s integrations.webhookEndpoints must point here (e.g. /webhook/crm-visitor-processor)',
+			},
+			{
+				displayName: 'Emit',
+				name: 'emit',
+				type: 'options',
+				options: [
+					{ name: 'One Item per Event or Lead', value: 'perEvent', description: 'Each event and lead becomes its own item' },
+					{ name: 'One Item per Delivery', value: 'perBatch', description: 'The whole delivery as one item, events and leads in arrays' },
+				],
+				default: 'perEvent',
+			},
+			{
+				displayName: 'Respond',
+				name: 'responseMode',
+				type: 'options',
+				options: [
+					{ name: 'Immediately', value: 'onReceived', description: 'Acknowledge the delivery as soon as it is verified; the receiver moves on' },
+					{ name: 'When Last Node Finishes', value: 'lastNode', description: 'Answer with the items of the last node; a failing workflow makes the receiver retry' },
+				],
+				default: 'lastNode',
+			},
+			{
+				displayName: 'Replay Window (Seconds)',
+				name: 'toleranceSeconds',
+				type: 'number',
+				typeOptions: { minValue: 30 },
+				default: 300,
+				description: 'Deliveries signed longer ago than this are refused, so a captured request cannot be replayed',
+			},
+		],
+	};
+
+	async webhook(this: IWebhookFunctions): Promise<IWebhookResponseData> {
+		const req = this.getRequestObject();
+		const res = this.getResponseObject();
+		const { webhookSecret } = await this.getCredentials<{ webhookSecret: string }>('trackingCrmApi');
+		const raw = (req as unknown as { rawBody?: Buffer }).rawBody?.toString('utf8') ?? JSON.stringify(req.body);
+		const check = verifySignature(
+			webhookSecret,
+			raw,
+			req.headers[SIGNATURE_HEADER] as string | undefined,
+			req.headers[TIMESTAMP_HEADER] as string | undefined,
+			{ toleranceSeconds: this.getNodeParameter('toleranceSeconds', 300) as number },
+		);
+		if (!check.valid) {
+			res.status(401).json({ error: 'invalid_signature', message: `Refused: ${check.reason}. Only the receiver, signing with the credential's webhook secret, may call this webhook.` });
+			return { noWebhookResponse: true };
+		}
+		const body = req.body as Delivery;
+		if (!body || typeof body !== 'object' || !Array.isArray(body.events) || !Array.isArray(body.leads)) {
+			res.status(400).json({ error: 'invalid_delivery', message: 'The body must be a receiver delivery with "events" and "leads" arrays' });
+			return { noWebhookResponse: true };
+		}
+		const emit = this.getNodeParameter('emit', 'perEvent') as 'perEvent' | 'perBatch';
+		const items: INodeExecutionData[] = deliveryItems(body, emit).map((json) => ({ json: json as IDataObject }));
+		if (items.length === 0) {
+			res.status(200).json({ ok: true, items: 0 });
+			return { noWebhookResponse: true };
+		}
+		return { workflowData: [items] };
+	}
+}

@@ -1,0 +1,25 @@
+/** What the receiver's outbox posts to a workflow (see server/outbox/dispatcher.ts). */
+export interface Delivery {
+	site: string;
+	siteId: string;
+	destination: string;
+	deliveryId: string;
+	sentAt: string;
+	events: Array<Record<string, unknown>>;
+	leads: Array<Record<string, unknown>>;
+}
+
+type Item = Record<string, unknown> & { site: string; deliveryId: string };
+
+/**
+ * Items for the workflow: one per event or lead (each carrying its site, so every downstream
+ * node knows which site a row belongs to), or the delivery whole.
+ */
+export function deliveryItems(delivery: Delivery, emit: 'perEvent' | 'perBatch'): Item[] {
+	const origin = { site: delivery.site, siteId: delivery.siteId, deliveryId: delivery.deliveryId, destination: delivery.destination };
+	if (emit === 'perBatch') return delivery.events.length + delivery.leads.length > 0 ? [{ ...origin, events: delivery.events, leads: delivery.leads }] : [];
+	return [
+		...delivery.events.map((event) => ({ ...event, kind: 'event', ...origin })),
+		...delivery.leads.map((lead) => ({ ...lead, kind: 'lead', ...origin })),
+	];
+}
