@@ -7,6 +7,8 @@ export interface Delivery {
 	sentAt: string;
 	events: Array<Record<string, unknown>>;
 	leads: Array<Record<string, unknown>>;
+	/** Opens, clicks and unsubscribes, for the Email Orchestrator's workflow. */
+	emailEvents?: Array<Record<string, unknown>>;
 }
 
 type Item = Record<string, unknown> & { site: string; deliveryId: string };
@@ -17,9 +19,13 @@ type Item = Record<string, unknown> & { site: string; deliveryId: string };
  */
 export function deliveryItems(delivery: Delivery, emit: 'perEvent' | 'perBatch'): Item[] {
 	const origin = { site: delivery.site, siteId: delivery.siteId, deliveryId: delivery.deliveryId, destination: delivery.destination };
-	if (emit === 'perBatch') return delivery.events.length + delivery.leads.length > 0 ? [{ ...origin, events: delivery.events, leads: delivery.leads }] : [];
+	const emailEvents = delivery.emailEvents ?? [];
+	if (emit === 'perBatch') {
+		return delivery.events.length + delivery.leads.length + emailEvents.length > 0 ? [{ ...origin, events: delivery.events, leads: delivery.leads, emailEvents }] : [];
+	}
 	return [
 		...delivery.events.map((event) => ({ ...event, kind: 'event', ...origin })),
 		...delivery.leads.map((lead) => ({ ...lead, kind: 'lead', ...origin })),
+		...emailEvents.map((emailEvent) => ({ ...emailEvent, kind: 'email-event', ...origin })),
 	];
 }

@@ -1,0 +1,166 @@
+import {
+	NodeOperationError,
+	type IDataObject,
+	type IExecuteFunctions,
+	type INodeExecutionData,
+	type INodeType,
+	type INodeTypeDescription,
+} from 'n8n-workflow';
+
+import { EVENT_TYPES } from '../../lib/contracts/tracking';
+import { prismaFor } from '../shared/database';
+import { SiteResolver, SubjectNotFoundError } from '../shared/subjects';
+import { processEvents, type IncomingEvent } from './store';
+
+interface Overrides {
+	sessionTimeout?: number;
+	maxSessionDuration?: number;
+	mediumThreshold?: number;
+	highThreshold?: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Checks what the node needs of an event, naming the field; the receiver's contract is stricter. */
+function asEvent(json: IDataObject, where: string): IncomingEvent {
+	const problem = (field: string, expected: string) => new SubjectNotFoundError(field, `${where}: "${field}" ${expected}`);
+	if (typeof json.id !== 'string' || !UUID.test(json.id)) throw problem('id', 'must be the event’s UUID');
+	if (typeof json.anonymousId !== 'string' || !json.anonymousId) throw problem('anonymousId', 'must be the tracker’s anonymous id');
+	if (typeof json.type !== 'string' || !(EVENT_TYPES as readonly string[]).includes(json.type)) throw problem('type', `must be one of ${EVENT_TYPES.join(', ')}`);
+	const occurredAt = typeof json.occurredAt === 'string' ? json.occurredAt : typeof json.ts === 'number' ? new Date(json.ts).toISOString() : undefined;
+	if (!occurredAt || Number.isNaN(Date.parse(occurredAt))) throw problem('occurredAt', 'must be an ISO 8601 time (or "ts" in epoch milliseconds)');
+	if (json.url !== undefined && json.url !== null) {
+		try {
+			new URL(String(json.url));
+		} catch {
+			throw problem('url', 'must be an absolute URL');
+		}
+	}
+	return { ...(json as unknown as IncomingEvent), id: json.id.toLowerCase(), occurredAt };
+}
+
+export class VisitorProcessor implements INodeType {
+	description: INodeTypeDescription = {
+		displayName: 'CRM Visitor Processor',
+		name: 'visitorProcessor',
+		icon: 'file:visitorProcessor.svg',
+		group: ['transform'],
+		version: 1,
+		description: 'Turn tracking events into visitors and sessions: sessionizing, engagement, channel attribution, device',
+		defaults: { name: 'CRM Visitor Processor' },
+		usableAsTool: true,
+		inputs: ['main'],
+		outputs: ['main'],
+		credentials: [
+			{
+				// eslint-disable-next-line n8n-nodes-base/node-class-description-credentials-name-unsuffixed
+				name: 'postgres',
+				required: true,
+			},
+		],
+		properties: [
+			{
+				displayName: 'Site Key',
+				name: 'siteKey',
+				type: 'string',
+				required: true,
+				default: '={{ $json.site }}',
+				description: 'Public key of the site (site.key in its config); session timeout and engagement thresholds come from its config',
+			},
+			{
+				displayName: 'Input',
+				name: 'input',
+				type: 'options',
+				options: [
+					{ name: 'One Event per Item', value: 'event', description: 'Items as the CRM Tracker Trigger emits them per event' },
+					{ name: 'Events Array per Item', value: 'batch', description: 'Each item holds an "events" array (trigger in per-delivery mode)' },
+				],
+				default: 'event',
+			},
+			{
+				displayName: 'Overrides',
+				name: 'overrides',
+				type: 'collection',
+				placeholder: 'Add override',
+				default: {},
+				description: 'Settings that replace the site config’s for this node',
+				options: [
+					{ displayName: 'High Engagement From', name: 'highThreshold', type: 'number', default: 60, description: 'Engagement score (0–100) from which a session is high' },
+					{ displayName: 'Max Session Duration (Seconds)', name: 'maxSessionDuration', type: 'number', default: 43200 },
+					{ displayName: 'Medium Engagement From', name: 'mediumThreshold', type: 'number', default: 30, description: 'Engagement score (0–100) from which a session is medium' },
+					{ displayName: 'Session Timeout (Seconds)', name: 'sessionTimeout', type: 'number', default: 1800, description: 'Inactivity after which the next event starts a new session' },
+				],
+			},
+		],
+	};
+
+	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
+		const items = this.getInputData();
+		const prisma = prismaFor(await this.getCredentials('postgres'));
+		const sites = new SiteResolver(prisma);
+		const input = this.getNodeParameter('input', 0) as 'event' | 'batch';
+
+		// Items are grouped per site so each site's events are sessionized together in one pass;
+		// per-item validation errors stay with their item.
+		const perSite = new Map<string, { events: IncomingEvent[]; owners: number[] }>();
+		const failures = new Map<number, string>();
+		const eventsOfItem = new Map<number, IncomingEvent[]>();
+		for (let i = 0; i < items.length; i++) {
+			try {
+				const siteKey = this.getNodeParameter('siteKey', i) as string;
+				const raw = input === 'batch' ? items[i].json.events : [items[i].json];
+				if (!Array.isArray(raw)) {
+					throw new NodeOperationError(this.getNode(), 'Field "events": the item has no "events" array; set Input to "One Event per Item" or use the trigger’s per-delivery mode', { itemIndex: i });
+				}
+				const events = raw.map((json, index) => asEvent(json as IDataObject, input === 'batch' ? `events[${index}]` : 'the item'));
+				const group = perSite.get(siteKey) ?? { events: [], owners: [] };
+				group.events.push(...events);
+				group.owners.push(i);
+				perSite.set(siteKey, group);
+				eventsOfItem.set(i, events);
+			} catch (error) {
+				failures.set(i, error instanceof SubjectNotFoundError ? `Field "${error.field}": ${error.message}` : (error as Error).message);
+			}
+		}
+
+		const outcomes = new Map<string, IDataObject>();
+		for (const [siteKey, group] of perSite) {
+			try {
+				const site = await sites.siteOf(siteKey);
+				const overrides = this.getNodeParameter('overrides', group.owners[0], {}) as Overrides;
+				const tracking = site.config.tracking;
+				const summaries = await processEvents(prisma, site, group.events, {
+					sessionTimeout: overrides.sessionTimeout ?? tracking.sessionTimeout,
+					maxSessionDuration: overrides.maxSessionDuration ?? tracking.maxSessionDuration,
+					engagementThresholds: {
+						medium: overrides.mediumThreshold ?? tracking.engagementThresholds.medium,
+						high: overrides.highThreshold ?? tracking.engagementThresholds.high,
+					},
+				});
+				for (const [eventId, summary] of summaries) outcomes.set(`${siteKey}|${eventId}`, { ...summary });
+			} catch (error) {
+				const message = error instanceof SubjectNotFoundError ? `Parameter "${error.field}": ${error.message}` : (error as Error).message;
+				for (const owner of group.owners) failures.set(owner, message);
+			}
+		}
+
+		const output: INodeExecutionData[] = [];
+		for (let i = 0; i < items.length; i++) {
+			const failure = failures.get(i);
+			if (failure !== undefined) {
+				if (!this.continueOnFail()) throw new NodeOperationError(this.getNode(), failure, { itemIndex: i });
+				output.push({ json: { error: failure }, pairedItem: { item: i } });
+				continue;
+			}
+			const siteKey = this.getNodeParameter('siteKey', i) as string;
+			const sessionsOf = (event: IncomingEvent) => outcomes.get(`${siteKey}|${event.id}`) ?? null;
+			const events = eventsOfItem.get(i) ?? [];
+			const json: IDataObject =
+				input === 'batch'
+					? { ...items[i].json, events: events.map((event) => ({ ...event, session: sessionsOf(event) })) }
+					: { ...items[i].json, session: sessionsOf(events[0]) };
+			output.push({ json, pairedItem: { item: i } });
+		}
+		return [output];
+	}
+}

@@ -1,0 +1,125 @@
+import type { IDataObject, INode } from 'n8n-workflow';
+import { v7 as uuidv7 } from 'uuid';
+
+import type { PrismaClient } from '../../lib/db/generated/client';
+import { disconnectAll } from '../../nodes/shared/database';
+import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
+import { runWorkflow, type WorkflowJson } from '../harness/n8n';
+
+const RULES = [
+	{ name: 'contact-request', event: 'form_submit', urlPattern: '/contact*', value: 50.25, currency: 'EUR' },
+	{ name: 'pricing-view', event: 'pageview', urlPattern: '/pricing', value: 3 },
+];
+
+/** Visitor Processor → Conversion Detector, both ours, as a team would chain them. */
+function workflow(ruleOverrides: INode['parameters'] = {}, options: { continueOnFail?: boolean } = {}): WorkflowJson {
+	const credentials = { postgres: { id: '1', name: 'CRM database' } };
+	return {
+		name: 'Conversion Detector test',
+		nodes: [
+			{ id: 'start', name: 'Start', type: 'n8n-nodes-base.manualTrigger', typeVersion: 1, position: [0, 0], parameters: {} },
+			{ id: 'vp', name: 'Visitor Processor', type: 'n8n-nodes-tracking-crm.visitorProcessor', typeVersion: 1, position: [200, 0], parameters: {}, credentials },
+			{
+				id: 'cd',
+				name: 'Conversion Detector',
+				type: 'n8n-nodes-tracking-crm.conversionDetector',
+				typeVersion: 1,
+				position: [400, 0],
+				parameters: { ruleSource: 'node', rules: JSON.stringify(RULES), halfLifeDays: 7, lookbackDays: 90, ...ruleOverrides },
+				credentials,
+				...(options.continueOnFail ? { onError: 'continueRegularOutput' as const } : {}),
+			},
+		],
+		connections: {
+			Start: { main: [[{ node: 'Visitor Processor', type: 'main', index: 0 }]] },
+			'Visitor Processor': { main: [[{ node: 'Conversion Detector', type: 'main', index: 0 }]] },
+		},
+	};
+}
+
+const DAY = 86_400_000;
+const T0 = Date.UTC(2026, 10, 1, 12, 0, 0);
+
+describe('Conversion Detector node in the n8n execution engine', () => {
+	let prisma: PrismaClient;
+	let site: { id: string; key: string };
+	const credentials = () => ({ postgres: postgresCredential() });
+
+	beforeAll(async () => {
+		prisma = testPrisma();
+		site = await createTestSite(prisma, 'conversions');
+	});
+	afterAll(async () => {
+		await prisma.$disconnect();
+		await disconnectAll();
+	});
+
+	function event(at: number, path: string, extra: IDataObject = {}): IDataObject {
+		return { site: site.key, id: uuidv7(), anonymousId: 'anon-journey', type: 'pageview', url: `https://${site.key}.example${path}`, occurredAt: new Date(at).toISOString(), ...extra };
+	}
+
+	it('records a conversion with credits for every model that add up to its value, once under replay', async () => {
+		// three visits: a paid search click, an organic social visit, then a direct visit that converts
+		const journey = [
+			event(T0, '/', { url: `https://${site.key}.example/?gclid=abc`, context: { clickIds: { gclid: 'abc' } } }),
+			event(T0 + 7 * DAY, '/blog', { referrer: 'https://www.facebook.com/' }),
+			event(T0 + 14 * DAY, '/contact'),
+			event(T0 + 14 * DAY + 60_000, '/contact', { type: 'form_submit', name: 'contact' }),
+		];
+		const run = await runWorkflow(workflow(), { input: journey, credentials: credentials(), throwOnError: true });
+		const converted = run.outputOf('Conversion Detector', 0);
+		const notConverted = run.outputOf('Conversion Detector', 1);
+		expect(converted).toHaveLength(1);
+		expect(notConverted).toHaveLength(3);
+		const [conversion] = converted[0].conversions as IDataObject[];
+		expect(conversion).toMatchObject({ goal: 'contact-request', value: '50.2500', currency: 'EUR', duplicate: false });
+
+		const attribution = conversion.attribution as Record<string, Array<{ channel: string; credit: number; value: string }>>;
+		expect(Object.keys(attribution).sort()).toEqual(['first_touch', 'last_non_direct', 'last_touch', 'linear', 'position_based', 'time_decay']);
+		for (const rows of Object.values(attribution)) {
+			expect(rows.reduce((sum, row) => sum + Math.round(Number(row.value) * 10_000), 0)).toBe(502_500);
+			expect(rows.reduce((sum, row) => sum + row.credit, 0)).toBeCloseTo(1, 9);
+		}
+		expect(attribution.first_touch).toEqual([expect.objectContaining({ channel: 'Paid Search', value: '50.2500' })]);
+		expect(attribution.last_touch).toEqual([expect.objectContaining({ channel: 'Direct', value: '50.2500' })]);
+		expect(attribution.last_non_direct).toEqual([expect.objectContaining({ channel: 'Organic Social', value: '50.2500' })]);
+		// linear: 50.25 / 3 = 16.75 each
+		expect(attribution.linear.map((row) => row.value)).toEqual(['16.7500', '16.7500', '16.7500']);
+		// position-based: 40 % first, 20 % middle, 40 % last = 20.10, 10.05, 20.10
+		expect(attribution.position_based.map((row) => row.value)).toEqual(['20.1000', '10.0500', '20.1000']);
+		// time decay, half-life 7 days, touches 14, 7 and 0 days before: weights 1/4, 1/2, 1 → 1/7, 2/7, 4/7 of 50.25
+		expect(attribution.time_decay.map((row) => row.value)).toEqual(['7.1786', '14.3571', '28.7143']);
+
+		const counts = async () => ({
+			conversions: await prisma.conversion.count({ where: { siteId: site.id } }),
+			attribution: await prisma.attributionData.count({ where: { siteId: site.id } }),
+		});
+		const before = await counts();
+		expect(before).toEqual({ conversions: 1, attribution: 1 + 1 + 1 + 3 + 3 + 3 });
+		const replay = await runWorkflow(workflow(), { input: journey, credentials: credentials(), throwOnError: true });
+		expect((replay.outputOf('Conversion Detector', 0)[0].conversions as IDataObject[])[0]).toMatchObject({ conversionId: conversion.conversionId, duplicate: true, attribution });
+		expect(await counts()).toEqual(before);
+	});
+
+	it('reads the rules from the site config by default', async () => {
+		await prisma.site.update({
+			where: { id: site.id },
+			data: {
+				config: {
+					site: { key: site.key, name: 'x', domain: `${site.key}.example` },
+					tracking: { allowedOrigins: [`https://${site.key}.example`] },
+					crm: { conversionRules: [{ name: 'docs-visit', event: 'pageview', urlPattern: '/docs/**', value: 1 }] },
+				},
+			},
+		});
+		const run = await runWorkflow(workflow({ ruleSource: 'site' }), { input: [event(T0 + 20 * DAY, '/docs/a/b')], credentials: credentials(), throwOnError: true });
+		expect((run.outputOf('Conversion Detector', 0)[0].conversions as IDataObject[])[0]).toMatchObject({ goal: 'docs-visit', value: '1.0000' });
+	});
+
+	it('names the parameter when the rules are wrong', async () => {
+		const badRules = await runWorkflow(workflow({ rules: '[{"name": "x", "value": "ten"}]' }), { input: [event(T0 + 30 * DAY, '/')], credentials: credentials() });
+		expect(badRules.error?.message).toMatch(/Parameter "rules" is not a list of conversion rules:\n {2}- \[0\]\.value: expected a number; got "ten"/);
+		const noJson = await runWorkflow(workflow({ rules: '[{' }), { input: [event(T0 + 30 * DAY, '/')], credentials: credentials() });
+		expect(noJson.error?.message).toMatch(/Parameter "rules" is not valid JSON/);
+	});
+});

@@ -1,0 +1,133 @@
+import type { IDataObject, INode } from 'n8n-workflow';
+import { v7 as uuidv7 } from 'uuid';
+
+import type { PrismaClient } from '../../lib/db/generated/client';
+import { disconnectAll } from '../../nodes/shared/database';
+import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
+import { runWorkflow, type WorkflowJson } from '../harness/n8n';
+
+function workflow(parameters: INode['parameters'] = {}, options: { continueOnFail?: boolean } = {}): WorkflowJson {
+	return {
+		name: 'Visitor Processor test',
+		nodes: [
+			{ id: 'start', name: 'Start', type: 'n8n-nodes-base.manualTrigger', typeVersion: 1, position: [0, 0], parameters: {} },
+			{
+				id: 'vp',
+				name: 'Visitor Processor',
+				type: 'n8n-nodes-tracking-crm.visitorProcessor',
+				typeVersion: 1,
+				position: [200, 0],
+				parameters: { siteKey: '={{ $json.site }}', input: 'event', ...parameters },
+				credentials: { postgres: { id: '1', name: 'CRM database' } },
+				...(options.continueOnFail ? { onError: 'continueRegularOutput' as const } : {}),
+			},
+		],
+		connections: { Start: { main: [[{ node: 'Visitor Processor', type: 'main', index: 0 }]] } },
+	};
+}
+
+const BROWSER = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+const T0 = Date.UTC(2026, 10, 20, 9, 0, 0);
+
+describe('Visitor Processor node in the n8n execution engine', () => {
+	let prisma: PrismaClient;
+	let site: { id: string; key: string };
+	const credentials = () => ({ postgres: postgresCredential() });
+
+	beforeAll(async () => {
+		prisma = testPrisma();
+		site = await createTestSite(prisma, 'visitors');
+	});
+	afterAll(async () => {
+		await prisma.$disconnect();
+		await disconnectAll();
+	});
+
+	function event(anonymousId: string, offsetSeconds: number, path: string, extra: IDataObject = {}): IDataObject {
+		return {
+			site: site.key,
+			id: uuidv7(),
+			anonymousId,
+			sessionId: `${anonymousId}-tab`,
+			type: 'pageview',
+			url: `https://${site.key}.example${path}`,
+			path,
+			userAgent: BROWSER,
+			country: 'ES',
+			occurredAt: new Date(T0 + offsetSeconds * 1000).toISOString(),
+			...extra,
+		};
+	}
+
+	const snapshot = async () => ({
+		visitors: await prisma.visitor.findMany({ where: { siteId: site.id }, orderBy: { anonymousId: 'asc' }, omit: { updatedAt: true } }),
+		sessions: await prisma.visitorSession.findMany({ where: { siteId: site.id }, orderBy: { sessionKey: 'asc' }, omit: { updatedAt: true } }),
+		events: await prisma.visitorEvent.findMany({ where: { siteId: site.id }, orderBy: { eventId: 'asc' }, select: { eventId: true, visitorId: true, sessionId: true } }),
+	});
+
+	it('builds visitors and sessions with metrics, engagement, channel and device, and changes nothing on a retry', async () => {
+		const ads = event('anon-1', 0, '/', { url: `https://${site.key}.example/?utm_source=google&utm_medium=cpc&utm_campaign=winter`, context: { utm_source: 'google', utm_medium: 'cpc', utm_campaign: 'winter' } });
+		const input = [
+			ads,
+			event('anon-1', 40, '/pricing'),
+			event('anon-1', 90, '/pricing', { type: 'scroll', props: { depth: 90 } }),
+			event('anon-1', 120, '/contact', { type: 'form_submit', name: 'contact' }),
+			// an hour later: a new session, from a Google search
+			event('anon-1', 3720, '/blog', { referrer: 'https://www.google.com/' }),
+			event('anon-2', 10, '/', { referrer: 'https://news.example.org/post' }),
+		];
+		const first = await runWorkflow(workflow(), { input, credentials: credentials(), throwOnError: true });
+		const out = first.outputOf('Visitor Processor');
+		expect(out).toHaveLength(6);
+		expect(first.itemsOf('Visitor Processor').map((item) => item.pairedItem)).toEqual(input.map((_, item) => ({ item })));
+		const paidSession = out[0].session as IDataObject;
+		expect(paidSession).toMatchObject({ channel: 'Paid Search', source: 'google', medium: 'cpc', campaign: 'winter', pageviews: 2, entryPage: '/', exitPage: '/pricing', isBounce: false });
+		expect(out[3].session).toMatchObject({ sessionKey: paidSession.sessionKey });
+		expect(out[4].session).toMatchObject({ channel: 'Organic Search', source: 'google', medium: 'organic', pageviews: 1 });
+		expect(out[5].session).toMatchObject({ channel: 'Referral', source: 'example.org' });
+		expect(['medium', 'high']).toContain(paidSession.engagementLevel);
+
+		const sessions = await prisma.visitorSession.findMany({ where: { siteId: site.id }, orderBy: { startedAt: 'asc' } });
+		expect(sessions).toHaveLength(3);
+		expect(sessions[0]).toMatchObject({ durationSeconds: 120, maxScrollDepth: 90, deviceType: 'desktop', browser: 'Chrome', os: 'Windows', country: 'ES', landingPage: expect.stringContaining('utm_source=google') });
+		const visitor = await prisma.visitor.findFirstOrThrow({ where: { siteId: site.id, anonymousId: 'anon-1' } });
+		expect(visitor).toMatchObject({ sessionCount: 2, firstTouch: expect.objectContaining({ channel: 'Paid Search' }) });
+
+		const before = await snapshot();
+		expect(before.events.every((row) => row.visitorId && row.sessionId)).toBe(true);
+		const retry = await runWorkflow(workflow(), { input, credentials: credentials(), throwOnError: true });
+		expect(retry.outputOf('Visitor Processor')).toEqual(out);
+		expect(await snapshot()).toEqual(before);
+	});
+
+	it('rebuilds the affected session when a late event arrives, and only that one', async () => {
+		const early = [event('anon-3', 0, '/'), event('anon-3', 3000, '/later')];
+		await runWorkflow(workflow(), { input: early, credentials: credentials(), throwOnError: true });
+		expect(await prisma.visitorSession.count({ where: { siteId: site.id, visitor: { anonymousId: 'anon-3' } } })).toBe(2);
+		// an offline-queued event fills the gap: 0 s, 1500 s and 3000 s are now one session
+		const late = await runWorkflow(workflow(), { input: [event('anon-3', 1500, '/middle')], credentials: credentials(), throwOnError: true });
+		expect(late.outputOf('Visitor Processor')[0].session).toMatchObject({ pageviews: 3, entryPage: '/', exitPage: '/later' });
+		const sessions = await prisma.visitorSession.findMany({ where: { siteId: site.id, visitor: { anonymousId: 'anon-3' } } });
+		expect(sessions).toHaveLength(1);
+		expect(await prisma.visitorEvent.count({ where: { siteId: site.id, anonymousId: 'anon-3', sessionId: sessions[0].id } })).toBe(3);
+	});
+
+	it('uses the overrides over the site config', async () => {
+		const input = [event('anon-4', 0, '/'), event('anon-4', 120, '/b')];
+		const result = await runWorkflow(workflow({ overrides: { sessionTimeout: 60 } }), { input, credentials: credentials(), throwOnError: true });
+		const [a, b] = result.outputOf('Visitor Processor');
+		expect((a.session as IDataObject).sessionKey).not.toBe((b.session as IDataObject).sessionKey);
+	});
+
+	it('names the field of a bad item, and under continue-on-fail processes the good ones', async () => {
+		const bad = { ...event('anon-5', 0, '/'), id: 'nope' };
+		const failed = await runWorkflow(workflow(), { input: [bad], credentials: credentials() });
+		expect(failed.error?.message).toBe('Field "id": the item: "id" must be the event’s UUID');
+		const partial = await runWorkflow(workflow({}, { continueOnFail: true }), { input: [bad, event('anon-5', 5, '/ok')], credentials: credentials(), throwOnError: true });
+		const out = partial.outputOf('Visitor Processor');
+		expect(out[0]).toEqual({ error: 'Field "id": the item: "id" must be the event’s UUID' });
+		expect(out[1].session).toMatchObject({ pageviews: 1 });
+		const unknownSite = await runWorkflow(workflow(), { input: [{ ...event('anon-5', 9, '/'), site: 'missing-site' }], credentials: credentials() });
+		expect(unknownSite.error?.message).toMatch(/Parameter "siteKey": No site with key "missing-site"/);
+	});
+});
