@@ -6,7 +6,11 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from '../lib/db';
 import type { Logger } from './logger';
 import { outboxLag, type OutboxDispatcher } from './outbox/dispatcher';
+import { analyticsRouter } from './routes/analytics';
+import { emailRouter } from './routes/email';
 import { ingestRouter } from './routes/ingest';
+import { testWorkflowRouter } from './routes/testWorkflow';
+import { privacyRouter } from './routes/privacy';
 import { sendProblem } from './routes/problems';
 import { trustProxyValue, type ReceiverSettings } from './settings';
 import type { SiteRegistry } from './siteRegistry';
@@ -56,6 +60,10 @@ export function createApp(context: AppContext): Express {
 	app.use(helmet({ crossOriginResourcePolicy: { policy: 'cross-origin' } }));
 
 	app.use(ingestRouter({ prisma: db.prisma, sites, settings, logger }));
+	app.use(analyticsRouter({ prisma: db.prisma, sites }));
+	app.use(emailRouter({ prisma: db.prisma, sites, logger, tokenSecret: settings.EMAIL_TOKEN_SECRET }));
+	app.use(privacyRouter({ prisma: db.prisma, logger }));
+	app.use(testWorkflowRouter({ prisma: db.prisma, sites, settings }));
 
 	app.get('/health', async (_req, res) => {
 		const started = Date.now();

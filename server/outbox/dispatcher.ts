@@ -10,7 +10,7 @@ interface ClaimedRow {
 	site_id: string;
 	destination: string;
 	partition_key: string;
-	payload: { kind: 'events'; eventIds: string[] } | ({ kind: 'lead'; eventId: string } & Record<string, unknown>);
+	payload: { kind: 'events'; eventIds: string[] } | ({ kind: 'lead' | 'email-event' } & Record<string, unknown>);
 	attempts: number;
 }
 
@@ -51,6 +51,22 @@ SELECT event_id AS "id", anonymous_id AS "anonymousId", session_key AS "sessionI
 	to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "receivedAt"
 FROM visitor_events WHERE site_id = $1::uuid AND event_id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid)
 ORDER BY occurred_at, event_id`;
+
+/** A POST to an n8n webhook, signed the way the CRM Tracker Trigger verifies it. */
+export function postSigned(url: string, secret: string, body: string, deliveryId: string, timeoutMs: number): Promise<Response> {
+	const timestamp = Math.floor(Date.now() / 1000);
+	return fetch(url, {
+		method: 'POST',
+		headers: {
+			'content-type': 'application/json',
+			[SIGNATURE_HEADER]: signBody(secret, timestamp, body),
+			[TIMESTAMP_HEADER]: String(timestamp),
+			[DELIVERY_HEADER]: deliveryId,
+		},
+		body,
+		signal: AbortSignal.timeout(timeoutMs),
+	});
+}
 
 export class OutboxDispatcher {
 	readonly metrics: DispatcherMetrics = { deliveredRows: 0, deliveredEvents: 0, failedAttempts: 0, deadLettered: 0, lastSuccessAt: null, lastError: null };
@@ -121,22 +137,12 @@ export class OutboxDispatcher {
 		const eventIds = rows.flatMap((row) => (row.payload.kind === 'events' ? row.payload.eventIds : []));
 		const events = eventIds.length ? await this.prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(EVENTS_FOR_DELIVERY, siteId, JSON.stringify(eventIds)) : [];
 		const leads = rows.filter((row) => row.payload.kind === 'lead').map((row) => row.payload);
+		const emailEvents = rows.filter((row) => row.payload.kind === 'email-event').map((row) => row.payload);
 		const deliveryId = rows.map((row) => row.id.toString()).join(',');
-		const body = JSON.stringify({ site: site.key, siteId, destination, deliveryId, sentAt: new Date().toISOString(), events, leads });
-		const timestamp = Math.floor(Date.now() / 1000);
+		const body = JSON.stringify({ site: site.key, siteId, destination, deliveryId, sentAt: new Date().toISOString(), events, leads, emailEvents });
 
 		try {
-			const response = await fetch(url, {
-				method: 'POST',
-				headers: {
-					'content-type': 'application/json',
-					[SIGNATURE_HEADER]: signBody(site.webhookSecret, timestamp, body),
-					[TIMESTAMP_HEADER]: String(timestamp),
-					[DELIVERY_HEADER]: deliveryId,
-				},
-				body,
-				signal: AbortSignal.timeout(this.settings.DISPATCH_TIMEOUT_MS),
-			});
+			const response = await postSigned(url, site.webhookSecret, body, deliveryId, this.settings.DISPATCH_TIMEOUT_MS);
 			await response.arrayBuffer().catch(() => undefined);
 			if (!response.ok) throw new Error(`n8n answered HTTP ${response.status} for ${destination}`);
 		} catch (error) {
@@ -148,7 +154,7 @@ export class OutboxDispatcher {
 			JSON.stringify(rows.map((row) => row.id.toString())),
 		);
 		this.metrics.deliveredRows += rows.length;
-		this.metrics.deliveredEvents += events.length + leads.length;
+		this.metrics.deliveredEvents += events.length + leads.length + emailEvents.length;
 		this.metrics.lastSuccessAt = new Date().toISOString();
 	}
 

@@ -1,3 +1,4 @@
+import { createApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
 import { testPrisma } from '../helpers/db';
 import { batch, pageview, post } from '../helpers/events';
@@ -74,4 +75,47 @@ describe('outbox delivery to n8n', () => {
 		expect(n8n.rejected).toEqual([]);
 		expect(await prisma.outboxMessage.count({ where: { siteId, status: 'dead' } })).toBe(0);
 	}, 120_000);
+});
+
+describe('POST /api/test-microworkflow', () => {
+	const prisma = testPrisma();
+	const n8n = new FakeN8n(TEST_SECRET);
+	let receiver: Receiver;
+	let adminKey: string;
+	let readKey: string;
+
+	beforeAll(async () => {
+		await n8n.start();
+		const site = testSiteConfig({ n8nUrl: n8n.url });
+		receiver = await startTestReceiver([site], { DISPATCHER: 'off' });
+		const siteId = receiver.sites.byPublicKey(site.site.key)!.id;
+		adminKey = await createApiKey(prisma, siteId, 'admin', 'ops');
+		readKey = await createApiKey(prisma, siteId, 'read', 'dashboard');
+	});
+	afterAll(async () => {
+		await receiver.close();
+		await n8n.stop();
+		await prisma.$disconnect();
+	});
+
+	const call = (key: string, body: unknown) =>
+		fetch(`${receiver.url}/api/test-microworkflow`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+	it('sends a signed sample to the named workflow and returns its answer', async () => {
+		const response = await call(adminKey, { workflow: 'visitor-processor' });
+		expect(response.status).toBe(200);
+		expect(await response.json()).toMatchObject({ workflow: 'visitor-processor', status: 200, ok: true, response: { ok: true } });
+		expect(n8n.deliveries.at(-1)?.path).toBe('/webhook/visitor');
+		expect(n8n.deliveries.at(-1)?.body.events).toHaveLength(1);
+	});
+
+	it('refuses read keys, unknown workflows and workflows the site does not forward to', async () => {
+		expect((await call(readKey, { workflow: 'visitor-processor' })).status).toBe(403);
+		const unknown = await call(adminKey, { workflow: 'nope' });
+		expect(unknown.status).toBe(400);
+		expect((await unknown.json()).issues[0].field).toBe('workflow');
+		const missing = await call(adminKey, { workflow: 'email-orchestrator' });
+		expect(missing.status).toBe(400);
+		expect((await missing.json()).message).toMatch(/no webhook for email-orchestrator; add it to integrations\.webhookEndpoints/);
+	});
 });

@@ -1,0 +1,278 @@
+import express, { type NextFunction, type Request, type Response, Router } from 'express';
+import { z } from 'zod/v4';
+
+import { toFieldIssues } from '../../lib/contracts';
+import type { Prisma, PrismaClient } from '../../lib/db';
+import { canonicalEmail, emailHash } from '../../lib/email';
+import { requireApiKey } from '../auth';
+import type { Logger } from '../logger';
+import { sendProblem } from './problems';
+
+interface PrivacyContext {
+	prisma: PrismaClient;
+	logger: Logger;
+}
+
+/**
+ * Deliberately looser than the lead contract: an address stored by any path (an import, a
+ * node) must be exportable and erasable even if a stricter validator would refuse it today.
+ */
+const email = z
+	.string()
+	.trim()
+	.max(254, { error: 'must be at most 254 characters' })
+	.regex(/^[^\s@]+@[^\s@]+$/, { error: 'must be an email address such as jane@example.com' });
+
+const exportQuery = z.object({ email });
+const eraseBody = z.strictObject({ email });
+
+type Tx = Prisma.TransactionClient;
+
+/** Long enough for a person with years of events; the default 5 s is not. */
+const TRANSACTION = { timeout: 60_000, maxWait: 10_000 };
+
+function validate<T>(schema: z.ZodType<T>, input: unknown, res: Response, what: string): T | undefined {
+	const result = schema.safeParse(input);
+	if (result.success) return result.data;
+	const issues = toFieldIssues(result.error, input, schema).map(({ field, message }) => ({ field, message }));
+	sendProblem(res, 400, 'invalid_request', `The ${what} is invalid: ${issues.map((issue) => `${issue.field} ${issue.message}`).join('; ')}`, { issues });
+	return undefined;
+}
+
+const readBody = express.text({ type: () => true, limit: '16kb', defaultCharset: 'utf-8' });
+
+/** The body parser's own failures get this endpoint's wording, not the tracking batch's. */
+function readSmallBody(req: Request, res: Response, next: NextFunction): void {
+	readBody(req, res, (error?: unknown) => {
+		if (!error) return next();
+		const status = (error as { status?: number }).status;
+		sendProblem(res, status && status >= 400 && status < 500 ? status : 400, 'invalid_body', 'Send a UTF-8 JSON body of at most 16 KB, e.g. {"email":"jane@example.com"}');
+	});
+}
+
+function parseJson(req: Request, res: Response): unknown {
+	const text = typeof req.body === 'string' ? req.body : '';
+	try {
+		return JSON.parse(text);
+	} catch (error) {
+		sendProblem(res, 400, 'invalid_json', `The body is not valid JSON: ${(error as Error).message}; send {"email":"jane@example.com"}`);
+		return undefined;
+	}
+}
+
+interface Person {
+	hash: string;
+	leadIds: string[];
+	visitorIds: string[];
+	anonymousIds: string[];
+	contactIds: string[];
+	messageIds: string[];
+	conversionIds: string[];
+	/** Form posts still held in the outbox, which carry the address itself. */
+	submissions: number;
+}
+
+/**
+ * Everything that identifies one person on one site. A person is found by the hash of the
+ * address (leads) and the address itself (contacts and messages, which may exist without a
+ * lead); their browsers are the visitors linked to their leads plus the anonymous ids they
+ * submitted forms from, which the receiver's outbox still names while no visitor is linked.
+ */
+async function findPerson(tx: Tx, siteId: string, address: string): Promise<Person> {
+	const canonical = canonicalEmail(address);
+	const hash = emailHash(address);
+	// Compared in SQL: Prisma's case-insensitive `equals` is ILIKE, where the "_" of an address
+	// would match any character and find (and erase) someone else.
+	type Ids = Array<{ id: string }>;
+	const ids = (rows: Ids) => rows.map((row) => row.id);
+	const leadIds = ids(
+		await tx.$queryRawUnsafe<Ids>(`SELECT id::text FROM leads WHERE site_id = $1::uuid AND (email_hash = $2 OR lower(btrim(email)) = $3)`, siteId, hash, canonical),
+	);
+	const visitors = await tx.visitor.findMany({ where: { siteId, leadId: { in: leadIds } }, select: { id: true, anonymousId: true } });
+	const visitorIds = visitors.map((visitor) => visitor.id);
+	const submittedFrom = await tx.$queryRawUnsafe<Array<{ partition_key: string; rows: number }>>(
+		`SELECT partition_key, count(*)::int AS rows FROM outbox WHERE site_id = $1::uuid AND payload->>'kind' = 'lead' AND payload->>'emailHash' = $2 GROUP BY partition_key`,
+		siteId,
+		hash,
+	);
+	// A lead posted without an anonymous id is stored under this id (see server/ingest/store.ts).
+	const anonymousIds = [...new Set([...visitors.map((visitor) => visitor.anonymousId), ...submittedFrom.map((row) => row.partition_key), `lead:${hash.slice(0, 32)}`])];
+	const contactIds = ids(
+		await tx.$queryRawUnsafe<Ids>(
+			`SELECT id::text FROM contacts WHERE site_id = $1::uuid AND (lead_id::text IN (SELECT jsonb_array_elements_text($2::jsonb)) OR lower(btrim(email)) = $3)`,
+			siteId,
+			JSON.stringify(leadIds),
+			canonical,
+		),
+	);
+	const messageIds = ids(
+		await tx.$queryRawUnsafe<Ids>(
+			`SELECT id::text FROM email_messages WHERE site_id = $1::uuid AND (lead_id::text IN (SELECT jsonb_array_elements_text($2::jsonb)) OR lower(btrim(to_email)) = $3)`,
+			siteId,
+			JSON.stringify(leadIds),
+			canonical,
+		),
+	);
+	const conversions = await tx.conversion.findMany({ where: { siteId, OR: [{ leadId: { in: leadIds } }, { visitorId: { in: visitorIds } }] }, select: { id: true } });
+	return {
+		hash,
+		leadIds,
+		visitorIds,
+		anonymousIds,
+		contactIds,
+		messageIds,
+		conversionIds: ids(conversions),
+		submissions: submittedFrom.reduce((sum, row) => sum + row.rows, 0),
+	};
+}
+
+const isKnown = (person: Person) => person.leadIds.length + person.contactIds.length + person.messageIds.length + person.submissions > 0;
+
+/** Outbox rows that carry or point at the person: their browsers' events, their form posts, their email events. */
+const DELETE_OUTBOX = `
+DELETE FROM outbox WHERE site_id = $1::uuid AND (
+	partition_key IN (SELECT jsonb_array_elements_text($2::jsonb))
+	OR payload->>'emailHash' = $3
+	OR payload->>'leadId' IN (SELECT jsonb_array_elements_text($4::jsonb))
+	OR payload->>'messageId' IN (SELECT jsonb_array_elements_text($5::jsonb)))`;
+
+async function exportPerson(tx: Tx, siteId: string, person: Person) {
+	const { leadIds, visitorIds, anonymousIds, contactIds, messageIds, conversionIds } = person;
+	const ofLeads = { siteId, leadId: { in: leadIds } };
+	const leads = await tx.lead.findMany({ where: { siteId, id: { in: leadIds } }, orderBy: { createdAt: 'asc' } });
+	const contacts = await tx.contact.findMany({ where: { siteId, id: { in: contactIds } } });
+	const businessIds = [...leads, ...contacts].flatMap((row) => (row.businessId ? [row.businessId] : []));
+	return {
+		leads,
+		contacts,
+		businesses: await tx.business.findMany({ where: { siteId, id: { in: businessIds } } }),
+		visitors: await tx.visitor.findMany({ where: { siteId, id: { in: visitorIds } }, orderBy: { firstSeenAt: 'asc' } }),
+		sessions: await tx.visitorSession.findMany({ where: { siteId, visitorId: { in: visitorIds } }, orderBy: { startedAt: 'asc' } }),
+		events: await tx.visitorEvent.findMany({
+			where: { siteId, OR: [{ anonymousId: { in: anonymousIds } }, { visitorId: { in: visitorIds } }] },
+			orderBy: [{ occurredAt: 'asc' }, { eventId: 'asc' }],
+		}),
+		activities: await tx.activity.findMany({ where: { siteId, OR: [{ leadId: { in: leadIds } }, { visitorId: { in: visitorIds } }] }, orderBy: { occurredAt: 'asc' } }),
+		conversions: await tx.conversion.findMany({ where: { siteId, id: { in: conversionIds } }, include: { attributions: true }, orderBy: { occurredAt: 'asc' } }),
+		scores: await tx.leadScore.findMany({ where: ofLeads, orderBy: { occurredAt: 'asc' } }),
+		tags: await tx.leadTag.findMany({ where: ofLeads }),
+		stageChanges: await tx.leadStageChange.findMany({ where: ofLeads, orderBy: { occurredAt: 'asc' } }),
+		channelStatuses: await tx.channelStatus.findMany({ where: ofLeads }),
+		enrollments: await tx.sequenceEnrollment.findMany({ where: ofLeads }),
+		emailMessages: await tx.emailMessage.findMany({ where: { siteId, id: { in: messageIds } }, include: { events: { orderBy: { occurredAt: 'asc' } } }, orderBy: { createdAt: 'asc' } }),
+		suppressions: await tx.suppression.findMany({ where: { siteId, emailHash: person.hash } }),
+		formSubmissions: await tx.$queryRawUnsafe<Array<Record<string, unknown>>>(
+			`SELECT payload, status, created_at AS "createdAt" FROM outbox WHERE site_id = $1::uuid AND payload->>'kind' = 'lead' AND payload->>'emailHash' = $2 ORDER BY id`,
+			siteId,
+			person.hash,
+		),
+	};
+}
+
+/**
+ * Deletes children before parents so each table's count is what was really removed, not
+ * hidden in a cascade. Businesses stay: a company row is shared by its other contacts and is
+ * not the person's data.
+ */
+async function erasePerson(tx: Tx, siteId: string, person: Person): Promise<Record<string, number>> {
+	const { leadIds, visitorIds, anonymousIds, contactIds, messageIds, conversionIds } = person;
+	const ofLeads = { siteId, leadId: { in: leadIds } };
+	const removed: Record<string, number> = {};
+	removed.outbox = await tx.$executeRawUnsafe(DELETE_OUTBOX, siteId, JSON.stringify(anonymousIds), person.hash, JSON.stringify(leadIds), JSON.stringify(messageIds));
+	removed.email_events = (await tx.emailEvent.deleteMany({ where: { siteId, messageId: { in: messageIds } } })).count;
+	removed.email_messages = (await tx.emailMessage.deleteMany({ where: { siteId, id: { in: messageIds } } })).count;
+	removed.attribution_data = (await tx.attributionData.deleteMany({ where: { siteId, conversionId: { in: conversionIds } } })).count;
+	removed.conversions = (await tx.conversion.deleteMany({ where: { siteId, id: { in: conversionIds } } })).count;
+	removed.activities = (await tx.activity.deleteMany({ where: { siteId, OR: [{ leadId: { in: leadIds } }, { visitorId: { in: visitorIds } }] } })).count;
+	removed.lead_scores = (await tx.leadScore.deleteMany({ where: ofLeads })).count;
+	removed.lead_tags = (await tx.leadTag.deleteMany({ where: ofLeads })).count;
+	removed.lead_stage_changes = (await tx.leadStageChange.deleteMany({ where: ofLeads })).count;
+	removed.channel_statuses = (await tx.channelStatus.deleteMany({ where: ofLeads })).count;
+	removed.sequence_enrollments = (await tx.sequenceEnrollment.deleteMany({ where: ofLeads })).count;
+	removed.visitor_events = (await tx.visitorEvent.deleteMany({ where: { siteId, OR: [{ anonymousId: { in: anonymousIds } }, { visitorId: { in: visitorIds } }] } })).count;
+	removed.visitor_sessions = (await tx.visitorSession.deleteMany({ where: { siteId, visitorId: { in: visitorIds } } })).count;
+	removed.visitors = (await tx.visitor.deleteMany({ where: { siteId, id: { in: visitorIds } } })).count;
+	removed.contacts = (await tx.contact.deleteMany({ where: { siteId, id: { in: contactIds } } })).count;
+	removed.leads = (await tx.lead.deleteMany({ where: { siteId, id: { in: leadIds } } })).count;
+	return removed;
+}
+
+/**
+ * The erased address stays suppressed for good: ingest refuses it (reason `erased`) and no
+ * email goes to it, even when it had been suppressed before for another reason.
+ */
+const SUPPRESS_ERASED = `
+INSERT INTO suppressions (id, site_id, email_hash, channel, reason, created_at)
+VALUES (gen_random_uuid(), $1::uuid, $2, 'email', 'erased'::suppression_reason, now())
+ON CONFLICT (site_id, email_hash, channel) DO UPDATE SET reason = 'erased'::suppression_reason`;
+
+/**
+ * GDPR access and erasure for one person on the admin key's site.
+ *
+ * - `GET /api/privacy/export?email=` answers everything stored about the person, or 404 when
+ *   the site holds no lead, contact, email message or pending form post of the address.
+ * - `POST /api/privacy/erase` with `{"email": …}` deletes it all in one transaction and answers
+ *   200 with the rows removed per table. An unknown address answers 200 with zero counts and is
+ *   still suppressed and logged: erasure is a promise about the future too, so repeating it is
+ *   safe and an address can be erased before it ever arrives.
+ */
+export function privacyRouter(context: PrivacyContext): Router {
+	const router = Router();
+	const { prisma, logger } = context;
+	const adminOnly = requireApiKey(prisma, 'admin');
+
+	const unavailable = (res: Response, error: unknown, what: string) => {
+		logger.error({ err: error }, `privacy ${what} failed`);
+		res.setHeader('Retry-After', '5');
+		sendProblem(res, 503, 'storage_unavailable', `The ${what} could not be completed right now and changed nothing; retry later`);
+	};
+
+	router.get('/api/privacy/export', adminOnly, async (req, res) => {
+		const query = validate(exportQuery, req.query, res, 'query');
+		if (!query) return;
+		const { siteId, keyName } = req.auth!;
+		try {
+			const answer = await prisma.$transaction(
+				async (tx) => {
+					const person = await findPerson(tx, siteId, query.email);
+					return isKnown(person) ? { emailHash: person.hash, ...(await exportPerson(tx, siteId, person)) } : undefined;
+				},
+				// One snapshot: an export taken while the nodes write is still consistent with itself.
+				{ ...TRANSACTION, isolationLevel: 'RepeatableRead' },
+			);
+			if (!answer) {
+				sendProblem(res, 404, 'not_found', 'This site holds no lead, contact, email message or form post of this address');
+				return;
+			}
+			logger.info({ siteId, by: keyName, emailHash: answer.emailHash }, 'privacy export');
+			res.setHeader('Cache-Control', 'no-store');
+			res.json({ email: canonicalEmail(query.email), exportedAt: new Date().toISOString(), ...answer });
+		} catch (error) {
+			unavailable(res, error, 'export');
+		}
+	});
+
+	router.post('/api/privacy/erase', adminOnly, readSmallBody, async (req, res) => {
+		const input = parseJson(req, res);
+		if (input === undefined) return;
+		const body = validate(eraseBody, input, res, 'body');
+		if (!body) return;
+		const { siteId, keyName } = req.auth!;
+		try {
+			const result = await prisma.$transaction(async (tx) => {
+				const person = await findPerson(tx, siteId, body.email);
+				const removed = await erasePerson(tx, siteId, person);
+				await tx.$executeRawUnsafe(SUPPRESS_ERASED, siteId, person.hash);
+				await tx.erasureLog.create({ data: { siteId, emailHash: person.hash, requestedBy: keyName, removed } });
+				return { emailHash: person.hash, removed };
+			}, TRANSACTION);
+			const total = Object.values(result.removed).reduce((sum, count) => sum + count, 0);
+			logger.info({ siteId, by: keyName, emailHash: result.emailHash, removed: total }, 'privacy erasure');
+			res.json({ erased: total > 0, emailHash: result.emailHash, suppressed: true, removed: result.removed });
+		} catch (error) {
+			unavailable(res, error, 'erasure');
+		}
+	});
+
+	return router;
+}
