@@ -113,4 +113,44 @@ describe('receiver killed with SIGKILL under load', () => {
 		await new Promise((resolve) => child!.once('exit', resolve));
 		child = undefined;
 	}, 240_000);
+
+	it('on SIGTERM finishes the requests in flight, stores every acknowledged event and exits cleanly', async () => {
+		const site = testSiteConfig({ endpoints: false });
+		const key = site.site.key;
+		const configFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'graceful-')), 'site.json');
+		writeFileSync(configFile, JSON.stringify(site));
+		const port = await freePort();
+		const base = `http://127.0.0.1:${port}`;
+		const server = startProcess(configFile, port);
+		child = server;
+		await waitFor(async () => (await fetch(`${base}/health`)).status > 0, 60_000, 'the receiver to start');
+
+		const acknowledged: string[] = [];
+		let stop = false;
+		const worker = async (w: number) => {
+			for (let i = 0; !stop; i++) {
+				const events = [pageview(key, `anon-g${w}`, `/g${w}/${i}`)];
+				try {
+					const response = await post(`${base}/api/track`, batch(key, events));
+					if (response.status === 202) acknowledged.push(events[0].id);
+				} catch {
+					return;
+				}
+			}
+		};
+		const workers = Array.from({ length: 6 }, (_, w) => worker(w));
+		await waitFor(() => acknowledged.length >= 100, 60_000, 'load to build up');
+		const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+		server.kill('SIGTERM');
+		const code = await exited;
+		child = undefined;
+		stop = true;
+		await Promise.all(workers);
+
+		expect(code).toBe(0);
+		const siteId = (await prisma.site.findUniqueOrThrow({ where: { key } })).id;
+		const stored = new Set((await prisma.visitorEvent.findMany({ where: { siteId }, select: { eventId: true } })).map((row) => row.eventId));
+		expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
+		await expect(fetch(`${base}/health`)).rejects.toThrow();
+	}, 120_000);
 });

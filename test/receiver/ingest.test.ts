@@ -151,4 +151,40 @@ describe('receiver ingest', () => {
 		expect(body.n8n.every((target: { ok: boolean }) => target.ok === false)).toBe(true);
 		expect(response.status).toBe(503);
 	});
+
+	it('stores nothing for HEAD requests', async () => {
+		const before = await counts(siteId);
+		const head = await fetch(`${receiver.url}/api/track`, { method: 'HEAD' });
+		expect(head.status).toBeGreaterThanOrEqual(400);
+		expect(head.status).toBeLessThan(500);
+		expect(await counts(siteId)).toEqual(before);
+	});
+});
+
+describe('receiver behind a trusted proxy', () => {
+	const prisma = testPrisma();
+	const site = testSiteConfig({ endpoints: false });
+	let receiver: Receiver;
+
+	beforeAll(async () => {
+		receiver = await startTestReceiver([site], { DISPATCHER: 'off', TRUST_PROXY: 'loopback' });
+	});
+	afterAll(async () => {
+		await receiver.close();
+		await prisma.$disconnect();
+	});
+
+	it('takes the client address from X-Forwarded-For and stores it anonymized', async () => {
+		const key = site.site.key;
+		const v4 = pageview(key, 'anon-proxy', '/v4');
+		const v6 = pageview(key, 'anon-proxy', '/v6');
+		expect((await post(`${receiver.url}/api/track`, batch(key, [v4]), { 'x-forwarded-for': '203.0.113.77' })).status).toBe(202);
+		expect((await post(`${receiver.url}/api/track`, batch(key, [v6]), { 'x-forwarded-for': '2001:db8:85a3:1234:5678:8a2e:370:7334' })).status).toBe(202);
+		const rows = await prisma.visitorEvent.findMany({ where: { eventId: { in: [v4.id, v6.id] } }, orderBy: { path: 'asc' } });
+		expect(rows.map((row) => [row.path, row.ipAnonymized])).toEqual([
+			['/v4', '203.0.113.0'],
+			['/v6', '2001:db8:85a3::'],
+		]);
+		expect(JSON.stringify(rows)).not.toMatch(/203\.0\.113\.77|7334/);
+	});
 });
