@@ -7,7 +7,8 @@ import type { PrismaClient } from '../../lib/db';
 import { emailHash } from '../../lib/email';
 import type { Logger } from '../logger';
 import { anonymizeIp, dropReason, isAutomated, toEventRows } from '../ingest/normalize';
-import { storeEvents, storeLead, type RequestFacts } from '../ingest/store';
+import { GroupCommitter } from '../ingest/groupCommit';
+import { storeLead, type RequestFacts } from '../ingest/store';
 import type { ReceiverSettings } from '../settings';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
 import { sendProblem } from './problems';
@@ -76,6 +77,7 @@ function requestFacts(req: Request, settings: ReceiverSettings, userAgent: strin
 export function ingestRouter(context: IngestContext): Router {
 	const router = Router();
 	const { prisma, sites, settings, logger } = context;
+	const committer = new GroupCommitter(prisma);
 
 	const perIp = rateLimit({
 		windowMs: 60_000,
@@ -140,7 +142,7 @@ export function ingestRouter(context: IngestContext): Router {
 			const rows = toEventRows(batch, Date.now());
 			const destinations = !isBot && site.endpoints.has('visitor-processor') ? ['visitor-processor'] : [];
 			try {
-				const result = await storeEvents(prisma, site.id, rows, requestFacts(req, settings, userAgent, isBot), destinations);
+				const result = await committer.store(site.id, rows, requestFacts(req, settings, userAgent, isBot), destinations);
 				res.status(202).json({ stored: result.stored, duplicates: result.duplicates, ...(isBot ? { bot: true } : {}) });
 			} catch (error) {
 				storageFailed(res, error);
