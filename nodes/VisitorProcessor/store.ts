@@ -109,6 +109,8 @@ UPDATE visitor_events AS e SET visitor_id = $2::uuid, session_id = l.session_id
 FROM jsonb_to_recordset($3::jsonb) AS l(event_id uuid, session_id uuid)
 WHERE e.site_id = $1::uuid AND e.event_id = l.event_id AND (e.visitor_id IS DISTINCT FROM $2::uuid OR e.session_id IS DISTINCT FROM l.session_id)`;
 
+const VISITOR_CONCURRENCY = 4;
+
 export interface VisitorProcessorOptions {
 	sessionTimeout: number;
 	maxSessionDuration: number;
@@ -191,7 +193,7 @@ export async function processEvents(
 	for (const event of incoming) byVisitor.set(event.anonymousId, [...(byVisitor.get(event.anonymousId) ?? []), event]);
 
 	const summaries = new Map<string, SessionSummary>();
-	for (const [anonymousId, events] of byVisitor) {
+	const processVisitor = async (anonymousId: string, events: IncomingEvent[]) => {
 		const earliest = events.reduce((min, event) => Math.min(min, Date.parse(event.occurredAt)), Number.POSITIVE_INFINITY);
 		await prisma.$transaction(
 			async (tx) => {
@@ -299,6 +301,14 @@ export async function processEvents(
 			},
 			{ timeout: 60_000, maxWait: 30_000 },
 		);
-	}
+	};
+
+	// Visitors are independent (each has its own lock), so a few run at once; more would only
+	// queue for the connection pool.
+	const queue = [...byVisitor];
+	const workers = Array.from({ length: Math.min(VISITOR_CONCURRENCY, queue.length) }, async () => {
+		for (let next = queue.shift(); next; next = queue.shift()) await processVisitor(...next);
+	});
+	await Promise.all(workers);
 	return summaries;
 }
