@@ -10,6 +10,7 @@ import { analyticsRouter } from './routes/analytics';
 import { emailRouter } from './routes/email';
 import { ingestRouter } from './routes/ingest';
 import { testWorkflowRouter } from './routes/testWorkflow';
+import { trackerRouter } from './routes/tracker';
 import { privacyRouter } from './routes/privacy';
 import { sendProblem } from './routes/problems';
 import { trustProxyValue, type ReceiverSettings } from './settings';
@@ -53,13 +54,17 @@ export function createApp(context: AppContext): Express {
 				res.setHeader('x-request-id', id);
 				return id;
 			},
-			serializers: { req: (req) => ({ id: req.id, method: req.method, url: req.url }) },
-			customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'silent'),
+			serializers: { req: (req) => ({ id: req.id, method: req.method, url: req.url }), res: (res) => ({ statusCode: res.statusCode }) },
+			// A 503 is a state the receiver reports on purpose (degraded health, storage unavailable),
+			// already logged with its cause where it happens; only unexpected 5xx are errors.
+			customLogLevel: (_req, res, error) => (res.statusCode === 503 || (res.statusCode >= 400 && res.statusCode < 500) ? 'warn' : error || res.statusCode >= 500 ? 'error' : 'silent'),
+			customErrorObject: (_req, res, error, value) => (res.statusCode === 503 ? { ...value, err: undefined } : { ...value, err: error }),
 		}),
 	);
 	app.use(helmet({ crossOriginResourcePolicy: { policy: 'cross-origin' } }));
 
 	app.use(ingestRouter({ prisma: db.prisma, sites, settings, logger }));
+	app.use(trackerRouter({ sites }));
 	app.use(analyticsRouter({ prisma: db.prisma, sites }));
 	app.use(emailRouter({ prisma: db.prisma, sites, logger, tokenSecret: settings.EMAIL_TOKEN_SECRET }));
 	app.use(privacyRouter({ prisma: db.prisma, logger }));
