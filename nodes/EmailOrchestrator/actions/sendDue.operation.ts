@@ -1,0 +1,295 @@
+import { randomUUID } from 'node:crypto';
+
+import type { Transporter } from 'nodemailer';
+import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
+
+import type { Prisma, PrismaClient } from '../../../lib/db/generated/client';
+import type { ResolvedSite } from '../../shared/subjects';
+import { forEachItem, nowOf, ParameterError, type OperationContext } from '../helpers/context';
+import { renderEmail } from '../render';
+import { frequencyCapTime, scheduleSend, nextSendTime } from '../schedule';
+import { windowOf } from '../sequences';
+import { findSuppression } from '../suppression';
+import { certainlyNotDelivered, smtpTransport } from '../transport';
+
+const properties: INodeProperties[] = [
+	{
+		displayName: 'Batch Size',
+		name: 'batchSize',
+		type: 'number',
+		typeOptions: { minValue: 1, maxValue: 1000 },
+		default: 50,
+		description: 'Most due enrollments to handle per input item; the rest wait for the next run',
+	},
+	{
+		displayName: 'Options',
+		name: 'options',
+		type: 'collection',
+		placeholder: 'Add option',
+		default: {},
+		options: [
+			{
+				displayName: 'As Of',
+				name: 'asOf',
+				type: 'dateTime',
+				default: '',
+				description: 'The time treated as now when picking due steps; empty for now. For backfills.',
+			},
+			{
+				displayName: 'From Email',
+				name: 'fromEmail',
+				type: 'string',
+				placeholder: 'name@email.com',
+				default: '',
+				description: 'Sender address; integrations.emailProvider.fromEmail of the site config when empty',
+			},
+			{
+				displayName: 'From Name',
+				name: 'fromName',
+				type: 'string',
+				default: '',
+				description: 'Sender name; integrations.emailProvider.fromName of the site config when empty',
+			},
+		],
+	},
+];
+
+export const description = updateDisplayOptions({ show: { operation: ['sendDue'] } }, properties);
+
+/**
+ * How long a claimed enrollment stays invisible to other runs. A run that dies mid-way leaves
+ * its enrollments to be picked up again after this, and the message reservation then decides.
+ */
+const CLAIM_LEASE_MS = 10 * 60_000;
+/** When a send the server refused is tried again. */
+const RETRY_AFTER_MS = 15 * 60_000;
+const DAY_MS = 86_400_000;
+
+type Outcome = 'sent' | 'already-sent' | 'interrupted' | 'suppressed' | 'deferred' | 'completed' | 'failed' | 'retry' | 'skipped';
+
+interface Sender {
+	transport: Transporter;
+	receiverUrl: string;
+	tokenSecret: string;
+	from: { address: string; name?: string };
+}
+
+const ENROLLMENT_SELECT = {
+	id: true,
+	nextStep: true,
+	lead: { select: { id: true, email: true, emailHash: true, firstName: true, lastName: true, company: true, jobTitle: true, country: true, phone: true, timezone: true, lifecycleStage: true, properties: true } },
+	sequence: {
+		select: {
+			id: true,
+			name: true,
+			campaignId: true,
+			settings: true,
+			steps: { orderBy: { position: 'asc' }, select: { id: true, position: true, delayMinutes: true, subject: true, htmlTemplate: true, textTemplate: true } },
+		},
+	},
+} as const satisfies Prisma.SequenceEnrollmentSelect;
+
+type Enrollment = Prisma.SequenceEnrollmentGetPayload<{ select: typeof ENROLLMENT_SELECT }>;
+
+/**
+ * Takes up to `limit` due enrollments. SKIP LOCKED lets parallel runs share the queue, and
+ * moving `next_run_at` forward by the lease in the same transaction keeps them claimed after it
+ * commits, without holding a transaction open across SMTP.
+ */
+async function claimDue(prisma: PrismaClient, siteId: string, now: Date, limit: number): Promise<string[]> {
+	return await prisma.$transaction(async (tx) => {
+		const rows = await tx.$queryRawUnsafe<Array<{ id: string }>>(
+			`SELECT id FROM sequence_enrollments
+			WHERE site_id = $1::uuid AND status = 'active' AND next_run_at <= $2
+			ORDER BY next_run_at LIMIT $3
+			FOR UPDATE SKIP LOCKED`,
+			siteId,
+			now,
+			limit,
+		);
+		const ids = rows.map((row) => row.id);
+		if (ids.length > 0) await tx.sequenceEnrollment.updateMany({ where: { id: { in: ids } }, data: { nextRunAt: new Date(now.getTime() + CLAIM_LEASE_MS) } });
+		return ids;
+	});
+}
+
+/**
+ * Moves the enrollment past the step at `position`: to the next step, timed from `sentAt` in the
+ * lead's zone, or to completed. Guarded by the position, so a second caller cannot skip a step.
+ */
+async function advance(tx: Prisma.TransactionClient, enrollment: Enrollment, position: number, sentAt: Date): Promise<Date | null> {
+	const next = enrollment.sequence.steps.find((step) => step.position > position);
+	const nextRunAt = next ? nextSendTime(new Date(sentAt.getTime() + next.delayMinutes * 60_000), windowOf(enrollment.sequence.settings), enrollment.lead.timezone) : null;
+	await tx.sequenceEnrollment.updateMany({
+		where: { id: enrollment.id, nextStep: position },
+		data: next ? { nextStep: next.position, nextRunAt } : { nextStep: position + 1, nextRunAt: null, status: 'completed', completedAt: sentAt },
+	});
+	return nextRunAt;
+}
+
+async function recentSends(prisma: PrismaClient, leadId: string, now: Date): Promise<Date[]> {
+	const since = new Date(now.getTime() - DAY_MS);
+	const rows = await prisma.emailMessage.findMany({
+		where: { leadId, OR: [{ status: 'sent', sentAt: { gt: since } }, { status: 'sending', createdAt: { gt: since } }] },
+		select: { sentAt: true, createdAt: true },
+	});
+	return rows.map((row) => row.sentAt ?? row.createdAt);
+}
+
+/**
+ * The exactly-once rule. The message row is reserved (status `sending`, unique per lead,
+ * sequence and step) and committed BEFORE the SMTP conversation, and marked `sent` together with
+ * the enrollment's advance after it. So a later run that finds:
+ * - `sent`: the crash came after the send was recorded; only the advance is repeated.
+ * - `sending`: the run died between reserving and recording; the server may or may not have
+ *   accepted the message, and we cannot ask it. It is marked `failed` ("interrupted") and the
+ *   enrollment moves on: a possibly lost email is preferred to a certainly doubled one.
+ * - `failed` with the enrollment still on that step: the server refused it, so it certainly
+ *   never went out, and it is taken over and sent.
+ * A send that fails in a way that may have delivered is treated like `sending`.
+ */
+async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrollment: Enrollment, sender: Sender, now: Date): Promise<IDataObject> {
+	const { lead, sequence } = enrollment;
+	const step = sequence.steps.find((candidate) => candidate.position === enrollment.nextStep);
+	const report = (outcome: Outcome, extra: IDataObject = {}): IDataObject => ({
+		site: site.key,
+		enrollmentId: enrollment.id,
+		leadId: lead.id,
+		sequence: sequence.name,
+		step: enrollment.nextStep,
+		outcome,
+		...extra,
+	});
+	if (!step) {
+		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, status: 'active' }, data: { status: 'completed', completedAt: now, nextRunAt: null } });
+		return report('completed');
+	}
+
+	const cause = await findSuppression(prisma, site.id, lead);
+	if (cause) {
+		await prisma.sequenceEnrollment.updateMany({
+			where: { id: enrollment.id, status: 'active' },
+			data: { status: 'unenrolled', unenrolledAt: now, unenrollReason: `suppressed: ${cause}`, nextRunAt: null },
+		});
+		return report('suppressed', { reason: cause });
+	}
+
+	const sends = await recentSends(prisma, lead.id, now);
+	const maxPerDay = site.config.crm.maxEmailsPerDay;
+	const sendAt = scheduleSend(now, windowOf(sequence.settings), lead.timezone, { recentSends: sends, maxPerDay, now });
+	if (sendAt > now) {
+		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: step.position }, data: { nextRunAt: sendAt } });
+		const reason = frequencyCapTime(sends, maxPerDay, now) > now ? 'frequency cap' : 'outside the send window';
+		return report('deferred', { reason, nextRunAt: sendAt.toISOString() });
+	}
+
+	const idempotencyKey = `${lead.id}:${sequence.id}:${step.position}`;
+	let messageId: string = randomUUID();
+	const { firstName, lastName, email: address, company, jobTitle, country, phone, lifecycleStage, properties } = lead;
+	const vars = { firstName, lastName, email: address, company, jobTitle, country, phone, lifecycleStage, properties, sequence: sequence.name };
+	const tracking = { baseUrl: sender.receiverUrl, secret: sender.tokenSecret };
+	let email = renderEmail({ subject: step.subject, html: step.htmlTemplate, text: step.textTemplate }, vars, { ...tracking, messageId });
+	const { count } = await prisma.emailMessage.createMany({
+		data: [
+			{
+				id: messageId,
+				siteId: site.id,
+				leadId: lead.id,
+				campaignId: sequence.campaignId,
+				sequenceId: sequence.id,
+				stepId: step.id,
+				enrollmentId: enrollment.id,
+				idempotencyKey,
+				toEmail: lead.email,
+				subject: email.subject,
+				links: email.links,
+				status: 'sending',
+				createdAt: now,
+			},
+		],
+		skipDuplicates: true,
+	});
+	if (count === 0) {
+		const existing = await prisma.emailMessage.findUniqueOrThrow({ where: { siteId_idempotencyKey: { siteId: site.id, idempotencyKey } }, select: { id: true, status: true } });
+		if (existing.status === 'sent') {
+			const nextRunAt = await prisma.$transaction((tx) => advance(tx, enrollment, step.position, now));
+			return report('already-sent', { messageId: existing.id, nextRunAt: nextRunAt?.toISOString() ?? null });
+		}
+		if (existing.status === 'sending') {
+			const nextRunAt = await prisma.$transaction(async (tx) => {
+				await tx.emailMessage.updateMany({
+					where: { id: existing.id, status: 'sending' },
+					data: { status: 'failed', error: 'interrupted mid-send; not sent again because the SMTP server may already have accepted it' },
+				});
+				return await advance(tx, enrollment, step.position, now);
+			});
+			return report('interrupted', { messageId: existing.id, nextRunAt: nextRunAt?.toISOString() ?? null });
+		}
+		messageId = existing.id;
+		email = renderEmail({ subject: step.subject, html: step.htmlTemplate, text: step.textTemplate }, vars, { ...tracking, messageId });
+		const taken = await prisma.emailMessage.updateMany({
+			where: { id: messageId, status: 'failed' },
+			data: { status: 'sending', error: null, subject: email.subject, links: email.links, toEmail: lead.email, createdAt: now },
+		});
+		if (taken.count === 0) return report('skipped', { messageId, reason: 'another run took over this message' });
+	}
+
+	try {
+		const info = await sender.transport.sendMail({
+			from: sender.from,
+			to: lead.email,
+			subject: email.subject,
+			html: email.html,
+			text: email.text,
+			headers: email.headers,
+			messageId: `<${messageId}@${sender.from.address.split('@')[1]}>`,
+		});
+		const nextRunAt = await prisma.$transaction(async (tx) => {
+			await tx.emailMessage.update({ where: { id: messageId }, data: { status: 'sent', sentAt: now, smtpMessageId: info.messageId } });
+			return await advance(tx, enrollment, step.position, now);
+		});
+		return report('sent', { messageId, smtpMessageId: info.messageId, nextRunAt: nextRunAt?.toISOString() ?? null });
+	} catch (error) {
+		const message = (error as Error).message;
+		if (certainlyNotDelivered(error)) {
+			const retryAt = new Date(now.getTime() + RETRY_AFTER_MS);
+			await prisma.$transaction([
+				prisma.emailMessage.update({ where: { id: messageId }, data: { status: 'failed', error: message } }),
+				prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: step.position }, data: { nextRunAt: retryAt } }),
+			]);
+			return report('retry', { messageId, error: message, nextRunAt: retryAt.toISOString() });
+		}
+		const nextRunAt = await prisma.$transaction(async (tx) => {
+			await tx.emailMessage.update({ where: { id: messageId }, data: { status: 'failed', error: `delivery unknown, not sent again: ${message}` } });
+			return await advance(tx, enrollment, step.position, now);
+		});
+		return report('failed', { messageId, error: message, nextRunAt: nextRunAt?.toISOString() ?? null });
+	}
+}
+
+/** Sends every due step of the site's sequences; one output item per enrollment handled. */
+export async function execute(this: IExecuteFunctions, { prisma, sites }: OperationContext): Promise<INodeExecutionData[]> {
+	const api = await this.getCredentials('trackingCrmApi');
+	const transport = smtpTransport(await this.getCredentials('smtp'));
+	try {
+		return await forEachItem.call(this, async (i) => {
+			const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
+			const options = this.getNodeParameter('options', i, {}) as IDataObject;
+			const now = nowOf(options.asOf);
+			const provider = site.config.integrations.emailProvider;
+			const address = String(options.fromEmail || provider?.fromEmail || '');
+			if (!address.includes('@')) throw new ParameterError('options.fromEmail', 'No sender address: set integrations.emailProvider.fromEmail in the site config or the From Email option');
+			const name = String(options.fromName || provider?.fromName || '') || undefined;
+			const sender: Sender = { transport, receiverUrl: String(api.receiverUrl ?? ''), tokenSecret: String(api.emailTokenSecret ?? ''), from: { address, name } };
+			if (!sender.tokenSecret) throw new ParameterError('credentials.trackingCrmApi', 'The Tracking CRM API credential has no Email Token Secret, so no tracking or unsubscribe link can be signed');
+
+			const ids = await claimDue(prisma, site.id, now, this.getNodeParameter('batchSize', i, 50) as number);
+			const enrollments = await prisma.sequenceEnrollment.findMany({ where: { id: { in: ids } }, orderBy: { enrolledAt: 'asc' }, select: ENROLLMENT_SELECT });
+			const results: IDataObject[] = [];
+			for (const enrollment of enrollments) results.push(await processEnrollment(prisma, site, enrollment, sender, now));
+			return results;
+		});
+	} finally {
+		transport.close();
+	}
+}

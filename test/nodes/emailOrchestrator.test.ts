@@ -1,0 +1,329 @@
+import type { IDataObject } from 'n8n-workflow';
+
+import { siteConfigSchema, type SiteConfigInput } from '../../lib/contracts/siteConfig';
+import type { PrismaClient } from '../../lib/db/generated/client';
+import { emailHash } from '../../lib/email';
+import { verifyEmailToken } from '../../lib/emailTokens';
+import { disconnectAll } from '../../nodes/shared/database';
+import { runWorkflow, type WorkflowJson } from '../harness/n8n';
+import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
+import { SmtpSink, type ReceivedMail } from '../helpers/smtpSink';
+
+const SECRET = 'test-email-token-secret-0123456789abcdef';
+const RECEIVER = 'https://crm.example.test';
+const QUIET = { start: '21:00', end: '08:00' };
+const STEP_HTML = '<html><body><p>Hi {{firstName}},</p><p><a href="https://shop.example/start?ref=mail&amp;lead={{firstName}}">Get started</a> or read <a href="https://shop.example/docs">the docs</a>.</p></body></html>';
+
+/** Every sequence the tests use; each test has its own site, so their queues never mix. */
+const SEQUENCES: NonNullable<NonNullable<SiteConfigInput['crm']>['emailSequences']> = [
+	{
+		name: 'welcome',
+		trigger: { stage: 'lead' },
+		quietHours: QUIET,
+		steps: [
+			{ delayMinutes: 0, subject: 'Welcome, {{firstName}}!', html: STEP_HTML },
+			{ delayMinutes: 1440, subject: 'Day two', html: '<p>Still there, {{firstName}}?</p>', text: 'Still there, {{firstName}}? https://shop.example/day2' },
+		],
+	},
+	{ name: 'workdays', trigger: { tag: 'b2b' }, quietHours: QUIET, weekdays: [1, 2, 3, 4, 5], steps: [{ delayMinutes: 0, subject: 'Weekday news', html: '<p>News</p>' }] },
+	{ name: 'cap-a', trigger: { event: 'a' }, steps: [{ delayMinutes: 0, subject: 'A', html: '<p>A</p>' }] },
+	{ name: 'cap-b', trigger: { event: 'b' }, steps: [{ delayMinutes: 0, subject: 'B', html: '<p>B</p>' }] },
+	{ name: 'cap-c', trigger: { event: 'c' }, steps: [{ delayMinutes: 0, subject: 'C', html: '<p>C</p>' }] },
+];
+
+type Operation = 'enroll' | 'sendDue' | 'handleEmailEvent';
+
+function workflow(operation: Operation, parameters: IDataObject = {}): WorkflowJson {
+	return {
+		name: 'Email Orchestrator test',
+		nodes: [
+			{ id: 'start', name: 'Start', type: 'n8n-nodes-base.manualTrigger', typeVersion: 1, position: [0, 0], parameters: {} },
+			{
+				id: 'eo',
+				name: 'Email Orchestrator',
+				type: 'n8n-nodes-tracking-crm.emailOrchestrator',
+				typeVersion: 1,
+				position: [200, 0],
+				parameters: { operation, ...parameters },
+				credentials: { postgres: { id: '1', name: 'CRM database' }, trackingCrmApi: { id: '2', name: 'Receiver' }, smtp: { id: '3', name: 'Mail' } },
+			},
+		],
+		connections: { Start: { main: [[{ node: 'Email Orchestrator', type: 'main', index: 0 }]] } },
+	};
+}
+
+const headerOf = (mail: ReceivedMail, name: string) => mail.parsed.headerLines.find((line) => line.key === name.toLowerCase())?.line.replace(/^[^:]+:\s*/, '');
+const tokenIn = (url: string, kind: 'o' | 'c' | 'u') => new RegExp(`^${RECEIVER}/e/${kind}/([A-Za-z0-9._-]+)$`).exec(url)?.[1] ?? '';
+
+describe('Email Orchestrator node in the n8n execution engine, sending to a real SMTP server', () => {
+	let prisma: PrismaClient;
+	let smtp: SmtpSink;
+	const credentials = () => ({
+		postgres: postgresCredential(),
+		trackingCrmApi: { receiverUrl: RECEIVER, webhookSecret: 'unused-here', emailTokenSecret: SECRET },
+		smtp: { host: '127.0.0.1', port: smtp.port, secure: false, disableStartTls: true, user: '', password: '' },
+	});
+
+	beforeAll(async () => {
+		prisma = testPrisma();
+		smtp = await SmtpSink.start();
+	});
+	afterAll(async () => {
+		await smtp.stop();
+		await prisma.$disconnect();
+		await disconnectAll();
+	});
+
+	async function siteWith(name: string, crm: SiteConfigInput['crm'] = {}): Promise<{ id: string; key: string }> {
+		const site = await createTestSite(prisma, name);
+		const config = siteConfigSchema.parse({
+			site: { key: site.key, name, domain: `${site.key}.example` },
+			tracking: { allowedOrigins: [`https://${site.key}.example`] },
+			crm: { emailSequences: SEQUENCES, maxEmailsPerDay: 2, ...crm },
+			integrations: { emailProvider: { type: 'smtp', fromEmail: 'hello@shop.example', fromName: 'Shop' } },
+		});
+		await prisma.site.update({ where: { id: site.id }, data: { config } });
+		return site;
+	}
+
+	async function lead(site: { id: string; key: string }, email: string, timezone = 'Europe/Madrid') {
+		return await prisma.lead.create({ data: { siteId: site.id, email, emailHash: emailHash(email), firstName: email.split('@')[0], timezone }, select: { id: true, email: true } });
+	}
+
+	async function run(operation: Operation, input: IDataObject[], parameters: IDataObject = {}): Promise<IDataObject[]> {
+		const result = await runWorkflow(workflow(operation, parameters), { input, credentials: credentials(), throwOnError: true });
+		return result.outputOf('Email Orchestrator');
+	}
+	const enroll = (site: { key: string }, leadId: string, sequence: string, asOf: string) => run('enroll', [{ site: site.key, leadId }], { sequence, options: { asOf } });
+	const sendDue = (site: { key: string }, asOf: string) => run('sendDue', [{ site: site.key }], { options: { asOf } });
+
+	it('enrolls once and sends each step with tracked links, open pixel and one-click unsubscribe headers', async () => {
+		const site = await siteWith('welcome');
+		const ana = await lead(site, 'ana@mail.example');
+		// 12:00 in Madrid on a Wednesday
+		const [first] = await enroll(site, ana.id, 'welcome', '2026-06-10T10:00:00Z');
+		expect(first.enrollment).toMatchObject({ created: true, status: 'active', nextStep: 0, nextRunAt: '2026-06-10T10:00:00.000Z' });
+		const [again] = await enroll(site, ana.email, 'welcome', '2026-06-10T10:05:00Z');
+		expect(again.enrollment).toMatchObject({ created: false, id: (first.enrollment as IDataObject).id, nextRunAt: '2026-06-10T10:00:00.000Z' });
+
+		const sent = await sendDue(site, '2026-06-10T10:00:00Z');
+		expect(sent).toEqual([expect.objectContaining({ outcome: 'sent', leadId: ana.id, sequence: 'welcome', step: 0, nextRunAt: '2026-06-11T10:00:00.000Z' })]);
+
+		const [mail, ...others] = await smtp.messages(ana.email);
+		expect(others).toHaveLength(0);
+		const message = await prisma.emailMessage.findUniqueOrThrow({ where: { id: sent[0].messageId as string } });
+		expect(message).toMatchObject({ status: 'sent', idempotencyKey: `${ana.id}:${message.sequenceId}:0`, toEmail: ana.email, subject: 'Welcome, ana!', links: ['https://shop.example/start?ref=mail&lead=ana', 'https://shop.example/docs'] });
+
+		expect(mail.parsed.subject).toBe('Welcome, ana!');
+		expect(mail.parsed.from?.value).toEqual([{ address: 'hello@shop.example', name: 'Shop' }]);
+		expect(mail.parsed.messageId).toBe(`<${message.id}@shop.example>`);
+		expect(headerOf(mail, 'List-Unsubscribe-Post')).toBe('List-Unsubscribe=One-Click');
+		const unsubscribe = /^<([^>]+)>$/.exec(headerOf(mail, 'List-Unsubscribe') ?? '')?.[1] ?? '';
+		expect(verifyEmailToken(SECRET, tokenIn(unsubscribe, 'u'), 'unsubscribe')).toEqual({ valid: true, action: 'unsubscribe', messageId: message.id, linkIndex: undefined });
+
+		const html = String(mail.parsed.html);
+		expect(html).toContain('<p>Hi ana,</p>');
+		expect(html).not.toContain('https://shop.example');
+		const clicks = [...html.matchAll(/<a href="([^"]+)"/g)].map((match) => verifyEmailToken(SECRET, tokenIn(match[1], 'c'), 'click'));
+		expect(clicks).toEqual([
+			{ valid: true, action: 'click', messageId: message.id, linkIndex: 0 },
+			{ valid: true, action: 'click', messageId: message.id, linkIndex: 1 },
+		]);
+		const pixel = /<img src="([^"]+)" width="1" height="1"/.exec(html)?.[1] ?? '';
+		expect(verifyEmailToken(SECRET, tokenIn(pixel, 'o'), 'open')).toMatchObject({ valid: true, messageId: message.id });
+		expect(mail.parsed.text).toMatch(new RegExp(`^Hi ana,\\n\\nGet started \\(${RECEIVER}/e/c/c\\.${message.id}\\.0\\.\\S+\\) or read the docs \\(${RECEIVER}/e/c/c\\.${message.id}\\.1\\.\\S+\\)\\.$`));
+
+		// a retried run (same time, nothing due any more) sends nothing
+		expect(await sendDue(site, '2026-06-10T10:00:00Z')).toEqual([]);
+		expect(await smtp.messages(ana.email)).toHaveLength(1);
+
+		const second = await sendDue(site, '2026-06-11T10:00:00Z');
+		expect(second).toEqual([expect.objectContaining({ outcome: 'sent', step: 1, nextRunAt: null })]);
+		const [, day2] = await smtp.messages(ana.email);
+		expect(day2.parsed.subject).toBe('Day two');
+		expect(day2.parsed.text).toMatch(new RegExp(`^Still there, ana\\? ${RECEIVER}/e/c/c\\.${second[0].messageId}\\.0\\.\\S+$`));
+		expect(await prisma.sequenceEnrollment.findUniqueOrThrow({ where: { id: (first.enrollment as IDataObject).id as string } })).toMatchObject({ status: 'completed', nextRunAt: null });
+		expect(await prisma.sequenceEnrollment.count({ where: { siteId: site.id } })).toBe(1);
+		expect(await prisma.emailSequenceStep.count({ where: { siteId: site.id, sequence: { name: 'welcome' } } })).toBe(2);
+	});
+
+	it('sends nothing to a suppressed lead and unenrolls it', async () => {
+		const site = await siteWith('suppressed');
+		const erased = await lead(site, 'erased@mail.example');
+		const unsubscribed = await lead(site, 'gone@mail.example');
+		const fine = await lead(site, 'fine@mail.example');
+		await prisma.suppression.create({ data: { siteId: site.id, emailHash: emailHash(' Erased@Mail.example '), reason: 'erased' } });
+		await prisma.channelStatus.create({ data: { siteId: site.id, leadId: unsubscribed.id, channel: 'email', status: 'unsubscribed' } });
+		for (const person of [erased, unsubscribed, fine]) await enroll(site, person.id, 'welcome', '2026-06-10T10:00:00Z');
+
+		const results = await sendDue(site, '2026-06-10T10:00:00Z');
+		const outcomes = Object.fromEntries(results.map((result) => [result.leadId as string, [result.outcome, result.reason]]));
+		expect(outcomes).toEqual({ [erased.id]: ['suppressed', 'erased'], [unsubscribed.id]: ['suppressed', 'unsubscribed'], [fine.id]: ['sent', undefined] });
+		expect(await smtp.messages(erased.email)).toHaveLength(0);
+		expect(await smtp.messages(unsubscribed.email)).toHaveLength(0);
+		expect(await smtp.messages(fine.email)).toHaveLength(1);
+		expect(await prisma.sequenceEnrollment.findMany({ where: { leadId: { in: [erased.id, unsubscribed.id] } }, select: { status: true, unenrollReason: true } })).toEqual(
+			expect.arrayContaining([
+				{ status: 'unenrolled', unenrollReason: 'suppressed: erased' },
+				{ status: 'unenrolled', unenrollReason: 'suppressed: unsubscribed' },
+			]),
+		);
+	});
+
+	it('never mails twice after a run killed between the SMTP accept and recording it', async () => {
+		const site = await siteWith('killed');
+		const bo = await lead(site, 'bo@mail.example');
+		const [{ enrollment }] = await enroll(site, bo.id, 'welcome', '2026-06-10T10:00:00Z');
+		const [first] = await sendDue(site, '2026-06-10T10:00:00Z');
+		expect(first.outcome).toBe('sent');
+		expect(await smtp.messages(bo.email)).toHaveLength(1);
+
+		// The state a worker killed right after the server's 250 leaves behind: the reservation still
+		// says `sending`, and the enrollment is on the same step (due again once its claim lapsed).
+		const enrollmentId = (enrollment as IDataObject).id as string;
+		await prisma.emailMessage.update({ where: { id: first.messageId as string }, data: { status: 'sending', sentAt: null, smtpMessageId: null } });
+		await prisma.sequenceEnrollment.update({ where: { id: enrollmentId }, data: { status: 'active', nextStep: 0, nextRunAt: new Date('2026-06-10T10:00:00Z') } });
+
+		const retried = await sendDue(site, '2026-06-10T10:20:00Z');
+		expect(retried).toEqual([expect.objectContaining({ outcome: 'interrupted', messageId: first.messageId, nextRunAt: '2026-06-11T10:20:00.000Z' })]);
+		expect(await smtp.messages(bo.email)).toHaveLength(1);
+		expect(await prisma.emailMessage.findUniqueOrThrow({ where: { id: first.messageId as string } })).toMatchObject({ status: 'failed', error: expect.stringMatching(/^interrupted mid-send/) });
+		expect(await prisma.emailMessage.count({ where: { leadId: bo.id } })).toBe(1);
+
+		// a crash after recording `sent` but before advancing only advances
+		await prisma.emailMessage.update({ where: { id: first.messageId as string }, data: { status: 'sent' } });
+		await prisma.sequenceEnrollment.update({ where: { id: enrollmentId }, data: { nextStep: 0, nextRunAt: new Date('2026-06-10T10:00:00Z') } });
+		expect(await sendDue(site, '2026-06-10T10:30:00Z')).toEqual([expect.objectContaining({ outcome: 'already-sent', messageId: first.messageId })]);
+		expect(await smtp.messages(bo.email)).toHaveLength(1);
+		expect(await prisma.sequenceEnrollment.findUniqueOrThrow({ where: { id: enrollmentId } })).toMatchObject({ nextStep: 1 });
+	});
+
+	it('retries a send the server refused, reusing its reservation', async () => {
+		const site = await siteWith('refused');
+		const person = await lead(site, 'refuse-me@mail.example');
+		await enroll(site, person.id, 'welcome', '2026-06-10T10:00:00Z');
+		const [refused] = await sendDue(site, '2026-06-10T10:00:00Z');
+		expect(refused).toMatchObject({ outcome: 'retry', error: expect.stringMatching(/550/), nextRunAt: '2026-06-10T10:15:00.000Z' });
+		expect(await prisma.emailMessage.findUniqueOrThrow({ where: { id: refused.messageId as string } })).toMatchObject({ status: 'failed' });
+		const [again] = await sendDue(site, '2026-06-10T10:15:00Z');
+		expect(again).toMatchObject({ outcome: 'retry', messageId: refused.messageId });
+		expect(await prisma.emailMessage.count({ where: { leadId: person.id } })).toBe(1);
+		expect(await smtp.messages(person.email)).toHaveLength(0);
+	});
+
+	it('shares the queue between runs started at the same time: each lead gets one email', async () => {
+		const site = await siteWith('parallel');
+		const people = await Promise.all(Array.from({ length: 6 }, (_, n) => lead(site, `parallel-${n}-${site.key}@mail.example`)));
+		for (const person of people) await enroll(site, person.id, 'welcome', '2026-06-10T10:00:00Z');
+		const runs = await Promise.all([sendDue(site, '2026-06-10T10:00:00Z'), sendDue(site, '2026-06-10T10:00:00Z'), sendDue(site, '2026-06-10T10:00:00Z')]);
+		expect(runs.flat().map((result) => result.outcome)).toEqual(Array(6).fill('sent'));
+		for (const person of people) expect(await smtp.messages(person.email)).toHaveLength(1);
+	});
+
+	it.each([
+		// zone, enrolled at (UTC) = 03:00 local on a DST-change day, expected send (UTC) = 08:00 local
+		['Europe/Madrid', '2026-03-29T01:00:00Z', '2026-03-29T06:00:00.000Z'],
+		['Europe/Madrid', '2026-10-25T02:00:00Z', '2026-10-25T07:00:00.000Z'],
+		['America/New_York', '2026-03-08T07:00:00Z', '2026-03-08T12:00:00.000Z'],
+		['America/New_York', '2026-11-01T08:00:00Z', '2026-11-01T13:00:00.000Z'],
+	])('quiet hours in %s: a step due at 03:00 local on %s goes out at 08:00 local', async (zone, enrolledAt, expected) => {
+		const site = await siteWith('dst');
+		const person = await lead(site, `night-${site.key}@mail.example`, zone);
+		const [{ enrollment }] = await enroll(site, person.id, 'welcome', enrolledAt);
+		expect((enrollment as IDataObject).nextRunAt).toBe(expected);
+		const oneMinuteEarly = new Date(new Date(expected).getTime() - 60_000).toISOString();
+		expect(await sendDue(site, oneMinuteEarly)).toEqual([]);
+		expect(await sendDue(site, expected)).toEqual([expect.objectContaining({ outcome: 'sent' })]);
+		expect(await smtp.messages(person.email)).toHaveLength(1);
+	});
+
+	it('a step due in quiet hours because the run came late is deferred to the window start', async () => {
+		const site = await siteWith('late');
+		const person = await lead(site, 'late@mail.example', 'Europe/Madrid');
+		await enroll(site, person.id, 'welcome', '2026-06-10T18:30:00Z'); // 20:30 local, inside the window
+		// the workflow only ran at 21:30 local
+		expect(await sendDue(site, '2026-06-10T19:30:00Z')).toEqual([expect.objectContaining({ outcome: 'deferred', reason: 'outside the send window', nextRunAt: '2026-06-11T06:00:00.000Z' })]);
+		expect(await smtp.messages(person.email)).toHaveLength(0);
+	});
+
+	it('holds a weekday-only step over the weekend', async () => {
+		const site = await siteWith('weekdays');
+		const person = await lead(site, 'b2b@mail.example', 'Europe/Madrid');
+		// Saturday 2026-03-28 12:00 local; Monday 08:00 is after the spring-forward change
+		const [{ enrollment }] = await enroll(site, person.id, 'workdays', '2026-03-28T11:00:00Z');
+		expect((enrollment as IDataObject).nextRunAt).toBe('2026-03-30T06:00:00.000Z');
+		expect(await sendDue(site, '2026-03-29T12:00:00Z')).toEqual([]);
+		expect(await sendDue(site, '2026-03-30T06:00:00Z')).toEqual([expect.objectContaining({ outcome: 'sent', sequence: 'workdays' })]);
+	});
+
+	it('caps the emails per lead per 24 hours across sequences', async () => {
+		const site = await siteWith('cap');
+		const person = await lead(site, 'busy@mail.example', 'UTC');
+		for (const sequence of ['cap-a', 'cap-b', 'cap-c']) await enroll(site, person.id, sequence, '2026-06-10T10:00:00Z');
+		const results = await sendDue(site, '2026-06-10T10:00:00Z');
+		expect(results.map((result) => result.outcome).sort()).toEqual(['deferred', 'sent', 'sent']);
+		expect(results.find((result) => result.outcome === 'deferred')).toMatchObject({ reason: 'frequency cap', nextRunAt: '2026-06-11T10:00:00.000Z' });
+		expect(await smtp.messages(person.email)).toHaveLength(2);
+		expect(await sendDue(site, '2026-06-11T09:59:00Z')).toEqual([]);
+		expect(await sendDue(site, '2026-06-11T10:00:00Z')).toEqual([expect.objectContaining({ outcome: 'sent' })]);
+		expect(await smtp.messages(person.email)).toHaveLength(3);
+	});
+
+	it('unenrolls on unsubscribe, bounce, complaint and conversion events, once', async () => {
+		const site = await siteWith('events');
+		const person = await lead(site, 'leaving@mail.example');
+		const other = await lead(site, 'staying@mail.example');
+		for (const sequence of ['welcome', 'cap-a']) await enroll(site, person.id, sequence, '2026-06-10T10:00:00Z');
+		await enroll(site, other.id, 'welcome', '2026-06-10T10:00:00Z');
+		const event = (type: string, leadId: string | null = person.id) => ({ kind: 'email-event', site: site.key, type, leadId, messageId: '0190a8d2-1c2b-7def-8abc-0123456789ab' });
+
+		expect(await run('handleEmailEvent', [event('open'), event('click', null)])).toEqual([expect.objectContaining({ type: 'open', unenrolled: 0 }), expect.objectContaining({ type: 'click', unenrolled: 0 })]);
+		expect(await run('handleEmailEvent', [event('unsubscribe')])).toEqual([expect.objectContaining({ unenrolled: 2 })]);
+		expect(await run('handleEmailEvent', [event('unsubscribe')])).toEqual([expect.objectContaining({ unenrolled: 0 })]);
+		expect(await prisma.sequenceEnrollment.findMany({ where: { leadId: person.id }, select: { status: true, unenrollReason: true } })).toEqual([
+			{ status: 'unenrolled', unenrollReason: 'unsubscribe' },
+			{ status: 'unenrolled', unenrollReason: 'unsubscribe' },
+		]);
+		expect(await prisma.channelStatus.findUniqueOrThrow({ where: { leadId_channel: { leadId: person.id, channel: 'email' } } })).toMatchObject({ status: 'unsubscribed' });
+		// a bounce is stronger than an unsubscribe; an unsubscribe never weakens a bounce
+		await run('handleEmailEvent', [event('bounce')]);
+		await run('handleEmailEvent', [event('unsubscribe')]);
+		expect(await prisma.channelStatus.findUniqueOrThrow({ where: { leadId_channel: { leadId: person.id, channel: 'email' } } })).toMatchObject({ status: 'bounced' });
+		expect(await prisma.suppression.findMany({ where: { siteId: site.id }, select: { reason: true } })).toEqual([{ reason: 'unsubscribed' }]);
+
+		expect(await run('handleEmailEvent', [{ site: site.key, leadId: other.email }], { eventType: 'conversion' })).toEqual([expect.objectContaining({ leadId: other.id, unenrolled: 1 })]);
+		expect(await prisma.sequenceEnrollment.findFirstOrThrow({ where: { leadId: other.id } })).toMatchObject({ status: 'unenrolled', unenrollReason: 'conversion' });
+		expect(await sendDue(site, '2026-06-10T12:00:00Z')).toEqual([]);
+	});
+
+	it('enrolls into a sequence kept in the database, with its settings', async () => {
+		const site = await siteWith('database');
+		const person = await lead(site, `db-${site.key}@mail.example`, 'America/New_York');
+		await prisma.emailSequence.create({
+			data: {
+				siteId: site.id,
+				name: 'stored',
+				settings: { quietHours: { start: '20:00', end: '09:30' }, weekdays: [2] },
+				steps: { create: [{ siteId: site.id, position: 0, delayMinutes: 60, subject: 'Stored for {{firstName}}', htmlTemplate: '<p>Hello {{firstName}}</p>' }] },
+			},
+		});
+		// Monday 2026-06-08 23:00 local + 60 min = Tuesday 00:00, quiet until 09:30 on that Tuesday
+		const [{ enrollment }] = await run('enroll', [{ site: site.key, leadId: person.id }], { sequence: 'stored', sequenceSource: 'database', options: { asOf: '2026-06-09T03:00:00Z' } });
+		expect((enrollment as IDataObject).nextRunAt).toBe('2026-06-09T13:30:00.000Z');
+		expect(await sendDue(site, '2026-06-09T13:30:00Z')).toEqual([expect.objectContaining({ outcome: 'sent', sequence: 'stored', nextRunAt: null })]);
+		const [mail] = await smtp.messages(person.email);
+		expect(mail.parsed.subject).toBe(`Stored for db-${site.key}`);
+		expect(mail.parsed.text?.trim()).toBe(`Hello db-${site.key}`);
+	});
+
+	it('names the parameter to fix', async () => {
+		const site = await siteWith('errors');
+		const unknownSequence = await runWorkflow(workflow('enroll', { sequence: 'nope' }), { input: [{ site: site.key, leadId: 'nobody@mail.example' }], credentials: credentials() });
+		expect(unknownSequence.error?.message).toMatch(/^Parameter "lead": No lead "nobody@mail.example"/);
+		const person = await lead(site, 'x@mail.example');
+		const missing = await runWorkflow(workflow('enroll', { sequence: 'nope' }), { input: [{ site: site.key, leadId: person.id }], credentials: credentials() });
+		expect(missing.error?.message).toBe('Parameter "sequence": No sequence "nope" in crm.emailSequences of the site config (it has: welcome, workdays, cap-a, cap-b, cap-c)');
+		const badType = await runWorkflow(workflow('handleEmailEvent'), { input: [{ site: site.key, type: 'sneeze', leadId: person.id }], credentials: credentials() });
+		expect(badType.error?.message).toMatch(/^Parameter "eventType": "sneeze" is not an email event/);
+	});
+});
