@@ -1,0 +1,153 @@
+/**
+ * The Lead Scorer's pure scorer, and a batch of lead items through the Lead Scorer node inside
+ * n8n's execution engine with its Postgres reads and writes, on a fresh database.
+ *
+ * "Item" in the pure figure: one stored event run through every event rule of the config (type /
+ * name match, path glob, decay) while a lead's score is recomputed from its full history; that is
+ * the unit of work that grows with traffic, since each lead is rescored from all its events.
+ */
+import path from 'node:path';
+
+import { PrismaPg } from '@prisma/adapter-pg';
+import { v7 as uuidv7 } from 'uuid';
+
+import type { LeadScoringRule } from '../lib/contracts/siteConfig';
+import { PrismaClient } from '../lib/db/generated/client';
+import { deployMigrations } from '../lib/db/migrator';
+import { compileScoringRules, scoreLead, type ScoringEvent } from '../nodes/LeadScorer/scoring';
+import { disconnectAll } from '../nodes/shared/database';
+import { HarnessNodeTypes, runWorkflow } from '../test/harness/n8n';
+import { createTestDatabase, dropTestDatabase } from '../test/setup/testDatabase';
+
+const DAY = 86_400_000;
+const LEADS = Number(process.env.BENCH_LEADS ?? 1_000);
+const EVENTS_PER_LEAD = 10;
+const ROOT = path.join(__dirname, '..', '..');
+
+const RULES: LeadScoringRule[] = [
+	{ id: 'pageviews', event: 'pageview', score: 1, cap: 30, group: 'engagement', halfLifeDays: 30 },
+	{ id: 'pricing', event: 'pageview', urlPattern: '/pricing', score: 5, group: 'engagement', halfLifeDays: 14 },
+	{ id: 'docs', event: 'pageview', urlPattern: '/docs/**', score: 2, group: 'engagement' },
+	{ id: 'careers', event: 'pageview', urlPattern: '/careers/*', score: -5 },
+	{ id: 'forms', event: 'form_submit', score: 20 },
+	{ id: 'downloads', event: 'download', score: 8, halfLifeDays: 60 },
+	{ id: 'demo', event: 'demo_request', score: 40 },
+	{ id: 'decision-maker', field: 'jobTitle', operator: 'matches', value: '\\b(ceo|cto|head)\\b', score: 10 },
+	{ id: 'free-mail', field: 'freeMail', operator: 'isTrue', score: -5 },
+];
+const CRM = { leadScoringRules: RULES, groupCaps: { engagement: 60 }, maxScore: 100 };
+
+function prng(seed: number): () => number {
+	return () => {
+		seed = (seed + 0x6d2b79f5) | 0;
+		let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+		t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+	};
+}
+
+const random = prng(11);
+const PATHS = ['/', '/pricing', '/blog/a', '/docs/api/leads', '/careers/dev', '/contact'];
+const TYPES = ['pageview', 'pageview', 'pageview', 'pageview', 'scroll', 'form_submit', 'download', 'custom'];
+const now = Date.UTC(2026, 10, 24);
+
+function syntheticEvent(i: number): ScoringEvent {
+	const type = TYPES[Math.floor(random() * TYPES.length)];
+	return {
+		eventId: `e${i}`,
+		type,
+		name: type === 'custom' ? 'demo_request' : null,
+		url: `https://bench.example${PATHS[Math.floor(random() * PATHS.length)]}?utm_source=x`,
+		occurredAt: now - random() * 180 * DAY,
+	};
+}
+
+function pureBench(): void {
+	const rules = compileScoringRules(CRM);
+	const histories = Array.from({ length: 500 }, (_, lead) => Array.from({ length: 400 }, (_, i) => syntheticEvent(lead * 400 + i)));
+	const facts = { jobTitle: 'CTO', freeMail: false };
+	let checksum = 0;
+	const pass = () => {
+		for (const history of histories) checksum += scoreLead(rules, history, facts, now).total;
+	};
+	// warm-up: JIT, and the parsed paths of the URLs, which rescoring finds cached as in production
+	pass();
+	const passes = 5;
+	const started = process.hrtime.bigint();
+	for (let p = 0; p < passes; p++) pass();
+	const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+	const events = passes * histories.length * 400;
+	const leads = passes * histories.length;
+	console.log(`pure scorer, ${RULES.length} rules (7 event rules, 3 with a path glob, 3 with decay; 2 fit rules), histories of 400 events`);
+	console.log(`  ${(events / seconds).toFixed(0)} items/s (item = one event through every event rule, recomputing a lead's full history)`);
+	console.log(`  ${(leads / seconds).toFixed(0)} leads rescored/s from 400-event histories  (checksum ${checksum.toFixed(0)})`);
+}
+
+async function engineBench(): Promise<void> {
+	const { name, url } = await createTestDatabase('tcrm_bench_ls');
+	const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
+	try {
+		await deployMigrations(new PrismaPg({ connectionString: url }));
+		const site = await prisma.site.create({
+			data: {
+				key: 'bench',
+				name: 'Bench',
+				domain: 'bench.example',
+				config: { site: { key: 'bench', name: 'Bench', domain: 'bench.example' }, tracking: { allowedOrigins: ['https://bench.example'] }, crm: CRM },
+			},
+		});
+		const rows = [];
+		for (let lead = 0; lead < LEADS; lead++) {
+			for (let e = 0; e < EVENTS_PER_LEAD; e++) {
+				const event = syntheticEvent(lead * EVENTS_PER_LEAD + e);
+				rows.push({ siteId: site.id, eventId: uuidv7(), anonymousId: `v${lead}`, type: event.type, name: event.name, url: event.url, occurredAt: new Date(event.occurredAt) });
+			}
+		}
+		await prisma.visitorEvent.createMany({ data: rows });
+		const input = Array.from({ length: LEADS }, (_, lead) => ({
+			site: 'bench',
+			siteId: site.id,
+			kind: 'lead',
+			lead: { site: 'bench', email: `lead${lead}@${lead % 3 === 0 ? 'gmail.com' : `company${lead}.io`}`, anonymousId: `v${lead}`, jobTitle: lead % 2 ? 'CTO' : 'Engineer', consent: true },
+			country: 'DE',
+			receivedAt: new Date(now).toISOString(),
+		}));
+		const nodeTypes = await HarnessNodeTypes.load({ sourcePackages: [], installedPackages: [ROOT, path.dirname(require.resolve('n8n-nodes-base/package.json'))] });
+		const parsed = new URL(url);
+		const credentials = { postgres: { host: parsed.hostname, port: Number(parsed.port || 5432), database: name, user: parsed.username || 'postgres', password: '', ssl: 'disable' } };
+		const workflow = {
+			nodes: [
+				{ id: 's', name: 'Start', type: 'n8n-nodes-base.manualTrigger', typeVersion: 1, position: [0, 0] as [number, number], parameters: {} },
+				{ id: 'l', name: 'Lead Scorer', type: 'n8n-nodes-tracking-crm.leadScorer', typeVersion: 1, position: [200, 0] as [number, number], parameters: {}, credentials: { postgres: { id: '1', name: 'db' } } },
+			],
+			connections: { Start: { main: [[{ node: 'Lead Scorer', type: 'main' as const, index: 0 }]] } },
+		};
+
+		const started = process.hrtime.bigint();
+		const result = await runWorkflow(workflow, { input, credentials, nodeTypes, throwOnError: true });
+		const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+		const changed = result.outputOf('Lead Scorer', 1).length;
+		const scoreRows = await prisma.leadScore.count();
+
+		const replayStarted = process.hrtime.bigint();
+		const replay = await runWorkflow(workflow, { input, credentials, nodeTypes, throwOnError: true });
+		const replaySeconds = Number(process.hrtime.bigint() - replayStarted) / 1e9;
+
+		console.log(`Lead Scorer node, ${LEADS} lead items (each merging a visitor of ${EVENTS_PER_LEAD} events) in one execution (n8n engine + Postgres)`);
+		console.log(`  first run: ${seconds.toFixed(2)} s → ${(LEADS / seconds).toFixed(0)} items/s; ${scoreRows} lead_scores rows, ${changed} stage changes`);
+		const decayRows = await prisma.leadScore.count({ where: { cause: { startsWith: 'recomputed' } } });
+		console.log(
+			`  replay:    ${replaySeconds.toFixed(2)} s → ${(LEADS / replaySeconds).toFixed(0)} items/s; lead_scores afterwards ${await prisma.leadScore.count()} (${decayRows} of them decay deltas: time passed between the runs), stage changes emitted ${replay.outputOf('Lead Scorer', 1).length}`,
+		);
+	} finally {
+		await disconnectAll();
+		await prisma.$disconnect();
+		await dropTestDatabase(name);
+	}
+}
+
+pureBench();
+engineBench().catch((error: unknown) => {
+	console.error(error);
+	process.exit(1);
+});

@@ -1,0 +1,315 @@
+/**
+ * A lead's score, always computed from its whole history (events and lead fields) at one point
+ * in time. Recomputing instead of adding keeps merged histories honest (an event seen through two
+ * visitors counts once) and lets decay, caps and rule edits apply to the past as well.
+ */
+import type { EventScoringRule, FitScoringRule, LeadScoringRule } from '../../lib/contracts/siteConfig';
+import { compilePathPattern, urlPath, type PathPattern } from '../ConversionDetector/rules';
+
+const DAY_MS = 86_400_000;
+
+export interface ScoringEvent {
+	/** The tracker's event id: names the cause of a rule's points. */
+	eventId: string;
+	type: string;
+	name?: string | null;
+	/** Absolute URL or path of the page. */
+	url?: string | null;
+	/** Epoch milliseconds. */
+	occurredAt: number;
+}
+
+/** The lead fields fit rules read (`FIT_FIELDS` of the site config). */
+export interface LeadFacts {
+	emailDomain?: string | null;
+	company?: string | null;
+	jobTitle?: string | null;
+	country?: string | null;
+	source?: string | null;
+	phone?: string | null;
+	freeMail?: boolean;
+	disposableEmail?: boolean;
+	tags?: readonly string[];
+}
+
+export interface RuleScore {
+	/** The rule's id, or one derived from its criteria when the config gives none. */
+	rule: string;
+	kind: 'event' | 'fit';
+	group: string | null;
+	/** Points after the rule's, its group's and the total cap. */
+	points: number;
+	/** Points before any cap (with decay applied). */
+	raw: number;
+	/** Events the rule matched (fit rules: 1 when the field matched, else 0). */
+	matches: number;
+	/** Human-readable reason for the points. */
+	cause: string;
+	/**
+	 * What the points rest on (matched event count and latest event, or the matched field value):
+	 * unchanged while only time passes, so a stored delta can tell new evidence from decay.
+	 */
+	causeKey: string;
+}
+
+export interface ScoreResult {
+	total: number;
+	engagement: number;
+	fit: number;
+	/** One entry per rule, in config order; their points add up to `total`. */
+	rules: RuleScore[];
+}
+
+interface CompiledEventRule {
+	kind: 'event';
+	id: string;
+	group: string | null;
+	event: string;
+	score: number;
+	cap: number;
+	/** ln 2 / half-life in ms, 0 without decay: one multiply and one exp per match. */
+	decayRate: number;
+	path: PathPattern | null;
+}
+
+interface CompiledFitRule {
+	kind: 'fit';
+	id: string;
+	group: string | null;
+	rule: FitScoringRule;
+	regex: RegExp | null;
+	values: ReadonlySet<string> | null;
+}
+
+export interface CompiledRules {
+	events: CompiledEventRule[];
+	fits: CompiledFitRule[];
+	/** Config order of all rules, so the breakdown reads like the config. */
+	order: Array<CompiledEventRule | CompiledFitRule>;
+	groupCaps: Readonly<Record<string, number>>;
+	maxScore: number;
+	hashRouting: boolean;
+}
+
+export interface ScoringConfig {
+	leadScoringRules: readonly LeadScoringRule[];
+	maxScore?: number;
+	groupCaps?: Readonly<Record<string, number>>;
+}
+
+function isEventRule(rule: LeadScoringRule): rule is EventScoringRule {
+	return 'event' in rule;
+}
+
+function derivedId(rule: LeadScoringRule): string {
+	if (isEventRule(rule)) return `event:${rule.event}${rule.urlPattern ? `@${rule.urlPattern}` : ''}`;
+	const value = Array.isArray(rule.value) ? rule.value.join('|') : (rule.value ?? '');
+	return `fit:${rule.field}:${rule.operator}${value === '' ? '' : `:${value}`}`;
+}
+
+/** Compiles a site's scoring rules once per execution; rule ids are made unique (`#2`, `#3` …). */
+export function compileScoringRules(config: ScoringConfig, options: { hashRouting?: boolean } = {}): CompiledRules {
+	const seen = new Map<string, number>();
+	const compiled: CompiledRules = {
+		events: [],
+		fits: [],
+		order: [],
+		groupCaps: config.groupCaps ?? {},
+		maxScore: config.maxScore ?? Infinity,
+		hashRouting: options.hashRouting ?? false,
+	};
+	for (const rule of config.leadScoringRules) {
+		const base = rule.id ?? derivedId(rule);
+		const count = (seen.get(base) ?? 0) + 1;
+		seen.set(base, count);
+		const id = count === 1 ? base : `${base}#${count}`;
+		const group = rule.group ?? null;
+		if (isEventRule(rule)) {
+			const path = rule.urlPattern ? compilePathPattern(rule.urlPattern) : null;
+			const entry: CompiledEventRule = {
+				kind: 'event',
+				id,
+				group,
+				event: rule.event,
+				score: rule.score,
+				cap: rule.cap ?? Infinity,
+				decayRate: rule.halfLifeDays ? Math.LN2 / (rule.halfLifeDays * DAY_MS) : 0,
+				path,
+			};
+			compiled.events.push(entry);
+			compiled.order.push(entry);
+		} else {
+			const entry: CompiledFitRule = {
+				kind: 'fit',
+				id,
+				group,
+				rule,
+				regex: rule.operator === 'matches' && typeof rule.value === 'string' ? new RegExp(rule.value, 'i') : null,
+				values: rule.operator === 'in' && Array.isArray(rule.value) ? new Set(rule.value.map((v) => v.toLowerCase())) : null,
+			};
+			compiled.fits.push(entry);
+			compiled.order.push(entry);
+		}
+	}
+	return compiled;
+}
+
+/**
+ * Paths of URLs already parsed, per routing mode. A lead is rescored from its whole history on
+ * every new event, so the same URLs come back again and again; parsing them is most of the cost
+ * of matching. Bounded by clearing: a site has far fewer distinct URLs than the bound.
+ */
+const PATH_CACHE_SIZE = 50_000;
+const pathCaches = [new Map<string, string | null>(), new Map<string, string | null>()];
+
+function cachedPath(url: string, hashRouting: boolean): string | null {
+	const cache = pathCaches[hashRouting ? 1 : 0];
+	let path = cache.get(url);
+	if (path === undefined) {
+		if (cache.size >= PATH_CACHE_SIZE) cache.clear();
+		path = urlPath(url, { hashRouting });
+		cache.set(url, path);
+	}
+	return path;
+}
+
+/** Per event rule: sum of decayed points, match count and the latest matching event. */
+interface EventTally {
+	raw: number;
+	matches: number;
+	latestAt: number;
+	latestId: string;
+}
+
+/**
+ * Runs every event through every event rule. Points decay as `score · 2^(-age / halfLife)`,
+ * written as `exp(-age · ln2 / halfLife)`; an event dated after `now` (clock skew) counts in full.
+ */
+export function tallyEvents(rules: CompiledRules, events: readonly ScoringEvent[], now: number): EventTally[] {
+	const tallies: EventTally[] = rules.events.map(() => ({ raw: 0, matches: 0, latestAt: -Infinity, latestId: '' }));
+	const ruleCount = rules.events.length;
+	for (const event of events) {
+		let path: string | null | undefined;
+		for (let r = 0; r < ruleCount; r++) {
+			const rule = rules.events[r];
+			if (rule.event !== event.type && rule.event !== event.name) continue;
+			if (rule.path) {
+				if (path === undefined) path = event.url ? cachedPath(event.url, rules.hashRouting) : null;
+				if (path === null || !rule.path.testPath(path)) continue;
+			}
+			const age = now - event.occurredAt;
+			const tally = tallies[r];
+			tally.raw += rule.decayRate === 0 || age <= 0 ? rule.score : rule.score * Math.exp(-age * rule.decayRate);
+			tally.matches++;
+			if (event.occurredAt > tally.latestAt || (event.occurredAt === tally.latestAt && event.eventId > tally.latestId)) {
+				tally.latestAt = event.occurredAt;
+				tally.latestId = event.eventId;
+			}
+		}
+	}
+	return tallies;
+}
+
+function textOf(facts: LeadFacts, field: FitScoringRule['field']): string[] {
+	switch (field) {
+		case 'tag':
+			return [...(facts.tags ?? [])];
+		case 'freeMail':
+			return facts.freeMail ? ['true'] : [];
+		case 'disposableEmail':
+			return facts.disposableEmail ? ['true'] : [];
+		default: {
+			const value = facts[field]?.trim();
+			return value ? [value] : [];
+		}
+	}
+}
+
+/** The field value a fit rule matched, or null when it does not apply. */
+function fitMatch(entry: CompiledFitRule, facts: LeadFacts): string | null {
+	const { operator, field, value } = entry.rule;
+	const values = textOf(facts, field);
+	for (const candidate of values) {
+		const lower = candidate.toLowerCase();
+		const hit =
+			operator === 'exists' ||
+			(operator === 'isTrue' && lower === 'true') ||
+			(operator === 'equals' && lower === String(value).toLowerCase()) ||
+			(operator === 'contains' && lower.includes(String(value).toLowerCase())) ||
+			(operator === 'in' && entry.values !== null && entry.values.has(lower)) ||
+			(operator === 'matches' && entry.regex !== null && entry.regex.test(candidate));
+		if (hit) return candidate;
+	}
+	return null;
+}
+
+/**
+ * Lowers positive contributions so their sum with the negative ones is at most `cap`, in
+ * proportion to each, so every rule keeps its share of the explanation.
+ */
+function capPositive(scores: RuleScore[], cap: number): void {
+	let positive = 0;
+	let negative = 0;
+	for (const score of scores) {
+		if (score.points > 0) positive += score.points;
+		else negative += score.points;
+	}
+	if (positive + negative <= cap || positive === 0) return;
+	const factor = Math.max(0, cap - negative) / positive;
+	for (const score of scores) if (score.points > 0) score.points *= factor;
+}
+
+function clampToCap(value: number, cap: number): number {
+	return Math.max(-cap, Math.min(cap, value));
+}
+
+/** The score of a lead at time `now` (epoch ms) from all its events and its fields. */
+export function scoreLead(rules: CompiledRules, events: readonly ScoringEvent[], facts: LeadFacts, now: number): ScoreResult {
+	const tallies = tallyEvents(rules, events, now);
+	const byRule = new Map<CompiledEventRule | CompiledFitRule, RuleScore>();
+	rules.events.forEach((rule, index) => {
+		const tally = tallies[index];
+		byRule.set(rule, {
+			rule: rule.id,
+			kind: 'event',
+			group: rule.group,
+			raw: tally.raw,
+			points: clampToCap(tally.raw, rule.cap),
+			matches: tally.matches,
+			cause:
+				tally.matches === 0
+					? `no ${rule.event} event${rule.path ? ` on ${rule.path.source}` : ''}`
+					: `${tally.matches} × ${rule.event}${rule.path ? ` on ${rule.path.source}` : ''} (${rule.score} each${rule.decayRate ? ', decayed' : ''}), latest ${tally.latestId}`,
+			causeKey: tally.matches === 0 ? 'none' : `${tally.matches}:${tally.latestId}`,
+		});
+	});
+	for (const rule of rules.fits) {
+		const matched = fitMatch(rule, facts);
+		const points = matched === null ? 0 : rule.rule.score;
+		byRule.set(rule, {
+			rule: rule.id,
+			kind: 'fit',
+			group: rule.group,
+			raw: points,
+			points,
+			matches: matched === null ? 0 : 1,
+			cause: matched === null ? `${rule.rule.field} does not match` : `${rule.rule.field} "${matched}" ${rule.rule.operator}${rule.rule.value === undefined ? '' : ` ${String(rule.rule.value)}`}`,
+			causeKey: matched === null ? 'none' : `match:${matched.toLowerCase()}`,
+		});
+	}
+	const ordered = rules.order.map((rule) => byRule.get(rule) as RuleScore);
+	for (const [group, cap] of Object.entries(rules.groupCaps)) {
+		capPositive(
+			ordered.filter((score) => score.group === group),
+			cap,
+		);
+	}
+	capPositive(ordered, rules.maxScore);
+	let engagement = 0;
+	let fit = 0;
+	for (const score of ordered) {
+		if (score.kind === 'event') engagement += score.points;
+		else fit += score.points;
+	}
+	return { total: engagement + fit, engagement, fit, rules: ordered };
+}

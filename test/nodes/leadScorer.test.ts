@@ -1,0 +1,231 @@
+import type { IDataObject, INode } from 'n8n-workflow';
+import { v7 as uuidv7 } from 'uuid';
+
+import { siteConfigSchema, type SiteConfigInput } from '../../lib/contracts/siteConfig';
+import type { PrismaClient } from '../../lib/db/generated/client';
+import { disconnectAll } from '../../nodes/shared/database';
+import { emailFacts } from '../../nodes/Enricher/enrich';
+import { compileScoringRules, scoreLead } from '../../nodes/LeadScorer/scoring';
+import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
+import { runWorkflow, type WorkflowJson } from '../harness/n8n';
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+
+const CRM: NonNullable<SiteConfigInput['crm']> = {
+	leadScoringRules: [
+		{ id: 'pageviews', event: 'pageview', score: 1, cap: 40, group: 'engagement', halfLifeDays: 30 },
+		{ id: 'pricing', event: 'pageview', urlPattern: '/pricing', score: 5, group: 'engagement' },
+		{ id: 'forms', event: 'form_submit', score: 15 },
+		{ id: 'careers', event: 'pageview', urlPattern: '/careers/**', score: -3 },
+		{ id: 'decision-maker', field: 'jobTitle', operator: 'matches', value: '\\b(ceo|cto|founder|head)\\b', score: 10 },
+		{ id: 'free-mail', field: 'freeMail', operator: 'isTrue', score: -5 },
+	],
+	groupCaps: { engagement: 60 },
+	maxScore: 100,
+};
+
+function workflow(parameters: INode['parameters'] = {}, options: { continueOnFail?: boolean } = {}): WorkflowJson {
+	return {
+		name: 'Lead Scorer test',
+		nodes: [
+			{ id: 'start', name: 'Start', type: 'n8n-nodes-base.manualTrigger', typeVersion: 1, position: [0, 0], parameters: {} },
+			{
+				id: 'ls',
+				name: 'Lead Scorer',
+				type: 'n8n-nodes-tracking-crm.leadScorer',
+				typeVersion: 1,
+				position: [200, 0],
+				parameters,
+				credentials: { postgres: { id: '1', name: 'CRM database' } },
+				...(options.continueOnFail ? { onError: 'continueRegularOutput' as const } : {}),
+			},
+		],
+		connections: { Start: { main: [[{ node: 'Lead Scorer', type: 'main', index: 0 }]] } },
+	};
+}
+
+describe('Lead Scorer node in the n8n execution engine', () => {
+	let prisma: PrismaClient;
+	let site: { id: string; key: string };
+	const credentials = () => ({ postgres: postgresCredential() });
+	const run = (input: IDataObject[], parameters: INode['parameters'] = {}) => runWorkflow(workflow(parameters), { input, credentials: credentials(), throwOnError: true });
+
+	beforeAll(async () => {
+		prisma = testPrisma();
+		site = await createTestSite(prisma, 'leads');
+		const config = { site: { key: site.key, name: 'Leads', domain: `${site.key}.example` }, tracking: { allowedOrigins: [`https://${site.key}.example`] }, crm: CRM };
+		siteConfigSchema.parse(config);
+		await prisma.site.update({ where: { id: site.id }, data: { config } });
+	});
+	afterAll(async () => {
+		await prisma.$disconnect();
+		await disconnectAll();
+	});
+
+	/** What the CRM Tracker Trigger emits for one `/api/lead` delivery. */
+	function leadItem(lead: IDataObject, extra: IDataObject = {}): IDataObject {
+		return { site: site.key, siteId: site.id, kind: 'lead', lead: { site: site.key, consent: false, ...lead }, emailHash: 'x', country: null, receivedAt: new Date().toISOString(), eventId: uuidv7(), ...extra };
+	}
+
+	/** An anonymous history: `sessions` visits of `perSession` events, stored as the receiver and Visitor Processor leave them. */
+	async function anonymousHistory(anonymousId: string, start: number, sessions: number, perSession: number, firstTouch: IDataObject): Promise<number> {
+		const visitor = await prisma.visitor.create({
+			data: { siteId: site.id, anonymousId, firstSeenAt: new Date(start), lastSeenAt: new Date(start + sessions * DAY), firstTouch: { ...firstTouch, at: new Date(start).toISOString() }, sessionCount: sessions },
+		});
+		const paths = ['/', '/pricing', '/blog/a', '/careers/dev', '/docs'];
+		const rows = [];
+		for (let s = 0; s < sessions; s++) {
+			for (let e = 0; e < perSession; e++) {
+				const path = paths[(s + e) % paths.length];
+				rows.push({
+					siteId: site.id,
+					eventId: uuidv7(),
+					anonymousId,
+					sessionKey: `${anonymousId}-s${s}`,
+					// the latest session not yet attached by the Visitor Processor: still part of the history
+					visitorId: s === sessions - 1 ? null : visitor.id,
+					type: e === perSession - 1 && s % 2 === 0 ? 'form_submit' : 'pageview',
+					url: `https://${site.key}.example${path}`,
+					path,
+					occurredAt: new Date(start + s * DAY + e * 60_000),
+				});
+			}
+		}
+		await prisma.visitorEvent.createMany({ data: rows });
+		return rows.length;
+	}
+
+	/** The score of a lead computed from scratch by the pure scorer, from what the database holds. */
+	async function scoreFromScratch(leadId: string): Promise<number> {
+		const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId } });
+		const visitors = await prisma.visitor.findMany({ where: { leadId }, select: { anonymousId: true } });
+		const events = await prisma.visitorEvent.findMany({ where: { siteId: site.id, anonymousId: { in: visitors.map((v) => v.anonymousId) } } });
+		const config = siteConfigSchema.parse((await prisma.site.findUniqueOrThrow({ where: { id: site.id } })).config);
+		const mail = emailFacts(lead.email);
+		const result = scoreLead(
+			compileScoringRules(config.crm),
+			events.map((e) => ({ eventId: e.eventId, type: e.type, name: e.name, url: e.url, occurredAt: e.occurredAt.getTime() })),
+			{ emailDomain: mail.domain, jobTitle: lead.jobTitle, company: lead.company, country: lead.country, freeMail: mail.freeMail, disposableEmail: mail.disposable },
+			(lead.scoredAt as Date).getTime(),
+		);
+		return result.total;
+	}
+
+	it('merges the anonymous history of two devices into one lead with a score recomputed from scratch', async () => {
+		const start = Date.now() - 40 * DAY;
+		const laptop = `anon-laptop-${uuidv7()}`;
+		const phone = `anon-phone-${uuidv7()}`;
+		const laptopEvents = await anonymousHistory(laptop, start + DAY, 6, 25, { channel: 'Organic Search' });
+		const phoneEvents = await anonymousHistory(phone, start, 4, 20, { channel: 'Paid Social' });
+
+		const first = await run([leadItem({ email: 'Jane.Doe+webinar@Gmail.com', anonymousId: laptop, jobTitle: 'Head of Growth', firstName: 'Jane' }, { country: 'DE' })]);
+		const [out] = first.outputOf('Lead Scorer', 0);
+		const leadId = out.leadId as string;
+		const afterFirst = await prisma.lead.findUniqueOrThrow({ where: { id: leadId } });
+		expect(afterFirst).toMatchObject({ email: 'janedoe@gmail.com', firstName: 'Jane', country: 'DE', jobTitle: 'Head of Growth' });
+		expect(afterFirst.score).toBeCloseTo(await scoreFromScratch(leadId), 2);
+
+		// the same person identifies on the phone with another spelling of the address
+		await run([leadItem({ email: 'janedoe@googlemail.com', anonymousId: phone })]);
+		const leads = await prisma.lead.findMany({ where: { siteId: site.id, email: 'janedoe@gmail.com' } });
+		expect(leads).toHaveLength(1);
+		const lead = leads[0];
+		expect(lead.id).toBe(leadId);
+
+		const visitors = await prisma.visitor.findMany({ where: { siteId: site.id, anonymousId: { in: [laptop, phone] } } });
+		expect(visitors.map((v) => v.leadId)).toEqual([leadId, leadId]);
+		const linked = await prisma.visitorEvent.count({ where: { siteId: site.id, anonymousId: { in: visitors.filter((v) => v.leadId === leadId).map((v) => v.anonymousId) } } });
+		expect(linked).toBe(laptopEvents + phoneEvents);
+
+		const fromScratch = await scoreFromScratch(leadId);
+		expect(lead.score).toBeCloseTo(fromScratch, 2);
+		// never two totals added: the group cap holds over the merged history
+		expect(lead.engagementScore).toBeLessThanOrEqual(60 + 15 * 5);
+		expect(lead.firstTouch).toMatchObject({ channel: 'Paid Social', at: new Date(start).toISOString() });
+
+		// every point is explained: the deltas of lead_scores add up to the score
+		const rows = await prisma.leadScore.findMany({ where: { leadId } });
+		expect(rows.reduce((sum, row) => sum + row.delta, 0)).toBeCloseTo(lead.score, 2);
+		expect(new Set(rows.map((row) => row.rule))).toEqual(new Set(['pageviews', 'pricing', 'forms', 'careers', 'decision-maker', 'free-mail']));
+		expect(rows.find((row) => row.rule === 'free-mail')).toMatchObject({ delta: -5, causeKey: '0:match:true' });
+	});
+
+	it('writes lead_scores and stage transitions once under a 3× replay, and emits a stage change only the first time', async () => {
+		const anonymousId = `anon-replay-${uuidv7()}`;
+		await anonymousHistory(anonymousId, Date.now() - 3 * DAY, 2, 10, { channel: 'Direct' });
+		const items = [
+			leadItem({ email: 'replay@acme.io', anonymousId, jobTitle: 'CTO' }),
+			leadItem({ email: 'quiet@acme.io' }),
+		];
+		const runs = [];
+		const counts = [];
+		for (let attempt = 0; attempt < 3; attempt++) {
+			const result = await run(items);
+			runs.push({ all: result.outputOf('Lead Scorer', 0), changed: result.outputOf('Lead Scorer', 1) });
+			const leadIds = runs[0].all.map((item) => item.leadId as string);
+			counts.push({
+				scores: await prisma.leadScore.count({ where: { leadId: { in: leadIds } } }),
+				transitions: await prisma.leadStageChange.findMany({ where: { leadId: { in: leadIds } }, select: { leadId: true, fromStage: true, toStage: true } }),
+			});
+		}
+		expect(runs.map((r) => r.all.length)).toEqual([2, 2, 2]);
+		const [replay] = runs[0].all;
+		expect(replay.lead).toMatchObject({ lifecycleStage: 'mql' });
+		expect(runs[0].changed.map((item) => (item.lead as IDataObject).email)).toEqual(['replay@acme.io']);
+		expect(runs[0].changed[0].stageChange).toEqual({ from: 'subscriber', to: 'mql' });
+		expect(runs[1].changed).toEqual([]);
+		expect(runs[2].changed).toEqual([]);
+		expect(counts[0].transitions).toEqual([{ leadId: replay.leadId, fromStage: 'subscriber', toStage: 'mql' }]);
+		expect(counts[1]).toEqual(counts[0]);
+		expect(counts[2]).toEqual(counts[0]);
+		expect(counts[0].scores).toBeGreaterThan(0);
+		expect(runs.map((r) => (r.all[0].scoring as IDataObject).rowsWritten)).toEqual([counts[0].scores, 0, 0]);
+	});
+
+	it('rescores by email: new events add a delta row and move the stage on', async () => {
+		const anonymousId = `anon-rescore-${uuidv7()}`;
+		await anonymousHistory(anonymousId, Date.now() - 2 * DAY, 1, 5, { channel: 'Direct' });
+		const [created] = (await run([leadItem({ email: 'grow@beta.io', anonymousId })])).outputOf('Lead Scorer', 0);
+		expect(created.lead).toMatchObject({ lifecycleStage: 'lead' });
+		const before = await prisma.leadScore.count({ where: { leadId: created.leadId as string } });
+
+		await prisma.visitorEvent.createMany({
+			data: Array.from({ length: 3 }, (_, i) => ({ siteId: site.id, eventId: uuidv7(), anonymousId, type: 'form_submit', url: '/contact', occurredAt: new Date(Date.now() - i * HOUR) })),
+		});
+		const result = await run([{ site: site.key, email: 'GROW@beta.io' }], { operation: 'rescore', lead: '={{ $json.email }}' });
+		const [rescored] = result.outputOf('Lead Scorer', 0);
+		expect(rescored.leadId).toBe(created.leadId);
+		expect(rescored.stageChange).toEqual({ from: 'lead', to: 'mql' });
+		expect(result.outputOf('Lead Scorer', 1)).toHaveLength(1);
+		const rows = await prisma.leadScore.findMany({ where: { leadId: created.leadId as string, rule: 'forms' }, orderBy: { createdAt: 'asc' } });
+		expect(rows.at(-1)).toMatchObject({ delta: 45, causeKey: expect.stringMatching(/^1:\d+:/) });
+		expect(await prisma.leadScore.count({ where: { leadId: created.leadId as string } })).toBe(before + 1);
+		const { score } = await prisma.lead.findUniqueOrThrow({ where: { id: created.leadId as string } });
+		expect(score).toBeCloseTo(await scoreFromScratch(created.leadId as string), 2);
+	});
+
+	it('takes flat identify items, stores the phone in E.164 and never merges a browser that belongs to someone else', async () => {
+		const anonymousId = `anon-shared-${uuidv7()}`;
+		await anonymousHistory(anonymousId, Date.now() - DAY, 1, 3, { channel: 'Direct' });
+		const [owner] = (await run([{ site: site.key, email: 'owner@home.io', anonymousId, phone: '030 1234567', country: 'DE' }])).outputOf('Lead Scorer', 0);
+		expect(await prisma.lead.findUniqueOrThrow({ where: { id: owner.leadId as string } })).toMatchObject({ phone: '+49301234567', country: 'DE' });
+		expect((owner.lead as IDataObject).events).toBe(3);
+
+		const [guest] = (await run([{ site: site.key, email: 'guest@home.io', anonymousId }])).outputOf('Lead Scorer', 0);
+		expect(guest.visitorOfOtherLead).toBe(owner.leadId);
+		expect(guest.lead).toMatchObject({ visitors: [], events: 0 });
+		expect((await prisma.visitor.findUniqueOrThrow({ where: { siteId_anonymousId: { siteId: site.id, anonymousId } } })).leadId).toBe(owner.leadId);
+	});
+
+	it('names the item field when an item is not a lead, and goes on under Continue On Fail', async () => {
+		const bad = await runWorkflow(workflow(), { input: [leadItem({ email: 'not-an-address' })], credentials: credentials() });
+		expect(bad.error?.message).toMatch(/Field "lead\.email": The item is not a lead:\n {2}- email: must be an email address/);
+		const lenient = await runWorkflow(workflow({}, { continueOnFail: true }), { input: [leadItem({ email: 'nope' }), leadItem({ email: 'fine@acme.io' })], credentials: credentials(), throwOnError: true });
+		const out = lenient.outputOf('Lead Scorer', 0);
+		expect(out[0].error).toMatch(/lead\.email/);
+		expect(out[1].leadId).toEqual(expect.any(String));
+		const missing = await runWorkflow(workflow({ operation: 'rescore', lead: 'nobody@acme.io' }), { input: [{ site: site.key }], credentials: credentials() });
+		expect(missing.error?.message).toMatch(/Parameter "lead": No lead "nobody@acme.io"/);
+	});
+});
