@@ -52,33 +52,40 @@ SELECT (SELECT coalesce(jsonb_agg(jsonb_build_array(site_id, event_id)), '[]'::j
  */
 export class GroupCommitter {
 	private queue: Pending[] = [];
-	private flushing = false;
+	private running = 0;
 
+	/**
+	 * A few statements may run at once: one alone leaves the receiver idle while Postgres works,
+	 * and each waiting flush grows meanwhile, which keeps the statement count low under load.
+	 */
 	constructor(
 		private readonly prisma: PrismaClient,
-		private readonly maxEventsPerFlush = 2000,
+		private readonly maxConcurrentStatements = 4,
+		private readonly maxEventsPerStatement = 2000,
 	) {}
 
 	store(siteId: string, rows: EventRow[], facts: RequestFacts, destinations: string[]): Promise<StoreResult> {
 		return new Promise((resolve, reject) => {
 			this.queue.push({ siteId, rows, facts, destinations, resolve, reject });
-			if (!this.flushing) void this.flush();
+			this.pump();
 		});
 	}
 
-	private async flush(): Promise<void> {
-		this.flushing = true;
-		while (this.queue.length > 0) {
+	private pump(): void {
+		while (this.queue.length > 0 && this.running < this.maxConcurrentStatements) {
 			const batch: Pending[] = [];
 			let events = 0;
-			while (this.queue.length > 0 && (batch.length === 0 || events + this.queue[0].rows.length <= this.maxEventsPerFlush)) {
+			while (this.queue.length > 0 && (batch.length === 0 || events + this.queue[0].rows.length <= this.maxEventsPerStatement)) {
 				const next = this.queue.shift()!;
 				batch.push(next);
 				events += next.rows.length;
 			}
-			await this.write(batch);
+			this.running += 1;
+			void this.write(batch).finally(() => {
+				this.running -= 1;
+				this.pump();
+			});
 		}
-		this.flushing = false;
 	}
 
 	private async write(batch: Pending[]): Promise<void> {

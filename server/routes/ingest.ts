@@ -84,8 +84,9 @@ export function ingestRouter(context: IngestContext): Router {
 		limit: settings.RATE_LIMIT_PER_IP,
 		standardHeaders: 'draft-8',
 		legacyHeaders: false,
-		// Whether X-Forwarded-For counts is the TRUST_PROXY setting's decision, documented there.
-		validate: { xForwardedForHeader: false },
+		// Its configuration checks run on every request; the configuration is fixed here, and whether
+		// X-Forwarded-For counts is the TRUST_PROXY setting's decision.
+		validate: false,
 		handler: (_req, res) => sendProblem(res, 429, 'rate_limited', 'Too many requests from this address; retry after the time in the RateLimit header'),
 	});
 	const perSite = rateLimit({
@@ -94,6 +95,7 @@ export function ingestRouter(context: IngestContext): Router {
 		standardHeaders: false,
 		legacyHeaders: false,
 		keyGenerator: (req) => `site:${(req as Request & { siteKey?: string }).siteKey ?? ''}`,
+		validate: false,
 		handler: (_req, res) => sendProblem(res, 429, 'rate_limited', 'This site sends more events than its limit; retry later'),
 	});
 
