@@ -1,0 +1,76 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+import { Router } from 'express';
+
+import type { SiteRegistry } from '../siteRegistry';
+import { sendProblem } from './problems';
+
+/** Where `npm run build:tracker` writes the script-tag build: beside the sources, and from dist/server/routes as compiled. */
+const CANDIDATES = [path.resolve(__dirname, '../../tracker/dist/t.js'), path.resolve(__dirname, '../../../tracker/dist/t.js')];
+
+/**
+ * The script URL carries no version, so a cached copy is trusted for a day and then revalidated
+ * with its ETag (a 304 costs no body); stale-while-revalidate serves the old one meanwhile. A new
+ * tracker thus reaches every visitor within a day without making them wait for it.
+ */
+const CACHE_CONTROL = 'public, max-age=86400, stale-while-revalidate=604800';
+
+interface Built {
+	mtimeMs: number;
+	body: Buffer;
+	etag: string;
+}
+
+/**
+ * Serves the tracker at each site's `tracking.scriptPath` (default /t.js), first-party to the
+ * receiver so that no visitor's browser talks to a third party. The file is read again only when
+ * it changed on disk, so a rebuild is served without a restart.
+ */
+export function trackerRouter({ sites, scriptFile }: { sites: SiteRegistry; /** Another build to serve instead (tests). */ scriptFile?: string }): Router {
+	const router = Router();
+	const candidates = scriptFile ? [scriptFile] : CANDIDATES;
+	let built: Built | undefined;
+
+	const load = (): Built | undefined => {
+		for (const file of candidates) {
+			let mtimeMs: number;
+			try {
+				mtimeMs = statSync(file).mtimeMs;
+			} catch {
+				continue;
+			}
+			if (built?.mtimeMs !== mtimeMs) {
+				const body = readFileSync(file);
+				built = { mtimeMs, body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+			}
+			return built;
+		}
+		return undefined;
+	};
+
+	const paths = [...new Set(sites.all().map((site) => site.config.tracking.scriptPath))];
+	router.get(paths, (req, res) => {
+		const script = load();
+		if (!script) {
+			sendProblem(res, 404, 'tracker_not_built', 'The tracker script is not built; run "npm run build:tracker" (or "npm run build") on the receiver');
+			return;
+		}
+		const origin = req.headers.origin;
+		// A plain <script> needs no CORS; one with crossorigin (for Subresource Integrity) does, from an allowed site.
+		if (origin && sites.isKnownOrigin(origin)) res.setHeader('Access-Control-Allow-Origin', origin);
+		res.setHeader('Vary', 'Origin');
+		// Pages that isolate themselves (COEP require-corp) load only resources that opt in.
+		res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+		res.setHeader('Content-Type', 'text/javascript; charset=utf-8');
+		res.setHeader('Cache-Control', CACHE_CONTROL);
+		res.setHeader('ETag', script.etag);
+		if (req.fresh) {
+			res.status(304).end();
+			return;
+		}
+		res.send(script.body);
+	});
+	return router;
+}

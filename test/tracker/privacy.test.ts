@@ -1,0 +1,122 @@
+import type { Browser } from 'playwright-core';
+
+import type { Receiver } from '../../server/receiver';
+import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, visitorContext, type PageServer } from '../helpers/browser';
+import { testPrisma } from '../helpers/db';
+import { startTestReceiver } from '../helpers/receiver';
+
+declare const tcrm: (method: string, ...args: unknown[]) => void;
+
+describe('tracker privacy in a real browser', () => {
+	const prisma = testPrisma();
+	let browser: Browser;
+	let pages: PageServer;
+	let receiver: Receiver;
+	const site: Record<string, ReturnType<typeof trackerSite>> = {};
+	const siteId = (name: string) => receiver.sites.byPublicKey(site[name].site.key)!.id;
+
+	beforeAll(async () => {
+		pages = await servePages((path) => {
+			const name = path.split('/')[1];
+			const options = { consent: { cookieConsent: true }, signals: { cookieConsent: false }, cookieless: { cookieConsent: false, cookieless: true }, automated: { cookieConsent: false } }[name];
+			return options && trackedPage(receiver.url, site[name].site.key, options, `<main>${name}</main>`);
+		});
+		site.consent = trackerSite(pages.origin, { cookieConsent: true });
+		for (const name of ['signals', 'cookieless', 'automated']) site[name] = trackerSite(pages.origin);
+		receiver = await startTestReceiver(Object.values(site), { DISPATCHER: 'off' });
+		browser = await launchChromium();
+	});
+	afterAll(async () => {
+		await browser?.close();
+		await receiver?.close();
+		await pages?.close();
+		await prisma.$disconnect();
+	});
+
+	/** Every request that reaches the receiver's API from now on. Counted by the server: the browser reports no beacons. */
+	const apiRequests = () => {
+		const urls: string[] = [];
+		receiver.server.on('request', (request) => {
+			if (request.url?.startsWith('/api/')) urls.push(request.url);
+		});
+		return urls;
+	};
+
+	it('sends nothing before consent nor after a refusal, which persists; once granted, tracking starts', async () => {
+		const context = await visitorContext(browser);
+		const requests = apiRequests();
+		const page = await context.newPage();
+		await page.goto(`${pages.origin}/consent/`);
+		await page.evaluate(() => tcrm('track', 'before-consent'));
+		await page.evaluate(() => tcrm('consent', 'denied'));
+		await page.reload();
+		await page.evaluate(() => tcrm('track', 'after-refusal'));
+		await page.waitForTimeout(2500);
+		expect(requests).toEqual([]);
+		expect(await page.evaluate(() => Object.keys(localStorage))).toEqual(['tcrm.consent']);
+
+		await page.evaluate(() => tcrm('consent', 'granted'));
+		await page.evaluate(() => tcrm('track', 'after-consent'));
+		await page.reload();
+		await closeTab(page);
+		const rows = await eventually(
+			() => storedEvents(prisma, siteId('consent')),
+			(events) => events.filter((event) => event.type != 'engagement').length >= 3,
+		);
+		expect(rows.filter((event) => event.type != 'engagement').map((event) => event.name ?? event.type)).toEqual(['pageview', 'after-consent', 'pageview']);
+		expect(requests.length).toBeGreaterThan(0);
+		await context.close();
+	});
+
+	it.each([
+		['Global Privacy Control', { gpc: true }],
+		['Do Not Track', { dnt: true }],
+	])('sends nothing under %s, even after consent', async (_signal, signals) => {
+		const context = await visitorContext(browser, signals);
+		const requests = apiRequests();
+		const page = await context.newPage();
+		await page.goto(`${pages.origin}/signals/`);
+		await page.evaluate(() => {
+			tcrm('consent', 'granted');
+			tcrm('track', 'signup');
+			tcrm('identify', 'gpc@example.com');
+		});
+		await page.waitForTimeout(2500);
+		await closeTab(page);
+		await new Promise((resolve) => setTimeout(resolve, 300));
+		expect(requests).toEqual([]);
+		expect(await prisma.visitorEvent.count({ where: { siteId: siteId('signals') } })).toBe(0);
+		await context.close();
+	});
+
+	it('in cookieless mode keeps its ids for the tab only (sessionStorage), nothing in localStorage', async () => {
+		const context = await visitorContext(browser);
+		const page = await context.newPage();
+		await page.goto(`${pages.origin}/cookieless/`);
+		await page.evaluate(() => tcrm('track', 'cookieless-event'));
+		expect(await page.evaluate(() => Object.keys(localStorage))).toEqual([]);
+		expect((await page.evaluate(() => Object.keys(sessionStorage))).sort()).toEqual(['tcrm.id', 'tcrm.queue', 'tcrm.session']);
+		await closeTab(page);
+		const rows = await eventually(
+			() => storedEvents(prisma, siteId('cookieless')),
+			(events) => events.length >= 2,
+		);
+		expect(rows.slice(0, 2).map((event) => event.name ?? event.type)).toEqual(['pageview', 'cookieless-event']);
+		await context.close();
+	});
+
+	it('flags an automated browser (navigator.webdriver) so the receiver stores its events as a bot\u2019s and forwards none', async () => {
+		const context = await browser.newContext();
+		const page = await context.newPage();
+		await page.goto(`${pages.origin}/automated/`);
+		await page.evaluate(() => tcrm('track', 'robot'));
+		await closeTab(page);
+		const rows = await eventually(
+			() => storedEvents(prisma, siteId('automated')),
+			(events) => events.length >= 2,
+		);
+		expect(rows.every((event) => event.isBot && (event.context as { automation?: boolean }).automation === true)).toBe(true);
+		expect(await prisma.outboxMessage.count({ where: { siteId: siteId('automated') } })).toBe(0);
+		await context.close();
+	});
+});

@@ -1,0 +1,130 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { CLICK_ID_PARAMS, eventContextSchema, trackEventSchema } from '../../lib/contracts/tracking';
+import { compilePathPattern } from '../../nodes/ConversionDetector/rules';
+import { CLICK_ID, UTM } from '../../tracker/src/attribution';
+import { sessionOver, startSession, updateSession, type Session } from '../../tracker/src/sessionManager';
+import { pathMatches, relevanceOf, sessionSummary } from '../../tracker/src/smartTracker';
+import { configure } from '../../tracker/src/tracking-config';
+import { uuidv7 } from '../../tracker/src/uuid';
+
+const MINUTE = 60_000;
+
+describe('tracker modules', () => {
+	it('makes UUIDv7 ids the contract accepts, ordered by time', () => {
+		const now = Date.UTC(2026, 10, 24, 12);
+		const ids = [now, now + 1, now + 1000, now + MINUTE].map((ms) => uuidv7(ms));
+		for (const id of ids) expect(trackEventSchema.shape.id.safeParse(id).success).toBe(true);
+		expect([...ids].sort()).toEqual(ids);
+		expect(parseInt(ids[0].replace('-', '').slice(0, 12), 16)).toBe(now);
+		expect(new Set(Array.from({ length: 1000 }, () => uuidv7(now))).size).toBe(1000);
+	});
+
+	it('knows exactly the campaign parameters and click ids of the contract (its lists would bundle zod)', () => {
+		const utm = Object.keys(eventContextSchema.shape).filter((key) => key.startsWith('utm_'));
+		expect(utm.every((key) => UTM.test(key))).toBe(true);
+		expect(CLICK_ID_PARAMS.every((key) => CLICK_ID.test(key))).toBe(true);
+		for (const other of ['utm_', 'utm_foo', 'utm_source_x', 'xclid', 'msclid', 'fclid', 'gclid2', 'gbraids', 'li_fat', 'ref']) expect(UTM.test(other) || CLICK_ID.test(other)).toBe(false);
+	});
+
+	it.each([
+		['/pricing', '/pricing', true],
+		['/pricing', '/Pricing/', true],
+		['/pricing', '/pricing/team', false],
+		['/blog/*', '/blog/hello', true],
+		['/blog/*', '/blog/a/b', false],
+		['/docs/**', '/docs', true],
+		['/docs/**', '/docs/a/b', true],
+		['/**/checkout', '/checkout', true],
+		['/**/checkout', '/shop/cart/checkout', true],
+		['/a**z', '/a/b/z', true],
+		['/price.html', '/priceXhtml', false],
+		['/search', '/search?q=x', false],
+	])('matches path pattern %s against %s as the server does (%s)', (pattern, route, expected) => {
+		expect(pathMatches(pattern, route)).toBe(expected);
+		if (!route.includes('?')) expect(compilePathPattern(pattern).testPath(route.replace(/\/$/, '').toLowerCase())).toBe(expected);
+	});
+
+	it('scores an event by the first matching rule, within 1–10, or by its type', () => {
+		const rules = [
+			{ type: 'custom' as const, name: 'signup', relevance: 10 },
+			{ urlPattern: '/pricing/**', relevance: 8 },
+			{ type: 'custom' as const, relevance: 3 },
+			{ name: 'broken', relevance: 42 },
+		];
+		expect(relevanceOf(rules, 'custom', 'signup', '/pricing')).toBe(10);
+		expect(relevanceOf(rules, 'pageview', undefined, '/pricing/team')).toBe(8);
+		expect(relevanceOf(rules, 'custom', 'other', '/')).toBe(3);
+		expect(relevanceOf(rules, 'click', 'broken', '/')).toBe(10);
+		expect(relevanceOf([], 'form_submit', undefined, '/')).toBe(8);
+		expect(relevanceOf([], 'pageview', undefined, '/')).toBe(5);
+		expect(relevanceOf([], 'scroll', '25%', '/')).toBe(2);
+	});
+
+	it('starts a new session after the timeout, past the longest duration, or for a new campaign', () => {
+		const start = Date.UTC(2026, 0, 1);
+		const session = startSession(start, 'utm_source=news&', 'https://shop.example/');
+		const timeout = 30 * MINUTE;
+		const max = 12 * 60 * MINUTE;
+		expect(sessionOver(undefined, start, '', timeout, max)).toBe(true);
+		expect(sessionOver(session, start + 29 * MINUTE, '', timeout, max)).toBe(false);
+		expect(sessionOver(session, start + 31 * MINUTE, '', timeout, max)).toBe(true);
+		expect(sessionOver(session, start + MINUTE, 'utm_source=news&', timeout, max)).toBe(false);
+		expect(sessionOver(session, start + MINUTE, 'gclid=1&', timeout, max)).toBe(true);
+		let active = session;
+		for (let t = start; t < start + max; t += 20 * MINUTE) updateSession(active, 'custom', t, 'https://shop.example/', 5);
+		expect(sessionOver(active, active.last + MINUTE, '', timeout, max)).toBe(false);
+		active = { ...active, last: start + max + MINUTE };
+		expect(sessionOver(active, active.last + MINUTE, '', timeout, max)).toBe(true);
+	});
+
+	it('summarises a session, its engagement level by the site thresholds', () => {
+		const start = Date.UTC(2026, 0, 1);
+		const session: Session = startSession(start, '', 'https://shop.example/');
+		updateSession(session, 'pageview', start, 'https://shop.example/', 5);
+		updateSession(session, 'scroll', start + 5000, 'https://shop.example/', 2, { depth: 75 });
+		updateSession(session, 'pageview', start + 9000, 'https://shop.example/pricing', 5);
+		updateSession(session, 'engagement', start + 60_000, 'https://shop.example/pricing', 2, { engagedMs: 60_000 });
+		updateSession(session, 'form_submit', start + 61_000, 'https://shop.example/pricing', 8);
+		const summary = sessionSummary(session, { medium: 30, high: 60 });
+		expect(summary).toMatchObject({
+			pages: 2,
+			events: 5,
+			maxScrollDepth: 75,
+			engagedMs: 60_000,
+			relevanceSum: 22,
+			durationMs: 61_000,
+			entry: 'https://shop.example/',
+			exit: 'https://shop.example/pricing',
+			// 8 (pages) + 6 (a minute) + 11.25 (scroll) + 11 (relevance)
+			engagementScore: 36,
+			engagement: 'medium',
+		});
+		expect(sessionSummary(session, { medium: 40, high: 60 })!.engagement).toBe('low');
+		expect(sessionSummary(session, { medium: 10, high: 36 })!.engagement).toBe('high');
+		expect(trackEventSchema.shape.props.safeParse(summary).success).toBe(true);
+	});
+
+	it('names every option mistake in one debug warning and stays off without a site or a usable endpoint', () => {
+		const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+		try {
+			expect(configure({ site: 'shop', endpoint: 'javascript:alert(1)', debugMode: true, colour: 'red' }, 'https://shop.example/')).toBeUndefined();
+			expect(configure({ endpoint: '/collect' }, 'https://shop.example/')).toBeUndefined();
+			expect(warn.mock.calls).toEqual([['[tracking-crm]', 'check the options: colour (unknown), endpoint (must be an http(s) URL); tracking is off']]);
+			const config = configure({ site: 'shop', sessionTimeout: 600 }, 'https://crm.example/t.js');
+			expect(config).toMatchObject({ site: 'shop', endpoint: 'https://crm.example/api/track', lead: 'https://crm.example/api/lead', sessionTimeout: 600, relevanceThreshold: 1, cookieConsent: true });
+			// Only the first accepted configuration counts.
+			expect(configure({ site: 'other' }, 'https://crm.example/t.js')).toBe(config);
+		} finally {
+			warn.mockRestore();
+		}
+	});
+
+	it('bundles no zod and nothing but the tracker', () => {
+		for (const file of ['t.js', 'tracker.mjs']) {
+			const code = readFileSync(path.join(__dirname, '../../tracker/dist', file), 'utf8');
+			expect(code).not.toMatch(/zod|ZodError|safeParse/);
+		}
+	});
+});
