@@ -9,7 +9,7 @@ import { emailHash } from '../../lib/email';
 import type { Prisma } from '../../lib/db/generated/client';
 import { emailFacts, phoneFacts } from '../Enricher/enrich';
 import { SubjectNotFoundError } from '../shared/subjects';
-import { normalizeEmail } from './normalize';
+import { normalizeEmail } from '../../lib/mailbox';
 import { scoreLead, type CompiledRules, type ScoreResult, type ScoringEvent } from './scoring';
 import { nextStage } from './stages';
 

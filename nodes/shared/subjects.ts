@@ -1,4 +1,5 @@
 import { siteConfigSchema, type SiteConfig } from '../../lib/contracts/siteConfig';
+import { canonicalEmail } from '../../lib/email';
 import type { PrismaClient } from '../../lib/db/generated/client';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -67,7 +68,7 @@ export class SiteResolver {
 /** A lead by id or by email address, always within one site. */
 export async function findLeadId(prisma: PrismaClient, siteId: string, reference: string): Promise<string> {
 	const value = reference.trim();
-	const where = UUID.test(value) ? { id: value, siteId } : { siteId, email: value.toLowerCase() };
+	const where = UUID.test(value) ? { id: value, siteId } : { siteId, email: canonicalEmail(value) };
 	const lead = await prisma.lead.findFirst({ where, select: { id: true } });
 	if (!lead) throw new SubjectNotFoundError('lead', `No lead "${value}" on this site; give the lead's id or email address`);
 	return lead.id;

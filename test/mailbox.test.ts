@@ -1,4 +1,5 @@
-import { normalizeEmail } from '../../nodes/LeadScorer/normalize';
+import { canonicalEmail, emailHash } from '../lib/email';
+import { normalizeEmail } from '../lib/mailbox';
 
 describe('normalizeEmail', () => {
 	it.each([
@@ -19,5 +20,14 @@ describe('normalizeEmail', () => {
 
 	it.each(['', 'jane', 'jane@', '@gmail.com', 'jane@localhost', 'a b@x.com'])('rejects %j', (raw) => {
 		expect(normalizeEmail(raw)).toBeNull();
+	});
+});
+
+describe('one identity for an address everywhere', () => {
+	it('hashes every spelling of one mailbox alike, and different mailboxes apart', () => {
+		expect(canonicalEmail(' Jane.Doe+News@GoogleMail.com ')).toBe('janedoe@gmail.com');
+		expect(emailHash('Jane.Doe+news@gmail.com')).toBe(emailHash('janedoe@gmail.com'));
+		expect(emailHash('jane.doe@example.com')).not.toBe(emailHash('janedoe@example.com'));
+		expect(canonicalEmail('not an address')).toBe('not an address');
 	});
 });
