@@ -81,7 +81,7 @@ export function createApp(context: AppContext): Express {
 		} catch (error) {
 			logger.error({ err: error }, 'health check: database unreachable');
 		}
-		const n8nUrls = [...new Set(sites.all().map((site) => site.config.integrations.n8nUrl).filter((_url, index) => sites.all()[index].endpoints.size > 0))];
+		const n8nUrls = [...new Set(sites.all().filter((site) => site.endpoints.size > 0).map((site) => site.config.integrations.n8nUrl))];
 		const n8n = await n8nReachable(n8nUrls);
 		const lagging = outbox !== null && (outbox.oldestPendingAgeSeconds ?? 0) > MAX_HEALTHY_LAG_SECONDS;
 		const healthy = database.ok && !lagging && n8n.every((target) => target.ok);
