@@ -90,12 +90,14 @@ export class CrmTrackerTrigger implements INodeType {
 			return { noWebhookResponse: true };
 		}
 		const body = req.body as Delivery;
-		if (!body || typeof body !== 'object' || !Array.isArray(body.events) || !Array.isArray(body.leads)) {
-			res.status(400).json({ error: 'invalid_delivery', message: 'The body must be a receiver delivery with "events" and "leads" arrays' });
+		const handOff = body && typeof body === 'object' && Array.isArray(body.items) && body.items.every((item) => item && typeof item === 'object' && !Array.isArray(item));
+		if (!body || typeof body !== 'object' || (!handOff && (!Array.isArray(body.events) || !Array.isArray(body.leads)))) {
+			res.status(400).json({ error: 'invalid_delivery', message: 'The body must be a receiver delivery with "events" and "leads" arrays, or a CRM Hand Off delivery with an "items" array of objects' });
 			return { noWebhookResponse: true };
 		}
 		const emit = this.getNodeParameter('emit', 'perEvent') as 'perEvent' | 'perBatch';
-		const items: INodeExecutionData[] = deliveryItems(body, emit).map((json) => ({ json: json as IDataObject }));
+		const delivery: Delivery = { ...body, events: body.events ?? [], leads: body.leads ?? [] };
+		const items: INodeExecutionData[] = deliveryItems(delivery, emit).map((json) => ({ json: json as IDataObject }));
 		if (items.length === 0) {
 			res.status(200).json({ ok: true, items: 0 });
 			return { noWebhookResponse: true };

@@ -9,6 +9,8 @@ export interface Delivery {
 	leads: Array<Record<string, unknown>>;
 	/** Opens, clicks and unsubscribes, for the Email Orchestrator's workflow. */
 	emailEvents?: Array<Record<string, unknown>>;
+	/** Items another workflow handed on with the CRM Hand Off node, each with its own fields. */
+	items?: Array<Record<string, unknown>>;
 }
 
 type Item = Record<string, unknown> & { site: string; deliveryId: string };
@@ -20,10 +22,14 @@ type Item = Record<string, unknown> & { site: string; deliveryId: string };
 export function deliveryItems(delivery: Delivery, emit: 'perEvent' | 'perBatch'): Item[] {
 	const origin = { site: delivery.site, siteId: delivery.siteId, deliveryId: delivery.deliveryId, destination: delivery.destination };
 	const emailEvents = delivery.emailEvents ?? [];
+	const handedOn = delivery.items ?? [];
 	if (emit === 'perBatch') {
-		return delivery.events.length + delivery.leads.length + emailEvents.length > 0 ? [{ ...origin, events: delivery.events, leads: delivery.leads, emailEvents }] : [];
+		const count = delivery.events.length + delivery.leads.length + emailEvents.length + handedOn.length;
+		return count > 0 ? [{ ...origin, events: delivery.events, leads: delivery.leads, emailEvents, items: handedOn }] : [];
 	}
 	return [
+		// A handed-on item keeps its own site and kind: it may come from any earlier step.
+		...handedOn.map((item) => ({ ...origin, ...item, deliveryId: delivery.deliveryId })) as Item[],
 		...delivery.events.map((event) => ({ ...event, kind: 'event', ...origin })),
 		...delivery.leads.map((lead) => ({ ...lead, kind: 'lead', ...origin })),
 		...emailEvents.map((emailEvent) => ({ ...emailEvent, kind: 'email-event', ...origin })),

@@ -1,0 +1,128 @@
+/**
+ * The CRM Hand Off node in n8n's execution engine: items go to the next workflow's trigger as
+ * signed deliveries that the CRM Tracker Trigger's own checks accept, in order and in batches;
+ * a failing or missing next workflow fails the item with a message naming the URL.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import type { INodeParameters } from 'n8n-workflow';
+
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../lib/signing';
+import { deliveryItems, type Delivery } from '../../nodes/CrmTrackerTrigger/delivery';
+import { handOffUrl } from '../../nodes/CrmHandOff/handOff';
+import { runWorkflow, type WorkflowJson } from '../harness/n8n';
+
+const SECRET = 'hand-off-test-secret';
+
+interface Received {
+	path: string;
+	body: Delivery;
+	valid: boolean;
+}
+
+function workflow(parameters: INodeParameters): WorkflowJson {
+	return {
+		name: 'Hand Off test',
+		nodes: [
+			{ id: 'start', name: 'Start', type: 'n8n-nodes-base.manualTrigger', typeVersion: 1, position: [0, 0], parameters: {} },
+			{
+				id: 'handOff',
+				name: 'CRM Hand Off',
+				type: 'n8n-nodes-tracking-crm.crmHandOff',
+				typeVersion: 1,
+				position: [200, 0],
+				parameters,
+				credentials: { trackingCrmApi: { id: '1', name: 'Tracking CRM' } },
+			},
+		],
+		connections: { Start: { main: [[{ node: 'CRM Hand Off', type: 'main', index: 0 }]] } },
+	};
+}
+
+const credentials = (webhookSecret = SECRET) => ({ trackingCrmApi: { receiverUrl: 'http://127.0.0.1:3000', webhookSecret, emailTokenSecret: '' } });
+
+describe('CRM Hand Off node', () => {
+	let server: Server;
+	let base: string;
+	const received: Received[] = [];
+	let answer = 200;
+
+	beforeAll(async () => {
+		server = createServer((req, res) => {
+			const chunks: Buffer[] = [];
+			req.on('data', (chunk: Buffer) => chunks.push(chunk));
+			req.on('end', () => {
+				const raw = Buffer.concat(chunks).toString('utf8');
+				const check = verifySignature(SECRET, raw, req.headers[SIGNATURE_HEADER] as string, req.headers[TIMESTAMP_HEADER] as string);
+				received.push({ path: req.url ?? '', body: JSON.parse(raw) as Delivery, valid: check.valid });
+				res.writeHead(check.valid ? answer : 401, { 'content-type': 'application/json' });
+				res.end(JSON.stringify(check.valid ? { ok: answer < 300 } : { error: 'invalid_signature' }));
+			});
+		});
+		await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+		base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+	});
+
+	afterAll(async () => {
+		await new Promise((resolve) => server.close(resolve));
+	});
+
+	beforeEach(() => {
+		received.length = 0;
+		answer = 200;
+	});
+
+	it('posts the items in order, in signed deliveries the trigger turns back into the same items', async () => {
+		const input = Array.from({ length: 5 }, (_, i) => ({ site: 'shop', siteId: 'site-1', kind: 'event', n: i, session: { level: i % 2 ? 'high' : 'low' } }));
+		const result = await runWorkflow(workflow({ target: 'crm-next', webhookBaseUrl: `${base}/webhook`, batchSize: 2 }), { input, credentials: credentials(), throwOnError: true });
+
+		expect(received.map((delivery) => delivery.path)).toEqual(['/webhook/crm-next', '/webhook/crm-next', '/webhook/crm-next']);
+		expect(received.every((delivery) => delivery.valid)).toBe(true);
+		expect(received.map((delivery) => delivery.body.items?.length)).toEqual([2, 2, 1]);
+		const emitted = received.flatMap((delivery) => deliveryItems(delivery.body, 'perEvent'));
+		expect(emitted.map((item) => item.n)).toEqual([0, 1, 2, 3, 4]);
+		expect(emitted[3]).toMatchObject({ site: 'shop', siteId: 'site-1', kind: 'event', session: { level: 'high' } });
+		expect(new Set(received.map((delivery) => delivery.body.deliveryId)).size).toBe(3);
+		// The node passes its items on, each paired to its input.
+		expect(result.outputOf('CRM Hand Off')).toEqual(input);
+		expect(result.itemsOf('CRM Hand Off').map((item) => item.pairedItem)).toEqual(input.map((_, item) => ({ item })));
+	});
+
+	it('fails when the next workflow fails, naming its URL and answer', async () => {
+		answer = 500;
+		const result = await runWorkflow(workflow({ target: `${base}/webhook/crm-broken` }), { input: [{ site: 'shop', n: 1 }], credentials: credentials() });
+		expect(result.status).toBe('error');
+		expect(result.errorNode).toBe('CRM Hand Off');
+		expect(result.error?.message).toContain(`${base}/webhook/crm-broken answered 500`);
+		expect(received).toHaveLength(1);
+	});
+
+	it('a secret the next trigger does not know is refused there and fails here', async () => {
+		const result = await runWorkflow(workflow({ target: 'crm-next', webhookBaseUrl: `${base}/webhook` }), { input: [{ site: 'shop' }], credentials: credentials('another-secret') });
+		expect(received.map((delivery) => delivery.valid)).toEqual([false]);
+		expect(result.error?.message).toContain('answered 401');
+	});
+
+	it('an unreachable next workflow fails the run with a message naming the URL', async () => {
+		const closed = createServer();
+		await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+		const port = (closed.address() as AddressInfo).port;
+		await new Promise((resolve) => closed.close(resolve));
+		const result = await runWorkflow(workflow({ target: `http://127.0.0.1:${port}/webhook/crm-next` }), { input: [{ site: 'shop' }], credentials: credentials() });
+		expect(result.status).toBe('error');
+		expect(result.error?.message).toContain(`http://127.0.0.1:${port}/webhook/crm-next could not be reached`);
+	});
+
+	it('an empty target is a parameter error that says what to give', async () => {
+		const result = await runWorkflow(workflow({ target: ' ' }), { input: [{ site: 'shop' }], credentials: credentials() });
+		expect(result.error?.message).toMatch(/Target is empty: give the webhook path/);
+		expect(received).toHaveLength(0);
+	});
+
+	it('builds the target URL from a path and this instance’s webhook base', () => {
+		expect(handOffUrl('crm-conversion-detector', 'http://127.0.0.1:5678/webhook/')).toBe('http://127.0.0.1:5678/webhook/crm-conversion-detector');
+		expect(handOffUrl('/webhook/crm-a', 'http://h:1/webhook')).toBe('http://h:1/webhook/crm-a');
+		expect(handOffUrl('https://n8n.example.com/webhook/crm-a', 'http://ignored')).toBe('https://n8n.example.com/webhook/crm-a');
+	});
+});
