@@ -22,7 +22,7 @@ describe('site config', () => {
 		const config = loadSiteConfig(examplePath);
 		expect(config.site.key).toBe('nat-pets');
 		expect(config.tracking.sessionTimeout).toBe(1800);
-		expect(config.crm.leadScoringRules).toHaveLength(7);
+		expect(config.crm.leadScoringRules).toHaveLength(8);
 		expect(config.privacy.anonymizeIPs).toBe(true);
 
 		const minimal = parseSiteConfig({
@@ -94,5 +94,18 @@ describe('site config scoring rules', () => {
 		const listRule = example();
 		listRule.crm.leadScoringRules[6].value = 'ES';
 		expect(rejection(listRule).message).toMatch(/crm\.leadScoringRules\[6\]\.value: must be a list of strings for operator "in"; got "ES"/);
+	});
+
+	it('takes repeat-visit rules and names the field of a wrong one', () => {
+		const config = parseSiteConfig(example(), 'config/site.json');
+		expect(config.crm.leadScoringRules[7]).toEqual({ visits: 2, perVisit: true, score: 3, cap: 12, group: 'browsing', halfLifeDays: 30 });
+		const fractional = example();
+		fractional.crm.leadScoringRules[7].visits = 2.5;
+		expect(rejection(fractional).message).toMatch(/crm\.leadScoringRules\[7\]\.visits: expected an int; got 2\.5/);
+		fractional.crm.leadScoringRules[7].visits = 0;
+		expect(rejection(fractional).message).toMatch(/crm\.leadScoringRules\[7\]\.visits: must be at least 1 visit; got 0/);
+		const typo = example();
+		typo.crm.leadScoringRules[7] = { visits: 3, score: 5, perVist: true };
+		expect(rejection(typo).message).toMatch(/crm\.leadScoringRules\[7\]\.perVist: is not a known field; got true/);
 	});
 });

@@ -89,6 +89,24 @@ const eventScoringRule = z.strictObject({
 	halfLifeDays: z.number().positive().max(3650).optional(),
 });
 
+/**
+ * Scores repeat visits: the visits (sessions) of the lead's merged history, across all its
+ * devices. Once the history holds `visits` visits the rule gives `score`; with `perVisit` it gives
+ * `score` for that visit and every later one instead (e.g. `{ visits: 2, perVisit: true }` scores
+ * each return visit).
+ */
+const visitScoringRule = z.strictObject({
+	id: z.string().min(1).max(100).optional(),
+	visits: z.number().int().min(1, { error: 'must be at least 1 visit' }).max(10_000),
+	perVisit: z.boolean().default(false),
+	score: z.number().min(-1000).max(1000),
+	/** Most points this rule may contribute in total. */
+	cap: z.number().positive().optional(),
+	group: z.string().min(1).max(100).optional(),
+	/** Points of a visit halve every this many days, counted from the visit's start (threshold rules: from the latest visit). */
+	halfLifeDays: z.number().positive().max(3650).optional(),
+});
+
 const FIT_FIELDS = ['emailDomain', 'company', 'jobTitle', 'country', 'source', 'phone', 'freeMail', 'disposableEmail', 'tag'] as const;
 
 const compiles = (pattern: string) => {
@@ -160,7 +178,7 @@ const emailSequence = z.strictObject({
 });
 
 const crmSchema = z.strictObject({
-	leadScoringRules: z.array(z.union([eventScoringRule, fitScoringRule])).max(500).default([]),
+	leadScoringRules: z.array(z.union([eventScoringRule, fitScoringRule, visitScoringRule])).max(500).default([]),
 	/** Highest total score; per-group caps limit a group of rules. */
 	maxScore: z.number().positive().optional(),
 	groupCaps: z.record(z.string(), z.number().positive()).default({}),
@@ -233,7 +251,8 @@ export type SiteConfigInput = z.input<typeof siteConfigSchema>;
 export type WorkflowName = (typeof WORKFLOW_NAMES)[number];
 export type EventScoringRule = z.infer<typeof eventScoringRule>;
 export type FitScoringRule = z.infer<typeof fitScoringRule>;
-export type LeadScoringRule = EventScoringRule | FitScoringRule;
+export type VisitScoringRule = z.input<typeof visitScoringRule>;
+export type LeadScoringRule = EventScoringRule | FitScoringRule | VisitScoringRule;
 export type ConversionRule = z.infer<typeof conversionRule>;
 export type LifecycleStage = z.infer<typeof lifecycleStage>;
 export type EmailSequenceConfig = z.infer<typeof emailSequence>;

@@ -101,7 +101,7 @@ export class LeadScorer implements INodeType {
 		const rulesOf = (site: ResolvedSite) => {
 			let rules = compiled.get(site.id);
 			if (!rules) {
-				rules = compileScoringRules(site.config.crm, { hashRouting: site.config.tracking.hashRouting });
+				rules = compileScoringRules(site.config.crm, { hashRouting: site.config.tracking.hashRouting, sessionTimeoutSeconds: site.config.tracking.sessionTimeout });
 				compiled.set(site.id, rules);
 			}
 			return rules;

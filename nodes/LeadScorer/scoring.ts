@@ -3,7 +3,7 @@
  * in time. Recomputing instead of adding keeps merged histories honest (an event seen through two
  * visitors counts once) and lets decay, caps and rule edits apply to the past as well.
  */
-import type { EventScoringRule, FitScoringRule, LeadScoringRule } from '../../lib/contracts/siteConfig';
+import type { EventScoringRule, FitScoringRule, LeadScoringRule, VisitScoringRule } from '../../lib/contracts/siteConfig';
 import { compilePathPattern, urlPath, type PathPattern } from '../ConversionDetector/rules';
 
 const DAY_MS = 86_400_000;
@@ -17,6 +17,10 @@ export interface ScoringEvent {
 	url?: string | null;
 	/** Epoch milliseconds. */
 	occurredAt: number;
+	/** The tracker's session id: events sharing it are one visit. */
+	sessionKey?: string | null;
+	/** The browser the event came from; events without a session key are split into visits per browser. */
+	anonymousId?: string | null;
 }
 
 /** The lead fields fit rules read (`FIT_FIELDS` of the site config). */
@@ -35,13 +39,13 @@ export interface LeadFacts {
 export interface RuleScore {
 	/** The rule's id, or one derived from its criteria when the config gives none. */
 	rule: string;
-	kind: 'event' | 'fit';
+	kind: 'event' | 'fit' | 'visit';
 	group: string | null;
 	/** Points after the rule's, its group's and the total cap. */
 	points: number;
 	/** Points before any cap (with decay applied). */
 	raw: number;
-	/** Events the rule matched (fit rules: 1 when the field matched, else 0). */
+	/** Events the rule matched (fit rules: 1 when the field matched, else 0; visit rules: the visits it scored). */
 	matches: number;
 	/** Human-readable reason for the points. */
 	cause: string;
@@ -72,6 +76,17 @@ interface CompiledEventRule {
 	path: PathPattern | null;
 }
 
+interface CompiledVisitRule {
+	kind: 'visit';
+	id: string;
+	group: string | null;
+	visits: number;
+	perVisit: boolean;
+	score: number;
+	cap: number;
+	decayRate: number;
+}
+
 interface CompiledFitRule {
 	kind: 'fit';
 	id: string;
@@ -84,11 +99,14 @@ interface CompiledFitRule {
 export interface CompiledRules {
 	events: CompiledEventRule[];
 	fits: CompiledFitRule[];
+	visits: CompiledVisitRule[];
 	/** Config order of all rules, so the breakdown reads like the config. */
-	order: Array<CompiledEventRule | CompiledFitRule>;
+	order: Array<CompiledEventRule | CompiledFitRule | CompiledVisitRule>;
 	groupCaps: Readonly<Record<string, number>>;
 	maxScore: number;
 	hashRouting: boolean;
+	/** Inactivity that ends a visit of events without a session key (the site's `tracking.sessionTimeout`). */
+	sessionTimeoutMs: number;
 }
 
 export interface ScoringConfig {
@@ -101,22 +119,29 @@ function isEventRule(rule: LeadScoringRule): rule is EventScoringRule {
 	return 'event' in rule;
 }
 
+function isVisitRule(rule: LeadScoringRule): rule is VisitScoringRule {
+	return 'visits' in rule;
+}
+
 function derivedId(rule: LeadScoringRule): string {
 	if (isEventRule(rule)) return `event:${rule.event}${rule.urlPattern ? `@${rule.urlPattern}` : ''}`;
+	if (isVisitRule(rule)) return `visits:${rule.visits}${rule.perVisit ? '+' : ''}`;
 	const value = Array.isArray(rule.value) ? rule.value.join('|') : (rule.value ?? '');
 	return `fit:${rule.field}:${rule.operator}${value === '' ? '' : `:${value}`}`;
 }
 
 /** Compiles a site's scoring rules once per execution; rule ids are made unique (`#2`, `#3` …). */
-export function compileScoringRules(config: ScoringConfig, options: { hashRouting?: boolean } = {}): CompiledRules {
+export function compileScoringRules(config: ScoringConfig, options: { hashRouting?: boolean; sessionTimeoutSeconds?: number } = {}): CompiledRules {
 	const seen = new Map<string, number>();
 	const compiled: CompiledRules = {
 		events: [],
 		fits: [],
+		visits: [],
 		order: [],
 		groupCaps: config.groupCaps ?? {},
 		maxScore: config.maxScore ?? Infinity,
 		hashRouting: options.hashRouting ?? false,
+		sessionTimeoutMs: (options.sessionTimeoutSeconds ?? 1800) * 1000,
 	};
 	for (const rule of config.leadScoringRules) {
 		const base = rule.id ?? derivedId(rule);
@@ -124,7 +149,20 @@ export function compileScoringRules(config: ScoringConfig, options: { hashRoutin
 		seen.set(base, count);
 		const id = count === 1 ? base : `${base}#${count}`;
 		const group = rule.group ?? null;
-		if (isEventRule(rule)) {
+		if (isVisitRule(rule)) {
+			const entry: CompiledVisitRule = {
+				kind: 'visit',
+				id,
+				group,
+				visits: rule.visits,
+				perVisit: rule.perVisit ?? false,
+				score: rule.score,
+				cap: rule.cap ?? Infinity,
+				decayRate: rule.halfLifeDays ? Math.LN2 / (rule.halfLifeDays * DAY_MS) : 0,
+			};
+			compiled.visits.push(entry);
+			compiled.order.push(entry);
+		} else if (isEventRule(rule)) {
 			const path = rule.urlPattern ? compilePathPattern(rule.urlPattern) : null;
 			const entry: CompiledEventRule = {
 				kind: 'event',
@@ -173,6 +211,11 @@ function cachedPath(url: string, hashRouting: boolean): string | null {
 	return path;
 }
 
+/** `score · 2^(-age / halfLife)` as `exp(-age · ln2 / halfLife)`; a time after `now` (clock skew) counts in full. */
+function decayed(score: number, rate: number, age: number): number {
+	return rate === 0 || age <= 0 ? score : score * Math.exp(-age * rate);
+}
+
 /** Per event rule: sum of decayed points, match count and the latest matching event. */
 interface EventTally {
 	raw: number;
@@ -199,7 +242,7 @@ export function tallyEvents(rules: CompiledRules, events: readonly ScoringEvent[
 			}
 			const age = now - event.occurredAt;
 			const tally = tallies[r];
-			tally.raw += rule.decayRate === 0 || age <= 0 ? rule.score : rule.score * Math.exp(-age * rule.decayRate);
+			tally.raw += decayed(rule.score, rule.decayRate, age);
 			tally.matches++;
 			if (event.occurredAt > tally.latestAt || (event.occurredAt === tally.latestAt && event.eventId > tally.latestId)) {
 				tally.latestAt = event.occurredAt;
@@ -208,6 +251,71 @@ export function tallyEvents(rules: CompiledRules, events: readonly ScoringEvent[
 		}
 	}
 	return tallies;
+}
+
+/** One visit of a merged history: when it started, and its first event (names it as a cause). */
+export interface Visit {
+	startedAt: number;
+	firstEventId: string;
+}
+
+/**
+ * The visits of a merged history, oldest first. Events sharing the tracker's session id are one
+ * visit; events stored without one are split per browser at gaps longer than `timeoutMs`.
+ */
+export function visitsOf(events: readonly ScoringEvent[], timeoutMs: number): Visit[] {
+	const bySession = new Map<string, Visit>();
+	const loose: ScoringEvent[] = [];
+	for (const event of events) {
+		if (!event.sessionKey) {
+			loose.push(event);
+			continue;
+		}
+		const visit = bySession.get(event.sessionKey);
+		if (!visit) bySession.set(event.sessionKey, { startedAt: event.occurredAt, firstEventId: event.eventId });
+		else if (event.occurredAt < visit.startedAt || (event.occurredAt === visit.startedAt && event.eventId < visit.firstEventId)) {
+			visit.startedAt = event.occurredAt;
+			visit.firstEventId = event.eventId;
+		}
+	}
+	const visits = [...bySession.values()];
+	loose.sort((a, b) => (a.anonymousId ?? '').localeCompare(b.anonymousId ?? '') || a.occurredAt - b.occurredAt || (a.eventId < b.eventId ? -1 : 1));
+	let previous: ScoringEvent | undefined;
+	for (const event of loose) {
+		if (!previous || (previous.anonymousId ?? '') !== (event.anonymousId ?? '') || event.occurredAt - previous.occurredAt > timeoutMs) {
+			visits.push({ startedAt: event.occurredAt, firstEventId: event.eventId });
+		}
+		previous = event;
+	}
+	return visits.sort((a, b) => a.startedAt - b.startedAt || (a.firstEventId < b.firstEventId ? -1 : 1));
+}
+
+/** A visit rule's points: once the history reaches `visits` visits, or for that visit and each later one with `perVisit`. */
+function visitScore(rule: CompiledVisitRule, visits: readonly Visit[], now: number): RuleScore {
+	const reached = visits.length >= rule.visits;
+	let raw = 0;
+	let matches = 0;
+	if (reached && rule.perVisit) {
+		for (let v = rule.visits - 1; v < visits.length; v++) raw += decayed(rule.score, rule.decayRate, now - visits[v].startedAt);
+		matches = visits.length - rule.visits + 1;
+	} else if (reached) {
+		raw = decayed(rule.score, rule.decayRate, now - (visits.at(-1) as Visit).startedAt);
+		matches = 1;
+	}
+	const latest = visits.at(-1);
+	const what = rule.perVisit ? `visit ${rule.visits} onwards` : `at least ${rule.visits} visits`;
+	return {
+		rule: rule.id,
+		kind: 'visit',
+		group: rule.group,
+		raw,
+		points: clampToCap(raw, rule.cap),
+		matches,
+		cause: reached
+			? `${visits.length} visits (${what}: ${rule.score}${rule.perVisit ? ' each' : ''}${rule.decayRate ? ', decayed' : ''}), latest starting with ${latest?.firstEventId}`
+			: `${visits.length} of ${rule.visits} visits`,
+		causeKey: reached ? `${visits.length}:${latest?.firstEventId}` : 'none',
+	};
 }
 
 function textOf(facts: LeadFacts, field: FitScoringRule['field']): string[] {
@@ -266,7 +374,7 @@ function clampToCap(value: number, cap: number): number {
 /** The score of a lead at time `now` (epoch ms) from all its events and its fields. */
 export function scoreLead(rules: CompiledRules, events: readonly ScoringEvent[], facts: LeadFacts, now: number): ScoreResult {
 	const tallies = tallyEvents(rules, events, now);
-	const byRule = new Map<CompiledEventRule | CompiledFitRule, RuleScore>();
+	const byRule = new Map<CompiledEventRule | CompiledFitRule | CompiledVisitRule, RuleScore>();
 	rules.events.forEach((rule, index) => {
 		const tally = tallies[index];
 		byRule.set(rule, {
@@ -283,6 +391,10 @@ export function scoreLead(rules: CompiledRules, events: readonly ScoringEvent[],
 			causeKey: tally.matches === 0 ? 'none' : `${tally.matches}:${tally.latestId}`,
 		});
 	});
+	if (rules.visits.length > 0) {
+		const visits = visitsOf(events, rules.sessionTimeoutMs);
+		for (const rule of rules.visits) byRule.set(rule, visitScore(rule, visits, now));
+	}
 	for (const rule of rules.fits) {
 		const matched = fitMatch(rule, facts);
 		const points = matched === null ? 0 : rule.rule.score;
@@ -308,7 +420,7 @@ export function scoreLead(rules: CompiledRules, events: readonly ScoringEvent[],
 	let engagement = 0;
 	let fit = 0;
 	for (const score of ordered) {
-		if (score.kind === 'event') engagement += score.points;
+		if (score.kind !== 'fit') engagement += score.points;
 		else fit += score.points;
 	}
 	return { total: engagement + fit, engagement, fit, rules: ordered };

@@ -150,9 +150,9 @@ export async function rescoreLead(prisma: Db, context: ScoringContext, leadId: s
 			? []
 			: await prisma.visitorEvent.findMany({
 					where: { siteId: context.siteId, OR: [{ anonymousId: { in: anonymousIds } }, { visitorId: { in: visitors.map((visitor) => visitor.id) } }] },
-					select: { eventId: true, type: true, name: true, url: true, occurredAt: true },
+					select: { eventId: true, type: true, name: true, url: true, occurredAt: true, sessionKey: true, anonymousId: true },
 				});
-	const events: ScoringEvent[] = rows.map((row) => ({ eventId: row.eventId, type: row.type, name: row.name, url: row.url, occurredAt: row.occurredAt.getTime() }));
+	const events: ScoringEvent[] = rows.map((row) => ({ eventId: row.eventId, type: row.type, name: row.name, url: row.url, occurredAt: row.occurredAt.getTime(), sessionKey: row.sessionKey, anonymousId: row.anonymousId }));
 	const tags = await prisma.leadTag.findMany({ where: { leadId }, select: { tag: true } });
 	const mail = emailFacts(lead.email);
 	const score = scoreLead(

@@ -1,5 +1,5 @@
 import type { LeadScoringRule } from '../../lib/contracts/siteConfig';
-import { compileScoringRules, scoreLead, type ScoringEvent } from '../../nodes/LeadScorer/scoring';
+import { compileScoringRules, scoreLead, visitsOf, type ScoringEvent } from '../../nodes/LeadScorer/scoring';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 10, 20, 12);
@@ -133,5 +133,83 @@ describe('scoreLead', () => {
 			],
 		});
 		expect(compiled.order.map((rule) => rule.id)).toEqual(['event:pageview', 'event:pageview#2', 'event:pageview@/pricing', 'fit:country:in:DE|AT']);
+	});
+});
+
+describe('repeat-visit rules', () => {
+	const MINUTE = 60_000;
+	/** `count` events of one visit starting `daysAgo`, one a minute. */
+	function visit(sessionKey: string | null, daysAgo: number, count = 3, anonymousId = 'a'): ScoringEvent[] {
+		return Array.from({ length: count }, (_, i) => ev('pageview', daysAgo, { occurredAt: NOW - daysAgo * DAY + i * MINUTE, sessionKey, anonymousId }));
+	}
+
+	it('counts visits by session id, and splits events without one per browser at the inactivity timeout', () => {
+		const events = [
+			...visit('s1', 9),
+			...visit('s2', 5),
+			// the same session seen again later (a long visit) is still one visit
+			ev('click', 5, { occurredAt: NOW - 5 * DAY + 50 * MINUTE, sessionKey: 's2' }),
+			// not yet sessionized: two bursts 2 hours apart in one browser, one burst in another at the same time
+			...visit(null, 1, 3, 'laptop'),
+			...visit(null, 1 - 2 / 24, 3, 'laptop'),
+			...visit(null, 1, 2, 'phone'),
+		];
+		const visits = visitsOf(events, 30 * MINUTE);
+		expect(visits).toHaveLength(5);
+		expect(visits.map((v) => v.startedAt)).toEqual([...visits.map((v) => v.startedAt)].sort((a, b) => a - b));
+		expect(visits[0].startedAt).toBe(NOW - 9 * DAY);
+		// a longer timeout joins the two laptop bursts
+		expect(visitsOf(events, 3 * 60 * MINUTE)).toHaveLength(4);
+	});
+
+	it('gives a threshold rule its points once the history holds enough visits, and a per-visit rule for each visit from there', () => {
+		const rules: LeadScoringRule[] = [
+			{ id: 'returning', visits: 3, score: 10 },
+			{ id: 'each-return', visits: 2, perVisit: true, score: 4, cap: 10 },
+		];
+		const two = [...visit('s1', 3), ...visit('s2', 2)];
+		const twoVisits = score(rules, two);
+		expect(twoVisits.rules.map((r) => [r.rule, r.points, r.matches])).toEqual([
+			['returning', 0, 0],
+			['each-return', 4, 1],
+		]);
+		expect(twoVisits.rules[0].cause).toBe('2 of 3 visits');
+		const four = score(rules, [...two, ...visit('s3', 1), ...visit('s4', 0)]);
+		// returning: 10 once; each-return: visits 2, 3 and 4 → 12, capped at 10
+		expect(four.rules.map((r) => [r.rule, r.raw, r.points, r.matches])).toEqual([
+			['returning', 10, 10, 1],
+			['each-return', 12, 10, 3],
+		]);
+		expect(four).toMatchObject({ total: 20, engagement: 20, fit: 0 });
+		expect(four.rules[0].cause).toMatch(/^4 visits \(at least 3 visits: 10\), latest starting with e\d+$/);
+	});
+
+	it('decays visit points from each visit’s start, the threshold rule from the latest visit', () => {
+		const rules: LeadScoringRule[] = [
+			{ id: 'returning', visits: 2, score: 8, halfLifeDays: 10 },
+			{ id: 'each', visits: 1, perVisit: true, score: 8, halfLifeDays: 10 },
+		];
+		const result = score(rules, [...visit('s1', 30), ...visit('s2', 10)]);
+		expect(result.rules[0].points).toBeCloseTo(4, 10);
+		expect(result.rules[1].points).toBeCloseTo(1 + 4, 10);
+	});
+
+	it('keeps the causeKey while time passes, changes it with a new visit, and takes negative points and group caps', () => {
+		const rules = compileScoringRules({
+			leadScoringRules: [
+				{ id: 'loyal', visits: 2, score: 30, group: 'engagement' },
+				{ id: 'views', event: 'pageview', score: 5, group: 'engagement' },
+				{ id: 'too-many', visits: 50, score: -20 },
+			],
+			groupCaps: { engagement: 40 },
+		});
+		const history = [...visit('s1', 2), ...visit('s2', 1)];
+		const now = scoreLead(rules, history, {}, NOW);
+		expect(now.total).toBeCloseTo(40, 10);
+		expect(scoreLead(rules, history, {}, NOW + DAY).rules[0].causeKey).toBe(now.rules[0].causeKey);
+		expect(scoreLead(rules, [...history, ...visit('s3', 0)], {}, NOW).rules[0].causeKey).not.toBe(now.rules[0].causeKey);
+		const crowd = Array.from({ length: 50 }, (_, i) => visit(`v${i}`, 40 - i * 0.5, 1)).flat();
+		expect(scoreLead(rules, crowd, {}, NOW).rules[2].points).toBe(-20);
+		expect(compileScoringRules({ leadScoringRules: [{ visits: 3, score: 1 }, { visits: 2, perVisit: true, score: 1 }] }).order.map((r) => r.id)).toEqual(['visits:3', 'visits:2+']);
 	});
 });

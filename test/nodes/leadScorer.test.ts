@@ -69,7 +69,8 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 	}
 
 	/** An anonymous history: `sessions` visits of `perSession` events, stored as the receiver and Visitor Processor leave them. */
-	async function anonymousHistory(anonymousId: string, start: number, sessions: number, perSession: number, firstTouch: IDataObject): Promise<number> {
+	async function anonymousHistory(anonymousId: string, start: number, sessions: number, perSession: number, firstTouch: IDataObject, into = site): Promise<number> {
+		const site = into;
 		const visitor = await prisma.visitor.create({
 			data: { siteId: site.id, anonymousId, firstSeenAt: new Date(start), lastSeenAt: new Date(start + sessions * DAY), firstTouch: { ...firstTouch, at: new Date(start).toISOString() }, sessionCount: sessions },
 		});
@@ -99,13 +100,14 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 	/** The score of a lead computed from scratch by the pure scorer, from what the database holds. */
 	async function scoreFromScratch(leadId: string): Promise<number> {
 		const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId } });
+		const site = { id: lead.siteId };
 		const visitors = await prisma.visitor.findMany({ where: { leadId }, select: { anonymousId: true } });
 		const events = await prisma.visitorEvent.findMany({ where: { siteId: site.id, anonymousId: { in: visitors.map((v) => v.anonymousId) } } });
 		const config = siteConfigSchema.parse((await prisma.site.findUniqueOrThrow({ where: { id: site.id } })).config);
 		const mail = emailFacts(lead.email);
 		const result = scoreLead(
-			compileScoringRules(config.crm),
-			events.map((e) => ({ eventId: e.eventId, type: e.type, name: e.name, url: e.url, occurredAt: e.occurredAt.getTime() })),
+			compileScoringRules(config.crm, { sessionTimeoutSeconds: config.tracking.sessionTimeout }),
+			events.map((e) => ({ eventId: e.eventId, type: e.type, name: e.name, url: e.url, occurredAt: e.occurredAt.getTime(), sessionKey: e.sessionKey, anonymousId: e.anonymousId })),
 			{ emailDomain: mail.domain, jobTitle: lead.jobTitle, company: lead.company, country: lead.country, freeMail: mail.freeMail, disposableEmail: mail.disposable },
 			(lead.scoredAt as Date).getTime(),
 		);
@@ -149,6 +151,51 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		expect(rows.reduce((sum, row) => sum + row.delta, 0)).toBeCloseTo(lead.score, 2);
 		expect(new Set(rows.map((row) => row.rule))).toEqual(new Set(['pageviews', 'pricing', 'forms', 'careers', 'decision-maker', 'free-mail']));
 		expect(rows.find((row) => row.rule === 'free-mail')).toMatchObject({ delta: -5, causeKey: '0:match:true' });
+	});
+
+	it('scores repeat visits over the merged history of two devices and explains them in lead_scores', async () => {
+		const visits = await createTestSite(prisma, 'visits');
+		const config = {
+			site: { key: visits.key, name: 'Visits', domain: `${visits.key}.example` },
+			tracking: { allowedOrigins: [`https://${visits.key}.example`] },
+			crm: {
+				leadScoringRules: [
+					{ id: 'pageviews', event: 'pageview', score: 1, cap: 5 },
+					{ id: 'returning', visits: 4, score: 20 },
+					{ id: 'each-return', visits: 2, perVisit: true, score: 5, halfLifeDays: 30 },
+				],
+			},
+		};
+		siteConfigSchema.parse(config);
+		await prisma.site.update({ where: { id: visits.id }, data: { config } });
+		const start = Date.now() - 10 * DAY;
+		const laptop = `anon-v-laptop-${uuidv7()}`;
+		const phone = `anon-v-phone-${uuidv7()}`;
+		await anonymousHistory(laptop, start, 2, 3, { channel: 'Direct' }, visits);
+		await anonymousHistory(phone, start + HOUR, 3, 2, { channel: 'Direct' }, visits);
+		const item = (email: string, anonymousId: string) => ({ site: visits.key, email, anonymousId });
+
+		const [first] = (await run([item('visits@acme.io', laptop)])).outputOf('Lead Scorer', 0);
+		const rules = (out: IDataObject) => Object.fromEntries(((out.scoring as IDataObject).rules as IDataObject[]).map((rule) => [rule.rule, [rule.matches, rule.points]]));
+		expect(rules(first).returning).toEqual([0, 0]);
+		expect(rules(first)['each-return'][0]).toBe(1);
+
+		const [merged] = (await run([item('visits@acme.io', phone)])).outputOf('Lead Scorer', 0);
+		const leadId = merged.leadId as string;
+		expect(leadId).toBe(first.leadId);
+		// 2 + 3 visits: the threshold of 4 is reached only by the merged history
+		expect(rules(merged).returning).toEqual([1, 20]);
+		expect(rules(merged)['each-return'][0]).toBe(4);
+		const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId } });
+		expect(lead.score).toBeCloseTo(await scoreFromScratch(leadId), 2);
+		const returning = await prisma.leadScore.findMany({ where: { leadId, rule: 'returning' } });
+		expect(returning).toEqual([expect.objectContaining({ delta: 20, cause: expect.stringMatching(/^5 visits \(at least 4 visits: 20\), latest starting with /) })]);
+		const rows = await prisma.leadScore.findMany({ where: { leadId } });
+		expect(rows.reduce((sum, row) => sum + row.delta, 0)).toBeCloseTo(lead.score, 2);
+
+		// a replay finds nothing new to explain
+		const [replay] = (await run([item('visits@acme.io', phone)])).outputOf('Lead Scorer', 0);
+		expect((replay.scoring as IDataObject).rowsWritten).toBe(0);
 	});
 
 	it('writes lead_scores and stage transitions once under a 3× replay, and emits a stage change only the first time', async () => {
