@@ -7,6 +7,7 @@ import type { Database } from '../lib/db';
 import type { Logger } from './logger';
 import { outboxLag, type OutboxDispatcher } from './outbox/dispatcher';
 import { analyticsRouter } from './routes/analytics';
+import { demoRouter } from './routes/demo';
 import { emailRouter } from './routes/email';
 import { ingestRouter } from './routes/ingest';
 import { testWorkflowRouter } from './routes/testWorkflow';
@@ -69,6 +70,7 @@ export function createApp(context: AppContext): Express {
 	app.use(emailRouter({ prisma: db.prisma, sites, logger, tokenSecret: settings.EMAIL_TOKEN_SECRET }));
 	app.use(privacyRouter({ prisma: db.prisma, logger }));
 	app.use(testWorkflowRouter({ prisma: db.prisma, sites, settings }));
+	app.use(demoRouter({ sites, siteKey: settings.DEMO_SITE }));
 
 	app.get('/health', async (_req, res) => {
 		const started = Date.now();

@@ -12,6 +12,8 @@ const settingsSchema = z.object({
 	TRUST_PROXY: z.string().default('false'),
 	/** Header a trusted proxy sets with the visitor's ISO country code (e.g. cf-ipcountry). */
 	COUNTRY_HEADER: z.string().toLowerCase().optional(),
+	/** Site whose tracker the demo pages at /demo/ carry; default: the first configured site. */
+	DEMO_SITE: z.string().min(1).optional(),
 	PUBLIC_URL: z.url({ error: 'must be the absolute URL the receiver is reached at, e.g. https://crm.example.com' }).optional(),
 	DISPATCH_INTERVAL_MS: integer(10, 60_000, 500),
 	DISPATCH_BATCH_SIZE: integer(1, 1000, 100),
