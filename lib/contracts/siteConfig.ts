@@ -256,3 +256,11 @@ export type LeadScoringRule = EventScoringRule | FitScoringRule | VisitScoringRu
 export type ConversionRule = z.infer<typeof conversionRule>;
 export type LifecycleStage = z.infer<typeof lifecycleStage>;
 export type EmailSequenceConfig = z.infer<typeof emailSequence>;
+
+/**
+ * A sequence given to the Email Orchestrator as a node parameter: the shape of
+ * `crm.emailSequences[]`, with the trigger optional (a workflow that enrolls explicitly needs none).
+ */
+export const emailSequenceDefinitionSchema = emailSequence.extend({ trigger: emailSequence.shape.trigger.optional() });
+export type EmailSequenceDefinition = z.infer<typeof emailSequenceDefinitionSchema>;
+export type SequenceTrigger = EmailSequenceConfig['trigger'];

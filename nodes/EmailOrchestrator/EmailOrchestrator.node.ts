@@ -1,6 +1,7 @@
 import type { IExecuteFunctions, INodeExecutionData, INodeType, INodeTypeDescription } from 'n8n-workflow';
 
 import * as enroll from './actions/enroll.operation';
+import * as enrollByTrigger from './actions/enrollByTrigger.operation';
 import * as handleEmailEvent from './actions/handleEmailEvent.operation';
 import { router } from './actions/router';
 import * as sendDue from './actions/sendDue.operation';
@@ -27,13 +28,12 @@ export class EmailOrchestrator implements INodeType {
 			{
 				name: 'trackingCrmApi',
 				required: true,
-				displayOptions: { show: { operation: ['sendDue'] } },
+				displayOptions: { show: { operation: ['sendDue', 'enrollByTrigger'] } },
 			},
 			{
-				 
 				name: 'smtp',
 				required: true,
-				displayOptions: { show: { operation: ['sendDue'] } },
+				displayOptions: { show: { operation: ['sendDue', 'enrollByTrigger'] } },
 			},
 		],
 		properties: [
@@ -44,6 +44,12 @@ export class EmailOrchestrator implements INodeType {
 				noDataExpression: true,
 				options: [
 					{ name: 'Enroll', value: 'enroll', action: 'Enroll a lead in a sequence', description: 'Start a lead on a sequence; enrolling again changes nothing' },
+					{
+						name: 'Enroll by Trigger and Send',
+						value: 'enrollByTrigger',
+						action: 'Enroll a lead by sequence triggers and send what is due',
+						description: 'Enroll the lead in every sequence whose trigger (stage, tag, event) it meets, then send its steps that are due now',
+					},
 					{ name: 'Send Due', value: 'sendDue', action: 'Send the due sequence emails', description: 'Send every step whose time has come, once each' },
 					{
 						name: 'Handle Email Event',
@@ -63,6 +69,7 @@ export class EmailOrchestrator implements INodeType {
 				description: 'Public key of the site (site.key in its config)',
 			},
 			...enroll.description,
+			...enrollByTrigger.description,
 			...sendDue.description,
 			...handleEmailEvent.description,
 		],

@@ -1,4 +1,7 @@
-import type { EmailSequenceConfig } from '../../lib/contracts/siteConfig';
+import type { z } from 'zod/v4';
+
+import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
+import { emailSequenceDefinitionSchema, type EmailSequenceDefinition, type SequenceTrigger } from '../../lib/contracts/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { SubjectNotFoundError, type ResolvedSite } from '../shared/subjects';
 import type { SendWindow } from './schedule';
@@ -6,6 +9,8 @@ import type { SendWindow } from './schedule';
 export interface StoredSequence {
 	id: string;
 	name: string;
+	/** What enrolls a lead automatically; null for sequences only enrolled explicitly. */
+	trigger: SequenceTrigger | null;
 	window: SendWindow;
 	steps: Array<{ id: string; position: number; delayMinutes: number; subject: string; htmlTemplate: string; textTemplate: string | null }>;
 }
@@ -27,7 +32,7 @@ export function windowOf(settings: unknown): SendWindow {
  * Writes a sequence of the site config into `email_sequences` and its steps, so enrollments and
  * messages can reference rows. The config is the source of truth: steps beyond its list go.
  */
-async function syncFromConfig(prisma: PrismaClient, siteId: string, sequence: EmailSequenceConfig): Promise<StoredSequence> {
+async function syncFromConfig(prisma: PrismaClient, siteId: string, sequence: EmailSequenceDefinition): Promise<StoredSequence> {
 	const settings = { ...(sequence.quietHours ? { quietHours: sequence.quietHours } : {}), ...(sequence.weekdays ? { weekdays: sequence.weekdays } : {}) };
 	return await prisma.$transaction(async (tx) => {
 		const row = await tx.emailSequence.upsert({
@@ -46,8 +51,32 @@ async function syncFromConfig(prisma: PrismaClient, siteId: string, sequence: Em
 		}
 		await tx.emailSequenceStep.deleteMany({ where: { sequenceId: row.id, position: { gte: sequence.steps.length } } });
 		const steps = await tx.emailSequenceStep.findMany({ where: { sequenceId: row.id }, orderBy: { position: 'asc' }, select: STEP_SELECT });
-		return { id: row.id, name: sequence.name, window: windowOf(settings), steps };
+		return { id: row.id, name: sequence.name, trigger: sequence.trigger ?? null, window: windowOf(settings), steps };
 	});
+}
+
+/** A stored `trigger` column, or null when it holds no trigger this version understands. */
+function triggerOf(value: unknown): SequenceTrigger | null {
+	const parsed = emailSequenceDefinitionSchema.shape.trigger.safeParse(value);
+	return parsed.success ? (parsed.data ?? null) : null;
+}
+
+/** The Sequence Definition parameter, validated like `crm.emailSequences[]`; problems name the field inside it. */
+export function parseSequenceDefinition(value: unknown): EmailSequenceDefinition {
+	let input = value;
+	if (typeof value === 'string') {
+		try {
+			input = JSON.parse(value);
+		} catch (error) {
+			throw new SubjectNotFoundError('sequenceDefinition', `is not valid JSON (${(error as Error).message}); give an object such as { "name": "welcome", "steps": [{ "delayMinutes": 0, "subject": "Hi", "html": "<p>Hi</p>" }] }`);
+		}
+	}
+	const parsed = emailSequenceDefinitionSchema.safeParse(input);
+	if (!parsed.success) {
+		const issues = toFieldIssues(parsed.error as z.ZodError, input, emailSequenceDefinitionSchema);
+		throw new SubjectNotFoundError('sequenceDefinition', `is not a sequence:\n${formatIssues(issues)}`);
+	}
+	return parsed.data;
 }
 
 /** Sequences by name for one execution: each is synced from the config or read from the database once. */
@@ -55,6 +84,40 @@ export class SequenceResolver {
 	private readonly byName = new Map<string, Promise<StoredSequence>>();
 
 	constructor(private readonly prisma: PrismaClient) {}
+
+	/**
+	 * A sequence defined in a node parameter, written into `email_sequences` like a config one. Its
+	 * name identifies it: the definition last used is what the database holds.
+	 */
+	fromDefinition(site: ResolvedSite, definition: EmailSequenceDefinition): Promise<StoredSequence> {
+		const key = `${site.id}:parameter:${JSON.stringify(definition)}`;
+		let sequence = this.byName.get(key);
+		if (!sequence) {
+			sequence = syncFromConfig(this.prisma, site.id, definition);
+			sequence.catch(() => this.byName.delete(key));
+			this.byName.set(key, sequence);
+		}
+		return sequence;
+	}
+
+	/**
+	 * Every sequence of the site with a trigger: those of the site config, and active ones kept in
+	 * the database under another name (created by other means, or from a node parameter).
+	 */
+	async withTriggers(site: ResolvedSite): Promise<StoredSequence[]> {
+		const configured = site.config.crm.emailSequences;
+		const fromConfig = await Promise.all(configured.map((sequence) => this.byNameIn(site, sequence.name, 'site')));
+		const names = new Set(configured.map((sequence) => sequence.name));
+		const stored = await this.prisma.emailSequence.findMany({
+			where: { siteId: site.id, status: 'active', name: { notIn: [...names] } },
+			orderBy: { createdAt: 'asc' },
+			select: { id: true, name: true, trigger: true, settings: true, steps: { orderBy: { position: 'asc' }, select: STEP_SELECT } },
+		});
+		const fromDatabase = stored
+			.filter((row) => row.steps.length > 0 && triggerOf(row.trigger) !== null)
+			.map((row) => ({ id: row.id, name: row.name, trigger: triggerOf(row.trigger), window: windowOf(row.settings), steps: row.steps }));
+		return [...fromConfig, ...fromDatabase];
+	}
 
 	byNameIn(site: ResolvedSite, name: string, source: 'site' | 'database'): Promise<StoredSequence> {
 		const key = `${site.id}:${source}:${name}`;
@@ -79,11 +142,11 @@ export class SequenceResolver {
 	private async fromDatabase(siteId: string, name: string): Promise<StoredSequence> {
 		const row = await this.prisma.emailSequence.findUnique({
 			where: { siteId_name: { siteId, name } },
-			select: { id: true, name: true, status: true, settings: true, steps: { orderBy: { position: 'asc' }, select: STEP_SELECT } },
+			select: { id: true, name: true, status: true, trigger: true, settings: true, steps: { orderBy: { position: 'asc' }, select: STEP_SELECT } },
 		});
 		if (!row) throw new SubjectNotFoundError('sequence', `No sequence "${name}" in email_sequences of this site`);
 		if (row.status !== 'active') throw new SubjectNotFoundError('sequence', `Sequence "${name}" is ${row.status}; only active sequences enroll leads`);
 		if (row.steps.length === 0) throw new SubjectNotFoundError('sequence', `Sequence "${name}" has no steps`);
-		return { id: row.id, name: row.name, window: windowOf(row.settings), steps: row.steps };
+		return { id: row.id, name: row.name, trigger: triggerOf(row.trigger), window: windowOf(row.settings), steps: row.steps };
 	}
 }

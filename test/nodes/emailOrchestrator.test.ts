@@ -31,7 +31,7 @@ const SEQUENCES: NonNullable<NonNullable<SiteConfigInput['crm']>['emailSequences
 	{ name: 'cap-c', trigger: { event: 'c' }, steps: [{ delayMinutes: 0, subject: 'C', html: '<p>C</p>' }] },
 ];
 
-type Operation = 'enroll' | 'sendDue' | 'handleEmailEvent';
+type Operation = 'enroll' | 'enrollByTrigger' | 'sendDue' | 'handleEmailEvent';
 
 function workflow(operation: Operation, parameters: IDataObject = {}): WorkflowJson {
 	return {
@@ -314,6 +314,152 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 		const [mail] = await smtp.messages(person.email);
 		expect(mail.parsed.subject).toBe(`Stored for db-${site.key}`);
 		expect(mail.parsed.text?.trim()).toBe(`Hello db-${site.key}`);
+	});
+
+	it('enrolls into a sequence defined in a node parameter and sends it', async () => {
+		const site = await siteWith('parameter');
+		const person = await lead(site, `param-${site.key}@mail.example`, 'UTC');
+		const definition = {
+			name: 'from-parameter',
+			quietHours: { start: '22:00', end: '07:00' },
+			steps: [
+				{ delayMinutes: 30, subject: 'Param for {{firstName}}', html: '<p>Hello {{firstName}}, <a href="https://shop.example/p">look</a></p>' },
+				{ delayMinutes: 60, subject: 'Param two', html: '<p>Two</p>' },
+			],
+		};
+		const parameters = { sequenceSource: 'parameter', sequenceDefinition: JSON.stringify(definition), options: { asOf: '2026-06-10T21:45:00Z' } };
+		// 21:45 UTC + 30 min falls into the quiet hours: 07:00 the next morning
+		const [{ enrollment }] = await run('enroll', [{ site: site.key, leadId: person.id }], parameters);
+		expect(enrollment).toMatchObject({ created: true, sequence: 'from-parameter', nextRunAt: '2026-06-11T07:00:00.000Z' });
+		const [again] = await run('enroll', [{ site: site.key, leadId: person.email }], parameters);
+		expect(again.enrollment).toMatchObject({ created: false, id: (enrollment as IDataObject).id });
+		const stored = await prisma.emailSequence.findUniqueOrThrow({ where: { siteId_name: { siteId: site.id, name: 'from-parameter' } }, include: { steps: { orderBy: { position: 'asc' } } } });
+		expect(stored.settings).toEqual({ quietHours: { start: '22:00', end: '07:00' } });
+		expect(stored.steps.map((step) => [step.position, step.delayMinutes, step.subject])).toEqual([
+			[0, 30, 'Param for {{firstName}}'],
+			[1, 60, 'Param two'],
+		]);
+
+		expect(await sendDue(site, '2026-06-11T07:00:00Z')).toEqual([expect.objectContaining({ outcome: 'sent', sequence: 'from-parameter', nextRunAt: '2026-06-11T08:00:00.000Z' })]);
+		const [mail] = await smtp.messages(person.email);
+		expect(mail.parsed.subject).toBe(`Param for param-${site.key}`);
+		expect(String(mail.parsed.html)).toMatch(new RegExp(`<a href="${RECEIVER}/e/c/c\\.`));
+	});
+
+	it('names the field inside a wrong sequence definition', async () => {
+		const site = await siteWith('bad-definition');
+		const person = await lead(site, `bad-def-${site.key}@mail.example`);
+		const attempt = async (sequenceDefinition: string) =>
+			(await runWorkflow(workflow('enroll', { sequenceSource: 'parameter', sequenceDefinition }), { input: [{ site: site.key, leadId: person.id }], credentials: credentials() })).error?.message;
+		expect(await attempt(JSON.stringify({ name: 'x', steps: [{ delayMinutes: -5, subject: 'S', html: '<p>x</p>' }] }))).toMatch(
+			/^Parameter "sequenceDefinition": is not a sequence:\n {2}- steps\[0\]\.delayMinutes: .*got -5/,
+		);
+		expect(await attempt(JSON.stringify({ name: 'x', steps: [{ delayMinutes: 0, subjct: 'S', html: '<p>x</p>' }] }))).toMatch(/steps\[0\]\.subjct: is not a known field; did you mean "subject"\?/);
+		expect(await attempt('{ "name": "x", ')).toMatch(/^Parameter "sequenceDefinition": is not valid JSON/);
+		expect(await prisma.emailSequence.count({ where: { siteId: site.id } })).toBe(0);
+	});
+
+	describe('Lead Scorer → Email Orchestrator: enrollment by a sequence trigger', () => {
+		const TRIGGERED = [
+			{
+				name: 'onboarding',
+				trigger: { stage: 'lead' },
+				steps: [
+					{ delayMinutes: 0, subject: 'Welcome aboard, {{firstName}}', html: '<p>Hi {{firstName}}</p>' },
+					{ delayMinutes: 1440, subject: 'Day two', html: '<p>Two</p>' },
+				],
+			},
+			{ name: 'nurture', trigger: { stage: 'mql' }, steps: [{ delayMinutes: 0, subject: 'For MQLs', html: '<p>MQL</p>' }] },
+			{ name: 'vip', trigger: { tag: 'vip' }, steps: [{ delayMinutes: 0, subject: 'VIP', html: '<p>VIP</p>' }] },
+			{ name: 'demo', trigger: { event: 'demo_request' }, steps: [{ delayMinutes: 0, subject: 'Your demo', html: '<p>Demo</p>' }] },
+		];
+		const SCORING = [
+			{ id: 'title', field: 'jobTitle' as const, operator: 'exists' as const, score: 15 },
+			{ id: 'boss', field: 'jobTitle' as const, operator: 'matches' as const, value: '\\bceo\\b', score: 35 },
+		];
+
+		function chain(): WorkflowJson {
+			const single = workflow('enrollByTrigger');
+			const orchestrator = single.nodes[1];
+			return {
+				name: 'Lead Scorer → Email Orchestrator',
+				nodes: [
+					single.nodes[0],
+					{ id: 'ls', name: 'Lead Scorer', type: 'n8n-nodes-tracking-crm.leadScorer', typeVersion: 1, position: [200, 0], parameters: {}, credentials: { postgres: { id: '1', name: 'CRM database' } } },
+					{ ...orchestrator, position: [400, 100] },
+				],
+				connections: {
+					Start: { main: [[{ node: 'Lead Scorer', type: 'main', index: 0 }]] },
+					'Lead Scorer': { main: [[], [{ node: 'Email Orchestrator', type: 'main', index: 0 }]] },
+				},
+			};
+		}
+
+		it('enrolls a lead that reached a stage once, sends the first step at once, and nothing more under replay', async () => {
+			const site = await siteWith('trigger', { emailSequences: TRIGGERED, leadScoringRules: SCORING });
+			const identify = (name: string, jobTitle?: string) => ({ site: site.key, email: `${name}-${site.key}@mail.example`, firstName: name, timezone: 'UTC', ...(jobTitle ? { jobTitle } : {}) });
+			const input = [identify('starter', 'Engineer'), identify('jumper', 'CEO'), identify('stayer')];
+
+			const first = await runWorkflow(chain(), { input, credentials: credentials(), throwOnError: true });
+			const changed = first.outputOf('Lead Scorer', 1);
+			expect(changed.map((item) => [(item.lead as IDataObject).email, item.stageChange])).toEqual([
+				[input[0].email, { from: 'subscriber', to: 'lead' }],
+				[input[1].email, { from: 'subscriber', to: 'mql' }],
+			]);
+			const orchestrated = first.outputOf('Email Orchestrator');
+			const enrolled = (item: IDataObject) => (item.enrollments as IDataObject[]).map((e) => [e.sequence, e.created]);
+			expect(orchestrated.map(enrolled)).toEqual([
+				[['onboarding', true]],
+				// jumping from subscriber to MQL passes the lead stage too
+				[
+					['onboarding', true],
+					['nurture', true],
+				],
+			]);
+			expect(orchestrated.map((item) => (item.sends as IDataObject[]).map((send) => [send.sequence, send.step, send.outcome]))).toEqual([
+				[['onboarding', 0, 'sent']],
+				[
+					['onboarding', 0, 'sent'],
+					['nurture', 0, 'sent'],
+				],
+			]);
+			expect((await smtp.messages(input[0].email)).map((mail) => mail.parsed.subject)).toEqual(['Welcome aboard, starter']);
+			expect((await smtp.messages(input[1].email)).map((mail) => mail.parsed.subject).sort()).toEqual(['For MQLs', 'Welcome aboard, jumper']);
+			expect(await smtp.messages(input[2].email)).toEqual([]);
+
+			// the whole chain replayed: no stage changes, so the orchestrator receives nothing
+			const replay = await runWorkflow(chain(), { input, credentials: credentials(), throwOnError: true });
+			expect(replay.outputOf('Lead Scorer', 1)).toEqual([]);
+			// the orchestrator's own step replayed twice with the same stage-changed items (an n8n retry)
+			for (let attempt = 0; attempt < 2; attempt++) {
+				const again = await run('enrollByTrigger', changed);
+				expect(again.map(enrolled)).toEqual([
+					[['onboarding', false]],
+					[
+						['onboarding', false],
+						['nurture', false],
+					],
+				]);
+				expect(again.map((item) => item.sends)).toEqual([[], []]);
+			}
+			expect(await prisma.sequenceEnrollment.count({ where: { siteId: site.id } })).toBe(3);
+			expect(await prisma.emailMessage.count({ where: { siteId: site.id } })).toBe(3);
+			expect(await smtp.messages(input[0].email)).toHaveLength(1);
+			expect(await smtp.messages(input[1].email)).toHaveLength(2);
+
+			// a tag trigger, for a lead item without a stage change; an event trigger from the Event option
+			const stayer = await prisma.lead.findFirstOrThrow({ where: { siteId: site.id, email: input[2].email } });
+			await prisma.leadTag.create({ data: { siteId: site.id, leadId: stayer.id, tag: 'vip' } });
+			const [tagged] = await run('enrollByTrigger', [{ site: site.key, leadId: stayer.id }]);
+			expect(enrolled(tagged)).toEqual([['vip', true]]);
+			expect((await smtp.messages(input[2].email)).map((mail) => mail.parsed.subject)).toEqual(['VIP']);
+			const [demo] = await run('enrollByTrigger', [{ site: site.key, leadId: stayer.email }], { options: { event: 'demo_request' } });
+			expect(enrolled(demo)).toEqual([
+				['vip', false],
+				['demo', true],
+			]);
+			expect((await smtp.messages(input[2].email)).map((mail) => mail.parsed.subject)).toEqual(['VIP', 'Your demo']);
+		});
 	});
 
 	it('names the parameter to fix', async () => {

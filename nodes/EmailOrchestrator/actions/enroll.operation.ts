@@ -1,8 +1,10 @@
 import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
+import type { PrismaClient } from '../../../lib/db/generated/client';
 import { findLeadId } from '../../shared/subjects';
 import { forEachItem, nowOf, type OperationContext } from '../helpers/context';
 import { nextSendTime } from '../schedule';
+import { parseSequenceDefinition, type StoredSequence } from '../sequences';
 
 const properties: INodeProperties[] = [
 	{
@@ -14,6 +16,17 @@ const properties: INodeProperties[] = [
 		description: 'The lead’s ID or email address',
 	},
 	{
+		displayName: 'Sequence Source',
+		name: 'sequenceSource',
+		type: 'options',
+		options: [
+			{ name: 'Site Config', value: 'site', description: 'Crm.emailSequences of the site config, written to the database on use' },
+			{ name: 'Database', value: 'database', description: 'A sequence already in email_sequences' },
+			{ name: 'Parameter', value: 'parameter', description: 'The sequence defined below, written to the database on use' },
+		],
+		default: 'site',
+	},
+	{
 		displayName: 'Sequence Name',
 		name: 'sequence',
 		type: 'string',
@@ -21,16 +34,17 @@ const properties: INodeProperties[] = [
 		default: '',
 		placeholder: 'welcome',
 		description: 'Name of the sequence to enroll the lead in',
+		displayOptions: { show: { sequenceSource: ['site', 'database'] } },
 	},
 	{
-		displayName: 'Sequence Source',
-		name: 'sequenceSource',
-		type: 'options',
-		options: [
-			{ name: 'Site Config', value: 'site', description: 'Crm.emailSequences of the site config, written to the database on use' },
-			{ name: 'Database', value: 'database', description: 'A sequence already in email_sequences' },
-		],
-		default: 'site',
+		displayName: 'Sequence Definition',
+		name: 'sequenceDefinition',
+		type: 'json',
+		required: true,
+		default: '{\n  "name": "welcome",\n  "quietHours": { "start": "21:00", "end": "08:00" },\n  "steps": [\n    { "delayMinutes": 0, "subject": "Welcome, {{firstName}}!", "html": "<p>Hi {{firstName}}</p>" }\n  ]\n}',
+		description:
+			'The sequence as in crm.emailSequences of the site config: name, steps (delayMinutes, subject, html, optional text), optional quietHours, weekdays and trigger. Its name identifies it in the database.',
+		displayOptions: { show: { sequenceSource: ['parameter'] } },
 	},
 	{
 		displayName: 'Options',
@@ -52,43 +66,57 @@ const properties: INodeProperties[] = [
 
 export const description = updateDisplayOptions({ show: { operation: ['enroll'] } }, properties);
 
+/** What an enrollment looks like in output items. */
+export interface EnrollmentSummary extends IDataObject {
+	id: string;
+	sequence: string;
+	leadId: string;
+	created: boolean;
+	status: string;
+	nextStep: number;
+	nextRunAt: string | null;
+	enrolledAt: string;
+}
+
 /**
  * One enrollment per (sequence, lead), created with the first step's send time. Enrolling again
  * changes nothing, also for a lead that completed or left the sequence: re-entering is a
  * decision for a person, not a side effect of a retried item.
  */
+export async function enrollLead(prisma: PrismaClient, siteId: string, sequence: StoredSequence, lead: { id: string; timezone: string | null }, now: Date): Promise<EnrollmentSummary> {
+	const [first] = sequence.steps;
+	const nextRunAt = nextSendTime(new Date(now.getTime() + first.delayMinutes * 60_000), sequence.window, lead.timezone);
+	const { count } = await prisma.sequenceEnrollment.createMany({
+		data: [{ siteId, sequenceId: sequence.id, leadId: lead.id, nextStep: first.position, nextRunAt, enrolledAt: now }],
+		skipDuplicates: true,
+	});
+	const enrollment = await prisma.sequenceEnrollment.findUniqueOrThrow({
+		where: { sequenceId_leadId: { sequenceId: sequence.id, leadId: lead.id } },
+		select: { id: true, status: true, nextStep: true, nextRunAt: true, enrolledAt: true },
+	});
+	return {
+		id: enrollment.id,
+		sequence: sequence.name,
+		leadId: lead.id,
+		created: count === 1,
+		status: enrollment.status,
+		nextStep: enrollment.nextStep,
+		nextRunAt: enrollment.nextRunAt?.toISOString() ?? null,
+		enrolledAt: enrollment.enrolledAt.toISOString(),
+	};
+}
+
 export async function execute(this: IExecuteFunctions, { prisma, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
 	return await forEachItem.call(this, async (i) => {
 		const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
 		const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''));
-		const sequence = await sequences.byNameIn(site, String(this.getNodeParameter('sequence', i)).trim(), this.getNodeParameter('sequenceSource', i) as 'site' | 'database');
+		const source = this.getNodeParameter('sequenceSource', i) as 'site' | 'database' | 'parameter';
+		const sequence =
+			source === 'parameter'
+				? await sequences.fromDefinition(site, parseSequenceDefinition(this.getNodeParameter('sequenceDefinition', i)))
+				: await sequences.byNameIn(site, String(this.getNodeParameter('sequence', i)).trim(), source);
 		const now = nowOf((this.getNodeParameter('options', i, {}) as IDataObject).asOf);
-		const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { timezone: true } });
-		const [first] = sequence.steps;
-		const nextRunAt = nextSendTime(new Date(now.getTime() + first.delayMinutes * 60_000), sequence.window, lead.timezone);
-
-		const { count } = await prisma.sequenceEnrollment.createMany({
-			data: [{ siteId: site.id, sequenceId: sequence.id, leadId, nextStep: first.position, nextRunAt, enrolledAt: now }],
-			skipDuplicates: true,
-		});
-		const enrollment = await prisma.sequenceEnrollment.findUniqueOrThrow({
-			where: { sequenceId_leadId: { sequenceId: sequence.id, leadId } },
-			select: { id: true, status: true, nextStep: true, nextRunAt: true, enrolledAt: true },
-		});
-		return [
-			{
-				...this.getInputData()[i].json,
-				enrollment: {
-					id: enrollment.id,
-					sequence: sequence.name,
-					leadId,
-					created: count === 1,
-					status: enrollment.status,
-					nextStep: enrollment.nextStep,
-					nextRunAt: enrollment.nextRunAt?.toISOString() ?? null,
-					enrolledAt: enrollment.enrolledAt.toISOString(),
-				},
-			},
-		];
+		const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true } });
+		return [{ ...this.getInputData()[i].json, enrollment: await enrollLead(prisma, site.id, sequence, lead, now) }];
 	});
 }

@@ -3,10 +3,11 @@ import { NodeOperationError, type IExecuteFunctions, type INodeExecutionData } f
 import { prismaFor } from '../../shared/database';
 import { createContext } from '../helpers/context';
 import * as enroll from './enroll.operation';
+import * as enrollByTrigger from './enrollByTrigger.operation';
 import * as handleEmailEvent from './handleEmailEvent.operation';
 import * as sendDue from './sendDue.operation';
 
-const operations = { enroll, sendDue, handleEmailEvent };
+const operations = { enroll, enrollByTrigger, sendDue, handleEmailEvent };
 
 export async function router(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 	const operation = this.getNodeParameter('operation', 0) as string;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 
 import type { Transporter } from 'nodemailer';
-import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
+import { updateDisplayOptions, type ICredentialDataDecryptedObject, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import type { Prisma, PrismaClient } from '../../../lib/db/generated/client';
 import type { ResolvedSite } from '../../shared/subjects';
@@ -67,7 +67,7 @@ const DAY_MS = 86_400_000;
 
 type Outcome = 'sent' | 'already-sent' | 'interrupted' | 'suppressed' | 'deferred' | 'completed' | 'failed' | 'retry' | 'skipped';
 
-interface Sender {
+export interface Sender {
 	transport: Transporter;
 	receiverUrl: string;
 	tokenSecret: string;
@@ -96,16 +96,17 @@ type Enrollment = Prisma.SequenceEnrollmentGetPayload<{ select: typeof ENROLLMEN
  * moving `next_run_at` forward by the lease in the same transaction keeps them claimed after it
  * commits, without holding a transaction open across SMTP.
  */
-async function claimDue(prisma: PrismaClient, siteId: string, now: Date, limit: number): Promise<string[]> {
+async function claimDue(prisma: PrismaClient, siteId: string, now: Date, limit: number, only: string[] | null): Promise<string[]> {
 	return await prisma.$transaction(async (tx) => {
 		const rows = await tx.$queryRawUnsafe<Array<{ id: string }>>(
 			`SELECT id FROM sequence_enrollments
-			WHERE site_id = $1::uuid AND status = 'active' AND next_run_at <= $2
+			WHERE site_id = $1::uuid AND status = 'active' AND next_run_at <= $2 AND ($4::uuid[] IS NULL OR id = ANY($4::uuid[]))
 			ORDER BY next_run_at LIMIT $3
 			FOR UPDATE SKIP LOCKED`,
 			siteId,
 			now,
 			limit,
+			only,
 		);
 		const ids = rows.map((row) => row.id);
 		if (ids.length > 0) await tx.sequenceEnrollment.updateMany({ where: { id: { in: ids } }, data: { nextRunAt: new Date(now.getTime() + CLAIM_LEASE_MS) } });
@@ -267,6 +268,30 @@ async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrol
 	}
 }
 
+/**
+ * Sends the due steps of the site's sequences (or only of the enrollments `only` names), each
+ * once; one report per enrollment handled.
+ */
+export async function sendDueSteps(prisma: PrismaClient, site: ResolvedSite, sender: Sender, now: Date, limit: number, only: string[] | null = null): Promise<IDataObject[]> {
+	if (only !== null && only.length === 0) return [];
+	const ids = await claimDue(prisma, site.id, now, limit, only);
+	const enrollments = await prisma.sequenceEnrollment.findMany({ where: { id: { in: ids } }, orderBy: { enrolledAt: 'asc' }, select: ENROLLMENT_SELECT });
+	const results: IDataObject[] = [];
+	for (const enrollment of enrollments) results.push(await processEnrollment(prisma, site, enrollment, sender, now));
+	return results;
+}
+
+/** The sender of one site: the From Email / From Name options, else the site config's email provider. */
+export function senderOf(site: ResolvedSite, options: IDataObject, api: ICredentialDataDecryptedObject, transport: Transporter): Sender {
+	const provider = site.config.integrations.emailProvider;
+	const address = String(options.fromEmail || provider?.fromEmail || '');
+	if (!address.includes('@')) throw new ParameterError('options.fromEmail', 'No sender address: set integrations.emailProvider.fromEmail in the site config or the From Email option');
+	const name = String(options.fromName || provider?.fromName || '') || undefined;
+	const sender: Sender = { transport, receiverUrl: String(api.receiverUrl ?? ''), tokenSecret: String(api.emailTokenSecret ?? ''), from: { address, name } };
+	if (!sender.tokenSecret) throw new ParameterError('credentials.trackingCrmApi', 'The Tracking CRM API credential has no Email Token Secret, so no tracking or unsubscribe link can be signed');
+	return sender;
+}
+
 /** Sends every due step of the site's sequences; one output item per enrollment handled. */
 export async function execute(this: IExecuteFunctions, { prisma, sites }: OperationContext): Promise<INodeExecutionData[]> {
 	const api = await this.getCredentials('trackingCrmApi');
@@ -276,18 +301,8 @@ export async function execute(this: IExecuteFunctions, { prisma, sites }: Operat
 			const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
 			const options = this.getNodeParameter('options', i, {}) as IDataObject;
 			const now = nowOf(options.asOf);
-			const provider = site.config.integrations.emailProvider;
-			const address = String(options.fromEmail || provider?.fromEmail || '');
-			if (!address.includes('@')) throw new ParameterError('options.fromEmail', 'No sender address: set integrations.emailProvider.fromEmail in the site config or the From Email option');
-			const name = String(options.fromName || provider?.fromName || '') || undefined;
-			const sender: Sender = { transport, receiverUrl: String(api.receiverUrl ?? ''), tokenSecret: String(api.emailTokenSecret ?? ''), from: { address, name } };
-			if (!sender.tokenSecret) throw new ParameterError('credentials.trackingCrmApi', 'The Tracking CRM API credential has no Email Token Secret, so no tracking or unsubscribe link can be signed');
-
-			const ids = await claimDue(prisma, site.id, now, this.getNodeParameter('batchSize', i, 50) as number);
-			const enrollments = await prisma.sequenceEnrollment.findMany({ where: { id: { in: ids } }, orderBy: { enrolledAt: 'asc' }, select: ENROLLMENT_SELECT });
-			const results: IDataObject[] = [];
-			for (const enrollment of enrollments) results.push(await processEnrollment(prisma, site, enrollment, sender, now));
-			return results;
+			const sender = senderOf(site, options, api, transport);
+			return await sendDueSteps(prisma, site, sender, now, this.getNodeParameter('batchSize', i, 50) as number);
 		});
 	} finally {
 		transport.close();

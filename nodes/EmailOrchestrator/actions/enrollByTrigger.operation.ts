@@ -1,0 +1,94 @@
+import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
+
+import { findLeadId } from '../../shared/subjects';
+import { forEachItem, nowOf, type OperationContext } from '../helpers/context';
+import { smtpTransport } from '../transport';
+import { enteredStages, triggeredBy } from '../triggers';
+import { enrollLead, type EnrollmentSummary } from './enroll.operation';
+import { senderOf, sendDueSteps } from './sendDue.operation';
+
+const properties: INodeProperties[] = [
+	{
+		displayName: 'Lead',
+		name: 'lead',
+		type: 'string',
+		required: true,
+		default: '={{ $json.leadId }}',
+		description: 'The lead’s ID or email address; the Lead Scorer’s items carry it as leadId',
+	},
+	{
+		displayName: 'Options',
+		name: 'options',
+		type: 'collection',
+		placeholder: 'Add option',
+		default: {},
+		options: [
+			{
+				displayName: 'As Of',
+				name: 'asOf',
+				type: 'dateTime',
+				default: '',
+				description: 'The time treated as now for enrolling and sending; empty for now. For backfills.',
+			},
+			{
+				displayName: 'Event',
+				name: 'event',
+				type: 'string',
+				default: '',
+				placeholder: '={{ $json.name }}',
+				description: 'Event type or custom event name the item stands for; enrolls in the sequences whose trigger is that event',
+			},
+			{
+				displayName: 'From Email',
+				name: 'fromEmail',
+				type: 'string',
+				placeholder: 'name@email.com',
+				default: '',
+				description: 'Sender address; integrations.emailProvider.fromEmail of the site config when empty',
+			},
+			{
+				displayName: 'From Name',
+				name: 'fromName',
+				type: 'string',
+				default: '',
+				description: 'Sender name; integrations.emailProvider.fromName of the site config when empty',
+			},
+		],
+	},
+];
+
+export const description = updateDisplayOptions({ show: { operation: ['enrollByTrigger'] } }, properties);
+
+/**
+ * Enrolls the lead of each item in every sequence whose trigger it meets, then sends the steps of
+ * those enrollments that are due now. Both are keyed (one enrollment per sequence and lead, one
+ * message per lead, sequence and step), so a replayed item enrolls and sends nothing twice.
+ */
+export async function execute(this: IExecuteFunctions, { prisma, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
+	const api = await this.getCredentials('trackingCrmApi');
+	const transport = smtpTransport(await this.getCredentials('smtp'));
+	try {
+		return await forEachItem.call(this, async (i) => {
+			const json = this.getInputData()[i].json;
+			const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
+			const options = this.getNodeParameter('options', i, {}) as IDataObject;
+			const now = nowOf(options.asOf);
+			const sender = senderOf(site, options, api, transport);
+			const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''));
+			const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true, lifecycleStage: true, tags: { select: { tag: true } } } });
+
+			const matched = triggeredBy(await sequences.withTriggers(site), {
+				stages: enteredStages(site.config.crm.lifecycleStages, json.stageChange, lead.lifecycleStage),
+				tags: lead.tags.map((row) => row.tag),
+				event: String(options.event ?? '').trim(),
+			});
+			const enrollments: EnrollmentSummary[] = [];
+			for (const sequence of matched) enrollments.push(await enrollLead(prisma, site.id, sequence, lead, now));
+			const active = enrollments.filter((enrollment) => enrollment.status === 'active').map((enrollment) => enrollment.id);
+			const sends = await sendDueSteps(prisma, site, sender, now, Math.max(active.length, 1), active);
+			return [{ ...json, leadId, enrollments, sends }];
+		});
+	} finally {
+		transport.close();
+	}
+}

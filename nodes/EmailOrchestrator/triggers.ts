@@ -1,0 +1,27 @@
+/** Which sequences a lead's news starts: pure rules for the Enroll by Trigger operation. */
+import type { LifecycleStage, SequenceTrigger } from '../../lib/contracts/siteConfig';
+
+/**
+ * The stages a lead entered: from the item's `stageChange` (the Lead Scorer's "Stage Changed"
+ * output), every stage after `from` up to and including `to`, so a lead that jumped from
+ * subscriber to MQL also counts as having reached lead; without one, the lead's current stage.
+ */
+export function enteredStages(stages: readonly LifecycleStage[], stageChange: unknown, current: string): string[] {
+	const change = stageChange as { from?: unknown; to?: unknown } | null | undefined;
+	if (!change || typeof change.to !== 'string') return [current];
+	const names = stages.map((stage) => stage.name);
+	const from = typeof change.from === 'string' ? names.indexOf(change.from) : -1;
+	const to = names.indexOf(change.to);
+	if (to < 0) return [change.to];
+	return names.slice(from + 1, to + 1);
+}
+
+/** The sequences whose trigger the lead meets: a stage it entered, a tag it has, or the item's event. */
+export function triggeredBy<T extends { trigger: SequenceTrigger | null }>(sequences: readonly T[], facts: { stages: readonly string[]; tags: readonly string[]; event: string }): T[] {
+	return sequences.filter(({ trigger }) => {
+		if (!trigger) return false;
+		if ('stage' in trigger) return facts.stages.includes(trigger.stage);
+		if ('tag' in trigger) return facts.tags.includes(trigger.tag);
+		return facts.event !== '' && facts.event === trigger.event;
+	});
+}
