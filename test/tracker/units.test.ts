@@ -3,11 +3,7 @@ import path from 'node:path';
 
 import { CLICK_ID_PARAMS, eventContextSchema, trackEventSchema } from '../../lib/contracts/tracking';
 import { compilePathPattern } from '../../nodes/ConversionDetector/rules';
-import { CLICK_ID, UTM } from '../../tracker/src/attribution';
-import { sessionOver, startSession, updateSession, type Session } from '../../tracker/src/sessionManager';
-import { pathMatches, relevanceOf, sessionSummary } from '../../tracker/src/smartTracker';
-import { configure } from '../../tracker/src/tracking-config';
-import { uuidv7 } from '../../tracker/src/uuid';
+import { CLICK_ID, UTM, configure, pathMatches, relevanceOf, sessionOver, sessionSummary, startSession, updateSession, uuidv7, type Session } from '../../tracker/src/rules';
 
 const MINUTE = 60_000;
 
@@ -113,7 +109,7 @@ describe('tracker modules', () => {
 			expect(configure({ endpoint: '/collect' }, 'https://shop.example/')).toBeUndefined();
 			expect(warn.mock.calls).toEqual([['[tracking-crm]', 'check the options: colour (unknown), endpoint (must be an http(s) URL); tracking is off']]);
 			const config = configure({ site: 'shop', sessionTimeout: 600 }, 'https://crm.example/t.js');
-			expect(config).toMatchObject({ site: 'shop', endpoint: 'https://crm.example/api/track', lead: 'https://crm.example/api/lead', sessionTimeout: 600, relevanceThreshold: 1, cookieConsent: true });
+			expect(config).toMatchObject({ site: 'shop', endpoint: 'https://crm.example/api/track', sessionTimeout: 600, relevanceThreshold: 1, cookieConsent: true });
 			// Only the first accepted configuration counts.
 			expect(configure({ site: 'other' }, 'https://crm.example/t.js')).toBe(config);
 		} finally {

@@ -1,16 +1,17 @@
 // Size budget of the tracker: the script-tag build, gzipped at level 9. Prints the exact bytes of
 // both builds and fails the build over budget.
 //
-// The goal is 2,500 bytes, below Umami's and Plausible's trackers. Today's feature set does not
-// fit there: even written as one hand-minified file it is about 3,600 bytes (Umami's tracker,
-// a third of the features, is 2,287). This budget holds today's features with about 100 bytes
-// to spare, so every byte added is a decision; reaching 2,500 means dropping or splitting features.
+// GOAL is the issue's target, 2,500 bytes, below Umami's (2.2 KB, far fewer features) and
+// Plausible's (2.7 KB) trackers. BUDGET is a ratchet at today's size: the full feature set does
+// not fit in GOAL yet (see tracker/README.md, "Size"), and no change may make t.js bigger
+// without raising this number on purpose.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
-const BUDGET = 4096;
+const GOAL = 2500;
+const BUDGET = 3600;
 const dist = path.join(path.dirname(path.dirname(fileURLToPath(import.meta.url))), 'dist');
 
 let over = false;
@@ -19,7 +20,7 @@ for (const file of ['t.js', 'tracker.mjs']) {
 	const gzip = gzipSync(source, { level: 9 }).length;
 	const checked = file == 't.js';
 	if (checked && gzip > BUDGET) over = true;
-	console.log(`tracker/dist/${file}: ${source.length} bytes, ${gzip} bytes gzip -9${checked ? ` (budget ${BUDGET})` : ''}`);
+	console.log(`tracker/dist/${file}: ${source.length} bytes, ${gzip} bytes gzip -9${checked ? ` (budget ${BUDGET}; goal ${GOAL}, ${gzip - GOAL} over it)` : ''}`);
 }
 if (over) {
 	console.error(`tracker/dist/t.js is over its budget of ${BUDGET} bytes gzip: make it smaller before it ships`);

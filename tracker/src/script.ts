@@ -1,5 +1,4 @@
-import { safe } from './debug';
-import { DEFAULTS } from './tracking-config';
+import { DEFAULTS } from './rules';
 import { boot, consent, identify, optOut, reset, track } from './tracker';
 
 const api = { track, identify, consent, reset, optOut };
@@ -12,7 +11,7 @@ type Call = [method: keyof typeof api, ...args: unknown[]];
  * by the site's stub, `window.tcrm = window.tcrm || function () { (tcrm.q = tcrm.q || []).push(arguments) }`,
  * and are replayed in order.
  */
-safe(() => {
+try {
 	const script = document.currentScript as HTMLScriptElement;
 	const options: Record<string, unknown> = {};
 	for (const [key, value] of Object.entries(script.dataset)) {
@@ -27,4 +26,6 @@ safe(() => {
 	const queued = global.tcrm?.q ?? [];
 	const tcrm = (global.tcrm = (...[method, ...args]: Call) => (api[method] as (...a: unknown[]) => void)?.(...args));
 	queued.forEach((call) => tcrm(...call));
-})();
+} catch {
+	// Never into the page.
+}

@@ -1,0 +1,198 @@
+import type { SiteConfig } from '../../lib/contracts/siteConfig';
+import type { TrackEvent, TrackEventType } from '../../lib/contracts/tracking';
+
+/**
+ * The tracker's rules as plain functions: options, ids, relevance, sessions. No DOM is touched
+ * at import, so they are tested directly; the glue in tracker.ts applies them to the page.
+ */
+
+type Tracking = SiteConfig['tracking'];
+export type RelevanceRule = Tracking['eventRelevance'][number];
+export type Props = NonNullable<TrackEvent['props']>;
+
+/**
+ * Options of init() and of the script tag's data-* attributes (data-session-timeout is
+ * sessionTimeout). They carry the names and units of the site config's tracking and privacy
+ * sections, so a site copies its values over as they are.
+ */
+export type TrackerOptions = { site: string; endpoint?: string } & Partial<
+	Pick<Tracking, 'sessionTimeout' | 'maxSessionDuration' | 'debugMode' | 'relevanceThreshold' | 'eventRelevance' | 'engagementThresholds' | 'hashRouting' | 'cookieless'> &
+		Pick<SiteConfig['privacy'], 'cookieConsent' | 'respectGlobalPrivacyControl' | 'respectDoNotTrack'>
+>;
+
+/** Defaults as in the site config schema: a tracker without options behaves as a site config without them. */
+export const DEFAULTS = {
+	site: '',
+	endpoint: '/api/track',
+	sessionTimeout: 1800,
+	maxSessionDuration: 43_200,
+	debugMode: false,
+	relevanceThreshold: 1,
+	eventRelevance: [] as RelevanceRule[],
+	engagementThresholds: { medium: 30, high: 60 },
+	hashRouting: false,
+	cookieless: false,
+	cookieConsent: true,
+	respectGlobalPrivacyControl: true,
+	respectDoNotTrack: true,
+};
+
+export type Config = typeof DEFAULTS;
+
+/** The running tracker's configuration; undefined until configure() accepted one. */
+export let config: Config | undefined;
+
+/**
+ * The tracker runs inside other people's pages: nothing it does may throw into them. What goes
+ * wrong is told only to a site that asked for it with debugMode.
+ */
+export const warn = (message: unknown, debugMode = config?.debugMode) => debugMode && console.warn('[tracking-crm]', message);
+
+/**
+ * Takes the options over the defaults, once. Every mistake (unknown options, a missing site
+ * key, an endpoint that is no http(s) URL) is named in ONE console warning, in debug mode; the
+ * last two leave the tracker off, since it could only send what the receiver refuses. A
+ * relative endpoint resolves against `base`: the script's own URL for the script tag, so the
+ * receiver that served the script is the one that receives.
+ */
+export function configure(options: Record<string, unknown>, base: string): Config | undefined {
+	const candidate = { ...DEFAULTS, ...options } as Config;
+	const mistakes = Object.keys(options)
+		.filter((key) => !(key in DEFAULTS))
+		.map((key) => `${key} (unknown)`);
+	if (!candidate.site) mistakes.push('site (data-site is required)');
+	try {
+		candidate.endpoint = new URL(candidate.endpoint, base).href;
+		if (!/^http/.test(candidate.endpoint)) throw 0;
+	} catch {
+		candidate.site = '';
+		mistakes.push('endpoint (must be an http(s) URL)');
+	}
+	config ||= candidate.site ? candidate : undefined;
+	// A rejected config is not the running one, yet its debugMode decides whether to tell.
+	if (mistakes[0]) warn(`check the options: ${mistakes.join(', ')}${config ? '' : '; tracking is off'}`, candidate.debugMode);
+	return config;
+}
+
+/**
+ * A string the receiver accepts: without the control characters it refuses and within the
+ * contract's length. The receiver refuses a whole batch for one bad field, so none is sent.
+ */
+// eslint-disable-next-line no-control-regex
+export const clip = (value: string, max: number) => value.replace(/[\0-\b\v\f\x0e-\x1f\x7f]/g, '').slice(0, max);
+
+/**
+ * RFC 9562 UUIDv7: 48 bits of milliseconds, version 7, then randomUUID's random bits and
+ * variant. Generated in the browser because the id is the receiver's idempotency key: a retried
+ * batch carries the same ids and is stored once. Time order keeps the receiver's index
+ * append-mostly. randomUUID needs a secure context (https, or localhost), as sites have now.
+ */
+export const uuidv7 = (now = Date.now()) => now.toString(16).padStart(12, '0').replace(/.{8}/, '$&-') + '-7' + crypto.randomUUID().slice(15);
+
+/** The contract's utm_* fields and CLICK_ID_PARAMS, as patterns (a test keeps them equal; importing the lists would bundle zod). */
+export const UTM = /^utm_(source|medium|campaign|term|content|id|source_platform)$/;
+export const CLICK_ID = /^(g|d|fb|tt|tw|y)clid$|^msclkid$|^[gw]braid$|^li_fat_id$/;
+
+/** Lower case without trailing slashes, as the server's path patterns compare paths. */
+const normalize = (path: string) => path.replace(/(.)\/+$/, '$1').toLowerCase();
+
+/**
+ * The site config's path glob: `*` within a segment, `**` across segments, and a whole `/**`
+ * segment also matches no segment (`/docs/**` matches `/docs`), as on the server. As a regular
+ * expression with several stars backtracks polynomially, paths are matched on their first 200
+ * characters, which keeps a pathological pattern from freezing the visitor's page.
+ */
+export const pathMatches = (pattern: string, path: string) =>
+	RegExp(
+		`^${normalize(pattern)
+			.replace(/[^\w*/]/g, '\\$&')
+			.replace(/\/\*\*(?=\/|$)|\*\*?/g, (star) => (star[2] ? '(/.*)?' : star[1] ? '.*' : '[^/]*'))}$`,
+	).test(normalize(path).slice(0, 200));
+
+/** Relevance of an event no rule matches, when it is not 5: intent (forms, downloads) above ambient signals. */
+const DEFAULT_RELEVANCE: Partial<Record<TrackEventType, number>> = { form_submit: 8, download: 7, scroll: 2, engagement: 2 };
+
+/**
+ * The first rule that matches decides, so a site orders its rules from specific to general. A
+ * relevance outside 1–10 is brought within: one bad rule must not make every batch invalid.
+ */
+export function relevanceOf(rules: RelevanceRule[], type: TrackEventType, name: string | undefined, path: string): number {
+	const rule = rules.find((rule) => (!rule.type || rule.type == type) && (!rule.name || rule.name == name) && (!rule.urlPattern || pathMatches(rule.urlPattern, path)));
+	return rule ? Math.min(Math.max(rule.relevance | 0, 1), 10) : DEFAULT_RELEVANCE[type] || 5;
+}
+
+/**
+ * A visit, kept in storage so that every page of it (and every tab) adds to the same session.
+ * Its fields are the session summary's properties as they are. Times in milliseconds since the
+ * epoch; URLs within the 1,000 characters of a property value.
+ */
+export interface Session {
+	/** UUIDv7, sent as every event's sessionId. */
+	id: string;
+	start: number;
+	last: number;
+	/** The campaign parameters the session began with ('' for none). */
+	campaign: string;
+	pages: number;
+	events: number;
+	/** Deepest scroll, in percent. */
+	maxScrollDepth: number;
+	engagedMs: number;
+	/** Sum of the relevance of the session's events. */
+	relevanceSum: number;
+	entry?: string;
+	exit: string;
+}
+
+/**
+ * Whether an event at `now` belongs to a new session: after `timeoutMs` of inactivity, once the
+ * session is longer than `maxMs`, or when the visitor arrives from a different campaign (a new
+ * campaign is a new visit to attribute, as in GA4). An event without campaign parameters
+ * continues the session it falls into.
+ */
+export const sessionOver = (session: Session | null | undefined, now: number, campaign: string, timeoutMs: number, maxMs: number) =>
+	!session || now - session.last > timeoutMs || now - session.start > maxMs || (!!campaign && campaign != session.campaign);
+
+export const startSession = (now: number, campaign: string, url: string): Session => ({
+	id: uuidv7(now),
+	start: now,
+	last: now,
+	campaign,
+	pages: 0,
+	events: 0,
+	maxScrollDepth: 0,
+	engagedMs: 0,
+	relevanceSum: 0,
+	exit: url.slice(0, 1e3),
+});
+
+/** Adds an event to the session's counters: every scored event, whether or not it is sent. */
+export function updateSession(session: Session, type: TrackEventType, now: number, url: string, relevance: number, props: Props = {}): void {
+	session.last = now;
+	session.events++;
+	session.relevanceSum += relevance;
+	if (type == 'pageview') {
+		session.exit = url.slice(0, 1e3);
+		session.entry ||= session.exit;
+		session.pages++;
+	}
+	session.maxScrollDepth = Math.max(session.maxScrollDepth, (props.depth as number) || 0);
+	session.engagedMs += (props.engagedMs as number) || 0;
+}
+
+/**
+ * The session_end event's properties: the session's counters, its length, and its engagement.
+ * The score (0–100) adds pages (4 each, up to 20), engaged time (1 per 10 s, up to 30), scroll
+ * depth (up to 15) and the scored events (half their relevance sum, up to 35), so a visit of one
+ * page that reads and acts counts as much as one that clicks through; the site's thresholds
+ * make it low, medium or high.
+ */
+export function sessionSummary(session: Session, thresholds: { medium: number; high: number }): Props {
+	const score = Math.round(Math.min(session.pages * 4, 20) + Math.min(session.engagedMs / 1e4, 30) + session.maxScrollDepth * 0.15 + Math.min(session.relevanceSum / 2, 35));
+	return {
+		...(session as unknown as Props),
+		durationMs: session.last - session.start,
+		engagementScore: score,
+		engagement: score < thresholds.medium ? 'low' : score < thresholds.high ? 'medium' : 'high',
+	};
+}
