@@ -99,17 +99,25 @@ const schedule = (delay: number) => (timer ||= setTimeout(safe(flush), delay));
 
 /**
  * Sends the head of the queue, then the next. A network error, a 429 or a 5xx keeps it and
- * retries after an exponential backoff with jitter (2 s doubling up to 5 min), or as soon as the
- * browser is back online. Any other answer is final: a request the receiver refused as invalid
- * would be refused forever, and must not block the queue behind it.
+ * retries after an exponential backoff with jitter (2 s doubling up to about 4 min), or as soon
+ * as the browser is back online. Any other answer is final: a request the receiver refused as
+ * invalid would be refused forever, and must not block the queue behind it.
+ *
+ * When the page may be gone in a moment (`leaving`), the queue goes out as beacons, which the
+ * browser delivers after the page is closed, or by fetch with keepalive where a beacon is over
+ * its quota. Offline, a beacon is accepted and then lost, so the queue waits for the next page.
  */
-function flush(): void {
+function flush(leaving?: boolean): void {
 	clearTimeout(timer);
 	timer = 0;
 	const [url, body, items] = request(queue());
-	if (!items[0] || sending || !navigator.onLine) return;
+	if (!items[0] || (sending && !leaving) || !navigator.onLine) return;
+	if (leaving && navigator.sendBeacon(url, body)) {
+		forget(items);
+		return flush(leaving);
+	}
 	sending = true;
-	fetch(url, { method: 'POST', body })
+	fetch(url, { method: 'POST', body, keepalive: leaving })
 		.then((response) => {
 			if (response.status == 429 || response.status > 499) throw 0;
 			sending = false;
@@ -260,25 +268,14 @@ function onSubmit(event: SubmitEvent): void {
 
 function leave(): void {
 	reportEngagement();
-	// The page may be gone in a moment: everything queued goes out as beacons, which the browser
-	// delivers after the page is closed (fetch with keepalive where beacons are over their quota).
-	// Offline, a beacon is accepted and then lost, so the queue waits for the next page.
-	if (!navigator.onLine) return;
-	const sent: Item[] = [];
-	for (let items = queue(); items[0]; ) {
-		const [url, body, batch] = request(items);
-		if (navigator.sendBeacon(url, body)) sent.push(...batch);
-		else fetch(url, { method: 'POST', body, keepalive: true }).catch(() => {});
-		items = items.slice(batch.length);
-	}
-	forget(sent);
+	flush(true);
 }
 
 /** Starts listening (once) and counts the current page; until tracking is allowed nothing is read or sent. */
 function start(): void {
 	if (started || !allowed()) return;
 	started = true;
-	on('online', flush);
+	on('online', () => flush());
 	schedule(2e3);
 	/**
 	 * One page view per real URL change of a single-page app: pushState and replaceState (wrapped,
@@ -303,9 +300,7 @@ function start(): void {
 			check();
 		};
 	}
-	on('popstate', () => check());
-	on('hashchange', () => check());
-	on('pageshow', check);
+	for (const type of ['popstate', 'hashchange', 'pageshow']) on(type, check);
 	on(
 		'scroll',
 		() => {
