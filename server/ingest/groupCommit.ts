@@ -1,4 +1,5 @@
 import type { PrismaClient } from '../../lib/db';
+import { uuidv7s } from './ids';
 import type { EventRow } from './normalize';
 import type { RequestFacts, StoreResult } from './store';
 
@@ -13,36 +14,126 @@ interface Pending {
 
 /**
  * All batches of one flush in ONE statement: raw events, then one outbox row per (site,
- * destination, visitor) for the events that were new. Every row carries its own site and
- * request facts, so batches of different sites and clients share the statement safely.
+ * destination, visitor) for the events that were new. The input travels as typed column
+ * arrays: one element per request for what a request's events share (site, client facts), one
+ * per event for the rest, and (request, destination) pairs, so nothing is repeated per event
+ * and Postgres parses arrays rather than a JSON document. Batches of different sites and
+ * clients share the statement safely.
  */
 const STORE_MANY = `
-WITH input AS (
-	SELECT * FROM jsonb_to_recordset($1::jsonb) AS e(
-		site_id uuid, event_id uuid, anonymous_id text, session_key text, type text, name text, url text, path text,
-		title text, referrer text, relevance int, properties jsonb, context jsonb, occurred_at timestamptz,
-		user_agent text, ip_anonymized text, country text, is_bot boolean, destinations jsonb)
+WITH requests AS (
+	SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::boolean[]) WITH ORDINALITY
+		AS r(site_id, user_agent, ip_anonymized, country, is_bot, request)
+), input AS (
+	SELECT r.site_id, r.user_agent, r.ip_anonymized, r.country, r.is_bot, e.*
+	FROM unnest($6::int[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+		$15::text[], $16::int[], $17::jsonb[], $18::jsonb[], $19::timestamptz[], $22::uuid[])
+		AS e(request, event_id, anonymous_id, session_key, type, name, url, path, title, referrer, relevance, properties, context, occurred_at, id)
+	JOIN requests r USING (request)
 ), inserted AS (
 	INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, type, name, url, path, title,
 		referrer, relevance, properties, context, user_agent, ip_anonymized, country, is_bot, occurred_at, received_at)
-	SELECT gen_random_uuid(), site_id, event_id, anonymous_id, session_key, type, name, url, path, title,
+	SELECT id, site_id, event_id, anonymous_id, session_key, type, name, url, path, title,
 		referrer, relevance, properties, context, user_agent, ip_anonymized, country, is_bot, occurred_at, now()
 	FROM input
 	ON CONFLICT (site_id, event_id) DO NOTHING
 	RETURNING site_id, event_id, anonymous_id, occurred_at
+), stored AS (
+	SELECT e.request, i.site_id, i.event_id, i.anonymous_id, i.occurred_at
+	FROM inserted i JOIN input e USING (site_id, event_id)
 ), outboxed AS (
 	INSERT INTO outbox (site_id, destination, partition_key, payload, status, attempts, next_attempt_at, created_at)
-	SELECT i.site_id, d.destination, i.anonymous_id,
-		jsonb_build_object('kind', 'events', 'eventIds', jsonb_agg(i.event_id ORDER BY i.occurred_at, i.event_id)),
+	SELECT s.site_id, d.destination, s.anonymous_id,
+		jsonb_build_object('kind', 'events', 'eventIds', jsonb_agg(s.event_id ORDER BY s.occurred_at, s.event_id)),
 		'pending', 0, now(), now()
-	FROM inserted i
-	JOIN input e ON e.site_id = i.site_id AND e.event_id = i.event_id
-	CROSS JOIN jsonb_array_elements_text(e.destinations) AS d(destination)
-	GROUP BY i.site_id, d.destination, i.anonymous_id
+	FROM stored s JOIN unnest($20::int[], $21::text[]) AS d(request, destination) USING (request)
+	GROUP BY s.site_id, d.destination, s.anonymous_id
 	RETURNING 1
 )
-SELECT (SELECT coalesce(jsonb_agg(jsonb_build_array(site_id, event_id)), '[]'::jsonb) FROM inserted) AS stored,
-	(SELECT count(*) FROM outboxed)::int AS outbox_rows`;
+SELECT coalesce((SELECT array_agg(request) FROM stored), '{}') AS stored, (SELECT count(*) FROM outboxed)::int AS outbox_rows`;
+
+/** One flush as the column arrays of STORE_MANY; requests are numbered from 1 in flush order. */
+class FlushColumns {
+	readonly siteIds: string[] = [];
+	readonly userAgents: Array<string | null> = [];
+	readonly ips: Array<string | null> = [];
+	readonly countries: Array<string | null> = [];
+	readonly bots: boolean[] = [];
+	readonly request: number[] = [];
+	readonly eventIds: string[] = [];
+	readonly anonymousIds: string[] = [];
+	readonly sessionKeys: string[] = [];
+	readonly types: string[] = [];
+	readonly names: Array<string | null> = [];
+	readonly urls: string[] = [];
+	readonly paths: string[] = [];
+	readonly titles: Array<string | null> = [];
+	readonly referrers: Array<string | null> = [];
+	readonly relevances: Array<number | null> = [];
+	readonly properties: Array<string | null> = [];
+	readonly contexts: Array<string | null> = [];
+	readonly occurredAts: string[] = [];
+	readonly destinationRequest: number[] = [];
+	readonly destinations: string[] = [];
+
+	addRequest(pending: Pending): number {
+		this.siteIds.push(pending.siteId);
+		this.userAgents.push(pending.facts.userAgent);
+		this.ips.push(pending.facts.ipAnonymized);
+		this.countries.push(pending.facts.country);
+		this.bots.push(pending.facts.isBot);
+		const number = this.siteIds.length;
+		for (const destination of pending.destinations) {
+			this.destinationRequest.push(number);
+			this.destinations.push(destination);
+		}
+		return number;
+	}
+
+	addEvent(request: number, row: EventRow): void {
+		this.request.push(request);
+		this.eventIds.push(row.event_id);
+		this.anonymousIds.push(row.anonymous_id);
+		this.sessionKeys.push(row.session_key);
+		this.types.push(row.type);
+		this.names.push(row.name);
+		this.urls.push(row.url);
+		this.paths.push(row.path);
+		this.titles.push(row.title);
+		this.referrers.push(row.referrer);
+		this.relevances.push(row.relevance);
+		this.properties.push(row.properties === null ? null : JSON.stringify(row.properties));
+		this.contexts.push(row.context === null ? null : JSON.stringify(row.context));
+		this.occurredAts.push(row.occurred_at);
+	}
+
+	parameters(): unknown[] {
+		return [
+			this.siteIds,
+			this.userAgents,
+			this.ips,
+			this.countries,
+			this.bots,
+			this.request,
+			this.eventIds,
+			this.anonymousIds,
+			this.sessionKeys,
+			this.types,
+			this.names,
+			this.urls,
+			this.paths,
+			this.titles,
+			this.referrers,
+			this.relevances,
+			this.properties,
+			this.contexts,
+			this.occurredAts,
+			this.destinationRequest,
+			this.destinations,
+			uuidv7s(this.eventIds.length),
+		];
+	}
+}
 
 /**
  * Group commit for ingest: requests that arrive while a statement is running wait for the next
@@ -90,35 +181,22 @@ export class GroupCommitter {
 
 	private async write(batch: Pending[]): Promise<void> {
 		// The first request holding an event owns it; a retry racing its original in the same flush is a duplicate.
-		const owner = new Map<string, Pending>();
-		const input: Array<Record<string, unknown>> = [];
+		const owned = new Set<string>();
+		const columns = new FlushColumns();
 		for (const pending of batch) {
+			const request = columns.addRequest(pending);
 			for (const row of pending.rows) {
 				const key = `${pending.siteId}|${row.event_id}`;
-				if (owner.has(key)) continue;
-				owner.set(key, pending);
-				input.push({
-					...row,
-					site_id: pending.siteId,
-					user_agent: pending.facts.userAgent,
-					ip_anonymized: pending.facts.ipAnonymized,
-					country: pending.facts.country,
-					is_bot: pending.facts.isBot,
-					destinations: pending.destinations,
-				});
+				if (owned.has(key)) continue;
+				owned.add(key);
+				columns.addEvent(request, row);
 			}
 		}
 		try {
-			const [result] = await this.prisma.$queryRawUnsafe<Array<{ stored: Array<[string, string]> }>>(STORE_MANY, JSON.stringify(input));
-			const storedBy = new Map<Pending, number>();
-			for (const [siteId, eventId] of result.stored) {
-				const pending = owner.get(`${siteId}|${eventId}`);
-				if (pending) storedBy.set(pending, (storedBy.get(pending) ?? 0) + 1);
-			}
-			for (const pending of batch) {
-				const stored = storedBy.get(pending) ?? 0;
-				pending.resolve({ stored, duplicates: pending.rows.length - stored });
-			}
+			const [result] = await this.prisma.$queryRawUnsafe<Array<{ stored: number[] }>>(STORE_MANY, ...columns.parameters());
+			const storedBy = new Array<number>(batch.length).fill(0);
+			for (const request of result.stored) storedBy[request - 1] += 1;
+			batch.forEach((pending, index) => pending.resolve({ stored: storedBy[index], duplicates: pending.rows.length - storedBy[index] }));
 		} catch (error) {
 			for (const pending of batch) pending.reject(error);
 		}
