@@ -1,7 +1,5 @@
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
-import { randomUUID } from 'node:crypto';
 
 import type { Database } from '../lib/db';
 import type { Logger } from './logger';
@@ -13,6 +11,7 @@ import { ingestRouter } from './routes/ingest';
 import { testWorkflowRouter } from './routes/testWorkflow';
 import { trackerRouter } from './routes/tracker';
 import { privacyRouter } from './routes/privacy';
+import { requestLog } from './requestLog';
 import { sendProblem } from './routes/problems';
 import { trustProxyValue, type ReceiverSettings } from './settings';
 import type { SiteRegistry } from './siteRegistry';
@@ -47,21 +46,7 @@ export function createApp(context: AppContext): Express {
 	const app = express();
 	app.disable('x-powered-by');
 	app.set('trust proxy', trustProxyValue(settings.TRUST_PROXY));
-	app.use(
-		pinoHttp({
-			logger,
-			genReqId: (req, res) => {
-				const id = (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].slice(0, 100)) || randomUUID();
-				res.setHeader('x-request-id', id);
-				return id;
-			},
-			serializers: { req: (req) => ({ id: req.id, method: req.method, url: req.url }), res: (res) => ({ statusCode: res.statusCode }) },
-			// A 503 is a state the receiver reports on purpose (degraded health, storage unavailable),
-			// already logged with its cause where it happens; only unexpected 5xx are errors.
-			customLogLevel: (_req, res, error) => (res.statusCode === 503 || (res.statusCode >= 400 && res.statusCode < 500) ? 'warn' : error || res.statusCode >= 500 ? 'error' : 'silent'),
-			customErrorObject: (_req, res, error, value) => (res.statusCode === 503 ? { ...value, err: undefined } : { ...value, err: error }),
-		}),
-	);
+	app.use(requestLog(logger));
 	app.use(helmet({ crossOriginResourcePolicy: { policy: 'cross-origin' } }));
 
 	app.use(ingestRouter({ prisma: db.prisma, sites, settings, logger }));

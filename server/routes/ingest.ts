@@ -11,7 +11,7 @@ import { GroupCommitter } from '../ingest/groupCommit';
 import { storeLead, type RequestFacts } from '../ingest/store';
 import type { ReceiverSettings } from '../settings';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
-import { sendProblem } from './problems';
+import { sendJson, sendProblem } from './problems';
 
 interface IngestContext {
 	prisma: PrismaClient;
@@ -82,7 +82,9 @@ export function ingestRouter(context: IngestContext): Router {
 	const perIp = rateLimit({
 		windowMs: 60_000,
 		limit: settings.RATE_LIMIT_PER_IP,
-		standardHeaders: 'draft-8',
+		// draft-7 headers carry the same limit, remaining and reset as draft-8 without a SHA-256 of
+		// the client's key on every request.
+		standardHeaders: 'draft-7',
 		legacyHeaders: false,
 		// Its configuration checks run on every request; the configuration is fixed here, and whether
 		// X-Forwarded-For counts is the TRUST_PROXY setting's decision.
@@ -136,7 +138,7 @@ export function ingestRouter(context: IngestContext): Router {
 			const { batch, site } = req as Request & { batch: z.infer<typeof trackBatchSchema>; site: RegisteredSite };
 			const reason = dropReason(req.headers, batch, site.config.privacy);
 			if (reason) {
-				res.status(202).json({ stored: 0, duplicates: 0, ignored: batch.events.length, reason });
+				sendJson(res, 202, { stored: 0, duplicates: 0, ignored: batch.events.length, reason });
 				return;
 			}
 			const userAgent = req.headers['user-agent'];
@@ -145,7 +147,7 @@ export function ingestRouter(context: IngestContext): Router {
 			const destinations = !isBot && site.endpoints.has('visitor-processor') ? ['visitor-processor'] : [];
 			try {
 				const result = await committer.store(site.id, rows, requestFacts(req, settings, userAgent, isBot), destinations);
-				res.status(202).json({ stored: result.stored, duplicates: result.duplicates, ...(isBot ? { bot: true } : {}) });
+				sendJson(res, 202, isBot ? { stored: result.stored, duplicates: result.duplicates, bot: true } : { stored: result.stored, duplicates: result.duplicates });
 			} catch (error) {
 				storageFailed(res, error);
 			}
@@ -161,19 +163,19 @@ export function ingestRouter(context: IngestContext): Router {
 		if (!site) return;
 		const userAgent = req.headers['user-agent'];
 		if (isAutomated(userAgent, [])) {
-			res.status(202).json({ stored: false, reason: 'automated-client' });
+			sendJson(res, 202, { stored: false, reason: 'automated-client' });
 			return;
 		}
 		const hash = emailHash(lead.email);
 		try {
 			const erased = await prisma.suppression.findFirst({ where: { siteId: site.id, emailHash: hash, reason: 'erased' }, select: { id: true } });
 			if (erased) {
-				res.status(202).json({ stored: false, reason: 'erased' });
+				sendJson(res, 202, { stored: false, reason: 'erased' });
 				return;
 			}
 			const destinations = site.endpoints.has('lead-processor') ? ['lead-processor'] : [];
 			const result = await storeLead(prisma, site.id, lead, hash, requestFacts(req, settings, userAgent, false), destinations);
-			res.status(202).json({ stored: result.stored, duplicate: !result.stored });
+			sendJson(res, 202, { stored: result.stored, duplicate: !result.stored });
 		} catch (error) {
 			storageFailed(res, error);
 		}

@@ -188,3 +188,27 @@ describe('receiver behind a trusted proxy', () => {
 		expect(JSON.stringify(rows)).not.toMatch(/203\.0\.113\.77|7334/);
 	});
 });
+
+describe('receiver rate limits', () => {
+	const site = testSiteConfig({ endpoints: false });
+	let receiver: Receiver;
+
+	beforeAll(async () => {
+		receiver = await startTestReceiver([site], { DISPATCHER: 'off', RATE_LIMIT_PER_IP: 3, RATE_LIMIT_PER_SITE: 1_000 });
+	});
+	afterAll(() => receiver.close());
+
+	it('counts requests per address, tells the client its budget, and answers 429 past it', async () => {
+		const key = site.site.key;
+		const send = () =>
+			fetch(`${receiver.url}/api/track`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify(batch(key, [pageview(key, 'anon-limit')])) });
+		const first = await send();
+		expect(first.status).toBe(202);
+		expect(first.headers.get('ratelimit-policy')).toBe('3;w=60');
+		expect(first.headers.get('ratelimit')).toMatch(/^limit=3, remaining=2, reset=\d+$/);
+		expect([(await send()).status, (await send()).status]).toEqual([202, 202]);
+		const limited = await send();
+		expect(limited.status).toBe(429);
+		expect(await limited.json()).toMatchObject({ error: 'rate_limited' });
+	});
+});
