@@ -10,7 +10,46 @@ import { prismaFor } from '../shared/database';
 import { SiteResolver, SubjectNotFoundError, type ResolvedSite } from '../shared/subjects';
 import { payloadOf } from './payload';
 import { compileScoringRules, type CompiledRules } from './scoring';
-import { findLead, LeadInputError, rescoreLead, upsertLead, type ScoringOutcome } from './store';
+import { findLeads, LeadInputError, prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
+import type { Prisma } from '../../lib/db/generated/client';
+
+/**
+ * Items written per transaction. The reads and writes of a batch are a fixed number of statements,
+ * so larger batches are faster; this bounds how long one transaction holds its row locks.
+ */
+const BATCH_SIZE = 500;
+
+interface BatchItem {
+	index: number;
+	lead?: PreparedLead;
+	reference?: string;
+	leadId?: string;
+}
+
+interface Batch {
+	operation: 'upsert' | 'rescore';
+	context: ScoringContext;
+	items: BatchItem[];
+}
+
+async function runBatch(tx: Prisma.TransactionClient, batch: Batch, items: readonly BatchItem[]): Promise<ScoringOutcome[]> {
+	if (batch.operation === 'upsert') return await upsertLeads(tx, batch.context, items.map((item) => item.lead as PreparedLead));
+	const outcomes = await rescoreLeads(tx, batch.context, items.map((item) => item.leadId as string));
+	// Several items of one lead: only the first reports what this run recorded.
+	const reported = new Set<string>();
+	return items.map((item) => {
+		const outcome = outcomes.get(item.leadId as string) as ScoringOutcome;
+		if (reported.has(outcome.lead.id)) return { ...outcome, scoreRows: 0, stageChange: null };
+		reported.add(outcome.lead.id);
+		return outcome;
+	});
+}
+
+function messageOf(error: unknown): string {
+	if (error instanceof SubjectNotFoundError) return `Parameter "${error.field}": ${error.message}`;
+	if (error instanceof LeadInputError) return `Field "${error.field}": ${error.message}`;
+	return (error as Error | undefined)?.message ?? 'The item was not processed';
+}
 
 function outputOf(json: IDataObject, outcome: ScoringOutcome): IDataObject {
 	return {
@@ -106,37 +145,74 @@ export class LeadScorer implements INodeType {
 			}
 			return rules;
 		};
-		const all: INodeExecutionData[] = [];
-		const changed: INodeExecutionData[] = [];
+		const outcomes: Array<ScoringOutcome | Error | undefined> = new Array(items.length);
+		const fail = (i: number, error: unknown) => {
+			if (!this.continueOnFail()) throw new NodeOperationError(this.getNode(), messageOf(error), { itemIndex: i });
+			outcomes[i] = error as Error;
+		};
 
+		// Every item is checked before anything is written: a bad item stops the node with no write.
+		const batches = new Map<string, Batch>();
+		const now = Date.now();
 		for (let i = 0; i < items.length; i++) {
 			const json = items[i].json;
 			try {
 				const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
-				const context = { siteId: site.id, config: site.config, rules: rulesOf(site), now: Date.now() };
-				const operation = this.getNodeParameter('operation', i) as string;
-				const reference = operation === 'rescore' ? String(this.getNodeParameter('lead', i) ?? '') : '';
-				const payload = operation === 'rescore' ? null : payloadOf(json);
-				const receivedAt = typeof json.receivedAt === 'string' && !Number.isNaN(Date.parse(json.receivedAt)) ? new Date(json.receivedAt) : new Date(context.now);
-				const outcome: ScoringOutcome = await prisma.$transaction(
-					async (tx) => (payload ? await upsertLead(tx, context, payload, receivedAt) : await rescoreLead(tx, context, await findLead(tx, site.id, reference))),
-					{ timeout: 30_000 },
-				);
-				const output = { json: outputOf(json, outcome), pairedItem: { item: i } };
-				all.push(output);
-				if (outcome.stageChange) changed.push(output);
-			} catch (error) {
-				const message =
-					error instanceof SubjectNotFoundError || error instanceof LeadInputError
-						? `${error instanceof SubjectNotFoundError ? 'Parameter' : 'Field'} "${error.field}": ${error.message}`
-						: (error as Error).message;
-				if (this.continueOnFail()) {
-					all.push({ json: { error: message }, pairedItem: { item: i } });
-					continue;
+				const operation = this.getNodeParameter('operation', i) === 'rescore' ? 'rescore' : 'upsert';
+				const key = `${site.id}:${operation}`;
+				let batch = batches.get(key);
+				if (!batch) batches.set(key, (batch = { operation, context: { siteId: site.id, config: site.config, rules: rulesOf(site), now }, items: [] }));
+				if (operation === 'rescore') {
+					batch.items.push({ index: i, reference: String(this.getNodeParameter('lead', i) ?? '') });
+				} else {
+					const receivedAt = typeof json.receivedAt === 'string' && !Number.isNaN(Date.parse(json.receivedAt)) ? new Date(json.receivedAt) : new Date(now);
+					batch.items.push({ index: i, lead: prepareLead(payloadOf(json), receivedAt) });
 				}
-				throw new NodeOperationError(this.getNode(), message, { itemIndex: i });
+			} catch (error) {
+				fail(i, error);
 			}
 		}
+
+		for (const batch of batches.values()) {
+			if (batch.operation === 'rescore') {
+				const found = await findLeads(prisma, batch.context.siteId, batch.items.map((item) => item.reference as string));
+				batch.items = batch.items.filter((item) => {
+					const leadId = found.get(item.reference as string);
+					if (typeof leadId === 'string') item.leadId = leadId;
+					else fail(item.index, leadId);
+					return typeof leadId === 'string';
+				});
+			}
+			for (let from = 0; from < batch.items.length; from += BATCH_SIZE) {
+				const chunk = batch.items.slice(from, from + BATCH_SIZE);
+				try {
+					const results = await prisma.$transaction((tx) => runBatch(tx, batch, chunk), { timeout: 120_000 });
+					chunk.forEach((item, n) => (outcomes[item.index] = results[n]));
+				} catch {
+					// Item by item, so the error names the item that caused it and the others still commit.
+					for (const item of chunk) {
+						try {
+							const [result] = await prisma.$transaction((tx) => runBatch(tx, batch, [item]), { timeout: 30_000 });
+							outcomes[item.index] = result;
+						} catch (error) {
+							fail(item.index, error);
+						}
+					}
+				}
+			}
+		}
+
+		const all: INodeExecutionData[] = [];
+		const changed: INodeExecutionData[] = [];
+		outcomes.forEach((outcome, i) => {
+			if (outcome instanceof Error || outcome === undefined) {
+				all.push({ json: { error: messageOf(outcome) }, pairedItem: { item: i } });
+				return;
+			}
+			const output = { json: outputOf(items[i].json, outcome), pairedItem: { item: i } };
+			all.push(output);
+			if (outcome.stageChange) changed.push(output);
+		});
 		return [all, changed];
 	}
 }

@@ -6,6 +6,8 @@
 import type { LeadPayload } from '../../lib/contracts/lead';
 import type { SiteConfig } from '../../lib/contracts/siteConfig';
 import { emailHash } from '../../lib/email';
+// The server's id generator: one UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
+import { uuidv7s } from '../../server/ingest/ids';
 import type { Prisma } from '../../lib/db/generated/client';
 import { emailFacts, phoneFacts } from '../Enricher/enrich';
 import { SubjectNotFoundError } from '../shared/subjects';
@@ -54,6 +56,8 @@ export interface ScoringOutcome {
 	visitorOfOtherLead?: string;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Scores are stored rounded to this many decimals: float noise is no score change. */
 const round = (value: number) => Math.round(value * 100) / 100;
 
@@ -81,181 +85,380 @@ export interface ScoringContext {
 }
 
 /**
- * Reads and writes of one item run in one transaction: the lead, its visitor link, score rows and
- * stage move commit together, so a crash mid-item leaves nothing half-recorded for the retry.
+ * Reads and writes of a batch run in one transaction: leads, visitor links, score rows and stage
+ * moves commit together, so a crash mid-batch leaves nothing half-recorded for the retry.
  */
 type Db = Prisma.TransactionClient;
 
-/** Creates or updates the lead of a submission or identify call, links its visitor and rescores it. */
-export async function upsertLead(prisma: Db, context: ScoringContext, payload: LeadPayload, receivedAt: Date): Promise<ScoringOutcome> {
+/** A submission or identify call, checked and normalized, ready to be written. */
+export interface PreparedLead {
+	email: string;
+	payload: LeadPayload;
+	receivedAt: Date;
+	fields: {
+		firstName?: string;
+		lastName?: string;
+		phone?: string;
+		company?: string;
+		jobTitle?: string;
+		country?: string;
+		timezone?: string;
+	};
+}
+
+/** Checks one payload; a bad email names the item field. */
+export function prepareLead(payload: LeadPayload, receivedAt: Date): PreparedLead {
 	const email = normalizeEmail(payload.email);
 	if (!email) throw new LeadInputError('lead.email', `"${payload.email}" is not an email address`);
 	const phone = payload.phone ? phoneFacts(payload.phone, payload.country ?? null) : null;
-	const fields = {
-		firstName: payload.firstName,
-		lastName: payload.lastName,
-		// E.164 as the Enricher stores it, so a replayed form does not undo its normalization.
-		phone: phone ? (phone.valid && phone.e164 ? phone.e164 : phone.input) : undefined,
-		company: payload.company,
-		jobTitle: payload.jobTitle,
-		country: payload.country?.toUpperCase(),
-		timezone: payload.timezone,
-	};
-	const lead = await prisma.lead.upsert({
-		where: { siteId_email: { siteId: context.siteId, email: email.key } },
-		create: {
-			siteId: context.siteId,
-			email: email.key,
-			emailHash: emailHash(email.key),
-			...fields,
-			source: payload.source,
-			consentGiven: payload.consent,
-			properties: payload.properties as Prisma.InputJsonValue | undefined,
+	return {
+		email: email.key,
+		payload,
+		receivedAt,
+		fields: {
+			firstName: payload.firstName,
+			lastName: payload.lastName,
+			// E.164 as the Enricher stores it, so a replayed form does not undo its normalization.
+			phone: phone ? (phone.valid && phone.e164 ? phone.e164 : phone.input) : undefined,
+			company: payload.company,
+			jobTitle: payload.jobTitle,
+			country: payload.country?.toUpperCase(),
+			timezone: payload.timezone,
 		},
-		// A later form with fewer fields must not blank what an earlier one told us; the first
-		// source is the lead's acquisition source, and consent once given is withdrawn by unsubscribing only.
-		update: { ...fields, ...(payload.consent ? { consentGiven: true } : {}) },
-		select: { id: true },
-	});
-
-	let visitorOfOtherLead: string | undefined;
-	if (payload.anonymousId) {
-		const visitor = await prisma.visitor.upsert({
-			where: { siteId_anonymousId: { siteId: context.siteId, anonymousId: payload.anonymousId } },
-			create: { siteId: context.siteId, anonymousId: payload.anonymousId, leadId: lead.id, firstSeenAt: receivedAt, lastSeenAt: receivedAt },
-			update: {},
-			select: { id: true, leadId: true },
-		});
-		if (visitor.leadId === null) {
-			// Conditional, so two leads submitted from one browser at once cannot both take the visitor.
-			await prisma.visitor.updateMany({ where: { id: visitor.id, leadId: null }, data: { leadId: lead.id } });
-		} else if (visitor.leadId !== lead.id) {
-			// A shared browser: merging two people's histories would be wrong and irreversible.
-			visitorOfOtherLead = visitor.leadId;
-		}
-	}
-	const outcome = await rescoreLead(prisma, context, lead.id);
-	return visitorOfOtherLead ? { ...outcome, visitorOfOtherLead } : outcome;
+	};
 }
 
-/** Recomputes a lead's score from its whole merged history and records what changed. */
+const LEAD_FIELDS = ['firstName', 'lastName', 'phone', 'company', 'jobTitle', 'country', 'timezone'] as const;
+const LEAD_COLUMNS: Record<(typeof LEAD_FIELDS)[number], string> = {
+	firstName: 'first_name',
+	lastName: 'last_name',
+	phone: 'phone',
+	company: 'company',
+	jobTitle: 'job_title',
+	country: 'country',
+	timezone: 'timezone',
+};
+
+/**
+ * Creates or updates the leads of a batch, links their visitors and rescores them, with a fixed
+ * number of statements whatever the batch size. Returns one outcome per entry, in order. Several
+ * entries of one lead act as if run one after the other: later fields win, and only the first
+ * reports the score rows and stage change (the others see them as already recorded).
+ */
+export async function upsertLeads(prisma: Db, context: ScoringContext, entries: readonly PreparedLead[]): Promise<ScoringOutcome[]> {
+	// One row per address: a later form with fewer fields must not blank what an earlier one told
+	// us; the first source is the lead's acquisition source, and consent once given stays.
+	const merged = new Map<string, { fields: PreparedLead['fields']; first: PreparedLead; consent: boolean }>();
+	for (const entry of entries) {
+		const current = merged.get(entry.email);
+		if (!current) merged.set(entry.email, { fields: { ...entry.fields }, first: entry, consent: entry.payload.consent });
+		else {
+			for (const key of LEAD_FIELDS) if (entry.fields[key] !== undefined) current.fields[key] = entry.fields[key];
+			current.consent ||= entry.payload.consent;
+		}
+	}
+	// Sorted, so concurrent batches lock rows in one order and never deadlock on each other.
+	const emails = [...merged.keys()].sort();
+	const row = (email: string) => merged.get(email) as NonNullable<ReturnType<typeof merged.get>>;
+	const columns = LEAD_FIELDS.map((key) => LEAD_COLUMNS[key]).join(', ');
+	const casts = LEAD_FIELDS.map((_, index) => `$${index + 8}::text[]`).join(', ');
+	const names = LEAD_FIELDS.map((_, index) => `f${index}`).join(', ');
+	const updates = LEAD_FIELDS.map((key) => `${LEAD_COLUMNS[key]} = COALESCE(EXCLUDED.${LEAD_COLUMNS[key]}, leads.${LEAD_COLUMNS[key]})`).join(', ');
+	// One statement for the batch: Prisma's createMany / upsert build one bind parameter per value
+	// and cost more in the client than the whole insert costs in Postgres.
+	const written = await prisma.$queryRawUnsafe<Array<{ id: string; email: string }>>(
+		`INSERT INTO leads (id, site_id, email, email_hash, source, consent_given, properties, ${columns}, updated_at)
+		SELECT v.id, $1::uuid, v.email, v.email_hash, v.source, v.consent, v.properties::jsonb, ${names}, now()
+		FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::text[], ${casts}) AS v(id, email, email_hash, source, consent, properties, ${names})
+		ON CONFLICT (site_id, email) DO UPDATE SET ${updates}, consent_given = leads.consent_given OR EXCLUDED.consent_given, updated_at = now()
+		RETURNING id, email`,
+		context.siteId,
+		uuidv7s(emails.length),
+		emails,
+		emails.map((email) => emailHash(email)),
+		emails.map((email) => row(email).first.payload.source ?? null),
+		emails.map((email) => row(email).consent),
+		emails.map((email) => (row(email).first.payload.properties === undefined ? null : JSON.stringify(row(email).first.payload.properties))),
+		...LEAD_FIELDS.map((key) => emails.map((email) => row(email).fields[key] ?? null)),
+	);
+	const idOf = new Map(written.map((lead) => [lead.email, lead.id]));
+
+	// The first entry naming a browser claims it, as if the entries ran one after the other.
+	const claims = new Map<string, { leadId: string; at: Date }>();
+	for (const entry of entries) {
+		const anonymousId = entry.payload.anonymousId;
+		if (anonymousId && !claims.has(anonymousId)) claims.set(anonymousId, { leadId: idOf.get(entry.email) as string, at: entry.receivedAt });
+	}
+	const anonymousIds = [...claims.keys()].sort();
+	const owners = new Map<string, string | null>();
+	if (anonymousIds.length > 0) {
+		// Creates the missing visitors, links the unlinked ones, and reports every visitor's lead as
+		// it stands after: conditional, so two leads submitted from one browser at once cannot both
+		// take it. Rows not written are read from the statement's snapshot, their lead unchanged.
+		const visitors = await prisma.$queryRawUnsafe<Array<{ anonymousId: string; leadId: string | null }>>(
+			`WITH claim AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::timestamptz[]) AS v(id, anonymous_id, lead_id, at)),
+			written AS (
+				INSERT INTO visitors (id, site_id, anonymous_id, lead_id, first_seen_at, last_seen_at, updated_at)
+				SELECT id, $1::uuid, anonymous_id, lead_id, at, at, now() FROM claim
+				ON CONFLICT (site_id, anonymous_id) DO UPDATE SET lead_id = EXCLUDED.lead_id, updated_at = now() WHERE visitors.lead_id IS NULL
+				RETURNING anonymous_id, lead_id
+			)
+			SELECT anonymous_id AS "anonymousId", lead_id AS "leadId" FROM written
+			UNION ALL
+			SELECT anonymous_id, lead_id FROM visitors WHERE site_id = $1::uuid AND anonymous_id = ANY($3::text[]) AND anonymous_id NOT IN (SELECT anonymous_id FROM written)`,
+			context.siteId,
+			uuidv7s(anonymousIds.length),
+			anonymousIds,
+			anonymousIds.map((anonymousId) => claims.get(anonymousId)?.leadId),
+			anonymousIds.map((anonymousId) => claims.get(anonymousId)?.at),
+		);
+		for (const visitor of visitors) owners.set(visitor.anonymousId, visitor.leadId);
+	}
+
+	const outcomes = await rescoreLeads(prisma, context, [...new Set(entries.map((entry) => idOf.get(entry.email) as string))]);
+	const reported = new Set<string>();
+	return entries.map((entry) => {
+		const leadId = idOf.get(entry.email) as string;
+		const outcome = outcomes.get(leadId) as ScoringOutcome;
+		const first = !reported.has(leadId);
+		reported.add(leadId);
+		const owner = entry.payload.anonymousId ? owners.get(entry.payload.anonymousId) : undefined;
+		// A shared browser: merging two people's histories would be wrong and irreversible.
+		const visitorOfOtherLead = owner && owner !== leadId ? owner : undefined;
+		return {
+			...outcome,
+			...(first ? {} : { scoreRows: 0, stageChange: null }),
+			...(visitorOfOtherLead ? { visitorOfOtherLead } : {}),
+		};
+	});
+}
+
+/** Creates or updates the lead of one submission or identify call, links its visitor and rescores it. */
+export async function upsertLead(prisma: Db, context: ScoringContext, payload: LeadPayload, receivedAt: Date): Promise<ScoringOutcome> {
+	const [outcome] = await upsertLeads(prisma, context, [prepareLead(payload, receivedAt)]);
+	return outcome;
+}
+
+/** Recomputes one lead's score from its whole merged history and records what changed. */
 export async function rescoreLead(prisma: Db, context: ScoringContext, leadId: string): Promise<ScoringOutcome> {
-	const lead = await prisma.lead.findFirstOrThrow({ where: { id: leadId, siteId: context.siteId } });
-	const visitors = await prisma.visitor.findMany({ where: { leadId }, select: { id: true, anonymousId: true, firstTouch: true } });
-	const anonymousIds = visitors.map((visitor) => visitor.anonymousId);
+	const outcome = (await rescoreLeads(prisma, context, [leadId])).get(leadId);
+	if (!outcome) throw new SubjectNotFoundError('lead', `No lead "${leadId}" on this site`);
+	return outcome;
+}
+
+/**
+ * Recomputes the scores of several leads from their whole merged histories and records what
+ * changed: every read and write is one statement for all of them.
+ */
+export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds: readonly string[]): Promise<Map<string, ScoringOutcome>> {
+	const ids = [...new Set(leadIds)].sort();
+	const leads = await prisma.lead.findMany({ where: { id: { in: ids }, siteId: context.siteId } });
+	const visitors = await prisma.visitor.findMany({ where: { siteId: context.siteId, leadId: { in: ids } }, select: { id: true, anonymousId: true, firstTouch: true, leadId: true } });
+	const leadOfAnonymous = new Map(visitors.map((visitor) => [visitor.anonymousId, visitor.leadId as string]));
+	const leadOfVisitor = new Map(visitors.map((visitor) => [visitor.id, visitor.leadId as string]));
 	// By anonymous id as well as visitor id: events the Visitor Processor has not attached yet
 	// belong to the history too.
 	const rows =
 		visitors.length === 0
 			? []
 			: await prisma.visitorEvent.findMany({
-					where: { siteId: context.siteId, OR: [{ anonymousId: { in: anonymousIds } }, { visitorId: { in: visitors.map((visitor) => visitor.id) } }] },
-					select: { eventId: true, type: true, name: true, url: true, occurredAt: true, sessionKey: true, anonymousId: true },
+					where: { siteId: context.siteId, OR: [{ anonymousId: { in: [...leadOfAnonymous.keys()] } }, { visitorId: { in: [...leadOfVisitor.keys()] } }] },
+					select: { eventId: true, type: true, name: true, url: true, occurredAt: true, sessionKey: true, anonymousId: true, visitorId: true },
 				});
-	const events: ScoringEvent[] = rows.map((row) => ({ eventId: row.eventId, type: row.type, name: row.name, url: row.url, occurredAt: row.occurredAt.getTime(), sessionKey: row.sessionKey, anonymousId: row.anonymousId }));
-	const tags = await prisma.leadTag.findMany({ where: { leadId }, select: { tag: true } });
-	const mail = emailFacts(lead.email);
-	const score = scoreLead(
-		context.rules,
-		events,
-		{
-			emailDomain: mail.domain,
-			company: lead.company,
-			jobTitle: lead.jobTitle,
-			country: lead.country,
-			source: lead.source,
-			phone: lead.phone,
-			freeMail: mail.freeMail,
-			disposableEmail: mail.disposable,
-			tags: tags.map((row) => row.tag),
-		},
-		context.now,
-	);
-	const total = round(score.total);
-
-	const recorded = new Map<string, { sum: number; rows: number; evidence: string }>();
-	const history = await prisma.leadScore.findMany({ where: { leadId }, orderBy: [{ occurredAt: 'asc' }, { createdAt: 'asc' }], select: { rule: true, delta: true, causeKey: true } });
-	for (const row of history) {
-		const entry = recorded.get(row.rule);
-		recorded.set(row.rule, { sum: (entry?.sum ?? 0) + row.delta, rows: (entry?.rows ?? 0) + 1, evidence: row.causeKey.slice(row.causeKey.indexOf(':') + 1) });
+	const eventsOf = new Map<string, ScoringEvent[]>();
+	for (const row of rows) {
+		const leadId = leadOfAnonymous.get(row.anonymousId) ?? (row.visitorId ? leadOfVisitor.get(row.visitorId) : undefined);
+		if (!leadId) continue;
+		let events = eventsOf.get(leadId);
+		if (!events) eventsOf.set(leadId, (events = []));
+		events.push({ eventId: row.eventId, type: row.type, name: row.name, url: row.url, occurredAt: row.occurredAt.getTime(), sessionKey: row.sessionKey, anonymousId: row.anonymousId });
 	}
+	const tagsOf = new Map<string, string[]>();
+	for (const row of await prisma.leadTag.findMany({ where: { leadId: { in: ids } }, select: { leadId: true, tag: true } })) {
+		tagsOf.set(row.leadId, [...(tagsOf.get(row.leadId) ?? []), row.tag]);
+	}
+	const recorded = new Map<string, Map<string, { sum: number; rows: number; evidence: string }>>();
+	const history = await prisma.leadScore.findMany({
+		where: { leadId: { in: ids } },
+		orderBy: [{ occurredAt: 'asc' }, { createdAt: 'asc' }],
+		select: { leadId: true, rule: true, delta: true, causeKey: true },
+	});
+	for (const row of history) {
+		let byRule = recorded.get(row.leadId);
+		if (!byRule) recorded.set(row.leadId, (byRule = new Map()));
+		const entry = byRule.get(row.rule);
+		byRule.set(row.rule, { sum: (entry?.sum ?? 0) + row.delta, rows: (entry?.rows ?? 0) + 1, evidence: row.causeKey.slice(row.causeKey.indexOf(':') + 1) });
+	}
+
 	const scoredAt = new Date(context.now);
 	const scoreRows: Prisma.LeadScoreCreateManyInput[] = [];
-	for (const rule of score.rules) {
-		const before = recorded.get(rule.rule);
-		const delta = round(round(rule.points) - round(before?.sum ?? 0));
-		if (delta === 0) continue;
-		const sameEvidence = before !== undefined && before.evidence === rule.causeKey;
-		scoreRows.push({
-			siteId: context.siteId,
-			leadId,
-			rule: rule.rule,
-			delta,
-			scoreAfter: total,
-			cause: sameEvidence ? `recomputed (decay or changed rules): ${rule.cause}` : rule.cause,
-			// The rule's row count makes the key: a replay sees the rows it wrote and finds no delta,
-			// and two concurrent scorings of the same change collide on the key instead of both counting.
-			causeKey: `${before?.rows ?? 0}:${rule.causeKey}`,
-			occurredAt: scoredAt,
-		});
+	const stageRows: Prisma.LeadStageChangeCreateManyInput[] = [];
+	const computed = new Map<string, { score: ScoreResult; total: number; stage: string; firstTouch: Prisma.JsonValue | null; anonymousIds: string[]; events: number }>();
+	for (const lead of leads) {
+		const events = eventsOf.get(lead.id) ?? [];
+		const mail = emailFacts(lead.email);
+		const score = scoreLead(
+			context.rules,
+			events,
+			{
+				emailDomain: mail.domain,
+				company: lead.company,
+				jobTitle: lead.jobTitle,
+				country: lead.country,
+				source: lead.source,
+				phone: lead.phone,
+				freeMail: mail.freeMail,
+				disposableEmail: mail.disposable,
+				tags: tagsOf.get(lead.id) ?? [],
+			},
+			context.now,
+		);
+		const total = round(score.total);
+		const before = recorded.get(lead.id);
+		for (const rule of score.rules) {
+			const previous = before?.get(rule.rule);
+			const delta = round(round(rule.points) - round(previous?.sum ?? 0));
+			if (delta === 0) continue;
+			const sameEvidence = previous !== undefined && previous.evidence === rule.causeKey;
+			scoreRows.push({
+				siteId: context.siteId,
+				leadId: lead.id,
+				rule: rule.rule,
+				delta,
+				scoreAfter: total,
+				cause: sameEvidence ? `recomputed (decay or changed rules): ${rule.cause}` : rule.cause,
+				// The rule's row count makes the key: a replay sees the rows it wrote and finds no delta,
+				// and two concurrent scorings of the same change collide on the key instead of both counting.
+				causeKey: `${previous?.rows ?? 0}:${rule.causeKey}`,
+				occurredAt: scoredAt,
+			});
+		}
+		const own = visitors.filter((visitor) => visitor.leadId === lead.id);
+		let firstTouch = lead.firstTouch;
+		for (const visitor of own) firstTouch = earlier(firstTouch, visitor.firstTouch);
+		const stage = nextStage(context.config.crm.lifecycleStages, lead.lifecycleStage, total);
+		if (stage !== lead.lifecycleStage) stageRows.push({ siteId: context.siteId, leadId: lead.id, fromStage: lead.lifecycleStage, toStage: stage, scoreAt: total, occurredAt: scoredAt });
+		computed.set(lead.id, { score, total, stage, firstTouch, anonymousIds: own.map((visitor) => visitor.anonymousId), events: events.length });
 	}
 
-	let firstTouch = lead.firstTouch;
-	for (const visitor of visitors) firstTouch = earlier(firstTouch, visitor.firstTouch);
-	const stage = nextStage(context.config.crm.lifecycleStages, lead.lifecycleStage, total);
-
-	const written = scoreRows.length === 0 ? 0 : (await prisma.leadScore.createMany({ data: scoreRows, skipDuplicates: true })).count;
-	const transitions =
-		stage === lead.lifecycleStage
-			? 0
-			: (
-					await prisma.leadStageChange.createMany({
-						data: [{ siteId: context.siteId, leadId, fromStage: lead.lifecycleStage, toStage: stage, scoreAt: total, occurredAt: scoredAt }],
-						skipDuplicates: true,
-					})
-				).count;
-	const updated = await prisma.lead.update({
-		where: { id: leadId },
-		data: {
-			score: total,
-			engagementScore: round(score.engagement),
-			fitScore: round(score.fit),
+	const written = new Map<string, number>();
+	if (scoreRows.length > 0) {
+		const inserted = await prisma.$queryRawUnsafe<Array<{ leadId: string }>>(
+			`INSERT INTO lead_scores (id, site_id, lead_id, rule, delta, score_after, cause, cause_key, occurred_at)
+			SELECT v.id, $1::uuid, v.lead_id, v.rule, v.delta, v.score_after, v.cause, v.cause_key, $2
+			FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::float8[], $7::float8[], $8::text[], $9::text[]) AS v(id, lead_id, rule, delta, score_after, cause, cause_key)
+			ON CONFLICT (lead_id, rule, cause_key) DO NOTHING
+			RETURNING lead_id AS "leadId"`,
+			context.siteId,
 			scoredAt,
-			lifecycleStage: stage,
-			firstTouch: firstTouch ?? undefined,
-		},
-	});
-	return {
-		lead: {
-			id: updated.id,
-			email: updated.email,
-			emailHash: updated.emailHash,
-			firstName: updated.firstName,
-			lastName: updated.lastName,
-			company: updated.company,
-			jobTitle: updated.jobTitle,
-			country: updated.country,
-			lifecycleStage: updated.lifecycleStage,
-			score: updated.score,
-			engagementScore: updated.engagementScore,
-			fitScore: updated.fitScore,
-			firstTouch: updated.firstTouch,
-			visitors: anonymousIds,
-			events: events.length,
-		},
-		score,
-		scoreRows: written,
-		stageChange: transitions > 0 ? { from: lead.lifecycleStage, to: stage } : null,
-	};
+			uuidv7s(scoreRows.length),
+			scoreRows.map((row) => row.leadId),
+			scoreRows.map((row) => row.rule),
+			scoreRows.map((row) => row.delta),
+			scoreRows.map((row) => row.scoreAfter),
+			scoreRows.map((row) => row.cause),
+			scoreRows.map((row) => row.causeKey),
+		);
+		for (const row of inserted) written.set(row.leadId, (written.get(row.leadId) ?? 0) + 1);
+	}
+	const transitioned = new Set<string>();
+	if (stageRows.length > 0) {
+		const inserted = await prisma.$queryRawUnsafe<Array<{ leadId: string }>>(
+			`INSERT INTO lead_stage_changes (id, site_id, lead_id, from_stage, to_stage, score_at, occurred_at)
+			SELECT v.id, $1::uuid, v.lead_id, v.from_stage, v.to_stage, v.score_at, $2
+			FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::float8[]) AS v(id, lead_id, from_stage, to_stage, score_at)
+			ON CONFLICT (lead_id, from_stage, to_stage) DO NOTHING
+			RETURNING lead_id AS "leadId"`,
+			context.siteId,
+			scoredAt,
+			uuidv7s(stageRows.length),
+			stageRows.map((row) => row.leadId),
+			stageRows.map((row) => row.fromStage),
+			stageRows.map((row) => row.toStage),
+			stageRows.map((row) => row.scoreAt),
+		);
+		for (const row of inserted) transitioned.add(row.leadId);
+	}
+	if (leads.length > 0) {
+		const order = leads.map((lead) => lead.id);
+		const value = <T>(pick: (entry: NonNullable<ReturnType<typeof computed.get>>) => T) => order.map((id) => pick(computed.get(id) as NonNullable<ReturnType<typeof computed.get>>));
+		await prisma.$executeRawUnsafe(
+			`UPDATE leads SET score = v.score, engagement_score = v.engagement, fit_score = v.fit, scored_at = $1, lifecycle_stage = v.stage,
+				first_touch = COALESCE(v.first_touch::jsonb, leads.first_touch), updated_at = now()
+			FROM unnest($2::uuid[], $3::float8[], $4::float8[], $5::float8[], $6::text[], $7::text[]) AS v(id, score, engagement, fit, stage, first_touch)
+			WHERE leads.id = v.id`,
+			scoredAt,
+			order,
+			value((entry) => entry.total),
+			value((entry) => round(entry.score.engagement)),
+			value((entry) => round(entry.score.fit)),
+			value((entry) => entry.stage),
+			value((entry) => (entry.firstTouch === null ? null : JSON.stringify(entry.firstTouch))),
+		);
+	}
+
+	const outcomes = new Map<string, ScoringOutcome>();
+	for (const lead of leads) {
+		const entry = computed.get(lead.id) as NonNullable<ReturnType<typeof computed.get>>;
+		outcomes.set(lead.id, {
+			lead: {
+				id: lead.id,
+				email: lead.email,
+				emailHash: lead.emailHash,
+				firstName: lead.firstName,
+				lastName: lead.lastName,
+				company: lead.company,
+				jobTitle: lead.jobTitle,
+				country: lead.country,
+				lifecycleStage: entry.stage,
+				score: entry.total,
+				engagementScore: round(entry.score.engagement),
+				fitScore: round(entry.score.fit),
+				firstTouch: entry.firstTouch,
+				visitors: entry.anonymousIds,
+				events: entry.events,
+			},
+			score: entry.score,
+			scoreRows: written.get(lead.id) ?? 0,
+			stageChange: transitioned.has(lead.id) ? { from: lead.lifecycleStage, to: entry.stage } : null,
+		});
+	}
+	return outcomes;
 }
 
 /** A lead by id or by (any variant of) its email address, within one site. */
 export async function findLead(prisma: Db, siteId: string, reference: string): Promise<string> {
-	const value = reference.trim();
-	const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
-	const key = isId ? null : normalizeEmail(value)?.key;
-	if (!isId && !key) throw new SubjectNotFoundError('lead', `"${value}" is neither a lead id nor an email address`);
-	const lead = await prisma.lead.findFirst({ where: isId ? { id: value, siteId } : { siteId, email: key as string }, select: { id: true } });
-	if (!lead) throw new SubjectNotFoundError('lead', `No lead "${value}" on this site; give the lead's id or email address`);
-	return lead.id;
+	const found = (await findLeads(prisma, siteId, [reference])).get(reference);
+	if (typeof found !== 'string') throw found as SubjectNotFoundError;
+	return found;
+}
+
+/** Several leads by id or email in one query; each reference maps to its lead id or to why not. */
+export async function findLeads(prisma: Db, siteId: string, references: readonly string[]): Promise<Map<string, string | SubjectNotFoundError>> {
+	const found = new Map<string, string | SubjectNotFoundError>();
+	const ids: string[] = [];
+	const keys = new Map<string, string[]>();
+	for (const reference of new Set(references)) {
+		const value = reference.trim();
+		if (UUID.test(value)) ids.push(value);
+		else {
+			const key = normalizeEmail(value)?.key;
+			if (key) keys.set(key, [...(keys.get(key) ?? []), reference]);
+			else found.set(reference, new SubjectNotFoundError('lead', `"${value}" is neither a lead id nor an email address`));
+		}
+	}
+	const rows =
+		ids.length + keys.size === 0
+			? []
+			: await prisma.lead.findMany({ where: { siteId, OR: [{ id: { in: ids } }, { email: { in: [...keys.keys()] } }] }, select: { id: true, email: true } });
+	for (const row of rows) {
+		for (const reference of keys.get(row.email) ?? []) found.set(reference, row.id);
+	}
+	const byId = new Set(rows.map((row) => row.id));
+	for (const reference of references) {
+		if (found.has(reference)) continue;
+		const value = reference.trim();
+		found.set(reference, UUID.test(value) && byId.has(value) ? value : new SubjectNotFoundError('lead', `No lead "${value}" on this site; give the lead's id or email address`));
+	}
+	return found;
 }

@@ -265,6 +265,41 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		expect((await prisma.visitor.findUniqueOrThrow({ where: { siteId_anonymousId: { siteId: site.id, anonymousId } } })).leadId).toBe(owner.leadId);
 	});
 
+	it('writes a batch of items as if one ran after the other: repeated leads, a browser claimed twice, and nothing written when an item is bad', async () => {
+		const shared = `anon-batch-${uuidv7()}`;
+		await anonymousHistory(shared, Date.now() - 2 * DAY, 2, 10, { channel: 'Direct' });
+		const items = [
+			leadItem({ email: 'Batch.One@acme.io', anonymousId: shared, firstName: 'One', jobTitle: 'CEO' }),
+			leadItem({ email: 'batch.two@acme.io', anonymousId: shared }),
+			leadItem({ email: 'batch.one@ACME.io', lastName: 'Later' }),
+		];
+		const bad = await runWorkflow(workflow(), { input: [...items, leadItem({ email: 'broken' })], credentials: credentials() });
+		expect(bad.error?.message).toMatch(/Field "lead\.email"/);
+		expect(await prisma.lead.count({ where: { siteId: site.id, email: { startsWith: 'batch.' } } })).toBe(0);
+
+		const result = await run(items);
+		const [one, two, again] = result.outputOf('Lead Scorer', 0);
+		expect(again.leadId).toBe(one.leadId);
+		expect(two.leadId).not.toBe(one.leadId);
+		expect(two.visitorOfOtherLead).toBe(one.leadId);
+		expect(one.lead).toMatchObject({ visitors: [shared], events: 20 });
+		expect(await prisma.lead.findUniqueOrThrow({ where: { id: one.leadId as string } })).toMatchObject({ firstName: 'One', lastName: 'Later', jobTitle: 'CEO' });
+		// the first item of a lead reports what the run recorded; the repeat finds it recorded
+		expect(one.stageChange).toEqual({ from: 'subscriber', to: 'mql' });
+		expect(again.stageChange).toBeNull();
+		expect((again.scoring as IDataObject).rowsWritten).toBe(0);
+		expect((one.scoring as IDataObject).rowsWritten).toBe(await prisma.leadScore.count({ where: { leadId: one.leadId as string } }));
+		expect(result.outputOf('Lead Scorer', 1).map((item) => item.leadId)).toEqual([one.leadId]);
+		expect((await prisma.lead.findUniqueOrThrow({ where: { id: one.leadId as string } })).score).toBeCloseTo(await scoreFromScratch(one.leadId as string), 2);
+
+		// rescoring a batch by id and by email variants in one run
+		const rescored = await run(
+			[{ site: site.key, ref: one.leadId }, { site: site.key, ref: 'BATCH.TWO@acme.io' }, { site: site.key, ref: ' Batch.One@ACME.IO ' }],
+			{ operation: 'rescore', lead: '={{ $json.ref }}' },
+		);
+		expect(rescored.outputOf('Lead Scorer', 0).map((item) => item.leadId)).toEqual([one.leadId, two.leadId, one.leadId]);
+	});
+
 	it('names the item field when an item is not a lead, and goes on under Continue On Fail', async () => {
 		const bad = await runWorkflow(workflow(), { input: [leadItem({ email: 'not-an-address' })], credentials: credentials() });
 		expect(bad.error?.message).toMatch(/Field "lead\.email": The item is not a lead:\n {2}- email: must be an email address/);
