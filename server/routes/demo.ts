@@ -26,7 +26,7 @@ download and form goes to the receiver, and from there to the n8n workflows.</p>
 <p>These buttons change the URL the way SPA routers do (history.pushState, replaceState, back);
 each real URL change is one page view.</p>
 <p><button id="step-2">Go to step 2 (push)</button> <button id="step-3">Replace with step 3</button> <button id="back">Back</button></p>
-<p id="route"></p><script src="/demo/app.js"></script>`,
+<p id="route"></p>`,
 	},
 	contact: {
 		title: 'Contact',
@@ -43,16 +43,49 @@ scores it, 05 enriches it, and 06 sends the first email of the welcome sequence.
 	thanks: { title: 'Thank you', body: '<h1>Thank you</h1><p>We will be in touch. <a href="/demo/">Back home</a></p>' },
 };
 
-const SPA_SCRIPT = `(function () {
+const CONSENT_BANNER = `<p id="consent-banner">This demo asks before it tracks: <button id="consent-yes">Accept</button> <button id="consent-no">Decline</button></p>`;
+
+/** The demo's only script (the receiver's Content-Security-Policy allows no inline code): consent buttons and the SPA. */
+const SITE_SCRIPT = `(function () {
+	window.tcrm = window.tcrm || function () { (tcrm.q = tcrm.q || []).push(arguments); };
+	function on(id, handler) { var element = document.getElementById(id); if (element) element.onclick = handler; }
+	function answer(choice) { tcrm('consent', choice); var banner = document.getElementById('consent-banner'); if (banner) banner.remove(); }
+	on('consent-yes', function () { answer('granted'); });
+	on('consent-no', function () { answer('denied'); });
 	var route = document.getElementById('route');
+	if (!route) return;
 	function show() { route.textContent = 'Route: ' + location.pathname; }
-	document.getElementById('step-2').onclick = function () { history.pushState({}, '', '/demo/app/step-2'); show(); };
-	document.getElementById('step-3').onclick = function () { history.replaceState({}, '', '/demo/app/step-3'); show(); };
-	document.getElementById('back').onclick = function () { history.back(); };
+	on('step-2', function () { history.pushState({}, '', '/demo/app/step-2'); show(); });
+	on('step-3', function () { history.replaceState({}, '', '/demo/app/step-3'); show(); });
+	on('back', function () { history.back(); });
 	addEventListener('popstate', show);
 	show();
 })();
 `;
+
+/** The site config's tracker options as the script tag's data-* attributes (JSON values), so the demo behaves as the site is configured. */
+function trackerAttributes(site: RegisteredSite): string {
+	const { tracking, privacy } = site.config;
+	const options: Record<string, unknown> = {
+		site: site.key,
+		endpoint: '/api/track',
+		sessionTimeout: tracking.sessionTimeout,
+		maxSessionDuration: tracking.maxSessionDuration,
+		relevanceThreshold: tracking.relevanceThreshold,
+		eventRelevance: tracking.eventRelevance,
+		engagementThresholds: tracking.engagementThresholds,
+		hashRouting: tracking.hashRouting,
+		cookieless: tracking.cookieless,
+		cookieConsent: privacy.cookieConsent,
+		respectGlobalPrivacyControl: privacy.respectGlobalPrivacyControl,
+		respectDoNotTrack: privacy.respectDoNotTrack,
+		debugMode: tracking.debugMode,
+	};
+	return Object.entries(options)
+		.filter(([, value]) => value !== undefined)
+		.map(([key, value]) => `data-${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}="${escape(typeof value === 'string' ? value : JSON.stringify(value))}"`)
+		.join(' ');
+}
 
 function page(site: RegisteredSite, name: string): string {
 	const { title, body } = PAGES[name];
@@ -60,9 +93,10 @@ function page(site: RegisteredSite, name: string): string {
 	return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escape(title)} · ${escape(site.config.site.name ?? site.key)} demo</title>
-<script defer src="${escape(site.config.tracking.scriptPath)}" data-site="${escape(site.key)}" data-endpoint="/api/track"></script>
+<script defer src="${escape(site.config.tracking.scriptPath)}" ${trackerAttributes(site)}></script>
+<script defer src="/demo/site.js"></script>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem}nav{margin-bottom:2rem}</style>
-</head><body><nav>${nav}</nav>${body}</body></html>`;
+</head><body>${site.config.privacy.cookieConsent ? CONSENT_BANNER : ''}<nav>${nav}</nav>${body}</body></html>`;
 }
 
 /**
@@ -76,8 +110,8 @@ export function demoRouter({ sites, siteKey }: { sites: SiteRegistry; siteKey?: 
 		const site = siteKey ? sites.byPublicKey(siteKey) : sites.all()[0];
 		return site && { site, sameOrigin: site.allowedOrigins.has(`${req.protocol}://${req.get('host')}`) };
 	};
-	router.get('/demo/app.js', (_req, res) => {
-		res.type('text/javascript').send(SPA_SCRIPT);
+	router.get('/demo/site.js', (_req, res) => {
+		res.type('text/javascript').send(SITE_SCRIPT);
 	});
 	router.get('/demo/guide.pdf', (_req, res) => {
 		res.type('application/pdf').send('%PDF-1.4\n% demo guide\n');

@@ -20,12 +20,13 @@ describe('demo pages', () => {
 			const response = await fetch(`${receiver.url}${path}`);
 			expect([path, response.status]).toEqual([path, 200]);
 			const html = await response.text();
-			expect(html).toContain(`<script defer src="${site.tracking.scriptPath}" data-site="${site.site.key}" data-endpoint="/api/track"></script>`);
+			expect(html).toContain(`<script defer src="${site.tracking.scriptPath}" data-site="${site.site.key}" data-endpoint="/api/track"`);
+			expect(html).toContain('data-cookie-consent="false"');
 		}
 		const contact = await (await fetch(`${receiver.url}/demo/contact`)).text();
 		expect(contact).toMatch(/<input name="email" type="email"/);
 		expect(contact).toMatch(/name="consent"/);
-		const spa = await fetch(`${receiver.url}/demo/app.js`);
+		const spa = await fetch(`${receiver.url}/demo/site.js`);
 		expect(spa.headers.get('content-type')).toMatch(/javascript/);
 		expect(await spa.text()).toContain('history.pushState');
 	});

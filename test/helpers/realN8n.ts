@@ -126,7 +126,9 @@ async function freePort(): Promise<number> {
  */
 function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 	const env: NodeJS.ProcessEnv = { ...process.env };
-	for (const name of Object.keys(env)) if (name.startsWith('JEST_')) delete env[name];
+	// N8N_* of the in-process harness (test/harness/n8n-env.ts: a silent logger, its own user
+	// folder) must not leak into the real n8n, whose script keeps any N8N_* already set.
+	for (const name of Object.keys(env)) if (name.startsWith('JEST_') || name.startsWith('N8N_')) delete env[name];
 	delete env.NODE_OPTIONS;
 	delete env.NODE_ENV;
 	return { ...env, ...extra };

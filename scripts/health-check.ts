@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+/** One look at the whole system: the CRM database, the receiver, n8n and the six workflows' webhooks. */
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { describePostgresUrl, openDatabase } from '../lib/db';
+import { bundledWorkflows, causeOf, option, ROOT, UsageError } from './workflowTools';
+
+const USAGE = `Usage: scripts/health-check [options]
+
+Checks, and prints one line each:
+  database   DATABASE_URL answers and every migration in prisma/migrations is applied
+  receiver   GET <receiver>/health answers 200 (its own database, outbox lag, n8n reachability)
+  n8n        GET <n8n>/healthz answers 200
+  01 … 06    each bundled workflow's webhook is registered in n8n (it is imported and published)
+Exit code 0 when all pass, 1 when any fails, 2 on bad usage.
+
+Options:
+  --receiver <url>   the receiver (env RECEIVER_URL, default http://127.0.0.1:3000)
+  --n8n <url>        n8n's base URL (env N8N_URL, default http://127.0.0.1:5678)
+  --database <url>   the CRM database (env DATABASE_URL); without one, the database check is
+                     skipped (the receiver then runs on its embedded database, which its
+                     /health reports)
+  --skip <names>     comma-separated checks to leave out, e.g. --skip receiver,workflows
+  --json             print the results as JSON
+  -h, --help         this text`;
+
+interface Check {
+	name: string;
+	ok: boolean;
+	detail: string;
+}
+
+async function fetchWithin(url: string, init: RequestInit = {}): Promise<Response> {
+	return await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
+}
+
+async function checkDatabase(url: string): Promise<Check> {
+	const where = describePostgresUrl(url);
+	const expected = readdirSync(path.join(ROOT, 'prisma', 'migrations'), { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+	try {
+		const db = await openDatabase({ url, migrate: false });
+		try {
+			const applied = await db.prisma.$queryRawUnsafe<Array<{ migration_name: string }>>('SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL');
+			const names = new Set(applied.map((row) => row.migration_name));
+			const pending = expected.filter((name) => !names.has(name));
+			return pending.length
+				? { name: 'database', ok: false, detail: `${where}: ${pending.length} migration(s) not applied (${pending.join(', ')}); run npm run db:migrate` }
+				: { name: 'database', ok: true, detail: `${where}: reachable, ${expected.length} migrations applied` };
+		} finally {
+			await db.close();
+		}
+	} catch (error) {
+		const message = (error as Error).message;
+		const detail = /_prisma_migrations/.test(message) ? 'reachable but never migrated; run npm run db:migrate' : `not reachable (${causeOf(error)}); is Postgres up and DATABASE_URL right?`;
+		return { name: 'database', ok: false, detail: `${where}: ${detail}` };
+	}
+}
+
+async function checkReceiver(url: string): Promise<Check> {
+	try {
+		const response = await fetchWithin(`${url}/health`);
+		const body = (await response.json().catch(() => ({}))) as { status?: string; database?: { kind?: string }; outbox?: Record<string, unknown>; n8n?: unknown };
+		const outbox = body.outbox ? ` outbox ${JSON.stringify(body.outbox)}` : '';
+		return { name: 'receiver', ok: response.ok, detail: `${url}/health → ${response.status} ${body.status ?? ''}${outbox}`.slice(0, 400) };
+	} catch (error) {
+		return { name: 'receiver', ok: false, detail: `${url} not reachable (${causeOf(error)}); start it with npm start` };
+	}
+}
+
+async function checkN8n(url: string): Promise<Check> {
+	try {
+		const response = await fetchWithin(`${url}/healthz`);
+		return { name: 'n8n', ok: response.ok, detail: `${url}/healthz → ${response.status}` };
+	} catch (error) {
+		return { name: 'n8n', ok: false, detail: `${url} not reachable (${causeOf(error)}); start n8n or set N8N_URL` };
+	}
+}
+
+/** A CORS preflight lists the methods registered on a webhook path and runs no workflow. */
+async function checkWebhook(n8nUrl: string, workflow: ReturnType<typeof bundledWorkflows>[number]): Promise<Check> {
+	const url = `${n8nUrl}/webhook/${workflow.webhookPath}`;
+	const name = `${workflow.number} ${workflow.name}`;
+	try {
+		const response = await fetchWithin(url, { method: 'OPTIONS', headers: { origin: n8nUrl } });
+		const methods = (response.headers.get('access-control-allow-methods') ?? '').split(',').map((method) => method.trim());
+		const registered = response.status !== 404 && methods.includes('POST');
+		return { name, ok: registered, detail: registered ? `POST /webhook/${workflow.webhookPath} registered` : `/webhook/${workflow.webhookPath} not registered: import and publish it (scripts/import-workflows), then restart n8n` };
+	} catch (error) {
+		return { name, ok: false, detail: `n8n not reachable (${causeOf(error)})` };
+	}
+}
+
+async function main(argv: string[]): Promise<number> {
+	const { values } = parseArgs({
+		args: argv,
+		options: { receiver: { type: 'string' }, n8n: { type: 'string' }, database: { type: 'string' }, skip: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+	});
+	if (values.help) {
+		console.log(USAGE);
+		return 0;
+	}
+	const known = ['database', 'receiver', 'n8n', 'workflows'];
+	const skip = new Set((values.skip ?? '').split(',').map((name) => name.trim()).filter(Boolean));
+	const unknown = [...skip].filter((name) => !known.includes(name));
+	if (unknown.length) throw new UsageError(`--skip: unknown check ${unknown.join(', ')}; known: ${known.join(', ')}`);
+	const receiverUrl = option(values, 'receiver', 'RECEIVER_URL', 'http://127.0.0.1:3000')!.replace(/\/+$/, '');
+	const n8nUrl = option(values, 'n8n', 'N8N_URL', 'http://127.0.0.1:5678')!.replace(/\/+$/, '');
+	const databaseUrl = option(values, 'database', 'DATABASE_URL');
+
+	const checks: Check[] = [];
+	if (!skip.has('database')) checks.push(databaseUrl ? await checkDatabase(databaseUrl) : { name: 'database', ok: true, detail: 'no DATABASE_URL: skipped (the receiver’s /health reports its embedded database)' });
+	if (!skip.has('receiver')) checks.push(await checkReceiver(receiverUrl));
+	if (!skip.has('n8n')) checks.push(await checkN8n(n8nUrl));
+	if (!skip.has('workflows')) for (const workflow of bundledWorkflows()) checks.push(await checkWebhook(n8nUrl, workflow));
+
+	if (values.json) console.log(JSON.stringify(checks, null, 2));
+	else for (const check of checks) console.log(`${check.ok ? 'ok  ' : 'FAIL'}  ${check.name.padEnd(22)} ${check.detail}`);
+	return checks.every((check) => check.ok) ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+	(code) => process.exit(code),
+	(error: unknown) => {
+		if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+			console.error(`${(error as Error).message}\n\n${USAGE}`);
+			process.exit(2);
+		}
+		console.error((error as Error).stack);
+		process.exit(1);
+	},
+);
