@@ -174,6 +174,18 @@ const emailSequence = z.strictObject({
 		.optional(),
 	/** Days a step may be sent on, 1 = Monday … 7 = Sunday (ISO). */
 	weekdays: z.array(z.number().int().min(1).max(7)).min(1).max(7).optional(),
+	/**
+	 * The `email_campaigns` row the sequence belongs to (created active on first use): its sender
+	 * and reply-to replace the site's, and pausing it in the database holds its sends.
+	 */
+	campaign: z
+		.strictObject({
+			name: z.string().min(1).max(100),
+			fromEmail: z.email({ error: 'must be an email address' }).optional(),
+			fromName: z.string().max(100).optional(),
+			replyTo: z.email({ error: 'must be an email address' }).optional(),
+		})
+		.optional(),
 	steps: z.array(sequenceStep).min(1),
 });
 

@@ -35,10 +35,21 @@ export function windowOf(settings: unknown): SendWindow {
 async function syncFromConfig(prisma: PrismaClient, siteId: string, sequence: EmailSequenceDefinition): Promise<StoredSequence> {
 	const settings = { ...(sequence.quietHours ? { quietHours: sequence.quietHours } : {}), ...(sequence.weekdays ? { weekdays: sequence.weekdays } : {}) };
 	return await prisma.$transaction(async (tx) => {
+		const sender = sequence.campaign ? { fromEmail: sequence.campaign.fromEmail ?? null, fromName: sequence.campaign.fromName ?? null, replyTo: sequence.campaign.replyTo ?? null } : null;
+		// Created active; its status is the database's to change (pausing holds the sends).
+		const campaign =
+			sequence.campaign && sender
+				? await tx.emailCampaign.upsert({
+						where: { siteId_name: { siteId, name: sequence.campaign.name } },
+						create: { siteId, name: sequence.campaign.name, status: 'active', ...sender },
+						update: sender,
+						select: { id: true },
+					})
+				: null;
 		const row = await tx.emailSequence.upsert({
 			where: { siteId_name: { siteId, name: sequence.name } },
-			create: { siteId, name: sequence.name, trigger: sequence.trigger, settings },
-			update: { trigger: sequence.trigger, settings },
+			create: { siteId, name: sequence.name, trigger: sequence.trigger, settings, campaignId: campaign?.id ?? null },
+			update: { trigger: sequence.trigger, settings, campaignId: campaign?.id ?? null },
 			select: { id: true },
 		});
 		for (const [position, step] of sequence.steps.entries()) {

@@ -322,6 +322,7 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 		const definition = {
 			name: 'from-parameter',
 			quietHours: { start: '22:00', end: '07:00' },
+			campaign: { name: 'spring', fromEmail: 'news@shop.example', fromName: 'Shop News', replyTo: 'team@shop.example' },
 			steps: [
 				{ delayMinutes: 30, subject: 'Param for {{firstName}}', html: '<p>Hello {{firstName}}, <a href="https://shop.example/p">look</a></p>' },
 				{ delayMinutes: 60, subject: 'Param two', html: '<p>Two</p>' },
@@ -340,10 +341,26 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 			[1, 60, 'Param two'],
 		]);
 
-		expect(await sendDue(site, '2026-06-11T07:00:00Z')).toEqual([expect.objectContaining({ outcome: 'sent', sequence: 'from-parameter', nextRunAt: '2026-06-11T08:00:00.000Z' })]);
+		const campaign = await prisma.emailCampaign.findUniqueOrThrow({ where: { siteId_name: { siteId: site.id, name: 'spring' } } });
+		expect(campaign).toMatchObject({ status: 'active', fromEmail: 'news@shop.example', replyTo: 'team@shop.example' });
+		expect(stored.campaignId).toBe(campaign.id);
+
+		const [sent] = await sendDue(site, '2026-06-11T07:00:00Z');
+		expect(sent).toMatchObject({ outcome: 'sent', sequence: 'from-parameter', nextRunAt: '2026-06-11T08:00:00.000Z' });
 		const [mail] = await smtp.messages(person.email);
 		expect(mail.parsed.subject).toBe(`Param for param-${site.key}`);
 		expect(String(mail.parsed.html)).toMatch(new RegExp(`<a href="${RECEIVER}/e/c/c\\.`));
+		// the campaign's sender and reply-to, and the message counted for the campaign
+		expect(mail.parsed.from?.value).toEqual([{ address: 'news@shop.example', name: 'Shop News' }]);
+		expect(mail.parsed.replyTo?.value).toEqual([{ address: 'team@shop.example', name: '' }]);
+		expect(await prisma.emailMessage.findUniqueOrThrow({ where: { id: sent.messageId as string } })).toMatchObject({ campaignId: campaign.id });
+
+		// pausing the campaign in the database holds the next step; archiving it ends the enrollment
+		await prisma.emailCampaign.update({ where: { id: campaign.id }, data: { status: 'paused' } });
+		expect(await sendDue(site, '2026-06-11T08:00:00Z')).toEqual([expect.objectContaining({ outcome: 'deferred', reason: 'campaign paused', nextRunAt: '2026-06-11T09:00:00.000Z' })]);
+		await prisma.emailCampaign.update({ where: { id: campaign.id }, data: { status: 'archived' } });
+		expect(await sendDue(site, '2026-06-11T09:00:00Z')).toEqual([expect.objectContaining({ outcome: 'unenrolled', reason: 'campaign archived' })]);
+		expect(await smtp.messages(person.email)).toHaveLength(1);
 	});
 
 	it('names the field inside a wrong sequence definition', async () => {

@@ -61,11 +61,13 @@ export const description = updateDisplayOptions({ show: { operation: ['sendDue']
  * its enrollments to be picked up again after this, and the message reservation then decides.
  */
 const CLAIM_LEASE_MS = 10 * 60_000;
+/** When the steps of a draft or paused campaign are looked at again. */
+const CAMPAIGN_RECHECK_MS = 60 * 60_000;
 /** When a send the server refused is tried again. */
 const RETRY_AFTER_MS = 15 * 60_000;
 const DAY_MS = 86_400_000;
 
-type Outcome = 'sent' | 'already-sent' | 'interrupted' | 'suppressed' | 'deferred' | 'completed' | 'failed' | 'retry' | 'skipped';
+type Outcome = 'sent' | 'already-sent' | 'interrupted' | 'suppressed' | 'deferred' | 'completed' | 'failed' | 'retry' | 'skipped' | 'unenrolled';
 
 export interface Sender {
 	transport: Transporter;
@@ -83,6 +85,7 @@ const ENROLLMENT_SELECT = {
 			id: true,
 			name: true,
 			campaignId: true,
+			campaign: { select: { status: true, fromEmail: true, fromName: true, replyTo: true } },
 			settings: true,
 			steps: { orderBy: { position: 'asc' }, select: { id: true, position: true, delayMinutes: true, subject: true, htmlTemplate: true, textTemplate: true } },
 		},
@@ -166,6 +169,20 @@ async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrol
 		return report('completed');
 	}
 
+	const campaign = sequence.campaign;
+	if (campaign?.status === 'archived') {
+		await prisma.sequenceEnrollment.updateMany({
+			where: { id: enrollment.id, status: 'active' },
+			data: { status: 'unenrolled', unenrolledAt: now, unenrollReason: 'campaign archived', nextRunAt: null },
+		});
+		return report('unenrolled', { reason: 'campaign archived' });
+	}
+	if (campaign && campaign.status !== 'active') {
+		const recheckAt = new Date(now.getTime() + CAMPAIGN_RECHECK_MS);
+		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: step.position }, data: { nextRunAt: recheckAt } });
+		return report('deferred', { reason: `campaign ${campaign.status}`, nextRunAt: recheckAt.toISOString() });
+	}
+
 	const cause = await findSuppression(prisma, site.id, lead);
 	if (cause) {
 		await prisma.sequenceEnrollment.updateMany({
@@ -236,14 +253,16 @@ async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrol
 	}
 
 	try {
+		const from = campaign?.fromEmail ? { address: campaign.fromEmail, name: campaign.fromName ?? sender.from.name } : sender.from;
 		const info = await sender.transport.sendMail({
-			from: sender.from,
+			from,
+			...(campaign?.replyTo ? { replyTo: campaign.replyTo } : {}),
 			to: lead.email,
 			subject: email.subject,
 			html: email.html,
 			text: email.text,
 			headers: email.headers,
-			messageId: `<${messageId}@${sender.from.address.split('@')[1]}>`,
+			messageId: `<${messageId}@${from.address.split('@')[1]}>`,
 		});
 		const nextRunAt = await prisma.$transaction(async (tx) => {
 			await tx.emailMessage.update({ where: { id: messageId }, data: { status: 'sent', sentAt: now, smtpMessageId: info.messageId } });
