@@ -300,6 +300,28 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		expect(rescored.outputOf('Lead Scorer', 0).map((item) => item.leadId)).toEqual([one.leadId, two.leadId, one.leadId]);
 	});
 
+	it('when the database refuses a batch, writes its items one by one so only the refused item fails', async () => {
+		// A row the database refuses although the item is valid (as a constraint added by an operator would).
+		await prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_lead() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN IF NEW.email = 'refused@acme.io' THEN RAISE EXCEPTION 'leads: % is refused here', NEW.email; END IF; RETURN NEW; END $$`);
+		await prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_lead BEFORE INSERT OR UPDATE ON leads FOR EACH ROW EXECUTE FUNCTION refuse_lead()`);
+		try {
+			const items = [leadItem({ email: 'before@acme.io' }), leadItem({ email: 'refused@acme.io' }), leadItem({ email: 'after@acme.io' })];
+			const lenient = await runWorkflow(workflow({}, { continueOnFail: true }), { input: items, credentials: credentials(), throwOnError: true });
+			const [before, refused, after] = lenient.outputOf('Lead Scorer', 0);
+			expect(refused.error).toMatch(/refused@acme\.io is refused here/);
+			expect([before.leadId, after.leadId]).toEqual([expect.any(String), expect.any(String)]);
+			expect(await prisma.lead.count({ where: { siteId: site.id, email: { in: ['before@acme.io', 'after@acme.io', 'refused@acme.io'] } } })).toBe(2);
+
+			const strict = await runWorkflow(workflow(), { input: [leadItem({ email: 'fine@acme.io' }), leadItem({ email: 'refused@acme.io' })], credentials: credentials() });
+			expect(strict.error?.message).toMatch(/refused here/);
+			expect((strict.error as { context?: { itemIndex?: number } }).context?.itemIndex).toBe(1);
+		} finally {
+			await prisma.$executeRawUnsafe('DROP TRIGGER refuse_lead ON leads');
+			await prisma.$executeRawUnsafe('DROP FUNCTION refuse_lead()');
+		}
+	});
+
 	it('names the item field when an item is not a lead, and goes on under Continue On Fail', async () => {
 		const bad = await runWorkflow(workflow(), { input: [leadItem({ email: 'not-an-address' })], credentials: credentials() });
 		expect(bad.error?.message).toMatch(/Field "lead\.email": The item is not a lead:\n {2}- email: must be an email address/);
