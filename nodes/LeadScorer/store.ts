@@ -252,7 +252,8 @@ export async function rescoreLead(prisma: Db, context: ScoringContext, leadId: s
  */
 export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds: readonly string[]): Promise<Map<string, ScoringOutcome>> {
 	const ids = [...new Set(leadIds)].sort();
-	const leads = await prisma.lead.findMany({ where: { id: { in: ids }, siteId: context.siteId } });
+	// In id order, so concurrent batches insert their score rows in one order and never deadlock.
+	const leads = await prisma.lead.findMany({ where: { id: { in: ids }, siteId: context.siteId }, orderBy: { id: 'asc' } });
 	const visitors = await prisma.visitor.findMany({ where: { siteId: context.siteId, leadId: { in: ids } }, select: { id: true, anonymousId: true, firstTouch: true, leadId: true } });
 	const leadOfAnonymous = new Map(visitors.map((visitor) => [visitor.anonymousId, visitor.leadId as string]));
 	const leadOfVisitor = new Map(visitors.map((visitor) => [visitor.id, visitor.leadId as string]));

@@ -300,6 +300,28 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		expect(rescored.outputOf('Lead Scorer', 0).map((item) => item.leadId)).toEqual([one.leadId, two.leadId, one.leadId]);
 	});
 
+	it('two executions of the same batch at once record every score row and stage change once', async () => {
+		const people = await Promise.all(
+			Array.from({ length: 8 }, async (_, n) => {
+				const anonymousId = `anon-concurrent-${n}-${uuidv7()}`;
+				await anonymousHistory(anonymousId, Date.now() - 3 * DAY, 2, 6, { channel: 'Direct' });
+				return leadItem({ email: `concurrent-${n}@acme.io`, anonymousId, jobTitle: n % 2 ? 'CTO' : 'Engineer' });
+			}),
+		);
+		const [a, b] = await Promise.all([run(people), run([...people].reverse())]);
+		const emitted = [...a.outputOf('Lead Scorer', 1), ...b.outputOf('Lead Scorer', 1)].map((item) => item.leadId as string);
+		const leadIds = a.outputOf('Lead Scorer', 0).map((item) => item.leadId as string);
+		const transitions = await prisma.leadStageChange.findMany({ where: { leadId: { in: leadIds } }, select: { leadId: true } });
+		expect(transitions.map((row) => row.leadId).sort()).toEqual([...emitted].sort());
+		expect(new Set(emitted).size).toBe(emitted.length);
+		for (const leadId of leadIds) {
+			const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId } });
+			const rows = await prisma.leadScore.findMany({ where: { leadId } });
+			expect(rows.reduce((sum, row) => sum + row.delta, 0)).toBeCloseTo(lead.score, 2);
+			expect(lead.score).toBeCloseTo(await scoreFromScratch(leadId), 2);
+		}
+	});
+
 	it('when the database refuses a batch, writes its items one by one so only the refused item fails', async () => {
 		// A row the database refuses although the item is valid (as a constraint added by an operator would).
 		await prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_lead() RETURNS trigger LANGUAGE plpgsql AS $$
