@@ -1,3 +1,4 @@
+import type { SqlQueryable } from '@prisma/driver-adapter-utils';
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import helmet from 'helmet';
 
@@ -23,6 +24,8 @@ export interface AppContext {
 	logger: Logger;
 	dispatcher?: OutboxDispatcher;
 	version: string;
+	/** See IngestContext.ingestSql. */
+	ingestSql?: SqlQueryable;
 }
 
 /** Outbox rows older than this mean n8n is not keeping up (or not reachable): the receiver is degraded. */
@@ -49,7 +52,7 @@ export function createApp(context: AppContext): Express {
 	app.use(requestLog(logger));
 	app.use(helmet({ crossOriginResourcePolicy: { policy: 'cross-origin' } }));
 
-	app.use(ingestRouter({ prisma: db.prisma, sites, settings, logger }));
+	app.use(ingestRouter({ prisma: db.prisma, sites, settings, logger, ingestSql: context.ingestSql }));
 	app.use(trackerRouter({ sites }));
 	app.use(analyticsRouter({ prisma: db.prisma, sites }));
 	app.use(emailRouter({ prisma: db.prisma, sites, logger, tokenSecret: settings.EMAIL_TOKEN_SECRET }));

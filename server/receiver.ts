@@ -3,9 +3,13 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
+import { PrismaPg } from '@prisma/adapter-pg';
+import type { SqlDriverAdapter } from '@prisma/driver-adapter-utils';
+
 import type { SiteConfig } from '../lib/contracts';
 import { openDatabase, type Database, type DatabaseOptions } from '../lib/db';
 import { createApp } from './app';
+import { GROUP_COMMIT_STATEMENTS } from './ingest/groupCommit';
 import { createLogger, type Logger } from './logger';
 import { OutboxDispatcher } from './outbox/dispatcher';
 import { readSettings, type ReceiverSettings } from './settings';
@@ -44,6 +48,16 @@ function packageVersion(): string {
 	return 'unknown';
 }
 
+/**
+ * On Postgres, event batches get a small pool of their own (one connection per group-commit
+ * statement that may run at once), used through Prisma's driver adapter without Prisma Client's
+ * per-statement cost; reads never queue behind them. The embedded database has one connection.
+ */
+async function ingestConnection(database: DatabaseOptions | undefined): Promise<SqlDriverAdapter | undefined> {
+	const url = database?.url === undefined ? process.env.DATABASE_URL : database.url;
+	return url ? new PrismaPg({ connectionString: url, max: GROUP_COMMIT_STATEMENTS }).connect() : undefined;
+}
+
 export async function startReceiver(options: ReceiverOptions): Promise<Receiver> {
 	const env = options.env ?? process.env;
 	const settings = { ...readSettings(env), ...options.settings };
@@ -58,7 +72,8 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 	}
 
 	const dispatcher = new OutboxDispatcher(db.prisma, sites, settings, logger);
-	const app = createApp({ db, sites, settings, logger, dispatcher, version: packageVersion() });
+	const ingestSql = await ingestConnection(options.database);
+	const app = createApp({ db, sites, settings, logger, dispatcher, version: packageVersion(), ingestSql });
 	const server = await new Promise<Server>((resolve, reject) => {
 		const listening = app.listen(settings.PORT, settings.HOST, () => resolve(listening));
 		listening.once('error', reject);
@@ -75,6 +90,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 			server.closeIdleConnections();
 			await drained;
 			await dispatcher.stop();
+			await ingestSql?.dispose();
 			await db.close();
 		})());
 	return { url, server, db, sites, dispatcher, logger, close };

@@ -1,3 +1,5 @@
+import type { ArgType, SqlQueryable } from '@prisma/driver-adapter-utils';
+
 import type { PrismaClient } from '../../lib/db';
 import { uuidv7s } from './ids';
 import type { EventRow } from './normalize';
@@ -51,6 +53,48 @@ WITH requests AS (
 	RETURNING 1
 )
 SELECT coalesce((SELECT array_agg(request) FROM stored), '{}') AS stored, (SELECT count(*) FROM outboxed)::int AS outbox_rows`;
+
+const list = (scalarType: ArgType['scalarType']): ArgType => ({ scalarType, arity: 'list' });
+/** The driver adapter's view of STORE_MANY's parameters ('string' passes text through unchanged). */
+const STORE_MANY_ARGS: ArgType[] = [
+	...(['string', 'string', 'string', 'string', 'boolean', 'int'] as const).map(list),
+	...Array.from({ length: 9 }, () => list('string')),
+	list('int'),
+	...Array.from({ length: 3 }, () => list('string')),
+	list('int'),
+	list('string'),
+	list('string'),
+];
+
+/**
+ * How many group-commit statements may run at once: one alone leaves the receiver idle while
+ * Postgres works, and each waiting flush grows meanwhile, which keeps the statement count low
+ * under load.
+ */
+export const GROUP_COMMIT_STATEMENTS = 4;
+
+/** Runs STORE_MANY with its parameters and returns its `stored` column. */
+export type StoreStatement = (args: unknown[]) => Promise<number[]>;
+
+/**
+ * Straight through a driver adapter's connection pool. Prisma Client costs about 2.4 ms of
+ * receiver CPU per raw statement before any row is sent (measured against the same statement
+ * through its adapter: 0.4 ms), which at hundreds of flushes per second is most of a core.
+ */
+export function storeThroughAdapter(adapter: SqlQueryable): StoreStatement {
+	return async (args) => {
+		const result = await adapter.queryRaw({ sql: STORE_MANY, args, argTypes: STORE_MANY_ARGS });
+		return result.rows[0][0] as number[];
+	};
+}
+
+/** Through Prisma Client: for the embedded database, whose adapter only Prisma holds. */
+export function storeThroughPrisma(prisma: PrismaClient): StoreStatement {
+	return async (args) => {
+		const [result] = await prisma.$queryRawUnsafe<Array<{ stored: number[] }>>(STORE_MANY, ...args);
+		return result.stored;
+	};
+}
 
 /** One flush as the column arrays of STORE_MANY; requests are numbered from 1 in flush order. */
 class FlushColumns {
@@ -145,13 +189,9 @@ export class GroupCommitter {
 	private queue: Pending[] = [];
 	private running = 0;
 
-	/**
-	 * A few statements may run at once: one alone leaves the receiver idle while Postgres works,
-	 * and each waiting flush grows meanwhile, which keeps the statement count low under load.
-	 */
 	constructor(
-		private readonly prisma: PrismaClient,
-		private readonly maxConcurrentStatements = 4,
+		private readonly storeMany: StoreStatement,
+		private readonly maxConcurrentStatements = GROUP_COMMIT_STATEMENTS,
 		private readonly maxEventsPerStatement = 2000,
 	) {}
 
@@ -193,9 +233,9 @@ export class GroupCommitter {
 			}
 		}
 		try {
-			const [result] = await this.prisma.$queryRawUnsafe<Array<{ stored: number[] }>>(STORE_MANY, ...columns.parameters());
+			const stored = await this.storeMany(columns.parameters());
 			const storedBy = new Array<number>(batch.length).fill(0);
-			for (const request of result.stored) storedBy[request - 1] += 1;
+			for (const request of stored) storedBy[request - 1] += 1;
 			batch.forEach((pending, index) => pending.resolve({ stored: storedBy[index], duplicates: pending.rows.length - storedBy[index] }));
 		} catch (error) {
 			for (const pending of batch) pending.reject(error);

@@ -1,3 +1,4 @@
+import type { SqlQueryable } from '@prisma/driver-adapter-utils';
 import express, { type Request, type Response, Router } from 'express';
 import { rateLimit } from 'express-rate-limit';
 import type { z } from 'zod/v4';
@@ -7,7 +8,7 @@ import type { PrismaClient } from '../../lib/db';
 import { emailHash } from '../../lib/email';
 import type { Logger } from '../logger';
 import { anonymizeIp, dropReason, isAutomated, toEventRows } from '../ingest/normalize';
-import { GroupCommitter } from '../ingest/groupCommit';
+import { GroupCommitter, storeThroughAdapter, storeThroughPrisma } from '../ingest/groupCommit';
 import { storeLead, type RequestFacts } from '../ingest/store';
 import type { ReceiverSettings } from '../settings';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
@@ -18,6 +19,8 @@ interface IngestContext {
 	sites: SiteRegistry;
 	settings: ReceiverSettings;
 	logger: Logger;
+	/** A connection pool of its own for event batches; without one they go through Prisma Client. */
+	ingestSql?: SqlQueryable;
 }
 
 /**
@@ -77,7 +80,7 @@ function requestFacts(req: Request, settings: ReceiverSettings, userAgent: strin
 export function ingestRouter(context: IngestContext): Router {
 	const router = Router();
 	const { prisma, sites, settings, logger } = context;
-	const committer = new GroupCommitter(prisma);
+	const committer = new GroupCommitter(context.ingestSql ? storeThroughAdapter(context.ingestSql) : storeThroughPrisma(prisma));
 
 	const perIp = rateLimit({
 		windowMs: 60_000,
