@@ -55,10 +55,27 @@ export function dropReason(headers: Headers, batch: Pick<TrackBatch, 'consent'>,
 
 const HEADLESS = /headless|phantomjs|slimerjs|puppeteer|playwright|selenium|webdriver/i;
 
+/**
+ * The verdict on each user agent seen lately: isbot's pattern is long, and a site's traffic
+ * comes from a few thousand distinct agents. Bounded, so odd agents cannot grow it.
+ */
+const agentVerdicts = new Map<string, boolean>();
+const MAX_AGENT_VERDICTS = 5000;
+
+function automatedAgent(userAgent: string): boolean {
+	let automated = agentVerdicts.get(userAgent);
+	if (automated === undefined) {
+		automated = isbot(userAgent) || HEADLESS.test(userAgent);
+		if (agentVerdicts.size >= MAX_AGENT_VERDICTS) agentVerdicts.clear();
+		agentVerdicts.set(userAgent, automated);
+	}
+	return automated;
+}
+
 /** isbot's crawler list, plus automation the tracker itself noticed (navigator.webdriver, headless browsers). */
 export function isAutomated(userAgent: string | undefined, events: TrackEvent[]): boolean {
 	if (!userAgent) return true;
-	if (isbot(userAgent) || HEADLESS.test(userAgent)) return true;
+	if (automatedAgent(userAgent)) return true;
 	return events.some((event) => event.context?.automation === true);
 }
 
