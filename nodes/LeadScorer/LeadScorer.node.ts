@@ -11,7 +11,7 @@ import { SiteResolver, SubjectNotFoundError, type ResolvedSite } from '../shared
 import { payloadOf } from './payload';
 import { compileScoringRules, type CompiledRules } from './scoring';
 import { findLeads, LeadInputError, prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
-import type { Prisma } from '../../lib/db/generated/client';
+import type { Prisma, PrismaClient } from '../../lib/db/generated/client';
 
 /**
  * Items written per transaction. The reads and writes of a batch are a fixed number of statements,
@@ -43,6 +43,26 @@ async function runBatch(tx: Prisma.TransactionClient, batch: Batch, items: reado
 		reported.add(outcome.lead.id);
 		return outcome;
 	});
+}
+
+/** The `limit` leads of a site scored longest ago (never scored first), rescored in batches. */
+async function rescoreStalest(prisma: PrismaClient, context: ScoringContext, limit: number): Promise<ScoringOutcome[]> {
+	const stalest = await prisma.lead.findMany({
+		where: { siteId: context.siteId },
+		orderBy: [{ scoredAt: { sort: 'asc', nulls: 'first' } }, { id: 'asc' }],
+		take: limit,
+		select: { id: true },
+	});
+	const outcomes: ScoringOutcome[] = [];
+	for (let from = 0; from < stalest.length; from += BATCH_SIZE) {
+		const ids = stalest.slice(from, from + BATCH_SIZE).map((lead) => lead.id);
+		const scored = await prisma.$transaction((tx) => rescoreLeads(tx, context, ids), { timeout: 120_000 });
+		for (const id of ids) {
+			const outcome = scored.get(id);
+			if (outcome) outcomes.push(outcome);
+		}
+	}
+	return outcomes;
 }
 
 function messageOf(error: unknown): string {
@@ -109,6 +129,12 @@ export class LeadScorer implements INodeType {
 						description: 'Recompute a lead’s score now, e.g. on a schedule so decay lowers it',
 						action: 'Rescore a lead',
 					},
+					{
+						name: 'Rescore Stalest Leads',
+						value: 'rescoreStale',
+						description: 'Recompute the scores of the site’s leads scored longest ago, for a Schedule Trigger, so decay lowers scores of leads gone quiet',
+						action: 'Rescore the stalest leads of a site',
+					},
 				],
 				default: 'upsert',
 			},
@@ -129,6 +155,15 @@ export class LeadScorer implements INodeType {
 				description: 'ID or email address of the lead to rescore',
 				displayOptions: { show: { operation: ['rescore'] } },
 			},
+			{
+				displayName: 'Limit',
+				name: 'limit',
+				type: 'number',
+				typeOptions: { minValue: 1 },
+				default: 50,
+				description: 'Max number of results to return',
+				displayOptions: { show: { operation: ['rescoreStale'] } },
+			},
 		],
 	};
 
@@ -145,7 +180,7 @@ export class LeadScorer implements INodeType {
 			}
 			return rules;
 		};
-		const outcomes: Array<ScoringOutcome | Error | undefined> = new Array(items.length);
+		const outcomes: Array<ScoringOutcome | ScoringOutcome[] | Error | undefined> = new Array(items.length);
 		const fail = (i: number, error: unknown) => {
 			if (!this.continueOnFail()) throw new NodeOperationError(this.getNode(), messageOf(error), { itemIndex: i });
 			outcomes[i] = error as Error;
@@ -153,12 +188,18 @@ export class LeadScorer implements INodeType {
 
 		// Every item is checked before anything is written: a bad item stops the node with no write.
 		const batches = new Map<string, Batch>();
+		const stale: Array<{ index: number; context: ScoringContext; limit: number }> = [];
 		const now = Date.now();
 		for (let i = 0; i < items.length; i++) {
 			const json = items[i].json;
 			try {
 				const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
-				const operation = this.getNodeParameter('operation', i) === 'rescore' ? 'rescore' : 'upsert';
+				const requested = this.getNodeParameter('operation', i);
+				if (requested === 'rescoreStale') {
+					stale.push({ index: i, context: { siteId: site.id, config: site.config, rules: rulesOf(site), now }, limit: this.getNodeParameter('limit', i, 50) as number });
+					continue;
+				}
+				const operation = requested === 'rescore' ? 'rescore' : 'upsert';
 				const key = `${site.id}:${operation}`;
 				let batch = batches.get(key);
 				if (!batch) batches.set(key, (batch = { operation, context: { siteId: site.id, config: site.config, rules: rulesOf(site), now }, items: [] }));
@@ -202,6 +243,14 @@ export class LeadScorer implements INodeType {
 			}
 		}
 
+		for (const { index, context, limit } of stale) {
+			try {
+				outcomes[index] = await rescoreStalest(prisma, context, limit);
+			} catch (error) {
+				fail(index, error);
+			}
+		}
+
 		const all: INodeExecutionData[] = [];
 		const changed: INodeExecutionData[] = [];
 		outcomes.forEach((outcome, i) => {
@@ -209,9 +258,11 @@ export class LeadScorer implements INodeType {
 				all.push({ json: { error: messageOf(outcome) }, pairedItem: { item: i } });
 				return;
 			}
-			const output = { json: outputOf(items[i].json, outcome), pairedItem: { item: i } };
-			all.push(output);
-			if (outcome.stageChange) changed.push(output);
+			for (const one of Array.isArray(outcome) ? outcome : [outcome]) {
+				const output = { json: outputOf(items[i].json, one), pairedItem: { item: i } };
+				all.push(output);
+				if (one.stageChange) changed.push(output);
+			}
 		});
 		return [all, changed];
 	}

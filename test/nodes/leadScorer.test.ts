@@ -265,6 +265,35 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		expect((await prisma.visitor.findUniqueOrThrow({ where: { siteId_anonymousId: { siteId: site.id, anonymousId } } })).leadId).toBe(owner.leadId);
 	});
 
+	it('rescores the stalest leads of a site on a schedule, so decay lowers the scores of leads gone quiet', async () => {
+		const quiet = await createTestSite(prisma, 'stale');
+		const config = {
+			site: { key: quiet.key, name: 'Stale', domain: `${quiet.key}.example` },
+			tracking: { allowedOrigins: [`https://${quiet.key}.example`] },
+			crm: { leadScoringRules: [{ id: 'views', event: 'pageview', score: 4, halfLifeDays: 10 }] },
+		};
+		siteConfigSchema.parse(config);
+		await prisma.site.update({ where: { id: quiet.id }, data: { config } });
+		const people = ['old', 'older', 'recent'];
+		for (const name of people) await anonymousHistory(`anon-stale-${name}-${quiet.key}`, Date.now() - HOUR, 1, 5, { channel: 'Direct' }, quiet);
+		const created = (await run(people.map((name) => ({ site: quiet.key, email: `${name}@stale.io`, anonymousId: `anon-stale-${name}-${quiet.key}` })))).outputOf('Lead Scorer', 0);
+		const idOf = Object.fromEntries(created.map((item, n) => [people[n], item.leadId as string]));
+		// four views (and a form) about an hour old, 4 points each with a 10-day half-life
+		for (const item of created) expect((item.scoring as IDataObject).total).toBeCloseTo(16 * 2 ** (-1 / 240), 1);
+		// ten days pass: the events are a half-life old, and the leads were scored at different times
+		await prisma.visitorEvent.updateMany({ where: { siteId: quiet.id }, data: { occurredAt: new Date(Date.now() - 10 * DAY - HOUR) } });
+		await prisma.lead.update({ where: { id: idOf.old }, data: { scoredAt: new Date(Date.now() - 5 * DAY) } });
+		await prisma.lead.update({ where: { id: idOf.older }, data: { scoredAt: new Date(Date.now() - 9 * DAY) } });
+
+		const result = await run([{ site: quiet.key }], { operation: 'rescoreStale', limit: 2 });
+		const rescored = result.outputOf('Lead Scorer', 0);
+		expect(rescored.map((item) => item.leadId)).toEqual([idOf.older, idOf.old]);
+		for (const item of rescored) expect((item.scoring as IDataObject).total).toBeCloseTo(8, 1);
+		const rows = await prisma.leadScore.findMany({ where: { leadId: idOf.older }, orderBy: { createdAt: 'asc' } });
+		expect(rows.at(-1)).toMatchObject({ rule: 'views', delta: expect.closeTo(-8, 1), cause: expect.stringMatching(/^recomputed \(decay or changed rules\): 4 × pageview/) });
+		expect((await prisma.lead.findUniqueOrThrow({ where: { id: idOf.recent } })).score).toBe((created[2].scoring as IDataObject).total);
+	});
+
 	it('writes a batch of items as if one ran after the other: repeated leads, a browser claimed twice, and nothing written when an item is bad', async () => {
 		const shared = `anon-batch-${uuidv7()}`;
 		await anonymousHistory(shared, Date.now() - 2 * DAY, 2, 10, { channel: 'Direct' });
