@@ -479,6 +479,25 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 		});
 	});
 
+	it('passes on a lead no trigger matches even without a sender, and names the missing sender when one is needed', async () => {
+		const site = await createTestSite(prisma, 'no-sender');
+		const config = siteConfigSchema.parse({
+			site: { key: site.key, name: 'No sender', domain: `${site.key}.example` },
+			tracking: { allowedOrigins: [`https://${site.key}.example`] },
+			crm: { emailSequences: SEQUENCES },
+		});
+		await prisma.site.update({ where: { id: site.id }, data: { config } });
+		const person = await lead(site, `nobody-${site.key}@mail.example`);
+		expect(await run('enrollByTrigger', [{ site: site.key, leadId: person.id }])).toEqual([expect.objectContaining({ enrollments: [], sends: [] })]);
+		await prisma.leadTag.create({ data: { siteId: site.id, leadId: person.id, tag: 'b2b' } });
+		// Wednesday 12:00 in Madrid: inside the workdays sequence's window
+		const failed = await runWorkflow(workflow('enrollByTrigger', { options: { asOf: '2026-06-10T10:00:00Z' } }), { input: [{ site: site.key, leadId: person.id }], credentials: credentials() });
+		expect(failed.error?.message).toMatch(/^Parameter "options\.fromEmail": No sender address/);
+		const [retried] = await run('enrollByTrigger', [{ site: site.key, leadId: person.id }], { options: { fromEmail: 'ops@shop.example', asOf: '2026-06-10T10:00:00Z' } });
+		expect(retried.enrollments).toEqual([expect.objectContaining({ sequence: 'workdays', created: false })]);
+		expect(retried.sends).toEqual([expect.objectContaining({ outcome: 'sent' })]);
+	});
+
 	it('names the parameter to fix', async () => {
 		const site = await siteWith('errors');
 		const unknownSequence = await runWorkflow(workflow('enroll', { sequence: 'nope' }), { input: [{ site: site.key, leadId: 'nobody@mail.example' }], credentials: credentials() });

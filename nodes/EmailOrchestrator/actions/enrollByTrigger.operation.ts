@@ -73,7 +73,6 @@ export async function execute(this: IExecuteFunctions, { prisma, sites, sequence
 			const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
 			const options = this.getNodeParameter('options', i, {}) as IDataObject;
 			const now = nowOf(options.asOf);
-			const sender = senderOf(site, options, api, transport);
 			const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''));
 			const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true, lifecycleStage: true, tags: { select: { tag: true } } } });
 
@@ -85,7 +84,10 @@ export async function execute(this: IExecuteFunctions, { prisma, sites, sequence
 			const enrollments: EnrollmentSummary[] = [];
 			for (const sequence of matched) enrollments.push(await enrollLead(prisma, site.id, sequence, lead, now));
 			const active = enrollments.filter((enrollment) => enrollment.status === 'active').map((enrollment) => enrollment.id);
-			const sends = await sendDueSteps(prisma, site, sender, now, Math.max(active.length, 1), active);
+			// The sender is checked only when there is something to send: a lead no trigger matches
+			// passes on, whatever the site's email settings. An enrollment written before a missing
+			// sender stops the item is found again by the retry, which then sends its step.
+			const sends = active.length === 0 ? [] : await sendDueSteps(prisma, site, senderOf(site, options, api, transport), now, active.length, active);
 			return [{ ...json, leadId, enrollments, sends }];
 		});
 	} finally {
