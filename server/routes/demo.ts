@@ -11,7 +11,7 @@ const PAGES: Record<string, { title: string; body: string }> = {
 		body: `<h1>Welcome</h1>
 <p>A demo site with the tracker on it. Browse around: every page view, scroll, outbound link,
 download and form goes to the receiver, and from there to the n8n workflows.</p>
-<p><a href="/demo/pricing?utm_source=demo&amp;utm_medium=banner&amp;utm_campaign=launch">See the plans</a> ·
+<p><a href="/demo/pricing">See the plans</a> ·
 <a href="/demo/guide.pdf">Download the guide (PDF)</a> ·
 <a href="https://n8n.io/">An outbound link</a></p>`,
 	},
@@ -43,13 +43,19 @@ scores it, 05 enriches it, and 06 sends the first email of the welcome sequence.
 	thanks: { title: 'Thank you', body: '<h1>Thank you</h1><p>We will be in touch. <a href="/demo/">Back home</a></p>' },
 };
 
-const CONSENT_BANNER = `<p id="consent-banner">This demo asks before it tracks: <button id="consent-yes">Accept</button> <button id="consent-no">Decline</button></p>`;
+/**
+ * Shown on every demo page: the tracker sends a form as a lead only with the visitor's consent,
+ * and before it tracks at all where the site asks for consent (privacy.cookieConsent).
+ */
+const CONSENT_BANNER = `<p id="consent-banner">May this demo remember your visit and your enquiry? <button id="consent-yes">Accept</button> <button id="consent-no">Decline</button></p>`;
 
 /** The demo's only script (the receiver's Content-Security-Policy allows no inline code): consent buttons and the SPA. */
 const SITE_SCRIPT = `(function () {
 	window.tcrm = window.tcrm || function () { (tcrm.q = tcrm.q || []).push(arguments); };
 	function on(id, handler) { var element = document.getElementById(id); if (element) element.onclick = handler; }
-	function answer(choice) { tcrm('consent', choice); var banner = document.getElementById('consent-banner'); if (banner) banner.remove(); }
+	var banner = document.getElementById('consent-banner');
+	if (localStorage.getItem('demo.consent-answered') && banner) banner.remove();
+	function answer(choice) { tcrm('consent', choice); localStorage.setItem('demo.consent-answered', '1'); if (banner) banner.remove(); }
 	on('consent-yes', function () { answer('granted'); });
 	on('consent-no', function () { answer('denied'); });
 	var route = document.getElementById('route');
@@ -96,7 +102,7 @@ function page(site: RegisteredSite, name: string): string {
 <script defer src="${escape(site.config.tracking.scriptPath)}" ${trackerAttributes(site)}></script>
 <script defer src="/demo/site.js"></script>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem}nav{margin-bottom:2rem}</style>
-</head><body>${site.config.privacy.cookieConsent ? CONSENT_BANNER : ''}<nav>${nav}</nav>${body}</body></html>`;
+</head><body>${CONSENT_BANNER}<nav>${nav}</nav>${body}</body></html>`;
 }
 
 /**
