@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { describePostgresUrl, openDatabase } from '../lib/db';
-import { bundledWorkflows, causeOf, option, ROOT, UsageError } from './workflowTools';
+import { bundledWorkflows, causeOf, option, ROOT, runScript, UsageError } from './workflowTools';
 
 const USAGE = `Usage: scripts/health-check [options]
 
@@ -53,7 +53,9 @@ async function checkDatabase(url: string): Promise<Check> {
 		}
 	} catch (error) {
 		const message = (error as Error).message;
-		const detail = /_prisma_migrations/.test(message) ? 'reachable but never migrated; run npm run db:migrate' : `not reachable (${causeOf(error)}); is Postgres up and DATABASE_URL right?`;
+		// Prisma wraps the driver's words in a multi-line report; the line that says why is enough.
+		const why = /Can't reach database server[^`\n]*|password authentication failed[^`\n]*|database "[^"]+" does not exist/.exec(message)?.[0] ?? causeOf(error);
+		const detail = /_prisma_migrations/.test(message) ? 'reachable but never migrated; run npm run db:migrate' : `not reachable (${why}); is Postgres up and DATABASE_URL right?`;
 		return { name: 'database', ok: false, detail: `${where}: ${detail}` };
 	}
 }
@@ -120,14 +122,4 @@ async function main(argv: string[]): Promise<number> {
 	return checks.every((check) => check.ok) ? 0 : 1;
 }
 
-main(process.argv.slice(2)).then(
-	(code) => process.exit(code),
-	(error: unknown) => {
-		if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-			console.error(`${(error as Error).message}\n\n${USAGE}`);
-			process.exit(2);
-		}
-		console.error((error as Error).stack);
-		process.exit(1);
-	},
-);
+runScript(main, USAGE);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { bundleCredentials, CredentialSettingsError } from './bundleCredentials';
-import { bundledWorkflows, UsageError, WORKFLOWS_DIR } from './workflowTools';
+import { bundledWorkflows, OperatorError, runScript, WORKFLOWS_DIR } from './workflowTools';
 
 const USAGE = `Usage: scripts/import-workflows [options]
 
@@ -46,7 +46,7 @@ function runCli(cli: string, args: string[]): Promise<Run> {
 	});
 }
 
-class CliError extends Error {}
+class CliError extends OperatorError {}
 
 /** n8n prints its own errors at length; this says what to do about the common ones. */
 function explain(step: string, run: Run): string {
@@ -77,7 +77,12 @@ async function main(argv: string[]): Promise<number> {
 	const work = mkdtempSync(path.join(tmpdir(), 'crm-import-'));
 	try {
 		if (values.credentials) {
-			const credentials = bundleCredentials(process.env);
+			let credentials: ReturnType<typeof bundleCredentials>;
+			try {
+				credentials = bundleCredentials(process.env);
+			} catch (error) {
+				throw error instanceof CredentialSettingsError ? new OperatorError(error.message) : error;
+			}
 			const file = path.join(work, 'credentials.json');
 			writeFileSync(file, JSON.stringify(credentials), { mode: 0o600 });
 			const imported = await runCli(cli, ['import:credentials', `--input=${file}`]);
@@ -104,14 +109,4 @@ async function main(argv: string[]): Promise<number> {
 	}
 }
 
-main(process.argv.slice(2)).then(
-	(code) => process.exit(code),
-	(error: unknown) => {
-		if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-			console.error(`${(error as Error).message}\n\n${USAGE}`);
-			process.exit(2);
-		}
-		console.error(error instanceof CliError || error instanceof CredentialSettingsError ? error.message : (error as Error).stack);
-		process.exit(1);
-	},
-);
+runScript(main, USAGE);

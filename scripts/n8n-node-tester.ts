@@ -2,7 +2,7 @@
 /** Sends one test payload to one bundled workflow in n8n and prints what the workflow answered. */
 import { parseArgs } from 'node:util';
 
-import { bundledWorkflows, deliver, explainStatus, findWorkflow, option, readPayload, UnreachableError, UsageError } from './workflowTools';
+import { bundledWorkflows, deliver, explainStatus, findWorkflow, option, readPayload, runScript, UsageError } from './workflowTools';
 
 const USAGE = `Usage: scripts/n8n-node-tester test <workflow> [payload.json] [options]
        scripts/n8n-node-tester list
@@ -59,14 +59,4 @@ async function main(argv: string[]): Promise<number> {
 	return ok ? 0 : 1;
 }
 
-main(process.argv.slice(2)).then(
-	(code) => process.exit(code),
-	(error: unknown) => {
-		if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-			console.error(`${(error as Error).message}\n\n${USAGE}`);
-			process.exit(2);
-		}
-		console.error(error instanceof UnreachableError ? error.message : (error as Error).stack);
-		process.exit(1);
-	},
-);
+runScript(main, USAGE);

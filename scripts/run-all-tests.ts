@@ -2,7 +2,7 @@
 /** Sends every bundled workflow its test payload, in chain order, and prints one line each. */
 import { parseArgs } from 'node:util';
 
-import { bundledWorkflows, deliver, explainStatus, option, readPayload, UnreachableError, UsageError } from './workflowTools';
+import { bundledWorkflows, deliver, explainStatus, option, readPayload, runScript, UsageError } from './workflowTools';
 
 const USAGE = `Usage: scripts/run-all-tests [options]
 
@@ -52,14 +52,4 @@ async function main(argv: string[]): Promise<number> {
 	return failed === 0 ? 0 : 1;
 }
 
-main(process.argv.slice(2)).then(
-	(code) => process.exit(code),
-	(error: unknown) => {
-		if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-			console.error(`${(error as Error).message}\n\n${USAGE}`);
-			process.exit(2);
-		}
-		console.error(error instanceof UnreachableError ? error.message : (error as Error).stack);
-		process.exit(1);
-	},
-);
+runScript(main, USAGE);

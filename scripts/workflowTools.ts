@@ -74,6 +74,28 @@ export function findWorkflow(reference: string): BundledWorkflow {
 
 export class UsageError extends Error {}
 
+/** A failure the operator can act on: its message is printed alone, without a stack. */
+export class OperatorError extends Error {}
+
+/**
+ * Runs a script's main and exits with its code: 2 with the usage for a usage mistake, 1 with the
+ * message for an operator's error (n8n or the database unreachable, a bad setting), 1 with the
+ * stack for anything unexpected.
+ */
+export function runScript(main: (argv: string[]) => Promise<number>, usage: string): void {
+	main(process.argv.slice(2)).then(
+		(code) => process.exit(code),
+		(error: unknown) => {
+			if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+				console.error(`${(error as Error).message}\n\n${usage}`);
+				process.exit(2);
+			}
+			console.error(error instanceof OperatorError ? error.message : (error as Error).stack);
+			process.exit(1);
+		},
+	);
+}
+
 /** Payloads are deliveries (events / leads / emailEvents arrays) or handed-on items ({ items }). */
 export function readPayload(file: string, site?: string): Record<string, unknown> {
 	const resolved = existsSync(file) ? file : path.join(PAYLOADS_DIR, file);
@@ -129,7 +151,7 @@ export async function deliver(n8nUrl: string, webhookPath: string, secret: strin
 	return { url, status: response.status, ms: Date.now() - started, body: parsed };
 }
 
-export class UnreachableError extends Error {}
+export class UnreachableError extends OperatorError {}
 
 export function causeOf(error: unknown): string {
 	const cause = (error as { cause?: { code?: string; message?: string } }).cause;
