@@ -24,7 +24,8 @@ import type { IConnections, INode, IWorkflowSettings } from 'n8n-workflow';
 
 import { adminUrl } from '../setup/testDatabase';
 
-const ROOT = path.resolve(__dirname, '../..');
+/** The repository, from test/helpers (Jest) or dist/test/helpers (compiled benchmarks). */
+const ROOT = [path.resolve(__dirname, '../..'), path.resolve(__dirname, '../../..')].find((dir) => existsSync(path.join(dir, 'scripts', 'real-n8n.sh'))) ?? path.resolve(__dirname, '../..');
 const SCRIPT = path.join(ROOT, 'scripts/real-n8n.sh');
 
 /** A workflow as `n8n import:workflow` takes it; `id` is needed to publish it. */

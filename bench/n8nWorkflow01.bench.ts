@@ -1,0 +1,144 @@
+/**
+ * 10,000 tracking events through bundled workflow 01 in a REAL n8n (the cached install of
+ * scripts/real-n8n.sh, this package installed from its tarball): posted to the receiver's
+ * /api/track as 500 visitors' batches, stored, delivered by the outbox to workflow 01, which
+ * builds sessions and hands each event on to 02 (conversions) and 04 (timeline). Prints the
+ * ingest rate, the time until the last event is processed, and events/s end to end.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { PrismaPg } from '@prisma/adapter-pg';
+import { v7 as uuidv7 } from 'uuid';
+
+import { parseSiteConfig } from '../lib/config/siteConfig';
+import { PrismaClient } from '../lib/db/generated/client';
+import { deployMigrations } from '../lib/db/migrator';
+import { CREDENTIAL_IDS } from '../scripts/bundleCredentials';
+import { createLogger } from '../server/logger';
+import { startReceiver } from '../server/receiver';
+import { startRealN8n, type WorkflowJson } from '../test/helpers/realN8n';
+import { createTestDatabase, dropTestDatabase } from '../test/setup/testDatabase';
+
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
+const PER_VISITOR = 20;
+const VISITORS = Math.ceil(EVENTS / PER_VISITOR);
+const CONCURRENT_POSTS = 8;
+const SECRET = 'bench-webhook-secret-0123456789abcdef';
+const ROOT = path.join(__dirname, '..', '..');
+const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+
+const workflow = (file: string) => JSON.parse(readFileSync(path.join(ROOT, 'workflows', file), 'utf8')) as WorkflowJson;
+
+function batches(site: string): string[] {
+	const paths = ['/', '/pricing', '/blog/a', '/blog/b', '/docs', '/contact'];
+	const start = Date.now() - 3_600_000;
+	const bodies: string[] = [];
+	for (let visitor = 0; visitor < VISITORS; visitor++) {
+		const count = Math.min(PER_VISITOR, EVENTS - visitor * PER_VISITOR);
+		const events = Array.from({ length: count }, (_, i) => ({
+			id: uuidv7(),
+			type: i === count - 1 && visitor % 10 === 0 ? 'form_submit' : i % 4 === 3 ? 'scroll' : 'pageview',
+			ts: start + visitor * 1000 + i * 20_000,
+			anonymousId: `bench-visitor-${visitor}`,
+			sessionId: `bench-session-${visitor}`,
+			url: `https://bench.example${paths[(visitor + i) % paths.length]}`,
+			title: 'Bench',
+			...(i % 4 === 3 ? { props: { depth: 75 } } : {}),
+		}));
+		bodies.push(JSON.stringify({ site, events }));
+	}
+	return bodies;
+}
+
+async function main(): Promise<void> {
+	const { name, url } = await createTestDatabase('tcrm_bench_wf01');
+	const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
+	await deployMigrations(new PrismaPg({ connectionString: url }));
+	const database = new URL(url);
+	console.log(`starting a real n8n with workflows 01, 02, 04 (install cached outside the repository; the first run takes ~10 minutes)`);
+	const n8n = await startRealN8n({
+		workflows: [workflow('01-visitor-processor.json'), workflow('02-conversion-detector.json'), workflow('04-activity-logger.json')],
+		credentials: [
+			{
+				id: CREDENTIAL_IDS.postgres,
+				name: 'CRM database',
+				type: 'postgres',
+				data: { host: database.hostname, port: Number(database.port || 5432), database: name, user: decodeURIComponent(database.username || 'postgres'), password: decodeURIComponent(database.password), ssl: 'disable' },
+			},
+			{ id: CREDENTIAL_IDS.trackingCrmApi, name: 'Tracking CRM API', type: 'trackingCrmApi', data: { receiverUrl: 'http://127.0.0.1:3000', webhookSecret: SECRET, emailTokenSecret: '' } },
+		],
+		env: { N8N_HOST: '127.0.0.1' },
+	});
+	const site = parseSiteConfig({
+		site: { key: 'bench', name: 'Bench', domain: 'bench.example' },
+		tracking: { allowedOrigins: ['https://bench.example'] },
+		// The batches carry no consent state, as a site without a consent banner sends them.
+		privacy: { cookieConsent: false },
+		crm: { conversionRules: [{ name: 'contact', event: 'form_submit', value: 10, currency: 'EUR' }] },
+		integrations: { n8nUrl: n8n.baseUrl, webhookSecretEnv: 'BENCH_WEBHOOK_SECRET', webhookEndpoints: [{ workflow: 'visitor-processor', url: '/webhook/crm-visitor-processor' }] },
+	});
+	const receiver = await startReceiver({
+		sites: [site],
+		database: { url, migrate: false },
+		settings: { PORT: 0, DISPATCH_INTERVAL_MS: 50, DISPATCH_TIMEOUT_MS: 120_000 },
+		env: { BENCH_WEBHOOK_SECRET: SECRET },
+		logger: createLogger({ level: 'warn' }),
+	});
+	try {
+		const siteId = (await prisma.site.findUniqueOrThrow({ where: { key: 'bench' } })).id;
+		const bodies = batches('bench');
+		const started = Date.now();
+		let next = 0;
+		await Promise.all(
+			Array.from({ length: CONCURRENT_POSTS }, async () => {
+				while (next < bodies.length) {
+					const body = bodies[next++];
+					const response = await fetch(`${receiver.url}/api/track`, { method: 'POST', headers: { 'content-type': 'text/plain', 'user-agent': UA }, body });
+					if (response.status !== 202) throw new Error(`/api/track answered ${response.status}: ${await response.text()}`);
+				}
+			}),
+		);
+		const ingested = Date.now();
+		let processed = 0;
+		let lastProgress = 0;
+		const deadline = started + 30 * 60_000;
+		while (processed < EVENTS) {
+			const [row] = await prisma.$queryRawUnsafe<Array<{ processed: number }>>('SELECT count(*)::int AS processed FROM visitor_events WHERE site_id = $1::uuid AND session_id IS NOT NULL', siteId);
+			processed = row.processed;
+			if (Date.now() - lastProgress > 10_000) {
+				lastProgress = Date.now();
+				console.log(`  ${((Date.now() - started) / 1000).toFixed(0)} s: ${processed} of ${EVENTS} events processed by workflow 01`);
+			}
+			if (Date.now() > deadline) throw new Error(`only ${processed} of ${EVENTS} events processed after 30 minutes\n${n8n.logTail(40)}`);
+			if (processed < EVENTS) await new Promise((resolve) => setTimeout(resolve, 200));
+		}
+		const done = Date.now();
+		// The outbox row is marked delivered when workflow 01 (and with it 02 and 04) answered.
+		for (;;) {
+			const pending = await prisma.outboxMessage.count({ where: { siteId, status: { not: 'delivered' } } });
+			if (pending === 0 || Date.now() > deadline) break;
+			await new Promise((resolve) => setTimeout(resolve, 200));
+		}
+		const chained = Date.now();
+		const sessions = await prisma.visitorSession.count({ where: { siteId } });
+		const conversions = await prisma.conversion.count({ where: { siteId } });
+		const activities = await prisma.activity.count({ where: { siteId } });
+		const seconds = (ms: number) => (ms / 1000).toFixed(1);
+		console.log(`events: ${EVENTS} in ${bodies.length} batches of ≤ ${PER_VISITOR} (one visitor each), ${CONCURRENT_POSTS} concurrent POSTs`);
+		console.log(`ingest: ${seconds(ingested - started)} s (${Math.round(EVENTS / ((ingested - started) / 1000))} events/s acknowledged by /api/track)`);
+		console.log(`workflow 01 (real n8n ${n8n.baseUrl}): last event processed ${seconds(done - started)} s after the first POST → ${Math.round(EVENTS / ((done - started) / 1000))} events/s end to end`);
+		console.log(`chain 01 → 02 → 04 answered for every delivery after ${seconds(chained - started)} s; ${sessions} sessions, ${conversions} conversions, ${activities} activities`);
+		console.log(`dispatcher: ${JSON.stringify(receiver.dispatcher.metrics)}`);
+	} finally {
+		await receiver.close();
+		await n8n.stop();
+		await prisma.$disconnect();
+		await dropTestDatabase(name);
+	}
+}
+
+main().catch((error: unknown) => {
+	console.error(error);
+	process.exit(1);
+});
