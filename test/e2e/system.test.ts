@@ -20,9 +20,8 @@ import type { Browser } from 'playwright-core';
 import { parseSiteConfig } from '../../lib/config/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import type { Receiver } from '../../server/receiver';
-import { CREDENTIAL_IDS } from '../../scripts/bundleCredentials';
 import { closeTab, eventually, launchChromium, visitorContext } from '../helpers/browser';
-import { postgresCredential, testDbUrl, testPrisma } from '../helpers/db';
+import { testDbUrl, testPrisma } from '../helpers/db';
 import { startRealN8n, type RealN8n, type WorkflowJson } from '../helpers/realN8n';
 import { startTestReceiver, TEST_SECRET } from '../helpers/receiver';
 import { SmtpSink } from '../helpers/smtpSink';
@@ -108,19 +107,31 @@ describe('the whole system in a real n8n', () => {
 	let browser: Browser;
 	let receiverUrl: string;
 	let timer: NodeJS.Timeout | undefined;
+	let imported = { code: -1, output: '' };
 
 	beforeAll(async () => {
 		prisma = testPrisma();
 		const receiverPort = await freePort();
 		receiverUrl = `http://127.0.0.1:${receiverPort}`;
 		smtp = await SmtpSink.start();
+		const workflows = bundledWorkflows();
 		n8n = await startRealN8n({
-			workflows: bundledWorkflows(),
-			credentials: [
-				{ id: CREDENTIAL_IDS.postgres, name: 'CRM database', type: 'postgres', data: postgresCredential() },
-				{ id: CREDENTIAL_IDS.trackingCrmApi, name: 'Tracking CRM API', type: 'trackingCrmApi', data: { receiverUrl, webhookSecret: TEST_SECRET, emailTokenSecret: EMAIL_TOKEN_SECRET } },
-				{ id: CREDENTIAL_IDS.smtp, name: 'CRM SMTP', type: 'smtp', data: { host: '127.0.0.1', port: smtp.port, secure: false, disableStartTls: true, user: '', password: '' } },
-			],
+			workflows: [],
+			credentials: [],
+			webhookPaths: workflows.map((workflow) => String(workflow.nodes.find((node) => node.type.endsWith('.crmTrackerTrigger'))!.parameters.path)),
+			// As an operator does: the credentials from the receiver's settings, the workflows
+			// imported and published with n8n's own CLI, by scripts/import-workflows.
+			prepare: async (cli) => {
+				const settings = {
+					DATABASE_URL: testDbUrl(),
+					CRM_WEBHOOK_SECRET: TEST_SECRET,
+					RECEIVER_URL: receiverUrl,
+					EMAIL_TOKEN_SECRET,
+					SMTP_URL: `smtp://127.0.0.1:${smtp.port}?starttls=off`,
+				};
+				imported = await script('import-workflows', ['--credentials', '--n8n-cli', cli.command], { ...(cli.env as Record<string, string>), ...settings });
+				if (imported.code !== 0) throw new Error(`scripts/import-workflows failed:\n${imported.output}`);
+			},
 			// The hand-offs reach the next workflow through this instance's own URL.
 			env: { N8N_HOST: '127.0.0.1' },
 		});
@@ -244,6 +255,14 @@ describe('the whole system in a real n8n', () => {
 		};
 		console.log(`end-to-end summary ${JSON.stringify(summary)}`);
 	}, 10 * 60_000);
+
+	it('import-workflows created the credentials and published the six workflows with n8n’s CLI', () => {
+		expect(imported.output).toContain('credentials: CRM database, Tracking CRM API, CRM SMTP');
+		expect(imported.output).toContain('imported 6 workflows');
+		for (const path of ['crm-visitor-processor', 'crm-conversion-detector', 'crm-lead-processor', 'crm-activity-logger', 'crm-enrichment-engine', 'crm-email-orchestrator']) {
+			expect(imported.output).toContain(`published, POST /webhook/${path}`);
+		}
+	});
 
 	it('health-check passes, and n8n-node-tester runs each of the six workflows with its payload', async () => {
 		const env = { N8N_URL: n8n.baseUrl, CRM_WEBHOOK_SECRET: TEST_SECRET, RECEIVER_URL: receiverUrl, DATABASE_URL: testDbUrl() };

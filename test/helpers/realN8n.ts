@@ -49,6 +49,12 @@ export interface StartRealN8nOptions {
 	workflows: WorkflowJson[];
 	credentials: CredentialJson[];
 	/**
+	 * Sets up n8n's database instead of importing `workflows` and `credentials`: called before
+	 * n8n starts with how to run n8n's CLI against it (a command prefix and its environment),
+	 * e.g. to run scripts/import-workflows the way an operator does.
+	 */
+	prepare?: (cli: { command: string; env: NodeJS.ProcessEnv }) => Promise<void>;
+	/**
 	 * Webhook paths (as in /webhook/<path>) to wait for before resolving. Default: the literal
 	 * `path` parameter of every node that has a `webhookId`. Pass [] to wait for none.
 	 */
@@ -287,6 +293,12 @@ export async function startRealN8n(options: StartRealN8nOptions): Promise<RealN8
 			if (created.code !== 0) fail(`Cannot create the n8n database ${database} on ${pg.host} (exit ${created.code ?? created.signal}).`);
 			databaseCreated = true;
 			await mkdir(cliFolder, { recursive: true });
+			if (options.prepare) {
+				note('prepare');
+				await options.prepare({ command: `bash ${SCRIPT} exec ${cliFolder} --`, env });
+				note('database ready');
+				return;
+			}
 
 			// The first n8n command on the new database runs all of n8n's migrations (~5-15 s).
 			if (options.credentials.length) {
