@@ -2,7 +2,7 @@
 // (ESM). esbuild bundles; terser then minifies harder than esbuild does (several compress passes,
 // top-level names), since every byte of t.js is downloaded by every visitor of every site.
 import { build } from 'esbuild';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { minify } from 'terser';
@@ -32,4 +32,6 @@ async function bundle(entry, outfile, format) {
 	await writeFile(path.join(root, 'dist', outfile), code.replace(/^"use strict";/, ''));
 }
 
+// A fresh clone has no dist/ (it is not committed).
+await mkdir(path.join(root, 'dist'), { recursive: true });
 await Promise.all([bundle('script.ts', 't.js', 'iife'), bundle('index.ts', 'tracker.mjs', 'esm')]);
