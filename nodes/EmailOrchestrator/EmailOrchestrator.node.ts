@@ -66,7 +66,7 @@ export class EmailOrchestrator implements INodeType {
 				type: 'string',
 				required: true,
 				default: '={{ $json.site }}',
-				description: 'Public key of the site (site.key in its config)',
+				description: 'Public key of the site (site.key in its config). For Send Due, * sends for every site with steps due.',
 			},
 			...enroll.description,
 			...enrollByTrigger.description,

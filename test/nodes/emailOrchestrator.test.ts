@@ -97,6 +97,23 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 	const enroll = (site: { key: string }, leadId: string, sequence: string, asOf: string) => run('enroll', [{ site: site.key, leadId }], { sequence, options: { asOf } });
 	const sendDue = (site: { key: string }, asOf: string) => run('sendDue', [{ site: site.key }], { options: { asOf } });
 
+	it('with Site Key "*", one scheduled run sends the due steps of every site', async () => {
+		// 2020, long before any other test's enrollments, so this run touches only these two sites.
+		const asOf = '2020-01-01T11:00:00Z';
+		const first = await siteWith('all-sites-a');
+		const second = await siteWith('all-sites-b');
+		const ana = await lead(first, 'ana@all-a.example');
+		const bea = await lead(second, 'bea@all-b.example');
+		await enroll(first, ana.id, 'welcome', asOf);
+		await enroll(second, bea.id, 'welcome', asOf);
+
+		const sent = await run('sendDue', [{}], { siteKey: '*', options: { asOf } });
+		expect(sent.map((item) => [item.outcome, item.leadId]).sort()).toEqual([['sent', ana.id], ['sent', bea.id]].sort());
+		expect(await smtp.messages(ana.email)).toHaveLength(1);
+		expect(await smtp.messages(bea.email)).toHaveLength(1);
+		expect(await run('sendDue', [{}], { siteKey: '*', options: { asOf } })).toEqual([]);
+	});
+
 	it('enrolls once and sends each step with tracked links, open pixel and one-click unsubscribe headers', async () => {
 		const site = await siteWith('welcome');
 		const ana = await lead(site, 'ana@mail.example');

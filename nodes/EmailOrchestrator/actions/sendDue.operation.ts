@@ -311,17 +311,29 @@ export function senderOf(site: ResolvedSite, options: IDataObject, api: ICredent
 	return sender;
 }
 
-/** Sends every due step of the site's sequences; one output item per enrollment handled. */
+async function sitesWithDueSteps(prisma: OperationContext['prisma'], now: Date): Promise<string[]> {
+	const due = await prisma.sequenceEnrollment.findMany({ where: { status: 'active', nextRunAt: { lte: now } }, distinct: ['siteId'], select: { site: { select: { key: true } } } });
+	return due.map((enrollment) => enrollment.site.key).sort();
+}
+
+/** Sends every due step of the site's sequences (or of every site, for "*"); one output item per enrollment handled. */
 export async function execute(this: IExecuteFunctions, { prisma, sites }: OperationContext): Promise<INodeExecutionData[]> {
 	const api = await this.getCredentials('trackingCrmApi');
 	const transport = smtpTransport(await this.getCredentials('smtp'));
 	try {
 		return await forEachItem.call(this, async (i) => {
-			const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
+			const siteKey = String(this.getNodeParameter('siteKey', i) ?? '').trim();
 			const options = this.getNodeParameter('options', i, {}) as IDataObject;
 			const now = nowOf(options.asOf);
-			const sender = senderOf(site, options, api, transport);
-			return await sendDueSteps(prisma, site, sender, now, this.getNodeParameter('batchSize', i, 50) as number);
+			const batchSize = this.getNodeParameter('batchSize', i, 50) as number;
+			// One schedule for every site: "*" sends for each site that has steps due now.
+			const keys = siteKey === '*' ? await sitesWithDueSteps(prisma, now) : [siteKey];
+			const results: IDataObject[] = [];
+			for (const key of keys) {
+				const site = await sites.siteOf(key);
+				results.push(...(await sendDueSteps(prisma, site, senderOf(site, options, api, transport), now, batchSize)));
+			}
+			return results;
 		});
 	} finally {
 		transport.close();
