@@ -21,9 +21,15 @@ import { parseSiteConfig } from '../../lib/config/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import type { Receiver } from '../../server/receiver';
 import { closeTab, eventually, launchChromium, visitorContext } from '../helpers/browser';
-import { testDbUrl, testPrisma } from '../helpers/db';
+import { PrismaPg } from '@prisma/adapter-pg';
+
+import { PrismaClient as Client } from '../../lib/db/generated/client';
+import { deployMigrations } from '../../lib/db/migrator';
+import { createLogger } from '../../server/logger';
+import { startReceiver } from '../../server/receiver';
+import { createTestDatabase, dropTestDatabase } from '../setup/testDatabase';
 import { startRealN8n, type RealN8n, type WorkflowJson } from '../helpers/realN8n';
-import { startTestReceiver, TEST_SECRET } from '../helpers/receiver';
+import { TEST_SECRET } from '../helpers/receiver';
 import { SmtpSink } from '../helpers/smtpSink';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -108,9 +114,14 @@ describe('the whole system in a real n8n', () => {
 	let receiverUrl: string;
 	let timer: NodeJS.Timeout | undefined;
 	let imported = { code: -1, output: '' };
+	let database = { name: '', url: '' };
 
 	beforeAll(async () => {
-		prisma = testPrisma();
+		// A CRM database of its own: workflow 06's schedule sends the due steps of every site in
+		// it, and must not touch the other suites' sites in the run's shared database.
+		database = await createTestDatabase('tcrm_e2e');
+		await deployMigrations(new PrismaPg({ connectionString: database.url }));
+		prisma = new Client({ adapter: new PrismaPg({ connectionString: database.url }) });
 		const receiverPort = await freePort();
 		receiverUrl = `http://127.0.0.1:${receiverPort}`;
 		smtp = await SmtpSink.start();
@@ -123,7 +134,7 @@ describe('the whole system in a real n8n', () => {
 			// imported and published with n8n's own CLI, by scripts/import-workflows.
 			prepare: async (cli) => {
 				const settings = {
-					DATABASE_URL: testDbUrl(),
+					DATABASE_URL: database.url,
 					CRM_WEBHOOK_SECRET: TEST_SECRET,
 					RECEIVER_URL: receiverUrl,
 					EMAIL_TOKEN_SECRET,
@@ -135,7 +146,13 @@ describe('the whole system in a real n8n', () => {
 			// The hand-offs reach the next workflow through this instance's own URL.
 			env: { N8N_HOST: '127.0.0.1' },
 		});
-		receiver = await startTestReceiver([siteConfig(receiverUrl, n8n.baseUrl)], { PORT: receiverPort, EMAIL_TOKEN_SECRET });
+		receiver = await startReceiver({
+			sites: [siteConfig(receiverUrl, n8n.baseUrl)],
+			database: { url: database.url, migrate: false },
+			settings: { PORT: receiverPort, EMAIL_TOKEN_SECRET, DISPATCH_INTERVAL_MS: 50, DISPATCH_BACKOFF_BASE_MS: 50, DISPATCH_BACKOFF_MAX_MS: 400 },
+			env: { TEST_WEBHOOK_SECRET: TEST_SECRET },
+			logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+		});
 		browser = await launchChromium();
 	}, 30 * 60_000);
 
@@ -146,6 +163,7 @@ describe('the whole system in a real n8n', () => {
 		await n8n?.stop();
 		await smtp?.stop();
 		await prisma?.$disconnect();
+		if (database.name) await dropTestDatabase(database.name);
 	});
 
 	it('turns a visit into sessions, a conversion, a scored and enriched lead with a timeline, and a welcome email', async () => {
@@ -265,7 +283,7 @@ describe('the whole system in a real n8n', () => {
 	});
 
 	it('health-check passes, and n8n-node-tester runs each of the six workflows with its payload', async () => {
-		const env = { N8N_URL: n8n.baseUrl, CRM_WEBHOOK_SECRET: TEST_SECRET, RECEIVER_URL: receiverUrl, DATABASE_URL: testDbUrl() };
+		const env = { N8N_URL: n8n.baseUrl, CRM_WEBHOOK_SECRET: TEST_SECRET, RECEIVER_URL: receiverUrl, DATABASE_URL: database.url };
 		const health = await script('health-check', [], env);
 		expect([health.code, health.output]).toEqual([0, expect.stringMatching(/ok +06 email-orchestrator +POST/)]);
 		expect(health.output).not.toContain('FAIL');
