@@ -38,10 +38,11 @@ const SITE_KEY = 'nat-pets';
 const LEAD_EMAIL = `ana.garcia+e2e@clinica-${randomBytes(3).toString('hex')}.es`;
 
 /** A compiled script of scripts/ (npm test builds them), with the environment an operator would set. */
-function script(name: string, args: string[], env: Record<string, string>): Promise<{ code: number; output: string }> {
+function script(name: string, args: string[], env: Record<string, string>, timeoutMs = 180_000): Promise<{ code: number; output: string }> {
 	return new Promise((resolve) => {
-		execFile(process.execPath, [path.join(ROOT, 'dist', 'scripts', `${name}.js`), ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, timeout: 180_000 }, (error, stdout, stderr) => {
-			resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` });
+		execFile(process.execPath, [path.join(ROOT, 'dist', 'scripts', `${name}.js`), ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, timeout: timeoutMs }, (error, stdout, stderr) => {
+			const killed = error?.killed ? `\n[killed after ${timeoutMs / 1000} s]` : '';
+			resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}${killed}` });
 		});
 	});
 }
@@ -140,7 +141,8 @@ describe('the whole system in a real n8n', () => {
 					EMAIL_TOKEN_SECRET,
 					SMTP_URL: `smtp://127.0.0.1:${smtp.port}?starttls=off`,
 				};
-				imported = await script('import-workflows', ['--credentials', '--n8n-cli', cli.command], { ...(cli.env as Record<string, string>), ...settings });
+				// One n8n CLI start per workflow to publish: minutes on a busy machine.
+				imported = await script('import-workflows', ['--credentials', '--n8n-cli', cli.command], { ...(cli.env as Record<string, string>), ...settings }, 15 * 60_000);
 				if (imported.code !== 0) throw new Error(`scripts/import-workflows failed:\n${imported.output}`);
 			},
 			// The hand-offs reach the next workflow through this instance's own URL.
