@@ -108,12 +108,19 @@ export function readPayload(file: string, site?: string): Record<string, unknown
 	}
 	if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw new UsageError(`Payload ${resolved} must be a JSON object`);
 	const body = payload as Record<string, unknown>;
-	const lists = ['events', 'leads', 'emailEvents', 'items'].filter((key) => Array.isArray(body[key]));
-	if (lists.length === 0) throw new UsageError(`Payload ${resolved} needs an "events", "leads", "emailEvents" or "items" array`);
+	if (!['events', 'leads', 'emailEvents', 'items'].some((key) => Array.isArray(body[key]))) {
+		throw new UsageError(`Payload ${resolved} needs an "events", "leads", "emailEvents" or "items" array`);
+	}
 	if (!site) return body;
-	// The site key is in the delivery and in every item, as the receiver and the hand-off put it.
-	const withSite = (entries: unknown) => (Array.isArray(entries) ? entries.map((entry) => (entry && typeof entry === 'object' ? { ...entry, site } : entry)) : entries);
-	return { ...body, site, items: withSite(body.items), leads: Array.isArray(body.leads) ? body.leads.map((lead: Record<string, unknown>) => ({ ...lead, lead: lead.lead && typeof lead.lead === 'object' ? { ...lead.lead, site } : lead.lead })) : body.leads };
+	// The site key is in the delivery, in every handed-on item and in every lead, as the receiver and the hand-off put it.
+	const items = body.items as Array<Record<string, unknown>> | undefined;
+	const leads = body.leads as Array<{ lead?: Record<string, unknown> }> | undefined;
+	return {
+		...body,
+		site,
+		...(items ? { items: items.map((item) => ({ ...item, site })) } : {}),
+		...(leads ? { leads: leads.map((entry) => ({ ...entry, lead: { ...entry.lead, site } })) } : {}),
+	};
 }
 
 export interface DeliveryResult {

@@ -11,7 +11,6 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 
@@ -20,6 +19,7 @@ import type { Browser } from 'playwright-core';
 import { parseSiteConfig } from '../../lib/config/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import type { Receiver } from '../../server/receiver';
+import { bundledWorkflows } from '../../scripts/workflowTools';
 import { closeTab, eventually, launchChromium, visitorContext } from '../helpers/browser';
 import { PrismaPg } from '@prisma/adapter-pg';
 
@@ -28,7 +28,7 @@ import { deployMigrations } from '../../lib/db/migrator';
 import { createLogger } from '../../server/logger';
 import { startReceiver } from '../../server/receiver';
 import { createTestDatabase, dropTestDatabase } from '../setup/testDatabase';
-import { startRealN8n, type RealN8n, type WorkflowJson } from '../helpers/realN8n';
+import { startRealN8n, type RealN8n } from '../helpers/realN8n';
 import { TEST_SECRET } from '../helpers/receiver';
 import { SmtpSink } from '../helpers/smtpSink';
 
@@ -45,14 +45,6 @@ function script(name: string, args: string[], env: Record<string, string>, timeo
 			resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}${killed}` });
 		});
 	});
-}
-
-function bundledWorkflows(): WorkflowJson[] {
-	const folder = path.join(ROOT, 'workflows');
-	return readdirSync(folder)
-		.filter((file) => file.endsWith('.json'))
-		.sort()
-		.map((file) => JSON.parse(readFileSync(path.join(folder, file), 'utf8')) as WorkflowJson);
 }
 
 async function freePort(): Promise<number> {
@@ -126,11 +118,10 @@ describe('the whole system in a real n8n', () => {
 		const receiverPort = await freePort();
 		receiverUrl = `http://127.0.0.1:${receiverPort}`;
 		smtp = await SmtpSink.start();
-		const workflows = bundledWorkflows();
 		n8n = await startRealN8n({
 			workflows: [],
 			credentials: [],
-			webhookPaths: workflows.map((workflow) => String(workflow.nodes.find((node) => node.type.endsWith('.crmTrackerTrigger'))!.parameters.path)),
+			webhookPaths: bundledWorkflows().map((workflow) => workflow.webhookPath),
 			// As an operator does: the credentials from the receiver's settings, the workflows
 			// imported and published with n8n's own CLI, by scripts/import-workflows.
 			prepare: async (cli) => {
