@@ -86,12 +86,28 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 	let closing: Promise<void> | undefined;
 	const close = () =>
 		(closing ??= (async () => {
-			const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-			server.closeIdleConnections();
-			await drained;
+			await drainConnections(server, settings.SHUTDOWN_GRACE_MS);
 			await dispatcher.stop();
 			await ingestSql?.dispose();
 			await db.close();
 		})());
 	return { url, server, db, sites, dispatcher, logger, close };
+}
+
+/**
+ * Stops listening and lets requests in flight finish. A keep-alive client under steady load
+ * never leaves its connection idle, so from here on every response says `Connection: close` and
+ * connections are cut as soon as they fall idle; after the grace period the rest are cut too.
+ */
+async function drainConnections(server: Server, graceMs: number): Promise<void> {
+	server.prependListener('request', (_request, response) => response.setHeader('Connection', 'close'));
+	const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+	const idleSweep = setInterval(() => server.closeIdleConnections(), 50);
+	const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
+	try {
+		await drained;
+	} finally {
+		clearInterval(idleSweep);
+		clearTimeout(deadline);
+	}
 }

@@ -24,6 +24,8 @@ const settingsSchema = z.object({
 	RATE_LIMIT_PER_IP: integer(1, 1_000_000, 600),
 	RATE_LIMIT_PER_SITE: integer(1, 10_000_000, 60_000),
 	DISPATCHER: z.enum(['on', 'off']).default('on'),
+	/** On SIGTERM, how long requests in flight may take before their connections are cut. */
+	SHUTDOWN_GRACE_MS: integer(0, 600_000, 10_000),
 	/** Signs the open, click and unsubscribe URLs of emails; the Email Orchestrator node needs the same value. */
 	EMAIL_TOKEN_SECRET: z.string().min(32, { error: 'must be at least 32 characters (e.g. openssl rand -base64 48)' }).optional(),
 });
