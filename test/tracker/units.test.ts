@@ -60,7 +60,7 @@ describe('tracker modules', () => {
 
 	it('starts a new session after the timeout, past the longest duration, or for a new campaign', () => {
 		const start = Date.UTC(2026, 0, 1);
-		const session = startSession(start, 'utm_source=news&', 'https://shop.example/');
+		const session = startSession(start, 'utm_source=news&');
 		const timeout = 30 * MINUTE;
 		const max = 12 * 60 * MINUTE;
 		expect(sessionOver(undefined, start, '', timeout, max)).toBe(true);
@@ -77,7 +77,7 @@ describe('tracker modules', () => {
 
 	it('summarises a session, its engagement level by the site thresholds', () => {
 		const start = Date.UTC(2026, 0, 1);
-		const session: Session = startSession(start, '', 'https://shop.example/');
+		const session: Session = startSession(start, '');
 		updateSession(session, 'pageview', start, 'https://shop.example/', 5);
 		updateSession(session, 'scroll', start + 5000, 'https://shop.example/', 2, { depth: 75 });
 		updateSession(session, 'pageview', start + 9000, 'https://shop.example/pricing', 5);

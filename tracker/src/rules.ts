@@ -4,6 +4,8 @@ import type { TrackEvent, TrackEventType } from '../../lib/contracts/tracking';
 /**
  * The tracker's rules as plain functions: options, ids, relevance, sessions. No DOM is touched
  * at import, so they are tested directly; the glue in tracker.ts applies them to the page.
+ * Every byte here is downloaded by every visitor (tracker/README.md, "Size"): the code is
+ * written for the minifier and gzip, and the comments say what it means.
  */
 
 type Tracking = SiteConfig['tracking'];
@@ -43,43 +45,41 @@ export type Config = typeof DEFAULTS;
 export let config: Config | undefined;
 
 /**
- * The tracker runs inside other people's pages: nothing it does may throw into them. What goes
- * wrong is told only to a site that asked for it with debugMode.
- */
-export const warn = (message: unknown, debugMode = config?.debugMode) => debugMode && console.warn('[tracking-crm]', message);
-
-/**
  * Takes the options over the defaults, once. Every mistake (unknown options, a missing site
  * key, an endpoint that is no http(s) URL) is named in ONE console warning, in debug mode; the
  * last two leave the tracker off, since it could only send what the receiver refuses. A
  * relative endpoint resolves against `base`: the script's own URL for the script tag, so the
- * receiver that served the script is the one that receives.
+ * receiver that served the script is the one that receives. Nothing else is ever logged: the
+ * tracker runs inside other people's pages.
  */
 export function configure(options: Record<string, unknown>, base: string): Config | undefined {
 	const candidate = { ...DEFAULTS, ...options } as Config;
-	const mistakes = Object.keys(options)
-		.filter((key) => !(key in DEFAULTS))
-		.map((key) => `${key} (unknown)`);
+	const mistakes: string[] = [];
+	let endpoint: string | undefined;
+	for (const key in options) if (!(key in DEFAULTS)) mistakes.push(key + ' (unknown)');
 	if (!candidate.site) mistakes.push('site (data-site is required)');
 	try {
-		candidate.endpoint = new URL(candidate.endpoint, base).href;
-		if (!/^http/.test(candidate.endpoint)) throw 0;
+		endpoint = new URL(candidate.endpoint, base).href;
 	} catch {
+		// Not a URL at all: refused below with the other non-http(s) endpoints.
+	}
+	if (!/^http/.test((candidate.endpoint = endpoint!))) {
 		candidate.site = '';
 		mistakes.push('endpoint (must be an http(s) URL)');
 	}
 	config ||= candidate.site ? candidate : undefined;
 	// A rejected config is not the running one, yet its debugMode decides whether to tell.
-	if (mistakes[0]) warn(`check the options: ${mistakes.join(', ')}${config ? '' : '; tracking is off'}`, candidate.debugMode);
+	if (mistakes[0] && candidate.debugMode) console.warn('[tracking-crm]', `check the options: ${mistakes.join(', ')}${config ? '' : '; tracking is off'}`);
 	return config;
 }
 
 /**
- * A string the receiver accepts: without the control characters it refuses and within the
- * contract's length. The receiver refuses a whole batch for one bad field, so none is sent.
+ * A string the receiver accepts: without control characters (the tracking contract refuses all
+ * but tab and line breaks, the lead contract those too) and within the contract's length. The
+ * receiver refuses a whole batch for one bad field, so none is sent.
  */
 // eslint-disable-next-line no-control-regex
-export const clip = (value: string, max: number) => value.replace(/[\0-\b\v\f\x0e-\x1f\x7f]/g, '').slice(0, max);
+export const clip = (value: string, max: number) => value.replace(/[\0-\x1f\x7f]/g, '').slice(0, max);
 
 /**
  * RFC 9562 UUIDv7: 48 bits of milliseconds, version 7, then randomUUID's random bits and
@@ -87,11 +87,11 @@ export const clip = (value: string, max: number) => value.replace(/[\0-\b\v\f\x0
  * batch carries the same ids and is stored once. Time order keeps the receiver's index
  * append-mostly. randomUUID needs a secure context (https, or localhost), as sites have now.
  */
-export const uuidv7 = (now = Date.now()) => now.toString(16).padStart(12, '0').replace(/.{8}/, '$&-') + '-7' + crypto.randomUUID().slice(15);
+export const uuidv7 = (now = Date.now()) => (now + 2 ** 48).toString(16).replace(/1(.{8})/, '$1-') + '-7' + crypto.randomUUID().slice(15);
 
 /** The contract's utm_* fields and CLICK_ID_PARAMS, as patterns (a test keeps them equal; importing the lists would bundle zod). */
-export const UTM = /^utm_(source|medium|campaign|term|content|id|source_platform)$/;
-export const CLICK_ID = /^(g|d|fb|tt|tw|y)clid$|^msclkid$|^[gw]braid$|^li_fat_id$/;
+export const UTM = /^utm_(source(_platform)?|medium|campaign|term|content|id)$/;
+export const CLICK_ID = /^(([dgy]|fb|tt|tw)clid|msclkid|[gw]braid|li_fat_id)$/;
 
 /** Lower case without trailing slashes, as the server's path patterns compare paths. */
 const normalize = (path: string) => path.replace(/(.)\/+$/, '$1').toLowerCase();
@@ -117,7 +117,7 @@ const DEFAULT_RELEVANCE: Partial<Record<TrackEventType, number>> = { form_submit
  * relevance outside 1–10 is brought within: one bad rule must not make every batch invalid.
  */
 export function relevanceOf(rules: RelevanceRule[], type: TrackEventType, name: string | undefined, path: string): number {
-	const rule = rules.find((rule) => (!rule.type || rule.type == type) && (!rule.name || rule.name == name) && (!rule.urlPattern || pathMatches(rule.urlPattern, path)));
+	const rule = rules.find((rule) => (rule.type || type) == type && (rule.name || name) == name && (!rule.urlPattern || pathMatches(rule.urlPattern, path)));
 	return rule ? Math.min(Math.max(rule.relevance | 0, 1), 10) : DEFAULT_RELEVANCE[type] || 5;
 }
 
@@ -141,6 +141,7 @@ export interface Session {
 	/** Sum of the relevance of the session's events. */
 	relevanceSum: number;
 	entry?: string;
+	/** URL of the latest event ('' before the first). */
 	exit: string;
 }
 
@@ -153,7 +154,8 @@ export interface Session {
 export const sessionOver = (session: Session | null | undefined, now: number, campaign: string, timeoutMs: number, maxMs: number) =>
 	!session || now - session.last > timeoutMs || now - session.start > maxMs || (!!campaign && campaign != session.campaign);
 
-export const startSession = (now: number, campaign: string, url: string): Session => ({
+/** A session before its first event, which updateSession() adds. */
+export const startSession = (now: number, campaign: string): Session => ({
 	id: uuidv7(now),
 	start: now,
 	last: now,
@@ -163,20 +165,22 @@ export const startSession = (now: number, campaign: string, url: string): Sessio
 	maxScrollDepth: 0,
 	engagedMs: 0,
 	relevanceSum: 0,
-	exit: url.slice(0, 1e3),
+	exit: '',
 });
 
-/** Adds an event to the session's counters: every scored event, whether or not it is sent. */
+/**
+ * Adds an event to the session's counters: every scored event, whether or not it is sent. The
+ * entry and exit pages are those of its first and last events (page views, as a rule; as on the
+ * server, of another event where the session has no page view before it).
+ */
 export function updateSession(session: Session, type: TrackEventType, now: number, url: string, relevance: number, props: Props = {}): void {
 	session.last = now;
 	session.events++;
 	session.relevanceSum += relevance;
-	if (type == 'pageview') {
-		session.exit = url.slice(0, 1e3);
-		session.entry ||= session.exit;
-		session.pages++;
-	}
-	session.maxScrollDepth = Math.max(session.maxScrollDepth, (props.depth as number) || 0);
+	session.exit = url.slice(0, 1e3);
+	session.entry ||= session.exit;
+	if (type == 'pageview') session.pages++;
+	if ((props.depth as number) > session.maxScrollDepth) session.maxScrollDepth = props.depth as number;
 	session.engagedMs += (props.engagedMs as number) || 0;
 }
 

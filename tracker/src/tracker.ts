@@ -1,51 +1,46 @@
 import type { LeadPayloadInput } from '../../lib/contracts/lead';
 import type { EventContext, TrackEvent, TrackEventType } from '../../lib/contracts/tracking';
-import { CLICK_ID, UTM, clip, config, configure, relevanceOf, sessionOver, sessionSummary, startSession, updateSession, uuidv7, warn, type Props, type Session, type TrackerOptions } from './rules';
+import { CLICK_ID, UTM, clip, config, configure, relevanceOf, sessionOver, sessionSummary, startSession, updateSession, uuidv7, type Props, type Session, type TrackerOptions } from './rules';
 
 /**
  * The tracker's glue: the page's events, storage and the network, in one module so that the
- * bundle is one closure of short local names. Every entry point (public API, listeners, timers)
- * goes through safe(), so nothing it does throws into the page.
+ * bundle is one closure of short local names. Nothing it does may throw into the page: every
+ * listener and timer goes through safe(), and so does every public call (the script tag's
+ * tcrm() in script.ts, the ESM build's exports in index.ts).
  */
 
 /** What identify() may say about the lead besides the address: the lead contract's fields. */
 export type Traits = Omit<LeadPayloadInput, 'site' | 'email' | 'eventId' | 'anonymousId'>;
 export type { TrackerOptions };
 type Item = TrackEvent | LeadPayloadInput;
+/** An event as emit() takes it: what the page tells about it, besides the type. */
+type Fields = Partial<Pick<TrackEvent, 'name' | 'props' | 'context' | 'referrer'>>;
 
-const safe =
+export const safe =
 	<A extends unknown[]>(run: (...args: A) => unknown) =>
 	(...args: A): void => {
 		try {
 			run(...args);
-		} catch (error) {
-			warn(error);
+		} catch {
+			// Never into the page.
 		}
 	};
-
-const on = (type: string, listener: (event: never) => unknown, options?: boolean | AddEventListenerOptions) => addEventListener(type, safe(listener) as EventListener, options);
 
 /**
  * JSON values under `tcrm.` keys in localStorage, or in sessionStorage in cookieless mode, where
  * nothing outlives the tab. The visitor's consent choice is always in localStorage: an opt-out
  * that lasted only as long as the tab would not be one. It holds no identifier. Where storage is
- * blocked (privacy settings, sandboxed iframes) reading fails quietly and nothing is sent.
+ * blocked (privacy settings, sandboxed iframes) reading it throws, safe() swallows it, and
+ * nothing is sent.
  */
-const storage = (forTabOnly?: unknown) => (forTabOnly ? sessionStorage : localStorage);
+const storage = (key: string) => (config?.cookieless && key != 'consent' ? sessionStorage : localStorage);
 
-function get<T>(key: string, store = storage(config!.cookieless)): T | undefined {
-	try {
-		return JSON.parse(store.getItem('tcrm.' + key)!);
-	} catch {
-		return undefined;
-	}
-}
+const get = <T>(key: string): T | null => JSON.parse(storage(key).getItem('tcrm.' + key)!);
 
-const put = (key: string, value: unknown, store = storage(config!.cookieless)) => store.setItem('tcrm.' + key, JSON.stringify(value));
+/** Stores `value` and returns it. */
+const put = <T>(key: string, value: T): T => (storage(key).setItem('tcrm.' + key, JSON.stringify(value)), value);
 
-const drop = (keys: string[], store = storage(config!.cookieless)) => keys.map((key) => store.removeItem('tcrm.' + key));
-
-const granted = () => get('consent', storage()) == 'granted';
+const choice = () => get('consent');
 
 /**
  * Whether anything may be sent: not before init(), not after an opt-out, not when the browser
@@ -53,12 +48,16 @@ const granted = () => get('consent', storage()) == 'granted';
  * honour them: the receiver drops such batches anyway), and only after consent where the site
  * asks for it.
  */
-const allowed = () =>
-	config &&
-	get('consent', storage()) != 'denied' &&
-	!(config.respectGlobalPrivacyControl && (navigator as Navigator & { globalPrivacyControl?: boolean }).globalPrivacyControl) &&
-	!(config.respectDoNotTrack && navigator.doNotTrack == '1') &&
-	(!config.cookieConsent || granted());
+function allowed(): boolean | undefined {
+	const chosen = choice();
+	return (
+		config &&
+		chosen != 'denied' &&
+		!(config.respectGlobalPrivacyControl && (navigator as Navigator & { globalPrivacyControl?: boolean }).globalPrivacyControl) &&
+		!(config.respectDoNotTrack && navigator.doNotTrack == '1') &&
+		(chosen == 'granted' || !config.cookieConsent)
+	);
+}
 
 /**
  * The queue: events and leads in the order they happened, kept in storage so that a page closed
@@ -67,41 +66,20 @@ const allowed = () =>
  * quota at once; a lead goes alone, to the lead endpoint.
  */
 let timer = 0;
-let sending = false;
+let sending: unknown;
 let failures = 0;
 
 const queue = () => get<Item[]>('queue') || [];
 
-/** The request at the head of `items`: its URL, its body and the items it carries. A batch is stamped with its send time, from which the receiver corrects the client's clock. */
-function request(items: Item[]): [string, string, Item[]] {
-	const batch: Item[] = [];
-	for (const item of items) {
-		if ('email' in item) {
-			if (batch[0]) break;
-			return [new URL('lead', config!.endpoint).href, JSON.stringify(item), [item]];
-		}
-		if (batch[49] || JSON.stringify(batch).length > 16e3) break;
-		batch.push(item);
-	}
-	return [config!.endpoint, JSON.stringify({ site: config!.site, consent: granted() ? 'granted' : undefined, sentAt: Date.now(), events: batch }), batch];
-}
-
-/** Drops what the receiver got, by id: other tabs (and this one) may have queued more meanwhile. */
-function forget(sent: Item[]): void {
-	const done = JSON.stringify(sent);
-	put(
-		'queue',
-		queue().filter((item) => !done.includes(JSON.stringify(item))),
-	);
-}
-
 const schedule = (delay: number) => (timer ||= setTimeout(safe(flush), delay));
 
 /**
- * Sends the head of the queue, then the next. A network error, a 429 or a 5xx keeps it and
+ * Sends the head of the queue, then the next. A batch is stamped with its send time, from which
+ * the receiver corrects the client's clock. A network error, a 429 or a 5xx keeps it and
  * retries after an exponential backoff with jitter (2 s doubling up to about 4 min), or as soon
  * as the browser is back online. Any other answer is final: a request the receiver refused as
- * invalid would be refused forever, and must not block the queue behind it.
+ * invalid would be refused forever, and must not block the queue behind it. What was sent is
+ * dropped by id: other tabs (and this one) may have queued more meanwhile.
  *
  * When the page may be gone in a moment (`leaving`), the queue goes out as beacons, which the
  * browser delivers after the page is closed, or by fetch with keepalive where a beacon is over
@@ -110,23 +88,37 @@ const schedule = (delay: number) => (timer ||= setTimeout(safe(flush), delay));
 function flush(leaving?: boolean): void {
 	clearTimeout(timer);
 	timer = 0;
-	const [url, body, items] = request(queue());
+	const items: Item[] = [];
+	let url = config!.endpoint;
+	let payload: unknown = { site: config!.site, consent: choice() || undefined, sentAt: Date.now(), events: items };
+	for (const item of queue()) {
+		if ('email' in item) {
+			if (!items[0]) {
+				items.push((payload = item));
+				url = new URL('lead', url).href;
+			}
+			break;
+		}
+		if (items[49] || JSON.stringify(items).length > 16e3) break;
+		items.push(item);
+	}
+	const body = JSON.stringify(payload);
+	const ids = JSON.stringify(items);
+	const forget = () => put('queue', queue().filter((item) => !ids.includes((item as TrackEvent).id || (item as LeadPayloadInput).eventId!)));
 	if (!items[0] || (sending && !leaving) || !navigator.onLine) return;
 	if (leaving && navigator.sendBeacon(url, body)) {
-		forget(items);
+		forget();
 		return flush(leaving);
 	}
-	sending = true;
-	fetch(url, { method: 'POST', body, keepalive: leaving })
+	sending = fetch(url, { method: 'POST', body, keepalive: leaving })
 		.then((response) => {
 			if (response.status == 429 || response.status > 499) throw 0;
-			sending = false;
-			failures = 0;
-			forget(items);
+			failures = sending = 0;
+			forget();
 			flush();
 		})
 		.catch(() => {
-			sending = false;
+			sending = 0;
 			schedule(2e3 * 2 ** Math.min(failures++, 7) * (0.5 + Math.random()));
 		});
 }
@@ -137,18 +129,14 @@ function enqueue(item: Item): void {
 	schedule(2e3);
 }
 
-let started = false;
+let started: unknown;
 /** Where the visitor came from; only the first page view of a document carries it. */
 let referrer = document.referrer;
 /** Scroll depth and the moment the current page became visible (0 while hidden). */
 let depth = 0;
 let visibleSince = 0;
 
-function anonymousId(): string {
-	let id = get<string>('id');
-	if (!id) put('id', (id = uuidv7()));
-	return id;
-}
+const anonymousId = () => get<string>('id') || put('id', uuidv7());
 
 const queueEvent = (session: Session, event: Pick<TrackEvent, 'type' | 'ts' | 'url'> & Partial<TrackEvent>) =>
 	enqueue({ id: uuidv7(event.ts), anonymousId: anonymousId(), sessionId: session.id, ...event });
@@ -159,43 +147,39 @@ const queueEvent = (session: Session, event: Pick<TrackEvent, 'type' | 'ts' | 'u
  * Rules match the page's path, or with hash routing the route in the fragment (#/pricing, #!/pricing).
  * navigator.webdriver marks a browser driven by WebDriver, Puppeteer or Playwright.
  */
-function emit(type: TrackEventType, name?: string, props?: Props, context?: EventContext, campaign = ''): void {
+function emit(type: TrackEventType, fields: Fields = {}, campaign = ''): void {
 	if (!allowed()) return;
-	const { hashRouting, eventRelevance, relevanceThreshold, engagementThresholds } = config!;
 	const now = Date.now();
 	const url = clip(location.href, 2048);
 	let session = get<Session>('session');
 	if (sessionOver(session, now, campaign, config!.sessionTimeout * 1e3, config!.maxSessionDuration * 1e3)) {
-		if (session) queueEvent(session, { type: 'session_end', ts: session.last, url: session.exit, props: sessionSummary(session, engagementThresholds) });
-		session = startSession(now, campaign, url);
+		if (session) queueEvent(session, { type: 'session_end', ts: session.last, url: session.exit, props: sessionSummary(session, config!.engagementThresholds) });
+		session = startSession(now, campaign);
 	}
-	const relevance = relevanceOf(eventRelevance, type, name, (hashRouting && location.hash.match(/^#!?(\/[^?]*)/)?.[1]) || location.pathname);
-	updateSession(session!, type, now, url, relevance, props);
+	const relevance = relevanceOf(config!.eventRelevance, type, fields.name, (config!.hashRouting && location.hash.match(/^#!?(\/[^?]*)/)?.[1]) || location.pathname);
+	updateSession(session!, type, now, url, relevance, fields.props);
 	put('session', session);
-	if (relevance >= relevanceThreshold)
+	if (relevance >= config!.relevanceThreshold)
 		queueEvent(session!, {
 			type,
-			name,
 			ts: now,
 			url,
 			title: clip(document.title, 512),
-			referrer: type == 'pageview' && /^http/.test(referrer) ? clip(referrer, 2048) : undefined,
 			relevance,
-			props,
-			context: navigator.webdriver ? { ...context, automation: true } : context,
+			...fields,
+			context: navigator.webdriver ? { ...fields.context, automation: true } : fields.context,
 		});
-	if (type == 'pageview') referrer = '';
 }
 
 /**
  * Engaged time is the time the page is visible; every moment it stops being so (hidden, left,
  * replaced by an SPA route) reports the time since the last report, so the reports add up and
- * nothing is counted twice.
+ * nothing is counted twice. A page view starts the count again.
  */
-function reportEngagement(stillVisible?: boolean): void {
+function reportEngagement(): void {
 	const engagedMs = visibleSince && Date.now() - visibleSince;
-	visibleSince = stillVisible ? Date.now() : 0;
-	if (engagedMs > 999) emit('engagement', undefined, { engagedMs });
+	visibleSince = 0;
+	if (engagedMs > 999) emit('engagement', { props: { engagedMs } });
 }
 
 /**
@@ -209,28 +193,25 @@ function pageview(): void {
 	visibleSince = document.hidden ? 0 : Date.now();
 	const context: EventContext & Record<string, unknown> = { language: navigator.language, timezone: Intl.DateTimeFormat().resolvedOptions().timeZone };
 	let campaign = '';
-	new URLSearchParams(location.search).forEach((value, name) => {
-		if (UTM.test(name)) context[name] = clip(value, 200);
-		else if (CLICK_ID.test(name)) (context.clickIds ||= {})[name as 'gclid'] = clip(value, 500);
-		else return;
-		campaign += name + value;
-	});
-	emit('pageview', undefined, undefined, context, clip(campaign, 1000));
+	for (const [name, value] of new URLSearchParams(location.search))
+		if (UTM.test(name) ? (context[name] = clip(value, 200)) : CLICK_ID.test(name) && ((context.clickIds ||= {})[name as 'gclid'] = clip(value, 500))) campaign += name + value;
+	emit('pageview', { context, referrer: /^http/.test(referrer) ? clip(referrer, 2048) : undefined }, clip(campaign, 1e3));
+	referrer = '';
 }
 
 /**
- * Clicks on links that leave the site (outbound) or fetch a file (download). Listened for in the
- * capture phase, so a page that stops propagation still counts; middle clicks too (auxclick),
- * as they open the link in a new tab. The page's navigation is never delayed: a beacon on
- * pagehide carries the event.
+ * Clicks on links that leave the site (outbound) or fetch a file (download); middle clicks too
+ * (auxclick), as they open the link in a new tab. The page's navigation is never delayed: a
+ * beacon on pagehide carries the event.
  */
 function onClick(event: MouseEvent): void {
-	const link = (event.target as Element).closest?.('a');
-	if (!link || !/^http/.test(link.protocol) || event.button == 2) return;
-	const props = { url: clip(link.href, 1000) };
+	// A click outside a link finds none, and reading its protocol throws into safe(): no event.
+	const link = (event.target as Element).closest('a')!;
+	if (!/^http/.test(link.protocol) || event.button == 2) return;
+	const props = { url: clip(link.href, 1e3) };
 	if (link.hasAttribute('download') || /\.(pdf|docx?|xlsx?|pptx?|csv|txt|zip|rar|7z|gz|dmg|exe|msi|pkg|apk|mp[34])$/i.test(link.pathname))
-		emit('download', clip(link.pathname.split('/').pop()!, 100), props);
-	else if (link.host != location.host) emit('outbound', link.hostname, props);
+		emit('download', { name: clip(link.pathname.split('/').pop()!, 100), props });
+	else if (link.host != location.host) emit('outbound', { name: link.hostname, props });
 }
 
 /** The lead field a form field fills, by its name or input type, and that field's length in the lead contract. */
@@ -252,18 +233,21 @@ const LEAD_FIELDS: [keyof LeadPayloadInput, RegExp, number][] = [
 function onSubmit(event: SubmitEvent): void {
 	const form = event.target as HTMLFormElement;
 	const lead: Record<string, unknown> = { formId: clip(form.getAttribute('id') || form.getAttribute('name') || '', 100) || undefined };
-	emit('form_submit', lead.formId as string);
+	emit('form_submit', { name: lead.formId as string });
 	for (const field of form.elements as unknown as HTMLInputElement[]) {
 		const { name, type, value } = field;
-		if (!value || /pass|hidden|file|cc-|card|cvv|cvc|iban|ssn|secret|token/i.test(name + type + field.autocomplete)) continue;
+		if (!value || /pass|hidden|file|cc-|card|cv[cv]|iban|ssn|secret|token/i.test(name + type + field.autocomplete)) continue;
 		if (/checkbox|radio/.test(type)) {
 			if (field.checked && /consent|opt.?in|newsletter|gdpr|marketing/i.test(name)) lead.consent = true;
 		} else {
-			const [key, , max] = LEAD_FIELDS.find(([, pattern]) => pattern.test(name) || pattern.test(type)) || [];
-			if (key) lead[key] ??= clip(value.trim(), max!);
+			for (const [key, pattern, max] of LEAD_FIELDS)
+				if (pattern.test(name) || pattern.test(type)) {
+					lead[key] ??= clip(value.trim(), max);
+					break;
+				}
 		}
 	}
-	if (lead.email && granted()) identify(lead.email as string, lead);
+	if (lead.email && choice() == 'granted') identify(lead.email as string, lead);
 }
 
 function leave(): void {
@@ -274,8 +258,7 @@ function leave(): void {
 /** Starts listening (once) and counts the current page; until tracking is allowed nothing is read or sent. */
 function start(): void {
 	if (started || !allowed()) return;
-	started = true;
-	on('online', () => flush());
+	started = 1;
 	schedule(2e3);
 	/**
 	 * One page view per real URL change of a single-page app: pushState and replaceState (wrapped,
@@ -284,12 +267,13 @@ function start(): void {
 	 * without loading it. A change to the same URL (a router replacing its state, a click on the
 	 * current link) is no page view.
 	 */
-	const current = () => (config!.hashRouting ? location.href : location.href.split('#')[0]);
+	// Without hash routing the fragment is no part of the route (no URL contains a space to split at).
+	const current = () => location.href.split(config!.hashRouting ? ' ' : '#')[0];
 	let last = current();
 	const check = safe((restored?: PageTransitionEvent) => {
 		if (current() != last || restored?.persisted) {
 			last = current();
-			reportEngagement(true);
+			reportEngagement();
 			pageview();
 		}
 	});
@@ -300,55 +284,55 @@ function start(): void {
 			check();
 		};
 	}
-	for (const type of ['popstate', 'hashchange', 'pageshow']) on(type, check);
-	on(
-		'scroll',
-		() => {
+	/** Window listeners, in the capture phase: a page that stops propagation still counts clicks and submits. */
+	const listeners: Record<string, (event: never) => unknown> = {
+		online: () => flush(),
+		popstate: check,
+		hashchange: check,
+		pageshow: check,
+		scroll() {
 			// One scroll event per quarter of the page reached (25, 50, 75, 100), the deepest one only.
 			const reached = Math.floor(((scrollY + innerHeight) / document.documentElement.scrollHeight) * 4) * 25;
-			if (reached > depth) emit('scroll', `${(depth = reached)}%`, { depth });
+			if (reached > depth) emit('scroll', { name: `${(depth = reached)}%`, props: { depth } });
 		},
-		{ passive: true },
-	);
-	on('click', onClick, true);
-	on('auxclick', onClick, true);
-	on('submit', onSubmit, true);
-	on('visibilitychange', () => (document.hidden ? leave() : (visibleSince ||= Date.now())));
-	on('pagehide', leave);
+		click: onClick,
+		auxclick: onClick,
+		submit: onSubmit,
+		visibilitychange: () => (document.hidden ? leave() : (visibleSince ||= Date.now())),
+		pagehide: leave,
+	};
+	for (const type in listeners) addEventListener(type, safe(listeners[type]) as EventListener, true);
 	pageview();
 }
 
 /** `base` resolves a relative endpoint: the page for init(), the script's own URL for the script tag. */
-export const boot = safe((options: TrackerOptions, base: string) => configure(options, base) && start());
-
-/** Starts the tracker with a site's options (TrackerOptions); the script tag does it with its data-* attributes. Only the first call counts. */
-export const init = (options: TrackerOptions) => boot(options, location.href);
+export const boot = (options: TrackerOptions, base: string) => configure(options, base) && start();
+export { start };
 
 /**
  * A custom event, scored by the site's rules like any other. Its properties must keep to the
  * contract (at most 50, values up to 1,000 characters), or the receiver refuses the batch.
  */
-export const track = safe((name: string, props?: Props) => emit('custom', clip(name, 100), props));
+export const track = (name: string, props?: Props) => emit('custom', { name: clip(name, 100), props });
 
 /**
  * Makes the anonymous visitor a lead: POST /api/lead with the anonymous id, so the receiver joins
  * the earlier events to the lead. Queued like events, so it survives being offline.
  */
-export const identify = safe((email: string, traits?: Traits) => allowed() && enqueue({ ...traits, site: config!.site, email, anonymousId: anonymousId(), eventId: uuidv7() }));
+export const identify = (email: string, traits?: Traits) => allowed() && enqueue({ ...traits, site: config!.site, email, anonymousId: anonymousId(), eventId: uuidv7() });
 
 /**
  * Records the visitor's choice, for good: 'granted' starts tracking; anything else is a refusal,
  * which stops it and deletes the ids, the session and the queue of unsent events.
  */
-export const consent = safe((state: 'granted' | 'denied') => {
-	put('consent', state == 'granted' ? state : 'denied', storage());
+export function consent(state: 'granted' | 'denied'): void {
+	put('consent', state == 'granted' ? state : 'denied');
 	if (state == 'granted') return start();
-	drop(['id', 'session', 'queue'], storage());
-	drop(['id', 'session', 'queue'], storage(1));
-});
+	for (const store of [localStorage, sessionStorage]) for (const key of ['id', 'session', 'queue']) store.removeItem('tcrm.' + key);
+}
 
 /** A persistent opt-out: consent('denied'). */
 export const optOut = () => consent('denied');
 
 /** Forgets who the visitor is (after a logout): the next event starts a new anonymous id and session. */
-export const reset = safe(() => drop(['id', 'session']));
+export const reset = () => ['id', 'session'].map((key) => storage(key).removeItem('tcrm.' + key));
