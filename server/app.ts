@@ -1,6 +1,8 @@
-import type { SqlQueryable } from '@prisma/driver-adapter-utils';
-import express, { type ErrorRequestHandler, type Express } from 'express';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import helmet from 'helmet';
+import type { Pool } from 'pg';
 
 import type { Database } from '../lib/db';
 import type { Logger } from './logger';
@@ -8,12 +10,12 @@ import { outboxLag, type OutboxDispatcher } from './outbox/dispatcher';
 import { analyticsRouter } from './routes/analytics';
 import { demoRouter } from './routes/demo';
 import { emailRouter } from './routes/email';
-import { ingestRouter } from './routes/ingest';
+import { ingestRoutes } from './routes/ingest';
 import { testWorkflowRouter } from './routes/testWorkflow';
 import { trackerRouter } from './routes/tracker';
 import { privacyRouter } from './routes/privacy';
 import { requestLog } from './requestLog';
-import { sendProblem } from './routes/problems';
+import { BODY_ERRORS, sendProblem } from './routes/problems';
 import { trustProxyValue, type ReceiverSettings } from './settings';
 import type { SiteRegistry } from './siteRegistry';
 
@@ -24,9 +26,30 @@ export interface AppContext {
 	logger: Logger;
 	dispatcher?: OutboxDispatcher;
 	version: string;
-	/** See IngestContext.ingestSql. */
-	ingestSql?: SqlQueryable;
+	/** See IngestContext.ingestPool. */
+	ingestPool?: Pool;
 }
+
+export interface App {
+	/** The receiver's request listener. */
+	handle: RequestListener;
+	/** Stops the timers of the rate limits. */
+	close(): void;
+}
+
+/**
+ * helmet's headers are the same for every answer, so they are recorded once for the ingest
+ * route, which runs outside Express.
+ */
+function recordHeaders(middleware: RequestHandler): Array<[string, string]> {
+	const headers: Array<[string, string]> = [];
+	const recorder = { setHeader: (name: string, value: unknown) => headers.push([name, String(value)]), removeHeader: () => undefined };
+	void middleware({} as never, recorder as never, () => undefined);
+	return headers;
+}
+
+/** POST /api/track, as Express would route it (any case, an optional trailing slash, a query string). */
+const isTrack = (req: IncomingMessage) => req.method === 'POST' && /^\/api\/track\/?(\?|$)/i.test(req.url ?? '');
 
 /** Outbox rows older than this mean n8n is not keeping up (or not reachable): the receiver is degraded. */
 const MAX_HEALTHY_LAG_SECONDS = 300;
@@ -44,15 +67,25 @@ async function n8nReachable(urls: string[]): Promise<{ url: string; ok: boolean;
 	);
 }
 
-export function createApp(context: AppContext): Express {
+export function createApp(context: AppContext): App {
 	const { db, sites, settings, logger } = context;
 	const app = express();
 	app.disable('x-powered-by');
 	app.set('trust proxy', trustProxyValue(settings.TRUST_PROXY));
+	const securityHeaders = helmet({ crossOriginResourcePolicy: { policy: 'cross-origin' } });
 	app.use(requestLog(logger));
-	app.use(helmet({ crossOriginResourcePolicy: { policy: 'cross-origin' } }));
+	app.use(securityHeaders);
 
-	app.use(ingestRouter({ prisma: db.prisma, sites, settings, logger, ingestSql: context.ingestSql }));
+	const ingest = ingestRoutes({
+		prisma: db.prisma,
+		sites,
+		settings,
+		logger,
+		ingestPool: context.ingestPool,
+		trustProxy: app.get('trust proxy fn') as (address: string, hop: number) => boolean,
+		securityHeaders: recordHeaders(securityHeaders),
+	});
+	app.use(ingest.router);
 	app.use(trackerRouter({ sites }));
 	app.use(analyticsRouter({ prisma: db.prisma, sites }));
 	app.use(emailRouter({ prisma: db.prisma, sites, logger, tokenSecret: settings.EMAIL_TOKEN_SECRET }));
@@ -97,15 +130,12 @@ export function createApp(context: AppContext): Express {
 			sendProblem(res, 500, 'internal', 'The request could not be processed; nothing was stored');
 			return;
 		}
-		const messages: Record<string, string> = {
-			'entity.too.large': 'The body is larger than 64 KB; send at most 50 events per batch',
-			'charset.unsupported': 'The body must be UTF-8',
-			'encoding.unsupported': 'The Content-Encoding is not supported; send the body uncompressed',
-			'request.aborted': 'The request was aborted before its body arrived',
-			'entity.verify.failed': 'The body could not be verified',
-		};
+		const messages: Record<string, string> = BODY_ERRORS;
 		sendProblem(res, status, String(error.type ?? 'bad_request'), messages[error.type] ?? String(error.message ?? 'Bad request'));
 	};
 	app.use(onError);
-	return app;
+	return {
+		handle: (req: IncomingMessage, res: ServerResponse) => (isTrack(req) ? ingest.track(req, res) : app(req, res)),
+		close: ingest.close,
+	};
 }

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
-import { PrismaPg } from '@prisma/adapter-pg';
-import type { SqlDriverAdapter } from '@prisma/driver-adapter-utils';
+import { Pool } from 'pg';
 
 import type { SiteConfig } from '../lib/contracts';
 import { openDatabase, type Database, type DatabaseOptions } from '../lib/db';
@@ -50,12 +49,16 @@ function packageVersion(): string {
 
 /**
  * On Postgres, event batches get a small pool of their own (one connection per group-commit
- * statement that may run at once), used through Prisma's driver adapter without Prisma Client's
- * per-statement cost; reads never queue behind them. The embedded database has one connection.
+ * statement that may run at once), so reads never queue behind them. The embedded database has
+ * one connection, which Prisma holds.
  */
-async function ingestConnection(database: DatabaseOptions | undefined): Promise<SqlDriverAdapter | undefined> {
+function ingestPool(database: DatabaseOptions | undefined, logger: Logger): Pool | undefined {
 	const url = database?.url === undefined ? process.env.DATABASE_URL : database.url;
-	return url ? new PrismaPg({ connectionString: url, max: GROUP_COMMIT_STATEMENTS }).connect() : undefined;
+	if (!url) return undefined;
+	const pool = new Pool({ connectionString: url, max: GROUP_COMMIT_STATEMENTS });
+	// An idle connection the server closed is replaced on the next query; without a listener its error would end the process.
+	pool.on('error', (error) => logger.warn({ err: error }, 'an idle ingest connection failed'));
+	return pool;
 }
 
 export async function startReceiver(options: ReceiverOptions): Promise<Receiver> {
@@ -72,11 +75,15 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 	}
 
 	const dispatcher = new OutboxDispatcher(db.prisma, sites, settings, logger);
-	const ingestSql = await ingestConnection(options.database);
-	const app = createApp({ db, sites, settings, logger, dispatcher, version: packageVersion(), ingestSql });
-	const server = await new Promise<Server>((resolve, reject) => {
-		const listening = app.listen(settings.PORT, settings.HOST, () => resolve(listening));
-		listening.once('error', reject);
+	const pool = ingestPool(options.database, logger);
+	const app = createApp({ db, sites, settings, logger, dispatcher, version: packageVersion(), ingestPool: pool });
+	const server = createServer(app.handle);
+	await new Promise<void>((resolve, reject) => {
+		server.once('error', reject);
+		server.listen(settings.PORT, settings.HOST, () => {
+			server.off('error', reject);
+			resolve();
+		});
 	});
 	if (settings.DISPATCHER === 'on') dispatcher.start();
 	const { port } = server.address() as AddressInfo;
@@ -88,7 +95,8 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 		(closing ??= (async () => {
 			await drainConnections(server, settings.SHUTDOWN_GRACE_MS);
 			await dispatcher.stop();
-			await ingestSql?.dispose();
+			app.close();
+			await pool?.end();
 			await db.close();
 		})());
 	return { url, server, db, sites, dispatcher, logger, close };

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
 import type { RequestHandler } from 'express';
 
 import type { Logger } from './logger';
@@ -26,22 +28,27 @@ export function requestId(header: string | string[] | undefined): string {
  * Every request gets an id, echoed in X-Request-Id; when the answer is worth a log line, one
  * structured line carries the id, method, URL, status and time taken. Nothing is allocated for
  * a request that ends well beyond the id and one listener: the ingest route's answer is on
- * the hot path.
+ * the hot path. Returns the id.
  */
+export function logRequest(logger: Logger, req: IncomingMessage, res: ServerResponse): string {
+	const id = requestId(req.headers['x-request-id']);
+	res.setHeader('x-request-id', id);
+	const started = Date.now();
+	res.once('close', () => {
+		const level = requestLogLevel(res.statusCode, res.writableFinished);
+		if (level === 'silent') return;
+		logger[level](
+			{ req: { id, method: req.method, url: req.url }, res: { statusCode: res.statusCode }, responseTime: Date.now() - started },
+			res.writableFinished ? 'request completed' : 'request aborted before the answer was sent',
+		);
+	});
+	return id;
+}
+
+/** logRequest for the Express routes, with the id on the request as `req.id`. */
 export function requestLog(logger: Logger): RequestHandler {
 	return (req, res, next) => {
-		const id = requestId(req.headers['x-request-id']);
-		(req as typeof req & { id: string }).id = id;
-		res.setHeader('x-request-id', id);
-		const started = Date.now();
-		res.once('close', () => {
-			const level = requestLogLevel(res.statusCode, res.writableFinished);
-			if (level === 'silent') return;
-			logger[level](
-				{ req: { id, method: req.method, url: req.originalUrl }, res: { statusCode: res.statusCode }, responseTime: Date.now() - started },
-				res.writableFinished ? 'request completed' : 'request aborted before the answer was sent',
-			);
-		});
+		(req as typeof req & { id: string }).id = logRequest(logger, req, res);
 		next();
 	};
 }

@@ -1,6 +1,9 @@
-import type { SqlQueryable } from '@prisma/driver-adapter-utils';
-import express, { type Request, type Response, Router } from 'express';
-import { rateLimit } from 'express-rate-limit';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+import express, { Router } from 'express';
+import { MemoryStore } from 'express-rate-limit';
+import type { Pool } from 'pg';
+import proxyAddr from 'proxy-addr';
 import type { z } from 'zod/v4';
 
 import { leadPayloadSchema, toFieldIssues, TRACK_LIMITS, trackBatchSchema } from '../../lib/contracts';
@@ -8,19 +11,24 @@ import type { PrismaClient } from '../../lib/db';
 import { emailHash } from '../../lib/email';
 import type { Logger } from '../logger';
 import { anonymizeIp, dropReason, isAutomated, toEventRows } from '../ingest/normalize';
-import { GroupCommitter, storeThroughAdapter, storeThroughPrisma } from '../ingest/groupCommit';
+import { GroupCommitter, storeThroughPool, storeThroughPrisma } from '../ingest/groupCommit';
 import { storeLead, type RequestFacts } from '../ingest/store';
+import { logRequest } from '../requestLog';
 import type { ReceiverSettings } from '../settings';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
-import { sendJson, sendProblem } from './problems';
+import { BODY_ERRORS, sendJson, sendProblem } from './problems';
 
 interface IngestContext {
 	prisma: PrismaClient;
 	sites: SiteRegistry;
 	settings: ReceiverSettings;
 	logger: Logger;
-	/** A connection pool of its own for event batches; without one they go through Prisma Client. */
-	ingestSql?: SqlQueryable;
+	/** A pg pool of its own for event batches (Postgres); without one they go through Prisma Client. */
+	ingestPool?: Pool;
+	/** Express's compiled "trust proxy" setting, which decides the client address of both routes. */
+	trustProxy: (address: string, hop: number) => boolean;
+	/** The security headers every answer carries (the app's helmet configuration). */
+	securityHeaders: ReadonlyArray<[string, string]>;
 }
 
 /**
@@ -29,8 +37,43 @@ interface IngestContext {
  */
 const readBody = express.text({ type: () => true, limit: TRACK_LIMITS.maxBatchBytes, defaultCharset: 'utf-8' });
 
-function parseJson(req: Request, res: Response): unknown {
-	const text = typeof req.body === 'string' ? req.body : '';
+/**
+ * Fixed one-minute windows per key, in express-rate-limit's memory store; its middleware runs
+ * several awaits and header formatters per request, which on the ingest route cost as much as
+ * validating the batch. Answers with the draft-7 RateLimit headers and 429 past the limit.
+ */
+class RateLimit {
+	private readonly store = new MemoryStore();
+	private readonly policy: string;
+
+	constructor(
+		private readonly limit: number,
+		private readonly tellClient: boolean,
+		private readonly refusal: string,
+	) {
+		this.store.init({ windowMs: 60_000 } as never);
+		this.policy = `${limit};w=60`;
+	}
+
+	/** Counts the request; false (and the 429 sent) when the key is over its limit. */
+	async allow(key: string, res: ServerResponse): Promise<boolean> {
+		const { totalHits, resetTime } = await this.store.increment(key);
+		if (this.tellClient) {
+			const reset = Math.max(0, Math.ceil(((resetTime?.getTime() ?? Date.now()) - Date.now()) / 1000));
+			res.setHeader('RateLimit-Policy', this.policy);
+			res.setHeader('RateLimit', `limit=${this.limit}, remaining=${Math.max(0, this.limit - totalHits)}, reset=${reset}`);
+		}
+		if (totalHits <= this.limit) return true;
+		sendProblem(res, 429, 'rate_limited', this.refusal);
+		return false;
+	}
+
+	shutdown(): void {
+		this.store.shutdown();
+	}
+}
+
+function parseJson(text: string, res: ServerResponse): unknown {
 	if (!text.trim()) {
 		sendProblem(res, 400, 'empty_body', 'The request body is empty; send the JSON batch as the body');
 		return undefined;
@@ -43,7 +86,7 @@ function parseJson(req: Request, res: Response): unknown {
 	}
 }
 
-function validate<T>(schema: z.ZodType<T>, input: unknown, res: Response, what: string): T | undefined {
+function validate<T>(schema: z.ZodType<T>, input: unknown, res: ServerResponse, what: string): T | undefined {
 	const result = schema.safeParse(input);
 	if (result.success) return result.data;
 	const issues = toFieldIssues(result.error, input, schema)
@@ -53,7 +96,7 @@ function validate<T>(schema: z.ZodType<T>, input: unknown, res: Response, what: 
 	return undefined;
 }
 
-function siteFor(key: string, req: Request, res: Response, sites: SiteRegistry): RegisteredSite | undefined {
+function siteFor(key: string, req: IncomingMessage, res: ServerResponse, sites: SiteRegistry): RegisteredSite | undefined {
 	const site = sites.byPublicKey(key);
 	if (!site) {
 		sendProblem(res, 400, 'unknown_site', 'No site has this key; use the data-site value of your script tag', { issues: [{ field: 'site', message: 'is not a known site key' }] });
@@ -71,38 +114,58 @@ function siteFor(key: string, req: Request, res: Response, sites: SiteRegistry):
 	return site;
 }
 
-function requestFacts(req: Request, settings: ReceiverSettings, userAgent: string | undefined, isBot: boolean): RequestFacts {
+function requestFacts(req: IncomingMessage, ip: string | undefined, settings: ReceiverSettings, userAgent: string | undefined, isBot: boolean): RequestFacts {
 	const countryHeader = settings.COUNTRY_HEADER ? req.headers[settings.COUNTRY_HEADER] : undefined;
 	const country = typeof countryHeader === 'string' && /^[A-Za-z]{2}$/.test(countryHeader) ? countryHeader.toUpperCase() : null;
-	return { userAgent: userAgent?.slice(0, 512) ?? null, ipAnonymized: anonymizeIp(req.ip), country, isBot };
+	return { userAgent: userAgent?.slice(0, 512) ?? null, ipAnonymized: anonymizeIp(ip), country, isBot };
 }
 
-export function ingestRouter(context: IngestContext): Router {
-	const router = Router();
-	const { prisma, sites, settings, logger } = context;
-	const committer = new GroupCommitter(context.ingestSql ? storeThroughAdapter(context.ingestSql) : storeThroughPrisma(prisma));
+/** The body as UTF-8 text, at most TRACK_LIMITS.maxBatchBytes; a problem answer and undefined when it cannot be. */
+function readText(req: IncomingMessage, res: ServerResponse): Promise<string | undefined> {
+	const refuse = (status: number, type: keyof typeof BODY_ERRORS) => {
+		// The rest of the body is not read: the connection closes after the answer.
+		res.setHeader('Connection', 'close');
+		sendProblem(res, status, type, BODY_ERRORS[type]);
+		return Promise.resolve(undefined);
+	};
+	const encoding = req.headers['content-encoding'];
+	if (encoding && encoding.toLowerCase() !== 'identity') return refuse(415, 'encoding.unsupported');
+	const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1].toLowerCase();
+	if (charset && charset !== 'utf-8' && charset !== 'utf8') return refuse(415, 'charset.unsupported');
+	if (Number(req.headers['content-length']) > TRACK_LIMITS.maxBatchBytes) return refuse(413, 'entity.too.large');
+	return new Promise((resolve) => {
+		const chunks: Buffer[] = [];
+		let size = 0;
+		const onData = (chunk: Buffer) => {
+			size += chunk.length;
+			chunks.push(chunk);
+			if (size <= TRACK_LIMITS.maxBatchBytes) return;
+			req.off('data', onData).off('end', onEnd);
+			void refuse(413, 'entity.too.large').then(resolve);
+		};
+		const onEnd = () => resolve((chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8'));
+		req.on('data', onData).on('end', onEnd);
+		// The client went away before its body arrived: there is no one to answer.
+		req.once('aborted', () => resolve(undefined));
+		req.once('error', () => resolve(undefined));
+	});
+}
 
-	const perIp = rateLimit({
-		windowMs: 60_000,
-		limit: settings.RATE_LIMIT_PER_IP,
-		// draft-7 headers carry the same limit, remaining and reset as draft-8 without a SHA-256 of
-		// the client's key on every request.
-		standardHeaders: 'draft-7',
-		legacyHeaders: false,
-		// Its configuration checks run on every request; the configuration is fixed here, and whether
-		// X-Forwarded-For counts is the TRUST_PROXY setting's decision.
-		validate: false,
-		handler: (_req, res) => sendProblem(res, 429, 'rate_limited', 'Too many requests from this address; retry after the time in the RateLimit header'),
-	});
-	const perSite = rateLimit({
-		windowMs: 60_000,
-		limit: settings.RATE_LIMIT_PER_SITE,
-		standardHeaders: false,
-		legacyHeaders: false,
-		keyGenerator: (req) => `site:${(req as Request & { siteKey?: string }).siteKey ?? ''}`,
-		validate: false,
-		handler: (_req, res) => sendProblem(res, 429, 'rate_limited', 'This site sends more events than its limit; retry later'),
-	});
+export interface IngestRoutes {
+	/** POST /api/track as a plain Node handler, outside Express: the one route every page view reaches. */
+	track: (req: IncomingMessage, res: ServerResponse) => void;
+	/** The other ingest routes (preflights, /api/lead). */
+	router: Router;
+	close: () => void;
+}
+
+export function ingestRoutes(context: IngestContext): IngestRoutes {
+	const router = Router();
+	const { prisma, sites, settings, logger, securityHeaders } = context;
+	const committer = new GroupCommitter(context.ingestPool ? storeThroughPool(context.ingestPool) : storeThroughPrisma(prisma));
+	const perIp = new RateLimit(settings.RATE_LIMIT_PER_IP, true, 'Too many requests from this address; retry after the time in the RateLimit header');
+	const perSite = new RateLimit(settings.RATE_LIMIT_PER_SITE, false, 'This site sends more events than its limit; retry later');
+	const clientIp = (req: IncomingMessage) => proxyAddr(req, context.trustProxy);
 
 	router.options(['/api/track', '/api/lead'], (req, res) => {
 		const origin = req.headers.origin;
@@ -116,73 +179,89 @@ export function ingestRouter(context: IngestContext): Router {
 		res.status(204).end();
 	});
 
-	const storageFailed = (res: Response, error: unknown) => {
+	const storageFailed = (res: ServerResponse, error: unknown) => {
 		logger.error({ err: error }, 'storing failed');
 		res.setHeader('Retry-After', '5');
 		sendProblem(res, 503, 'storage_unavailable', 'The events could not be stored right now and were not accepted; retry later');
 	};
 
+	const acceptBatch = async (req: IncomingMessage, res: ServerResponse) => {
+		logRequest(logger, req, res);
+		for (const [name, value] of securityHeaders) res.setHeader(name, value);
+		const ip = clientIp(req);
+		if (!(await perIp.allow(ip, res))) return;
+		const text = await readText(req, res);
+		if (text === undefined) return;
+		const input = parseJson(text, res);
+		if (input === undefined) return;
+		const batch = validate(trackBatchSchema, input, res, 'event batch');
+		if (!batch) return;
+		const site = siteFor(batch.site, req, res, sites);
+		if (!site || !(await perSite.allow(site.key, res))) return;
+		const reason = dropReason(req.headers, batch, site.config.privacy);
+		if (reason) {
+			sendJson(res, 202, { stored: 0, duplicates: 0, ignored: batch.events.length, reason });
+			return;
+		}
+		const userAgent = req.headers['user-agent'];
+		const isBot = isAutomated(userAgent, batch.events);
+		const rows = toEventRows(batch, Date.now());
+		const destinations = !isBot && site.endpoints.has('visitor-processor') ? ['visitor-processor'] : [];
+		try {
+			const result = await committer.store(site.id, rows, requestFacts(req, ip, settings, userAgent, isBot), destinations);
+			sendJson(res, 202, isBot ? { stored: result.stored, duplicates: result.duplicates, bot: true } : { stored: result.stored, duplicates: result.duplicates });
+		} catch (error) {
+			storageFailed(res, error);
+		}
+	};
+
+	const track = (req: IncomingMessage, res: ServerResponse) => {
+		acceptBatch(req, res).catch((error: unknown) => {
+			logger.error({ err: error }, 'unhandled error');
+			if (!res.headersSent) sendProblem(res, 500, 'internal', 'The request could not be processed; nothing was stored');
+		});
+	};
+
 	router.post(
-		'/api/track',
-		perIp,
-		readBody,
-		(req, res, next) => {
-			const input = parseJson(req, res);
-			if (input === undefined) return;
-			const batch = validate(trackBatchSchema, input, res, 'event batch');
-			if (!batch) return;
-			const site = siteFor(batch.site, req, res, sites);
-			if (!site) return;
-			Object.assign(req, { siteKey: site.key, batch, site });
-			next();
+		'/api/lead',
+		async (req, res, next) => {
+			if (await perIp.allow(req.ip ?? '', res)) next();
 		},
-		perSite,
+		readBody,
 		async (req, res) => {
-			const { batch, site } = req as Request & { batch: z.infer<typeof trackBatchSchema>; site: RegisteredSite };
-			const reason = dropReason(req.headers, batch, site.config.privacy);
-			if (reason) {
-				sendJson(res, 202, { stored: 0, duplicates: 0, ignored: batch.events.length, reason });
+			const input = parseJson(typeof req.body === 'string' ? req.body : '', res);
+			if (input === undefined) return;
+			const lead = validate(leadPayloadSchema, input, res, 'lead');
+			if (!lead) return;
+			const site = siteFor(lead.site, req, res, sites);
+			if (!site) return;
+			const userAgent = req.headers['user-agent'];
+			if (isAutomated(userAgent, [])) {
+				sendJson(res, 202, { stored: false, reason: 'automated-client' });
 				return;
 			}
-			const userAgent = req.headers['user-agent'];
-			const isBot = isAutomated(userAgent, batch.events);
-			const rows = toEventRows(batch, Date.now());
-			const destinations = !isBot && site.endpoints.has('visitor-processor') ? ['visitor-processor'] : [];
+			const hash = emailHash(lead.email);
 			try {
-				const result = await committer.store(site.id, rows, requestFacts(req, settings, userAgent, isBot), destinations);
-				sendJson(res, 202, isBot ? { stored: result.stored, duplicates: result.duplicates, bot: true } : { stored: result.stored, duplicates: result.duplicates });
+				const erased = await prisma.suppression.findFirst({ where: { siteId: site.id, emailHash: hash, reason: 'erased' }, select: { id: true } });
+				if (erased) {
+					sendJson(res, 202, { stored: false, reason: 'erased' });
+					return;
+				}
+				const destinations = site.endpoints.has('lead-processor') ? ['lead-processor'] : [];
+				const result = await storeLead(prisma, site.id, lead, hash, requestFacts(req, req.ip, settings, userAgent, false), destinations);
+				sendJson(res, 202, { stored: result.stored, duplicate: !result.stored });
 			} catch (error) {
 				storageFailed(res, error);
 			}
 		},
 	);
 
-	router.post('/api/lead', perIp, readBody, async (req, res) => {
-		const input = parseJson(req, res);
-		if (input === undefined) return;
-		const lead = validate(leadPayloadSchema, input, res, 'lead');
-		if (!lead) return;
-		const site = siteFor(lead.site, req, res, sites);
-		if (!site) return;
-		const userAgent = req.headers['user-agent'];
-		if (isAutomated(userAgent, [])) {
-			sendJson(res, 202, { stored: false, reason: 'automated-client' });
-			return;
-		}
-		const hash = emailHash(lead.email);
-		try {
-			const erased = await prisma.suppression.findFirst({ where: { siteId: site.id, emailHash: hash, reason: 'erased' }, select: { id: true } });
-			if (erased) {
-				sendJson(res, 202, { stored: false, reason: 'erased' });
-				return;
-			}
-			const destinations = site.endpoints.has('lead-processor') ? ['lead-processor'] : [];
-			const result = await storeLead(prisma, site.id, lead, hash, requestFacts(req, settings, userAgent, false), destinations);
-			sendJson(res, 202, { stored: result.stored, duplicate: !result.stored });
-		} catch (error) {
-			storageFailed(res, error);
-		}
-	});
-
-	return router;
+	return {
+		track,
+		router,
+		close: () => {
+			perIp.shutdown();
+			perSite.shutdown();
+		},
+	};
 }
