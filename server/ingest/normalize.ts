@@ -2,7 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 
 import { isbot } from 'isbot';
 
-import type { SiteConfig, TrackBatch, TrackEvent } from '../../lib/contracts';
+import { CLICK_ID_PARAMS, eventContextSchema, type EventContext, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
 
 /**
  * Zeroes the host part of an address before anything is stored: the last octet of IPv4, the
@@ -79,6 +79,34 @@ export function isAutomated(userAgent: string | undefined, events: TrackEvent[])
 	return events.some((event) => event.context?.automation === true);
 }
 
+const UTM_FIELDS = Object.keys(eventContextSchema.shape).filter((field): field is `utm_${string}` & keyof EventContext => field.startsWith('utm_'));
+const CLICK_IDS = new Set<string>(CLICK_ID_PARAMS);
+const CAMPAIGN_IN_QUERY = new RegExp(`[?&](?:utm_|${CLICK_ID_PARAMS.join('|')})`);
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g;
+const contextValue = (value: string, max: number) => value.replace(CONTROL_CHARS, '').slice(0, max);
+
+/**
+ * A page view's context with the campaign parameters and click ids of its URL. The tracker sends
+ * the landing URL as it is and leaves the parsing here, since every byte of the tracker is
+ * downloaded by every visitor of every site; what a client put in the context itself wins.
+ * Values are held to the contract's lengths, without the control characters it refuses.
+ */
+export function withCampaign(event: Pick<TrackEvent, 'type' | 'url' | 'context'>): EventContext | undefined {
+	const { context, url } = event;
+	const query = url.indexOf('?');
+	if (event.type !== 'pageview' || query < 0 || !CAMPAIGN_IN_QUERY.test(url)) return context;
+	const hash = url.indexOf('#', query);
+	const found: EventContext = {};
+	new URLSearchParams(url.slice(query + 1, hash < 0 ? undefined : hash)).forEach((value, name) => {
+		if (!value) return;
+		if ((UTM_FIELDS as string[]).includes(name)) found[name as (typeof UTM_FIELDS)[number]] ??= contextValue(value, 200);
+		else if (CLICK_IDS.has(name)) (found.clickIds ??= {})[name as keyof NonNullable<EventContext['clickIds']>] ??= contextValue(value, 500);
+	});
+	if (Object.keys(found).length === 0) return context;
+	return { ...found, ...context, ...(found.clickIds && { clickIds: { ...found.clickIds, ...context?.clickIds } }) };
+}
+
 export interface EventRow {
 	event_id: string;
 	anonymous_id: string;
@@ -115,7 +143,7 @@ export function toEventRows(batch: TrackBatch, receivedAt: number): EventRow[] {
 			referrer: event.referrer || null,
 			relevance: event.relevance ?? null,
 			properties: event.props ?? null,
-			context: event.context ?? null,
+			context: withCampaign(event) ?? null,
 			occurred_at: new Date(correctedEventTime(event.ts, batch.sentAt, receivedAt)).toISOString(),
 		});
 	}

@@ -41,6 +41,15 @@ describe('receiver ingest', () => {
 		]);
 	});
 
+	it('stores the campaign parameters of a landing URL in the page view context', async () => {
+		const key = quietSite.site.key;
+		const landing = pageview(key, 'anon-utm', '/offer?utm_source=news&utm_campaign=spring&gclid=g-1', { context: { language: 'de' } });
+		expect((await post(`${receiver.url}/api/track`, batch(key, [landing]))).status).toBe(202);
+		const row = await prisma.visitorEvent.findFirstOrThrow({ where: { eventId: landing.id } });
+		expect(row.context).toEqual({ language: 'de', utm_source: 'news', utm_campaign: 'spring', clickIds: { gclid: 'g-1' } });
+		expect(row.path).toBe('/offer');
+	});
+
 	it('replaying every batch three times leaves row counts unchanged', async () => {
 		const key = site.site.key;
 		const batches = Array.from({ length: 20 }, (_, i) => batch(key, [pageview(key, `anon-r${i % 5}`, `/p${i}`), pageview(key, `anon-r${i % 5}`, `/q${i}`)]));
