@@ -67,7 +67,7 @@ export function configure(options: Record<string, unknown>, base: string): Confi
 		candidate.site = '';
 		mistakes.push('endpoint (must be an http(s) URL)');
 	}
-	config ||= candidate.site ? candidate : undefined;
+	if (candidate.site) config ||= candidate;
 	// A rejected config is not the running one, yet its debugMode decides whether to tell.
 	if (mistakes[0] && candidate.debugMode) console.warn('[tracking-crm]', `check the options: ${mistakes.join(', ')}${config ? '' : '; tracking is off'}`);
 	return config;
@@ -131,8 +131,8 @@ export interface Session {
 	id: string;
 	start: number;
 	last: number;
-	/** The campaign parameters the session began with ('' for none). */
-	campaign: string;
+	/** The campaign parameters the session began with (none: undefined or ''). */
+	campaign?: string;
 	pages: number;
 	events: number;
 	/** Deepest scroll, in percent. */
@@ -151,11 +151,11 @@ export interface Session {
  * campaign is a new visit to attribute, as in GA4). An event without campaign parameters
  * continues the session it falls into.
  */
-export const sessionOver = (session: Session | null | undefined, now: number, campaign: string, timeoutMs: number, maxMs: number) =>
+export const sessionOver = (session: Session | null | undefined, now: number, campaign: string | undefined, timeoutMs: number, maxMs: number) =>
 	!session || now - session.last > timeoutMs || now - session.start > maxMs || (!!campaign && campaign != session.campaign);
 
 /** A session before its first event, which updateSession() adds. */
-export const startSession = (now: number, campaign: string): Session => ({
+export const startSession = (now: number, campaign?: string): Session => ({
 	id: uuidv7(now),
 	start: now,
 	last: now,

@@ -92,7 +92,7 @@ function flush(leaving?: boolean): void {
 	let url = config!.endpoint;
 	let payload: unknown = { site: config!.site, consent: choice() || undefined, sentAt: Date.now(), events: items };
 	for (const item of queue()) {
-		if ('email' in item) {
+		if ((item as LeadPayloadInput).email) {
 			if (!items[0]) {
 				items.push((payload = item));
 				url = new URL('lead', url).href;
@@ -103,8 +103,8 @@ function flush(leaving?: boolean): void {
 		items.push(item);
 	}
 	const body = JSON.stringify(payload);
-	const ids = JSON.stringify(items);
-	const forget = () => put('queue', queue().filter((item) => !ids.includes((item as TrackEvent).id || (item as LeadPayloadInput).eventId!)));
+	// Ids are UUIDs: the body holds the ids of the items it carries, and no other item's.
+	const forget = () => put('queue', queue().filter((item) => !body.includes((item as TrackEvent).id || (item as LeadPayloadInput).eventId!)));
 	if (!items[0] || (sending && !leaving) || !navigator.onLine) return;
 	if (leaving && navigator.sendBeacon(url, body)) {
 		forget();
@@ -145,9 +145,10 @@ const queueEvent = (session: Session, event: Pick<TrackEvent, 'type' | 'ts' | 'u
  * Every event goes through here: the session it belongs to (a session that ended gets its summary
  * first), its relevance from the site's rules, and only at or above the threshold into the queue.
  * Rules match the page's path, or with hash routing the route in the fragment (#/pricing, #!/pricing).
- * navigator.webdriver marks a browser driven by WebDriver, Puppeteer or Playwright.
+ * navigator.webdriver marks a browser driven by WebDriver, Puppeteer or Playwright. `campaign` is a
+ * page view's campaign parameters as one key.
  */
-function emit(type: TrackEventType, fields: Fields = {}, campaign = ''): void {
+function emit(type: TrackEventType, fields: Fields, campaign?: string): void {
 	if (!allowed()) return;
 	const now = Date.now();
 	const url = clip(location.href, 2048);
@@ -279,8 +280,9 @@ function start(): void {
 	});
 	for (const method of ['pushState', 'replaceState'] as const) {
 		const original = history[method];
-		history[method] = function (this: History, ...args: Parameters<History['pushState']>) {
-			original.apply(this, args);
+		history[method] = function (this: History) {
+			// eslint-disable-next-line prefer-rest-params
+			original.apply(this, arguments as unknown as Parameters<History['pushState']>);
 			check();
 		};
 	}
