@@ -89,9 +89,13 @@ export const clip = (value: string, max: number) => value.replace(/[\0-\x1f\x7f]
  */
 export const uuidv7 = (now = Date.now()) => (now + 2 ** 48).toString(16).replace(/1(.{8})/, '$1-') + '-7' + crypto.randomUUID().slice(15);
 
-/** The contract's utm_* fields and CLICK_ID_PARAMS, as patterns (a test keeps them equal; importing the lists would bundle zod). */
-export const UTM = /^utm_(source(_platform)?|medium|campaign|term|content|id)$/;
-export const CLICK_ID = /^(([dgy]|fb|tt|tw)clid|msclkid|[gw]braid|li_fat_id)$/;
+/**
+ * Campaign parameters, which start a new session when they change: the contract's utm_* fields
+ * and CLICK_ID_PARAMS (a test keeps them matched; importing the lists would bundle zod), and
+ * whatever else looks like them (utm_foo, xclid), as the key only compares one landing with
+ * another. The receiver takes the contract's own into the page view's context, from its URL.
+ */
+export const CAMPAIGN = /^utm_|clk?id$|braid$|^li_fat_id$/;
 
 /** Lower case without trailing slashes, as the server's path patterns compare paths. */
 const normalize = (path: string) => path.replace(/(.)\/+$/, '$1').toLowerCase();

@@ -1,6 +1,6 @@
 import type { LeadPayloadInput } from '../../lib/contracts/lead';
-import type { EventContext, TrackEvent, TrackEventType } from '../../lib/contracts/tracking';
-import { CLICK_ID, UTM, clip, config, configure, relevanceOf, sessionOver, sessionSummary, startSession, updateSession, uuidv7, type Props, type Session, type TrackerOptions } from './rules';
+import type { TrackEvent, TrackEventType } from '../../lib/contracts/tracking';
+import { CAMPAIGN, clip, config, configure, relevanceOf, sessionOver, sessionSummary, startSession, updateSession, uuidv7, type Props, type Session, type TrackerOptions } from './rules';
 
 /**
  * The tracker's glue: the page's events, storage and the network, in one module so that the
@@ -184,19 +184,22 @@ function reportEngagement(): void {
 }
 
 /**
- * A page view, with the landing page's campaign parameters, click ids, language and time zone
- * (no screen size: it tells dashboards little that the user agent does not, and helps
- * fingerprinting), and the campaign as one key so that a visit from a new campaign starts a new
- * session. Its scroll depth starts from the top, its time from now.
+ * A page view, with the browser's language and time zone (no screen size: it tells dashboards
+ * little that the user agent does not, and helps fingerprinting). Its URL carries the landing
+ * page's campaign parameters and click ids, which the receiver takes into the context; here they
+ * are only one key, so that a visit from a new campaign starts a new session. Its scroll depth
+ * starts from the top, its time from now.
  */
 function pageview(): void {
 	depth = 0;
 	visibleSince = document.hidden ? 0 : Date.now();
-	const context: EventContext & Record<string, unknown> = { language: navigator.language, timezone: Intl.DateTimeFormat().resolvedOptions().timeZone };
 	let campaign = '';
-	for (const [name, value] of new URLSearchParams(location.search))
-		if (UTM.test(name) ? (context[name] = clip(value, 200)) : CLICK_ID.test(name) && ((context.clickIds ||= {})[name as 'gclid'] = clip(value, 500))) campaign += name + value;
-	emit('pageview', { context, referrer: /^http/.test(referrer) ? clip(referrer, 2048) : undefined }, clip(campaign, 1e3));
+	for (const [name, value] of new URLSearchParams(location.search)) if (CAMPAIGN.test(name)) campaign += name + value;
+	emit(
+		'pageview',
+		{ context: { language: navigator.language, timezone: Intl.DateTimeFormat().resolvedOptions().timeZone }, referrer: /^http/.test(referrer) ? clip(referrer, 2048) : undefined },
+		clip(campaign, 1e3),
+	);
 	referrer = '';
 }
 
