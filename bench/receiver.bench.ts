@@ -2,7 +2,8 @@
  * /api/track under load, side by side with a no-op Express route in the same run, on loopback.
  * Both servers run as their own processes. The load comes from wrk (C, little CPU, so the two
  * cores go to the servers and Postgres); without wrk, from autocannon in this process.
- * Each round measures the baseline, /api/track flat out, and /api/track paced at 1,000 req/s;
+ * Each round measures the baseline, /api/track flat out, the baseline again (the ratio takes the
+ * mean of both baselines), and /api/track paced at 1,000 req/s, each from a settled database;
  * the figures of every round are printed with the load average, then the medians.
  * Afterwards every event acknowledged with a 202 is looked up in Postgres.
  */
@@ -183,6 +184,15 @@ async function loadWithAutocannon(options: LoadOptions): Promise<LoadResult> {
 	};
 }
 
+/**
+ * The baseline runs before and after the /api/track run, and the ratio takes their mean: on a
+ * machine whose speed drifts during the bench (shared cores, CPU credits), a baseline measured
+ * only before would favour or penalize /api/track by the drift.
+ */
+function mean(a: LoadResult, b: LoadResult): LoadResult {
+	return { ...a, requestsPerSecond: (a.requestsPerSecond + b.requestsPerSecond) / 2, p50: (a.p50 + b.p50) / 2, p99: (a.p99 + b.p99) / 2 };
+}
+
 function median(values: number[]): number {
 	const sorted = [...values].sort((a, b) => a - b);
 	const middle = Math.floor(sorted.length / 2);
@@ -249,7 +259,23 @@ async function main(): Promise<void> {
 		);
 		let runNumber = 0;
 		const acknowledged: Array<{ run: number; ids: string[] }> = [];
+		/**
+		 * Every run starts on a settled database: a forced checkpoint and no autovacuum at work,
+		 * so the writes of one run (a checkpoint they triggered, vacuum of the rows they added) do
+		 * not land in the next run's figures, whichever route that run measures.
+		 */
+		const settle = async () => {
+			await prisma.$executeRawUnsafe('CHECKPOINT');
+			for (let waited = 0; waited < 30_000; waited += 250) {
+				const [{ busy }] = await prisma.$queryRawUnsafe<Array<{ busy: number }>>(
+					"SELECT count(*)::int AS busy FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'",
+				);
+				if (busy === 0) return;
+				await new Promise((resolve) => setTimeout(resolve, 250));
+			}
+		};
 		const measure = async (target: string, options: { rate?: number; duration?: number } = {}) => {
+			await settle();
 			runNumber += 1;
 			const connections = options.rate ? PACED_CONNECTIONS : CONNECTIONS;
 			const result = await load({ url: target, site: 'bench', run: runNumber, connections, duration: options.duration ?? DURATION_SECONDS, rate: options.rate });
@@ -262,13 +288,16 @@ async function main(): Promise<void> {
 		const rounds: Array<{ noop: LoadResult; track: LoadResult; paced: LoadResult }> = [];
 		for (let round = 1; round <= ROUNDS; round++) {
 			console.log(`round ${round} (load average ${loadAverage()})`);
-			const noop = await measure(noopUrl);
-			console.log(line('no-op Express route (baseline)', noop));
+			const noopBefore = await measure(noopUrl);
+			console.log(line('no-op Express route (baseline)', noopBefore));
 			const track = await measure(receiverUrl);
 			console.log(line('/api/track, as fast as it goes', track));
+			const noopAfter = await measure(noopUrl);
+			console.log(line('no-op Express route again', noopAfter));
 			const paced = await measure(receiverUrl, { rate: PACED_RATE });
 			console.log(line(`/api/track, paced at ${PACED_RATE.toLocaleString('en')} req/s`, paced));
-			console.log(`  ratio ${(track.requestsPerSecond / noop.requestsPerSecond).toFixed(2)}`);
+			const noop = mean(noopBefore, noopAfter);
+			console.log(`  ratio ${(track.requestsPerSecond / noop.requestsPerSecond).toFixed(2)} (against the mean of the two baseline runs)`);
 			rounds.push({ noop, track, paced });
 		}
 
