@@ -16,6 +16,8 @@ export interface RecordedConversion {
 	value: string;
 	currency: string | null;
 	duplicate: boolean;
+	/** The lead the converting visitor was at the time (null for an anonymous visitor): its email sequences end with the conversion. */
+	leadId: string | null;
 	/** Credits per model: the channel of each touch and its share of the value. */
 	attribution: Record<string, Array<{ channel: string; source: string | null; campaign: string | null; credit: number; value: string }>>;
 }
@@ -122,7 +124,7 @@ export async function detectConversions(
 				for (const row of rows) {
 					(attribution[row.model] ??= []).push({ channel: row.channel, source: row.source, campaign: row.campaign, credit: row.credit, value: row.value.toFixed(4) });
 				}
-				return { conversionId: conversion.id, goal: rule.name, value: result.value, currency: rule.currency ?? null, duplicate: !inserted, attribution };
+				return { conversionId: conversion.id, goal: rule.name, value: result.value, currency: rule.currency ?? null, duplicate: !inserted, leadId: facts.lead_id, attribution };
 			}),
 		);
 	}

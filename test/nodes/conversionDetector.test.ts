@@ -72,7 +72,7 @@ describe('Conversion Detector node in the n8n execution engine', () => {
 		expect(converted).toHaveLength(1);
 		expect(notConverted).toHaveLength(3);
 		const [conversion] = converted[0].conversions as IDataObject[];
-		expect(conversion).toMatchObject({ goal: 'contact-request', value: '50.2500', currency: 'EUR', duplicate: false });
+		expect(conversion).toMatchObject({ goal: 'contact-request', value: '50.2500', currency: 'EUR', duplicate: false, leadId: null });
 
 		const attribution = conversion.attribution as Record<string, Array<{ channel: string; credit: number; value: string }>>;
 		expect(Object.keys(attribution).sort()).toEqual(['first_touch', 'last_non_direct', 'last_touch', 'linear', 'position_based', 'time_decay']);
@@ -99,6 +99,15 @@ describe('Conversion Detector node in the n8n execution engine', () => {
 		const replay = await runWorkflow(workflow(), { input: journey, credentials: credentials(), throwOnError: true });
 		expect((replay.outputOf('Conversion Detector', 0)[0].conversions as IDataObject[])[0]).toMatchObject({ conversionId: conversion.conversionId, duplicate: true, attribution });
 		expect(await counts()).toEqual(before);
+	});
+
+	it('names the lead a known visitor is, marks it converted, so the bundled workflow 06 can end its sequences', async () => {
+		const lead = await prisma.lead.create({ data: { siteId: site.id, email: 'known@convert.example', emailHash: 'known-hash' }, select: { id: true } });
+		await prisma.visitor.updateMany({ where: { siteId: site.id, anonymousId: 'anon-journey' }, data: { leadId: lead.id } });
+		const at = T0 + 15 * DAY;
+		const run = await runWorkflow(workflow(), { input: [event(at, '/contact'), event(at + 60_000, '/contact', { type: 'form_submit', name: 'contact' })], credentials: credentials(), throwOnError: true });
+		expect((run.outputOf('Conversion Detector', 0)[0].conversions as IDataObject[])[0]).toMatchObject({ goal: 'contact-request', duplicate: false, leadId: lead.id });
+		expect((await prisma.lead.findUniqueOrThrow({ where: { id: lead.id } })).convertedAt).toEqual(new Date(at + 60_000));
 	});
 
 	it('reads the rules from the site config by default', async () => {

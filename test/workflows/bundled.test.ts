@@ -76,7 +76,7 @@ describe('bundled workflows', () => {
 		const edges = workflows.flatMap((workflow) =>
 			workflow.json.nodes.filter((node) => node.type === `${PACKAGE}.crmHandOff`).map((node) => `${workflow.number}→${paths.get(String(node.parameters.target))}`),
 		);
-		expect(edges.sort()).toEqual(['01→02', '02→04', '03→05', '03→06', '05→04', '05→06']);
+		expect(edges.sort()).toEqual(['01→02', '02→04', '02→06', '03→05', '03→06', '05→04', '05→06']);
 	});
 
 	it('route every CRM node’s failures to an error path that fails the delivery, never to silence', () => {
