@@ -35,14 +35,39 @@ interface Run {
 	output: string;
 }
 
+/**
+ * What a SIGINT or SIGTERM must undo before the script exits: the n8n CLI runs in flight (each
+ * starts a whole n8n, which would otherwise go on publishing after we are gone) and the folder
+ * holding the credentials file.
+ */
+const onStop = new Set<() => void>();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+	process.once(signal, () => {
+		for (const undo of onStop) undo();
+		process.exit(signal === 'SIGINT' ? 130 : 143);
+	});
+}
+
 function runCli(cli: string, args: string[]): Promise<Run> {
 	return new Promise((resolve, reject) => {
-		const child = spawn('bash', ['-c', `${cli} "$@"`, 'n8n', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+		// A process group of its own, so that stopping reaches n8n's process and not only the shell.
+		const child = spawn('bash', ['-c', `${cli} "$@"`, 'n8n', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+		const stop = () => {
+			try {
+				process.kill(-child.pid!, 'SIGTERM');
+			} catch {
+				// Already gone.
+			}
+		};
+		onStop.add(stop);
 		let output = '';
 		child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
 		child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
 		child.once('error', reject);
-		child.once('close', (code) => resolve({ code, output }));
+		child.once('close', (code) => {
+			onStop.delete(stop);
+			resolve({ code, output });
+		});
 	});
 }
 
@@ -75,6 +100,8 @@ async function main(argv: string[]): Promise<number> {
 	console.log(`n8n ${version.output.trim().split('\n').pop()} (${cli})`);
 
 	const work = mkdtempSync(path.join(tmpdir(), 'crm-import-'));
+	const removeWork = () => rmSync(work, { recursive: true, force: true });
+	onStop.add(removeWork);
 	try {
 		if (values.credentials) {
 			let credentials: ReturnType<typeof bundleCredentials>;
@@ -105,7 +132,8 @@ async function main(argv: string[]): Promise<number> {
 		if (!values['no-publish']) console.log('Restart n8n so the published workflows take effect.');
 		return 0;
 	} finally {
-		rmSync(work, { recursive: true, force: true });
+		onStop.delete(removeWork);
+		removeWork();
 	}
 }
 
