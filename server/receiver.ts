@@ -52,10 +52,9 @@ function packageVersion(): string {
  * statement that may run at once), so reads never queue behind them. The embedded database has
  * one connection, which Prisma holds.
  */
-function ingestPool(database: DatabaseOptions | undefined, logger: Logger): Pool | undefined {
-	const url = database?.url === undefined ? process.env.DATABASE_URL : database.url;
-	if (!url) return undefined;
-	const pool = new Pool({ connectionString: url, max: GROUP_COMMIT_STATEMENTS });
+function ingestPool(db: Database, logger: Logger): Pool | undefined {
+	if (!db.url) return undefined;
+	const pool = new Pool({ connectionString: db.url, max: GROUP_COMMIT_STATEMENTS });
 	// An idle connection the server closed is replaced on the next query; without a listener its error would end the process.
 	pool.on('error', (error) => logger.warn({ err: error }, 'an idle ingest connection failed'));
 	return pool;
@@ -75,7 +74,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 	}
 
 	const dispatcher = new OutboxDispatcher(db.prisma, sites, settings, logger);
-	const pool = ingestPool(options.database, logger);
+	const pool = ingestPool(db, logger);
 	const app = createApp({ db, sites, settings, logger, dispatcher, version: packageVersion(), ingestPool: pool });
 	const server = createServer(app.handle);
 	await new Promise<void>((resolve, reject) => {

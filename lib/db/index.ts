@@ -24,6 +24,8 @@ export interface DatabaseOptions {
 export interface Database {
 	prisma: PrismaClient;
 	kind: 'postgres' | 'embedded';
+	/** The Postgres connection string, for a pool of the caller's own (undefined for the embedded database). */
+	url?: string;
 	/** Where the data lives, without credentials: a host/database or a folder. */
 	location: string;
 	/** Names of the migrations applied while opening. */
@@ -56,6 +58,7 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
 		return {
 			prisma,
 			kind: 'postgres',
+			url,
 			location: describePostgresUrl(url),
 			appliedMigrations,
 			close: () => prisma.$disconnect(),

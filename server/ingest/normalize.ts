@@ -2,7 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 
 import { isbot } from 'isbot';
 
-import { CLICK_ID_PARAMS, eventContextSchema, type EventContext, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
+import { CLICK_ID_PARAMS, CONTROL_CHARS, eventContextSchema, type EventContext, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
 
 /**
  * Zeroes the host part of an address before anything is stored: the last octet of IPv4, the
@@ -82,9 +82,8 @@ export function isAutomated(userAgent: string | undefined, events: TrackEvent[])
 const UTM_FIELDS = Object.keys(eventContextSchema.shape).filter((field): field is `utm_${string}` & keyof EventContext => field.startsWith('utm_'));
 const CLICK_IDS = new Set<string>(CLICK_ID_PARAMS);
 const CAMPAIGN_IN_QUERY = new RegExp(`[?&](?:utm_|${CLICK_ID_PARAMS.join('|')})`);
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g;
-const contextValue = (value: string, max: number) => value.replace(CONTROL_CHARS, '').slice(0, max);
+const EVERY_CONTROL_CHAR = new RegExp(CONTROL_CHARS.source, 'g');
+const contextValue = (value: string, max: number) => value.replace(EVERY_CONTROL_CHAR, '').slice(0, max);
 
 /**
  * A page view's context with the campaign parameters and click ids of its URL. The tracker sends
