@@ -56,9 +56,10 @@ async function main(): Promise<void> {
 	const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
 	await deployMigrations(new PrismaPg({ connectionString: url }));
 	const database = new URL(url);
-	console.log(`starting a real n8n with workflows 01, 02, 04 (install cached outside the repository; the first run takes ~10 minutes)`);
+	console.log(`starting a real n8n with workflows 01, 02, 04, 06 (install cached outside the repository; the first run takes ~10 minutes)`);
 	const n8n = await startRealN8n({
-		workflows: [workflow('01-visitor-processor.json'), workflow('02-conversion-detector.json'), workflow('04-activity-logger.json')],
+		// 02 hands conversions to 04 and 06: every workflow on the path of an event is there.
+		workflows: [workflow('01-visitor-processor.json'), workflow('02-conversion-detector.json'), workflow('04-activity-logger.json'), workflow('06-email-orchestrator.json')],
 		credentials: [
 			{
 				id: CREDENTIAL_IDS.postgres,
@@ -67,6 +68,8 @@ async function main(): Promise<void> {
 				data: { host: database.hostname, port: Number(database.port || 5432), database: name, user: decodeURIComponent(database.username || 'postgres'), password: decodeURIComponent(database.password), ssl: 'disable' },
 			},
 			{ id: CREDENTIAL_IDS.trackingCrmApi, name: 'Tracking CRM API', type: 'trackingCrmApi', data: { receiverUrl: 'http://127.0.0.1:3000', webhookSecret: SECRET, emailTokenSecret: '' } },
+			// The bench's visitors are anonymous: 06 unenrolls nobody and sends nothing.
+			{ id: CREDENTIAL_IDS.smtp, name: 'CRM SMTP', type: 'smtp', data: { host: '127.0.0.1', port: 2525, user: '', password: '', secure: false, disableStartTls: true } },
 		],
 		env: { N8N_HOST: '127.0.0.1' },
 	});
@@ -128,7 +131,7 @@ async function main(): Promise<void> {
 		console.log(`events: ${EVENTS} in ${bodies.length} batches of ≤ ${PER_VISITOR} (one visitor each), ${CONCURRENT_POSTS} concurrent POSTs`);
 		console.log(`ingest: ${seconds(ingested - started)} s (${Math.round(EVENTS / ((ingested - started) / 1000))} events/s acknowledged by /api/track)`);
 		console.log(`workflow 01 (real n8n ${n8n.baseUrl}): last event processed ${seconds(done - started)} s after the first POST → ${Math.round(EVENTS / ((done - started) / 1000))} events/s end to end`);
-		console.log(`chain 01 → 02 → 04 answered for every delivery after ${seconds(chained - started)} s; ${sessions} sessions, ${conversions} conversions, ${activities} activities`);
+		console.log(`chain 01 → 02 → 04 and 06 answered for every delivery after ${seconds(chained - started)} s; ${sessions} sessions, ${conversions} conversions, ${activities} activities`);
 		console.log(`dispatcher: ${JSON.stringify(receiver.dispatcher.metrics)}`);
 	} finally {
 		await receiver.close();
