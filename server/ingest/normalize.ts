@@ -106,6 +106,53 @@ export function withCampaign(event: Pick<TrackEvent, 'type' | 'url' | 'context'>
 	return { ...found, ...context, ...(found.clickIds && { clickIds: { ...found.clickIds, ...context?.clickIds } }) };
 }
 
+/**
+ * The first language of an Accept-Language header ("de-CH,de;q=0.9,en;q=0.8" gives "de-CH"), as
+ * a page view's language: the browser sends navigator.language first, and the tracker leaves it
+ * to the header rather than spend bytes on it. Undefined for a wildcard or a malformed tag.
+ */
+export function firstLanguage(header: string | undefined): string | undefined {
+	const tag = header?.split(/[,;]/)[0].trim();
+	return tag && /^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$/.test(tag) ? tag.slice(0, 35) : undefined;
+}
+
+const counter = (props: TrackEvent['props'], name: string) => {
+	const value = props?.[name];
+	return typeof value === 'number' && value > 0 ? value : 0;
+};
+
+/**
+ * A session summary's engagement, from the counters the tracker sends in its session_end event.
+ * The score (0–100) adds pages (4 each, up to 20), engaged time (1 per 10 s, up to 30), scroll
+ * depth (up to 15) and the scored events (half their relevance sum, up to 35), so a visit of one
+ * page that reads and acts counts as much as one that clicks through; the site's thresholds make
+ * it low, medium or high. Computed here, not in the tracker, since every byte of the tracker is
+ * downloaded by every visitor; what a client put in the summary itself wins.
+ */
+export function withEngagement(props: TrackEvent['props'], thresholds: SiteConfig['tracking']['engagementThresholds']): TrackEvent['props'] {
+	const score = Math.round(
+		Math.min(counter(props, 'pages') * 4, 20) +
+			Math.min(counter(props, 'engagedMs') / 1e4, 30) +
+			Math.min(counter(props, 'maxScrollDepth'), 100) * 0.15 +
+			Math.min(counter(props, 'relevanceSum') / 2, 35),
+	);
+	const engagement = score < thresholds.medium ? 'low' : score < thresholds.high ? 'medium' : 'high';
+	return { engagementScore: score, engagement, ...props };
+}
+
+/** What the receiver adds to a batch's events: from the site config and from the request. */
+export interface BatchFacts {
+	engagementThresholds: SiteConfig['tracking']['engagementThresholds'];
+	acceptLanguage?: string;
+}
+
+/** A page view's context: its campaign parameters, and the request's language where the client sent none. */
+function pageviewContext(event: TrackEvent, language: string | undefined): EventContext | undefined {
+	const context = withCampaign(event);
+	if (event.type !== 'pageview' || !language || context?.language) return context;
+	return { language, ...context };
+}
+
 export interface EventRow {
 	event_id: string;
 	anonymous_id: string;
@@ -123,7 +170,8 @@ export interface EventRow {
 }
 
 /** The batch as rows of visitor_events, deduplicated by event id within the batch. */
-export function toEventRows(batch: TrackBatch, receivedAt: number): EventRow[] {
+export function toEventRows(batch: TrackBatch, receivedAt: number, facts: BatchFacts): EventRow[] {
+	const language = firstLanguage(facts.acceptLanguage);
 	const seen = new Set<string>();
 	const rows: EventRow[] = [];
 	for (const event of batch.events) {
@@ -141,8 +189,8 @@ export function toEventRows(batch: TrackBatch, receivedAt: number): EventRow[] {
 			title: event.title ?? null,
 			referrer: event.referrer || null,
 			relevance: event.relevance ?? null,
-			properties: event.props ?? null,
-			context: withCampaign(event) ?? null,
+			properties: (event.type === 'session_end' ? withEngagement(event.props, facts.engagementThresholds) : event.props) ?? null,
+			context: pageviewContext(event, language) ?? null,
 			occurred_at: new Date(correctedEventTime(event.ts, batch.sentAt, receivedAt)).toISOString(),
 		});
 	}

@@ -205,7 +205,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 		}
 		const userAgent = req.headers['user-agent'];
 		const isBot = isAutomated(userAgent, batch.events);
-		const rows = toEventRows(batch, Date.now());
+		const rows = toEventRows(batch, Date.now(), { engagementThresholds: site.config.tracking.engagementThresholds, acceptLanguage: req.headers['accept-language'] });
 		const destinations = !isBot && site.endpoints.has('visitor-processor') ? ['visitor-processor'] : [];
 		try {
 			const result = await committer.store(site.id, rows, requestFacts(req, ip, settings, userAgent, isBot), destinations);

@@ -1,5 +1,5 @@
 import { eventContextSchema } from '../../lib/contracts';
-import { isAutomated, withCampaign } from '../../server/ingest/normalize';
+import { firstLanguage, isAutomated, withCampaign, withEngagement } from '../../server/ingest/normalize';
 import { BROWSER_UA, pageview } from '../helpers/events';
 
 describe('isAutomated', () => {
@@ -51,5 +51,35 @@ describe('withCampaign', () => {
 		const context = withCampaign(view(`https://shop.example/?utm_source=a%00b%1Fc&utm_term=${'t'.repeat(300)}&gclid=${'g'.repeat(600)}&utm_content=`));
 		expect(context).toEqual({ utm_source: 'abc', utm_term: 't'.repeat(200), clickIds: { gclid: 'g'.repeat(500) } });
 		expect(eventContextSchema.safeParse(context).success).toBe(true);
+	});
+});
+
+describe('withEngagement', () => {
+	const thresholds = { medium: 30, high: 60 };
+	// The counters of a tracker's session summary: two pages, a minute engaged, 75% scrolled, relevance 22.
+	const summary = { pages: 2, events: 5, maxScrollDepth: 75, engagedMs: 60_000, relevanceSum: 22, durationMs: 61_000, entry: 'https://shop.example/', exit: 'https://shop.example/pricing' };
+
+	it('scores a session summary from its counters and levels it by the site thresholds', () => {
+		// 8 (pages) + 6 (a minute) + 11.25 (scroll) + 11 (relevance)
+		expect(withEngagement(summary, thresholds)).toEqual({ ...summary, engagementScore: 36, engagement: 'medium' });
+		expect(withEngagement(summary, { medium: 40, high: 60 })!.engagement).toBe('low');
+		expect(withEngagement(summary, { medium: 10, high: 36 })!.engagement).toBe('high');
+	});
+
+	it('caps every part, ignores counters that are no positive numbers, and keeps what the client sent', () => {
+		expect(withEngagement({ pages: 40, engagedMs: 1e9, maxScrollDepth: 1e6, relevanceSum: 500 }, thresholds)).toMatchObject({ engagementScore: 100, engagement: 'high' });
+		expect(withEngagement({ pages: '9', engagedMs: -5, maxScrollDepth: null }, thresholds)).toMatchObject({ engagementScore: 0, engagement: 'low' });
+		expect(withEngagement(undefined, thresholds)).toEqual({ engagementScore: 0, engagement: 'low' });
+		expect(withEngagement({ ...summary, engagementScore: 80, engagement: 'high' }, thresholds)).toMatchObject({ engagementScore: 80, engagement: 'high' });
+	});
+});
+
+describe('firstLanguage', () => {
+	it('takes the first tag of Accept-Language, and nothing from a wildcard or garbage', () => {
+		expect(firstLanguage('de-CH,de;q=0.9,en;q=0.8')).toBe('de-CH');
+		expect(firstLanguage('en-US')).toBe('en-US');
+		expect(firstLanguage('fr;q=0.9, en')).toBe('fr');
+		expect(firstLanguage('zh-Hant-TW')).toBe('zh-Hant-TW');
+		for (const header of [undefined, '', '*', '<script>', 'en_US']) expect(firstLanguage(header)).toBeUndefined();
 	});
 });

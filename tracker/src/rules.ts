@@ -18,7 +18,7 @@ export type Props = NonNullable<TrackEvent['props']>;
  * sections, so a site copies its values over as they are.
  */
 export type TrackerOptions = { site: string; endpoint?: string } & Partial<
-	Pick<Tracking, 'sessionTimeout' | 'maxSessionDuration' | 'debugMode' | 'relevanceThreshold' | 'eventRelevance' | 'engagementThresholds' | 'hashRouting' | 'cookieless'> &
+	Pick<Tracking, 'sessionTimeout' | 'maxSessionDuration' | 'debugMode' | 'relevanceThreshold' | 'eventRelevance' | 'hashRouting' | 'cookieless'> &
 		Pick<SiteConfig['privacy'], 'cookieConsent' | 'respectGlobalPrivacyControl' | 'respectDoNotTrack'>
 >;
 
@@ -31,7 +31,6 @@ export const DEFAULTS = {
 	debugMode: false,
 	relevanceThreshold: 1,
 	eventRelevance: [] as RelevanceRule[],
-	engagementThresholds: { medium: 30, high: 60 },
 	hashRouting: false,
 	cookieless: false,
 	cookieConsent: true,
@@ -189,18 +188,8 @@ export function updateSession(session: Session, type: TrackEventType, now: numbe
 }
 
 /**
- * The session_end event's properties: the session's counters, its length, and its engagement.
- * The score (0–100) adds pages (4 each, up to 20), engaged time (1 per 10 s, up to 30), scroll
- * depth (up to 15) and the scored events (half their relevance sum, up to 35), so a visit of one
- * page that reads and acts counts as much as one that clicks through; the site's thresholds
- * make it low, medium or high.
+ * The session_end event's properties: the session's counters and its length. The receiver adds
+ * the engagement score and level from them and the site config's thresholds (withEngagement in
+ * server/ingest/normalize.ts).
  */
-export function sessionSummary(session: Session, thresholds: { medium: number; high: number }): Props {
-	const score = Math.round(Math.min(session.pages * 4, 20) + Math.min(session.engagedMs / 1e4, 30) + session.maxScrollDepth * 0.15 + Math.min(session.relevanceSum / 2, 35));
-	return {
-		...(session as unknown as Props),
-		durationMs: session.last - session.start,
-		engagementScore: score,
-		engagement: score < thresholds.medium ? 'low' : score < thresholds.high ? 'medium' : 'high',
-	};
-}
+export const sessionSummary = (session: Session): Props => ({ ...(session as unknown as Props), durationMs: session.last - session.start });

@@ -154,7 +154,7 @@ function emit(type: TrackEventType, fields: Fields, campaign?: string): void {
 	const url = clip(location.href, 2048);
 	let session = get<Session>('session');
 	if (sessionOver(session, now, campaign, config!.sessionTimeout * 1e3, config!.maxSessionDuration * 1e3)) {
-		if (session) queueEvent(session, { type: 'session_end', ts: session.last, url: session.exit, props: sessionSummary(session, config!.engagementThresholds) });
+		if (session) queueEvent(session, { type: 'session_end', ts: session.last, url: session.exit, props: sessionSummary(session) });
 		session = startSession(now, campaign);
 	}
 	const relevance = relevanceOf(config!.eventRelevance, type, fields.name, (config!.hashRouting && location.hash.match(/^#!?(\/[^?]*)/)?.[1]) || location.pathname);
@@ -184,8 +184,9 @@ function reportEngagement(): void {
 }
 
 /**
- * A page view, with the browser's language and time zone (no screen size: it tells dashboards
- * little that the user agent does not, and helps fingerprinting). Its URL carries the landing
+ * A page view, with the browser's time zone (its language the receiver takes from the request's
+ * Accept-Language; no screen size: it tells dashboards little that the user agent does not, and
+ * helps fingerprinting). Its URL carries the landing
  * page's campaign parameters and click ids, which the receiver takes into the context; here they
  * are only one key, so that a visit from a new campaign starts a new session. Its scroll depth
  * starts from the top, its time from now.
@@ -197,7 +198,7 @@ function pageview(): void {
 	for (const [name, value] of new URLSearchParams(location.search)) if (CAMPAIGN.test(name)) campaign += name + value;
 	emit(
 		'pageview',
-		{ context: { language: navigator.language, timezone: Intl.DateTimeFormat().resolvedOptions().timeZone }, referrer: /^http/.test(referrer) ? clip(referrer, 2048) : undefined },
+		{ context: { timezone: Intl.DateTimeFormat().resolvedOptions().timeZone }, referrer: /^http/.test(referrer) ? clip(referrer, 2048) : undefined },
 		clip(campaign, 1e3),
 	);
 	referrer = '';
