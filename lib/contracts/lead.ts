@@ -44,6 +44,15 @@ export const leadPayloadSchema = z.strictObject({
 	/** Marketing consent as the visitor gave it on the form. */
 	consent: z.boolean().default(false),
 	properties: propertiesSchema.optional(),
+	/**
+	 * A submitted form's fields as [name, input type, value], which the receiver maps to the lead
+	 * fields above (the tracker leaves that to it, to stay small) and then drops: never stored.
+	 * The tracker sends no password, hidden, file or payment field, nor an unticked box.
+	 */
+	fields: z
+		.array(z.tuple([z.string(), z.string(), z.string()]))
+		.max(200, { error: 'must hold at most 200 fields' })
+		.optional(),
 });
 
 export type LeadPayload = z.infer<typeof leadPayloadSchema>;

@@ -2,7 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 
 import { isbot } from 'isbot';
 
-import { CLICK_ID_PARAMS, CONTROL_CHARS, eventContextSchema, type EventContext, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
+import { CLICK_ID_PARAMS, CONTROL_CHARS, eventContextSchema, type EventContext, type LeadPayload, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
 
 /**
  * Zeroes the host part of an address before anything is stored: the last octet of IPv4, the
@@ -151,6 +151,39 @@ function pageviewContext(event: TrackEvent, language: string | undefined): Event
 	const context = withCampaign(event);
 	if (event.type !== 'pageview' || !language || context?.language) return context;
 	return { language, ...context };
+}
+
+/** The lead field a form field fills, by its name or input type, and that field's length in the lead contract. */
+const LEAD_FIELDS: Array<[keyof LeadPayload, RegExp, number]> = [
+	['email', /mail/i, 254],
+	['phone', /phone|tel/i, 40],
+	['lastName', /last|surname/i, 100],
+	['company', /company|organi/i, 200],
+	['firstName', /first|^name$|full.?name/i, 100],
+];
+const MARKETING_CONSENT = /consent|opt.?in|newsletter|gdpr|marketing/i;
+// The lead contract refuses tabs and line breaks too, which a textarea holds.
+// eslint-disable-next-line no-control-regex
+const EVERY_LEAD_CONTROL_CHAR = /[\u0000-\u001f\u007f]/g;
+
+/**
+ * A lead with its form's fields mapped to the lead fields: email, name, phone and company by the
+ * field's name or input type (the first field of each wins; what the client set itself wins over
+ * any field), and a ticked box named like consent or a newsletter as marketing consent. The raw
+ * fields are dropped, mapped or not: only the lead fields are stored and forwarded.
+ */
+export function withFormFields(lead: LeadPayload): LeadPayload {
+	const { fields, ...mapped } = lead;
+	for (const [name, type, value] of fields ?? []) {
+		if (/^(checkbox|radio)$/.test(type)) {
+			if (MARKETING_CONSENT.test(name)) mapped.consent = true;
+			continue;
+		}
+		const text = value.replace(EVERY_LEAD_CONTROL_CHAR, '').trim();
+		const target = LEAD_FIELDS.find(([, pattern]) => pattern.test(name) || pattern.test(type));
+		if (text && target) (mapped as Record<string, unknown>)[target[0]] ??= text.slice(0, target[2]);
+	}
+	return mapped;
 }
 
 export interface EventRow {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { LeadPayload } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
+import { withFormFields } from './normalize';
 
 export interface RequestFacts {
 	userAgent: string | null;
@@ -39,11 +40,12 @@ SELECT (SELECT count(*) FROM inserted)::int AS stored`;
 export async function storeLead(
 	prisma: PrismaClient,
 	siteId: string,
-	lead: LeadPayload,
+	submitted: LeadPayload,
 	hash: string,
 	facts: RequestFacts,
 	destinations: string[],
 ): Promise<{ stored: boolean }> {
+	const lead = withFormFields(submitted);
 	const eventId = lead.eventId ?? randomUUID();
 	const anonymousId = lead.anonymousId ?? `lead:${hash.slice(0, 32)}`;
 	const payload = { kind: 'lead', lead, emailHash: hash, country: facts.country, receivedAt: new Date().toISOString() };

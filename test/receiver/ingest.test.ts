@@ -141,6 +141,28 @@ describe('receiver ingest', () => {
 		expect(JSON.stringify(identify)).not.toMatch(/jane@example\.com/i);
 	});
 
+	it('maps a submitted form to the lead fields and stores none of its raw fields', async () => {
+		const key = site.site.key;
+		const submission = {
+			site: key,
+			email: 'ana@example.com',
+			eventId: '019a8b6e-0000-7000-8000-000000000002',
+			anonymousId: 'anon-form',
+			formId: 'signup',
+			fields: [
+				['email', 'email', 'ana@example.com'],
+				['first_name', 'text', 'Ana'],
+				['company', 'text', 'Acme'],
+				['message', 'textarea', 'not a lead field'],
+				['newsletter', 'checkbox', 'on'],
+			],
+		};
+		expect(await post(`${receiver.url}/api/lead`, submission)).toEqual({ status: 202, json: { stored: true, duplicate: false } });
+		const [row] = await prisma.outboxMessage.findMany({ where: { siteId, destination: 'lead-processor', partitionKey: 'anon-form' } });
+		expect((row.payload as { lead: unknown }).lead).toEqual({ site: key, email: 'ana@example.com', eventId: submission.eventId, anonymousId: 'anon-form', formId: 'signup', firstName: 'Ana', company: 'Acme', consent: true });
+		expect(JSON.stringify(await prisma.visitorEvent.findMany({ where: { siteId, anonymousId: 'anon-form' } }))).not.toMatch(/not a lead field/);
+	});
+
 	it.each([
 		['an empty body', '', 400, 'empty_body'],
 		['broken JSON', '{"site":', 400, 'invalid_json'],

@@ -1,5 +1,5 @@
-import { eventContextSchema } from '../../lib/contracts';
-import { firstLanguage, isAutomated, withCampaign, withEngagement } from '../../server/ingest/normalize';
+import { eventContextSchema, leadPayloadSchema } from '../../lib/contracts';
+import { firstLanguage, isAutomated, withCampaign, withEngagement, withFormFields } from '../../server/ingest/normalize';
 import { BROWSER_UA, pageview } from '../helpers/events';
 
 describe('isAutomated', () => {
@@ -81,5 +81,36 @@ describe('firstLanguage', () => {
 		expect(firstLanguage('fr;q=0.9, en')).toBe('fr');
 		expect(firstLanguage('zh-Hant-TW')).toBe('zh-Hant-TW');
 		for (const header of [undefined, '', '*', '<script>', 'en_US']) expect(firstLanguage(header)).toBeUndefined();
+	});
+});
+
+describe('withFormFields', () => {
+	const lead = { site: 'shop', email: 'ana@example.com', consent: false, formId: 'signup' };
+
+	it('maps form fields to lead fields by name or input type, the first of each, and drops the rest', () => {
+		const fields: [string, string, string][] = [
+			['work_email', 'email', 'ana@example.com'],
+			['first_name', 'text', ' Ana '],
+			['surname', 'text', 'Lima'],
+			['contact', 'tel', '+49 30 1234'],
+			['organisation', 'text', 'Acme'],
+			['company', 'text', 'Second Acme'],
+			['message', 'textarea', 'call me\nmaybe'],
+			['plan', 'select-one', 'pro'],
+		];
+		expect(withFormFields({ ...lead, fields })).toEqual({ ...lead, firstName: 'Ana', lastName: 'Lima', phone: '+49 30 1234', company: 'Acme' });
+		expect(withFormFields({ ...lead, fields: [['name', 'text', 'Ana Lima']] })).toEqual({ ...lead, firstName: 'Ana Lima' });
+	});
+
+	it('takes a ticked box named like consent or a newsletter as marketing consent, and other boxes as nothing', () => {
+		expect(withFormFields({ ...lead, fields: [['newsletter', 'checkbox', 'on']] }).consent).toBe(true);
+		expect(withFormFields({ ...lead, fields: [['gdpr_opt-in', 'radio', 'yes']] }).consent).toBe(true);
+		expect(withFormFields({ ...lead, fields: [['first_name', 'checkbox', 'on']] })).toEqual(lead);
+	});
+
+	it('keeps what the client set itself, and gives only values the lead contract accepts', () => {
+		expect(withFormFields({ ...lead, firstName: 'Set', fields: [['first_name', 'text', 'Form']] }).firstName).toBe('Set');
+		expect(withFormFields({ ...lead, fields: [['first_name', 'text', `A\tn\u0000a${'x'.repeat(200)}`], ['phone', 'tel', '   ']] })).toEqual({ ...lead, firstName: `Ana${'x'.repeat(97)}` });
+		expect(leadPayloadSchema.safeParse(withFormFields({ ...lead, fields: [['company', 'text', 'c'.repeat(500)]] })).success).toBe(true);
 	});
 });

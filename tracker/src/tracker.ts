@@ -219,40 +219,28 @@ function onClick(event: MouseEvent): void {
 	else if (link.host != location.host) emit('outbound', { name: link.hostname, props });
 }
 
-/** The lead field a form field fills, by its name or input type, and that field's length in the lead contract. */
-const LEAD_FIELDS: [keyof LeadPayloadInput, RegExp, number][] = [
-	['email', /mail/i, 254],
-	['phone', /phone|tel/i, 40],
-	['lastName', /last|surname/i, 100],
-	['company', /company|organi/i, 100],
-	['firstName', /first|^name$|full.?name/i, 100],
-];
-
 /**
  * Every form submission is an event, named by the form's id or name attribute (read as
  * attributes: a field named "id" would shadow form.id). With the visitor's consent (whatever the
- * site's consent setting), a form with an email field is a lead: email, name, phone and company.
- * Never read: passwords, hidden and file fields, payment fields (autocomplete cc-*) and anything
- * named like a secret. A ticked box named like consent or a newsletter is marketing consent.
+ * site's consent setting), a form with an email field is a lead: its fields go along, and the
+ * receiver maps them to the lead's name, phone, company and marketing consent (withFormFields in
+ * server/ingest/normalize.ts). Never read: passwords, hidden and file fields, payment fields
+ * (autocomplete cc-*), anything named like a secret, and unticked boxes.
  */
 function onSubmit(event: SubmitEvent): void {
 	const form = event.target as HTMLFormElement;
-	const lead: Record<string, unknown> = { formId: clip(form.getAttribute('id') || form.getAttribute('name') || '', 100) || undefined };
-	emit('form_submit', { name: lead.formId as string });
+	const formId = clip(form.getAttribute('id') || form.getAttribute('name') || '', 100) || undefined;
+	const fields: [string, string, string][] = [];
+	let email = '';
+	emit('form_submit', { name: formId });
 	for (const field of form.elements as unknown as HTMLInputElement[]) {
 		const { name, type, value } = field;
-		if (!value || /pass|hidden|file|cc-|card|cv[cv]|iban|ssn|secret|token/i.test(name + type + field.autocomplete)) continue;
-		if (/checkbox|radio/.test(type)) {
-			if (field.checked && /consent|opt.?in|newsletter|gdpr|marketing/i.test(name)) lead.consent = true;
-		} else {
-			for (const [key, pattern, max] of LEAD_FIELDS)
-				if (pattern.test(name) || pattern.test(type)) {
-					lead[key] ??= clip(value.trim(), max);
-					break;
-				}
+		if (value && (field.checked || !/checkbox|radio/.test(type)) && !/pass|hidden|file|cc-|card|cv[cv]|iban|ssn|secret|token/i.test(name + type + field.autocomplete)) {
+			fields.push([name, type, value]);
+			if (/mail/i.test(name + type)) email ||= value.trim();
 		}
 	}
-	if (lead.email && choice() == 'granted') identify(lead.email as string, lead);
+	if (email && choice() == 'granted') identify(email, { formId, fields });
 }
 
 function leave(): void {
