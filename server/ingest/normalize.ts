@@ -122,14 +122,15 @@ const counter = (props: TrackEvent['props'], name: string) => {
 };
 
 /**
- * A session summary's engagement, from the counters the tracker sends in its session_end event.
- * The score (0–100) adds pages (4 each, up to 20), engaged time (1 per 10 s, up to 30), scroll
- * depth (up to 15) and the scored events (half their relevance sum, up to 35), so a visit of one
- * page that reads and acts counts as much as one that clicks through; the site's thresholds make
- * it low, medium or high. Computed here, not in the tracker, since every byte of the tracker is
- * downloaded by every visitor; what a client put in the summary itself wins.
+ * A session summary as stored: the counters the tracker sends in its session_end event, with the
+ * session's length (from its start and last event) and its engagement. The score (0–100) adds
+ * pages (4 each, up to 20), engaged time (1 per 10 s, up to 30), scroll depth (up to 15) and the
+ * scored events (half their relevance sum, up to 35), so a visit of one page that reads and acts
+ * counts as much as one that clicks through; the site's thresholds make it low, medium or high.
+ * Computed here, not in the tracker, since every byte of the tracker is downloaded by every
+ * visitor; what a client put in the summary itself wins.
  */
-export function withEngagement(props: TrackEvent['props'], thresholds: SiteConfig['tracking']['engagementThresholds']): TrackEvent['props'] {
+export function withSessionSummary(props: TrackEvent['props'], thresholds: SiteConfig['tracking']['engagementThresholds']): TrackEvent['props'] {
 	const score = Math.round(
 		Math.min(counter(props, 'pages') * 4, 20) +
 			Math.min(counter(props, 'engagedMs') / 1e4, 30) +
@@ -137,7 +138,8 @@ export function withEngagement(props: TrackEvent['props'], thresholds: SiteConfi
 			Math.min(counter(props, 'relevanceSum') / 2, 35),
 	);
 	const engagement = score < thresholds.medium ? 'low' : score < thresholds.high ? 'medium' : 'high';
-	return { engagementScore: score, engagement, ...props };
+	const durationMs = counter(props, 'last') - counter(props, 'start');
+	return { ...(durationMs > 0 && { durationMs }), engagementScore: score, engagement, ...props };
 }
 
 /** What the receiver adds to a batch's events: from the site config and from the request. */
@@ -222,7 +224,7 @@ export function toEventRows(batch: TrackBatch, receivedAt: number, facts: BatchF
 			title: event.title ?? null,
 			referrer: event.referrer || null,
 			relevance: event.relevance ?? null,
-			properties: (event.type === 'session_end' ? withEngagement(event.props, facts.engagementThresholds) : event.props) ?? null,
+			properties: (event.type === 'session_end' ? withSessionSummary(event.props, facts.engagementThresholds) : event.props) ?? null,
 			context: pageviewContext(event, language) ?? null,
 			occurred_at: new Date(correctedEventTime(event.ts, batch.sentAt, receivedAt)).toISOString(),
 		});

@@ -50,17 +50,18 @@ describe('receiver ingest', () => {
 		expect(row.path).toBe('/offer');
 	});
 
-	it('adds the engagement of a session summary and the language of a page view, which the tracker leaves to the receiver', async () => {
+	it('adds the length and engagement of a session summary and the language of a page view, which the tracker leaves to the receiver', async () => {
 		const key = quietSite.site.key;
 		const view = pageview(key, 'anon-lang', '/');
 		const spoken = pageview(key, 'anon-lang', '/de', { context: { language: 'de' } });
-		const end = pageview(key, 'anon-lang', '/', { type: 'session_end', props: { pages: 3, engagedMs: 120_000, maxScrollDepth: 100, relevanceSum: 30, events: 6 } });
+		const counters = { start: view.ts, last: view.ts + 300_000, pages: 3, engagedMs: 120_000, maxScrollDepth: 100, relevanceSum: 30, events: 6 };
+		const end = pageview(key, 'anon-lang', '/', { type: 'session_end', props: counters });
 		expect((await post(`${receiver.url}/api/track`, batch(key, [view, spoken, end]), { 'accept-language': 'pt-BR,pt;q=0.9,en;q=0.8' })).status).toBe(202);
 		const row = (id: string) => prisma.visitorEvent.findFirstOrThrow({ where: { eventId: id } });
 		expect((await row(view.id)).context).toEqual({ language: 'pt-BR' });
 		expect((await row(spoken.id)).context).toEqual({ language: 'de' });
 		// 12 (pages) + 12 (two minutes) + 15 (scroll) + 15 (relevance), against the default thresholds 30 and 60
-		expect((await row(end.id)).properties).toEqual({ pages: 3, engagedMs: 120_000, maxScrollDepth: 100, relevanceSum: 30, events: 6, engagementScore: 54, engagement: 'medium' });
+		expect((await row(end.id)).properties).toEqual({ ...counters, durationMs: 300_000, engagementScore: 54, engagement: 'medium' });
 		expect((await row(end.id)).context).toBeNull();
 	});
 

@@ -1,5 +1,5 @@
 import { eventContextSchema, leadPayloadSchema } from '../../lib/contracts';
-import { firstLanguage, isAutomated, withCampaign, withEngagement, withFormFields } from '../../server/ingest/normalize';
+import { firstLanguage, isAutomated, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
 import { BROWSER_UA, pageview } from '../helpers/events';
 
 describe('isAutomated', () => {
@@ -54,23 +54,24 @@ describe('withCampaign', () => {
 	});
 });
 
-describe('withEngagement', () => {
+describe('withSessionSummary', () => {
 	const thresholds = { medium: 30, high: 60 };
+	const start = Date.UTC(2026, 0, 1);
 	// The counters of a tracker's session summary: two pages, a minute engaged, 75% scrolled, relevance 22.
-	const summary = { pages: 2, events: 5, maxScrollDepth: 75, engagedMs: 60_000, relevanceSum: 22, durationMs: 61_000, entry: 'https://shop.example/', exit: 'https://shop.example/pricing' };
+	const summary = { start, last: start + 61_000, pages: 2, events: 5, maxScrollDepth: 75, engagedMs: 60_000, relevanceSum: 22, entry: 'https://shop.example/', exit: 'https://shop.example/pricing' };
 
-	it('scores a session summary from its counters and levels it by the site thresholds', () => {
+	it('adds the session length, scores the summary from its counters and levels it by the site thresholds', () => {
 		// 8 (pages) + 6 (a minute) + 11.25 (scroll) + 11 (relevance)
-		expect(withEngagement(summary, thresholds)).toEqual({ ...summary, engagementScore: 36, engagement: 'medium' });
-		expect(withEngagement(summary, { medium: 40, high: 60 })!.engagement).toBe('low');
-		expect(withEngagement(summary, { medium: 10, high: 36 })!.engagement).toBe('high');
+		expect(withSessionSummary(summary, thresholds)).toEqual({ ...summary, durationMs: 61_000, engagementScore: 36, engagement: 'medium' });
+		expect(withSessionSummary(summary, { medium: 40, high: 60 })!.engagement).toBe('low');
+		expect(withSessionSummary(summary, { medium: 10, high: 36 })!.engagement).toBe('high');
 	});
 
 	it('caps every part, ignores counters that are no positive numbers, and keeps what the client sent', () => {
-		expect(withEngagement({ pages: 40, engagedMs: 1e9, maxScrollDepth: 1e6, relevanceSum: 500 }, thresholds)).toMatchObject({ engagementScore: 100, engagement: 'high' });
-		expect(withEngagement({ pages: '9', engagedMs: -5, maxScrollDepth: null }, thresholds)).toMatchObject({ engagementScore: 0, engagement: 'low' });
-		expect(withEngagement(undefined, thresholds)).toEqual({ engagementScore: 0, engagement: 'low' });
-		expect(withEngagement({ ...summary, engagementScore: 80, engagement: 'high' }, thresholds)).toMatchObject({ engagementScore: 80, engagement: 'high' });
+		expect(withSessionSummary({ pages: 40, engagedMs: 1e9, maxScrollDepth: 1e6, relevanceSum: 500 }, thresholds)).toMatchObject({ engagementScore: 100, engagement: 'high' });
+		expect(withSessionSummary({ pages: '9', engagedMs: -5, maxScrollDepth: null }, thresholds)).toMatchObject({ engagementScore: 0, engagement: 'low' });
+		expect(withSessionSummary(undefined, thresholds)).toEqual({ engagementScore: 0, engagement: 'low' });
+		expect(withSessionSummary({ ...summary, durationMs: 5, engagementScore: 80, engagement: 'high' }, thresholds)).toMatchObject({ durationMs: 5, engagementScore: 80, engagement: 'high' });
 	});
 });
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 
 import { CLICK_ID_PARAMS, eventContextSchema, trackEventSchema } from '../../lib/contracts/tracking';
 import { compilePathPattern } from '../../nodes/ConversionDetector/rules';
-import { CAMPAIGN, configure, pathMatches, relevanceOf, sessionOver, sessionSummary, startSession, updateSession, uuidv7, type Session } from '../../tracker/src/rules';
+import { CAMPAIGN, configure, pathMatches, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Session } from '../../tracker/src/rules';
 
 const MINUTE = 60_000;
 
@@ -74,7 +74,7 @@ describe('tracker modules', () => {
 		expect(sessionOver(active, active.last + MINUTE, '', timeout, max)).toBe(true);
 	});
 
-	it('summarises a session: its counters and its length (the receiver adds the engagement)', () => {
+	it('counts a session for its summary: pages, events, deepest scroll, engaged time, relevance, entry and exit', () => {
 		const start = Date.UTC(2026, 0, 1);
 		const session: Session = startSession(start, '');
 		updateSession(session, 'pageview', start, 'https://shop.example/', 5);
@@ -82,18 +82,18 @@ describe('tracker modules', () => {
 		updateSession(session, 'pageview', start + 9000, 'https://shop.example/pricing', 5);
 		updateSession(session, 'engagement', start + 60_000, 'https://shop.example/pricing', 2, { engagedMs: 60_000 });
 		updateSession(session, 'form_submit', start + 61_000, 'https://shop.example/pricing', 8);
-		const summary = sessionSummary(session);
-		expect(summary).toMatchObject({
+		expect(session).toMatchObject({
+			start,
+			last: start + 61_000,
 			pages: 2,
 			events: 5,
 			maxScrollDepth: 75,
 			engagedMs: 60_000,
 			relevanceSum: 22,
-			durationMs: 61_000,
 			entry: 'https://shop.example/',
 			exit: 'https://shop.example/pricing',
 		});
-		expect(trackEventSchema.shape.props.safeParse(summary).success).toBe(true);
+		expect(trackEventSchema.shape.props.safeParse(session).success).toBe(true);
 	});
 
 	it('names every option mistake in one debug warning and stays off without a site or a usable endpoint', () => {

@@ -96,8 +96,8 @@ export const uuidv7 = (now = Date.now()) => (now + 2 ** 48).toString(16).replace
  */
 export const CAMPAIGN = /^utm_|clk?id$|braid$|^li_fat_id$/;
 
-/** Lower case without trailing slashes, as the server's path patterns compare paths. */
-const normalize = (path: string) => path.replace(/(.)\/+$/, '$1').toLowerCase();
+/** Without trailing slashes, as the server's path patterns compare paths (case aside: pathMatches ignores it). */
+const normalize = (path: string) => path.replace(/(.)\/+$/, '$1');
 
 /**
  * The site config's path glob: `*` within a segment, `**` across segments, and a whole `/**`
@@ -110,6 +110,7 @@ export const pathMatches = (pattern: string, path: string) =>
 		`^${normalize(pattern)
 			.replace(/[^\w*/]/g, '\\$&')
 			.replace(/\/\*\*(?=\/|$)|\*\*?/g, (star) => (star[2] ? '(/.*)?' : star[1] ? '.*' : '[^/]*'))}$`,
+		'i',
 	).test(normalize(path).slice(0, 200));
 
 /** Relevance of an event no rule matches, when it is not 5: intent (forms, downloads) above ambient signals. */
@@ -126,8 +127,9 @@ export function relevanceOf(rules: RelevanceRule[], type: TrackEventType, name: 
 
 /**
  * A visit, kept in storage so that every page of it (and every tab) adds to the same session.
- * Its fields are the session summary's properties as they are. Times in milliseconds since the
- * epoch; URLs within the 1,000 characters of a property value.
+ * It is the session_end event's properties as it is: the receiver adds the length, the engagement
+ * score and its level (withSessionSummary in server/ingest/normalize.ts). Times in milliseconds
+ * since the epoch; URLs within the 1,000 characters of a property value.
  */
 export interface Session {
 	/** UUIDv7, sent as every event's sessionId. */
@@ -186,10 +188,3 @@ export function updateSession(session: Session, type: TrackEventType, now: numbe
 	if ((props.depth as number) > session.maxScrollDepth) session.maxScrollDepth = props.depth as number;
 	session.engagedMs += (props.engagedMs as number) || 0;
 }
-
-/**
- * The session_end event's properties: the session's counters and its length. The receiver adds
- * the engagement score and level from them and the site config's thresholds (withEngagement in
- * server/ingest/normalize.ts).
- */
-export const sessionSummary = (session: Session): Props => ({ ...(session as unknown as Props), durationMs: session.last - session.start });

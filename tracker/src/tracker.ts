@@ -1,6 +1,6 @@
 import type { LeadPayloadInput } from '../../lib/contracts/lead';
 import type { TrackEvent, TrackEventType } from '../../lib/contracts/tracking';
-import { CAMPAIGN, clip, config, configure, relevanceOf, sessionOver, sessionSummary, startSession, updateSession, uuidv7, type Props, type Session, type TrackerOptions } from './rules';
+import { CAMPAIGN, clip, config, configure, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Props, type Session, type TrackerOptions } from './rules';
 
 /**
  * The tracker's glue: the page's events, storage and the network, in one module so that the
@@ -154,7 +154,7 @@ function emit(type: TrackEventType, fields: Fields, campaign?: string): void {
 	const url = clip(location.href, 2048);
 	let session = get<Session>('session');
 	if (sessionOver(session, now, campaign, config!.sessionTimeout * 1e3, config!.maxSessionDuration * 1e3)) {
-		if (session) queueEvent(session, { type: 'session_end', ts: session.last, url: session.exit, props: sessionSummary(session) });
+		if (session) queueEvent(session, { type: 'session_end', ts: session.last, url: session.exit, props: session as unknown as Props });
 		session = startSession(now, campaign);
 	}
 	const relevance = relevanceOf(config!.eventRelevance, type, fields.name, (config!.hashRouting && location.hash.match(/^#!?(\/[^?]*)/)?.[1]) || location.pathname);
