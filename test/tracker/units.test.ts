@@ -3,7 +3,7 @@ import path from 'node:path';
 
 import { CLICK_ID_PARAMS, eventContextSchema, trackEventSchema } from '../../lib/contracts/tracking';
 import { compilePathPattern } from '../../nodes/ConversionDetector/rules';
-import { CAMPAIGN, configure, pathMatches, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Session } from '../../tracker/src/rules';
+import { campaignOf, configure, pathMatches, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Session } from '../../tracker/src/rules';
 
 const MINUTE = 60_000;
 
@@ -19,8 +19,15 @@ describe('tracker modules', () => {
 
 	it('knows the campaign parameters and click ids of the contract (its lists would bundle zod)', () => {
 		const utm = Object.keys(eventContextSchema.shape).filter((key) => key.startsWith('utm_'));
-		expect([...utm, ...CLICK_ID_PARAMS].filter((key) => !CAMPAIGN.test(key))).toEqual([]);
-		for (const other of ['ref', 'page', 'q', 'id', 'gclid2', 'gbraids', 'li_fat', 'source']) expect(CAMPAIGN.test(other)).toBe(false);
+		expect([...utm, ...CLICK_ID_PARAMS].filter((key) => campaignOf(`?ref=1&${key}=v`) != `&${key}=v`)).toEqual([]);
+		for (const other of ['ref', 'page', 'q', 'id', 'gclid2', 'gbraids', 'li_fat', 'source', 'xutm_source']) expect(campaignOf(`?${other}=v`)).toBe('');
+	});
+
+	it('keys a landing by its campaign parameters only, in their order', () => {
+		expect(campaignOf('?utm_source=news&ref=x&utm_campaign=spring&gclid=abc')).toBe('?utm_source=news&utm_campaign=spring&gclid=abc');
+		expect(campaignOf('?page=2')).toBe('');
+		expect(campaignOf('')).toBe('');
+		expect(campaignOf(`?utm_term=${'t'.repeat(2000)}`)).toHaveLength(1000);
 	});
 
 	it.each([

@@ -25,7 +25,7 @@ async function bundle(entry, outfile, format) {
 		ecma: 2020,
 		module: format == 'esm',
 		toplevel: true,
-		compress: { passes: 3, hoist_funs: true, unsafe: true, unsafe_arrows: true, unsafe_comps: true, unsafe_math: true, unsafe_methods: true, pure_getters: true },
+		compress: { passes: 5, hoist_funs: true, unsafe: true, unsafe_arrows: true, unsafe_comps: true, unsafe_math: true, unsafe_methods: true, pure_getters: true },
 		mangle: { toplevel: true },
 	});
 	// The bundle runs the same without the directive (nothing in it depends on strict mode), and it is 13 bytes.

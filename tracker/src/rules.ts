@@ -89,12 +89,13 @@ export const clip = (value: string, max: number) => value.replace(/[\0-\x1f\x7f]
 export const uuidv7 = (now = Date.now()) => (now + 2 ** 48).toString(16).replace(/1(.{8})/, '$1-') + '-7' + crypto.randomUUID().slice(15);
 
 /**
- * Campaign parameters, which start a new session when they change: the contract's utm_* fields
- * and CLICK_ID_PARAMS (a test keeps them matched; importing the lists would bundle zod), and
- * whatever else looks like them (utm_foo, xclid), as the key only compares one landing with
- * another. The receiver takes the contract's own into the page view's context, from its URL.
+ * The campaign parameters of a query string (location.search) as one key, which starts a new
+ * session when it changes: the contract's utm_* fields and CLICK_ID_PARAMS (a test keeps them
+ * matched; importing the lists would bundle zod), and whatever else looks like them (utm_foo,
+ * xclid), as the key only compares one landing with another. The receiver takes the contract's
+ * own into the page view's context, from its URL.
  */
-export const CAMPAIGN = /^utm_|clk?id$|braid$|^li_fat_id$/;
+export const campaignOf = (search: string) => (search.match(/[?&](utm_|\w*(clk?id|braid)=|li_fat_id=)[^&]*/g) || []).join('').slice(0, 1e3);
 
 /** Without trailing slashes, as the server's path patterns compare paths (case aside: pathMatches ignores it). */
 const normalize = (path: string) => path.replace(/(.)\/+$/, '$1');

@@ -1,6 +1,6 @@
 import type { LeadPayloadInput } from '../../lib/contracts/lead';
 import type { TrackEvent, TrackEventType } from '../../lib/contracts/tracking';
-import { CAMPAIGN, clip, config, configure, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Props, type Session, type TrackerOptions } from './rules';
+import { campaignOf, clip, config, configure, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Props, type Session, type TrackerOptions } from './rules';
 
 /**
  * The tracker's glue: the page's events, storage and the network, in one module so that the
@@ -186,20 +186,17 @@ function reportEngagement(): void {
 /**
  * A page view, with the browser's time zone (its language the receiver takes from the request's
  * Accept-Language; no screen size: it tells dashboards little that the user agent does not, and
- * helps fingerprinting). Its URL carries the landing
- * page's campaign parameters and click ids, which the receiver takes into the context; here they
- * are only one key, so that a visit from a new campaign starts a new session. Its scroll depth
+ * helps fingerprinting). Its URL carries the landing page's campaign
+ * parameters and click ids, which the receiver takes into the context; here they are only one key, so that a visit from a new campaign starts a new session. Its scroll depth
  * starts from the top, its time from now.
  */
 function pageview(): void {
 	depth = 0;
 	visibleSince = document.hidden ? 0 : Date.now();
-	let campaign = '';
-	for (const [name, value] of new URLSearchParams(location.search)) if (CAMPAIGN.test(name)) campaign += name + value;
 	emit(
 		'pageview',
 		{ context: { timezone: Intl.DateTimeFormat().resolvedOptions().timeZone }, referrer: /^http/.test(referrer) ? clip(referrer, 2048) : undefined },
-		clip(campaign, 1e3),
+		campaignOf(location.search),
 	);
 	referrer = '';
 }
