@@ -8,7 +8,7 @@ import { Pool } from 'pg';
 import type { SiteConfig } from '../lib/contracts';
 import { openDatabase, type Database, type DatabaseOptions } from '../lib/db';
 import { createApp } from './app';
-import { GROUP_COMMIT_STATEMENTS } from './ingest/groupCommit';
+import { GROUP_COMMIT_STATEMENTS, warmUp } from './ingest/groupCommit';
 import { createLogger, type Logger } from './logger';
 import { OutboxDispatcher } from './outbox/dispatcher';
 import { readSettings, type ReceiverSettings } from './settings';
@@ -49,12 +49,13 @@ function packageVersion(): string {
 
 /**
  * On Postgres, event batches get a small pool of their own (one connection per group-commit
- * statement that may run at once), so reads never queue behind them. The embedded database has
- * one connection, which Prisma holds.
+ * statement that may run at once), so reads never queue behind them. Its connections stay open
+ * when idle: a quiet minute must not make the next batches reconnect and prepare again. The
+ * embedded database has one connection, which Prisma holds.
  */
 function ingestPool(db: Database, logger: Logger): Pool | undefined {
 	if (!db.url) return undefined;
-	const pool = new Pool({ connectionString: db.url, max: GROUP_COMMIT_STATEMENTS });
+	const pool = new Pool({ connectionString: db.url, max: GROUP_COMMIT_STATEMENTS, idleTimeoutMillis: 0 });
 	// An idle connection the server closed is replaced on the next query; without a listener its error would end the process.
 	pool.on('error', (error) => logger.warn({ err: error }, 'an idle ingest connection failed'));
 	return pool;
@@ -75,6 +76,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 
 	const dispatcher = new OutboxDispatcher(db.prisma, sites, settings, logger);
 	const pool = ingestPool(db, logger);
+	if (pool) await warmUp(pool).catch((error: unknown) => logger.warn({ err: error }, 'could not open the ingest connections ahead; the first batches will'));
 	const app = createApp({ db, sites, settings, logger, dispatcher, version: packageVersion(), ingestPool: pool });
 	const server = createServer(app.handle);
 	await new Promise<void>((resolve, reject) => {
