@@ -186,9 +186,9 @@ function reportEngagement(): void {
 /**
  * A page view, with the browser's time zone (its language the receiver takes from the request's
  * Accept-Language; no screen size: it tells dashboards little that the user agent does not, and
- * helps fingerprinting). Its URL carries the landing page's campaign
- * parameters and click ids, which the receiver takes into the context; here they are only one key, so that a visit from a new campaign starts a new session. Its scroll depth
- * starts from the top, its time from now.
+ * helps fingerprinting). Its URL carries the landing page's campaign parameters and click ids,
+ * which the receiver takes into the context; here they are only one key, so that a visit from a
+ * new campaign starts a new session. Its scroll depth starts from the top, its time from now.
  */
 function pageview(): void {
 	depth = 0;
