@@ -2,15 +2,16 @@ import { z } from 'zod/v4';
 
 import { propertiesSchema } from './tracking';
 
+/** What a lead field may not hold: every control character, tabs and line breaks too. */
 // eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+export const LEAD_CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 const field = (max: number) =>
 	z
 		.string()
 		.trim()
 		.max(max, { error: `must be at most ${max} characters` })
-		.refine((value) => !CONTROL_CHARS.test(value), { error: 'must not contain control characters' });
+		.refine((value) => !LEAD_CONTROL_CHARS.test(value), { error: 'must not contain control characters' });
 
 const isTimeZone = (zone: string) => {
 	try {

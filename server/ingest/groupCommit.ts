@@ -64,6 +64,9 @@ export const GROUP_COMMIT_STATEMENTS = 2;
 /** Runs STORE_MANY with its parameters and returns its `stored` column. */
 export type StoreStatement = (args: unknown[]) => Promise<number[]>;
 
+/** STORE_MANY as the named prepared statement both the flushes and the warm-up run. */
+const storeQuery = (values: unknown[]) => ({ name: 'tcrm_store_many', text: STORE_MANY, values, rowMode: 'array' as const });
+
 /**
  * On its own pg pool, as a named prepared statement: each connection parses and plans the
  * statement once, and later flushes send only its parameters. Through Prisma Client the same
@@ -72,12 +75,10 @@ export type StoreStatement = (args: unknown[]) => Promise<number[]>;
  */
 export function storeThroughPool(pool: Pool): StoreStatement {
 	return async (values) => {
-		const result = await pool.query<[number[]]>({ name: STATEMENT_NAME, text: STORE_MANY, values, rowMode: 'array' });
+		const result = await pool.query<[number[]]>(storeQuery(values));
 		return result.rows[0][0];
 	};
 }
-
-const STATEMENT_NAME = 'tcrm_store_many';
 
 /**
  * Opens each of the pool's connections and prepares the statement on it by running it with no
@@ -88,7 +89,7 @@ const STATEMENT_NAME = 'tcrm_store_many';
 export async function warmUp(pool: Pool, connections = GROUP_COMMIT_STATEMENTS): Promise<void> {
 	const clients = await Promise.all(Array.from({ length: connections }, () => pool.connect()));
 	try {
-		await Promise.all(clients.map((client) => client.query({ name: STATEMENT_NAME, text: STORE_MANY, values: new FlushColumns().parameters(), rowMode: 'array' })));
+		await Promise.all(clients.map((client) => client.query(storeQuery(new FlushColumns().parameters()))));
 	} finally {
 		for (const client of clients) client.release();
 	}

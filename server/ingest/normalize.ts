@@ -2,7 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 
 import { isbot } from 'isbot';
 
-import { CLICK_ID_PARAMS, CONTROL_CHARS, eventContextSchema, type EventContext, type LeadPayload, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
+import { CLICK_ID_PARAMS, CONTROL_CHARS, eventContextSchema, LEAD_CONTROL_CHARS, type EventContext, type LeadPayload, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
 
 /**
  * Zeroes the host part of an address before anything is stored: the last octet of IPv4, the
@@ -164,9 +164,7 @@ const LEAD_FIELDS: Array<[keyof LeadPayload, RegExp, number]> = [
 	['firstName', /first|^name$|full.?name/i, 100],
 ];
 const MARKETING_CONSENT = /consent|opt.?in|newsletter|gdpr|marketing/i;
-// The lead contract refuses tabs and line breaks too, which a textarea holds.
-// eslint-disable-next-line no-control-regex
-const EVERY_LEAD_CONTROL_CHAR = /[\u0000-\u001f\u007f]/g;
+const EVERY_LEAD_CONTROL_CHAR = new RegExp(LEAD_CONTROL_CHARS.source, 'g');
 
 /**
  * A lead with its form's fields mapped to the lead fields: email, name, phone and company by the
