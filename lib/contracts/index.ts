@@ -2,3 +2,4 @@ export * from './tracking';
 export * from './lead';
 export * from './siteConfig';
 export * from './issues';
+export * from './trackerSettings';

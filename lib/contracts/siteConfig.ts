@@ -72,6 +72,11 @@ const trackingSchema = z.strictObject({
 	allowedOrigins: z.array(origin).min(1, { error: 'must list at least one origin allowed to send events' }),
 	hashRouting: z.boolean().default(false),
 	cookieless: z.boolean().default(false),
+	/** File extensions whose links the tracker reports as downloads (a link with a download attribute always is one). */
+	downloadExtensions: z
+		.array(z.string().regex(/^[a-z0-9]{1,10}$/i, { error: 'must be a file extension without the dot, such as pdf' }))
+		.max(100)
+		.default(['pdf', 'doc', 'docx', 'xls', 'xlsx', 'ppt', 'pptx', 'csv', 'txt', 'zip', 'rar', '7z', 'gz', 'dmg', 'exe', 'msi', 'pkg', 'apk', 'mp3', 'mp4']),
 	/** First-party path the receiver serves the tracker script at. */
 	scriptPath: z.string().regex(/^\/[A-Za-z0-9._~/-]*\.js$/, { error: 'must be a path ending in .js, such as /t.js' }).default('/t.js'),
 });

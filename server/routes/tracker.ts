@@ -4,6 +4,7 @@ import path from 'node:path';
 
 import { Router } from 'express';
 
+import { trackerSettings } from '../../lib/contracts/trackerSettings';
 import type { SiteRegistry } from '../siteRegistry';
 import { sendProblem } from './problems';
 
@@ -16,6 +17,13 @@ const CANDIDATES = [path.resolve(__dirname, '../../tracker/dist/t.js'), path.res
  * tracker thus reaches every visitor within a day without making them wait for it.
  */
 const CACHE_CONTROL = 'public, max-age=86400, stale-while-revalidate=604800';
+
+/**
+ * A page asks for its settings on every load: the browser's cache answers for five minutes, then
+ * revalidates with the ETag in the background. A changed site config reaches visitors within
+ * minutes (after a receiver restart, which loads it).
+ */
+const SETTINGS_CACHE_CONTROL = 'public, max-age=300, stale-while-revalidate=86400';
 
 interface Built {
 	mtimeMs: number;
@@ -71,6 +79,29 @@ export function trackerRouter({ sites, scriptFile }: { sites: SiteRegistry; /** 
 			return;
 		}
 		res.send(script.body);
+	});
+	/**
+	 * The tracker's settings (lib/contracts/trackerSettings.ts), on the endpoint it sends its events
+	 * to: a site that proxies /api/track through its own domain proxies both. Only the site's own
+	 * origins may read them, as only they may send events.
+	 */
+	const settings = new Map(sites.all().map((site) => [site.key, JSON.stringify(trackerSettings(site.config))]));
+	router.get('/api/track', (req, res) => {
+		const key = req.query.site;
+		const site = typeof key == 'string' ? sites.byPublicKey(key) : undefined;
+		if (!site) {
+			sendProblem(res, 404, 'unknown_site', 'No site has this key; use the data-site value of your script tag', { issues: [{ field: 'site', message: 'is not a known site key' }] });
+			return;
+		}
+		const origin = req.headers.origin;
+		res.setHeader('Vary', 'Origin');
+		if (origin && !site.allowedOrigins.has(origin)) {
+			sendProblem(res, 403, 'origin_not_allowed', `Origin ${origin.slice(0, 200)} may not track this site; add it to tracking.allowedOrigins`);
+			return;
+		}
+		if (origin) res.setHeader('Access-Control-Allow-Origin', origin);
+		res.setHeader('Cache-Control', SETTINGS_CACHE_CONTROL);
+		res.type('json').send(settings.get(site.key));
 	});
 	return router;
 }

@@ -1,4 +1,4 @@
-import type { SiteConfig } from '../../lib/contracts/siteConfig';
+import type { TrackerRelevanceRule, TrackerSettings } from '../../lib/contracts/trackerSettings';
 import type { TrackEvent, TrackEventType } from '../../lib/contracts/tracking';
 
 /**
@@ -8,68 +8,43 @@ import type { TrackEvent, TrackEventType } from '../../lib/contracts/tracking';
  * written for the minifier and gzip, and the comments say what it means.
  */
 
-type Tracking = SiteConfig['tracking'];
-export type RelevanceRule = Tracking['eventRelevance'][number];
 export type Props = NonNullable<TrackEvent['props']>;
 
 /**
- * Options of init() and of the script tag's data-* attributes (data-session-timeout is
- * sessionTimeout). They carry the names and units of the site config's tracking and privacy
- * sections, so a site copies its values over as they are.
+ * Options of init() and of the script tag's data-* attributes (data-debug-mode is debugMode).
+ * Everything else about the site's tracking is its site config on the receiver, which the
+ * tracker reads from the endpoint (TrackerSettings).
  */
-export type TrackerOptions = { site: string; endpoint?: string } & Partial<
-	Pick<Tracking, 'sessionTimeout' | 'maxSessionDuration' | 'debugMode' | 'relevanceThreshold' | 'eventRelevance' | 'hashRouting' | 'cookieless'> &
-		Pick<SiteConfig['privacy'], 'cookieConsent' | 'respectGlobalPrivacyControl' | 'respectDoNotTrack'>
->;
+export type TrackerOptions = { site: string; endpoint?: string; debugMode?: boolean };
 
-/** Defaults as in the site config schema: a tracker without options behaves as a site config without them. */
-export const DEFAULTS = {
-	site: '',
-	endpoint: '/api/track',
-	sessionTimeout: 1800,
-	maxSessionDuration: 43_200,
-	debugMode: false,
-	relevanceThreshold: 1,
-	eventRelevance: [] as RelevanceRule[],
-	hashRouting: false,
-	cookieless: false,
-	cookieConsent: true,
-	respectGlobalPrivacyControl: true,
-	respectDoNotTrack: true,
-};
-
-export type Config = typeof DEFAULTS;
-
-/** The running tracker's configuration; undefined until configure() accepted one. */
-export let config: Config | undefined;
+/** Where the running tracker sends, with the site's settings: undefined until the receiver gave them. */
+export type Config = TrackerSettings & { site: string; endpoint: string };
 
 /**
- * Takes the options over the defaults, once. Every mistake (unknown options, a missing site
- * key, an endpoint that is no http(s) URL) is named in ONE console warning, in debug mode; the
- * last two leave the tracker off, since it could only send what the receiver refuses. A
- * relative endpoint resolves against `base`: the script's own URL for the script tag, so the
- * receiver that served the script is the one that receives. Nothing else is ever logged: the
- * tracker runs inside other people's pages.
+ * Checks the options: unknown ones, a missing site key, an endpoint that is no http(s) URL are
+ * named in ONE console warning, in debug mode; the last two leave the tracker off, since it
+ * could only send what the receiver refuses. A relative endpoint resolves against `base`: the
+ * script's own URL for the script tag, so the receiver that served the script is the one that
+ * receives. Returns the site and the absolute endpoint, or nothing. Nothing else is ever logged:
+ * the tracker runs inside other people's pages.
  */
-export function configure(options: Record<string, unknown>, base: string): Config | undefined {
-	const candidate = { ...DEFAULTS, ...options } as Config;
+export function configure({ ...options }: Record<string, unknown>, base: string): Pick<Config, 'site' | 'endpoint'> | undefined {
 	const mistakes: string[] = [];
-	let endpoint: string | undefined;
-	for (const key in options) if (!(key in DEFAULTS)) mistakes.push(key + ' (unknown)');
-	if (!candidate.site) mistakes.push('site (data-site is required)');
+	for (const key in options) if (!/^(site|endpoint|debugMode)$/.test(key)) mistakes.push(key + ' (unknown: set it in the site config)');
+	if (!options.site) mistakes.push('site (data-site is required)');
 	try {
-		endpoint = new URL(candidate.endpoint, base).href;
+		options.endpoint = new URL((options.endpoint as string) || '/api/track', base).href;
 	} catch {
 		// Not a URL at all: refused below with the other non-http(s) endpoints.
 	}
-	if (!/^http/.test((candidate.endpoint = endpoint!))) {
-		candidate.site = '';
+	if (!/^http/.test(options.endpoint as string)) {
+		options.site = '';
 		mistakes.push('endpoint (must be an http(s) URL)');
 	}
-	if (candidate.site) config ||= candidate;
-	// A rejected config is not the running one, yet its debugMode decides whether to tell.
-	if (mistakes[0] && candidate.debugMode) console.warn('[tracking-crm]', `check the options: ${mistakes.join(', ')}${config ? '' : '; tracking is off'}`);
-	return config;
+	// true from init(), "true" from a data attribute.
+	if (mistakes[0] && options.debugMode + '' == 'true')
+		console.warn('[tracking-crm]', `check the options: ${mistakes.join(', ')}${options.site ? '' : '; tracking is off'}`);
+	return options.site ? (options as Pick<Config, 'site' | 'endpoint'>) : undefined;
 }
 
 /**
@@ -97,34 +72,14 @@ export const uuidv7 = (now = Date.now()) => (now + 2 ** 48).toString(16).replace
  */
 export const campaignOf = (search: string) => (search.match(/[?&](utm_|\w*(clk?id|braid)=|li_fat_id=)[^&]*/g) || []).join('').slice(0, 1e3);
 
-/** Without trailing slashes, as the server's path patterns compare paths (case aside: pathMatches ignores it). */
-const normalize = (path: string) => path.replace(/(.)\/+$/, '$1');
-
 /**
- * The site config's path glob: `*` within a segment, `**` across segments, and a whole `/**`
- * segment also matches no segment (`/docs/**` matches `/docs`), as on the server. As a regular
- * expression with several stars backtracks polynomially, paths are matched on their first 200
- * characters, which keeps a pathological pattern from freezing the visitor's page.
+ * The first rule that matches decides, so a site orders its rules from specific to general; the
+ * receiver ends the list with the default relevance of each event type and a rule that matches
+ * any event. Paths are matched on their first 200 characters: a pattern with several stars can
+ * backtrack polynomially, and must not freeze the visitor's page.
  */
-export const pathMatches = (pattern: string, path: string) =>
-	RegExp(
-		`^${normalize(pattern)
-			.replace(/[^\w*/]/g, '\\$&')
-			.replace(/\/\*\*(?=\/|$)|\*\*?/g, (star) => (star[2] ? '(/.*)?' : star[1] ? '.*' : '[^/]*'))}$`,
-		'i',
-	).test(normalize(path).slice(0, 200));
-
-/** Relevance of an event no rule matches, when it is not 5: intent (forms, downloads) above ambient signals. */
-const DEFAULT_RELEVANCE: Partial<Record<TrackEventType, number>> = { form_submit: 8, download: 7, scroll: 2, engagement: 2 };
-
-/**
- * The first rule that matches decides, so a site orders its rules from specific to general. A
- * relevance outside 1–10 is brought within: one bad rule must not make every batch invalid.
- */
-export function relevanceOf(rules: RelevanceRule[], type: TrackEventType, name: string | undefined, path: string): number {
-	const rule = rules.find((rule) => (rule.type || type) == type && (rule.name || name) == name && (!rule.urlPattern || pathMatches(rule.urlPattern, path)));
-	return rule ? Math.min(Math.max(rule.relevance | 0, 1), 10) : DEFAULT_RELEVANCE[type] || 5;
-}
+export const relevanceOf = (rules: TrackerRelevanceRule[], type: TrackEventType, name: string | undefined, path: string) =>
+	rules.find((rule) => (rule.type || type) == type && (rule.name || name) == name && (!rule.path || RegExp(rule.path, 'i').test(path.slice(0, 200))))!.relevance;
 
 /**
  * A visit, kept in storage so that every page of it (and every tab) adds to the same session.

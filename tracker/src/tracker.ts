@@ -1,6 +1,7 @@
 import type { LeadPayloadInput } from '../../lib/contracts/lead';
+import type { TrackerSettings } from '../../lib/contracts/trackerSettings';
 import type { TrackEvent, TrackEventType } from '../../lib/contracts/tracking';
-import { campaignOf, clip, config, configure, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Props, type Session, type TrackerOptions } from './rules';
+import { campaignOf, clip, configure, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Config, type Props, type Session, type TrackerOptions } from './rules';
 
 /**
  * The tracker's glue: the page's events, storage and the network, in one module so that the
@@ -25,6 +26,9 @@ export const safe =
 			// Never into the page.
 		}
 	};
+
+/** The site and its settings from the receiver; undefined until they arrived. */
+let config: Config | undefined;
 
 /**
  * JSON values under `tcrm.` keys in localStorage, or in sessionStorage in cookieless mode, where
@@ -53,9 +57,9 @@ function allowed(): boolean | undefined {
 	return (
 		config &&
 		chosen != 'denied' &&
-		!(config.respectGlobalPrivacyControl && (navigator as Navigator & { globalPrivacyControl?: boolean }).globalPrivacyControl) &&
-		!(config.respectDoNotTrack && navigator.doNotTrack == '1') &&
-		(chosen == 'granted' || !config.cookieConsent)
+		!(config.gpc && (navigator as Navigator & { globalPrivacyControl?: boolean }).globalPrivacyControl) &&
+		!(config.dnt && navigator.doNotTrack == '1') &&
+		(chosen == 'granted' || !config.consent)
 	);
 }
 
@@ -153,14 +157,14 @@ function emit(type: TrackEventType, fields: Fields, campaign?: string): void {
 	const now = Date.now();
 	const url = clip(location.href, 2048);
 	let session = get<Session>('session');
-	if (sessionOver(session, now, campaign, config!.sessionTimeout * 1e3, config!.maxSessionDuration * 1e3)) {
+	if (sessionOver(session, now, campaign, config!.timeout, config!.maxLength)) {
 		if (session) queueEvent(session, { type: 'session_end', ts: session.last, url: session.exit, props: session as unknown as Props });
 		session = startSession(now, campaign);
 	}
-	const relevance = relevanceOf(config!.eventRelevance, type, fields.name, (config!.hashRouting && location.hash.match(/^#!?(\/[^?]*)/)?.[1]) || location.pathname);
+	const relevance = relevanceOf(config!.rules, type, fields.name, (config!.hashRouting && location.hash.match(/^#!?(\/[^?]*)/)?.[1]) || location.pathname);
 	updateSession(session!, type, now, url, relevance, fields.props);
 	put('session', session);
-	if (relevance >= config!.relevanceThreshold)
+	if (relevance >= config!.threshold)
 		queueEvent(session!, {
 			type,
 			ts: now,
@@ -211,7 +215,7 @@ function onClick(event: MouseEvent): void {
 	const link = (event.target as Element).closest('a')!;
 	if (!/^http/.test(link.protocol) || event.button == 2) return;
 	const props = { url: clip(link.href, 1e3) };
-	if (link.hasAttribute('download') || /\.(pdf|docx?|xlsx?|pptx?|csv|txt|zip|rar|7z|gz|dmg|exe|msi|pkg|apk|mp[34])$/i.test(link.pathname))
+	if (link.hasAttribute('download') || RegExp(config!.downloads, 'i').test(link.pathname))
 		emit('download', { name: clip(link.pathname.split('/').pop()!, 100), props });
 	else if (link.host != location.host) emit('outbound', { name: link.hostname, props });
 }
@@ -296,9 +300,37 @@ function start(): void {
 	pageview();
 }
 
-/** `base` resolves a relative endpoint: the page for init(), the script's own URL for the script tag. */
-export const boot = (options: TrackerOptions, base: string) => configure(options, base) && start();
-export { start };
+/** Calls made before the settings arrived, run in order once they have. */
+let waiting: (() => unknown)[] | 0 = [];
+
+/** A public call: safe, and held back until the settings arrived (the rules that score it, the storage it uses). */
+export const whenReady = <A extends unknown[]>(run: (...args: A) => unknown) => {
+	const call: (...args: A) => void = safe((...args: A) => (waiting ? waiting.push(() => call(...args)) : run(...args)));
+	return call;
+};
+
+/**
+ * Reads the site's settings from the endpoint (GET, cached by the browser for minutes), then
+ * starts and runs the calls made meanwhile. `base` resolves a relative endpoint: the page for
+ * init(), the script's own URL for the script tag. Without settings (an unknown site, an origin
+ * the site does not allow, no network) the tracker stays off for this page.
+ */
+export function boot(options: TrackerOptions, base: string): void {
+	const where = configure(options, base);
+	if (where && !config)
+		fetch(`${where.endpoint}?site=${where.site}`)
+			.then((response) => response.ok && response.json())
+			.then(
+				safe((settings: TrackerSettings | false) => {
+					if (!settings || config) return;
+					config = { ...settings, ...where };
+					start();
+					const calls = waiting as (() => unknown)[];
+					waiting = 0;
+					calls.map((call) => call());
+				}),
+			);
+}
 
 /**
  * A custom event, scored by the site's rules like any other. Its properties must keep to the
