@@ -1,6 +1,6 @@
 import { z } from 'zod/v4';
 
-import { propertiesSchema } from './tracking';
+import { observed, propertiesSchema } from './tracking';
 
 /** What a lead field may not hold: every control character, tabs and line breaks too. */
 // eslint-disable-next-line no-control-regex
@@ -41,7 +41,7 @@ export const leadPayloadSchema = z.strictObject({
 		.optional(),
 	timezone: z.string().refine(isTimeZone, { error: 'must be an IANA time zone such as Europe/Berlin' }).optional(),
 	source: field(100).optional(),
-	formId: field(100).optional(),
+	formId: observed(100).optional(),
 	/** Marketing consent as the visitor gave it on the form. */
 	consent: z.boolean().default(false),
 	properties: propertiesSchema.optional(),

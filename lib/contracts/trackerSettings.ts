@@ -7,7 +7,9 @@ import type { TrackEventType } from './tracking';
  * the site and the endpoint, and every page picks up a changed rule without being redeployed.
  * The receiver also does here what would otherwise cost bytes in every visitor's download:
  * defaults, units, path globs compiled to regular expressions, the default relevance of each
- * event type. The tracker reads this shape and nothing else (tracker/src/rules.ts).
+ * event type. The tracker reads this shape and nothing else (tracker/src/rules.ts). Global
+ * Privacy Control and Do Not Track are decided by the receiver from the request's Sec-GPC and
+ * DNT headers, which it trusts over anything the page could say (doNotTrack).
  */
 export interface TrackerSettings {
 	/** Relevance rules in the site's order, the first match decides; the last ones match any event. */
@@ -22,9 +24,6 @@ export interface TrackerSettings {
 	cookieless: boolean;
 	/** Whether tracking waits for the visitor's consent (privacy.cookieConsent). */
 	consent: boolean;
-	/** Whether Global Privacy Control and Do Not Track stop tracking. */
-	gpc: boolean;
-	dnt: boolean;
 	/** A case-insensitive regular expression over a link's path: the files whose links are downloads. */
 	downloads: string;
 }
@@ -72,8 +71,7 @@ export function trackerSettings({ tracking, privacy }: Pick<SiteConfig, 'trackin
 		hashRouting: tracking.hashRouting,
 		cookieless: tracking.cookieless,
 		consent: privacy.cookieConsent,
-		gpc: privacy.respectGlobalPrivacyControl,
-		dnt: privacy.respectDoNotTrack,
 		downloads: `\\.(${tracking.downloadExtensions.join('|')})$`,
 	};
 }
+

@@ -23,6 +23,22 @@ export const EVENT_TYPES = [
 	'custom',
 ] as const;
 
+/**
+ * The short keys of the tracker's session record (tracker/src/rules.ts, Session), which it sends
+ * as a session_end event's properties, and the names the receiver stores them under. The record
+ * also counts the session's events by type, under the type's name (pageview: 3).
+ */
+export const SESSION_KEYS = {
+	s: 'start',
+	l: 'last',
+	c: 'campaign',
+	d: 'maxScrollDepth',
+	g: 'engagedMs',
+	r: 'relevanceSum',
+	n: 'entry',
+	x: 'exit',
+} as const;
+
 export const CLICK_ID_PARAMS = [
 	'gclid',
 	'gbraid',
@@ -47,22 +63,30 @@ const text = (max: number) =>
 		.max(max, { error: `must be at most ${max} characters` })
 		.refine((value) => !CONTROL_CHARS.test(value), { error: 'must not contain control characters' });
 
+/**
+ * What a page shows (its URL, title and referrer, a link's or form's name, property values), taken
+ * at the contract's length and without control characters: cleaned rather than refused, since an
+ * odd page title is no mistake of the sender's, and refusing it would lose the whole batch. Only
+ * strings are cleaned; anything else is still refused.
+ */
+export const observed = (max: number) =>
+	z.preprocess((value) => (typeof value == 'string' ? value.replace(new RegExp(CONTROL_CHARS.source, 'g'), '').slice(0, max) : value), z.string());
+
 const identifier = text(TRACK_LIMITS.maxIdLength).min(1, { error: 'must not be empty' });
 
-const httpUrl = text(TRACK_LIMITS.maxUrlLength).refine(
-	(value) => {
-		try {
-			const { protocol } = new URL(value);
-			return protocol === 'http:' || protocol === 'https:';
-		} catch {
-			return false;
-		}
-	},
-	{ error: 'must be an absolute http(s) URL' },
-);
+const isHttpUrl = (value: string) => {
+	try {
+		const { protocol } = new URL(value);
+		return protocol === 'http:' || protocol === 'https:';
+	} catch {
+		return false;
+	}
+};
+
+const httpUrl = observed(TRACK_LIMITS.maxUrlLength).refine(isHttpUrl, { error: 'must be an absolute http(s) URL' });
 
 const propertyValue = z.union([
-	text(TRACK_LIMITS.maxPropertyValueLength),
+	observed(TRACK_LIMITS.maxPropertyValueLength),
 	z.number().finite(),
 	z.boolean(),
 	z.null(),
@@ -96,7 +120,7 @@ export const trackEventSchema = z.strictObject({
 	id: z.string().regex(UUID_V7, { error: 'must be a UUIDv7 (version nibble 7, RFC 9562 variant)' }),
 	type: z.enum(EVENT_TYPES),
 	/** Name of a custom event, or a label refining the type (e.g. the form id of a form_submit). */
-	name: text(100).optional(),
+	name: observed(100).optional(),
 	/** Client time in milliseconds since the epoch. */
 	ts: z
 		.number()
@@ -105,8 +129,11 @@ export const trackEventSchema = z.strictObject({
 	anonymousId: identifier,
 	sessionId: identifier,
 	url: httpUrl,
-	title: text(512).optional(),
-	referrer: z.union([httpUrl, z.literal('')]).optional(),
+	title: observed(512).optional(),
+	/** A referrer that is no http(s) URL (an app's android-app://…, a mangled one) is taken as none (''). */
+	referrer: observed(TRACK_LIMITS.maxUrlLength)
+		.transform((value) => (isHttpUrl(value) ? value : ''))
+		.optional(),
 	relevance: z.number().int().min(1).max(10).optional(),
 	props: propertiesSchema.optional(),
 	context: eventContextSchema.optional(),
@@ -120,6 +147,8 @@ export const trackBatchSchema = z.strictObject({
 	/** Client clock when the batch was sent, to correct skew in event times. */
 	sentAt: z.number().int().positive().optional(),
 	consent: z.enum(CONSENT_STATES).optional(),
+	/** The tracker's own finding that the browser is automated (navigator.webdriver): every event of the batch is a bot's. */
+	automation: z.boolean().optional(),
 	events: z
 		.array(trackEventSchema)
 		.min(1, { error: 'must hold at least one event' })

@@ -2,7 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 
 import { isbot } from 'isbot';
 
-import { CLICK_ID_PARAMS, CONTROL_CHARS, eventContextSchema, LEAD_CONTROL_CHARS, type EventContext, type LeadPayload, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
+import { CLICK_ID_PARAMS, CONTROL_CHARS, EVENT_TYPES, eventContextSchema, SESSION_KEYS, LEAD_CONTROL_CHARS, type EventContext, type LeadPayload, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
 
 /**
  * Zeroes the host part of an address before anything is stored: the last octet of IPv4, the
@@ -42,12 +42,22 @@ function header(headers: Headers, name: string): string | undefined {
 	return Array.isArray(value) ? value[0] : value;
 }
 
+/**
+ * The browser's request not to be tracked (Sec-GPC: 1, DNT: 1), where the site honours it. The
+ * tracker then gets no settings (GET /api/track) and sends nothing; a batch that comes anyway is dropped.
+ */
+export function privacySignal(headers: Headers, privacy: SiteConfig['privacy']): 'global-privacy-control' | 'do-not-track' | null {
+	if (privacy.respectGlobalPrivacyControl && header(headers, 'sec-gpc') === '1') return 'global-privacy-control';
+	if (privacy.respectDoNotTrack && header(headers, 'dnt') === '1') return 'do-not-track';
+	return null;
+}
+
 /** Why a batch must not be stored at all, or null when it may be. */
 export function dropReason(headers: Headers, batch: Pick<TrackBatch, 'consent'>, privacy: SiteConfig['privacy']): DropReason | null {
 	const purpose = `${header(headers, 'sec-purpose') ?? ''} ${header(headers, 'purpose') ?? ''} ${header(headers, 'x-moz') ?? ''}`;
 	if (/prefetch|prerender/i.test(purpose)) return 'prefetch';
-	if (privacy.respectGlobalPrivacyControl && header(headers, 'sec-gpc') === '1') return 'global-privacy-control';
-	if (privacy.respectDoNotTrack && header(headers, 'dnt') === '1') return 'do-not-track';
+	const signal = privacySignal(headers, privacy);
+	if (signal) return signal;
 	if (batch.consent === 'denied') return 'consent-denied';
 	if (privacy.cookieConsent && batch.consent !== 'granted') return 'consent-missing';
 	return null;
@@ -72,11 +82,11 @@ function automatedAgent(userAgent: string): boolean {
 	return automated;
 }
 
-/** isbot's crawler list, plus automation the tracker itself noticed (navigator.webdriver, headless browsers). */
-export function isAutomated(userAgent: string | undefined, events: TrackEvent[]): boolean {
+/** isbot's crawler list, plus automation the tracker itself noticed (navigator.webdriver, headless browsers), for the batch or an event. */
+export function isAutomated(userAgent: string | undefined, batch: Pick<TrackBatch, 'automation' | 'events'>): boolean {
 	if (!userAgent) return true;
 	if (automatedAgent(userAgent)) return true;
-	return events.some((event) => event.context?.automation === true);
+	return batch.automation === true || batch.events.some((event) => event.context?.automation === true);
 }
 
 const UTM_FIELDS = Object.keys(eventContextSchema.shape).filter((field): field is `utm_${string}` & keyof EventContext => field.startsWith('utm_'));
@@ -121,16 +131,34 @@ const counter = (props: TrackEvent['props'], name: string) => {
 	return typeof value === 'number' && value > 0 ? value : 0;
 };
 
+const SESSION_NAMES = new Map<string, string>(Object.entries(SESSION_KEYS));
+const EVENT_TYPE_NAMES = new Set<string>(EVENT_TYPES);
+
 /**
- * A session summary as stored: the counters the tracker sends in its session_end event, with the
- * session's length (from its start and last event) and its engagement. The score (0–100) adds
+ * The tracker's session record under the names it is stored with (SESSION_KEYS), with its pages
+ * (its page views) and its events (the sum of its counts per type). Names a client sent itself win.
+ */
+export function namedSessionProps(props: NonNullable<TrackEvent['props']>): NonNullable<TrackEvent['props']> {
+	const named: NonNullable<TrackEvent['props']> = {};
+	let events = 0;
+	for (const [key, value] of Object.entries(props)) {
+		named[SESSION_NAMES.get(key) ?? key] = value;
+		if (EVENT_TYPE_NAMES.has(key) && typeof value === 'number') events += value;
+	}
+	return { pages: counter(props, 'pageview'), events, ...named };
+}
+
+/**
+ * A session summary as stored: the counters the tracker sends in its session_end event (named by
+ * namedSessionProps), with the session's length (from its start and last event) and its engagement. The score (0–100) adds
  * pages (4 each, up to 20), engaged time (1 per 10 s, up to 30), scroll depth (up to 15) and the
  * scored events (half their relevance sum, up to 35), so a visit of one page that reads and acts
  * counts as much as one that clicks through; the site's thresholds make it low, medium or high.
  * Computed here, not in the tracker, since every byte of the tracker is downloaded by every
  * visitor; what a client put in the summary itself wins.
  */
-export function withSessionSummary(props: TrackEvent['props'], thresholds: SiteConfig['tracking']['engagementThresholds']): TrackEvent['props'] {
+export function withSessionSummary(sent: TrackEvent['props'], thresholds: SiteConfig['tracking']['engagementThresholds']): TrackEvent['props'] {
+	const props = namedSessionProps(sent ?? {});
 	const score = Math.round(
 		Math.min(counter(props, 'pages') * 4, 20) +
 			Math.min(counter(props, 'engagedMs') / 1e4, 30) +

@@ -204,7 +204,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 			return;
 		}
 		const userAgent = req.headers['user-agent'];
-		const isBot = isAutomated(userAgent, batch.events);
+		const isBot = isAutomated(userAgent, batch);
 		const rows = toEventRows(batch, Date.now(), { engagementThresholds: site.config.tracking.engagementThresholds, acceptLanguage: req.headers['accept-language'] });
 		const destinations = !isBot && site.endpoints.has('visitor-processor') ? ['visitor-processor'] : [];
 		try {
@@ -236,7 +236,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 			const site = siteFor(lead.site, req, res, sites);
 			if (!site) return;
 			const userAgent = req.headers['user-agent'];
-			if (isAutomated(userAgent, [])) {
+			if (isAutomated(userAgent, { events: [] })) {
 				sendJson(res, 202, { stored: false, reason: 'automated-client' });
 				return;
 			}

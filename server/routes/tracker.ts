@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Router } from 'express';
 
 import { trackerSettings } from '../../lib/contracts/trackerSettings';
+import { privacySignal } from '../ingest/normalize';
 import type { SiteRegistry } from '../siteRegistry';
 import { sendProblem } from './problems';
 
@@ -83,7 +84,8 @@ export function trackerRouter({ sites, scriptFile }: { sites: SiteRegistry; /** 
 	/**
 	 * The tracker's settings (lib/contracts/trackerSettings.ts), on the endpoint it sends its events
 	 * to: a site that proxies /api/track through its own domain proxies both. Only the site's own
-	 * origins may read them, as only they may send events.
+	 * origins may read them, as only they may send events. A browser whose Sec-GPC or DNT header
+	 * the site honours gets none (204), and so tracks nothing.
 	 */
 	const settings = new Map(sites.all().map((site) => [site.key, JSON.stringify(trackerSettings(site.config))]));
 	router.get('/api/track', (req, res) => {
@@ -94,13 +96,17 @@ export function trackerRouter({ sites, scriptFile }: { sites: SiteRegistry; /** 
 			return;
 		}
 		const origin = req.headers.origin;
-		res.setHeader('Vary', 'Origin');
+		res.setHeader('Vary', 'Origin, Sec-GPC, DNT');
 		if (origin && !site.allowedOrigins.has(origin)) {
 			sendProblem(res, 403, 'origin_not_allowed', `Origin ${origin.slice(0, 200)} may not track this site; add it to tracking.allowedOrigins`);
 			return;
 		}
 		if (origin) res.setHeader('Access-Control-Allow-Origin', origin);
 		res.setHeader('Cache-Control', SETTINGS_CACHE_CONTROL);
+		if (privacySignal(req.headers, site.config.privacy)) {
+			res.status(204).end();
+			return;
+		}
 		res.type('json').send(settings.get(site.key));
 	});
 	return router;

@@ -40,19 +40,21 @@ const HOSTILE_STRINGS = [
 
 const NOT_A_STRING = [null, true, 1, -1, [], {}, { a: 1 }, [1, 2], '\u0000\u0001', 'x'.repeat(5000)];
 const NOT_A_NUMBER = ['yesterday', 'NaN', null, true, [], {}, -1, 3.14, 11];
+/** What a page shows (name, title, URLs, property values) is clipped and cleaned rather than refused: only what is no string at all is refused. */
+const NOT_TEXT = [null, true, 1, -1, [], {}, { a: 1 }, [1, 2]];
 /** For each event field, values its schema must refuse. */
 const INVALID_EVENT_VALUES: Record<string, unknown[]> = {
 	id: [...NOT_A_STRING, '00000000-0000-4000-8000-000000000000', "' OR '1'='1"],
 	type: [...NOT_A_STRING, 'pageView', '<script>alert(1)</script>'],
-	name: NOT_A_STRING,
+	name: NOT_TEXT,
 	ts: NOT_A_NUMBER,
 	anonymousId: [...NOT_A_STRING, ''],
 	sessionId: [...NOT_A_STRING, ''],
-	url: [...NOT_A_STRING, 'javascript:alert(1)', "'; DROP TABLE visitor_events; --"],
-	title: NOT_A_STRING,
-	referrer: [...NOT_A_STRING, 'not a url'],
+	url: [...NOT_TEXT, 'javascript:alert(1)', "'; DROP TABLE visitor_events; --", '\u0000\u0001'],
+	title: NOT_TEXT,
+	referrer: NOT_TEXT,
 	relevance: [...NOT_A_NUMBER, 0, 'high'],
-	props: ['x', 1, [], [1], { nested: { deep: 1 } }, null, { k: 'x'.repeat(1001) }],
+	props: ['x', 1, [], [1], { nested: { deep: 1 } }, null, { k: ['x'] }],
 	context: ['x', 1, [], { unknownKey: 1 }, null, { utm_source: 5 }],
 };
 
@@ -104,7 +106,7 @@ function generators(siteKey: string, otherKey: string, pick: <T>(items: readonly
 		() => track(deepJson(200, '[', ']'), 'deep array'),
 		() => track(new Uint8Array([0x7b, 0x22, 0x73, 0x69, 0x74, 0x65, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0xc3, 0x28, 0x22, 0x7d]), 'bad UTF-8'),
 		() => track(Uint8Array.from({ length: 200 }, () => Math.floor(random() * 256)), 'random bytes'),
-		() => track(JSON.stringify({ site: siteKey, events: [{ ...pageview(siteKey, 'a'), title: 'x'.repeat(60_000 + Math.floor(random() * 20_000)) }] }), 'huge string'),
+		() => track(JSON.stringify({ site: siteKey, events: [{ ...pageview(siteKey, 'a'), title: 'x'.repeat(66_000 + Math.floor(random() * 20_000)) }] }), 'huge string'),
 		() => track(pick(['', ' ', 'null', 'true', '0', '"string"', '[]', '{}', '[{}]', 'undefined', 'NaN', '{"site":null}']), 'degenerate JSON'),
 		() => track(JSON.stringify({ site: pick([otherKey, 'no-such-site', siteKey.toUpperCase(), `${siteKey} `, pick(HOSTILE_STRINGS)]), events: [pageview(siteKey, 'anon-fuzz')] }), 'wrong or hostile site key', { origin: `https://${siteKey}.example` }),
 		() => track(JSON.stringify(valid()), 'foreign origin', { origin: pick(['https://evil.example', 'null', `https://${siteKey}.example.evil.example`, `http://${siteKey}.example`]) }),

@@ -1,5 +1,6 @@
-import { eventContextSchema, leadPayloadSchema } from '../../lib/contracts';
-import { firstLanguage, isAutomated, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
+import { eventContextSchema, leadPayloadSchema, trackEventSchema } from '../../lib/contracts';
+import { firstLanguage, isAutomated, namedSessionProps, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
+import { startSession, updateSession } from '../../tracker/src/rules';
 import { BROWSER_UA, pageview } from '../helpers/events';
 
 describe('isAutomated', () => {
@@ -8,15 +9,17 @@ describe('isAutomated', () => {
 	const HEADLESS = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36';
 
 	it('gives each agent the same verdict every time, also after many distinct agents', () => {
-		const verdicts = () => [BROWSER_UA, GOOGLEBOT, HEADLESS, undefined].map((agent) => isAutomated(agent, [event]));
+		const verdicts = () => [BROWSER_UA, GOOGLEBOT, HEADLESS, undefined].map((agent) => isAutomated(agent, { events: [event] }));
 		expect(verdicts()).toEqual([false, true, true, true]);
 		expect(verdicts()).toEqual([false, true, true, true]);
-		for (let i = 0; i < 12_000; i++) isAutomated(`${BROWSER_UA} build/${i}`, [event]);
+		for (let i = 0; i < 12_000; i++) isAutomated(`${BROWSER_UA} build/${i}`, { events: [event] });
 		expect(verdicts()).toEqual([false, true, true, true]);
 	});
 
 	it('trusts the tracker when it noticed automation in a browser agent', () => {
-		expect(isAutomated(BROWSER_UA, [event, { ...event, context: { automation: true } }])).toBe(true);
+		expect(isAutomated(BROWSER_UA, { events: [event, { ...event, context: { automation: true } }] })).toBe(true);
+		expect(isAutomated(BROWSER_UA, { automation: true, events: [event] })).toBe(true);
+		expect(isAutomated(BROWSER_UA, { automation: false, events: [event] })).toBe(false);
 	});
 });
 
@@ -70,8 +73,49 @@ describe('withSessionSummary', () => {
 	it('caps every part, ignores counters that are no positive numbers, and keeps what the client sent', () => {
 		expect(withSessionSummary({ pages: 40, engagedMs: 1e9, maxScrollDepth: 1e6, relevanceSum: 500 }, thresholds)).toMatchObject({ engagementScore: 100, engagement: 'high' });
 		expect(withSessionSummary({ pages: '9', engagedMs: -5, maxScrollDepth: null }, thresholds)).toMatchObject({ engagementScore: 0, engagement: 'low' });
-		expect(withSessionSummary(undefined, thresholds)).toEqual({ engagementScore: 0, engagement: 'low' });
+		expect(withSessionSummary(undefined, thresholds)).toEqual({ pages: 0, events: 0, engagementScore: 0, engagement: 'low' });
 		expect(withSessionSummary({ ...summary, durationMs: 5, engagementScore: 80, engagement: 'high' }, thresholds)).toMatchObject({ durationMs: 5, engagementScore: 80, engagement: 'high' });
+	});
+});
+
+describe('what a page shows', () => {
+	it('is taken at the contract length without control characters, and refused only when it is no string or no http(s) URL', () => {
+		const event = { ...pageview('site', 'anon'), url: `https://shop.example/${'p'.repeat(3000)}`, title: `Ti\u0001tle${'x'.repeat(600)}`, name: 'n'.repeat(200), referrer: 'android-app://com.example.mail/', props: { note: 'v'.repeat(2000), n: 1 } };
+		const parsed = trackEventSchema.parse(event);
+		expect([parsed.url.length, parsed.title!.slice(0, 6), parsed.title!.length, parsed.name!.length, parsed.referrer, (parsed.props!.note as string).length, parsed.props!.n]).toEqual([2048, 'Titlex', 512, 100, '', 1000, 1]);
+		expect(trackEventSchema.safeParse({ ...event, title: 5 }).success).toBe(false);
+		expect(trackEventSchema.safeParse({ ...event, url: 'javascript:alert(1)' }).success).toBe(false);
+		expect(leadPayloadSchema.parse({ site: 'site', email: 'ana@example.com', formId: `f\u0000${'f'.repeat(300)}` }).formId).toBe('f'.repeat(100));
+	});
+});
+
+describe('namedSessionProps', () => {
+	it("names the tracker's session record and counts its pages and events from its counts per type", () => {
+		const start = Date.UTC(2026, 0, 1);
+		const session = startSession(start, '?utm_source=news');
+		updateSession(session, 'pageview', start, 'https://shop.example/', 5);
+		updateSession(session, 'scroll', start + 5000, 'https://shop.example/', 2, { depth: 75 });
+		updateSession(session, 'pageview', start + 9000, 'https://shop.example/pricing', 5);
+		updateSession(session, 'engagement', start + 60_000, 'https://shop.example/pricing', 2, { engagedMs: 60_000 });
+		updateSession(session, 'form_submit', start + 61_000, 'https://shop.example/pricing', 8);
+		expect(namedSessionProps(session as unknown as Record<string, number>)).toEqual({
+			id: session.id,
+			start,
+			last: start + 61_000,
+			campaign: '?utm_source=news',
+			pages: 2,
+			events: 5,
+			pageview: 2,
+			scroll: 1,
+			engagement: 1,
+			form_submit: 1,
+			maxScrollDepth: 75,
+			engagedMs: 60_000,
+			relevanceSum: 22,
+			entry: 'https://shop.example/',
+			exit: 'https://shop.example/pricing',
+		});
+		expect(trackEventSchema.shape.props.safeParse(session).success).toBe(true);
 	});
 });
 

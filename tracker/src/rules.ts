@@ -30,8 +30,8 @@ export type Config = TrackerSettings & { site: string; endpoint: string };
  */
 export function configure({ ...options }: Record<string, unknown>, base: string): Pick<Config, 'site' | 'endpoint'> | undefined {
 	const mistakes: string[] = [];
-	for (const key in options) if (!/^(site|endpoint|debugMode)$/.test(key)) mistakes.push(key + ' (unknown: set it in the site config)');
-	if (!options.site) mistakes.push('site (data-site is required)');
+	for (const key in options) if (!/^(site|endpoint|debugMode)$/.test(key)) mistakes.push(key + ' (unknown)');
+	if (!options.site) mistakes.push('site (missing)');
 	try {
 		options.endpoint = new URL((options.endpoint as string) || '/api/track', base).href;
 	} catch {
@@ -39,21 +39,13 @@ export function configure({ ...options }: Record<string, unknown>, base: string)
 	}
 	if (!/^http/.test(options.endpoint as string)) {
 		options.site = '';
-		mistakes.push('endpoint (must be an http(s) URL)');
+		mistakes.push('endpoint (not http)');
 	}
 	// true from init(), "true" from a data attribute.
 	if (mistakes[0] && options.debugMode + '' == 'true')
 		console.warn('[tracking-crm]', `check the options: ${mistakes.join(', ')}${options.site ? '' : '; tracking is off'}`);
 	return options.site ? (options as Pick<Config, 'site' | 'endpoint'>) : undefined;
 }
-
-/**
- * A string the receiver accepts: without control characters (the tracking contract refuses all
- * but tab and line breaks, the lead contract those too) and within the contract's length. The
- * receiver refuses a whole batch for one bad field, so none is sent.
- */
-// eslint-disable-next-line no-control-regex
-export const clip = (value: string, max: number) => value.replace(/[\0-\x1f\x7f]/g, '').slice(0, max);
 
 /**
  * RFC 9562 UUIDv7: 48 bits of milliseconds, version 7, then randomUUID's random bits and
@@ -70,7 +62,7 @@ export const uuidv7 = (now = Date.now()) => (now + 2 ** 48).toString(16).replace
  * xclid), as the key only compares one landing with another. The receiver takes the contract's
  * own into the page view's context, from its URL.
  */
-export const campaignOf = (search: string) => (search.match(/[?&](utm_|\w*(clk?id|braid)=|li_fat_id=)[^&]*/g) || []).join('').slice(0, 1e3);
+export const campaignOf = (search: string) => (search.match(/[?&](utm_|\w*(clk?id|braid)=|li_fat_id=)[^&]*/g) || []).join('');
 
 /**
  * The first rule that matches decides, so a site orders its rules from specific to general; the
@@ -83,28 +75,33 @@ export const relevanceOf = (rules: TrackerRelevanceRule[], type: TrackEventType,
 
 /**
  * A visit, kept in storage so that every page of it (and every tab) adds to the same session.
- * It is the session_end event's properties as it is: the receiver adds the length, the engagement
+ * It is the session_end event's properties as it is, under short keys, since every byte here is
+ * downloaded by every visitor: the receiver names them (SESSION_KEYS in lib/contracts/tracking.ts),
+ * counts the pages and events from the counts per event type, and adds the length, the engagement
  * score and its level (withSessionSummary in server/ingest/normalize.ts). Times in milliseconds
- * since the epoch; URLs within the 1,000 characters of a property value.
+ * since the epoch. Like everything the page shows (URLs, titles, names), its strings are sent as
+ * they are: the receiver takes them at the contract's length, without control characters.
  */
-export interface Session {
+export type Session = {
 	/** UUIDv7, sent as every event's sessionId. */
 	id: string;
-	start: number;
-	last: number;
-	/** The campaign parameters the session began with (none: undefined or ''). */
-	campaign?: string;
-	pages: number;
-	events: number;
-	/** Deepest scroll, in percent. */
-	maxScrollDepth: number;
-	engagedMs: number;
-	/** Sum of the relevance of the session's events. */
-	relevanceSum: number;
-	entry?: string;
-	/** URL of the latest event ('' before the first). */
-	exit: string;
-}
+	/** start */
+	s: number;
+	/** last: the latest event */
+	l: number;
+	/** campaign: the campaign parameters the session began with (none: undefined or '') */
+	c?: string;
+	/** maxScrollDepth, in percent */
+	d: number;
+	/** engagedMs */
+	g: number;
+	/** relevanceSum: of the session's events */
+	r: number;
+	/** entry: URL of the first event */
+	n?: string;
+	/** exit: URL of the latest event ('' before the first) */
+	x: string;
+} & Partial<Record<TrackEventType, number>>;
 
 /**
  * Whether an event at `now` belongs to a new session: after `timeoutMs` of inactivity, once the
@@ -113,34 +110,22 @@ export interface Session {
  * continues the session it falls into.
  */
 export const sessionOver = (session: Session | null | undefined, now: number, campaign: string | undefined, timeoutMs: number, maxMs: number) =>
-	!session || now - session.last > timeoutMs || now - session.start > maxMs || (!!campaign && campaign != session.campaign);
+	!session || now - session.l > timeoutMs || now - session.s > maxMs || (!!campaign && campaign != session.c);
 
 /** A session before its first event, which updateSession() adds. */
-export const startSession = (now: number, campaign?: string): Session => ({
-	id: uuidv7(now),
-	start: now,
-	last: now,
-	campaign,
-	pages: 0,
-	events: 0,
-	maxScrollDepth: 0,
-	engagedMs: 0,
-	relevanceSum: 0,
-	exit: '',
-});
+export const startSession = (now: number, campaign?: string): Session => ({ id: uuidv7(now), s: now, l: now, c: campaign, d: 0, g: 0, r: 0, x: '' });
 
 /**
- * Adds an event to the session's counters: every scored event, whether or not it is sent. The
- * entry and exit pages are those of its first and last events (page views, as a rule; as on the
- * server, of another event where the session has no page view before it).
+ * Adds an event to the session's counters: every scored event, whether or not it is sent, counted
+ * by its type. The entry and exit pages are those of its first and last events (page views, as a
+ * rule; as on the server, of another event where the session has no page view before it).
  */
 export function updateSession(session: Session, type: TrackEventType, now: number, url: string, relevance: number, props: Props = {}): void {
-	session.last = now;
-	session.events++;
-	session.relevanceSum += relevance;
-	session.exit = url.slice(0, 1e3);
-	session.entry ||= session.exit;
-	if (type == 'pageview') session.pages++;
-	if ((props.depth as number) > session.maxScrollDepth) session.maxScrollDepth = props.depth as number;
-	session.engagedMs += (props.engagedMs as number) || 0;
+	session.l = now;
+	session[type] = -~session[type]!;
+	session.r += relevance;
+	session.x = url;
+	session.n ||= url;
+	if ((props.depth as number) > session.d) session.d = props.depth as number;
+	session.g += (props.engagedMs as number) || 0;
 }

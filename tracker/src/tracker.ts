@@ -1,7 +1,7 @@
 import type { LeadPayloadInput } from '../../lib/contracts/lead';
 import type { TrackerSettings } from '../../lib/contracts/trackerSettings';
 import type { TrackEvent, TrackEventType } from '../../lib/contracts/tracking';
-import { campaignOf, clip, configure, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Config, type Props, type Session, type TrackerOptions } from './rules';
+import { campaignOf, configure, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Config, type Props, type Session, type TrackerOptions } from './rules';
 
 /**
  * The tracker's glue: the page's events, storage and the network, in one module so that the
@@ -47,18 +47,15 @@ const put = <T>(key: string, value: T): T => (storage(key).setItem('tcrm.' + key
 const choice = () => get('consent');
 
 /**
- * Whether anything may be sent: not before init(), not after an opt-out, not when the browser
- * signals Global Privacy Control or Do Not Track (unless the site config says it does not
- * honour them: the receiver drops such batches anyway), and only after consent where the site
- * asks for it.
+ * Whether anything may be sent: not before the settings arrived, not after an opt-out, and only
+ * after consent where the site asks for it. A browser that signals Global Privacy Control or Do
+ * Not Track gets no settings where the site honours them (the receiver reads the headers).
  */
 function allowed(): boolean | undefined {
 	const chosen = choice();
 	return (
 		config &&
 		chosen != 'denied' &&
-		!(config.gpc && (navigator as Navigator & { globalPrivacyControl?: boolean }).globalPrivacyControl) &&
-		!(config.dnt && navigator.doNotTrack == '1') &&
 		(chosen == 'granted' || !config.consent)
 	);
 }
@@ -79,7 +76,8 @@ const schedule = (delay: number) => (timer ||= setTimeout(safe(flush), delay));
 
 /**
  * Sends the head of the queue, then the next. A batch is stamped with its send time, from which
- * the receiver corrects the client's clock. A network error, a 429 or a 5xx keeps it and
+ * the receiver corrects the client's clock, and with navigator.webdriver, which marks a browser
+ * driven by WebDriver, Puppeteer or Playwright. A network error, a 429 or a 5xx keeps it and
  * retries after an exponential backoff with jitter (2 s doubling up to about 4 min), or as soon
  * as the browser is back online. Any other answer is final: a request the receiver refused as
  * invalid would be refused forever, and must not block the queue behind it. What was sent is
@@ -94,7 +92,7 @@ function flush(leaving?: boolean): void {
 	timer = 0;
 	const items: Item[] = [];
 	let url = config!.endpoint;
-	let payload: unknown = { site: config!.site, consent: choice() || undefined, sentAt: Date.now(), events: items };
+	let payload: unknown = { site: config!.site, consent: choice() || undefined, sentAt: Date.now(), automation: navigator.webdriver, events: items };
 	for (const item of queue()) {
 		if ((item as LeadPayloadInput).email) {
 			if (!items[0]) {
@@ -149,16 +147,15 @@ const queueEvent = (session: Session, event: Pick<TrackEvent, 'type' | 'ts' | 'u
  * Every event goes through here: the session it belongs to (a session that ended gets its summary
  * first), its relevance from the site's rules, and only at or above the threshold into the queue.
  * Rules match the page's path, or with hash routing the route in the fragment (#/pricing, #!/pricing).
- * navigator.webdriver marks a browser driven by WebDriver, Puppeteer or Playwright. `campaign` is a
- * page view's campaign parameters as one key.
+ * `campaign` is a page view's campaign parameters as one key.
  */
 function emit(type: TrackEventType, fields: Fields, campaign?: string): void {
 	if (!allowed()) return;
 	const now = Date.now();
-	const url = clip(location.href, 2048);
+	const url = location.href;
 	let session = get<Session>('session');
 	if (sessionOver(session, now, campaign, config!.timeout, config!.maxLength)) {
-		if (session) queueEvent(session, { type: 'session_end', ts: session.last, url: session.exit, props: session as unknown as Props });
+		if (session) queueEvent(session, { type: 'session_end', ts: session.l, url: session.x, props: session as unknown as Props });
 		session = startSession(now, campaign);
 	}
 	const relevance = relevanceOf(config!.rules, type, fields.name, (config!.hashRouting && location.hash.match(/^#!?(\/[^?]*)/)?.[1]) || location.pathname);
@@ -169,10 +166,9 @@ function emit(type: TrackEventType, fields: Fields, campaign?: string): void {
 			type,
 			ts: now,
 			url,
-			title: clip(document.title, 512),
+			title: document.title,
 			relevance,
 			...fields,
-			context: navigator.webdriver ? { ...fields.context, automation: true } : fields.context,
 		});
 }
 
@@ -188,9 +184,9 @@ function reportEngagement(): void {
 }
 
 /**
- * A page view, with the browser's time zone (its language the receiver takes from the request's
- * Accept-Language; no screen size: it tells dashboards little that the user agent does not, and
- * helps fingerprinting). Its URL carries the landing page's campaign parameters and click ids,
+ * A page view. Its language the receiver takes from the request's Accept-Language; no screen
+ * size or time zone: they tell dashboards little that the user agent and the country do not, and
+ * help fingerprinting. Its URL carries the landing page's campaign parameters and click ids,
  * which the receiver takes into the context; here they are only one key, so that a visit from a
  * new campaign starts a new session. Its scroll depth starts from the top, its time from now.
  */
@@ -199,7 +195,7 @@ function pageview(): void {
 	visibleSince = document.hidden ? 0 : Date.now();
 	emit(
 		'pageview',
-		{ context: { timezone: Intl.DateTimeFormat().resolvedOptions().timeZone }, referrer: /^http/.test(referrer) ? clip(referrer, 2048) : undefined },
+		{ referrer },
 		campaignOf(location.search),
 	);
 	referrer = '';
@@ -214,9 +210,9 @@ function onClick(event: MouseEvent): void {
 	// A click outside a link finds none, and reading its protocol throws into safe(): no event.
 	const link = (event.target as Element).closest('a')!;
 	if (!/^http/.test(link.protocol) || event.button == 2) return;
-	const props = { url: clip(link.href, 1e3) };
+	const props = { url: link.href };
 	if (link.hasAttribute('download') || RegExp(config!.downloads, 'i').test(link.pathname))
-		emit('download', { name: clip(link.pathname.split('/').pop()!, 100), props });
+		emit('download', { name: link.pathname.split('/').pop(), props });
 	else if (link.host != location.host) emit('outbound', { name: link.hostname, props });
 }
 
@@ -230,7 +226,7 @@ function onClick(event: MouseEvent): void {
  */
 function onSubmit(event: SubmitEvent): void {
 	const form = event.target as HTMLFormElement;
-	const formId = clip(form.getAttribute('id') || form.getAttribute('name') || '', 100) || undefined;
+	const formId = form.getAttribute('id') || form.getAttribute('name') || undefined;
 	const fields: [string, string, string][] = [];
 	let email = '';
 	emit('form_submit', { name: formId });
@@ -301,13 +297,13 @@ function start(): void {
 }
 
 /** Calls made before the settings arrived, run in order once they have. */
-let waiting: (() => unknown)[] | 0 = [];
+let waiting: [(...args: never[]) => unknown, unknown[]][] | 0 = [];
 
 /** A public call: safe, and held back until the settings arrived (the rules that score it, the storage it uses). */
-export const whenReady = <A extends unknown[]>(run: (...args: A) => unknown) => {
-	const call: (...args: A) => void = safe((...args: A) => (waiting ? waiting.push(() => call(...args)) : run(...args)));
-	return call;
-};
+export const whenReady =
+	<A extends unknown[]>(run: (...args: A) => unknown) =>
+	(...args: A) =>
+		waiting ? waiting.push([run as (...args: never[]) => unknown, args]) : safe(run)(...args);
 
 /**
  * Reads the site's settings from the endpoint (GET, cached by the browser for minutes), then
@@ -317,26 +313,26 @@ export const whenReady = <A extends unknown[]>(run: (...args: A) => unknown) => 
  */
 export function boot(options: TrackerOptions, base: string): void {
 	const where = configure(options, base);
-	if (where && !config)
+	if (where)
 		fetch(`${where.endpoint}?site=${where.site}`)
 			.then((response) => response.ok && response.json())
-			.then(
-				safe((settings: TrackerSettings | false) => {
-					if (!settings || config) return;
-					config = { ...settings, ...where };
-					start();
-					const calls = waiting as (() => unknown)[];
-					waiting = 0;
-					calls.map((call) => call());
-				}),
-			);
+			.then((settings: TrackerSettings | false) => {
+				if (!settings || config) return;
+				config = { ...settings, ...where };
+				start();
+				const calls = waiting as [(...args: unknown[]) => unknown, unknown[]][];
+				waiting = 0;
+				calls.map(([run, args]) => safe(run)(...args));
+			})
+			// Offline, refused, or no settings for this browser (204): nothing to tell the page.
+			.catch(() => 0);
 }
 
 /**
  * A custom event, scored by the site's rules like any other. Its properties must keep to the
- * contract (at most 50, values up to 1,000 characters), or the receiver refuses the batch.
+ * contract (at most 50; strings, numbers, booleans or null), or the receiver refuses the batch.
  */
-export const track = (name: string, props?: Props) => emit('custom', { name: clip(name, 100), props });
+export const track = (name: string, props?: Props) => emit('custom', { name: name + '', props });
 
 /**
  * Makes the anonymous visitor a lead: POST /api/lead with the anonymous id, so the receiver joins
