@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 import { parseSiteConfig } from '../../lib/config/siteConfig';
-import type { SiteConfig } from '../../lib/contracts';
+import type { SiteConfig, SiteConfigInput } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
 import { BROWSER_UA } from './events';
 
@@ -80,13 +80,21 @@ export function trackedPage(receiverUrl: string, site: string, options: Record<s
 	return `<!doctype html><html><head><title>Page ${site}</title><script defer src="${receiverUrl}/t.js" ${attributes}></script></head><body>${body}</body></html>`;
 }
 
-/** A site whose tracker runs on `origin`, forwarding to the Visitor Processor and the Lead Processor. */
-export function trackerSite(origin: string, privacy: { cookieConsent?: boolean } = {}): SiteConfig {
+/** Parts of a site config, each merged over what trackerSite() builds (a list replaces its default). */
+export type SiteOverrides = { [K in keyof SiteConfigInput]?: Partial<NonNullable<SiteConfigInput[K]>> };
+
+/**
+ * A site whose tracker runs on `origin`, forwarding to the Visitor Processor and the Lead
+ * Processor, without a consent requirement unless `overrides` sets one. The tracker's settings
+ * (relevance rules, threshold, session timeout, hash routing, cookieless mode, consent) are the
+ * site config's: `overrides` gives them, e.g. `{ tracking: { hashRouting: true } }`.
+ */
+export function trackerSite(origin: string, overrides: SiteOverrides = {}): SiteConfig {
 	const key = `tracker-${Math.random().toString(16).slice(2, 12)}`;
-	return parseSiteConfig({
+	const base: SiteOverrides = {
 		site: { key, name: `Tracker ${key}`, domain: `${key}.example` },
 		tracking: { allowedOrigins: [origin] },
-		privacy: { cookieConsent: privacy.cookieConsent ?? false },
+		privacy: { cookieConsent: false },
 		integrations: {
 			n8nUrl: 'http://127.0.0.1:9',
 			webhookSecretEnv: 'TEST_WEBHOOK_SECRET',
@@ -95,7 +103,26 @@ export function trackerSite(origin: string, privacy: { cookieConsent?: boolean }
 				{ workflow: 'lead-processor', url: '/webhook/lead' },
 			],
 		},
-	});
+	};
+	const input: Record<string, unknown> = { ...base };
+	for (const [part, values] of Object.entries(overrides)) input[part] = { ...base[part as keyof SiteOverrides], ...values };
+	return parseSiteConfig(input);
+}
+
+/**
+ * Waits until the tracker of the page has its site's settings from the receiver and started: it
+ * counted the page view, and it watches the page from then on (a click, a submit, a route change
+ * or a closed tab before that is not seen). Started, it has wrapped history.pushState to see
+ * route changes; the page view is counted in the same task.
+ */
+export async function trackerStarted(page: Page): Promise<void> {
+	await page.waitForFunction(() => !/\[native code\]/.test(String(history.pushState)));
+}
+
+/** Opens `url` and waits until the tracker there started (trackerStarted). */
+export async function visit(page: Page, url: string): Promise<void> {
+	await page.goto(url);
+	await trackerStarted(page);
 }
 
 /** Polls until `read()` satisfies `done`, then returns it; fails with the last value after `timeoutMs`. */

@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 
 import type { Receiver } from '../../server/receiver';
-import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, visitorContext, type PageServer } from '../helpers/browser';
+import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, visit, visitorContext, type PageServer } from '../helpers/browser';
 import { testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
 
@@ -21,7 +21,7 @@ describe('tracker delivery in a real browser', () => {
 	beforeAll(async () => {
 		pages = await servePages((path) => {
 			const name = path.split('/')[1];
-			return site[name] && trackedPage(receiver.url, site[name].site.key, { cookieConsent: false }, `<main>${name}</main>`);
+			return site[name] && trackedPage(receiver.url, site[name].site.key, {}, `<main>${name}</main>`);
 		});
 		for (const name of ['close', 'offline', 'online', 'retry']) site[name] = trackerSite(pages.origin);
 		receiver = await startTestReceiver(Object.values(site), { DISPATCHER: 'off' });
@@ -37,7 +37,7 @@ describe('tracker delivery in a real browser', () => {
 	it('delivers events fired in the last 100 ms before the tab closes, by beacon', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/close/`);
+		await visit(page, `${pages.origin}/close/`);
 		await page.evaluate(() => {
 			// The page measures how long before its end the events were fired; localStorage outlives it.
 			addEventListener('beforeunload', () => {
@@ -72,7 +72,7 @@ describe('tracker delivery in a real browser', () => {
 			addEventListener('online', (event) => left && event.stopImmediatePropagation(), true);
 		});
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/offline/`);
+		await visit(page, `${pages.origin}/offline/`);
 		await eventually(
 			() => stored('offline'),
 			(names) => names.length == 1,
@@ -88,7 +88,7 @@ describe('tracker delivery in a real browser', () => {
 		expect(await stored('offline')).toEqual(['pageview:/offline/']);
 		await context.setOffline(false);
 		const next = await context.newPage();
-		await next.goto(`${pages.origin}/offline/`);
+		await visit(next, `${pages.origin}/offline/`);
 		await closeTab(next);
 
 		await eventually(
@@ -103,7 +103,7 @@ describe('tracker delivery in a real browser', () => {
 	it('sends what was queued offline as soon as the browser is back online', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/online/`);
+		await visit(page, `${pages.origin}/online/`);
 		await context.setOffline(true);
 		await page.evaluate(() => tcrm('track', 'while-offline'));
 		await page.waitForTimeout(2500);

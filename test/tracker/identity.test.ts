@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 
 import type { Receiver } from '../../server/receiver';
-import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, visitorContext, type PageServer } from '../helpers/browser';
+import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, visit, visitorContext, type PageServer } from '../helpers/browser';
 import { testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
 
@@ -32,7 +32,7 @@ describe('tracker identity in a real browser', () => {
 	beforeAll(async () => {
 		pages = await servePages((path) => {
 			const [, name, page] = path.split('/');
-			return site[name] && trackedPage(receiver.url, site[name].site.key, { cookieConsent: false }, page == 'form' ? SIGNUP_FORM : `<main>${page}</main>`);
+			return site[name] && trackedPage(receiver.url, site[name].site.key, {}, page == 'form' ? SIGNUP_FORM : `<main>${page}</main>`);
 		});
 		for (const name of ['identify', 'form', 'noconsent']) site[name] = trackerSite(pages.origin);
 		receiver = await startTestReceiver(Object.values(site), { DISPATCHER: 'off' });
@@ -48,8 +48,8 @@ describe('tracker identity in a real browser', () => {
 	it('joins the anonymous history to the lead: identify stores an identify event and a lead for the Lead Processor under the same anonymous id', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/identify/home`);
-		await page.goto(`${pages.origin}/identify/pricing`);
+		await visit(page, `${pages.origin}/identify/home`);
+		await visit(page, `${pages.origin}/identify/pricing`);
 		await page.evaluate(() => tcrm('identify', 'jane@example.com', { firstName: 'Jane', company: 'Acme', properties: { plan: 'pro' } }));
 		await closeTab(page);
 
@@ -78,7 +78,7 @@ describe('tracker identity in a real browser', () => {
 	it('makes a submitted form a lead once consent is granted, never reading passwords, cards, IBANs or hidden fields', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/form/form`);
+		await visit(page, `${pages.origin}/form/form`);
 		await page.evaluate(() => tcrm('consent', 'granted'));
 		await page.click('button');
 		await closeTab(page);
@@ -98,7 +98,7 @@ describe('tracker identity in a real browser', () => {
 	it('counts a form submitted without consent as an event only, not a lead', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/noconsent/form`);
+		await visit(page, `${pages.origin}/noconsent/form`);
 		await page.click('button');
 		await closeTab(page);
 		await eventually(

@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 
 import type { Receiver } from '../../server/receiver';
-import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, visitorContext, type PageServer } from '../helpers/browser';
+import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, trackerStarted, visit, visitorContext, type PageServer } from '../helpers/browser';
 import { testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
 
@@ -18,13 +18,14 @@ describe('tracker page views in a real browser', () => {
 			const [, name, page] = path.split('/');
 			if (name == 'multi') {
 				const next = { a: 'b', b: 'c' }[page];
-				return trackedPage(receiver.url, site.multi.site.key, { cookieConsent: false }, next ? `<a id="next" href="/multi/${next}">next</a>` : 'the end');
+				return trackedPage(receiver.url, site.multi.site.key, {}, next ? `<a id="next" href="/multi/${next}">next</a>` : 'the end');
 			}
-			if (name == 'spa') return trackedPage(receiver.url, site.spa.site.key, { cookieConsent: false }, '<main>app</main>');
-			if (name == 'hash') return trackedPage(receiver.url, site.hash.site.key, { cookieConsent: false, hashRouting: true, eventRelevance: [{ type: 'pageview', urlPattern: '/pricing', relevance: 9 }] }, '<main>app</main>');
+			if (name == 'spa') return trackedPage(receiver.url, site.spa.site.key, {}, '<main>app</main>');
+			if (name == 'hash') return trackedPage(receiver.url, site.hash.site.key, {}, '<main>app</main>');
 			return undefined;
 		});
-		for (const name of ['multi', 'spa', 'hash']) site[name] = trackerSite(pages.origin);
+		for (const name of ['multi', 'spa']) site[name] = trackerSite(pages.origin);
+		site.hash = trackerSite(pages.origin, { tracking: { hashRouting: true, eventRelevance: [{ type: 'pageview', urlPattern: '/pricing', relevance: 9 }] } });
 		receiver = await startTestReceiver(Object.values(site), { DISPATCHER: 'off' });
 		browser = await launchChromium();
 	});
@@ -44,9 +45,11 @@ describe('tracker page views in a real browser', () => {
 	it('counts a multi-page visit, a back-forward cache restore included, once per page in one session', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/multi/a`);
+		await visit(page, `${pages.origin}/multi/a`);
 		await Promise.all([page.waitForURL('**/multi/b'), page.click('#next')]);
+		await trackerStarted(page);
 		await Promise.all([page.waitForURL('**/multi/c'), page.click('#next')]);
+		await trackerStarted(page);
 		await page.evaluate(() => Object.assign(window, { stillHere: true }));
 		// A restore from the back-forward cache fires no load event.
 		await page.goBack({ waitUntil: 'commit' });
@@ -72,7 +75,7 @@ describe('tracker page views in a real browser', () => {
 	it('counts an SPA visit once per real URL change: push, replace, back, forward; not fragments or same-URL calls', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/spa/home`);
+		await visit(page, `${pages.origin}/spa/home`);
 		const step = async (action: () => void) => {
 			await page.evaluate(action);
 			await page.waitForTimeout(30);
@@ -100,7 +103,7 @@ describe('tracker page views in a real browser', () => {
 	it('with hash routing counts each route in the fragment, and scores rules against it', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/hash/#/home`);
+		await visit(page, `${pages.origin}/hash/#/home`);
 		for (const route of ['#/pricing', '#/docs', '#/docs']) {
 			await page.evaluate((hash) => (location.hash = hash), route);
 			await page.waitForTimeout(30);

@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 
 import type { Receiver } from '../../server/receiver';
-import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, visitorContext, type PageServer } from '../helpers/browser';
+import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, trackerStarted, visit, visitorContext, type PageServer } from '../helpers/browser';
 import { testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
 
@@ -18,11 +18,12 @@ describe('tracker privacy in a real browser', () => {
 	beforeAll(async () => {
 		pages = await servePages((path) => {
 			const name = path.split('/')[1];
-			const options = { consent: { cookieConsent: true }, signals: { cookieConsent: false }, cookieless: { cookieConsent: false, cookieless: true }, automated: { cookieConsent: false } }[name];
-			return options && trackedPage(receiver.url, site[name].site.key, options, `<main>${name}</main>`);
+			return site[name] && trackedPage(receiver.url, site[name].site.key, {}, `<main>${name}</main>`);
 		});
-		site.consent = trackerSite(pages.origin, { cookieConsent: true });
-		for (const name of ['signals', 'cookieless', 'automated']) site[name] = trackerSite(pages.origin);
+		site.consent = trackerSite(pages.origin, { privacy: { cookieConsent: true } });
+		site.signals = trackerSite(pages.origin);
+		site.cookieless = trackerSite(pages.origin, { tracking: { cookieless: true } });
+		site.automated = trackerSite(pages.origin);
 		receiver = await startTestReceiver(Object.values(site), { DISPATCHER: 'off' });
 		browser = await launchChromium();
 	});
@@ -33,18 +34,23 @@ describe('tracker privacy in a real browser', () => {
 		await prisma.$disconnect();
 	});
 
-	/** Every request that reaches the receiver's API from now on. Counted by the server: the browser reports no beacons. */
-	const apiRequests = () => {
-		const urls: string[] = [];
+	/**
+	 * Every request that reaches the receiver's API from now on, but the tracker's reading of its
+	 * site's settings (GET /api/track?site=KEY), which says nothing about the visitor. Counted by
+	 * the server: the browser reports no beacons.
+	 */
+	const apiRequests = (name: string) => {
+		const requests: string[] = [];
 		receiver.server.on('request', (request) => {
-			if (request.url?.startsWith('/api/')) urls.push(request.url);
+			const line = `${request.method} ${request.url}`;
+			if (request.url?.startsWith('/api/') && line != `GET /api/track?site=${site[name].site.key}`) requests.push(line);
 		});
-		return urls;
+		return requests;
 	};
 
 	it('sends nothing before consent nor after a refusal, which persists; once granted, tracking starts', async () => {
 		const context = await visitorContext(browser);
-		const requests = apiRequests();
+		const requests = apiRequests('consent');
 		const page = await context.newPage();
 		await page.goto(`${pages.origin}/consent/`);
 		await page.evaluate(() => tcrm('track', 'before-consent'));
@@ -56,8 +62,10 @@ describe('tracker privacy in a real browser', () => {
 		expect(await page.evaluate(() => Object.keys(localStorage))).toEqual(['tcrm.consent']);
 
 		await page.evaluate(() => tcrm('consent', 'granted'));
+		await trackerStarted(page);
 		await page.evaluate(() => tcrm('track', 'after-consent'));
 		await page.reload();
+		await trackerStarted(page);
 		await closeTab(page);
 		const rows = await eventually(
 			() => storedEvents(prisma, siteId('consent')),
@@ -73,7 +81,7 @@ describe('tracker privacy in a real browser', () => {
 		['Do Not Track', { dnt: true }],
 	])('sends nothing under %s, even after consent', async (_signal, signals) => {
 		const context = await visitorContext(browser, signals);
-		const requests = apiRequests();
+		const requests = apiRequests('signals');
 		const page = await context.newPage();
 		await page.goto(`${pages.origin}/signals/`);
 		await page.evaluate(() => {
@@ -92,7 +100,7 @@ describe('tracker privacy in a real browser', () => {
 	it('in cookieless mode keeps its ids for the tab only (sessionStorage), nothing in localStorage', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/cookieless/`);
+		await visit(page, `${pages.origin}/cookieless/`);
 		await page.evaluate(() => tcrm('track', 'cookieless-event'));
 		expect(await page.evaluate(() => Object.keys(localStorage))).toEqual([]);
 		expect((await page.evaluate(() => Object.keys(sessionStorage))).sort()).toEqual(['tcrm.id', 'tcrm.queue', 'tcrm.session']);
@@ -108,7 +116,7 @@ describe('tracker privacy in a real browser', () => {
 	it('flags an automated browser (navigator.webdriver) so the receiver stores its events as a bot\u2019s and forwards none', async () => {
 		const context = await browser.newContext();
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/automated/`);
+		await visit(page, `${pages.origin}/automated/`);
 		await page.evaluate(() => tcrm('track', 'robot'));
 		await closeTab(page);
 		const rows = await eventually(

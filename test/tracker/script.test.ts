@@ -5,10 +5,9 @@ import path from 'node:path';
 import express from 'express';
 import type { Browser } from 'playwright-core';
 
-import { parseSiteConfig } from '../../lib/config/siteConfig';
 import type { Receiver } from '../../server/receiver';
 import { trackerRouter } from '../../server/routes/tracker';
-import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, visitorContext, type PageServer } from '../helpers/browser';
+import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, visit, visitorContext, type PageServer } from '../helpers/browser';
 import { testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
 
@@ -30,19 +29,19 @@ describe('the tracker script, served and embedded', () => {
 			if (name == 'mistake') return trackedPage(receiver.url, site.stub.site.key, { debugMode: true, bogus: 1, endpoint: 'ftp://files.example/track' });
 			if (name == 'quiet') return trackedPage(receiver.url, site.stub.site.key, { bogus: 1, endpoint: 'ftp://files.example/track' });
 			if (name == 'stub')
-				return `<script>window.tcrm = window.tcrm || function () { (tcrm.q = tcrm.q || []).push(arguments) }; tcrm('track', 'before-load', { early: true });</script>${trackedPage(receiver.url, site.stub.site.key, { cookieConsent: false })}`;
+				return `<script>window.tcrm = window.tcrm || function () { (tcrm.q = tcrm.q || []).push(arguments) }; tcrm('track', 'before-load', { early: true });</script>${trackedPage(receiver.url, site.stub.site.key)}`;
 			if (name == 'esm')
 				return `<script type="module">
 					import * as tracker from '/tracker.mjs';
 					window.exported = Object.keys(tracker).sort();
-					tracker.init({ site: '${site.esm.site.key}', endpoint: '${receiver.url}/api/track', cookieConsent: false });
+					tracker.init({ site: '${site.esm.site.key}', endpoint: '${receiver.url}/api/track' });
 					tracker.track('from-module');
 				</script>`;
 			if (name == 'tracker.mjs') return readFileSync(ESM_BUILD, 'utf8');
 			return undefined;
 		});
 		for (const name of ['stub', 'esm']) site[name] = trackerSite(pages.origin);
-		site.custom = parseSiteConfig({ ...trackerSite(pages.origin), tracking: { allowedOrigins: ['https://shop.example'], scriptPath: '/assets/crm.js' } });
+		site.custom = trackerSite(pages.origin, { tracking: { allowedOrigins: ['https://shop.example'], scriptPath: '/assets/crm.js' } });
 		receiver = await startTestReceiver(Object.values(site), { DISPATCHER: 'off' });
 		browser = await launchChromium();
 	});
@@ -95,7 +94,7 @@ describe('the tracker script, served and embedded', () => {
 		await page.goto(`${pages.origin}/quiet/`);
 		await page.evaluate(() => tcrm('track', 'ignored'));
 		await closeTab(page);
-		expect(messages).toEqual(['warning: [tracking-crm] check the options: bogus (unknown), endpoint (must be an http(s) URL); tracking is off']);
+		expect(messages).toEqual(['warning: [tracking-crm] check the options: bogus (unknown: set it in the site config), endpoint (must be an http(s) URL); tracking is off']);
 		expect(errors).toEqual([]);
 		await context.close();
 	});
@@ -105,7 +104,7 @@ describe('the tracker script, served and embedded', () => {
 		const page = await context.newPage();
 		const errors: Error[] = [];
 		page.on('pageerror', (error) => errors.push(error));
-		await page.goto(`${pages.origin}/stub/`);
+		await visit(page, `${pages.origin}/stub/`);
 		const thrown = await page.evaluate(() => {
 			try {
 				tcrm('track', null);
@@ -128,7 +127,7 @@ describe('the tracker script, served and embedded', () => {
 	it('replays calls a page made through the stub before the script loaded', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/stub/`);
+		await visit(page, `${pages.origin}/stub/`);
 		await closeTab(page);
 		const rows = await eventually(
 			() => storedEvents(prisma, siteId('stub')),
@@ -141,7 +140,7 @@ describe('the tracker script, served and embedded', () => {
 	it('works as an ES module for bundlers: init, then track', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/esm/`);
+		await visit(page, `${pages.origin}/esm/`);
 		expect(await page.evaluate(() => (window as unknown as { exported: string[] }).exported)).toEqual(['consent', 'identify', 'init', 'optOut', 'reset', 'track']);
 		await closeTab(page);
 		const rows = await eventually(

@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 
 import type { Receiver } from '../../server/receiver';
-import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, visitorContext, type PageServer } from '../helpers/browser';
+import { closeTab, eventually, launchChromium, servePages, storedEvents, trackedPage, trackerSite, visit, visitorContext, type PageServer, type SiteOverrides } from '../helpers/browser';
 import { testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
 
@@ -16,11 +16,11 @@ describe('tracker smart events in a real browser', () => {
 	let receiver: Receiver;
 	const site: Record<string, ReturnType<typeof trackerSite>> = {};
 	const siteId = (name: string) => receiver.sites.byPublicKey(site[name].site.key)!.id;
-	const options: Record<string, Record<string, unknown>> = {
-		timeout: { cookieConsent: false, sessionTimeout: 3 },
-		campaign: { cookieConsent: false },
+	/** The sites' tracking settings, from their site configs. */
+	const tracking: Record<string, SiteOverrides['tracking']> = {
+		timeout: { sessionTimeout: 3 },
+		campaign: {},
 		rules: {
-			cookieConsent: false,
 			relevanceThreshold: 3,
 			eventRelevance: [
 				{ name: 'signup', relevance: 9 },
@@ -35,9 +35,9 @@ describe('tracker smart events in a real browser', () => {
 			const name = path.split('/')[1];
 			const links = `<a id="out" href="http://localhost:1/partner" onclick="event.preventDefault()">partner</a>
 				<a id="file" href="/files/price-list.pdf" onclick="event.preventDefault()">prices</a>`;
-			return site[name] && trackedPage(receiver.url, site[name].site.key, options[name], `${links}${LONG_PAGE}`);
+			return site[name] && trackedPage(receiver.url, site[name].site.key, {}, `${links}${LONG_PAGE}`);
 		});
-		for (const name of Object.keys(options)) site[name] = trackerSite(pages.origin);
+		for (const [name, settings] of Object.entries(tracking)) site[name] = trackerSite(pages.origin, { tracking: settings });
 		receiver = await startTestReceiver(Object.values(site), { DISPATCHER: 'off' });
 		browser = await launchChromium();
 	});
@@ -51,7 +51,7 @@ describe('tracker smart events in a real browser', () => {
 	it('ends a session after the inactivity timeout and sends its summary: pages, duration, scroll, engaged time, events, entry and exit', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/timeout/landing`);
+		await visit(page, `${pages.origin}/timeout/landing`);
 		await page.waitForTimeout(700);
 		await page.evaluate(() => history.pushState({}, '', '/timeout/read'));
 		await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
@@ -92,9 +92,9 @@ describe('tracker smart events in a real browser', () => {
 	it('captures campaign parameters and click ids on landing, and starts a new session for a new campaign', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/campaign/?utm_source=newsletter&utm_medium=email&utm_campaign=spring&ref=x`);
-		await page.goto(`${pages.origin}/campaign/?gclid=abc123&utm_source=google`);
-		await page.goto(`${pages.origin}/campaign/pricing`);
+		await visit(page, `${pages.origin}/campaign/?utm_source=newsletter&utm_medium=email&utm_campaign=spring&ref=x`);
+		await visit(page, `${pages.origin}/campaign/?gclid=abc123&utm_source=google`);
+		await visit(page, `${pages.origin}/campaign/pricing`);
 		await closeTab(page);
 
 		const rows = await eventually(
@@ -113,7 +113,7 @@ describe('tracker smart events in a real browser', () => {
 	it('scores events by the site rules, sends only those at or above the threshold, and counts engaged time', async () => {
 		const context = await visitorContext(browser);
 		const page = await context.newPage();
-		await page.goto(`${pages.origin}/rules/`);
+		await visit(page, `${pages.origin}/rules/`);
 		await page.evaluate(() => {
 			tcrm('track', 'signup', { plan: 'pro' });
 			tcrm('track', 'hovered');
