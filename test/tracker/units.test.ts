@@ -1,11 +1,21 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
+import { parseSiteConfig, SiteConfigError } from '../../lib/config/siteConfig';
+import type { SiteConfigInput } from '../../lib/contracts/siteConfig';
+import { pathPatternSource, trackerSettings } from '../../lib/contracts/trackerSettings';
 import { CLICK_ID_PARAMS, eventContextSchema, trackEventSchema } from '../../lib/contracts/tracking';
 import { compilePathPattern } from '../../nodes/ConversionDetector/rules';
-import { campaignOf, configure, pathMatches, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Session } from '../../tracker/src/rules';
+import { campaignOf, configure, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Session } from '../../tracker/src/rules';
 
 const MINUTE = 60_000;
+
+/** A site config with these tracking settings. */
+const siteWith = (tracking: Partial<SiteConfigInput['tracking']>) =>
+	parseSiteConfig({ site: { key: 'shop', name: 'Shop', domain: 'shop.example' }, tracking: { allowedOrigins: ['https://shop.example'], ...tracking } });
+
+/** The relevance rules the receiver gives the tracker of a site with these rules of its own. */
+const rulesOf = (eventRelevance: NonNullable<SiteConfigInput['tracking']['eventRelevance']>) => trackerSettings(siteWith({ eventRelevance })).rules;
 
 describe('tracker modules', () => {
 	it('makes UUIDv7 ids the contract accepts, ordered by time', () => {
@@ -43,25 +53,35 @@ describe('tracker modules', () => {
 		['/a**z', '/a/b/z', true],
 		['/price.html', '/priceXhtml', false],
 		['/search', '/search?q=x', false],
-	])('matches path pattern %s against %s as the server does (%s)', (pattern, route, expected) => {
-		expect(pathMatches(pattern, route)).toBe(expected);
+	])('compiles path pattern %s to a regular expression that matches %s as the server does (%s)', (pattern, route, expected) => {
+		expect(RegExp(pathPatternSource(pattern), 'i').test(route)).toBe(expected);
 		if (!route.includes('?')) expect(compilePathPattern(pattern).testPath(route.replace(/\/$/, '').toLowerCase())).toBe(expected);
 	});
 
-	it('scores an event by the first matching rule, within 1–10, or by its type', () => {
-		const rules = [
-			{ type: 'custom' as const, name: 'signup', relevance: 10 },
+	it('scores an event by the first matching rule of the site, or by its type', () => {
+		const rules = rulesOf([
+			{ type: 'custom', name: 'signup', relevance: 10 },
 			{ urlPattern: '/pricing/**', relevance: 8 },
-			{ type: 'custom' as const, relevance: 3 },
-			{ name: 'broken', relevance: 42 },
-		];
+			{ type: 'custom', relevance: 3 },
+		]);
 		expect(relevanceOf(rules, 'custom', 'signup', '/pricing')).toBe(10);
 		expect(relevanceOf(rules, 'pageview', undefined, '/pricing/team')).toBe(8);
+		expect(relevanceOf(rules, 'download', 'prices.pdf', '/Pricing/team')).toBe(8);
 		expect(relevanceOf(rules, 'custom', 'other', '/')).toBe(3);
-		expect(relevanceOf(rules, 'click', 'broken', '/')).toBe(10);
-		expect(relevanceOf([], 'form_submit', undefined, '/')).toBe(8);
-		expect(relevanceOf([], 'pageview', undefined, '/')).toBe(5);
-		expect(relevanceOf([], 'scroll', '25%', '/')).toBe(2);
+		expect(relevanceOf(rules, 'click', 'broken', '/')).toBe(5);
+		const none = rulesOf([]);
+		expect(relevanceOf(none, 'form_submit', undefined, '/')).toBe(8);
+		expect(relevanceOf(none, 'download', 'prices.pdf', '/')).toBe(7);
+		expect(relevanceOf(none, 'scroll', '25%', '/')).toBe(2);
+		expect(relevanceOf(none, 'engagement', undefined, '/')).toBe(2);
+		expect(relevanceOf(none, 'pageview', undefined, '/')).toBe(5);
+		expect(relevanceOf(none, 'custom', 'anything', '/')).toBe(5);
+	});
+
+	it('refuses a relevance outside 1–10 in the site config', () => {
+		expect(() => rulesOf([{ name: 'broken', relevance: 42 }])).toThrow(SiteConfigError);
+		expect(() => rulesOf([{ name: 'broken', relevance: 0 }])).toThrow(SiteConfigError);
+		expect(() => siteWith({ relevanceThreshold: 42 })).toThrow(SiteConfigError);
 	});
 
 	it('starts a new session after the timeout, past the longest duration, or for a new campaign', () => {
@@ -108,11 +128,22 @@ describe('tracker modules', () => {
 		try {
 			expect(configure({ site: 'shop', endpoint: 'javascript:alert(1)', debugMode: true, colour: 'red' }, 'https://shop.example/')).toBeUndefined();
 			expect(configure({ endpoint: '/collect' }, 'https://shop.example/')).toBeUndefined();
-			expect(warn.mock.calls).toEqual([['[tracking-crm]', 'check the options: colour (unknown), endpoint (must be an http(s) URL); tracking is off']]);
-			const config = configure({ site: 'shop', sessionTimeout: 600 }, 'https://crm.example/t.js');
-			expect(config).toMatchObject({ site: 'shop', endpoint: 'https://crm.example/api/track', sessionTimeout: 600, relevanceThreshold: 1, cookieConsent: true });
-			// Only the first accepted configuration counts.
-			expect(configure({ site: 'other' }, 'https://crm.example/t.js')).toBe(config);
+			// "true" as a data attribute gives it.
+			expect(configure({ endpoint: '/collect', debugMode: 'true' }, 'https://shop.example/')).toBeUndefined();
+			expect(warn.mock.calls).toEqual([
+				['[tracking-crm]', 'check the options: colour (unknown: set it in the site config), endpoint (must be an http(s) URL); tracking is off'],
+				['[tracking-crm]', 'check the options: site (data-site is required); tracking is off'],
+			]);
+			warn.mockClear();
+			// The site's settings are its site config's: an option of the old script tag is named, and tracking goes on.
+			expect(configure({ site: 'shop', debugMode: true, sessionTimeout: 600 }, 'https://crm.example/t.js')).toMatchObject({ site: 'shop', endpoint: 'https://crm.example/api/track' });
+			expect(warn.mock.calls).toEqual([['[tracking-crm]', 'check the options: sessionTimeout (unknown: set it in the site config)']]);
+			warn.mockClear();
+			// A relative endpoint resolves against the script's URL (or the page's, for init()).
+			expect(configure({ site: 'shop' }, 'https://crm.example/t.js')).toEqual({ site: 'shop', endpoint: 'https://crm.example/api/track' });
+			expect(configure({ site: 'shop', endpoint: '/collect' }, 'https://crm.example/assets/t.js')).toEqual({ site: 'shop', endpoint: 'https://crm.example/collect' });
+			expect(configure({ site: 'shop', endpoint: 'https://in.shop.example/api/track' }, 'https://crm.example/t.js')).toEqual({ site: 'shop', endpoint: 'https://in.shop.example/api/track' });
+			expect(warn).not.toHaveBeenCalled();
 		} finally {
 			warn.mockRestore();
 		}
