@@ -69,27 +69,12 @@ const SITE_SCRIPT = `(function () {
 })();
 `;
 
-/** The site config's tracker options as the script tag's data-* attributes (JSON values), so the demo behaves as the site is configured. */
+/** The script tag's data-* attributes: the site, the endpoint and debug mode; the tracker reads the rest of the site config from the receiver. */
 function trackerAttributes(site: RegisteredSite): string {
-	const { tracking, privacy } = site.config;
-	const options: Record<string, unknown> = {
-		site: site.key,
-		endpoint: '/api/track',
-		sessionTimeout: tracking.sessionTimeout,
-		maxSessionDuration: tracking.maxSessionDuration,
-		relevanceThreshold: tracking.relevanceThreshold,
-		eventRelevance: tracking.eventRelevance,
-		engagementThresholds: tracking.engagementThresholds,
-		hashRouting: tracking.hashRouting,
-		cookieless: tracking.cookieless,
-		cookieConsent: privacy.cookieConsent,
-		respectGlobalPrivacyControl: privacy.respectGlobalPrivacyControl,
-		respectDoNotTrack: privacy.respectDoNotTrack,
-		debugMode: tracking.debugMode,
-	};
+	const options: Record<string, unknown> = { site: site.key, endpoint: '/api/track', debugMode: site.config.tracking.debugMode || undefined };
 	return Object.entries(options)
 		.filter(([, value]) => value !== undefined)
-		.map(([key, value]) => `data-${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}="${escape(typeof value === 'string' ? value : JSON.stringify(value))}"`)
+		.map(([key, value]) => `data-${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}="${escape(String(value))}"`)
 		.join(' ');
 }
 

@@ -318,7 +318,8 @@ export function boot(options: TrackerOptions, base: string): void {
 			.then((response) => response.ok && response.json())
 			.then((settings: TrackerSettings | false) => {
 				if (!settings || config) return;
-				config = { ...settings, ...where };
+				// The settings win over anything else the options held: a tag cannot turn cookieless mode off.
+				config = { ...where, ...settings };
 				start();
 				const calls = waiting as [(...args: unknown[]) => unknown, unknown[]][];
 				waiting = 0;
