@@ -36,10 +36,12 @@ export function launchChromium(): Promise<Browser> {
 /**
  * A browser context that looks like a person's browser: no navigator.webdriver, so the receiver
  * stores and forwards its events as a visitor's.
- * `signals` adds the privacy signals Chromium does not send by itself.
+ * `signals` adds the privacy signals Chromium does not send by itself: the request headers
+ * (Sec-GPC, DNT), which the receiver reads, and what the page's navigator says.
  */
 export async function visitorContext(browser: Browser, signals: { gpc?: boolean; dnt?: boolean } = {}): Promise<BrowserContext> {
-	const context = await browser.newContext();
+	const extraHTTPHeaders: Record<string, string> = { ...(signals.gpc && { 'Sec-GPC': '1' }), ...(signals.dnt && { DNT: '1' }) };
+	const context = await browser.newContext({ extraHTTPHeaders });
 	await context.addInitScript((flags) => {
 		Object.defineProperty(Navigator.prototype, 'webdriver', { get: () => false });
 		if (flags.gpc) Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true });

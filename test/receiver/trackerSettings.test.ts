@@ -62,8 +62,6 @@ describe("receiver: the tracker's settings (GET /api/track?site=KEY)", () => {
 			hashRouting: false,
 			cookieless: false,
 			consent: false,
-			gpc: true,
-			dnt: true,
 			downloads: expect.any(String),
 		});
 		// The last rule matches any event: the tracker always finds one.
@@ -88,8 +86,6 @@ describe("receiver: the tracker's settings (GET /api/track?site=KEY)", () => {
 			hashRouting: true,
 			cookieless: true,
 			consent: true,
-			gpc: true,
-			dnt: false,
 			downloads: expect.any(String),
 		});
 		const [pricing, , docs] = settings.rules.map((rule: { path?: string }) => rule.path && RegExp(rule.path, 'i'));
@@ -103,6 +99,17 @@ describe("receiver: the tracker's settings (GET /api/track?site=KEY)", () => {
 
 	it('sends every event of a site without smart events, whatever its relevance threshold', async () => {
 		expect(await (await settingsOf(unscored.site.key)).json()).toMatchObject({ threshold: 1, rules: DEFAULT_RULES });
+	});
+
+	it('gives no settings (204) to a browser whose Sec-GPC or DNT header the site honours', async () => {
+		expect((await settingsOf(plain.site.key, { 'Sec-GPC': '1' })).status).toBe(204);
+		expect((await settingsOf(plain.site.key, { DNT: '1' })).status).toBe(204);
+		expect((await settingsOf(plain.site.key, { 'Sec-GPC': '0', DNT: '0' })).status).toBe(200);
+		// This site honours Global Privacy Control but not Do Not Track.
+		expect((await settingsOf(ruled.site.key, { 'Sec-GPC': '1' })).status).toBe(204);
+		expect((await settingsOf(ruled.site.key, { DNT: '1' })).status).toBe(200);
+		const vary = (await settingsOf(plain.site.key)).headers.get('vary')?.split(/\s*,\s*/);
+		expect(vary).toEqual(expect.arrayContaining(['Sec-GPC', 'DNT']));
 	});
 
 	it('answers 404 with a problem for an unknown site key, or none', async () => {
