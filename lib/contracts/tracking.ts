@@ -56,6 +56,8 @@ const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f
 // Control characters other than tab/newline never belong in tracking strings and break log lines.
 // eslint-disable-next-line no-control-regex
 export const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+/** CONTROL_CHARS, every one, for replace(). */
+export const EVERY_CONTROL_CHAR = new RegExp(CONTROL_CHARS.source, 'g');
 
 const text = (max: number) =>
 	z
@@ -70,7 +72,7 @@ const text = (max: number) =>
  * strings are cleaned; anything else is still refused.
  */
 export const observed = (max: number) =>
-	z.preprocess((value) => (typeof value == 'string' ? value.replace(new RegExp(CONTROL_CHARS.source, 'g'), '').slice(0, max) : value), z.string());
+	z.preprocess((value) => (typeof value == 'string' ? value.replace(EVERY_CONTROL_CHAR, '').slice(0, max) : value), z.string());
 
 const identifier = text(TRACK_LIMITS.maxIdLength).min(1, { error: 'must not be empty' });
 

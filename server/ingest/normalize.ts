@@ -2,7 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 
 import { isbot } from 'isbot';
 
-import { CLICK_ID_PARAMS, CONTROL_CHARS, EVENT_TYPES, eventContextSchema, SESSION_KEYS, LEAD_CONTROL_CHARS, type EventContext, type LeadPayload, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
+import { CLICK_ID_PARAMS, EVENT_TYPES, EVERY_CONTROL_CHAR, eventContextSchema, SESSION_KEYS, LEAD_CONTROL_CHARS, type EventContext, type LeadPayload, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
 
 /**
  * Zeroes the host part of an address before anything is stored: the last octet of IPv4, the
@@ -92,7 +92,6 @@ export function isAutomated(userAgent: string | undefined, batch: Pick<TrackBatc
 const UTM_FIELDS = Object.keys(eventContextSchema.shape).filter((field): field is `utm_${string}` & keyof EventContext => field.startsWith('utm_'));
 const CLICK_IDS = new Set<string>(CLICK_ID_PARAMS);
 const CAMPAIGN_IN_QUERY = new RegExp(`[?&](?:utm_|${CLICK_ID_PARAMS.join('|')})`);
-const EVERY_CONTROL_CHAR = new RegExp(CONTROL_CHARS.source, 'g');
 const contextValue = (value: string, max: number) => value.replace(EVERY_CONTROL_CHAR, '').slice(0, max);
 
 /**

@@ -1,7 +1,7 @@
 import { eventContextSchema, leadPayloadSchema, trackEventSchema } from '../../lib/contracts';
 import { firstLanguage, isAutomated, namedSessionProps, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
-import { startSession, updateSession } from '../../tracker/src/rules';
 import { BROWSER_UA, pageview } from '../helpers/events';
+import { sampleSession } from '../helpers/session';
 
 describe('isAutomated', () => {
 	const event = pageview('site', 'anon');
@@ -92,12 +92,7 @@ describe('what a page shows', () => {
 describe('namedSessionProps', () => {
 	it("names the tracker's session record and counts its pages and events from its counts per type", () => {
 		const start = Date.UTC(2026, 0, 1);
-		const session = startSession(start, '?utm_source=news');
-		updateSession(session, 'pageview', start, 'https://shop.example/', 5);
-		updateSession(session, 'scroll', start + 5000, 'https://shop.example/', 2, { depth: 75 });
-		updateSession(session, 'pageview', start + 9000, 'https://shop.example/pricing', 5);
-		updateSession(session, 'engagement', start + 60_000, 'https://shop.example/pricing', 2, { engagedMs: 60_000 });
-		updateSession(session, 'form_submit', start + 61_000, 'https://shop.example/pricing', 8);
+		const session = sampleSession('?utm_source=news');
 		expect(namedSessionProps(session as unknown as Record<string, number>)).toEqual({
 			id: session.id,
 			start,

@@ -6,7 +6,8 @@ import type { SiteConfigInput } from '../../lib/contracts/siteConfig';
 import { pathPatternSource, trackerSettings } from '../../lib/contracts/trackerSettings';
 import { CLICK_ID_PARAMS, eventContextSchema, trackEventSchema } from '../../lib/contracts/tracking';
 import { compilePathPattern } from '../../nodes/ConversionDetector/rules';
-import { campaignOf, configure, relevanceOf, sessionOver, startSession, updateSession, uuidv7, type Session } from '../../tracker/src/rules';
+import { campaignOf, configure, relevanceOf, sessionOver, startSession, updateSession, uuidv7 } from '../../tracker/src/rules';
+import { sampleSession } from '../helpers/session';
 
 const MINUTE = 60_000;
 
@@ -103,12 +104,7 @@ describe('tracker modules', () => {
 
 	it('counts a session for its summary under short keys: events per type, deepest scroll, engaged time, relevance, entry and exit', () => {
 		const start = Date.UTC(2026, 0, 1);
-		const session: Session = startSession(start, '');
-		updateSession(session, 'pageview', start, 'https://shop.example/', 5);
-		updateSession(session, 'scroll', start + 5000, 'https://shop.example/', 2, { depth: 75 });
-		updateSession(session, 'pageview', start + 9000, 'https://shop.example/pricing', 5);
-		updateSession(session, 'engagement', start + 60_000, 'https://shop.example/pricing', 2, { engagedMs: 60_000 });
-		updateSession(session, 'form_submit', start + 61_000, 'https://shop.example/pricing', 8);
+		const session = sampleSession('');
 		expect(session).toEqual({
 			id: session.id,
 			s: start,
