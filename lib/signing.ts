@@ -33,3 +33,19 @@ export function verifySignature(
 	if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { valid: false, reason: 'signature does not match the body' };
 	return { valid: true };
 }
+
+/** A POST to an n8n webhook, signed the way the CRM Tracker Trigger verifies it. */
+export function postSigned(url: string, secret: string, body: string, deliveryId: string, timeoutMs: number): Promise<Response> {
+	const timestamp = Math.floor(Date.now() / 1000);
+	return fetch(url, {
+		method: 'POST',
+		headers: {
+			'content-type': 'application/json',
+			[SIGNATURE_HEADER]: signBody(secret, timestamp, body),
+			[TIMESTAMP_HEADER]: String(timestamp),
+			[DELIVERY_HEADER]: deliveryId,
+		},
+		body,
+		signal: AbortSignal.timeout(timeoutMs),
+	});
+}

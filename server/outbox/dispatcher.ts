@@ -1,4 +1,4 @@
-import { DELIVERY_HEADER, SIGNATURE_HEADER, signBody, TIMESTAMP_HEADER } from '../../lib/signing';
+import { postSigned } from '../../lib/signing';
 import type { PrismaClient } from '../../lib/db';
 import type { Logger } from '../logger';
 import type { ReceiverSettings } from '../settings';
@@ -51,22 +51,6 @@ SELECT event_id AS "id", anonymous_id AS "anonymousId", session_key AS "sessionI
 	to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "receivedAt"
 FROM visitor_events WHERE site_id = $1::uuid AND event_id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid)
 ORDER BY occurred_at, event_id`;
-
-/** A POST to an n8n webhook, signed the way the CRM Tracker Trigger verifies it. */
-export function postSigned(url: string, secret: string, body: string, deliveryId: string, timeoutMs: number): Promise<Response> {
-	const timestamp = Math.floor(Date.now() / 1000);
-	return fetch(url, {
-		method: 'POST',
-		headers: {
-			'content-type': 'application/json',
-			[SIGNATURE_HEADER]: signBody(secret, timestamp, body),
-			[TIMESTAMP_HEADER]: String(timestamp),
-			[DELIVERY_HEADER]: deliveryId,
-		},
-		body,
-		signal: AbortSignal.timeout(timeoutMs),
-	});
-}
 
 export class OutboxDispatcher {
 	readonly metrics: DispatcherMetrics = { deliveredRows: 0, deliveredEvents: 0, failedAttempts: 0, deadLettered: 0, lastSuccessAt: null, lastError: null };

@@ -4,7 +4,7 @@ import { z } from 'zod/v4';
 import { toFieldIssues, WORKFLOW_NAMES } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
 import { requireApiKey } from '../auth';
-import { postSigned } from '../outbox/dispatcher';
+import { postSigned } from '../../lib/signing';
 import type { ReceiverSettings } from '../settings';
 import type { SiteRegistry } from '../siteRegistry';
 import { sendProblem } from './problems';

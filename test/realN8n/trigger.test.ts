@@ -80,7 +80,7 @@ async function post(url: string, body: string, headers: Record<string, string>):
 	}
 }
 
-/** Headers as the receiver's outbox sends them (server/outbox/dispatcher.ts postSigned). */
+/** Headers as the receiver's outbox sends them (lib/signing.ts postSigned). */
 function signed(body: string, deliveryId: string, options: { secret?: string; timestamp?: number } = {}): Record<string, string> {
 	const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
 	return {
