@@ -1,9 +1,72 @@
+import { randomUUID } from 'node:crypto';
+
 import { postSigned } from '../../lib/signing';
 import type { PrismaClient } from '../../lib/db';
 import type { Logger } from '../logger';
 import type { ReceiverSettings } from '../settings';
 import type { SiteRegistry } from '../siteRegistry';
 import { retryDelayMs } from './backoff';
+
+/** What planDeliveries needs of an outbox row. */
+export interface PlannableRow {
+	id: bigint;
+	siteId: string;
+	destination: string;
+	partitionKey: string;
+	/** The delivery that already carried the row (a retry), or null for a row never sent. */
+	deliveryId: string | null;
+	/** Events the row carries: the tracking events of a batch, or one lead or email event. */
+	size: number;
+}
+
+export interface PlannedDelivery<Row extends PlannableRow> {
+	/** The id of the delivery being retried, or null for a new delivery. */
+	deliveryId: string | null;
+	rows: Row[];
+}
+
+/**
+ * Deliveries for the rows a round claimed, given in id order. A delivery being retried goes out
+ * again with exactly its rows. New rows are cut per partition to the longest run, from the
+ * partition's oldest pending row, that stays within `maxEvents` (the oldest row goes even when
+ * it alone is bigger, or it would never go); the runs of one site and workflow then share
+ * deliveries of at most `maxEvents`, each run whole, so a partition's rows stay in order and
+ * travel in one delivery per round.
+ */
+export function planDeliveries<Row extends PlannableRow>(rows: Row[], maxEvents: number): Array<PlannedDelivery<Row>> {
+	const retries = new Map<string, Row[]>();
+	const runs = new Map<string, { rows: Row[]; events: number; full: boolean }>();
+	for (const row of rows) {
+		if (row.deliveryId !== null) {
+			retries.set(row.deliveryId, [...(retries.get(row.deliveryId) ?? []), row]);
+			continue;
+		}
+		const partition = `${row.siteId}|${row.destination}|${row.partitionKey}`;
+		const run = runs.get(partition) ?? { rows: [], events: 0, full: false };
+		runs.set(partition, run);
+		if (run.full || (run.rows.length > 0 && run.events + row.size > maxEvents)) {
+			run.full = true;
+			continue;
+		}
+		run.rows.push(row);
+		run.events += row.size;
+	}
+
+	const planned: Array<PlannedDelivery<Row>> = [...retries.values()].map((retried) => ({ deliveryId: retried[0].deliveryId, rows: retried }));
+	const open = new Map<string, { delivery: PlannedDelivery<Row>; events: number }>();
+	for (const run of runs.values()) {
+		const target = `${run.rows[0].siteId}|${run.rows[0].destination}`;
+		let current = open.get(target);
+		if (!current || current.events + run.events > maxEvents) {
+			current = { delivery: { deliveryId: null, rows: [] }, events: 0 };
+			open.set(target, current);
+			planned.push(current.delivery);
+		}
+		current.delivery.rows.push(...run.rows);
+		current.events += run.events;
+	}
+	return planned;
+}
 
 interface ClaimedRow {
 	id: bigint;
@@ -12,7 +75,10 @@ interface ClaimedRow {
 	partition_key: string;
 	payload: { kind: 'events'; eventIds: string[] } | ({ kind: 'lead' | 'email-event' } & Record<string, unknown>);
 	attempts: number;
+	delivery_id: string | null;
 }
+
+type Candidate = ClaimedRow & PlannableRow;
 
 export interface DispatcherMetrics {
 	deliveredRows: number;
@@ -24,33 +90,74 @@ export interface DispatcherMetrics {
 }
 
 /**
- * Claims due rows by pushing their next attempt past the delivery timeout (a lease): only the
- * oldest pending row of each (destination, visitor) is eligible, so a visitor's events reach n8n
- * in order, and SKIP LOCKED lets several receivers claim side by side without sending a row twice.
- * A receiver that dies mid-delivery loses nothing: its lease expires and another claims the row.
+ * The first pending row of each partition (one visitor's rows for one workflow), when it is due:
+ * a partition whose first row waits for its retry or is leased to a delivery in flight offers
+ * nothing, so no later row overtakes it. Of a delivery being retried, only its first row stands
+ * for it, so one claimer takes it whole. The row lock is the partition's: SKIP LOCKED lets
+ * several receivers claim side by side, and the rest of a partition is only ever claimed by
+ * whoever holds its first row, so no row is sent twice at once.
  */
-const CLAIM = `
-UPDATE outbox SET next_attempt_at = now() + ($2::int * interval '1 millisecond'), attempts = attempts + 1
-WHERE id IN (
-	SELECT o.id FROM outbox o
-	WHERE o.status = 'pending' AND o.next_attempt_at <= now()
-		AND o.site_id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid)
-		AND NOT EXISTS (
-			SELECT 1 FROM outbox earlier
-			WHERE earlier.destination = o.destination AND earlier.partition_key = o.partition_key
-				AND earlier.status = 'pending' AND earlier.id < o.id)
-	ORDER BY o.id
-	LIMIT $1
-	FOR UPDATE SKIP LOCKED)
-RETURNING id, site_id, destination, partition_key, payload, attempts`;
+const CLAIM_HEADS = `
+SELECT o.id FROM outbox o
+WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+	AND o.site_id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid)
+	AND NOT EXISTS (
+		SELECT 1 FROM outbox earlier
+		WHERE earlier.destination = o.destination AND earlier.partition_key = o.partition_key AND earlier.site_id = o.site_id
+			AND earlier.status = 'pending' AND earlier.id < o.id)
+	AND (o.delivery_id IS NULL OR NOT EXISTS (
+		SELECT 1 FROM outbox leader WHERE leader.delivery_id = o.delivery_id AND leader.status = 'pending' AND leader.id < o.id))
+ORDER BY o.id
+LIMIT $1
+FOR UPDATE OF o SKIP LOCKED`;
 
+/**
+ * Behind each claimed first row: the rest of its delivery when it is a retry (no row joins a
+ * delivery once sent), else the partition's oldest rows never sent, at most $2.
+ */
+const PARTITION_ROWS = `
+SELECT m.id, m.site_id, m.destination, m.partition_key, m.payload, m.attempts, m.delivery_id
+FROM outbox head CROSS JOIN LATERAL (
+	SELECT r.* FROM outbox r
+	WHERE head.delivery_id IS NOT NULL AND r.delivery_id = head.delivery_id AND r.status = 'pending'
+	UNION ALL
+	(SELECT r.* FROM outbox r
+	WHERE head.delivery_id IS NULL AND r.destination = head.destination AND r.partition_key = head.partition_key AND r.site_id = head.site_id
+		AND r.status = 'pending' AND r.delivery_id IS NULL AND r.id >= head.id
+	ORDER BY r.id
+	LIMIT $2)
+) m
+WHERE head.id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)
+ORDER BY m.id`;
+
+/**
+ * Leases the planned rows (their next attempt moves past the delivery timeout) and records the
+ * delivery each travels in. A receiver that dies mid-delivery loses nothing: the lease expires
+ * and another receiver sends the same rows under the same id.
+ */
+const LEASE = `
+UPDATE outbox o SET delivery_id = c.delivery_id, attempts = o.attempts + 1, next_attempt_at = now() + ($2::int * interval '1 millisecond')
+FROM jsonb_to_recordset($1::jsonb) AS c(id bigint, delivery_id uuid)
+WHERE o.id = c.id AND o.status = 'pending'
+RETURNING o.id, o.attempts`;
+
+/** A failed delivery's rows wait together; rows another receiver has claimed again since are left to it. */
+const RETRY_LATER = `
+UPDATE outbox o SET status = $2::outbox_status, next_attempt_at = now() + ($3::int * interval '1 millisecond'), last_error = $4
+FROM jsonb_to_recordset($1::jsonb) AS c(id bigint, attempts int)
+WHERE o.id = c.id AND o.attempts = c.attempts AND o.status = 'pending'`;
+
+/** The delivery's tracking events in the order of its rows, each row's events in their stored order. */
 const EVENTS_FOR_DELIVERY = `
-SELECT event_id AS "id", anonymous_id AS "anonymousId", session_key AS "sessionId", type, name, url, path, title,
-	referrer, relevance, properties AS "props", context, user_agent AS "userAgent", country,
-	to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "occurredAt",
-	to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "receivedAt"
-FROM visitor_events WHERE site_id = $1::uuid AND event_id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid)
-ORDER BY occurred_at, event_id`;
+SELECT e.event_id AS "id", e.anonymous_id AS "anonymousId", e.session_key AS "sessionId", e.type, e.name, e.url, e.path, e.title,
+	e.referrer, e.relevance, e.properties AS "props", e.context, e.user_agent AS "userAgent", e.country,
+	to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "occurredAt",
+	to_char(e.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "receivedAt"
+FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS wanted(event_id, position)
+JOIN visitor_events e ON e.site_id = $1::uuid AND e.event_id = wanted.event_id::uuid
+ORDER BY wanted.position`;
+
+const sizeOf = (row: ClaimedRow): number => (row.payload.kind === 'events' ? Math.max(1, row.payload.eventIds.length) : 1);
 
 export class OutboxDispatcher {
 	readonly metrics: DispatcherMetrics = { deliveredRows: 0, deliveredEvents: 0, failedAttempts: 0, deadLettered: 0, lastSuccessAt: null, lastError: null };
@@ -90,28 +197,47 @@ export class OutboxDispatcher {
 		}, delayMs);
 	}
 
-	/** One round: claim due rows, deliver them grouped by site and destination. Returns rows claimed. */
+	/**
+	 * One round: claim the due partitions (at most DISPATCH_BATCH_SIZE of them), each with up to
+	 * DISPATCH_BATCH_SIZE events, and send them in deliveries of at most DISPATCH_BATCH_SIZE
+	 * events, side by side. Returns the rows claimed.
+	 */
 	async tick(): Promise<number> {
 		const deliverable = this.sites
 			.all()
 			.filter((site) => site.webhookSecret)
 			.map((site) => site.id);
 		if (deliverable.length === 0) return 0;
-		const lease = this.settings.DISPATCH_TIMEOUT_MS * 2 + 5_000;
-		const rows = await this.prisma.$queryRawUnsafe<ClaimedRow[]>(CLAIM, this.settings.DISPATCH_BATCH_SIZE, lease, JSON.stringify(deliverable));
-		if (rows.length === 0) return 0;
-
-		const groups = new Map<string, ClaimedRow[]>();
-		for (const row of rows.sort((a, b) => (a.id < b.id ? -1 : 1))) {
-			const key = `${row.site_id}|${row.destination}`;
-			groups.set(key, [...(groups.get(key) ?? []), row]);
-		}
-		await Promise.all([...groups.values()].map((group) => this.deliver(group)));
-		return rows.length;
+		const deliveries = await this.claim(deliverable);
+		await Promise.all(deliveries.map((rows) => this.deliver(rows)));
+		return deliveries.reduce((sum, rows) => sum + rows.length, 0);
 	}
 
-	private async deliver(rows: ClaimedRow[]): Promise<void> {
-		const { site_id: siteId, destination } = rows[0];
+	/** Claims and leases the round's rows in one transaction; returns them by delivery. */
+	private async claim(siteIds: string[]): Promise<Array<Array<ClaimedRow & { delivery_id: string }>>> {
+		const batch = this.settings.DISPATCH_BATCH_SIZE;
+		const lease = this.settings.DISPATCH_TIMEOUT_MS * 2 + 5_000;
+		return this.prisma.$transaction(async (tx) => {
+			const heads = await tx.$queryRawUnsafe<Array<{ id: bigint }>>(CLAIM_HEADS, batch, JSON.stringify(siteIds));
+			if (heads.length === 0) return [];
+			const rows = await tx.$queryRawUnsafe<ClaimedRow[]>(PARTITION_ROWS, JSON.stringify(heads.map((head) => head.id.toString())), batch);
+			const candidates: Candidate[] = rows.map((row) => ({ ...row, siteId: row.site_id, destination: row.destination, partitionKey: row.partition_key, deliveryId: row.delivery_id, size: sizeOf(row) }));
+			const planned = planDeliveries(candidates, batch).map((delivery) => ({ id: delivery.deliveryId ?? randomUUID(), rows: delivery.rows }));
+			const leased = await tx.$queryRawUnsafe<Array<{ id: bigint; attempts: number }>>(
+				LEASE,
+				JSON.stringify(planned.flatMap((delivery) => delivery.rows.map((row) => ({ id: row.id.toString(), delivery_id: delivery.id })))),
+				lease,
+			);
+			// A row erased meanwhile is not leased, and stays out of the delivery.
+			const attempts = new Map(leased.map((row) => [row.id, row.attempts]));
+			return planned
+				.map((delivery) => delivery.rows.filter((row) => attempts.has(row.id)).map((row) => ({ ...row, attempts: attempts.get(row.id)!, delivery_id: delivery.id })))
+				.filter((rows) => rows.length > 0);
+		});
+	}
+
+	private async deliver(rows: Array<ClaimedRow & { delivery_id: string }>): Promise<void> {
+		const { site_id: siteId, destination, delivery_id: deliveryId } = rows[0];
 		const site = this.sites.byDatabaseId(siteId);
 		const url = site?.endpoints.get(destination as never);
 		if (!site || !url || !site.webhookSecret) {
@@ -122,7 +248,6 @@ export class OutboxDispatcher {
 		const events = eventIds.length ? await this.prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(EVENTS_FOR_DELIVERY, siteId, JSON.stringify(eventIds)) : [];
 		const leads = rows.filter((row) => row.payload.kind === 'lead').map((row) => row.payload);
 		const emailEvents = rows.filter((row) => row.payload.kind === 'email-event').map((row) => row.payload);
-		const deliveryId = rows.map((row) => row.id.toString()).join(',');
 		const body = JSON.stringify({ site: site.key, siteId, destination, deliveryId, sentAt: new Date().toISOString(), events, leads, emailEvents });
 
 		try {
@@ -142,22 +267,22 @@ export class OutboxDispatcher {
 		this.metrics.lastSuccessAt = new Date().toISOString();
 	}
 
-	private async fail(rows: ClaimedRow[], message: string): Promise<void> {
+	/** The rows of a failed delivery retry together, after one backoff, or are dead-lettered together. */
+	private async fail(rows: Array<ClaimedRow & { delivery_id: string }>, message: string): Promise<void> {
+		const attempt = Math.max(...rows.map((row) => row.attempts));
+		const dead = attempt >= this.settings.DISPATCH_MAX_ATTEMPTS;
+		const delay = retryDelayMs(attempt, this.settings.DISPATCH_BACKOFF_BASE_MS, this.settings.DISPATCH_BACKOFF_MAX_MS);
 		this.metrics.failedAttempts += rows.length;
 		this.metrics.lastError = message;
-		for (const row of rows) {
-			const dead = row.attempts >= this.settings.DISPATCH_MAX_ATTEMPTS;
-			const delay = retryDelayMs(row.attempts, this.settings.DISPATCH_BACKOFF_BASE_MS, this.settings.DISPATCH_BACKOFF_MAX_MS);
-			await this.prisma.$executeRawUnsafe(
-				`UPDATE outbox SET status = $2::outbox_status, next_attempt_at = now() + ($3::int * interval '1 millisecond'), last_error = $4 WHERE id = $1::bigint`,
-				row.id.toString(),
-				dead ? 'dead' : 'pending',
-				delay,
-				message.slice(0, 1000),
-			);
-			if (dead) this.metrics.deadLettered += 1;
-		}
-		this.logger.warn({ rows: rows.length, destination: rows[0].destination, error: message }, 'delivery to n8n failed; will retry');
+		await this.prisma.$executeRawUnsafe(
+			RETRY_LATER,
+			JSON.stringify(rows.map((row) => ({ id: row.id.toString(), attempts: row.attempts }))),
+			dead ? 'dead' : 'pending',
+			delay,
+			message.slice(0, 1000),
+		);
+		if (dead) this.metrics.deadLettered += rows.length;
+		this.logger.warn({ rows: rows.length, destination: rows[0].destination, deliveryId: rows[0].delivery_id, error: message }, dead ? 'delivery to n8n failed for the last time; dead-lettered' : 'delivery to n8n failed; will retry');
 	}
 }
 
