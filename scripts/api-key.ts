@@ -7,7 +7,11 @@ const USAGE = `Usage: node dist/scripts/api-key.js create --site <site key> --sc
 
 Creates a key for the read APIs (analytics, stats) or the admin APIs (export, erase) of one
 site and prints it once; only its SHA-256 is stored. Uses DATABASE_URL, or the embedded
-database in DATA_DIR (default .data/pglite).`;
+database in DATA_DIR (default .data/pglite).
+
+On Postgres a key works at once, also while the receiver runs. The embedded database is open in
+one process at a time: while the receiver runs on it, this command refuses and prints nothing;
+stop the receiver (Ctrl-C), run this, and start it again.`;
 
 function option(args: string[], name: string): string | undefined {
 	const index = args.indexOf(`--${name}`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import path from 'node:path';
 
-import { describePostgresUrl, openDatabase } from '../lib/db';
+import { DatabaseOpenError, describePostgresUrl, openDatabase } from '../lib/db';
 import { createMigration, diffMigrationsToSchema, isEmptyMigrationScript } from '../lib/db/migrator';
 
 const USAGE = `Usage: node dist/scripts/migrate.js <command>
@@ -13,6 +13,8 @@ Commands:
                  recorded in _prisma_migrations like \`prisma migrate deploy\`.
                  Database: DATABASE_URL (postgresql://user:password@host:5432/db) when set,
                  otherwise the embedded PGlite database in DATA_DIR (default .data/pglite).
+                 The receiver applies them itself when it starts. The embedded database is
+                 open in one process at a time: while the receiver runs on it, this refuses.
   create <name>  Write prisma/migrations/<timestamp>_<name>/migration.sql with what
                  prisma/schema.prisma adds to the migrations. Needs no database server.
   diff           Print that SQL; exit 1 when the migrations do not match the schema.
@@ -53,6 +55,7 @@ async function deploy(): Promise<number> {
 	try {
 		db = await openDatabase({ migrate: true });
 	} catch (error) {
+		if (error instanceof DatabaseOpenError) throw error;
 		const where = url ? `the database at ${describePostgresUrl(url)} (DATABASE_URL)` : 'the embedded database (DATA_DIR, default .data/pglite)';
 		throw new Error(`Could not migrate ${where}: ${engineMessage(error)}`);
 	}

@@ -2,8 +2,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { loadSiteConfigs, SiteConfigError } from '../lib/config/siteConfig';
+import { DatabaseOpenError } from '../lib/db';
 import { createLogger } from './logger';
-import { startReceiver } from './receiver';
+import { ListenError, startReceiver } from './receiver';
 import { SettingsError } from './settings';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -42,7 +43,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-	if (error instanceof SiteConfigError || error instanceof SettingsError) {
+	// Failures the user can fix are their message alone, which names the fix; anything else is a bug worth its stack.
+	if (error instanceof SiteConfigError || error instanceof SettingsError || error instanceof DatabaseOpenError || error instanceof ListenError) {
 		console.error(error.message);
 	} else {
 		console.error('The receiver could not start:', error);

@@ -36,6 +36,29 @@ export interface Receiver {
 
 const packageRoot = path.resolve(__dirname, '..', '..');
 
+/** The receiver cannot listen where its settings say; the message names the address and the fix. */
+export class ListenError extends Error {
+	override name = 'ListenError';
+}
+
+/** What a failed listen means for the user, in one line. */
+export function describeListenError(host: string, port: number, error: NodeJS.ErrnoException): string {
+	const where = `Port ${port} on ${host}`;
+	switch (error.code) {
+		case 'EADDRINUSE':
+			return `${where} is in use by another program; stop it or set PORT to a free port.`;
+		case 'EACCES':
+			return `${where} needs privileges this user does not have; set PORT to 1024 or above (or run behind a proxy on port ${port}).`;
+		case 'EADDRNOTAVAIL':
+			return `HOST ${host} is not an address of this machine; set HOST to one of its addresses (127.0.0.1 for this machine only, 0.0.0.0 for every network).`;
+		case 'ENOTFOUND':
+		case 'EAI_AGAIN':
+			return `HOST ${host} is not a known host name; set HOST to an address of this machine, e.g. 127.0.0.1 or 0.0.0.0.`;
+		default:
+			return `The receiver cannot listen on ${where.toLowerCase()} (${error.message}); check HOST and PORT.`;
+	}
+}
+
 function packageVersion(): string {
 	for (const candidate of [path.join(packageRoot, 'package.json'), path.join(__dirname, '..', 'package.json')]) {
 		try {
@@ -65,7 +88,17 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 	const env = options.env ?? process.env;
 	const settings = { ...readSettings(env), ...options.settings };
 	const logger = options.logger ?? createLogger();
-	const db = await openDatabase(options.database);
+	const db = await openDatabase({ owner: 'the receiver', ...options.database });
+	try {
+		return await serve(db, options, settings, env, logger);
+	} catch (error) {
+		// The embedded folder stays owned until the database is closed; a failed start must free it.
+		await db.close();
+		throw error;
+	}
+}
+
+async function serve(db: Database, options: ReceiverOptions, settings: ReceiverSettings, env: NodeJS.ProcessEnv, logger: Logger): Promise<Receiver> {
 	logger.info({ kind: db.kind, location: db.location, applied: db.appliedMigrations }, 'database ready');
 	const sites = new SiteRegistry(options.sites, await syncSites(db.prisma, options.sites), env);
 	for (const site of sites.all()) {
@@ -79,13 +112,19 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 	if (pool) await warmUp(pool).catch((error: unknown) => logger.warn({ err: error }, 'could not open the ingest connections ahead; the first batches will'));
 	const app = createApp({ db, sites, settings, logger, dispatcher, version: packageVersion(), ingestPool: pool });
 	const server = createServer(app.handle);
-	await new Promise<void>((resolve, reject) => {
-		server.once('error', reject);
-		server.listen(settings.PORT, settings.HOST, () => {
-			server.off('error', reject);
-			resolve();
+	try {
+		await new Promise<void>((resolve, reject) => {
+			server.once('error', reject);
+			server.listen(settings.PORT, settings.HOST, () => {
+				server.off('error', reject);
+				resolve();
+			});
 		});
-	});
+	} catch (error) {
+		app.close();
+		await pool?.end();
+		throw new ListenError(describeListenError(settings.HOST, settings.PORT, error as NodeJS.ErrnoException), { cause: error });
+	}
 	if (settings.DISPATCHER === 'on') dispatcher.start();
 	const { port } = server.address() as AddressInfo;
 	const url = `http://${settings.HOST.includes(':') ? `[${settings.HOST}]` : settings.HOST}:${port}`;
