@@ -7,8 +7,9 @@ import { bundledWorkflows, deliver, explainStatus, findWorkflow, option, readPay
 const USAGE = `Usage: scripts/n8n-node-tester test <workflow> [payload.json] [options]
        scripts/n8n-node-tester list
 
-Sends a payload to one bundled workflow's CRM Tracker Trigger, signed the way the receiver's
-outbox signs, waits for the workflow to finish and prints its answer (the last node's items).
+Sends a payload to one bundled workflow's CRM Tracker Trigger, signed for its site the way the
+receiver's outbox signs, waits for the workflow to finish and prints its answer (the last
+node's items).
 Exit code 0 when the workflow succeeded, 1 when it failed or n8n is not reachable, 2 on bad usage.
 
   <workflow>      01…06, a name (visitor-processor) or a file name (01-visitor-processor)
@@ -19,7 +20,7 @@ Exit code 0 when the workflow succeeded, 1 when it failed or n8n is not reachabl
 Options:
   --n8n <url>       n8n's base URL (env N8N_URL, default http://127.0.0.1:5678)
   --secret <text>   the webhook secret of the Tracking CRM API credential (env CRM_WEBHOOK_SECRET)
-  --site <key>      put this site key into the payload (env SITE_KEY; default: as in the file)
+  --site <key>      the site the payload is for and signed for (env SITE_KEY; default: as in the file)
   --json            print only the answer as JSON
   -h, --help        this text
 

@@ -15,7 +15,7 @@ running again changes nothing in the CRM.
 Options:
   --n8n <url>       n8n's base URL (env N8N_URL, default http://127.0.0.1:5678)
   --secret <text>   the Tracking CRM API credential's webhook secret (env CRM_WEBHOOK_SECRET)
-  --site <key>      the site key to put into every payload (env SITE_KEY; default as in the files)
+  --site <key>      the site every payload is for and signed for (env SITE_KEY; default as in the files)
   --only <list>     e.g. --only 01,03
   -v, --verbose     print each workflow's answer
   -h, --help        this text

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { DELIVERY_HEADER, SIGNATURE_HEADER, signBody, TIMESTAMP_HEADER } from '../lib/signing';
+import { isSignableSite, signedHeaders } from '../lib/signing';
 
 /** The repository (or installed package) root: scripts run from source (scripts/) and compiled (dist/scripts/). */
 export const ROOT = [path.resolve(__dirname, '..'), path.resolve(__dirname, '..', '..')].find((dir) => existsSync(path.join(dir, 'workflows'))) ?? path.resolve(__dirname, '..', '..');
@@ -130,18 +130,21 @@ export interface DeliveryResult {
 	body: unknown;
 }
 
-/** POSTs a payload to a workflow's trigger, signed like the receiver's outbox; n8n answers when the workflow finished. */
+/**
+ * POSTs a payload to a workflow's trigger, signed like the receiver's outbox for the payload's
+ * site; n8n answers when the workflow finished.
+ */
 export async function deliver(n8nUrl: string, webhookPath: string, secret: string, payload: Record<string, unknown>, timeoutMs = 120_000): Promise<DeliveryResult> {
 	const url = `${n8nUrl.replace(/\/+$/, '')}/webhook/${webhookPath}`;
+	if (!isSignableSite(payload.site)) throw new UsageError('The payload has no site key in "site": a delivery is signed for its site; pass --site (or SITE_KEY) or put "site" into the payload');
 	const deliveryId = `tester-${randomUUID()}`;
 	const body = JSON.stringify({ events: [], leads: [], destination: webhookPath, sentAt: new Date().toISOString(), ...payload, deliveryId });
-	const timestamp = Math.floor(Date.now() / 1000);
 	const started = Date.now();
 	let response: Response;
 	try {
 		response = await fetch(url, {
 			method: 'POST',
-			headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(secret, timestamp, body), [TIMESTAMP_HEADER]: String(timestamp), [DELIVERY_HEADER]: deliveryId },
+			headers: signedHeaders(secret, payload.site, body, deliveryId),
 			body,
 			signal: AbortSignal.timeout(timeoutMs),
 		});
@@ -169,6 +172,8 @@ export function causeOf(error: unknown): string {
 export function explainStatus(result: DeliveryResult, workflow: BundledWorkflow): string {
 	if (result.status === 404) return `no published workflow listens on /webhook/${workflow.webhookPath}: import and publish the workflows (scripts/import-workflows)`;
 	if (result.status === 401) return 'the trigger refused the signature: the secret (CRM_WEBHOOK_SECRET / --secret) differs from the Tracking CRM API credential’s Webhook Secret';
+	if (result.status === 400) return `the trigger refused the payload: ${(result.body as { message?: string } | null)?.message ?? 'not a delivery it accepts'}`;
+	if (result.status === 403) return 'the trigger’s Sites parameter does not accept this site (--site / SITE_KEY)';
 	if (result.status >= 500) return `the workflow failed: open its execution in n8n (${workflow.title}) for the failing node`;
 	return `unexpected answer ${result.status}`;
 }

@@ -7,8 +7,8 @@ import {
 	type INodeTypeDescription,
 } from 'n8n-workflow';
 
-import { DELIVERY_HEADER, SIGNATURE_HEADER, signBody, TIMESTAMP_HEADER } from '../../lib/signing';
-import { chunk, handOffDelivery, handOffUrl } from './handOff';
+import { signedHeaders } from '../../lib/signing';
+import { chunk, groupBySite, handOffDelivery, handOffUrl, ItemSiteError } from './handOff';
 
 export class CrmHandOff implements INodeType {
 	description: INodeTypeDescription = {
@@ -80,26 +80,28 @@ export class CrmHandOff implements INodeType {
 		const { webhookSecret } = await this.getCredentials<{ webhookSecret: string }>('trackingCrmApi');
 		if (!webhookSecret) throw new NodeOperationError(this.getNode(), 'The Tracking CRM API credential has no Webhook Secret: the next workflow’s trigger refuses unsigned deliveries');
 
-		const indexed = items.map((item, index) => ({ json: item.json as Record<string, unknown>, index }));
-		for (const part of chunk(indexed, batchSize)) {
+		let groups: ReturnType<typeof groupBySite>;
+		try {
+			groups = groupBySite(items.map((item) => item.json));
+		} catch (error) {
+			if (!(error instanceof ItemSiteError)) throw error;
+			throw new NodeOperationError(this.getNode(), error.message, { itemIndex: error.index, description: 'The CRM nodes and the CRM Tracker Trigger put the site key into every item; keep the "site" field when items pass through other nodes.' });
+		}
+		const parts = groups.flatMap(({ site, indexes }) => chunk(indexes, batchSize).map((part) => ({ site, indexes: part })));
+		for (const part of parts) {
 			const delivery = handOffDelivery(
-				part.map((entry) => entry.json),
+				part.indexes.map((index) => items[index].json as Record<string, unknown>),
+				part.site,
 				target,
 			);
 			const body = JSON.stringify(delivery);
-			const timestamp = Math.floor(Date.now() / 1000);
 			let response: { statusCode: number; body: unknown };
 			try {
 				response = (await this.helpers.httpRequest({
 					method: 'POST',
 					url,
 					body,
-					headers: {
-						'content-type': 'application/json',
-						[SIGNATURE_HEADER]: signBody(webhookSecret, timestamp, body),
-						[TIMESTAMP_HEADER]: String(timestamp),
-						[DELIVERY_HEADER]: delivery.deliveryId,
-					},
+					headers: signedHeaders(webhookSecret, part.site, body, delivery.deliveryId),
 					json: false,
 					returnFullResponse: true,
 					ignoreHttpStatusErrors: true,
@@ -107,7 +109,7 @@ export class CrmHandOff implements INodeType {
 				})) as { statusCode: number; body: unknown };
 			} catch (error) {
 				throw new NodeOperationError(this.getNode(), `The next workflow at ${url} could not be reached`, {
-					itemIndex: part[0].index,
+					itemIndex: part.indexes[0],
 					// The cause stays out of the message: n8n replaces a message naming a socket error code.
 					description: `${(error as Error).message}. Is n8n reachable there and the target workflow published? The delivery is retried as a whole, and CRM nodes write nothing twice.`,
 				});
@@ -115,7 +117,7 @@ export class CrmHandOff implements INodeType {
 			if (response.statusCode < 200 || response.statusCode >= 300) {
 				const answer = typeof response.body === 'string' ? response.body.slice(0, 500) : JSON.stringify(response.body ?? '').slice(0, 500);
 				throw new NodeOperationError(this.getNode(), `The next workflow at ${url} answered ${response.statusCode}: ${answer}`, {
-					itemIndex: part[0].index,
+					itemIndex: part.indexes[0],
 					description: response.statusCode === 404 ? 'No published workflow listens on that path: import and publish it (scripts/import-workflows).' : 'The next workflow failed; the whole delivery will be retried, and CRM nodes write nothing twice.',
 				});
 			}

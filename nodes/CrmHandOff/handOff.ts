@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 
+import { isSignableSite } from '../../lib/signing';
+
 /** The body a CRM Hand Off posts: a delivery the CRM Tracker Trigger of the next workflow accepts. */
 export interface HandOffDelivery {
 	site: string;
@@ -30,11 +32,34 @@ export function chunk<T>(items: T[], size: number): T[][] {
 	return chunks;
 }
 
-export function handOffDelivery(items: Array<Record<string, unknown>>, destination: string, now = new Date()): HandOffDelivery {
-	const first = items[0] ?? {};
+/** An item that names no site a delivery can be signed for, by its index in the input. */
+export class ItemSiteError extends Error {
+	constructor(readonly index: number) {
+		super(`Item ${index} has no site key in "site": each delivery is signed for the site of its items, so every item must say which site it belongs to`);
+	}
+}
+
+/**
+ * The input's indexes grouped by the items' `site`, sites in order of first appearance and
+ * items in input order: each group becomes deliveries signed for its own site, so the next
+ * trigger never receives one site's items under another site's signature.
+ */
+export function groupBySite(items: ReadonlyArray<Record<string, unknown>>): Array<{ site: string; indexes: number[] }> {
+	const groups = new Map<string, number[]>();
+	items.forEach((item, index) => {
+		if (!isSignableSite(item.site)) throw new ItemSiteError(index);
+		const group = groups.get(item.site);
+		if (group) group.push(index);
+		else groups.set(item.site, [index]);
+	});
+	return [...groups].map(([site, indexes]) => ({ site, indexes }));
+}
+
+export function handOffDelivery(items: Array<Record<string, unknown>>, site: string, destination: string, now = new Date()): HandOffDelivery {
+	const siteId = items.find((item) => typeof item.siteId === 'string')?.siteId;
 	return {
-		site: typeof first.site === 'string' ? first.site : '',
-		siteId: typeof first.siteId === 'string' ? first.siteId : '',
+		site,
+		siteId: typeof siteId === 'string' ? siteId : '',
 		destination,
 		deliveryId: randomUUID(),
 		sentAt: now.toISOString(),

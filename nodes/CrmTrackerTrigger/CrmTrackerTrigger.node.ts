@@ -7,7 +7,7 @@ import type {
 	IWebhookResponseData,
 } from 'n8n-workflow';
 
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../lib/signing';
+import { foreignSiteField, SITE_HEADER, verifySignature } from '../../lib/signing';
 import { deliveryItems, type Delivery } from './delivery';
 
 export class CrmTrackerTrigger implements INodeType {
@@ -70,6 +70,14 @@ export class CrmTrackerTrigger implements INodeType {
 				default: 300,
 				description: 'Deliveries signed longer ago than this are refused, so a captured request cannot be replayed',
 			},
+			{
+				displayName: 'Sites',
+				name: 'sites',
+				type: 'string',
+				default: '',
+				placeholder: 'nat-pets, shop-eu',
+				description: 'Site keys this workflow accepts deliveries of, comma-separated. Empty: every site the webhook secret signs for.',
+			},
 		],
 	};
 
@@ -78,15 +86,15 @@ export class CrmTrackerTrigger implements INodeType {
 		const res = this.getResponseObject();
 		const { webhookSecret } = await this.getCredentials<{ webhookSecret: string }>('trackingCrmApi');
 		const raw = (req as unknown as { rawBody?: Buffer }).rawBody?.toString('utf8') ?? JSON.stringify(req.body);
-		const check = verifySignature(
-			webhookSecret,
-			raw,
-			req.headers[SIGNATURE_HEADER] as string | undefined,
-			req.headers[TIMESTAMP_HEADER] as string | undefined,
-			{ toleranceSeconds: this.getNodeParameter('toleranceSeconds', 300) as number },
-		);
+		const check = verifySignature(webhookSecret, raw, req.headers, { toleranceSeconds: this.getNodeParameter('toleranceSeconds', 300) as number });
 		if (!check.valid) {
 			res.status(401).json({ error: 'invalid_signature', message: `Refused: ${check.reason}. Only the receiver, signing with the credential's webhook secret, may call this webhook.` });
+			return { noWebhookResponse: true };
+		}
+		const site = check.site;
+		const allowed = siteList(this.getNodeParameter('sites', '') as string);
+		if (allowed.length > 0 && !allowed.includes(site)) {
+			res.status(403).json({ error: 'site_not_allowed', message: `Refused: this workflow accepts deliveries of ${allowed.join(', ')} only, not of site "${site}" (the trigger's Sites parameter)` });
 			return { noWebhookResponse: true };
 		}
 		const body = req.body as Delivery;
@@ -95,8 +103,17 @@ export class CrmTrackerTrigger implements INodeType {
 			res.status(400).json({ error: 'invalid_delivery', message: 'The body must be a receiver delivery with "events" and "leads" arrays, or a CRM Hand Off delivery with an "items" array of objects' });
 			return { noWebhookResponse: true };
 		}
+		const foreign = foreignSiteField(body as unknown as Record<string, unknown>, site);
+		if (foreign) {
+			res.status(400).json({
+				error: 'site_mismatch',
+				field: foreign,
+				message: `Refused: ${foreign} names another site than the one the delivery is signed for ("${site}", header ${SITE_HEADER}); a delivery carries the data of its signed site only`,
+			});
+			return { noWebhookResponse: true };
+		}
 		const emit = this.getNodeParameter('emit', 'perEvent') as 'perEvent' | 'perBatch';
-		const delivery: Delivery = { ...body, events: body.events ?? [], leads: body.leads ?? [] };
+		const delivery: Delivery = { ...body, site, events: body.events ?? [], leads: body.leads ?? [] };
 		const items: INodeExecutionData[] = deliveryItems(delivery, emit).map((json) => ({ json: json as IDataObject }));
 		if (items.length === 0) {
 			res.status(200).json({ ok: true, items: 0 });
@@ -104,4 +121,11 @@ export class CrmTrackerTrigger implements INodeType {
 		}
 		return { workflowData: [items] };
 	}
+}
+
+function siteList(text: string): string[] {
+	return text
+		.split(',')
+		.map((entry) => entry.trim())
+		.filter(Boolean);
 }

@@ -1,4 +1,7 @@
-/** What the receiver's outbox posts to a workflow (see server/outbox/dispatcher.ts). */
+/**
+ * What the receiver's outbox posts to a workflow (see server/outbox/dispatcher.ts). Its `site`
+ * is the site the delivery is signed for; the trigger refuses a body naming any other.
+ */
 export interface Delivery {
 	site: string;
 	siteId: string;
@@ -28,8 +31,8 @@ export function deliveryItems(delivery: Delivery, emit: 'perEvent' | 'perBatch')
 		return count > 0 ? [{ ...origin, events: delivery.events, leads: delivery.leads, emailEvents, items: handedOn }] : [];
 	}
 	return [
-		// A handed-on item keeps its own site and kind: it may come from any earlier step.
-		...handedOn.map((item) => ({ ...origin, ...item, deliveryId: delivery.deliveryId })) as Item[],
+		// A handed-on item keeps its own fields and kind, but never another site than the delivery's.
+		...handedOn.map((item) => ({ ...origin, ...item, site: delivery.site, deliveryId: delivery.deliveryId })) as Item[],
 		...delivery.events.map((event) => ({ ...event, kind: 'event', ...origin })),
 		...delivery.leads.map((lead) => ({ ...lead, kind: 'lead', ...origin })),
 		...emailEvents.map((emailEvent) => ({ ...emailEvent, kind: 'email-event', ...origin })),

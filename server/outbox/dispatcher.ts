@@ -251,7 +251,7 @@ export class OutboxDispatcher {
 		const body = JSON.stringify({ site: site.key, siteId, destination, deliveryId, sentAt: new Date().toISOString(), events, leads, emailEvents });
 
 		try {
-			const response = await postSigned(url, site.webhookSecret, body, deliveryId, this.settings.DISPATCH_TIMEOUT_MS);
+			const response = await postSigned(url, site.webhookSecret, site.key, body, deliveryId, this.settings.DISPATCH_TIMEOUT_MS);
 			await response.arrayBuffer().catch(() => undefined);
 			if (!response.ok) throw new Error(`n8n answered HTTP ${response.status} for ${destination}`);
 		} catch (error) {

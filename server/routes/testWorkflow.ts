@@ -4,7 +4,7 @@ import { z } from 'zod/v4';
 import { toFieldIssues, WORKFLOW_NAMES } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
 import { requireApiKey } from '../auth';
-import { postSigned } from '../../lib/signing';
+import { foreignSiteField, postSigned } from '../../lib/signing';
 import type { ReceiverSettings } from '../settings';
 import type { SiteRegistry } from '../siteRegistry';
 import { sendProblem } from './problems';
@@ -32,7 +32,8 @@ function samplePayload(site: string, siteId: string, workflow: string): Record<s
 
 /**
  * `POST /api/test-microworkflow`: sends one signed payload to one workflow of the key's site and
- * returns what n8n answered, so a team can check a workflow without a browser.
+ * returns what n8n answered, so a team can check a workflow without a browser. The payload can
+ * only be for the key's own site: one naming another is refused, nothing is sent.
  */
 export function testWorkflowRouter(context: { prisma: PrismaClient; sites: SiteRegistry; settings: ReceiverSettings }): Router {
 	const router = Router();
@@ -53,10 +54,19 @@ export function testWorkflowRouter(context: { prisma: PrismaClient; sites: SiteR
 			sendProblem(res, 409, 'secret_missing', `Set ${site.config.integrations.webhookSecretEnv} so requests to n8n can be signed`);
 			return;
 		}
-		const body = JSON.stringify(parsed.data.payload ?? samplePayload(site.key, site.id, parsed.data.workflow));
+		const { payload } = parsed.data;
+		const foreign = payload && foreignSiteField(payload, site.key, site.id);
+		if (foreign) {
+			const field = `payload.${foreign}`;
+			const message = `must be "${foreign.endsWith('siteId') ? site.id : site.key}" or left out: this key sends for site ${site.key} only`;
+			sendProblem(res, 400, 'site_mismatch', `The request is invalid: ${field} ${message}`, { issues: [{ field, message }] });
+			return;
+		}
+		// The delivery carries the site it is signed for, also where the payload left it out.
+		const body = JSON.stringify(payload ? { ...payload, site: site.key, siteId: site.id } : samplePayload(site.key, site.id, parsed.data.workflow));
 		const started = Date.now();
 		try {
-			const response = await postSigned(url, site.webhookSecret, body, `test-${started}`, context.settings.DISPATCH_TIMEOUT_MS);
+			const response = await postSigned(url, site.webhookSecret, site.key, body, `test-${started}`, context.settings.DISPATCH_TIMEOUT_MS);
 			const text = await response.text();
 			let answer: unknown = text;
 			try {

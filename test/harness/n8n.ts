@@ -255,7 +255,7 @@ export type TestCredentials = Record<string, ICredentialDataDecryptedObject>;
  * reads them through `this.getCredentials(type)`, and authenticated HTTP helpers still apply the
  * credential type's `authenticate` the way n8n does.
  */
-class TestCredentialsHelper extends ICredentialsHelper {
+export class TestCredentialsHelper extends ICredentialsHelper {
 	constructor(
 		private readonly nodeTypes: HarnessNodeTypes,
 		private readonly credentials: TestCredentials,
@@ -621,7 +621,7 @@ function toItem(entry: IDataObject | INodeExecutionData): INodeExecutionData {
 	return looksLikeItem ? (entry as INodeExecutionData) : { json: entry as IDataObject };
 }
 
-function createAdditionalData(
+export function createAdditionalData(
 	executionId: string,
 	workflowId: string,
 	hooks: ExecutionLifecycleHooks,

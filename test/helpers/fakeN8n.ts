@@ -1,19 +1,21 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../lib/signing';
+import { DELIVERY_HEADER, foreignSiteField, verifySignature } from '../../lib/signing';
 
 export type FakeMode = 'ok' | 'error500' | 'slow';
 
 export interface Delivery {
 	path: string;
 	deliveryId: string;
+	/** The site the delivery is signed for (x-crm-site). */
+	signedSite: string;
 	body: { site: string; destination: string; events: Array<{ id: string; anonymousId: string; occurredAt: string }>; leads: Array<Record<string, unknown>> };
 }
 
 /**
  * A stand-in for n8n's webhook endpoint (a third party to the receiver): verifies the
- * signature like the CRM Tracker Trigger does and records what arrived.
+ * signature and the signed site like the CRM Tracker Trigger does and records what arrived.
  */
 export class FakeN8n {
 	mode: FakeMode = 'ok';
@@ -57,12 +59,18 @@ export class FakeN8n {
 		this.attempts += 1;
 		if (this.mode === 'error500') return { status: 500, body: 'workflow failed' };
 		if (this.mode === 'slow') await new Promise((resolve) => setTimeout(resolve, this.slowMs));
-		const check = verifySignature(this.secret, raw, req.headers[SIGNATURE_HEADER] as string, req.headers[TIMESTAMP_HEADER] as string);
+		const check = verifySignature(this.secret, raw, req.headers);
 		if (!check.valid) {
 			this.rejected.push(check.reason);
 			return { status: 401, body: check.reason };
 		}
-		this.deliveries.push({ path: req.url ?? '', deliveryId: String(req.headers[DELIVERY_HEADER]), body: JSON.parse(raw) });
+		const body = JSON.parse(raw) as Delivery['body'];
+		const foreign = foreignSiteField(body, check.site);
+		if (foreign) {
+			this.rejected.push(`${foreign} names another site than ${check.site}`);
+			return { status: 400, body: `${foreign} names another site` };
+		}
+		this.deliveries.push({ path: req.url ?? '', deliveryId: String(req.headers[DELIVERY_HEADER]), signedSite: check.site, body });
 		return { status: 200, body: '{"ok":true}' };
 	}
 }

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 
 import type { INodeParameters } from 'n8n-workflow';
 
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../lib/signing';
+import { foreignSiteField, verifySignature } from '../../lib/signing';
 import { deliveryItems, type Delivery } from '../../nodes/CrmTrackerTrigger/delivery';
 import { handOffUrl } from '../../nodes/CrmHandOff/handOff';
 import { runWorkflow, type WorkflowJson } from '../harness/n8n';
@@ -19,6 +19,10 @@ interface Received {
 	path: string;
 	body: Delivery;
 	valid: boolean;
+	/** The site the delivery is signed for, when the signature holds. */
+	signedSite?: string;
+	/** Where the body names another site than the signed one (the trigger refuses it then). */
+	foreign?: string;
 }
 
 function workflow(parameters: INodeParameters): WorkflowJson {
@@ -54,8 +58,9 @@ describe('CRM Hand Off node', () => {
 			req.on('data', (chunk: Buffer) => chunks.push(chunk));
 			req.on('end', () => {
 				const raw = Buffer.concat(chunks).toString('utf8');
-				const check = verifySignature(SECRET, raw, req.headers[SIGNATURE_HEADER] as string, req.headers[TIMESTAMP_HEADER] as string);
-				received.push({ path: req.url ?? '', body: JSON.parse(raw) as Delivery, valid: check.valid });
+				const check = verifySignature(SECRET, raw, req.headers);
+				const body = JSON.parse(raw) as Delivery;
+				received.push({ path: req.url ?? '', body, valid: check.valid, ...(check.valid ? { signedSite: check.site, foreign: foreignSiteField(body as never, check.site) } : {}) });
 				res.writeHead(check.valid ? answer : 401, { 'content-type': 'application/json' });
 				res.end(JSON.stringify(check.valid ? { ok: answer < 300 } : { error: 'invalid_signature' }));
 			});
@@ -78,7 +83,7 @@ describe('CRM Hand Off node', () => {
 		const result = await runWorkflow(workflow({ target: 'crm-next', webhookBaseUrl: `${base}/webhook`, batchSize: 2 }), { input, credentials: credentials(), throwOnError: true });
 
 		expect(received.map((delivery) => delivery.path)).toEqual(['/webhook/crm-next', '/webhook/crm-next', '/webhook/crm-next']);
-		expect(received.every((delivery) => delivery.valid)).toBe(true);
+		expect(received.map((delivery) => [delivery.valid, delivery.signedSite, delivery.foreign])).toEqual(Array(3).fill([true, 'shop', undefined]));
 		expect(received.map((delivery) => delivery.body.items?.length)).toEqual([2, 2, 1]);
 		const emitted = received.flatMap((delivery) => deliveryItems(delivery.body, 'perEvent'));
 		expect(emitted.map((item) => item.n)).toEqual([0, 1, 2, 3, 4]);
@@ -87,6 +92,30 @@ describe('CRM Hand Off node', () => {
 		// The node passes its items on, each paired to its input.
 		expect(result.outputOf('CRM Hand Off')).toEqual(input);
 		expect(result.itemsOf('CRM Hand Off').map((item) => item.pairedItem)).toEqual(input.map((_, item) => ({ item })));
+	});
+
+	it('signs each site’s items apart: one delivery per site, in order within each, none carrying another site', async () => {
+		const input = [
+			{ site: 'shop', siteId: 'site-1', n: 0 },
+			{ site: 'blog', siteId: 'site-2', n: 1 },
+			{ site: 'shop', siteId: 'site-1', n: 2 },
+			{ site: 'shop', siteId: 'site-1', n: 3 },
+		];
+		const result = await runWorkflow(workflow({ target: 'crm-next', webhookBaseUrl: `${base}/webhook`, batchSize: 2 }), { input, credentials: credentials(), throwOnError: true });
+
+		expect(received.map((delivery) => [delivery.signedSite, delivery.body.site, delivery.body.siteId, delivery.foreign, delivery.body.items?.map((item) => item.n)])).toEqual([
+			['shop', 'shop', 'site-1', undefined, [0, 2]],
+			['shop', 'shop', 'site-1', undefined, [3]],
+			['blog', 'blog', 'site-2', undefined, [1]],
+		]);
+		expect(result.outputOf('CRM Hand Off')).toEqual(input);
+	});
+
+	it('refuses an item without a site key before sending anything, naming the item', async () => {
+		const result = await runWorkflow(workflow({ target: 'crm-next', webhookBaseUrl: `${base}/webhook` }), { input: [{ site: 'shop' }, { n: 1 }], credentials: credentials() });
+		expect(result.status).toBe('error');
+		expect(result.error?.message).toContain('Item 1 has no site key in "site"');
+		expect(received).toHaveLength(0);
 	});
 
 	it('fails when the next workflow fails, naming its URL and answer', async () => {

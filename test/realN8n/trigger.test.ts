@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { PrismaClient } from '../../lib/db/generated/client';
-import { DELIVERY_HEADER, SIGNATURE_HEADER, signBody, TIMESTAMP_HEADER } from '../../lib/signing';
+import { SIGNATURE_HEADER, signedHeaders, SITE_HEADER } from '../../lib/signing';
 import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
 import { startRealN8n, type CredentialJson, type RealN8n, type WorkflowJson } from '../helpers/realN8n';
 
@@ -80,14 +80,12 @@ async function post(url: string, body: string, headers: Record<string, string>):
 	}
 }
 
-/** Headers as the receiver's outbox sends them (lib/signing.ts postSigned). */
-function signed(body: string, deliveryId: string, options: { secret?: string; timestamp?: number } = {}): Record<string, string> {
-	const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
-	return {
-		[SIGNATURE_HEADER]: signBody(options.secret ?? SECRET, timestamp, body),
-		[TIMESTAMP_HEADER]: String(timestamp),
-		[DELIVERY_HEADER]: deliveryId,
-	};
+/** The test site's key, known once beforeAll created it. */
+let siteKey = '';
+
+/** Headers as the receiver's outbox sends them (lib/signing.ts postSigned), for the test site unless told. */
+function signed(body: string, deliveryId: string, options: { secret?: string; timestamp?: number; site?: string } = {}): Record<string, string> {
+	return signedHeaders(options.secret ?? SECRET, options.site ?? siteKey, body, deliveryId, options.timestamp);
 }
 
 describe('CRM Tracker Trigger in a real n8n', () => {
@@ -108,6 +106,7 @@ describe('CRM Tracker Trigger in a real n8n', () => {
 	beforeAll(async () => {
 		prisma = testPrisma();
 		site = await createTestSite(prisma, 'realn8n');
+		siteKey = site.key;
 		const visitor = await prisma.visitor.create({
 			data: { siteId: site.id, anonymousId, firstSeenAt: new Date('2026-11-20T10:00:00Z'), lastSeenAt: new Date('2026-11-20T10:03:00Z') },
 		});
@@ -166,8 +165,10 @@ describe('CRM Tracker Trigger in a real n8n', () => {
 		const cases: Array<[string, Record<string, string>, string]> = [
 			['unsigned', {}, 'missing x-crm-signature header'],
 			['signature without timestamp', { [SIGNATURE_HEADER]: signed(other, 'x')[SIGNATURE_HEADER] }, 'missing x-crm-timestamp header'],
-			['wrong secret', signed(other, 'x', { secret: 'not-the-secret' }), 'signature does not match the body'],
-			['signature of another body', signed(delivery, 'x'), 'signature does not match the body'],
+			['signature without site', { ...signed(other, 'x'), [SITE_HEADER]: '' }, 'missing x-crm-site header'],
+			['wrong secret', signed(other, 'x', { secret: 'not-the-secret' }), 'signature does not match the body and site'],
+			['signature of another body', signed(delivery, 'x'), 'signature does not match the body and site'],
+			['signature moved to another site', { ...signed(other, 'x'), [SITE_HEADER]: 'another-site' }, 'signature does not match the body and site'],
 			['stale timestamp (10 minutes old, window 5 minutes)', signed(other, 'x', { timestamp: Math.floor(Date.now() / 1000) - 600 }), 'outside the 300 s replay window'],
 			['timestamp in the future', signed(other, 'x', { timestamp: Math.floor(Date.now() / 1000) + 600 }), 'outside the 300 s replay window'],
 		];
@@ -175,6 +176,23 @@ describe('CRM Tracker Trigger in a real n8n', () => {
 			const response = await post(url, other, headers);
 			expect({ name, status: response.status, error: response.body?.error }).toEqual({ name, status: 401, error: 'invalid_signature' });
 			expect(response.body.message).toContain(reason);
+		}
+		expect(await activityCount()).toBe(3);
+	});
+
+	it('refuses with 400, before the workflow runs, a delivery whose body names another site than the one it is signed for', async () => {
+		const url = started().webhookUrl(WEBHOOK_PATH);
+		const parsed = JSON.parse(delivery);
+		const cases: Array<[string, Record<string, unknown>]> = [
+			['site', { ...parsed, site: 'another-site', deliveryId: randomUUID() }],
+			['events[1].site', { ...parsed, deliveryId: randomUUID(), events: parsed.events.map((event: object, i: number) => (i === 1 ? { ...event, site: 'another-site' } : event)) }],
+			['items[0].site', { ...parsed, deliveryId: randomUUID(), events: [], leads: [], items: [{ ...parsed.events[0], site: 'another-site' }] }],
+		];
+		for (const [field, body] of cases) {
+			const text = JSON.stringify(body);
+			const response = await post(url, text, signed(text, String(body.deliveryId)));
+			expect({ field, status: response.status, body: response.body }).toEqual({ field, status: 400, body: expect.objectContaining({ error: 'site_mismatch', field }) });
+			expect(response.body.message).toContain(`names another site than the one the delivery is signed for ("${site.key}"`);
 		}
 		expect(await activityCount()).toBe(3);
 	});

@@ -1,0 +1,177 @@
+/**
+ * The CRM Tracker Trigger's webhook in n8n's engine (n8n-core's WebhookContext on a real HTTP
+ * request): a delivery is bound to the site it is signed for. A body naming another site, at
+ * the top or in any event, lead or handed-on item, is refused before the workflow runs, and the
+ * items it emits carry the signed site.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import express from 'express';
+
+import { foreignSiteField, signBody, signedHeaders, SITE_HEADER, verifySignature } from '../../lib/signing';
+import type { WorkflowJson } from '../harness/n8n';
+import { runWebhook } from '../harness/webhook';
+
+const SECRET = 'trigger-test-secret';
+
+function workflow(sites = ''): WorkflowJson {
+	return {
+		name: 'Trigger test',
+		nodes: [
+			{
+				id: 'trigger',
+				name: 'CRM Tracker Trigger',
+				type: 'n8n-nodes-tracking-crm.crmTrackerTrigger',
+				typeVersion: 1,
+				position: [0, 0],
+				webhookId: '4a0b2f0e-8f2c-4c55-9d0e-3f4f2a1b6c7d',
+				parameters: { path: 'crm-test', emit: 'perEvent', responseMode: 'lastNode', toleranceSeconds: 300, sites },
+				credentials: { trackingCrmApi: { id: '1', name: 'Tracking CRM' } },
+			},
+			{ id: 'next', name: 'Next', type: 'n8n-nodes-base.noOp', typeVersion: 1, position: [200, 0], parameters: {} },
+		],
+		connections: { 'CRM Tracker Trigger': { main: [[{ node: 'Next', type: 'main', index: 0 }]] } },
+	};
+}
+
+/** A receiver delivery of site `shop` with one event, one lead and one email event. */
+function delivery(): Record<string, any> {
+	return {
+		site: 'shop',
+		siteId: 'id-shop',
+		destination: 'crm-test',
+		deliveryId: '41,42',
+		sentAt: new Date().toISOString(),
+		events: [{ id: 'e1', anonymousId: 'a1', type: 'custom', props: { site: 'partner-site' } }],
+		leads: [{ kind: 'lead', eventId: 'l1', lead: { site: 'shop', email: 'jane@example.com' } }],
+		emailEvents: [{ kind: 'email-event', type: 'open', messageId: 'm1' }],
+	};
+}
+
+describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
+	let server: Server;
+	let url: string;
+	let sitesParameter = '';
+	let runs = 0;
+
+	beforeAll(async () => {
+		const app = express();
+		// n8n's webhook server keeps the raw bytes beside the parsed body; the signature is over them.
+		app.use(express.json({ verify: (req, _res, raw) => Object.assign(req, { rawBody: raw }) }));
+		app.post('/webhook/crm-test', (req, res) => {
+			runWebhook(workflow(sitesParameter), 'CRM Tracker Trigger', req, res, { trackingCrmApi: { receiverUrl: 'http://127.0.0.1:3000', webhookSecret: SECRET, emailTokenSecret: '' } })
+				.then(({ run }) => {
+					if (res.headersSent) return;
+					runs += 1;
+					res.status(run?.error ? 500 : 200).json(run?.error ? { error: run.error.message } : run?.outputOf('Next'));
+				})
+				.catch((error: Error) => res.status(500).json({ error: error.message }));
+		});
+		server = app.listen(0, '127.0.0.1');
+		await new Promise((resolve) => server.once('listening', resolve));
+		url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhook/crm-test`;
+	});
+
+	afterAll(async () => {
+		server.closeAllConnections();
+		await new Promise((resolve) => server.close(resolve));
+	});
+
+	beforeEach(() => {
+		sitesParameter = '';
+		runs = 0;
+	});
+
+	const send = async (body: string, headers: Record<string, string>) => {
+		const response = await fetch(url, { method: 'POST', headers, body });
+		return { status: response.status, body: (await response.json()) as any };
+	};
+	const signedFor = (site: string, body: Record<string, unknown>) => {
+		const text = JSON.stringify(body);
+		return send(text, signedHeaders(SECRET, site, text, 'd-1'));
+	};
+
+	it('runs the workflow on a delivery signed for the site it names; every item carries that site', async () => {
+		const response = await signedFor('shop', delivery());
+		expect(response.status).toBe(200);
+		expect(response.body.map((item: Record<string, unknown>) => [item.kind, item.site, item.siteId])).toEqual([
+			['event', 'shop', 'id-shop'],
+			['lead', 'shop', 'id-shop'],
+			['email-event', 'shop', 'id-shop'],
+		]);
+		// A visitor's own properties are data, not a site.
+		expect(response.body[0].props).toEqual({ site: 'partner-site' });
+	});
+
+	it.each([
+		['site', (body: Record<string, any>) => (body.site = 'blog')],
+		['events[0].site', (body: Record<string, any>) => (body.events[0].site = 'blog')],
+		['leads[0].lead.site', (body: Record<string, any>) => (body.leads[0].lead.site = 'blog')],
+		['leads[0].siteId', (body: Record<string, any>) => (body.leads[0].siteId = 'id-blog')],
+		['emailEvents[0].siteId', (body: Record<string, any>) => (body.emailEvents[0].siteId = 'id-blog')],
+		['items[1].site', (body: Record<string, any>) => (body.items = [{ site: 'shop', n: 0 }, { site: 'blog', n: 1 }])],
+		['items[0].events[0].site', (body: Record<string, any>) => (body.items = [{ site: 'shop', events: [{ site: 'blog' }] }])],
+	])('refuses, before the workflow runs, a body signed for shop whose %s names another site', async (field, change) => {
+		const body = delivery();
+		change(body);
+		const response = await signedFor('shop', body);
+		expect(response.status).toBe(400);
+		expect(response.body).toMatchObject({ error: 'site_mismatch', field });
+		expect(response.body.message).toContain(`${field} names another site than the one the delivery is signed for ("shop", header x-crm-site)`);
+		expect(runs).toBe(0);
+	});
+
+	it('refuses a signature moved to another site: the site is signed, not only the body', async () => {
+		const body = { ...delivery(), site: 'blog', leads: [] };
+		const text = JSON.stringify(body);
+		const forged = { ...signedHeaders(SECRET, 'shop', text, 'd-1'), [SITE_HEADER]: 'blog' };
+		const response = await send(text, forged);
+		expect(response.status).toBe(401);
+		expect(response.body).toMatchObject({ error: 'invalid_signature', message: expect.stringContaining('signature does not match the body and site') });
+
+		const { [SITE_HEADER]: _dropped, ...unsited } = signedHeaders(SECRET, 'shop', text, 'd-1');
+		const missing = await send(text, unsited);
+		expect(missing.status).toBe(401);
+		expect(missing.body.message).toContain('missing x-crm-site header');
+		expect(runs).toBe(0);
+	});
+
+	it('emits handed-on items with the signed site, also those that named none', async () => {
+		const response = await signedFor('shop', { site: 'shop', siteId: 'id-shop', destination: 'crm-test', deliveryId: 'h-1', sentAt: '', events: [], leads: [], items: [{ site: 'shop', n: 0 }, { n: 1 }] });
+		expect(response.status).toBe(200);
+		expect(response.body.map((item: Record<string, unknown>) => [item.n, item.site])).toEqual([
+			[0, 'shop'],
+			[1, 'shop'],
+		]);
+	});
+
+	it('with Sites set, refuses a delivery of any other site with 403 naming the parameter', async () => {
+		sitesParameter = 'blog, news';
+		const refused = await signedFor('shop', delivery());
+		expect(refused.status).toBe(403);
+		expect(refused.body).toMatchObject({ error: 'site_not_allowed', message: expect.stringContaining('accepts deliveries of blog, news only, not of site "shop"') });
+		const accepted = await signedFor('blog', { ...delivery(), site: 'blog', siteId: 'id-blog', leads: [] });
+		expect(accepted.status).toBe(200);
+		expect(runs).toBe(1);
+	});
+});
+
+describe('signing rules', () => {
+	it('signs the timestamp, the site and the body, and hands back the signed site', () => {
+		const headers = signedHeaders(SECRET, 'shop', '{}', 'd', 1_800_000_000);
+		expect(headers['x-crm-signature']).toBe(signBody(SECRET, 1_800_000_000, 'shop', '{}'));
+		expect(verifySignature(SECRET, '{}', headers, { nowSeconds: 1_800_000_010 })).toEqual({ valid: true, site: 'shop' });
+		expect(verifySignature(SECRET, '{}', { ...headers, [SITE_HEADER]: 'shop.x' }, { nowSeconds: 1_800_000_010 })).toEqual({ valid: false, reason: 'x-crm-site is not a site key' });
+		expect(() => signBody(SECRET, 1, 'a.b', '{}')).toThrow(/Cannot sign for site "a.b"/);
+	});
+
+	it('finds the first field naming another site, and all site ids must agree', () => {
+		expect(foreignSiteField(delivery(), 'shop')).toBeUndefined();
+		expect(foreignSiteField(delivery(), 'blog')).toBe('site');
+		expect(foreignSiteField({ site: 'shop', items: [{ siteId: 'x' }, { siteId: 'y' }] }, 'shop')).toBe('items[1].siteId');
+		expect(foreignSiteField({ site: 'shop', items: [{ siteId: 'x' }] }, 'shop', 'id-shop')).toBe('items[0].siteId');
+		expect(foreignSiteField({ site: 'shop', leads: [{ lead: { site: null } }] }, 'shop')).toBe('leads[0].lead.site');
+		expect(foreignSiteField({ events: [{ props: { site: 'any' }, properties: { siteId: 'any' } }] }, 'shop')).toBeUndefined();
+	});
+});
