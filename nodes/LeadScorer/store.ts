@@ -163,14 +163,18 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 	const columns = LEAD_FIELDS.map((key) => LEAD_COLUMNS[key]).join(', ');
 	const casts = LEAD_FIELDS.map((_, index) => `$${index + 8}::text[]`).join(', ');
 	const names = LEAD_FIELDS.map((_, index) => `f${index}`).join(', ');
-	const updates = LEAD_FIELDS.map((key) => `${LEAD_COLUMNS[key]} = COALESCE(EXCLUDED.${LEAD_COLUMNS[key]}, leads.${LEAD_COLUMNS[key]})`).join(', ');
+	const merges = LEAD_FIELDS.map((key) => `COALESCE(EXCLUDED.${LEAD_COLUMNS[key]}, leads.${LEAD_COLUMNS[key]})`);
+	const updates = LEAD_FIELDS.map((key, index) => `${LEAD_COLUMNS[key]} = ${merges[index]}`).join(', ');
+	// updated_at moves only when the lead's content does, so a replayed delivery leaves it as it was.
+	const unchanged = `(${merges.join(', ')}, leads.consent_given OR EXCLUDED.consent_given) IS NOT DISTINCT FROM (${LEAD_FIELDS.map((key) => `leads.${LEAD_COLUMNS[key]}`).join(', ')}, leads.consent_given)`;
 	// One statement for the batch: Prisma's createMany / upsert build one bind parameter per value
 	// and cost more in the client than the whole insert costs in Postgres.
 	const written = await prisma.$queryRawUnsafe<Array<{ id: string; email: string }>>(
 		`INSERT INTO leads (id, site_id, email, email_hash, source, consent_given, properties, ${columns}, updated_at)
 		SELECT v.id, $1::uuid, v.email, v.email_hash, v.source, v.consent, v.properties::jsonb, ${names}, now()
 		FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::text[], ${casts}) AS v(id, email, email_hash, source, consent, properties, ${names})
-		ON CONFLICT (site_id, email) DO UPDATE SET ${updates}, consent_given = leads.consent_given OR EXCLUDED.consent_given, updated_at = now()
+		ON CONFLICT (site_id, email) DO UPDATE SET ${updates}, consent_given = leads.consent_given OR EXCLUDED.consent_given,
+			updated_at = CASE WHEN ${unchanged} THEN leads.updated_at ELSE now() END
 		RETURNING id, email`,
 		context.siteId,
 		uuidv7s(emails.length),
@@ -383,9 +387,13 @@ export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds:
 	if (leads.length > 0) {
 		const order = leads.map((lead) => lead.id);
 		const value = <T>(pick: (entry: NonNullable<ReturnType<typeof computed.get>>) => T) => order.map((id) => pick(computed.get(id) as NonNullable<ReturnType<typeof computed.get>>));
+		// scored_at is when the lead was last scored (rescoreStale's cursor); updated_at moves only with the content.
 		await prisma.$executeRawUnsafe(
 			`UPDATE leads SET score = v.score, engagement_score = v.engagement, fit_score = v.fit, scored_at = $1, lifecycle_stage = v.stage,
-				first_touch = COALESCE(v.first_touch::jsonb, leads.first_touch), updated_at = now()
+				first_touch = COALESCE(v.first_touch::jsonb, leads.first_touch),
+				updated_at = CASE WHEN (v.score, v.engagement, v.fit, v.stage, COALESCE(v.first_touch::jsonb, leads.first_touch))
+					IS NOT DISTINCT FROM (leads.score, leads.engagement_score, leads.fit_score, leads.lifecycle_stage, leads.first_touch)
+					THEN leads.updated_at ELSE now() END
 			FROM unnest($2::uuid[], $3::float8[], $4::float8[], $5::float8[], $6::text[], $7::text[]) AS v(id, score, engagement, fit, stage, first_touch)
 			WHERE leads.id = v.id`,
 			scoredAt,

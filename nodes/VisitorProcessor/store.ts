@@ -65,6 +65,7 @@ FROM jsonb_to_recordset($2::jsonb) AS e(event_id uuid, anonymous_id text, sessio
 	title text, referrer text, relevance int, properties jsonb, context jsonb, user_agent text, country text, occurred_at timestamptz)
 ON CONFLICT (site_id, event_id) DO NOTHING`;
 
+/** `updated_at` moves only when the row's content does, so a replayed delivery leaves the row as it was. */
 const UPSERT_VISITOR = `
 INSERT INTO visitors (id, site_id, anonymous_id, first_seen_at, last_seen_at, device_type, browser, os, country, is_bot, created_at, updated_at)
 VALUES (gen_random_uuid(), $1::uuid, $2, $3::timestamptz, $4::timestamptz, $5, $6, $7, $8, $9, now(), now())
@@ -76,9 +77,14 @@ ON CONFLICT (site_id, anonymous_id) DO UPDATE SET
 	os = COALESCE(EXCLUDED.os, visitors.os),
 	country = COALESCE(EXCLUDED.country, visitors.country),
 	is_bot = visitors.is_bot OR EXCLUDED.is_bot,
-	updated_at = now()
+	updated_at = CASE WHEN (LEAST(visitors.first_seen_at, EXCLUDED.first_seen_at), GREATEST(visitors.last_seen_at, EXCLUDED.last_seen_at),
+			COALESCE(EXCLUDED.device_type, visitors.device_type), COALESCE(EXCLUDED.browser, visitors.browser), COALESCE(EXCLUDED.os, visitors.os),
+			COALESCE(EXCLUDED.country, visitors.country), visitors.is_bot OR EXCLUDED.is_bot)
+		IS NOT DISTINCT FROM (visitors.first_seen_at, visitors.last_seen_at, visitors.device_type, visitors.browser, visitors.os, visitors.country, visitors.is_bot)
+		THEN visitors.updated_at ELSE now() END
 RETURNING id`;
 
+/** Like UPSERT_VISITOR, `updated_at` moves only with the session's content. */
 const UPSERT_SESSIONS = `
 INSERT INTO visitor_sessions (id, site_id, visitor_id, session_key, started_at, last_activity_at, ended_at, pageviews, event_count,
 	duration_seconds, engaged_time_ms, max_scroll_depth, is_bounce, entry_page, exit_page, engagement_score, engagement_level,
@@ -101,7 +107,9 @@ ON CONFLICT (site_id, session_key) DO UPDATE SET
 	engagement_level = EXCLUDED.engagement_level, channel = EXCLUDED.channel, source = EXCLUDED.source, medium = EXCLUDED.medium,
 	campaign = EXCLUDED.campaign, term = EXCLUDED.term, content = EXCLUDED.content, referrer = EXCLUDED.referrer,
 	referrer_domain = EXCLUDED.referrer_domain, click_id_type = EXCLUDED.click_id_type, landing_page = EXCLUDED.landing_page,
-	device_type = EXCLUDED.device_type, browser = EXCLUDED.browser, os = EXCLUDED.os, country = EXCLUDED.country, updated_at = now()
+	device_type = EXCLUDED.device_type, browser = EXCLUDED.browser, os = EXCLUDED.os, country = EXCLUDED.country,
+	updated_at = CASE WHEN to_jsonb(visitor_sessions) - ARRAY['id', 'created_at', 'updated_at'] = to_jsonb(EXCLUDED) - ARRAY['id', 'created_at', 'updated_at']
+		THEN visitor_sessions.updated_at ELSE now() END
 RETURNING id, session_key`;
 
 const LINK_EVENTS = `

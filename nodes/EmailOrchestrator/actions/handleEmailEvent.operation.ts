@@ -19,6 +19,13 @@ const properties: INodeProperties[] = [
 		default: '={{ $json.leadId }}',
 		description: 'The lead’s ID or email address; events of messages without a lead are passed through',
 	},
+	{
+		displayName: 'Occurred At',
+		name: 'occurredAt',
+		type: 'string',
+		default: '={{ $json.occurredAt }}',
+		description: 'When the event happened (ISO 8601). It ends only enrollments begun before then, so a replayed event never ends a later enrollment; empty ends every active one.',
+	},
 ];
 
 export const description = updateDisplayOptions({ show: { operation: ['handleEmailEvent'] } }, properties);
@@ -28,9 +35,18 @@ const PASSIVE = new Set(['open', 'click']);
 /** The channel status an event sets; the receiver records unsubscribes itself, bounces and complaints may come from elsewhere. */
 const CHANNEL_STATE: Record<string, 'unsubscribed' | 'bounced' | 'complained'> = { unsubscribe: 'unsubscribed', bounce: 'bounced', complaint: 'complained' };
 
+/** The event's time, or null when the item gives none; a wrong value names the parameter. */
+function occurredAtOf(value: unknown): Date | null {
+	if (value === undefined || value === null || value === '') return null;
+	const at = new Date(value as string);
+	if (Number.isNaN(at.getTime())) throw new ParameterError('occurredAt', `"${String(value)}" is not a date and time (ISO 8601, e.g. 2026-06-10T10:00:00Z)`);
+	return at;
+}
+
 /**
- * Ends every active enrollment of the lead when it unsubscribed, bounced, complained or
- * converted, and makes the email channel say so. Replaying an event changes nothing more.
+ * Ends the lead's active enrollments begun before the event when it unsubscribed, bounced,
+ * complained or converted, and makes the email channel say so. Replaying an event changes
+ * nothing more: it ends no enrollment begun after it, whenever the replay arrives.
  */
 export async function execute(this: IExecuteFunctions, { prisma, sites }: OperationContext): Promise<INodeExecutionData[]> {
 	return await forEachItem.call(this, async (i) => {
@@ -42,6 +58,7 @@ export async function execute(this: IExecuteFunctions, { prisma, sites }: Operat
 		const reference = String(this.getNodeParameter('lead', i, '') ?? '').trim();
 		if (!UNENROLLING.has(type) || !reference) return [{ ...json, unenrolled: 0 }];
 
+		const occurredAt = occurredAtOf(this.getNodeParameter('occurredAt', i, ''));
 		const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
 		const leadId = await findLeadId(prisma, site.id, reference);
 		const state = CHANNEL_STATE[type];
@@ -67,7 +84,7 @@ export async function execute(this: IExecuteFunctions, { prisma, sites }: Operat
 				);
 			}
 			const { count } = await tx.sequenceEnrollment.updateMany({
-				where: { siteId: site.id, leadId, status: 'active' },
+				where: { siteId: site.id, leadId, status: 'active', ...(occurredAt ? { enrolledAt: { lte: occurredAt } } : {}) },
 				data: { status: 'unenrolled', unenrolledAt: new Date(), unenrollReason: type, nextRunAt: null },
 			});
 			return count;
