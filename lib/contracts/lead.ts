@@ -1,6 +1,6 @@
 import { z } from 'zod/v4';
 
-import { observed, propertiesSchema } from './tracking';
+import { observed, propertiesSchema, storableText } from './tracking';
 
 /** What a lead field may not hold: every control character, tabs and line breaks too. */
 // eslint-disable-next-line no-control-regex
@@ -11,7 +11,8 @@ const field = (max: number) =>
 		.string()
 		.trim()
 		.max(max, { error: `must be at most ${max} characters` })
-		.refine((value) => !LEAD_CONTROL_CHARS.test(value), { error: 'must not contain control characters' });
+		.refine((value) => !LEAD_CONTROL_CHARS.test(value), { error: 'must not contain control characters' })
+		.overwrite((value) => storableText(value));
 
 const isTimeZone = (zone: string) => {
 	try {

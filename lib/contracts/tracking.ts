@@ -59,11 +59,28 @@ export const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 /** CONTROL_CHARS, every one, for replace(). */
 export const EVERY_CONTROL_CHAR = new RegExp(CONTROL_CHARS.source, 'g');
 
+/** Half of a character: a UTF-16 surrogate without its partner (with the u flag, a whole pair is one code point and does not match). */
+const LONE_SURROGATE = /\p{Surrogate}/gu;
+const isHighSurrogate = (unit: number) => unit >= 0xd800 && unit <= 0xdbff;
+
+/**
+ * A string as Postgres can hold it: at most `max` UTF-16 units, cut before a character rather than
+ * through it (an emoji is two units), with every lone surrogate replaced by U+FFFD. UTF-8, and so
+ * Postgres, has no encoding for half a character: in a jsonb value JSON.stringify keeps it as a
+ * \ud800 escape, which Postgres refuses, failing the whole statement and every batch in it.
+ * Every string that reaches storage passes here, JSON keys too.
+ */
+export function storableText(value: string, max = Infinity): string {
+	const cut = value.length <= max ? value : value.slice(0, isHighSurrogate(value.charCodeAt(max - 1)) ? max - 1 : max);
+	return cut.replace(LONE_SURROGATE, '\ufffd');
+}
+
 const text = (max: number) =>
 	z
 		.string()
 		.max(max, { error: `must be at most ${max} characters` })
-		.refine((value) => !CONTROL_CHARS.test(value), { error: 'must not contain control characters' });
+		.refine((value) => !CONTROL_CHARS.test(value), { error: 'must not contain control characters' })
+		.overwrite((value) => storableText(value));
 
 /**
  * What a page shows (its URL, title and referrer, a link's or form's name, property values), taken
@@ -72,7 +89,7 @@ const text = (max: number) =>
  * strings are cleaned; anything else is still refused.
  */
 export const observed = (max: number) =>
-	z.preprocess((value) => (typeof value == 'string' ? value.replace(EVERY_CONTROL_CHAR, '').slice(0, max) : value), z.string());
+	z.preprocess((value) => (typeof value == 'string' ? storableText(value.replace(EVERY_CONTROL_CHAR, ''), max) : value), z.string());
 
 const identifier = text(TRACK_LIMITS.maxIdLength).min(1, { error: 'must not be empty' });
 
@@ -117,6 +134,19 @@ export const eventContextSchema = z.strictObject({
 	automation: z.boolean().optional(),
 });
 
+/** The earliest event time the receiver stores: older times are a client clock gone wrong. */
+export const EARLIEST_EVENT_TIME = Date.UTC(2020, 0, 1);
+/**
+ * The latest time a client clock may say: the end of the year 9999, the last of four-digit ISO years.
+ * A JS Date ends at the year 275760 and a Postgres timestamptz at 294276, and no clock is near either.
+ */
+export const LATEST_CLIENT_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+const clientTime = z
+	.number()
+	.int({ error: 'must be an integer (milliseconds since the epoch)' })
+	.max(LATEST_CLIENT_TIME, { error: 'must be a time before the year 10000 (milliseconds since the epoch)' });
+
 export const trackEventSchema = z.strictObject({
 	/** Client-generated UUIDv7: the idempotency key of the event within its site. */
 	id: z.string().regex(UUID_V7, { error: 'must be a UUIDv7 (version nibble 7, RFC 9562 variant)' }),
@@ -124,10 +154,7 @@ export const trackEventSchema = z.strictObject({
 	/** Name of a custom event, or a label refining the type (e.g. the form id of a form_submit). */
 	name: observed(100).optional(),
 	/** Client time in milliseconds since the epoch. */
-	ts: z
-		.number()
-		.int({ error: 'must be an integer (milliseconds since the epoch)' })
-		.min(Date.UTC(2020, 0, 1), { error: 'must be after 2020-01-01 (milliseconds since the epoch)' }),
+	ts: clientTime.min(EARLIEST_EVENT_TIME, { error: 'must be after 2020-01-01 (milliseconds since the epoch)' }),
 	anonymousId: identifier,
 	sessionId: identifier,
 	url: httpUrl,
@@ -147,7 +174,7 @@ export const trackBatchSchema = z.strictObject({
 	/** Public key of the site (data-site on the script tag). */
 	site: identifier,
 	/** Client clock when the batch was sent, to correct skew in event times. */
-	sentAt: z.number().int().positive().optional(),
+	sentAt: clientTime.positive().optional(),
 	consent: z.enum(CONSENT_STATES).optional(),
 	/** The tracker's own finding that the browser is automated (navigator.webdriver): every event of the batch is a bot's. */
 	automation: z.boolean().optional(),

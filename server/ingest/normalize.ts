@@ -2,7 +2,21 @@ import { isIPv4, isIPv6 } from 'node:net';
 
 import { isbot } from 'isbot';
 
-import { CLICK_ID_PARAMS, EVENT_TYPES, EVERY_CONTROL_CHAR, eventContextSchema, SESSION_KEYS, LEAD_CONTROL_CHARS, type EventContext, type LeadPayload, type SiteConfig, type TrackBatch, type TrackEvent } from '../../lib/contracts';
+import {
+	CLICK_ID_PARAMS,
+	EARLIEST_EVENT_TIME,
+	EVENT_TYPES,
+	EVERY_CONTROL_CHAR,
+	eventContextSchema,
+	SESSION_KEYS,
+	LEAD_CONTROL_CHARS,
+	storableText,
+	type EventContext,
+	type LeadPayload,
+	type SiteConfig,
+	type TrackBatch,
+	type TrackEvent,
+} from '../../lib/contracts';
 
 /**
  * Zeroes the host part of an address before anything is stored: the last octet of IPv4, the
@@ -26,11 +40,12 @@ export function anonymizeIp(address: string | undefined): string | null {
 /**
  * Event times come from the client's clock. When the batch says when it was sent, the offset
  * between that and our receive time is the client's clock skew (plus transit), and is removed.
- * Events never end up in the future.
+ * Events never end up in the future, nor before EARLIEST_EVENT_TIME: a sentAt far ahead of its
+ * events' times (a broken or hostile clock) would otherwise put them before any time Postgres holds.
  */
 export function correctedEventTime(eventTs: number, sentAt: number | undefined, receivedAt: number): number {
 	const corrected = sentAt === undefined ? eventTs : receivedAt - (sentAt - eventTs);
-	return Math.min(corrected, receivedAt);
+	return Math.max(EARLIEST_EVENT_TIME, Math.min(corrected, receivedAt));
 }
 
 export type DropReason = 'global-privacy-control' | 'do-not-track' | 'consent-denied' | 'consent-missing' | 'prefetch';
@@ -92,7 +107,7 @@ export function isAutomated(userAgent: string | undefined, batch: Pick<TrackBatc
 const UTM_FIELDS = Object.keys(eventContextSchema.shape).filter((field): field is `utm_${string}` & keyof EventContext => field.startsWith('utm_'));
 const CLICK_IDS = new Set<string>(CLICK_ID_PARAMS);
 const CAMPAIGN_IN_QUERY = new RegExp(`[?&](?:utm_|${CLICK_ID_PARAMS.join('|')})`);
-const contextValue = (value: string, max: number) => value.replace(EVERY_CONTROL_CHAR, '').slice(0, max);
+const contextValue = (value: string, max: number) => storableText(value.replace(EVERY_CONTROL_CHAR, ''), max);
 
 /**
  * A page view's context with the campaign parameters and click ids of its URL. The tracker sends
@@ -208,7 +223,7 @@ export function withFormFields(lead: LeadPayload): LeadPayload {
 		}
 		const text = value.replace(EVERY_LEAD_CONTROL_CHAR, '').trim();
 		const target = LEAD_FIELDS.find(([, pattern]) => pattern.test(name) || pattern.test(type));
-		if (text && target) (mapped as Record<string, unknown>)[target[0]] ??= text.slice(0, target[2]);
+		if (text && target) (mapped as Record<string, unknown>)[target[0]] ??= storableText(text, target[2]);
 	}
 	return mapped;
 }
