@@ -56,15 +56,14 @@ export function verifySignature(secret: string, body: string, headers: Headers, 
 	const signature = single(headers, SIGNATURE_HEADER);
 	const timestamp = single(headers, TIMESTAMP_HEADER);
 	const site = single(headers, SITE_HEADER);
-	const missing = [[signature, SIGNATURE_HEADER], [timestamp, TIMESTAMP_HEADER], [site, SITE_HEADER]].find(([value]) => !value);
-	if (missing) return { valid: false, reason: `missing ${missing[1]} header` };
-	if (!/^\d{1,12}$/.test(timestamp!)) return { valid: false, reason: `${TIMESTAMP_HEADER} is not a unix time in seconds` };
+	if (!signature || !timestamp || !site) return { valid: false, reason: `missing ${!signature ? SIGNATURE_HEADER : !timestamp ? TIMESTAMP_HEADER : SITE_HEADER} header` };
+	if (!/^\d{1,12}$/.test(timestamp)) return { valid: false, reason: `${TIMESTAMP_HEADER} is not a unix time in seconds` };
 	if (!isSignableSite(site)) return { valid: false, reason: `${SITE_HEADER} is not a site key` };
 	const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
 	const tolerance = options.toleranceSeconds ?? 300;
 	if (Math.abs(now - Number(timestamp)) > tolerance) return { valid: false, reason: `timestamp is outside the ${tolerance} s replay window` };
 	const expected = Buffer.from(signBody(secret, Number(timestamp), site, body));
-	const given = Buffer.from(signature!);
+	const given = Buffer.from(signature);
 	if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { valid: false, reason: 'signature does not match the body and site' };
 	return { valid: true, site };
 }
