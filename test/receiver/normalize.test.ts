@@ -1,5 +1,5 @@
-import { eventContextSchema, leadPayloadSchema, trackEventSchema } from '../../lib/contracts';
-import { firstLanguage, isAutomated, namedSessionProps, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
+import { eventContextSchema, LATEST_CLIENT_TIME, leadPayloadSchema, storableText, trackBatchSchema, trackEventSchema } from '../../lib/contracts';
+import { correctedEventTime, firstLanguage, isAutomated, namedSessionProps, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
 import { BROWSER_UA, pageview } from '../helpers/events';
 import { sampleSession } from '../helpers/session';
 
@@ -152,5 +152,52 @@ describe('withFormFields', () => {
 		expect(withFormFields({ ...lead, firstName: 'Set', fields: [['first_name', 'text', 'Form']] }).firstName).toBe('Set');
 		expect(withFormFields({ ...lead, fields: [['first_name', 'text', `A\tn\u0000a${'x'.repeat(200)}`], ['phone', 'tel', '   ']] })).toEqual({ ...lead, firstName: `Ana${'x'.repeat(97)}` });
 		expect(leadPayloadSchema.safeParse(withFormFields({ ...lead, fields: [['company', 'text', 'c'.repeat(500)]] })).success).toBe(true);
+	});
+});
+
+describe('storableText', () => {
+	const EMOJI = '\u{1F642}';
+
+	it('cuts before a character rather than through it, and keeps a whole one that fits', () => {
+		expect(storableText(`ab${EMOJI}`, 3)).toBe('ab');
+		expect(storableText(`ab${EMOJI}`, 4)).toBe(`ab${EMOJI}`);
+		expect(storableText(`ab${EMOJI}cd`, 5)).toBe(`ab${EMOJI}c`);
+		expect(storableText('abcdef', 3)).toBe('abc');
+	});
+
+	it('replaces every lone surrogate, high or low, anywhere, and leaves pairs alone', () => {
+		expect(storableText('a\ud800b\udc00c\ud83d')).toBe('a\ufffdb\ufffdc\ufffd');
+		expect(storableText(`\udc00${EMOJI}\ud800`)).toBe(`\ufffd${EMOJI}\ufffd`);
+		expect(storableText(`${EMOJI}${EMOJI}`)).toBe(`${EMOJI}${EMOJI}`);
+	});
+
+	it('is what the contracts give for every string they store: values, JSON keys, context, lead fields', () => {
+		const event = trackEventSchema.parse({ ...pageview('site', 'anon\ud800'), title: `${'t'.repeat(511)}${EMOJI}`, props: { 'k\udc00': 'v\ud800', note: `${'n'.repeat(999)}${EMOJI}` }, context: { utm_source: 's\ud800' } });
+		expect([event.anonymousId, event.title!.length, event.props, event.context]).toEqual(['anon\ufffd', 511, { 'k\ufffd': 'v\ufffd', note: 'n'.repeat(999) }, { utm_source: 's\ufffd' }]);
+		const lead = leadPayloadSchema.parse({ site: 'site', email: 'ana@example.com', firstName: 'A\ud800na', properties: { 'p\ud800': 'q\udc00' } });
+		expect([lead.firstName, lead.properties]).toEqual(['A\ufffdna', { 'p\ufffd': 'q\ufffd' }]);
+		expect(withFormFields({ site: 'site', email: 'ana@example.com', consent: false, fields: [['first_name', 'text', `${'f'.repeat(99)}${EMOJI}`]] }).firstName).toBe('f'.repeat(99));
+		expect(withCampaign({ type: 'pageview', url: `https://shop.example/?utm_term=${encodeURIComponent(`${'t'.repeat(199)}${EMOJI}`)}`, context: undefined })).toEqual({ utm_term: 't'.repeat(199) });
+	});
+});
+
+describe('correctedEventTime', () => {
+	const receivedAt = Date.UTC(2026, 5, 1, 12);
+
+	it('removes the client clock skew, and keeps every time between 2020 and the moment it was received', () => {
+		expect(correctedEventTime(Date.UTC(2030, 0, 1), Date.UTC(2030, 0, 1, 0, 0, 5), receivedAt)).toBe(receivedAt - 5000);
+		expect(correctedEventTime(Date.UTC(2026, 5, 1), undefined, receivedAt)).toBe(Date.UTC(2026, 5, 1));
+		expect(correctedEventTime(Date.UTC(2020, 0, 2), LATEST_CLIENT_TIME, receivedAt)).toBe(Date.UTC(2020, 0, 1));
+		expect(correctedEventTime(LATEST_CLIENT_TIME, 1, receivedAt)).toBe(receivedAt);
+		expect(correctedEventTime(LATEST_CLIENT_TIME, undefined, receivedAt)).toBe(receivedAt);
+	});
+
+	it('gets only client times a Date can hold: after the year 9999 they are refused by the contract, naming the field', () => {
+		const event = pageview('site', 'anon');
+		for (const time of [8.64e15, Number.MAX_SAFE_INTEGER]) {
+			expect(trackBatchSchema.safeParse({ site: 'site', sentAt: time, events: [event] }).error?.issues.map((issue) => issue.path.join('.'))).toEqual(['sentAt']);
+			expect(trackBatchSchema.safeParse({ site: 'site', events: [{ ...event, ts: time }] }).error?.issues.map((issue) => issue.path.join('.'))).toEqual(['events.0.ts']);
+		}
+		expect(trackBatchSchema.safeParse({ site: 'site', sentAt: LATEST_CLIENT_TIME, events: [{ ...event, ts: LATEST_CLIENT_TIME }] }).success).toBe(true);
 	});
 });
