@@ -34,12 +34,27 @@ declare module 'express-serve-static-core' {
 	}
 }
 
-function presentedKey(req: Request): string | undefined {
-	const header = req.headers.authorization;
-	if (header?.startsWith('Bearer ')) return header.slice(7).trim();
-	const apiKey = req.headers['x-api-key'];
-	return typeof apiKey === 'string' ? apiKey.trim() : undefined;
+interface PresentedKey {
+	/** The header as the client names it, for the answer. */
+	header: 'Authorization' | 'X-API-Key';
+	key: string;
 }
+
+function presentedKey(req: Request): PresentedKey | undefined {
+	const header = req.headers.authorization;
+	if (header?.startsWith('Bearer ')) return { header: 'Authorization', key: header.slice(7).trim() };
+	const apiKey = req.headers['x-api-key'];
+	return typeof apiKey === 'string' ? { header: 'X-API-Key', key: apiKey.trim() } : undefined;
+}
+
+/** Whether the request offers a key at all: a route open to everyone may still give more to a key holder. */
+export const presentsApiKey = (req: Request): boolean => presentedKey(req) !== undefined;
+
+/**
+ * What generateApiKey makes, with room for a longer random part. Anything else cannot be a key,
+ * so it is refused without a lookup, whatever bytes the header carries.
+ */
+const KEY_FORMAT = /^tcrm_(?:read|admin)_[A-Za-z0-9_-]{16,128}$/;
 
 /**
  * Read and admin endpoints take a key bound to ONE site: every query they run is scoped to the
@@ -47,28 +62,32 @@ function presentedKey(req: Request): string | undefined {
  */
 export function requireApiKey(prisma: PrismaClient, scope: KeyScope) {
 	return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-		const key = presentedKey(req);
-		if (!key) {
-			sendProblem(res, 401, 'api_key_required', 'Send an API key as "Authorization: Bearer <key>" or "X-API-Key: <key>"');
+		const presented = presentedKey(req);
+		if (!presented?.key) {
+			sendProblem(res, 401, 'api_key_required', 'Send an API key as "Authorization: Bearer <key>" or "X-API-Key: <key>"', {
+				issues: [{ field: 'Authorization', message: 'is required: "Bearer <key>" (or send the key as X-API-Key)' }],
+			});
 			return;
 		}
-		if (key.length > 200) {
-			sendProblem(res, 401, 'invalid_api_key', 'The API key is not valid');
+		const refused = (message: string) =>
+			sendProblem(res, 401, 'invalid_api_key', `The API key is not valid${message ? ` (${message})` : ' or was revoked'}`, { issues: [{ field: presented.header, message: 'is not a valid API key' }] });
+		if (!KEY_FORMAT.test(presented.key)) {
+			refused('keys look like tcrm_read_… or tcrm_admin_…, as scripts/api-key printed them');
 			return;
 		}
 		let row: { siteId: string; scope: KeyScope; name: string; revokedAt: Date | null } | null;
 		try {
-			row = await prisma.apiKey.findUnique({ where: { keyHash: hashApiKey(key) }, select: { siteId: true, scope: true, name: true, revokedAt: true } });
+			row = await prisma.apiKey.findUnique({ where: { keyHash: hashApiKey(presented.key) }, select: { siteId: true, scope: true, name: true, revokedAt: true } });
 		} catch (error) {
 			next(error);
 			return;
 		}
 		if (!row || row.revokedAt) {
-			sendProblem(res, 401, 'invalid_api_key', 'The API key is not valid or was revoked');
+			refused('');
 			return;
 		}
 		if (scope === 'admin' && row.scope !== 'admin') {
-			sendProblem(res, 403, 'admin_key_required', 'This endpoint needs an admin key; this key may only read');
+			sendProblem(res, 403, 'admin_key_required', 'This endpoint needs an admin key; this key may only read', { issues: [{ field: presented.header, message: 'is a read key; use an admin key' }] });
 			return;
 		}
 		req.auth = { siteId: row.siteId, scope: row.scope, keyName: row.name };

@@ -117,8 +117,9 @@ export function demoRouter({ sites, siteKey }: { sites: SiteRegistry; siteKey?: 
 			return;
 		}
 		const name = req.path.startsWith('/demo/app') ? 'app' : String(req.params.page ?? '');
-		if (!(name in PAGES)) {
-			sendProblem(res, 404, 'not_found', `No demo page ${req.path}; try /demo/`);
+		// Own keys only: "constructor" or "__proto__" are in every object, but they are no page.
+		if (!Object.hasOwn(PAGES, name)) {
+			sendProblem(res, 404, 'not_found', `No demo page ${req.path.slice(0, 200)}; try /demo/`, { issues: [{ field: 'path', message: `names no demo page; pages: ${Object.keys(PAGES).map((page) => `/demo/${page}`).join(', ')}` }] });
 			return;
 		}
 		if (!found.sameOrigin) {

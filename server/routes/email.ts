@@ -5,7 +5,7 @@ import { emailHash } from '../../lib/email';
 import { verifyEmailToken, type EmailTokenAction, type EmailTokenCheck } from '../../lib/emailTokens';
 import type { Logger } from '../logger';
 import type { SiteRegistry } from '../siteRegistry';
-import { sendProblem } from './problems';
+import { RETRY_AFTER_SECONDS, sendProblem } from './problems';
 
 interface EmailContext {
 	prisma: PrismaClient;
@@ -196,6 +196,7 @@ export function emailRouter(context: EmailContext): Router {
 			[result] = await prisma.$queryRawUnsafe<Array<{ found: number; url: string | null }>>(RECORD_CLICK, token.messageId, served, forwarding, token.linkIndex);
 		} catch (error) {
 			logger.error({ err: error }, 'recording an email click failed');
+			res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
 			sendPage(res, 503, 'Please try again', paragraph('The link could not be followed right now. Please try again in a moment.'));
 			return;
 		}
@@ -221,7 +222,8 @@ export function emailRouter(context: EmailContext): Router {
 
 	const notFound = (res: Response) =>
 		sendPage(res, 404, 'This link is no longer available', paragraph('The email this unsubscribe link belongs to is not known here any more. Reply to the email to ask the sender to stop.'));
-	const unavailable = (res: Response) => sendPage(res, 503, 'Please try again', paragraph('Your request could not be handled right now. Please try again in a moment.'));
+	const unavailable = (res: Response) =>
+		sendPage(res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS)), 503, 'Please try again', paragraph('Your request could not be handled right now. Please try again in a moment.'));
 
 	// GET only asks: mail scanners follow links, and following a link must not unsubscribe anyone.
 	router.get('/e/u/:token', async (req, res) => {

@@ -1,12 +1,12 @@
 import express, { type NextFunction, type Request, type Response, Router } from 'express';
 import { z } from 'zod/v4';
 
-import { toFieldIssues } from '../../lib/contracts';
 import type { Prisma, PrismaClient } from '../../lib/db';
 import { canonicalEmail, emailHash } from '../../lib/email';
 import { requireApiKey } from '../auth';
 import type { Logger } from '../logger';
-import { sendProblem } from './problems';
+import { cleanText, parseInput, parseQuery } from './inputs';
+import { databaseFailure, sendProblem, sendUnavailable } from './problems';
 
 interface PrivacyContext {
 	prisma: PrismaClient;
@@ -17,27 +17,17 @@ interface PrivacyContext {
  * Deliberately looser than the lead contract: an address stored by any path (an import, a
  * node) must be exportable and erasable even if a stricter validator would refuse it today.
  */
-const email = z
-	.string()
-	.trim()
-	.max(254, { error: 'must be at most 254 characters' })
-	.regex(/^[^\s@]+@[^\s@]+$/, { error: 'must be an email address such as jane@example.com' });
+const email = cleanText(z.string().trim().max(254, { error: 'must be at most 254 characters' })).regex(/^[^\s@]+@[^\s@]+$/, {
+	error: 'must be an email address such as jane@example.com',
+});
 
-const exportQuery = z.object({ email });
+const exportQuery = z.strictObject({ email });
 const eraseBody = z.strictObject({ email });
 
 type Tx = Prisma.TransactionClient;
 
 /** Long enough for a person with years of events; the default 5 s is not. */
 const TRANSACTION = { timeout: 60_000, maxWait: 10_000 };
-
-function validate<T>(schema: z.ZodType<T>, input: unknown, res: Response, what: string): T | undefined {
-	const result = schema.safeParse(input);
-	if (result.success) return result.data;
-	const issues = toFieldIssues(result.error, input, schema).map(({ field, message }) => ({ field, message }));
-	sendProblem(res, 400, 'invalid_request', `The ${what} is invalid: ${issues.map((issue) => `${issue.field} ${issue.message}`).join('; ')}`, { issues });
-	return undefined;
-}
 
 const readBody = express.text({ type: () => true, limit: '16kb', defaultCharset: 'utf-8' });
 
@@ -46,7 +36,9 @@ function readSmallBody(req: Request, res: Response, next: NextFunction): void {
 	readBody(req, res, (error?: unknown) => {
 		if (!error) return next();
 		const status = (error as { status?: number }).status;
-		sendProblem(res, status && status >= 400 && status < 500 ? status : 400, 'invalid_body', 'Send a UTF-8 JSON body of at most 16 KB, e.g. {"email":"jane@example.com"}');
+		sendProblem(res, status && status >= 400 && status < 500 ? status : 400, 'invalid_body', 'Send a UTF-8 JSON body of at most 16 KB, e.g. {"email":"jane@example.com"}', {
+			issues: [{ field: 'body', message: 'could not be read' }],
+		});
 	});
 }
 
@@ -55,7 +47,9 @@ function parseJson(req: Request, res: Response): unknown {
 	try {
 		return JSON.parse(text);
 	} catch (error) {
-		sendProblem(res, 400, 'invalid_json', `The body is not valid JSON: ${(error as Error).message}; send {"email":"jane@example.com"}`);
+		sendProblem(res, 400, 'invalid_json', `The body is not valid JSON: ${(error as Error).message}; send {"email":"jane@example.com"}`, {
+			issues: [{ field: 'body', message: 'is not valid JSON' }],
+		});
 		return undefined;
 	}
 }
@@ -221,14 +215,15 @@ export function privacyRouter(context: PrivacyContext): Router {
 	const { prisma, logger } = context;
 	const adminOnly = requireApiKey(prisma, 'admin');
 
+	/** A database that is away is worth a retry; anything else goes to the app's error answer (a 400 if the value was the cause). */
 	const unavailable = (res: Response, error: unknown, what: string) => {
+		if (databaseFailure(error) !== 'unavailable') throw error;
 		logger.error({ err: error }, `privacy ${what} failed`);
-		res.setHeader('Retry-After', '5');
-		sendProblem(res, 503, 'storage_unavailable', `The ${what} could not be completed right now and changed nothing; retry later`);
+		sendUnavailable(res, what);
 	};
 
 	router.get('/api/privacy/export', adminOnly, async (req, res) => {
-		const query = validate(exportQuery, req.query, res, 'query');
+		const query = parseQuery(exportQuery, req, res, 'invalid_request', 'query');
 		if (!query) return;
 		const { siteId, keyName } = req.auth!;
 		try {
@@ -241,7 +236,9 @@ export function privacyRouter(context: PrivacyContext): Router {
 				{ ...TRANSACTION, isolationLevel: 'RepeatableRead' },
 			);
 			if (!answer) {
-				sendProblem(res, 404, 'not_found', 'This site holds no lead, contact, email message or form post of this address');
+				sendProblem(res, 404, 'not_found', 'This site holds no lead, contact, email message or form post of this address', {
+					issues: [{ field: 'email', message: 'is not known on this site' }],
+				});
 				return;
 			}
 			logger.info({ siteId, by: keyName, emailHash: answer.emailHash }, 'privacy export');
@@ -255,7 +252,7 @@ export function privacyRouter(context: PrivacyContext): Router {
 	router.post('/api/privacy/erase', adminOnly, readSmallBody, async (req, res) => {
 		const input = parseJson(req, res);
 		if (input === undefined) return;
-		const body = validate(eraseBody, input, res, 'body');
+		const body = parseInput(eraseBody, input, res, 'invalid_request', 'body');
 		if (!body) return;
 		const { siteId, keyName } = req.auth!;
 		try {

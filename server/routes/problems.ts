@@ -23,3 +23,52 @@ export const BODY_ERRORS = {
 	'request.aborted': 'The request was aborted before its body arrived',
 	'entity.verify.failed': 'The body could not be verified',
 } as const;
+
+/** A database failure the client caused (a value Postgres cannot hold) or one it can retry (the database is away or busy). */
+export type DatabaseFailure = 'input' | 'unavailable';
+
+/** Driver adapter error kinds (Prisma's driver-adapter-utils) that say the database cannot be used right now. */
+const UNAVAILABLE_KINDS = new Set([
+	'DatabaseNotReachable',
+	'ConnectionClosed',
+	'SocketTimeout',
+	'TlsConnectionError',
+	'TooManyConnections',
+	'TransactionWriteConflict',
+	'DatabaseDoesNotExist',
+	'DatabaseAccessDenied',
+	'AuthenticationFailed',
+]);
+/** Prisma's own codes for the same: server unreachable or timed out, connection closed, pool or transaction timed out. */
+const UNAVAILABLE_PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2028']);
+/** SQLSTATE classes: connection exception, transaction rollback, insufficient resources, object not in prerequisite state (lock timeouts), operator intervention, system error. */
+const UNAVAILABLE_SQLSTATE_CLASSES = new Set(['08', '40', '53', '55', '57', '58']);
+const SOCKET_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE']);
+
+/**
+ * Sorts an error from Prisma, its driver adapter or pg by whose it is. SQLSTATE class 22 (data
+ * exception: a NUL byte, a date out of range, a number too large) is the request's fault, so it
+ * must never be answered as the server's; a database that is away or overloaded is worth a retry.
+ * Anything else (undefined) is a bug of the receiver.
+ */
+export function databaseFailure(error: unknown): DatabaseFailure | undefined {
+	if (typeof error !== 'object' || error === null) return undefined;
+	const { name, code, meta } = error as { name?: unknown; code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } } };
+	const cause = meta?.driverAdapterError?.cause ?? (name === 'DriverAdapterError' ? (error as { cause?: { kind?: string; originalCode?: string } }).cause : undefined);
+	const sqlState = cause?.originalCode ?? (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined);
+	if (sqlState?.startsWith('22') || ['LengthMismatch', 'ValueOutOfRange', 'InvalidInputValue'].includes(cause?.kind ?? '')) return 'input';
+	if (cause?.kind && UNAVAILABLE_KINDS.has(cause.kind)) return 'unavailable';
+	if (sqlState && UNAVAILABLE_SQLSTATE_CLASSES.has(sqlState.slice(0, 2))) return 'unavailable';
+	if (name === 'PrismaClientInitializationError') return 'unavailable';
+	if (typeof code === 'string' && (UNAVAILABLE_PRISMA_CODES.has(code) || SOCKET_ERRORS.has(code))) return 'unavailable';
+	return undefined;
+}
+
+/** Seconds a client should wait before retrying a request the database could not serve. */
+export const RETRY_AFTER_SECONDS = 5;
+
+/** The answer to a request the database could not serve right now: nothing changed, retry later. */
+export function sendUnavailable(res: ServerResponse, what: string): void {
+	res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+	sendProblem(res, 503, 'storage_unavailable', `The ${what} could not be completed right now and changed nothing; retry in a few seconds`);
+}

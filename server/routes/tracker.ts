@@ -3,10 +3,12 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { Router } from 'express';
+import { z } from 'zod/v4';
 
 import { trackerSettings } from '../../lib/contracts/trackerSettings';
 import { privacySignal } from '../ingest/normalize';
 import type { SiteRegistry } from '../siteRegistry';
+import { parseQuery, text } from './inputs';
 import { sendProblem } from './problems';
 
 /** Where `npm run build:tracker` writes the script-tag build: beside the sources, and from dist/server/routes as compiled. */
@@ -25,6 +27,9 @@ const CACHE_CONTROL = 'public, max-age=86400, stale-while-revalidate=604800';
  * minutes (after a receiver restart, which loads it).
  */
 const SETTINGS_CACHE_CONTROL = 'public, max-age=300, stale-while-revalidate=86400';
+
+/** Other parameters are let through: a page may add a cache buster to the settings URL. */
+const settingsQuery = z.object({ site: text(64) });
 
 interface Built {
 	mtimeMs: number;
@@ -89,8 +94,9 @@ export function trackerRouter({ sites, scriptFile }: { sites: SiteRegistry; /** 
 	 */
 	const settings = new Map(sites.all().map((site) => [site.key, JSON.stringify(trackerSettings(site.config))]));
 	router.get('/api/track', (req, res) => {
-		const key = req.query.site;
-		const site = typeof key == 'string' ? sites.byPublicKey(key) : undefined;
+		const query = parseQuery(settingsQuery, req, res, 'invalid_parameter');
+		if (!query) return;
+		const site = sites.byPublicKey(query.site);
 		if (!site) {
 			sendProblem(res, 404, 'unknown_site', 'No site has this key; use the data-site value of your script tag', { issues: [{ field: 'site', message: 'is not a known site key' }] });
 			return;
@@ -98,7 +104,9 @@ export function trackerRouter({ sites, scriptFile }: { sites: SiteRegistry; /** 
 		const origin = req.headers.origin;
 		res.setHeader('Vary', 'Origin, Sec-GPC, DNT');
 		if (origin && !site.allowedOrigins.has(origin)) {
-			sendProblem(res, 403, 'origin_not_allowed', `Origin ${origin.slice(0, 200)} may not track this site; add it to tracking.allowedOrigins`);
+			sendProblem(res, 403, 'origin_not_allowed', `Origin ${origin.slice(0, 200)} may not track this site; add it to tracking.allowedOrigins`, {
+				issues: [{ field: 'Origin', message: 'is not in the tracking.allowedOrigins of this site' }],
+			});
 			return;
 		}
 		if (origin) res.setHeader('Access-Control-Allow-Origin', origin);

@@ -422,12 +422,31 @@ describe('analytics read API', () => {
 		['from=2025-01-01&to=2026-03-01', 'from', /^from and to may be at most 366 days apart \(they are 425 days apart\)$/],
 		['interval=week', 'interval', /^interval must be day or hour \(got "week"\)$/],
 		['from=2026-01-01&to=2026-03-01&interval=hour', 'interval', /^interval hour covers at most 31 days/],
+		['to=9999-12-31', 'to', /^to must be a date from 2000-01-01 to 2099-12-31 \(got "9999-12-31"\)$/],
+		['from=0000-01-01', 'from', /^from must be a date from 2000-01-01 to 2099-12-31/],
+		['from=1999-12-31&to=2000-01-05', 'from', /^from must be a date from 2000-01-01/],
+		['to=2100-01-01', 'to', /^to must be a date from 2000-01-01 to 2099-12-31/],
+		['to=2026-03-01%00', 'to', /^to must be an ISO 8601/],
+		['to=2026-03-01&to=2026-03-02', 'to', /^to must be given once/],
+		['interval=hour%00', 'interval', /^interval must be day or hour \(got "hour\\u0000"\)$/],
+		['form=2026-03-01', 'form', /^form is not a known field; did you mean "from"\?/],
 	])('answers %s with a 400 naming %s', async (query, field, message) => {
 		const { status, json } = await get(url('/api/analytics/visitors', query), keyA);
 		expect(status).toBe(400);
 		expect(json.error).toBe('invalid_parameter');
 		expect(json.message).toMatch(message);
 		expect(json.issues).toEqual([{ field, message: expect.any(String) }]);
+	});
+
+	it('accepts the first and the last days a range may name', async () => {
+		for (const query of ['from=2000-01-01&to=2000-12-31', 'from=2099-01-01&to=2099-12-31', 'from=2099-12-01T00:00:00-23:59&to=2099-12-31&interval=hour']) {
+			expect([query, (await get(url('/api/analytics/visitors', query), keyA)).status]).toEqual([query, 200]);
+		}
+	});
+
+	it('answers /api/stats whatever range a dashboard sends every report, and refuses a bad site parameter', async () => {
+		expect((await get(url('/api/stats', `${RANGE}&interval=hour`), keyA)).status).toBe(200);
+		expect(await get(url('/api/stats', 'site=a%00b'), keyA)).toMatchObject({ status: 400, json: { issues: [{ field: 'site', message: expect.stringMatching(/control characters/) }] } });
 	});
 
 	it('accepts exactly 366 days', async () => {

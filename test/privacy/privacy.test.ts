@@ -211,6 +211,9 @@ describe('privacy export and erasure', () => {
 		['a missing address', '', 'email'],
 		['a malformed address', 'not-an-address', 'email'],
 		['two addresses', 'a@x.example&email=b@x.example', 'email'],
+		['a NUL byte in the address', 'a%00@x.example', 'email'],
+		['a DEL character in the address', 'a%7F@x.example', 'email'],
+		['a misspelt parameter', 'a@x.example&emial=b', 'emial'],
 	])('refuses an export with %s, naming the field', async (_what, query, field) => {
 		const response = await fetch(`${receiver.url}/api/privacy/export?email=${query}`, { headers: { authorization: `Bearer ${adminA}` } });
 		expect(response.status).toBe(400);
@@ -223,6 +226,8 @@ describe('privacy export and erasure', () => {
 		['no email', {}, 'invalid_request', 'email'],
 		['a misspelt field', { emial: person }, 'invalid_request', 'emial'],
 		['a number for the email', { email: 42 }, 'invalid_request', 'email'],
+		['a NUL byte in the email', { email: 'a\u0000@x.example' }, 'invalid_request', 'email'],
+		['half of a surrogate pair in the email', { email: 'a\ud800@x.example' }, 'invalid_request', 'email'],
 	])('refuses an erasure with %s and changes nothing', async (_what, body, code, field) => {
 		const before = await siteCounts(prisma, siteAId);
 		const response = await erase(body, adminA);

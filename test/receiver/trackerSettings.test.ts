@@ -112,8 +112,8 @@ describe("receiver: the tracker's settings (GET /api/track?site=KEY)", () => {
 		expect(vary).toEqual(expect.arrayContaining(['Sec-GPC', 'DNT']));
 	});
 
-	it('answers 404 with a problem for an unknown site key, or none', async () => {
-		for (const query of ['?site=no-such-site', '', '?site=a&site=b', `?site=${plain.site.key.toUpperCase()}`]) {
+	it('answers 404 with a problem for an unknown site key', async () => {
+		for (const query of ['?site=no-such-site', `?site=${plain.site.key.toUpperCase()}`]) {
 			const response = await fetch(`${receiver.url}/api/track${query}`);
 			expect(response.status).toBe(404);
 			expect(response.headers.get('content-type')).toMatch(/^application\/json/);
@@ -125,11 +125,26 @@ describe("receiver: the tracker's settings (GET /api/track?site=KEY)", () => {
 		}
 	});
 
+	it.each([
+		['no site', '', 'is required (a string)'],
+		['two sites', '?site=a&site=b', 'must be given once, as a single value'],
+		['a site key past 64 characters', `?site=${'a'.repeat(65)}`, 'must be at most 64 characters'],
+		['a NUL byte in the site key', '?site=a%00', 'must not contain control characters (such as NUL, tab or line breaks)'],
+	])('answers 400 naming the site parameter for %s', async (_what, query, message) => {
+		const response = await fetch(`${receiver.url}/api/track${query}`);
+		expect(response.status).toBe(400);
+		expect(await response.json()).toMatchObject({ error: 'invalid_parameter', issues: [{ field: 'site', message }] });
+	});
+
 	it('answers 403 to an origin the site does not allow, without CORS', async () => {
 		const response = await settingsOf(plain.site.key, { origin: 'https://evil.example' });
 		expect(response.status).toBe(403);
 		expect(response.headers.get('access-control-allow-origin')).toBeNull();
-		expect(await response.json()).toEqual({ error: 'origin_not_allowed', message: expect.stringMatching(/https:\/\/evil\.example.*tracking\.allowedOrigins/) });
+		expect(await response.json()).toEqual({
+			error: 'origin_not_allowed',
+			message: expect.stringMatching(/https:\/\/evil\.example.*tracking\.allowedOrigins/),
+			issues: [{ field: 'Origin', message: 'is not in the tracking.allowedOrigins of this site' }],
+		});
 		// Another site's origin is no better.
 		expect((await settingsOf(plain.site.key, { origin: ruled.tracking.allowedOrigins[0] })).status).toBe(403);
 	});
