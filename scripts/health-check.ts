@@ -11,13 +11,17 @@ const USAGE = `Usage: scripts/health-check [options]
 
 Checks, and prints one line each:
   database   DATABASE_URL answers and every migration in prisma/migrations is applied
-  receiver   GET <receiver>/health answers 200 (its own database, outbox lag, n8n reachability)
+  receiver   GET <receiver>/health answers 200 (ok, not degraded); with an admin key, also the
+             site's database, outbox and n8n details the receiver gives that key
   n8n        GET <n8n>/healthz answers 200
   01 … 06    each bundled workflow's webhook is registered in n8n (it is imported and published)
 Exit code 0 when all pass, 1 when any fails, 2 on bad usage.
 
 Options:
   --receiver <url>   the receiver (env RECEIVER_URL, default http://127.0.0.1:3000)
+  --api-key <key>    an admin key of a site (env CRM_API_KEY; made with scripts/api-key), so
+                     the receiver's answer includes that site's details; without one, only
+                     ok or degraded is printed
   --n8n <url>        n8n's base URL (env N8N_URL, default http://127.0.0.1:5678)
   --database <url>   the CRM database (env DATABASE_URL); without one, the database check is
                      skipped (the receiver then runs on its embedded database, which its
@@ -60,12 +64,34 @@ async function checkDatabase(url: string): Promise<Check> {
 	}
 }
 
-async function checkReceiver(url: string): Promise<Check> {
+interface HealthDetails {
+	status?: string;
+	error?: string;
+	message?: string;
+	database?: { ok?: boolean; kind?: string };
+	outbox?: { pending?: number; dead?: number; oldestPendingAgeSeconds?: number | null; lastError?: string | null } | null;
+	n8n?: Array<{ url: string; ok: boolean; error?: string }>;
+}
+
+/** The receiver's own words, shortened to one line: its status and, given a key, the site's details. */
+function describeHealth(body: HealthDetails): string {
+	if (body.error) return `${body.error}: ${body.message ?? ''}`;
+	const parts = [body.status ?? ''];
+	if (body.database) parts.push(`database ${body.database.ok ? 'ok' : 'unreachable'} (${body.database.kind})`);
+	if (body.outbox) {
+		const { pending, dead, oldestPendingAgeSeconds, lastError } = body.outbox;
+		parts.push(`outbox ${pending} pending, ${dead} dead${oldestPendingAgeSeconds ? `, oldest ${oldestPendingAgeSeconds} s` : ''}${lastError ? `, last error: ${lastError}` : ''}`);
+	}
+	for (const target of body.n8n ?? []) parts.push(`n8n ${target.url} ${target.ok ? 'reachable' : `not reachable (${target.error})`}`);
+	return parts.join('; ');
+}
+
+async function checkReceiver(url: string, apiKey: string | undefined): Promise<Check> {
 	try {
-		const response = await fetchWithin(`${url}/health`);
-		const body = (await response.json().catch(() => ({}))) as { status?: string; database?: { kind?: string }; outbox?: Record<string, unknown>; n8n?: unknown };
-		const outbox = body.outbox ? ` outbox ${JSON.stringify(body.outbox)}` : '';
-		return { name: 'receiver', ok: response.ok, detail: `${url}/health → ${response.status} ${body.status ?? ''}${outbox}`.slice(0, 400) };
+		const response = await fetchWithin(`${url}/health`, apiKey ? { headers: { authorization: `Bearer ${apiKey}` } } : {});
+		const body = (await response.json().catch(() => ({}))) as HealthDetails;
+		const hint = apiKey ? '' : ' (give --api-key for the site details)';
+		return { name: 'receiver', ok: response.ok, detail: `${url}/health → ${response.status} ${describeHealth(body)}`.slice(0, 600) + hint };
 	} catch (error) {
 		return { name: 'receiver', ok: false, detail: `${url} not reachable (${causeOf(error)}); start it with npm start` };
 	}
@@ -97,7 +123,7 @@ async function checkWebhook(n8nUrl: string, workflow: ReturnType<typeof bundledW
 async function main(argv: string[]): Promise<number> {
 	const { values } = parseArgs({
 		args: argv,
-		options: { receiver: { type: 'string' }, n8n: { type: 'string' }, database: { type: 'string' }, skip: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+		options: { receiver: { type: 'string' }, 'api-key': { type: 'string' }, n8n: { type: 'string' }, database: { type: 'string' }, skip: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
 	});
 	if (values.help) {
 		console.log(USAGE);
@@ -110,10 +136,11 @@ async function main(argv: string[]): Promise<number> {
 	const receiverUrl = option(values, 'receiver', 'RECEIVER_URL', 'http://127.0.0.1:3000')!.replace(/\/+$/, '');
 	const n8nUrl = option(values, 'n8n', 'N8N_URL', 'http://127.0.0.1:5678')!.replace(/\/+$/, '');
 	const databaseUrl = option(values, 'database', 'DATABASE_URL');
+	const apiKey = option(values, 'api-key', 'CRM_API_KEY');
 
 	const checks: Check[] = [];
 	if (!skip.has('database')) checks.push(databaseUrl ? await checkDatabase(databaseUrl) : { name: 'database', ok: true, detail: 'no DATABASE_URL: skipped (the receiver’s /health reports its embedded database)' });
-	if (!skip.has('receiver')) checks.push(await checkReceiver(receiverUrl));
+	if (!skip.has('receiver')) checks.push(await checkReceiver(receiverUrl, apiKey));
 	if (!skip.has('n8n')) checks.push(await checkN8n(n8nUrl));
 	if (!skip.has('workflows')) for (const workflow of bundledWorkflows()) checks.push(await checkWebhook(n8nUrl, workflow));
 

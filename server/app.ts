@@ -5,6 +5,8 @@ import helmet from 'helmet';
 import type { Pool } from 'pg';
 
 import type { Database } from '../lib/db';
+import { siteOutbox } from './analytics/queries';
+import { presentsApiKey, requireApiKey } from './auth';
 import type { Logger } from './logger';
 import { outboxLag, type OutboxDispatcher } from './outbox/dispatcher';
 import { analyticsRouter } from './routes/analytics';
@@ -15,7 +17,7 @@ import { testWorkflowRouter } from './routes/testWorkflow';
 import { trackerRouter } from './routes/tracker';
 import { privacyRouter } from './routes/privacy';
 import { requestLog } from './requestLog';
-import { BODY_ERRORS, sendProblem } from './routes/problems';
+import { BODY_ERRORS, databaseFailure, sendProblem, sendUnavailable } from './routes/problems';
 import { trustProxyValue, type ReceiverSettings } from './settings';
 import type { SiteRegistry } from './siteRegistry';
 
@@ -93,37 +95,75 @@ export function createApp(context: AppContext): App {
 	app.use(testWorkflowRouter({ prisma: db.prisma, sites, settings }));
 	app.use(demoRouter({ sites, siteKey: settings.DEMO_SITE }));
 
-	app.get('/health', async (_req, res) => {
-		const started = Date.now();
-		let database: { ok: boolean; kind: string; latencyMs?: number } = { ok: false, kind: db.kind };
-		let outbox = null;
-		try {
-			await db.prisma.$queryRawUnsafe('SELECT 1');
-			database = { ok: true, kind: db.kind, latencyMs: Date.now() - started };
-			outbox = await outboxLag(db.prisma);
-		} catch (error) {
-			logger.error({ err: error }, 'health check: database unreachable');
-		}
-		const n8nUrls = [...new Set(sites.all().filter((site) => site.endpoints.size > 0).map((site) => site.config.integrations.n8nUrl))];
-		const n8n = await n8nReachable(n8nUrls);
-		const lagging = outbox !== null && (outbox.oldestPendingAgeSeconds ?? 0) > MAX_HEALTHY_LAG_SECONDS;
-		const healthy = database.ok && !lagging && n8n.every((target) => target.ok);
-		res.status(healthy ? 200 : 503).json({
-			status: healthy ? 'ok' : 'degraded',
-			version: context.version,
-			database,
-			outbox: outbox && { ...outbox, maxHealthyLagSeconds: MAX_HEALTHY_LAG_SECONDS },
-			n8n,
-			dispatcher: context.dispatcher?.metrics ?? null,
-			sites: sites.all().map((site) => ({ key: site.key, forwarding: [...site.endpoints.keys()], signed: Boolean(site.webhookSecret) })),
-		});
-	});
+	/**
+	 * Anyone may ask whether the receiver is up: the answer is only `ok` or `degraded` (200 or
+	 * 503). The details (database, outbox, deliveries, n8n) are for an admin key of a site and
+	 * cover that site only: no other site's keys, rows, webhooks or delivery errors, which is why
+	 * the dispatcher's global counters and last error stay in the logs.
+	 */
+	const adminKey = requireApiKey(db.prisma, 'admin');
+	app.get(
+		'/health',
+		(req, res, next) => (presentsApiKey(req) ? adminKey(req, res, next) : next()),
+		async (req, res) => {
+			const started = Date.now();
+			let database: { ok: boolean; kind: string; latencyMs?: number } = { ok: false, kind: db.kind };
+			let lag: number | null = null;
+			try {
+				await db.prisma.$queryRawUnsafe('SELECT 1');
+				database = { ok: true, kind: db.kind, latencyMs: Date.now() - started };
+				lag = (await outboxLag(db.prisma)).oldestPendingAgeSeconds;
+			} catch (error) {
+				logger.error({ err: error }, 'health check: database unreachable');
+			}
+			const n8nUrls = [...new Set(sites.all().filter((site) => site.endpoints.size > 0).map((site) => site.config.integrations.n8nUrl))];
+			const n8n = await n8nReachable(n8nUrls);
+			const healthy = database.ok && (lag ?? 0) <= MAX_HEALTHY_LAG_SECONDS && n8n.every((target) => target.ok);
+			const status = healthy ? 'ok' : 'degraded';
+			res.setHeader('Cache-Control', 'no-store');
+			const site = req.auth && sites.byDatabaseId(req.auth.siteId);
+			if (!site) {
+				res.status(healthy ? 200 : 503).json({ status, version: context.version });
+				return;
+			}
+			const outbox = database.ok ? { ...(await siteOutbox(db.prisma, site.id)), maxHealthyLagSeconds: MAX_HEALTHY_LAG_SECONDS } : null;
+			const forwarding = site.endpoints.size > 0;
+			res.status(healthy ? 200 : 503).json({
+				status,
+				version: context.version,
+				site: { key: site.key, forwarding: [...site.endpoints.keys()], signed: Boolean(site.webhookSecret) },
+				database,
+				outbox,
+				dispatcher: { enabled: settings.DISPATCHER === 'on', lastSuccessAt: context.dispatcher?.metrics.lastSuccessAt ?? null },
+				n8n: forwarding ? n8n.filter((target) => target.url === site.config.integrations.n8nUrl) : [],
+			});
+		},
+	);
 
 	app.use((req, res) => {
-		sendProblem(res, 404, 'not_found', `No route for ${req.method} ${req.path.slice(0, 200)}`);
+		sendProblem(res, 404, 'not_found', `No route for ${req.method} ${req.path.slice(0, 200)}`, { issues: [{ field: 'path', message: 'matches no route of the receiver (see the README for the routes)' }] });
 	});
 
 	const onError: ErrorRequestHandler = (error, _req, res, _next) => {
+		const failure = databaseFailure(error);
+		if (failure === 'unavailable') {
+			logger.error({ err: error }, 'database unavailable');
+			sendUnavailable(res, 'request');
+			return;
+		}
+		if (failure === 'input') {
+			// Every route's schema should have refused the value first; this is the net under it.
+			logger.warn({ err: error }, 'the database refused a value of the request');
+			sendProblem(res, 400, 'invalid_parameter', 'A value of the request is outside what the database can hold; check the dates, numbers and text sent', {
+				issues: [{ field: '(request)', message: 'holds a value the database cannot store or compare' }],
+			});
+			return;
+		}
+		// The router could not percent-decode a path segment (e.g. /e/o/%ZZ).
+		if (error instanceof URIError && (error as URIError & { status?: number }).status === 400) {
+			sendProblem(res, 400, 'invalid_path', 'The path is not valid percent-encoding; copy the link again', { issues: [{ field: 'path', message: 'has a malformed %-escape' }] });
+			return;
+		}
 		const status = typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
 		if (status === 500) {
 			logger.error({ err: error }, 'unhandled error');
@@ -131,7 +171,10 @@ export function createApp(context: AppContext): App {
 			return;
 		}
 		const messages: Record<string, string> = BODY_ERRORS;
-		sendProblem(res, status, String(error.type ?? 'bad_request'), messages[error.type] ?? String(error.message ?? 'Bad request'));
+		// Errors with a status of their own come from reading the body (body-parser's types).
+		sendProblem(res, status, String(error.type ?? 'bad_request'), messages[error.type] ?? String(error.message ?? 'Bad request'), {
+			issues: [{ field: 'body', message: 'could not be read' }],
+		});
 	};
 	app.use(onError);
 	return {

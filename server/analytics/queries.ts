@@ -94,6 +94,30 @@ export async function siteStats(prisma: Queryable, siteId: string, todayStartsAt
 	return row;
 }
 
+/**
+ * One site's share of the outbox, for its admin's /health: what waits, what died, how old the
+ * oldest waiting row is and the last delivery error of a row still undelivered. Only the site's
+ * own rows, so the error names only the site's own webhooks.
+ */
+const SITE_OUTBOX = `SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending,
+	count(*) FILTER (WHERE status = 'dead')::int AS dead,
+	extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8 AS "oldestPendingAgeSeconds",
+	(SELECT last_error FROM outbox WHERE site_id = $1::uuid AND status IN ('pending', 'dead') AND last_error IS NOT NULL
+		ORDER BY next_attempt_at DESC LIMIT 1) AS "lastError"
+	FROM outbox WHERE site_id = $1::uuid AND status IN ('pending', 'dead')`;
+
+export interface SiteOutbox {
+	pending: number;
+	dead: number;
+	oldestPendingAgeSeconds: number | null;
+	lastError: string | null;
+}
+
+export async function siteOutbox(prisma: Queryable, siteId: string): Promise<SiteOutbox> {
+	const [row] = await prisma.$queryRawUnsafe<SiteOutbox[]>(SITE_OUTBOX, siteId);
+	return { ...row, oldestPendingAgeSeconds: row.oldestPendingAgeSeconds === null ? null : Math.round(row.oldestPendingAgeSeconds) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Visitor analytics: active sessions, top pages, time on site, bounce rate
 
