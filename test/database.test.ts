@@ -95,6 +95,16 @@ describe('the embedded data folder has one owner', () => {
 		expect(existsSync(lock.file)).toBe(false);
 	});
 
+	it('takes over a lock that an earlier process with the same pid left (a restarted container)', () => {
+		const lockFile = path.join(dataDir, LOCK_FILE);
+		writeFileSync(lockFile, JSON.stringify({ pid: process.pid, owner: 'the receiver', since: '2026-01-01T00:00:00.000Z', incarnation: 'an-earlier-boot:1', token: 'gone' }));
+		const lock = lockDataDir(dataDir, 'the test');
+		const holder = JSON.parse(readFileSync(lock.file, 'utf8'));
+		expect(holder).toMatchObject({ pid: process.pid, owner: 'the test' });
+		expect(holder.incarnation).toMatch(/^[0-9a-f-]+:\d+$/);
+		lock.release();
+	});
+
 	it('refuses while the owner lives, naming it', () => {
 		const lock = lockDataDir(dataDir, 'the receiver');
 		try {

@@ -13,6 +13,11 @@ export interface DataDirHolder {
 	owner: string;
 	/** When it opened the folder (ISO 8601). */
 	since: string;
+	/**
+	 * Which process had the pid (boot and start time, where /proc tells): a pid is reused, and a
+	 * receiver restarted in a container gets the same pid its dead predecessor wrote here.
+	 */
+	incarnation?: string;
 }
 
 /**

@@ -24,7 +24,7 @@ export interface DataDirLock {
  */
 export function lockDataDir(dataDir: string, owner: string): DataDirLock {
 	const file = path.join(dataDir, LOCK_FILE);
-	const holder: DataDirHolder & { token: string } = { pid: process.pid, owner, since: new Date().toISOString(), token: randomBytes(8).toString('hex') };
+	const holder: DataDirHolder & { token: string } = { pid: process.pid, owner, since: new Date().toISOString(), incarnation: incarnation(process.pid), token: randomBytes(8).toString('hex') };
 	const content = JSON.stringify(holder);
 	// Each round either takes the lock, meets a live owner, or removes a dead one's lock; a few rounds settle any contention.
 	for (let round = 0; round < 8; round++) {
@@ -32,7 +32,7 @@ export function lockDataDir(dataDir: string, owner: string): DataDirLock {
 		const current = readLock(file);
 		if (current === undefined) continue;
 		const currentHolder = parseHolder(current);
-		if (currentHolder && isAlive(currentHolder.pid)) throw new EmbeddedDatabaseBusyError(dataDir, file, currentHolder);
+		if (currentHolder && isAlive(currentHolder)) throw new EmbeddedDatabaseBusyError(dataDir, file, currentHolder);
 		removeStaleLock(file, current, content);
 	}
 	const last = parseHolder(readLock(file) ?? '');
@@ -58,7 +58,7 @@ function removeStaleLock(file: string, stale: string, content: string): void {
 	if (!createAtomically(guard, content)) {
 		// A process that died between taking the guard and removing the stale lock would block the folder for good.
 		const guardHolder = parseHolder(readLock(guard) ?? '');
-		if (guardHolder && !isAlive(guardHolder.pid)) unlinkQuietly(guard);
+		if (guardHolder && !isAlive(guardHolder)) unlinkQuietly(guard);
 		return;
 	}
 	try {
@@ -96,20 +96,36 @@ function parseHolder(content: string): DataDirHolder | undefined {
 	try {
 		const parsed = JSON.parse(content) as Partial<DataDirHolder>;
 		if (typeof parsed.pid !== 'number' || !Number.isInteger(parsed.pid) || parsed.pid <= 0) return undefined;
-		return { pid: parsed.pid, owner: String(parsed.owner ?? 'another process'), since: String(parsed.since ?? '') };
+		const holder: DataDirHolder = { pid: parsed.pid, owner: String(parsed.owner ?? 'another process'), since: String(parsed.since ?? '') };
+		return typeof parsed.incarnation === 'string' ? { ...holder, incarnation: parsed.incarnation } : holder;
 	} catch {
 		return undefined;
 	}
 }
 
-function isAlive(pid: number): boolean {
+/** The boot and the start time (in clock ticks since boot) of a process, or undefined where /proc does not tell. */
+function incarnation(pid: number): string | undefined {
 	try {
-		process.kill(pid, 0);
-		return true;
+		const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+		const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+		// The command name (field 2) may hold spaces and parentheses; the fields after its last ')' are plain.
+		const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+		return startTime ? `${boot}:${startTime}` : undefined;
+	} catch {
+		return undefined;
+	}
+}
+
+function isAlive(holder: DataDirHolder): boolean {
+	try {
+		process.kill(holder.pid, 0);
 	} catch (error) {
 		// EPERM: the process exists but belongs to another user.
 		return (error as NodeJS.ErrnoException).code === 'EPERM';
 	}
+	if (!holder.incarnation) return true;
+	const now = incarnation(holder.pid);
+	return now === undefined || now === holder.incarnation;
 }
 
 function unlinkQuietly(file: string): void {
