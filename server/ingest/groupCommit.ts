@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 
 import type { PrismaClient } from '../../lib/db';
+import { databaseFailure } from '../routes/problems';
 import { uuidv7s } from './ids';
 import type { EventRow } from './normalize';
 import type { RequestFacts, StoreResult } from './store';
@@ -187,10 +188,39 @@ class FlushColumns {
 }
 
 /**
+ * Postgres refused a value of the request's own data (a data exception, SQLSTATE class 22):
+ * sending it again fails the same way, so its sender gets a 400 rather than a 503.
+ */
+export class UnstorableValueError extends Error {
+	constructor(
+		readonly reason: string,
+		options: ErrorOptions,
+	) {
+		super(`Postgres refused a value: ${reason}`, options);
+		this.name = 'UnstorableValueError';
+	}
+}
+
+/**
+ * The error as an UnstorableValueError when the data was at fault, with what Postgres said: node-pg's
+ * message and detail, or the message inside Prisma's driver-adapter error. Undefined otherwise.
+ */
+export function unstorableValue(error: unknown): UnstorableValueError | undefined {
+	if (error instanceof UnstorableValueError) return error;
+	if (databaseFailure(error) !== 'input') return undefined;
+	const { message, detail, meta } = error as { message?: string; detail?: string; meta?: { driverAdapterError?: { cause?: { originalMessage?: string } } } };
+	const said = meta?.driverAdapterError?.cause?.originalMessage ?? message ?? String(error);
+	return new UnstorableValueError((detail ? `${said} (${detail})` : said).slice(0, 300), { cause: error });
+}
+
+/**
  * Group commit for ingest: requests that arrive while a statement is running wait for the next
  * one and are written together, so under load the database does one insert per flush rather
  * than per request. Each request is still answered only after the statement holding its events
- * has committed, and a failed statement fails every request in it (nothing is half-written).
+ * has committed, and nothing is half-written. A statement that fails on a value (a data exception)
+ * fails for one request's data, yet rolls back every request in it: the flush is then written again
+ * in halves, down to single requests, so the others are stored and only the guilty request fails,
+ * with an UnstorableValueError. A failure of the database itself fails every request in the flush.
  */
 export class GroupCommitter {
 	private queue: Pending[] = [];
@@ -239,13 +269,25 @@ export class GroupCommitter {
 				columns.addEvent(request, row);
 			}
 		}
+		let stored: number[];
 		try {
-			const stored = await this.storeMany(columns.parameters());
-			const storedBy = new Array<number>(batch.length).fill(0);
-			for (const request of stored) storedBy[request - 1] += 1;
-			batch.forEach((pending, index) => pending.resolve({ stored: storedBy[index], duplicates: pending.rows.length - storedBy[index] }));
+			stored = await this.storeMany(columns.parameters());
 		} catch (error) {
-			for (const pending of batch) pending.reject(error);
+			const refused = unstorableValue(error);
+			if (!refused) {
+				for (const pending of batch) pending.reject(error);
+			} else if (batch.length === 1) {
+				batch[0].reject(refused);
+			} else {
+				// Halves rather than one statement per request: one bad batch among n costs about 2·log2(n) statements.
+				const half = Math.ceil(batch.length / 2);
+				await this.write(batch.slice(0, half));
+				await this.write(batch.slice(half));
+			}
+			return;
 		}
+		const storedBy = new Array<number>(batch.length).fill(0);
+		for (const request of stored) storedBy[request - 1] += 1;
+		batch.forEach((pending, index) => pending.resolve({ stored: storedBy[index], duplicates: pending.rows.length - storedBy[index] }));
 	}
 }

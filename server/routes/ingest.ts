@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import express, { Router } from 'express';
-import { MemoryStore } from 'express-rate-limit';
 import type { Pool } from 'pg';
 import proxyAddr from 'proxy-addr';
 import type { z } from 'zod/v4';
@@ -11,7 +10,7 @@ import type { PrismaClient } from '../../lib/db';
 import { emailHash } from '../../lib/email';
 import type { Logger } from '../logger';
 import { anonymizeIp, dropReason, isAutomated, toEventRows } from '../ingest/normalize';
-import { GroupCommitter, storeThroughPool, storeThroughPrisma } from '../ingest/groupCommit';
+import { GroupCommitter, storeThroughPool, storeThroughPrisma, unstorableValue } from '../ingest/groupCommit';
 import { storeLead, type RequestFacts } from '../ingest/store';
 import { logRequest } from '../requestLog';
 import type { ReceiverSettings } from '../settings';
@@ -37,39 +36,109 @@ interface IngestContext {
  */
 const readBody = express.text({ type: () => true, limit: TRACK_LIMITS.maxBatchBytes, defaultCharset: 'utf-8' });
 
+/** The most keys a limiter holds: 10 to 17 MB of heap (measured), however many addresses a minute brings. */
+const MAX_LIMITER_KEYS = 100_000;
+
 /**
- * Fixed one-minute windows per key, in express-rate-limit's memory store; its middleware runs
- * several awaits and header formatters per request, which on the ingest route cost as much as
- * validating the batch. Answers with the draft-7 RateLimit headers and 429 past the limit.
+ * Counts per key in fixed one-minute windows, in at most `maxKeys` keys: past that the key seen
+ * least recently is forgotten (a Map keeps insertion order, and each count re-inserts its key), so
+ * a flood of new addresses costs no memory beyond the cap, and forgets idle keys, not busy ones.
  */
-class RateLimit {
-	private readonly store = new MemoryStore();
+export class WindowCounts {
+	private counts = new Map<string, number>();
+	private window = 0;
+
+	constructor(private readonly maxKeys = MAX_LIMITER_KEYS) {}
+
+	/** How many keys it holds now. */
+	get size(): number {
+		return this.counts.size;
+	}
+
+	/** Counts one for the key; its count in this window. */
+	add(key: string, now = Date.now()): number {
+		const window = Math.floor(now / 60_000);
+		if (window !== this.window) {
+			this.window = window;
+			this.counts.clear();
+		}
+		const count = (this.counts.get(key) ?? 0) + 1;
+		if (count > 1) this.counts.delete(key);
+		else if (this.counts.size >= this.maxKeys) this.counts.delete(this.counts.keys().next().value!);
+		this.counts.set(key, count);
+		return count;
+	}
+
+	/** When the current window ends, in epoch milliseconds. */
+	get resetsAt(): number {
+		return (this.window + 1) * 60_000;
+	}
+}
+
+/**
+ * RATE_LIMIT_PER_IP: every request from one network per minute, counted before the body is read.
+ * A network is the address as it is stored, anonymized (IPv4 /24, IPv6 /48): one host holds a
+ * whole IPv6 /64 and more, so keyed per address it could send without limit. Answers with the
+ * draft-7 RateLimit headers and 429 past the limit.
+ */
+class AddressLimit {
+	private readonly counts = new WindowCounts();
 	private readonly policy: string;
 
-	constructor(
-		private readonly limit: number,
-		private readonly tellClient: boolean,
-		private readonly refusal: string,
-	) {
-		this.store.init({ windowMs: 60_000 } as never);
+	constructor(private readonly limit: number) {
 		this.policy = `${limit};w=60`;
 	}
 
-	/** Counts the request; false (and the 429 sent) when the key is over its limit. */
-	async allow(key: string, res: ServerResponse): Promise<boolean> {
-		const { totalHits, resetTime } = await this.store.increment(key);
-		if (this.tellClient) {
-			const reset = Math.max(0, Math.ceil(((resetTime?.getTime() ?? Date.now()) - Date.now()) / 1000));
-			res.setHeader('RateLimit-Policy', this.policy);
-			res.setHeader('RateLimit', `limit=${this.limit}, remaining=${Math.max(0, this.limit - totalHits)}, reset=${reset}`);
-		}
-		if (totalHits <= this.limit) return true;
-		sendProblem(res, 429, 'rate_limited', this.refusal);
+	/** Counts the request; false (and the 429 sent) when its network is over the limit. */
+	allow(network: string, res: ServerResponse): boolean {
+		const hits = this.counts.add(network);
+		res.setHeader('RateLimit-Policy', this.policy);
+		res.setHeader('RateLimit', `limit=${this.limit}, remaining=${Math.max(0, this.limit - hits)}, reset=${Math.max(0, Math.ceil((this.counts.resetsAt - Date.now()) / 1000))}`);
+		if (hits <= this.limit) return true;
+		sendProblem(res, 429, 'rate_limited', 'Too many requests from this address; retry after the time in the RateLimit header');
 		return false;
 	}
+}
 
-	shutdown(): void {
-		this.store.shutdown();
+/**
+ * The most batches a minute one network may always store to a site: a tracker sends at most one
+ * batch every 2 s, so a visitor (or a few behind one address) stays under it.
+ */
+const VISITOR_BATCHES_PER_MINUTE = 30;
+
+/**
+ * RATE_LIMIT_PER_SITE: the batches a site stores per minute, so that one site's flood does not
+ * take the database from the others. Only batches that store people's events count: a batch
+ * dropped (denied or missing consent, GPC/DNT, prefetch) or a bot's costs only its address's
+ * budget, or anyone could spend a site's budget with requests that store nothing. Yet visitors
+ * cannot be told from strangers who post valid batches from many addresses, and a budget everyone
+ * shares is one strangers can spend for everyone. So past the limit a batch is refused only when
+ * its network has stored more than its share this minute: the limit divided among the networks
+ * the site heard from, and never less than a visitor sends. The heaviest senders are slowed; a
+ * visitor is not locked out by others, however many addresses they have.
+ */
+class SiteLimit {
+	private readonly byNetwork = new WindowCounts();
+	private sites = new Map<string, { batches: number; networks: number }>();
+	private window = 0;
+
+	constructor(private readonly limit: number) {}
+
+	/** Counts a batch of the site from the network; false (and the 429 sent) when it must wait. */
+	allow(site: string, network: string, res: ServerResponse): boolean {
+		const window = Math.floor(Date.now() / 60_000);
+		if (window !== this.window) {
+			this.window = window;
+			this.sites = new Map();
+		}
+		const mine = this.byNetwork.add(`${site} ${network}`);
+		let counts = this.sites.get(site);
+		if (!counts) this.sites.set(site, (counts = { batches: 0, networks: 0 }));
+		counts.batches += 1;
+		if (mine === 1) counts.networks += 1;
+		if (counts.batches <= this.limit || mine <= Math.max(VISITOR_BATCHES_PER_MINUTE, this.limit / counts.networks)) return true;
+		sendProblem(res, 429, 'rate_limited', 'This site receives more events than its limit and this address sends the most of them; retry later');
+		return false;
 	}
 }
 
@@ -114,10 +183,10 @@ function siteFor(key: string, req: IncomingMessage, res: ServerResponse, sites: 
 	return site;
 }
 
-function requestFacts(req: IncomingMessage, ip: string | undefined, settings: ReceiverSettings, userAgent: string | undefined, isBot: boolean): RequestFacts {
+function requestFacts(req: IncomingMessage, network: string | null, settings: ReceiverSettings, userAgent: string | undefined, isBot: boolean): RequestFacts {
 	const countryHeader = settings.COUNTRY_HEADER ? req.headers[settings.COUNTRY_HEADER] : undefined;
 	const country = typeof countryHeader === 'string' && /^[A-Za-z]{2}$/.test(countryHeader) ? countryHeader.toUpperCase() : null;
-	return { userAgent: userAgent?.slice(0, 512) ?? null, ipAnonymized: anonymizeIp(ip), country, isBot };
+	return { userAgent: userAgent?.slice(0, 512) ?? null, ipAnonymized: network, country, isBot };
 }
 
 /** The body as UTF-8 text, at most TRACK_LIMITS.maxBatchBytes; a problem answer and undefined when it cannot be. */
@@ -163,9 +232,10 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 	const router = Router();
 	const { prisma, sites, settings, logger, securityHeaders } = context;
 	const committer = new GroupCommitter(context.ingestPool ? storeThroughPool(context.ingestPool) : storeThroughPrisma(prisma));
-	const perIp = new RateLimit(settings.RATE_LIMIT_PER_IP, true, 'Too many requests from this address; retry after the time in the RateLimit header');
-	const perSite = new RateLimit(settings.RATE_LIMIT_PER_SITE, false, 'This site sends more events than its limit; retry later');
-	const clientIp = (req: IncomingMessage) => proxyAddr(req, context.trustProxy);
+	const perIp = new AddressLimit(settings.RATE_LIMIT_PER_IP);
+	const perSite = new SiteLimit(settings.RATE_LIMIT_PER_SITE);
+	/** The client's network as stored (anonymized), which is also what the limits count by. */
+	const clientNetwork = (req: IncomingMessage) => anonymizeIp(proxyAddr(req, context.trustProxy));
 
 	router.options(['/api/track', '/api/lead'], (req, res) => {
 		const origin = req.headers.origin;
@@ -179,7 +249,12 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 		res.status(204).end();
 	});
 
-	const storageFailed = (res: ServerResponse, error: unknown) => {
+	const storageFailed = (res: ServerResponse, error: unknown, what: string) => {
+		const refused = unstorableValue(error);
+		if (refused) {
+			sendProblem(res, 400, 'unstorable_value', `The database cannot hold a value of this ${what} (${refused.reason}); nothing of it was stored. Fix the value: sent unchanged it fails again`);
+			return;
+		}
 		logger.error({ err: error }, 'storing failed');
 		res.setHeader('Retry-After', '5');
 		sendProblem(res, 503, 'storage_unavailable', 'The events could not be stored right now and were not accepted; retry later');
@@ -188,8 +263,8 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 	const acceptBatch = async (req: IncomingMessage, res: ServerResponse) => {
 		logRequest(logger, req, res);
 		for (const [name, value] of securityHeaders) res.setHeader(name, value);
-		const ip = clientIp(req);
-		if (!(await perIp.allow(ip, res))) return;
+		const network = clientNetwork(req);
+		if (!perIp.allow(network ?? '', res)) return;
 		const text = await readText(req, res);
 		if (text === undefined) return;
 		const input = parseJson(text, res);
@@ -197,7 +272,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 		const batch = validate(trackBatchSchema, input, res, 'event batch');
 		if (!batch) return;
 		const site = siteFor(batch.site, req, res, sites);
-		if (!site || !(await perSite.allow(site.key, res))) return;
+		if (!site) return;
 		const reason = dropReason(req.headers, batch, site.config.privacy);
 		if (reason) {
 			sendJson(res, 202, { stored: 0, duplicates: 0, ignored: batch.events.length, reason });
@@ -205,13 +280,14 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 		}
 		const userAgent = req.headers['user-agent'];
 		const isBot = isAutomated(userAgent, batch);
+		if (!isBot && !perSite.allow(site.key, network ?? '', res)) return;
 		const rows = toEventRows(batch, Date.now(), { engagementThresholds: site.config.tracking.engagementThresholds, acceptLanguage: req.headers['accept-language'] });
 		const destinations = !isBot && site.endpoints.has('visitor-processor') ? ['visitor-processor'] : [];
 		try {
-			const result = await committer.store(site.id, rows, requestFacts(req, ip, settings, userAgent, isBot), destinations);
+			const result = await committer.store(site.id, rows, requestFacts(req, network, settings, userAgent, isBot), destinations);
 			sendJson(res, 202, isBot ? { stored: result.stored, duplicates: result.duplicates, bot: true } : { stored: result.stored, duplicates: result.duplicates });
 		} catch (error) {
-			storageFailed(res, error);
+			storageFailed(res, error, 'event batch');
 		}
 	};
 
@@ -224,8 +300,8 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 
 	router.post(
 		'/api/lead',
-		async (req, res, next) => {
-			if (await perIp.allow(req.ip ?? '', res)) next();
+		(req, res, next) => {
+			if (perIp.allow(anonymizeIp(req.ip) ?? '', res)) next();
 		},
 		readBody,
 		async (req, res) => {
@@ -248,10 +324,10 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 					return;
 				}
 				const destinations = site.endpoints.has('lead-processor') ? ['lead-processor'] : [];
-				const result = await storeLead(prisma, site.id, lead, hash, requestFacts(req, req.ip, settings, userAgent, false), destinations);
+				const result = await storeLead(prisma, site.id, lead, hash, requestFacts(req, anonymizeIp(req.ip), settings, userAgent, false), destinations);
 				sendJson(res, 202, { stored: result.stored, duplicate: !result.stored });
 			} catch (error) {
-				storageFailed(res, error);
+				storageFailed(res, error, 'lead');
 			}
 		},
 	);
@@ -259,9 +335,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 	return {
 		track,
 		router,
-		close: () => {
-			perIp.shutdown();
-			perSite.shutdown();
-		},
+		// The limiters hold no timers: their windows turn when they are next used.
+		close: () => undefined,
 	};
 }
