@@ -72,6 +72,9 @@ describe('outbox delivery to n8n', () => {
 			const arrived = n8n.deliveries.flatMap((delivery) => delivery.body.events.filter((event) => event.anonymousId === anonymousId).map((event) => event.id));
 			expect(arrived).toEqual(ids);
 		}
+		// The header and the body name the same delivery, and no delivery was answered twice.
+		expect(n8n.deliveries.every((delivery) => (delivery.body as { deliveryId?: string }).deliveryId === delivery.deliveryId)).toBe(true);
+		expect(new Set(n8n.deliveries.map((delivery) => delivery.deliveryId)).size).toBe(n8n.deliveries.length);
 		expect(n8n.rejected).toEqual([]);
 		expect(await prisma.outboxMessage.count({ where: { siteId, status: 'dead' } })).toBe(0);
 	}, 120_000);

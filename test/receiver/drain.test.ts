@@ -3,7 +3,12 @@
  * workflow) travel together, in order, under a delivery id that a retry keeps. Against the real
  * receiver, Postgres and a local stand-in for n8n's webhook.
  */
-import type { Receiver } from '../../server/receiver';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { createLogger } from '../../server/logger';
+import { startReceiver, type Receiver } from '../../server/receiver';
 import { planDeliveries, type PlannableRow } from '../../server/outbox/dispatcher';
 import { testPrisma } from '../helpers/db';
 import { batch, pageview, post } from '../helpers/events';
@@ -178,4 +183,35 @@ describe('outbox drain per partition', () => {
 		expect(await receiver.dispatcher.tick()).toBe(2);
 		expect(n8n.deliveries.map((delivery) => delivery.body.events.map((event) => event.id))).toEqual([[free.id], held.map((event) => event.id)]);
 	});
+});
+
+describe('outbox drain on the embedded database', () => {
+	const n8n = new FakeN8n(TEST_SECRET);
+	const dataDir = mkdtempSync(path.join(os.tmpdir(), 'embedded-drain-'));
+	let receiver: Receiver;
+
+	afterAll(async () => {
+		await receiver?.close();
+		await n8n.stop();
+		rmSync(dataDir, { recursive: true, force: true });
+	});
+
+	it('claims and sends a visitor’s rows together there too', async () => {
+		await n8n.start();
+		const site = testSiteConfig({ n8nUrl: n8n.url });
+		receiver = await startReceiver({
+			sites: [site],
+			database: { url: null, dataDir },
+			settings: { PORT: 0, DISPATCHER: 'off' },
+			env: { TEST_WEBHOOK_SECRET: TEST_SECRET },
+			logger: createLogger({ level: 'silent' }),
+		});
+		const key = site.site.key;
+		const events = Array.from({ length: 5 }, (_, n) => pageview(key, 'embedded-visitor', `/${n}`));
+		for (const event of events) expect((await post(`${receiver.url}/api/track`, batch(key, [event]))).status).toBe(202);
+
+		expect(await receiver.dispatcher.tick()).toBe(5);
+		expect(n8n.deliveries.map((delivery) => delivery.body.events.map((event) => event.id))).toEqual([events.map((event) => event.id)]);
+		expect(await receiver.db.prisma.outboxMessage.count({ where: { status: 'delivered', deliveryId: n8n.deliveries[0].deliveryId } })).toBe(5);
+	}, 120_000);
 });
