@@ -1,5 +1,5 @@
-// tsc compiles the nodes; n8n also needs each node's icon and codex (*.node.json) beside the
-// compiled file, which tsc does not copy.
+// scripts/bundle-nodes.mjs builds the node and credential files; n8n also needs each node's icon
+// and codex (*.node.json) beside them, which neither tsc nor the bundler copies.
 const { src, dest } = require('gulp');
 
 function buildIcons() {

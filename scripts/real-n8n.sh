@@ -236,12 +236,19 @@ cmd_load_package() {
     const { devDependencies, peerDependencies, optionalDependencies, ...p } = JSON.parse(fs.readFileSync(f, "utf8"));
     fs.writeFileSync(f, JSON.stringify(p, null, 2), "utf8");'
 
-  # The same flags n8n passes; npm runs under Node 24 when it is cached.
+  # Exactly the flags n8n passes; npm runs under Node 24 when it is cached.
   local npm_path="$PATH"
   [[ -x "$NODE_BIN" ]] && npm_path="$(dirname "$NODE_BIN"):$PATH"
   (cd "$pkg_dir" && PATH="$npm_path" npm install --audit=false --fund=false --bin-links=false \
-      --install-strategy=shallow --ignore-scripts=true --package-lock=false --omit=dev --loglevel=error >&2) \
+      --install-strategy=shallow --ignore-scripts=true --package-lock=false >&2) \
     || die "npm install of $name's dependencies in $pkg_dir failed"
+  local packages
+  packages="$(NM="$pkg_dir/node_modules" "$node" -e '
+    const fs = require("fs"), path = require("path");
+    const count = (dir) => !fs.existsSync(dir) ? 0 : fs.readdirSync(dir).filter((e) => !e.startsWith(".")).flatMap((e) =>
+      e.startsWith("@") ? fs.readdirSync(path.join(dir, e)).map((n) => path.join(e, n)) : [e]).reduce((n, p) => n + 1 + count(path.join(dir, p, "node_modules")), 0);
+    process.stdout.write(String(count(process.env.NM)));')"
+  log "$name takes $(du -sh "$pkg_dir" | cut -f1) installed, $packages packages in its node_modules"
 
   PKG_NAME="$name" PKG_VERSION="$version" NODES_JSON="$nodes_dir/package.json" "$node" -e '
     const fs = require("fs"); const f = process.env.NODES_JSON;

@@ -14,8 +14,16 @@ describe('community package shape', () => {
 		expect(pkg.keywords).toContain('n8n-community-node-package');
 		expect(pkg.n8n.n8nNodesApiVersion).toBe(1);
 		expect(Object.keys(pkg.peerDependencies)).toEqual(['n8n-workflow']);
-		expect(pkg.files).toContain('dist');
 		expect(pkg.n8n.nodes.length).toBeGreaterThan(0);
+	});
+
+	it('has no runtime dependencies for n8n to install: the nodes are bundled, the receiver declares its own', () => {
+		expect(pkg.dependencies ?? {}).toEqual({});
+		expect(pkg.files).toContain('dist/bundle');
+		expect(pkg.workspaces).toEqual(['server']);
+		const receiver = JSON.parse(readFileSync(path.join(root, 'server', 'package.json'), 'utf8'));
+		expect(receiver.private).toBe(true);
+		expect(Object.keys(receiver.dependencies)).toEqual(expect.arrayContaining(['express', '@electric-sql/pglite']));
 	});
 
 	it.each([...pkg.n8n.nodes, ...pkg.n8n.credentials].map((file: string) => [file]))('%s is built, exports its class and has its icon', (file: string) => {
