@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { LeadPayload } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
+import type { ClientFacts } from './historyClaim';
 import { withFormFields } from './normalize';
 
 export interface RequestFacts {
@@ -63,4 +64,15 @@ export async function storeLead(
 		JSON.stringify(destinations),
 	);
 	return { stored: result.stored > 0 };
+}
+
+/** The client the visitor's history began on: the anonymized network and user agent of its first received event. */
+export async function firstEventClient(prisma: PrismaClient, siteId: string, anonymousId: string): Promise<ClientFacts | undefined> {
+	const [first] = await prisma.$queryRawUnsafe<ClientFacts[]>(
+		`SELECT ip_anonymized AS "ipAnonymized", user_agent AS "userAgent" FROM visitor_events
+		WHERE site_id = $1::uuid AND anonymous_id = $2 ORDER BY received_at, id LIMIT 1`,
+		siteId,
+		anonymousId,
+	);
+	return first;
 }

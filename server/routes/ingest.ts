@@ -11,7 +11,9 @@ import { emailHash } from '../../lib/email';
 import type { Logger } from '../logger';
 import { anonymizeIp, dropReason, isAutomated, toEventRows } from '../ingest/normalize';
 import { GroupCommitter, storeThroughPool, storeThroughPrisma, unstorableValue } from '../ingest/groupCommit';
-import { storeLead, type RequestFacts } from '../ingest/store';
+import { requireApiKey, presentsApiKey } from '../auth';
+import { historyClaim } from '../ingest/historyClaim';
+import { firstEventClient, storeLead, type RequestFacts } from '../ingest/store';
 import { logRequest } from '../requestLog';
 import type { ReceiverSettings } from '../settings';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
@@ -303,6 +305,8 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 		(req, res, next) => {
 			if (perIp.allow(anonymizeIp(req.ip) ?? '', res)) next();
 		},
+		// A server that knows its users may vouch for the anonymous id with an admin key of the site; browsers send none.
+		(req, res, next) => (presentsApiKey(req) ? requireApiKey(prisma, 'admin')(req, res, next) : next()),
 		readBody,
 		async (req, res) => {
 			const input = parseJson(typeof req.body === 'string' ? req.body : '', res);
@@ -311,6 +315,12 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 			if (!lead) return;
 			const site = siteFor(lead.site, req, res, sites);
 			if (!site) return;
+			if (req.auth && req.auth.siteId !== site.id) {
+				sendProblem(res, 403, 'key_for_other_site', 'The API key belongs to another site than the lead names; send the key of that site, or no key from a browser', {
+					issues: [{ field: 'site', message: 'is not the site of the API key' }],
+				});
+				return;
+			}
 			const userAgent = req.headers['user-agent'];
 			if (isAutomated(userAgent, { events: [] })) {
 				sendJson(res, 202, { stored: false, reason: 'automated-client' });
@@ -323,9 +333,11 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 					sendJson(res, 202, { stored: false, reason: 'erased' });
 					return;
 				}
+				const facts = requestFacts(req, anonymizeIp(req.ip), settings, userAgent, false);
+				const claim = lead.anonymousId ? historyClaim(facts, await firstEventClient(prisma, site.id, lead.anonymousId), req.auth !== undefined) : undefined;
 				const destinations = site.endpoints.has('lead-processor') ? ['lead-processor'] : [];
-				const result = await storeLead(prisma, site.id, lead, hash, requestFacts(req, anonymizeIp(req.ip), settings, userAgent, false), destinations);
-				sendJson(res, 202, { stored: result.stored, duplicate: !result.stored });
+				const result = await storeLead(prisma, site.id, claim?.merge === false ? { ...lead, anonymousId: undefined } : lead, hash, facts, destinations);
+				sendJson(res, 202, { stored: result.stored, duplicate: !result.stored, ...(claim && { history: claim.merge ? 'joined' : `kept anonymous: ${claim.reason}` }) });
 			} catch (error) {
 				storageFailed(res, error, 'lead');
 			}

@@ -132,8 +132,8 @@ describe('receiver ingest', () => {
 	it('accepts a lead once per submission id and forwards it to the lead processor', async () => {
 		const key = site.site.key;
 		const submission = { site: key, email: 'Jane@Example.com', eventId: '019a8b6e-0000-7000-8000-000000000001', anonymousId: 'anon-a', firstName: 'Jane', consent: true };
-		expect(await post(`${receiver.url}/api/lead`, submission)).toEqual({ status: 202, json: { stored: true, duplicate: false } });
-		expect(await post(`${receiver.url}/api/lead`, submission)).toEqual({ status: 202, json: { stored: false, duplicate: true } });
+		expect(await post(`${receiver.url}/api/lead`, submission)).toEqual({ status: 202, json: { stored: true, duplicate: false, history: 'joined' } });
+		expect(await post(`${receiver.url}/api/lead`, submission)).toEqual({ status: 202, json: { stored: false, duplicate: true, history: 'joined' } });
 		const rows = await prisma.outboxMessage.findMany({ where: { siteId, destination: 'lead-processor' } });
 		expect(rows).toHaveLength(1);
 		expect(rows[0].payload).toMatchObject({ kind: 'lead', lead: { email: 'Jane@Example.com', firstName: 'Jane' }, eventId: submission.eventId });
@@ -158,7 +158,7 @@ describe('receiver ingest', () => {
 				['newsletter', 'checkbox', 'on'],
 			],
 		};
-		expect(await post(`${receiver.url}/api/lead`, submission)).toEqual({ status: 202, json: { stored: true, duplicate: false } });
+		expect(await post(`${receiver.url}/api/lead`, submission)).toEqual({ status: 202, json: { stored: true, duplicate: false, history: 'joined' } });
 		const [row] = await prisma.outboxMessage.findMany({ where: { siteId, destination: 'lead-processor', partitionKey: 'anon-form' } });
 		expect((row.payload as { lead: unknown }).lead).toEqual({ site: key, email: 'ana@example.com', eventId: submission.eventId, anonymousId: 'anon-form', formId: 'signup', firstName: 'Ana', company: 'Acme', consent: true });
 		expect(JSON.stringify(await prisma.visitorEvent.findMany({ where: { siteId, anonymousId: 'anon-form' } }))).not.toMatch(/not a lead field/);
