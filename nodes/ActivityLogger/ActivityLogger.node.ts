@@ -9,7 +9,8 @@ import {
 
 import type { Prisma } from '../../lib/db/generated/client';
 import { prismaFor } from '../shared/database';
-import { findLeadId, findVisitorId, SiteResolver, SubjectNotFoundError } from '../shared/subjects';
+import { findLeadId } from '../shared/leads';
+import { findVisitorId, SiteResolver, SubjectNotFoundError } from '../shared/subjects';
 import { ActivityInputError, buildActivity } from './activity';
 
 type Subject = 'lead' | 'visitor';

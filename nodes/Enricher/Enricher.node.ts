@@ -10,7 +10,7 @@ import {
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { prismaFor } from '../shared/database';
 import { SiteResolver, SubjectNotFoundError } from '../shared/subjects';
-import { findLead } from '../LeadScorer/store';
+import { findLeadId } from '../shared/leads';
 import { createMxChecker, enrich, type MxChecker } from './enrich';
 
 /** Definite MX answers for the life of the n8n process: mail domains change rarely. */
@@ -115,7 +115,7 @@ export class Enricher implements INodeType {
 		for (let i = 0; i < items.length; i++) {
 			try {
 				const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
-				const leadId = await findLead(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''));
+				const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''));
 				const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { email: true, phone: true, country: true, businessId: true } });
 				const userAgent = String(this.getNodeParameter('userAgent', i, '') ?? '').trim() || (await latestUserAgent(prisma, site.id, leadId));
 				const enrichment = enrich({ email: lead.email, phone: lead.phone, country: lead.country ?? String(this.getNodeParameter('country', i, '') ?? ''), userAgent });

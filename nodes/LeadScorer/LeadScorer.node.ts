@@ -7,10 +7,11 @@ import {
 	type INodeTypeDescription,
 } from 'n8n-workflow';
 import { prismaFor } from '../shared/database';
+import { findLeads } from '../shared/leads';
 import { SiteResolver, SubjectNotFoundError, type ResolvedSite } from '../shared/subjects';
 import { payloadOf } from './payload';
 import { compileScoringRules, type CompiledRules } from './scoring';
-import { findLeads, LeadInputError, prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
+import { LeadInputError, prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
 import type { Prisma, PrismaClient } from '../../lib/db/generated/client';
 
 /**

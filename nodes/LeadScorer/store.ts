@@ -6,11 +6,10 @@
 import type { LeadPayload } from '../../lib/contracts/lead';
 import type { SiteConfig } from '../../lib/contracts/siteConfig';
 import { emailHash } from '../../lib/email';
-// The server's id generator: one UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
-import { uuidv7s } from '../../server/ingest/ids';
+// One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
+import { uuidv7s } from '../../lib/ids';
 import type { Prisma } from '../../lib/db/generated/client';
 import { emailFacts, phoneFacts } from '../Enricher/enrich';
-import { SubjectNotFoundError } from '../shared/subjects';
 import { normalizeEmail } from '../../lib/mailbox';
 import { scoreLead, type CompiledRules, type ScoreResult, type ScoringEvent } from './scoring';
 import { nextStage } from './stages';
@@ -55,8 +54,6 @@ export interface ScoringOutcome {
 	/** The visitor was already linked to another lead and kept that link. */
 	visitorOfOtherLead?: string;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Scores are stored rounded to this many decimals: float noise is no score change. */
 const round = (value: number) => Math.round(value * 100) / 100;
@@ -235,19 +232,6 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 			...(visitorOfOtherLead ? { visitorOfOtherLead } : {}),
 		};
 	});
-}
-
-/** Creates or updates the lead of one submission or identify call, links its visitor and rescores it. */
-export async function upsertLead(prisma: Db, context: ScoringContext, payload: LeadPayload, receivedAt: Date): Promise<ScoringOutcome> {
-	const [outcome] = await upsertLeads(prisma, context, [prepareLead(payload, receivedAt)]);
-	return outcome;
-}
-
-/** Recomputes one lead's score from its whole merged history and records what changed. */
-export async function rescoreLead(prisma: Db, context: ScoringContext, leadId: string): Promise<ScoringOutcome> {
-	const outcome = (await rescoreLeads(prisma, context, [leadId])).get(leadId);
-	if (!outcome) throw new SubjectNotFoundError('lead', `No lead "${leadId}" on this site`);
-	return outcome;
 }
 
 /**
@@ -433,41 +417,4 @@ export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds:
 		});
 	}
 	return outcomes;
-}
-
-/** A lead by id or by (any variant of) its email address, within one site. */
-export async function findLead(prisma: Db, siteId: string, reference: string): Promise<string> {
-	const found = (await findLeads(prisma, siteId, [reference])).get(reference);
-	if (typeof found !== 'string') throw found as SubjectNotFoundError;
-	return found;
-}
-
-/** Several leads by id or email in one query; each reference maps to its lead id or to why not. */
-export async function findLeads(prisma: Db, siteId: string, references: readonly string[]): Promise<Map<string, string | SubjectNotFoundError>> {
-	const found = new Map<string, string | SubjectNotFoundError>();
-	const ids: string[] = [];
-	const keys = new Map<string, string[]>();
-	for (const reference of new Set(references)) {
-		const value = reference.trim();
-		if (UUID.test(value)) ids.push(value);
-		else {
-			const key = normalizeEmail(value)?.key;
-			if (key) keys.set(key, [...(keys.get(key) ?? []), reference]);
-			else found.set(reference, new SubjectNotFoundError('lead', `"${value}" is neither a lead id nor an email address`));
-		}
-	}
-	const rows =
-		ids.length + keys.size === 0
-			? []
-			: await prisma.lead.findMany({ where: { siteId, OR: [{ id: { in: ids } }, { email: { in: [...keys.keys()] } }] }, select: { id: true, email: true } });
-	for (const row of rows) {
-		for (const reference of keys.get(row.email) ?? []) found.set(reference, row.id);
-	}
-	const byId = new Set(rows.map((row) => row.id));
-	for (const reference of references) {
-		if (found.has(reference)) continue;
-		const value = reference.trim();
-		found.set(reference, UUID.test(value) && byId.has(value) ? value : new SubjectNotFoundError('lead', `No lead "${value}" on this site; give the lead's id or email address`));
-	}
-	return found;
 }

@@ -1,5 +1,4 @@
 import { siteConfigSchema, type SiteConfig } from '../../lib/contracts/siteConfig';
-import { canonicalEmail } from '../../lib/email';
 import type { PrismaClient } from '../../lib/db/generated/client';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -63,15 +62,6 @@ export class SiteResolver {
 		}
 		return { id: site.id, key: site.key, domain: site.domain, config: storedConfig(site) };
 	}
-}
-
-/** A lead by id or by email address, always within one site. */
-export async function findLeadId(prisma: PrismaClient, siteId: string, reference: string): Promise<string> {
-	const value = reference.trim();
-	const where = UUID.test(value) ? { id: value, siteId } : { siteId, email: canonicalEmail(value) };
-	const lead = await prisma.lead.findFirst({ where, select: { id: true } });
-	if (!lead) throw new SubjectNotFoundError('lead', `No lead "${value}" on this site; give the lead's id or email address`);
-	return lead.id;
 }
 
 /** A visitor by id or by the tracker's anonymous id, always within one site. */

@@ -1,7 +1,7 @@
 import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import type { PrismaClient } from '../../../lib/db/generated/client';
-import { findLeadId } from '../../shared/subjects';
+import { findLeadId } from '../../shared/leads';
 import { forEachItem, nowOf, type OperationContext } from '../helpers/context';
 import { nextSendTime } from '../schedule';
 import { parseSequenceDefinition, type StoredSequence } from '../sequences';

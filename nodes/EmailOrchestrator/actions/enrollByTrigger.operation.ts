@@ -1,6 +1,6 @@
 import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
-import { findLeadId } from '../../shared/subjects';
+import { findLeadId } from '../../shared/leads';
 import { forEachItem, nowOf, type OperationContext } from '../helpers/context';
 import { smtpTransport } from '../transport';
 import { enteredStages, triggeredBy } from '../triggers';

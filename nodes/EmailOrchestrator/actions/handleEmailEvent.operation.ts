@@ -1,6 +1,6 @@
 import { updateDisplayOptions, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
-import { findLeadId } from '../../shared/subjects';
+import { findLeadId } from '../../shared/leads';
 import { forEachItem, ParameterError, type OperationContext } from '../helpers/context';
 
 const properties: INodeProperties[] = [

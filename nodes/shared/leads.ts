@@ -1,0 +1,62 @@
+/**
+ * The one way a node finds a lead from what a workflow builder typed into its Lead parameter:
+ * the lead's id, or any variant of its email address, always within one site.
+ */
+import type { Prisma } from '../../lib/db/generated/client';
+import { normalizeEmail } from '../../lib/mailbox';
+import { SubjectNotFoundError } from './subjects';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The node parameter every lead reference comes from; the errors name it. */
+const FIELD = 'lead';
+
+/**
+ * What a reference names: a lead id, or the mailbox key leads are stored under (so
+ * `Jane.Doe+news@gmail.com` finds the lead of `janedoe@gmail.com`), or why it names neither.
+ */
+export type LeadReference = { id: string } | { email: string } | { error: SubjectNotFoundError };
+
+export function leadReference(reference: string): LeadReference {
+	const value = reference.trim();
+	if (UUID.test(value)) return { id: value.toLowerCase() };
+	const key = normalizeEmail(value)?.key;
+	if (key) return { email: key };
+	return { error: new SubjectNotFoundError(FIELD, `"${value}" is neither a lead id nor an email address; give the lead's id or email address`) };
+}
+
+function notFound(reference: string): SubjectNotFoundError {
+	return new SubjectNotFoundError(FIELD, `No lead "${reference.trim()}" on this site; give the lead's id or email address`);
+}
+
+type Leads = Pick<Prisma.TransactionClient, 'lead'>;
+
+/** Several leads in one query; each reference maps to its lead's id or to why there is none. */
+export async function findLeads(prisma: Leads, siteId: string, references: readonly string[]): Promise<Map<string, string | SubjectNotFoundError>> {
+	const parsed = new Map([...new Set(references)].map((reference) => [reference, leadReference(reference)]));
+	const ids = new Set<string>();
+	const emails = new Set<string>();
+	for (const named of parsed.values()) {
+		if ('id' in named) ids.add(named.id);
+		else if ('email' in named) emails.add(named.email);
+	}
+	const rows =
+		ids.size + emails.size === 0
+			? []
+			: await prisma.lead.findMany({ where: { siteId, OR: [{ id: { in: [...ids] } }, { email: { in: [...emails] } }] }, select: { id: true, email: true } });
+	const byId = new Set(rows.map((row) => row.id));
+	const byEmail = new Map(rows.map((row) => [row.email, row.id]));
+	const found = new Map<string, string | SubjectNotFoundError>();
+	for (const [reference, named] of parsed) {
+		const id = 'id' in named ? (byId.has(named.id) ? named.id : undefined) : 'email' in named ? byEmail.get(named.email) : undefined;
+		found.set(reference, 'error' in named ? named.error : (id ?? notFound(reference)));
+	}
+	return found;
+}
+
+/** One lead's id; a reference that names no lead of the site throws, naming the Lead parameter. */
+export async function findLeadId(prisma: Leads, siteId: string, reference: string): Promise<string> {
+	const found = (await findLeads(prisma, siteId, [reference])).get(reference);
+	if (typeof found !== 'string') throw found as SubjectNotFoundError;
+	return found;
+}

@@ -1,0 +1,73 @@
+import type { PrismaClient } from '../../lib/db/generated/client';
+import { findLeadId, findLeads, leadReference } from '../../nodes/shared/leads';
+import { SubjectNotFoundError } from '../../nodes/shared/subjects';
+import { createTestSite, testPrisma } from '../helpers/db';
+
+describe('leadReference', () => {
+	// [what the builder typed, what it names]
+	const cases: Array<[string, { id: string } | { email: string } | { error: string }]> = [
+		['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', { id: '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b' }],
+		['  0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B ', { id: '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b' }],
+		['jane@acme.io', { email: 'jane@acme.io' }],
+		[' Jane@ACME.io ', { email: 'jane@acme.io' }],
+		['Jane.Doe+news@gmail.com', { email: 'janedoe@gmail.com' }],
+		['jane.doe@googlemail.com', { email: 'janedoe@gmail.com' }],
+		['jane+tag@acme.io', { email: 'jane+tag@acme.io' }],
+		['nobody', { error: '"nobody" is neither a lead id nor an email address; give the lead\'s id or email address' }],
+		['   ', { error: '"" is neither a lead id nor an email address; give the lead\'s id or email address' }],
+		['@acme.io', { error: '"@acme.io" is neither a lead id nor an email address; give the lead\'s id or email address' }],
+	];
+	it.each(cases)('%j names %j', (reference, expected) => {
+		const named = leadReference(reference);
+		if ('error' in expected) {
+			expect('error' in named && named.error).toBeInstanceOf(SubjectNotFoundError);
+			expect('error' in named && { field: named.error.field, message: named.error.message }).toEqual({ field: 'lead', message: expected.error });
+		} else expect(named).toEqual(expected);
+	});
+});
+
+describe('findLeads', () => {
+	let prisma: PrismaClient;
+	let site: { id: string };
+	let other: { id: string };
+	let jane: string;
+	let bob: string;
+	let elsewhere: string;
+
+	beforeAll(async () => {
+		prisma = testPrisma();
+		site = await createTestSite(prisma, 'leads');
+		other = await createTestSite(prisma, 'leads-other');
+		jane = (await prisma.lead.create({ data: { siteId: site.id, email: 'janedoe@gmail.com', emailHash: 'h1' } })).id;
+		bob = (await prisma.lead.create({ data: { siteId: site.id, email: 'bob@acme.io', emailHash: 'h2' } })).id;
+		elsewhere = (await prisma.lead.create({ data: { siteId: other.id, email: 'carol@acme.io', emailHash: 'h3' } })).id;
+	});
+	afterAll(async () => {
+		await prisma.$disconnect();
+	});
+
+	it('maps each reference to its lead, or to why there is none, in one query', async () => {
+		const unknownId = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
+		// [reference, lead id or error message]
+		const cases: Array<[string, string]> = [
+			['Jane.Doe+crm@gmail.com', jane],
+			['janedoe@gmail.com', jane],
+			[` ${bob.toUpperCase()} `, bob],
+			['BOB@acme.io', bob],
+			['carol@acme.io', 'No lead "carol@acme.io" on this site; give the lead\'s id or email address'],
+			[elsewhere, `No lead "${elsewhere}" on this site; give the lead's id or email address`],
+			[unknownId, `No lead "${unknownId}" on this site; give the lead's id or email address`],
+			['not an address', '"not an address" is neither a lead id nor an email address; give the lead\'s id or email address'],
+		];
+		const found = await findLeads(prisma, site.id, cases.map(([reference]) => reference));
+		expect(cases.map(([reference]) => {
+			const result = found.get(reference);
+			return [reference, result instanceof SubjectNotFoundError ? result.message : result];
+		})).toEqual(cases);
+	});
+
+	it('throws for one reference that names no lead, naming the Lead parameter', async () => {
+		await expect(findLeadId(prisma, site.id, 'bob@acme.io')).resolves.toBe(bob);
+		await expect(findLeadId(prisma, site.id, 'ghost@acme.io')).rejects.toMatchObject({ field: 'lead', message: 'No lead "ghost@acme.io" on this site; give the lead\'s id or email address' });
+	});
+});
