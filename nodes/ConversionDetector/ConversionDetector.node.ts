@@ -13,7 +13,7 @@ import { siteConfigSchema, type ConversionRule } from '../../lib/contracts/siteC
 import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
 import { prismaFor } from '../shared/database';
 import { SiteResolver, SubjectNotFoundError } from '../shared/subjects';
-import { compilePathPattern } from './rules';
+import { compilePathPattern } from '../shared/paths';
 import { detectConversions, EventNotProcessedError } from './store';
 
 const rulesSchema = siteConfigSchema.shape.crm.unwrap().shape.conversionRules.unwrap();

@@ -4,7 +4,7 @@
  * visitors counts once) and lets decay, caps and rule edits apply to the past as well.
  */
 import type { EventScoringRule, FitScoringRule, LeadScoringRule, VisitScoringRule } from '../../lib/contracts/siteConfig';
-import { compilePathPattern, urlPath, type PathPattern } from '../ConversionDetector/rules';
+import { compilePathPattern, urlPath, type PathPattern } from '../shared/paths';
 
 const DAY_MS = 86_400_000;
 

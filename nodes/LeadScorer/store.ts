@@ -9,7 +9,7 @@ import { emailHash } from '../../lib/email';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { uuidv7s } from '../../lib/ids';
 import type { Prisma } from '../../lib/db/generated/client';
-import { emailFacts, phoneFacts } from '../Enricher/enrich';
+import { emailFacts, phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
 import { scoreLead, type CompiledRules, type ScoreResult, type ScoringEvent } from './scoring';
 import { nextStage } from './stages';

@@ -1,7 +1,7 @@
 import type { TrackEvent } from '../../lib/contracts/tracking';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import type { ResolvedSite } from '../shared/subjects';
-import { detectDevice } from './device';
+import { detectDevice } from '../shared/device';
 import { engagementLevel, scoreEngagement, type EngagementLevel } from './engagement';
 import { sessionize, type Session, type SessionEvent } from './sessionize';
 

@@ -2,14 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { parseSiteConfig } from '../../lib/config/siteConfig';
-import {
-	compilePathPattern,
-	matchConversionRules,
-	urlPath,
-	type ConversionEvent,
-	type ConversionRuleCriteria,
-	type ConversionSession,
-} from '../../nodes/ConversionDetector/rules';
+import { matchConversionRules, type ConversionEvent, type ConversionRuleCriteria, type ConversionSession } from '../../nodes/ConversionDetector/rules';
+import { compilePathPattern, urlPath } from '../../nodes/shared/paths';
 
 describe('compilePathPattern', () => {
 	// [pattern, URL or path, matches]

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:net';
 import { createSocket, type Socket } from 'node:dgram';
 
-import { createMxChecker, emailFacts, enrich, phoneFacts } from '../../nodes/Enricher/enrich';
+import { createMxChecker, enrich } from '../../nodes/Enricher/enrich';
+import { emailFacts, phoneFacts } from '../../nodes/shared/contact';
 
 describe('enrich (offline)', () => {
 	it('tells free-mail, disposable and company addresses apart', () => {

@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { siteConfigSchema, type SiteConfigInput } from '../../lib/contracts/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { disconnectAll } from '../../nodes/shared/database';
-import { emailFacts } from '../../nodes/Enricher/enrich';
+import { emailFacts } from '../../nodes/shared/contact';
 import { compileScoringRules, scoreLead } from '../../nodes/LeadScorer/scoring';
 import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
 import { runWorkflow, type WorkflowJson } from '../harness/n8n';

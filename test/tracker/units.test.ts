@@ -5,7 +5,7 @@ import { parseSiteConfig, SiteConfigError } from '../../lib/config/siteConfig';
 import type { SiteConfigInput } from '../../lib/contracts/siteConfig';
 import { pathPatternSource, trackerSettings } from '../../lib/contracts/trackerSettings';
 import { CLICK_ID_PARAMS, eventContextSchema, trackEventSchema } from '../../lib/contracts/tracking';
-import { compilePathPattern } from '../../nodes/ConversionDetector/rules';
+import { compilePathPattern } from '../../nodes/shared/paths';
 import { campaignOf, configure, relevanceOf, sessionOver, startSession, updateSession, uuidv7 } from '../../tracker/src/rules';
 import { sampleSession } from '../helpers/session';
 

@@ -1,4 +1,4 @@
-import { detectDevice, type DeviceInfo } from '../../nodes/VisitorProcessor/device';
+import { detectDevice, type DeviceInfo } from '../../nodes/shared/device';
 
 /** Real user agents, as browsers and crawlers send them. */
 const UA = {
