@@ -2,7 +2,7 @@ import type { TrackEvent } from '../../lib/contracts/tracking';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import type { ResolvedSite } from '../shared/subjects';
 import { detectDevice } from '../shared/device';
-import { engagementLevel, scoreEngagement, type EngagementLevel } from './engagement';
+import { sessionEngagement, type EngagementLevel } from '../../lib/engagement';
 import { sessionize, type Session, type SessionEvent } from './sessionize';
 
 /** An event as the receiver delivers it (see server/outbox/dispatcher.ts). */
@@ -255,8 +255,7 @@ export async function processEvents(
 					device.isBot,
 				);
 				const scored = result.sessions.map((session, index) => {
-					const { score } = scoreEngagement(session);
-					const level = engagementLevel(score, options.engagementThresholds);
+					const { score, level } = sessionEngagement(session, options.engagementThresholds);
 					const open = index === result.sessions.length - 1 && now - session.lastActivityAt < options.sessionTimeout * 1000;
 					return { session, score, level, row: sessionRow(session, score, level, device, country, open) };
 				});

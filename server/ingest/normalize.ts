@@ -17,6 +17,7 @@ import {
 	type TrackBatch,
 	type TrackEvent,
 } from '../../lib/contracts';
+import { sessionEngagement, summaryMetrics } from '../../lib/engagement';
 
 /**
  * Zeroes the host part of an address before anything is stored: the last octet of IPv4, the
@@ -164,24 +165,17 @@ export function namedSessionProps(props: NonNullable<TrackEvent['props']>): NonN
 
 /**
  * A session summary as stored: the counters the tracker sends in its session_end event (named by
- * namedSessionProps), with the session's length (from its start and last event) and its engagement. The score (0–100) adds
- * pages (4 each, up to 20), engaged time (1 per 10 s, up to 30), scroll depth (up to 15) and the
- * scored events (half their relevance sum, up to 35), so a visit of one page that reads and acts
- * counts as much as one that clicks through; the site's thresholds make it low, medium or high.
- * Computed here, not in the tracker, since every byte of the tracker is downloaded by every
- * visitor; what a client put in the summary itself wins.
+ * namedSessionProps), with the session's length (from its start and last event) and its
+ * engagement, scored as the Visitor Processor scores the session's row (lib/engagement.ts) and
+ * leveled by the site's thresholds. Computed here, not in the tracker, since every byte of the
+ * tracker is downloaded by every visitor. What a client put in the summary itself wins, except
+ * the engagement: a client's own score would make the event disagree with its session.
  */
 export function withSessionSummary(sent: TrackEvent['props'], thresholds: SiteConfig['tracking']['engagementThresholds']): TrackEvent['props'] {
 	const props = namedSessionProps(sent ?? {});
-	const score = Math.round(
-		Math.min(counter(props, 'pages') * 4, 20) +
-			Math.min(counter(props, 'engagedMs') / 1e4, 30) +
-			Math.min(counter(props, 'maxScrollDepth'), 100) * 0.15 +
-			Math.min(counter(props, 'relevanceSum') / 2, 35),
-	);
-	const engagement = score < thresholds.medium ? 'low' : score < thresholds.high ? 'medium' : 'high';
+	const { score, level } = sessionEngagement(summaryMetrics(props), thresholds);
 	const durationMs = counter(props, 'last') - counter(props, 'start');
-	return { ...(durationMs > 0 && { durationMs }), engagementScore: score, engagement, ...props };
+	return { ...(durationMs > 0 && { durationMs }), ...props, engagementScore: score, engagement: level };
 }
 
 /** What the receiver adds to a batch's events: from the site config and from the request. */

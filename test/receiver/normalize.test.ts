@@ -64,17 +64,23 @@ describe('withSessionSummary', () => {
 	const summary = { start, last: start + 61_000, pages: 2, events: 5, maxScrollDepth: 75, engagedMs: 60_000, relevanceSum: 22, entry: 'https://shop.example/', exit: 'https://shop.example/pricing' };
 
 	it('adds the session length, scores the summary from its counters and levels it by the site thresholds', () => {
-		// 8 (pages) + 6 (a minute) + 11.25 (scroll) + 11 (relevance)
-		expect(withSessionSummary(summary, thresholds)).toEqual({ ...summary, durationMs: 61_000, engagementScore: 36, engagement: 'medium' });
+		// 8 (pages) + 13.4 (a minute) + 11.25 (scroll) + 4.4 (relevance): the formula the Visitor Processor scores sessions by
+		expect(withSessionSummary(summary, thresholds)).toEqual({ ...summary, durationMs: 61_000, engagementScore: 37, engagement: 'medium' });
 		expect(withSessionSummary(summary, { medium: 40, high: 60 })!.engagement).toBe('low');
-		expect(withSessionSummary(summary, { medium: 10, high: 36 })!.engagement).toBe('high');
+		expect(withSessionSummary(summary, { medium: 10, high: 37 })!.engagement).toBe('high');
 	});
 
-	it('caps every part, ignores counters that are no positive numbers, and keeps what the client sent', () => {
-		expect(withSessionSummary({ pages: 40, engagedMs: 1e9, maxScrollDepth: 1e6, relevanceSum: 500 }, thresholds)).toMatchObject({ engagementScore: 100, engagement: 'high' });
+	it('caps every part, ignores counters that are no positive numbers, and keeps what the client sent but its engagement', () => {
+		expect(withSessionSummary({ pages: 40, engagedMs: 1e9, maxScrollDepth: 1e6, relevanceSum: 500, form_submit: 3 }, thresholds)).toMatchObject({ engagementScore: 100, engagement: 'high' });
 		expect(withSessionSummary({ pages: '9', engagedMs: -5, maxScrollDepth: null }, thresholds)).toMatchObject({ engagementScore: 0, engagement: 'low' });
 		expect(withSessionSummary(undefined, thresholds)).toEqual({ pages: 0, events: 0, engagementScore: 0, engagement: 'low' });
-		expect(withSessionSummary({ ...summary, durationMs: 5, engagementScore: 80, engagement: 'high' }, thresholds)).toMatchObject({ durationMs: 5, engagementScore: 80, engagement: 'high' });
+		expect(withSessionSummary({ ...summary, durationMs: 5, engagementScore: 80, engagement: 'high' }, thresholds)).toMatchObject({ durationMs: 5, engagementScore: 37, engagement: 'medium' });
+	});
+
+	it('a session without engagement reports is engaged for its span, as the Visitor Processor counts it', () => {
+		const unreported = { start, last: start + 120_000, pageview: 3, click: 2 };
+		// 12 (pages) + 19 (two minutes) + 2 (clicks)
+		expect(withSessionSummary(unreported, thresholds)).toMatchObject({ pages: 3, engagementScore: 33, engagement: 'medium' });
 	});
 });
 

@@ -1,4 +1,4 @@
-import { ENGAGEMENT_FORMULA, engagementLevel, scoreEngagement, type EngagementMetrics } from '../../nodes/VisitorProcessor/engagement';
+import { ENGAGEMENT_FORMULA, engagementLevel, scoreEngagement, type EngagementMetrics } from '../../lib/engagement';
 import { sessionize } from '../../nodes/VisitorProcessor/sessionize';
 
 const NOTHING: EngagementMetrics = { pageviews: 0, engagedTimeMs: 0, maxScrollDepth: 0 };
