@@ -46,7 +46,8 @@ describe('outbox delivery to n8n', () => {
 		};
 
 		await send(1);
-		await waitFor(async () => (await prisma.outboxMessage.count({ where: { siteId, attempts: { gt: 0 } } })) > 0, 10_000, 'attempts against a refusing endpoint');
+		// A claim counts its attempt before the request goes out: wait for the refusal itself.
+		await waitFor(async () => (await prisma.outboxMessage.count({ where: { siteId, lastError: { not: null } } })) > 0, 10_000, 'attempts against a refusing endpoint');
 		expect(receiver.dispatcher.metrics.lastError).toMatch(/fetch failed|ECONNREFUSED/);
 
 		await n8n.start(port);
