@@ -9,10 +9,10 @@ import { emailHash } from '../../lib/email';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { uuidv7s } from '../../lib/ids';
 import type { Prisma } from '../../lib/db/generated/client';
-import { emailFacts, phoneFacts } from '../shared/contact';
+import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
-import { scoreLead, type CompiledRules, type ScoreResult, type ScoringEvent } from './scoring';
-import { nextStage } from './stages';
+import { eventsByLead, recordedRules, rescore, type Rescored } from './rescore';
+import type { CompiledRules, ScoreResult } from './scoring';
 
 /** An item field that cannot be used as a lead; `field` names it. */
 export class LeadInputError extends Error {
@@ -53,24 +53,6 @@ export interface ScoringOutcome {
 	stageChange: { from: string; to: string } | null;
 	/** The visitor was already linked to another lead and kept that link. */
 	visitorOfOtherLead?: string;
-}
-
-/** Scores are stored rounded to this many decimals: float noise is no score change. */
-const round = (value: number) => Math.round(value * 100) / 100;
-
-interface FirstTouch {
-	at?: string;
-}
-
-function earlier(a: Prisma.JsonValue | null, b: Prisma.JsonValue | null): Prisma.JsonValue | null {
-	const at = (touch: Prisma.JsonValue | null) => {
-		const value = touch && typeof touch === 'object' && !Array.isArray(touch) ? (touch as FirstTouch).at : undefined;
-		const time = value ? Date.parse(value) : NaN;
-		return Number.isNaN(time) ? Infinity : time;
-	};
-	if (a === null) return b;
-	if (b === null) return a;
-	return at(b) < at(a) ? b : a;
 }
 
 export interface ScoringContext {
@@ -236,100 +218,57 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 
 /**
  * Recomputes the scores of several leads from their whole merged histories and records what
- * changed: every read and write is one statement for all of them.
+ * changed (decided by {@link rescore}): every read and write is one statement for all of them.
  */
 export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds: readonly string[]): Promise<Map<string, ScoringOutcome>> {
 	const ids = [...new Set(leadIds)].sort();
 	// In id order, so concurrent batches insert their score rows in one order and never deadlock.
 	const leads = await prisma.lead.findMany({ where: { id: { in: ids }, siteId: context.siteId }, orderBy: { id: 'asc' } });
-	const visitors = await prisma.visitor.findMany({ where: { siteId: context.siteId, leadId: { in: ids } }, select: { id: true, anonymousId: true, firstTouch: true, leadId: true } });
-	const leadOfAnonymous = new Map(visitors.map((visitor) => [visitor.anonymousId, visitor.leadId as string]));
-	const leadOfVisitor = new Map(visitors.map((visitor) => [visitor.id, visitor.leadId as string]));
-	// By anonymous id as well as visitor id: events the Visitor Processor has not attached yet
-	// belong to the history too.
-	const rows =
+	const visitors = (
+		await prisma.visitor.findMany({ where: { siteId: context.siteId, leadId: { in: ids } }, select: { id: true, anonymousId: true, firstTouch: true, leadId: true } })
+	).map((visitor) => ({ ...visitor, leadId: visitor.leadId as string }));
+	const events =
 		visitors.length === 0
 			? []
 			: await prisma.visitorEvent.findMany({
-					where: { siteId: context.siteId, OR: [{ anonymousId: { in: [...leadOfAnonymous.keys()] } }, { visitorId: { in: [...leadOfVisitor.keys()] } }] },
+					where: { siteId: context.siteId, OR: [{ anonymousId: { in: visitors.map((visitor) => visitor.anonymousId) } }, { visitorId: { in: visitors.map((visitor) => visitor.id) } }] },
 					select: { eventId: true, type: true, name: true, url: true, occurredAt: true, sessionKey: true, anonymousId: true, visitorId: true },
 				});
-	const eventsOf = new Map<string, ScoringEvent[]>();
-	for (const row of rows) {
-		const leadId = leadOfAnonymous.get(row.anonymousId) ?? (row.visitorId ? leadOfVisitor.get(row.visitorId) : undefined);
-		if (!leadId) continue;
-		let events = eventsOf.get(leadId);
-		if (!events) eventsOf.set(leadId, (events = []));
-		events.push({ eventId: row.eventId, type: row.type, name: row.name, url: row.url, occurredAt: row.occurredAt.getTime(), sessionKey: row.sessionKey, anonymousId: row.anonymousId });
-	}
+	const eventsOf = eventsByLead(visitors, events.map((event) => ({ ...event, occurredAt: event.occurredAt.getTime() })));
 	const tagsOf = new Map<string, string[]>();
 	for (const row of await prisma.leadTag.findMany({ where: { leadId: { in: ids } }, select: { leadId: true, tag: true } })) {
 		tagsOf.set(row.leadId, [...(tagsOf.get(row.leadId) ?? []), row.tag]);
 	}
-	const recorded = new Map<string, Map<string, { sum: number; rows: number; evidence: string }>>();
-	const history = await prisma.leadScore.findMany({
-		where: { leadId: { in: ids } },
-		orderBy: [{ occurredAt: 'asc' }, { createdAt: 'asc' }],
-		select: { leadId: true, rule: true, delta: true, causeKey: true },
-	});
-	for (const row of history) {
-		let byRule = recorded.get(row.leadId);
-		if (!byRule) recorded.set(row.leadId, (byRule = new Map()));
-		const entry = byRule.get(row.rule);
-		byRule.set(row.rule, { sum: (entry?.sum ?? 0) + row.delta, rows: (entry?.rows ?? 0) + 1, evidence: row.causeKey.slice(row.causeKey.indexOf(':') + 1) });
+	const recorded = recordedRules(
+		await prisma.leadScore.findMany({
+			where: { leadId: { in: ids } },
+			orderBy: [{ occurredAt: 'asc' }, { createdAt: 'asc' }],
+			select: { leadId: true, rule: true, delta: true, causeKey: true },
+		}),
+	);
+
+	const scoring = { rules: context.rules, stages: context.config.crm.lifecycleStages, now: context.now };
+	const computed = new Map<string, Rescored>();
+	for (const lead of leads) {
+		computed.set(
+			lead.id,
+			rescore(
+				{
+					lead,
+					events: eventsOf.get(lead.id) ?? [],
+					tags: tagsOf.get(lead.id) ?? [],
+					recorded: recorded.get(lead.id),
+					visitors: visitors.filter((visitor) => visitor.leadId === lead.id),
+				},
+				scoring,
+			),
+		);
 	}
+	const rescored = leads.map((lead) => ({ leadId: lead.id, ...(computed.get(lead.id) as Rescored) }));
+	const scoreRows = rescored.flatMap(({ leadId, scoreRows: rows }) => rows.map((row) => ({ leadId, ...row })));
+	const stageRows = rescored.flatMap(({ leadId, stageChange, total }) => (stageChange ? [{ leadId, ...stageChange, scoreAt: total }] : []));
 
 	const scoredAt = new Date(context.now);
-	const scoreRows: Prisma.LeadScoreCreateManyInput[] = [];
-	const stageRows: Prisma.LeadStageChangeCreateManyInput[] = [];
-	const computed = new Map<string, { score: ScoreResult; total: number; stage: string; firstTouch: Prisma.JsonValue | null; anonymousIds: string[]; events: number }>();
-	for (const lead of leads) {
-		const events = eventsOf.get(lead.id) ?? [];
-		const mail = emailFacts(lead.email);
-		const score = scoreLead(
-			context.rules,
-			events,
-			{
-				emailDomain: mail.domain,
-				company: lead.company,
-				jobTitle: lead.jobTitle,
-				country: lead.country,
-				source: lead.source,
-				phone: lead.phone,
-				freeMail: mail.freeMail,
-				disposableEmail: mail.disposable,
-				tags: tagsOf.get(lead.id) ?? [],
-			},
-			context.now,
-		);
-		const total = round(score.total);
-		const before = recorded.get(lead.id);
-		for (const rule of score.rules) {
-			const previous = before?.get(rule.rule);
-			const delta = round(round(rule.points) - round(previous?.sum ?? 0));
-			if (delta === 0) continue;
-			const sameEvidence = previous !== undefined && previous.evidence === rule.causeKey;
-			scoreRows.push({
-				siteId: context.siteId,
-				leadId: lead.id,
-				rule: rule.rule,
-				delta,
-				scoreAfter: total,
-				cause: sameEvidence ? `recomputed (decay or changed rules): ${rule.cause}` : rule.cause,
-				// The rule's row count makes the key: a replay sees the rows it wrote and finds no delta,
-				// and two concurrent scorings of the same change collide on the key instead of both counting.
-				causeKey: `${previous?.rows ?? 0}:${rule.causeKey}`,
-				occurredAt: scoredAt,
-			});
-		}
-		const own = visitors.filter((visitor) => visitor.leadId === lead.id);
-		let firstTouch = lead.firstTouch;
-		for (const visitor of own) firstTouch = earlier(firstTouch, visitor.firstTouch);
-		const stage = nextStage(context.config.crm.lifecycleStages, lead.lifecycleStage, total);
-		if (stage !== lead.lifecycleStage) stageRows.push({ siteId: context.siteId, leadId: lead.id, fromStage: lead.lifecycleStage, toStage: stage, scoreAt: total, occurredAt: scoredAt });
-		computed.set(lead.id, { score, total, stage, firstTouch, anonymousIds: own.map((visitor) => visitor.anonymousId), events: events.length });
-	}
-
 	const written = new Map<string, number>();
 	if (scoreRows.length > 0) {
 		const inserted = await prisma.$queryRawUnsafe<Array<{ leadId: string }>>(
@@ -362,15 +301,13 @@ export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds:
 			scoredAt,
 			uuidv7s(stageRows.length),
 			stageRows.map((row) => row.leadId),
-			stageRows.map((row) => row.fromStage),
-			stageRows.map((row) => row.toStage),
+			stageRows.map((row) => row.from),
+			stageRows.map((row) => row.to),
 			stageRows.map((row) => row.scoreAt),
 		);
 		for (const row of inserted) transitioned.add(row.leadId);
 	}
-	if (leads.length > 0) {
-		const order = leads.map((lead) => lead.id);
-		const value = <T>(pick: (entry: NonNullable<ReturnType<typeof computed.get>>) => T) => order.map((id) => pick(computed.get(id) as NonNullable<ReturnType<typeof computed.get>>));
+	if (rescored.length > 0) {
 		// scored_at is when the lead was last scored (rescoreStale's cursor); updated_at moves only with the content.
 		await prisma.$executeRawUnsafe(
 			`UPDATE leads SET score = v.score, engagement_score = v.engagement, fit_score = v.fit, scored_at = $1, lifecycle_stage = v.stage,
@@ -381,18 +318,18 @@ export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds:
 			FROM unnest($2::uuid[], $3::float8[], $4::float8[], $5::float8[], $6::text[], $7::text[]) AS v(id, score, engagement, fit, stage, first_touch)
 			WHERE leads.id = v.id`,
 			scoredAt,
-			order,
-			value((entry) => entry.total),
-			value((entry) => round(entry.score.engagement)),
-			value((entry) => round(entry.score.fit)),
-			value((entry) => entry.stage),
-			value((entry) => (entry.firstTouch === null ? null : JSON.stringify(entry.firstTouch))),
+			rescored.map((entry) => entry.leadId),
+			rescored.map((entry) => entry.total),
+			rescored.map((entry) => entry.engagement),
+			rescored.map((entry) => entry.fit),
+			rescored.map((entry) => entry.stage),
+			rescored.map((entry) => (entry.firstTouch === null ? null : JSON.stringify(entry.firstTouch))),
 		);
 	}
 
 	const outcomes = new Map<string, ScoringOutcome>();
 	for (const lead of leads) {
-		const entry = computed.get(lead.id) as NonNullable<ReturnType<typeof computed.get>>;
+		const entry = computed.get(lead.id) as Rescored;
 		outcomes.set(lead.id, {
 			lead: {
 				id: lead.id,
@@ -405,15 +342,16 @@ export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds:
 				country: lead.country,
 				lifecycleStage: entry.stage,
 				score: entry.total,
-				engagementScore: round(entry.score.engagement),
-				fitScore: round(entry.score.fit),
+				engagementScore: entry.engagement,
+				fitScore: entry.fit,
 				firstTouch: entry.firstTouch,
-				visitors: entry.anonymousIds,
-				events: entry.events,
+				visitors: visitors.filter((visitor) => visitor.leadId === lead.id).map((visitor) => visitor.anonymousId),
+				events: eventsOf.get(lead.id)?.length ?? 0,
 			},
 			score: entry.score,
 			scoreRows: written.get(lead.id) ?? 0,
-			stageChange: transitioned.has(lead.id) ? { from: lead.lifecycleStage, to: entry.stage } : null,
+			// Recorded by this call only: a replay finds the transition already there.
+			stageChange: transitioned.has(lead.id) ? entry.stageChange : null,
 		});
 	}
 	return outcomes;

@@ -1,0 +1,188 @@
+/**
+ * What a rescore records, decided from what the database holds: the score rows that explain the
+ * change since the last recorded ones (keyed so a replay or a concurrent scoring of the same
+ * change writes nothing new), the stage move, and the lead's earliest first touch. The store only
+ * reads the inputs and writes the answer.
+ */
+import type { LifecycleStage } from '../../lib/contracts/siteConfig';
+import type { Prisma } from '../../lib/db/generated/client';
+import { emailFacts } from '../shared/contact';
+import { scoreLead, type CompiledRules, type ScoreResult, type ScoringEvent } from './scoring';
+import { nextStage } from './stages';
+
+/** Scores are stored rounded to this many decimals: float noise is no score change. */
+export const round = (value: number) => Math.round(value * 100) / 100;
+
+/** The lead columns a rescore reads. */
+export interface StoredLead {
+	id: string;
+	email: string;
+	company: string | null;
+	jobTitle: string | null;
+	country: string | null;
+	source: string | null;
+	phone: string | null;
+	lifecycleStage: string;
+	firstTouch: Prisma.JsonValue | null;
+}
+
+/** What a lead's `lead_scores` rows of one rule add up to. */
+export interface RecordedRule {
+	sum: number;
+	/** Rows of the rule so far: the next row's key starts with this count. */
+	rows: number;
+	/** The evidence (cause key without its count) of the latest row. */
+	evidence: string;
+}
+
+/** Sums the score rows of each lead per rule; `rows` in the order they were written. */
+export function recordedRules(rows: ReadonlyArray<{ leadId: string; rule: string; delta: number; causeKey: string }>): Map<string, Map<string, RecordedRule>> {
+	const byLead = new Map<string, Map<string, RecordedRule>>();
+	for (const row of rows) {
+		let byRule = byLead.get(row.leadId);
+		if (!byRule) byLead.set(row.leadId, (byRule = new Map()));
+		const entry = byRule.get(row.rule);
+		byRule.set(row.rule, { sum: (entry?.sum ?? 0) + row.delta, rows: (entry?.rows ?? 0) + 1, evidence: row.causeKey.slice(row.causeKey.indexOf(':') + 1) });
+	}
+	return byLead;
+}
+
+/** A `lead_scores` row to add. */
+export interface ScoreRow {
+	rule: string;
+	delta: number;
+	scoreAfter: number;
+	cause: string;
+	causeKey: string;
+}
+
+/** One row per rule whose rounded points differ from what its rows recorded. */
+export function scoreRowsOf(score: ScoreResult, recorded: ReadonlyMap<string, RecordedRule> = new Map()): ScoreRow[] {
+	const total = round(score.total);
+	const rows: ScoreRow[] = [];
+	for (const rule of score.rules) {
+		const previous = recorded.get(rule.rule);
+		const delta = round(round(rule.points) - round(previous?.sum ?? 0));
+		if (delta === 0) continue;
+		const sameEvidence = previous !== undefined && previous.evidence === rule.causeKey;
+		rows.push({
+			rule: rule.rule,
+			delta,
+			scoreAfter: total,
+			cause: sameEvidence ? `recomputed (decay or changed rules): ${rule.cause}` : rule.cause,
+			// The rule's row count makes the key: a replay sees the rows it wrote and finds no delta,
+			// and two concurrent scorings of the same change collide on the key instead of both counting.
+			causeKey: `${previous?.rows ?? 0}:${rule.causeKey}`,
+		});
+	}
+	return rows;
+}
+
+/** The earlier of two first touches by their `at`; one without a readable time loses. */
+export function earlierTouch(a: Prisma.JsonValue | null, b: Prisma.JsonValue | null): Prisma.JsonValue | null {
+	const at = (touch: Prisma.JsonValue | null) => {
+		const value = touch && typeof touch === 'object' && !Array.isArray(touch) ? (touch as { at?: unknown }).at : undefined;
+		const time = typeof value === 'string' ? Date.parse(value) : NaN;
+		return Number.isNaN(time) ? Infinity : time;
+	};
+	if (a === null) return b;
+	if (b === null) return a;
+	return at(b) < at(a) ? b : a;
+}
+
+/** A visitor linked to a lead, as far as scoring reads it. */
+export interface LinkedVisitor {
+	id: string;
+	anonymousId: string;
+	leadId: string;
+	firstTouch: Prisma.JsonValue | null;
+}
+
+/** A stored event of one of the linked browsers. */
+export interface StoredEvent extends ScoringEvent {
+	anonymousId: string;
+	visitorId: string | null;
+}
+
+/**
+ * The events of each lead's history, by browser (anonymous id) first and visitor id second: events
+ * the Visitor Processor has not attached to a visitor yet belong to the history too.
+ */
+export function eventsByLead(visitors: readonly LinkedVisitor[], events: readonly StoredEvent[]): Map<string, ScoringEvent[]> {
+	const leadOfAnonymous = new Map(visitors.map((visitor) => [visitor.anonymousId, visitor.leadId]));
+	const leadOfVisitor = new Map(visitors.map((visitor) => [visitor.id, visitor.leadId]));
+	const byLead = new Map<string, ScoringEvent[]>();
+	for (const event of events) {
+		const leadId = leadOfAnonymous.get(event.anonymousId) ?? (event.visitorId ? leadOfVisitor.get(event.visitorId) : undefined);
+		if (!leadId) continue;
+		let list = byLead.get(leadId);
+		if (!list) byLead.set(leadId, (list = []));
+		list.push(event);
+	}
+	return byLead;
+}
+
+/** Everything scoring reads about one lead. */
+export interface LeadHistory {
+	lead: StoredLead;
+	events: readonly ScoringEvent[];
+	tags: readonly string[];
+	/** The lead's score rows so far, per rule. */
+	recorded?: ReadonlyMap<string, RecordedRule>;
+	/** The lead's visitors. */
+	visitors: readonly LinkedVisitor[];
+}
+
+export interface ScoringRules {
+	rules: CompiledRules;
+	stages: readonly LifecycleStage[];
+	/** Scoring time, epoch ms. */
+	now: number;
+}
+
+export interface Rescored {
+	score: ScoreResult;
+	total: number;
+	engagement: number;
+	fit: number;
+	stage: string;
+	firstTouch: Prisma.JsonValue | null;
+	/** Rows to add to `lead_scores`. */
+	scoreRows: ScoreRow[];
+	/** The stage move to record in `lead_stage_changes`, or null when the stage stays. */
+	stageChange: { from: string; to: string } | null;
+}
+
+/** One lead's score from its whole history, and what to record of it. */
+export function rescore(history: LeadHistory, scoring: ScoringRules): Rescored {
+	const { lead } = history;
+	const mail = emailFacts(lead.email);
+	const score = scoreLead(
+		scoring.rules,
+		history.events,
+		{
+			emailDomain: mail.domain,
+			company: lead.company,
+			jobTitle: lead.jobTitle,
+			country: lead.country,
+			source: lead.source,
+			phone: lead.phone,
+			freeMail: mail.freeMail,
+			disposableEmail: mail.disposable,
+			tags: history.tags,
+		},
+		scoring.now,
+	);
+	const total = round(score.total);
+	const stage = nextStage(scoring.stages, lead.lifecycleStage, total);
+	return {
+		score,
+		total,
+		engagement: round(score.engagement),
+		fit: round(score.fit),
+		stage,
+		firstTouch: history.visitors.reduce((first, visitor) => earlierTouch(first, visitor.firstTouch), lead.firstTouch),
+		scoreRows: scoreRowsOf(score, history.recorded),
+		stageChange: stage === lead.lifecycleStage ? null : { from: lead.lifecycleStage, to: stage },
+	};
+}

@@ -1,0 +1,133 @@
+import type { LifecycleStage } from '../../lib/contracts/siteConfig';
+import { earlierTouch, eventsByLead, recordedRules, rescore, scoreRowsOf, type RecordedRule, type StoredLead } from '../../nodes/LeadScorer/rescore';
+import { compileScoringRules, type RuleScore, type ScoreResult } from '../../nodes/LeadScorer/scoring';
+
+const NOW = Date.UTC(2026, 10, 20, 12);
+const DAY = 86_400_000;
+
+function rule(id: string, points: number, causeKey: string): RuleScore {
+	return { rule: id, kind: 'event', group: null, points, raw: points, matches: 1, cause: `${id} matched`, causeKey };
+}
+
+function result(...rules: RuleScore[]): ScoreResult {
+	const total = rules.reduce((sum, entry) => sum + entry.points, 0);
+	return { total, engagement: total, fit: 0, rules };
+}
+
+describe('recordedRules', () => {
+	it('sums each lead\'s rows per rule and keeps the latest evidence', () => {
+		const byLead = recordedRules([
+			{ leadId: 'a', rule: 'pricing', delta: 5, causeKey: '0:1@e1' },
+			{ leadId: 'a', rule: 'pricing', delta: 5, causeKey: '1:2@e2' },
+			{ leadId: 'a', rule: 'pricing', delta: -1.5, causeKey: '2:2@e2' },
+			{ leadId: 'a', rule: 'demo', delta: 30, causeKey: '0:1@e9' },
+			{ leadId: 'b', rule: 'pricing', delta: 5, causeKey: '0:1@e7' },
+		]);
+		expect(Object.fromEntries([...byLead].map(([lead, rules]) => [lead, Object.fromEntries(rules)]))).toEqual({
+			a: { pricing: { sum: 8.5, rows: 3, evidence: '2@e2' }, demo: { sum: 30, rows: 1, evidence: '1@e9' } },
+			b: { pricing: { sum: 5, rows: 1, evidence: '1@e7' } },
+		});
+	});
+});
+
+describe('scoreRowsOf', () => {
+	// [case, the rule's score now, what its rows recorded, the row to write (null: none)]
+	const cases: Array<[string, RuleScore, RecordedRule | undefined, { delta: number; cause: string; causeKey: string } | null]> = [
+		['first points of a rule', rule('pricing', 5, '1@e1'), undefined, { delta: 5, cause: 'pricing matched', causeKey: '0:1@e1' }],
+		['a replay: the rows already add up', rule('pricing', 5, '1@e1'), { sum: 5, rows: 1, evidence: '1@e1' }, null],
+		['new evidence adds the difference, keyed by the row count', rule('pricing', 10, '2@e2'), { sum: 5, rows: 1, evidence: '1@e1' }, { delta: 5, cause: 'pricing matched', causeKey: '1:2@e2' }],
+		['decay on the same evidence says so', rule('pricing', 3.333, '2@e2'), { sum: 10, rows: 2, evidence: '2@e2' }, { delta: -6.67, cause: 'recomputed (decay or changed rules): pricing matched', causeKey: '2:2@e2' }],
+		['float noise below a hundredth is no change', rule('pricing', 4.999_999, '1@e1'), { sum: 5.001, rows: 1, evidence: '1@e1' }, null],
+		['a rule at zero with nothing recorded writes nothing', rule('pricing', 0, ''), undefined, null],
+	];
+	it.each(cases)('%s', (_, now, recorded, expected) => {
+		const rows = scoreRowsOf(result(now), recorded ? new Map([[now.rule, recorded]]) : undefined);
+		expect(rows).toEqual(expected ? [{ rule: now.rule, scoreAfter: Math.round(now.points * 100) / 100, ...expected }] : []);
+	});
+
+	it('gives every row the rounded total after the whole rescore', () => {
+		const rows = scoreRowsOf(result(rule('a', 1.005, 'x'), rule('b', 2.111, 'y')));
+		expect(rows.map((row) => row.scoreAfter)).toEqual([3.12, 3.12]);
+	});
+});
+
+describe('earlierTouch', () => {
+	const jan = { at: '2026-01-01T00:00:00Z', source: 'google' };
+	const feb = { at: '2026-02-01T00:00:00Z', source: 'direct' };
+	const timeless = { source: 'newsletter' };
+	// [a, b, earlier]
+	const cases: Array<[object | null, object | null, object | null]> = [
+		[null, null, null],
+		[jan, null, jan],
+		[null, feb, feb],
+		[feb, jan, jan],
+		[jan, feb, jan],
+		[timeless, feb, feb],
+		[feb, timeless, feb],
+		[timeless, { ...timeless, source: 'x' }, timeless],
+		[jan, { ...jan, source: 'tie' }, jan],
+	];
+	it.each(cases)('%j vs %j → %j', (a, b, expected) => {
+		expect(earlierTouch(a, b)).toEqual(expected);
+	});
+});
+
+describe('eventsByLead', () => {
+	it('gives each lead the events of its browsers, attached to a visitor yet or not, and drops others', () => {
+		const visitors = [
+			{ id: 'v1', anonymousId: 'anon-1', leadId: 'a', firstTouch: null },
+			{ id: 'v2', anonymousId: 'anon-2', leadId: 'b', firstTouch: null },
+		];
+		const event = (eventId: string, anonymousId: string, visitorId: string | null) => ({ eventId, type: 'pageview', occurredAt: NOW, anonymousId, visitorId });
+		const byLead = eventsByLead(visitors, [event('e1', 'anon-1', null), event('e2', 'anon-2', 'v2'), event('e3', 'anon-9', 'v1'), event('e4', 'anon-9', null), event('e5', 'anon-1', 'v2')]);
+		expect(Object.fromEntries([...byLead].map(([lead, events]) => [lead, events.map((entry) => entry.eventId)]))).toEqual({ a: ['e1', 'e3', 'e5'], b: ['e2'] });
+	});
+});
+
+describe('rescore', () => {
+	const stages: LifecycleStage[] = [{ name: 'subscriber', minScore: 0 }, { name: 'lead', minScore: 10 }, { name: 'mql', minScore: 40 }, { name: 'customer' }];
+	const rules = compileScoringRules({
+		leadScoringRules: [
+			{ id: 'demo', event: 'demo_request', score: 30 },
+			{ id: 'work', field: 'emailDomain', operator: 'equals', value: 'acme.io', score: 15 },
+		],
+	});
+	const lead = (lifecycleStage: string, email = 'jane@acme.io'): StoredLead => ({
+		id: 'a', email, company: null, jobTitle: null, country: null, source: null, phone: null, lifecycleStage, firstTouch: { at: '2026-03-01T00:00:00Z' },
+	});
+	const demo = { eventId: 'e1', type: 'custom', name: 'demo_request', occurredAt: NOW - DAY };
+
+	// [case, stored stage, email, events, total, stage after, stage change]
+	const cases: Array<[string, string, string, Array<typeof demo>, number, string, { from: string; to: string } | null]> = [
+		['a work address and a demo request reach mql', 'subscriber', 'jane@acme.io', [demo], 45, 'mql', { from: 'subscriber', to: 'mql' }],
+		['a free address without events stays', 'subscriber', 'jane@gmail.com', [], 0, 'subscriber', null],
+		['fit alone moves a subscriber to lead', 'subscriber', 'jane@acme.io', [], 15, 'lead', { from: 'subscriber', to: 'lead' }],
+		['stages only move forward', 'mql', 'jane@gmail.com', [], 0, 'mql', null],
+		['a customer stays a customer', 'customer', 'jane@acme.io', [demo], 45, 'customer', null],
+	];
+	it.each(cases)('%s', (_, stage, email, events, total, after, change) => {
+		const rescored = rescore({ lead: lead(stage, email), events, tags: [], visitors: [] }, { rules, stages, now: NOW });
+		expect({ total: rescored.total, stage: rescored.stage, stageChange: rescored.stageChange, rows: rescored.scoreRows.map((row) => [row.rule, row.delta]) }).toEqual({
+			total,
+			stage: after,
+			stageChange: change,
+			rows: rescored.score.rules.filter((entry) => entry.points !== 0).map((entry) => [entry.rule, entry.points]),
+		});
+	});
+
+	it('keeps the earliest first touch of the lead and its visitors', () => {
+		const visitors = [
+			{ id: 'v1', anonymousId: 'x', leadId: 'a', firstTouch: { at: '2026-02-01T00:00:00Z', source: 'ads' } },
+			{ id: 'v2', anonymousId: 'y', leadId: 'a', firstTouch: { at: '2026-04-01T00:00:00Z' } },
+		];
+		const rescored = rescore({ lead: lead('subscriber'), events: [], tags: [], visitors }, { rules, stages, now: NOW });
+		expect(rescored.firstTouch).toEqual({ at: '2026-02-01T00:00:00Z', source: 'ads' });
+	});
+
+	it('records nothing new when its rows already explain the score', () => {
+		const first = rescore({ lead: lead('subscriber'), events: [demo], tags: [], visitors: [] }, { rules, stages, now: NOW });
+		const recorded = recordedRules(first.scoreRows.map((row) => ({ leadId: 'a', ...row })));
+		const again = rescore({ lead: lead(first.stage), events: [demo], tags: [], visitors: [], recorded: recorded.get('a') }, { rules, stages, now: NOW });
+		expect({ rows: again.scoreRows, stageChange: again.stageChange, total: again.total }).toEqual({ rows: [], stageChange: null, total: 45 });
+	});
+});
