@@ -7,8 +7,8 @@ import type { Prisma, PrismaClient } from '../../../lib/db/generated/client';
 import type { ResolvedSite } from '../../shared/subjects';
 import { forEachItem, nowOf, ParameterError, type OperationContext } from '../helpers/context';
 import { renderEmail } from '../render';
-import { frequencyCapTime, scheduleSend, nextSendTime } from '../schedule';
 import { windowOf } from '../sequences';
+import { advanceFrom, messageKey, senderAddress, sendFailure, settleReserved, stepAction, type Outcome } from '../steps';
 import { findSuppression } from '../suppression';
 import { certainlyNotDelivered, smtpTransport } from '../transport';
 
@@ -61,13 +61,7 @@ export const description = updateDisplayOptions({ show: { operation: ['sendDue']
  * its enrollments to be picked up again after this, and the message reservation then decides.
  */
 const CLAIM_LEASE_MS = 10 * 60_000;
-/** When the steps of a draft or paused campaign are looked at again. */
-const CAMPAIGN_RECHECK_MS = 60 * 60_000;
-/** When a send the server refused is tried again. */
-const RETRY_AFTER_MS = 15 * 60_000;
 const DAY_MS = 86_400_000;
-
-type Outcome = 'sent' | 'already-sent' | 'interrupted' | 'suppressed' | 'deferred' | 'completed' | 'failed' | 'retry' | 'skipped' | 'unenrolled';
 
 export interface Sender {
 	transport: Transporter;
@@ -118,17 +112,13 @@ async function claimDue(prisma: PrismaClient, siteId: string, now: Date, limit: 
 }
 
 /**
- * Moves the enrollment past the step at `position`: to the next step, timed from `sentAt` in the
- * lead's zone, or to completed. Guarded by the position, so a second caller cannot skip a step.
+ * Moves the enrollment past the step at `position` ({@link advanceFrom}). Guarded by the
+ * position, so a second caller cannot skip a step.
  */
 async function advance(tx: Prisma.TransactionClient, enrollment: Enrollment, position: number, sentAt: Date): Promise<Date | null> {
-	const next = enrollment.sequence.steps.find((step) => step.position > position);
-	const nextRunAt = next ? nextSendTime(new Date(sentAt.getTime() + next.delayMinutes * 60_000), windowOf(enrollment.sequence.settings), enrollment.lead.timezone) : null;
-	await tx.sequenceEnrollment.updateMany({
-		where: { id: enrollment.id, nextStep: position },
-		data: next ? { nextStep: next.position, nextRunAt } : { nextStep: position + 1, nextRunAt: null, status: 'completed', completedAt: sentAt },
-	});
-	return nextRunAt;
+	const data = advanceFrom(enrollment.sequence.steps, position, sentAt, windowOf(enrollment.sequence.settings), enrollment.lead.timezone);
+	await tx.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: position }, data });
+	return data.nextRunAt;
 }
 
 async function recentSends(prisma: PrismaClient, leadId: string, now: Date): Promise<Date[]> {
@@ -141,20 +131,13 @@ async function recentSends(prisma: PrismaClient, leadId: string, now: Date): Pro
 }
 
 /**
- * The exactly-once rule. The message row is reserved (status `sending`, unique per lead,
- * sequence and step) and committed BEFORE the SMTP conversation, and marked `sent` together with
- * the enrollment's advance after it. So a later run that finds:
- * - `sent`: the crash came after the send was recorded; only the advance is repeated.
- * - `sending`: the run died between reserving and recording; the server may or may not have
- *   accepted the message, and we cannot ask it. It is marked `failed` ("interrupted") and the
- *   enrollment moves on: a possibly lost email is preferred to a certainly doubled one.
- * - `failed` with the enrollment still on that step: the server refused it, so it certainly
- *   never went out, and it is taken over and sent.
- * A send that fails in a way that may have delivered is treated like `sending`.
+ * One due enrollment: what it does next is {@link stepAction}'s; a send reserves its message
+ * (status `sending`, unique on {@link messageKey}) and commits that BEFORE the SMTP conversation,
+ * and records `sent` together with the enrollment's advance after it, so a later run finding the
+ * reservation settles it by {@link settleReserved} instead of mailing twice.
  */
 async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrollment: Enrollment, sender: Sender, now: Date): Promise<IDataObject> {
 	const { lead, sequence } = enrollment;
-	const step = sequence.steps.find((candidate) => candidate.position === enrollment.nextStep);
 	const report = (outcome: Outcome, extra: IDataObject = {}): IDataObject => ({
 		site: site.key,
 		enrollmentId: enrollment.id,
@@ -164,44 +147,35 @@ async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrol
 		outcome,
 		...extra,
 	});
-	if (!step) {
-		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, status: 'active' }, data: { status: 'completed', completedAt: now, nextRunAt: null } });
-		return report('completed');
-	}
-
 	const campaign = sequence.campaign;
-	if (campaign?.status === 'archived') {
+	const action = stepAction({
+		step: sequence.steps.find((candidate) => candidate.position === enrollment.nextStep),
+		campaignStatus: campaign?.status ?? null,
+		suppression: await findSuppression(prisma, site.id, lead),
+		recentSends: await recentSends(prisma, lead.id, now),
+		maxPerDay: site.config.crm.maxEmailsPerDay,
+		window: windowOf(sequence.settings),
+		timezone: lead.timezone,
+		now,
+	});
+	if (action.do === 'complete') {
+		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, status: 'active' }, data: { status: 'completed', completedAt: now, nextRunAt: null } });
+		return report(action.outcome);
+	}
+	if (action.do === 'unenroll') {
 		await prisma.sequenceEnrollment.updateMany({
 			where: { id: enrollment.id, status: 'active' },
-			data: { status: 'unenrolled', unenrolledAt: now, unenrollReason: 'campaign archived', nextRunAt: null },
+			data: { status: 'unenrolled', unenrolledAt: now, unenrollReason: action.unenrollReason, nextRunAt: null },
 		});
-		return report('unenrolled', { reason: 'campaign archived' });
+		return report(action.outcome, { reason: action.reason });
 	}
-	if (campaign && campaign.status !== 'active') {
-		const recheckAt = new Date(now.getTime() + CAMPAIGN_RECHECK_MS);
-		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: step.position }, data: { nextRunAt: recheckAt } });
-		return report('deferred', { reason: `campaign ${campaign.status}`, nextRunAt: recheckAt.toISOString() });
+	if (action.do === 'defer') {
+		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: enrollment.nextStep }, data: { nextRunAt: action.until } });
+		return report(action.outcome, { reason: action.reason, nextRunAt: action.until.toISOString() });
 	}
+	const { step } = action;
 
-	const cause = await findSuppression(prisma, site.id, lead);
-	if (cause) {
-		await prisma.sequenceEnrollment.updateMany({
-			where: { id: enrollment.id, status: 'active' },
-			data: { status: 'unenrolled', unenrolledAt: now, unenrollReason: `suppressed: ${cause}`, nextRunAt: null },
-		});
-		return report('suppressed', { reason: cause });
-	}
-
-	const sends = await recentSends(prisma, lead.id, now);
-	const maxPerDay = site.config.crm.maxEmailsPerDay;
-	const sendAt = scheduleSend(now, windowOf(sequence.settings), lead.timezone, { recentSends: sends, maxPerDay, now });
-	if (sendAt > now) {
-		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: step.position }, data: { nextRunAt: sendAt } });
-		const reason = frequencyCapTime(sends, maxPerDay, now) > now ? 'frequency cap' : 'outside the send window';
-		return report('deferred', { reason, nextRunAt: sendAt.toISOString() });
-	}
-
-	const idempotencyKey = `${lead.id}:${sequence.id}:${step.position}`;
+	const idempotencyKey = messageKey(lead.id, sequence.id, step.position);
 	let messageId: string = randomUUID();
 	const { firstName, lastName, email: address, company, jobTitle, country, phone, lifecycleStage, properties } = lead;
 	const vars = { firstName, lastName, email: address, company, jobTitle, country, phone, lifecycleStage, properties, sequence: sequence.name };
@@ -229,19 +203,13 @@ async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrol
 	});
 	if (count === 0) {
 		const existing = await prisma.emailMessage.findUniqueOrThrow({ where: { siteId_idempotencyKey: { siteId: site.id, idempotencyKey } }, select: { id: true, status: true } });
-		if (existing.status === 'sent') {
-			const nextRunAt = await prisma.$transaction((tx) => advance(tx, enrollment, step.position, now));
-			return report('already-sent', { messageId: existing.id, nextRunAt: nextRunAt?.toISOString() ?? null });
-		}
-		if (existing.status === 'sending') {
+		const settled = settleReserved(existing.status);
+		if (settled.do !== 'take-over') {
 			const nextRunAt = await prisma.$transaction(async (tx) => {
-				await tx.emailMessage.updateMany({
-					where: { id: existing.id, status: 'sending' },
-					data: { status: 'failed', error: 'interrupted mid-send; not sent again because the SMTP server may already have accepted it' },
-				});
+				if (settled.do === 'abandon') await tx.emailMessage.updateMany({ where: { id: existing.id, status: 'sending' }, data: { status: 'failed', error: settled.error } });
 				return await advance(tx, enrollment, step.position, now);
 			});
-			return report('interrupted', { messageId: existing.id, nextRunAt: nextRunAt?.toISOString() ?? null });
+			return report(settled.outcome, { messageId: existing.id, nextRunAt: nextRunAt?.toISOString() ?? null });
 		}
 		messageId = existing.id;
 		email = renderEmail({ subject: step.subject, html: step.htmlTemplate, text: step.textTemplate }, vars, { ...tracking, messageId });
@@ -253,7 +221,7 @@ async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrol
 	}
 
 	try {
-		const from = campaign?.fromEmail ? { address: campaign.fromEmail, name: campaign.fromName ?? sender.from.name } : sender.from;
+		const from = senderAddress(campaign, sender.from);
 		const info = await sender.transport.sendMail({
 			from,
 			...(campaign?.replyTo ? { replyTo: campaign.replyTo } : {}),
@@ -270,20 +238,19 @@ async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrol
 		});
 		return report('sent', { messageId, smtpMessageId: info.messageId, nextRunAt: nextRunAt?.toISOString() ?? null });
 	} catch (error) {
-		const message = (error as Error).message;
-		if (certainlyNotDelivered(error)) {
-			const retryAt = new Date(now.getTime() + RETRY_AFTER_MS);
+		const failure = sendFailure((error as Error).message, certainlyNotDelivered(error), now);
+		if (failure.do === 'retry') {
 			await prisma.$transaction([
-				prisma.emailMessage.update({ where: { id: messageId }, data: { status: 'failed', error: message } }),
-				prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: step.position }, data: { nextRunAt: retryAt } }),
+				prisma.emailMessage.update({ where: { id: messageId }, data: { status: 'failed', error: failure.error } }),
+				prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: step.position }, data: { nextRunAt: failure.until } }),
 			]);
-			return report('retry', { messageId, error: message, nextRunAt: retryAt.toISOString() });
+			return report(failure.outcome, { messageId, error: failure.error, nextRunAt: failure.until.toISOString() });
 		}
 		const nextRunAt = await prisma.$transaction(async (tx) => {
-			await tx.emailMessage.update({ where: { id: messageId }, data: { status: 'failed', error: `delivery unknown, not sent again: ${message}` } });
+			await tx.emailMessage.update({ where: { id: messageId }, data: { status: 'failed', error: failure.error } });
 			return await advance(tx, enrollment, step.position, now);
 		});
-		return report('failed', { messageId, error: message, nextRunAt: nextRunAt?.toISOString() ?? null });
+		return report(failure.outcome, { messageId, error: (error as Error).message, nextRunAt: nextRunAt?.toISOString() ?? null });
 	}
 }
 

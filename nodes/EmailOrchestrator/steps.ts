@@ -1,0 +1,122 @@
+/**
+ * What a due enrollment does next, decided from what the database holds: finish, leave the
+ * sequence, wait, or send its step; after a send, where the enrollment moves; and how a reserved
+ * message left by an earlier run is settled. The Send Due Steps operation reads the inputs and
+ * writes the answers.
+ */
+import { nextSendTime, scheduleSend, frequencyCapTime, type SendWindow } from './schedule';
+
+/** When the steps of a draft or paused campaign are looked at again. */
+export const CAMPAIGN_RECHECK_MS = 60 * 60_000;
+/** When a send the server refused is tried again. */
+export const RETRY_AFTER_MS = 15 * 60_000;
+
+/** What handling one due enrollment came to; the operation's output names it. */
+export type Outcome = 'sent' | 'already-sent' | 'interrupted' | 'suppressed' | 'deferred' | 'completed' | 'failed' | 'retry' | 'skipped' | 'unenrolled';
+
+/** Everything the decision before a send reads about one due enrollment. */
+export interface DueStep<S> {
+	/** The step at the enrollment's position; absent when the sequence has no step there (any more). */
+	step: S | undefined;
+	/** The campaign's status; null when the sequence has no campaign. */
+	campaignStatus: string | null;
+	/** Why the lead may not be mailed (e.g. unsubscribed), or null. */
+	suppression: string | null;
+	/** When the lead was sent email in the last day, by any sequence. */
+	recentSends: readonly Date[];
+	maxPerDay: number;
+	window: SendWindow;
+	/** The lead's time zone, as stored. */
+	timezone: string | null;
+	now: Date;
+}
+
+export type StepAction<S> =
+	/** No step is left: the enrollment is completed. */
+	| { do: 'complete'; outcome: 'completed' }
+	/** The enrollment leaves the sequence for good. */
+	| { do: 'unenroll'; outcome: 'unenrolled' | 'suppressed'; reason: string; unenrollReason: string }
+	/** The step waits until `until`, on the same position. */
+	| { do: 'defer'; outcome: 'deferred'; reason: string; until: Date }
+	| { do: 'send'; step: S };
+
+/**
+ * In order: a missing step completes, an archived campaign unenrolls, a campaign not active
+ * waits for its recheck, a suppressed lead unenrolls, and a step outside the frequency cap or
+ * send window waits until both allow it.
+ */
+export function stepAction<S>(due: DueStep<S>): StepAction<S> {
+	const { now, step } = due;
+	if (step === undefined) return { do: 'complete', outcome: 'completed' };
+	if (due.campaignStatus === 'archived') return { do: 'unenroll', outcome: 'unenrolled', reason: 'campaign archived', unenrollReason: 'campaign archived' };
+	if (due.campaignStatus !== null && due.campaignStatus !== 'active') {
+		return { do: 'defer', outcome: 'deferred', reason: `campaign ${due.campaignStatus}`, until: new Date(now.getTime() + CAMPAIGN_RECHECK_MS) };
+	}
+	if (due.suppression) return { do: 'unenroll', outcome: 'suppressed', reason: due.suppression, unenrollReason: `suppressed: ${due.suppression}` };
+	const sendAt = scheduleSend(now, due.window, due.timezone, { recentSends: due.recentSends, maxPerDay: due.maxPerDay, now });
+	if (sendAt > now) {
+		const reason = frequencyCapTime(due.recentSends, due.maxPerDay, now) > now ? 'frequency cap' : 'outside the send window';
+		return { do: 'defer', outcome: 'deferred', reason, until: sendAt };
+	}
+	return { do: 'send', step };
+}
+
+/**
+ * The key of the one message a step may produce for a lead: its reservation is unique on it, so
+ * a replayed or concurrent run finds the earlier reservation instead of mailing twice.
+ */
+export function messageKey(leadId: string, sequenceId: string, position: number): string {
+	return `${leadId}:${sequenceId}:${position}`;
+}
+
+/**
+ * How a reservation found under the step's key is settled (the exactly-once rule):
+ * - `sent`: the crash came after the send was recorded; only the advance is repeated.
+ * - `sending`: the run died between reserving and recording; the server may or may not have
+ *   accepted the message, and we cannot ask it. It is marked failed and the enrollment moves on:
+ *   a possibly lost email is preferred to a certainly doubled one.
+ * - otherwise (`failed`): the server refused it, so it certainly never went out; it is taken
+ *   over and sent, if no other run took it first.
+ */
+export type Reserved = { do: 'advance'; outcome: 'already-sent' } | { do: 'abandon'; outcome: 'interrupted'; error: string } | { do: 'take-over' };
+
+export function settleReserved(status: string): Reserved {
+	if (status === 'sent') return { do: 'advance', outcome: 'already-sent' };
+	if (status === 'sending') return { do: 'abandon', outcome: 'interrupted', error: 'interrupted mid-send; not sent again because the SMTP server may already have accepted it' };
+	return { do: 'take-over' };
+}
+
+/**
+ * After a send failed: refused for certain, it is retried later on the same step; otherwise it
+ * may have been delivered, so it is recorded as failed and the enrollment moves on like a send.
+ */
+export type SendFailure = { do: 'retry'; outcome: 'retry'; error: string; until: Date } | { do: 'advance'; outcome: 'failed'; error: string };
+
+export function sendFailure(message: string, certainlyNotDelivered: boolean, now: Date): SendFailure {
+	if (certainlyNotDelivered) return { do: 'retry', outcome: 'retry', error: message, until: new Date(now.getTime() + RETRY_AFTER_MS) };
+	return { do: 'advance', outcome: 'failed', error: `delivery unknown, not sent again: ${message}` };
+}
+
+/** Where an enrollment moves once the step at `position` went out (or will never go out) at `sentAt`. */
+export type Advance = { nextStep: number; nextRunAt: Date } | { nextStep: number; nextRunAt: null; status: 'completed'; completedAt: Date };
+
+/** To the next step, timed from `sentAt` on the lead's wall clock, or to completed after the last. */
+export function advanceFrom(
+	steps: ReadonlyArray<{ position: number; delayMinutes: number }>,
+	position: number,
+	sentAt: Date,
+	window: SendWindow,
+	timezone: string | null,
+): Advance {
+	const next = steps.filter((step) => step.position > position).sort((a, b) => a.position - b.position)[0];
+	if (!next) return { nextStep: position + 1, nextRunAt: null, status: 'completed', completedAt: sentAt };
+	return { nextStep: next.position, nextRunAt: nextSendTime(new Date(sentAt.getTime() + next.delayMinutes * 60_000), window, timezone) };
+}
+
+/** The sender of a step: the campaign's address when it has one, else the operation's. */
+export function senderAddress(
+	campaign: { fromEmail: string | null; fromName: string | null } | null,
+	fallback: { address: string; name?: string },
+): { address: string; name?: string } {
+	return campaign?.fromEmail ? { address: campaign.fromEmail, name: campaign.fromName ?? fallback.name } : fallback;
+}
