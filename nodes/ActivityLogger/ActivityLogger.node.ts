@@ -1,19 +1,138 @@
 import {
-	NodeOperationError,
 	type IDataObject,
 	type IExecuteFunctions,
 	type INodeExecutionData,
 	type INodeType,
+	type INodeProperties,
 	type INodeTypeDescription,
 } from 'n8n-workflow';
 
 import type { Prisma } from '../../lib/db/generated/client';
-import { prismaFor } from '../shared/database';
+import { crmDatabase, type prismaFor } from '../shared/database';
+import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
+import { forEachItem } from '../shared/items';
 import { findLeadId } from '../shared/leads';
-import { findVisitorId, SiteResolver, SubjectNotFoundError } from '../shared/subjects';
-import { ActivityInputError, buildActivity } from './activity';
+import { findVisitorId, SiteResolver } from '../shared/subjects';
+import { buildActivity } from './activity';
 
 type Subject = 'lead' | 'visitor';
+
+const properties: INodeProperties[] = [
+	{
+		displayName: 'Operation',
+		name: 'operation',
+		type: 'options',
+		noDataExpression: true,
+		options: [
+			{ name: 'Log Activity', value: 'log', action: 'Log an activity', description: 'Add an entry to a visitor’s or lead’s timeline' },
+			{ name: 'Get Timeline', value: 'getTimeline', action: 'Get the timeline of a lead', description: 'Read a lead’s activities, including those of its visitors before it was identified' },
+		],
+		default: 'log',
+	},
+	siteKeyProperty,
+	{
+		displayName: 'Subject',
+		name: 'subject',
+		type: 'options',
+		options: [
+			{ name: 'Lead', value: 'lead' },
+			{ name: 'Visitor', value: 'visitor' },
+		],
+		default: 'lead',
+		displayOptions: { show: { operation: ['log'] } },
+		description: 'Whose timeline the activity belongs to',
+	},
+	{
+		displayName: 'Lead',
+		name: 'lead',
+		type: 'string',
+		required: true,
+		default: '',
+		placeholder: 'jane@example.com',
+		description: 'The lead’s ID or email address',
+		displayOptions: { show: { operation: ['log'], subject: ['lead'] } },
+	},
+	{
+		displayName: 'Lead',
+		name: 'lead',
+		type: 'string',
+		required: true,
+		default: '',
+		placeholder: 'jane@example.com',
+		description: 'The lead’s ID or email address',
+		displayOptions: { show: { operation: ['getTimeline'] } },
+	},
+	{
+		displayName: 'Visitor',
+		name: 'visitor',
+		type: 'string',
+		required: true,
+		default: '={{ $json.anonymousId }}',
+		description: 'The visitor’s ID or the tracker’s anonymous ID',
+		displayOptions: { show: { operation: ['log'], subject: ['visitor'] } },
+	},
+	{
+		displayName: 'Activity Type',
+		name: 'activityType',
+		type: 'string',
+		required: true,
+		default: '',
+		placeholder: 'page_viewed',
+		description: 'Short machine name: lowercase letters, digits and _ . : -.',
+		displayOptions: { show: { operation: ['log'] } },
+	},
+	{
+		displayName: 'Description',
+		name: 'description',
+		type: 'string',
+		required: true,
+		default: '',
+		placeholder: 'Visited the pricing page',
+		displayOptions: { show: { operation: ['log'] } },
+	},
+	{
+		displayName: 'Data',
+		name: 'data',
+		type: 'json',
+		default: '{}',
+		description: 'Details of the activity as a JSON object',
+		displayOptions: { show: { operation: ['log'] } },
+	},
+	{
+		displayName: 'Occurred At',
+		name: 'occurredAt',
+		type: 'dateTime',
+		default: '',
+		description: 'When it happened; leave empty for now',
+		displayOptions: { show: { operation: ['log'] } },
+	},
+	{
+		displayName: 'Dedupe Key',
+		name: 'dedupeKey',
+		type: 'string',
+		default: '',
+		hint: 'Activities with the same key are written once, so n8n retries add nothing. With an Occurred At time and no key, a key is derived from the activity itself.',
+		displayOptions: { show: { operation: ['log'] } },
+	},
+	{
+		displayName: 'Limit',
+		name: 'limit',
+		type: 'number',
+		typeOptions: { minValue: 1 },
+		default: 50,
+		description: 'Max number of results to return',
+		displayOptions: { show: { operation: ['getTimeline'] } },
+	},
+	{
+		displayName: 'Activity Types',
+		name: 'types',
+		type: 'string',
+		default: '',
+		placeholder: 'page_viewed, email_opened',
+		description: 'Comma-separated types to include; empty for all',
+		displayOptions: { show: { operation: ['getTimeline'] } },
+	},
+		];
 
 export class ActivityLogger implements INodeType {
 	description: INodeTypeDescription = {
@@ -28,165 +147,23 @@ export class ActivityLogger implements INodeType {
 		usableAsTool: true,
 		inputs: ['main'],
 		outputs: ['main'],
-		credentials: [
-			{
-				// eslint-disable-next-line n8n-nodes-base/node-class-description-credentials-name-unsuffixed
-				name: 'postgres',
-				required: true,
-			},
-		],
-		properties: [
-			{
-				displayName: 'Operation',
-				name: 'operation',
-				type: 'options',
-				noDataExpression: true,
-				options: [
-					{ name: 'Log Activity', value: 'log', action: 'Log an activity', description: 'Add an entry to a visitor’s or lead’s timeline' },
-					{ name: 'Get Timeline', value: 'getTimeline', action: 'Get the timeline of a lead', description: 'Read a lead’s activities, including those of its visitors before it was identified' },
-				],
-				default: 'log',
-			},
-			{
-				displayName: 'Site Key',
-				name: 'siteKey',
-				type: 'string',
-				required: true,
-				default: '={{ $json.site }}',
-				description: 'Public key of the site (site.key in its config)',
-			},
-			{
-				displayName: 'Subject',
-				name: 'subject',
-				type: 'options',
-				options: [
-					{ name: 'Lead', value: 'lead' },
-					{ name: 'Visitor', value: 'visitor' },
-				],
-				default: 'lead',
-				displayOptions: { show: { operation: ['log'] } },
-				description: 'Whose timeline the activity belongs to',
-			},
-			{
-				displayName: 'Lead',
-				name: 'lead',
-				type: 'string',
-				required: true,
-				default: '',
-				placeholder: 'jane@example.com',
-				description: 'The lead’s ID or email address',
-				displayOptions: { show: { operation: ['log'], subject: ['lead'] } },
-			},
-			{
-				displayName: 'Lead',
-				name: 'lead',
-				type: 'string',
-				required: true,
-				default: '',
-				placeholder: 'jane@example.com',
-				description: 'The lead’s ID or email address',
-				displayOptions: { show: { operation: ['getTimeline'] } },
-			},
-			{
-				displayName: 'Visitor',
-				name: 'visitor',
-				type: 'string',
-				required: true,
-				default: '={{ $json.anonymousId }}',
-				description: 'The visitor’s ID or the tracker’s anonymous ID',
-				displayOptions: { show: { operation: ['log'], subject: ['visitor'] } },
-			},
-			{
-				displayName: 'Activity Type',
-				name: 'activityType',
-				type: 'string',
-				required: true,
-				default: '',
-				placeholder: 'page_viewed',
-				description: 'Short machine name: lowercase letters, digits and _ . : -.',
-				displayOptions: { show: { operation: ['log'] } },
-			},
-			{
-				displayName: 'Description',
-				name: 'description',
-				type: 'string',
-				required: true,
-				default: '',
-				placeholder: 'Visited the pricing page',
-				displayOptions: { show: { operation: ['log'] } },
-			},
-			{
-				displayName: 'Data',
-				name: 'data',
-				type: 'json',
-				default: '{}',
-				description: 'Details of the activity as a JSON object',
-				displayOptions: { show: { operation: ['log'] } },
-			},
-			{
-				displayName: 'Occurred At',
-				name: 'occurredAt',
-				type: 'dateTime',
-				default: '',
-				description: 'When it happened; leave empty for now',
-				displayOptions: { show: { operation: ['log'] } },
-			},
-			{
-				displayName: 'Dedupe Key',
-				name: 'dedupeKey',
-				type: 'string',
-				default: '',
-				hint: 'Activities with the same key are written once, so n8n retries add nothing. With an Occurred At time and no key, a key is derived from the activity itself.',
-				displayOptions: { show: { operation: ['log'] } },
-			},
-			{
-				displayName: 'Limit',
-				name: 'limit',
-				type: 'number',
-				typeOptions: { minValue: 1 },
-				default: 50,
-				description: 'Max number of results to return',
-				displayOptions: { show: { operation: ['getTimeline'] } },
-			},
-			{
-				displayName: 'Activity Types',
-				name: 'types',
-				type: 'string',
-				default: '',
-				placeholder: 'page_viewed, email_opened',
-				description: 'Comma-separated types to include; empty for all',
-				displayOptions: { show: { operation: ['getTimeline'] } },
-			},
-		],
+		credentials: [{ ...crmDatabaseCredential }],
+		properties,
 	};
 
+	methods = siteMethods;
+
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
-		const items = this.getInputData();
-		const prisma = prismaFor(await this.getCredentials('postgres'));
+		const { prisma, credentials } = await crmDatabase(this);
 		const sites = new SiteResolver(prisma);
 		const operation = this.getNodeParameter('operation', 0) as 'log' | 'getTimeline';
-		const output: INodeExecutionData[] = [];
-
-		for (let i = 0; i < items.length; i++) {
-			try {
-				const siteId = await sites.idOf(this.getNodeParameter('siteKey', i) as string);
-				if (operation === 'log') {
-					output.push({ json: await logActivity(this, prisma, siteId, i), pairedItem: { item: i } });
-				} else {
-					const entries = await readTimeline(this, prisma, siteId, i);
-					for (const entry of entries) output.push({ json: entry, pairedItem: { item: i } });
-				}
-			} catch (error) {
-				const known = error instanceof ActivityInputError || error instanceof SubjectNotFoundError;
-				const message = known ? `Parameter "${error.field}": ${error.message}` : (error as Error).message;
-				if (this.continueOnFail()) {
-					output.push({ json: { error: message }, pairedItem: { item: i } });
-					continue;
-				}
-				throw new NodeOperationError(this.getNode(), message, { itemIndex: i });
-			}
-		}
-		return [output];
+		const glue = { properties, database: credentials };
+		return [
+			await forEachItem.call(this, glue, async (i) => {
+				const siteId = await sites.idOf(siteKeyOf(this, i));
+				return operation === 'log' ? [await logActivity(this, prisma, siteId, i)] : await readTimeline(this, prisma, siteId, i);
+			}),
+		];
 	}
 }
 

@@ -1,18 +1,19 @@
 import {
-	NodeOperationError,
-	UserError,
 	type IDataObject,
 	type IExecuteFunctions,
 	type INodeExecutionData,
 	type INodeType,
+	type INodeProperties,
 	type INodeTypeDescription,
 } from 'n8n-workflow';
 import { z } from 'zod/v4';
 
 import { siteConfigSchema, type ConversionRule } from '../../lib/contracts/siteConfig';
 import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
-import { prismaFor } from '../shared/database';
-import { SiteResolver, SubjectNotFoundError } from '../shared/subjects';
+import { crmDatabase } from '../shared/database';
+import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
+import { failedItem, inputError } from '../shared/items';
+import { SiteResolver } from '../shared/subjects';
 import { compilePathPattern } from '../shared/paths';
 import { detectConversions, EventNotProcessedError } from './store';
 
@@ -24,14 +25,60 @@ function parseRules(text: unknown): ConversionRule[] {
 		try {
 			input = JSON.parse(text);
 		} catch (error) {
-			throw new UserError(`Parameter "rules" is not valid JSON: ${(error as Error).message}`);
+			throw inputError('rules', `is not valid JSON: ${(error as Error).message}`);
 		}
 	}
 	const parsed = rulesSchema.safeParse(input);
-	if (!parsed.success) throw new UserError(`Parameter "rules" is not a list of conversion rules:\n${formatIssues(toFieldIssues(parsed.error as z.ZodError, input))}`);
+	if (!parsed.success) throw inputError('rules', `is not a list of conversion rules:\n${formatIssues(toFieldIssues(parsed.error as z.ZodError, input))}`);
 	for (const rule of parsed.data) if (rule.urlPattern) compilePathPattern(rule.urlPattern);
 	return parsed.data;
 }
+
+const properties: INodeProperties[] = [
+	siteKeyProperty,
+	{
+		displayName: 'Event ID',
+		name: 'eventId',
+		type: 'string',
+		required: true,
+		default: '={{ $json.id }}',
+		description: 'The tracked event to check; the CRM Visitor Processor must have processed it',
+	},
+	{
+		displayName: 'Rules',
+		name: 'ruleSource',
+		type: 'options',
+		options: [
+			{ name: 'From the Site Config', value: 'site', description: 'The site’s crm.conversionRules' },
+			{ name: 'Defined Here', value: 'node', description: 'A JSON list of rules in this node' },
+		],
+		default: 'site',
+	},
+	{
+		displayName: 'Conversion Rules',
+		name: 'rules',
+		type: 'json',
+		default: '[{ "name": "contact-request", "event": "form_submit", "urlPattern": "/contact*", "value": 50, "currency": "EUR" }]',
+		description: 'Each rule: name, and any of event (type or custom name), urlPattern (path glob), minEngagementScore (0–100); value and currency',
+		displayOptions: { show: { ruleSource: ['node'] } },
+	},
+	{
+		displayName: 'Time-Decay Half-Life (Days)',
+		name: 'halfLifeDays',
+		type: 'number',
+		typeOptions: { minValue: 0.01 },
+		default: 7,
+		description: 'In the time-decay model, a touch this many days older gets half the credit',
+	},
+	{
+		displayName: 'Lookback Window (Days)',
+		name: 'lookbackDays',
+		type: 'number',
+		typeOptions: { minValue: 1 },
+		default: 90,
+		description: 'Touches older than this before the conversion get no credit',
+	},
+		];
 
 export class ConversionDetector implements INodeType {
 	description: INodeTypeDescription = {
@@ -47,77 +94,23 @@ export class ConversionDetector implements INodeType {
 		// eslint-disable-next-line n8n-nodes-base/node-class-description-outputs-wrong -- two outputs, like n8n's If node
 		outputs: ['main', 'main'],
 		outputNames: ['Converted', 'Not Converted'],
-		credentials: [
-			{
-				// eslint-disable-next-line n8n-nodes-base/node-class-description-credentials-name-unsuffixed
-				name: 'postgres',
-				required: true,
-			},
-		],
-		properties: [
-			{
-				displayName: 'Site Key',
-				name: 'siteKey',
-				type: 'string',
-				required: true,
-				default: '={{ $json.site }}',
-				description: 'Public key of the site (site.key in its config)',
-			},
-			{
-				displayName: 'Event ID',
-				name: 'eventId',
-				type: 'string',
-				required: true,
-				default: '={{ $json.id }}',
-				description: 'The tracked event to check; the CRM Visitor Processor must have processed it',
-			},
-			{
-				displayName: 'Rules',
-				name: 'ruleSource',
-				type: 'options',
-				options: [
-					{ name: 'From the Site Config', value: 'site', description: 'The site’s crm.conversionRules' },
-					{ name: 'Defined Here', value: 'node', description: 'A JSON list of rules in this node' },
-				],
-				default: 'site',
-			},
-			{
-				displayName: 'Conversion Rules',
-				name: 'rules',
-				type: 'json',
-				default: '[{ "name": "contact-request", "event": "form_submit", "urlPattern": "/contact*", "value": 50, "currency": "EUR" }]',
-				description: 'Each rule: name, and any of event (type or custom name), urlPattern (path glob), minEngagementScore (0–100); value and currency',
-				displayOptions: { show: { ruleSource: ['node'] } },
-			},
-			{
-				displayName: 'Time-Decay Half-Life (Days)',
-				name: 'halfLifeDays',
-				type: 'number',
-				typeOptions: { minValue: 0.01 },
-				default: 7,
-				description: 'In the time-decay model, a touch this many days older gets half the credit',
-			},
-			{
-				displayName: 'Lookback Window (Days)',
-				name: 'lookbackDays',
-				type: 'number',
-				typeOptions: { minValue: 1 },
-				default: 90,
-				description: 'Touches older than this before the conversion get no credit',
-			},
-		],
+		credentials: [{ ...crmDatabaseCredential }],
+		properties,
 	};
+
+	methods = siteMethods;
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const items = this.getInputData();
-		const prisma = prismaFor(await this.getCredentials('postgres'));
+		const { prisma, credentials } = await crmDatabase(this);
+		const glue = { properties, database: credentials };
 		const sites = new SiteResolver(prisma);
 		const converted: INodeExecutionData[] = [];
 		const notConverted: INodeExecutionData[] = [];
 
 		for (let i = 0; i < items.length; i++) {
 			try {
-				const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
+				const site = await sites.siteOf(siteKeyOf(this, i));
 				const rules = (this.getNodeParameter('ruleSource', i) as string) === 'node' ? parseRules(this.getNodeParameter('rules', i)) : site.config.crm.conversionRules;
 				const eventId = String(this.getNodeParameter('eventId', i) ?? '').toLowerCase();
 				const json = items[i].json;
@@ -131,17 +124,7 @@ export class ConversionDetector implements INodeType {
 				const target = conversions.length > 0 ? converted : notConverted;
 				target.push({ json: conversions.length > 0 ? { ...json, conversions: conversions as unknown as IDataObject[] } : json, pairedItem: { item: i } });
 			} catch (error) {
-				const message =
-					error instanceof SubjectNotFoundError
-						? `Parameter "${error.field}": ${error.message}`
-						: error instanceof EventNotProcessedError
-							? `Parameter "eventId": ${error.message}`
-							: (error as Error).message;
-				if (this.continueOnFail()) {
-					notConverted.push({ json: { error: message }, pairedItem: { item: i } });
-					continue;
-				}
-				throw new NodeOperationError(this.getNode(), message, { itemIndex: i });
+				notConverted.push(failedItem(this, glue, error instanceof EventNotProcessedError ? inputError('eventId', error.message) : error, i));
 			}
 		}
 		return [converted, notConverted];

@@ -20,7 +20,7 @@ export class CrmHandOff implements INodeType {
 		subtitle: '={{"to " + $parameter["target"]}}',
 		description: 'Hands items on to the next CRM workflow: a signed POST to its CRM Tracker Trigger, answered when that workflow has finished',
 		defaults: { name: 'CRM Hand Off' },
-		usableAsTool: true,
+		// Not offered to AI agents: it runs other workflows (which write to the CRM and send email).
 		inputs: ['main'],
 		outputs: ['main'],
 		credentials: [{ name: 'trackingCrmApi', required: true }],

@@ -48,11 +48,42 @@ export interface MxCheckerOptions {
 	servers?: readonly string[];
 }
 
-/** Whether a domain has mail servers: true / false, or null when DNS did not answer in time. */
+/**
+ * Whether a domain takes mail: true / false, or null when DNS did not answer (timeout, SERVFAIL,
+ * refused) — unknown, which must not read as "no mail servers".
+ */
 export type MxChecker = (domain: string) => Promise<boolean | null>;
 
-/** Answers that mean "this name has no MX": the domain or its MX records do not exist. */
-const NO_MX = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME']);
+/** DNS said the name does not exist (NXDOMAIN), or has no records of the asked type. */
+const NO_SUCH_NAME = new Set(['ENOTFOUND', 'ENONAME']);
+const NO_RECORDS = new Set(['ENODATA']);
+
+type Lookup = 'found' | 'none' | 'unknown';
+
+async function lookup(query: () => Promise<unknown[]>, accept: (records: unknown[]) => boolean = (records) => records.length > 0): Promise<Lookup> {
+	try {
+		return accept(await query()) ? 'found' : 'none';
+	} catch (error) {
+		const code = (error as NodeJS.ErrnoException).code ?? '';
+		return NO_SUCH_NAME.has(code) || NO_RECORDS.has(code) ? 'none' : 'unknown';
+	}
+}
+
+/**
+ * Mail for a domain goes to its MX hosts or, without MX records, to its address records (RFC 5321
+ * §5.1: the "implicit MX"); a single MX of "." says the domain takes no mail (RFC 7505).
+ */
+async function takesMail(resolver: Resolver, domain: string): Promise<boolean | null> {
+	const mx = await lookup(
+		() => resolver.resolveMx(domain),
+		(records) => records.length > 0 && !(records as Array<{ exchange: string }>).every((record) => record.exchange === '' || record.exchange === '.'),
+	);
+	if (mx === 'found') return true;
+	if (mx === 'unknown') return null;
+	const [v4, v6] = await Promise.all([lookup(() => resolver.resolve4(domain)), lookup(() => resolver.resolve6(domain))]);
+	if (v4 === 'found' || v6 === 'found') return true;
+	return v4 === 'none' && v6 === 'none' ? false : null;
+}
 
 /**
  * An MX checker with a per-process cache of definite answers; unknown answers are not cached,
@@ -71,12 +102,8 @@ export function createMxChecker(options: MxCheckerOptions, cache = new Map<strin
 				resolve(null);
 			}, options.timeoutMs);
 		});
-		const lookup = resolver.resolveMx(domain).then(
-			(records) => records.length > 0,
-			(error: NodeJS.ErrnoException) => (NO_MX.has(error.code ?? '') ? false : null),
-		);
 		try {
-			const found = await Promise.race([lookup, deadline]);
+			const found = await Promise.race([takesMail(resolver, domain), deadline]);
 			if (found !== null) cache.set(domain, found);
 			return found;
 		} finally {

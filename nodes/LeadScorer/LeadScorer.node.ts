@@ -1,17 +1,19 @@
 import {
-	NodeOperationError,
 	type IDataObject,
 	type IExecuteFunctions,
 	type INodeExecutionData,
 	type INodeType,
+	type INodeProperties,
 	type INodeTypeDescription,
 } from 'n8n-workflow';
-import { prismaFor } from '../shared/database';
+import { crmDatabase } from '../shared/database';
+import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
+import { failedItem, type ItemGlue } from '../shared/items';
 import { findLeads } from '../shared/leads';
-import { SiteResolver, SubjectNotFoundError, type ResolvedSite } from '../shared/subjects';
+import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { payloadOf } from './payload';
 import { compileScoringRules, type CompiledRules } from './scoring';
-import { LeadInputError, prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
+import { prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
 import type { Prisma, PrismaClient } from '../../lib/db/generated/client';
 
 /**
@@ -66,10 +68,21 @@ async function rescoreStalest(prisma: PrismaClient, context: ScoringContext, lim
 	return outcomes;
 }
 
-function messageOf(error: unknown): string {
-	if (error instanceof SubjectNotFoundError) return `Parameter "${error.field}": ${error.message}`;
-	if (error instanceof LeadInputError) return `Field "${error.field}": ${error.message}`;
-	return (error as Error | undefined)?.message ?? 'The item was not processed';
+/** What the editor cannot show: the site config's scoring rules, stages and sequences, as one item. */
+function siteSettingsOf(site: ResolvedSite): IDataObject {
+	const { crm } = site.config;
+	return {
+		site: site.key,
+		domain: site.domain,
+		leadScoringRules: crm.leadScoringRules as unknown as IDataObject[],
+		maxScore: crm.maxScore ?? null,
+		groupCaps: crm.groupCaps,
+		lifecycleStages: crm.lifecycleStages as unknown as IDataObject[],
+		conversionRules: crm.conversionRules as unknown as IDataObject[],
+		emailSequences: crm.emailSequences.map((sequence) => ({ ...sequence, steps: sequence.steps.map(({ delayMinutes, subject }) => ({ delayMinutes, subject })) })) as unknown as IDataObject[],
+		maxEmailsPerDay: crm.maxEmailsPerDay,
+		sessionTimeoutSeconds: site.config.tracking.sessionTimeout,
+	};
 }
 
 function outputOf(json: IDataObject, outcome: ScoringOutcome): IDataObject {
@@ -89,6 +102,68 @@ function outputOf(json: IDataObject, outcome: ScoringOutcome): IDataObject {
 	};
 }
 
+const properties: INodeProperties[] = [
+	{
+		displayName: 'Operation',
+		name: 'operation',
+		type: 'options',
+		noDataExpression: true,
+		options: [
+			{
+				name: 'Create or Update',
+				value: 'upsert',
+				description: 'Create a new record, or update the current one if it already exists (upsert)',
+				action: 'Upsert a lead',
+			},
+			{
+				name: 'Rescore',
+				value: 'rescore',
+				description: 'Recompute a lead’s score now, e.g. on a schedule so decay lowers it',
+				action: 'Rescore a lead',
+			},
+			{
+				name: 'Get Site Settings',
+				value: 'getSettings',
+				description: 'Return the site config’s scoring rules, lifecycle stages, conversion rules and email sequences',
+				action: 'Get the scoring settings of a site',
+			},
+			{
+				name: 'Rescore Stalest Leads',
+				value: 'rescoreStale',
+				description: 'Recompute the scores of the site’s leads scored longest ago, for a Schedule Trigger, so decay lowers scores of leads gone quiet',
+				action: 'Rescore the stalest leads of a site',
+			},
+		],
+		default: 'upsert',
+	},
+	siteKeyProperty,
+	{
+		displayName:
+			'Scoring rules, group caps, the maximum score and lifecycle stages come from the site config (crm.leadScoringRules, crm.lifecycleStages). Get Site Settings lists them; every scored lead has scoring.rules with the points of each rule.',
+		name: 'siteConfigNotice',
+		type: 'notice',
+		default: '',
+	},
+	{
+		displayName: 'Lead',
+		name: 'lead',
+		type: 'string',
+		required: true,
+		default: '={{ $json.leadId || $json.email }}',
+		description: 'ID or email address of the lead to rescore',
+		displayOptions: { show: { operation: ['rescore'] } },
+	},
+	{
+		displayName: 'Limit',
+		name: 'limit',
+		type: 'number',
+		typeOptions: { minValue: 1 },
+		default: 50,
+		description: 'Max number of results to return',
+		displayOptions: { show: { operation: ['rescoreStale'] } },
+	},
+		];
+
 export class LeadScorer implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'CRM Lead Scorer',
@@ -96,7 +171,8 @@ export class LeadScorer implements INodeType {
 		icon: 'file:leadScorer.svg',
 		group: ['transform'],
 		version: 1,
-		subtitle: '={{ $parameter["operation"] }}',
+		subtitle:
+			'={{ $parameter["operation"] === "upsert" ? "Create or Update" : $parameter["operation"] === "rescore" ? "Rescore" : $parameter["operation"] === "rescoreStale" ? "Rescore Stalest Leads" : "Get Site Settings" }}',
 		description: 'Create or update leads, merge their anonymous history, score them and move their lifecycle stage',
 		defaults: { name: 'CRM Lead Scorer' },
 		usableAsTool: true,
@@ -104,73 +180,16 @@ export class LeadScorer implements INodeType {
 		// eslint-disable-next-line n8n-nodes-base/node-class-description-outputs-wrong -- two outputs, like n8n's If node
 		outputs: ['main', 'main'],
 		outputNames: ['All Leads', 'Stage Changed'],
-		credentials: [
-			{
-				// eslint-disable-next-line n8n-nodes-base/node-class-description-credentials-name-unsuffixed
-				name: 'postgres',
-				required: true,
-			},
-		],
-		properties: [
-			{
-				displayName: 'Operation',
-				name: 'operation',
-				type: 'options',
-				noDataExpression: true,
-				options: [
-					{
-						name: 'Create or Update',
-						value: 'upsert',
-						description: 'Create a new record, or update the current one if it already exists (upsert)',
-						action: 'Upsert a lead',
-					},
-					{
-						name: 'Rescore',
-						value: 'rescore',
-						description: 'Recompute a lead’s score now, e.g. on a schedule so decay lowers it',
-						action: 'Rescore a lead',
-					},
-					{
-						name: 'Rescore Stalest Leads',
-						value: 'rescoreStale',
-						description: 'Recompute the scores of the site’s leads scored longest ago, for a Schedule Trigger, so decay lowers scores of leads gone quiet',
-						action: 'Rescore the stalest leads of a site',
-					},
-				],
-				default: 'upsert',
-			},
-			{
-				displayName: 'Site Key',
-				name: 'siteKey',
-				type: 'string',
-				required: true,
-				default: '={{ $json.site }}',
-				description: 'Public key of the site (site.key in its config)',
-			},
-			{
-				displayName: 'Lead',
-				name: 'lead',
-				type: 'string',
-				required: true,
-				default: '={{ $json.leadId || $json.email }}',
-				description: 'ID or email address of the lead to rescore',
-				displayOptions: { show: { operation: ['rescore'] } },
-			},
-			{
-				displayName: 'Limit',
-				name: 'limit',
-				type: 'number',
-				typeOptions: { minValue: 1 },
-				default: 50,
-				description: 'Max number of results to return',
-				displayOptions: { show: { operation: ['rescoreStale'] } },
-			},
-		],
+		credentials: [{ ...crmDatabaseCredential }],
+		properties,
 	};
+
+	methods = siteMethods;
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const items = this.getInputData();
-		const prisma = prismaFor(await this.getCredentials('postgres'));
+		const { prisma, credentials } = await crmDatabase(this);
+		const glue: ItemGlue = { properties, database: credentials };
 		const sites = new SiteResolver(prisma);
 		const compiled = new Map<string, CompiledRules>();
 		const rulesOf = (site: ResolvedSite) => {
@@ -181,11 +200,10 @@ export class LeadScorer implements INodeType {
 			}
 			return rules;
 		};
-		const outcomes: Array<ScoringOutcome | ScoringOutcome[] | Error | undefined> = new Array(items.length);
-		const fail = (i: number, error: unknown) => {
-			if (!this.continueOnFail()) throw new NodeOperationError(this.getNode(), messageOf(error), { itemIndex: i });
-			outcomes[i] = error as Error;
-		};
+		const outcomes: Array<ScoringOutcome | ScoringOutcome[] | undefined> = new Array(items.length);
+		const failures = new Map<number, INodeExecutionData>();
+		const fail = (i: number, error: unknown) => failures.set(i, failedItem(this, glue, error, i));
+		const settings = new Map<number, IDataObject>();
 
 		// Every item is checked before anything is written: a bad item stops the node with no write.
 		const batches = new Map<string, Batch>();
@@ -194,8 +212,12 @@ export class LeadScorer implements INodeType {
 		for (let i = 0; i < items.length; i++) {
 			const json = items[i].json;
 			try {
-				const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
+				const site = await sites.siteOf(siteKeyOf(this, i));
 				const requested = this.getNodeParameter('operation', i);
+				if (requested === 'getSettings') {
+					settings.set(i, siteSettingsOf(site));
+					continue;
+				}
 				if (requested === 'rescoreStale') {
 					stale.push({ index: i, context: { siteId: site.id, config: site.config, rules: rulesOf(site), now }, limit: this.getNodeParameter('limit', i, 50) as number });
 					continue;
@@ -254,17 +276,20 @@ export class LeadScorer implements INodeType {
 
 		const all: INodeExecutionData[] = [];
 		const changed: INodeExecutionData[] = [];
-		outcomes.forEach((outcome, i) => {
-			if (outcome instanceof Error || outcome === undefined) {
-				all.push({ json: { error: messageOf(outcome) }, pairedItem: { item: i } });
-				return;
+		for (let i = 0; i < items.length; i++) {
+			const failure = failures.get(i);
+			const setting = settings.get(i);
+			if (failure || setting) {
+				all.push(failure ?? { json: setting as IDataObject, pairedItem: { item: i } });
+				continue;
 			}
+			const outcome = outcomes[i] as ScoringOutcome | ScoringOutcome[];
 			for (const one of Array.isArray(outcome) ? outcome : [outcome]) {
 				const output = { json: outputOf(items[i].json, one), pairedItem: { item: i } };
 				all.push(output);
 				if (one.stageChange) changed.push(output);
 			}
-		});
+		}
 		return [all, changed];
 	}
 }

@@ -1,14 +1,16 @@
 import {
-	NodeOperationError,
 	type IDataObject,
 	type IExecuteFunctions,
 	type INodeExecutionData,
 	type INodeType,
+	type INodeProperties,
 	type INodeTypeDescription,
 } from 'n8n-workflow';
 
 import { EVENT_TYPES } from '../../lib/contracts/tracking';
-import { prismaFor } from '../shared/database';
+import { crmDatabase } from '../shared/database';
+import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
+import { failedItem, inputError, type ItemGlue } from '../shared/items';
 import { SiteResolver, SubjectNotFoundError } from '../shared/subjects';
 import { processEvents, type IncomingEvent } from './store';
 
@@ -39,6 +41,40 @@ function asEvent(json: IDataObject, where: string): IncomingEvent {
 	return { ...(json as unknown as IncomingEvent), id: json.id.toLowerCase(), occurredAt };
 }
 
+const properties: INodeProperties[] = [
+	siteKeyProperty,
+	{
+		displayName: 'Session timeout, maximum session duration and engagement thresholds come from the site config (tracking section) unless overridden below',
+		name: 'siteConfigNotice',
+		type: 'notice',
+		default: '',
+	},
+	{
+		displayName: 'Input',
+		name: 'input',
+		type: 'options',
+		options: [
+			{ name: 'One Event per Item', value: 'event', description: 'Items as the CRM Tracker Trigger emits them per event' },
+			{ name: 'Events Array per Item', value: 'batch', description: 'Each item holds an "events" array (trigger in per-delivery mode)' },
+		],
+		default: 'event',
+	},
+	{
+		displayName: 'Overrides',
+		name: 'overrides',
+		type: 'collection',
+		placeholder: 'Add override',
+		default: {},
+		description: 'Settings that replace the site config’s for this node',
+		options: [
+			{ displayName: 'High Engagement From', name: 'highThreshold', type: 'number', default: 60, description: 'Engagement score (0–100) from which a session is high' },
+			{ displayName: 'Max Session Duration (Seconds)', name: 'maxSessionDuration', type: 'number', default: 43200 },
+			{ displayName: 'Medium Engagement From', name: 'mediumThreshold', type: 'number', default: 30, description: 'Engagement score (0–100) from which a session is medium' },
+			{ displayName: 'Session Timeout (Seconds)', name: 'sessionTimeout', type: 'number', default: 1800, description: 'Inactivity after which the next event starts a new session' },
+		],
+	},
+		];
+
 export class VisitorProcessor implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'CRM Visitor Processor',
@@ -48,69 +84,33 @@ export class VisitorProcessor implements INodeType {
 		version: 1,
 		description: 'Turn tracking events into visitors and sessions: sessionizing, engagement, channel attribution, device',
 		defaults: { name: 'CRM Visitor Processor' },
-		usableAsTool: true,
+		// Not offered to AI agents: its input is the tracker's events, which an agent does not have.
 		inputs: ['main'],
 		outputs: ['main'],
-		credentials: [
-			{
-				// eslint-disable-next-line n8n-nodes-base/node-class-description-credentials-name-unsuffixed
-				name: 'postgres',
-				required: true,
-			},
-		],
-		properties: [
-			{
-				displayName: 'Site Key',
-				name: 'siteKey',
-				type: 'string',
-				required: true,
-				default: '={{ $json.site }}',
-				description: 'Public key of the site (site.key in its config); session timeout and engagement thresholds come from its config',
-			},
-			{
-				displayName: 'Input',
-				name: 'input',
-				type: 'options',
-				options: [
-					{ name: 'One Event per Item', value: 'event', description: 'Items as the CRM Tracker Trigger emits them per event' },
-					{ name: 'Events Array per Item', value: 'batch', description: 'Each item holds an "events" array (trigger in per-delivery mode)' },
-				],
-				default: 'event',
-			},
-			{
-				displayName: 'Overrides',
-				name: 'overrides',
-				type: 'collection',
-				placeholder: 'Add override',
-				default: {},
-				description: 'Settings that replace the site config’s for this node',
-				options: [
-					{ displayName: 'High Engagement From', name: 'highThreshold', type: 'number', default: 60, description: 'Engagement score (0–100) from which a session is high' },
-					{ displayName: 'Max Session Duration (Seconds)', name: 'maxSessionDuration', type: 'number', default: 43200 },
-					{ displayName: 'Medium Engagement From', name: 'mediumThreshold', type: 'number', default: 30, description: 'Engagement score (0–100) from which a session is medium' },
-					{ displayName: 'Session Timeout (Seconds)', name: 'sessionTimeout', type: 'number', default: 1800, description: 'Inactivity after which the next event starts a new session' },
-				],
-			},
-		],
+		credentials: [{ ...crmDatabaseCredential }],
+		properties,
 	};
+
+	methods = siteMethods;
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const items = this.getInputData();
-		const prisma = prismaFor(await this.getCredentials('postgres'));
+		const { prisma, credentials } = await crmDatabase(this);
+		const glue: ItemGlue = { properties, database: credentials };
 		const sites = new SiteResolver(prisma);
 		const input = this.getNodeParameter('input', 0) as 'event' | 'batch';
 
 		// Items are grouped per site so each site's events are sessionized together in one pass;
 		// per-item validation errors stay with their item.
 		const perSite = new Map<string, { events: IncomingEvent[]; owners: number[] }>();
-		const failures = new Map<number, string>();
+		const failures = new Map<number, unknown>();
 		const eventsOfItem = new Map<number, IncomingEvent[]>();
 		for (let i = 0; i < items.length; i++) {
 			try {
-				const siteKey = this.getNodeParameter('siteKey', i) as string;
+				const siteKey = siteKeyOf(this, i);
 				const raw = input === 'batch' ? items[i].json.events : [items[i].json];
 				if (!Array.isArray(raw)) {
-					throw new NodeOperationError(this.getNode(), 'Field "events": the item has no "events" array; set Input to "One Event per Item" or use the trigger’s per-delivery mode', { itemIndex: i });
+					throw inputError('events', 'is not an array; set Input to "One Event per Item" or use the trigger’s per-delivery mode');
 				}
 				const events = raw.map((json, index) => asEvent(json as IDataObject, input === 'batch' ? `events[${index}]` : 'the item'));
 				const group = perSite.get(siteKey) ?? { events: [], owners: [] };
@@ -119,7 +119,7 @@ export class VisitorProcessor implements INodeType {
 				perSite.set(siteKey, group);
 				eventsOfItem.set(i, events);
 			} catch (error) {
-				failures.set(i, error instanceof SubjectNotFoundError ? `Field "${error.field}": ${error.message}` : (error as Error).message);
+				failures.set(i, error);
 			}
 		}
 
@@ -139,20 +139,17 @@ export class VisitorProcessor implements INodeType {
 				});
 				for (const [eventId, summary] of summaries) outcomes.set(`${siteKey}|${eventId}`, { ...summary });
 			} catch (error) {
-				const message = error instanceof SubjectNotFoundError ? `Parameter "${error.field}": ${error.message}` : (error as Error).message;
-				for (const owner of group.owners) failures.set(owner, message);
+				for (const owner of group.owners) failures.set(owner, error);
 			}
 		}
 
 		const output: INodeExecutionData[] = [];
 		for (let i = 0; i < items.length; i++) {
-			const failure = failures.get(i);
-			if (failure !== undefined) {
-				if (!this.continueOnFail()) throw new NodeOperationError(this.getNode(), failure, { itemIndex: i });
-				output.push({ json: { error: failure }, pairedItem: { item: i } });
+			if (failures.has(i)) {
+				output.push(failedItem(this, glue, failures.get(i), i));
 				continue;
 			}
-			const siteKey = this.getNodeParameter('siteKey', i) as string;
+			const siteKey = siteKeyOf(this, i);
 			const sessionsOf = (event: IncomingEvent) => outcomes.get(`${siteKey}|${event.id}`) ?? null;
 			const events = eventsOfItem.get(i) ?? [];
 			const json: IDataObject =

@@ -1,5 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import type { ICredentialDataDecryptedObject } from 'n8n-workflow';
+import type { ICredentialDataDecryptedObject, IExecuteFunctions } from 'n8n-workflow';
 
 import { PrismaClient } from '../../lib/db/generated/client';
 
@@ -10,12 +10,30 @@ import { PrismaClient } from '../../lib/db/generated/client';
  */
 const clients = new Map<string, PrismaClient>();
 
+/** Where a Postgres credential points, as the builder typed it into the credential. */
+export interface DatabaseTarget {
+	host: string;
+	port: number;
+	database: string;
+	user: string;
+}
+
+export function targetOf(credentials: ICredentialDataDecryptedObject): DatabaseTarget {
+	return {
+		host: String(credentials.host ?? 'localhost'),
+		port: Number(credentials.port ?? 5432),
+		database: String(credentials.database ?? 'postgres'),
+		user: String(credentials.user ?? 'postgres'),
+	};
+}
+
 export function connectionStringFrom(credentials: ICredentialDataDecryptedObject): string {
+	const target = targetOf(credentials);
 	const url = new URL('postgresql://localhost');
-	url.hostname = String(credentials.host ?? 'localhost');
-	url.port = String(credentials.port ?? 5432);
-	url.pathname = `/${encodeURIComponent(String(credentials.database ?? 'postgres'))}`;
-	url.username = encodeURIComponent(String(credentials.user ?? 'postgres'));
+	url.hostname = target.host;
+	url.port = String(target.port);
+	url.pathname = `/${encodeURIComponent(target.database)}`;
+	url.username = encodeURIComponent(target.user);
 	if (credentials.password) url.password = encodeURIComponent(String(credentials.password));
 	return url.toString();
 }
@@ -37,4 +55,106 @@ export async function disconnectAll(): Promise<void> {
 	const open = [...clients.values()];
 	clients.clear();
 	await Promise.all(open.map((client) => client.$disconnect()));
+}
+
+/** What a builder can act on when the credential's database is not a usable CRM database. */
+export interface DatabaseProblem {
+	message: string;
+	description: string;
+}
+
+type Kind = 'noTables' | 'unreachable' | 'loginRefused' | 'noDatabase';
+
+/**
+ * Prisma's error codes (P…), the kinds its Postgres driver adapter reports, and Postgres'
+ * SQLSTATEs or Node's socket codes when an error comes straight from `pg`.
+ */
+const KINDS: Record<string, Kind> = {
+	P2021: 'noTables',
+	P2022: 'noTables',
+	TableDoesNotExist: 'noTables',
+	ColumnNotFound: 'noTables',
+	'42P01': 'noTables',
+	'42703': 'noTables',
+	P1001: 'unreachable',
+	P1002: 'unreachable',
+	P1017: 'unreachable',
+	DatabaseNotReachable: 'unreachable',
+	ConnectionClosed: 'unreachable',
+	SocketTimeout: 'unreachable',
+	ECONNREFUSED: 'unreachable',
+	ENOTFOUND: 'unreachable',
+	EAI_AGAIN: 'unreachable',
+	ETIMEDOUT: 'unreachable',
+	EHOSTUNREACH: 'unreachable',
+	P1000: 'loginRefused',
+	P1010: 'loginRefused',
+	AuthenticationFailed: 'loginRefused',
+	DatabaseAccessDenied: 'loginRefused',
+	'28P01': 'loginRefused',
+	'28000': 'loginRefused',
+	P1003: 'noDatabase',
+	DatabaseDoesNotExist: 'noDatabase',
+	'3D000': 'noDatabase',
+};
+
+interface ErrorShape {
+	code?: unknown;
+	kind?: unknown;
+	originalCode?: unknown;
+	meta?: { driverAdapterError?: { cause?: ErrorShape } };
+	cause?: unknown;
+	errors?: unknown;
+}
+
+/** Every code an error and the errors it wraps carry, outermost first. */
+function codesOf(error: unknown, depth = 0): string[] {
+	if (!error || typeof error !== 'object' || depth > 4) return [];
+	const shape = error as ErrorShape;
+	const own = [shape.code, shape.kind, shape.originalCode].filter((code): code is string => typeof code === 'string');
+	const inner = [shape.meta?.driverAdapterError?.cause, shape.cause, ...(Array.isArray(shape.errors) ? shape.errors : [])];
+	return [...own, ...inner.flatMap((cause) => codesOf(cause, depth + 1))];
+}
+
+/**
+ * Translates an error of the CRM database into what is wrong and what to do, naming the
+ * credential's database, server and user; undefined for errors that are not about the database
+ * as a whole (a missing row, a constraint), which the nodes report themselves.
+ */
+export function databaseProblem(error: unknown, credentials: ICredentialDataDecryptedObject): DatabaseProblem | undefined {
+	const kind = codesOf(error)
+		.map((code) => KINDS[code])
+		.find(Boolean);
+	if (!kind) return undefined;
+	const { host, port, database, user } = targetOf(credentials);
+	const server = `${host}:${port}`;
+	switch (kind) {
+		case 'noTables':
+			return {
+				message: `The database "${database}" on ${server} has no CRM tables: run the migrations (npm run db:migrate with DATABASE_URL pointing at it)`,
+				description:
+					'The Postgres credential of this node must point at the database the receiver stores into. If it does, that database was never migrated or is older than this package; if not, change Database in the credential.',
+			};
+		case 'unreachable':
+			return {
+				message: `Cannot reach the database server at ${server}`,
+				description: `Check Host and Port of the Postgres credential (Postgres listens on 5432 unless configured otherwise), that the server runs, and that this n8n can reach it: inside Docker, "localhost" is the n8n container itself, so use the database service's name.`,
+			};
+		case 'loginRefused':
+			return {
+				message: `The database server at ${server} refused the login of user "${user}" to database "${database}"`,
+				description: 'Check User and Password of the Postgres credential, and that this user may connect to that database (pg_hba.conf, GRANT CONNECT).',
+			};
+		case 'noDatabase':
+			return {
+				message: `There is no database "${database}" on ${server}`,
+				description: 'Set Database in the Postgres credential to the database the receiver uses, or create it and run the migrations (npm run db:migrate with DATABASE_URL pointing at it).',
+			};
+	}
+}
+
+/** The CRM database of the node's Postgres credential, and the credential for error messages. */
+export async function crmDatabase(context: Pick<IExecuteFunctions, 'getCredentials'>): Promise<{ prisma: PrismaClient; credentials: ICredentialDataDecryptedObject }> {
+	const credentials = await context.getCredentials('postgres');
+	return { prisma: prismaFor(credentials), credentials };
 }

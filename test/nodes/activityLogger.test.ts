@@ -105,7 +105,7 @@ describe('Activity Logger node in the n8n execution engine', () => {
 			input: [{ site: site.key, subject: 'lead', lead: leadId, type: 'Not A Type', description: 'x', data: {}, occurredAt: '2026-11-02T00:00:00Z' }],
 			credentials: credentials(),
 		});
-		expect(result.error?.message).toMatch(/Parameter "activityType": "Not A Type" is not an activity type/);
+		expect(result.error?.message).toMatch(/Activity Type: "Not A Type" is not an activity type/);
 		expect(result.error?.name).toBe('NodeOperationError');
 		expect(await prisma.activity.count({ where: { siteId: site.id } })).toBe(before);
 
@@ -113,7 +113,7 @@ describe('Activity Logger node in the n8n execution engine', () => {
 			input: [{ site: 'no-such-site', subject: 'lead', lead: leadId, type: 'x', description: 'x', data: {} }],
 			credentials: credentials(),
 		});
-		expect(unknownSite.error?.message).toMatch(/Parameter "siteKey": No site with key "no-such-site"/);
+		expect(unknownSite.error?.message).toMatch(/Site Key: No site with key "no-such-site"/);
 	});
 
 	it('keeps going under "continue on fail" and reports the failing item', async () => {
@@ -126,7 +126,7 @@ describe('Activity Logger node in the n8n execution engine', () => {
 			throwOnError: true,
 		});
 		const out = result.outputOf('Activity Logger');
-		expect(out[0]).toEqual({ error: 'Parameter "lead": No lead "nobody@shop.example" on this site; give the lead\'s id or email address' });
+		expect(out[0]).toEqual({ error: 'Lead: No lead "nobody@shop.example" on this site; give the lead\'s id or email address' });
 		expect(out[1]).toMatchObject({ leadId, type: 'note', duplicate: false });
 	});
 

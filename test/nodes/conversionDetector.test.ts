@@ -127,8 +127,8 @@ describe('Conversion Detector node in the n8n execution engine', () => {
 
 	it('names the parameter when the rules are wrong', async () => {
 		const badRules = await runWorkflow(workflow({ rules: '[{"name": "x", "value": "ten"}]' }), { input: [event(T0 + 30 * DAY, '/')], credentials: credentials() });
-		expect(badRules.error?.message).toMatch(/Parameter "rules" is not a list of conversion rules:\n {2}- \[0\]\.value: expected a number; got "ten"/);
+		expect(badRules.error?.message).toMatch(/Conversion Rules: is not a list of conversion rules:\n {2}- \[0\]\.value: expected a number; got "ten"/);
 		const noJson = await runWorkflow(workflow({ rules: '[{' }), { input: [event(T0 + 30 * DAY, '/')], credentials: credentials() });
-		expect(noJson.error?.message).toMatch(/Parameter "rules" is not valid JSON/);
+		expect(noJson.error?.message).toMatch(/Conversion Rules: is not valid JSON/);
 	});
 });

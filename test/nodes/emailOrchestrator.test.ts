@@ -386,10 +386,10 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 		const attempt = async (sequenceDefinition: string) =>
 			(await runWorkflow(workflow('enroll', { sequenceSource: 'parameter', sequenceDefinition }), { input: [{ site: site.key, leadId: person.id }], credentials: credentials() })).error?.message;
 		expect(await attempt(JSON.stringify({ name: 'x', steps: [{ delayMinutes: -5, subject: 'S', html: '<p>x</p>' }] }))).toMatch(
-			/^Parameter "sequenceDefinition": is not a sequence:\n {2}- steps\[0\]\.delayMinutes: .*got -5/,
+			/^Sequence Definition: is not a sequence:\n {2}- steps\[0\]\.delayMinutes: .*got -5/,
 		);
 		expect(await attempt(JSON.stringify({ name: 'x', steps: [{ delayMinutes: 0, subjct: 'S', html: '<p>x</p>' }] }))).toMatch(/steps\[0\]\.subjct: is not a known field; did you mean "subject"\?/);
-		expect(await attempt('{ "name": "x", ')).toMatch(/^Parameter "sequenceDefinition": is not valid JSON/);
+		expect(await attempt('{ "name": "x", ')).toMatch(/^Sequence Definition: is not valid JSON/);
 		expect(await prisma.emailSequence.count({ where: { siteId: site.id } })).toBe(0);
 	});
 
@@ -509,7 +509,7 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 		await prisma.leadTag.create({ data: { siteId: site.id, leadId: person.id, tag: 'b2b' } });
 		// Wednesday 12:00 in Madrid: inside the workdays sequence's window
 		const failed = await runWorkflow(workflow('enrollByTrigger', { options: { asOf: '2026-06-10T10:00:00Z' } }), { input: [{ site: site.key, leadId: person.id }], credentials: credentials() });
-		expect(failed.error?.message).toMatch(/^Parameter "options\.fromEmail": No sender address/);
+		expect(failed.error?.message).toMatch(/^Options › From Email: No sender address/);
 		const [retried] = await run('enrollByTrigger', [{ site: site.key, leadId: person.id }], { options: { fromEmail: 'ops@shop.example', asOf: '2026-06-10T10:00:00Z' } });
 		expect(retried.enrollments).toEqual([expect.objectContaining({ sequence: 'workdays', created: false })]);
 		expect(retried.sends).toEqual([expect.objectContaining({ outcome: 'sent' })]);
@@ -518,11 +518,11 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 	it('names the parameter to fix', async () => {
 		const site = await siteWith('errors');
 		const unknownSequence = await runWorkflow(workflow('enroll', { sequence: 'nope' }), { input: [{ site: site.key, leadId: 'nobody@mail.example' }], credentials: credentials() });
-		expect(unknownSequence.error?.message).toMatch(/^Parameter "lead": No lead "nobody@mail.example"/);
+		expect(unknownSequence.error?.message).toMatch(/^Lead: No lead "nobody@mail.example"/);
 		const person = await lead(site, 'x@mail.example');
 		const missing = await runWorkflow(workflow('enroll', { sequence: 'nope' }), { input: [{ site: site.key, leadId: person.id }], credentials: credentials() });
-		expect(missing.error?.message).toBe('Parameter "sequence": No sequence "nope" in crm.emailSequences of the site config (it has: welcome, workdays, cap-a, cap-b, cap-c)');
+		expect(missing.error?.message).toBe('Sequence Name: No sequence "nope" in crm.emailSequences of the site config (it has: welcome, workdays, cap-a, cap-b, cap-c)');
 		const badType = await runWorkflow(workflow('handleEmailEvent'), { input: [{ site: site.key, type: 'sneeze', leadId: person.id }], credentials: credentials() });
-		expect(badType.error?.message).toMatch(/^Parameter "eventType": "sneeze" is not an email event/);
+		expect(badType.error?.message).toMatch(/^Event Type: "sneeze" is not an email event/);
 	});
 });

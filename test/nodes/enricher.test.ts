@@ -121,6 +121,6 @@ describe('Enricher node in the n8n execution engine', () => {
 
 	it('names the parameter when the lead is unknown', async () => {
 		const run = await runWorkflow(workflow({}, { withScorer: false }), { input: [{ site: site.key, email: 'ghost@nowhere.io' }], credentials: credentials() });
-		expect(run.error?.message).toMatch(/Parameter "lead": No lead "ghost@nowhere.io" on this site/);
+		expect(run.error?.message).toMatch(/Lead: No lead "ghost@nowhere.io" on this site/);
 	});
 });

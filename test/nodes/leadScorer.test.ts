@@ -381,6 +381,6 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		expect(out[0].error).toMatch(/lead\.email/);
 		expect(out[1].leadId).toEqual(expect.any(String));
 		const missing = await runWorkflow(workflow({ operation: 'rescore', lead: 'nobody@acme.io' }), { input: [{ site: site.key }], credentials: credentials() });
-		expect(missing.error?.message).toMatch(/Parameter "lead": No lead "nobody@acme.io"/);
+		expect(missing.error?.message).toMatch(/Lead: No lead "nobody@acme.io"/);
 	});
 });

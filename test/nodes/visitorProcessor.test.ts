@@ -128,6 +128,6 @@ describe('Visitor Processor node in the n8n execution engine', () => {
 		expect(out[0]).toEqual({ error: 'Field "id": the item: "id" must be the event’s UUID' });
 		expect(out[1].session).toMatchObject({ pageviews: 1 });
 		const unknownSite = await runWorkflow(workflow(), { input: [{ ...event('anon-5', 9, '/'), site: 'missing-site' }], credentials: credentials() });
-		expect(unknownSite.error?.message).toMatch(/Parameter "siteKey": No site with key "missing-site"/);
+		expect(unknownSite.error?.message).toMatch(/Site Key: No site with key "missing-site"/);
 	});
 });

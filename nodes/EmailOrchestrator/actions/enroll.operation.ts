@@ -2,7 +2,9 @@ import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type IN
 
 import type { PrismaClient } from '../../../lib/db/generated/client';
 import { findLeadId } from '../../shared/leads';
-import { forEachItem, nowOf, type OperationContext } from '../helpers/context';
+import { siteKeyOf } from '../../shared/descriptions';
+import { forEachItem } from '../../shared/items';
+import { nowOf, type OperationContext } from '../helpers/context';
 import { nextSendTime } from '../schedule';
 import { parseSequenceDefinition, type StoredSequence } from '../sequences';
 
@@ -106,9 +108,9 @@ export async function enrollLead(prisma: PrismaClient, siteId: string, sequence:
 	};
 }
 
-export async function execute(this: IExecuteFunctions, { prisma, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
-	return await forEachItem.call(this, async (i) => {
-		const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
+export async function execute(this: IExecuteFunctions, { prisma, glue, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
+	return await forEachItem.call(this, glue, async (i) => {
+		const site = await sites.siteOf(siteKeyOf(this, i));
 		const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''));
 		const source = this.getNodeParameter('sequenceSource', i) as 'site' | 'database' | 'parameter';
 		const sequence =

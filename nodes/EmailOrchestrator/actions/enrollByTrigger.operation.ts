@@ -1,7 +1,9 @@
 import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import { findLeadId } from '../../shared/leads';
-import { forEachItem, nowOf, type OperationContext } from '../helpers/context';
+import { siteKeyOf } from '../../shared/descriptions';
+import { forEachItem } from '../../shared/items';
+import { nowOf, type OperationContext } from '../helpers/context';
 import { smtpTransport } from '../transport';
 import { enteredStages, triggeredBy } from '../triggers';
 import { enrollLead, type EnrollmentSummary } from './enroll.operation';
@@ -64,13 +66,13 @@ export const description = updateDisplayOptions({ show: { operation: ['enrollByT
  * those enrollments that are due now. Both are keyed (one enrollment per sequence and lead, one
  * message per lead, sequence and step), so a replayed item enrolls and sends nothing twice.
  */
-export async function execute(this: IExecuteFunctions, { prisma, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
+export async function execute(this: IExecuteFunctions, { prisma, glue, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
 	const api = await this.getCredentials('trackingCrmApi');
 	const transport = smtpTransport(await this.getCredentials('smtp'));
 	try {
-		return await forEachItem.call(this, async (i) => {
+		return await forEachItem.call(this, glue, async (i) => {
 			const json = this.getInputData()[i].json;
-			const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
+			const site = await sites.siteOf(siteKeyOf(this, i));
 			const options = this.getNodeParameter('options', i, {}) as IDataObject;
 			const now = nowOf(options.asOf);
 			const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''));

@@ -1,7 +1,9 @@
 import { updateDisplayOptions, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import { findLeadId } from '../../shared/leads';
-import { forEachItem, ParameterError, type OperationContext } from '../helpers/context';
+import { siteKeyOf } from '../../shared/descriptions';
+import { forEachItem, InputError } from '../../shared/items';
+import type { OperationContext } from '../helpers/context';
 
 const properties: INodeProperties[] = [
 	{
@@ -39,7 +41,7 @@ const CHANNEL_STATE: Record<string, 'unsubscribed' | 'bounced' | 'complained'> =
 function occurredAtOf(value: unknown): Date | null {
 	if (value === undefined || value === null || value === '') return null;
 	const at = new Date(value as string);
-	if (Number.isNaN(at.getTime())) throw new ParameterError('occurredAt', `"${String(value)}" is not a date and time (ISO 8601, e.g. 2026-06-10T10:00:00Z)`);
+	if (Number.isNaN(at.getTime())) throw new InputError('occurredAt', `"${String(value)}" is not a date and time (ISO 8601, e.g. 2026-06-10T10:00:00Z)`);
 	return at;
 }
 
@@ -48,18 +50,18 @@ function occurredAtOf(value: unknown): Date | null {
  * complained or converted, and makes the email channel say so. Replaying an event changes
  * nothing more: it ends no enrollment begun after it, whenever the replay arrives.
  */
-export async function execute(this: IExecuteFunctions, { prisma, sites }: OperationContext): Promise<INodeExecutionData[]> {
-	return await forEachItem.call(this, async (i) => {
+export async function execute(this: IExecuteFunctions, { prisma, glue, sites }: OperationContext): Promise<INodeExecutionData[]> {
+	return await forEachItem.call(this, glue, async (i) => {
 		const json = this.getInputData()[i].json;
 		const type = String(this.getNodeParameter('eventType', i) ?? '').trim().toLowerCase();
 		if (!UNENROLLING.has(type) && !PASSIVE.has(type)) {
-			throw new ParameterError('eventType', `"${type}" is not an email event; use unsubscribe, bounce, complaint, conversion, open or click`);
+			throw new InputError('eventType', `"${type}" is not an email event; use unsubscribe, bounce, complaint, conversion, open or click`);
 		}
 		const reference = String(this.getNodeParameter('lead', i, '') ?? '').trim();
 		if (!UNENROLLING.has(type) || !reference) return [{ ...json, unenrolled: 0 }];
 
 		const occurredAt = occurredAtOf(this.getNodeParameter('occurredAt', i, ''));
-		const site = await sites.siteOf(this.getNodeParameter('siteKey', i) as string);
+		const site = await sites.siteOf(siteKeyOf(this, i));
 		const leadId = await findLeadId(prisma, site.id, reference);
 		const state = CHANNEL_STATE[type];
 		const unenrolled = await prisma.$transaction(async (tx) => {

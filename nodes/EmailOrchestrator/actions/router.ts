@@ -1,6 +1,6 @@
-import { NodeOperationError, type IExecuteFunctions, type INodeExecutionData } from 'n8n-workflow';
+import { NodeOperationError, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
-import { prismaFor } from '../../shared/database';
+import { crmDatabase } from '../../shared/database';
 import { createContext } from '../helpers/context';
 import * as enroll from './enroll.operation';
 import * as enrollByTrigger from './enrollByTrigger.operation';
@@ -9,9 +9,11 @@ import * as sendDue from './sendDue.operation';
 
 const operations = { enroll, enrollByTrigger, sendDue, handleEmailEvent };
 
-export async function router(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
+/** Runs the operation of the node; `properties` are the node's, for errors in the builder's words. */
+export async function router(this: IExecuteFunctions, properties: INodeProperties[]): Promise<INodeExecutionData[][]> {
 	const operation = this.getNodeParameter('operation', 0) as string;
 	if (!Object.hasOwn(operations, operation)) throw new NodeOperationError(this.getNode(), `The operation "${operation}" is not supported`);
-	const context = createContext(prismaFor(await this.getCredentials('postgres')));
+	const { prisma, credentials } = await crmDatabase(this);
+	const context = createContext(prisma, { properties, database: credentials });
 	return [await operations[operation as keyof typeof operations].execute.call(this, context)];
 }

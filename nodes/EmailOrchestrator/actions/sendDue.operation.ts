@@ -5,7 +5,9 @@ import { updateDisplayOptions, type ICredentialDataDecryptedObject, type IDataOb
 
 import type { Prisma, PrismaClient } from '../../../lib/db/generated/client';
 import type { ResolvedSite } from '../../shared/subjects';
-import { forEachItem, nowOf, ParameterError, type OperationContext } from '../helpers/context';
+import { siteKeyOf } from '../../shared/descriptions';
+import { forEachItem, InputError } from '../../shared/items';
+import { nowOf, type OperationContext } from '../helpers/context';
 import { renderEmail } from '../render';
 import { windowOf } from '../sequences';
 import { advanceFrom, messageKey, senderAddress, sendFailure, settleReserved, stepAction, type Outcome } from '../steps';
@@ -271,10 +273,10 @@ export async function sendDueSteps(prisma: PrismaClient, site: ResolvedSite, sen
 export function senderOf(site: ResolvedSite, options: IDataObject, api: ICredentialDataDecryptedObject, transport: Transporter): Sender {
 	const provider = site.config.integrations.emailProvider;
 	const address = String(options.fromEmail || provider?.fromEmail || '');
-	if (!address.includes('@')) throw new ParameterError('options.fromEmail', 'No sender address: set integrations.emailProvider.fromEmail in the site config or the From Email option');
+	if (!address.includes('@')) throw new InputError('options.fromEmail', 'No sender address: set integrations.emailProvider.fromEmail in the site config or the From Email option');
 	const name = String(options.fromName || provider?.fromName || '') || undefined;
 	const sender: Sender = { transport, receiverUrl: String(api.receiverUrl ?? ''), tokenSecret: String(api.emailTokenSecret ?? ''), from: { address, name } };
-	if (!sender.tokenSecret) throw new ParameterError('credentials.trackingCrmApi', 'The Tracking CRM API credential has no Email Token Secret, so no tracking or unsubscribe link can be signed');
+	if (!sender.tokenSecret) throw new InputError('credentials.trackingCrmApi', 'The Tracking CRM API credential has no Email Token Secret, so no tracking or unsubscribe link can be signed');
 	return sender;
 }
 
@@ -284,12 +286,12 @@ async function sitesWithDueSteps(prisma: OperationContext['prisma'], now: Date):
 }
 
 /** Sends every due step of the site's sequences (or of every site, for "*"); one output item per enrollment handled. */
-export async function execute(this: IExecuteFunctions, { prisma, sites }: OperationContext): Promise<INodeExecutionData[]> {
+export async function execute(this: IExecuteFunctions, { prisma, glue, sites }: OperationContext): Promise<INodeExecutionData[]> {
 	const api = await this.getCredentials('trackingCrmApi');
 	const transport = smtpTransport(await this.getCredentials('smtp'));
 	try {
-		return await forEachItem.call(this, async (i) => {
-			const siteKey = String(this.getNodeParameter('siteKey', i) ?? '').trim();
+		return await forEachItem.call(this, glue, async (i) => {
+			const siteKey = siteKeyOf(this, i);
 			const options = this.getNodeParameter('options', i, {}) as IDataObject;
 			const now = nowOf(options.asOf);
 			const batchSize = this.getNodeParameter('batchSize', i, 50) as number;

@@ -1,0 +1,83 @@
+import {
+	NodeOperationError,
+	type IExecuteFunctions,
+	type ILoadOptionsFunctions,
+	type INodeCredentialDescription,
+	type INodeProperties,
+	type INodePropertyOptions,
+} from 'n8n-workflow';
+
+import { crmDatabase, databaseProblem } from './database';
+import { InputError } from './items';
+
+/**
+ * The CRM database: n8n's own Postgres credential, so a team reuses the one it has. Nodes list it
+ * as `{ ...crmDatabaseCredential }`: the n8n lint rules read credentials only as object literals.
+ */
+export const crmDatabaseCredential: INodeCredentialDescription = {
+	name: 'postgres',
+	required: true,
+};
+
+const SITE_KEY_HELP =
+	'The site whose CRM data to use. Items of the CRM Tracker Trigger carry it as "site", which the default expression reads; under a Schedule or Manual trigger, pick the site from the list.';
+
+/**
+ * The site a node works on. A list of the sites in the CRM database (the editor can switch it
+ * to an expression), defaulting to the site each item of the CRM Tracker Trigger names.
+ */
+export const siteKeyProperty: INodeProperties = {
+	// The site config, the tracker snippet and the docs call it the site key; messages name it so.
+	// eslint-disable-next-line n8n-nodes-base/node-param-display-name-wrong-for-dynamic-options
+	displayName: 'Site Key',
+	name: 'siteKey',
+	type: 'options',
+	typeOptions: { loadOptionsMethod: 'getSites' },
+	required: true,
+	default: '={{ $json.site }}',
+	description: `${SITE_KEY_HELP} Choose from the list, or specify an ID using an <a href="https://docs.n8n.io/code/expressions/">expression</a>`,
+};
+
+/** The Site Key of the Email Orchestrator, whose Send Due may send for every site at once. */
+export const siteKeyOrAllProperty: INodeProperties = {
+	...siteKeyProperty,
+	typeOptions: { loadOptionsMethod: 'getSitesOrAll' },
+	description: `${SITE_KEY_HELP} Send Due also takes All Sites (*). Choose from the list, or specify an ID using an <a href="https://docs.n8n.io/code/expressions/">expression</a>`,
+};
+
+/** The Site Key of one item; an empty one (no "site" in the item) names the parameter and the fix. */
+export function siteKeyOf(context: IExecuteFunctions, itemIndex: number): string {
+	const value = context.getNodeParameter('siteKey', itemIndex, '') as unknown;
+	const key = typeof value === 'string' || typeof value === 'number' ? String(value).trim() : '';
+	if (!key) {
+		throw new InputError(
+			'siteKey',
+			'is empty: pick a site from the list, or map the site key of the trigger’s item (the CRM Tracker Trigger puts it in "site"; Schedule and Manual triggers have none)',
+		);
+	}
+	return key;
+}
+
+async function listSites(context: ILoadOptionsFunctions): Promise<INodePropertyOptions[]> {
+	const { prisma, credentials } = await crmDatabase(context);
+	try {
+		const sites = await prisma.site.findMany({ select: { key: true, name: true, domain: true }, orderBy: { key: 'asc' } });
+		return sites.map((site) => ({ name: site.name && site.name !== site.key ? `${site.name} (${site.key})` : site.key, value: site.key, description: site.domain }));
+	} catch (error) {
+		const problem = databaseProblem(error, credentials);
+		if (!problem) throw error;
+		throw new NodeOperationError(context.getNode(), problem.message, { description: problem.description });
+	}
+}
+
+/** The `methods` of every node with a Site Key. */
+export const siteMethods = {
+	loadOptions: {
+		async getSites(this: ILoadOptionsFunctions): Promise<INodePropertyOptions[]> {
+			return await listSites(this);
+		},
+		async getSitesOrAll(this: ILoadOptionsFunctions): Promise<INodePropertyOptions[]> {
+			return [{ name: 'All Sites (Send Due Only)', value: '*', description: 'Every site with steps due' }, ...(await listSites(this))];
+		},
+	},
+};
