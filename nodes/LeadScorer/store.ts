@@ -11,6 +11,7 @@ import { uuidv7s } from '../../lib/ids';
 import type { Prisma } from '../../lib/db/generated/client';
 import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
+import { browserClaims, LEAD_FIELDS, mergeEntries, otherOwner, reportOnce, type LeadFields } from './batch';
 import { eventsByLead, recordedRules, rescore, type Rescored } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 
@@ -74,15 +75,7 @@ export interface PreparedLead {
 	email: string;
 	payload: LeadPayload;
 	receivedAt: Date;
-	fields: {
-		firstName?: string;
-		lastName?: string;
-		phone?: string;
-		company?: string;
-		jobTitle?: string;
-		country?: string;
-		timezone?: string;
-	};
+	fields: LeadFields;
 }
 
 /** Checks one payload; a bad email names the item field. */
@@ -107,7 +100,6 @@ export function prepareLead(payload: LeadPayload, receivedAt: Date): PreparedLea
 	};
 }
 
-const LEAD_FIELDS = ['firstName', 'lastName', 'phone', 'company', 'jobTitle', 'country', 'timezone'] as const;
 const LEAD_COLUMNS: Record<(typeof LEAD_FIELDS)[number], string> = {
 	firstName: 'first_name',
 	lastName: 'last_name',
@@ -120,25 +112,11 @@ const LEAD_COLUMNS: Record<(typeof LEAD_FIELDS)[number], string> = {
 
 /**
  * Creates or updates the leads of a batch, links their visitors and rescores them, with a fixed
- * number of statements whatever the batch size. Returns one outcome per entry, in order. Several
- * entries of one lead act as if run one after the other: later fields win, and only the first
- * reports the score rows and stage change (the others see them as already recorded).
+ * number of statements whatever the batch size. Returns one outcome per entry, in order; several
+ * entries of one lead act as if run one after the other (batch.ts).
  */
 export async function upsertLeads(prisma: Db, context: ScoringContext, entries: readonly PreparedLead[]): Promise<ScoringOutcome[]> {
-	// One row per address: a later form with fewer fields must not blank what an earlier one told
-	// us; the first source is the lead's acquisition source, and consent once given stays.
-	const merged = new Map<string, { fields: PreparedLead['fields']; first: PreparedLead; consent: boolean }>();
-	for (const entry of entries) {
-		const current = merged.get(entry.email);
-		if (!current) merged.set(entry.email, { fields: { ...entry.fields }, first: entry, consent: entry.payload.consent });
-		else {
-			for (const key of LEAD_FIELDS) if (entry.fields[key] !== undefined) current.fields[key] = entry.fields[key];
-			current.consent ||= entry.payload.consent;
-		}
-	}
-	// Sorted, so concurrent batches lock rows in one order and never deadlock on each other.
-	const emails = [...merged.keys()].sort();
-	const row = (email: string) => merged.get(email) as NonNullable<ReturnType<typeof merged.get>>;
+	const rows = mergeEntries(entries);
 	const columns = LEAD_FIELDS.map((key) => LEAD_COLUMNS[key]).join(', ');
 	const casts = LEAD_FIELDS.map((_, index) => `$${index + 8}::text[]`).join(', ');
 	const names = LEAD_FIELDS.map((_, index) => `f${index}`).join(', ');
@@ -156,25 +134,20 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 			updated_at = CASE WHEN ${unchanged} THEN leads.updated_at ELSE now() END
 		RETURNING id, email`,
 		context.siteId,
-		uuidv7s(emails.length),
-		emails,
-		emails.map((email) => emailHash(email)),
-		emails.map((email) => row(email).first.payload.source ?? null),
-		emails.map((email) => row(email).consent),
-		emails.map((email) => (row(email).first.payload.properties === undefined ? null : JSON.stringify(row(email).first.payload.properties))),
-		...LEAD_FIELDS.map((key) => emails.map((email) => row(email).fields[key] ?? null)),
+		uuidv7s(rows.length),
+		rows.map((row) => row.email),
+		rows.map((row) => emailHash(row.email)),
+		rows.map((row) => row.first.payload.source ?? null),
+		rows.map((row) => row.consent),
+		rows.map((row) => (row.first.payload.properties === undefined ? null : JSON.stringify(row.first.payload.properties))),
+		...LEAD_FIELDS.map((key) => rows.map((row) => row.fields[key] ?? null)),
 	);
 	const idOf = new Map(written.map((lead) => [lead.email, lead.id]));
 
-	// The first entry naming a browser claims it, as if the entries ran one after the other.
-	const claims = new Map<string, { leadId: string; at: Date }>();
-	for (const entry of entries) {
-		const anonymousId = entry.payload.anonymousId;
-		if (anonymousId && !claims.has(anonymousId)) claims.set(anonymousId, { leadId: idOf.get(entry.email) as string, at: entry.receivedAt });
-	}
-	const anonymousIds = [...claims.keys()].sort();
+	const leadOf = (email: string) => idOf.get(email) as string;
+	const claims = browserClaims(entries, leadOf);
 	const owners = new Map<string, string | null>();
-	if (anonymousIds.length > 0) {
+	if (claims.length > 0) {
 		// Creates the missing visitors, links the unlinked ones, and reports every visitor's lead as
 		// it stands after: conditional, so two leads submitted from one browser at once cannot both
 		// take it. Rows not written are read from the statement's snapshot, their lead unchanged.
@@ -190,29 +163,21 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 			UNION ALL
 			SELECT anonymous_id, lead_id FROM visitors WHERE site_id = $1::uuid AND anonymous_id = ANY($3::text[]) AND anonymous_id NOT IN (SELECT anonymous_id FROM written)`,
 			context.siteId,
-			uuidv7s(anonymousIds.length),
-			anonymousIds,
-			anonymousIds.map((anonymousId) => claims.get(anonymousId)?.leadId),
-			anonymousIds.map((anonymousId) => claims.get(anonymousId)?.at),
+			uuidv7s(claims.length),
+			claims.map((claim) => claim.anonymousId),
+			claims.map((claim) => claim.leadId),
+			claims.map((claim) => claim.at),
 		);
 		for (const visitor of visitors) owners.set(visitor.anonymousId, visitor.leadId);
 	}
 
-	const outcomes = await rescoreLeads(prisma, context, [...new Set(entries.map((entry) => idOf.get(entry.email) as string))]);
-	const reported = new Set<string>();
-	return entries.map((entry) => {
-		const leadId = idOf.get(entry.email) as string;
-		const outcome = outcomes.get(leadId) as ScoringOutcome;
-		const first = !reported.has(leadId);
-		reported.add(leadId);
+	const leadIds = entries.map((entry) => leadOf(entry.email));
+	const outcomes = await rescoreLeads(prisma, context, leadIds);
+	const reported = reportOnce(leadIds, (leadId) => outcomes.get(leadId) as ScoringOutcome);
+	return entries.map((entry, index) => {
 		const owner = entry.payload.anonymousId ? owners.get(entry.payload.anonymousId) : undefined;
-		// A shared browser: merging two people's histories would be wrong and irreversible.
-		const visitorOfOtherLead = owner && owner !== leadId ? owner : undefined;
-		return {
-			...outcome,
-			...(first ? {} : { scoreRows: 0, stageChange: null }),
-			...(visitorOfOtherLead ? { visitorOfOtherLead } : {}),
-		};
+		const visitorOfOtherLead = otherOwner(leadIds[index], owner);
+		return visitorOfOtherLead ? { ...reported[index], visitorOfOtherLead } : reported[index];
 	});
 }
 
