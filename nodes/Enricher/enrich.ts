@@ -54,35 +54,30 @@ export interface MxCheckerOptions {
  */
 export type MxChecker = (domain: string) => Promise<boolean | null>;
 
-/** DNS said the name does not exist (NXDOMAIN), or has no records of the asked type. */
-const NO_SUCH_NAME = new Set(['ENOTFOUND', 'ENONAME']);
-const NO_RECORDS = new Set(['ENODATA']);
+type Answer<T> = { records: T[] } | { error: 'noSuchName' | 'unknown' };
 
-type Lookup = 'found' | 'none' | 'unknown';
-
-async function lookup(query: () => Promise<unknown[]>, accept: (records: unknown[]) => boolean = (records) => records.length > 0): Promise<Lookup> {
+/** DNS answers ENOTFOUND for a name that does not exist (NXDOMAIN), ENODATA for no records of the type. */
+async function ask<T>(query: () => Promise<T[]>): Promise<Answer<T>> {
 	try {
-		return accept(await query()) ? 'found' : 'none';
+		return { records: await query() };
 	} catch (error) {
 		const code = (error as NodeJS.ErrnoException).code ?? '';
-		return NO_SUCH_NAME.has(code) || NO_RECORDS.has(code) ? 'none' : 'unknown';
+		if (code === 'ENODATA') return { records: [] };
+		return { error: code === 'ENOTFOUND' || code === 'ENONAME' ? 'noSuchName' : 'unknown' };
 	}
 }
 
 /**
  * Mail for a domain goes to its MX hosts or, without MX records, to its address records (RFC 5321
- * §5.1: the "implicit MX"); a single MX of "." says the domain takes no mail (RFC 7505).
+ * §5.1, the "implicit MX"); a single MX of "." says the domain takes no mail (RFC 7505).
  */
 async function takesMail(resolver: Resolver, domain: string): Promise<boolean | null> {
-	const mx = await lookup(
-		() => resolver.resolveMx(domain),
-		(records) => records.length > 0 && !(records as Array<{ exchange: string }>).every((record) => record.exchange === '' || record.exchange === '.'),
-	);
-	if (mx === 'found') return true;
-	if (mx === 'unknown') return null;
-	const [v4, v6] = await Promise.all([lookup(() => resolver.resolve4(domain)), lookup(() => resolver.resolve6(domain))]);
-	if (v4 === 'found' || v6 === 'found') return true;
-	return v4 === 'none' && v6 === 'none' ? false : null;
+	const mx = await ask(() => resolver.resolveMx(domain));
+	if ('error' in mx) return mx.error === 'noSuchName' ? false : null;
+	if (mx.records.length > 0) return mx.records.some((record) => record.exchange !== '' && record.exchange !== '.');
+	const addresses = await Promise.all([ask(() => resolver.resolve4(domain)), ask(() => resolver.resolve6(domain))]);
+	if (addresses.some((answer) => 'records' in answer && answer.records.length > 0)) return true;
+	return addresses.every((answer) => 'records' in answer || answer.error === 'noSuchName') ? false : null;
 }
 
 /**
