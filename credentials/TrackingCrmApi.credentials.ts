@@ -18,7 +18,7 @@ export class TrackingCrmApi implements ICredentialType {
 			type: 'string',
 			default: 'http://127.0.0.1:3000',
 			placeholder: 'https://crm.example.com',
-			description: 'Where the receiver is reached (used for tracking links and the connection test)',
+			description: 'Where the receiver is reached (used for tracking links); the credential test asks it at /tracking-crm',
 		},
 		{
 			displayName: 'Webhook Secret',
@@ -39,12 +39,27 @@ export class TrackingCrmApi implements ICredentialType {
 		},
 	];
 
+	/**
+	 * Only the receiver answers GET /tracking-crm with `trackingCrmReceiver` (its version): any
+	 * other answer (n8n's own URL, a web page, a 404, JSON of another service) fails the test.
+	 * n8n fails a test when the rule's key has the rule's value; a missing key reads as undefined.
+	 */
 	test: ICredentialTestRequest = {
 		request: {
 			baseURL: '={{$credentials.receiverUrl}}',
-			url: '/health',
+			url: '/tracking-crm',
 			method: 'GET',
 			ignoreHttpStatusErrors: true,
 		},
+		rules: [
+			{
+				type: 'responseSuccessBody',
+				properties: {
+					key: 'trackingCrmReceiver',
+					value: undefined,
+					message: 'The Receiver URL does not answer like a Tracking CRM receiver: give the address the receiver (npm start) listens on, e.g. http://127.0.0.1:3000, not n8n’s own URL',
+				},
+			},
+		],
 	};
 }

@@ -96,6 +96,15 @@ export function createApp(context: AppContext): App {
 	app.use(demoRouter({ sites, siteKey: settings.DEMO_SITE }));
 
 	/**
+	 * Says "this is a Tracking CRM receiver", whatever its health: the Tracking CRM API credential's
+	 * test in n8n asks here, so a URL of anything else (n8n itself, a web page, a 404) fails it.
+	 */
+	app.get('/tracking-crm', (_req, res) => {
+		res.setHeader('Cache-Control', 'no-store');
+		res.json({ trackingCrmReceiver: context.version });
+	});
+
+	/**
 	 * Anyone may ask whether the receiver is up: the answer is only `ok` or `degraded` (200 or
 	 * 503). The details (database, outbox, deliveries, n8n) are for an admin key of a site and
 	 * cover that site only: no other site's keys, rows, webhooks or delivery errors, which is why
