@@ -18,3 +18,10 @@ export function uuidv7s(count: number, now = Date.now()): string[] {
 	}
 	return ids;
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether a string is a UUID in its text form (any version, either case): a row id rather than a name or address. */
+export function isUuid(value: string): boolean {
+	return UUID.test(value);
+}

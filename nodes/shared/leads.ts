@@ -3,10 +3,9 @@
  * the lead's id, or any variant of its email address, always within one site.
  */
 import type { Prisma } from '../../lib/db/generated/client';
+import { isUuid } from '../../lib/ids';
 import { normalizeEmail } from '../../lib/mailbox';
 import { SubjectNotFoundError } from './subjects';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The node parameter every lead reference comes from; the errors name it. */
 const FIELD = 'lead';
@@ -19,7 +18,7 @@ export type LeadReference = { id: string } | { email: string } | { error: Subjec
 
 export function leadReference(reference: string): LeadReference {
 	const value = reference.trim();
-	if (UUID.test(value)) return { id: value.toLowerCase() };
+	if (isUuid(value)) return { id: value.toLowerCase() };
 	const key = normalizeEmail(value)?.key;
 	if (key) return { email: key };
 	return { error: new SubjectNotFoundError(FIELD, `"${value}" is neither a lead id nor an email address; give the lead's id or email address`) };

@@ -1,7 +1,6 @@
 import { siteConfigSchema, type SiteConfig } from '../../lib/contracts/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { isUuid } from '../../lib/ids';
 
 /** A reference that cannot be resolved; `field` names the node parameter to fix. */
 export class SubjectNotFoundError extends Error {
@@ -67,7 +66,7 @@ export class SiteResolver {
 /** A visitor by id or by the tracker's anonymous id, always within one site. */
 export async function findVisitorId(prisma: PrismaClient, siteId: string, reference: string): Promise<string> {
 	const value = reference.trim();
-	const where = UUID.test(value) ? { siteId, OR: [{ id: value }, { anonymousId: value }] } : { siteId, anonymousId: value };
+	const where = isUuid(value) ? { siteId, OR: [{ id: value }, { anonymousId: value }] } : { siteId, anonymousId: value };
 	const visitor = await prisma.visitor.findFirst({ where, select: { id: true } });
 	if (!visitor) throw new SubjectNotFoundError('visitor', `No visitor "${value}" on this site; give the visitor's id or the tracker's anonymous id`);
 	return visitor.id;
