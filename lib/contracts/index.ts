@@ -3,3 +3,5 @@ export * from './lead';
 export * from './siteConfig';
 export * from './issues';
 export * from './trackerSettings';
+export * from './delivery';
+export * from './deliveryKinds';

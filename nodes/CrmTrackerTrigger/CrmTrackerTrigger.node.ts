@@ -7,8 +7,10 @@ import type {
 	IWebhookResponseData,
 } from 'n8n-workflow';
 
+import { deliverySchema } from '../../lib/contracts/delivery';
+import { toFieldIssues } from '../../lib/contracts/issues';
 import { foreignSiteField, SITE_HEADER, verifySignature } from '../../lib/signing';
-import { deliveryItems, type Delivery } from './delivery';
+import { deliveryItems } from './delivery';
 
 export class CrmTrackerTrigger implements INodeType {
 	description: INodeTypeDescription = {
@@ -97,13 +99,12 @@ export class CrmTrackerTrigger implements INodeType {
 			res.status(403).json({ error: 'site_not_allowed', message: `Refused: this workflow accepts deliveries of ${allowed.join(', ')} only, not of site "${site}" (the trigger's Sites parameter)` });
 			return { noWebhookResponse: true };
 		}
-		const body = req.body as Delivery;
-		const handOff = body && typeof body === 'object' && Array.isArray(body.items) && body.items.every((item) => item && typeof item === 'object' && !Array.isArray(item));
-		if (!body || typeof body !== 'object' || (!handOff && (!Array.isArray(body.events) || !Array.isArray(body.leads)))) {
-			res.status(400).json({ error: 'invalid_delivery', message: 'The body must be a receiver delivery with "events" and "leads" arrays, or a CRM Hand Off delivery with an "items" array of objects' });
+		const body: unknown = req.body;
+		if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+			res.status(400).json({ error: 'invalid_delivery', message: 'The body must be a delivery: a JSON object with "events" and "leads" arrays (from the receiver), or an "items" array (from a CRM Hand Off)' });
 			return { noWebhookResponse: true };
 		}
-		const foreign = foreignSiteField(body as unknown as Record<string, unknown>, site);
+		const foreign = foreignSiteField(body as Record<string, unknown>, site);
 		if (foreign) {
 			res.status(400).json({
 				error: 'site_mismatch',
@@ -112,9 +113,20 @@ export class CrmTrackerTrigger implements INodeType {
 			});
 			return { noWebhookResponse: true };
 		}
+		// A delivery that leaves its site out is of the site it is signed for.
+		const parsed = deliverySchema.safeParse({ ...body, site });
+		if (!parsed.success) {
+			const issues = toFieldIssues(parsed.error, body, deliverySchema).map(({ field, message }) => ({ field, message }));
+			res.status(400).json({
+				error: 'invalid_delivery',
+				field: issues[0]?.field,
+				issues,
+				message: `Refused: the body is no delivery of the receiver or of a CRM Hand Off: ${issues.map((issue) => `${issue.field} ${issue.message}`).join('; ')}`,
+			});
+			return { noWebhookResponse: true };
+		}
 		const emit = this.getNodeParameter('emit', 'perEvent') as 'perEvent' | 'perBatch';
-		const delivery: Delivery = { ...body, site, events: body.events ?? [], leads: body.leads ?? [] };
-		const items: INodeExecutionData[] = deliveryItems(delivery, emit).map((json) => ({ json: json as IDataObject }));
+		const items: INodeExecutionData[] = deliveryItems(parsed.data, emit).map((json) => ({ json: json as IDataObject }));
 		if (items.length === 0) {
 			res.status(200).json({ ok: true, items: 0 });
 			return { noWebhookResponse: true };

@@ -7,7 +7,8 @@ import {
 	type INodeTypeDescription,
 } from 'n8n-workflow';
 
-import { EVENT_TYPES } from '../../lib/contracts/tracking';
+import { eventItemSchema } from '../../lib/contracts/delivery';
+import { toFieldIssues } from '../../lib/contracts/issues';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, inputError, type ItemGlue } from '../shared/items';
@@ -21,24 +22,19 @@ interface Overrides {
 	highThreshold?: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Checks what the node needs of an event, naming the field; the receiver's contract is stricter. */
+/**
+ * An item's event, parsed with the delivery contract's event schema, naming the field that does
+ * not fit. Items from another source may give the time as "ts" in epoch milliseconds, as the
+ * tracker does.
+ */
 function asEvent(json: IDataObject, where: string): IncomingEvent {
-	const problem = (field: string, expected: string) => new SubjectNotFoundError(field, `${where}: "${field}" ${expected}`);
-	if (typeof json.id !== 'string' || !UUID.test(json.id)) throw problem('id', 'must be the event’s UUID');
-	if (typeof json.anonymousId !== 'string' || !json.anonymousId) throw problem('anonymousId', 'must be the tracker’s anonymous id');
-	if (typeof json.type !== 'string' || !(EVENT_TYPES as readonly string[]).includes(json.type)) throw problem('type', `must be one of ${EVENT_TYPES.join(', ')}`);
-	const occurredAt = typeof json.occurredAt === 'string' ? json.occurredAt : typeof json.ts === 'number' ? new Date(json.ts).toISOString() : undefined;
-	if (!occurredAt || Number.isNaN(Date.parse(occurredAt))) throw problem('occurredAt', 'must be an ISO 8601 time (or "ts" in epoch milliseconds)');
-	if (json.url !== undefined && json.url !== null) {
-		try {
-			new URL(String(json.url));
-		} catch {
-			throw problem('url', 'must be an absolute URL');
-		}
-	}
-	return { ...(json as unknown as IncomingEvent), id: json.id.toLowerCase(), occurredAt };
+	const time = json.occurredAt === undefined && typeof json.ts === 'number' ? new Date(json.ts) : undefined;
+	const input = time && !Number.isNaN(time.getTime()) ? { ...json, occurredAt: time.toISOString() } : json;
+	const parsed = eventItemSchema.safeParse(input);
+	if (parsed.success) return parsed.data;
+	const [{ field, message }] = toFieldIssues(parsed.error, input, eventItemSchema);
+	const problem = new SubjectNotFoundError(field, `${where}: "${field}" ${message}`);
+	throw problem;
 }
 
 const properties: INodeProperties[] = [

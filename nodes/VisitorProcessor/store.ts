@@ -1,3 +1,4 @@
+import type { EventItem } from '../../lib/contracts/delivery';
 import type { TrackEvent } from '../../lib/contracts/tracking';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import type { ResolvedSite } from '../shared/subjects';
@@ -5,24 +6,8 @@ import { detectDevice } from '../shared/device';
 import { sessionEngagement, type EngagementLevel } from '../../lib/engagement';
 import { sessionize, type Session, type SessionEvent } from './sessionize';
 
-/** An event as the receiver delivers it (see server/outbox/dispatcher.ts). */
-export interface IncomingEvent {
-	id: string;
-	anonymousId: string;
-	sessionId?: string | null;
-	type: TrackEvent['type'];
-	name?: string | null;
-	url?: string | null;
-	path?: string | null;
-	title?: string | null;
-	referrer?: string | null;
-	relevance?: number | null;
-	props?: TrackEvent['props'] | null;
-	context?: TrackEvent['context'] | null;
-	userAgent?: string | null;
-	country?: string | null;
-	occurredAt: string;
-}
+/** An event as the node takes it: the delivery contract's event item (lib/contracts/delivery.ts). */
+export type IncomingEvent = EventItem;
 
 export interface SessionSummary {
 	visitorId: string;

@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 
 import type { PrismaClient } from '../../lib/db';
+import { enqueueStatement, jsonbPayload, type EventsPayload } from '../outbox/enqueue';
 import { databaseFailure } from '../routes/problems';
 import { uuidv7s } from './ids';
 import type { EventRow } from './normalize';
@@ -45,13 +46,15 @@ WITH requests AS (
 	SELECT e.request, i.site_id, i.event_id, i.anonymous_id, i.occurred_at
 	FROM inserted i JOIN input e USING (site_id, event_id)
 ), outboxed AS (
-	INSERT INTO outbox (site_id, destination, partition_key, payload, status, attempts, next_attempt_at, created_at)
-	SELECT s.site_id, d.destination, s.anonymous_id,
-		jsonb_build_object('kind', 'events', 'eventIds', jsonb_agg(s.event_id ORDER BY s.occurred_at, s.event_id)),
-		'pending', 0, now(), now()
-	FROM stored s JOIN unnest($20::int[], $21::text[]) AS d(request, destination) USING (request)
-	GROUP BY s.site_id, d.destination, s.anonymous_id
-	RETURNING 1
+	${enqueueStatement(
+		{
+			siteId: 's.site_id',
+			destination: 'd.destination',
+			partitionKey: 's.anonymous_id',
+			payload: jsonbPayload<EventsPayload>({ kind: "'events'", eventIds: 'jsonb_agg(s.event_id ORDER BY s.occurred_at, s.event_id)' }),
+		},
+		'FROM stored s JOIN unnest($20::int[], $21::text[]) AS d(request, destination) USING (request) GROUP BY s.site_id, d.destination, s.anonymous_id',
+	)}
 )
 SELECT coalesce((SELECT array_agg(request) FROM stored), '{}') AS stored, (SELECT count(*) FROM outboxed)::int AS outbox_rows`;
 

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 
-import type { LeadPayload } from '../../lib/contracts';
+import type { DeliveredLead, LeadPayload } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
+import { enqueueStatement } from '../outbox/enqueue';
 import type { ClientFacts } from './historyClaim';
 import { withFormFields } from './normalize';
 
@@ -31,10 +32,10 @@ WITH inserted AS (
 	ON CONFLICT (site_id, event_id) DO NOTHING
 	RETURNING event_id, anonymous_id
 ), outboxed AS (
-	INSERT INTO outbox (site_id, destination, partition_key, payload, status, attempts, next_attempt_at, created_at)
-	SELECT $1::uuid, destination, anonymous_id, $9::jsonb || jsonb_build_object('eventId', event_id), 'pending', 0, now(), now()
-	FROM inserted CROSS JOIN jsonb_array_elements_text($10::jsonb) AS d(destination)
-	RETURNING 1
+	${enqueueStatement(
+		{ siteId: '$1::uuid', destination: 'destination', partitionKey: 'anonymous_id', payload: "$9::jsonb || jsonb_build_object('eventId', event_id)" },
+		'FROM inserted CROSS JOIN jsonb_array_elements_text($10::jsonb) AS d(destination)',
+	)}
 )
 SELECT (SELECT count(*) FROM inserted)::int AS stored`;
 
@@ -49,7 +50,8 @@ export async function storeLead(
 	const lead = withFormFields(submitted);
 	const eventId = lead.eventId ?? randomUUID();
 	const anonymousId = lead.anonymousId ?? `lead:${hash.slice(0, 32)}`;
-	const payload = { kind: 'lead', lead, emailHash: hash, country: facts.country, receivedAt: new Date().toISOString() };
+	// The statement adds the eventId it stored the submission under.
+	const payload: Omit<DeliveredLead, 'eventId'> = { kind: 'lead', lead, emailHash: hash, country: facts.country, receivedAt: new Date().toISOString() };
 	const [result] = await prisma.$queryRawUnsafe<Array<{ stored: number }>>(
 		STORE_LEAD,
 		siteId,

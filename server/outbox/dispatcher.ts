@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 
+import type { DeliveredEmailEvent, DeliveredEvent, DeliveredLead, ReceiverDelivery } from '../../lib/contracts';
 import { postSigned } from '../../lib/signing';
 import type { PrismaClient } from '../../lib/db';
 import type { Logger } from '../logger';
 import type { ReceiverSettings } from '../settings';
 import type { SiteRegistry } from '../siteRegistry';
 import { retryDelayMs } from './backoff';
+import type { OutboxPayload } from './enqueue';
 
 /** What planDeliveries needs of an outbox row. */
 export interface PlannableRow {
@@ -73,7 +75,7 @@ interface ClaimedRow {
 	site_id: string;
 	destination: string;
 	partition_key: string;
-	payload: { kind: 'events'; eventIds: string[] } | ({ kind: 'lead' | 'email-event' } & Record<string, unknown>);
+	payload: OutboxPayload;
 	attempts: number;
 	delivery_id: string | null;
 }
@@ -147,7 +149,7 @@ UPDATE outbox o SET status = $2::outbox_status, next_attempt_at = now() + ($3::i
 FROM jsonb_to_recordset($1::jsonb) AS c(id bigint, attempts int)
 WHERE o.id = c.id AND o.attempts = c.attempts AND o.status = 'pending'`;
 
-/** The delivery's tracking events in the order of its rows, each row's events in their stored order. */
+/** The delivery's tracking events in the order of its rows, each row's events in their stored order, as the delivery contract names their fields. */
 const EVENTS_FOR_DELIVERY = `
 SELECT e.event_id AS "id", e.anonymous_id AS "anonymousId", e.session_key AS "sessionId", e.type, e.name, e.url, e.path, e.title,
 	e.referrer, e.relevance, e.properties AS "props", e.context, e.user_agent AS "userAgent", e.country,
@@ -156,6 +158,20 @@ SELECT e.event_id AS "id", e.anonymous_id AS "anonymousId", e.session_key AS "se
 FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS wanted(event_id, position)
 JOIN visitor_events e ON e.site_id = $1::uuid AND e.event_id = wanted.event_id::uuid
 ORDER BY wanted.position`;
+
+/**
+ * A delivery's body (lib/contracts/delivery.ts): its rows' tracking events as EVENTS_FOR_DELIVERY
+ * read them, then their leads and email events as the outbox holds them, each in row order.
+ */
+export function deliveryBody(envelope: Pick<ReceiverDelivery, 'site' | 'siteId' | 'destination' | 'deliveryId' | 'sentAt'>, payloads: OutboxPayload[], events: DeliveredEvent[]): ReceiverDelivery {
+	const leads: DeliveredLead[] = [];
+	const emailEvents: DeliveredEmailEvent[] = [];
+	for (const payload of payloads) {
+		if (payload.kind === 'lead') leads.push(payload);
+		else if (payload.kind === 'email-event') emailEvents.push(payload);
+	}
+	return { ...envelope, events, leads, emailEvents };
+}
 
 const sizeOf = (row: ClaimedRow): number => (row.payload.kind === 'events' ? Math.max(1, row.payload.eventIds.length) : 1);
 
@@ -245,10 +261,9 @@ export class OutboxDispatcher {
 			return;
 		}
 		const eventIds = rows.flatMap((row) => (row.payload.kind === 'events' ? row.payload.eventIds : []));
-		const events = eventIds.length ? await this.prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(EVENTS_FOR_DELIVERY, siteId, JSON.stringify(eventIds)) : [];
-		const leads = rows.filter((row) => row.payload.kind === 'lead').map((row) => row.payload);
-		const emailEvents = rows.filter((row) => row.payload.kind === 'email-event').map((row) => row.payload);
-		const body = JSON.stringify({ site: site.key, siteId, destination, deliveryId, sentAt: new Date().toISOString(), events, leads, emailEvents });
+		const events = eventIds.length ? await this.prisma.$queryRawUnsafe<DeliveredEvent[]>(EVENTS_FOR_DELIVERY, siteId, JSON.stringify(eventIds)) : [];
+		const delivery = deliveryBody({ site: site.key, siteId, destination, deliveryId, sentAt: new Date().toISOString() }, rows.map((row) => row.payload), events);
+		const body = JSON.stringify(delivery);
 
 		try {
 			const response = await postSigned(url, site.webhookSecret, site.key, body, deliveryId, this.settings.DISPATCH_TIMEOUT_MS);
@@ -263,7 +278,7 @@ export class OutboxDispatcher {
 			JSON.stringify(rows.map((row) => row.id.toString())),
 		);
 		this.metrics.deliveredRows += rows.length;
-		this.metrics.deliveredEvents += events.length + leads.length + emailEvents.length;
+		this.metrics.deliveredEvents += delivery.events.length + delivery.leads.length + delivery.emailEvents.length;
 		this.metrics.lastSuccessAt = new Date().toISOString();
 	}
 

@@ -1,9 +1,11 @@
 import express, { type Request, type Response, Router } from 'express';
 
+import type { DeliveredEmailEvent } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
 import { emailHash } from '../../lib/email';
 import { verifyEmailToken, type EmailTokenAction, type EmailTokenCheck } from '../../lib/emailTokens';
 import type { Logger } from '../logger';
+import { enqueueStatement, jsonbPayload } from '../outbox/enqueue';
 import type { SiteRegistry } from '../siteRegistry';
 import { RETRY_AFTER_SECONDS, sendProblem } from './problems';
 
@@ -49,14 +51,24 @@ WITH message AS (
 	SELECT gen_random_uuid(), site_id, id, '${type}'::email_event_type, url, now() FROM target
 	RETURNING id, site_id, message_id, occurred_at
 ), outboxed AS (
-	INSERT INTO outbox (site_id, destination, partition_key, payload, status, attempts, next_attempt_at, created_at)
-	SELECT e.site_id, '${ORCHESTRATOR}', COALESCE('lead:' || t.lead_id, 'message:' || t.id),
-		jsonb_build_object('kind', 'email-event', 'type', '${type}', 'messageId', t.id, 'leadId', t.lead_id, 'eventId', e.id,
-			'url', t.url, 'first', EXISTS (SELECT 1 FROM stamped), 'occurredAt', e.occurred_at),
-		'pending', 0, now(), now()
-	FROM event e JOIN target t ON t.id = e.message_id
-	WHERE e.site_id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid)
-	RETURNING 1
+	${enqueueStatement(
+		{
+			siteId: 'e.site_id',
+			destination: `'${ORCHESTRATOR}'`,
+			partitionKey: "COALESCE('lead:' || t.lead_id, 'message:' || t.id)",
+			payload: jsonbPayload<DeliveredEmailEvent>({
+				kind: "'email-event'",
+				type: `'${type}'`,
+				messageId: 't.id',
+				leadId: 't.lead_id',
+				eventId: 'e.id',
+				url: 't.url',
+				first: 'EXISTS (SELECT 1 FROM stamped)',
+				occurredAt: 'e.occurred_at',
+			}),
+		},
+		'FROM event e JOIN target t ON t.id = e.message_id WHERE e.site_id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid)',
+	)}
 )
 SELECT (SELECT count(*) FROM message)::int AS found, (SELECT url FROM target) AS url`;
 }
@@ -94,14 +106,22 @@ WITH message AS (
 	WHERE EXISTS (SELECT 1 FROM channel) OR EXISTS (SELECT 1 FROM suppressed)
 	RETURNING id, site_id, message_id, occurred_at
 ), outboxed AS (
-	INSERT INTO outbox (site_id, destination, partition_key, payload, status, attempts, next_attempt_at, created_at)
-	SELECT e.site_id, '${ORCHESTRATOR}', COALESCE('lead:' || m.lead_id, 'message:' || m.id),
-		jsonb_build_object('kind', 'email-event', 'type', 'unsubscribe', 'messageId', m.id, 'leadId', m.lead_id, 'eventId', e.id,
-			'occurredAt', e.occurred_at),
-		'pending', 0, now(), now()
-	FROM event e JOIN message m ON m.id = e.message_id
-	WHERE e.site_id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid)
-	RETURNING 1
+	${enqueueStatement(
+		{
+			siteId: 'e.site_id',
+			destination: `'${ORCHESTRATOR}'`,
+			partitionKey: "COALESCE('lead:' || m.lead_id, 'message:' || m.id)",
+			payload: jsonbPayload<DeliveredEmailEvent>({
+				kind: "'email-event'",
+				type: "'unsubscribe'",
+				messageId: 'm.id',
+				leadId: 'm.lead_id',
+				eventId: 'e.id',
+				occurredAt: 'e.occurred_at',
+			}),
+		},
+		'FROM event e JOIN message m ON m.id = e.message_id WHERE e.site_id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid)',
+	)}
 )
 SELECT (SELECT count(*) FROM message)::int AS found, (SELECT count(*) FROM event)::int AS recorded`;
 

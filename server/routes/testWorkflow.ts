@@ -1,7 +1,7 @@
 import express, { Router } from 'express';
 import { z } from 'zod/v4';
 
-import { toFieldIssues, WORKFLOW_NAMES } from '../../lib/contracts';
+import { toFieldIssues, WORKFLOW_NAMES, type ReceiverDelivery } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
 import { requireApiKey } from '../auth';
 import { foreignSiteField, postSigned } from '../../lib/signing';
@@ -15,19 +15,43 @@ const requestSchema = z.strictObject({
 	payload: z.record(z.string(), z.unknown()).optional(),
 });
 
-function samplePayload(site: string, siteId: string, workflow: string): Record<string, unknown> {
-	const now = new Date().toISOString();
-	const base = { site, siteId, destination: workflow, deliveryId: `test-${Date.now()}`, sentAt: now, test: true };
-	if (workflow === 'lead-processor') {
-		return { ...base, events: [], leads: [{ kind: 'lead', eventId: '019a8b6e-0000-7000-8000-00000000beef', lead: { site, email: 'test.lead@example.com', firstName: 'Test', consent: true } }] };
+type Envelope = Pick<ReceiverDelivery, 'site' | 'siteId' | 'destination' | 'deliveryId' | 'sentAt'>;
+
+/** A sample in the shape the workflow receives from the outbox (lib/contracts/delivery.ts). */
+function sampleDelivery(envelope: Envelope): ReceiverDelivery {
+	const at = envelope.sentAt;
+	if (envelope.destination === 'lead-processor') {
+		const lead = { kind: 'lead' as const, eventId: '019a8b6e-0000-7000-8000-00000000beef', emailHash: 'test', country: null, receivedAt: at, lead: { site: envelope.site, email: 'test.lead@example.com', firstName: 'Test', consent: true } };
+		return { ...envelope, events: [], leads: [lead], emailEvents: [] };
 	}
-	return {
-		...base,
-		events: [
-			{ id: '019a8b6e-0000-7000-8000-00000000cafe', anonymousId: 'test-visitor', sessionId: 'test-session', type: 'pageview', url: 'https://example.com/', path: '/', title: 'Test', occurredAt: now, receivedAt: now },
-		],
-		leads: [],
+	const event = {
+		id: '019a8b6e-0000-7000-8000-00000000cafe',
+		anonymousId: 'test-visitor',
+		sessionId: 'test-session',
+		type: 'pageview' as const,
+		name: null,
+		url: 'https://example.com/',
+		path: '/',
+		title: 'Test',
+		referrer: null,
+		relevance: null,
+		props: null,
+		context: null,
+		userAgent: null,
+		country: null,
+		occurredAt: at,
+		receivedAt: at,
 	};
+	return { ...envelope, events: [event], leads: [], emailEvents: [] };
+}
+
+/**
+ * What the route sends: the payload with the envelope of a delivery where it left parts of it out
+ * (the workflow as destination, the request's delivery id, the time), and always the key's site;
+ * without a payload, a sample.
+ */
+export function testDelivery(payload: Record<string, unknown> | undefined, envelope: Envelope): Record<string, unknown> {
+	return payload ? { ...envelope, ...payload, site: envelope.site, siteId: envelope.siteId } : sampleDelivery(envelope);
 }
 
 /**
@@ -62,11 +86,11 @@ export function testWorkflowRouter(context: { prisma: PrismaClient; sites: SiteR
 			sendProblem(res, 400, 'site_mismatch', `The request is invalid: ${field} ${message}`, { issues: [{ field, message }] });
 			return;
 		}
-		// The delivery carries the site it is signed for, also where the payload left it out.
-		const body = JSON.stringify(payload ? { ...payload, site: site.key, siteId: site.id } : samplePayload(site.key, site.id, parsed.data.workflow));
 		const started = Date.now();
+		const deliveryId = `test-${started}`;
+		const body = JSON.stringify(testDelivery(payload, { site: site.key, siteId: site.id, destination: parsed.data.workflow, deliveryId, sentAt: new Date(started).toISOString() }));
 		try {
-			const response = await postSigned(url, site.webhookSecret, site.key, body, `test-${started}`, context.settings.DISPATCH_TIMEOUT_MS);
+			const response = await postSigned(url, site.webhookSecret, site.key, body, deliveryId, context.settings.DISPATCH_TIMEOUT_MS);
 			const text = await response.text();
 			let answer: unknown = text;
 			try {

@@ -35,17 +35,57 @@ function workflow(sites = ''): WorkflowJson {
 	};
 }
 
-/** A receiver delivery of site `shop` with one event, one lead and one email event. */
+/** A receiver delivery of site `shop` with one event, one lead and one email event, in the delivery contract's shape. */
 function delivery(): Record<string, any> {
+	const at = new Date().toISOString();
 	return {
 		site: 'shop',
 		siteId: 'id-shop',
 		destination: 'crm-test',
 		deliveryId: '41,42',
-		sentAt: new Date().toISOString(),
-		events: [{ id: 'e1', anonymousId: 'a1', type: 'custom', props: { site: 'partner-site' } }],
-		leads: [{ kind: 'lead', eventId: 'l1', lead: { site: 'shop', email: 'jane@example.com' } }],
-		emailEvents: [{ kind: 'email-event', type: 'open', messageId: 'm1' }],
+		sentAt: at,
+		events: [
+			{
+				id: '019aa000-0000-7000-8000-000000000001',
+				anonymousId: 'a1',
+				sessionId: 's1',
+				type: 'custom',
+				name: 'demo',
+				url: 'https://shop.example/',
+				path: '/',
+				title: null,
+				referrer: null,
+				relevance: null,
+				props: { site: 'partner-site' },
+				context: null,
+				userAgent: null,
+				country: null,
+				occurredAt: at,
+				receivedAt: at,
+			},
+		],
+		leads: [
+			{
+				kind: 'lead',
+				eventId: '019aa000-0000-7000-8000-0000000000a1',
+				lead: { site: 'shop', email: 'jane@example.com', consent: false },
+				emailHash: 'hash-of-jane',
+				country: null,
+				receivedAt: at,
+			},
+		],
+		emailEvents: [
+			{
+				kind: 'email-event',
+				type: 'open',
+				messageId: '019aa000-0000-7000-8000-0000000000e1',
+				leadId: null,
+				eventId: '019aa000-0000-7000-8000-0000000000e2',
+				url: null,
+				first: true,
+				occurredAt: '2026-11-20T09:00:00.123456+00:00',
+			},
+		],
 	};
 }
 
@@ -138,12 +178,32 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 	});
 
 	it('emits handed-on items with the signed site, also those that named none', async () => {
-		const response = await signedFor('shop', { site: 'shop', siteId: 'id-shop', destination: 'crm-test', deliveryId: 'h-1', sentAt: '', events: [], leads: [], items: [{ site: 'shop', n: 0 }, { n: 1 }] });
+		const response = await signedFor('shop', { site: 'shop', siteId: 'id-shop', destination: 'crm-test', deliveryId: 'h-1', sentAt: new Date().toISOString(), events: [], leads: [], items: [{ site: 'shop', n: 0 }, { n: 1 }] });
 		expect(response.status).toBe(200);
 		expect(response.body.map((item: Record<string, unknown>) => [item.n, item.site])).toEqual([
 			[0, 'shop'],
 			[1, 'shop'],
 		]);
+	});
+
+	it.each([
+		['events[0].occurredAt', 'must be an ISO 8601 time', (body: Record<string, any>) => (body.events[0].occurredAt = 'yesterday')],
+		['events[0].type', 'must be one of pageview', (body: Record<string, any>) => (body.events[0].type = 'visit')],
+		['events[0].id', 'must be the event’s id (a UUID)', (body: Record<string, any>) => (body.events[0].id = 'e1')],
+		['leads[0].lead.email', 'must be an email address', (body: Record<string, any>) => (body.leads[0].lead.email = 'jane')],
+		['leads[0].eventId', 'must be the submission’s event id (a UUID)', (body: Record<string, any>) => (body.leads[0].eventId = 'l1')],
+		['emailEvents[0].type', 'must be one of open, click, unsubscribe', (body: Record<string, any>) => (body.emailEvents[0].type = 'bounce')],
+		['leads', 'expected an array', (body: Record<string, any>) => (body.leads = { lead: body.leads[0] })],
+		['events', 'is required: a delivery holds "events", "leads", "emailEvents" or "items"', (body: Record<string, any>) => ['events', 'leads', 'emailEvents'].forEach((key) => delete body[key])],
+		['items[0]', 'expected a record', (body: Record<string, any>) => (body.items = ['not an item'])],
+	])('refuses with 400 naming %s a body that is no delivery, before the workflow runs', async (field, message, change) => {
+		const body = delivery();
+		change(body);
+		const response = await signedFor('shop', body);
+		expect(response.status).toBe(400);
+		expect(response.body).toMatchObject({ error: 'invalid_delivery', field });
+		expect(response.body.message).toContain(`${field} ${message}`);
+		expect(runs).toBe(0);
 	});
 
 	it('with Sites set, refuses a delivery of any other site with 403 naming the parameter', async () => {

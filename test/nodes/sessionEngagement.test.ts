@@ -6,7 +6,7 @@
 import type { IDataObject } from 'n8n-workflow';
 import { v7 as uuidv7 } from 'uuid';
 
-import type { TrackEvent, TrackEventType } from '../../lib/contracts';
+import { receiverDeliverySchema, type TrackEvent, type TrackEventType } from '../../lib/contracts';
 import { deliveryItems } from '../../nodes/CrmTrackerTrigger/delivery';
 import { disconnectAll } from '../../nodes/shared/database';
 import type { Receiver } from '../../server/receiver';
@@ -102,14 +102,14 @@ describe('a session’s engagement in its events and in its session row', () => 
 		expect((await post(`${receiver.url}/api/track`, batch(key, events))).status).toBe(202);
 
 		await waitFor(() => n8n.deliveries.filter((delivery) => delivery.signedSite === key).flatMap((delivery) => delivery.body.events).length === events.length, 15_000, 'the delivery');
-		const delivered = n8n.deliveries.filter((delivery) => delivery.signedSite === key);
-		const input = delivered.flatMap((delivery) => deliveryItems(delivery.body as never, 'perEvent')) as IDataObject[];
+		const delivered = n8n.deliveries.filter((delivery) => delivery.signedSite === key).map((delivery) => receiverDeliverySchema.parse(delivery.body));
+		const input = delivered.flatMap((delivery) => deliveryItems(delivery, 'perEvent')) as IDataObject[];
 		await runWorkflow(VISITOR_PROCESSOR, { input, credentials: { postgres: postgresCredential() }, throwOnError: true });
 
-		const sessionEnd = delivered.flatMap((delivery) => delivery.body.events).find((event) => (event as { type?: string }).type === 'session_end') as unknown as { props: { engagementScore: number; engagement: string } };
+		const sessionEnd = delivered.flatMap((delivery) => delivery.events).find((event) => event.type === 'session_end');
 		const rows = await prisma.visitorSession.findMany({ where: { site: { key } }, select: { engagementScore: true, engagementLevel: true } });
 		expect(rows).toHaveLength(1);
-		expect({ score: sessionEnd.props.engagementScore, level: sessionEnd.props.engagement }).toEqual({ score: rows[0].engagementScore, level: rows[0].engagementLevel });
+		expect({ score: sessionEnd?.props?.engagementScore, level: sessionEnd?.props?.engagement }).toEqual({ score: rows[0].engagementScore, level: rows[0].engagementLevel });
 	}, 60_000);
 
 	it('the visits cover every level', async () => {

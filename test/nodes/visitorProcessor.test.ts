@@ -122,10 +122,10 @@ describe('Visitor Processor node in the n8n execution engine', () => {
 	it('names the field of a bad item, and under continue-on-fail processes the good ones', async () => {
 		const bad = { ...event('anon-5', 0, '/'), id: 'nope' };
 		const failed = await runWorkflow(workflow(), { input: [bad], credentials: credentials() });
-		expect(failed.error?.message).toBe('Field "id": the item: "id" must be the event’s UUID');
+		expect(failed.error?.message).toBe('Field "id": the item: "id" must be the event’s id (a UUID)');
 		const partial = await runWorkflow(workflow({}, { continueOnFail: true }), { input: [bad, event('anon-5', 5, '/ok')], credentials: credentials(), throwOnError: true });
 		const out = partial.outputOf('Visitor Processor');
-		expect(out[0]).toEqual({ error: 'Field "id": the item: "id" must be the event’s UUID' });
+		expect(out[0]).toEqual({ error: 'Field "id": the item: "id" must be the event’s id (a UUID)' });
 		expect(out[1].session).toMatchObject({ pageviews: 1 });
 		const unknownSite = await runWorkflow(workflow(), { input: [{ ...event('anon-5', 9, '/'), site: 'missing-site' }], credentials: credentials() });
 		expect(unknownSite.error?.message).toMatch(/Site Key: No site with key "missing-site"/);

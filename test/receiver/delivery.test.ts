@@ -1,9 +1,11 @@
+import { receiverDeliverySchema, type TrackEvent } from '../../lib/contracts';
 import { createApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
 import { testPrisma } from '../helpers/db';
 import { batch, pageview, post } from '../helpers/events';
 import { FakeN8n } from '../helpers/fakeN8n';
 import { startTestReceiver, TEST_SECRET } from '../helpers/receiver';
+import { sampleSession } from '../helpers/session';
 import { testSiteConfig } from '../helpers/sites';
 
 async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
@@ -79,6 +81,48 @@ describe('outbox delivery to n8n', () => {
 		expect(n8n.rejected).toEqual([]);
 		expect(await prisma.outboxMessage.count({ where: { siteId, status: 'dead' } })).toBe(0);
 	}, 120_000);
+});
+
+describe('the delivery contract', () => {
+	const prisma = testPrisma();
+	const n8n = new FakeN8n(TEST_SECRET);
+	let receiver: Receiver;
+
+	afterAll(async () => {
+		await receiver?.close();
+		await n8n.stop();
+		await prisma.$disconnect();
+	});
+
+	it('every body the dispatcher posts parses with it: events of each type, with a session summary, and leads', async () => {
+		await n8n.start();
+		const site = testSiteConfig({ n8nUrl: n8n.url });
+		const key = site.site.key;
+		receiver = await startTestReceiver([site]);
+		const session = sampleSession('');
+		const events = [
+			pageview(key, 'anon-contract', '/?utm_source=news&utm_medium=email', { referrer: 'https://news.example/', relevance: 5 }),
+			pageview(key, 'anon-contract', '/pricing', { type: 'scroll', props: { depth: 50 } }),
+			pageview(key, 'anon-contract', '/pricing', { type: 'custom', name: 'quote', props: { plan: 'pro', seats: 3, annual: true } }),
+			pageview(key, 'anon-contract', '/pricing', { type: 'session_end', props: session as unknown as TrackEvent['props'] }),
+		];
+		expect((await post(`${receiver.url}/api/track`, batch(key, events))).status).toBe(202);
+		const lead = await post(`${receiver.url}/api/lead`, { site: key, email: 'jane@example.com', anonymousId: 'anon-contract', firstName: 'Jane', consent: true });
+		expect(lead.status).toBeLessThan(300);
+
+		const arrived = () => n8n.deliveries.filter((delivery) => delivery.signedSite === key);
+		const deadline = Date.now() + 15_000;
+		while (arrived().flatMap((delivery) => [...delivery.body.events, ...delivery.body.leads]).length < events.length + 1) {
+			if (Date.now() > deadline) throw new Error('timed out waiting for the deliveries');
+			await new Promise((resolve) => setTimeout(resolve, 50));
+		}
+		const parsed = arrived().map((delivery) => receiverDeliverySchema.safeParse(delivery.body));
+		expect(parsed.filter((result) => !result.success).map((result) => result.error)).toEqual([]);
+		const bodies = parsed.map((result) => result.data!);
+		expect(bodies.flatMap((body) => body.events.map((event) => event.type))).toEqual(['pageview', 'scroll', 'custom', 'session_end']);
+		expect(bodies.flatMap((body) => body.leads.map((entry) => entry.lead.email))).toEqual(['jane@example.com']);
+		expect(bodies.find((body) => body.events.length)?.events[3].props).toMatchObject({ engagementScore: expect.any(Number), engagement: expect.any(String) });
+	}, 60_000);
 });
 
 describe('POST /api/test-microworkflow', () => {

@@ -60,8 +60,8 @@ describe('receiver ingest', () => {
 		const row = (id: string) => prisma.visitorEvent.findFirstOrThrow({ where: { eventId: id } });
 		expect((await row(view.id)).context).toEqual({ language: 'pt-BR' });
 		expect((await row(spoken.id)).context).toEqual({ language: 'de' });
-		// 12 (pages) + 12 (two minutes) + 15 (scroll) + 15 (relevance), against the default thresholds 30 and 60
-		expect((await row(end.id)).properties).toEqual({ ...counters, durationMs: 300_000, engagementScore: 54, engagement: 'medium' });
+		// 12 (pages) + 19 (two minutes) + 15 (scroll) + 6 (relevance), by lib/engagement.ts against the default thresholds 30 and 60
+		expect((await row(end.id)).properties).toEqual({ ...counters, durationMs: 300_000, engagementScore: 52, engagement: 'medium' });
 		expect((await row(end.id)).context).toBeNull();
 	});
 
