@@ -97,6 +97,15 @@ export function sendFailure(message: string, certainlyNotDelivered: boolean, now
 	return { do: 'advance', outcome: 'failed', error: `delivery unknown, not sent again: ${message}` };
 }
 
+/**
+ * When a step `delayMinutes` after `from` goes out: the delay on the clock, then the first moment
+ * the send window allows on the lead's wall clock. Enrolling times the first step with it, every
+ * advance the next one.
+ */
+export function stepDueAt(delayMinutes: number, from: Date, window: SendWindow, timezone: string | null): Date {
+	return nextSendTime(new Date(from.getTime() + delayMinutes * 60_000), window, timezone);
+}
+
 /** Where an enrollment moves once the step at `position` went out (or will never go out) at `sentAt`. */
 export type Advance = { nextStep: number; nextRunAt: Date } | { nextStep: number; nextRunAt: null; status: 'completed'; completedAt: Date };
 
@@ -110,7 +119,7 @@ export function advanceFrom(
 ): Advance {
 	const next = steps.filter((step) => step.position > position).sort((a, b) => a.position - b.position)[0];
 	if (!next) return { nextStep: position + 1, nextRunAt: null, status: 'completed', completedAt: sentAt };
-	return { nextStep: next.position, nextRunAt: nextSendTime(new Date(sentAt.getTime() + next.delayMinutes * 60_000), window, timezone) };
+	return { nextStep: next.position, nextRunAt: stepDueAt(next.delayMinutes, sentAt, window, timezone) };
 }
 
 /** The sender of a step: the campaign's address when it has one, else the operation's. */

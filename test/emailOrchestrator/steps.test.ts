@@ -1,4 +1,15 @@
-import { advanceFrom, CAMPAIGN_RECHECK_MS, messageKey, RETRY_AFTER_MS, senderAddress, sendFailure, settleReserved, stepAction, type DueStep } from '../../nodes/EmailOrchestrator/steps';
+import {
+	advanceFrom,
+	CAMPAIGN_RECHECK_MS,
+	messageKey,
+	RETRY_AFTER_MS,
+	senderAddress,
+	sendFailure,
+	settleReserved,
+	stepAction,
+	stepDueAt,
+	type DueStep,
+} from '../../nodes/EmailOrchestrator/steps';
 
 // Wednesday 2026-06-10, 12:00 in Madrid
 const NOW = new Date('2026-06-10T10:00:00Z');
@@ -93,6 +104,21 @@ describe('advanceFrom', () => {
 	];
 	it.each(cases)('after step %d with %j', (position, window, expected) => {
 		expect(advanceFrom(steps, position, sentAt, window, 'Europe/Madrid')).toEqual(expected);
+	});
+});
+
+describe('stepDueAt', () => {
+	// [delay in minutes, from, window, lead's zone, due]
+	const cases: Array<[number, string, Parameters<typeof stepDueAt>[2], string | null, string]> = [
+		[0, '2026-06-10T10:00:00Z', {}, 'Europe/Madrid', '2026-06-10T10:00:00.000Z'],
+		[90, '2026-06-10T10:00:00Z', {}, 'Europe/Madrid', '2026-06-10T11:30:00.000Z'],
+		// 23:00 in Madrid is quiet until 08:00 there
+		[60, '2026-06-10T20:00:00Z', { quietHours: { start: '21:00', end: '08:00' } }, 'Europe/Madrid', '2026-06-11T06:00:00.000Z'],
+		// no zone: UTC
+		[60, '2026-06-10T20:00:00Z', { quietHours: { start: '21:00', end: '08:00' } }, null, '2026-06-11T08:00:00.000Z'],
+	];
+	it.each(cases)('%d minutes after %s with %j in %s → %s', (delay, from, window, zone, expected) => {
+		expect(stepDueAt(delay, new Date(from), window, zone).toISOString()).toBe(expected);
 	});
 });
 

@@ -5,7 +5,7 @@ import { findLeadId } from '../../shared/leads';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem } from '../../shared/items';
 import { nowOf, type OperationContext } from '../helpers/context';
-import { nextSendTime } from '../schedule';
+import { stepDueAt } from '../steps';
 import { parseSequenceDefinition, type StoredSequence } from '../sequences';
 
 const properties: INodeProperties[] = [
@@ -87,7 +87,7 @@ export interface EnrollmentSummary extends IDataObject {
  */
 export async function enrollLead(prisma: PrismaClient, siteId: string, sequence: StoredSequence, lead: { id: string; timezone: string | null }, now: Date): Promise<EnrollmentSummary> {
 	const [first] = sequence.steps;
-	const nextRunAt = nextSendTime(new Date(now.getTime() + first.delayMinutes * 60_000), sequence.window, lead.timezone);
+	const nextRunAt = stepDueAt(first.delayMinutes, now, sequence.window, lead.timezone);
 	const { count } = await prisma.sequenceEnrollment.createMany({
 		data: [{ siteId, sequenceId: sequence.id, leadId: lead.id, nextStep: first.position, nextRunAt, enrolledAt: now }],
 		skipDuplicates: true,
