@@ -8,11 +8,11 @@ import type { SiteConfig } from '../../lib/contracts/siteConfig';
 import { emailHash } from '../../lib/email';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { uuidv7s } from '../../lib/ids';
-import type { Prisma } from '../../lib/db/generated/client';
+import type { Lead, Prisma } from '../../lib/db/generated/client';
 import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
 import { browserClaims, LEAD_FIELDS, mergeEntries, otherOwner, reportOnce, type LeadFields } from './batch';
-import { eventsByLead, recordedRules, rescore, type Rescored } from './rescore';
+import { eventsByLead, recordedRules, rescore, type LeadHistory, type Rescored, type ScoreRow } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 
 /** An item field that cannot be used as a lead; `field` names it. */
@@ -181,143 +181,157 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 	});
 }
 
-/**
- * Recomputes the scores of several leads from their whole merged histories and records what
- * changed (decided by {@link rescore}): every read and write is one statement for all of them.
- */
-export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds: readonly string[]): Promise<Map<string, ScoringOutcome>> {
-	const ids = [...new Set(leadIds)].sort();
+/** Everything a rescore reads about the leads, in id order; one statement per table. */
+async function loadHistories(prisma: Db, siteId: string, ids: readonly string[]): Promise<Array<LeadHistory & { lead: Lead }>> {
 	// In id order, so concurrent batches insert their score rows in one order and never deadlock.
-	const leads = await prisma.lead.findMany({ where: { id: { in: ids }, siteId: context.siteId }, orderBy: { id: 'asc' } });
+	const leads = await prisma.lead.findMany({ where: { id: { in: [...ids] }, siteId }, orderBy: { id: 'asc' } });
 	const visitors = (
-		await prisma.visitor.findMany({ where: { siteId: context.siteId, leadId: { in: ids } }, select: { id: true, anonymousId: true, firstTouch: true, leadId: true } })
+		await prisma.visitor.findMany({ where: { siteId, leadId: { in: [...ids] } }, select: { id: true, anonymousId: true, firstTouch: true, leadId: true } })
 	).map((visitor) => ({ ...visitor, leadId: visitor.leadId as string }));
 	const events =
 		visitors.length === 0
 			? []
 			: await prisma.visitorEvent.findMany({
-					where: { siteId: context.siteId, OR: [{ anonymousId: { in: visitors.map((visitor) => visitor.anonymousId) } }, { visitorId: { in: visitors.map((visitor) => visitor.id) } }] },
+					where: { siteId, OR: [{ anonymousId: { in: visitors.map((visitor) => visitor.anonymousId) } }, { visitorId: { in: visitors.map((visitor) => visitor.id) } }] },
 					select: { eventId: true, type: true, name: true, url: true, occurredAt: true, sessionKey: true, anonymousId: true, visitorId: true },
 				});
 	const eventsOf = eventsByLead(visitors, events.map((event) => ({ ...event, occurredAt: event.occurredAt.getTime() })));
 	const tagsOf = new Map<string, string[]>();
-	for (const row of await prisma.leadTag.findMany({ where: { leadId: { in: ids } }, select: { leadId: true, tag: true } })) {
+	for (const row of await prisma.leadTag.findMany({ where: { leadId: { in: [...ids] } }, select: { leadId: true, tag: true } })) {
 		tagsOf.set(row.leadId, [...(tagsOf.get(row.leadId) ?? []), row.tag]);
 	}
 	const recorded = recordedRules(
 		await prisma.leadScore.findMany({
-			where: { leadId: { in: ids } },
+			where: { leadId: { in: [...ids] } },
 			orderBy: [{ occurredAt: 'asc' }, { createdAt: 'asc' }],
 			select: { leadId: true, rule: true, delta: true, causeKey: true },
 		}),
 	);
+	return leads.map((lead) => ({
+		lead,
+		events: eventsOf.get(lead.id) ?? [],
+		tags: tagsOf.get(lead.id) ?? [],
+		recorded: recorded.get(lead.id),
+		visitors: visitors.filter((visitor) => visitor.leadId === lead.id),
+	}));
+}
 
-	const scoring = { rules: context.rules, stages: context.config.crm.lifecycleStages, now: context.now };
-	const computed = new Map<string, Rescored>();
-	for (const lead of leads) {
-		computed.set(
-			lead.id,
-			rescore(
-				{
-					lead,
-					events: eventsOf.get(lead.id) ?? [],
-					tags: tagsOf.get(lead.id) ?? [],
-					recorded: recorded.get(lead.id),
-					visitors: visitors.filter((visitor) => visitor.leadId === lead.id),
-				},
-				scoring,
-			),
-		);
-	}
-	const rescored = leads.map((lead) => ({ leadId: lead.id, ...(computed.get(lead.id) as Rescored) }));
-	const scoreRows = rescored.flatMap(({ leadId, scoreRows: rows }) => rows.map((row) => ({ leadId, ...row })));
-	const stageRows = rescored.flatMap(({ leadId, stageChange, total }) => (stageChange ? [{ leadId, ...stageChange, scoreAt: total }] : []));
-
-	const scoredAt = new Date(context.now);
+/** Inserts the score rows no earlier call wrote (by their keys); how many each lead got. */
+async function insertScoreRows(prisma: Db, siteId: string, scoredAt: Date, rows: ReadonlyArray<ScoreRow & { leadId: string }>): Promise<Map<string, number>> {
 	const written = new Map<string, number>();
-	if (scoreRows.length > 0) {
-		const inserted = await prisma.$queryRawUnsafe<Array<{ leadId: string }>>(
-			`INSERT INTO lead_scores (id, site_id, lead_id, rule, delta, score_after, cause, cause_key, occurred_at)
-			SELECT v.id, $1::uuid, v.lead_id, v.rule, v.delta, v.score_after, v.cause, v.cause_key, $2
-			FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::float8[], $7::float8[], $8::text[], $9::text[]) AS v(id, lead_id, rule, delta, score_after, cause, cause_key)
-			ON CONFLICT (lead_id, rule, cause_key) DO NOTHING
-			RETURNING lead_id AS "leadId"`,
-			context.siteId,
-			scoredAt,
-			uuidv7s(scoreRows.length),
-			scoreRows.map((row) => row.leadId),
-			scoreRows.map((row) => row.rule),
-			scoreRows.map((row) => row.delta),
-			scoreRows.map((row) => row.scoreAfter),
-			scoreRows.map((row) => row.cause),
-			scoreRows.map((row) => row.causeKey),
-		);
-		for (const row of inserted) written.set(row.leadId, (written.get(row.leadId) ?? 0) + 1);
-	}
-	const transitioned = new Set<string>();
-	if (stageRows.length > 0) {
-		const inserted = await prisma.$queryRawUnsafe<Array<{ leadId: string }>>(
-			`INSERT INTO lead_stage_changes (id, site_id, lead_id, from_stage, to_stage, score_at, occurred_at)
-			SELECT v.id, $1::uuid, v.lead_id, v.from_stage, v.to_stage, v.score_at, $2
-			FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::float8[]) AS v(id, lead_id, from_stage, to_stage, score_at)
-			ON CONFLICT (lead_id, from_stage, to_stage) DO NOTHING
-			RETURNING lead_id AS "leadId"`,
-			context.siteId,
-			scoredAt,
-			uuidv7s(stageRows.length),
-			stageRows.map((row) => row.leadId),
-			stageRows.map((row) => row.from),
-			stageRows.map((row) => row.to),
-			stageRows.map((row) => row.scoreAt),
-		);
-		for (const row of inserted) transitioned.add(row.leadId);
-	}
-	if (rescored.length > 0) {
-		// scored_at is when the lead was last scored (rescoreStale's cursor); updated_at moves only with the content.
-		await prisma.$executeRawUnsafe(
-			`UPDATE leads SET score = v.score, engagement_score = v.engagement, fit_score = v.fit, scored_at = $1, lifecycle_stage = v.stage,
-				first_touch = COALESCE(v.first_touch::jsonb, leads.first_touch),
-				updated_at = CASE WHEN (v.score, v.engagement, v.fit, v.stage, COALESCE(v.first_touch::jsonb, leads.first_touch))
-					IS NOT DISTINCT FROM (leads.score, leads.engagement_score, leads.fit_score, leads.lifecycle_stage, leads.first_touch)
-					THEN leads.updated_at ELSE now() END
-			FROM unnest($2::uuid[], $3::float8[], $4::float8[], $5::float8[], $6::text[], $7::text[]) AS v(id, score, engagement, fit, stage, first_touch)
-			WHERE leads.id = v.id`,
-			scoredAt,
-			rescored.map((entry) => entry.leadId),
-			rescored.map((entry) => entry.total),
-			rescored.map((entry) => entry.engagement),
-			rescored.map((entry) => entry.fit),
-			rescored.map((entry) => entry.stage),
-			rescored.map((entry) => (entry.firstTouch === null ? null : JSON.stringify(entry.firstTouch))),
-		);
-	}
+	if (rows.length === 0) return written;
+	const inserted = await prisma.$queryRawUnsafe<Array<{ leadId: string }>>(
+		`INSERT INTO lead_scores (id, site_id, lead_id, rule, delta, score_after, cause, cause_key, occurred_at)
+		SELECT v.id, $1::uuid, v.lead_id, v.rule, v.delta, v.score_after, v.cause, v.cause_key, $2
+		FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::float8[], $7::float8[], $8::text[], $9::text[]) AS v(id, lead_id, rule, delta, score_after, cause, cause_key)
+		ON CONFLICT (lead_id, rule, cause_key) DO NOTHING
+		RETURNING lead_id AS "leadId"`,
+		siteId,
+		scoredAt,
+		uuidv7s(rows.length),
+		rows.map((row) => row.leadId),
+		rows.map((row) => row.rule),
+		rows.map((row) => row.delta),
+		rows.map((row) => row.scoreAfter),
+		rows.map((row) => row.cause),
+		rows.map((row) => row.causeKey),
+	);
+	for (const row of inserted) written.set(row.leadId, (written.get(row.leadId) ?? 0) + 1);
+	return written;
+}
 
-	const outcomes = new Map<string, ScoringOutcome>();
-	for (const lead of leads) {
-		const entry = computed.get(lead.id) as Rescored;
-		outcomes.set(lead.id, {
-			lead: {
-				id: lead.id,
-				email: lead.email,
-				emailHash: lead.emailHash,
-				firstName: lead.firstName,
-				lastName: lead.lastName,
-				company: lead.company,
-				jobTitle: lead.jobTitle,
-				country: lead.country,
-				lifecycleStage: entry.stage,
-				score: entry.total,
-				engagementScore: entry.engagement,
-				fitScore: entry.fit,
-				firstTouch: entry.firstTouch,
-				visitors: visitors.filter((visitor) => visitor.leadId === lead.id).map((visitor) => visitor.anonymousId),
-				events: eventsOf.get(lead.id)?.length ?? 0,
-			},
-			score: entry.score,
-			scoreRows: written.get(lead.id) ?? 0,
-			// Recorded by this call only: a replay finds the transition already there.
-			stageChange: transitioned.has(lead.id) ? entry.stageChange : null,
-		});
-	}
-	return outcomes;
+/** Inserts the stage moves not recorded yet; the leads whose move this call recorded. */
+async function insertStageChanges(prisma: Db, siteId: string, scoredAt: Date, rows: ReadonlyArray<{ leadId: string; from: string; to: string; scoreAt: number }>): Promise<Set<string>> {
+	if (rows.length === 0) return new Set();
+	const inserted = await prisma.$queryRawUnsafe<Array<{ leadId: string }>>(
+		`INSERT INTO lead_stage_changes (id, site_id, lead_id, from_stage, to_stage, score_at, occurred_at)
+		SELECT v.id, $1::uuid, v.lead_id, v.from_stage, v.to_stage, v.score_at, $2
+		FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::float8[]) AS v(id, lead_id, from_stage, to_stage, score_at)
+		ON CONFLICT (lead_id, from_stage, to_stage) DO NOTHING
+		RETURNING lead_id AS "leadId"`,
+		siteId,
+		scoredAt,
+		uuidv7s(rows.length),
+		rows.map((row) => row.leadId),
+		rows.map((row) => row.from),
+		rows.map((row) => row.to),
+		rows.map((row) => row.scoreAt),
+	);
+	return new Set(inserted.map((row) => row.leadId));
+}
+
+/** Stores each lead's new score, stage and first touch. */
+async function updateScores(prisma: Db, scoredAt: Date, rescored: ReadonlyArray<Rescored & { leadId: string }>): Promise<void> {
+	if (rescored.length === 0) return;
+	// scored_at is when the lead was last scored (rescoreStale's cursor); updated_at moves only with the content.
+	await prisma.$executeRawUnsafe(
+		`UPDATE leads SET score = v.score, engagement_score = v.engagement, fit_score = v.fit, scored_at = $1, lifecycle_stage = v.stage,
+			first_touch = COALESCE(v.first_touch::jsonb, leads.first_touch),
+			updated_at = CASE WHEN (v.score, v.engagement, v.fit, v.stage, COALESCE(v.first_touch::jsonb, leads.first_touch))
+				IS NOT DISTINCT FROM (leads.score, leads.engagement_score, leads.fit_score, leads.lifecycle_stage, leads.first_touch)
+				THEN leads.updated_at ELSE now() END
+		FROM unnest($2::uuid[], $3::float8[], $4::float8[], $5::float8[], $6::text[], $7::text[]) AS v(id, score, engagement, fit, stage, first_touch)
+		WHERE leads.id = v.id`,
+		scoredAt,
+		rescored.map((entry) => entry.leadId),
+		rescored.map((entry) => entry.total),
+		rescored.map((entry) => entry.engagement),
+		rescored.map((entry) => entry.fit),
+		rescored.map((entry) => entry.stage),
+		rescored.map((entry) => (entry.firstTouch === null ? null : JSON.stringify(entry.firstTouch))),
+	);
+}
+
+/**
+ * Recomputes the scores of several leads from their whole merged histories and records what
+ * changed (decided by {@link rescore}): every read and write is one statement for all of them.
+ */
+export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds: readonly string[]): Promise<Map<string, ScoringOutcome>> {
+	const histories = await loadHistories(prisma, context.siteId, [...new Set(leadIds)].sort());
+	const scoring = { rules: context.rules, stages: context.config.crm.lifecycleStages, now: context.now };
+	const rescored = histories.map((history) => ({ leadId: history.lead.id, ...rescore(history, scoring) }));
+	const scoredAt = new Date(context.now);
+	const written = await insertScoreRows(
+		prisma,
+		context.siteId,
+		scoredAt,
+		rescored.flatMap(({ leadId, scoreRows }) => scoreRows.map((row) => ({ leadId, ...row }))),
+	);
+	const transitioned = await insertStageChanges(
+		prisma,
+		context.siteId,
+		scoredAt,
+		rescored.flatMap(({ leadId, stageChange, total }) => (stageChange ? [{ leadId, ...stageChange, scoreAt: total }] : [])),
+	);
+	await updateScores(prisma, scoredAt, rescored);
+
+	return new Map(
+		histories.map(({ lead, events, visitors }, index) => {
+			const entry = rescored[index];
+			const outcome: ScoringOutcome = {
+				lead: {
+					id: lead.id,
+					email: lead.email,
+					emailHash: lead.emailHash,
+					firstName: lead.firstName,
+					lastName: lead.lastName,
+					company: lead.company,
+					jobTitle: lead.jobTitle,
+					country: lead.country,
+					lifecycleStage: entry.stage,
+					score: entry.total,
+					engagementScore: entry.engagement,
+					fitScore: entry.fit,
+					firstTouch: entry.firstTouch,
+					visitors: visitors.map((visitor) => visitor.anonymousId),
+					events: events.length,
+				},
+				score: entry.score,
+				scoreRows: written.get(lead.id) ?? 0,
+				// Recorded by this call only: a replay finds the transition already there.
+				stageChange: transitioned.has(lead.id) ? entry.stageChange : null,
+			};
+			return [lead.id, outcome];
+		}),
+	);
 }
