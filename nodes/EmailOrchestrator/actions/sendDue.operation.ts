@@ -132,15 +132,12 @@ async function recentSends(prisma: PrismaClient, leadId: string, now: Date): Pro
 	return rows.map((row) => row.sentAt ?? row.createdAt);
 }
 
-/**
- * One due enrollment: what it does next is {@link stepAction}'s; a send reserves its message
- * (status `sending`, unique on {@link messageKey}) and commits that BEFORE the SMTP conversation,
- * and records `sent` together with the enrollment's advance after it, so a later run finding the
- * reservation settles it by {@link settleReserved} instead of mailing twice.
- */
+type Report = (outcome: Outcome, extra?: IDataObject) => IDataObject;
+
+/** One due enrollment: what it does next is {@link stepAction}'s; one output item says what happened. */
 async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrollment: Enrollment, sender: Sender, now: Date): Promise<IDataObject> {
 	const { lead, sequence } = enrollment;
-	const report = (outcome: Outcome, extra: IDataObject = {}): IDataObject => ({
+	const report: Report = (outcome, extra = {}) => ({
 		site: site.key,
 		enrollmentId: enrollment.id,
 		leadId: lead.id,
@@ -175,8 +172,26 @@ async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrol
 		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: enrollment.nextStep }, data: { nextRunAt: action.until } });
 		return report(action.outcome, { reason: action.reason, nextRunAt: action.until.toISOString() });
 	}
-	const { step } = action;
+	return await sendStep(prisma, site, enrollment, action.step, sender, now, report);
+}
 
+/**
+ * Sends one step exactly once. Its message is reserved (status `sending`, unique on
+ * {@link messageKey}) and committed BEFORE the SMTP conversation, and marked `sent` together with
+ * the enrollment's advance after it; a later run that finds the reservation settles it by
+ * {@link settleReserved} instead of mailing twice.
+ */
+async function sendStep(
+	prisma: PrismaClient,
+	site: ResolvedSite,
+	enrollment: Enrollment,
+	step: Enrollment['sequence']['steps'][number],
+	sender: Sender,
+	now: Date,
+	report: Report,
+): Promise<IDataObject> {
+	const { lead, sequence } = enrollment;
+	const campaign = sequence.campaign;
 	const idempotencyKey = messageKey(lead.id, sequence.id, step.position);
 	let messageId: string = randomUUID();
 	const { firstName, lastName, email: address, company, jobTitle, country, phone, lifecycleStage, properties } = lead;
