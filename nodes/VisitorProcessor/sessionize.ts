@@ -20,8 +20,6 @@ export interface Session {
 	/** `${anonymousId}:${id of the session's first event}`: the same events always give the same key. */
 	key: string;
 	anonymousId: string;
-	/** True when the session is the open session passed in as previous state, extended by new events. */
-	continued: boolean;
 	startedAt: number;
 	lastActivityAt: number;
 	durationSeconds: number;
@@ -51,35 +49,6 @@ export interface Session {
 	campaignKey: string;
 	attribution: Touch;
 }
-
-/**
- * What is already known of the visitor's open session (usually the latest stored session).
- * The key and times are required; metrics that are left out count as zero, so a bare state only
- * lets new events continue the session and its key. The state must not yet include the events
- * being sessionized, or they are counted twice. `campaignKey` left out means "unknown": then
- * the first campaign parameters seen continue the session instead of splitting it.
- * `engagementReported` left out is taken as true when the new events report engagement.
- * `attribution` left out is taken from the first new event.
- */
-export type OpenSession = Pick<Session, 'key' | 'startedAt' | 'lastActivityAt'> &
-	Partial<
-		Pick<
-			Session,
-			| 'campaignKey'
-			| 'pageviews'
-			| 'eventCount'
-			| 'engagedTimeMs'
-			| 'engagementReported'
-			| 'maxScrollDepth'
-			| 'keyEvents'
-			| 'relevanceSum'
-			| 'entryPage'
-			| 'exitPage'
-			| 'landingPage'
-			| 'referrer'
-			| 'attribution'
-		>
-	> & { typeCounts?: Partial<EventTypeCounts> };
 
 export interface SessionizeResult {
 	/** Sessions grouped by visitor (in order of the visitor's first event in the input), oldest first. */
@@ -194,14 +163,6 @@ function attributionOf(event: SessionEvent, siteDomain: string): Touch {
 	);
 }
 
-/** Whether an event continues the visitor's stored open session (which may also have started later). */
-function continuesOpen(open: OpenSession, ts: number, campaignKey: string, timeoutMs: number, maxMs: number): boolean {
-	const start = ts < open.startedAt ? ts : open.startedAt;
-	const end = ts > open.lastActivityAt ? ts : open.lastActivityAt;
-	if (open.startedAt - ts > timeoutMs || ts - open.lastActivityAt > timeoutMs || end - start > maxMs) return false;
-	return campaignKey === '' || open.campaignKey === undefined || campaignKey === open.campaignKey;
-}
-
 /**
  * Accumulates the one session that is open at any time during a walk, and finishes it into a
  * Session. It is reset for each session rather than allocated anew: a million events make
@@ -210,8 +171,7 @@ function continuesOpen(open: OpenSession, ts: number, campaignKey: string, timeo
 class SessionAccumulator {
 	key = '';
 	anonymousId = '';
-	open: OpenSession | undefined;
-	campaignKey: string | undefined;
+	campaignKey = '';
 	startedAt = 0;
 	lastActivityAt = 0;
 	pageviews = 0;
@@ -240,26 +200,24 @@ class SessionAccumulator {
 		private readonly maxMs: number,
 	) {}
 
-	start(key: string, anonymousId: string, open: OpenSession | undefined, campaignKey: string | undefined, startedAt: number): void {
+	start(key: string, anonymousId: string, campaignKey: string, startedAt: number): void {
 		this.key = key;
 		this.anonymousId = anonymousId;
-		this.open = open;
 		this.campaignKey = campaignKey;
 		this.startedAt = startedAt;
-		this.lastActivityAt = open?.lastActivityAt ?? startedAt;
-		this.pageviews = open?.pageviews ?? 0;
-		this.eventCount = open?.eventCount ?? 0;
-		this.reportedMs = open?.engagementReported === false ? 0 : (open?.engagedTimeMs ?? 0);
-		this.engagementReported = open?.engagementReported ?? false;
-		this.maxScrollDepth = open?.maxScrollDepth ?? 0;
-		this.keyEvents = open?.keyEvents ?? 0;
-		this.relevanceSum = open?.relevanceSum ?? 0;
-		this.typeCounts = open?.typeCounts ? { ...emptyCounts(), ...open.typeCounts } : emptyCounts();
+		this.lastActivityAt = startedAt;
+		this.pageviews = 0;
+		this.eventCount = 0;
+		this.reportedMs = 0;
+		this.engagementReported = false;
+		this.maxScrollDepth = 0;
+		this.keyEvents = 0;
+		this.relevanceSum = 0;
+		this.typeCounts = emptyCounts();
 		this.first = undefined;
 		this.entryUrl = undefined;
 		this.exitUrl = undefined;
-		// A late pageview of a continued session is not its exit page: the stored exit came later.
-		this.exitTs = open ? open.lastActivityAt : Number.NEGATIVE_INFINITY;
+		this.exitTs = Number.NEGATIVE_INFINITY;
 	}
 
 	/** Whether an event belongs to a new session rather than to the open one. */
@@ -267,11 +225,10 @@ class SessionAccumulator {
 		const last = this.lastActivityAt;
 		if (ts - last > timeoutMs) return true;
 		if ((ts > last ? ts : last) - this.startedAt > this.maxMs) return true;
-		return campaignKey !== '' && this.campaignKey !== undefined && campaignKey !== this.campaignKey;
+		return campaignKey !== '' && campaignKey !== this.campaignKey;
 	}
 
-	add(event: SessionEvent, ts: number, campaignKey: string): void {
-		if (campaignKey !== '' && this.campaignKey === undefined) this.campaignKey = campaignKey;
+	add(event: SessionEvent, ts: number): void {
 		if (this.first === undefined) {
 			this.first = event;
 			this.lastUrl = event.url;
@@ -342,7 +299,6 @@ class SessionAccumulator {
 	}
 
 	finish(): Session {
-		const open = this.open;
 		// start() is always followed by add(), so the session has a first event.
 		const first = this.first as SessionEvent;
 		const startedAt = this.startedAt;
@@ -353,7 +309,6 @@ class SessionAccumulator {
 		return {
 			key: this.key,
 			anonymousId: this.anonymousId,
-			continued: open !== undefined,
 			startedAt,
 			lastActivityAt,
 			durationSeconds: Math.floor(spanMs / 1000),
@@ -366,12 +321,12 @@ class SessionAccumulator {
 			relevanceSum: this.relevanceSum,
 			typeCounts: this.typeCounts,
 			isBounce: engagedTimeMs < ENGAGED_SESSION_MS && this.pageviews < 2 && this.keyEvents === 0,
-			entryPage: open?.entryPage ?? this.path(landingUrl),
-			exitPage: this.exitUrl !== undefined ? this.path(this.exitUrl) : (open?.exitPage ?? this.path(this.lastUrl)),
-			landingPage: open?.landingPage ?? landingUrl,
-			referrer: open ? (open.referrer ?? null) : first.referrer || null,
-			campaignKey: this.campaignKey ?? '',
-			attribution: open?.attribution ?? this.attribution(first, this.campaignKey ?? ''),
+			entryPage: this.path(landingUrl),
+			exitPage: this.path(this.exitUrl ?? this.lastUrl),
+			landingPage: landingUrl,
+			referrer: first.referrer || null,
+			campaignKey: this.campaignKey,
+			attribution: this.attribution(first, this.campaignKey),
 		};
 	}
 
@@ -419,17 +374,11 @@ class SessionAccumulator {
  * depends only on the input, so reprocessing the same events (an n8n retry) gives the same
  * sessions with the same keys.
  *
- * `previous` holds visitors' open sessions by anonymous id. An event that continues one (see
- * `continuesOpen`: within the timeout of its end, or of its start for a late event, and within
- * the maximum duration) extends it, keeping its key, entry page and attribution. Events older
- * than that start sessions of their own. Late events never change a continued session's entry
- * page, landing page or attribution: those were decided when it was stored.
- *
  * The work is linear in the number of events apart from sorting visitors whose events came out
  * of order; URLs are sliced only when a session is finished and attribution (with its host-name
  * parsing) runs once per distinct landing.
  */
-export function sessionize(events: readonly SessionEvent[], options: SessionizeOptions, previous?: ReadonlyMap<string, OpenSession>): SessionizeResult {
+export function sessionize(events: readonly SessionEvent[], options: SessionizeOptions): SessionizeResult {
 	const timeoutMs = options.sessionTimeout * 1000;
 	const maxMs = options.maxSessionDuration * 1000;
 	const count = events.length;
@@ -482,8 +431,6 @@ export function sessionize(events: readonly SessionEvent[], options: SessionizeO
 			}
 		}
 		const anonymousId = events[order[from]].anonymousId;
-		const open = previous?.get(anonymousId);
-		let openPending = open !== undefined;
 		let started = false;
 		seen.clear();
 		for (let k = from; k < to; k++) {
@@ -497,18 +444,12 @@ export function sessionize(events: readonly SessionEvent[], options: SessionizeO
 			}
 			const ts = event.ts;
 			const campaignKey = campaignKeyOf(event);
-			if (open !== undefined && openPending && ts - open.lastActivityAt > timeoutMs) openPending = false;
-			if (open !== undefined && openPending && continuesOpen(open, ts, campaignKey, timeoutMs, maxMs)) {
-				openPending = false;
+			if (!started || session.endsBefore(ts, campaignKey, timeoutMs)) {
 				if (started) sessions.push(session.finish());
-				session.start(open.key, anonymousId, open, open.campaignKey, open.startedAt);
-				started = true;
-			} else if (!started || session.endsBefore(ts, campaignKey, timeoutMs)) {
-				if (started) sessions.push(session.finish());
-				session.start(`${anonymousId}:${event.id}`, anonymousId, undefined, campaignKey, ts);
+				session.start(`${anonymousId}:${event.id}`, anonymousId, campaignKey, ts);
 				started = true;
 			}
-			session.add(event, ts, campaignKey);
+			session.add(event, ts);
 			// Sessions are finished in the order they are started, so the open one gets the next index.
 			sessionOf[i] = sessions.length;
 			seen.set(event.id, sessions.length);

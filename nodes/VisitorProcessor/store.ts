@@ -1,44 +1,13 @@
 import type { EventItem } from '../../lib/contracts/delivery';
-import type { TrackEvent } from '../../lib/contracts/tracking';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import type { ResolvedSite } from '../shared/subjects';
-import { detectDevice } from '../shared/device';
-import { sessionEngagement, type EngagementLevel } from '../../lib/engagement';
-import { sessionize, type Session, type SessionEvent } from './sessionize';
+import { earliestEvent, eventRow, eventsByVisitor, planVisit, rebuildFrom, type SessionFacts, type StoredEvent, type VisitOptions } from './visits';
 
 /** An event as the node takes it: the delivery contract's event item (lib/contracts/delivery.ts). */
 export type IncomingEvent = EventItem;
 
-export interface SessionSummary {
-	visitorId: string;
-	sessionId: string;
-	sessionKey: string;
-	startedAt: string;
-	engagementScore: number;
-	engagementLevel: EngagementLevel;
-	pageviews: number;
-	durationSeconds: number;
-	isBounce: boolean;
-	channel: string;
-	source: string;
-	medium: string;
-	campaign: string;
-	entryPage: string;
-	exitPage: string;
-}
-
-interface RawRow {
-	event_id: string;
-	type: TrackEvent['type'];
-	url: string | null;
-	referrer: string | null;
-	relevance: number | null;
-	properties: TrackEvent['props'] | null;
-	context: TrackEvent['context'] | null;
-	user_agent: string | null;
-	country: string | null;
-	occurred_at: Date;
-}
+/** An incoming event's session, as the node outputs it on the event. */
+export type SessionSummary = { visitorId: string; sessionId: string } & SessionFacts;
 
 /** Events the receiver did not store (the node fed from elsewhere) are stored first, so sessions are always rebuilt from visitor_events. */
 const STORE_MISSING_EVENTS = `
@@ -104,45 +73,7 @@ WHERE e.site_id = $1::uuid AND e.event_id = l.event_id AND (e.visitor_id IS DIST
 
 const VISITOR_CONCURRENCY = 4;
 
-export interface VisitorProcessorOptions {
-	sessionTimeout: number;
-	maxSessionDuration: number;
-	engagementThresholds: { medium: number; high: number };
-}
-
-function sessionRow(session: Session, score: number, level: EngagementLevel, device: ReturnType<typeof detectDevice>, country: string | null, open: boolean) {
-	const touch = session.attribution;
-	return {
-		session_key: session.key,
-		started_at: new Date(session.startedAt).toISOString(),
-		last_activity_at: new Date(session.lastActivityAt).toISOString(),
-		ended_at: open ? null : new Date(session.lastActivityAt).toISOString(),
-		pageviews: session.pageviews,
-		event_count: session.eventCount,
-		duration_seconds: session.durationSeconds,
-		engaged_time_ms: Math.min(session.engagedTimeMs, 2_147_483_647),
-		max_scroll_depth: session.maxScrollDepth,
-		is_bounce: session.isBounce,
-		entry_page: session.entryPage,
-		exit_page: session.exitPage,
-		engagement_score: score,
-		engagement_level: level,
-		channel: touch.channel,
-		source: touch.source,
-		medium: touch.medium,
-		campaign: touch.campaign,
-		term: touch.term ?? null,
-		content: touch.content ?? null,
-		referrer: session.referrer,
-		referrer_domain: touch.referrerDomain ?? null,
-		click_id_type: touch.clickIdType ?? null,
-		landing_page: session.landingPage,
-		device_type: device.deviceType,
-		browser: device.browser,
-		os: device.os,
-		country,
-	};
-}
+export type VisitorProcessorOptions = VisitOptions;
 
 /**
  * Rebuilds the sessions a batch touches from the stored raw events, so the result depends only
@@ -158,36 +89,10 @@ export async function processEvents(
 	options: VisitorProcessorOptions,
 	now: number = Date.now(),
 ): Promise<Map<string, SessionSummary>> {
-	await prisma.$executeRawUnsafe(
-		STORE_MISSING_EVENTS,
-		site.id,
-		JSON.stringify(
-			incoming.map((event) => ({
-				event_id: event.id,
-				anonymous_id: event.anonymousId,
-				session_key: event.sessionId ?? null,
-				type: event.type,
-				name: event.name ?? null,
-				url: event.url ?? null,
-				path: event.path ?? (event.url ? new URL(event.url).pathname : null),
-				title: event.title ?? null,
-				referrer: event.referrer ?? null,
-				relevance: event.relevance ?? null,
-				properties: event.props ?? null,
-				context: event.context ?? null,
-				user_agent: event.userAgent ?? null,
-				country: event.country ?? null,
-				occurred_at: event.occurredAt,
-			})),
-		),
-	);
-
-	const byVisitor = new Map<string, IncomingEvent[]>();
-	for (const event of incoming) byVisitor.set(event.anonymousId, [...(byVisitor.get(event.anonymousId) ?? []), event]);
+	await prisma.$executeRawUnsafe(STORE_MISSING_EVENTS, site.id, JSON.stringify(incoming.map(eventRow)));
 
 	const summaries = new Map<string, SessionSummary>();
 	const processVisitor = async (anonymousId: string, events: IncomingEvent[]) => {
-		const earliest = events.reduce((min, event) => Math.min(min, Date.parse(event.occurredAt)), Number.POSITIVE_INFINITY);
 		await prisma.$transaction(
 			async (tx) => {
 				await tx.$executeRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))', `${site.id}:${anonymousId}`);
@@ -197,10 +102,10 @@ export async function processEvents(
 					ORDER BY s.started_at DESC LIMIT 1`,
 					site.id,
 					anonymousId,
-					new Date(earliest).toISOString(),
+					new Date(earliestEvent(events)).toISOString(),
 				);
-				const from = boundary ? boundary.started_at : new Date(earliest);
-				const rows = await tx.$queryRawUnsafe<RawRow[]>(
+				const from = rebuildFrom(events, boundary?.started_at);
+				const rows = await tx.$queryRawUnsafe<StoredEvent[]>(
 					`SELECT event_id::text, type, url, referrer, relevance, properties, context, user_agent, country, occurred_at
 					FROM visitor_events WHERE site_id = $1::uuid AND anonymous_id = $2 AND occurred_at >= $3::timestamptz
 					ORDER BY occurred_at, event_id`,
@@ -209,42 +114,22 @@ export async function processEvents(
 					from.toISOString(),
 				);
 				if (rows.length === 0) return;
+				const plan = planVisit(anonymousId, rows, new Set(events.map((event) => event.id)), site.domain, options, now);
 
-				const sessionEvents: SessionEvent[] = rows.map((row) => ({
-					id: row.event_id,
-					type: row.type,
-					ts: row.occurred_at.getTime(),
-					anonymousId,
-					url: row.url ?? `https://${site.domain}/`,
-					referrer: row.referrer ?? undefined,
-					relevance: row.relevance ?? undefined,
-					props: row.properties ?? undefined,
-					context: row.context ?? undefined,
-				}));
-				const result = sessionize(sessionEvents, { sessionTimeout: options.sessionTimeout, maxSessionDuration: options.maxSessionDuration, siteDomain: site.domain });
-				const last = rows[rows.length - 1];
-				const automation = rows.some((row) => row.context?.automation === true);
-				const device = detectDevice(last.user_agent, { automation });
-				const country = [...rows].reverse().find((row) => row.country)?.country ?? null;
-
+				const { device } = plan.visitor;
 				const [visitor] = await tx.$queryRawUnsafe<Array<{ id: string }>>(
 					UPSERT_VISITOR,
 					site.id,
 					anonymousId,
-					rows[0].occurred_at.toISOString(),
-					last.occurred_at.toISOString(),
+					plan.visitor.firstSeenAt.toISOString(),
+					plan.visitor.lastSeenAt.toISOString(),
 					device.deviceType,
 					device.browser,
 					device.os,
-					country,
+					plan.visitor.country,
 					device.isBot,
 				);
-				const scored = result.sessions.map((session, index) => {
-					const { score, level } = sessionEngagement(session, options.engagementThresholds);
-					const open = index === result.sessions.length - 1 && now - session.lastActivityAt < options.sessionTimeout * 1000;
-					return { session, score, level, row: sessionRow(session, score, level, device, country, open) };
-				});
-				const stored = await tx.$queryRawUnsafe<Array<{ id: string; session_key: string }>>(UPSERT_SESSIONS, site.id, visitor.id, JSON.stringify(scored.map((entry) => entry.row)));
+				const stored = await tx.$queryRawUnsafe<Array<{ id: string; session_key: string }>>(UPSERT_SESSIONS, site.id, visitor.id, JSON.stringify(plan.sessions));
 				const idOfKey = new Map(stored.map((row) => [row.session_key, row.id]));
 				await tx.$executeRawUnsafe(
 					`DELETE FROM visitor_sessions WHERE visitor_id = $1::uuid AND started_at >= $2::timestamptz AND NOT (session_key = ANY(SELECT jsonb_array_elements_text($3::jsonb)))`,
@@ -256,7 +141,7 @@ export async function processEvents(
 					LINK_EVENTS,
 					site.id,
 					visitor.id,
-					JSON.stringify(rows.map((row, index) => ({ event_id: row.event_id, session_id: idOfKey.get(result.sessions[result.sessionOf[index]].key) }))),
+					JSON.stringify(plan.eventSessions.map(({ eventId, sessionKey }) => ({ event_id: eventId, session_id: idOfKey.get(sessionKey) }))),
 				);
 				await tx.$executeRawUnsafe(
 					`UPDATE visitors SET session_count = (SELECT count(*) FROM visitor_sessions WHERE visitor_id = $1::uuid),
@@ -266,30 +151,7 @@ export async function processEvents(
 					WHERE id = $1::uuid`,
 					visitor.id,
 				);
-
-				const incomingIds = new Set(events.map((event) => event.id.toLowerCase()));
-				rows.forEach((row, index) => {
-					if (!incomingIds.has(row.event_id)) return;
-					const { session, score, level } = scored[result.sessionOf[index]];
-					const touch = session.attribution;
-					summaries.set(row.event_id, {
-						visitorId: visitor.id,
-						sessionId: idOfKey.get(session.key)!,
-						sessionKey: session.key,
-						startedAt: new Date(session.startedAt).toISOString(),
-						engagementScore: score,
-						engagementLevel: level,
-						pageviews: session.pageviews,
-						durationSeconds: session.durationSeconds,
-						isBounce: session.isBounce,
-						channel: touch.channel,
-						source: touch.source,
-						medium: touch.medium,
-						campaign: touch.campaign,
-						entryPage: session.entryPage,
-						exitPage: session.exitPage,
-					});
-				});
+				for (const [eventId, summary] of plan.incoming) summaries.set(eventId, { visitorId: visitor.id, sessionId: idOfKey.get(summary.sessionKey)!, ...summary });
 			},
 			{ timeout: 60_000, maxWait: 30_000 },
 		);
@@ -297,7 +159,7 @@ export async function processEvents(
 
 	// Visitors are independent (each has its own lock), so a few run at once; more would only
 	// queue for the connection pool.
-	const queue = [...byVisitor];
+	const queue = [...eventsByVisitor(incoming)];
 	const workers = Array.from({ length: Math.min(VISITOR_CONCURRENCY, queue.length) }, async () => {
 		for (let next = queue.shift(); next; next = queue.shift()) await processVisitor(...next);
 	});

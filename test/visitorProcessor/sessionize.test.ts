@@ -1,4 +1,4 @@
-import { sessionize, type OpenSession, type Session, type SessionEvent, type SessionizeOptions } from '../../nodes/VisitorProcessor/sessionize';
+import { sessionize, type Session, type SessionEvent, type SessionizeOptions } from '../../nodes/VisitorProcessor/sessionize';
 
 const OPTIONS: SessionizeOptions = { sessionTimeout: 1800, maxSessionDuration: 43_200, siteDomain: 'www.acme-shop.com' };
 const T0 = Date.UTC(2026, 10, 23, 10, 0, 0);
@@ -34,7 +34,6 @@ describe('sessionize: splitting', () => {
 			{
 				key: `anon-1:${event.id}`,
 				anonymousId: 'anon-1',
-				continued: false,
 				startedAt: T0,
 				lastActivityAt: T0,
 				durationSeconds: 0,
@@ -290,119 +289,5 @@ describe('sessionize: metrics', () => {
 		const { sessions } = sessionize(events, OPTIONS);
 		expect(sessions[0].attribution).toBe(sessions[1].attribution);
 		expect(Object.isFrozen(sessions[0].attribution)).toBe(true);
-	});
-});
-
-describe('sessionize: continuing the open session', () => {
-	const open: OpenSession = {
-		key: 'anon-1:stored-first-event',
-		startedAt: T0 - 10 * MINUTE,
-		lastActivityAt: T0 - 5 * MINUTE,
-		campaignKey: 'utm_source=google&utm_medium=cpc',
-		pageviews: 3,
-		eventCount: 7,
-		engagedTimeMs: 45_000,
-		engagementReported: true,
-		maxScrollDepth: 60,
-		keyEvents: 0,
-		relevanceSum: 4,
-		typeCounts: { pageview: 3, scroll: 2, engagement: 2 },
-		entryPage: '/landing',
-		exitPage: '/features',
-		landingPage: `${SITE}/landing?utm_source=google&utm_medium=cpc`,
-		referrer: 'https://www.google.com/',
-		attribution: { channel: 'Paid Search', source: 'google', medium: 'cpc', campaign: '(not set)' },
-	};
-	const previous = new Map([['anon-1', open]]);
-
-	test('events within the timeout extend it: same key, entry and attribution, metrics added', () => {
-		const events = [ev(0, { url: `${SITE}/pricing` }), ev(MINUTE, { type: 'engagement', props: { engagedMs: 5000 } }), ev(2 * MINUTE, { type: 'form_submit', url: `${SITE}/pricing` })];
-		const { sessions, sessionOf } = sessionize(events, OPTIONS, previous);
-		expect(Array.from(sessionOf)).toEqual([0, 0, 0]);
-		expect(sessions).toEqual([
-			{
-				key: open.key,
-				anonymousId: 'anon-1',
-				continued: true,
-				startedAt: open.startedAt,
-				lastActivityAt: T0 + 2 * MINUTE,
-				durationSeconds: 12 * 60,
-				pageviews: 4,
-				eventCount: 10,
-				engagedTimeMs: 50_000,
-				engagementReported: true,
-				maxScrollDepth: 60,
-				keyEvents: 1,
-				relevanceSum: 4,
-				typeCounts: { pageview: 4, click: 0, outbound: 0, download: 0, form_submit: 1, scroll: 2, engagement: 3, session_end: 0, identify: 0, custom: 0 },
-				isBounce: false,
-				entryPage: '/landing',
-				exitPage: '/pricing',
-				landingPage: open.landingPage,
-				referrer: open.referrer,
-				campaignKey: open.campaignKey,
-				attribution: open.attribution,
-			},
-		]);
-	});
-
-	test('an event after the timeout starts a new session and leaves the open one alone', () => {
-		const { sessions } = sessionize([ev(25 * MINUTE + 1)], OPTIONS, previous);
-		expect(sessions).toHaveLength(1);
-		expect(sessions[0]).toMatchObject({ continued: false, key: `anon-1:${id(1)}`, pageviews: 1 });
-	});
-
-	test('new campaign parameters start a new session; the same ones continue', () => {
-		const other = sessionize([ev(0, { context: { utm_source: 'newsletter', utm_medium: 'email' } })], OPTIONS, previous).sessions;
-		expect(other[0].continued).toBe(false);
-		const same = sessionize([ev(0, { context: { utm_source: 'google', utm_medium: 'cpc' } })], OPTIONS, previous).sessions;
-		expect(same[0].continued).toBe(true);
-	});
-
-	test('an open session of unknown campaign adopts the first campaign seen instead of splitting', () => {
-		const bare: OpenSession = { key: 'anon-1:bare', startedAt: T0 - MINUTE, lastActivityAt: T0 - MINUTE };
-		const events = [ev(0, { context: { utm_source: 'newsletter', utm_medium: 'email' } }), ev(MINUTE, { context: { utm_source: 'partner', utm_medium: 'referral' } })];
-		const { sessions } = sessionize(events, OPTIONS, new Map([['anon-1', bare]]));
-		expect(sessions.map((session) => [session.key, session.campaignKey])).toEqual([
-			['anon-1:bare', 'utm_source=newsletter&utm_medium=email'],
-			[`anon-1:${id(2)}`, 'utm_source=partner&utm_medium=referral'],
-		]);
-		// A bare state counts no metrics of its own; attribution then comes from the first new event.
-		expect(sessions[0]).toMatchObject({ pageviews: 1, eventCount: 1, attribution: { channel: 'Email' } });
-	});
-
-	test('the maximum duration also bounds a continued session', () => {
-		const { sessions } = sessionize([ev(0), ev(2 * MINUTE)], { ...OPTIONS, maxSessionDuration: 11 * 60 }, previous);
-		expect(sessions.map((session) => session.continued)).toEqual([true, false]);
-	});
-
-	test('a late event shortly before the open session joins it without changing its entry page', () => {
-		const { sessions } = sessionize([ev(-15 * MINUTE, { url: `${SITE}/earlier` })], OPTIONS, previous);
-		expect(sessions[0]).toMatchObject({ key: open.key, startedAt: T0 - 15 * MINUTE, entryPage: '/landing', exitPage: '/features', pageviews: 4 });
-	});
-
-	test('events long before the open session form sessions of their own; later ones still continue it', () => {
-		const events = [ev(-3 * 3600 * SECOND), ev(-3 * 3600 * SECOND + MINUTE), ev(0)];
-		const { sessions, sessionOf } = sessionize(events, OPTIONS, previous);
-		expect(sessions.map((session) => [session.key, session.continued, session.pageviews])).toEqual([
-			[`anon-1:${id(1)}`, false, 2],
-			[open.key, true, 4],
-		]);
-		expect(Array.from(sessionOf)).toEqual([0, 0, 1]);
-	});
-
-	test('engaged time of a continued session: reported adds to reported, unknown adds when reports arrive, derived is recomputed', () => {
-		const report = () => ev(MINUTE, { type: 'engagement', props: { engagedMs: 1000 } });
-		const base = { key: 'k', startedAt: T0 - MINUTE, lastActivityAt: T0 - MINUTE, engagedTimeMs: 20_000 };
-		const engaged = (state: OpenSession, events: SessionEvent[]) => sessionize(events, OPTIONS, new Map([['anon-1', state]])).sessions[0].engagedTimeMs;
-		expect(engaged({ ...base, engagementReported: true }, [report()])).toBe(21_000);
-		expect(engaged({ ...base }, [report()])).toBe(21_000);
-		expect(engaged({ ...base, engagementReported: false }, [report()])).toBe(1000);
-		expect(engaged({ ...base, engagementReported: false }, [ev(MINUTE, { type: 'click' })])).toBe(2 * MINUTE);
-	});
-
-	test('open sessions of other visitors are not touched', () => {
-		const { sessions } = sessionize([ev(0, { anonymousId: 'anon-2' })], OPTIONS, previous);
-		expect(sessions[0]).toMatchObject({ anonymousId: 'anon-2', continued: false });
 	});
 });
