@@ -11,7 +11,7 @@ import { scoreLead, type CompiledRules, type ScoreResult, type ScoringEvent } fr
 import { nextStage } from './stages';
 
 /** Scores are stored rounded to this many decimals: float noise is no score change. */
-export const round = (value: number) => Math.round(value * 100) / 100;
+const round = (value: number) => Math.round(value * 100) / 100;
 
 /** The lead columns a rescore reads. */
 export interface StoredLead {
