@@ -1,7 +1,7 @@
 import express, { Router } from 'express';
 import { z } from 'zod/v4';
 
-import { toFieldIssues, WORKFLOW_NAMES, type ReceiverDelivery } from '../../lib/contracts';
+import { deliverySchema, toFieldIssues, WORKFLOW_NAMES, type ReceiverDelivery } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
 import { requireApiKey } from '../auth';
 import { foreignSiteField, postSigned } from '../../lib/signing';
@@ -88,7 +88,15 @@ export function testWorkflowRouter(context: { prisma: PrismaClient; sites: SiteR
 		}
 		const started = Date.now();
 		const deliveryId = `test-${started}`;
-		const body = JSON.stringify(testDelivery(payload, { site: site.key, siteId: site.id, destination: parsed.data.workflow, deliveryId, sentAt: new Date(started).toISOString() }));
+		const delivery = testDelivery(payload, { site: site.key, siteId: site.id, destination: parsed.data.workflow, deliveryId, sentAt: new Date(started).toISOString() });
+		// What the trigger would refuse is refused here, naming the payload's field.
+		const checked = deliverySchema.safeParse(delivery);
+		if (!checked.success) {
+			const issues = toFieldIssues(checked.error, delivery, deliverySchema).map(({ field, message }) => ({ field: `payload.${field}`, message }));
+			sendProblem(res, 400, 'invalid_payload', `The payload is no delivery the trigger accepts: ${issues.map((issue) => `${issue.field} ${issue.message}`).join('; ')}`, { issues });
+			return;
+		}
+		const body = JSON.stringify(delivery);
 		try {
 			const response = await postSigned(url, site.webhookSecret, site.key, body, deliveryId, context.settings.DISPATCH_TIMEOUT_MS);
 			const text = await response.text();

@@ -157,6 +157,14 @@ describe('POST /api/test-microworkflow', () => {
 		expect(n8n.deliveries.at(-1)?.body.events).toHaveLength(1);
 	});
 
+	it('refuses, naming the field, a payload that is no delivery the trigger accepts; sends nothing', async () => {
+		const sent = n8n.deliveries.length;
+		const response = await call(adminKey, { workflow: 'visitor-processor', payload: { events: [{ id: 'not-a-uuid', anonymousId: 'a', type: 'pageview', occurredAt: new Date().toISOString() }] } });
+		expect(response.status).toBe(400);
+		expect(await response.json()).toMatchObject({ error: 'invalid_payload', issues: [{ field: 'payload.events[0].id', message: 'must be the event’s id (a UUID)' }] });
+		expect(n8n.deliveries).toHaveLength(sent);
+	});
+
 	it('refuses read keys, unknown workflows and workflows the site does not forward to', async () => {
 		expect((await call(readKey, { workflow: 'visitor-processor' })).status).toBe(403);
 		const unknown = await call(adminKey, { workflow: 'nope' });
