@@ -1,6 +1,6 @@
 import { z } from 'zod/v4';
 
-import { EMAIL_EVENT_TYPES } from './deliveryKinds';
+import { DELIVERY_ENTRY_ARRAYS, EMAIL_EVENT_TYPES } from './deliveryKinds';
 import { leadPayloadSchema } from './lead';
 import { EVENT_TYPES } from './tracking';
 
@@ -128,8 +128,6 @@ export const receiverDeliverySchema = z.looseObject({
 	emailEvents: z.array(deliveredEmailEventSchema),
 });
 
-const ENTRY_ARRAYS = ['events', 'leads', 'emailEvents', 'items'] as const;
-
 /**
  * What a CRM Tracker Trigger accepts: the receiver's deliveries, a CRM Hand Off's (`items`, the
  * items of another workflow, each with its own fields), and deliveries written by hand (the
@@ -138,7 +136,7 @@ const ENTRY_ARRAYS = ['events', 'leads', 'emailEvents', 'items'] as const;
  */
 export const deliverySchema = z
 	.looseObject({})
-	.refine((body) => ENTRY_ARRAYS.some((key) => key in body), { error: 'is required: a delivery holds "events", "leads", "emailEvents" or "items"', path: ['events'] })
+	.refine((body) => DELIVERY_ENTRY_ARRAYS.some((key) => key in body), { error: 'is required: a delivery holds "events", "leads", "emailEvents" or "items"', path: ['events'] })
 	.pipe(
 		z.looseObject({
 			site: envelope.site,
