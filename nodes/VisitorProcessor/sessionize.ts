@@ -1,3 +1,4 @@
+import type { EngagementLevel } from '../../lib/engagement';
 import { CLICK_ID_PARAMS, type EventContext, type TrackEvent, type TrackEventType } from '../../lib/contracts/tracking';
 import { attributeTouch, referrerHost, type Touch } from './channels';
 
@@ -29,6 +30,11 @@ export interface Session {
 	engagedTimeMs: number;
 	/** Whether engagedTimeMs was reported by engagement events rather than derived from event times. */
 	engagementReported: boolean;
+	/**
+	 * The engagement the receiver gave the tracker's own summary of the session (its session_end
+	 * event), which counts what the browser saw, the events it never sent included.
+	 */
+	summaryEngagement?: { score: number; level: EngagementLevel };
 	/** Deepest scroll, in percent (0–100). */
 	maxScrollDepth: number;
 	/** Events of interest: form submits, downloads, outbound clicks, identifications and events of relevance 8 or more. */
@@ -178,6 +184,7 @@ class SessionAccumulator {
 	eventCount = 0;
 	reportedMs = 0;
 	engagementReported = false;
+	summaryEngagement: Session['summaryEngagement'];
 	maxScrollDepth = 0;
 	keyEvents = 0;
 	relevanceSum = 0;
@@ -210,6 +217,7 @@ class SessionAccumulator {
 		this.eventCount = 0;
 		this.reportedMs = 0;
 		this.engagementReported = false;
+		this.summaryEngagement = undefined;
 		this.maxScrollDepth = 0;
 		this.keyEvents = 0;
 		this.relevanceSum = 0;
@@ -284,9 +292,13 @@ class SessionAccumulator {
 			case 'click':
 				counts.click++;
 				break;
-			case 'session_end':
+			case 'session_end': {
 				counts.session_end++;
+				const score = numberProp(event.props, 'engagementScore');
+				const level = event.props?.engagement;
+				if (!Number.isNaN(score) && (level === 'low' || level === 'medium' || level === 'high')) this.summaryEngagement = { score, level };
 				break;
+			}
 			case 'custom':
 				counts.custom++;
 				break;
@@ -316,6 +328,7 @@ class SessionAccumulator {
 			eventCount: this.eventCount,
 			engagedTimeMs,
 			engagementReported: this.engagementReported,
+			...(this.summaryEngagement && { summaryEngagement: this.summaryEngagement }),
 			maxScrollDepth: this.maxScrollDepth,
 			keyEvents: this.keyEvents,
 			relevanceSum: this.relevanceSum,

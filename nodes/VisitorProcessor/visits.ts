@@ -129,7 +129,8 @@ export function planVisit(anonymousId: string, rows: readonly StoredEvent[], inc
 	const country = rows.findLast((row) => row.country)?.country ?? null;
 
 	const facts = result.sessions.map((session, index) => {
-		const { score, level } = sessionEngagement(session, options.engagementThresholds);
+		// One answer per session: the tracker's summary, where the session has it, else its stored events.
+		const { score, level } = session.summaryEngagement ?? sessionEngagement(session, options.engagementThresholds);
 		const open = index === result.sessions.length - 1 && now - session.lastActivityAt < options.sessionTimeout * 1000;
 		const touch = session.attribution;
 		const summary: SessionFacts = {

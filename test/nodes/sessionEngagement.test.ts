@@ -57,7 +57,8 @@ describe('a session’s engagement in its events and in its session row', () => 
 	});
 
 	// Visits that score low, medium and high by the default thresholds (30 / 60), with and without engagement reports.
-	const visits: Array<[string, Array<[TrackEventType, number, Record<string, number>?]>]> = [
+	// A step marked 'unsent' is counted by the tracker but never sent (under the site's relevance threshold).
+	const visits: Array<[string, Array<[TrackEventType, number, Record<string, number>?, 'unsent'?]>]> = [
 		['one page, glanced at', [['pageview', 0]]],
 		[
 			'two pages, a scroll and a minute of reading',
@@ -81,6 +82,17 @@ describe('a session’s engagement in its events and in its session row', () => 
 				['form_submit', 240],
 			],
 		],
+		[
+			'two pages and clicks the site scores under its threshold, which the tracker counts but never sends',
+			[
+				['pageview', 0],
+				['click', 10, undefined, 'unsent'],
+				['click', 20, undefined, 'unsent'],
+				['download', 25, undefined, 'unsent'],
+				['pageview', 40],
+				['engagement', 90, { engagedMs: 90_000 }],
+			],
+		],
 	];
 
 	it.each(visits)('%s: the session_end event and the visitor_sessions row agree', async (_label, steps) => {
@@ -91,12 +103,12 @@ describe('a session’s engagement in its events and in its session row', () => 
 		const anonymousId = `visitor-${uuidv7()}`;
 		const start = Date.now() - 3_600_000;
 		const session = startSession(start);
-		const events: TrackEvent[] = steps.map(([type, seconds, props]) => {
+		const events: TrackEvent[] = steps.flatMap(([type, seconds, props, unsent]) => {
 			const ts = start + seconds * 1000;
 			const url = `https://${key}.example/page-${seconds}`;
-			// The tracker's counters, as its emit() keeps them for every event it sends.
+			// The tracker's counters, as its emit() keeps them for every event it scores, sent or not.
 			updateSession(session, type, ts, url, 4, props);
-			return { id: uuidv7({ msecs: ts }), type, ts, anonymousId, sessionId: session.id, url, relevance: 4, ...(props && { props }) };
+			return unsent ? [] : [{ id: uuidv7({ msecs: ts }), type, ts, anonymousId, sessionId: session.id, url, relevance: 4, ...(props && { props }) }];
 		});
 		events.push({ id: uuidv7({ msecs: session.l }), type: 'session_end', ts: session.l, anonymousId, sessionId: session.id, url: session.x, props: session as unknown as TrackEvent['props'] });
 		expect((await post(`${receiver.url}/api/track`, batch(key, events))).status).toBe(202);
