@@ -3,7 +3,7 @@ import type { Pool } from 'pg';
 import type { PrismaClient } from '../../lib/db';
 import { enqueueStatement, jsonbPayload, type EventsPayload } from '../outbox/enqueue';
 import { databaseFailure } from '../routes/problems';
-import { uuidv7s } from './ids';
+import { uuidv7s } from '../../lib/ids';
 import type { EventRow } from './normalize';
 import type { RequestFacts, StoreResult } from './store';
 
