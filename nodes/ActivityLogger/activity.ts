@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { InputError } from '../shared/inputError';
 
 /** Activity types are short machine names such as `page_viewed` or `email.opened`. */
 export const ACTIVITY_TYPE = /^[a-z][a-z0-9_.:-]{0,63}$/;
@@ -24,19 +25,10 @@ export interface ActivityRecord {
 	dedupeKey: string | null;
 }
 
-export class ActivityInputError extends Error {
-	constructor(
-		readonly field: string,
-		message: string,
-	) {
-		super(message);
-	}
-}
-
 function toDate(value: ActivityDraft['occurredAt']): Date {
 	const date = value instanceof Date ? value : new Date(value as string | number);
 	if (Number.isNaN(date.getTime())) {
-		throw new ActivityInputError('occurredAt', `"${String(value)}" is not a date; use an ISO 8601 time such as 2026-11-23T10:00:00Z`);
+		throw new InputError('occurredAt', `"${String(value)}" is not a date; use an ISO 8601 time such as 2026-11-23T10:00:00Z`);
 	}
 	return date;
 }
@@ -49,20 +41,20 @@ function toDate(value: ActivityDraft['occurredAt']): Date {
 export function buildActivity(draft: ActivityDraft, now: Date = new Date()): ActivityRecord {
 	const type = draft.type.trim();
 	if (!ACTIVITY_TYPE.test(type)) {
-		throw new ActivityInputError('activityType', `"${type}" is not an activity type; use lowercase letters, digits and _ . : - (e.g. page_viewed), at most 64 characters`);
+		throw new InputError('activityType', `"${type}" is not an activity type; use lowercase letters, digits and _ . : - (e.g. page_viewed), at most 64 characters`);
 	}
 	const description = draft.description.trim();
-	if (!description) throw new ActivityInputError('description', 'is empty; describe what happened, e.g. "Visited the pricing page"');
-	if (description.length > MAX_DESCRIPTION) throw new ActivityInputError('description', `is ${description.length} characters; at most ${MAX_DESCRIPTION} are kept`);
+	if (!description) throw new InputError('description', 'is empty; describe what happened, e.g. "Visited the pricing page"');
+	if (description.length > MAX_DESCRIPTION) throw new InputError('description', `is ${description.length} characters; at most ${MAX_DESCRIPTION} are kept`);
 
 	let data: Record<string, unknown> | null = null;
 	if (draft.data !== undefined && draft.data !== null && draft.data !== '') {
 		const parsed = typeof draft.data === 'string' ? parseJson(draft.data) : draft.data;
 		if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-			throw new ActivityInputError('data', 'must be a JSON object such as {"page": "/pricing"}');
+			throw new InputError('data', 'must be a JSON object such as {"page": "/pricing"}');
 		}
 		if (Buffer.byteLength(JSON.stringify(parsed)) > MAX_DATA_BYTES) {
-			throw new ActivityInputError('data', `is larger than ${MAX_DATA_BYTES / 1024} KB; store a summary instead`);
+			throw new InputError('data', `is larger than ${MAX_DATA_BYTES / 1024} KB; store a summary instead`);
 		}
 		data = parsed as Record<string, unknown>;
 	}
@@ -70,7 +62,7 @@ export function buildActivity(draft: ActivityDraft, now: Date = new Date()): Act
 	const explicitTime = draft.occurredAt !== undefined && draft.occurredAt !== '';
 	const occurredAt = explicitTime ? toDate(draft.occurredAt) : now;
 	const given = draft.dedupeKey?.trim();
-	if (given && given.length > 200) throw new ActivityInputError('dedupeKey', 'is longer than 200 characters');
+	if (given && given.length > 200) throw new InputError('dedupeKey', 'is longer than 200 characters');
 	const dedupeKey = given
 		? given
 		: explicitTime
@@ -83,6 +75,6 @@ function parseJson(text: string): unknown {
 	try {
 		return JSON.parse(text);
 	} catch (error) {
-		throw new ActivityInputError('data', `is not valid JSON (${(error as Error).message})`);
+		throw new InputError('data', `is not valid JSON (${(error as Error).message})`);
 	}
 }

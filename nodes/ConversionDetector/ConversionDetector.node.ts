@@ -15,7 +15,7 @@ import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '
 import { failedItem, inputError } from '../shared/items';
 import { SiteResolver } from '../shared/subjects';
 import { compilePathPattern } from '../shared/paths';
-import { detectConversions, EventNotProcessedError } from './store';
+import { detectConversions } from './store';
 
 const rulesSchema = siteConfigSchema.shape.crm.unwrap().shape.conversionRules.unwrap();
 
@@ -124,7 +124,7 @@ export class ConversionDetector implements INodeType {
 				const target = conversions.length > 0 ? converted : notConverted;
 				target.push({ json: conversions.length > 0 ? { ...json, conversions: conversions as unknown as IDataObject[] } : json, pairedItem: { item: i } });
 			} catch (error) {
-				notConverted.push(failedItem(this, glue, error instanceof EventNotProcessedError ? inputError('eventId', error.message) : error, i));
+				notConverted.push(failedItem(this, glue, error, i));
 			}
 		}
 		return [converted, notConverted];

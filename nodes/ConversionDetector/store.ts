@@ -2,6 +2,7 @@ import type { ConversionRule } from '../../lib/contracts/siteConfig';
 import type { Prisma, PrismaClient } from '../../lib/db/generated/client';
 import { attributeConversion, type AttributionOptions, type AttributionRow, type Touchpoint } from './attribution';
 import { matchConversionRules } from './rules';
+import { InputError } from '../shared/inputError';
 
 export interface DetectInput {
 	eventId: string;
@@ -21,8 +22,6 @@ export interface RecordedConversion {
 	/** Credits per model: the channel of each touch and its share of the value. */
 	attribution: Record<string, Array<{ channel: string; source: string | null; campaign: string | null; credit: number; value: string }>>;
 }
-
-export class EventNotProcessedError extends Error {}
 
 interface EventFacts {
 	visitor_id: string | null;
@@ -52,7 +51,7 @@ export async function detectConversions(
 		event.eventId,
 	);
 	if (!facts?.visitor_id) {
-		throw new EventNotProcessedError(`Event ${event.eventId} has no visitor yet; run the CRM Visitor Processor on it before this node`);
+		throw new InputError('eventId', `Event ${event.eventId} has no visitor yet; run the CRM Visitor Processor on it before this node`);
 	}
 	const matched = matchConversionRules({ type: event.type, name: event.name, url: event.url }, { engagementScore: facts.engagement_score ?? 0 }, rules, { hashRouting: options.hashRouting });
 	if (matched.length === 0) return [];

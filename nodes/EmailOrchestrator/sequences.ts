@@ -3,8 +3,9 @@ import type { z } from 'zod/v4';
 import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
 import { emailSequenceDefinitionSchema, type EmailSequenceDefinition, type SequenceTrigger } from '../../lib/contracts/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
-import { SubjectNotFoundError, type ResolvedSite } from '../shared/subjects';
+import { type ResolvedSite } from '../shared/subjects';
 import type { SendWindow } from './schedule';
+import { InputError } from '../shared/inputError';
 
 export interface StoredSequence {
 	id: string;
@@ -79,13 +80,13 @@ export function parseSequenceDefinition(value: unknown): EmailSequenceDefinition
 		try {
 			input = JSON.parse(value);
 		} catch (error) {
-			throw new SubjectNotFoundError('sequenceDefinition', `is not valid JSON (${(error as Error).message}); give an object such as { "name": "welcome", "steps": [{ "delayMinutes": 0, "subject": "Hi", "html": "<p>Hi</p>" }] }`);
+			throw new InputError('sequenceDefinition', `is not valid JSON (${(error as Error).message}); give an object such as { "name": "welcome", "steps": [{ "delayMinutes": 0, "subject": "Hi", "html": "<p>Hi</p>" }] }`);
 		}
 	}
 	const parsed = emailSequenceDefinitionSchema.safeParse(input);
 	if (!parsed.success) {
 		const issues = toFieldIssues(parsed.error as z.ZodError, input, emailSequenceDefinitionSchema);
-		throw new SubjectNotFoundError('sequenceDefinition', `is not a sequence:\n${formatIssues(issues)}`);
+		throw new InputError('sequenceDefinition', `is not a sequence:\n${formatIssues(issues)}`);
 	}
 	return parsed.data;
 }
@@ -145,7 +146,7 @@ export class SequenceResolver {
 		const sequence = site.config.crm.emailSequences.find((candidate) => candidate.name === name);
 		if (!sequence) {
 			const known = site.config.crm.emailSequences.map((candidate) => candidate.name);
-			throw new SubjectNotFoundError('sequence', `No sequence "${name}" in crm.emailSequences of the site config${known.length ? ` (it has: ${known.join(', ')})` : ' (it has none)'}`);
+			throw new InputError('sequence', `No sequence "${name}" in crm.emailSequences of the site config${known.length ? ` (it has: ${known.join(', ')})` : ' (it has none)'}`);
 		}
 		return await syncFromConfig(this.prisma, site.id, sequence);
 	}
@@ -155,9 +156,9 @@ export class SequenceResolver {
 			where: { siteId_name: { siteId, name } },
 			select: { id: true, name: true, status: true, trigger: true, settings: true, steps: { orderBy: { position: 'asc' }, select: STEP_SELECT } },
 		});
-		if (!row) throw new SubjectNotFoundError('sequence', `No sequence "${name}" in email_sequences of this site`);
-		if (row.status !== 'active') throw new SubjectNotFoundError('sequence', `Sequence "${name}" is ${row.status}; only active sequences enroll leads`);
-		if (row.steps.length === 0) throw new SubjectNotFoundError('sequence', `Sequence "${name}" has no steps`);
+		if (!row) throw new InputError('sequence', `No sequence "${name}" in email_sequences of this site`);
+		if (row.status !== 'active') throw new InputError('sequence', `Sequence "${name}" is ${row.status}; only active sequences enroll leads`);
+		if (row.steps.length === 0) throw new InputError('sequence', `Sequence "${name}" has no steps`);
 		return { id: row.id, name: row.name, trigger: triggerOf(row.trigger), window: windowOf(row.settings), steps: row.steps };
 	}
 }

@@ -3,7 +3,7 @@ import { z } from 'zod/v4';
 
 import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
 import { leadPayloadSchema, type LeadPayload } from '../../lib/contracts/lead';
-import { LeadInputError } from './store';
+import { InputError } from '../shared/inputError';
 
 /** Identify calls arrive as flat items (`{ site, email, anonymousId, … }`) rather than under `lead`. */
 const itemPayloadSchema = leadPayloadSchema.extend({ site: z.string().optional() });
@@ -18,7 +18,7 @@ export function payloadOf(json: IDataObject): LeadPayload {
 	const parsed = itemPayloadSchema.safeParse(input);
 	if (!parsed.success) {
 		const issues = toFieldIssues(parsed.error as z.ZodError, input);
-		throw new LeadInputError(`${prefix}${issues[0]?.field ?? 'email'}`, `The item is not a lead:\n${formatIssues(issues)}`);
+		throw new InputError(`${prefix}${issues[0]?.field ?? 'email'}`, `The item is not a lead:\n${formatIssues(issues)}`);
 	}
 	const payload = { ...parsed.data, site: parsed.data.site ?? String(json.site ?? '') };
 	// The receiver passes the country of the request (geo headers) beside the payload.

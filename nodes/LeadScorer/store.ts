@@ -14,16 +14,7 @@ import { normalizeEmail } from '../../lib/mailbox';
 import { browserClaims, LEAD_FIELDS, mergeEntries, otherOwner, reportOnce, type LeadFields } from './batch';
 import { eventsByLead, recordedRules, rescore, type LeadHistory, type Rescored, type ScoreRow } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
-
-/** An item field that cannot be used as a lead; `field` names it. */
-export class LeadInputError extends Error {
-	constructor(
-		readonly field: string,
-		message: string,
-	) {
-		super(message);
-	}
-}
+import { InputError } from '../shared/inputError';
 
 export interface ScoredLead {
 	id: string;
@@ -81,7 +72,7 @@ export interface PreparedLead {
 /** Checks one payload; a bad email names the item field. */
 export function prepareLead(payload: LeadPayload, receivedAt: Date): PreparedLead {
 	const email = normalizeEmail(payload.email);
-	if (!email) throw new LeadInputError('lead.email', `"${payload.email}" is not an email address`);
+	if (!email) throw new InputError('lead.email', `"${payload.email}" is not an email address`);
 	const phone = payload.phone ? phoneFacts(payload.phone, payload.country ?? null) : null;
 	return {
 		email: email.key,

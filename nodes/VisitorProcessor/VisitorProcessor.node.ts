@@ -12,8 +12,9 @@ import { toFieldIssues } from '../../lib/contracts/issues';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, inputError, type ItemGlue } from '../shared/items';
-import { SiteResolver, SubjectNotFoundError } from '../shared/subjects';
+import { SiteResolver } from '../shared/subjects';
 import { processEvents, type IncomingEvent } from './store';
+import { InputError } from '../shared/inputError';
 
 interface Overrides {
 	sessionTimeout?: number;
@@ -33,7 +34,7 @@ function asEvent(json: IDataObject, where: string): IncomingEvent {
 	const parsed = eventItemSchema.safeParse(input);
 	if (parsed.success) return parsed.data;
 	const [{ field, message }] = toFieldIssues(parsed.error, input, eventItemSchema);
-	const problem = new SubjectNotFoundError(field, `${where}: "${field}" ${message}`);
+	const problem = new InputError(field, `${where}: "${field}" ${message}`);
 	throw problem;
 }
 

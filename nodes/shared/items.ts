@@ -1,6 +1,5 @@
 import {
 	NodeOperationError,
-	UserError,
 	type ICredentialDataDecryptedObject,
 	type IDataObject,
 	type IExecuteFunctions,
@@ -9,34 +8,13 @@ import {
 } from 'n8n-workflow';
 
 import { databaseProblem } from './database';
+import { InputError } from './inputError';
 
-/**
- * A problem with one item that the builder fixes in the editor. `field` is a parameter's name
- * (`siteKey`, `options.asOf`) or, when no parameter has that name, a field of the input item
- * (`lead.email`); messages show the parameter's label, as the editor does.
- */
-export class InputError extends UserError {
-	constructor(
-		readonly field: string,
-		message: string,
-	) {
-		super(message);
-	}
-}
+export { InputError };
 
 /** An InputError, for node files (n8n's lint rules allow only n8n's error classes after `throw new`). */
 export function inputError(field: string, message: string): InputError {
 	return new InputError(field, message);
-}
-
-/**
- * The domain modules (sites and leads in nodes/shared/subjects.ts, activities, lead payloads)
- * throw their own errors with the same `field`; they are input errors too.
- */
-function fieldOf(error: unknown): string | undefined {
-	if (error instanceof InputError) return error.field;
-	const field = error instanceof Error ? (error as Error & { field?: unknown }).field : undefined;
-	return typeof field === 'string' ? field : undefined;
 }
 
 /**
@@ -69,7 +47,7 @@ export function nodeErrorOf(context: IExecuteFunctions, glue: ItemGlue, error: u
 	const problem = glue.database ? databaseProblem(error, glue.database) : undefined;
 	if (problem) return new NodeOperationError(context.getNode(), problem.message, { itemIndex, description: problem.description });
 	const message = (error as Error | undefined)?.message ?? 'The item was not processed';
-	const field = fieldOf(error);
+	const field = error instanceof InputError ? error.field : undefined;
 	if (field === undefined || field.startsWith('credentials.')) return new NodeOperationError(context.getNode(), message, { itemIndex });
 	const label = labelOf(glue.properties, field);
 	return new NodeOperationError(context.getNode(), label ? `${label}: ${message}` : `Field "${field}": ${message}`, { itemIndex });

@@ -5,7 +5,7 @@
 import type { Prisma } from '../../lib/db/generated/client';
 import { isUuid } from '../../lib/ids';
 import { normalizeEmail } from '../../lib/mailbox';
-import { SubjectNotFoundError } from './subjects';
+import { InputError } from './inputError';
 
 /** The node parameter every lead reference comes from; the errors name it. */
 const FIELD = 'lead';
@@ -14,24 +14,24 @@ const FIELD = 'lead';
  * What a reference names: a lead id, or the mailbox key leads are stored under (so
  * `Jane.Doe+news@gmail.com` finds the lead of `janedoe@gmail.com`), or why it names neither.
  */
-export type LeadReference = { id: string } | { email: string } | { error: SubjectNotFoundError };
+export type LeadReference = { id: string } | { email: string } | { error: InputError };
 
 export function leadReference(reference: string): LeadReference {
 	const value = reference.trim();
 	if (isUuid(value)) return { id: value.toLowerCase() };
 	const key = normalizeEmail(value)?.key;
 	if (key) return { email: key };
-	return { error: new SubjectNotFoundError(FIELD, `"${value}" is neither a lead id nor an email address; give the lead's id or email address`) };
+	return { error: new InputError(FIELD, `"${value}" is neither a lead id nor an email address; give the lead's id or email address`) };
 }
 
-function notFound(reference: string): SubjectNotFoundError {
-	return new SubjectNotFoundError(FIELD, `No lead "${reference.trim()}" on this site; give the lead's id or email address`);
+function notFound(reference: string): InputError {
+	return new InputError(FIELD, `No lead "${reference.trim()}" on this site; give the lead's id or email address`);
 }
 
 type Leads = Pick<Prisma.TransactionClient, 'lead'>;
 
 /** Several leads in one query; each reference maps to its lead's id or to why there is none. */
-export async function findLeads(prisma: Leads, siteId: string, references: readonly string[]): Promise<Map<string, string | SubjectNotFoundError>> {
+export async function findLeads(prisma: Leads, siteId: string, references: readonly string[]): Promise<Map<string, string | InputError>> {
 	const parsed = new Map([...new Set(references)].map((reference) => [reference, leadReference(reference)]));
 	const ids = new Set<string>();
 	const emails = new Set<string>();
@@ -45,7 +45,7 @@ export async function findLeads(prisma: Leads, siteId: string, references: reado
 			: await prisma.lead.findMany({ where: { siteId, OR: [{ id: { in: [...ids] } }, { email: { in: [...emails] } }] }, select: { id: true, email: true } });
 	const byId = new Set(rows.map((row) => row.id));
 	const byEmail = new Map(rows.map((row) => [row.email, row.id]));
-	const found = new Map<string, string | SubjectNotFoundError>();
+	const found = new Map<string, string | InputError>();
 	for (const [reference, named] of parsed) {
 		const id = 'id' in named ? (byId.has(named.id) ? named.id : undefined) : 'email' in named ? byEmail.get(named.email) : undefined;
 		found.set(reference, 'error' in named ? named.error : (id ?? notFound(reference)));
@@ -56,6 +56,6 @@ export async function findLeads(prisma: Leads, siteId: string, references: reado
 /** One lead's id; a reference that names no lead of the site throws, naming the Lead parameter. */
 export async function findLeadId(prisma: Leads, siteId: string, reference: string): Promise<string> {
 	const found = (await findLeads(prisma, siteId, [reference])).get(reference);
-	if (typeof found !== 'string') throw found as SubjectNotFoundError;
+	if (typeof found !== 'string') throw found as InputError;
 	return found;
 }

@@ -1,16 +1,7 @@
 import { siteConfigSchema, type SiteConfig } from '../../lib/contracts/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { isUuid } from '../../lib/ids';
-
-/** A reference that cannot be resolved; `field` names the node parameter to fix. */
-export class SubjectNotFoundError extends Error {
-	constructor(
-		readonly field: string,
-		message: string,
-	) {
-		super(message);
-	}
-}
+import { InputError } from './inputError';
 
 export interface ResolvedSite {
 	id: string;
@@ -57,7 +48,7 @@ export class SiteResolver {
 	private async load(key: string): Promise<ResolvedSite> {
 		const site = await this.prisma.site.findUnique({ where: { key }, select: { id: true, key: true, name: true, domain: true, config: true } });
 		if (!site) {
-			throw new SubjectNotFoundError('siteKey', `No site with key "${key}"; use the site.key of a site config the receiver has loaded (e.g. nat-pets)`);
+			throw new InputError('siteKey', `No site with key "${key}"; use the site.key of a site config the receiver has loaded (e.g. nat-pets)`);
 		}
 		return { id: site.id, key: site.key, domain: site.domain, config: storedConfig(site) };
 	}
@@ -68,6 +59,6 @@ export async function findVisitorId(prisma: PrismaClient, siteId: string, refere
 	const value = reference.trim();
 	const where = isUuid(value) ? { siteId, OR: [{ id: value }, { anonymousId: value }] } : { siteId, anonymousId: value };
 	const visitor = await prisma.visitor.findFirst({ where, select: { id: true } });
-	if (!visitor) throw new SubjectNotFoundError('visitor', `No visitor "${value}" on this site; give the visitor's id or the tracker's anonymous id`);
+	if (!visitor) throw new InputError('visitor', `No visitor "${value}" on this site; give the visitor's id or the tracker's anonymous id`);
 	return visitor.id;
 }

@@ -1,7 +1,7 @@
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { findLeadId, findLeads, leadReference } from '../../nodes/shared/leads';
-import { SubjectNotFoundError } from '../../nodes/shared/subjects';
 import { createTestSite, testPrisma } from '../helpers/db';
+import { InputError } from '../../nodes/shared/inputError';
 
 describe('leadReference', () => {
 	// [what the builder typed, what it names]
@@ -20,7 +20,7 @@ describe('leadReference', () => {
 	it.each(cases)('%j names %j', (reference, expected) => {
 		const named = leadReference(reference);
 		if ('error' in expected) {
-			expect('error' in named && named.error).toBeInstanceOf(SubjectNotFoundError);
+			expect('error' in named && named.error).toBeInstanceOf(InputError);
 			expect('error' in named && { field: named.error.field, message: named.error.message }).toEqual({ field: 'lead', message: expected.error });
 		} else expect(named).toEqual(expected);
 	});
@@ -62,7 +62,7 @@ describe('findLeads', () => {
 		const found = await findLeads(prisma, site.id, cases.map(([reference]) => reference));
 		expect(cases.map(([reference]) => {
 			const result = found.get(reference);
-			return [reference, result instanceof SubjectNotFoundError ? result.message : result];
+			return [reference, result instanceof InputError ? result.message : result];
 		})).toEqual(cases);
 	});
 
