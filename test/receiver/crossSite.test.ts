@@ -122,7 +122,7 @@ describe('site A’s keys cause no delivery and no row for site B', () => {
 		expect(workflowTests()).toBe(sent);
 		record('test-microworkflow: read key naming B', (await api('/api/test-microworkflow', readKey, { body: { workflow: 'lead-processor', payload: named } })).status);
 		record('test-microworkflow: site beside the payload', (await api('/api/test-microworkflow', adminKey, { body: { workflow: 'lead-processor', site: b.key } })).status);
-		const own = await api('/api/test-microworkflow', adminKey, { body: { workflow: 'visitor-processor', payload: { events: [{ id: randomUUID(), anonymousId: 'anon-a' }], leads: [] } } });
+		const own = await api('/api/test-microworkflow', adminKey, { body: { workflow: 'visitor-processor', payload: { events: [{ id: randomUUID(), anonymousId: 'anon-a', type: 'pageview', occurredAt: new Date().toISOString() }], leads: [] } } });
 		record('test-microworkflow: A’s own payload, no site named', own.status);
 		expect(own.json).toMatchObject({ status: 200, ok: true });
 		expect(n8n.deliveries.at(-1)).toMatchObject({ signedSite: a.key, body: { site: a.key, siteId: a.id } });
