@@ -1,6 +1,7 @@
 // The n8n rule sets apply where n8n reads our code (package.json, nodes, credentials);
-// plain TypeScript rules apply everywhere else. The rule sets for n8n Cloud packages
-// without dependencies are not used: this package has runtime dependencies (Prisma).
+// plain TypeScript rules apply everywhere else. The rule sets for n8n Cloud packages are not
+// used: the nodes bundle their own Postgres client (Prisma) and open the CRM database, which
+// verified packages may not do.
 const n8nNodesBase = require('eslint-plugin-n8n-nodes-base');
 const js = require('@eslint/js');
 const tseslint = require('typescript-eslint');
