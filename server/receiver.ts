@@ -12,7 +12,7 @@ import { GROUP_COMMIT_STATEMENTS, warmUp } from './ingest/groupCommit';
 import { createLogger, type Logger } from './logger';
 import { OutboxDispatcher } from './outbox/dispatcher';
 import { readSettings, type ReceiverSettings } from './settings';
-import { SiteRegistry } from './siteRegistry';
+import { ownOrigins, SiteRegistry } from './siteRegistry';
 import { syncSites } from './sites';
 
 export interface ReceiverOptions {
@@ -127,6 +127,8 @@ async function serve(db: Database, options: ReceiverOptions, settings: ReceiverS
 	}
 	if (settings.DISPATCHER === 'on') dispatcher.start();
 	const { port } = server.address() as AddressInfo;
+	const demoSite = settings.DEMO_SITE ? sites.byPublicKey(settings.DEMO_SITE) : sites.all()[0];
+	if (demoSite) sites.allowOrigins(demoSite.key, ownOrigins(settings.HOST, port, settings.PUBLIC_URL));
 	const url = `http://${settings.HOST.includes(':') ? `[${settings.HOST}]` : settings.HOST}:${port}`;
 	logger.info({ url, sites: sites.all().map((site) => site.key) }, 'receiver listening');
 

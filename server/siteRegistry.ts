@@ -19,16 +19,19 @@ export class SiteRegistry {
 	private readonly byKey = new Map<string, RegisteredSite>();
 	private readonly byId = new Map<string, RegisteredSite>();
 	private readonly anyOrigin = new Set<string>();
+	private readonly originsOf = new Map<string, Set<string>>();
 
 	constructor(configs: SiteConfig[], ids: Map<string, string>, env: NodeJS.ProcessEnv = process.env) {
 		for (const config of configs) {
 			const id = ids.get(config.site.key);
 			if (!id) throw new Error(`Site ${config.site.key} has no database row; sync the sites before building the registry`);
+			const allowedOrigins = new Set(config.tracking.allowedOrigins);
+			this.originsOf.set(config.site.key, allowedOrigins);
 			const site: RegisteredSite = {
 				id,
 				key: config.site.key,
 				config,
-				allowedOrigins: new Set(config.tracking.allowedOrigins),
+				allowedOrigins,
 				endpoints: new Map(config.integrations.webhookEndpoints.map((endpoint) => [endpoint.workflow, endpointUrl(config, endpoint.url)])),
 				webhookSecret: env[config.integrations.webhookSecretEnv] || undefined,
 			};
@@ -51,7 +54,32 @@ export class SiteRegistry {
 		return this.anyOrigin.has(origin);
 	}
 
+	/** Lets a site accept more origins once the receiver knows where it listens (see ownOrigins). */
+	allowOrigins(key: string, origins: readonly string[]): void {
+		const allowed = this.originsOf.get(key);
+		if (!allowed) return;
+		for (const origin of origins) {
+			allowed.add(origin);
+			this.anyOrigin.add(origin);
+		}
+	}
+
 	all(): RegisteredSite[] {
 		return [...this.byKey.values()];
 	}
+}
+
+const LOOPBACK_BINDS = new Set(['127.0.0.1', 'localhost', '::1', '0.0.0.0', '::']);
+
+/**
+ * The origins a browser shows for pages the receiver itself serves (the demo at /demo/): the
+ * address it listens on (every loopback name when that is loopback or every interface) and
+ * PUBLIC_URL. The demo site accepts them whatever HOST and PORT are, so the demo works on the
+ * first start without editing the config; no other site does.
+ */
+export function ownOrigins(host: string, port: number, publicUrl?: string): string[] {
+	const hosts = LOOPBACK_BINDS.has(host) ? ['localhost', '127.0.0.1', '[::1]'] : [host.includes(':') ? `[${host}]` : host];
+	const origins = hosts.map((name) => (port === 80 ? `http://${name}` : `http://${name}:${port}`));
+	if (publicUrl) origins.push(new URL(publicUrl).origin);
+	return origins;
 }

@@ -92,8 +92,9 @@ function page(site: RegisteredSite, name: string): string {
 
 /**
  * A small demo site served by the receiver itself (`npm start`, then /demo/), with the tracker
- * of the site named by DEMO_SITE (default: the first configured site). The browser must reach
- * the receiver on an origin in that site's tracking.allowedOrigins, as any site must.
+ * of the site named by DEMO_SITE (default: the first configured site). That site accepts the
+ * receiver's own origins (ownOrigins in siteRegistry.ts) besides its tracking.allowedOrigins; a
+ * page reached under any other name is told which origin to add.
  */
 export function demoRouter({ sites, siteKey }: { sites: SiteRegistry; siteKey?: string }): Router {
 	const router = Router();
