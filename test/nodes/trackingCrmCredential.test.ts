@@ -62,6 +62,16 @@ describe('Tracking CRM API credential test in a real n8n', () => {
 		}
 		if (!setup.ok) throw new Error(`n8n owner setup answered ${setup.status}: ${await setup.text()}`);
 		cookie = (setup.headers.get('set-cookie') ?? '').split(';')[0];
+		// The credential routes may come up after the owner's: wait until they answer with JSON.
+		for (let attempt = 0; attempt < 120; attempt++) {
+			const probe = await fetch(`${n8n.baseUrl}/rest/credentials/test`, {
+				method: 'POST',
+				headers: { 'content-type': 'application/json', cookie, ...BROWSER },
+				body: JSON.stringify({ credentials: { ...CREDENTIAL, data: { receiverUrl: 'http://127.0.0.1:9', webhookSecret: 'credential-test-secret' } } }),
+			});
+			if (probe.ok && (await probe.text()).trimStart().startsWith('{')) break;
+			await new Promise((resolve) => setTimeout(resolve, 500));
+		}
 	}, 20 * 60_000);
 
 	afterAll(async () => {
