@@ -23,6 +23,22 @@ const isTimeZone = (zone: string) => {
 	}
 };
 
+/**
+ * CLDR's zone for "unknown": what a browser's Intl reports when it cannot tell the computer's
+ * zone (Chromium with an unset or unknown TZ). The tracker sends the browser's zone with every
+ * lead, so this means "no zone", not a mistake that would cost the lead.
+ */
+const UNKNOWN_ZONE = 'Etc/Unknown';
+
+/**
+ * An IANA time zone (aliases such as Asia/Calcutta too), as this Node's ICU knows them; any other
+ * value refuses the lead with a 400 naming `timezone`, so a caller learns of its typo.
+ */
+const timeZone = z
+	.string()
+	.transform((zone) => (zone === UNKNOWN_ZONE ? undefined : zone))
+	.pipe(z.string().refine(isTimeZone, { error: 'must be an IANA time zone such as Europe/Berlin' }).optional());
+
 /** A form submission or an identify call: what `POST /api/lead` accepts and the Lead Scorer consumes. */
 export const leadPayloadSchema = z.strictObject({
 	site: field(64).min(1, { error: 'must not be empty' }),
@@ -40,7 +56,8 @@ export const leadPayloadSchema = z.strictObject({
 		.string()
 		.regex(/^[A-Za-z]{2}$/, { error: 'must be an ISO 3166-1 alpha-2 country code such as DE' })
 		.optional(),
-	timezone: z.string().refine(isTimeZone, { error: 'must be an IANA time zone such as Europe/Berlin' }).optional(),
+	/** The lead's IANA time zone; the tracker sends the browser's. The Email Orchestrator's send windows are its wall clock. */
+	timezone: timeZone.optional(),
 	source: field(100).optional(),
 	formId: observed(100).optional(),
 	/** Marketing consent as the visitor gave it on the form. */

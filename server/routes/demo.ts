@@ -1,16 +1,21 @@
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod/v4';
 
+import type { PrismaClient } from '../../lib/db';
+import { isLocalRequest } from '../localOnly';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
+import { parseQuery } from './inputs';
 import { sendProblem } from './problems';
 
-const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const escape = (value: string) => value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const PAGES: Record<string, { title: string; body: string }> = {
 	'': {
 		title: 'Home',
 		body: `<h1>Welcome</h1>
 <p>A demo site with the tracker on it. Browse around: every page view, scroll, outbound link,
-download and form goes to the receiver, and from there to the n8n workflows.</p>
+download and form goes to the receiver, and from there to the n8n workflows. The panel in the
+corner shows what the CRM saw of your visit, and why the receiver refuses it if it does.</p>
 <p><a href="/demo/pricing">See the plans</a> ·
 <a href="/demo/guide.pdf">Download the guide (PDF)</a> ·
 <a href="https://n8n.io/">An outbound link</a></p>`,
@@ -49,23 +54,126 @@ scores it, 05 enriches it, and 06 sends the first email of the welcome sequence.
  */
 const CONSENT_BANNER = `<p id="consent-banner">May this demo remember your visit and your enquiry? <button id="consent-yes">Accept</button> <button id="consent-no">Decline</button></p>`;
 
-/** The demo's only script (the receiver's Content-Security-Policy allows no inline code): consent buttons and the SPA. */
+/**
+ * The demo's only script (the receiver's Content-Security-Policy allows no inline code): consent
+ * buttons, the SPA, and the panel that shows what the CRM saw of this browser. The panel reads
+ * GET /demo/crm every two seconds with the tracker's anonymous id (tcrm.id in localStorage, or in
+ * sessionStorage in cookieless mode). When the receiver refuses the tracker (its settings, or a
+ * batch or lead it posts: the demo wraps fetch to see the answers the tracker ignores), the panel
+ * says why in the receiver's own words, so a refused page never looks like a working one.
+ */
 const SITE_SCRIPT = `(function () {
+	'use strict';
 	window.tcrm = window.tcrm || function () { (tcrm.q = tcrm.q || []).push(arguments); };
 	function on(id, handler) { var element = document.getElementById(id); if (element) element.onclick = handler; }
+	function stored(key) { try { return JSON.parse(localStorage.getItem(key) || sessionStorage.getItem(key)); } catch (error) { return null; } }
+
 	var banner = document.getElementById('consent-banner');
 	if (localStorage.getItem('demo.consent-answered') && banner) banner.remove();
-	function answer(choice) { tcrm('consent', choice); localStorage.setItem('demo.consent-answered', '1'); if (banner) banner.remove(); }
+	function answer(choice) { tcrm('consent', choice); localStorage.setItem('demo.consent-answered', '1'); if (banner) banner.remove(); draw(); }
 	on('consent-yes', function () { answer('granted'); });
 	on('consent-no', function () { answer('denied'); });
+
 	var route = document.getElementById('route');
-	if (!route) return;
-	function show() { route.textContent = 'Route: ' + location.pathname; }
-	on('step-2', function () { history.pushState({}, '', '/demo/app/step-2'); show(); });
-	on('step-3', function () { history.replaceState({}, '', '/demo/app/step-3'); show(); });
-	on('back', function () { history.back(); });
-	addEventListener('popstate', show);
-	show();
+	if (route) {
+		var show = function () { route.textContent = 'Route: ' + location.pathname; };
+		on('step-2', function () { history.pushState({}, '', '/demo/app/step-2'); show(); });
+		on('step-3', function () { history.replaceState({}, '', '/demo/app/step-3'); show(); });
+		on('back', function () { history.back(); });
+		addEventListener('popstate', show);
+		show();
+	}
+
+	var panel = document.getElementById('crm-panel');
+	var tag = document.querySelector('script[data-site]');
+	if (!panel || !tag) return;
+	var endpoint = new URL(tag.dataset.endpoint || '/api/track', tag.src).href;
+	/** What the receiver said when it refused the tracker, in words; '' while it accepts. */
+	var refusal = '';
+	var settings = null;
+
+	function refused(status, request, body) {
+		var why = body && body.message ? body.message : 'the receiver answered ' + status;
+		refusal = 'Refused (' + status + ' to ' + request + '): ' + why;
+		draw();
+	}
+	fetch(endpoint + '?site=' + encodeURIComponent(tag.dataset.site)).then(function (response) {
+		if (response.status === 204) {
+			refusal = 'Not tracked (204 to GET /api/track): your browser sends Global Privacy Control or Do Not Track, and this site honours it';
+			return draw();
+		}
+		return response.json().then(function (body) { if (response.ok) settings = body; else refused(response.status, 'GET /api/track', body); });
+	}).catch(function () { refusal = 'The receiver cannot be reached: nothing is tracked'; draw(); });
+
+	var send = window.fetch;
+	window.fetch = function (resource, init) {
+		var sent = send.apply(this, arguments);
+		var url = String(resource && resource.url || resource);
+		if (init && init.method === 'POST' && url.indexOf(new URL('.', endpoint).href) === 0) {
+			var request = 'POST ' + new URL(url).pathname;
+			sent.then(function (response) {
+				return response.clone().json().then(function (body) {
+					if (!response.ok) refused(response.status, request, body);
+					else if (body.reason) refused(response.status, request, { message: 'the receiver stored nothing: ' + body.reason });
+					else if (refusal) { refusal = ''; draw(); }
+				});
+			}, function () { refusal = 'The receiver did not answer ' + request + '; the tracker keeps the events and retries'; draw(); }).catch(function () {});
+		}
+		return sent;
+	};
+
+	function add(parent, name, content, className) {
+		var element = document.createElement(name);
+		if (content !== undefined) element.textContent = content;
+		if (className) element.className = className;
+		parent.appendChild(element);
+		return element;
+	}
+	function time(iso) { return iso ? new Date(iso).toLocaleTimeString() : ''; }
+	function points(value) { return (value > 0 ? '+' : '') + value; }
+	function status() {
+		if (refusal) return refusal;
+		var choice = stored('tcrm.consent');
+		if (choice === 'denied') return 'You declined: the tracker sends nothing and has forgotten this browser.';
+		if (settings && settings.consent && choice !== 'granted') return 'Waiting for your consent: the tracker sends nothing until you accept.';
+		return '';
+	}
+
+	/** The latest answer of GET /demo/crm: null before this browser has a tracker id. */
+	var crm = null;
+	function draw() {
+		if (!panel) return;
+		panel.textContent = '';
+		add(panel, 'h2', 'What the CRM saw');
+		var problem = status() || (crm && crm.error ? crm.message : '');
+		if (problem) add(panel, 'p', problem, 'crm-refused');
+		if (!crm || crm.error) {
+			if (!crm) add(panel, 'p', 'No visitor yet: this browser has no tracker id.');
+			return;
+		}
+		add(panel, 'p', 'Receiver: ' + crm.receiver.events + ' event' + (crm.receiver.events === 1 ? '' : 's') + ' of this browser stored' + (crm.receiver.lastAt ? ', the last at ' + time(crm.receiver.lastAt) : ''));
+		var visit = crm.visits.latest;
+		add(panel, 'p', visit
+			? 'Session: ' + visit.pages + ' page' + (visit.pages === 1 ? '' : 's') + ', engagement ' + visit.engagementLevel + ' (' + visit.engagementScore + '/100)' + (crm.visits.count > 1 ? '; visit ' + crm.visits.count : '')
+			: 'Session: none yet (the Visitor Processor makes it from the events)');
+		if (crm.conversions.length) add(panel, 'p', 'Conversions: ' + crm.conversions.map(function (c) { return c.goal; }).join(', '));
+		if (!crm.lead) {
+			add(panel, 'p', 'Lead: none yet (send the contact form, with the box ticked)');
+			return;
+		}
+		add(panel, 'p', 'Lead: stage ' + crm.lead.stage + ', score ' + crm.lead.score + (crm.lead.timeZone ? ', time zone ' + crm.lead.timeZone : ''));
+		var reasons = add(panel, 'ul');
+		crm.lead.reasons.forEach(function (reason) { add(reasons, 'li', reason.rule + ' → ' + points(reason.points)).title = reason.cause; });
+		crm.lead.emails.forEach(function (email) { add(panel, 'p', 'Email: “' + email.subject + '” ' + email.status + (email.sentAt ? ' at ' + time(email.sentAt) : '')); });
+		if (crm.mailbox) add(panel, 'a', 'Open the mailbox').href = crm.mailbox;
+	}
+
+	function poll() {
+		var id = stored('tcrm.id');
+		var read = id ? fetch('/demo/crm?visitor=' + encodeURIComponent(id)).then(function (response) { return response.json(); }) : Promise.resolve(null);
+		read.then(function (answer) { crm = answer; }, function () {}).then(function () { draw(); setTimeout(poll, 2000); });
+	}
+	poll();
 })();
 `;
 
@@ -86,8 +194,99 @@ function page(site: RegisteredSite, name: string): string {
 <title>${escape(title)} · ${escape(site.config.site.name ?? site.key)} demo</title>
 <script defer src="${escape(site.config.tracking.scriptPath)}" ${trackerAttributes(site)}></script>
 <script defer src="/demo/site.js"></script>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem}nav{margin-bottom:2rem}</style>
-</head><body>${CONSENT_BANNER}<nav>${nav}</nav>${body}</body></html>`;
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem}nav{margin-bottom:2rem}
+#crm-panel{position:fixed;right:1rem;bottom:1rem;width:22rem;max-width:calc(100vw - 4rem);max-height:70vh;overflow:auto;font-size:13px;line-height:1.4;background:#f7f7f9;border:1px solid #ccd;border-radius:6px;padding:.5rem .75rem;box-shadow:0 2px 8px #0002}
+#crm-panel h2{font-size:14px;margin:0 0 .25rem}#crm-panel p,#crm-panel ul{margin:.25rem 0}#crm-panel ul{padding-left:1.25rem}.crm-refused{color:#a00;font-weight:600}</style>
+</head><body>${CONSENT_BANNER}<nav>${nav}</nav>${body}<aside id="crm-panel" aria-live="polite"></aside></body></html>`;
+}
+
+/**
+ * GET /demo/crm: one browser, by the anonymous id its tracker made (tcrm.id in its storage), a
+ * UUIDv7 with 74 random bits that only that browser holds. Other anonymous ids are refused: the
+ * receiver's own for a lead posted without one (lead:<SHA-256 of the address>) could be computed
+ * by anyone who knows the address.
+ */
+const crmQuery = z.strictObject({
+	visitor: z.uuid({ version: 'v7', error: 'must be the tracker’s anonymous id of this browser, a UUIDv7 (tcrm.id in its localStorage)' }).prefault(''),
+});
+
+interface LedgerRow {
+	rule: string;
+	delta: number;
+	cause: string;
+}
+
+/** Rounded for reading: decay makes points fractional. */
+const tenths = (value: number) => Math.round(value * 10) / 10;
+
+/**
+ * The lead's score by rule, from its ledger (lead_scores: every change of a rule's points, oldest
+ * first): each rule's points now and the cause of its latest change. Rules back at 0 are left out.
+ */
+export function scoreReasons(rows: readonly LedgerRow[]): Array<{ rule: string; points: number; cause: string }> {
+	const byRule = new Map<string, { points: number; cause: string }>();
+	for (const row of rows) {
+		const reason = byRule.get(row.rule) ?? { points: 0, cause: '' };
+		byRule.set(row.rule, { points: reason.points + row.delta, cause: row.cause });
+	}
+	return [...byRule]
+		.map(([rule, { points, cause }]) => ({ rule, points: tenths(points), cause }))
+		.filter((reason) => reason.points !== 0);
+}
+
+/** What one site's CRM holds of one browser: no name, address or any row of another site. */
+async function crmView(prisma: PrismaClient, siteId: string, anonymousId: string) {
+	const [events, visitor] = await Promise.all([
+		prisma.visitorEvent.aggregate({ where: { siteId, anonymousId }, _count: { _all: true }, _max: { receivedAt: true } }),
+		prisma.visitor.findUnique({ where: { siteId_anonymousId: { siteId, anonymousId } }, select: { id: true, leadId: true } }),
+	]);
+	const [sessions, sessionCount, conversions, lead] = visitor
+		? await Promise.all([
+				prisma.visitorSession.findFirst({
+					where: { siteId, visitorId: visitor.id },
+					orderBy: { startedAt: 'desc' },
+					select: { startedAt: true, pageviews: true, engagementLevel: true, engagementScore: true, entryPage: true, exitPage: true, channel: true },
+				}),
+				prisma.visitorSession.count({ where: { siteId, visitorId: visitor.id } }),
+				prisma.conversion.findMany({ where: { siteId, visitorId: visitor.id }, orderBy: { occurredAt: 'asc' }, take: 20, select: { goal: true, value: true, currency: true, occurredAt: true } }),
+				visitor.leadId
+					? prisma.lead.findFirst({
+							where: { id: visitor.leadId, siteId },
+							select: {
+								lifecycleStage: true,
+								score: true,
+								timezone: true,
+								scores: { select: { rule: true, delta: true, cause: true }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], take: 1000 },
+								emailMessages: { select: { subject: true, status: true, sentAt: true }, orderBy: { createdAt: 'asc' }, take: 20 },
+							},
+						})
+					: null,
+			])
+		: [null, 0, [], null];
+	return {
+		receiver: { events: events._count._all, lastAt: events._max.receivedAt },
+		visits: {
+			count: sessionCount,
+			latest: sessions && {
+				startedAt: sessions.startedAt,
+				pages: sessions.pageviews,
+				engagementLevel: sessions.engagementLevel,
+				engagementScore: Math.round(sessions.engagementScore),
+				entryPage: sessions.entryPage,
+				exitPage: sessions.exitPage,
+				channel: sessions.channel,
+			},
+		},
+		conversions: conversions.map((conversion) => ({ goal: conversion.goal, value: Number(conversion.value), currency: conversion.currency, at: conversion.occurredAt })),
+		lead: lead && {
+			stage: lead.lifecycleStage,
+			score: tenths(lead.score),
+			timeZone: lead.timezone,
+			reasons: scoreReasons(lead.scores),
+			emails: lead.emailMessages,
+		},
+		mailbox: lead?.emailMessages.length ? '/mailbox' : null,
+	};
 }
 
 /**
@@ -96,7 +295,7 @@ function page(site: RegisteredSite, name: string): string {
  * receiver's own origins (ownOrigins in siteRegistry.ts) besides its tracking.allowedOrigins; a
  * page reached under any other name is told which origin to add.
  */
-export function demoRouter({ sites, siteKey }: { sites: SiteRegistry; siteKey?: string }): Router {
+export function demoRouter({ prisma, sites, siteKey }: { prisma: PrismaClient; sites: SiteRegistry; siteKey?: string }): Router {
 	const router = Router();
 	const siteOf = (req: Request) => {
 		const site = siteKey ? sites.byPublicKey(siteKey) : sites.all()[0];
@@ -111,10 +310,32 @@ export function demoRouter({ sites, siteKey }: { sites: SiteRegistry; siteKey?: 
 	router.post('/demo/thanks', (_req, res) => {
 		res.redirect(303, '/demo/thanks');
 	});
+	const noDemoSite = (res: Response) =>
+		sendProblem(res, 404, 'demo_site_missing', siteKey ? `DEMO_SITE names "${siteKey}", which is not a configured site` : 'No site is configured');
+	/**
+	 * The panel's data: what the demo site's CRM holds of one browser, and nothing of any other
+	 * site. Only that browser knows its anonymous id; the answer holds no address all the same.
+	 */
+	router.get('/demo/crm', async (req, res) => {
+		// Anyone who learns a browser's id (it travels in every batch) could otherwise read that visitor's score and emails.
+		if (!isLocalRequest(req.socket.remoteAddress, req.headers)) {
+			sendProblem(res, 403, 'local_only', 'The panel shows what the CRM holds of this browser, so the receiver answers it only on its own machine: open the demo at http://127.0.0.1 or http://localhost on the receiver’s port');
+			return;
+		}
+		const query = parseQuery(crmQuery, req, res, 'invalid_parameter', 'query');
+		if (!query) return;
+		const found = siteOf(req);
+		if (!found) {
+			noDemoSite(res);
+			return;
+		}
+		res.setHeader('Cache-Control', 'no-store');
+		res.json({ site: found.site.key, visitor: query.visitor, ...(await crmView(prisma, found.site.id, query.visitor)) });
+	});
 	router.get(['/demo', '/demo/:page', '/demo/app/:step'], (req, res) => {
 		const found = siteOf(req);
 		if (!found) {
-			sendProblem(res, 404, 'demo_site_missing', siteKey ? `DEMO_SITE names "${siteKey}", which is not a configured site` : 'No site is configured');
+			noDemoSite(res);
 			return;
 		}
 		const name = req.path.startsWith('/demo/app') ? 'app' : String(req.params.page ?? '');

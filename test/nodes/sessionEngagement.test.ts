@@ -110,7 +110,7 @@ describe('a session’s engagement in its events and in its session row', () => 
 			updateSession(session, type, ts, url, 4, props);
 			return unsent ? [] : [{ id: uuidv7({ msecs: ts }), type, ts, anonymousId, sessionId: session.id, url, relevance: 4, ...(props && { props }) }];
 		});
-		events.push({ id: uuidv7({ msecs: session.l }), type: 'session_end', ts: session.l, anonymousId, sessionId: session.id, url: session.x, props: session as unknown as TrackEvent['props'] });
+		events.push({ id: uuidv7({ msecs: session.l }), type: 'session_end', ts: session.l, anonymousId, sessionId: session.id, url: session.x ?? events[events.length - 1].url, props: session as unknown as TrackEvent['props'] });
 		expect((await post(`${receiver.url}/api/track`, batch(key, events))).status).toBe(202);
 
 		await waitFor(() => n8n.deliveries.filter((delivery) => delivery.signedSite === key).flatMap((delivery) => delivery.body.events).length === events.length, 15_000, 'the delivery');

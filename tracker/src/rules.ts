@@ -22,29 +22,27 @@ export type Config = TrackerSettings & { site: string; endpoint: string };
 
 /**
  * Checks the options: unknown ones, a missing site key, an endpoint that is no http(s) URL are
- * named in ONE console warning, in debug mode; the last two leave the tracker off, since it
- * could only send what the receiver refuses. A relative endpoint resolves against `base`: the
- * script's own URL for the script tag, so the receiver that served the script is the one that
- * receives. Returns the site and the absolute endpoint, or nothing. Nothing else is ever logged:
- * the tracker runs inside other people's pages.
+ * named in ONE console warning, in debug mode; the last two leave the tracker off (so the
+ * warning need not say it), since it could only send what the receiver refuses. A relative
+ * endpoint resolves against `base`: the script's own URL for the script tag, so the receiver that
+ * served the script is the one that receives. Returns the site and the absolute endpoint, or
+ * nothing. Nothing else is ever logged: the tracker runs inside other people's pages.
  */
-export function configure({ ...options }: Record<string, unknown>, base: string): Pick<Config, 'site' | 'endpoint'> | undefined {
-	const mistakes: string[] = [];
-	for (const key in options) if (!/^(site|endpoint|debugMode)$/.test(key)) mistakes.push(key + ' (unknown)');
-	if (!options.site) mistakes.push('site (missing)');
+export function configure({ site, endpoint, debugMode, ...unknown }: Record<string, unknown>, base: string): Pick<Config, 'site' | 'endpoint'> | undefined {
+	const mistakes = Object.keys(unknown).map((key) => key + ' (unknown)');
+	if (!site) mistakes.push('site (missing)');
 	try {
-		options.endpoint = new URL((options.endpoint as string) || '/api/track', base).href;
+		endpoint = new URL((endpoint as string) || '/api/track', base).href;
 	} catch {
 		// Not a URL at all: refused below with the other non-http(s) endpoints.
 	}
-	if (!/^http/.test(options.endpoint as string)) {
-		options.site = '';
+	if (!/^http/.test(endpoint as string)) {
+		site = '';
 		mistakes.push('endpoint (not http)');
 	}
 	// true from init(), "true" from a data attribute.
-	if (mistakes[0] && options.debugMode + '' == 'true')
-		console.warn('[tracking-crm]', `check the options: ${mistakes.join(', ')}${options.site ? '' : '; tracking is off'}`);
-	return options.site ? (options as Pick<Config, 'site' | 'endpoint'>) : undefined;
+	if (mistakes[0] && debugMode + '' == 'true') console.warn('[tracking-crm] check the options:', mistakes.join(', '));
+	return site ? ({ site, endpoint } as Pick<Config, 'site' | 'endpoint'>) : undefined;
 }
 
 /**
@@ -99,8 +97,8 @@ export type Session = {
 	r: number;
 	/** entry: URL of the first event */
 	n?: string;
-	/** exit: URL of the latest event ('' before the first) */
-	x: string;
+	/** exit: URL of the latest event */
+	x?: string;
 } & Partial<Record<TrackEventType, number>>;
 
 /**
@@ -113,7 +111,7 @@ export const sessionOver = (session: Session | null | undefined, now: number, ca
 	!session || now - session.l > timeoutMs || now - session.s > maxMs || (!!campaign && campaign != session.c);
 
 /** A session before its first event, which updateSession() adds. */
-export const startSession = (now: number, campaign?: string): Session => ({ id: uuidv7(now), s: now, l: now, c: campaign, d: 0, g: 0, r: 0, x: '' });
+export const startSession = (now: number, campaign?: string): Session => ({ id: uuidv7(now), s: now, l: now, c: campaign, d: 0, g: 0, r: 0 });
 
 /**
  * Adds an event to the session's counters: every scored event, whether or not it is sent, counted

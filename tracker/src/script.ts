@@ -14,7 +14,7 @@ type Call = [method: keyof typeof api, ...args: unknown[]];
  */
 try {
 	const script = document.currentScript as HTMLScriptElement;
-	boot({ ...script.dataset } as unknown as TrackerOptions, script.src);
+	boot(script.dataset as unknown as TrackerOptions, script.src);
 	const global = window as Window & { tcrm?: ((...call: Call) => void) & { q?: Call[] } };
 	const queued = global.tcrm?.q || [];
 	const tcrm = (global.tcrm = (method: Call[0], ...args: unknown[]) => {

@@ -155,7 +155,7 @@ function emit(type: TrackEventType, fields: Fields, campaign?: string): void {
 	const url = location.href;
 	let session = get<Session>('session');
 	if (sessionOver(session, now, campaign, config!.timeout, config!.maxLength)) {
-		if (session) queueEvent(session, { type: 'session_end', ts: session.l, url: session.x, props: session as unknown as Props });
+		if (session) queueEvent(session, { type: 'session_end', ts: session.l, url: session.x!, props: session as unknown as Props });
 		session = startSession(now, campaign);
 	}
 	const relevance = relevanceOf(config!.rules, type, fields.name, (config!.hashRouting && location.hash.match(/^#!?(\/[^?]*)/)?.[1]) || location.pathname);
@@ -253,8 +253,8 @@ function start(): void {
 	/**
 	 * One page view per real URL change of a single-page app: pushState and replaceState (wrapped,
 	 * since browsers fire no event for them), back and forward (popstate), fragment changes only
-	 * where the site routes by fragment, and back-forward cache restores, which show the page again
-	 * without loading it. A change to the same URL (a router replacing its state, a click on the
+	 * where the site routes by fragment (they fire popstate too), and back-forward cache restores,
+	 * which show the page again without loading it. A change to the same URL (a router replacing its state, a click on the
 	 * current link) is no page view.
 	 */
 	// Without hash routing the fragment is no part of the route (no URL contains a space to split at).
@@ -279,7 +279,6 @@ function start(): void {
 	const listeners: Record<string, (event: never) => unknown> = {
 		online: () => flush(),
 		popstate: check,
-		hashchange: check,
 		pageshow: check,
 		scroll() {
 			// One scroll event per quarter of the page reached (25, 50, 75, 100), the deepest one only.
@@ -337,9 +336,10 @@ export const track = (name: string, props?: Props) => emit('custom', { name: nam
 
 /**
  * Makes the anonymous visitor a lead: POST /api/lead with the anonymous id, so the receiver joins
- * the earlier events to the lead. Queued like events, so it survives being offline.
+ * the earlier events to the lead, and the browser's time zone (unless `traits` names one), the
+ * wall clock of the lead's email send windows. Queued like events, so it survives being offline.
  */
-export const identify = (email: string, traits?: Traits) => allowed() && enqueue({ ...traits, site: config!.site, email, anonymousId: anonymousId(), eventId: uuidv7() });
+export const identify = (email: string, traits?: Traits) => allowed() && enqueue({ timezone: Intl.DateTimeFormat().resolvedOptions().timeZone, ...traits, site: config!.site, email, anonymousId: anonymousId(), eventId: uuidv7() });
 
 /**
  * Records the visitor's choice, for good: 'granted' starts tracking; anything else is a refusal,
