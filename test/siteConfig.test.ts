@@ -109,3 +109,27 @@ describe('site config scoring rules', () => {
 		expect(rejection(typo).message).toMatch(/crm\.leadScoringRules\[7\]\.perVist: is not a known field; got true/);
 	});
 });
+
+describe('site config email sequences', () => {
+	const site = (crm: Record<string, unknown>) => ({ site: { key: 'shop', name: 'Shop', domain: 'shop.example' }, tracking: { allowedOrigins: ['https://shop.example'] }, crm });
+	const welcome = (extra: Record<string, unknown> = {}) => ({ name: 'welcome', trigger: { stage: 'lead' }, steps: [{ delayMinutes: 0, subject: 'Hi', html: '<p>Hi</p>' }], ...extra });
+	const rules = [
+		{ name: 'contact-request', event: 'form_submit' },
+		{ name: 'purchase', event: 'purchase', value: 90 },
+	];
+
+	it('ends a sequence on no conversion unless its exitOn names conversion rules', () => {
+		const config = parseSiteConfig(site({ conversionRules: rules, emailSequences: [welcome(), welcome({ name: 'trial', exitOn: { conversions: ['purchase'] } }), welcome({ name: 'empty', exitOn: {} })] }));
+		expect(config.crm.emailSequences.map((sequence) => sequence.exitOn)).toEqual([undefined, { conversions: ['purchase'] }, { conversions: [] }]);
+	});
+
+	it('names the entry of exitOn.conversions that is no conversion rule, the rules there are, and the fix', () => {
+		const error = rejection(site({ conversionRules: rules, emailSequences: [welcome(), welcome({ name: 'trial', exitOn: { conversions: ['purchase', 'purchased'] } })] }));
+		expect(error.issues).toHaveLength(1);
+		expect(error.message).toMatch(
+			/crm\.emailSequences\[1\]\.exitOn\.conversions\[1\]: must name a rule of crm\.conversionRules \(it has: contact-request, purchase\); add a conversion rule named "purchased" or correct the name; got "purchased"/,
+		);
+		expect(rejection(site({ emailSequences: [welcome({ exitOn: { conversions: ['purchase'] } })] })).message).toMatch(/crm\.emailSequences\[0\]\.exitOn\.conversions\[0\]: must name a rule of crm\.conversionRules \(it has none\)/);
+		expect(rejection(site({ conversionRules: rules, emailSequences: [welcome({ exitOn: { conversion: ['purchase'] } })] })).message).toMatch(/crm\.emailSequences\[0\]\.exitOn\.conversion: is not a known field; did you mean "conversions"\?/);
+	});
+});

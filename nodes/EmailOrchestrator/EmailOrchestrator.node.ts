@@ -54,7 +54,7 @@ const versionDescription: INodeTypeDescription = {
 					name: 'Handle Email Event',
 					value: 'handleEmailEvent',
 					action: 'Handle an email event',
-					description: 'Unenroll a lead that unsubscribed, bounced, complained or converted',
+					description: 'Unenroll a lead that unsubscribed, bounced or complained, or reached a conversion its sequences end on',
 				},
 			],
 			default: 'sendDue',
@@ -62,7 +62,7 @@ const versionDescription: INodeTypeDescription = {
 		siteKeyOrAllProperty,
 		{
 			displayName:
-				'Sequences, their triggers (stage, tag, event), quiet hours and the daily email cap come from the site config (crm.emailSequences, crm.maxEmailsPerDay). The CRM Lead Scorer’s Get Site Settings operation lists them.',
+				'Sequences, their triggers (stage, tag, event), the conversions they end on (exitOn), quiet hours and the daily email cap come from the site config (crm.emailSequences, crm.maxEmailsPerDay). The CRM Lead Scorer’s Get Site Settings operation lists them.',
 			name: 'siteConfigNotice',
 			type: 'notice',
 			default: '',

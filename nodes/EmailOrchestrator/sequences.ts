@@ -18,7 +18,7 @@ export interface StoredSequence {
 
 const STEP_SELECT = { id: true, position: true, delayMinutes: true, subject: true, htmlTemplate: true, textTemplate: true } as const;
 
-/** The timing rules kept in `email_sequences.settings`; unknown keys are ignored so newer settings never break older nodes. */
+/** The timing rules kept in `email_sequences.settings` (beside `exitOn`, read by exits.ts); unknown keys are ignored so newer settings never break older nodes. */
 export function windowOf(settings: unknown): SendWindow {
 	const value = (settings ?? {}) as Record<string, unknown>;
 	const quiet = value.quietHours as { start?: unknown; end?: unknown } | undefined;
@@ -34,7 +34,11 @@ export function windowOf(settings: unknown): SendWindow {
  * messages can reference rows. The config is the source of truth: steps beyond its list go.
  */
 async function syncFromConfig(prisma: PrismaClient, siteId: string, sequence: EmailSequenceDefinition): Promise<StoredSequence> {
-	const settings = { ...(sequence.quietHours ? { quietHours: sequence.quietHours } : {}), ...(sequence.weekdays ? { weekdays: sequence.weekdays } : {}) };
+	const settings = {
+		...(sequence.quietHours ? { quietHours: sequence.quietHours } : {}),
+		...(sequence.weekdays ? { weekdays: sequence.weekdays } : {}),
+		...(sequence.exitOn ? { exitOn: sequence.exitOn } : {}),
+	};
 	return await prisma.$transaction(async (tx) => {
 		const sender = sequence.campaign ? { fromEmail: sequence.campaign.fromEmail ?? null, fromName: sequence.campaign.fromName ?? null, replyTo: sequence.campaign.replyTo ?? null } : null;
 		// Created active; its status is the database's to change (pausing holds the sends).

@@ -13,7 +13,7 @@ import { findLeads } from '../shared/leads';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { payloadOf } from './payload';
 import { compileScoringRules, type CompiledRules } from './scoring';
-import { prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
+import { findVisitorLeads, prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
 import type { Prisma, PrismaClient } from '../../lib/db/generated/client';
 
 /**
@@ -25,7 +25,10 @@ const BATCH_SIZE = 500;
 interface BatchItem {
 	index: number;
 	lead?: PreparedLead;
+	/** The Lead parameter of Rescore. */
 	reference?: string;
+	/** The Visitor parameter of Rescore Visitor's Lead. */
+	visitor?: string;
 	leadId?: string;
 }
 
@@ -116,22 +119,28 @@ const properties: INodeProperties[] = [
 				action: 'Upsert a lead',
 			},
 			{
-				name: 'Rescore',
-				value: 'rescore',
-				description: 'Recompute a lead’s score now, e.g. on a schedule so decay lowers it',
-				action: 'Rescore a lead',
-			},
-			{
 				name: 'Get Site Settings',
 				value: 'getSettings',
 				description: 'Return the site config’s scoring rules, lifecycle stages, conversion rules and email sequences',
 				action: 'Get the scoring settings of a site',
 			},
 			{
+				name: 'Rescore',
+				value: 'rescore',
+				description: 'Recompute a lead’s score now, e.g. on a schedule so decay lowers it',
+				action: 'Rescore a lead',
+			},
+			{
 				name: 'Rescore Stalest Leads',
 				value: 'rescoreStale',
 				description: 'Recompute the scores of the site’s leads scored longest ago, for a Schedule Trigger, so decay lowers scores of leads gone quiet',
 				action: 'Rescore the stalest leads of a site',
+			},
+			{
+				name: 'Rescore Visitor’s Lead',
+				value: 'rescoreVisitor',
+				description: 'Recompute the score of the lead a visitor belongs to, e.g. after the Visitor Processor stored its sessions; items of a visitor that is no lead pass through',
+				action: 'Rescore the lead of a visitor',
 			},
 		],
 		default: 'upsert',
@@ -154,6 +163,16 @@ const properties: INodeProperties[] = [
 		displayOptions: { show: { operation: ['rescore'] } },
 	},
 	{
+		displayName: 'Visitor',
+		name: 'visitor',
+		type: 'string',
+		required: true,
+		default: '={{ $json.session ? $json.session.visitorId : $json.anonymousId }}',
+		description:
+			'The visitor whose lead to rescore: its ID (the CRM Visitor Processor’s session.visitorId) or the tracker’s anonymous ID. An item of a visitor that is no lead passes through unchanged.',
+		displayOptions: { show: { operation: ['rescoreVisitor'] } },
+	},
+	{
 		displayName: 'Limit',
 		name: 'limit',
 		type: 'number',
@@ -172,7 +191,7 @@ export class LeadScorer implements INodeType {
 		group: ['transform'],
 		version: 1,
 		subtitle:
-			'={{ $parameter["operation"] === "upsert" ? "Create or Update" : $parameter["operation"] === "rescore" ? "Rescore" : $parameter["operation"] === "rescoreStale" ? "Rescore Stalest Leads" : "Get Site Settings" }}',
+			'={{ $parameter["operation"] === "upsert" ? "Create or Update" : $parameter["operation"] === "rescore" ? "Rescore" : $parameter["operation"] === "rescoreVisitor" ? "Rescore Visitor’s Lead" : $parameter["operation"] === "rescoreStale" ? "Rescore Stalest Leads" : "Get Site Settings" }}',
 		description: 'Create or update leads, merge their anonymous history, score them and move their lifecycle stage',
 		defaults: { name: 'CRM Lead Scorer' },
 		usableAsTool: true,
@@ -195,7 +214,7 @@ export class LeadScorer implements INodeType {
 		const rulesOf = (site: ResolvedSite) => {
 			let rules = compiled.get(site.id);
 			if (!rules) {
-				rules = compileScoringRules(site.config.crm, { hashRouting: site.config.tracking.hashRouting, sessionTimeoutSeconds: site.config.tracking.sessionTimeout });
+				rules = compileScoringRules(site.config.crm, { hashRouting: site.config.tracking.hashRouting });
 				compiled.set(site.id, rules);
 			}
 			return rules;
@@ -204,6 +223,8 @@ export class LeadScorer implements INodeType {
 		const failures = new Map<number, INodeExecutionData>();
 		const fail = (i: number, error: unknown) => failures.set(i, failedItem(this, glue, error, i));
 		const settings = new Map<number, IDataObject>();
+		/** Items of Rescore Visitor's Lead whose visitor is no lead: output as they came. */
+		const passing = new Set<number>();
 
 		// Every item is checked before anything is written: a bad item stops the node with no write.
 		const batches = new Map<string, Batch>();
@@ -222,12 +243,14 @@ export class LeadScorer implements INodeType {
 					stale.push({ index: i, context: { siteId: site.id, config: site.config, rules: rulesOf(site), now }, limit: this.getNodeParameter('limit', i, 50) as number });
 					continue;
 				}
-				const operation = requested === 'rescore' ? 'rescore' : 'upsert';
+				const operation = requested === 'rescore' || requested === 'rescoreVisitor' ? 'rescore' : 'upsert';
 				const key = `${site.id}:${operation}`;
 				let batch = batches.get(key);
 				if (!batch) batches.set(key, (batch = { operation, context: { siteId: site.id, config: site.config, rules: rulesOf(site), now }, items: [] }));
-				if (operation === 'rescore') {
+				if (requested === 'rescore') {
 					batch.items.push({ index: i, reference: String(this.getNodeParameter('lead', i) ?? '') });
+				} else if (requested === 'rescoreVisitor') {
+					batch.items.push({ index: i, visitor: String(this.getNodeParameter('visitor', i) ?? '').trim() });
 				} else {
 					const receivedAt = typeof json.receivedAt === 'string' && !Number.isNaN(Date.parse(json.receivedAt)) ? new Date(json.receivedAt) : new Date(now);
 					batch.items.push({ index: i, lead: prepareLead(payloadOf(json), receivedAt) });
@@ -239,10 +262,13 @@ export class LeadScorer implements INodeType {
 
 		for (const batch of batches.values()) {
 			if (batch.operation === 'rescore') {
-				const found = await findLeads(prisma, batch.context.siteId, batch.items.map((item) => item.reference as string));
+				const named = batch.items.filter((item) => item.reference !== undefined).map((item) => item.reference as string);
+				const leads = await findLeads(prisma, batch.context.siteId, named);
+				const visitors = await findVisitorLeads(prisma, batch.context.siteId, batch.items.filter((item) => item.visitor !== undefined).map((item) => item.visitor as string));
 				batch.items = batch.items.filter((item) => {
-					const leadId = found.get(item.reference as string);
+					const leadId = item.reference !== undefined ? leads.get(item.reference) : visitors.get(item.visitor as string);
 					if (typeof leadId === 'string') item.leadId = leadId;
+					else if (leadId === null) passing.add(item.index);
 					else fail(item.index, leadId);
 					return typeof leadId === 'string';
 				});
@@ -281,6 +307,10 @@ export class LeadScorer implements INodeType {
 			const setting = settings.get(i);
 			if (failure || setting) {
 				all.push(failure ?? { json: setting as IDataObject, pairedItem: { item: i } });
+				continue;
+			}
+			if (passing.has(i)) {
+				all.push({ json: items[i].json, pairedItem: { item: i } });
 				continue;
 			}
 			const outcome = outcomes[i] as ScoringOutcome | ScoringOutcome[];

@@ -7,7 +7,7 @@
 import type { LifecycleStage } from '../../lib/contracts/siteConfig';
 import type { Prisma } from '../../lib/db/generated/client';
 import { emailFacts } from '../shared/contact';
-import { scoreLead, type CompiledRules, type ScoreResult, type ScoringEvent } from './scoring';
+import { scoreLead, type CompiledRules, type ScoreResult, type ScoringEvent, type Visit } from './scoring';
 import { nextStage } from './stages';
 
 /** Scores are stored rounded to this many decimals: float noise is no score change. */
@@ -122,10 +122,37 @@ export function eventsByLead(visitors: readonly LinkedVisitor[], events: readonl
 	return byLead;
 }
 
+/** A stored session of one of the linked browsers. */
+export interface StoredSession {
+	id: string;
+	visitorId: string;
+	startedAt: number;
+}
+
+/**
+ * The visits of each lead: the stored sessions of its visitors, each row once. Counted from the
+ * rows the Visitor Processor wrote, never from the events' session ids or a visitor's counter, so
+ * a visit exists for scoring exactly when it exists as a session.
+ */
+export function visitsByLead(visitors: readonly LinkedVisitor[], sessions: readonly StoredSession[]): Map<string, Visit[]> {
+	const leadOfVisitor = new Map(visitors.map((visitor) => [visitor.id, visitor.leadId]));
+	const byLead = new Map<string, Map<string, Visit>>();
+	for (const session of sessions) {
+		const leadId = leadOfVisitor.get(session.visitorId);
+		if (!leadId) continue;
+		let visits = byLead.get(leadId);
+		if (!visits) byLead.set(leadId, (visits = new Map()));
+		visits.set(session.id, { id: session.id, startedAt: session.startedAt });
+	}
+	return new Map([...byLead].map(([leadId, visits]) => [leadId, [...visits.values()]]));
+}
+
 /** Everything scoring reads about one lead. */
 export interface LeadHistory {
 	lead: StoredLead;
 	events: readonly ScoringEvent[];
+	/** Its visitors' stored sessions. */
+	visits: readonly Visit[];
 	tags: readonly string[];
 	/** The lead's score rows so far, per rule. */
 	recorded?: ReadonlyMap<string, RecordedRule>;
@@ -172,6 +199,7 @@ export function rescore(history: LeadHistory, scoring: ScoringRules): Rescored {
 			tags: history.tags,
 		},
 		scoring.now,
+		history.visits,
 	);
 	const total = round(score.total);
 	const stage = nextStage(scoring.stages, lead.lifecycleStage, total);

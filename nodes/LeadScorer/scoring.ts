@@ -1,5 +1,5 @@
 /**
- * A lead's score, always computed from its whole history (events and lead fields) at one point
+ * A lead's score, always computed from its whole history (events, visits and lead fields) at one point
  * in time. Recomputing instead of adding keeps merged histories honest (an event seen through two
  * visitors counts once) and lets decay, caps and rule edits apply to the past as well.
  */
@@ -17,10 +17,6 @@ export interface ScoringEvent {
 	url?: string | null;
 	/** Epoch milliseconds. */
 	occurredAt: number;
-	/** The tracker's session id: events sharing it are one visit. */
-	sessionKey?: string | null;
-	/** The browser the event came from; events without a session key are split into visits per browser. */
-	anonymousId?: string | null;
 }
 
 /** The lead fields fit rules read (`FIT_FIELDS` of the site config). */
@@ -105,8 +101,6 @@ export interface CompiledRules {
 	groupCaps: Readonly<Record<string, number>>;
 	maxScore: number;
 	hashRouting: boolean;
-	/** Inactivity that ends a visit of events without a session key (the site's `tracking.sessionTimeout`). */
-	sessionTimeoutMs: number;
 }
 
 export interface ScoringConfig {
@@ -131,7 +125,7 @@ function derivedId(rule: LeadScoringRule): string {
 }
 
 /** Compiles a site's scoring rules once per execution; rule ids are made unique (`#2`, `#3` …). */
-export function compileScoringRules(config: ScoringConfig, options: { hashRouting?: boolean; sessionTimeoutSeconds?: number } = {}): CompiledRules {
+export function compileScoringRules(config: ScoringConfig, options: { hashRouting?: boolean } = {}): CompiledRules {
 	const seen = new Map<string, number>();
 	const compiled: CompiledRules = {
 		events: [],
@@ -141,7 +135,6 @@ export function compileScoringRules(config: ScoringConfig, options: { hashRoutin
 		groupCaps: config.groupCaps ?? {},
 		maxScore: config.maxScore ?? Infinity,
 		hashRouting: options.hashRouting ?? false,
-		sessionTimeoutMs: (options.sessionTimeoutSeconds ?? 1800) * 1000,
 	};
 	for (const rule of config.leadScoringRules) {
 		const base = rule.id ?? derivedId(rule);
@@ -253,44 +246,21 @@ export function tallyEvents(rules: CompiledRules, events: readonly ScoringEvent[
 	return tallies;
 }
 
-/** One visit of a merged history: when it started, and its first event (names it as a cause). */
+/**
+ * One visit of a lead: a `visitor_sessions` row of one of its visitors, as the Visitor Processor
+ * wrote it. Only stored sessions are visits; events not sessionized yet count once they are.
+ */
 export interface Visit {
+	/** The session's id: names the latest visit as a cause. */
+	id: string;
+	/** When the session started, epoch ms. */
 	startedAt: number;
-	firstEventId: string;
 }
 
 /**
- * The visits of a merged history, oldest first. Events sharing the tracker's session id are one
- * visit; events stored without one are split per browser at gaps longer than `timeoutMs`.
+ * A visit rule's points from the lead's visits, oldest first: once the lead has `visits` visits, or
+ * for that visit and each later one with `perVisit`.
  */
-export function visitsOf(events: readonly ScoringEvent[], timeoutMs: number): Visit[] {
-	const bySession = new Map<string, Visit>();
-	const loose: ScoringEvent[] = [];
-	for (const event of events) {
-		if (!event.sessionKey) {
-			loose.push(event);
-			continue;
-		}
-		const visit = bySession.get(event.sessionKey);
-		if (!visit) bySession.set(event.sessionKey, { startedAt: event.occurredAt, firstEventId: event.eventId });
-		else if (event.occurredAt < visit.startedAt || (event.occurredAt === visit.startedAt && event.eventId < visit.firstEventId)) {
-			visit.startedAt = event.occurredAt;
-			visit.firstEventId = event.eventId;
-		}
-	}
-	const visits = [...bySession.values()];
-	loose.sort((a, b) => (a.anonymousId ?? '').localeCompare(b.anonymousId ?? '') || a.occurredAt - b.occurredAt || (a.eventId < b.eventId ? -1 : 1));
-	let previous: ScoringEvent | undefined;
-	for (const event of loose) {
-		if (!previous || (previous.anonymousId ?? '') !== (event.anonymousId ?? '') || event.occurredAt - previous.occurredAt > timeoutMs) {
-			visits.push({ startedAt: event.occurredAt, firstEventId: event.eventId });
-		}
-		previous = event;
-	}
-	return visits.sort((a, b) => a.startedAt - b.startedAt || (a.firstEventId < b.firstEventId ? -1 : 1));
-}
-
-/** A visit rule's points: once the history reaches `visits` visits, or for that visit and each later one with `perVisit`. */
 function visitScore(rule: CompiledVisitRule, visits: readonly Visit[], now: number): RuleScore {
 	const reached = visits.length >= rule.visits;
 	let raw = 0;
@@ -312,9 +282,9 @@ function visitScore(rule: CompiledVisitRule, visits: readonly Visit[], now: numb
 		points: clampToCap(raw, rule.cap),
 		matches,
 		cause: reached
-			? `${visits.length} visits (${what}: ${rule.score}${rule.perVisit ? ' each' : ''}${rule.decayRate ? ', decayed' : ''}), latest starting with ${latest?.firstEventId}`
+			? `${visits.length} visits (${what}: ${rule.score}${rule.perVisit ? ' each' : ''}${rule.decayRate ? ', decayed' : ''}), latest session ${latest?.id}`
 			: `${visits.length} of ${rule.visits} visits`,
-		causeKey: reached ? `${visits.length}:${latest?.firstEventId}` : 'none',
+		causeKey: reached ? `${visits.length}:${latest?.id}` : 'none',
 	};
 }
 
@@ -371,8 +341,8 @@ function clampToCap(value: number, cap: number): number {
 	return Math.max(-cap, Math.min(cap, value));
 }
 
-/** The score of a lead at time `now` (epoch ms) from all its events and its fields. */
-export function scoreLead(rules: CompiledRules, events: readonly ScoringEvent[], facts: LeadFacts, now: number): ScoreResult {
+/** The score of a lead at time `now` (epoch ms) from all its events, its visits (stored sessions) and its fields. */
+export function scoreLead(rules: CompiledRules, events: readonly ScoringEvent[], facts: LeadFacts, now: number, visits: readonly Visit[] = []): ScoreResult {
 	const tallies = tallyEvents(rules, events, now);
 	const byRule = new Map<CompiledEventRule | CompiledFitRule | CompiledVisitRule, RuleScore>();
 	rules.events.forEach((rule, index) => {
@@ -392,8 +362,8 @@ export function scoreLead(rules: CompiledRules, events: readonly ScoringEvent[],
 		});
 	});
 	if (rules.visits.length > 0) {
-		const visits = visitsOf(events, rules.sessionTimeoutMs);
-		for (const rule of rules.visits) byRule.set(rule, visitScore(rule, visits, now));
+		const oldestFirst = [...visits].sort((a, b) => a.startedAt - b.startedAt || (a.id < b.id ? -1 : 1));
+		for (const rule of rules.visits) byRule.set(rule, visitScore(rule, oldestFirst, now));
 	}
 	for (const rule of rules.fits) {
 		const matched = fitMatch(rule, facts);

@@ -7,12 +7,12 @@ import type { LeadPayload } from '../../lib/contracts/lead';
 import type { SiteConfig } from '../../lib/contracts/siteConfig';
 import { emailHash } from '../../lib/email';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
-import { uuidv7s } from '../../lib/ids';
+import { isUuid, uuidv7s } from '../../lib/ids';
 import type { Lead, Prisma } from '../../lib/db/generated/client';
 import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
 import { browserClaims, LEAD_FIELDS, mergeEntries, otherOwner, reportOnce, type LeadFields } from './batch';
-import { eventsByLead, recordedRules, rescore, type LeadHistory, type Rescored, type ScoreRow } from './rescore';
+import { eventsByLead, recordedRules, rescore, visitsByLead, type LeadHistory, type Rescored, type ScoreRow } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 import { InputError } from '../shared/inputError';
 
@@ -172,9 +172,14 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 	});
 }
 
-/** Everything a rescore reads about the leads, in id order; one statement per table. */
+/**
+ * Everything a rescore reads about the leads, in id order; one statement per table. The leads are
+ * locked first: two scorings of one lead (a form and the sessions of its visit, scored by different
+ * workflows at once) run one after the other, the second reading what the first recorded.
+ */
 async function loadHistories(prisma: Db, siteId: string, ids: readonly string[]): Promise<Array<LeadHistory & { lead: Lead }>> {
-	// In id order, so concurrent batches insert their score rows in one order and never deadlock.
+	// In id order, so concurrent batches lock leads and insert their score rows in one order and never deadlock.
+	await prisma.$queryRawUnsafe(`SELECT id FROM leads WHERE site_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`, siteId, [...ids]);
 	const leads = await prisma.lead.findMany({ where: { id: { in: [...ids] }, siteId }, orderBy: { id: 'asc' } });
 	const visitors = (
 		await prisma.visitor.findMany({ where: { siteId, leadId: { in: [...ids] } }, select: { id: true, anonymousId: true, firstTouch: true, leadId: true } })
@@ -184,9 +189,14 @@ async function loadHistories(prisma: Db, siteId: string, ids: readonly string[])
 			? []
 			: await prisma.visitorEvent.findMany({
 					where: { siteId, OR: [{ anonymousId: { in: visitors.map((visitor) => visitor.anonymousId) } }, { visitorId: { in: visitors.map((visitor) => visitor.id) } }] },
-					select: { eventId: true, type: true, name: true, url: true, occurredAt: true, sessionKey: true, anonymousId: true, visitorId: true },
+					select: { eventId: true, type: true, name: true, url: true, occurredAt: true, anonymousId: true, visitorId: true },
 				});
 	const eventsOf = eventsByLead(visitors, events.map((event) => ({ ...event, occurredAt: event.occurredAt.getTime() })));
+	const sessions =
+		visitors.length === 0
+			? []
+			: await prisma.visitorSession.findMany({ where: { siteId, visitorId: { in: visitors.map((visitor) => visitor.id) } }, select: { id: true, visitorId: true, startedAt: true } });
+	const visitsOf = visitsByLead(visitors, sessions.map((session) => ({ ...session, startedAt: session.startedAt.getTime() })));
 	const tagsOf = new Map<string, string[]>();
 	for (const row of await prisma.leadTag.findMany({ where: { leadId: { in: [...ids] } }, select: { leadId: true, tag: true } })) {
 		tagsOf.set(row.leadId, [...(tagsOf.get(row.leadId) ?? []), row.tag]);
@@ -201,6 +211,7 @@ async function loadHistories(prisma: Db, siteId: string, ids: readonly string[])
 	return leads.map((lead) => ({
 		lead,
 		events: eventsOf.get(lead.id) ?? [],
+		visits: visitsOf.get(lead.id) ?? [],
 		tags: tagsOf.get(lead.id) ?? [],
 		recorded: recorded.get(lead.id),
 		visitors: visitors.filter((visitor) => visitor.leadId === lead.id),
@@ -271,6 +282,30 @@ async function updateScores(prisma: Db, scoredAt: Date, rescored: ReadonlyArray<
 		rescored.map((entry) => entry.stage),
 		rescored.map((entry) => (entry.firstTouch === null ? null : JSON.stringify(entry.firstTouch))),
 	);
+}
+
+/**
+ * The lead of each visitor named by its id or the tracker's anonymous id, in one query: the lead's
+ * id, null for a visitor that is no lead, or why the reference names no visitor of the site.
+ */
+export async function findVisitorLeads(prisma: Pick<Db, 'visitor'>, siteId: string, references: readonly string[]): Promise<Map<string, string | null | InputError>> {
+	const found = new Map<string, string | null | InputError>();
+	if (references.length === 0) return found;
+	const unique = [...new Set(references)];
+	const rows = await prisma.visitor.findMany({
+		where: { siteId, OR: [{ id: { in: unique.filter((reference) => isUuid(reference)) } }, { anonymousId: { in: unique } }] },
+		select: { id: true, anonymousId: true, leadId: true },
+	});
+	const leadOf = new Map<string, string | null>();
+	for (const row of rows) {
+		leadOf.set(row.anonymousId, row.leadId);
+		leadOf.set(row.id, row.leadId);
+	}
+	for (const reference of unique) {
+		const leadId = leadOf.get(reference);
+		found.set(reference, leadId === undefined ? new InputError('visitor', `No visitor "${reference}" on this site; give the visitor's id or the tracker's anonymous id`) : leadId);
+	}
+	return found;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { LifecycleStage } from '../../lib/contracts/siteConfig';
-import { earlierTouch, eventsByLead, recordedRules, rescore, scoreRowsOf, type RecordedRule, type StoredLead } from '../../nodes/LeadScorer/rescore';
+import { earlierTouch, eventsByLead, recordedRules, rescore, scoreRowsOf, visitsByLead, type RecordedRule, type StoredLead } from '../../nodes/LeadScorer/rescore';
 import { compileScoringRules, type RuleScore, type ScoreResult } from '../../nodes/LeadScorer/scoring';
 
 const NOW = Date.UTC(2026, 10, 20, 12);
@@ -84,6 +84,19 @@ describe('eventsByLead', () => {
 	});
 });
 
+describe('visitsByLead', () => {
+	it('gives each lead the stored sessions of its visitors, each row once, and drops sessions of other visitors', () => {
+		const visitors = [
+			{ id: 'v1', anonymousId: 'laptop', leadId: 'a', firstTouch: null },
+			{ id: 'v2', anonymousId: 'phone', leadId: 'a', firstTouch: null },
+			{ id: 'v3', anonymousId: 'other', leadId: 'b', firstTouch: null },
+		];
+		const session = (id: string, visitorId: string) => ({ id, visitorId, startedAt: NOW });
+		const byLead = visitsByLead(visitors, [session('s1', 'v1'), session('s2', 'v2'), session('s1', 'v1'), session('s3', 'v9'), session('s4', 'v3')]);
+		expect(Object.fromEntries([...byLead].map(([lead, visits]) => [lead, visits.map((visit) => visit.id)]))).toEqual({ a: ['s1', 's2'], b: ['s4'] });
+	});
+});
+
 describe('rescore', () => {
 	const stages: LifecycleStage[] = [{ name: 'subscriber', minScore: 0 }, { name: 'lead', minScore: 10 }, { name: 'mql', minScore: 40 }, { name: 'customer' }];
 	const rules = compileScoringRules({
@@ -106,7 +119,7 @@ describe('rescore', () => {
 		['a customer stays a customer', 'customer', 'jane@acme.io', [demo], 45, 'customer', null],
 	];
 	it.each(cases)('%s', (_, stage, email, events, total, after, change) => {
-		const rescored = rescore({ lead: lead(stage, email), events, tags: [], visitors: [] }, { rules, stages, now: NOW });
+		const rescored = rescore({ lead: lead(stage, email), events, tags: [], visits: [], visitors: [] }, { rules, stages, now: NOW });
 		expect({ total: rescored.total, stage: rescored.stage, stageChange: rescored.stageChange, rows: rescored.scoreRows.map((row) => [row.rule, row.delta]) }).toEqual({
 			total,
 			stage: after,
@@ -120,14 +133,14 @@ describe('rescore', () => {
 			{ id: 'v1', anonymousId: 'x', leadId: 'a', firstTouch: { at: '2026-02-01T00:00:00Z', source: 'ads' } },
 			{ id: 'v2', anonymousId: 'y', leadId: 'a', firstTouch: { at: '2026-04-01T00:00:00Z' } },
 		];
-		const rescored = rescore({ lead: lead('subscriber'), events: [], tags: [], visitors }, { rules, stages, now: NOW });
+		const rescored = rescore({ lead: lead('subscriber'), events: [], visits: [], tags: [], visitors }, { rules, stages, now: NOW });
 		expect(rescored.firstTouch).toEqual({ at: '2026-02-01T00:00:00Z', source: 'ads' });
 	});
 
 	it('records nothing new when its rows already explain the score', () => {
-		const first = rescore({ lead: lead('subscriber'), events: [demo], tags: [], visitors: [] }, { rules, stages, now: NOW });
+		const first = rescore({ lead: lead('subscriber'), events: [demo], tags: [], visits: [], visitors: [] }, { rules, stages, now: NOW });
 		const recorded = recordedRules(first.scoreRows.map((row) => ({ leadId: 'a', ...row })));
-		const again = rescore({ lead: lead(first.stage), events: [demo], tags: [], visitors: [], recorded: recorded.get('a') }, { rules, stages, now: NOW });
+		const again = rescore({ lead: lead(first.stage), events: [demo], visits: [], tags: [], visitors: [], recorded: recorded.get('a') }, { rules, stages, now: NOW });
 		expect({ rows: again.scoreRows, stageChange: again.stageChange, total: again.total }).toEqual({ rows: [], stageChange: null, total: 45 });
 	});
 });

@@ -308,9 +308,52 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 		expect(await prisma.channelStatus.findUniqueOrThrow({ where: { leadId_channel: { leadId: person.id, channel: 'email' } } })).toMatchObject({ status: 'bounced' });
 		expect(await prisma.suppression.findMany({ where: { siteId: site.id }, select: { reason: true } })).toEqual([{ reason: 'unsubscribed' }]);
 
-		expect(await run('handleEmailEvent', [{ site: site.key, leadId: other.email }], { eventType: 'conversion' })).toEqual([expect.objectContaining({ leadId: other.id, unenrolled: 1 })]);
-		expect(await prisma.sequenceEnrollment.findFirstOrThrow({ where: { leadId: other.id } })).toMatchObject({ status: 'unenrolled', unenrollReason: 'conversion' });
-		expect(await sendDue(site, '2026-06-10T12:00:00Z')).toEqual([]);
+		// a conversion ends no sequence that does not exit on it
+		expect(await run('handleEmailEvent', [{ site: site.key, leadId: other.email, occurredAt: '2026-06-10T11:00:00Z', conversions: [{ goal: 'purchase', leadId: other.id }] }], { eventType: 'conversion' })).toEqual([
+			expect.objectContaining({ leadId: other.id, unenrolled: 0 }),
+		]);
+		expect(await prisma.sequenceEnrollment.findFirstOrThrow({ where: { leadId: other.id } })).toMatchObject({ status: 'active' });
+		expect(await sendDue(site, '2026-06-10T12:00:00Z')).toEqual([expect.objectContaining({ leadId: other.id, outcome: 'sent' })]);
+	});
+
+	describe('conversions end the sequences whose exitOn names them, begun before them', () => {
+		const EXITING = [
+			{ name: 'trial', trigger: { stage: 'lead' }, exitOn: { conversions: ['purchase'] }, steps: [{ delayMinutes: 60, subject: 'Trial tips', html: '<p>Tips</p>' }] },
+			{ name: 'news', trigger: { stage: 'lead' }, steps: [{ delayMinutes: 60, subject: 'News', html: '<p>News</p>' }] },
+		];
+		const RULES = [
+			{ name: 'contact-request', event: 'form_submit' },
+			{ name: 'purchase', event: 'pageview', urlPattern: '/checkout/done' },
+		];
+		const ENROLLED = '2026-06-10T10:00:00.000Z';
+
+		it('as workflow 06 wires it, from the Conversion Detector’s items', async () => {
+			const site = await siteWith('exit-on', { emailSequences: EXITING, conversionRules: RULES });
+			const person = await lead(site, 'buyer@mail.example');
+			for (const sequence of ['trial', 'news']) await enroll(site, person.id, sequence, ENROLLED);
+			// the Conversion Detector's item: the event with its conversions
+			const converted = (occurredAt: string, ...goals: string[]) => ({ kind: 'event', site: site.key, type: 'pageview', occurredAt, conversions: goals.map((goal) => ({ goal, leadId: person.id, duplicate: false })) });
+			const unenroll = (item: IDataObject) => run('handleEmailEvent', [item], { eventType: 'conversion', lead: '={{ $json.conversions[0].leadId }}' });
+			const statuses = async () => Object.fromEntries((await prisma.sequenceEnrollment.findMany({ where: { leadId: person.id }, include: { sequence: true } })).map((e) => [e.sequence.name, [e.status, e.unenrollReason]]));
+
+			// the form that made the lead, a conversion the sequences do not name, even dated after the enrollment
+			expect(await unenroll(converted('2026-06-10T10:05:00Z', 'contact-request'))).toEqual([expect.objectContaining({ unenrolled: 0 })]);
+			// a purchase from before the enrollment, or from the same moment, ends nothing
+			expect(await unenroll(converted('2026-06-10T09:59:59Z', 'purchase'))).toEqual([expect.objectContaining({ unenrolled: 0 })]);
+			expect(await unenroll(converted(ENROLLED, 'contact-request', 'purchase'))).toEqual([expect.objectContaining({ unenrolled: 0 })]);
+			expect(await statuses()).toEqual({ trial: ['active', null], news: ['active', null] });
+			// a later purchase ends the sequence that exits on it, and only that one; replayed, nothing more
+			for (const expected of [1, 0]) expect(await unenroll(converted('2026-06-10T10:00:00.001Z', 'contact-request', 'purchase'))).toEqual([expect.objectContaining({ leadId: person.id, unenrolled: expected })]);
+			expect(await statuses()).toEqual({ trial: ['unenrolled', 'conversion: purchase'], news: ['active', null] });
+		});
+
+		it('names the parameter a conversion lacks', async () => {
+			const site = await siteWith('exit-on-errors', { emailSequences: EXITING, conversionRules: RULES });
+			const person = await lead(site, 'unclear@mail.example');
+			const attempt = (item: IDataObject) => runWorkflow(workflow('handleEmailEvent', { eventType: 'conversion' }), { input: [{ site: site.key, leadId: person.id, ...item }], credentials: credentials() });
+			expect((await attempt({ occurredAt: ENROLLED })).error?.message).toMatch(/^Conversions: names no conversion; give the name of the conversion rule reached/);
+			expect((await attempt({ conversions: 'purchase' })).error?.message).toMatch(/^Occurred At: is empty; a conversion needs the time it happened/);
+		});
 	});
 
 	it('enrolls into a sequence kept in the database, with its settings', async () => {

@@ -77,6 +77,13 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		const paths = ['/', '/pricing', '/blog/a', '/careers/dev', '/docs'];
 		const rows = [];
 		for (let s = 0; s < sessions; s++) {
+			// the latest session not yet stored by the Visitor Processor: its events are part of the history, but it is no visit yet
+			const stored =
+				s === sessions - 1
+					? null
+					: await prisma.visitorSession.create({
+							data: { siteId: site.id, visitorId: visitor.id, sessionKey: `${anonymousId}:s${s}`, startedAt: new Date(start + s * DAY), lastActivityAt: new Date(start + s * DAY + (perSession - 1) * 60_000) },
+						});
 			for (let e = 0; e < perSession; e++) {
 				const path = paths[(s + e) % paths.length];
 				rows.push({
@@ -84,8 +91,8 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 					eventId: uuidv7(),
 					anonymousId,
 					sessionKey: `${anonymousId}-s${s}`,
-					// the latest session not yet attached by the Visitor Processor: still part of the history
-					visitorId: s === sessions - 1 ? null : visitor.id,
+					visitorId: stored ? visitor.id : null,
+					sessionId: stored?.id ?? null,
 					type: e === perSession - 1 && s % 2 === 0 ? 'form_submit' : 'pageview',
 					url: `https://${site.key}.example${path}`,
 					path,
@@ -101,15 +108,17 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 	async function scoreFromScratch(leadId: string): Promise<number> {
 		const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId } });
 		const site = { id: lead.siteId };
-		const visitors = await prisma.visitor.findMany({ where: { leadId }, select: { anonymousId: true } });
+		const visitors = await prisma.visitor.findMany({ where: { leadId }, select: { id: true, anonymousId: true } });
 		const events = await prisma.visitorEvent.findMany({ where: { siteId: site.id, anonymousId: { in: visitors.map((v) => v.anonymousId) } } });
+		const sessions = await prisma.visitorSession.findMany({ where: { visitorId: { in: visitors.map((v) => v.id) } } });
 		const config = siteConfigSchema.parse((await prisma.site.findUniqueOrThrow({ where: { id: site.id } })).config);
 		const mail = emailFacts(lead.email);
 		const result = scoreLead(
-			compileScoringRules(config.crm, { sessionTimeoutSeconds: config.tracking.sessionTimeout }),
-			events.map((e) => ({ eventId: e.eventId, type: e.type, name: e.name, url: e.url, occurredAt: e.occurredAt.getTime(), sessionKey: e.sessionKey, anonymousId: e.anonymousId })),
+			compileScoringRules(config.crm),
+			events.map((e) => ({ eventId: e.eventId, type: e.type, name: e.name, url: e.url, occurredAt: e.occurredAt.getTime() })),
 			{ emailDomain: mail.domain, jobTitle: lead.jobTitle, company: lead.company, country: lead.country, freeMail: mail.freeMail, disposableEmail: mail.disposable },
 			(lead.scoredAt as Date).getTime(),
+			sessions.map((session) => ({ id: session.id, startedAt: session.startedAt.getTime() })),
 		);
 		return result.total;
 	}
@@ -171,8 +180,9 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		const start = Date.now() - 10 * DAY;
 		const laptop = `anon-v-laptop-${uuidv7()}`;
 		const phone = `anon-v-phone-${uuidv7()}`;
-		await anonymousHistory(laptop, start, 2, 3, { channel: 'Direct' }, visits);
-		await anonymousHistory(phone, start + HOUR, 3, 2, { channel: 'Direct' }, visits);
+		// 2 and 3 sessions stored: each history's latest visit is not sessionized yet
+		await anonymousHistory(laptop, start, 3, 3, { channel: 'Direct' }, visits);
+		await anonymousHistory(phone, start + HOUR, 4, 2, { channel: 'Direct' }, visits);
 		const item = (email: string, anonymousId: string) => ({ site: visits.key, email, anonymousId });
 
 		const [first] = (await run([item('visits@acme.io', laptop)])).outputOf('Lead Scorer', 0);
@@ -189,7 +199,7 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId } });
 		expect(lead.score).toBeCloseTo(await scoreFromScratch(leadId), 2);
 		const returning = await prisma.leadScore.findMany({ where: { leadId, rule: 'returning' } });
-		expect(returning).toEqual([expect.objectContaining({ delta: 20, cause: expect.stringMatching(/^5 visits \(at least 4 visits: 20\), latest starting with /) })]);
+		expect(returning).toEqual([expect.objectContaining({ delta: 20, cause: expect.stringMatching(/^5 visits \(at least 4 visits: 20\), latest session [0-9a-f-]{36}$/) })]);
 		const rows = await prisma.leadScore.findMany({ where: { leadId } });
 		expect(rows.reduce((sum, row) => sum + row.delta, 0)).toBeCloseTo(lead.score, 2);
 

@@ -71,12 +71,12 @@ describe('bundled workflows', () => {
 		}
 	});
 
-	it('hand on only to triggers of the bundle, so the chain is 01 → 02 → 04, 03 → 05 → 04, 03/05 → 06', () => {
+	it('hand on only to triggers of the bundle, so the chain is 01 → 02 → 04, 03 → 05 → 04, 01/02/03/05 → 06', () => {
 		const paths = new Map(workflows.map((workflow) => [workflow.webhookPath, workflow.number]));
 		const edges = workflows.flatMap((workflow) =>
 			workflow.json.nodes.filter((node) => node.type === `${PACKAGE}.crmHandOff`).map((node) => `${workflow.number}→${paths.get(String(node.parameters.target))}`),
 		);
-		expect(edges.sort()).toEqual(['01→02', '02→04', '02→06', '03→05', '03→06', '05→04', '05→06']);
+		expect(edges.sort()).toEqual(['01→02', '01→06', '02→04', '02→06', '03→05', '03→06', '05→04', '05→06']);
 	});
 
 	it('route every CRM node’s failures to an error path that fails the delivery, never to silence', () => {

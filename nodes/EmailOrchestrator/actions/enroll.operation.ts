@@ -45,7 +45,7 @@ const properties: INodeProperties[] = [
 		required: true,
 		default: '{\n  "name": "welcome",\n  "quietHours": { "start": "21:00", "end": "08:00" },\n  "steps": [\n    { "delayMinutes": 0, "subject": "Welcome, {{firstName}}!", "html": "<p>Hi {{firstName}}</p>" }\n  ]\n}',
 		description:
-			'The sequence as in crm.emailSequences of the site config: name, steps (delayMinutes, subject, html, optional text), optional quietHours, weekdays and trigger. Its name identifies it in the database.',
+			'The sequence as in crm.emailSequences of the site config: name, steps (delayMinutes, subject, html, optional text), optional quietHours, weekdays, trigger and exitOn ({ "conversions": [names of conversion rules that end it] }). Its name identifies it in the database.',
 		displayOptions: { show: { sequenceSource: ['parameter'] } },
 	},
 	{

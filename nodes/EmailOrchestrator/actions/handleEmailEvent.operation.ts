@@ -1,8 +1,11 @@
 import { updateDisplayOptions, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
+import type { PrismaClient } from '../../../lib/db/generated/client';
 import { findLeadId } from '../../shared/leads';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem, InputError } from '../../shared/items';
+import type { ResolvedSite } from '../../shared/subjects';
+import { conversionNames, endingConversion, exitConversionsOf } from '../exits';
 import type { OperationContext } from '../helpers/context';
 
 const properties: INodeProperties[] = [
@@ -12,7 +15,8 @@ const properties: INodeProperties[] = [
 		type: 'string',
 		required: true,
 		default: '={{ $json.type }}',
-		description: 'Unsubscribe, bounce, complaint or conversion unenroll the lead; open and click change nothing here',
+		description:
+			'Unsubscribe, bounce and complaint unenroll the lead from every sequence; a conversion only from the sequences whose exitOn names it; open and click change nothing here',
 	},
 	{
 		displayName: 'Lead',
@@ -26,7 +30,16 @@ const properties: INodeProperties[] = [
 		name: 'occurredAt',
 		type: 'string',
 		default: '={{ $json.occurredAt }}',
-		description: 'When the event happened (ISO 8601). It ends only enrollments begun before then, so a replayed event never ends a later enrollment; empty ends every active one.',
+		description:
+			'When the event happened (ISO 8601). It ends only enrollments begun before then, so a replayed event never ends a later enrollment; empty ends every active one. Required for a conversion.',
+	},
+	{
+		displayName: 'Conversions',
+		name: 'conversions',
+		type: 'string',
+		default: '={{ $json.conversions }}',
+		description:
+			'For a conversion: the conversion rules reached, by name (crm.conversionRules) — a name, a list of names, or the CRM Conversion Detector’s conversions. It ends only the sequences whose exitOn.conversions names one of them, and only if they happened after the lead was enrolled.',
 	},
 ];
 
@@ -46,9 +59,32 @@ function occurredAtOf(value: unknown): Date | null {
 }
 
 /**
- * Ends the lead's active enrollments begun before the event when it unsubscribed, bounced,
- * complained or converted, and makes the email channel say so. Replaying an event changes
- * nothing more: it ends no enrollment begun after it, whenever the replay arrives.
+ * Ends the lead's active enrollments that the conversion ends (exits.ts), each still only if it is
+ * active, so a send or completion that came first is not overwritten.
+ */
+async function endOnConversion(prisma: PrismaClient, site: ResolvedSite, leadId: string, reached: { names: string[]; occurredAt: Date }): Promise<number> {
+	const active = await prisma.sequenceEnrollment.findMany({
+		where: { siteId: site.id, leadId, status: 'active' },
+		select: { id: true, enrolledAt: true, sequence: { select: { name: true, settings: true } } },
+	});
+	let ended = 0;
+	for (const enrollment of active) {
+		const conversion = endingConversion(exitConversionsOf(enrollment.sequence, site.config.crm.emailSequences), enrollment.enrolledAt, reached);
+		if (conversion === null) continue;
+		const { count } = await prisma.sequenceEnrollment.updateMany({
+			where: { id: enrollment.id, status: 'active' },
+			data: { status: 'unenrolled', unenrolledAt: new Date(), unenrollReason: `conversion: ${conversion}`, nextRunAt: null },
+		});
+		ended += count;
+	}
+	return ended;
+}
+
+/**
+ * Ends the lead's active enrollments begun before the event when it unsubscribed, bounced or
+ * complained, and makes the email channel say so; a conversion ends only the sequences that exit
+ * on it. Replaying an event changes nothing more: it ends no enrollment begun after it, whenever
+ * the replay arrives.
  */
 export async function execute(this: IExecuteFunctions, { prisma, glue, sites }: OperationContext): Promise<INodeExecutionData[]> {
 	return await forEachItem.call(this, glue, async (i) => {
@@ -61,30 +97,35 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites }: 
 		if (!UNENROLLING.has(type) || !reference) return [{ ...json, unenrolled: 0 }];
 
 		const occurredAt = occurredAtOf(this.getNodeParameter('occurredAt', i, ''));
+		if (type === 'conversion') {
+			const names = conversionNames(this.getNodeParameter('conversions', i, ''));
+			if (!occurredAt) throw new InputError('occurredAt', 'is empty; a conversion needs the time it happened (ISO 8601), since it ends only enrollments begun before it');
+			const site = await sites.siteOf(siteKeyOf(this, i));
+			const leadId = await findLeadId(prisma, site.id, reference);
+			return [{ ...json, leadId, unenrolled: await endOnConversion(prisma, site, leadId, { names, occurredAt }) }];
+		}
 		const site = await sites.siteOf(siteKeyOf(this, i));
 		const leadId = await findLeadId(prisma, site.id, reference);
 		const state = CHANNEL_STATE[type];
 		const unenrolled = await prisma.$transaction(async (tx) => {
-			if (state) {
-				// A stronger state (bounced, complained) is never weakened by a later unsubscribe.
-				await tx.$executeRawUnsafe(
-					`INSERT INTO channel_statuses (id, site_id, lead_id, channel, status, reason, changed_at)
-					VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 'email', $3::channel_state, $4, now())
-					ON CONFLICT (lead_id, channel) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at
-					WHERE channel_statuses.status = 'subscribed' OR (channel_statuses.status = 'unsubscribed' AND EXCLUDED.status <> 'unsubscribed')`,
-					site.id,
-					leadId,
-					state,
-					`email ${type}`,
-				);
-				await tx.$executeRawUnsafe(
-					`INSERT INTO suppressions (id, site_id, email_hash, channel, reason, created_at)
-					SELECT gen_random_uuid(), site_id, email_hash, 'email', $2::suppression_reason, now() FROM leads WHERE id = $1::uuid
-					ON CONFLICT (site_id, email_hash, channel) DO NOTHING`,
-					leadId,
-					state,
-				);
-			}
+			// A stronger state (bounced, complained) is never weakened by a later unsubscribe.
+			await tx.$executeRawUnsafe(
+				`INSERT INTO channel_statuses (id, site_id, lead_id, channel, status, reason, changed_at)
+				VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 'email', $3::channel_state, $4, now())
+				ON CONFLICT (lead_id, channel) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at
+				WHERE channel_statuses.status = 'subscribed' OR (channel_statuses.status = 'unsubscribed' AND EXCLUDED.status <> 'unsubscribed')`,
+				site.id,
+				leadId,
+				state,
+				`email ${type}`,
+			);
+			await tx.$executeRawUnsafe(
+				`INSERT INTO suppressions (id, site_id, email_hash, channel, reason, created_at)
+				SELECT gen_random_uuid(), site_id, email_hash, 'email', $2::suppression_reason, now() FROM leads WHERE id = $1::uuid
+				ON CONFLICT (site_id, email_hash, channel) DO NOTHING`,
+				leadId,
+				state,
+			);
 			const { count } = await tx.sequenceEnrollment.updateMany({
 				where: { siteId: site.id, leadId, status: 'active', ...(occurredAt ? { enrolledAt: { lte: occurredAt } } : {}) },
 				data: { status: 'unenrolled', unenrolledAt: new Date(), unenrollReason: type, nextRunAt: null },
