@@ -9,7 +9,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { PrismaPg } from '@prisma/adapter-pg';
-import { v7 as uuidv7 } from 'uuid';
 
 import { parseSiteConfig } from '../lib/config/siteConfig';
 import { PrismaClient } from '../lib/db/generated/client';
@@ -19,37 +18,13 @@ import { createLogger } from '../server/logger';
 import { startReceiver } from '../server/receiver';
 import { startRealN8n, type WorkflowJson } from '../test/helpers/realN8n';
 import { createTestDatabase, dropTestDatabase } from '../test/setup/testDatabase';
+import { CONCURRENT_POSTS, PER_VISITOR, postAll, trackBatches } from './traffic';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
-const PER_VISITOR = 20;
-const VISITORS = Math.ceil(EVENTS / PER_VISITOR);
-const CONCURRENT_POSTS = 8;
 const SECRET = 'bench-webhook-secret-0123456789abcdef';
 const ROOT = path.join(__dirname, '..', '..');
-const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
 const workflow = (file: string) => JSON.parse(readFileSync(path.join(ROOT, 'workflows', file), 'utf8')) as WorkflowJson;
-
-function batches(site: string): string[] {
-	const paths = ['/', '/pricing', '/blog/a', '/blog/b', '/docs', '/contact'];
-	const start = Date.now() - 3_600_000;
-	const bodies: string[] = [];
-	for (let visitor = 0; visitor < VISITORS; visitor++) {
-		const count = Math.min(PER_VISITOR, EVENTS - visitor * PER_VISITOR);
-		const events = Array.from({ length: count }, (_, i) => ({
-			id: uuidv7(),
-			type: i === count - 1 && visitor % 10 === 0 ? 'form_submit' : i % 4 === 3 ? 'scroll' : 'pageview',
-			ts: start + visitor * 1000 + i * 20_000,
-			anonymousId: `bench-visitor-${visitor}`,
-			sessionId: `bench-session-${visitor}`,
-			url: `https://bench.example${paths[(visitor + i) % paths.length]}`,
-			title: 'Bench',
-			...(i % 4 === 3 ? { props: { depth: 75 } } : {}),
-		}));
-		bodies.push(JSON.stringify({ site, events }));
-	}
-	return bodies;
-}
 
 async function main(): Promise<void> {
 	const { name, url } = await createTestDatabase('tcrm_bench_wf01');
@@ -90,18 +65,9 @@ async function main(): Promise<void> {
 	});
 	try {
 		const siteId = (await prisma.site.findUniqueOrThrow({ where: { key: 'bench' } })).id;
-		const bodies = batches('bench');
+		const bodies = trackBatches('bench', EVENTS);
 		const started = Date.now();
-		let next = 0;
-		await Promise.all(
-			Array.from({ length: CONCURRENT_POSTS }, async () => {
-				while (next < bodies.length) {
-					const body = bodies[next++];
-					const response = await fetch(`${receiver.url}/api/track`, { method: 'POST', headers: { 'content-type': 'text/plain', 'user-agent': UA }, body });
-					if (response.status !== 202) throw new Error(`/api/track answered ${response.status}: ${await response.text()}`);
-				}
-			}),
-		);
+		await postAll(receiver.url, bodies);
 		const ingested = Date.now();
 		let processed = 0;
 		let lastProgress = 0;

@@ -7,11 +7,14 @@ import type { Pool } from 'pg';
 import type { Database } from '../lib/db';
 import { siteOutbox } from './analytics/queries';
 import { presentsApiKey, requireApiKey } from './auth';
+import type { EmbeddedEngine } from './engine/engine';
 import type { Logger } from './logger';
+import type { MailCatcher } from './mail/catcher';
 import { outboxLag, type OutboxDispatcher } from './outbox/dispatcher';
 import { analyticsRouter } from './routes/analytics';
 import { demoRouter } from './routes/demo';
 import { emailRouter } from './routes/email';
+import { mailboxRouter } from './routes/mailbox';
 import { ingestRoutes } from './routes/ingest';
 import { testWorkflowRouter } from './routes/testWorkflow';
 import { trackerRouter } from './routes/tracker';
@@ -30,6 +33,9 @@ export interface AppContext {
 	version: string;
 	/** See IngestContext.ingestPool. */
 	ingestPool?: Pool;
+	/** The embedded engine once it runs (it starts after the receiver listens); absent when every site names an n8n. */
+	engine?: () => EmbeddedEngine | undefined;
+	mailCatcher?: MailCatcher;
 }
 
 export interface App {
@@ -69,6 +75,32 @@ async function n8nReachable(urls: string[]): Promise<{ url: string; ok: boolean;
 	);
 }
 
+/**
+ * What runs the workflows: the embedded engine (n8n-core in this process), a real n8n at the
+ * sites' URLs, or both when some sites name an n8n and others do not.
+ */
+function engineName(context: AppContext): string {
+	const sites = context.sites.all();
+	const toN8n = sites.some((site) => site.n8nUrl);
+	const embedded = sites.some((site) => !site.n8nUrl);
+	const parts = [...(embedded ? [context.engine?.() ? 'embedded n8n engine' : 'embedded n8n engine (not running: DISPATCHER=off)'] : []), ...(toN8n ? ['n8n'] : [])];
+	return parts.join(' + ') || 'none';
+}
+
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+
+function landingPage({ engine, demo, mailbox }: { engine: string; demo: boolean; mailbox: boolean }): string {
+	const links = [
+		...(demo ? [['/demo/', 'Demo site', 'browse it and send the contact form: the CRM sees it']] : []),
+		...(mailbox ? [['/mailbox', 'Mailbox', 'the emails the CRM sent, caught here instead of delivered']] : []),
+		['/health', 'Health', 'whether the receiver, its database and its engine are well'],
+	];
+	return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Tracking CRM</title></head><body>
+<h1>Tracking CRM</h1><p>Workflows run by: ${escapeHtml(engine)}.</p><ul>
+${links.map(([href, name, what]) => `<li><a href="${href}">${name}</a>: ${what}</li>`).join('\n')}
+</ul></body></html>`;
+}
+
 export function createApp(context: AppContext): App {
 	const { db, sites, settings, logger } = context;
 	const app = express();
@@ -93,7 +125,37 @@ export function createApp(context: AppContext): App {
 	app.use(emailRouter({ prisma: db.prisma, sites, logger, tokenSecret: settings.EMAIL_TOKEN_SECRET }));
 	app.use(privacyRouter({ prisma: db.prisma, logger }));
 	app.use(testWorkflowRouter({ prisma: db.prisma, sites, settings }));
-	app.use(demoRouter({ sites, siteKey: settings.DEMO_SITE }));
+	app.use(demoRouter({ prisma: db.prisma, sites, siteKey: settings.DEMO_SITE }));
+	app.use(mailboxRouter({ prisma: db.prisma, sites, catcher: context.mailCatcher }));
+
+	/**
+	 * Where the embedded engine's CRM Hand Off nodes reach the next workflow, as they would reach
+	 * n8n's /webhook/<path>: the workflow's CRM Tracker Trigger checks the signature and the
+	 * delivery, so this route is as closed as n8n's own webhook.
+	 */
+	const engine = context.engine;
+	if (engine) {
+		app.post('/webhook/:path', express.raw({ type: () => true, limit: '16mb' }), async (req, res, next) => {
+			const running = engine();
+			if (!running) {
+				sendUnavailable(res, 'request');
+				return;
+			}
+			try {
+				const body: unknown = req.body;
+				const answer = await running.deliver(String(req.params.path), Buffer.isBuffer(body) ? body : Buffer.alloc(0), req.headers);
+				res.status(answer.status).json(answer.body);
+			} catch (error) {
+				next(error);
+			}
+		});
+	}
+
+	/** The first page a newcomer opens: where everything is. */
+	app.get('/', (_req, res) => {
+		res.setHeader('Cache-Control', 'no-store');
+		res.type('html').send(landingPage({ engine: engineName(context), demo: sites.all().length > 0, mailbox: Boolean(context.mailCatcher) }));
+	});
 
 	/**
 	 * Says "this is a Tracking CRM receiver", whatever its health: the Tracking CRM API credential's
@@ -125,14 +187,15 @@ export function createApp(context: AppContext): App {
 			} catch (error) {
 				logger.error({ err: error }, 'health check: database unreachable');
 			}
-			const n8nUrls = [...new Set(sites.all().filter((site) => site.endpoints.size > 0).map((site) => site.config.integrations.n8nUrl))];
+			const n8nUrls = [...new Set(sites.all().flatMap((site) => (site.endpoints.size > 0 && site.n8nUrl ? [site.n8nUrl] : [])))];
 			const n8n = await n8nReachable(n8nUrls);
 			const healthy = database.ok && (lag ?? 0) <= MAX_HEALTHY_LAG_SECONDS && n8n.every((target) => target.ok);
 			const status = healthy ? 'ok' : 'degraded';
 			res.setHeader('Cache-Control', 'no-store');
 			const site = req.auth && sites.byDatabaseId(req.auth.siteId);
+			const engine = engineName(context);
 			if (!site) {
-				res.status(healthy ? 200 : 503).json({ status, version: context.version });
+				res.status(healthy ? 200 : 503).json({ status, version: context.version, engine });
 				return;
 			}
 			const outbox = database.ok ? { ...(await siteOutbox(db.prisma, site.id)), maxHealthyLagSeconds: MAX_HEALTHY_LAG_SECONDS } : null;
@@ -140,6 +203,7 @@ export function createApp(context: AppContext): App {
 			res.status(healthy ? 200 : 503).json({
 				status,
 				version: context.version,
+				engine,
 				site: { key: site.key, forwarding: [...site.endpoints.keys()], signed: Boolean(site.webhookSecret) },
 				database,
 				outbox,

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadSiteConfigs, SiteConfigError } from '../lib/config/siteConfig';
 import { DatabaseOpenError } from '../lib/db';
 import { createLogger } from './logger';
-import { ListenError, startReceiver } from './receiver';
+import { ListenError, startReceiver, type Receiver } from './receiver';
 import { SettingsError } from './settings';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -28,6 +28,8 @@ async function main(): Promise<void> {
 		logger,
 	});
 
+	console.log(firstRunSummary(receiver));
+
 	const stop = (signal: string) => {
 		logger.info({ signal }, 'shutting down: no new connections, finishing requests and deliveries in flight');
 		void receiver.close().then(
@@ -40,6 +42,27 @@ async function main(): Promise<void> {
 	};
 	process.once('SIGINT', () => stop('SIGINT'));
 	process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** What a person starting the receiver needs to know: where to look, and what runs the CRM. */
+function firstRunSummary(receiver: Receiver): string {
+	const { url, db, engine, mailCatcher, sites } = receiver;
+	const toN8n = [...new Set(sites.all().flatMap((site) => (site.n8nUrl ? [site.n8nUrl] : [])))];
+	const runs = [...(engine ? ['the embedded n8n engine (n8n-core in this process) runs the six bundled workflows'] : []), ...toN8n.map((n8n) => `the n8n at ${n8n} runs the workflows`)];
+	const lines = [
+		'',
+		`Tracking CRM receiver ${url}`,
+		`  Engine:    ${runs.join('; ') || 'none (DISPATCHER=off): events are stored and wait in the outbox'}`,
+		`  Database:  ${db.kind === 'embedded' ? `embedded PGlite in ${db.location}` : `Postgres ${db.location}`}`,
+		`  Mail:      ${mailCatcher ? 'caught by the built-in catcher, nothing is delivered (set SMTP_URL to send)' : engine ? 'sent through SMTP_URL' : 'sent by n8n'}`,
+		'',
+		`  Demo site: ${url}/demo/`,
+		...(mailCatcher ? [`  Mailbox:   ${url}/mailbox`] : []),
+		`  Stats:     ${url}/api/stats?site=${sites.all()[0]?.key ?? '<site>'} (JSON; needs a read key: see "API keys" in the README)`,
+		`  Health:    ${url}/health`,
+		'',
+	];
+	return lines.join('\n');
 }
 
 main().catch((error: unknown) => {

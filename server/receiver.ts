@@ -8,9 +8,14 @@ import { Pool } from 'pg';
 import type { SiteConfig } from '../lib/contracts';
 import { openDatabase, type Database, type DatabaseOptions } from '../lib/db';
 import { createApp } from './app';
+import type { EmbeddedEngine } from './engine/engine';
+import { startEmbeddedEngine, type RunningEngine } from './engine/start';
 import { GROUP_COMMIT_STATEMENTS, warmUp } from './ingest/groupCommit';
 import { createLogger, type Logger } from './logger';
+import { startMailCatcher, type MailCatcher } from './mail/catcher';
+import { catcherCredential, smtpCredentialFromUrl, type SmtpCredential } from './mail/smtpSettings';
 import { OutboxDispatcher } from './outbox/dispatcher';
+import { receiverSecret } from './secrets';
 import { readSettings, type ReceiverSettings } from './settings';
 import { ownOrigins, SiteRegistry } from './siteRegistry';
 import { syncSites } from './sites';
@@ -30,6 +35,10 @@ export interface Receiver {
 	sites: SiteRegistry;
 	dispatcher: OutboxDispatcher;
 	logger: Logger;
+	/** What runs the workflows of sites without an n8n URL; undefined when every site names an n8n (or DISPATCHER is off). */
+	engine?: EmbeddedEngine;
+	/** The built-in mail catcher, when the engine runs and SMTP_URL is unset. */
+	mailCatcher?: MailCatcher;
 	/** Graceful stop: refuse new connections, finish requests in flight, finish the delivery in flight. */
 	close(): Promise<void>;
 }
@@ -87,10 +96,11 @@ function ingestPool(db: Database, logger: Logger): Pool | undefined {
 export async function startReceiver(options: ReceiverOptions): Promise<Receiver> {
 	const env = options.env ?? process.env;
 	const settings = { ...readSettings(env), ...options.settings };
+	const smtp = settings.SMTP_URL ? smtpCredentialFromUrl(settings.SMTP_URL) : undefined;
 	const logger = options.logger ?? createLogger();
 	const db = await openDatabase({ owner: 'the receiver', ...options.database });
 	try {
-		return await serve(db, options, settings, env, logger);
+		return await serve(db, options, settings, env, logger, smtp);
 	} catch (error) {
 		// The embedded folder stays owned until the database is closed; a failed start must free it.
 		await db.close();
@@ -98,19 +108,29 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 	}
 }
 
-async function serve(db: Database, options: ReceiverOptions, settings: ReceiverSettings, env: NodeJS.ProcessEnv, logger: Logger): Promise<Receiver> {
+async function serve(db: Database, options: ReceiverOptions, settings: ReceiverSettings, env: NodeJS.ProcessEnv, logger: Logger, smtp: SmtpCredential | undefined): Promise<Receiver> {
 	logger.info({ kind: db.kind, location: db.location, applied: db.appliedMigrations }, 'database ready');
 	const sites = new SiteRegistry(options.sites, await syncSites(db.prisma, options.sites), env);
 	for (const site of sites.all()) {
-		if (site.endpoints.size > 0 && !site.webhookSecret) {
+		if (site.n8nUrl && site.endpoints.size > 0 && !site.webhookSecret) {
 			logger.warn({ site: site.key, variable: site.config.integrations.webhookSecretEnv }, 'webhooks configured but no secret set: events are stored and wait in the outbox until it is');
 		}
 	}
 
-	const dispatcher = new OutboxDispatcher(db.prisma, sites, settings, logger);
+	// Sites without an n8n URL are run by the embedded engine, which signs its deliveries with a secret of its own.
+	const embedded = sites.all().some((site) => !site.n8nUrl);
+	if (embedded) {
+		sites.useEngineSecret(await receiverSecret(db.prisma, 'embedded-webhook-secret'));
+		settings.EMAIL_TOKEN_SECRET ??= await receiverSecret(db.prisma, 'email-token-secret');
+	}
+	const runsEngine = embedded && settings.DISPATCHER === 'on';
+	const mailCatcher = runsEngine && !smtp ? await startMailCatcher({ prisma: db.prisma, logger }) : undefined;
+	let running: RunningEngine | undefined;
+
+	const dispatcher = new OutboxDispatcher(db.prisma, sites, settings, logger, () => running?.engine);
 	const pool = ingestPool(db, logger);
 	if (pool) await warmUp(pool).catch((error: unknown) => logger.warn({ err: error }, 'could not open the ingest connections ahead; the first batches will'));
-	const app = createApp({ db, sites, settings, logger, dispatcher, version: packageVersion(), ingestPool: pool });
+	const app = createApp({ db, sites, settings, logger, dispatcher, version: packageVersion(), ingestPool: pool, engine: () => running?.engine, mailCatcher });
 	const server = createServer(app.handle);
 	try {
 		await new Promise<void>((resolve, reject) => {
@@ -123,13 +143,34 @@ async function serve(db: Database, options: ReceiverOptions, settings: ReceiverS
 	} catch (error) {
 		app.close();
 		await pool?.end();
+		await mailCatcher?.close();
 		throw new ListenError(describeListenError(settings.HOST, settings.PORT, error as NodeJS.ErrnoException), { cause: error });
 	}
-	if (settings.DISPATCHER === 'on') dispatcher.start();
 	const { port } = server.address() as AddressInfo;
 	const demoSite = settings.DEMO_SITE ? sites.byPublicKey(settings.DEMO_SITE) : sites.all()[0];
 	if (demoSite) sites.allowOrigins(demoSite.key, ownOrigins(settings.HOST, port, settings.PUBLIC_URL));
 	const url = `http://${settings.HOST.includes(':') ? `[${settings.HOST}]` : settings.HOST}:${port}`;
+	if (runsEngine) {
+		try {
+			running = await startEmbeddedEngine({
+				db,
+				packageRoot,
+				baseUrl: `http://${loopbackFor(settings.HOST)}:${port}`,
+				webhookSecret: sites.all().find((site) => !site.n8nUrl)!.webhookSecret!,
+				emailTokenSecret: settings.EMAIL_TOKEN_SECRET,
+				smtp: smtp ?? catcherCredential(mailCatcher!.host, mailCatcher!.port),
+				logger,
+			});
+		} catch (error) {
+			await drainConnections(server, 0);
+			app.close();
+			await pool?.end();
+			await mailCatcher?.close();
+			throw error;
+		}
+		logger.info({ workflows: running.engine.workflowNames }, 'embedded engine running the bundled workflows');
+	}
+	if (settings.DISPATCHER === 'on') dispatcher.start();
 	logger.info({ url, sites: sites.all().map((site) => site.key) }, 'receiver listening');
 
 	let closing: Promise<void> | undefined;
@@ -137,11 +178,20 @@ async function serve(db: Database, options: ReceiverOptions, settings: ReceiverS
 		(closing ??= (async () => {
 			await drainConnections(server, settings.SHUTDOWN_GRACE_MS);
 			await dispatcher.stop();
+			await running?.close();
+			await mailCatcher?.close();
 			app.close();
 			await pool?.end();
 			await db.close();
 		})());
-	return { url, server, db, sites, dispatcher, logger, close };
+	return { url, server, db, sites, dispatcher, logger, engine: running?.engine, mailCatcher, close };
+}
+
+/** The address this process reaches itself at when listening on `host`. */
+function loopbackFor(host: string): string {
+	if (host === '0.0.0.0' || host === 'localhost') return '127.0.0.1';
+	if (host === '::') return '[::1]';
+	return host.includes(':') ? `[${host}]` : host;
 }
 
 /**

@@ -26,6 +26,12 @@ const settingsSchema = z.object({
 	DISPATCHER: z.enum(['on', 'off']).default('on'),
 	/** On SIGTERM, how long requests in flight may take before their connections are cut. */
 	SHUTDOWN_GRACE_MS: integer(0, 600_000, 10_000),
+	/**
+	 * Where the embedded engine sends mail (smtp://user:password@host:587 or smtps://…:465); unset: the
+	 * built-in catcher, shown at /mailbox. Checked by smtpCredentialFromUrl when the receiver starts,
+	 * whose errors never quote the value (it holds a password), unlike a schema's.
+	 */
+	SMTP_URL: z.string().optional(),
 	/** Signs the open, click and unsubscribe URLs of emails; the Email Orchestrator node needs the same value. */
 	EMAIL_TOKEN_SECRET: z.string().min(32, { error: 'must be at least 32 characters (e.g. openssl rand -base64 48)' }).optional(),
 });

@@ -5,13 +5,16 @@ export interface RegisteredSite {
 	key: string;
 	config: SiteConfig;
 	allowedOrigins: ReadonlySet<string>;
-	/** Webhook URL of each bundled workflow this site forwards to. */
+	/** Webhook URL (a real n8n) or path (the embedded engine) of each bundled workflow this site forwards to. */
 	endpoints: ReadonlyMap<WorkflowName, string>;
+	/** The n8n this site's deliveries go to; undefined: the receiver's embedded engine runs them. */
+	n8nUrl?: string;
 	webhookSecret?: string;
 }
 
 function endpointUrl(config: SiteConfig, url: string): string {
-	return url.startsWith('/') ? new URL(url, config.integrations.n8nUrl).toString() : url;
+	const { n8nUrl } = config.integrations;
+	return n8nUrl && url.startsWith('/') ? new URL(url, n8nUrl).toString() : url;
 }
 
 /** The loaded sites, looked up by public key or id on every request without a query. */
@@ -33,6 +36,7 @@ export class SiteRegistry {
 				config,
 				allowedOrigins,
 				endpoints: new Map(config.integrations.webhookEndpoints.map((endpoint) => [endpoint.workflow, endpointUrl(config, endpoint.url)])),
+				n8nUrl: config.integrations.n8nUrl,
 				webhookSecret: env[config.integrations.webhookSecretEnv] || undefined,
 			};
 			this.byKey.set(site.key, site);
@@ -62,6 +66,11 @@ export class SiteRegistry {
 			allowed.add(origin);
 			this.anyOrigin.add(origin);
 		}
+	}
+
+	/** Signs an embedded site's deliveries with the engine's secret (see EmbeddedEngine); n8n sites keep theirs. */
+	useEngineSecret(secret: string): void {
+		for (const site of this.byKey.values()) if (!site.n8nUrl) site.webhookSecret = secret;
 	}
 
 	all(): RegisteredSite[] {

@@ -191,50 +191,99 @@ const emailSequence = z.strictObject({
 			replyTo: z.email({ error: 'must be an email address' }).optional(),
 		})
 		.optional(),
+	/**
+	 * What ends a lead's enrollment early. `conversions`: names of `crm.conversionRules` whose
+	 * conversion, reached after the lead was enrolled, ends the sequence. None by default: the form
+	 * that makes someone a lead is often a conversion too, and must not end what it started.
+	 */
+	exitOn: z
+		.strictObject({
+			conversions: z.array(z.string().min(1).max(100)).max(200).default([]),
+		})
+		.optional(),
 	steps: z.array(sequenceStep).min(1),
 });
 
-const crmSchema = z.strictObject({
-	leadScoringRules: z.array(z.union([eventScoringRule, fitScoringRule, visitScoringRule])).max(500).default([]),
-	/** Highest total score; per-group caps limit a group of rules. */
-	maxScore: z.number().positive().optional(),
-	groupCaps: z.record(z.string(), z.number().positive()).default({}),
-	lifecycleStages: z
-		.array(lifecycleStage)
-		.min(1)
-		.default([
-			{ name: 'subscriber', minScore: 0 },
-			{ name: 'lead', minScore: 10 },
-			{ name: 'mql', minScore: 40 },
-			{ name: 'sql', minScore: 80 },
-			{ name: 'customer' },
-		]),
-	conversionRules: z.array(conversionRule).max(200).default([]),
-	autoEnrichment: z.boolean().default(true),
-	emailSequences: z.array(emailSequence).max(100).default([]),
-	/** Most emails one lead may receive per rolling 24 hours across all sequences. */
-	maxEmailsPerDay: z.number().int().positive().default(2),
-});
+const crmSchema = z
+	.strictObject({
+		leadScoringRules: z.array(z.union([eventScoringRule, fitScoringRule, visitScoringRule])).max(500).default([]),
+		/** Highest total score; per-group caps limit a group of rules. */
+		maxScore: z.number().positive().optional(),
+		groupCaps: z.record(z.string(), z.number().positive()).default({}),
+		lifecycleStages: z
+			.array(lifecycleStage)
+			.min(1)
+			.default([
+				{ name: 'subscriber', minScore: 0 },
+				{ name: 'lead', minScore: 10 },
+				{ name: 'mql', minScore: 40 },
+				{ name: 'sql', minScore: 80 },
+				{ name: 'customer' },
+			]),
+		conversionRules: z.array(conversionRule).max(200).default([]),
+		autoEnrichment: z.boolean().default(true),
+		emailSequences: z.array(emailSequence).max(100).default([]),
+		/** Most emails one lead may receive per rolling 24 hours across all sequences. */
+		maxEmailsPerDay: z.number().int().positive().default(2),
+	})
+	.superRefine((crm, context) => {
+		const rules = crm.conversionRules.map((rule) => rule.name);
+		crm.emailSequences.forEach((sequence, index) => {
+			sequence.exitOn?.conversions.forEach((name, position) => {
+				if (rules.includes(name)) return;
+				context.addIssue({
+					code: 'custom',
+					path: ['emailSequences', index, 'exitOn', 'conversions', position],
+					input: name,
+					message: `must name a rule of crm.conversionRules (${rules.length ? `it has: ${rules.join(', ')}` : 'it has none'}); add a conversion rule named "${name}" or correct the name`,
+				});
+			});
+		});
+	});
 
 const webhookEndpoint = z.strictObject({
 	workflow: z.enum(WORKFLOW_NAMES),
-	/** Full webhook URL, or a path appended to integrations.n8nUrl. */
+	/** Full webhook URL, or a path appended to integrations.n8nUrl (or served by the embedded engine). */
 	url: z.union([httpUrl, z.string().startsWith('/', { error: 'must be a full URL or a path starting with "/"' })]),
 });
 
-const integrationsSchema = z.strictObject({
-	n8nUrl: httpUrl.default('http://127.0.0.1:5678'),
-	webhookEndpoints: z.array(webhookEndpoint).default([]),
-	/** Name of the environment variable holding the HMAC secret for webhooks to n8n. */
-	webhookSecretEnv: z.string().regex(ENV_NAME, { error: 'must be an environment variable name such as CRM_WEBHOOK_SECRET' }).default('CRM_WEBHOOK_SECRET'),
-	emailProvider: z
-		.strictObject({
-			type: z.literal('smtp'),
-			fromEmail: z.email({ error: 'must be an email address' }),
-			fromName: z.string().max(100).optional(),
-		})
-		.optional(),
-});
+/**
+ * Where the receiver hands each kind of data: the entry webhooks of the bundled workflows 01, 03
+ * and 06, so that switching between the embedded engine and a real n8n is one setting (n8nUrl).
+ */
+export const DEFAULT_WEBHOOK_ENDPOINTS = [
+	{ workflow: 'visitor-processor', url: '/webhook/crm-visitor-processor' },
+	{ workflow: 'lead-processor', url: '/webhook/crm-lead-processor' },
+	{ workflow: 'email-orchestrator', url: '/webhook/crm-email-orchestrator' },
+] as const satisfies ReadonlyArray<z.input<typeof webhookEndpoint>>;
+
+const integrationsSchema = z
+	.strictObject({
+		/** The n8n that runs the workflows. Unset: the receiver runs the bundled workflows itself, with n8n's engine embedded. */
+		n8nUrl: httpUrl.optional(),
+		webhookEndpoints: z.array(webhookEndpoint).default(() => DEFAULT_WEBHOOK_ENDPOINTS.map((endpoint) => ({ ...endpoint }))),
+		/** Name of the environment variable holding the HMAC secret for webhooks to n8n. */
+		webhookSecretEnv: z.string().regex(ENV_NAME, { error: 'must be an environment variable name such as CRM_WEBHOOK_SECRET' }).default('CRM_WEBHOOK_SECRET'),
+		emailProvider: z
+			.strictObject({
+				type: z.literal('smtp'),
+				fromEmail: z.email({ error: 'must be an email address' }),
+				fromName: z.string().max(100).optional(),
+			})
+			.optional(),
+	})
+	.superRefine((integrations, context) => {
+		if (integrations.n8nUrl) return;
+		integrations.webhookEndpoints.forEach((endpoint, index) => {
+			if (!endpoint.url.startsWith('/webhook/')) {
+				context.addIssue({
+					code: 'custom',
+					path: ['webhookEndpoints', index, 'url'],
+					message: 'must be a path /webhook/<path of a bundled workflow’s CRM Tracker Trigger> while integrations.n8nUrl is unset (the embedded engine runs the workflows); set n8nUrl to send to a real n8n',
+				});
+			}
+		});
+	});
 
 const privacySchema = z.strictObject({
 	gdprCompliant: z.boolean().default(true),

@@ -38,6 +38,8 @@ export interface Database {
 	location: string;
 	/** Names of the migrations applied while opening. */
 	appliedMigrations: string[];
+	/** The driver adapter Prisma reaches the database through; the embedded engine lends it to the nodes (see ./lent.ts). */
+	adapter: SqlMigrationAwareDriverAdapterFactory;
 	close(): Promise<void>;
 }
 
@@ -70,6 +72,7 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
 			url,
 			location: describePostgresUrl(url),
 			appliedMigrations,
+			adapter: factory,
 			close: () => prisma.$disconnect(),
 		};
 	}
@@ -96,6 +99,7 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
 		kind: 'embedded',
 		location: dataDir,
 		appliedMigrations,
+		adapter: factory,
 		close: async () => {
 			try {
 				await prisma.$disconnect();

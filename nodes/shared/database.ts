@@ -2,13 +2,14 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import type { ICredentialDataDecryptedObject, IExecuteFunctions } from 'n8n-workflow';
 
 import { PrismaClient } from '../../lib/db/generated/client';
+import { connectionStringFrom, lentDatabase } from '../../lib/db/lent';
 
 /**
  * The nodes connect with n8n's built-in Postgres credential, so a team reuses the
  * credential it already has for the CRM database. One client (and its pool) per distinct
  * connection lives as long as the n8n process: executions are short, pools are not.
  */
-const clients = new Map<string, PrismaClient>();
+const clients = new Map<string, { client: PrismaClient; lent?: unknown }>();
 
 /** Where a Postgres credential points, as the builder typed it into the credential. */
 export interface DatabaseTarget {
@@ -27,26 +28,16 @@ export function targetOf(credentials: ICredentialDataDecryptedObject): DatabaseT
 	};
 }
 
-export function connectionStringFrom(credentials: ICredentialDataDecryptedObject): string {
-	const target = targetOf(credentials);
-	const url = new URL('postgresql://localhost');
-	url.hostname = target.host;
-	url.port = String(target.port);
-	url.pathname = `/${encodeURIComponent(target.database)}`;
-	url.username = encodeURIComponent(target.user);
-	if (credentials.password) url.password = encodeURIComponent(String(credentials.password));
-	return url.toString();
-}
-
 export function prismaFor(credentials: ICredentialDataDecryptedObject): PrismaClient {
 	const connectionString = connectionStringFrom(credentials);
-	let client = clients.get(connectionString);
-	if (!client) {
-		const ssl = String(credentials.ssl ?? 'disable') === 'disable' ? undefined : { rejectUnauthorized: credentials.allowUnauthorizedCerts !== true };
-		const max = Number(credentials.maxConnections) || 10;
-		client = new PrismaClient({ adapter: new PrismaPg({ connectionString, ssl, max }) });
-		clients.set(connectionString, client);
-	}
+	const lent = lentDatabase(connectionString);
+	const known = clients.get(connectionString);
+	// A lent database is replaced when its process reopens it; a client of the old one must go.
+	if (known && known.lent === lent) return known.client;
+	const ssl = String(credentials.ssl ?? 'disable') === 'disable' ? undefined : { rejectUnauthorized: credentials.allowUnauthorizedCerts !== true };
+	const max = Number(credentials.maxConnections) || 10;
+	const client = new PrismaClient({ adapter: lent ?? new PrismaPg({ connectionString, ssl, max }) });
+	clients.set(connectionString, { client, lent });
 	return client;
 }
 
@@ -54,7 +45,7 @@ export function prismaFor(credentials: ICredentialDataDecryptedObject): PrismaCl
 export async function disconnectAll(): Promise<void> {
 	const open = [...clients.values()];
 	clients.clear();
-	await Promise.all(open.map((client) => client.$disconnect()));
+	await Promise.all(open.map(({ client }) => client.$disconnect()));
 }
 
 /** What a builder can act on when the credential's database is not a usable CRM database. */

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 
 import type { DeliveredEmailEvent, DeliveredEvent, DeliveredLead, ReceiverDelivery } from '../../lib/contracts';
-import { postSigned } from '../../lib/signing';
+import { postSigned, signedHeaders } from '../../lib/signing';
 import type { PrismaClient } from '../../lib/db';
+import type { EngineAnswer } from '../engine/engine';
 import type { Logger } from '../logger';
 import type { ReceiverSettings } from '../settings';
 import type { SiteRegistry } from '../siteRegistry';
@@ -81,6 +82,14 @@ interface ClaimedRow {
 }
 
 type Candidate = ClaimedRow & PlannableRow;
+
+/** Where deliveries of sites without an n8n URL go: the embedded engine, once it has started. */
+export interface EmbeddedDestination {
+	deliver(webhookPath: string, body: string, headers: Record<string, string>): Promise<EngineAnswer>;
+}
+
+/** `/webhook/<path>` of an embedded site's endpoint → `<path>`. */
+export const embeddedWebhookPath = (endpoint: string): string => endpoint.replace(/^\/webhook\//, '');
 
 export interface DispatcherMetrics {
 	deliveredRows: number;
@@ -186,6 +195,7 @@ export class OutboxDispatcher {
 		private readonly sites: SiteRegistry,
 		private readonly settings: ReceiverSettings,
 		private readonly logger: Logger,
+		private readonly embedded?: () => EmbeddedDestination | undefined,
 	) {}
 
 	start(): void {
@@ -266,9 +276,16 @@ export class OutboxDispatcher {
 		const body = JSON.stringify(delivery);
 
 		try {
-			const response = await postSigned(url, site.webhookSecret, site.key, body, deliveryId, this.settings.DISPATCH_TIMEOUT_MS);
-			await response.arrayBuffer().catch(() => undefined);
-			if (!response.ok) throw new Error(`n8n answered HTTP ${response.status} for ${destination}`);
+			if (site.n8nUrl) {
+				const response = await postSigned(url, site.webhookSecret, site.key, body, deliveryId, this.settings.DISPATCH_TIMEOUT_MS);
+				await response.arrayBuffer().catch(() => undefined);
+				if (!response.ok) throw new Error(`n8n answered HTTP ${response.status} for ${destination}`);
+			} else {
+				const engine = this.embedded?.();
+				if (!engine) throw new Error('the embedded engine is not running');
+				const answer = await withTimeout(engine.deliver(embeddedWebhookPath(url), body, signedHeaders(site.webhookSecret, site.key, body, deliveryId)), this.settings.DISPATCH_TIMEOUT_MS);
+				if (answer.status < 200 || answer.status >= 300) throw new Error(`the embedded engine answered ${answer.status} for ${destination}: ${JSON.stringify(answer.body).slice(0, 500)}`);
+			}
 		} catch (error) {
 			await this.fail(rows, (error as Error).message);
 			return;
@@ -298,6 +315,23 @@ export class OutboxDispatcher {
 		);
 		if (dead) this.metrics.deadLettered += rows.length;
 		this.logger.warn({ rows: rows.length, destination: rows[0].destination, deliveryId: rows[0].delivery_id, error: message }, dead ? 'delivery to n8n failed for the last time; dead-lettered' : 'delivery to n8n failed; will retry');
+	}
+}
+
+/**
+ * A delivery to the embedded engine counts as failed after the same time as one to n8n, so its
+ * rows are retried before their lease runs out; the run itself goes on, and the CRM nodes write
+ * nothing twice when the retry repeats it.
+ */
+async function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+	let timer: NodeJS.Timeout | undefined;
+	const timeout = new Promise<never>((_resolve, reject) => {
+		timer = setTimeout(() => reject(new Error(`the embedded engine took longer than ${timeoutMs} ms (DISPATCH_TIMEOUT_MS)`)), timeoutMs);
+	});
+	try {
+		return await Promise.race([work, timeout]);
+	} finally {
+		clearTimeout(timer);
 	}
 }
 

@@ -18,49 +18,27 @@ import './n8n-env';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-import {
-	Credentials,
-	ExecutionLifecycleHooks,
-	ExternalSecretsProxy,
-	LazyPackageDirectoryLoader,
-	UnrecognizedCredentialTypeError,
-	UnrecognizedNodeTypeError,
-	WorkflowExecute,
-} from 'n8n-core';
-import type { DirectoryLoader } from 'n8n-core';
-import {
-	createRunExecutionData,
-	ICredentialsHelper,
-	NodeHelpers,
-	UnexpectedError,
-	Workflow,
-} from 'n8n-workflow';
+import { ExecutionLifecycleHooks, LazyPackageDirectoryLoader, UnrecognizedNodeTypeError, WorkflowExecute } from 'n8n-core';
+import { createRunExecutionData, UnexpectedError, Workflow } from 'n8n-workflow';
 import type {
 	ExecutionError,
 	ExecutionStatus,
-	ICredentialDataDecryptedObject,
-	ICredentialType,
+	IConnections,
 	IDataObject,
 	IExecuteData,
-	IHttpRequestOptions,
 	INode,
-	INodeCredentialsDetails,
 	INodeExecutionData,
-	INodeParameters,
-	INodeProperties,
 	INodeType,
-	INodeTypes,
-	IRequestOptionsSimplified,
 	IRun,
 	IRunData,
 	IVersionedNodeType,
 	IWorkflowBase,
-	IWorkflowExecuteAdditionalData,
 	IWorkflowSettings,
-	IConnections,
 	LoadedClass,
 	WorkflowExecuteMode,
 } from 'n8n-workflow';
+
+import { createAdditionalData, InstalledPackageLoader, loadPackages, PackageNodeTypes, StaticCredentialsHelper, type CredentialsByType } from '../../server/engine/n8n';
 
 // ---------------------------------------------------------------------------------------------
 // Node loading
@@ -114,19 +92,6 @@ class SourcePackageLoader extends LazyPackageDirectoryLoader {
 	}
 }
 
-/**
- * n8n's lazy loader for an installed package, minus the UI index. `dist/types/nodes.json` of
- * n8n-nodes-base is 8 MB of node descriptions for the editor; parsing it is a third of the load
- * time of every test file and nothing in an execution reads it (node classes are required on
- * first use and carry their own description).
- */
-class InstalledPackageLoader extends LazyPackageDirectoryLoader {
-	protected override async readJSON<T>(file: string): Promise<T> {
-		if (file.startsWith('dist/types/')) return [] as T;
-		return await super.readJSON<T>(file);
-	}
-}
-
 export interface HarnessPackages {
 	/**
 	 * Package folders whose nodes are loaded from TypeScript source when it exists
@@ -138,49 +103,20 @@ export interface HarnessPackages {
 }
 
 /** The node and credential types of a set of packages, behind n8n's `INodeTypes` interface. */
-export class HarnessNodeTypes implements INodeTypes {
-	private constructor(private readonly loaders: Map<string, DirectoryLoader>) {}
-
+export class HarnessNodeTypes extends PackageNodeTypes {
 	static async load(packages: HarnessPackages = {}): Promise<HarnessNodeTypes> {
 		const sourceDirs = packages.sourcePackages ?? [PROJECT_ROOT];
-		const installedDirs = packages.installedPackages ?? [
-			path.dirname(require.resolve('n8n-nodes-base/package.json')),
-		];
-		const loaders = new Map<string, DirectoryLoader>();
-		const add = (loader: DirectoryLoader) => {
-			if (loaders.has(loader.packageName)) {
-				throw new UnexpectedError(`Package "${loader.packageName}" is loaded twice`);
-			}
-			loaders.set(loader.packageName, loader);
-		};
-		for (const dir of sourceDirs) add(new SourcePackageLoader(dir));
-		for (const dir of installedDirs) add(new InstalledPackageLoader(dir));
-		// Lazy: reads n8n-nodes-base's prebuilt index only; a node's code is required on first use.
-		await Promise.all([...loaders.values()].map(async (loader) => await loader.loadAll()));
-		return new HarnessNodeTypes(loaders);
+		const installedDirs = packages.installedPackages ?? [path.dirname(require.resolve('n8n-nodes-base/package.json'))];
+		return new HarnessNodeTypes(await loadPackages([...sourceDirs.map((dir) => new SourcePackageLoader(dir)), ...installedDirs.map((dir) => new InstalledPackageLoader(dir))]));
 	}
 
-	get packageNames(): string[] {
-		return [...this.loaders.keys()];
-	}
-
-	getNode(fullType: string): LoadedClass<INodeType | IVersionedNodeType> {
-		// Node names never contain a dot, package names can (and can be scoped), so split last.
-		const dot = fullType.lastIndexOf('.');
-		const packageName = fullType.slice(0, dot);
-		const nodeName = fullType.slice(dot + 1);
-		const loader = this.loaders.get(packageName);
-		if (dot <= 0 || !loader) {
-			throw new UnrecognizedNodeTypeError(packageName, nodeName);
-		}
+	override getNode(fullType: string): LoadedClass<INodeType | IVersionedNodeType> {
 		try {
-			return loader.getNode(nodeName);
+			return super.getNode(fullType);
 		} catch (error) {
-			const failed = loader instanceof SourcePackageLoader ? loader.loadErrors : [];
+			const failed = this.loadErrors;
 			if (error instanceof UnrecognizedNodeTypeError && failed.length > 0) {
-				throw new UnexpectedError(
-					`${error.message}; files of ${packageName} that failed to load:\n  ${failed.join('\n  ')}`,
-				);
+				throw new UnexpectedError(`${error.message}; files that failed to load:\n  ${failed.join('\n  ')}`);
 			}
 			throw error;
 		}
@@ -188,48 +124,7 @@ export class HarnessNodeTypes implements INodeTypes {
 
 	/** Node/credential files of the source packages that could not be loaded (see getNode). */
 	get loadErrors(): string[] {
-		return [...this.loaders.values()].flatMap((loader) =>
-			loader instanceof SourcePackageLoader ? loader.loadErrors : [],
-		);
-	}
-
-	getByName(nodeType: string): INodeType | IVersionedNodeType {
-		return this.getNode(nodeType).type;
-	}
-
-	getByNameAndVersion(nodeType: string, version?: number): INodeType {
-		return NodeHelpers.getVersionedNodeType(this.getByName(nodeType), version);
-	}
-
-	getKnownTypes(): IDataObject {
-		const known: IDataObject = {};
-		for (const [packageName, loader] of this.loaders) {
-			for (const [name, info] of Object.entries(loader.known.nodes)) {
-				known[`${packageName}.${name}`] = { ...info };
-			}
-		}
-		return known;
-	}
-
-	/** Credential type names are global in n8n (not package-prefixed). */
-	getCredentialType(typeName: string): ICredentialType {
-		for (const loader of this.loaders.values()) {
-			if (typeName in loader.known.credentials || typeName in loader.credentialTypes) {
-				return loader.getCredential(typeName).type;
-			}
-		}
-		throw new UnrecognizedCredentialTypeError(typeName);
-	}
-
-	/** A credential's properties including those inherited through `extends`, parents first. */
-	getCredentialProperties(typeName: string): INodeProperties[] {
-		const type = this.getCredentialType(typeName);
-		const merged: INodeProperties[] = [];
-		for (const parent of type.extends ?? []) {
-			NodeHelpers.mergeNodeProperties(merged, this.getCredentialProperties(parent));
-		}
-		NodeHelpers.mergeNodeProperties(merged, type.properties);
-		return merged;
+		return [...this.loaders.values()].flatMap((loader) => (loader instanceof SourcePackageLoader ? loader.loadErrors : []));
 	}
 }
 
@@ -244,144 +139,9 @@ export async function getNodeTypes(): Promise<HarnessNodeTypes> {
 	return await defaultNodeTypes;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Credentials
-// ---------------------------------------------------------------------------------------------
-
-export type TestCredentials = Record<string, ICredentialDataDecryptedObject>;
-
-/**
- * Serves credentials from the test instead of n8n's encrypted database rows. The node still
- * reads them through `this.getCredentials(type)`, and authenticated HTTP helpers still apply the
- * credential type's `authenticate` the way n8n does.
- */
-export class TestCredentialsHelper extends ICredentialsHelper {
-	constructor(
-		private readonly nodeTypes: HarnessNodeTypes,
-		private readonly credentials: TestCredentials,
-	) {
-		super();
-	}
-
-	async getDecrypted(
-		_additionalData: IWorkflowExecuteAdditionalData,
-		_nodeCredentials: INodeCredentialsDetails,
-		type: string,
-	): Promise<ICredentialDataDecryptedObject> {
-		const data = this.credentials[type];
-		if (!data) {
-			// Real n8n would fail on a missing row too; say which key the test forgot.
-			throw new UnexpectedError(
-				`The test gave no credentials of type "${type}" (pass runWorkflow(wf, { credentials: { ${type}: {...} } }))`,
-			);
-		}
-		// n8n fills properties the user left unset with their defaults before a node sees them.
-		const withDefaults = NodeHelpers.getNodeParameters(
-			this.propertiesOf(type),
-			data as INodeParameters,
-			true,
-			false,
-			null,
-			null,
-		);
-		// Test data wins over defaults even where displayOptions would hide a field, so a test
-		// always gets back what it passed in.
-		return { ...withDefaults, ...data } as ICredentialDataDecryptedObject;
-	}
-
-	async getCredentials(nodeCredentials: INodeCredentialsDetails, type: string) {
-		const credentials = new Credentials(nodeCredentials, type);
-		await credentials.setData(this.credentials[type] ?? {});
-		return credentials;
-	}
-
-	async authenticate(
-		credentials: ICredentialDataDecryptedObject,
-		typeName: string,
-		requestOptions: IHttpRequestOptions | IRequestOptionsSimplified,
-		workflow?: Workflow,
-		node?: INode,
-	): Promise<IHttpRequestOptions> {
-		const { authenticate } = this.nodeTypes.getCredentialType(typeName);
-		if (typeof authenticate === 'function') {
-			return await authenticate(credentials, requestOptions as IHttpRequestOptions);
-		}
-		if (authenticate?.type === 'generic') {
-			if (!workflow || !node) {
-				throw new UnexpectedError('Generic credential authentication needs workflow and node');
-			}
-			// Values like '=Bearer {{$credentials.apiKey}}' are n8n expressions over the credential.
-			const resolve = (value: string): string => {
-				if (typeof value !== 'string' || !value.startsWith('=')) return value;
-				const resolved = workflow.expression.getSimpleParameterValue(
-					node,
-					value,
-					'internal',
-					{ $credentials: credentials },
-					undefined,
-					'',
-				);
-				return resolved === undefined || resolved === null ? '' : String(resolved);
-			};
-			const target = requestOptions as unknown as Record<string, Record<string, unknown>>;
-			for (const [section, entries] of Object.entries(authenticate.properties)) {
-				target[section] ??= {};
-				for (const [key, value] of Object.entries(entries as Record<string, string>)) {
-					target[section][resolve(key)] = resolve(value);
-				}
-			}
-		}
-		return requestOptions as IHttpRequestOptions;
-	}
-
-	async preAuthentication(): Promise<ICredentialDataDecryptedObject | undefined> {
-		return undefined;
-	}
-
-	async runPreAuthentication(): Promise<ICredentialDataDecryptedObject | undefined> {
-		return undefined;
-	}
-
-	getParentTypes(typeName: string): string[] {
-		const parents = this.nodeTypes.getCredentialType(typeName).extends ?? [];
-		return parents.flatMap((parent) => [parent, ...this.getParentTypes(parent)]);
-	}
-
-	isCredentialUsableByNode(): boolean {
-		return true;
-	}
-
-	async updateCredentials(
-		_nodeCredentials: INodeCredentialsDetails,
-		type: string,
-		data: ICredentialDataDecryptedObject,
-	): Promise<void> {
-		// OAuth token refreshes write back; keep them for the rest of this run.
-		this.credentials[type] = data;
-	}
-
-	async updateCredentialsOauthTokenData(
-		_nodeCredentials: INodeCredentialsDetails,
-		type: string,
-		data: ICredentialDataDecryptedObject,
-	): Promise<void> {
-		this.credentials[type] = { ...this.credentials[type], ...data };
-	}
-
-	getCredentialsProperties(type: string): INodeProperties[] {
-		return this.propertiesOf(type);
-	}
-
-	private propertiesOf(type: string): INodeProperties[] {
-		try {
-			return this.nodeTypes.getCredentialProperties(type);
-		} catch {
-			// A test may hand credentials for a type no loaded package declares (e.g. a node under
-			// test that only reads them); there are no defaults to apply then.
-			return [];
-		}
-	}
-}
+/** Decrypted credential data by credential type name. */
+export type TestCredentials = CredentialsByType;
+export { StaticCredentialsHelper as TestCredentialsHelper, createAdditionalData };
 
 // ---------------------------------------------------------------------------------------------
 // Running
@@ -571,7 +331,7 @@ export async function runWorkflow(
 		executionId,
 		workflow.id,
 		hooks,
-		new TestCredentialsHelper(nodeTypes, { ...(options.credentials ?? {}) }),
+		new StaticCredentialsHelper(nodeTypes, { ...(options.credentials ?? {}) }),
 	);
 
 	const stackEntry: IExecuteData = {
@@ -619,42 +379,6 @@ function toItem(entry: IDataObject | INodeExecutionData): INodeExecutionData {
 			['json', 'binary', 'pairedItem', 'error', 'metadata'].includes(key),
 		);
 	return looksLikeItem ? (entry as INodeExecutionData) : { json: entry as IDataObject };
-}
-
-export function createAdditionalData(
-	executionId: string,
-	workflowId: string,
-	hooks: ExecutionLifecycleHooks,
-	credentialsHelper: ICredentialsHelper,
-): IWorkflowExecuteAdditionalData {
-	const base = 'http://localhost:5678';
-	const unsupported = (what: string) => async (): Promise<never> => {
-		throw new UnexpectedError(`${what} is not supported by the test harness`);
-	};
-	return {
-		executionId,
-		workflowId,
-		hooks,
-		credentialsHelper,
-		externalSecretsProxy: new ExternalSecretsProxy(),
-		currentNodeExecutionIndex: 0,
-		variables: {},
-		restApiUrl: `${base}/rest`,
-		instanceBaseUrl: base,
-		formBaseUrl: `${base}/form`,
-		formWaitingBaseUrl: `${base}/form-waiting`,
-		formTestBaseUrl: `${base}/form-test`,
-		webhookBaseUrl: `${base}/webhook`,
-		webhookWaitingBaseUrl: `${base}/webhook-waiting`,
-		webhookTestBaseUrl: `${base}/webhook-test`,
-		mcpBaseUrl: `${base}/mcp`,
-		mcpTestBaseUrl: `${base}/mcp-test`,
-		executeWorkflow: unsupported('Executing a sub-workflow'),
-		getRunExecutionData: async () => undefined,
-		getRuntimeCredential: async () => undefined,
-		startRunnerTask: unsupported('The task runner (Code node)'),
-		logAiEvent: () => {},
-	};
 }
 
 function buildResult(run: IRun, executedNodes: string[], staticData: IDataObject): WorkflowRunResult {

@@ -102,7 +102,7 @@ describe('GET /health', () => {
 	it('tells anyone only whether the receiver is up, and nothing a stranger could use', async () => {
 		const { status, json, headers, text } = await health(receiver.url);
 		expect(status).toBe(200);
-		expect(json).toEqual({ status: 'ok', version: expect.any(String) });
+		expect(json).toEqual({ status: 'ok', version: expect.any(String), engine: 'n8n' });
 		expect(headers.get('cache-control')).toBe('no-store');
 		for (const secret of [keyA, keyB, n8n.a.url, n8n.b.url, 'outbox', 'dispatcher', 'pending']) expect(text).not.toContain(secret);
 	});
@@ -114,6 +114,7 @@ describe('GET /health', () => {
 			expect(json).toEqual({
 				status: 'ok',
 				version: expect.any(String),
+				engine: 'n8n',
 				site: { key: keyA, forwarding: ['visitor-processor'], signed: true },
 				database: { ok: true, kind: 'postgres', latencyMs: expect.any(Number) },
 				outbox: { pending: 1, dead: 1, oldestPendingAgeSeconds: expect.any(Number), lastError: `n8n answered 500 at ${n8n.a.url}/webhook/visitor`, maxHealthyLagSeconds: 300 },
@@ -151,7 +152,7 @@ describe('GET /health', () => {
 		await new Promise((resolve) => n8n.b.server.close(resolve));
 		try {
 			const anyone = await health(receiver.url);
-			expect([anyone.status, anyone.json]).toEqual([503, { status: 'degraded', version: expect.any(String) }]);
+			expect([anyone.status, anyone.json]).toEqual([503, { status: 'degraded', version: expect.any(String), engine: 'n8n' }]);
 			expect(anyone.text).not.toContain(n8n.b.url);
 			// Site A's admin learns the receiver is degraded, but sees only its own n8n, which is fine.
 			const a = await health(receiver.url, { authorization: `Bearer ${keys.adminA}` });
@@ -183,7 +184,7 @@ describe('GET /health', () => {
 			await admin.query(`ALTER DATABASE "${database.name}" WITH ALLOW_CONNECTIONS false`);
 			await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [database.name]);
 			const anyone = await health(receiver.url);
-			expect([anyone.status, anyone.json]).toEqual([503, { status: 'degraded', version: expect.any(String) }]);
+			expect([anyone.status, anyone.json]).toEqual([503, { status: 'degraded', version: expect.any(String), engine: 'n8n' }]);
 			for (const [route, key] of [
 				['/api/stats', keys.readA],
 				['/api/analytics/visitors', keys.readA],

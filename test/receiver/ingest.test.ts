@@ -192,7 +192,7 @@ describe('receiver ingest', () => {
 	it('reports itself degraded, without details to an anonymous caller, while n8n cannot be reached', async () => {
 		const response = await fetch(`${receiver.url}/health`);
 		expect(response.status).toBe(503);
-		expect(Object.keys(await response.json()).sort()).toEqual(['status', 'version']);
+		expect(Object.keys(await response.json()).sort()).toEqual(['engine', 'status', 'version']);
 	});
 
 	it('stores nothing for HEAD requests', async () => {

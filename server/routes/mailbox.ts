@@ -1,0 +1,141 @@
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import { z } from 'zod/v4';
+
+import type { PrismaClient } from '../../lib/db';
+import { listUnsubscribeUrl, type HeaderField } from '../mail/caught';
+import { isLocalRequest } from '../localOnly';
+import { listPage, MAILBOX_CSS, MAILBOX_JS, messagePage, PAGE_CSP, previewDocument, PREVIEW_CSP, type CatcherAddress, type MailboxEntry } from '../mail/mailboxPages';
+import type { SiteRegistry } from '../siteRegistry';
+import { parseInput, parseQuery, quoted, text } from './inputs';
+import { sendProblem } from './problems';
+
+export interface MailboxContext {
+	prisma: PrismaClient;
+	sites: SiteRegistry;
+	/** The running catcher's address; undefined when mail goes out through SMTP_URL. */
+	catcher?: CatcherAddress;
+}
+
+/** Messages the list page shows; the JSON route may ask for up to a site's whole kept mail. */
+const PAGE_SIZE = 200;
+const MAX_LIMIT = 1000;
+
+const idParams = z.object({ id: z.uuid({ error: (issue) => `must be a message id (a UUID) from /mailbox/api/messages (got ${quoted(issue.input)})` }) });
+
+const listQuery = z.strictObject({
+	to: text(320).optional(),
+	site: text(64).optional(),
+	limit: z.coerce
+		.number({ error: `must be a whole number from 1 to ${MAX_LIMIT}` })
+		.int({ error: `must be a whole number from 1 to ${MAX_LIMIT}` })
+		.min(1, { error: `must be a whole number from 1 to ${MAX_LIMIT}` })
+		.max(MAX_LIMIT, { error: `must be a whole number from 1 to ${MAX_LIMIT}` })
+		.default(100),
+});
+
+const SUMMARY = { id: true, siteId: true, emailMessageId: true, messageId: true, fromAddress: true, toAddresses: true, subject: true, rawSize: true, receivedAt: true, headers: true } as const;
+
+/**
+ * The mailbox: what the built-in mail catcher (server/mail/catcher.ts) received, as pages for a
+ * person (/mailbox) and as JSON (/mailbox/api/messages) for tests and the demo's panel.
+ *
+ * A development tool of the embedded default, and the messages hold people's addresses: every
+ * route answers only a request from this machine (isLocalRequest: the socket's loopback address,
+ * never X-Forwarded-For, no proxy in between, a loopback Host). Any other request falls through
+ * to the receiver's 404, as if there were no mailbox.
+ */
+export function mailboxRouter({ prisma, sites, catcher }: MailboxContext): Router {
+	const router = Router();
+
+	router.use('/mailbox', (req: Request, res: Response, next: NextFunction) => {
+		if (!isLocalRequest(req.socket.remoteAddress, req.headers)) {
+			next('router');
+			return;
+		}
+		res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex' });
+		next();
+	});
+
+	const siteKey = (siteId: string | null) => (siteId ? (sites.byDatabaseId(siteId)?.key ?? null) : null);
+	const entry = (row: { id: string; siteId: string | null; fromAddress: string; toAddresses: string[]; subject: string; rawSize: number; receivedAt: Date; headers: unknown }): MailboxEntry => ({
+		id: row.id,
+		siteKey: siteKey(row.siteId),
+		fromAddress: row.fromAddress,
+		toAddresses: row.toAddresses,
+		subject: row.subject,
+		receivedAt: row.receivedAt,
+		rawSize: row.rawSize,
+		unsubscribeUrl: listUnsubscribeUrl(row.headers as HeaderField[]),
+	});
+	const links = (id: string) => ({ url: `/mailbox/messages/${id}`, previewUrl: `/mailbox/messages/${id}/html` });
+
+	/** The message a route's :id names, or undefined once a 400 or 404 went out. */
+	async function messageOf(req: Request, res: Response) {
+		const params = parseInput(idParams, req.params, res, 'invalid_parameter');
+		if (!params) return undefined;
+		const row = await prisma.mailboxMessage.findUnique({ where: { id: params.id } });
+		if (!row) {
+			sendProblem(res, 404, 'not_found', 'No caught message has this id; older messages are deleted as new ones arrive', { issues: [{ field: 'id', message: 'names no caught message' }] });
+			return undefined;
+		}
+		const headers = row.headers as HeaderField[];
+		return { ...entry(row), siteId: row.siteId, messageId: row.messageId, emailMessageId: row.emailMessageId, html: row.html, text: row.text, headers };
+	}
+
+	router.get('/mailbox/mailbox.css', (_req, res) => {
+		res.type('text/css').send(MAILBOX_CSS);
+	});
+	router.get('/mailbox/mailbox.js', (_req, res) => {
+		res.type('text/javascript').send(MAILBOX_JS);
+	});
+
+	router.get('/mailbox', async (_req, res) => {
+		const [rows, total] = await Promise.all([
+			prisma.mailboxMessage.findMany({ orderBy: [{ receivedAt: 'desc' }, { id: 'desc' }], take: PAGE_SIZE, select: SUMMARY }),
+			prisma.mailboxMessage.count(),
+		]);
+		res.set('Content-Security-Policy', PAGE_CSP).type('html').send(listPage(rows.map(entry), total, catcher));
+	});
+
+	router.get('/mailbox/messages/:id', async (req, res) => {
+		const message = await messageOf(req, res);
+		if (message) res.set('Content-Security-Policy', PAGE_CSP).type('html').send(messagePage(message));
+	});
+
+	router.get('/mailbox/messages/:id/html', async (req, res) => {
+		const message = await messageOf(req, res);
+		if (!message) return;
+		if (!message.html) {
+			sendProblem(res, 404, 'no_html_part', 'This message has no HTML part; its text is at /mailbox/api/messages/<id>', { issues: [{ field: 'id', message: 'names a message without HTML' }] });
+			return;
+		}
+		res.set('Content-Security-Policy', PREVIEW_CSP).type('html').send(previewDocument(message.html));
+	});
+
+	router.get('/mailbox/api/messages', async (req, res) => {
+		const query = parseQuery(listQuery, req, res, 'invalid_parameter');
+		if (!query) return;
+		const site = query.site === undefined ? undefined : sites.byPublicKey(query.site);
+		if (query.site !== undefined && !site) {
+			sendProblem(res, 400, 'invalid_parameter', `The site is invalid: ${quoted(query.site)} is no configured site`, { issues: [{ field: 'site', message: 'names no configured site (the key of a site config)' }] });
+			return;
+		}
+		const rows = await prisma.mailboxMessage.findMany({
+			where: { ...(site && { siteId: site.id }), ...(query.to !== undefined && { toAddresses: { has: query.to.toLowerCase() } }) },
+			orderBy: [{ receivedAt: 'desc' }, { id: 'desc' }],
+			take: query.limit,
+			select: SUMMARY,
+		});
+		res.json({
+			catcher: catcher ? { host: catcher.host, port: catcher.port } : null,
+			messages: rows.map((row) => ({ ...entry(row), siteId: row.siteId, emailMessageId: row.emailMessageId, messageId: row.messageId, ...links(row.id) })),
+		});
+	});
+
+	router.get('/mailbox/api/messages/:id', async (req, res) => {
+		const message = await messageOf(req, res);
+		if (message) res.json({ ...message, ...links(message.id) });
+	});
+
+	return router;
+}
