@@ -241,5 +241,25 @@ export async function roundTripEveryModel(prisma: PrismaClient): Promise<string[
 	const outbox = await prisma.outboxMessage.create({ data: outboxData });
 	await check('OutboxMessage', outboxData, () => prisma.outboxMessage.findUnique({ where: { id: outbox.id } }));
 
+	const caughtData = {
+		siteId,
+		emailMessageId: message.id,
+		messageId: `<${message.id}@roundtrip.example>`,
+		fromAddress: 'hello@roundtrip.example',
+		toAddresses: ['ana@roundtrip.example'],
+		subject: 'Welcome',
+		html: '<p>Hi</p>',
+		text: 'Hi',
+		headers: [{ name: 'Subject', value: 'Welcome' }],
+		rawSize: 512,
+		receivedAt: at,
+	};
+	const caught = await prisma.mailboxMessage.create({ data: caughtData });
+	await check('MailboxMessage', caughtData, () => prisma.mailboxMessage.findUnique({ where: { id: caught.id } }));
+
+	const secretData = { name: `roundtrip-${suffix}`, value: 'a'.repeat(64), createdAt: at };
+	await prisma.receiverSecret.create({ data: secretData });
+	await check('ReceiverSecret', secretData, () => prisma.receiverSecret.findUnique({ where: { name: secretData.name } }));
+
 	return covered;
 }
