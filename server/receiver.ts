@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -43,7 +43,8 @@ export interface Receiver {
 	close(): Promise<void>;
 }
 
-const packageRoot = path.resolve(__dirname, '..', '..');
+/** The repository root, whether this file runs built (dist/server) or from source (server/, under the tests). */
+const packageRoot = [path.resolve(__dirname, '..', '..'), path.resolve(__dirname, '..')].find((dir) => existsSync(path.join(dir, 'workflows'))) ?? path.resolve(__dirname, '..', '..');
 
 /** The receiver cannot listen where its settings say; the message names the address and the fix. */
 export class ListenError extends Error {
@@ -69,14 +70,11 @@ export function describeListenError(host: string, port: number, error: NodeJS.Er
 }
 
 function packageVersion(): string {
-	for (const candidate of [path.join(packageRoot, 'package.json'), path.join(__dirname, '..', 'package.json')]) {
-		try {
-			return (JSON.parse(readFileSync(candidate, 'utf8')) as { version: string }).version;
-		} catch {
-			continue;
-		}
+	try {
+		return (JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+	} catch {
+		return 'unknown';
 	}
-	return 'unknown';
 }
 
 /**

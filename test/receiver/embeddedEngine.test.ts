@@ -1,0 +1,101 @@
+/**
+ * The embedded engine on Postgres with real SMTP: a site without integrations.n8nUrl is run by
+ * the receiver's own n8n engine, whose nodes reach DATABASE_URL's Postgres through the
+ * credential a real n8n would give them, and SMTP_URL's server gets the mail (no catcher runs).
+ */
+import { randomBytes } from 'node:crypto';
+
+import { v7 as uuidv7 } from 'uuid';
+
+import { parseSiteConfig } from '../../lib/config/siteConfig';
+import { createLogger } from '../../server/logger';
+import { startReceiver, type Receiver } from '../../server/receiver';
+import { testDbUrl, testPrisma } from '../helpers/db';
+import { BROWSER_UA, post } from '../helpers/events';
+import { SmtpSink } from '../helpers/smtpSink';
+
+jest.setTimeout(90_000);
+
+async function until(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!(await condition())) {
+		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+		await new Promise((resolve) => setTimeout(resolve, 100));
+	}
+}
+
+describe('the embedded engine on Postgres, with SMTP_URL', () => {
+	const prisma = testPrisma();
+	const key = `embedded-${randomBytes(4).toString('hex')}`;
+	let sink: SmtpSink;
+	let receiver: Receiver;
+
+	beforeAll(async () => {
+		sink = await SmtpSink.start();
+		const site = parseSiteConfig({
+			site: { key, name: 'Embedded', domain: `${key}.example` },
+			tracking: { allowedOrigins: [`https://${key}.example`] },
+			privacy: { cookieConsent: false },
+			crm: {
+				leadScoringRules: [{ event: 'pageview', score: 5 }],
+				lifecycleStages: [{ name: 'subscriber', minScore: 0 }, { name: 'lead', minScore: 5 }],
+				emailSequences: [{ name: 'welcome', trigger: { stage: 'lead' }, steps: [{ delayMinutes: 0, subject: 'Welcome, {{firstName}}', html: '<p>Hi {{firstName}}, <a href="https://example.com/guide">the guide</a>.</p>' }] }],
+			},
+			integrations: { emailProvider: { type: 'smtp', fromEmail: 'hello@embedded.example', fromName: 'Embedded' } },
+		});
+		receiver = await startReceiver({
+			sites: [site],
+			database: { url: testDbUrl(), migrate: false },
+			settings: { PORT: 0, DISPATCH_INTERVAL_MS: 50, SMTP_URL: `smtp://127.0.0.1:${sink.port}` },
+			env: {},
+			logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+		});
+	});
+
+	afterAll(async () => {
+		await receiver?.close();
+		await sink?.stop();
+		await prisma.$disconnect();
+	});
+
+	it('runs the chain from a visit and a lead to the welcome email, sent through SMTP_URL', async () => {
+		expect(receiver.engine?.paths.sort()).toEqual(['crm-activity-logger', 'crm-conversion-detector', 'crm-email-orchestrator', 'crm-enrichment-engine', 'crm-lead-processor', 'crm-visitor-processor']);
+		expect(receiver.mailCatcher).toBeUndefined();
+		const anonymousId = uuidv7();
+		const events = ['/', '/pricing'].map((path, index) => ({ id: uuidv7(), type: 'pageview', ts: Date.now() - 5000 + index * 1000, anonymousId, sessionId: `${anonymousId}-1`, url: `https://${key}.example${path}`, title: path }));
+		expect((await post(`${receiver.url}/api/track`, { site: key, events }, { origin: `https://${key}.example` })).status).toBe(202);
+		const email = `ana.${randomBytes(3).toString('hex')}@clinic.example`;
+		const lead = await post(`${receiver.url}/api/lead`, { site: key, anonymousId, email, firstName: 'Ana', timezone: 'Europe/Madrid' }, { origin: `https://${key}.example` });
+		expect(lead.status).toBe(202);
+
+		await until(async () => (await sink.messages(email)).length > 0, 30_000, `the welcome email to ${email}`);
+		const [mail] = await sink.messages(email);
+		expect(mail.parsed.subject).toBe('Welcome, Ana');
+
+		const stored = await prisma.lead.findFirstOrThrow({ where: { email, site: { key } } });
+		expect([stored.lifecycleStage, stored.score, stored.timezone]).toEqual(['lead', 10, 'Europe/Madrid']);
+		expect(await prisma.visitorSession.count({ where: { site: { key } } })).toBe(1);
+		expect(await prisma.emailMessage.count({ where: { leadId: stored.id, status: 'sent' } })).toBe(1);
+		await until(async () => (await prisma.outboxMessage.count({ where: { siteId: stored.siteId, status: { not: 'delivered' } } })) === 0, 10_000, 'an empty outbox');
+	});
+
+	it('names the engine where a newcomer looks: /health and the first page', async () => {
+		const health = await fetch(`${receiver.url}/health`);
+		expect([health.status, await health.json()]).toEqual([200, { status: 'ok', version: expect.any(String), engine: 'embedded n8n engine' }]);
+		const home = await fetch(`${receiver.url}/`);
+		const page = await home.text();
+		expect(home.status).toBe(200);
+		expect(page).toContain('Workflows run by: embedded n8n engine');
+		expect(page).toContain('href="/demo/"');
+		expect(page).not.toContain('href="/mailbox"');
+	});
+
+	it('enters a workflow at /webhook/<path> only with the engine’s signature', async () => {
+		const unsigned = await fetch(`${receiver.url}/webhook/crm-visitor-processor`, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': BROWSER_UA }, body: JSON.stringify({ site: key, events: [], leads: [] }) });
+		expect(unsigned.status).toBe(401);
+		expect(((await unsigned.json()) as { error: string }).error).toBe('invalid_signature');
+		const unknown = await fetch(`${receiver.url}/webhook/no-such-workflow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+		expect(unknown.status).toBe(404);
+		expect(((await unknown.json()) as { message: string }).message).toMatch(/No bundled workflow listens on \/webhook\/no-such-workflow/);
+	});
+});
