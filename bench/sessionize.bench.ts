@@ -1,7 +1,7 @@
 /**
  * Sessionization throughput: 1,000,000 synthetic events of ~50,000 visitors, mixed as a
  * receiver would forward them (interleaved visitors, a few late and duplicated events).
- * Build with tsc, then run `node dist/bench/sessionize.bench.js [events] [visitors]`.
+ * Build with tsc, then run `node dist-bench/bench/sessionize.bench.js [events] [visitors]`.
  * Generation is deterministic (seeded PRNG), so runs compare like with like.
  */
 import { setFlagsFromString } from 'node:v8';
