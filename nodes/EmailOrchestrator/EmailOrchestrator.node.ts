@@ -49,7 +49,12 @@ const versionDescription: INodeTypeDescription = {
 					action: 'Enroll a lead by sequence triggers and send what is due',
 					description: 'Enroll the lead in every sequence whose trigger (stage, tag, event) it meets, then send its steps that are due now',
 				},
-				{ name: 'Send Due', value: 'sendDue', action: 'Send the due sequence emails', description: 'Send every step whose time has come, once each' },
+				{
+					name: 'Send Due',
+					value: 'sendDue',
+					action: 'Send the due sequence emails',
+					description: 'Send every step whose time has come, once each, after enrolling the leads whose recorded stage change a lost hand-off never reported',
+				},
 				{
 					name: 'Handle Email Event',
 					value: 'handleEmailEvent',

@@ -12,6 +12,8 @@ export interface StoredSequence {
 	name: string;
 	/** What enrolls a lead automatically; null for sequences only enrolled explicitly. */
 	trigger: SequenceTrigger | null;
+	/** When its row was first written: what it started can only have happened after. */
+	createdAt: Date;
 	window: SendWindow;
 	steps: Array<{ id: string; position: number; delayMinutes: number; subject: string; htmlTemplate: string; textTemplate: string | null }>;
 }
@@ -55,7 +57,7 @@ async function syncFromConfig(prisma: PrismaClient, siteId: string, sequence: Em
 			where: { siteId_name: { siteId, name: sequence.name } },
 			create: { siteId, name: sequence.name, trigger: sequence.trigger, settings, campaignId: campaign?.id ?? null },
 			update: { trigger: sequence.trigger, settings, campaignId: campaign?.id ?? null },
-			select: { id: true },
+			select: { id: true, createdAt: true },
 		});
 		for (const [position, step] of sequence.steps.entries()) {
 			const data = { delayMinutes: step.delayMinutes, subject: step.subject, htmlTemplate: step.html, textTemplate: step.text ?? null };
@@ -67,7 +69,7 @@ async function syncFromConfig(prisma: PrismaClient, siteId: string, sequence: Em
 		}
 		await tx.emailSequenceStep.deleteMany({ where: { sequenceId: row.id, position: { gte: sequence.steps.length } } });
 		const steps = await tx.emailSequenceStep.findMany({ where: { sequenceId: row.id }, orderBy: { position: 'asc' }, select: STEP_SELECT });
-		return { id: row.id, name: sequence.name, trigger: sequence.trigger ?? null, window: windowOf(settings), steps };
+		return { id: row.id, name: sequence.name, trigger: sequence.trigger ?? null, createdAt: row.createdAt, window: windowOf(settings), steps };
 	});
 }
 
@@ -122,17 +124,30 @@ export class SequenceResolver {
 	 */
 	async withTriggers(site: ResolvedSite): Promise<StoredSequence[]> {
 		const configured = site.config.crm.emailSequences;
-		const fromConfig = await Promise.all(configured.map((sequence) => this.byNameIn(site, sequence.name, 'site')));
+		const fromConfig = await this.configured(site);
 		const names = new Set(configured.map((sequence) => sequence.name));
 		const stored = await this.prisma.emailSequence.findMany({
 			where: { siteId: site.id, status: 'active', name: { notIn: [...names] } },
 			orderBy: { createdAt: 'asc' },
-			select: { id: true, name: true, trigger: true, settings: true, steps: { orderBy: { position: 'asc' }, select: STEP_SELECT } },
+			select: { id: true, name: true, trigger: true, settings: true, createdAt: true, steps: { orderBy: { position: 'asc' }, select: STEP_SELECT } },
 		});
 		const fromDatabase = stored
 			.filter((row) => row.steps.length > 0 && triggerOf(row.trigger) !== null)
-			.map((row) => ({ id: row.id, name: row.name, trigger: triggerOf(row.trigger), window: windowOf(row.settings), steps: row.steps }));
+			.map((row) => ({ id: row.id, name: row.name, trigger: triggerOf(row.trigger), createdAt: row.createdAt, window: windowOf(row.settings), steps: row.steps }));
 		return [...fromConfig, ...fromDatabase];
+	}
+
+	/**
+	 * Every sequence of the site config, written into `email_sequences`. Its row's `created_at` is
+	 * when the sequence came to exist for the stage moves Send Due makes up, so the sooner after a
+	 * config is loaded this runs, the fewer moves a lost hand-off can cost.
+	 */
+	async configured(site: ResolvedSite): Promise<StoredSequence[]> {
+		// One after the other: each is a transaction, and a burst of them would take every pooled
+		// connection (the embedded database has one) from the runs going on beside this one.
+		const sequences: StoredSequence[] = [];
+		for (const sequence of site.config.crm.emailSequences) sequences.push(await this.byNameIn(site, sequence.name, 'site'));
+		return sequences;
 	}
 
 	byNameIn(site: ResolvedSite, name: string, source: 'site' | 'database'): Promise<StoredSequence> {
@@ -158,11 +173,11 @@ export class SequenceResolver {
 	private async fromDatabase(siteId: string, name: string): Promise<StoredSequence> {
 		const row = await this.prisma.emailSequence.findUnique({
 			where: { siteId_name: { siteId, name } },
-			select: { id: true, name: true, status: true, trigger: true, settings: true, steps: { orderBy: { position: 'asc' }, select: STEP_SELECT } },
+			select: { id: true, name: true, status: true, trigger: true, settings: true, createdAt: true, steps: { orderBy: { position: 'asc' }, select: STEP_SELECT } },
 		});
 		if (!row) throw new InputError('sequence', `No sequence "${name}" in email_sequences of this site`);
 		if (row.status !== 'active') throw new InputError('sequence', `Sequence "${name}" is ${row.status}; only active sequences enroll leads`);
 		if (row.steps.length === 0) throw new InputError('sequence', `Sequence "${name}" has no steps`);
-		return { id: row.id, name: row.name, trigger: triggerOf(row.trigger), window: windowOf(row.settings), steps: row.steps };
+		return { id: row.id, name: row.name, trigger: triggerOf(row.trigger), createdAt: row.createdAt, window: windowOf(row.settings), steps: row.steps };
 	}
 }

@@ -25,3 +25,15 @@ export function triggeredBy<T extends { trigger: SequenceTrigger | null }>(seque
 		return facts.event !== '' && facts.event === trigger.event;
 	});
 }
+
+/**
+ * The stage moves that enter `stage` as {@link enteredStages} counts them, in a form a query can
+ * test: a move from → to enters it when `to` is among `to` and `from` is not among `fromNot`. A
+ * from-stage the config no longer has counts as before every stage, as it does there.
+ */
+export function movesEntering(stages: readonly LifecycleStage[], stage: string): { to: string[]; fromNot: string[] } {
+	const names = stages.map((candidate) => candidate.name);
+	const enters = (from: string | undefined, to: string) => enteredStages(stages, { from, to }, to).includes(stage);
+	const to = [...new Set([...names, stage])].filter((target) => enters(undefined, target));
+	return { to, fromNot: names.filter((from) => !to.some((target) => enters(from, target))) };
+}

@@ -12,7 +12,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import type { Request, Response } from 'express';
-import { ExecutionLifecycleHooks, TriggerContext, WebhookContext, WorkflowExecute } from 'n8n-core';
+import { Container } from '@n8n/di';
+import { ExecutionLifecycleHooks, InstanceSettings, TriggerContext, WebhookContext, WorkflowExecute } from 'n8n-core';
 import { createRunExecutionData, Workflow } from 'n8n-workflow';
 import type { INode, INodeExecutionData, IRun, IWebhookData, IWorkflowBase, IWorkflowExecuteAdditionalData, IWorkflowSettings, WorkflowExecuteMode } from 'n8n-workflow';
 
@@ -101,6 +102,8 @@ export class EmbeddedEngine {
 			.sort()
 			.map((name) => JSON.parse(readFileSync(path.join(options.workflowsDir, name), 'utf8')) as WorkflowFile);
 		const engine = new EmbeddedEngine(nodeTypes, files, options);
+		// n8n registers crons on its leader only (one main instance of several); this process is the only one.
+		Container.get(InstanceSettings).markAsLeader();
 		await engine.activateSchedules();
 		return engine;
 	}

@@ -8,11 +8,14 @@ import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem, InputError } from '../../shared/items';
 import { nowOf, type OperationContext } from '../helpers/context';
+import { missedEnrollments, recoveryWindow } from '../recovery';
 import { renderEmail } from '../render';
-import { windowOf } from '../sequences';
+import { windowOf, type SequenceResolver } from '../sequences';
 import { advanceFrom, messageKey, senderAddress, sendFailure, settleReserved, stepAction, type Outcome } from '../steps';
 import { findSuppression } from '../suppression';
 import { certainlyNotDelivered, smtpTransport } from '../transport';
+import { movesEntering } from '../triggers';
+import { enrollLead, type EnrollmentSummary } from './enroll.operation';
 
 const properties: INodeProperties[] = [
 	{
@@ -21,7 +24,7 @@ const properties: INodeProperties[] = [
 		type: 'number',
 		typeOptions: { minValue: 1, maxValue: 1000 },
 		default: 50,
-		description: 'Most due enrollments to handle per input item; the rest wait for the next run',
+		description: 'Most due enrollments to handle, and most missed enrollments to make up, per site and input item; the rest wait for the next run',
 	},
 	{
 		displayName: 'Options',
@@ -295,13 +298,72 @@ export function senderOf(site: ResolvedSite, options: IDataObject, api: ICredent
 	return sender;
 }
 
+/**
+ * Makes up the stage-triggered enrollments the live path missed ({@link missedEnrollments}): one
+ * query for at most `limit` of the site's recorded moves that may still owe one, then
+ * {@link enrollLead} for each, so the enrollment is the row, with the key, the live path would
+ * have written, and its steps go out through the same checks. A live enrollment made meanwhile
+ * is found, not doubled. Returns the enrollments this call created.
+ */
+async function recoverEnrollments(prisma: PrismaClient, sequences: SequenceResolver, site: ResolvedSite, now: Date, limit: number): Promise<EnrollmentSummary[]> {
+	const staged = (await sequences.withTriggers(site)).flatMap((sequence) => (sequence.trigger && 'stage' in sequence.trigger ? [{ sequence, stage: sequence.trigger.stage }] : []));
+	if (staged.length === 0) return [];
+	const stages = site.config.crm.lifecycleStages;
+	const { since, until } = recoveryWindow(now);
+	const rows = await prisma.leadStageChange.findMany({
+		where: {
+			siteId: site.id,
+			occurredAt: { gte: since, lte: until },
+			// Only moves that may still owe an enrollment, so settled ones never fill a batch; missedEnrollments decides.
+			OR: staged.map(({ sequence, stage }) => {
+				const moves = movesEntering(stages, stage);
+				return { occurredAt: { gte: sequence.createdAt }, toStage: { in: moves.to }, fromStage: { notIn: moves.fromNot }, lead: { enrollments: { none: { sequenceId: sequence.id } } } };
+			}),
+		},
+		orderBy: [{ occurredAt: 'asc' }, { id: 'asc' }],
+		take: limit,
+		select: {
+			leadId: true,
+			fromStage: true,
+			toStage: true,
+			occurredAt: true,
+			lead: { select: { timezone: true, enrollments: { where: { sequenceId: { in: staged.map(({ sequence }) => sequence.id) } }, select: { sequenceId: true } } } },
+		},
+	});
+	const missed = missedEnrollments({
+		stages,
+		sequences: staged.map(({ sequence }) => sequence),
+		moves: rows.map((row) => ({ leadId: row.leadId, from: row.fromStage, to: row.toStage, occurredAt: row.occurredAt })),
+		enrolled: rows.flatMap((row) => row.lead.enrollments.map(({ sequenceId }) => ({ leadId: row.leadId, sequenceId }))),
+		now,
+	});
+	const timezones = new Map(rows.map((row) => [row.leadId, row.lead.timezone]));
+	const created: EnrollmentSummary[] = [];
+	for (const { leadId, sequence, at } of missed) {
+		const enrollment = await enrollLead(prisma, site.id, sequence, { id: leadId, timezone: timezones.get(leadId) ?? null }, at);
+		if (enrollment.created) created.push(enrollment);
+	}
+	return created;
+}
+
+/** The sites with stage moves inside the recovery window: the only ones where any can be missed. */
+async function sitesWithRecentMoves(prisma: PrismaClient, now: Date): Promise<string[]> {
+	const { since, until } = recoveryWindow(now);
+	const sites = await prisma.site.findMany({ where: { leadStageChanges: { some: { occurredAt: { gte: since, lte: until } } } }, orderBy: { key: 'asc' }, select: { key: true } });
+	return sites.map((site) => site.key);
+}
+
 async function sitesWithDueSteps(prisma: OperationContext['prisma'], now: Date): Promise<string[]> {
 	const due = await prisma.sequenceEnrollment.findMany({ where: { status: 'active', nextRunAt: { lte: now } }, distinct: ['siteId'], select: { site: { select: { key: true } } } });
 	return due.map((enrollment) => enrollment.site.key).sort();
 }
 
-/** Sends every due step of the site's sequences (or of every site, for "*"); one output item per enrollment handled. */
-export async function execute(this: IExecuteFunctions, { prisma, glue, sites }: OperationContext): Promise<INodeExecutionData[]> {
+/**
+ * Makes up the enrollments the live path missed, then sends every due step of the site's
+ * sequences (or of every site, for "*"). One output item per site that made some up (`recovered`),
+ * then one per enrollment handled.
+ */
+export async function execute(this: IExecuteFunctions, { prisma, glue, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
 	const api = await this.getCredentials('trackingCrmApi');
 	const transport = smtpTransport(await this.getCredentials('smtp'));
 	try {
@@ -310,9 +372,13 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites }: 
 			const options = this.getNodeParameter('options', i, {}) as IDataObject;
 			const now = nowOf(options.asOf);
 			const batchSize = this.getNodeParameter('batchSize', i, 50) as number;
-			// One schedule for every site: "*" sends for each site that has steps due now.
-			const keys = siteKey === '*' ? await sitesWithDueSteps(prisma, now) : [siteKey];
 			const results: IDataObject[] = [];
+			for (const key of siteKey === '*' ? await sitesWithRecentMoves(prisma, now) : [siteKey]) {
+				const enrollments = await recoverEnrollments(prisma, sequences, await sites.siteOf(key), now, batchSize);
+				if (enrollments.length > 0) results.push({ site: key, outcome: 'recovered', recovered: enrollments.length, enrollments });
+			}
+			// One schedule for every site: "*" sends for each site that has steps due now, those just made up included.
+			const keys = siteKey === '*' ? await sitesWithDueSteps(prisma, now) : [siteKey];
 			for (const key of keys) {
 				const site = await sites.siteOf(key);
 				results.push(...(await sendDueSteps(prisma, site, senderOf(site, options, api, transport), now, batchSize)));
