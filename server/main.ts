@@ -46,7 +46,7 @@ async function main(): Promise<void> {
 
 /** What a person starting the receiver needs to know: where to look, and what runs the CRM. */
 function firstRunSummary(receiver: Receiver): string {
-	const { url, db, engine, mailCatcher, sites } = receiver;
+	const { url, db, engine, mailCatcher, sites, firstKeys } = receiver;
 	const toN8n = [...new Set(sites.all().flatMap((site) => (site.n8nUrl ? [site.n8nUrl] : [])))];
 	const runs = [...(engine ? ['the embedded n8n engine (n8n-core in this process) runs the six bundled workflows'] : []), ...toN8n.map((n8n) => `the n8n at ${n8n} runs the workflows`)];
 	const lines = [
@@ -57,6 +57,8 @@ function firstRunSummary(receiver: Receiver): string {
 		`  Mail:      ${mailCatcher ? 'caught by the built-in catcher, nothing is delivered (set SMTP_URL to send)' : engine ? 'sent through SMTP_URL' : 'sent by n8n'}`,
 		'',
 		`  Demo site: ${url}/demo/`,
+		`  Dashboard: ${url}/dashboard (sign in with a read or admin key of the site)`,
+		...firstKeys.map(({ site, key }) => `  Read key:  ${key} (site ${site}; made now and shown only this once: keep it)`),
 		...(mailCatcher ? [`  Mailbox:   ${url}/mailbox`] : []),
 		`  Stats:     ${url}/api/stats?site=${sites.all()[0]?.key ?? '<site>'} (JSON; needs a read key: see "API keys" in the README)`,
 		`  Health:    ${url}/health`,

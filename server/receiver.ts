@@ -7,7 +7,9 @@ import { Pool } from 'pg';
 
 import type { SiteConfig } from '../lib/contracts';
 import { openDatabase, type Database, type DatabaseOptions } from '../lib/db';
+import { startRollupJob } from './analytics/rollup';
 import { createApp } from './app';
+import { ensureFirstKeys, type FirstKey } from './dashboard/firstKeys';
 import type { EmbeddedEngine } from './engine/engine';
 import { startEmbeddedEngine, type RunningEngine } from './engine/start';
 import { GROUP_COMMIT_STATEMENTS, warmUp } from './ingest/groupCommit';
@@ -39,6 +41,8 @@ export interface Receiver {
 	engine?: EmbeddedEngine;
 	/** The built-in mail catcher, when the engine runs and SMTP_URL is unset. */
 	mailCatcher?: MailCatcher;
+	/** Read keys made at this start for sites that had no unrevoked key (embedded database only); main.ts shows them once. */
+	firstKeys: FirstKey[];
 	/** Graceful stop: refuse new connections, finish requests in flight, finish the delivery in flight. */
 	close(): Promise<void>;
 }
@@ -109,6 +113,8 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 async function serve(db: Database, options: ReceiverOptions, settings: ReceiverSettings, env: NodeJS.ProcessEnv, logger: Logger, smtp: SmtpCredential | undefined): Promise<Receiver> {
 	logger.info({ kind: db.kind, location: db.location, applied: db.appliedMigrations }, 'database ready');
 	const sites = new SiteRegistry(options.sites, await syncSites(db.prisma, options.sites), env);
+	// The api-key script cannot open the embedded database while the receiver runs: a site without a key gets a read key for the dashboards.
+	const firstKeys = db.kind === 'embedded' ? await ensureFirstKeys(db.prisma, sites) : [];
 	for (const site of sites.all()) {
 		if (site.n8nUrl && site.endpoints.size > 0 && !site.webhookSecret) {
 			logger.warn({ site: site.key, variable: site.config.integrations.webhookSecretEnv }, 'webhooks configured but no secret set: events are stored and wait in the outbox until it is');
@@ -169,6 +175,7 @@ async function serve(db: Database, options: ReceiverOptions, settings: ReceiverS
 		logger.info({ workflows: running.engine.workflowNames }, 'embedded engine running the bundled workflows');
 	}
 	if (settings.DISPATCHER === 'on') dispatcher.start();
+	const rollups = startRollupJob({ prisma: db.prisma, logger });
 	logger.info({ url, sites: sites.all().map((site) => site.key) }, 'receiver listening');
 
 	let closing: Promise<void> | undefined;
@@ -180,9 +187,10 @@ async function serve(db: Database, options: ReceiverOptions, settings: ReceiverS
 			await mailCatcher?.close();
 			app.close();
 			await pool?.end();
+			await rollups.stop();
 			await db.close();
 		})());
-	return { url, server, db, sites, dispatcher, logger, engine: running?.engine, mailCatcher, close };
+	return { url, server, db, sites, dispatcher, logger, engine: running?.engine, mailCatcher, firstKeys, close };
 }
 
 /** The address this process reaches itself at when listening on `host`. */

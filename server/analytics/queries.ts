@@ -1,4 +1,4 @@
-import type { PrismaClient } from '../../lib/db';
+import { eventCountSince, factRows, foldRollups, visitorCounts, visitorSeries, type RollupDatabase } from './rollup';
 
 /**
  * The read side of the receiver: the seed's dashboard metrics, aggregated in Postgres so a
@@ -6,10 +6,16 @@ import type { PrismaClient } from '../../lib/db';
  * as $1 and filters on it first, so each one is served by a per-site index (see schema.prisma)
  * and no statement can read another site's rows. Counts are cast to int (float8 for raw events,
  * the one table a site can fill past 2^31 rows) so no bigint reaches JSON.
+ *
+ * Visitor figures (visitors, sessions, page views, top pages, entry pages, channels, the funnel's
+ * visitors) all come from one source: the sessions the Visitor Processor built and the page views
+ * it attached to them, dated by the session's start, read from the rollups of ./rollup.ts (which
+ * are folded for the site before each report, so they are exact as of the request). Lead, email
+ * and conversion figures come from their own tables, which are small beside the events.
  */
 
-/** Only the raw-query entry point is used, so a test can wrap it to capture and EXPLAIN every statement. */
-export type Queryable = Pick<PrismaClient, '$queryRawUnsafe'>;
+/** Raw queries, and the fold's transaction; a test can wrap $queryRawUnsafe to capture and EXPLAIN every statement. */
+export type Queryable = RollupDatabase;
 
 export type Interval = 'day' | 'hour';
 
@@ -68,12 +74,17 @@ async function timeSeries<T>(prisma: Queryable, sql: string, siteId: string, ran
 // ---------------------------------------------------------------------------------------------
 // Site-wide counters
 
-const STATS = `SELECT
-	(SELECT count(*) FROM visitor_events WHERE site_id = $1::uuid)::float8 AS "eventsTotal",
-	(SELECT count(*) FROM visitor_events WHERE site_id = $1::uuid AND occurred_at >= $2::timestamptz)::float8 AS "eventsToday",
+/**
+ * Events are the raw events stored (bots and events no session holds yet included), counted by
+ * hour; visitors and sessions are those the Visitor Processor made, from the rollups: every session
+ * is in one hour row, every visitor has one first session.
+ */
+const stats = (todayStartsAt: Date) => `SELECT
+	${eventCountSince(null)}::float8 AS "eventsTotal",
+	${eventCountSince(todayStartsAt)}::float8 AS "eventsToday",
 	(SELECT max(occurred_at) FROM visitor_events WHERE site_id = $1::uuid) AS "lastEventAt",
-	(SELECT count(*) FROM visitors WHERE site_id = $1::uuid)::int AS visitors,
-	(SELECT count(*) FROM visitor_sessions WHERE site_id = $1::uuid)::int AS sessions,
+	(SELECT coalesce(sum(sessions), 0) FROM analytics_visitor_pairs WHERE site_id = $1::uuid AND kind = 'visitor' AND grain = 'hour' AND prev_hour = '-infinity')::int AS visitors,
+	(SELECT coalesce(sum(sessions), 0) FROM analytics_session_facts WHERE site_id = $1::uuid AND grain = 'hour' AND dimension = '')::int AS sessions,
 	(SELECT count(*) FROM leads WHERE site_id = $1::uuid)::int AS leads,
 	(SELECT count(*) FROM outbox WHERE site_id = $1::uuid AND status = 'pending')::int AS "outboxPending",
 	(SELECT count(*) FROM outbox WHERE site_id = $1::uuid AND status = 'dead')::int AS "outboxDead"`;
@@ -90,7 +101,8 @@ export interface SiteStats {
 }
 
 export async function siteStats(prisma: Queryable, siteId: string, todayStartsAt: Date): Promise<SiteStats> {
-	const [row] = await prisma.$queryRawUnsafe<SiteStats[]>(STATS, siteId, todayStartsAt.toISOString());
+	await foldRollups(prisma, siteId);
+	const [row] = await prisma.$queryRawUnsafe<SiteStats[]>(stats(todayStartsAt), siteId);
 	return row;
 }
 
@@ -123,41 +135,44 @@ export async function siteOutbox(prisma: Queryable, siteId: string): Promise<Sit
 
 /** The seed's "sesiones activas": sessions with an event in the last 30 minutes. */
 const ACTIVE_SESSIONS = `SELECT count(*)::int AS active FROM visitor_sessions
-	WHERE site_id = $1::uuid AND started_at >= now() - interval '30 minutes' - ${LONGEST_SESSION}
-		AND last_activity_at >= now() - interval '30 minutes'`;
-
-const SESSION_SUMMARY = `SELECT count(*)::int AS sessions,
-	count(DISTINCT visitor_id)::int AS visitors,
-	coalesce(sum(pageviews), 0)::int AS pageviews,
-	count(*) FILTER (WHERE is_bounce)::int AS bounces,
-	avg(duration_seconds)::float8 AS "avgDurationSeconds",
-	percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_seconds)::float8 AS "medianDurationSeconds",
-	count(*) FILTER (WHERE engagement_level = 'low')::int AS low,
-	count(*) FILTER (WHERE engagement_level = 'medium')::int AS medium,
-	count(*) FILTER (WHERE engagement_level = 'high')::int AS high
-	FROM visitor_sessions WHERE ${IN_RANGE('started_at')}`;
+	WHERE site_id = $1::uuid AND last_activity_at >= now() - interval '30 minutes'`;
 
 /**
- * From raw pageviews rather than sessions, so pages show up before the Visitor Processor has run.
- * Counting per (path, visitor) first and then per path lets Postgres hash both steps, where
- * count(DISTINCT) would sort every pageview of the range (measured 2.5x slower on 80k pageviews).
+ * Totals of the range's sessions, and the median duration from the per-duration counts (as
+ * percentile_cont(0.5) over the sessions would: the mean of the two middle values when their
+ * number is even).
  */
-const TOP_PAGES = `SELECT path, sum(views)::int AS pageviews, count(*)::int AS visitors FROM (
-		SELECT path, anonymous_id, count(*) AS views
-		FROM visitor_events WHERE ${IN_RANGE('occurred_at')} AND type = 'pageview' AND NOT is_bot AND path IS NOT NULL
-		GROUP BY path, anonymous_id) per_visitor
-	GROUP BY path ORDER BY pageviews DESC, path LIMIT 10`;
+const sessionSummary = (range: TimeRange) => `WITH r AS (${factRows(range.from, range.to, ['', 'duration'])}),
+	totals AS (SELECT coalesce(sum(sessions), 0)::int AS sessions, coalesce(sum(pageviews), 0)::int AS pageviews, coalesce(sum(bounces), 0)::int AS bounces,
+		(sum(duration_seconds)::float8 / nullif(sum(sessions), 0)) AS "avgDurationSeconds",
+		coalesce(sum(low), 0)::int AS low, coalesce(sum(medium), 0)::int AS medium, coalesce(sum(high), 0)::int AS high FROM r WHERE dimension = ''),
+	durations AS (SELECT value::int AS seconds, sum(sessions) AS n FROM r WHERE dimension = 'duration' GROUP BY 1),
+	ranked AS (SELECT seconds, sum(n) OVER (ORDER BY seconds) AS upto, sum(n) OVER () AS total FROM durations),
+	middle AS (SELECT min(seconds) FILTER (WHERE upto > floor((total - 1) / 2)) AS lower, min(seconds) FILTER (WHERE upto > ceil((total - 1) / 2)) AS upper FROM ranked)
+	SELECT totals.*, ((middle.lower + middle.upper) / 2.0)::float8 AS "medianDurationSeconds",
+		coalesce((SELECT visitors FROM (${visitorCounts(range.from, range.to, 'visitor')}) v), 0)::int AS visitors
+	FROM totals, middle`;
 
-const ENTRY_PAGES = `SELECT entry_page AS path, count(*)::int AS sessions, count(*) FILTER (WHERE is_bounce)::int AS bounces
-	FROM visitor_sessions WHERE ${IN_RANGE('started_at')} AND entry_page IS NOT NULL
-	GROUP BY entry_page ORDER BY sessions DESC, path LIMIT 10`;
+/** The ten paths with the most page views, and for each its distinct visitors over the range. */
+const topPages = (range: TimeRange) => `WITH top AS (
+		SELECT value AS path, sum(pageviews)::int AS pageviews FROM (${factRows(range.from, range.to, ['page'])}) r
+		GROUP BY value ORDER BY pageviews DESC, path LIMIT 10)
+	SELECT top.path, top.pageviews, coalesce(v.visitors, 0)::int AS visitors
+	FROM top LEFT JOIN (${visitorCounts(range.from, range.to, { pages: 'SELECT path FROM top' })}) v ON v.kind = 'page:' || top.path
+	ORDER BY top.pageviews DESC, top.path`;
 
-const SESSION_SERIES = series('visitor_sessions', 'started_at', {
-	sessions: 'count(*)::int',
-	visitors: 'count(DISTINCT visitor_id)::int',
-	pageviews: 'sum(pageviews)::int',
-	bounces: 'count(*) FILTER (WHERE is_bounce)::int',
-});
+const entryPages = (range: TimeRange) => `SELECT value AS path, sum(sessions)::int AS sessions, sum(bounces)::int AS bounces
+	FROM (${factRows(range.from, range.to, ['entry_page'])}) r WHERE value <> ''
+	GROUP BY value ORDER BY sessions DESC, path LIMIT 10`;
+
+/** Needs $2, $3 and $4 for the buckets (see BUCKETS). */
+const sessionSeries = (range: TimeRange) => `WITH ${BUCKETS},
+	data AS (SELECT date_trunc($4::text, bucket AT TIME ZONE 'UTC') AS bucket, sum(sessions)::int AS sessions, sum(pageviews)::int AS pageviews, sum(bounces)::int AS bounces
+		FROM (${factRows(range.from, range.to, [''], range.interval)}) r GROUP BY 1),
+	seen AS (SELECT at AT TIME ZONE 'UTC' AS bucket, visitors FROM (${visitorSeries(range.from, range.to, range.interval)}) v)
+	SELECT bucket AT TIME ZONE 'UTC' AS "at", coalesce(data.sessions, 0) AS sessions, coalesce(seen.visitors, 0) AS visitors,
+		coalesce(data.pageviews, 0) AS pageviews, coalesce(data.bounces, 0) AS bounces
+	FROM buckets LEFT JOIN data USING (bucket) LEFT JOIN seen USING (bucket) ORDER BY bucket`;
 
 export interface VisitorAnalytics {
 	activeSessions: number;
@@ -178,12 +193,13 @@ export interface VisitorAnalytics {
 }
 
 export async function visitorAnalytics(prisma: Queryable, siteId: string, range: TimeRange): Promise<VisitorAnalytics> {
-	const [[active], [summary], topPages, entryPages, points] = await Promise.all([
+	await foldRollups(prisma, siteId);
+	const [[active], [summary], pages, entries, points] = await Promise.all([
 		prisma.$queryRawUnsafe<Array<{ active: number }>>(ACTIVE_SESSIONS, siteId),
-		prisma.$queryRawUnsafe<Array<VisitorAnalytics['summary'] & VisitorAnalytics['engagement']>>(SESSION_SUMMARY, ...bounds(siteId, range)),
-		prisma.$queryRawUnsafe<VisitorAnalytics['topPages']>(TOP_PAGES, ...bounds(siteId, range)),
-		prisma.$queryRawUnsafe<Array<{ path: string; sessions: number; bounces: number }>>(ENTRY_PAGES, ...bounds(siteId, range)),
-		timeSeries<Omit<VisitorAnalytics['series'][number], 'at'>>(prisma, SESSION_SERIES, siteId, range),
+		prisma.$queryRawUnsafe<Array<VisitorAnalytics['summary'] & VisitorAnalytics['engagement']>>(sessionSummary(range), siteId),
+		prisma.$queryRawUnsafe<VisitorAnalytics['topPages']>(topPages(range), siteId),
+		prisma.$queryRawUnsafe<Array<{ path: string; sessions: number; bounces: number }>>(entryPages(range), siteId),
+		timeSeries<Omit<VisitorAnalytics['series'][number], 'at'>>(prisma, sessionSeries(range), siteId, range),
 	]);
 	const { low, medium, high, ...totals } = summary;
 	return {
@@ -199,8 +215,8 @@ export async function visitorAnalytics(prisma: Queryable, siteId: string, range:
 			bounceRate: ratio(totals.bounces, totals.sessions),
 		},
 		engagement: { low, medium, high },
-		topPages,
-		entryPages: entryPages.map((page) => ({ path: page.path, sessions: page.sessions, bounceRate: ratio(page.bounces, page.sessions) })),
+		topPages: pages,
+		entryPages: entries.map((page) => ({ path: page.path, sessions: page.sessions, bounceRate: ratio(page.bounces, page.sessions) })),
 		series: points,
 	};
 }
@@ -219,8 +235,8 @@ const LEAD_SUMMARY = `SELECT count(*)::int AS "newLeads", avg(score)::float8 AS 
  * it a lookup per lead through the lead_id and (visitor_id, started_at) indexes, whatever the
  * planner guesses about the visitors table.
  */
-const VISITOR_TO_LEAD = `SELECT
-	(SELECT count(DISTINCT visitor_id) FROM visitor_sessions WHERE ${IN_RANGE('started_at')})::int AS visitors,
+const visitorToLead = (range: TimeRange) => `SELECT
+	coalesce((SELECT visitors FROM (${visitorCounts(range.from, range.to, 'visitor')}) v), 0)::int AS visitors,
 	(SELECT coalesce(sum(seen.visitors), 0) FROM leads l
 		CROSS JOIN LATERAL (
 			SELECT count(*) AS visitors FROM visitors v
@@ -278,9 +294,10 @@ function orderPipeline(stages: readonly string[], rows: Array<{ stage: string; l
 }
 
 export async function leadAnalytics(prisma: Queryable, siteId: string, range: TimeRange, stages: readonly string[]): Promise<LeadAnalytics> {
+	await foldRollups(prisma, siteId);
 	const [[summary], [conversion], buckets, sources, pipeline, stageChanges, points] = await Promise.all([
 		prisma.$queryRawUnsafe<Array<{ newLeads: number; avgScore: number | null; medianScore: number | null }>>(LEAD_SUMMARY, ...bounds(siteId, range)),
-		prisma.$queryRawUnsafe<Array<{ visitors: number; convertedVisitors: number }>>(VISITOR_TO_LEAD, ...bounds(siteId, range)),
+		prisma.$queryRawUnsafe<Array<{ visitors: number; convertedVisitors: number }>>(visitorToLead(range), ...bounds(siteId, range)),
 		prisma.$queryRawUnsafe<Array<{ bucket: number; leads: number }>>(SCORE_BUCKETS, ...bounds(siteId, range)),
 		prisma.$queryRawUnsafe<Array<{ source: string | null; leads: number }>>(LEAD_SOURCES, ...bounds(siteId, range)),
 		prisma.$queryRawUnsafe<Array<{ stage: string; leads: number }>>(PIPELINE, siteId),
@@ -334,19 +351,22 @@ const EMAIL_PERFORMANCE = `WITH sent AS (
 	ORDER BY "isTotal" DESC, sent DESC, name NULLS LAST`;
 
 /**
- * Sessions started in the range per channel and the conversions they produced. A conversion
- * happens inside its session, so at most the longest session after the range ends: that bound
- * keeps the conversions side on the per-site occurred_at index.
+ * Sessions started in the range per channel (from the rollups) and the conversions they produced.
+ * A conversion happens inside its session, so at most the longest session after the range ends:
+ * that bound keeps the conversions side on the per-site occurred_at index.
  */
-const CHANNELS = `WITH started AS (
-		SELECT id, channel FROM visitor_sessions WHERE ${IN_RANGE('started_at')}),
+const channelsSql = (range: TimeRange) => `WITH started AS (
+		SELECT value AS channel, sum(sessions)::int AS sessions FROM (${factRows(range.from, range.to, ['channel'])}) r GROUP BY value),
 	converted AS (
-		SELECT session_id FROM conversions
-		WHERE site_id = $1::uuid AND occurred_at >= $2::timestamptz AND occurred_at < $3::timestamptz + ${LONGEST_SESSION} AND session_id IS NOT NULL)
-	SELECT started.channel, count(DISTINCT started.id)::int AS sessions, count(converted.session_id)::int AS conversions,
-		count(DISTINCT converted.session_id)::int AS "convertingSessions"
-	FROM started LEFT JOIN converted ON converted.session_id = started.id
-	GROUP BY started.channel ORDER BY sessions DESC, started.channel NULLS LAST`;
+		SELECT coalesce(s.channel, '') AS channel, count(*)::int AS conversions, count(DISTINCT c.session_id)::int AS "convertingSessions"
+		FROM conversions c JOIN visitor_sessions s ON s.id = c.session_id
+		WHERE c.site_id = $1::uuid AND c.occurred_at >= $2::timestamptz AND c.occurred_at < $3::timestamptz + ${LONGEST_SESSION}
+			AND s.site_id = $1::uuid AND s.started_at >= $2::timestamptz AND s.started_at < $3::timestamptz
+		GROUP BY 1)
+	SELECT nullif(started.channel, '') AS channel, started.sessions, coalesce(converted.conversions, 0)::int AS conversions,
+		coalesce(converted."convertingSessions", 0)::int AS "convertingSessions"
+	FROM started LEFT JOIN converted USING (channel)
+	ORDER BY sessions DESC, nullif(started.channel, '') NULLS LAST`;
 
 const EMAIL_SERIES = series('email_messages', 'sent_at', {
 	sent: 'count(*)::int',
@@ -387,10 +407,11 @@ function emailRates(counts: EmailCounts): EmailRates {
 }
 
 export async function campaignAnalytics(prisma: Queryable, siteId: string, range: TimeRange): Promise<CampaignAnalytics> {
+	await foldRollups(prisma, siteId);
 	type Row = EmailCounts & { isTotal: boolean; campaignId: string | null; name: string | null };
 	const [performance, channels, points] = await Promise.all([
 		prisma.$queryRawUnsafe<Row[]>(EMAIL_PERFORMANCE, ...bounds(siteId, range), EMAIL_CONVERSION_WINDOW_DAYS),
-		prisma.$queryRawUnsafe<Array<{ channel: string | null; sessions: number; conversions: number; convertingSessions: number }>>(CHANNELS, ...bounds(siteId, range)),
+		prisma.$queryRawUnsafe<Array<{ channel: string | null; sessions: number; conversions: number; convertingSessions: number }>>(channelsSql(range), ...bounds(siteId, range)),
 		timeSeries<{ sent: number; opened: number; clicked: number }>(prisma, EMAIL_SERIES, siteId, range),
 	]);
 	const counts = ({ sent, opened, clicked, converted, unsubscribed, bounced }: Row): EmailCounts => ({ sent, opened, clicked, converted, unsubscribed, bounced });
@@ -413,12 +434,10 @@ export async function campaignAnalytics(prisma: Queryable, siteId: string, range
  * those the ones now at a qualified or the customer stage. Needs $4 (qualified stage names as a
  * JSON array) and $5 (the customer stage).
  */
-const FUNNEL = `WITH started AS (
-		SELECT visitor_id, engagement_level FROM visitor_sessions WHERE ${IN_RANGE('started_at')}),
-	created AS (
+const funnelSql = (range: TimeRange) => `WITH created AS (
 		SELECT lifecycle_stage FROM leads WHERE ${IN_RANGE('created_at')})
-	SELECT (SELECT count(DISTINCT visitor_id) FROM started)::int AS visitors,
-		(SELECT count(DISTINCT visitor_id) FROM started WHERE engagement_level IN ('medium', 'high'))::int AS engaged,
+	SELECT coalesce((SELECT visitors FROM (${visitorCounts(range.from, range.to, 'visitor')}) v), 0)::int AS visitors,
+		coalesce((SELECT visitors FROM (${visitorCounts(range.from, range.to, 'engaged')}) v), 0)::int AS engaged,
 		(SELECT count(*) FROM created)::int AS leads,
 		(SELECT count(*) FROM created WHERE lifecycle_stage IN (SELECT jsonb_array_elements_text($4::jsonb)))::int AS qualified,
 		(SELECT count(*) FROM created WHERE lifecycle_stage = $5::text)::int AS customers`;
@@ -465,8 +484,9 @@ export interface ConversionAnalytics {
 
 export async function conversionAnalytics(prisma: Queryable, siteId: string, range: TimeRange, stages: readonly string[]): Promise<ConversionAnalytics> {
 	const { qualified, customer } = funnelStages(stages);
+	await foldRollups(prisma, siteId);
 	const [[funnel], [summary], goals, points] = await Promise.all([
-		prisma.$queryRawUnsafe<Array<Record<(typeof FUNNEL_STEPS)[number], number>>>(FUNNEL, ...bounds(siteId, range), JSON.stringify(qualified), customer),
+		prisma.$queryRawUnsafe<Array<Record<(typeof FUNNEL_STEPS)[number], number>>>(funnelSql(range), ...bounds(siteId, range), JSON.stringify(qualified), customer),
 		prisma.$queryRawUnsafe<Array<{ conversions: number; convertingVisitors: number }>>(CONVERTING_VISITORS, ...bounds(siteId, range)),
 		prisma.$queryRawUnsafe<ConversionAnalytics['goals']>(GOALS, ...bounds(siteId, range)),
 		timeSeries<{ conversions: number }>(prisma, CONVERSION_SERIES, siteId, range),

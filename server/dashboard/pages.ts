@@ -1,0 +1,219 @@
+import type { DashboardAssets } from './assets';
+import { describeRange, periodQuery, PRESETS, type DashboardRange } from './range';
+import { displayCell, formatCount, formatTime, type Table } from './tables';
+import { change, headlineFigures, visitorTables, type VisitorReport } from './visitors';
+
+/**
+ * The dashboards' HTML, drawn on the server: every figure is in the page as text (tables beside
+ * the charts), and the only scripts are the receiver's own files, so the pages' policy allows no
+ * inline script or style and no other origin.
+ */
+export const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+const escape = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+
+export interface SiteHeading {
+	key: string;
+	name: string;
+}
+
+export const PAGES = [
+	{ path: '/dashboard/visitors', title: 'Visitor Analytics', ready: true },
+	{ path: '/dashboard/leads', title: 'Lead Intelligence', ready: false },
+	{ path: '/dashboard/campaigns', title: 'Campaign Performance', ready: false },
+] as const;
+export type DashboardPage = (typeof PAGES)[number];
+
+function htmlDocument(title: string, assets: DashboardAssets, body: string, charts: boolean): string {
+	const scripts = charts ? `<script defer src="${assets.chart.url}"></script>` : '';
+	return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex"><link rel="icon" href="data:,"><title>${escape(title)} · Tracking CRM</title>
+<link rel="stylesheet" href="${assets.css.url}">${scripts}<script defer src="${assets.js.url}"></script>
+</head><body><a class="skip" href="#content">Skip to content</a>
+${body}</body></html>`;
+}
+
+/** The sign-in form; `message` says why it is shown again (a wrong key, a session that ended). */
+export function signInPage(assets: DashboardAssets, notice?: { kind: 'error' | 'ok'; text: string }): string {
+	const noticeHtml = notice ? `<p class="${notice.kind}" id="notice" role="${notice.kind === 'error' ? 'alert' : 'status'}">${escape(notice.text)}</p>` : '';
+	return htmlDocument(
+		'Sign in',
+		assets,
+		`<main id="content" class="signin"><h1>Sign in to the dashboards</h1>
+<p>Use a read or admin API key of your site. The key decides which site you see.</p>
+${noticeHtml}
+<form method="post" action="/dashboard/sign-in">
+<label for="key">API key</label>
+<input id="key" name="key" type="password" autocomplete="off" spellcheck="false" required maxlength="200" aria-describedby="key-help${notice?.kind === 'error' ? ' notice' : ''}">
+<p id="key-help" class="hint">It starts with <code>tcrm_read_</code> or <code>tcrm_admin_</code>. On the embedded default the receiver printed a read key the first time it started; otherwise create one with <code>node dist/scripts/api-key.js create --site &lt;site&gt; --scope read --name dashboard</code>.</p>
+<button class="primary" type="submit">Sign in</button>
+</form></main>`,
+		false,
+	);
+}
+
+function header(site: SiteHeading, active: DashboardPage, query: string): string {
+	const links = PAGES.map((page) => {
+		const current = page.path === active.path ? ' aria-current="page"' : '';
+		const soon = page.ready ? '' : ' <span class="soon">(coming next)</span>';
+		return `<li><a href="${page.path}${query ? `?${escape(query)}` : ''}"${current}>${page.title}${soon}</a></li>`;
+	}).join('');
+	return `<header class="top"><div class="brand"><span class="site">${escape(site.name)}</span><span class="product">Tracking CRM · ${escape(site.key)}</span></div>
+<nav aria-label="Dashboards"><ul>${links}</ul></nav>
+<form class="signout" method="post" action="/dashboard/sign-out"><button type="submit">Sign out</button></form></header>`;
+}
+
+function filters(action: string, chosen: DashboardRange['chosen']): string {
+	const option = (value: string, label: string, selected: string) => `<option value="${value}"${value === selected ? ' selected' : ''}>${label}</option>`;
+	const presets = [...Object.entries(PRESETS).map(([value, spec]) => option(value, spec.label, chosen.range)), option('custom', 'Custom…', chosen.range)].join('');
+	const intervals = [option('', 'Automatic', chosen.interval), option('hour', 'Hour', chosen.interval), option('day', 'Day', chosen.interval)].join('');
+	return `<form class="filters" method="get" action="${action}" aria-label="Period">
+<div class="field"><label for="range">Period</label><select id="range" name="range">${presets}</select></div>
+<div class="field-group" id="custom-dates"><div class="field"><label for="from">From (UTC)</label><input type="date" id="from" name="from" value="${escape(chosen.from)}"></div>
+<div class="field"><label for="to">To (UTC, included)</label><input type="date" id="to" name="to" value="${escape(chosen.to)}"></div></div>
+<div class="field"><label for="interval">Interval</label><select id="interval" name="interval">${intervals}</select></div>
+<button type="submit">Apply</button></form>`;
+}
+
+/** The page around a dashboard: header, navigation, sign-out and the period filter. */
+function shell(site: SiteHeading, active: DashboardPage, chosen: DashboardRange['chosen'], assets: DashboardAssets, content: string, charts: boolean): string {
+	return htmlDocument(
+		`${active.title} · ${site.name}`,
+		assets,
+		`${header(site, active, periodQuery(chosen))}
+<main id="content"><h1>${active.title}</h1>
+${filters(active.path, chosen)}
+${content}</main>`,
+		charts,
+	);
+}
+
+/** The shell with only a message where the figures would be: the period could not be read. */
+export function invalidPeriodPage(site: SiteHeading, active: DashboardPage, chosen: DashboardRange['chosen'], assets: DashboardAssets, field: string, message: string): string {
+	return shell(site, active, chosen, assets, `<p class="error" role="alert">${escape(`${field} ${message}.`)}</p>`, false);
+}
+
+/** A dashboard that is not built yet: the shell, and where its figures are meanwhile. */
+export function comingNextPage(site: SiteHeading, active: DashboardPage, chosen: DashboardRange['chosen'], assets: DashboardAssets, jsonRoute: string): string {
+	return shell(
+		site,
+		active,
+		chosen,
+		assets,
+		`<p class="note">This dashboard comes next. Until then its figures are in JSON at <code>${escape(jsonRoute)}</code> (send a read key as <code>Authorization: Bearer …</code>).</p>`,
+		false,
+	);
+}
+
+const time = (at: Date, bound: string) => `<time datetime="${at.toISOString()}" data-bound="${bound}">${formatTime(at, true)}</time>`;
+
+function tableHtml(table: Table, withHour: boolean): string {
+	if (!table.rows.length) return `<p class="empty">${escape(table.empty)}</p>`;
+	const numeric = (index: number) => table.columns[index].kind !== 'text' && table.columns[index].kind !== 'time';
+	const head = table.columns.map((column, index) => `<th scope="col"${numeric(index) ? ' class="num"' : ''}>${escape(column.label)}</th>`).join('');
+	const body = table.rows
+		.map(
+			(row) =>
+				`<tr>${row
+					.map((cell, index) => {
+						const text = escape(displayCell(cell, table.columns[index].kind, withHour));
+						return index === 0 ? `<th scope="row" class="text">${text}</th>` : `<td class="${numeric(index) ? 'num' : 'text'}">${text}</td>`;
+					})
+					.join('')}</tr>`,
+		)
+		.join('\n');
+	return `<div class="scroll" tabindex="0" role="region" aria-label="${escape(table.title)}"><table id="table-${table.name}"><thead><tr>${head}</tr></thead><tbody>
+${body}
+</tbody></table></div>`;
+}
+
+interface ChartSpec {
+	type: 'line' | 'bar';
+	horizontal?: boolean;
+	labels: string[];
+	datasets: Array<{ label: string; data: number[] }>;
+}
+
+/** A chart is a picture of the table beside it: screen readers get its name and the table. */
+function chartHtml(spec: ChartSpec, description: string, short = false): string {
+	return `<div class="chart${short ? ' short' : ''}"><canvas role="img" aria-label="${escape(description)}" data-chart="${escape(JSON.stringify(spec))}"></canvas></div>`;
+}
+
+function panel(table: Table, csvQuery: string, content: string): string {
+	return `<section class="panel" aria-labelledby="h-${table.name}"><div class="panel-head"><h2 id="h-${table.name}">${escape(table.title)}</h2>
+<a class="csv" href="/dashboard/visitors.csv?table=${table.name}&amp;${escape(csvQuery)}" download>Download CSV<span class="visually-hidden"> of ${escape(table.title.toLowerCase())}</span></a></div>
+${content}</section>`;
+}
+
+function figuresHtml(report: VisitorReport): string {
+	const cards = headlineFigures(report.current, report.before).map((figure) => {
+		const previous = figure.previous === null ? '' : ` <span class="previous">(previous period: ${escape(displayCell(figure.previous, figure.kind, false))})</span>`;
+		return `<li class="figure"><span class="label" id="label-${figure.name}">${figure.label}</span>
+<span class="value" data-figure="${figure.name}" data-value="${figure.value ?? ''}" data-previous="${figure.previous ?? ''}" aria-describedby="label-${figure.name}">${escape(figure.value === null ? '—' : displayCell(figure.value, figure.kind, false))}</span>
+<span class="change" data-change="${figure.name}">${escape(change(figure))}${previous}</span></li>`;
+	});
+	const active = `<li class="figure"><span class="label">Active sessions now</span><span class="value" data-figure="activeSessions" data-value="${report.current.activeSessions}">${formatCount(report.current.activeSessions)}</span><span class="change">with activity in the last 30 minutes</span></li>`;
+	return `<section aria-labelledby="h-figures"><h2 id="h-figures" class="visually-hidden">Headline figures</h2><ul class="figures">${cards.join('\n')}\n${active}</ul></section>`;
+}
+
+function totalsHtml(report: VisitorReport): string {
+	const { stats } = report;
+	const last = stats.lastEventAt ? `last event <time datetime="${stats.lastEventAt.toISOString()}">${formatTime(stats.lastEventAt, true)} UTC</time>` : 'no event yet';
+	const unprocessed =
+		stats.eventsTotal > 0 && report.current.summary.sessions === 0 && report.current.topPages.length > 0
+			? `<p class="note" id="no-sessions">Page views arrived in this period, but no sessions were built from them yet: visitors, sessions and bounce rate count the sessions the Visitor Processor workflow builds (is the engine or n8n running?). Top pages count the page views themselves.</p>`
+			: '';
+	return `<p class="note" id="totals">All time: ${formatCount(stats.visitors)} visitors, ${formatCount(stats.sessions)} sessions, ${formatCount(stats.eventsTotal)} events (${formatCount(stats.eventsToday)} today, UTC); ${last}.</p>${unprocessed}`;
+}
+
+/** The Visitor Analytics page. */
+export function visitorsPage(site: SiteHeading, report: VisitorReport, assets: DashboardAssets): string {
+	const { range, previous, current } = report;
+	const withHour = range.interval === 'hour';
+	const tables = visitorTables(current, report.channels);
+	const csvQuery = periodQuery(range.chosen);
+	const by = withHour ? 'hour' : 'day';
+	// The axis has little room: hours as "12-04 10:00", days in full; the table beside keeps full times.
+	const labels = current.series.map((point) => (withHour ? formatTime(point.at, true).slice(5) : formatTime(point.at, false)));
+	const overTime = chartHtml(
+		{
+			type: 'line',
+			labels,
+			datasets: [
+				{ label: 'Visitors', data: current.series.map((point) => point.visitors) },
+				{ label: 'Sessions', data: current.series.map((point) => point.sessions) },
+				{ label: 'Page views', data: current.series.map((point) => point.pageviews) },
+			],
+		},
+		`Line chart of visitors, sessions and page views by ${by}; the figures are in the table that follows`,
+	);
+	const channels = tables.channels;
+	const channelChart = channels.rows.length
+		? chartHtml(
+				{ type: 'bar', horizontal: true, labels: channels.rows.map((row) => String(row[0])), datasets: [{ label: 'Sessions', data: channels.rows.map((row) => Number(row[1])) }] },
+				'Bar chart of sessions by channel; the figures are in the table that follows',
+				true,
+			)
+		: '';
+	const engagement = tables.engagement;
+	const engagementChart = engagement.rows.length
+		? chartHtml(
+				{ type: 'bar', labels: engagement.rows.map((row) => String(row[0])), datasets: [{ label: 'Sessions', data: engagement.rows.map((row) => Number(row[1])) }] },
+				'Bar chart of sessions by engagement level; the figures are in the table that follows',
+				true,
+			)
+		: '';
+	const content = `<p class="period" id="period">${describeRange(range)}: ${time(range.from, 'from')} to ${time(range.to, 'to')} UTC, by ${by}. Compared with the period before: ${time(previous.from, 'previous-from')} to ${time(previous.to, 'previous-to')}.</p>
+${range.note ? `<p class="note">${escape(range.note)}</p>` : ''}
+${figuresHtml(report)}
+${totalsHtml(report)}
+${panel(tables['over-time'], csvQuery, `${overTime}<details><summary>Figures by ${by} as a table</summary>${tableHtml(tables['over-time'], withHour)}</details>`)}
+<div class="grid">
+${panel(tables['top-pages'], csvQuery, tableHtml(tables['top-pages'], withHour))}
+${panel(tables['entry-pages'], csvQuery, tableHtml(tables['entry-pages'], withHour))}
+${panel(channels, csvQuery, `${channelChart}${tableHtml(channels, withHour)}`)}
+${panel(engagement, csvQuery, `${engagementChart}${tableHtml(engagement, withHour)}`)}
+</div>`;
+	return shell(site, PAGES[0], range.chosen, assets, content, true);
+}

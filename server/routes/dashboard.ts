@@ -1,0 +1,208 @@
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+
+import type { PrismaClient } from '../../lib/db';
+import { dashboardAssets } from '../dashboard/assets';
+import { fromOwnOrigin, ownOrigins } from '../dashboard/csrf';
+import { comingNextPage, invalidPeriodPage, PAGE_CSP, PAGES, signInPage, visitorsPage, type DashboardPage, type SiteHeading } from '../dashboard/pages';
+import { resolveRange, type PeriodQuery } from '../dashboard/range';
+import { cookieValue, endSessions, keyForSignIn, sessionOf, SESSION_COOKIE, SESSION_HOURS, startSession, type DashboardSession } from '../dashboard/session';
+import { SignInLimit } from '../dashboard/signInLimit';
+import { toCsv } from '../dashboard/tables';
+import { isVisitorTable, loadVisitorReport, periodFigures, VISITOR_TABLES, visitorTables } from '../dashboard/visitors';
+import { anonymizeIp } from '../ingest/normalize';
+import type { Logger } from '../logger';
+import type { ReceiverSettings } from '../settings';
+import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
+
+export interface DashboardContext {
+	prisma: PrismaClient;
+	sites: SiteRegistry;
+	settings?: Pick<ReceiverSettings, 'PUBLIC_URL'>;
+	logger: Logger;
+}
+
+interface SignedIn {
+	session: DashboardSession;
+	site: RegisteredSite;
+}
+
+declare module 'express-serve-static-core' {
+	interface Request {
+		dashboard?: SignedIn;
+	}
+}
+
+const SIGN_IN = '/dashboard/sign-in';
+/** Assets are named by their content's hash: a year in any cache, never revalidated. */
+const ASSET_CACHE = 'public, max-age=31536000, immutable';
+
+/** Why the sign-in form shows again, by the fixed word in its URL (never text from the URL itself). */
+const ENDED: Record<string, { kind: 'error' | 'ok'; text: string }> = {
+	'signed-out': { kind: 'ok', text: 'You are signed out. Every dashboard session of that key has ended.' },
+	session: { kind: 'error', text: 'Your session ended (it expired, someone signed out with this key, or the key was revoked). Sign in again.' },
+};
+
+/** One value of a query parameter; a repeated one counts as its first. */
+const single = (value: unknown): string | undefined => (typeof value === 'string' ? value : Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined);
+
+function periodOf(req: Request): PeriodQuery {
+	return { range: single(req.query.range), from: single(req.query.from), to: single(req.query.to), interval: single(req.query.interval) };
+}
+
+const headingOf = (site: RegisteredSite): SiteHeading => ({ key: site.key, name: site.config.site.name });
+
+/**
+ * The dashboards: web pages for a site's owner and marketers, signed in with one of the site's
+ * read or admin keys. Every page and download reads the site from the session, never from the
+ * URL, so a key sees its own site only. The pages carry their own Content-Security-Policy: only
+ * this router's script and stylesheet files, nothing inline, nothing from another origin.
+ */
+export function dashboardRouter({ prisma, sites, settings, logger }: DashboardContext): Router {
+	const router = Router();
+	const assets = dashboardAssets();
+	const limit = new SignInLimit();
+	const readForm = express.urlencoded({ extended: false, limit: '4kb' });
+
+	router.get('/dashboard/assets/:file', (req, res, next) => {
+		const asset = assets.byUrl.get(req.path);
+		if (!asset) {
+			next();
+			return;
+		}
+		res.set({ 'Content-Type': asset.type, 'Cache-Control': ASSET_CACHE }).send(asset.body);
+	});
+
+	router.use('/dashboard', (_req, res, next) => {
+		// Figures of one site, behind a cookie: never in a shared cache, never indexed. The referrer
+		// policy lets the pages' own form posts carry their Origin (helmet's no-referrer makes it "null").
+		res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex', 'Referrer-Policy': 'same-origin', 'Content-Security-Policy': PAGE_CSP });
+		next();
+	});
+
+	const page = (res: Response, status: number, html: string) => res.status(status).type('html').send(html);
+	const network = (req: Request) => anonymizeIp(req.ip) ?? 'unknown';
+	const cookieOptions = (req: Request) => ({ httpOnly: true, secure: req.secure, sameSite: 'strict' as const, path: '/dashboard' });
+	const fromThisSite = (req: Request) => fromOwnOrigin(req.headers, ownOrigins(req.protocol, req.host, settings?.PUBLIC_URL));
+	const refuseCrossSite = (res: Response) =>
+		res.status(403).type('text/plain').send('This form must be sent from the dashboard page of this receiver (its Origin or Referer header names another site, or none). Open the dashboard and try again.');
+
+	async function signedIn(req: Request): Promise<SignedIn | undefined> {
+		const session = await sessionOf(prisma, cookieValue(req.headers.cookie, SESSION_COOKIE), new Date());
+		const site = session && sites.byDatabaseId(session.siteId);
+		return session && site ? { session, site } : undefined;
+	}
+
+	router.get(SIGN_IN, async (req, res) => {
+		if (await signedIn(req)) {
+			res.redirect(303, PAGES[0].path);
+			return;
+		}
+		page(res, 200, signInPage(assets, ENDED[single(req.query.ended) ?? '']));
+	});
+
+	router.post(SIGN_IN, readForm, async (req, res) => {
+		if (!fromThisSite(req)) {
+			refuseCrossSite(res);
+			return;
+		}
+		const wait = limit.blocked(network(req));
+		if (wait !== undefined) {
+			res.setHeader('Retry-After', String(wait));
+			page(res, 429, signInPage(assets, { kind: 'error', text: `Too many wrong keys from your network. Wait ${wait} seconds, then try again.` }));
+			return;
+		}
+		const typed = typeof req.body?.key === 'string' ? req.body.key.trim() : '';
+		const key = typed && typed.length <= 200 ? await keyForSignIn(prisma, typed) : undefined;
+		const site = key && sites.byDatabaseId(key.siteId);
+		if (!key || !site) {
+			limit.fail(network(req));
+			const text = !typed
+				? 'Enter an API key.'
+				: key
+					? 'This key belongs to a site this receiver does not serve; add the site’s config file, or use a key of a site it serves.'
+					: 'This key is not valid or was revoked. Check that you copied all of it (it starts with tcrm_read_ or tcrm_admin_).';
+			page(res, 401, signInPage(assets, { kind: 'error', text }));
+			return;
+		}
+		const session = await startSession(prisma, key.id, new Date());
+		res.cookie(SESSION_COOKIE, session.value, { ...cookieOptions(req), maxAge: SESSION_HOURS * 3_600_000 });
+		logger.info({ site: site.key, keyName: key.name }, 'dashboard sign-in');
+		res.redirect(303, PAGES[0].path);
+	});
+
+	router.post('/dashboard/sign-out', async (req, res) => {
+		if (!fromThisSite(req)) {
+			refuseCrossSite(res);
+			return;
+		}
+		const current = await signedIn(req);
+		if (current) {
+			await endSessions(prisma, current.session.keyId);
+			logger.info({ site: current.site.key, keyName: current.session.keyName }, 'dashboard sign-out');
+		}
+		res.clearCookie(SESSION_COOKIE, cookieOptions(req));
+		res.redirect(303, `${SIGN_IN}?ended=signed-out`);
+	});
+
+	/** Everything past here needs a session; without one, the sign-in form (saying why, if a cookie was there). */
+	router.use('/dashboard', async (req: Request, res: Response, next: NextFunction) => {
+		const current = await signedIn(req);
+		if (!current) {
+			const hadCookie = cookieValue(req.headers.cookie, SESSION_COOKIE) !== undefined;
+			if (hadCookie) res.clearCookie(SESSION_COOKIE, cookieOptions(req));
+			res.redirect(303, hadCookie ? `${SIGN_IN}?ended=session` : SIGN_IN);
+			return;
+		}
+		req.dashboard = current;
+		next();
+	});
+
+	router.get('/dashboard', (req, res) => {
+		const query = req.url.indexOf('?');
+		res.redirect(302, `${PAGES[0].path}${query >= 0 ? req.url.slice(query) : ''}`);
+	});
+
+	router.get(PAGES[0].path, async (req, res) => {
+		const { site } = req.dashboard!;
+		const now = new Date();
+		const period = resolveRange(periodOf(req), now);
+		if (!period.ok) {
+			page(res, 400, invalidPeriodPage(headingOf(site), PAGES[0], period.chosen, assets, period.field, period.message));
+			return;
+		}
+		const report = await loadVisitorReport(prisma, site.id, period.range, now);
+		page(res, 200, visitorsPage(headingOf(site), report, assets));
+	});
+
+	router.get('/dashboard/visitors.csv', async (req, res) => {
+		const { site } = req.dashboard!;
+		const period = resolveRange(periodOf(req), new Date());
+		if (!period.ok) {
+			res.status(400).type('text/plain').send(`${period.field} ${period.message}.`);
+			return;
+		}
+		const name = single(req.query.table) ?? '';
+		if (!isVisitorTable(name)) {
+			res.status(400).type('text/plain').send(`table must be one of ${VISITOR_TABLES.join(', ')}.`);
+			return;
+		}
+		const { current, channels } = await periodFigures(prisma, site.id, period.range);
+		const table = visitorTables(current, channels)[name];
+		const day = (at: Date) => at.toISOString().slice(0, 10);
+		const file = `${site.key.replace(/[^\w.-]/g, '_')}-${name}-${day(period.range.from)}-to-${day(new Date(period.range.to.getTime() - 1))}.csv`;
+		res.set({ 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': `attachment; filename="${file}"` }).send(toCsv(table));
+	});
+
+	const comingNext: Array<[DashboardPage, string]> = [
+		[PAGES[1], '/api/analytics/leads'],
+		[PAGES[2], '/api/analytics/campaigns'],
+	];
+	for (const [dashboard, jsonRoute] of comingNext) {
+		router.get(dashboard.path, (req, res) => {
+			const { site } = req.dashboard!;
+			const period = resolveRange(periodOf(req), new Date());
+			page(res, 200, comingNextPage(headingOf(site), dashboard, period.ok ? period.range.chosen : period.chosen, assets, jsonRoute));
+		});
+	}
+	return router;
+}

@@ -1,0 +1,592 @@
+// First: playwright-core needs Symbol.dispose from the moment it loads (see test/setup/symbolDispose.ts).
+
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+
+import express from 'express';
+import helmet from 'helmet';
+import pino, { type Logger } from 'pino';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { v7 as uuidv7 } from 'uuid';
+
+import type { PrismaClient } from '../../lib/db/generated/client';
+import { createApiKey, hashApiKey } from '../../server/auth';
+import { startReceiver, type Receiver } from '../../server/receiver';
+import { requestLog } from '../../server/requestLog';
+import { dashboardRouter } from '../../server/routes/dashboard';
+import { sendProblem } from '../../server/routes/problems';
+import { eventually, launchChromium } from '../helpers/browser';
+import { testDbUrl, testPrisma } from '../helpers/db';
+import { batch, pageview, post } from '../helpers/events';
+import { startTestReceiver } from '../helpers/receiver';
+import { testSiteConfig } from '../helpers/sites';
+
+const OUTPUT = path.join(process.env.TEST_OUTPUT_DIR ?? path.join(tmpdir(), 'tracking-crm-test-output'), 'dashboard');
+const DAY = 86_400_000;
+const startOfToday = () => {
+	const now = new Date();
+	return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+};
+/** Noon (UTC) `days` days before today: inside "Last 7 days" for 1 to 6, in the 7 days before it for 7 to 13. */
+const daysAgo = (days: number, hour = 12) => new Date(startOfToday() - days * DAY + hour * 3_600_000);
+const minutesAgo = (minutes: number) => new Date(Date.now() - minutes * 60_000);
+
+interface Served {
+	url: string;
+	close(): Promise<void>;
+}
+
+/**
+ * The dashboard router mounted as server/app.ts mounts the receiver's routers: request log, helmet,
+ * the router, a 404. Once app.ts mounts dashboardRouter itself, the tests use receiver.url instead.
+ */
+async function serveDashboard(receiver: Receiver, logger: Logger, trustProxy = false): Promise<Served> {
+	const app = express();
+	app.set('trust proxy', trustProxy);
+	app.use(requestLog(logger));
+	app.use(helmet({ crossOriginResourcePolicy: { policy: 'cross-origin' } }));
+	app.use(dashboardRouter({ prisma: receiver.db.prisma, sites: receiver.sites, logger }));
+	app.use((req, res) => sendProblem(res, 404, 'not_found', `No route for ${req.method} ${req.path}`));
+	const server: Server = createServer(app);
+	await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+	return {
+		url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+		close: () =>
+			new Promise<void>((resolve) => {
+				server.closeAllConnections();
+				server.close(() => resolve());
+			}),
+	};
+}
+
+/**
+ * A request without following redirects, on a connection of its own that ends with the answer: no
+ * kept-alive socket outlives the servers the test closes (Jest saw the worker still busy after it).
+ */
+async function send(url: string, init: { method?: string; headers?: Record<string, string>; body?: URLSearchParams } = {}): Promise<{ status: number; headers: Headers; text: string }> {
+	const response = await fetch(url, { redirect: 'manual', ...init, headers: { connection: 'close', ...init.headers } });
+	return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+type SessionSeed = { startedAt: Date; lastActivityAt?: Date; paths: string[]; durationSeconds: number; isBounce: boolean; engagementLevel: 'low' | 'medium' | 'high'; channel: string };
+
+/**
+ * Visitors and their sessions as the Visitor Processor leaves them: each session with its page
+ * views attached (visitor_events.session_id), its page count, its entry page, written in one
+ * transaction as the node writes them. Returns the session ids per visitor.
+ */
+async function seedVisitors(prisma: PrismaClient, siteId: string, visitors: Record<string, SessionSeed[]>): Promise<Record<string, string[]>> {
+	const ids: Record<string, string[]> = {};
+	for (const [anonymousId, sessions] of Object.entries(visitors)) {
+		const visitor = await prisma.visitor.create({ data: { siteId, anonymousId, firstSeenAt: daysAgo(30), lastSeenAt: new Date() } });
+		ids[anonymousId] = [];
+		for (const { paths, ...fields } of sessions) {
+			const id = await prisma.$transaction(async (tx) => {
+				const session = await tx.visitorSession.create({
+					data: { siteId, visitorId: visitor.id, sessionKey: uuidv7(), lastActivityAt: fields.startedAt, pageviews: paths.length, entryPage: paths[0], ...fields },
+				});
+				await tx.visitorEvent.createMany({
+					data: paths.map((path, index) => ({ siteId, eventId: uuidv7(), anonymousId, sessionId: session.id, type: 'pageview', path, occurredAt: new Date(fields.startedAt.getTime() + index * 10_000) })),
+				});
+				return session.id;
+			});
+			ids[anonymousId].push(id);
+		}
+	}
+	return ids;
+}
+
+/** What the page's headline figures must be, worked out here with plain SQL over the bounds the page states. */
+async function sqlFigures(prisma: PrismaClient, siteId: string, from: string, to: string) {
+	const [row] = await prisma.$queryRawUnsafe<Array<Record<string, number | null>>>(
+		`SELECT count(DISTINCT visitor_id)::int AS visitors, count(*)::int AS sessions, coalesce(sum(pageviews), 0)::int AS pageviews,
+			count(*) FILTER (WHERE is_bounce)::int AS bounces, avg(duration_seconds)::float8 AS "avgDuration",
+			percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_seconds)::float8 AS "medianDuration"
+		FROM visitor_sessions WHERE site_id = $1::uuid AND started_at >= $2::timestamptz AND started_at < $3::timestamptz`,
+		siteId,
+		from,
+		to,
+	);
+	const sessions = Number(row.sessions);
+	return {
+		visitors: row.visitors,
+		sessions,
+		pageviews: row.pageviews,
+		bounceRate: sessions ? Number(row.bounces) / sessions : null,
+		pageviewsPerSession: sessions ? Number(row.pageviews) / sessions : null,
+		avgDuration: row.avgDuration,
+		medianDuration: row.medianDuration,
+	};
+}
+
+async function sqlTopPages(prisma: PrismaClient, siteId: string, from: string, to: string): Promise<string[][]> {
+	// The page views of the sessions that started in the range (here every page view of the seed
+	// lies in its session's range, so counting them by their own time gives the same rows).
+	const rows = await prisma.$queryRawUnsafe<Array<{ path: string; views: number; visitors: number }>>(
+		`SELECT e.path, count(*)::int AS views, count(DISTINCT s.visitor_id)::int AS visitors
+		FROM visitor_events e JOIN visitor_sessions s ON s.id = e.session_id
+		WHERE s.site_id = $1::uuid AND s.started_at >= $2::timestamptz AND s.started_at < $3::timestamptz AND e.type = 'pageview' AND e.path IS NOT NULL
+		GROUP BY e.path ORDER BY views DESC, e.path LIMIT 10`,
+		siteId,
+		from,
+		to,
+	);
+	return rows.map((row) => [row.path, String(row.views), String(row.visitors)]);
+}
+
+async function sqlChannels(prisma: PrismaClient, siteId: string, from: string, to: string): Promise<string[][]> {
+	const rows = await prisma.$queryRawUnsafe<Array<{ channel: string; sessions: number }>>(
+		`SELECT channel, count(*)::int AS sessions FROM visitor_sessions WHERE site_id = $1::uuid AND started_at >= $2::timestamptz AND started_at < $3::timestamptz
+		GROUP BY channel ORDER BY sessions DESC, channel`,
+		siteId,
+		from,
+		to,
+	);
+	return rows.map((row) => [row.channel, String(row.sessions)]);
+}
+
+/** The figures the page shows, by name: its raw value, the previous period's and the text a person reads. */
+async function pageFigures(page: Page): Promise<Record<string, { value: number | null; previous: number | null; text: string }>> {
+	const raw = await page.$$eval('[data-figure]', (elements) =>
+		elements.map((element) => [(element as HTMLElement).dataset.figure!, (element as HTMLElement).dataset.value ?? '', (element as HTMLElement).dataset.previous ?? '', element.textContent ?? ''] as const),
+	);
+	const number = (text: string) => (text === '' ? null : Number(text));
+	return Object.fromEntries(raw.map(([name, value, previous, text]) => [name, { value: number(value), previous: number(previous), text: text.trim() }]));
+}
+
+/** The page's stated bounds, which the test checks and then uses for its own SQL. */
+async function pageBounds(page: Page): Promise<Record<string, string>> {
+	const pairs = await page.$$eval('#period time[data-bound]', (times) => times.map((time) => [(time as HTMLElement).dataset.bound!, time.getAttribute('datetime')!] as const));
+	return Object.fromEntries(pairs);
+}
+
+/** A table's body rows as text (the first `columns` cells). */
+async function tableRows(page: Page, id: string, columns: number): Promise<string[][]> {
+	return page.$$eval(
+		`#${id} tbody tr`,
+		(rows, count) => rows.map((row) => Array.from(row.children).slice(0, count).map((cell) => (cell.textContent ?? '').trim())),
+		columns,
+	);
+}
+
+/** RFC 4180 rows (quoted cells may hold commas, quotes and line breaks). */
+function parseCsv(text: string): string[][] {
+	const rows: string[][] = [];
+	let row: string[] = [];
+	let cell = '';
+	let quoted = false;
+	for (let index = 0; index < text.length; index++) {
+		const char = text[index];
+		if (quoted) {
+			if (char === '"' && text[index + 1] === '"') {
+				cell += '"';
+				index++;
+			} else if (char === '"') quoted = false;
+			else cell += char;
+		} else if (char === '"') quoted = true;
+		else if (char === ',') {
+			row.push(cell);
+			cell = '';
+		} else if (char === '\n') {
+			rows.push([...row, cell.replace(/\r$/, '')]);
+			row = [];
+			cell = '';
+		} else cell += char;
+	}
+	return rows;
+}
+
+describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromium', () => {
+	const prisma = testPrisma();
+	const siteA = testSiteConfig();
+	const siteB = testSiteConfig();
+	const logLines: string[] = [];
+	const logger = pino(
+		{ level: 'info' },
+		new Writable({
+			write(chunk: Buffer, _encoding, done) {
+				logLines.push(chunk.toString());
+				done();
+			},
+		}),
+	);
+	let receiver: Receiver;
+	let dashboard: Served;
+	let browser: Browser;
+	let siteAId: string;
+	let siteBId: string;
+	let keyA: string;
+	let keyB: string;
+	const consoleErrors: string[] = [];
+
+	beforeAll(async () => {
+		mkdirSync(OUTPUT, { recursive: true });
+		// The test receiver, with a logger whose lines the last test reads.
+		receiver = await startReceiver({ sites: [siteA, siteB], database: { url: testDbUrl(), migrate: false }, settings: { PORT: 0, DISPATCHER: 'off' }, logger });
+		siteAId = receiver.sites.byPublicKey(siteA.site.key)!.id;
+		siteBId = receiver.sites.byPublicKey(siteB.site.key)!.id;
+		dashboard = { url: receiver.url, close: async () => undefined };
+		keyA = await createApiKey(prisma, siteAId, 'read', 'dashboard A');
+		keyB = await createApiKey(prisma, siteBId, 'admin', 'ops B');
+
+		// Site A: five visitors this week (two active now), two the week before, one a month ago.
+		const a = await seedVisitors(prisma, siteAId, {
+			ana: [
+				{ startedAt: daysAgo(1), paths: ['/', '/', '/pricing'], durationSeconds: 120, isBounce: false, engagementLevel: 'high', channel: 'Organic Search' },
+				{ startedAt: daysAgo(2), paths: ['/pricing'], durationSeconds: 0, isBounce: true, engagementLevel: 'low', channel: 'Direct' },
+				{ startedAt: daysAgo(8), paths: ['/', '/blog'], durationSeconds: 60, isBounce: false, engagementLevel: 'medium', channel: 'Direct' },
+			],
+			bob: [
+				// A visitor's text can look like a spreadsheet formula.
+				{ startedAt: daysAgo(3), paths: ['/', '/blog', '/pricing', '/', '=HYPERLINK("http://x.example","click")'], durationSeconds: 300, isBounce: false, engagementLevel: 'medium', channel: 'Organic Search' },
+				{ startedAt: daysAgo(10), paths: ['/'], durationSeconds: 0, isBounce: true, engagementLevel: 'low', channel: 'Direct' },
+			],
+			cyd: [
+				{ startedAt: daysAgo(5), paths: ['/blog'], durationSeconds: 30, isBounce: true, engagementLevel: 'low', channel: 'Paid Search' },
+				{ startedAt: daysAgo(20), paths: ['/old', '/old', '/x', '/y'], durationSeconds: 200, isBounce: false, engagementLevel: 'high', channel: 'Email' },
+			],
+			dee: [{ startedAt: minutesAgo(20), lastActivityAt: minutesAgo(5), paths: ['/a-only', '/a-only'], durationSeconds: 40, isBounce: false, engagementLevel: 'medium', channel: 'Referral' }],
+		});
+		// A bot's page view: stored, in no session, counted nowhere.
+		await prisma.visitorEvent.create({ data: { siteId: siteAId, eventId: uuidv7(), anonymousId: 'bot', type: 'pageview', path: '/bot', occurredAt: daysAgo(2), isBot: true } });
+		const anaVisitor = await prisma.visitor.findFirstOrThrow({ where: { siteId: siteAId, anonymousId: 'ana' } });
+		await prisma.conversion.create({ data: { siteId: siteAId, visitorId: anaVisitor.id, sessionId: a.ana[0], goal: 'contact-request', eventId: uuidv7(), occurredAt: daysAgo(1, 13) } });
+
+		// And two page views as a browser sends them, through the receiver's ingest, then put in a
+		// session as the Visitor Processor would (the dispatcher is off here).
+		const key = siteA.site.key;
+		const tracked = await post(`${receiver.url}/api/track`, batch(key, [pageview(key, 'eve', '/a-tracked', { ts: Date.now() - 60_000 }), pageview(key, 'eve', '/a-tracked', { ts: Date.now() - 30_000 })]), {
+			origin: siteA.tracking.allowedOrigins[0],
+		});
+		expect(tracked.status).toBe(202);
+		const stored = await eventually(
+			() => prisma.visitorEvent.findMany({ where: { siteId: siteAId, anonymousId: 'eve' }, orderBy: { occurredAt: 'asc' } }),
+			(events) => events.length === 2,
+		);
+		const eve = await prisma.visitor.create({ data: { siteId: siteAId, anonymousId: 'eve', firstSeenAt: stored[0].occurredAt, lastSeenAt: stored[1].occurredAt } });
+		await prisma.$transaction(async (tx) => {
+			const session = await tx.visitorSession.create({
+				data: { siteId: siteAId, visitorId: eve.id, sessionKey: uuidv7(), startedAt: stored[0].occurredAt, lastActivityAt: stored[1].occurredAt, pageviews: 2, durationSeconds: 30, isBounce: false, engagementLevel: 'medium', channel: 'Direct', entryPage: '/a-tracked' },
+			});
+			await tx.visitorEvent.updateMany({ where: { siteId: siteAId, anonymousId: 'eve' }, data: { sessionId: session.id } });
+		});
+
+		// Site B: other figures in the same week, and pages A never has.
+		await seedVisitors(prisma, siteBId, {
+			zed: [
+				{ startedAt: daysAgo(1), paths: ['/b-only', '/b-pricing', '/b-only'], durationSeconds: 700, isBounce: false, engagementLevel: 'high', channel: 'Organic Search' },
+				{ startedAt: daysAgo(4), paths: ['/b-only'], durationSeconds: 900, isBounce: false, engagementLevel: 'high', channel: 'Social' },
+			],
+		});
+
+		browser = await launchChromium();
+	});
+
+	afterAll(async () => {
+		await browser?.close();
+		await dashboard?.close();
+		await receiver?.close();
+		await prisma.$disconnect();
+	});
+
+	/** A fresh browser context and page whose console errors and page errors are collected. */
+	async function openPage(options: { viewport?: { width: number; height: number }; reducedMotion?: 'reduce' } = {}): Promise<{ context: BrowserContext; page: Page }> {
+		const context = await browser.newContext({ viewport: options.viewport ?? { width: 1280, height: 900 }, reducedMotion: options.reducedMotion, acceptDownloads: true });
+		const page = await context.newPage();
+		page.on('console', (message) => {
+			if (message.type() === 'error') consoleErrors.push(`${page.url()}: ${message.text()}`);
+		});
+		page.on('pageerror', (error) => consoleErrors.push(`${page.url()}: ${error.message}`));
+		return { context, page };
+	}
+
+	async function signIn(page: Page, key: string): Promise<void> {
+		await page.goto(`${dashboard.url}/dashboard`);
+		expect(new URL(page.url()).pathname).toBe('/dashboard/sign-in');
+		await page.fill('#key', key);
+		await Promise.all([page.waitForURL(/\/dashboard\/visitors/), page.click('button[type=submit]')]);
+	}
+
+	const shot = (page: Page, name: string) => page.screenshot({ path: path.join(OUTPUT, `${name}.png`), fullPage: true });
+
+	it('refuses a wrong key with the form again, a clear message and 401; the right one opens Visitor Analytics', async () => {
+		const { context, page } = await openPage();
+		await page.goto(`${dashboard.url}/dashboard/visitors`);
+		expect(new URL(page.url()).pathname).toBe('/dashboard/sign-in');
+		await shot(page, '01-sign-in');
+
+		await page.fill('#key', 'tcrm_read_wrongwrongwrongwrongwrongwrong');
+		const [refused] = await Promise.all([page.waitForResponse((response) => response.request().method() === 'POST'), page.click('button[type=submit]')]);
+		expect(refused.status()).toBe(401);
+		await expect(page.textContent('#notice')).resolves.toContain('This key is not valid or was revoked');
+		await expect(page.inputValue('#key')).resolves.toBe('');
+		await shot(page, '02-sign-in-wrong-key');
+
+		await page.fill('#key', keyA);
+		await Promise.all([page.waitForURL(/\/dashboard\/visitors$/), page.click('button[type=submit]')]);
+		await expect(page.textContent('header .site')).resolves.toBe(siteA.site.name);
+		const [cookie] = await context.cookies();
+		expect(cookie).toMatchObject({ name: 'tcrm_dashboard', httpOnly: true, sameSite: 'Strict', secure: false, path: '/dashboard' });
+		expect(cookie.value).not.toContain(keyA.slice(10));
+		await context.close();
+	});
+
+	it('shows site A’s figures for the last 7 days, each against the 7 days before, equal to SQL over the bounds it states', async () => {
+		const { context, page } = await openPage();
+		await signIn(page, keyA);
+		await page.waitForFunction(() => Array.from(document.querySelectorAll('canvas')).every((canvas) => (window as any).Chart?.getChart(canvas)));
+
+		const bounds = await pageBounds(page);
+		const today = startOfToday();
+		expect(bounds).toEqual({
+			from: new Date(today - 6 * DAY).toISOString(),
+			to: new Date(today + DAY).toISOString(),
+			'previous-from': new Date(today - 13 * DAY).toISOString(),
+			'previous-to': new Date(today - 6 * DAY).toISOString(),
+		});
+		const expected = await sqlFigures(prisma, siteAId, bounds.from, bounds.to);
+		const before = await sqlFigures(prisma, siteAId, bounds['previous-from'], bounds['previous-to']);
+		// The seed, counted by hand, so the SQL above is not trivially empty.
+		expect([expected.visitors, expected.sessions, expected.pageviews, before.visitors, before.sessions]).toEqual([5, 6, 14, 2, 2]);
+
+		const figures = await pageFigures(page);
+		for (const name of ['visitors', 'sessions', 'pageviews'] as const) {
+			expect([name, figures[name].value, figures[name].previous]).toEqual([name, expected[name], before[name]]);
+			expect(figures[name].text).toBe(String(expected[name]));
+		}
+		for (const name of ['bounceRate', 'pageviewsPerSession', 'avgDuration', 'medianDuration'] as const) {
+			expect(figures[name].value).toBeCloseTo(expected[name]!, 9);
+			expect(figures[name].previous).toBeCloseTo(before[name]!, 9);
+		}
+		expect(figures.bounceRate.text).toBe(`${((expected.bounceRate ?? 0) * 100).toFixed(1)}%`);
+		await expect(page.textContent('[data-change=visitors]')).resolves.toContain('+150.0%');
+		const [active] = await prisma.$queryRawUnsafe<Array<{ n: number }>>(
+			`SELECT count(*)::int AS n FROM visitor_sessions WHERE site_id = $1::uuid AND last_activity_at >= now() - interval '30 minutes'`,
+			siteAId,
+		);
+		expect(figures.activeSessions.value).toBe(active.n);
+
+		const topPages = await sqlTopPages(prisma, siteAId, bounds.from, bounds.to);
+		expect(topPages.map((row) => row[0])).toEqual(expect.arrayContaining(['/', '/a-only', '/a-tracked']));
+		expect(await tableRows(page, 'table-top-pages', 3)).toEqual(topPages);
+		expect((await tableRows(page, 'table-channels', 2)).sort()).toEqual((await sqlChannels(prisma, siteAId, bounds.from, bounds.to)).sort());
+		expect(await tableRows(page, 'table-engagement', 2)).toEqual([
+			['Low', '2'],
+			['Medium', '3'],
+			['High', '1'],
+		]);
+		// Seven days, each a point of the chart and a row of its table.
+		expect(await page.$$eval('#table-over-time tbody tr', (rows) => rows.length)).toBe(7);
+		const html = await page.content();
+		expect(html).not.toContain('/b-only');
+		await shot(page, '03-visitors-7-days');
+		await context.close();
+	});
+
+	it('downloads a table as CSV with the page’s rows, the site taken from the session, cells safe from formulas', async () => {
+		const { context, page } = await openPage();
+		await signIn(page, keyA);
+		const bounds = await pageBounds(page);
+		const [download] = await Promise.all([page.waitForEvent('download'), page.click('#h-top-pages ~ a.csv, section[aria-labelledby=h-top-pages] a.csv')]);
+		expect(download.suggestedFilename()).toMatch(new RegExp(`^${siteA.site.key}-top-pages-\\d{4}-\\d{2}-\\d{2}-to-\\d{4}-\\d{2}-\\d{2}\\.csv$`));
+		const rows = parseCsv(readFileSync((await download.path())!, 'utf8'));
+		const expected = await sqlTopPages(prisma, siteAId, bounds.from, bounds.to);
+		expect(rows[0]).toEqual(['Page', 'Page views', 'Visitors']);
+		// The path a visitor made look like a formula is written as text.
+		expect(rows.slice(1)).toEqual(expected.map((row) => (row[0].startsWith('=') ? [`'${row[0]}`, ...row.slice(1)] : row)));
+		expect(rows.map((row) => row[0])).toContain(`'=HYPERLINK("http://x.example","click")`);
+
+		// A site parameter changes nothing: the session decides.
+		const cookie = (await context.cookies()).map((entry) => `${entry.name}=${entry.value}`).join('; ');
+		const asked = await send(`${dashboard.url}/dashboard/visitors.csv?table=channels&site=${siteB.site.key}`, { headers: { cookie } });
+		expect(asked.status).toBe(200);
+		expect(asked.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+		const channels = parseCsv(asked.text);
+		expect(channels.map((row) => row[0]).sort()).toEqual(['Channel', 'Direct', 'Organic Search', 'Paid Search', 'Referral']);
+		expect(channels.find((row) => row[0] === 'Organic Search')).toEqual(['Organic Search', '2', '1', '50']);
+		const unknown = await send(`${dashboard.url}/dashboard/visitors.csv?table=leads`, { headers: { cookie } });
+		expect([unknown.status, unknown.text]).toEqual([400, 'table must be one of over-time, top-pages, entry-pages, channels, engagement.']);
+		const signedOut = await send(`${dashboard.url}/dashboard/visitors.csv?table=top-pages`);
+		expect([signedOut.status, signedOut.headers.get('location')]).toEqual([303, '/dashboard/sign-in']);
+		await context.close();
+	});
+
+	it('filters by a custom period and interval, and keeps them across the navigation', async () => {
+		const { context, page } = await openPage();
+		await signIn(page, keyA);
+		await expect(page.isHidden('#custom-dates')).resolves.toBe(true);
+		await page.selectOption('#range', 'custom');
+		await expect(page.isVisible('#from')).resolves.toBe(true);
+		const from = new Date(startOfToday() - 3 * DAY).toISOString().slice(0, 10);
+		const to = new Date(startOfToday() - 1 * DAY).toISOString().slice(0, 10);
+		await page.fill('#from', from);
+		await page.fill('#to', to);
+		await page.selectOption('#interval', 'hour');
+		await Promise.all([page.waitForURL(/range=custom/), page.click('form.filters button[type=submit]')]);
+		const bounds = await pageBounds(page);
+		expect([bounds.from, bounds.to]).toEqual([`${from}T00:00:00.000Z`, new Date(startOfToday()).toISOString()]);
+		const expected = await sqlFigures(prisma, siteAId, bounds.from, bounds.to);
+		expect((await pageFigures(page)).sessions.value).toBe(expected.sessions);
+		expect(expected.sessions).toBe(3);
+		expect(await page.$$eval('#table-over-time tbody tr', (rows) => rows.length)).toBe(72);
+		const leadsLink = await page.getAttribute('nav a[href^="/dashboard/leads"]', 'href');
+		expect(leadsLink).toBe(`/dashboard/leads?range=custom&from=${from}&to=${to}&interval=hour`);
+		await page.click('nav a[href^="/dashboard/leads"]');
+		await expect(page.textContent('main')).resolves.toContain('This dashboard comes next');
+		await expect(page.inputValue('#from')).resolves.toBe(from);
+		await shot(page, '05-lead-intelligence-coming-next');
+
+		const bad = await page.goto(`${dashboard.url}/dashboard/visitors?range=custom&from=${to}&to=${from}`);
+		expect(bad!.status()).toBe(400);
+		await expect(page.textContent('[role=alert]')).resolves.toBe('From must be on or before To.');
+		await context.close();
+	});
+
+	it('is usable at phone width and by keyboard: labelled controls, no sideways scrolling, tab reaches every control', async () => {
+		// Charts drawn without animation, as for a person who asked for less motion (and a still screenshot).
+		const { context, page } = await openPage({ viewport: { width: 390, height: 844 }, reducedMotion: 'reduce' });
+		await signIn(page, keyA);
+		await page.waitForFunction(() => Array.from(document.querySelectorAll('canvas')).every((canvas) => (window as any).Chart?.getChart(canvas)));
+		expect(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth)).toBe(true);
+		const unlabelled = await page.$$eval('input, select, button, canvas', (elements) =>
+			elements.filter((element) => !((element as HTMLInputElement).labels?.length || element.getAttribute('aria-label') || (element.textContent ?? '').trim())).map((element) => element.outerHTML),
+		);
+		expect(unlabelled).toEqual([]);
+		await shot(page, '04-visitors-phone');
+
+		const reached = new Set<string>();
+		for (let press = 0; press < 40; press++) {
+			await page.keyboard.press('Tab');
+			reached.add(await page.evaluate(() => document.activeElement?.id || document.activeElement?.textContent?.trim().slice(0, 12) || document.activeElement?.tagName || ''));
+		}
+		expect([...reached]).toEqual(expect.arrayContaining(['Skip to cont', 'Visitor Anal', 'Lead Intelli', 'Sign out', 'range', 'interval', 'Apply', 'Download CSV']));
+		await context.close();
+	});
+
+	it('signs out with a POST from its own page; the old cookie no longer opens anything', async () => {
+		const { context, page } = await openPage();
+		await signIn(page, keyA);
+		const old = (await context.cookies())[0];
+		const cookie = `${old.name}=${old.value}`;
+		expect((await send(`${dashboard.url}/dashboard/visitors`, { headers: { cookie } })).status).toBe(200);
+
+		// A form from elsewhere (or none at all) cannot sign anyone out, nor in; a GET changes nothing.
+		for (const origin of ['http://evil.example', undefined]) {
+			const refused = await send(`${dashboard.url}/dashboard/sign-out`, { method: 'POST', headers: { cookie, ...(origin && { origin }) } });
+			expect(refused.status).toBe(403);
+		}
+		const crossSignIn = await send(`${dashboard.url}/dashboard/sign-in`, {
+			method: 'POST',
+			headers: { origin: 'http://evil.example', 'content-type': 'application/x-www-form-urlencoded' },
+			body: new URLSearchParams({ key: keyB }),
+		});
+		expect(crossSignIn.status).toBe(403);
+		expect((await send(`${dashboard.url}/dashboard/sign-out`, { headers: { cookie } })).status).toBe(404);
+		expect((await send(`${dashboard.url}/dashboard/visitors`, { headers: { cookie } })).status).toBe(200);
+
+		await Promise.all([page.waitForURL(/sign-in\?ended=signed-out/), page.click('form.signout button')]);
+		await expect(page.textContent('#notice')).resolves.toContain('You are signed out');
+		expect(await context.cookies()).toEqual([]);
+		await shot(page, '06-signed-out');
+
+		const replay = await send(`${dashboard.url}/dashboard/visitors`, { headers: { cookie } });
+		expect([replay.status, replay.headers.get('location')]).toEqual([303, '/dashboard/sign-in?ended=session']);
+		const csv = await send(`${dashboard.url}/dashboard/visitors.csv?table=top-pages`, { headers: { cookie } });
+		expect(csv.status).toBe(303);
+		await context.close();
+	});
+
+	it('ends the session of a key that is revoked', async () => {
+		const revocable = await createApiKey(prisma, siteAId, 'read', 'revoked soon');
+		const { context, page } = await openPage();
+		await signIn(page, revocable);
+		await prisma.apiKey.update({ where: { keyHash: hashApiKey(revocable) }, data: { revokedAt: new Date() } });
+		await page.reload();
+		expect(page.url()).toBe(`${dashboard.url}/dashboard/sign-in?ended=session`);
+		await expect(page.textContent('#notice')).resolves.toContain('Your session ended');
+		await context.close();
+	});
+
+	it('shows site B’s key site B only, whatever the URL names', async () => {
+		const { context, page } = await openPage();
+		await signIn(page, keyB);
+		await page.goto(`${dashboard.url}/dashboard/visitors?site=${siteA.site.key}`);
+		await expect(page.textContent('header .site')).resolves.toBe(siteB.site.name);
+		const bounds = await pageBounds(page);
+		const expected = await sqlFigures(prisma, siteBId, bounds.from, bounds.to);
+		const figures = await pageFigures(page);
+		expect([figures.visitors.value, figures.sessions.value, figures.pageviews.value]).toEqual([expected.visitors, expected.sessions, expected.pageviews]);
+		expect([expected.visitors, expected.sessions, expected.pageviews]).toEqual([1, 2, 4]);
+		expect(await tableRows(page, 'table-top-pages', 3)).toEqual(await sqlTopPages(prisma, siteBId, bounds.from, bounds.to));
+		const html = await page.content();
+		for (const onlyA of ['/a-only', '/a-tracked', '/pricing', 'Paid Search', siteA.site.name]) expect(html).not.toContain(onlyA);
+
+		const cookie = (await context.cookies()).map((entry) => `${entry.name}=${entry.value}`).join('; ');
+		for (const table of ['over-time', 'top-pages', 'entry-pages', 'channels', 'engagement']) {
+			const { text: body } = await send(`${dashboard.url}/dashboard/visitors.csv?table=${table}&site=${siteA.site.key}`, { headers: { cookie } });
+			for (const onlyA of ['/a-only', '/a-tracked', 'Paid Search']) expect([table, body.includes(onlyA)]).toEqual([table, false]);
+		}
+		await shot(page, '07-visitors-site-b');
+		await context.close();
+	});
+
+	it('wrote no key into the log, and the pages had no console errors', () => {
+		const log = logLines.join('');
+		expect(log).toContain('dashboard sign-in');
+		for (const key of [keyA, keyB, 'tcrm_read_wrongwrongwrongwrongwrongwrong']) expect(log).not.toContain(key.slice(10));
+		// Chromium reports a page answered with an error status as a console error: the two the tests
+		// asked for (the wrong key's 401, the reversed period's 400) are the only ones allowed.
+		const statusNote = (status: string) => `Failed to load resource: the server responded with a status of ${status}`;
+		expect(consoleErrors).toEqual([`${dashboard.url}/dashboard/sign-in: ${statusNote('401 (Unauthorized)')}`, expect.stringMatching(new RegExp(`/dashboard/visitors\\?range=custom&from=[\\d-]+&to=[\\d-]+: ${statusNote('400 \\(Bad Request\\)')}$`))]);
+	});
+});
+
+describe('dashboard sign-in behind a TLS proxy, and its attempt limit', () => {
+	const prisma = testPrisma();
+	const site = testSiteConfig();
+	let receiver: Receiver;
+	let dashboard: Served;
+	let key: string;
+
+	beforeAll(async () => {
+		receiver = await startTestReceiver([site], { DISPATCHER: 'off' });
+		dashboard = await serveDashboard(receiver, pino({ level: 'silent' }), true);
+		key = await createApiKey(prisma, receiver.sites.byPublicKey(site.site.key)!.id, 'read', 'proxied');
+	});
+	afterAll(async () => {
+		await dashboard?.close();
+		await receiver?.close();
+		await prisma.$disconnect();
+	});
+
+	const signIn = (typed: string, headers: Record<string, string> = {}) =>
+		send(`${dashboard.url}/dashboard/sign-in`, {
+			method: 'POST',
+			headers: { origin: 'https://crm.example', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'crm.example', 'content-type': 'application/x-www-form-urlencoded', ...headers },
+			body: new URLSearchParams({ key: typed }),
+		});
+
+	it('sets a Secure cookie when the receiver is reached over https', async () => {
+		const response = await signIn(key);
+		expect(response.status).toBe(303);
+		const attributes = response.headers.get('set-cookie')!.split('; ');
+		expect(attributes[0]).toMatch(/^tcrm_dashboard=[0-9a-f-]{36}\.\d+\.[\w-]{43}$/);
+		expect(attributes.slice(1)).toEqual(expect.arrayContaining(['Max-Age=43200', 'Path=/dashboard', 'HttpOnly', 'Secure', 'SameSite=Strict']));
+	});
+
+	it('refuses every sign-in from a network after ten wrong keys in a minute, the right key included', async () => {
+		// The count runs in whole minutes: start well inside one.
+		if (new Date().getSeconds() > 45) await new Promise((resolve) => setTimeout(resolve, (61 - new Date().getSeconds()) * 1000));
+		const statuses: number[] = [];
+		for (let attempt = 0; attempt < 10; attempt++) statuses.push((await signIn(`tcrm_read_wrong${attempt}wrongwrongwrongwrong`)).status);
+		expect(statuses).toEqual(Array(10).fill(401));
+		const limited = await signIn(key);
+		expect(limited.status).toBe(429);
+		expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+		expect(limited.text).toContain('Too many wrong keys from your network');
+	});
+});
