@@ -261,5 +261,21 @@ export async function roundTripEveryModel(prisma: PrismaClient): Promise<string[
 	await prisma.receiverSecret.create({ data: secretData });
 	await check('ReceiverSecret', secretData, () => prisma.receiverSecret.findUnique({ where: { name: secretData.name } }));
 
+	const factsData = { siteId, grain: 'hour', dimension: 'path', bucket: at, value: '/pricing', sessions: 3, bounces: 1, pageviews: 7, durationSeconds: 420n, low: 1, medium: 1, high: 1 };
+	await prisma.analyticsSessionFacts.create({ data: factsData });
+	await check('AnalyticsSessionFacts', factsData, () => prisma.analyticsSessionFacts.findUnique({ where: { siteId_grain_dimension_bucket_value: { siteId, grain: 'hour', dimension: 'path', bucket: at, value: '/pricing' } } }));
+
+	const pairsData = { siteId, kind: 'all', grain: 'hour', bucket: at, prevHour: new Date('2026-11-19T08:00:00.000Z'), sessions: 2 };
+	await prisma.analyticsVisitorPairs.create({ data: pairsData });
+	await check('AnalyticsVisitorPairs', pairsData, () => prisma.analyticsVisitorPairs.findUnique({ where: { siteId_kind_grain_bucket_prevHour: { siteId, kind: 'all', grain: 'hour', bucket: at, prevHour: pairsData.prevHour } } }));
+
+	const dirtyData = { siteId, hour: new Date('2026-11-20T10:00:00.000Z') };
+	const dirty = await prisma.analyticsDirtyHour.create({ data: dirtyData });
+	await check('AnalyticsDirtyHour', dirtyData, () => prisma.analyticsDirtyHour.findUnique({ where: { id: dirty.id } }));
+
+	const countData = { siteId, hour: new Date('2026-11-20T10:00:00.000Z'), events: 12n };
+	const count = await prisma.analyticsEventCount.create({ data: countData });
+	await check('AnalyticsEventCount', countData, () => prisma.analyticsEventCount.findUnique({ where: { id: count.id } }));
+
 	return covered;
 }

@@ -5,14 +5,16 @@
  */
 import { randomBytes } from 'node:crypto';
 
+import { PrismaPg } from '@prisma/adapter-pg';
 import { v7 as uuidv7 } from 'uuid';
 
 import { parseSiteConfig } from '../../lib/config/siteConfig';
+import { PrismaClient } from '../../lib/db';
 import { createLogger } from '../../server/logger';
 import { startReceiver, type Receiver } from '../../server/receiver';
-import { testDbUrl, testPrisma } from '../helpers/db';
 import { BROWSER_UA, post } from '../helpers/events';
 import { SmtpSink } from '../helpers/smtpSink';
+import { createTestDatabase, dropTestDatabase } from '../setup/testDatabase';
 
 jest.setTimeout(90_000);
 
@@ -25,12 +27,16 @@ async function until(condition: () => Promise<boolean>, timeoutMs: number, what:
 }
 
 describe('the embedded engine on Postgres, with SMTP_URL', () => {
-	const prisma = testPrisma();
+	// A database of its own: /health judges the whole outbox, which other suites leave rows in.
+	let database: { name: string; url: string };
+	let prisma: PrismaClient;
 	const key = `embedded-${randomBytes(4).toString('hex')}`;
 	let sink: SmtpSink;
 	let receiver: Receiver;
 
 	beforeAll(async () => {
+		database = await createTestDatabase('tcrm_embedded_engine');
+		prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url }) });
 		sink = await SmtpSink.start();
 		const site = parseSiteConfig({
 			site: { key, name: 'Embedded', domain: `${key}.example` },
@@ -45,7 +51,7 @@ describe('the embedded engine on Postgres, with SMTP_URL', () => {
 		});
 		receiver = await startReceiver({
 			sites: [site],
-			database: { url: testDbUrl(), migrate: false },
+			database: { url: database.url },
 			settings: { PORT: 0, DISPATCH_INTERVAL_MS: 50, SMTP_URL: `smtp://127.0.0.1:${sink.port}` },
 			env: {},
 			logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
@@ -55,7 +61,8 @@ describe('the embedded engine on Postgres, with SMTP_URL', () => {
 	afterAll(async () => {
 		await receiver?.close();
 		await sink?.stop();
-		await prisma.$disconnect();
+		await prisma?.$disconnect();
+		if (database) await dropTestDatabase(database.name);
 	});
 
 	it('runs the chain from a visit and a lead to the welcome email, sent through SMTP_URL', async () => {
