@@ -60,7 +60,7 @@ function firstRunSummary(receiver: Receiver): string {
 		`  Dashboard: ${url}/dashboard (sign in with a read or admin key of the site)`,
 		...firstKeys.map(({ site, key }) => `  Read key:  ${key} (site ${site}; made now and shown only this once: keep it)`),
 		...(mailCatcher ? [`  Mailbox:   ${url}/mailbox`] : []),
-		`  Stats:     ${url}/api/stats?site=${sites.all()[0]?.key ?? '<site>'} (JSON; needs a read key: see "API keys" in the README)`,
+		`  Stats:     ${url}/api/stats?site=${sites.all()[0]?.key ?? '<site>'} (JSON; with a read key as Authorization: Bearer <key>)`,
 		`  Health:    ${url}/health`,
 		'',
 	];
