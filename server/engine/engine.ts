@@ -62,15 +62,6 @@ class RecordedResponse {
 		this.answer = { status: this.statusCode, body };
 		return this;
 	}
-
-	send(body: unknown): this {
-		return this.json(body);
-	}
-
-	end(): this {
-		this.answer ??= { status: this.statusCode, body: null };
-		return this;
-	}
 }
 
 export class EmbeddedEngine {

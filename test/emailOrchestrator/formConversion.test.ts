@@ -11,9 +11,9 @@ import { siteConfigSchema } from '../../lib/contracts/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { emailHash } from '../../lib/email';
 import { disconnectAll } from '../../nodes/shared/database';
-import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
+import { createTestSite, testPrisma } from '../helpers/db';
 import { SmtpSink } from '../helpers/smtpSink';
-import { BundledChain, storeEvents, trackedEvent } from '../leadScorer/bundledChain';
+import { BundledChain, chainCredentials, storeEvents, trackedEvent } from '../leadScorer/bundledChain';
 
 const MINUTE = 60_000;
 
@@ -26,11 +26,7 @@ describe('a lead made by a form that is also a conversion keeps its welcome sequ
 	beforeAll(async () => {
 		prisma = testPrisma();
 		smtp = await SmtpSink.start();
-		chain = new BundledChain(() => ({
-			postgres: postgresCredential(),
-			trackingCrmApi: { receiverUrl: 'https://crm.example.test', webhookSecret: 'form-conversion-secret', emailTokenSecret: 'form-conversion-email-token-secret-0123456789' },
-			smtp: { host: '127.0.0.1', port: smtp.port, secure: false, disableStartTls: true, user: '', password: '' },
-		}));
+		chain = new BundledChain(() => chainCredentials('form-conversion', smtp.port));
 		await chain.start();
 		site = await createTestSite(prisma, 'form-conversion');
 		const config = siteConfigSchema.parse({

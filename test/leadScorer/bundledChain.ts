@@ -17,6 +17,8 @@ import type { PrismaClient } from '../../lib/db/generated/client';
 import { deliveryItems, type Delivery } from '../../nodes/CrmTrackerTrigger/delivery';
 import { bundledWorkflows } from '../../scripts/workflowTools';
 import { runWorkflow, type TestCredentials, type WorkflowJson, type WorkflowRunResult } from '../harness/n8n';
+import { postgresCredential } from '../helpers/db';
+import { BROWSER_UA } from '../helpers/events';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -39,8 +41,6 @@ export interface TrackedEvent {
 	occurredAt: string;
 	receivedAt: string;
 }
-
-export const BROWSER_UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
 /** One event of a browser on `domain`, at `at`, with the tracker's session id. */
 export function trackedEvent(domain: string, anonymousId: string, sessionId: string, type: TrackedEvent['type'], pagePath: string, at: Date): TrackedEvent {
@@ -81,6 +81,15 @@ export async function storeEvents(prisma: PrismaClient, siteId: string, events: 
 			receivedAt: new Date(event.receivedAt),
 		})),
 	});
+}
+
+/** The credentials the bundled workflows use: the test database, a webhook secret of `name`, and the SMTP server on `smtpPort`. */
+export function chainCredentials(name: string, smtpPort: number): TestCredentials {
+	return {
+		postgres: postgresCredential(),
+		trackingCrmApi: { receiverUrl: 'https://crm.example.test', webhookSecret: `${name}-secret`, emailTokenSecret: `${name}-email-token-secret-0123456789` },
+		smtp: { host: '127.0.0.1', port: smtpPort, secure: false, disableStartTls: true, user: '', password: '' },
+	};
 }
 
 export class BundledChain {

@@ -14,7 +14,7 @@ import { disconnectAll } from '../../nodes/shared/database';
 import { runWorkflow, type WorkflowJson } from '../harness/n8n';
 import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
 import { SmtpSink } from '../helpers/smtpSink';
-import { BundledChain, storeEvents, trackedEvent, type TrackedEvent } from './bundledChain';
+import { BundledChain, chainCredentials, storeEvents, trackedEvent, type TrackedEvent } from './bundledChain';
 
 const DAY = 86_400_000;
 const MINUTE = 60_000;
@@ -31,11 +31,7 @@ describe('visit rules count stored sessions, whichever of workflows 01 and 03 ru
 	beforeAll(async () => {
 		prisma = testPrisma();
 		smtp = await SmtpSink.start();
-		chain = new BundledChain(() => ({
-			postgres: postgresCredential(),
-			trackingCrmApi: { receiverUrl: 'https://crm.example.test', webhookSecret: 'visit-order-secret', emailTokenSecret: 'visit-order-email-token-secret-0123456789' },
-			smtp: { host: '127.0.0.1', port: smtp.port, secure: false, disableStartTls: true, user: '', password: '' },
-		}));
+		chain = new BundledChain(() => chainCredentials('visit-order', smtp.port));
 		await chain.start();
 		site = await createTestSite(prisma, 'visit-order');
 		const config = siteConfigSchema.parse({
