@@ -364,8 +364,10 @@ export async function startRealN8n(options: StartRealN8nOptions): Promise<RealN8
 				await sleep(250);
 			}
 		};
-		await waitUntil(`${baseUrl}/healthz`, 180_000, async () => (await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2000) })).ok);
-		note('healthz ok');
+		// /healthz answers while n8n still migrates its database, and until then every other route
+		// answers 200 "n8n is starting up": readiness waits for the database and the routes.
+		await waitUntil(`${baseUrl}/healthz/readiness`, 180_000, async () => (await fetch(`${baseUrl}/healthz/readiness`, { signal: AbortSignal.timeout(2000) })).ok);
+		note('readiness ok');
 
 		// A CORS preflight lists the methods registered for a webhook path ("OPTIONS" alone while
 		// none is): it runs no workflow, whatever the webhook's method, so polling is harmless.

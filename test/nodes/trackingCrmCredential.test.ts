@@ -30,6 +30,34 @@ async function plainServer(status: number, contentType: string, body: string): P
 	return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
+const OWNER = { email: 'owner@crm.example', firstName: 'Owner', lastName: 'Crm', password: 'Credential-Test-1' };
+
+/** The n8n-auth cookie among the answer's cookies, as "name=value". */
+function authCookie(response: Response): string | undefined {
+	return response.headers
+		.getSetCookie()
+		.map((line) => line.split(';')[0])
+		.find((pair) => pair.startsWith('n8n-auth='));
+}
+
+/**
+ * Sets up n8n's owner as the editor does on first start, or signs in as it once it is set up;
+ * retried until an answer carries the auth cookie (a starting n8n answers 200 with no cookie).
+ */
+async function signIn(n8n: RealN8n): Promise<string> {
+	const post = (route: string, body: object) =>
+		fetch(`${n8n.baseUrl}/rest/${route}`, { method: 'POST', headers: { 'content-type': 'application/json', ...BROWSER }, body: JSON.stringify(body) });
+	for (let attempt = 0; ; attempt++) {
+		let response = await post('owner/setup', OWNER);
+		if (response.status === 400) response = await post('login', { emailOrLdapLoginId: OWNER.email, password: OWNER.password });
+		const cookie = response.ok ? authCookie(response) : undefined;
+		if (cookie) return cookie;
+		const text = await response.text();
+		if (attempt === 120) throw new Error(`n8n sign-in answered ${response.status} without an n8n-auth cookie: ${text}\n${n8n.logTail(30)}`);
+		await new Promise((resolve) => setTimeout(resolve, 500));
+	}
+}
+
 describe('Tracking CRM API credential test in a real n8n', () => {
 	let n8n: RealN8n | undefined;
 	let receiver: Receiver;
@@ -49,27 +77,19 @@ describe('Tracking CRM API credential test in a real n8n', () => {
 				{ ...POSTGRES, data: postgresCredential() },
 			],
 		});
-		// /healthz answers before the REST routes are registered: retry while they are not.
-		let setup: Response;
-		for (let attempt = 0; ; attempt++) {
-			setup = await fetch(`${n8n.baseUrl}/rest/owner/setup`, {
-				method: 'POST',
-				headers: { 'content-type': 'application/json', ...BROWSER },
-				body: JSON.stringify({ email: 'owner@crm.example', firstName: 'Owner', lastName: 'Crm', password: 'Credential-Test-1' }),
-			});
-			if (setup.status !== 404 || attempt === 120) break;
-			await new Promise((resolve) => setTimeout(resolve, 500));
-		}
-		if (!setup.ok) throw new Error(`n8n owner setup answered ${setup.status}: ${await setup.text()}`);
-		cookie = (setup.headers.get('set-cookie') ?? '').split(';')[0];
+		cookie = await signIn(n8n);
 		// The credential routes may come up after the owner's: wait until they answer with JSON.
-		for (let attempt = 0; attempt < 120; attempt++) {
+		const tries: string[] = [];
+		for (let attempt = 0; ; attempt++) {
 			const probe = await fetch(`${n8n.baseUrl}/rest/credentials/test`, {
 				method: 'POST',
 				headers: { 'content-type': 'application/json', cookie, ...BROWSER },
 				body: JSON.stringify({ credentials: { ...CREDENTIAL, data: { receiverUrl: 'http://127.0.0.1:9', webhookSecret: 'credential-test-secret' } } }),
 			});
-			if (probe.ok && (await probe.text()).trimStart().startsWith('{')) break;
+			const text = await probe.text();
+			if (probe.ok && text.trimStart().startsWith('{')) break;
+			tries.push(`${probe.status}`);
+			if (attempt === 120) throw new Error(`n8n's credential test route never answered with JSON (statuses: ${tries.join(', ')})\n${n8n.logTail(40)}`);
 			await new Promise((resolve) => setTimeout(resolve, 500));
 		}
 	}, 20 * 60_000);
