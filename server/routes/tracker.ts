@@ -31,16 +31,40 @@ const SETTINGS_CACHE_CONTROL = 'public, max-age=300, stale-while-revalidate=8640
 /** Other parameters are let through: a page may add a cache buster to the settings URL. */
 const settingsQuery = z.object({ site: text(64) });
 
-interface Built {
-	mtimeMs: number;
+/** The build as a browser may receive it: compressed by the tracker's build (t.js.br, t.js.gz) when those files are there. */
+interface Representation {
 	body: Buffer;
 	etag: string;
+}
+
+const ENCODINGS = ['br', 'gzip'] as const;
+type Encoding = (typeof ENCODINGS)[number];
+const EXTENSION: Record<Encoding, string> = { br: '.br', gzip: '.gz' };
+
+interface Built {
+	mtimeMs: number;
+	identity: Representation;
+	encoded: Partial<Record<Encoding, Representation>>;
+}
+
+const tagOf = (body: Buffer, suffix = '') => `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}${suffix}"`;
+
+/** A compressed copy counts only when the build wrote it with (or after) this t.js. */
+function encodedCopy(file: string, encoding: Encoding, scriptMtimeMs: number): Representation | undefined {
+	try {
+		if (statSync(file + EXTENSION[encoding]).mtimeMs < scriptMtimeMs) return undefined;
+		const body = readFileSync(file + EXTENSION[encoding]);
+		return { body, etag: tagOf(body, `-${encoding}`) };
+	} catch {
+		return undefined;
+	}
 }
 
 /**
  * Serves the tracker at each site's `tracking.scriptPath` (default /t.js), first-party to the
  * receiver so that no visitor's browser talks to a third party. The file is read again only when
- * it changed on disk, so a rebuild is served without a restart.
+ * it changed on disk, so a rebuild is served without a restart. Browsers that accept brotli or gzip
+ * get the build's compressed copy (about half the bytes), each with its own ETag.
  */
 export function trackerRouter({ sites, scriptFile }: { sites: SiteRegistry; /** Another build to serve instead (tests). */ scriptFile?: string }): Router {
 	const router = Router();
@@ -57,7 +81,12 @@ export function trackerRouter({ sites, scriptFile }: { sites: SiteRegistry; /** 
 			}
 			if (built?.mtimeMs !== mtimeMs) {
 				const body = readFileSync(file);
-				built = { mtimeMs, body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+				const encoded: Built['encoded'] = {};
+				for (const encoding of ENCODINGS) {
+					const copy = encodedCopy(file, encoding, mtimeMs);
+					if (copy) encoded[encoding] = copy;
+				}
+				built = { mtimeMs, identity: { body, etag: tagOf(body) }, encoded };
 			}
 			return built;
 		}
@@ -74,17 +103,21 @@ export function trackerRouter({ sites, scriptFile }: { sites: SiteRegistry; /** 
 		const origin = req.headers.origin;
 		// A plain <script> needs no CORS; one with crossorigin (for Subresource Integrity) does, from an allowed site.
 		if (origin && sites.isKnownOrigin(origin)) res.setHeader('Access-Control-Allow-Origin', origin);
-		res.setHeader('Vary', 'Origin');
+		res.setHeader('Vary', 'Origin, Accept-Encoding');
 		// Pages that isolate themselves (COEP require-corp) load only resources that opt in.
 		res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
 		res.setHeader('Content-Type', 'text/javascript; charset=utf-8');
 		res.setHeader('Cache-Control', CACHE_CONTROL);
-		res.setHeader('ETag', script.etag);
+		// Ours is the choice among what the browser accepts: brotli first, the smaller of the two.
+		const encoding = ENCODINGS.find((candidate) => script.encoded[candidate] && req.acceptsEncodings(candidate) === candidate);
+		const chosen = encoding ? script.encoded[encoding]! : script.identity;
+		if (encoding) res.setHeader('Content-Encoding', encoding);
+		res.setHeader('ETag', chosen.etag);
 		if (req.fresh) {
 			res.status(304).end();
 			return;
 		}
-		res.send(script.body);
+		res.send(chosen.body);
 	});
 	/**
 	 * The tracker's settings (lib/contracts/trackerSettings.ts), on the endpoint it sends its events

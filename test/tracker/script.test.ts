@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { get, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 
 import express from 'express';
 import type { Browser } from 'playwright-core';
@@ -13,7 +15,8 @@ import { startTestReceiver } from '../helpers/receiver';
 
 declare const tcrm: (method: string, ...args: unknown[]) => void;
 
-const ESM_BUILD = path.join(__dirname, '../../tracker/dist/tracker.mjs');
+const BUILD = path.join(__dirname, '../../tracker/dist');
+const ESM_BUILD = path.join(BUILD, 'tracker.mjs');
 
 describe('the tracker script, served and embedded', () => {
 	const prisma = testPrisma();
@@ -60,7 +63,7 @@ describe('the tracker script, served and embedded', () => {
 			'cache-control': 'public, max-age=86400, stale-while-revalidate=604800',
 			'cross-origin-resource-policy': 'cross-origin',
 			'access-control-allow-origin': pages.origin,
-			vary: 'Origin',
+			vary: 'Origin, Accept-Encoding',
 		});
 		expect(await served.text()).toBe(readFileSync(path.join(__dirname, '../../tracker/dist/t.js'), 'utf8'));
 		const etag = served.headers.get('etag')!;
@@ -68,6 +71,31 @@ describe('the tracker script, served and embedded', () => {
 		expect((await fetch(`${receiver.url}/t.js`, { headers: { 'if-none-match': etag, 'cache-control': 'max-age=0' } })).status).toBe(304);
 		expect((await fetch(`${receiver.url}/assets/crm.js`)).headers.get('etag')).toBe(etag);
 		expect((await fetch(`${receiver.url}/t.js`, { headers: { origin: 'https://evil.example' } })).headers.get('access-control-allow-origin')).toBeNull();
+	});
+
+	it('is sent compressed as the build wrote it (brotli, else gzip), each with its own ETag, and plain to a client that takes neither', async () => {
+		const script = readFileSync(path.join(BUILD, 't.js'));
+		const raw = (encodings: string, etag?: string) =>
+			new Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+				const headers: Record<string, string> = { 'accept-encoding': encodings, ...(etag ? { 'if-none-match': etag } : {}) };
+				get(`${receiver.url}/t.js`, { headers }, (response) => {
+					const chunks: Buffer[] = [];
+					response.on('data', (chunk: Buffer) => chunks.push(chunk));
+					response.on('end', () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks) }));
+				}).on('error', reject);
+			});
+		const brotli = await raw('gzip, deflate, br');
+		expect([brotli.headers['content-encoding'], Number(brotli.headers['content-length'])]).toEqual(['br', readFileSync(path.join(BUILD, 't.js.br')).length]);
+		expect(brotliDecompressSync(brotli.body)).toEqual(script);
+		expect(brotli.body.length).toBeLessThan(2500);
+		const gzip = await raw('gzip');
+		expect(gzip.headers['content-encoding']).toBe('gzip');
+		expect(gunzipSync(gzip.body)).toEqual(script);
+		const plain = await raw('identity');
+		expect([plain.headers['content-encoding'], plain.body]).toEqual([undefined, script]);
+		const tags = [brotli, gzip, plain].map((answer) => answer.headers.etag);
+		expect(new Set(tags).size).toBe(3);
+		expect((await raw('br', brotli.headers.etag)).status).toBe(304);
 	});
 
 	it('answers 404 with what to do when the tracker is not built', async () => {

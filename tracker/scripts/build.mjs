@@ -2,9 +2,10 @@
 // (ESM). esbuild bundles; terser then minifies harder than esbuild does (several compress passes,
 // top-level names), since every byte of t.js is downloaded by every visitor of every site.
 import { build } from 'esbuild';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { minify } from 'terser';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -35,3 +36,12 @@ async function bundle(entry, outfile, format) {
 // A fresh clone has no dist/ (it is not committed).
 await mkdir(path.join(root, 'dist'), { recursive: true });
 await Promise.all([bundle('script.ts', 't.js', 'iife'), bundle('index.ts', 'tracker.mjs', 'esm')]);
+
+// The receiver serves t.js as these files to browsers that accept them (server/routes/tracker.ts):
+// compressed once here at the strongest settings, never per request.
+const script = await readFile(path.join(root, 'dist', 't.js'));
+await writeFile(path.join(root, 'dist', 't.js.gz'), gzipSync(script, { level: 9 }));
+await writeFile(
+	path.join(root, 'dist', 't.js.br'),
+	brotliCompressSync(script, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT, [constants.BROTLI_PARAM_SIZE_HINT]: script.length } }),
+);

@@ -10,6 +10,7 @@ const BUDGET = 2500;
 const dist = path.join(path.dirname(path.dirname(fileURLToPath(import.meta.url))), 'dist');
 
 let over = false;
+const served = ['gz', 'br'].map((encoding) => `${encoding} ${readFileSync(path.join(dist, `t.js.${encoding}`)).length}`).join(', ');
 for (const file of ['t.js', 'tracker.mjs']) {
 	const source = readFileSync(path.join(dist, file));
 	const gzip = gzipSync(source, { level: 9 }).length;
@@ -17,6 +18,7 @@ for (const file of ['t.js', 'tracker.mjs']) {
 	if (checked && gzip > BUDGET) over = true;
 	console.log(`tracker/dist/${file}: ${source.length} bytes, ${gzip} bytes gzip -9${checked ? ` (budget ${BUDGET})` : ''}`);
 }
+console.log(`tracker/dist/t.js as served compressed: ${served} bytes`);
 if (over) {
 	console.error(`tracker/dist/t.js is over its budget of ${BUDGET} bytes gzip: make it smaller before it ships`);
 	process.exit(1);
