@@ -10,7 +10,7 @@ const n8n = { 'n8n-nodes-base': n8nNodesBase };
 
 module.exports = tseslint.config(
 	{
-		ignores: ['dist/**', 'node_modules/**', 'lib/db/generated/**', 'coverage/**', 'tracker/dist/**', '.data/**'],
+		ignores: ['dist/**', 'dist-bench/**', 'node_modules/**', 'lib/db/generated/**', 'coverage/**', 'tracker/dist/**', '.data/**'],
 	},
 	{
 		files: ['**/*.ts'],
