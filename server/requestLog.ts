@@ -25,6 +25,22 @@ export function requestId(header: string | string[] | undefined): string {
 }
 
 /**
+ * The URL as logged: the path and the names of its query parameters, never their values. A query
+ * may hold a person's address (a privacy export), a visitor id or a key pasted by mistake, and a
+ * log is kept and shipped where the database's erasure does not reach.
+ */
+export function loggedUrl(url: string | undefined): string | undefined {
+	const query = url?.indexOf('?') ?? -1;
+	if (!url || query < 0) return url;
+	const names = url
+		.slice(query + 1)
+		.split('&')
+		.filter(Boolean)
+		.map((pair) => `${pair.split('=')[0]}=…`);
+	return `${url.slice(0, query)}?${names.join('&')}`;
+}
+
+/**
  * Every request gets an id, echoed in X-Request-Id; when the answer is worth a log line, one
  * structured line carries the id, method, URL, status and time taken. Nothing is allocated for
  * a request that ends well beyond the id and one listener: the ingest route's answer is on
@@ -38,7 +54,7 @@ export function logRequest(logger: Logger, req: IncomingMessage, res: ServerResp
 		const level = requestLogLevel(res.statusCode, res.writableFinished);
 		if (level === 'silent') return;
 		logger[level](
-			{ req: { id, method: req.method, url: req.url }, res: { statusCode: res.statusCode }, responseTime: Date.now() - started },
+			{ req: { id, method: req.method, url: loggedUrl(req.url) }, res: { statusCode: res.statusCode }, responseTime: Date.now() - started },
 			res.writableFinished ? 'request completed' : 'request aborted before the answer was sent',
 		);
 	});

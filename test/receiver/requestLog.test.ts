@@ -55,6 +55,16 @@ describe('request ids and request logs', () => {
 		expect(typeof logged[0].responseTime).toBe('number');
 	});
 
+	it('logs the names of a query\'s parameters, never their values: a refused privacy export leaves no address in the log', async () => {
+		const before = requestLines().length;
+		const answer = await fetch(`${receiver.url}/api/privacy/export?email=ana.person%40example.com&site=${site.site.key}`, { headers: { 'x-request-id': 'export-1' } });
+		expect(answer.status).toBe(401);
+		await new Promise((resolve) => setTimeout(resolve, 50));
+		const logged = requestLines().slice(before);
+		expect(logged.map((line) => line.req)).toEqual([{ id: 'export-1', method: 'GET', url: '/api/privacy/export?email=…&site=…' }]);
+		expect(JSON.stringify(lines)).not.toMatch(/ana\.person/);
+	});
+
 	it('chooses the level from the status: nothing for success, warnings for 4xx and 503, errors for other 5xx', () => {
 		expect([200, 202, 204, 304, 400, 404, 429, 500, 502, 503].map((status) => requestLogLevel(status, true))).toEqual([
 			'silent',
