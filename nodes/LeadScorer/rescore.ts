@@ -13,6 +13,12 @@ import { nextStage } from './stages';
 /** Scores are stored rounded to this many decimals: float noise is no score change. */
 const round = (value: number) => Math.round(value * 100) / 100;
 
+/**
+ * A score as its ledger adds up: each rule's points rounded as its rows record them, then summed.
+ * Rounding the unrounded total instead could differ from the ledger by a hundredth per decayed rule.
+ */
+const roundedSum = (rules: ReadonlyArray<{ points: number }>) => round(rules.reduce((sum, rule) => sum + round(rule.points), 0));
+
 /** The lead columns a rescore reads. */
 export interface StoredLead {
 	id: string;
@@ -58,7 +64,7 @@ export interface ScoreRow {
 
 /** One row per rule whose rounded points differ from what its rows recorded. */
 export function scoreRowsOf(score: ScoreResult, recorded: ReadonlyMap<string, RecordedRule> = new Map()): ScoreRow[] {
-	const total = round(score.total);
+	const total = roundedSum(score.rules);
 	const rows: ScoreRow[] = [];
 	for (const rule of score.rules) {
 		const previous = recorded.get(rule.rule);
@@ -201,13 +207,13 @@ export function rescore(history: LeadHistory, scoring: ScoringRules): Rescored {
 		scoring.now,
 		history.visits,
 	);
-	const total = round(score.total);
+	const total = roundedSum(score.rules);
 	const stage = nextStage(scoring.stages, lead.lifecycleStage, total);
 	return {
 		score,
 		total,
-		engagement: round(score.engagement),
-		fit: round(score.fit),
+		engagement: roundedSum(score.rules.filter((rule) => rule.kind !== 'fit')),
+		fit: roundedSum(score.rules.filter((rule) => rule.kind === 'fit')),
 		stage,
 		firstTouch: history.visitors.reduce((first, visitor) => earlierTouch(first, visitor.firstTouch), lead.firstTouch),
 		scoreRows: scoreRowsOf(score, history.recorded),

@@ -45,9 +45,11 @@ describe('scoreRowsOf', () => {
 		expect(rows).toEqual(expected ? [{ rule: now.rule, scoreAfter: Math.round(now.points * 100) / 100, ...expected }] : []);
 	});
 
-	it('gives every row the rounded total after the whole rescore', () => {
-		const rows = scoreRowsOf(result(rule('a', 1.005, 'x'), rule('b', 2.111, 'y')));
-		expect(rows.map((row) => row.scoreAfter)).toEqual([3.12, 3.12]);
+	it('gives every row the total after the whole rescore, the sum of the rules as the ledger rounds them', () => {
+		// Unrounded, 1.004 + 2.114 + 3.004 is 6.122 (6.12); the ledger records 1, 2.11 and 3, which add up to 6.11.
+		const rows = scoreRowsOf(result(rule('a', 1.004, 'x'), rule('b', 2.114, 'y'), rule('c', 3.004, 'z')));
+		expect(rows.map((row) => row.delta)).toEqual([1, 2.11, 3]);
+		expect(rows.map((row) => row.scoreAfter)).toEqual([6.11, 6.11, 6.11]);
 	});
 });
 
