@@ -13,7 +13,7 @@ Checks, and prints one line each:
   database   DATABASE_URL answers and every migration in prisma/migrations is applied
   receiver   GET <receiver>/health answers 200 (ok, not degraded); with an admin key, also the
              site's database, outbox and n8n details the receiver gives that key
-  n8n        GET <n8n>/healthz answers 200
+  n8n        GET <n8n>/healthz/readiness answers 200 (its database connected and migrated)
   01 … 06    each bundled workflow's webhook is registered in n8n (it is imported and published)
 Exit code 0 when all pass, 1 when any fails, 2 on bad usage.
 
@@ -99,8 +99,9 @@ async function checkReceiver(url: string, apiKey: string | undefined): Promise<C
 
 async function checkN8n(url: string): Promise<Check> {
 	try {
-		const response = await fetchWithin(`${url}/healthz`);
-		return { name: 'n8n', ok: response.ok, detail: `${url}/healthz → ${response.status}` };
+		// /healthz answers while n8n still migrates its database and every other route answers "starting up".
+		const response = await fetchWithin(`${url}/healthz/readiness`);
+		return { name: 'n8n', ok: response.ok, detail: `${url}/healthz/readiness → ${response.status}` };
 	} catch (error) {
 		return { name: 'n8n', ok: false, detail: `${url} not reachable (${causeOf(error)}); start n8n or set N8N_URL` };
 	}
