@@ -46,6 +46,8 @@ export interface DatasetCounts {
 
 const EVENTS_PER_SESSION = 10;
 const SESSIONS_PER_VISITOR = 2;
+/** Sessions written by one statement (and a tenth of that for events, about as many rows). */
+const SESSIONS_PER_STATEMENT = 200_000;
 /** One visitor in this many becomes a lead. */
 const LEAD_EVERY = 33;
 
@@ -95,7 +97,7 @@ const CHANNELS: Array<{ channel: string; weight: number; source: string | null; 
 const sqlText = (value: string | null) => (value === null ? 'NULL' : `'${value}'`);
 
 /** The per-session parameters every table derives from session number `j` (1-based), as a subquery's columns. */
-function sessionParams(sessions: number, visitors: number, days: number): string {
+function sessionParams([first, last]: [number, number], visitors: number, days: number): string {
 	const channelArms = (() => {
 		const total = CHANNELS.reduce((sum, channel) => sum + channel.weight, 0);
 		let upTo = 0;
@@ -112,7 +114,7 @@ function sessionParams(sessions: number, visitors: number, days: number): string
 			- (CASE WHEN ${rand('j', 3)} < 0.7 THEN 28800 + ${rand('j', 4)} * 50400 ELSE ${rand('j', 4)} * 86400 END)::int) * interval '1 second' AS started_at,
 		CASE WHEN ${rand('j', 5)} < 0.35 THEN 1 ELSE 2 + floor(-ln(1 - ${rand('j', 6)}) * ${((EVENTS_PER_SESSION - 0.35) / 0.65 - 2).toFixed(3)})::int END AS n,
 		CASE ${channelArms} END AS c
-		FROM generate_series(1, ${sessions}) j`;
+		FROM generate_series(${first}, ${last}) j`;
 }
 
 /** Derived session figures, from the parameters above (needs columns j, n, started_at). */
@@ -131,11 +133,16 @@ export async function generateDataset(execute: Execute, options: DatasetOptions)
 	const prefix = (table: string) => idPrefix(options.siteId, table, seed);
 	const [V, S, E, L, M, C, Q, T, N] = ['visitors', 'sessions', 'events', 'leads', 'messages', 'campaigns', 'sequences', 'steps', 'enrollments'].map(prefix);
 	const site = `'${options.siteId}'::uuid`;
-		const seconds: Record<string, number> = {};
+	const seconds: Record<string, number> = {};
 	const step = async (name: string, sql: string) => {
 		const started = process.hrtime.bigint();
 		await execute(sql.replaceAll('END_AT', `timestamptz '${end.toISOString()}'`).replaceAll(':seed', String(seed)));
-		seconds[name] = Number(process.hrtime.bigint() - started) / 1e9;
+		seconds[name] = (seconds[name] ?? 0) + Number(process.hrtime.bigint() - started) / 1e9;
+	};
+	// Sessions and their events are written a slice of session numbers per statement: one statement of
+	// ten million rows holds them all in its trigger's transition table and its sort at once.
+	const steps = async (name: string, size: number, sql: (batch: [number, number]) => string) => {
+		for (let first = 1; first <= sessions; first += size) await step(name, sql([first, Math.min(sessions, first + size - 1)]));
 	};
 	// Compiling these statements took longer than running them at a hundred thousand events.
 	await execute('SET jit = off');
@@ -161,9 +168,10 @@ export async function generateDataset(execute: Execute, options: DatasetOptions)
 	const campaignOf = `(CASE p.c ${CHANNELS.map((channel, index) =>
 		channel.campaigns.length === 0 ? '' : `WHEN ${index} THEN (ARRAY[${channel.campaigns.map(sqlText).join(', ')}])[1 + floor(${rand('p.j', 21)} * ${channel.campaigns.length})::int]`,
 	).join(' ')} END)`;
-	await step(
+	await steps(
 		'sessions',
-		`INSERT INTO visitor_sessions (id, site_id, visitor_id, session_key, started_at, last_activity_at, ended_at, pageviews, event_count,
+		SESSIONS_PER_STATEMENT,
+		(batch) => `INSERT INTO visitor_sessions (id, site_id, visitor_id, session_key, started_at, last_activity_at, ended_at, pageviews, event_count,
 			duration_seconds, engaged_time_ms, max_scroll_depth, is_bounce, entry_page, exit_page, engagement_score, engagement_level,
 			channel, source, medium, campaign, referrer, referrer_domain, landing_page, device_type, browser, os, country, created_at, updated_at)
 		SELECT ${uuidOf(S, 'f.j')}, ${site}, ${uuidOf(V, 'f.v')}, 'g${seed}-' || f.j, f.started_at, f.started_at + f.duration * interval '1 second',
@@ -176,23 +184,24 @@ export async function generateDataset(execute: Execute, options: DatasetOptions)
 			SELECT p.*, fig.*, least(100, fig.pv * 8 + fig.duration / 20)::float8 AS score,
 				${channelOf('channel')} AS channel, ${channelOf('source')} AS source, ${channelOf('medium')} AS medium,
 				${channelOf('domain')} AS domain, ${campaignOf} AS campaign
-			FROM (${sessionParams(sessions, visitors, days)}) p CROSS JOIN LATERAL (SELECT ${SESSION_FIGURES}) fig
+			FROM (${sessionParams(batch, visitors, days)}) p CROSS JOIN LATERAL (SELECT ${SESSION_FIGURES}) fig
 		) f
 		JOIN visitors vi ON vi.id = ${uuidOf(V, 'f.v')}`,
 	);
 
 	// Event k of a session is a pageview when the k-th step of pv pageviews over n events lands on it, so
 	// exactly pv events are pageviews; the first is the entry page and the last pageview the exit page.
-	await step(
+	await steps(
 		'events',
-		`INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, visitor_id, session_id, type, url, path, title, referrer,
+		SESSIONS_PER_STATEMENT / EVENTS_PER_SESSION,
+		(batch) => `INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, visitor_id, session_id, type, url, path, title, referrer,
 			context, user_agent, country, occurred_at, received_at)
 		SELECT ${uuidOf(E, "(f.j::bigint * 4096 + k)")}, ${site}, ${uuidOf(E, "(f.j::bigint * 4096 + k)")}, ${anonymousId('f.v')}, 'g${seed}-' || f.j,
 			${uuidOf(V, 'f.v')}, ${uuidOf(S, 'f.j')}, ev.type, 'https://site.example' || ev.path, ev.path, NULL,
 			CASE WHEN k = 1 THEN s.referrer END,
 			CASE WHEN k = 1 AND s.campaign IS NOT NULL THEN jsonb_build_object('utm_source', s.source, 'utm_medium', s.medium, 'utm_campaign', s.campaign) END,
 			'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36', s.country, ev.at, ev.at
-		FROM (SELECT p.*, fig.* FROM (${sessionParams(sessions, visitors, days)}) p CROSS JOIN LATERAL (SELECT ${SESSION_FIGURES}) fig) f
+		FROM (SELECT p.*, fig.* FROM (${sessionParams(batch, visitors, days)}) p CROSS JOIN LATERAL (SELECT ${SESSION_FIGURES}) fig) f
 		JOIN visitor_sessions s ON s.id = ${uuidOf(S, 'f.j')}
 		CROSS JOIN LATERAL generate_series(1, f.n) k
 		CROSS JOIN LATERAL (SELECT ceil(k * f.pv::numeric / f.n) > ceil((k - 1) * f.pv::numeric / f.n) AS is_pv,

@@ -1,5 +1,9 @@
 import type { PrismaClient } from '../../lib/db';
-import type { CampaignAnalytics, ConversionAnalytics, EmailRates, LeadAnalytics, ScoreBucket, SiteStats, TimeRange, VisitorAnalytics } from '../../server/analytics/queries';
+import type { ReportFilter } from '../../server/analytics/filters';
+import type { CampaignAnalytics, ConversionAnalytics, EmailRates } from '../../server/analytics/campaigns';
+import type { LeadAnalytics, ScoreBucket } from '../../server/analytics/leads';
+import type { BreakdownRow, ChannelRow, SiteStats, TimeRange, VisitorAnalytics } from '../../server/analytics/queries';
+import { SCROLL_DEPTHS } from '../../server/analytics/rollup';
 
 /**
  * The dashboard reports of server/analytics/queries.ts computed the simplest way: a GROUP BY over the
@@ -76,14 +80,26 @@ export async function siteStats(prisma: Queryable, siteId: string, todayStartsAt
 }
 
 // ---------------------------------------------------------------------------------------------
-// Visitor analytics: active sessions, top pages, time on site, bounce rate
+// Visitor analytics: active sessions, top pages, time on site, bounce rate, breakdowns
 
-/** The seed's "sesiones activas": sessions with an event in the last 30 minutes. */
-const ACTIVE_SESSIONS = `SELECT count(*)::int AS active FROM visitor_sessions
-	WHERE site_id = $1::uuid AND started_at >= now() - interval '30 minutes' - ${LONGEST_SESSION}
-		AND last_activity_at >= now() - interval '30 minutes'`;
+/** The filter as a condition on a visitor_sessions row named s (the page one: any page view of the session). */
+function filtered(filter: ReportFilter | undefined): string {
+	const quote = (value: string) => `'${value.replaceAll("'", "''")}'`;
+	const conditions = ['true'];
+	if (filter?.channel) conditions.push(`s.channel = ${quote(filter.channel)}`);
+	if (filter?.campaign) conditions.push(`s.campaign = ${quote(filter.campaign)}`);
+	if (filter?.page) conditions.push(`EXISTS (SELECT 1 FROM visitor_events e WHERE e.session_id = s.id AND e.type = 'pageview' AND e.path = ${quote(filter.page)})`);
+	return conditions.join(' AND ');
+}
 
-const SESSION_SUMMARY = `SELECT count(*)::int AS sessions,
+/** The range's sessions that the filter keeps, as a CTE named "started". */
+const started = (filter: ReportFilter | undefined) => `started AS (SELECT s.* FROM visitor_sessions s WHERE s.${IN_RANGE('started_at')} AND ${filtered(filter)})`;
+
+const activeNow = (filter: ReportFilter | undefined) => `SELECT count(*)::int AS active,
+		count(DISTINCT visitor_id) FILTER (WHERE last_activity_at >= now() - interval '5 minutes')::int AS "visitorsNow"
+	FROM visitor_sessions s WHERE site_id = $1::uuid AND last_activity_at >= now() - interval '30 minutes' AND ${filtered(filter)}`;
+
+const sessionSummary = (filter: ReportFilter | undefined) => `WITH ${started(filter)} SELECT count(*)::int AS sessions,
 	count(DISTINCT visitor_id)::int AS visitors,
 	coalesce(sum(pageviews), 0)::int AS pageviews,
 	count(*) FILTER (WHERE is_bounce)::int AS bounces,
@@ -92,36 +108,70 @@ const SESSION_SUMMARY = `SELECT count(*)::int AS sessions,
 	count(*) FILTER (WHERE engagement_level = 'low')::int AS low,
 	count(*) FILTER (WHERE engagement_level = 'medium')::int AS medium,
 	count(*) FILTER (WHERE engagement_level = 'high')::int AS high
-	FROM visitor_sessions WHERE ${IN_RANGE('started_at')}`;
+	FROM started`;
 
-const TOP_PAGES = `SELECT e.path, count(*)::int AS pageviews, count(DISTINCT s.visitor_id)::int AS visitors
-	FROM visitor_sessions s JOIN visitor_events e ON e.session_id = s.id
-	WHERE s.${IN_RANGE('started_at')} AND e.type = 'pageview' AND e.path IS NOT NULL
+const topPages = (filter: ReportFilter | undefined) => `WITH ${started(filter)} SELECT e.path, count(*)::int AS pageviews, count(DISTINCT s.visitor_id)::int AS visitors
+	FROM started s JOIN visitor_events e ON e.session_id = s.id
+	WHERE e.type = 'pageview' AND e.path IS NOT NULL
 	GROUP BY e.path ORDER BY pageviews DESC, e.path LIMIT 10`;
 
-const ENTRY_PAGES = `SELECT entry_page AS path, count(*)::int AS sessions, count(*) FILTER (WHERE is_bounce)::int AS bounces
-	FROM visitor_sessions WHERE ${IN_RANGE('started_at')} AND entry_page IS NOT NULL
+const entryPages = (filter: ReportFilter | undefined) => `WITH ${started(filter)} SELECT entry_page AS path, count(*)::int AS sessions, count(*) FILTER (WHERE is_bounce)::int AS bounces
+	FROM started WHERE entry_page IS NOT NULL
 	GROUP BY entry_page ORDER BY sessions DESC, path LIMIT 10`;
 
-const SESSION_SERIES = series('visitor_sessions', 'started_at', {
-	sessions: 'count(*)::int',
-	visitors: 'count(DISTINCT visitor_id)::int',
-	pageviews: 'sum(pageviews)::int',
-	bounces: 'count(*) FILTER (WHERE is_bounce)::int',
-});
+/** Each breakdown's column of visitor_sessions. */
+const BREAKDOWN_COLUMNS = {
+	channels: 'channel',
+	exitPages: 'exit_page',
+	referrers: 'referrer_domain',
+	sources: 'source',
+	mediums: 'medium',
+	campaigns: 'campaign',
+	devices: 'device_type',
+	browsers: 'browser',
+	os: 'os',
+	countries: 'country',
+	scrollDepth: `CASE WHEN max_scroll_depth >= 100 THEN '100%' WHEN max_scroll_depth >= 75 THEN '75–99%' WHEN max_scroll_depth >= 50 THEN '50–74%' WHEN max_scroll_depth >= 25 THEN '25–49%' ELSE '0–24%' END`,
+} as const;
 
+/** The ten values of a column with the most sessions, with the conversions made in those sessions. */
+const breakdown = (column: string, filter: ReportFilter | undefined) => `WITH ${started(filter)},
+	converted AS (SELECT session_id, count(*) AS conversions FROM conversions WHERE site_id = $1::uuid GROUP BY session_id)
+	SELECT ${column} AS value, count(*)::int AS sessions, count(*) FILTER (WHERE is_bounce)::int AS bounces, sum(pageviews)::int AS pageviews,
+		sum(duration_seconds)::float8 / count(*) AS "avgDurationSeconds", coalesce(sum(converted.conversions), 0)::int AS conversions,
+		count(converted.session_id)::int AS "convertingSessions"
+	FROM started LEFT JOIN converted ON converted.session_id = started.id
+	GROUP BY 1 ORDER BY sessions DESC, value NULLS LAST LIMIT 10`;
 
-export async function visitorAnalytics(prisma: Queryable, siteId: string, range: TimeRange): Promise<VisitorAnalytics> {
-	const [[active], [summary], topPages, entryPages, points] = await Promise.all([
-		prisma.$queryRawUnsafe<Array<{ active: number }>>(ACTIVE_SESSIONS, siteId),
-		prisma.$queryRawUnsafe<Array<VisitorAnalytics['summary'] & VisitorAnalytics['engagement']>>(SESSION_SUMMARY, ...bounds(siteId, range)),
-		prisma.$queryRawUnsafe<VisitorAnalytics['topPages']>(TOP_PAGES, ...bounds(siteId, range)),
-		prisma.$queryRawUnsafe<Array<{ path: string; sessions: number; bounces: number }>>(ENTRY_PAGES, ...bounds(siteId, range)),
-		timeSeries<Omit<VisitorAnalytics['series'][number], 'at'>>(prisma, SESSION_SERIES, siteId, range),
+const sessionSeries = (filter: ReportFilter | undefined) => `WITH ${BUCKETS}, ${started(filter)},
+	data AS (
+		SELECT ${bucketOf('started_at')} AS bucket, count(*)::int AS sessions, count(DISTINCT visitor_id)::int AS visitors,
+			sum(pageviews)::int AS pageviews, count(*) FILTER (WHERE is_bounce)::int AS bounces
+		FROM started GROUP BY 1)
+	SELECT bucket AT TIME ZONE 'UTC' AS "at", coalesce(data.sessions, 0) AS sessions, coalesce(data.visitors, 0) AS visitors,
+		coalesce(data.pageviews, 0) AS pageviews, coalesce(data.bounces, 0) AS bounces
+	FROM buckets LEFT JOIN data USING (bucket) ORDER BY bucket`;
+
+type BreakdownResult = Array<ChannelRow>;
+
+export async function visitorAnalytics(prisma: Queryable, siteId: string, range: TimeRange, filter?: ReportFilter): Promise<VisitorAnalytics> {
+	const names = Object.keys(BREAKDOWN_COLUMNS) as Array<keyof typeof BREAKDOWN_COLUMNS>;
+	const [[active], [summary], topPageRows, entryPageRows, points, ...breakdownRows] = await Promise.all([
+		prisma.$queryRawUnsafe<Array<{ active: number; visitorsNow: number }>>(activeNow(filter), siteId),
+		prisma.$queryRawUnsafe<Array<VisitorAnalytics['summary'] & VisitorAnalytics['engagement']>>(sessionSummary(filter), ...bounds(siteId, range)),
+		prisma.$queryRawUnsafe<VisitorAnalytics['topPages']>(topPages(filter), ...bounds(siteId, range)),
+		prisma.$queryRawUnsafe<Array<{ path: string; sessions: number; bounces: number }>>(entryPages(filter), ...bounds(siteId, range)),
+		timeSeries<Omit<VisitorAnalytics['series'][number], 'at'>>(prisma, sessionSeries(filter), siteId, range),
+		...names.map((name) => prisma.$queryRawUnsafe<BreakdownResult>(breakdown(BREAKDOWN_COLUMNS[name], filter), ...bounds(siteId, range))),
 	]);
+	const rows = new Map(names.map((name, index) => [name, breakdownRows[index]]));
+	const plain = (name: keyof typeof BREAKDOWN_COLUMNS): BreakdownRow[] =>
+		rows.get(name)!.map(({ value, sessions, bounces, pageviews, avgDurationSeconds }) => ({ value, sessions, bounces, pageviews, avgDurationSeconds }));
+	const scroll = new Map(plain('scrollDepth').map((row) => [row.value, row]));
 	const { low, medium, high, ...totals } = summary;
 	return {
 		activeSessions: active.active,
+		visitorsNow: active.visitorsNow,
 		summary: {
 			sessions: totals.sessions,
 			visitors: totals.visitors,
@@ -133,8 +183,21 @@ export async function visitorAnalytics(prisma: Queryable, siteId: string, range:
 			bounceRate: ratio(totals.bounces, totals.sessions),
 		},
 		engagement: { low, medium, high },
-		topPages,
-		entryPages: entryPages.map((page) => ({ path: page.path, sessions: page.sessions, bounceRate: ratio(page.bounces, page.sessions) })),
+		topPages: topPageRows,
+		entryPages: entryPageRows.map((page) => ({ path: page.path, sessions: page.sessions, bounceRate: ratio(page.bounces, page.sessions) })),
+		breakdowns: {
+			channels: rows.get('channels')!,
+			exitPages: plain('exitPages'),
+			referrers: plain('referrers'),
+			sources: plain('sources'),
+			mediums: plain('mediums'),
+			campaigns: plain('campaigns'),
+			devices: plain('devices'),
+			browsers: plain('browsers'),
+			os: plain('os'),
+			countries: plain('countries'),
+			scrollDepth: SCROLL_DEPTHS.map((value) => ({ ...(scroll.get(value) ?? { sessions: 0, bounces: 0, pageviews: 0, avgDurationSeconds: null }), value })),
+		},
 		series: points,
 	};
 }

@@ -1,7 +1,9 @@
 import { v7 as uuidv7 } from 'uuid';
 
 import type { PrismaClient } from '../../lib/db/generated/client';
-import { campaignAnalytics, conversionAnalytics, leadAnalytics, siteStats, visitorAnalytics, type Queryable, type TimeRange } from '../../server/analytics/queries';
+import { campaignAnalytics, conversionAnalytics } from '../../server/analytics/campaigns';
+import { leadAnalytics } from '../../server/analytics/leads';
+import { siteStats, visitorAnalytics, type Queryable, type TimeRange } from '../../server/analytics/queries';
 import { foldRollups } from '../../server/analytics/rollup';
 import { createApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
@@ -226,13 +228,16 @@ describe('analytics read API', () => {
 		expect((await get(url('/api/stats'), keyB)).json).toMatchObject({ events: { total: 3, today: 0 }, visitors: 1, sessions: 2, leads: 1, outbox: { pending: 0, dead: 1 } });
 	});
 
-	it('reports visitor analytics: active sessions, top pages, time on site, bounce rate', async () => {
+	it('reports visitor analytics: active sessions, top pages, time on site, bounce rate, breakdowns', async () => {
 		const { status, json } = await get(url('/api/analytics/visitors', RANGE), keyA);
+		const unset = { value: null, sessions: 4, bounces: 2, pageviews: 10, avgDurationSeconds: 112.5 };
 		expect(status).toBe(200);
 		expect(json).toEqual({
 			site: siteA.site.key,
 			range: { from: '2026-03-01T00:00:00.000Z', to: '2026-03-08T00:00:00.000Z', interval: 'day' },
 			activeSessions: 2,
+			// Of the two active sessions, one had an event 2 minutes ago, the other 5 (no longer "now" by the time of the request).
+			visitorsNow: 1,
 			summary: { sessions: 4, visitors: 3, pageviews: 10, pageviewsPerSession: 2.5, avgDurationSeconds: 112.5, medianDurationSeconds: 75, bounces: 2, bounceRate: 0.5 },
 			engagement: { low: 2, medium: 1, high: 1 },
 			// The page views of the range's sessions: they add up to the summary's.
@@ -247,11 +252,53 @@ describe('analytics read API', () => {
 				{ path: '/blog', sessions: 1, bounceRate: 1 },
 				{ path: '/pricing', sessions: 1, bounceRate: 1 },
 			],
+			breakdowns: {
+				// The conversions made in the range's sessions, the last one after the range ends.
+				channels: [
+					{ value: 'Organic Search', sessions: 2, bounces: 0, pageviews: 8, avgDurationSeconds: 210, conversions: 2, convertingSessions: 1 },
+					{ value: 'Direct', sessions: 1, bounces: 1, pageviews: 1, avgDurationSeconds: 0, conversions: 1, convertingSessions: 1 },
+					{ value: 'Paid Search', sessions: 1, bounces: 1, pageviews: 1, avgDurationSeconds: 30, conversions: 1, convertingSessions: 1 },
+				],
+				// The seeded sessions name no exit page, referrer, UTM fields, device or country: one row of all four sessions.
+				...Object.fromEntries(['exitPages', 'referrers', 'sources', 'mediums', 'campaigns', 'devices', 'browsers', 'os', 'countries'].map((name) => [name, [unset]])),
+				// No session scrolled (max_scroll_depth 0): every bucket is listed all the same.
+				scrollDepth: [
+					{ ...unset, value: '0–24%' },
+					...['25–49%', '50–74%', '75–99%', '100%'].map((value) => ({ value, sessions: 0, bounces: 0, pageviews: 0, avgDurationSeconds: null })),
+				],
+			},
 			series: dailySeries(
 				{ 2: { sessions: 1, visitors: 1, pageviews: 3, bounces: 0 }, 3: { sessions: 2, visitors: 2, pageviews: 6, bounces: 1 }, 7: { sessions: 1, visitors: 1, pageviews: 1, bounces: 1 } },
 				{ sessions: 0, visitors: 0, pageviews: 0, bounces: 0 },
 			),
 		});
+	});
+
+	it('restricts every visitor figure to the sessions of a channel, a campaign or a page', async () => {
+		const range: TimeRange = { from: march(1, 0), to: RANGE_END, interval: 'day' };
+		const organic = await visitorAnalytics(prisma, siteAId, range, { channel: 'Organic Search' });
+		expect(organic).toMatchObject({
+			activeSessions: 0,
+			visitorsNow: 0,
+			summary: { sessions: 2, visitors: 2, pageviews: 8, avgDurationSeconds: 210, bounces: 0 },
+			topPages: [
+				{ path: '/', pageviews: 4, visitors: 2 },
+				{ path: '/features', pageviews: 2, visitors: 1 },
+				{ path: '/pricing', pageviews: 2, visitors: 2 },
+			],
+			entryPages: [{ path: '/', sessions: 2, bounceRate: 0 }],
+			breakdowns: { channels: [{ value: 'Organic Search', sessions: 2, conversions: 2, convertingSessions: 1 }] },
+		});
+		expect(organic.series.filter((point) => point.sessions > 0)).toEqual([
+			{ at: march(2, 0), sessions: 1, visitors: 1, pageviews: 3, bounces: 0 },
+			{ at: march(3, 0), sessions: 1, visitors: 1, pageviews: 5, bounces: 0 },
+		]);
+		// Sessions that viewed /features: only v2's; a page filter keeps the whole session (its other pages too).
+		const features = await visitorAnalytics(prisma, siteAId, range, { page: '/features' });
+		expect(features).toMatchObject({ summary: { sessions: 1, visitors: 1, pageviews: 5 }, topPages: [{ path: '/', pageviews: 2 }, { path: '/features', pageviews: 2 }, { path: '/pricing', pageviews: 1 }] });
+		expect((await visitorAnalytics(prisma, siteAId, range, { campaign: 'none-such' })).summary).toMatchObject({ sessions: 0, visitors: 0, pageviews: 0 });
+		// Site B's sessions are Organic Search too: none of them reach site A's figures.
+		expect((await visitorAnalytics(prisma, siteBId, range, { channel: 'Organic Search' })).summary).toMatchObject({ sessions: 2, visitors: 1 });
 	});
 
 	it('reports lead intelligence: visitor→lead conversion, score distribution, sources, pipeline', async () => {
@@ -358,6 +405,16 @@ describe('analytics read API', () => {
 		]);
 	});
 
+	it('buckets by ISO week, Monday to Monday (UTC), partial weeks at either end included', async () => {
+		const { status, json } = await get(url('/api/analytics/visitors', `${RANGE}&interval=week`), keyA);
+		expect(status).toBe(200);
+		// March 1, 2026 is a Sunday: its week starts on February 23, the next one on March 2.
+		expect(json.series).toEqual([
+			{ at: '2026-02-23T00:00:00.000Z', sessions: 0, visitors: 0, pageviews: 0, bounces: 0 },
+			{ at: '2026-03-02T00:00:00.000Z', sessions: 4, visitors: 3, pageviews: 10, bounces: 2 },
+		]);
+	});
+
 	it('defaults to the last 30 days by day, and answers an empty range with zeros and nulls', async () => {
 		const before = Date.now();
 		const { json } = await get(url('/api/analytics/leads'), keyA);
@@ -431,7 +488,7 @@ describe('analytics read API', () => {
 		['from=2026-03-01&from=2026-03-02', 'from', /^from must be given once/],
 		['from=2026-03-05&to=2026-03-01', 'from', /^from must be before to/],
 		['from=2025-01-01&to=2026-03-01', 'from', /^from and to may be at most 366 days apart \(they are 425 days apart\)$/],
-		['interval=week', 'interval', /^interval must be day or hour \(got "week"\)$/],
+		['interval=month', 'interval', /^interval must be day, hour or week \(got "month"\)$/],
 		['from=2026-01-01&to=2026-03-01&interval=hour', 'interval', /^interval hour covers at most 31 days/],
 		['to=9999-12-31', 'to', /^to must be a date from 2000-01-01 to 2099-12-31 \(got "9999-12-31"\)$/],
 		['from=0000-01-01', 'from', /^from must be a date from 2000-01-01 to 2099-12-31/],
@@ -439,7 +496,7 @@ describe('analytics read API', () => {
 		['to=2100-01-01', 'to', /^to must be a date from 2000-01-01 to 2099-12-31/],
 		['to=2026-03-01%00', 'to', /^to must be an ISO 8601/],
 		['to=2026-03-01&to=2026-03-02', 'to', /^to must be given once/],
-		['interval=hour%00', 'interval', /^interval must be day or hour \(got "hour\\u0000"\)$/],
+		['interval=hour%00', 'interval', /^interval must be day, hour or week \(got "hour\\u0000"\)$/],
 		['form=2026-03-01', 'form', /^form is not a known field; did you mean "from"\?/],
 	])('answers %s with a 400 naming %s', async (query, field, message) => {
 		const { status, json } = await get(url('/api/analytics/visitors', query), keyA);
@@ -558,8 +615,8 @@ describe('analytics read API', () => {
 			conversionAnalytics(recording, bulk.id, range, stages),
 		]);
 		expect(visitors.summary.sessions).toBe(388);
-		// The reports' 20 statements, and each report's check for hours left to fold.
-		expect(statements).toHaveLength(25);
+		// The reports' 18 statements, and each report's check for hours left to fold.
+		expect(statements).toHaveLength(23);
 		for (const { sql, params } of statements) {
 			// With sequential scans priced out, a scan that remains (or a range left to a filter) means no index fits.
 			const scans = await prisma.$transaction(async (tx) => {

@@ -6,8 +6,11 @@ import { generateDataset } from '../../bench/dataset/generate';
 import * as naive from '../../bench/dataset/naive';
 import { openDatabase, type Database } from '../../lib/db';
 import type { PrismaClient } from '../../lib/db/generated/client';
+import { campaignAnalytics, conversionAnalytics } from '../../server/analytics/campaigns';
+import { leadAnalytics } from '../../server/analytics/leads';
 import * as reports from '../../server/analytics/queries';
-import { foldAllRollups, rangePieces } from '../../server/analytics/rollup';
+import type { ReportFilter } from '../../server/analytics/filters';
+import { foldAllRollups, netPieces, rangePieces } from '../../server/analytics/rollup';
 import { createTestSite, testPrisma } from '../helpers/db';
 
 const STAGES = ['subscriber', 'lead', 'mql', 'sql', 'customer'];
@@ -26,7 +29,13 @@ const RANGES: Array<[string, reports.TimeRange]> = [
 	['a day and a few ms', { from: new Date('2026-03-08T23:59:59.999Z'), to: new Date('2026-03-10T00:00:00.001Z'), interval: 'day' }],
 	['all of it', { from: new Date('2026-02-01T00:00:00Z'), to: new Date('2026-04-01T00:00:00Z'), interval: 'day' }],
 	['before the data', { from: new Date('2025-01-01T00:00:00Z'), to: new Date('2025-01-02T00:00:00Z'), interval: 'day' }],
+	['the last 7 days by ISO week', { from: hoursBefore(7 * 24), to: END, interval: 'week' }],
+	['whole ISO weeks by week', { from: new Date('2026-02-23T00:00:00Z'), to: new Date('2026-03-09T00:00:00Z'), interval: 'week' }],
+	['the last 30 days by hour', { from: hoursBefore(30 * 24), to: END, interval: 'hour' }],
 ];
+
+/** Filters a Visitor Analytics report takes: two read from rollup segments, two from the raw sessions. */
+const FILTERS: ReportFilter[] = [{ channel: 'Organic Search' }, { campaign: 'brand' }, { page: '/pricing' }, { channel: 'Paid Search', campaign: 'brand' }];
 
 type Reader = Pick<PrismaClient, '$queryRawUnsafe' | '$executeRawUnsafe' | '$transaction'>;
 
@@ -34,9 +43,9 @@ type Reader = Pick<PrismaClient, '$queryRawUnsafe' | '$executeRawUnsafe' | '$tra
 async function rollupReports(prisma: Reader, siteId: string, range: reports.TimeRange) {
 	return {
 		visitors: await reports.visitorAnalytics(prisma, siteId, range),
-		leads: await reports.leadAnalytics(prisma, siteId, range, STAGES),
-		campaigns: await reports.campaignAnalytics(prisma, siteId, range),
-		conversion: await reports.conversionAnalytics(prisma, siteId, range, STAGES),
+		leads: await leadAnalytics(prisma, siteId, range, STAGES),
+		campaigns: await campaignAnalytics(prisma, siteId, range),
+		conversion: await conversionAnalytics(prisma, siteId, range, STAGES),
 		stats: await reports.siteStats(prisma, siteId, range.from),
 	};
 }
@@ -56,6 +65,10 @@ async function expectSameNumbers(prisma: Reader, siteId: string): Promise<void> 
 	for (const [name, range] of RANGES) {
 		const [rolled, plain] = [await rollupReports(prisma, siteId, range), await naiveReports(prisma, siteId, range)];
 		expect({ name, ...rolled }).toEqual({ name, ...plain });
+		for (const filter of FILTERS) {
+			const [filtered, plainFiltered] = [await reports.visitorAnalytics(prisma, siteId, range, filter), await naive.visitorAnalytics(prisma, siteId, range, filter)];
+			expect({ name, filter, ...filtered }).toEqual({ name, filter, ...plainFiltered });
+		}
 	}
 }
 
@@ -85,10 +98,37 @@ describe('dashboard rollups on Postgres', () => {
 				[Date.parse('2026-03-08T23:00:00Z'), Date.parse('2026-03-09T00:00:00Z')],
 				[Date.parse('2026-03-10T00:00:00Z'), Date.parse('2026-03-10T01:00:00Z')],
 			],
-			days: [Date.parse('2026-03-09T00:00:00Z'), Date.parse('2026-03-10T00:00:00Z')],
+			days: [[Date.parse('2026-03-09T00:00:00Z'), Date.parse('2026-03-10T00:00:00Z')]],
+			weeks: null,
 			inner: [Date.parse('2026-03-08T23:00:00Z'), Date.parse('2026-03-10T01:00:00Z')],
 		});
+		// ISO weeks start on Monday (2026-03-02 and 2026-03-09 are Mondays).
+		expect(rangePieces(new Date('2026-02-26T00:00:00Z'), new Date('2026-03-11T00:00:00Z'))).toMatchObject({
+			days: [
+				[Date.parse('2026-02-26T00:00:00Z'), Date.parse('2026-03-02T00:00:00Z')],
+				[Date.parse('2026-03-09T00:00:00Z'), Date.parse('2026-03-11T00:00:00Z')],
+			],
+			weeks: [Date.parse('2026-03-02T00:00:00Z'), Date.parse('2026-03-09T00:00:00Z')],
+		});
 		expect(rangePieces(new Date('2026-03-09T10:05:00Z'), new Date('2026-03-09T10:55:00Z')).edges).toEqual([[Date.parse('2026-03-09T10:05:00Z'), Date.parse('2026-03-09T10:55:00Z')]]);
+	});
+
+	it('reads a range ending now as the current week less what is still to come, and a late start as a bucket less its beginning', () => {
+		const now = Date.parse('2026-03-11T10:20:00Z');
+		const piece = (sign: number, grain: string, from: string, to: string) => ({ sign, grain, span: [Date.parse(from), Date.parse(to)] });
+		expect(netPieces(new Date('2026-03-02T00:00:00Z'), new Date(now), 'week', now)).toEqual([
+			piece(1, 'week', '2026-03-02T00:00:00Z', '2026-03-09T00:00:00Z'),
+			piece(1, 'week', '2026-03-09T00:00:00Z', '2026-03-16T00:00:00Z'),
+			piece(-1, 'day', '2026-03-12T00:00:00Z', '2026-03-16T00:00:00Z'),
+			piece(-1, 'hour', '2026-03-11T11:00:00Z', '2026-03-12T00:00:00Z'),
+			piece(-1, 'raw', '2026-03-11T10:20:00Z', '2026-03-11T11:00:00Z'),
+		]);
+		// A range from 02:30 on a day: that day less its first hours, not its last twenty-one.
+		expect(netPieces(new Date('2026-03-10T02:30:00Z'), new Date('2026-03-11T00:00:00Z'), 'day', now)).toEqual([
+			piece(1, 'day', '2026-03-10T00:00:00Z', '2026-03-11T00:00:00Z'),
+			piece(-1, 'hour', '2026-03-10T00:00:00Z', '2026-03-10T02:00:00Z'),
+			piece(-1, 'raw', '2026-03-10T02:00:00Z', '2026-03-10T02:30:00Z'),
+		]);
 	});
 
 	it('answers every report with the numbers of plain SQL over the raw tables, at every range', async () => {
@@ -98,6 +138,12 @@ describe('dashboard rollups on Postgres', () => {
 		expect(visitors.topPages).toHaveLength(10);
 		expect(visitors.topPages.some((page) => page.visitors < page.pageviews)).toBe(true);
 		expect(visitors.engagement.high).toBeGreaterThan(0);
+		// … and figures in every breakdown and filter.
+		expect(visitors.breakdowns.channels.length).toBeGreaterThan(5);
+		expect(visitors.breakdowns.channels.some((row) => row.conversions > 0)).toBe(true);
+		expect(visitors.breakdowns.scrollDepth.every((row) => row.sessions > 0)).toBe(true);
+		expect(visitors.breakdowns.exitPages).toHaveLength(10);
+		for (const filter of FILTERS) expect((await reports.visitorAnalytics(prisma, siteId, RANGES[1][1], filter)).summary.sessions).toBeGreaterThan(0);
 		await expectSameNumbers(prisma, siteId);
 	});
 
@@ -125,6 +171,28 @@ describe('dashboard rollups on Postgres', () => {
 		await prisma.$executeRawUnsafe('DELETE FROM visitor_events WHERE visitor_id = $1::uuid', erased);
 		await prisma.$executeRawUnsafe('DELETE FROM visitor_sessions WHERE visitor_id = $1::uuid', erased);
 		await prisma.$executeRawUnsafe('DELETE FROM visitors WHERE id = $1::uuid', erased);
+		await expectSameNumbers(prisma, siteId);
+	});
+
+	it('moves the days and weeks by a few changed hours as exactly as it rebuilds them', async () => {
+		await foldAllRollups(prisma);
+		// A handful of sessions in two hours change channel, campaign, engagement and scroll depth, and one gets a conversion.
+		await prisma.$executeRawUnsafe(
+			`UPDATE visitor_sessions SET channel = 'Paid Search', campaign = 'brand', engagement_level = 'medium', max_scroll_depth = 90
+			WHERE id IN (SELECT id FROM visitor_sessions WHERE site_id = $1::uuid AND started_at >= $2::timestamptz AND started_at < $2::timestamptz + interval '2 hours' ORDER BY id LIMIT 6)`,
+			siteId,
+			hoursBefore(30).toISOString(),
+		);
+		await prisma.$executeRawUnsafe(
+			`INSERT INTO conversions (id, site_id, visitor_id, session_id, goal, event_id, occurred_at)
+			SELECT gen_random_uuid(), site_id, visitor_id, id, 'signup', 'moved-' || id, started_at FROM visitor_sessions
+			WHERE site_id = $1::uuid AND started_at >= $2::timestamptz ORDER BY started_at LIMIT 1`,
+			siteId,
+			hoursBefore(29).toISOString(),
+		);
+		const { hours } = await foldAllRollups(prisma);
+		expect(hours).toBeGreaterThan(0);
+		expect(hours).toBeLessThanOrEqual(24);
 		await expectSameNumbers(prisma, siteId);
 	});
 

@@ -261,13 +261,13 @@ export async function roundTripEveryModel(prisma: PrismaClient): Promise<string[
 	await prisma.receiverSecret.create({ data: secretData });
 	await check('ReceiverSecret', secretData, () => prisma.receiverSecret.findUnique({ where: { name: secretData.name } }));
 
-	const factsData = { siteId, grain: 'hour', dimension: 'path', bucket: at, value: '/pricing', sessions: 3, bounces: 1, pageviews: 7, durationSeconds: 420n, low: 1, medium: 1, high: 1 };
+	const factsData = { siteId, segment: 'channel:Email', grain: 'hour', dimension: 'path', bucket: at, value: '/pricing', sessions: 3, bounces: 1, pageviews: 7, durationSeconds: 420n, low: 1, medium: 1, high: 1 };
 	await prisma.analyticsSessionFacts.create({ data: factsData });
-	await check('AnalyticsSessionFacts', factsData, () => prisma.analyticsSessionFacts.findUnique({ where: { siteId_grain_dimension_bucket_value: { siteId, grain: 'hour', dimension: 'path', bucket: at, value: '/pricing' } } }));
+	await check('AnalyticsSessionFacts', factsData, () => prisma.analyticsSessionFacts.findUnique({ where: { siteId_segment_grain_dimension_bucket_value: { siteId, segment: 'channel:Email', grain: 'hour', dimension: 'path', bucket: at, value: '/pricing' } } }));
 
-	const pairsData = { siteId, kind: 'all', grain: 'hour', bucket: at, prevHour: new Date('2026-11-19T08:00:00.000Z'), sessions: 2 };
+	const pairsData = { siteId, segment: 'campaign:spring', kind: 'all', grain: 'hour', bucket: at, prevHour: new Date('2026-11-19T08:00:00.000Z'), sessions: 2 };
 	await prisma.analyticsVisitorPairs.create({ data: pairsData });
-	await check('AnalyticsVisitorPairs', pairsData, () => prisma.analyticsVisitorPairs.findUnique({ where: { siteId_kind_grain_bucket_prevHour: { siteId, kind: 'all', grain: 'hour', bucket: at, prevHour: pairsData.prevHour } } }));
+	await check('AnalyticsVisitorPairs', pairsData, () => prisma.analyticsVisitorPairs.findUnique({ where: { siteId_segment_kind_grain_bucket_prevHour: { siteId, segment: 'campaign:spring', kind: 'all', grain: 'hour', bucket: at, prevHour: pairsData.prevHour } } }));
 
 	const dirtyData = { siteId, hour: new Date('2026-11-20T10:00:00.000Z') };
 	const dirty = await prisma.analyticsDirtyHour.create({ data: dirtyData });
