@@ -31,7 +31,6 @@ nav ul{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:.25rem
 nav a{display:block;padding:.35rem .7rem;border-radius:6px;text-decoration:none;color:var(--ink)}
 nav a:hover{background:#eef2fb}
 nav a[aria-current=page]{background:#e3ebfb;color:var(--accent);font-weight:600}
-nav .soon{color:var(--muted);font-size:.75rem}
 form.signout button,button,select,input{font:inherit}
 button{padding:.35rem .9rem;border:1px solid var(--line);border-radius:6px;background:#fff;cursor:pointer;color:var(--ink)}
 button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
@@ -71,6 +70,15 @@ thead th{font-size:.78rem;text-transform:uppercase;letter-spacing:.03em;color:va
 .signin input{width:100%;padding:.5rem}
 .signin .hint{color:var(--muted);font-size:.85rem}
 .signin button{margin-top:1rem}
+dl.facts{display:grid;grid-template-columns:minmax(7rem,max-content) 1fr;gap:.2rem 1rem;margin:0 0 .5rem}
+dl.facts dt{color:var(--muted)}
+dl.facts dd{margin:0;overflow-wrap:anywhere}
+ul.tags{list-style:none;padding:0;margin:0;display:flex;flex-wrap:wrap;gap:.35rem}
+ul.tags li{background:#eef2fb;border-radius:999px;padding:.1rem .65rem}
+h3{font-size:.95rem;margin:.9rem 0 .3rem}
+p.pages{margin:.75rem 0 0}
+th.text,td.text{min-width:6rem}
+tbody th.text{min-width:9rem}
 code{background:#f1f3f4;padding:0 .25rem;border-radius:4px;overflow-wrap:anywhere}
 @media (max-width:40rem){header.top{padding:.5rem .75rem}main{padding:.75rem}.figure .value{font-size:1.3rem}.chart{height:13rem}th,td{padding:.3rem .3rem}thead th{white-space:normal;letter-spacing:0;font-size:.7rem}}
 `;

@@ -1,7 +1,10 @@
+import type { Interval } from '../analytics/queries';
+import type { ReportFilter } from '../analytics/filters';
 import type { DashboardAssets } from './assets';
+import { CHANNEL_OPTIONS, filterQuery, type ChosenFilter } from './filters';
 import { describeRange, periodQuery, PRESETS, type DashboardRange } from './range';
 import { displayCell, formatCount, formatTime, type Table } from './tables';
-import { change, headlineFigures, visitorTables, type VisitorReport } from './visitors';
+import { change, headlineFigures, visitorTables, type VisitorReport, type VisitorTableName } from './visitors';
 
 /**
  * The dashboards' HTML, drawn on the server: every figure is in the page as text (tables beside
@@ -10,7 +13,7 @@ import { change, headlineFigures, visitorTables, type VisitorReport } from './vi
  */
 export const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-const escape = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+export const escape = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 
 export interface SiteHeading {
 	key: string;
@@ -18,9 +21,9 @@ export interface SiteHeading {
 }
 
 export const PAGES = [
-	{ path: '/dashboard/visitors', title: 'Visitor Analytics', ready: true },
-	{ path: '/dashboard/leads', title: 'Lead Intelligence', ready: false },
-	{ path: '/dashboard/campaigns', title: 'Campaign Performance', ready: false },
+	{ path: '/dashboard/visitors', title: 'Visitor Analytics' },
+	{ path: '/dashboard/leads', title: 'Lead Intelligence' },
+	{ path: '/dashboard/campaigns', title: 'Campaign Performance' },
 ] as const;
 export type DashboardPage = (typeof PAGES)[number];
 
@@ -56,59 +59,77 @@ ${noticeHtml}
 function header(site: SiteHeading, active: DashboardPage, query: string): string {
 	const links = PAGES.map((page) => {
 		const current = page.path === active.path ? ' aria-current="page"' : '';
-		const soon = page.ready ? '' : ' <span class="soon">(coming next)</span>';
-		return `<li><a href="${page.path}${query ? `?${escape(query)}` : ''}"${current}>${page.title}${soon}</a></li>`;
+		return `<li><a href="${page.path}${query ? `?${escape(query)}` : ''}"${current}>${page.title}</a></li>`;
 	}).join('');
 	return `<header class="top"><div class="brand"><span class="site">${escape(site.name)}</span><span class="product">Tracking CRM · ${escape(site.key)}</span></div>
 <nav aria-label="Dashboards"><ul>${links}</ul></nav>
 <form class="signout" method="post" action="/dashboard/sign-out"><button type="submit">Sign out</button></form></header>`;
 }
 
-function filters(action: string, chosen: DashboardRange['chosen']): string {
+/** The channel, campaign and page fields of the form, on the pages whose figures they narrow. */
+function filterFields(filter: ChosenFilter): string {
+	const channels = ['', ...CHANNEL_OPTIONS].map((channel) => `<option value="${escape(channel)}"${channel === filter.channel ? ' selected' : ''}>${channel ? escape(channel) : 'All channels'}</option>`).join('');
+	return `<div class="field"><label for="channel">Channel</label><select id="channel" name="channel">${channels}</select></div>
+<div class="field"><label for="campaign">Campaign (UTM)</label><input id="campaign" name="campaign" value="${escape(filter.campaign)}" maxlength="200" placeholder="All campaigns"></div>
+<div class="field"><label for="page">Page</label><input id="page" name="page" value="${escape(filter.page)}" maxlength="2000" placeholder="All pages, or a path"></div>`;
+}
+
+function filters(action: string, chosen: DashboardRange['chosen'], filter?: ChosenFilter): string {
 	const option = (value: string, label: string, selected: string) => `<option value="${value}"${value === selected ? ' selected' : ''}>${label}</option>`;
 	const presets = [...Object.entries(PRESETS).map(([value, spec]) => option(value, spec.label, chosen.range)), option('custom', 'Custom…', chosen.range)].join('');
-	const intervals = [option('', 'Automatic', chosen.interval), option('hour', 'Hour', chosen.interval), option('day', 'Day', chosen.interval)].join('');
-	return `<form class="filters" method="get" action="${action}" aria-label="Period">
+	const intervals = [option('', 'Automatic', chosen.interval), option('hour', 'Hour', chosen.interval), option('day', 'Day', chosen.interval), option('week', 'Week', chosen.interval)].join('');
+	return `<form class="filters" method="get" action="${action}" aria-label="${filter ? 'Period and filters' : 'Period'}">
 <div class="field"><label for="range">Period</label><select id="range" name="range">${presets}</select></div>
 <div class="field-group" id="custom-dates"><div class="field"><label for="from">From (UTC)</label><input type="date" id="from" name="from" value="${escape(chosen.from)}"></div>
 <div class="field"><label for="to">To (UTC, included)</label><input type="date" id="to" name="to" value="${escape(chosen.to)}"></div></div>
 <div class="field"><label for="interval">Interval</label><select id="interval" name="interval">${intervals}</select></div>
-<button type="submit">Apply</button></form>`;
+${filter ? filterFields(filter) : ''}<button type="submit">Apply</button></form>`;
 }
 
-/** The page around a dashboard: header, navigation, sign-out and the period filter. */
-function shell(site: SiteHeading, active: DashboardPage, chosen: DashboardRange['chosen'], assets: DashboardAssets, content: string, charts: boolean): string {
+/**
+ * The page around a dashboard: header, navigation, sign-out and the period form; with `filter`, the
+ * form has the channel, campaign and page filters too, and the links to the other pages keep them.
+ * A page whose content no period narrows (a lead list, one lead) has no form (`periodForm` false),
+ * and its links still carry the period to the other pages.
+ */
+export function shell(
+	site: SiteHeading,
+	active: DashboardPage,
+	chosen: DashboardRange['chosen'],
+	assets: DashboardAssets,
+	content: string,
+	charts: boolean,
+	filter?: ChosenFilter,
+	periodForm = true,
+): string {
+	const query = [periodQuery(chosen), filter ? filterQuery(filter) : ''].filter(Boolean).join('&');
 	return htmlDocument(
 		`${active.title} · ${site.name}`,
 		assets,
-		`${header(site, active, periodQuery(chosen))}
+		`${header(site, active, query)}
 <main id="content"><h1>${active.title}</h1>
-${filters(active.path, chosen)}
+${periodForm ? filters(active.path, chosen, filter) : ''}
 ${content}</main>`,
 		charts,
 	);
 }
 
 /** The shell with only a message where the figures would be: the period could not be read. */
-export function invalidPeriodPage(site: SiteHeading, active: DashboardPage, chosen: DashboardRange['chosen'], assets: DashboardAssets, field: string, message: string): string {
-	return shell(site, active, chosen, assets, `<p class="error" role="alert">${escape(`${field} ${message}.`)}</p>`, false);
+export function invalidPeriodPage(
+	site: SiteHeading,
+	active: DashboardPage,
+	chosen: DashboardRange['chosen'],
+	assets: DashboardAssets,
+	field: string,
+	message: string,
+	filter?: ChosenFilter,
+): string {
+	return shell(site, active, chosen, assets, `<p class="error" role="alert">${escape(`${field} ${message}.`)}</p>`, false, filter);
 }
 
-/** A dashboard that is not built yet: the shell, and where its figures are meanwhile. */
-export function comingNextPage(site: SiteHeading, active: DashboardPage, chosen: DashboardRange['chosen'], assets: DashboardAssets, jsonRoute: string): string {
-	return shell(
-		site,
-		active,
-		chosen,
-		assets,
-		`<p class="note">This dashboard comes next. Until then its figures are in JSON at <code>${escape(jsonRoute)}</code> (send a read key as <code>Authorization: Bearer …</code>).</p>`,
-		false,
-	);
-}
+export const time = (at: Date, bound: string) => `<time datetime="${at.toISOString()}" data-bound="${bound}">${formatTime(at, true)}</time>`;
 
-const time = (at: Date, bound: string) => `<time datetime="${at.toISOString()}" data-bound="${bound}">${formatTime(at, true)}</time>`;
-
-function tableHtml(table: Table, withHour: boolean): string {
+export function tableHtml(table: Table, withHour: boolean): string {
 	if (!table.rows.length) return `<p class="empty">${escape(table.empty)}</p>`;
 	const numeric = (index: number) => table.columns[index].kind !== 'text' && table.columns[index].kind !== 'time';
 	const head = table.columns.map((column, index) => `<th scope="col"${numeric(index) ? ' class="num"' : ''}>${escape(column.label)}</th>`).join('');
@@ -128,7 +149,7 @@ ${body}
 </tbody></table></div>`;
 }
 
-interface ChartSpec {
+export interface ChartSpec {
 	type: 'line' | 'bar';
 	horizontal?: boolean;
 	labels: string[];
@@ -136,13 +157,14 @@ interface ChartSpec {
 }
 
 /** A chart is a picture of the table beside it: screen readers get its name and the table. */
-function chartHtml(spec: ChartSpec, description: string, short = false): string {
+export function chartHtml(spec: ChartSpec, description: string, short = false): string {
 	return `<div class="chart${short ? ' short' : ''}"><canvas role="img" aria-label="${escape(description)}" data-chart="${escape(JSON.stringify(spec))}"></canvas></div>`;
 }
 
-function panel(table: Table, csvQuery: string, content: string): string {
+/** A table's section with its CSV link: `csvPath` is the page's download route, `csvQuery` the rest of its query (the period, filters). */
+export function panel(table: Table, csvPath: string, csvQuery: string, content: string): string {
 	return `<section class="panel" aria-labelledby="h-${table.name}"><div class="panel-head"><h2 id="h-${table.name}">${escape(table.title)}</h2>
-<a class="csv" href="/dashboard/visitors.csv?table=${table.name}&amp;${escape(csvQuery)}" download>Download CSV<span class="visually-hidden"> of ${escape(table.title.toLowerCase())}</span></a></div>
+<a class="csv" href="${csvPath}?table=${table.name}&amp;${escape(csvQuery)}" download>Download CSV<span class="visually-hidden"> of ${escape(table.title.toLowerCase())}</span></a></div>
 ${content}</section>`;
 }
 
@@ -153,8 +175,10 @@ function figuresHtml(report: VisitorReport): string {
 <span class="value" data-figure="${figure.name}" data-value="${figure.value ?? ''}" data-previous="${figure.previous ?? ''}" aria-describedby="label-${figure.name}">${escape(figure.value === null ? '—' : displayCell(figure.value, figure.kind, false))}</span>
 <span class="change" data-change="${figure.name}">${escape(change(figure))}${previous}</span></li>`;
 	});
-	const active = `<li class="figure"><span class="label">Active sessions now</span><span class="value" data-figure="activeSessions" data-value="${report.current.activeSessions}">${formatCount(report.current.activeSessions)}</span><span class="change">with activity in the last 30 minutes</span></li>`;
-	return `<section aria-labelledby="h-figures"><h2 id="h-figures" class="visually-hidden">Headline figures</h2><ul class="figures">${cards.join('\n')}\n${active}</ul></section>`;
+	const now = report.current;
+	const live = `<li class="figure"><span class="label">Visitors now</span><span class="value" data-figure="visitorsNow" data-value="${now.visitorsNow}">${formatCount(now.visitorsNow)}</span><span class="change">active in the last 5 minutes</span></li>
+<li class="figure"><span class="label">Active sessions</span><span class="value" data-figure="activeSessions" data-value="${now.activeSessions}">${formatCount(now.activeSessions)}</span><span class="change">with activity in the last 30 minutes</span></li>`;
+	return `<section aria-labelledby="h-figures"><h2 id="h-figures" class="visually-hidden">Headline figures</h2><ul class="figures">${cards.join('\n')}\n${live}</ul></section>`;
 }
 
 function totalsHtml(report: VisitorReport): string {
@@ -167,13 +191,34 @@ function totalsHtml(report: VisitorReport): string {
 	return `<p class="note" id="totals">All time: ${formatCount(stats.visitors)} visitors, ${formatCount(stats.sessions)} sessions, ${formatCount(stats.eventsTotal)} events (${formatCount(stats.eventsToday)} today, UTC); ${last}.</p>${unprocessed}`;
 }
 
+const VISITORS_CSV = '/dashboard/visitors.csv';
+
+/** A bar chart of a table's second column by its first, beside the table. */
+function barChart(table: Table, description: string, horizontal = true): string {
+	return table.rows.length
+		? chartHtml(
+				{ type: 'bar', horizontal, labels: table.rows.map((row) => String(row[0])), datasets: [{ label: table.columns[1].label, data: table.rows.map((row) => Number(row[1])) }] },
+				`${description}; the figures are in the table that follows`,
+				true,
+			)
+		: '';
+}
+
+/** What the filters narrow, in words, so a figure is never read as the whole site's by mistake. */
+function filterNote(filter: ReportFilter): string {
+	const parts = [filter.channel && `channel ${filter.channel}`, filter.campaign && `UTM campaign “${filter.campaign}”`, filter.page && `sessions that viewed ${filter.page}`].filter(Boolean);
+	return parts.length ? `<p class="note" id="filtered">Only sessions of ${escape(parts.join(', '))}: every figure, chart and download below, and the previous period, are narrowed alike. The all-time line above is the whole site.</p>` : '';
+}
+
+const BY: Record<Interval, string> = { hour: 'hour', day: 'day', week: 'week (from Monday, UTC)' };
+
 /** The Visitor Analytics page. */
-export function visitorsPage(site: SiteHeading, report: VisitorReport, assets: DashboardAssets): string {
+export function visitorsPage(site: SiteHeading, report: VisitorReport, chosenFilter: ChosenFilter, assets: DashboardAssets): string {
 	const { range, previous, current } = report;
 	const withHour = range.interval === 'hour';
-	const tables = visitorTables(current, report.channels);
-	const csvQuery = periodQuery(range.chosen);
-	const by = withHour ? 'hour' : 'day';
+	const tables = visitorTables(current);
+	const csvQuery = [periodQuery(range.chosen), filterQuery(chosenFilter)].filter(Boolean).join('&');
+	const by = BY[range.interval];
 	// The axis has little room: hours as "12-04 10:00", days in full; the table beside keeps full times.
 	const labels = current.series.map((point) => (withHour ? formatTime(point.at, true).slice(5) : formatTime(point.at, false)));
 	const overTime = chartHtml(
@@ -186,34 +231,30 @@ export function visitorsPage(site: SiteHeading, report: VisitorReport, assets: D
 				{ label: 'Page views', data: current.series.map((point) => point.pageviews) },
 			],
 		},
-		`Line chart of visitors, sessions and page views by ${by}; the figures are in the table that follows`,
+		`Line chart of visitors, sessions and page views by ${range.interval}; the figures are in the table that follows`,
 	);
-	const channels = tables.channels;
-	const channelChart = channels.rows.length
-		? chartHtml(
-				{ type: 'bar', horizontal: true, labels: channels.rows.map((row) => String(row[0])), datasets: [{ label: 'Sessions', data: channels.rows.map((row) => Number(row[1])) }] },
-				'Bar chart of sessions by channel; the figures are in the table that follows',
-				true,
-			)
-		: '';
-	const engagement = tables.engagement;
-	const engagementChart = engagement.rows.length
-		? chartHtml(
-				{ type: 'bar', labels: engagement.rows.map((row) => String(row[0])), datasets: [{ label: 'Sessions', data: engagement.rows.map((row) => Number(row[1])) }] },
-				'Bar chart of sessions by engagement level; the figures are in the table that follows',
-				true,
-			)
-		: '';
+	const withTable = (name: VisitorTableName, chart = '') => panel(tables[name], VISITORS_CSV, csvQuery, `${chart}${tableHtml(tables[name], withHour)}`);
 	const content = `<p class="period" id="period">${describeRange(range)}: ${time(range.from, 'from')} to ${time(range.to, 'to')} UTC, by ${by}. Compared with the period before: ${time(previous.from, 'previous-from')} to ${time(previous.to, 'previous-to')}.</p>
 ${range.note ? `<p class="note">${escape(range.note)}</p>` : ''}
-${figuresHtml(report)}
 ${totalsHtml(report)}
-${panel(tables['over-time'], csvQuery, `${overTime}<details><summary>Figures by ${by} as a table</summary>${tableHtml(tables['over-time'], withHour)}</details>`)}
+${filterNote(report.filter)}
+${figuresHtml(report)}
+${panel(tables['over-time'], VISITORS_CSV, csvQuery, `${overTime}<details><summary>Figures by ${range.interval} as a table</summary>${tableHtml(tables['over-time'], withHour)}</details>`)}
 <div class="grid">
-${panel(tables['top-pages'], csvQuery, tableHtml(tables['top-pages'], withHour))}
-${panel(tables['entry-pages'], csvQuery, tableHtml(tables['entry-pages'], withHour))}
-${panel(channels, csvQuery, `${channelChart}${tableHtml(channels, withHour)}`)}
-${panel(engagement, csvQuery, `${engagementChart}${tableHtml(engagement, withHour)}`)}
+${withTable('top-pages')}
+${withTable('entry-pages')}
+${withTable('exit-pages')}
+${withTable('channels', barChart(tables.channels, 'Bar chart of sessions by channel'))}
+${withTable('referrers')}
+${withTable('campaigns')}
+${withTable('sources')}
+${withTable('mediums')}
+${withTable('devices', barChart(tables.devices, 'Bar chart of sessions by device'))}
+${withTable('browsers')}
+${withTable('os')}
+${withTable('countries')}
+${withTable('scroll-depth', barChart(tables['scroll-depth'], 'Bar chart of sessions by their deepest scroll', false))}
+${withTable('engagement', barChart(tables.engagement, 'Bar chart of sessions by engagement level', false))}
 </div>`;
-	return shell(site, PAGES[0], range.chosen, assets, content, true);
+	return shell(site, PAGES[0], range.chosen, assets, content, true, chosenFilter);
 }

@@ -61,22 +61,27 @@ function customBound(value: string, end: boolean): Date | string {
 	return new Date(parsed.data.at.getTime() + (end && parsed.data.dateOnly ? DAY_MS : 0));
 }
 
-/** Hours for a period of two days or less, days otherwise, unless the person chose. */
+/** Beyond four months, daily points crowd a chart: weeks serve better. */
+const MAX_AUTOMATIC_DAILY_DAYS = 120;
+
+/** Hours for a period of two days or less, weeks past four months, days between, unless the person chose. */
 function intervalFor(chosen: '' | Interval, days: number): { interval: Interval; note?: string } {
 	if (chosen === 'hour' && days > MAX_HOURLY_RANGE_DAYS) return { interval: 'day', note: `Hourly points cover at most ${MAX_HOURLY_RANGE_DAYS} days; shown by day.` };
 	if (chosen) return { interval: chosen };
-	return { interval: days <= 2 ? 'hour' : 'day' };
+	return { interval: days <= 2 ? 'hour' : days <= MAX_AUTOMATIC_DAILY_DAYS ? 'day' : 'week' };
 }
+
+const INTERVALS: readonly Interval[] = ['hour', 'day', 'week'];
 
 /** Reads the period of a dashboard query; `now` fixes the presets. */
 export function resolveRange(query: PeriodQuery, now: Date): RangeResult {
 	const requested = query.range ?? DEFAULT_PRESET;
 	const preset = requested === 'custom' || isPreset(requested) ? requested : undefined;
-	const interval = query.interval === 'hour' || query.interval === 'day' ? query.interval : '';
+	const interval = INTERVALS.find((choice) => choice === query.interval) ?? '';
 	const chosen: DashboardRange['chosen'] = { range: preset ?? DEFAULT_PRESET, from: query.from ?? '', to: query.to ?? '', interval };
 	const refuse = (field: string, message: string): RangeResult => ({ ok: false, field, message, chosen });
 	if (!preset) return refuse('Period', `must be one of ${[...Object.values(PRESETS).map((spec) => spec.label), 'Custom'].join(', ')}`);
-	if (query.interval && !interval) return refuse('Interval', 'must be Automatic, Hour or Day');
+	if (query.interval && !interval) return refuse('Interval', 'must be Automatic, Hour, Day or Week');
 
 	let from: Date;
 	let to: Date;

@@ -1,34 +1,28 @@
-import { campaignAnalytics, siteStats, visitorAnalytics, type CampaignAnalytics, type Queryable, type SiteStats, type TimeRange, type VisitorAnalytics } from '../analytics/queries';
+import type { ReportFilter } from '../analytics/filters';
+import { siteStats, visitorAnalytics, type BreakdownRow, type Queryable, type SiteStats, type TimeRange, type VisitorAnalytics } from '../analytics/queries';
 import { previousRange, type DashboardRange } from './range';
-import type { ColumnKind, Table } from './tables';
+import type { Cell, ColumnKind, Table } from './tables';
 
-/** What the Visitor Analytics page shows: the period, the period before it, the channels and the site's totals. */
+/** What the Visitor Analytics page shows: the period and the period before it (both filtered alike), and the site's totals. */
 export interface VisitorReport {
 	range: DashboardRange;
 	previous: TimeRange;
+	filter: ReportFilter;
 	current: VisitorAnalytics;
 	before: VisitorAnalytics;
-	channels: CampaignAnalytics['channels'];
 	stats: SiteStats;
 	todayStartsAt: Date;
 }
 
-/** The period's figures and what the tables need, from the query layer (the JSON routes' functions). */
-export async function periodFigures(prisma: Queryable, siteId: string, range: TimeRange): Promise<{ current: VisitorAnalytics; channels: CampaignAnalytics['channels'] }> {
-	// Channels come with the campaign report today; only its channel rows are shown here.
-	const [current, campaigns] = await Promise.all([visitorAnalytics(prisma, siteId, range), campaignAnalytics(prisma, siteId, range)]);
-	return { current, channels: campaigns.channels };
-}
-
-export async function loadVisitorReport(prisma: Queryable, siteId: string, range: DashboardRange, now: Date): Promise<VisitorReport> {
+export async function loadVisitorReport(prisma: Queryable, siteId: string, range: DashboardRange, filter: ReportFilter, now: Date): Promise<VisitorReport> {
 	const previous = previousRange(range);
 	const todayStartsAt = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
-	const [{ current, channels }, before, stats] = await Promise.all([
-		periodFigures(prisma, siteId, range),
-		visitorAnalytics(prisma, siteId, previous),
+	const [current, before, stats] = await Promise.all([
+		visitorAnalytics(prisma, siteId, range, filter),
+		visitorAnalytics(prisma, siteId, previous, filter),
 		siteStats(prisma, siteId, todayStartsAt),
 	]);
-	return { range, previous, current, before, channels, stats, todayStartsAt };
+	return { range, previous, filter, current, before, stats, todayStartsAt };
 }
 
 export interface Figure {
@@ -75,14 +69,48 @@ export function change(figure: Figure): string {
 
 const engagementLevels = ['low', 'medium', 'high'] as const;
 
+/** Breakdowns of the range's sessions by one of their attributes, as tables of the same shape. */
+const BREAKDOWN_TABLES = {
+	'exit-pages': { key: 'exitPages', title: 'Exit pages', label: 'Page', empty: 'No sessions in this period.' },
+	referrers: { key: 'referrers', title: 'Referrers', label: 'Referring site', empty: 'No sessions in this period.' },
+	sources: { key: 'sources', title: 'UTM sources', label: 'Source', empty: 'No sessions in this period.' },
+	mediums: { key: 'mediums', title: 'UTM mediums', label: 'Medium', empty: 'No sessions in this period.' },
+	campaigns: { key: 'campaigns', title: 'UTM campaigns', label: 'Campaign', empty: 'No sessions in this period.' },
+	devices: { key: 'devices', title: 'Devices', label: 'Device', empty: 'No sessions in this period.' },
+	browsers: { key: 'browsers', title: 'Browsers', label: 'Browser', empty: 'No sessions in this period.' },
+	os: { key: 'os', title: 'Operating systems', label: 'Operating system', empty: 'No sessions in this period.' },
+	countries: { key: 'countries', title: 'Countries', label: 'Country', empty: 'No sessions in this period.' },
+} as const satisfies Record<string, { key: keyof VisitorAnalytics['breakdowns']; title: string; label: string; empty: string }>;
+type BreakdownTableName = keyof typeof BREAKDOWN_TABLES;
+
 /** The page's tables in the order it shows them; each downloads as /dashboard/visitors.csv?table=<name>. */
-export const VISITOR_TABLES = ['over-time', 'top-pages', 'entry-pages', 'channels', 'engagement'] as const;
+export const VISITOR_TABLES = ['over-time', 'top-pages', 'entry-pages', 'channels', ...(Object.keys(BREAKDOWN_TABLES) as BreakdownTableName[]), 'scroll-depth', 'engagement'] as const;
 export type VisitorTableName = (typeof VISITOR_TABLES)[number];
 export const isVisitorTable = (name: string): name is VisitorTableName => (VISITOR_TABLES as readonly string[]).includes(name);
 
+/** What a breakdown row's value reads as when the sessions had none (no referrer, no campaign, …). */
+const NOT_SET = '(not set)';
+
+function breakdownTable(name: BreakdownTableName, rows: readonly BreakdownRow[], sessions: number): Table & { name: VisitorTableName } {
+	const spec = BREAKDOWN_TABLES[name];
+	return {
+		name,
+		title: spec.title,
+		columns: [
+			{ label: spec.label, kind: 'text' },
+			{ label: 'Sessions', kind: 'count' },
+			{ label: 'Share of sessions', kind: 'percent' },
+			{ label: 'Bounce rate', kind: 'percent' },
+		],
+		rows: rows.map((row): Cell[] => [row.value ?? NOT_SET, row.sessions, sessions ? row.sessions / sessions : null, row.sessions ? row.bounces / row.sessions : null]),
+		empty: spec.empty,
+	};
+}
+
 /** Every table of the page, by its name in the CSV link. */
-export function visitorTables(current: VisitorAnalytics, channels: CampaignAnalytics['channels']): Record<VisitorTableName, Table> {
+export function visitorTables(current: VisitorAnalytics): Record<VisitorTableName, Table> {
 	const sessions = current.summary.sessions;
+	const { channels, scrollDepth } = current.breakdowns;
 	const tables: Array<Table & { name: VisitorTableName }> = [
 		{
 			name: 'over-time',
@@ -126,9 +154,21 @@ export function visitorTables(current: VisitorAnalytics, channels: CampaignAnaly
 				{ label: 'Channel', kind: 'text' },
 				{ label: 'Sessions', kind: 'count' },
 				{ label: 'Conversions', kind: 'count' },
-				{ label: 'Conversion rate', kind: 'percent' },
+				{ label: 'Sessions that converted', kind: 'percent' },
 			],
-			rows: channels.map((row) => [row.channel ?? '(not set)', row.sessions, row.conversions, row.conversionRate]),
+			rows: channels.map((row) => [row.value ?? NOT_SET, row.sessions, row.conversions, row.sessions ? row.convertingSessions / row.sessions : null]),
+			empty: 'No sessions in this period.',
+		},
+		...(Object.keys(BREAKDOWN_TABLES) as BreakdownTableName[]).map((name) => breakdownTable(name, current.breakdowns[BREAKDOWN_TABLES[name].key], sessions)),
+		{
+			name: 'scroll-depth',
+			title: 'Scroll depth',
+			columns: [
+				{ label: 'Deepest scroll in the session', kind: 'text' },
+				{ label: 'Sessions', kind: 'count' },
+				{ label: 'Share of sessions', kind: 'percent' },
+			],
+			rows: sessions ? scrollDepth.map((row) => [row.value, row.sessions, row.sessions / sessions]) : [],
 			empty: 'No sessions in this period.',
 		},
 		{

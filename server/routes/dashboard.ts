@@ -1,18 +1,31 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 
 import type { PrismaClient } from '../../lib/db';
-import { dashboardAssets } from '../dashboard/assets';
+import { dashboardAssets, type DashboardAssets } from '../dashboard/assets';
+import { visitorAnalytics } from '../analytics/queries';
 import { fromOwnOrigin, ownOrigins } from '../dashboard/csrf';
-import { comingNextPage, invalidPeriodPage, PAGE_CSP, PAGES, signInPage, visitorsPage, type DashboardPage, type SiteHeading } from '../dashboard/pages';
+import { resolveFilter, type FilterQuery } from '../dashboard/filters';
+import { invalidPeriodPage, PAGE_CSP, PAGES, signInPage, visitorsPage, type SiteHeading } from '../dashboard/pages';
 import { resolveRange, type PeriodQuery } from '../dashboard/range';
 import { cookieValue, endSessions, keyForSignIn, sessionOf, SESSION_COOKIE, SESSION_HOURS, startSession, type DashboardSession } from '../dashboard/session';
 import { SignInLimit } from '../dashboard/signInLimit';
 import { toCsv } from '../dashboard/tables';
-import { isVisitorTable, loadVisitorReport, periodFigures, VISITOR_TABLES, visitorTables } from '../dashboard/visitors';
+import { isVisitorTable, loadVisitorReport, VISITOR_TABLES, visitorTables } from '../dashboard/visitors';
 import { anonymizeIp } from '../ingest/normalize';
 import type { Logger } from '../logger';
 import type { ReceiverSettings } from '../settings';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
+
+import { registerCampaignRoutes } from './dashboardCampaigns';
+import { registerLeadRoutes } from './dashboardLeads';
+
+/** What a dashboard's routes get: they are registered behind the sign-in, so req.dashboard is set. */
+export interface DashboardRouteContext {
+	prisma: PrismaClient;
+	sites: SiteRegistry;
+	assets: DashboardAssets;
+	logger: Logger;
+}
 
 export interface DashboardContext {
 	prisma: PrismaClient;
@@ -43,13 +56,17 @@ const ENDED: Record<string, { kind: 'error' | 'ok'; text: string }> = {
 };
 
 /** One value of a query parameter; a repeated one counts as its first. */
-const single = (value: unknown): string | undefined => (typeof value === 'string' ? value : Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined);
+export const single = (value: unknown): string | undefined => (typeof value === 'string' ? value : Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined);
 
-function periodOf(req: Request): PeriodQuery {
+export function periodOf(req: Request): PeriodQuery {
 	return { range: single(req.query.range), from: single(req.query.from), to: single(req.query.to), interval: single(req.query.interval) };
 }
 
-const headingOf = (site: RegisteredSite): SiteHeading => ({ key: site.key, name: site.config.site.name });
+export function filterOf(req: Request): FilterQuery {
+	return { channel: single(req.query.channel), campaign: single(req.query.campaign), page: single(req.query.page) };
+}
+
+export const headingOf = (site: RegisteredSite): SiteHeading => ({ key: site.key, name: site.config.site.name });
 
 /**
  * The dashboards: web pages for a site's owner and marketers, signed in with one of the site's
@@ -166,12 +183,14 @@ export function dashboardRouter({ prisma, sites, settings, logger }: DashboardCo
 		const { site } = req.dashboard!;
 		const now = new Date();
 		const period = resolveRange(periodOf(req), now);
-		if (!period.ok) {
-			page(res, 400, invalidPeriodPage(headingOf(site), PAGES[0], period.chosen, assets, period.field, period.message));
+		const filter = resolveFilter(filterOf(req));
+		if (!period.ok || !filter.ok) {
+			const [field, message] = !period.ok ? [period.field, period.message] : !filter.ok ? [filter.field, filter.message] : ['', ''];
+			page(res, 400, invalidPeriodPage(headingOf(site), PAGES[0], period.ok ? period.range.chosen : period.chosen, assets, field, message, filter.chosen));
 			return;
 		}
-		const report = await loadVisitorReport(prisma, site.id, period.range, now);
-		page(res, 200, visitorsPage(headingOf(site), report, assets));
+		const report = await loadVisitorReport(prisma, site.id, period.range, filter.filter, now);
+		page(res, 200, visitorsPage(headingOf(site), report, filter.chosen, assets));
 	});
 
 	router.get('/dashboard/visitors.csv', async (req, res) => {
@@ -181,28 +200,25 @@ export function dashboardRouter({ prisma, sites, settings, logger }: DashboardCo
 			res.status(400).type('text/plain').send(`${period.field} ${period.message}.`);
 			return;
 		}
+		const filter = resolveFilter(filterOf(req));
+		if (!filter.ok) {
+			res.status(400).type('text/plain').send(`${filter.field} ${filter.message}.`);
+			return;
+		}
 		const name = single(req.query.table) ?? '';
 		if (!isVisitorTable(name)) {
 			res.status(400).type('text/plain').send(`table must be one of ${VISITOR_TABLES.join(', ')}.`);
 			return;
 		}
-		const { current, channels } = await periodFigures(prisma, site.id, period.range);
-		const table = visitorTables(current, channels)[name];
+		const table = visitorTables(await visitorAnalytics(prisma, site.id, period.range, filter.filter))[name];
 		const day = (at: Date) => at.toISOString().slice(0, 10);
 		const file = `${site.key.replace(/[^\w.-]/g, '_')}-${name}-${day(period.range.from)}-to-${day(new Date(period.range.to.getTime() - 1))}.csv`;
 		res.set({ 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': `attachment; filename="${file}"` }).send(toCsv(table));
 	});
 
-	const comingNext: Array<[DashboardPage, string]> = [
-		[PAGES[1], '/api/analytics/leads'],
-		[PAGES[2], '/api/analytics/campaigns'],
-	];
-	for (const [dashboard, jsonRoute] of comingNext) {
-		router.get(dashboard.path, (req, res) => {
-			const { site } = req.dashboard!;
-			const period = resolveRange(periodOf(req), new Date());
-			page(res, 200, comingNextPage(headingOf(site), dashboard, period.ok ? period.range.chosen : period.chosen, assets, jsonRoute));
-		});
-	}
+	const routeContext: DashboardRouteContext = { prisma, sites, assets, logger };
+	registerLeadRoutes(router, routeContext);
+	registerCampaignRoutes(router, routeContext);
+
 	return router;
 }

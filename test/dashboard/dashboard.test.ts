@@ -17,6 +17,7 @@ import type { PrismaClient } from '../../lib/db/generated/client';
 import { createApiKey, hashApiKey } from '../../server/auth';
 import { startReceiver, type Receiver } from '../../server/receiver';
 import { requestLog } from '../../server/requestLog';
+import { VISITOR_TABLES } from '../../server/dashboard/visitors';
 import { dashboardRouter } from '../../server/routes/dashboard';
 import { sendProblem } from '../../server/routes/problems';
 import { eventually, launchChromium } from '../helpers/browser';
@@ -72,7 +73,25 @@ async function send(url: string, init: { method?: string; headers?: Record<strin
 	return { status: response.status, headers: response.headers, text: await response.text() };
 }
 
-type SessionSeed = { startedAt: Date; lastActivityAt?: Date; paths: string[]; durationSeconds: number; isBounce: boolean; engagementLevel: 'low' | 'medium' | 'high'; channel: string };
+type SessionSeed = {
+	startedAt: Date;
+	lastActivityAt?: Date;
+	paths: string[];
+	durationSeconds: number;
+	isBounce: boolean;
+	engagementLevel: 'low' | 'medium' | 'high';
+	channel: string;
+	deviceType?: string;
+	browser?: string;
+	os?: string;
+	country?: string;
+	referrerDomain?: string;
+	source?: string;
+	medium?: string;
+	campaign?: string;
+	exitPage?: string;
+	maxScrollDepth?: number;
+};
 
 /**
  * Visitors and their sessions as the Visitor Processor leaves them: each session with its page
@@ -236,17 +255,41 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 		// Site A: five visitors this week (two active now), two the week before, one a month ago.
 		const a = await seedVisitors(prisma, siteAId, {
 			ana: [
-				{ startedAt: daysAgo(1), paths: ['/', '/', '/pricing'], durationSeconds: 120, isBounce: false, engagementLevel: 'high', channel: 'Organic Search' },
-				{ startedAt: daysAgo(2), paths: ['/pricing'], durationSeconds: 0, isBounce: true, engagementLevel: 'low', channel: 'Direct' },
+				{
+					startedAt: daysAgo(1),
+					paths: ['/', '/', '/pricing'],
+					durationSeconds: 120,
+					isBounce: false,
+					engagementLevel: 'high',
+					channel: 'Organic Search',
+					...{ deviceType: 'desktop', browser: 'Chrome', os: 'Windows', country: 'ES', referrerDomain: 'google.com', source: 'google', medium: 'organic', exitPage: '/pricing', maxScrollDepth: 80 },
+				},
+				{ startedAt: daysAgo(2), paths: ['/pricing'], durationSeconds: 0, isBounce: true, engagementLevel: 'low', channel: 'Direct', deviceType: 'mobile', browser: 'Safari', os: 'iOS', country: 'ES', exitPage: '/pricing', maxScrollDepth: 100 },
 				{ startedAt: daysAgo(8), paths: ['/', '/blog'], durationSeconds: 60, isBounce: false, engagementLevel: 'medium', channel: 'Direct' },
 			],
 			bob: [
 				// A visitor's text can look like a spreadsheet formula.
-				{ startedAt: daysAgo(3), paths: ['/', '/blog', '/pricing', '/', '=HYPERLINK("http://x.example","click")'], durationSeconds: 300, isBounce: false, engagementLevel: 'medium', channel: 'Organic Search' },
+				{
+					startedAt: daysAgo(3),
+					paths: ['/', '/blog', '/pricing', '/', '=HYPERLINK("http://x.example","click")'],
+					durationSeconds: 300,
+					isBounce: false,
+					engagementLevel: 'medium',
+					channel: 'Organic Search',
+					...{ deviceType: 'mobile', browser: 'Chrome', os: 'Android', country: 'US', referrerDomain: 'google.com', source: 'google', medium: 'organic', campaign: 'spring', maxScrollDepth: 55 },
+				},
 				{ startedAt: daysAgo(10), paths: ['/'], durationSeconds: 0, isBounce: true, engagementLevel: 'low', channel: 'Direct' },
 			],
 			cyd: [
-				{ startedAt: daysAgo(5), paths: ['/blog'], durationSeconds: 30, isBounce: true, engagementLevel: 'low', channel: 'Paid Search' },
+				{
+					startedAt: daysAgo(5),
+					paths: ['/blog'],
+					durationSeconds: 30,
+					isBounce: true,
+					engagementLevel: 'low',
+					channel: 'Paid Search',
+					...{ deviceType: 'desktop', browser: 'Firefox', os: 'Linux', country: 'US', referrerDomain: 'bing.com', source: 'bing', medium: 'cpc', campaign: 'spring', exitPage: '/blog', maxScrollDepth: 30 },
+				},
 				{ startedAt: daysAgo(20), paths: ['/old', '/old', '/x', '/y'], durationSeconds: 200, isBounce: false, engagementLevel: 'high', channel: 'Email' },
 			],
 			dee: [{ startedAt: minutesAgo(20), lastActivityAt: minutesAgo(5), paths: ['/a-only', '/a-only'], durationSeconds: 40, isBounce: false, engagementLevel: 'medium', channel: 'Referral' }],
@@ -409,7 +452,7 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 		expect(channels.map((row) => row[0]).sort()).toEqual(['Channel', 'Direct', 'Organic Search', 'Paid Search', 'Referral']);
 		expect(channels.find((row) => row[0] === 'Organic Search')).toEqual(['Organic Search', '2', '1', '50']);
 		const unknown = await send(`${dashboard.url}/dashboard/visitors.csv?table=leads`, { headers: { cookie } });
-		expect([unknown.status, unknown.text]).toEqual([400, 'table must be one of over-time, top-pages, entry-pages, channels, engagement.']);
+		expect([unknown.status, unknown.text]).toEqual([400, 'table must be one of over-time, top-pages, entry-pages, channels, exit-pages, referrers, sources, mediums, campaigns, devices, browsers, os, countries, scroll-depth, engagement.']);
 		const signedOut = await send(`${dashboard.url}/dashboard/visitors.csv?table=top-pages`);
 		expect([signedOut.status, signedOut.headers.get('location')]).toEqual([303, '/dashboard/sign-in']);
 		await context.close();
@@ -436,13 +479,112 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 		const leadsLink = await page.getAttribute('nav a[href^="/dashboard/leads"]', 'href');
 		expect(leadsLink).toBe(`/dashboard/leads?range=custom&from=${from}&to=${to}&interval=hour`);
 		await page.click('nav a[href^="/dashboard/leads"]');
-		await expect(page.textContent('main')).resolves.toContain('This dashboard comes next');
+		await expect(page.textContent('#period')).resolves.toContain('Custom period');
 		await expect(page.inputValue('#from')).resolves.toBe(from);
-		await shot(page, '05-lead-intelligence-coming-next');
+		await shot(page, '05-lead-intelligence-custom-period');
 
 		const bad = await page.goto(`${dashboard.url}/dashboard/visitors?range=custom&from=${to}&to=${from}`);
 		expect(bad!.status()).toBe(400);
 		await expect(page.textContent('[role=alert]')).resolves.toBe('From must be on or before To.');
+		await context.close();
+	});
+
+	it('shows every breakdown, visitors now, filtered views and weeks with the numbers SQL gives', async () => {
+		const { context, page } = await openPage();
+		await signIn(page, keyA);
+		const bounds = await pageBounds(page);
+		const inRange = `site_id = $1::uuid AND started_at >= $2::timestamptz AND started_at < $3::timestamptz`;
+		/** A breakdown as the page's table shows it: value, sessions, by sessions then value, a missing value last. */
+		const sqlBreakdown = async (column: string) => {
+			const rows = await prisma.$queryRawUnsafe<Array<{ value: string | null; sessions: number }>>(
+				`SELECT ${column} AS value, count(*)::int AS sessions FROM visitor_sessions WHERE ${inRange} GROUP BY 1 ORDER BY sessions DESC, value NULLS LAST LIMIT 10`,
+				siteAId,
+				bounds.from,
+				bounds.to,
+			);
+			return rows.map((row) => [row.value ?? '(not set)', String(row.sessions)]);
+		};
+		const columns = { devices: 'device_type', browsers: 'browser', os: 'os', countries: 'country', referrers: 'referrer_domain', sources: 'source', mediums: 'medium', campaigns: 'campaign', 'exit-pages': 'exit_page' };
+		for (const [table, column] of Object.entries(columns)) {
+			const expected = await sqlBreakdown(column);
+			expect([table, await tableRows(page, `table-${table}`, 2)]).toEqual([table, expected]);
+			expect(expected.length).toBeGreaterThan(1);
+		}
+		const [scroll] = await prisma.$queryRawUnsafe<Array<Record<string, number>>>(
+			`SELECT count(*) FILTER (WHERE max_scroll_depth < 25)::int AS a, count(*) FILTER (WHERE max_scroll_depth >= 25 AND max_scroll_depth < 50)::int AS b,
+				count(*) FILTER (WHERE max_scroll_depth >= 50 AND max_scroll_depth < 75)::int AS c, count(*) FILTER (WHERE max_scroll_depth >= 75 AND max_scroll_depth < 100)::int AS d,
+				count(*) FILTER (WHERE max_scroll_depth >= 100)::int AS e FROM visitor_sessions WHERE ${inRange}`,
+			siteAId,
+			bounds.from,
+			bounds.to,
+		);
+		expect(await tableRows(page, 'table-scroll-depth', 2)).toEqual(
+			['0–24%', '25–49%', '50–74%', '75–99%', '100%'].map((bucket, index) => [bucket, String(scroll['abcde'[index]])]),
+		);
+		const [now] = await prisma.$queryRawUnsafe<Array<{ visitors: number }>>(
+			`SELECT count(DISTINCT visitor_id)::int AS visitors FROM visitor_sessions WHERE site_id = $1::uuid AND last_activity_at >= now() - interval '5 minutes'`,
+			siteAId,
+		);
+		expect((await pageFigures(page)).visitorsNow.value).toBe(now.visitors);
+		// Eve's last page view was 30 s before the seed; Dee's, 5 minutes before it: only Eve is here now.
+		expect(now.visitors).toBe(1);
+		await shot(page, '09-visitor-breakdowns');
+
+		// Organic Search only, chosen in the form: every figure is that channel's, and so is the period before.
+		await page.selectOption('#channel', 'Organic Search');
+		await Promise.all([page.waitForURL(/channel=Organic\+Search/), page.click('form.filters button[type=submit]')]);
+		const organic = await prisma.$queryRawUnsafe<Array<{ sessions: number; visitors: number; pageviews: number }>>(
+			`SELECT count(*)::int AS sessions, count(DISTINCT visitor_id)::int AS visitors, coalesce(sum(pageviews), 0)::int AS pageviews FROM visitor_sessions WHERE ${inRange} AND channel = 'Organic Search'`,
+			siteAId,
+			bounds.from,
+			bounds.to,
+		);
+		const filtered = await pageFigures(page);
+		expect([filtered.sessions.value, filtered.visitors.value, filtered.pageviews.value]).toEqual([organic[0].sessions, organic[0].visitors, organic[0].pageviews]);
+		expect(organic[0].sessions).toBe(2);
+		await expect(page.textContent('#filtered')).resolves.toContain('channel Organic Search');
+		// The JSON route answers the same filtered figures from the same query layer; a filter it cannot read is a 400 naming it.
+		const json = await send(`${dashboard.url}/api/analytics/visitors?from=${bounds.from}&to=${bounds.to}&channel=Organic+Search`, { headers: { authorization: `Bearer ${keyA}` } });
+		const { summary } = JSON.parse(json.text) as { summary: { sessions: number; visitors: number; pageviews: number } };
+		expect([json.status, summary.sessions, summary.visitors, summary.pageviews]).toEqual([200, filtered.sessions.value, filtered.visitors.value, filtered.pageviews.value]);
+		const unknownChannel = await send(`${dashboard.url}/api/analytics/visitors?channel=Nowhere`, { headers: { authorization: `Bearer ${keyA}` } });
+		expect([unknownChannel.status, unknownChannel.text]).toEqual([400, expect.stringContaining('"field":"channel"')]);
+		const notALeadFilter = await send(`${dashboard.url}/api/analytics/leads?channel=Direct`, { headers: { authorization: `Bearer ${keyA}` } });
+		expect(notALeadFilter.status).toBe(400);
+		expect(await page.getAttribute('nav a[href^="/dashboard/leads"]', 'href')).toContain('channel=Organic+Search');
+		await shot(page, '10-visitors-filtered-by-channel');
+
+		// Sessions that viewed /pricing, typed into the Page field.
+		await page.selectOption('#channel', '');
+		await page.fill('#page', '/pricing');
+		await Promise.all([page.waitForURL(/page=%2Fpricing/), page.click('form.filters button[type=submit]')]);
+		const [pricing] = await prisma.$queryRawUnsafe<Array<{ sessions: number; visitors: number }>>(
+			`SELECT count(*)::int AS sessions, count(DISTINCT visitor_id)::int AS visitors FROM visitor_sessions s WHERE ${inRange}
+				AND EXISTS (SELECT 1 FROM visitor_events e WHERE e.session_id = s.id AND e.type = 'pageview' AND e.path = '/pricing')`,
+			siteAId,
+			bounds.from,
+			bounds.to,
+		);
+		const viewedPricing = await pageFigures(page);
+		expect([viewedPricing.sessions.value, viewedPricing.visitors.value]).toEqual([pricing.sessions, pricing.visitors]);
+		expect(pricing.sessions).toBe(3);
+		const bad = await page.goto(`${dashboard.url}/dashboard/visitors?page=pricing`);
+		expect(bad!.status()).toBe(400);
+		await expect(page.textContent('[role=alert]')).resolves.toBe('Page must be a path starting with / (such as /pricing).');
+
+		// Thirty days by week: each row the sessions SQL counts in that ISO week (Monday, UTC).
+		await page.goto(`${dashboard.url}/dashboard/visitors?range=30d&interval=week`);
+		const weekly = await pageBounds(page);
+		const weeks = await prisma.$queryRawUnsafe<Array<{ week: Date; sessions: number; visitors: number }>>(
+			`SELECT date_trunc('week', started_at AT TIME ZONE 'UTC') AS week, count(*)::int AS sessions, count(DISTINCT visitor_id)::int AS visitors
+			FROM visitor_sessions WHERE ${inRange} GROUP BY 1 ORDER BY 1`,
+			siteAId,
+			weekly.from,
+			weekly.to,
+		);
+		const shown = (await tableRows(page, 'table-over-time', 3)).filter((row) => row[2] !== '0');
+		expect(shown).toEqual(weeks.map((week) => [week.week.toISOString().slice(0, 10), String(week.visitors), String(week.sessions)]));
+		expect(weeks.length).toBeGreaterThan(1);
 		await context.close();
 	});
 
@@ -522,11 +664,12 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 		expect([figures.visitors.value, figures.sessions.value, figures.pageviews.value]).toEqual([expected.visitors, expected.sessions, expected.pageviews]);
 		expect([expected.visitors, expected.sessions, expected.pageviews]).toEqual([1, 2, 4]);
 		expect(await tableRows(page, 'table-top-pages', 3)).toEqual(await sqlTopPages(prisma, siteBId, bounds.from, bounds.to));
-		const html = await page.content();
+		// The filter form lists every channel there is, whichever site: site A's data is looked for in the rest.
+		const html = (await page.content()).replace(/<select id="channel"[\s\S]*?<\/select>/, '');
 		for (const onlyA of ['/a-only', '/a-tracked', '/pricing', 'Paid Search', siteA.site.name]) expect(html).not.toContain(onlyA);
 
 		const cookie = (await context.cookies()).map((entry) => `${entry.name}=${entry.value}`).join('; ');
-		for (const table of ['over-time', 'top-pages', 'entry-pages', 'channels', 'engagement']) {
+		for (const table of VISITOR_TABLES) {
 			const { text: body } = await send(`${dashboard.url}/dashboard/visitors.csv?table=${table}&site=${siteA.site.key}`, { headers: { cookie } });
 			for (const onlyA of ['/a-only', '/a-tracked', 'Paid Search']) expect([table, body.includes(onlyA)]).toEqual([table, false]);
 		}
@@ -539,9 +682,13 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 		expect(log).toContain('dashboard sign-in');
 		for (const key of [keyA, keyB, 'tcrm_read_wrongwrongwrongwrongwrongwrong']) expect(log).not.toContain(key.slice(10));
 		// Chromium reports a page answered with an error status as a console error: the two the tests
-		// asked for (the wrong key's 401, the reversed period's 400) are the only ones allowed.
+		// asked for (the wrong key's 401, the reversed period's and the pathless page's 400) are the only ones allowed.
 		const statusNote = (status: string) => `Failed to load resource: the server responded with a status of ${status}`;
-		expect(consoleErrors).toEqual([`${dashboard.url}/dashboard/sign-in: ${statusNote('401 (Unauthorized)')}`, expect.stringMatching(new RegExp(`/dashboard/visitors\\?range=custom&from=[\\d-]+&to=[\\d-]+: ${statusNote('400 \\(Bad Request\\)')}$`))]);
+		expect(consoleErrors).toEqual([
+			`${dashboard.url}/dashboard/sign-in: ${statusNote('401 (Unauthorized)')}`,
+			expect.stringMatching(new RegExp(`/dashboard/visitors\\?range=custom&from=[\\d-]+&to=[\\d-]+: ${statusNote('400 \\(Bad Request\\)')}$`)),
+			`${dashboard.url}/dashboard/visitors?page=pricing: ${statusNote('400 (Bad Request)')}`,
+		]);
 	});
 });
 

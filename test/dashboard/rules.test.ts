@@ -34,12 +34,26 @@ describe('dashboard period', () => {
 		expect(refused({ range: 'custom', from: '2026-02-30', to: '2026-03-01' })).toMatch(/^From must be an ISO 8601 date/);
 		expect(refused({ range: 'custom', from: '2024-01-01', to: '2026-03-01' })).toBe('From and To may be at most 366 days apart (they are 791 days apart)');
 		expect(refused({ range: 'week' })).toBe('Period must be one of Last 24 hours, Last 7 days, Last 30 days, Last 90 days, Custom');
-		expect(refused({ interval: 'minute' })).toBe('Interval must be Automatic, Hour or Day');
+		expect(refused({ interval: 'minute' })).toBe('Interval must be Automatic, Hour, Day or Week');
+		expect(refused({ interval: 'constructor' })).toBe('Interval must be Automatic, Hour, Day or Week');
 	});
 
 	it('shows more than 31 days by day even when hours were asked for, and says so', () => {
 		const result = resolveRange({ range: '90d', interval: 'hour' }, NOW);
 		expect(result.ok && [result.range.interval, result.range.note]).toEqual(['day', 'Hourly points cover at most 31 days; shown by day.']);
+	});
+
+	it('chooses hours up to two days, weeks past four months, days between, and takes weeks when asked', () => {
+		const automatic = (query: Parameters<typeof resolveRange>[0]) => {
+			const result = resolveRange(query, NOW);
+			return result.ok ? result.range.interval : result.message;
+		};
+		expect([automatic({ range: '24h' }), automatic({ range: '90d' }), automatic({ range: 'custom', from: '2025-06-01', to: '2026-03-01' }), automatic({ range: '30d', interval: 'week' })]).toEqual([
+			'hour',
+			'day',
+			'week',
+			'week',
+		]);
 	});
 
 	it('compares with the period of the same length just before', () => {
