@@ -13,6 +13,7 @@ import type { MailCatcher } from './mail/catcher';
 import { outboxLag, type OutboxDispatcher } from './outbox/dispatcher';
 import { analyticsRouter } from './routes/analytics';
 import { demoRouter } from './routes/demo';
+import { apiReferenceRouter } from './routes/apiReference';
 import { dashboardRouter } from './routes/dashboard';
 import { emailRouter } from './routes/email';
 import { mailboxRouter } from './routes/mailbox';
@@ -94,8 +95,9 @@ function landingPage({ engine, demo, mailbox }: { engine: string; demo: boolean;
 	const links = [
 		...(demo ? [['/demo/', 'Demo site', 'browse it and send the contact form: the CRM sees it']] : []),
 		...(mailbox ? [['/mailbox', 'Mailbox', 'the emails the CRM sent, caught here instead of delivered']] : []),
-		['/dashboard', 'Dashboards', 'visitor analytics of a site: sign in with its read or admin key'],
+		['/dashboard', 'Dashboards', 'visitors, leads and campaigns of a site: sign in with its read or admin key'],
 		['/health', 'Health', 'whether the receiver, its database and its engine are well'],
+		['/docs/api', 'API reference', 'every HTTP route with its authentication, parameters and answers (OpenAPI at /api/openapi.json)'],
 	];
 	return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Tracking CRM</title></head><body>
 <h1>Tracking CRM</h1><p>Workflows run by: ${escapeHtml(engine)}.</p><ul>
@@ -130,6 +132,7 @@ export function createApp(context: AppContext): App {
 	app.use(demoRouter({ prisma: db.prisma, sites, siteKey: settings.DEMO_SITE }));
 	app.use(mailboxRouter({ prisma: db.prisma, sites, catcher: context.mailCatcher }));
 	app.use(dashboardRouter({ prisma: db.prisma, sites, settings, logger }));
+	app.use(apiReferenceRouter({ sites, version: context.version }));
 
 	/**
 	 * Where the embedded engine's CRM Hand Off nodes reach the next workflow, as they would reach

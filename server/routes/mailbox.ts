@@ -20,9 +20,9 @@ export interface MailboxContext {
 const PAGE_SIZE = 200;
 const MAX_LIMIT = 1000;
 
-const idParams = z.object({ id: z.uuid({ error: (issue) => `must be a message id (a UUID) from /mailbox/api/messages (got ${quoted(issue.input)})` }) });
+export const idParams = z.object({ id: z.uuid({ error: (issue) => `must be a message id (a UUID) from /mailbox/api/messages (got ${quoted(issue.input)})` }) });
 
-const listQuery = z.strictObject({
+export const listQuery = z.strictObject({
 	to: text(320).optional(),
 	site: text(64).optional(),
 	limit: z.coerce

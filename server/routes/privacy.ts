@@ -21,8 +21,8 @@ const email = cleanText(z.string().trim().max(254, { error: 'must be at most 254
 	error: 'must be an email address such as jane@example.com',
 });
 
-const exportQuery = z.strictObject({ email });
-const eraseBody = z.strictObject({ email });
+export const exportQuery = z.strictObject({ email });
+export const eraseBody = z.strictObject({ email });
 
 type Tx = Prisma.TransactionClient;
 

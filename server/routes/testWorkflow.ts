@@ -9,7 +9,7 @@ import type { ReceiverSettings } from '../settings';
 import type { SiteRegistry } from '../siteRegistry';
 import { sendProblem } from './problems';
 
-const requestSchema = z.strictObject({
+export const requestSchema = z.strictObject({
 	workflow: z.enum(WORKFLOW_NAMES),
 	/** What to send; without it, a sample in the shape the workflow receives from the outbox. */
 	payload: z.record(z.string(), z.unknown()).optional(),

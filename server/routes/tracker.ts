@@ -29,7 +29,7 @@ const CACHE_CONTROL = 'public, max-age=86400, stale-while-revalidate=604800';
 const SETTINGS_CACHE_CONTROL = 'public, max-age=300, stale-while-revalidate=86400';
 
 /** Other parameters are let through: a page may add a cache buster to the settings URL. */
-const settingsQuery = z.object({ site: text(64) });
+export const settingsQuery = z.object({ site: text(64) });
 
 /** The build as a browser may receive it: compressed by the tracker's build (t.js.br, t.js.gz) when those files are there. */
 interface Representation {
