@@ -259,7 +259,11 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 				expect(counts.events).toBeGreaterThanOrEqual(before!.receiver.events);
 				expect(await db.prisma.visitorEvent.count({ where: { sessionId: null, visitor: { leadId: counts.lead!.id } } })).toBe(0);
 				expect(counts.sessions).toHaveLength(1);
-				expect(counts.conversions).toHaveLength(1);
+				// Each goal once. The engaged pricing visit may count too: its rule reads the session's
+				// engagement when the page view is processed, which after the restart can be later.
+				const goals = counts.conversions.map((conversion) => conversion.goal).sort();
+				expect(goals).toEqual([...new Set(goals)]);
+				expect(goals.filter((goal) => goal !== 'engaged-pricing-visit')).toEqual(['contact-request']);
 				expect(await db.prisma.lead.count({ where: { email } })).toBe(1);
 				expect(counts.emails.map((message) => message.status)).toEqual(['sent']);
 				expect(counts.caught).toBe(1);
