@@ -2,10 +2,10 @@ import { EMAIL_CONVERSION_WINDOW_DAYS } from '../analytics/campaigns';
 import type { DashboardAssets } from './assets';
 import { campaignTables, conversionHeadline, emailHeadline, valueCurrencies, type CampaignReport } from './campaigns';
 import { filterQuery, type ChosenFilter } from './filters';
-import { chartHtml, escape, panel, PAGES, shell, tableHtml, time, type SiteHeading } from './pages';
+import { chartHtml, escape, figureCard, panel, PAGES, shell, tableHtml, time, type SiteHeading } from './pages';
 import { describeRange, periodQuery } from './range';
 import { displayCell, formatTime } from './tables';
-import { change, type Figure } from './visitors';
+import type { Figure } from './visitors';
 
 /** The Campaign Performance page: email sequences and their steps, then conversions by channel, UTM campaign and goal. */
 
@@ -18,12 +18,7 @@ const amounts = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maxim
 const figureText = (figure: Figure, value: number) => (figure.kind === 'decimal' ? amounts.format(value) : displayCell(value, figure.kind, false));
 
 function figuresHtml(id: string, title: string, figures: Figure[]): string {
-	const cards = figures.map((figure) => {
-		const previous = figure.previous === null ? '' : ` <span class="previous">(previous period: ${escape(figureText(figure, figure.previous))})</span>`;
-		return `<li class="figure"><span class="label" id="label-${figure.name}">${escape(figure.label)}</span>
-<span class="value" data-figure="${figure.name}" data-value="${figure.value ?? ''}" data-previous="${figure.previous ?? ''}" aria-describedby="label-${figure.name}">${escape(figure.value === null ? '—' : figureText(figure, figure.value))}</span>
-<span class="change" data-change="${figure.name}">${escape(change(figure))}${previous}</span></li>`;
-	});
+	const cards = figures.map((figure) => figureCard(figure, (value) => figureText(figure, value)));
 	return `<h3 id="${id}" class="visually-hidden">${escape(title)}</h3><ul class="figures" aria-labelledby="${id}">${cards.join('\n')}</ul>`;
 }
 

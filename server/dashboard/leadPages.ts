@@ -20,10 +20,10 @@ import {
 	type LeadReport,
 	type ListChoice,
 } from './leads';
-import { chartHtml, escape, panel, PAGES, shell, tableHtml, time, type SiteHeading } from './pages';
+import { barChart, chartHtml, escape, figureCard, panel, PAGES, shell, tableHtml, time, type SiteHeading } from './pages';
 import { describeRange, periodQuery, type DashboardRange } from './range';
-import { displayCell, formatCount, formatTime, type Table } from './tables';
-import { change, type Figure } from './visitors';
+import { formatCount, formatTime } from './tables';
+import type { Figure } from './visitors';
 
 /**
  * The Lead Intelligence pages: the overview (/dashboard/leads), the lead list (/dashboard/leads/list)
@@ -48,23 +48,7 @@ function subNav(active: 'overview' | 'list' | 'lead', chosen: Chosen): string {
 }
 
 function figureCards(figures: readonly Figure[]): string {
-	const cards = figures.map((figure) => {
-		const previous = figure.previous === null ? '' : ` <span class="previous">(previous period: ${escape(displayCell(figure.previous, figure.kind, false))})</span>`;
-		return `<li class="figure"><span class="label" id="label-${figure.name}">${escape(figure.label)}</span>
-<span class="value" data-figure="${figure.name}" data-value="${figure.value ?? ''}" data-previous="${figure.previous ?? ''}" aria-describedby="label-${figure.name}">${escape(figure.value === null ? '—' : displayCell(figure.value, figure.kind, false))}</span>
-<span class="change" data-change="${figure.name}">${escape(change(figure))}${previous}</span></li>`;
-	});
-	return `<section aria-labelledby="h-figures"><h2 id="h-figures" class="visually-hidden">Headline figures</h2><ul class="figures">${cards.join('\n')}</ul></section>`;
-}
-
-/** A horizontal bar chart of one column of a table, by its first column; none for an empty table. */
-function barChart(table: Table, column: number, label: string, description: string): string {
-	if (!table.rows.length) return '';
-	return chartHtml(
-		{ type: 'bar', horizontal: true, labels: table.rows.map((row) => String(row[0])), datasets: [{ label, data: table.rows.map((row) => Number(row[column])) }] },
-		`${description}; the figures are in the table that follows`,
-		true,
-	);
+	return `<section aria-labelledby="h-figures"><h2 id="h-figures" class="visually-hidden">Headline figures</h2><ul class="figures">${figures.map((figure) => figureCard(figure)).join('\n')}</ul></section>`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -114,9 +98,9 @@ ${figureCards(leadFigures(report))}
 ${panel(tables['new-leads'], LEADS_CSV, csvQuery, `${newLeads}<details><summary>New leads by ${range.interval} as a table</summary>${tableHtml(tables['new-leads'], withHour)}</details>`)}
 ${panel(tables['pipeline-over-time'], LEADS_CSV, csvQuery, `<p class="note">Leads at each stage at the end of each ${pipeline.unit}, rebuilt from the stage moves the Lead Scorer recorded.</p>${pipelineOverTime}<details><summary>Stages by ${pipeline.unit} as a table</summary>${tableHtml(tables['pipeline-over-time'], pipeline.unit === 'hour')}</details>`)}
 <div class="grid">
-${panel(tables.pipeline, LEADS_CSV, csvQuery, `${barChart(tables.pipeline, 1, 'Leads', 'Bar chart of all leads by their lifecycle stage now')}${tableHtml(tables.pipeline, false)}`)}
+${panel(tables.pipeline, LEADS_CSV, csvQuery, `${barChart(tables.pipeline, 'Bar chart of all leads by their lifecycle stage now', { label: 'Leads' })}${tableHtml(tables.pipeline, false)}`)}
 ${panel(scores, LEADS_CSV, csvQuery, `${scoreChart}${tableHtml(scores, false)}`)}
-${panel(channels, LEADS_CSV, csvQuery, `${barChart(channels, 1, 'New leads', 'Bar chart of new leads by first-touch channel')}${tableHtml(channels, false)}`)}
+${panel(channels, LEADS_CSV, csvQuery, `${barChart(channels, 'Bar chart of new leads by first-touch channel', { label: 'New leads' })}${tableHtml(channels, false)}`)}
 ${panel(tables.sources, LEADS_CSV, csvQuery, `<p class="note">The source the lead's form or import named.</p>${tableHtml(tables.sources, false)}`)}
 ${panel(tables['stage-changes'], LEADS_CSV, csvQuery, tableHtml(tables['stage-changes'], false))}
 </div>`;
@@ -170,26 +154,6 @@ ${field('size', 'size', `<select id="size" name="size">${sizes}</select>`)}
  * no cell wrapped: at phone width the table scrolls sideways in its region instead of breaking
  * every email and date over several lines.
  */
-function linkedTableHtml(table: Table, hrefs: readonly string[]): string {
-	if (!table.rows.length) return `<p class="empty">${escape(table.empty)}</p>`;
-	const numeric = (index: number) => table.columns[index].kind !== 'text' && table.columns[index].kind !== 'time';
-	const head = table.columns.map((column, index) => `<th scope="col"${numeric(index) ? ' class="num"' : ''}>${escape(column.label)}</th>`).join('');
-	const body = table.rows
-		.map(
-			(row, rowIndex) =>
-				`<tr>${row
-					.map((cell, index) => {
-						const text = escape(displayCell(cell, table.columns[index].kind, true));
-						return index === 0 ? `<th scope="row"><a href="${escape(hrefs[rowIndex])}">${text}</a></th>` : `<td${numeric(index) ? ' class="num"' : ''}>${text}</td>`;
-					})
-					.join('')}</tr>`,
-		)
-		.join('\n');
-	return `<div class="scroll" tabindex="0" role="region" aria-label="${escape(table.title)}"><table id="table-${table.name}"><thead><tr>${head}</tr></thead><tbody>
-${body}
-</tbody></table></div>`;
-}
-
 const leadPath = (id: string) => `/dashboard/leads/${id}`;
 
 function pagesNav(chosen: ListChoice, period: Chosen, page: number, pages: number): string {
@@ -215,8 +179,9 @@ export function leadListPage(site: SiteHeading, period: Chosen, assets: Dashboar
 	const csvQuery = listQuery({ ...chosen, page: '1', size: '' });
 	const content = `${subNav('list', period)}
 ${listForm(view, period)}
-${panel(table, LEADS_CSV, csvQuery, `<p class="note" id="list-count" data-total="${list.total}">${count}</p>${linkedTableHtml(
+${panel(table, LEADS_CSV, csvQuery, `<p class="note" id="list-count" data-total="${list.total}">${count}</p>${tableHtml(
 		table,
+		true,
 		list.rows.map((row) => leadPath(row.id)),
 	)}${pagesNav(chosen, period, list.page, pages)}`)}`;
 	return shell(site, PAGE, period, assets, content, false, undefined, false);

@@ -4,7 +4,7 @@ import type { DashboardAssets } from './assets';
 import { CHANNEL_OPTIONS, filterQuery, type ChosenFilter } from './filters';
 import { describeRange, periodQuery, PRESETS, type DashboardRange } from './range';
 import { displayCell, formatCount, formatTime, type Table } from './tables';
-import { change, headlineFigures, visitorTables, type VisitorReport, type VisitorTableName } from './visitors';
+import { change, headlineFigures, visitorTables, type Figure, type VisitorReport, type VisitorTableName } from './visitors';
 
 /**
  * The dashboards' HTML, drawn on the server: every figure is in the page as text (tables beside
@@ -129,17 +129,19 @@ export function invalidPeriodPage(
 
 export const time = (at: Date, bound: string) => `<time datetime="${at.toISOString()}" data-bound="${bound}">${formatTime(at, true)}</time>`;
 
-export function tableHtml(table: Table, withHour: boolean): string {
+/** A table as HTML; with `hrefs`, each row's first cell links to the page of that row (a lead, say). */
+export function tableHtml(table: Table, withHour: boolean, hrefs?: readonly string[]): string {
 	if (!table.rows.length) return `<p class="empty">${escape(table.empty)}</p>`;
 	const numeric = (index: number) => table.columns[index].kind !== 'text' && table.columns[index].kind !== 'time';
 	const head = table.columns.map((column, index) => `<th scope="col"${numeric(index) ? ' class="num"' : ''}>${escape(column.label)}</th>`).join('');
 	const body = table.rows
 		.map(
-			(row) =>
+			(row, rowIndex) =>
 				`<tr>${row
 					.map((cell, index) => {
 						const text = escape(displayCell(cell, table.columns[index].kind, withHour));
-						return index === 0 ? `<th scope="row" class="text">${text}</th>` : `<td class="${numeric(index) ? 'num' : 'text'}">${text}</td>`;
+						const first = hrefs ? `<a href="${escape(hrefs[rowIndex])}">${text}</a>` : text;
+						return index === 0 ? `<th scope="row" class="text">${first}</th>` : `<td class="${numeric(index) ? 'num' : 'text'}">${text}</td>`;
 					})
 					.join('')}</tr>`,
 		)
@@ -168,13 +170,19 @@ export function panel(table: Table, csvPath: string, csvQuery: string, content: 
 ${content}</section>`;
 }
 
-function figuresHtml(report: VisitorReport): string {
-	const cards = headlineFigures(report.current, report.before).map((figure) => {
-		const previous = figure.previous === null ? '' : ` <span class="previous">(previous period: ${escape(displayCell(figure.previous, figure.kind, false))})</span>`;
-		return `<li class="figure"><span class="label" id="label-${figure.name}">${figure.label}</span>
-<span class="value" data-figure="${figure.name}" data-value="${figure.value ?? ''}" data-previous="${figure.previous ?? ''}" aria-describedby="label-${figure.name}">${escape(figure.value === null ? '—' : displayCell(figure.value, figure.kind, false))}</span>
+/**
+ * One headline figure as a card: its value, how it moved and the previous period's value. `text`
+ * formats a value where the column kind's way will not do (money, say).
+ */
+export function figureCard(figure: Figure, text = (value: number) => displayCell(value, figure.kind, false)): string {
+	const previous = figure.previous === null ? '' : ` <span class="previous">(previous period: ${escape(text(figure.previous))})</span>`;
+	return `<li class="figure"><span class="label" id="label-${figure.name}">${escape(figure.label)}</span>
+<span class="value" data-figure="${figure.name}" data-value="${figure.value ?? ''}" data-previous="${figure.previous ?? ''}" aria-describedby="label-${figure.name}">${escape(figure.value === null ? '—' : text(figure.value))}</span>
 <span class="change" data-change="${figure.name}">${escape(change(figure))}${previous}</span></li>`;
-	});
+}
+
+function figuresHtml(report: VisitorReport): string {
+	const cards = headlineFigures(report.current, report.before).map((figure) => figureCard(figure));
 	const now = report.current;
 	const live = `<li class="figure"><span class="label">Visitors now</span><span class="value" data-figure="visitorsNow" data-value="${now.visitorsNow}">${formatCount(now.visitorsNow)}</span><span class="change">active in the last 5 minutes</span></li>
 <li class="figure"><span class="label">Active sessions</span><span class="value" data-figure="activeSessions" data-value="${now.activeSessions}">${formatCount(now.activeSessions)}</span><span class="change">with activity in the last 30 minutes</span></li>`;
@@ -193,11 +201,11 @@ function totalsHtml(report: VisitorReport): string {
 
 const VISITORS_CSV = '/dashboard/visitors.csv';
 
-/** A bar chart of a table's second column by its first, beside the table. */
-function barChart(table: Table, description: string, horizontal = true): string {
+/** A bar chart of one column of a table (the second unless told) by its first, beside the table; none for an empty table. */
+export function barChart(table: Table, description: string, { column = 1, label = table.columns[column].label, horizontal = true }: { column?: number; label?: string; horizontal?: boolean } = {}): string {
 	return table.rows.length
 		? chartHtml(
-				{ type: 'bar', horizontal, labels: table.rows.map((row) => String(row[0])), datasets: [{ label: table.columns[1].label, data: table.rows.map((row) => Number(row[1])) }] },
+				{ type: 'bar', horizontal, labels: table.rows.map((row) => String(row[0])), datasets: [{ label, data: table.rows.map((row) => Number(row[column])) }] },
 				`${description}; the figures are in the table that follows`,
 				true,
 			)
@@ -253,8 +261,8 @@ ${withTable('devices', barChart(tables.devices, 'Bar chart of sessions by device
 ${withTable('browsers')}
 ${withTable('os')}
 ${withTable('countries')}
-${withTable('scroll-depth', barChart(tables['scroll-depth'], 'Bar chart of sessions by their deepest scroll', false))}
-${withTable('engagement', barChart(tables.engagement, 'Bar chart of sessions by engagement level', false))}
+${withTable('scroll-depth', barChart(tables['scroll-depth'], 'Bar chart of sessions by their deepest scroll', { horizontal: false }))}
+${withTable('engagement', barChart(tables.engagement, 'Bar chart of sessions by engagement level', { horizontal: false }))}
 </div>`;
 	return shell(site, PAGES[0], range.chosen, assets, content, true, chosenFilter);
 }
