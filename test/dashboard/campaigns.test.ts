@@ -12,18 +12,13 @@ import type { PrismaClient } from '../../lib/db/generated/client';
 import { createApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
 import { launchChromium } from '../helpers/browser';
+import { daysAgo, pageBounds, parseCsv, startOfToday } from '../helpers/dashboard';
 import { testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
 import { testSiteConfig } from '../helpers/sites';
 
 const OUTPUT = path.join(process.env.TEST_OUTPUT_DIR ?? path.join(tmpdir(), 'tracking-crm-test-output'), 'dashboard');
 const DAY = 86_400_000;
-const startOfToday = () => {
-	const now = new Date();
-	return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
-};
-/** `hour` (UTC) of the day `days` days before today: 0 to 6 lie in "Last 7 days", 7 to 13 in the 7 days before it. */
-const daysAgo = (days: number, hour = 12) => new Date(startOfToday() - days * DAY + hour * 3_600_000);
 const later = (at: Date, minutes: number) => new Date(at.getTime() + minutes * 60_000);
 
 /** Site A's goals in their configured order: not the order of their counts, so the funnel must follow the config. */
@@ -280,44 +275,12 @@ async function pageFigures(page: Page): Promise<Record<string, { value: number |
 	return Object.fromEntries(raw.map(([name, value, previous]) => [name, { value: number(value), previous: number(previous) }]));
 }
 
-async function pageBounds(page: Page): Promise<Record<string, string>> {
-	const pairs = await page.$$eval('#period time[data-bound]', (times) => times.map((time) => [(time as HTMLElement).dataset.bound!, time.getAttribute('datetime')!] as const));
-	return Object.fromEntries(pairs);
-}
-
 async function tableRows(page: Page, name: string): Promise<string[][]> {
 	return page.$$eval(`#table-${name} tbody tr`, (rows) => rows.map((row) => Array.from(row.children).map((cell) => (cell.textContent ?? '').trim())));
 }
 
 async function tableHead(page: Page, name: string): Promise<string[]> {
 	return page.$$eval(`#table-${name} thead th`, (cells) => cells.map((cell) => (cell.textContent ?? '').trim()));
-}
-
-/** RFC 4180 rows (quoted cells may hold commas, quotes and line breaks). */
-function parseCsv(text: string): string[][] {
-	const rows: string[][] = [];
-	let row: string[] = [];
-	let cell = '';
-	let quoted = false;
-	for (let index = 0; index < text.length; index++) {
-		const char = text[index];
-		if (quoted) {
-			if (char === '"' && text[index + 1] === '"') {
-				cell += '"';
-				index++;
-			} else if (char === '"') quoted = false;
-			else cell += char;
-		} else if (char === '"') quoted = true;
-		else if (char === ',') {
-			row.push(cell);
-			cell = '';
-		} else if (char === '\n') {
-			rows.push([...row, cell.replace(/\r$/, '')]);
-			row = [];
-			cell = '';
-		} else cell += char;
-	}
-	return rows;
 }
 
 /** A request on a connection of its own, without following redirects. */

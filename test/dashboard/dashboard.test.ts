@@ -21,6 +21,7 @@ import { VISITOR_TABLES } from '../../server/dashboard/visitors';
 import { dashboardRouter } from '../../server/routes/dashboard';
 import { sendProblem } from '../../server/routes/problems';
 import { eventually, launchChromium } from '../helpers/browser';
+import { daysAgo, pageBounds, parseCsv, startOfToday } from '../helpers/dashboard';
 import { testDbUrl, testPrisma } from '../helpers/db';
 import { batch, pageview, post } from '../helpers/events';
 import { startTestReceiver } from '../helpers/receiver';
@@ -28,12 +29,6 @@ import { testSiteConfig } from '../helpers/sites';
 
 const OUTPUT = path.join(process.env.TEST_OUTPUT_DIR ?? path.join(tmpdir(), 'tracking-crm-test-output'), 'dashboard');
 const DAY = 86_400_000;
-const startOfToday = () => {
-	const now = new Date();
-	return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
-};
-/** Noon (UTC) `days` days before today: inside "Last 7 days" for 1 to 6, in the 7 days before it for 7 to 13. */
-const daysAgo = (days: number, hour = 12) => new Date(startOfToday() - days * DAY + hour * 3_600_000);
 const minutesAgo = (minutes: number) => new Date(Date.now() - minutes * 60_000);
 
 interface Served {
@@ -177,12 +172,6 @@ async function pageFigures(page: Page): Promise<Record<string, { value: number |
 	return Object.fromEntries(raw.map(([name, value, previous, text]) => [name, { value: number(value), previous: number(previous), text: text.trim() }]));
 }
 
-/** The page's stated bounds, which the test checks and then uses for its own SQL. */
-async function pageBounds(page: Page): Promise<Record<string, string>> {
-	const pairs = await page.$$eval('#period time[data-bound]', (times) => times.map((time) => [(time as HTMLElement).dataset.bound!, time.getAttribute('datetime')!] as const));
-	return Object.fromEntries(pairs);
-}
-
 /** A table's body rows as text (the first `columns` cells). */
 async function tableRows(page: Page, id: string, columns: number): Promise<string[][]> {
 	return page.$$eval(
@@ -190,33 +179,6 @@ async function tableRows(page: Page, id: string, columns: number): Promise<strin
 		(rows, count) => rows.map((row) => Array.from(row.children).slice(0, count).map((cell) => (cell.textContent ?? '').trim())),
 		columns,
 	);
-}
-
-/** RFC 4180 rows (quoted cells may hold commas, quotes and line breaks). */
-function parseCsv(text: string): string[][] {
-	const rows: string[][] = [];
-	let row: string[] = [];
-	let cell = '';
-	let quoted = false;
-	for (let index = 0; index < text.length; index++) {
-		const char = text[index];
-		if (quoted) {
-			if (char === '"' && text[index + 1] === '"') {
-				cell += '"';
-				index++;
-			} else if (char === '"') quoted = false;
-			else cell += char;
-		} else if (char === '"') quoted = true;
-		else if (char === ',') {
-			row.push(cell);
-			cell = '';
-		} else if (char === '\n') {
-			rows.push([...row, cell.replace(/\r$/, '')]);
-			row = [];
-			cell = '';
-		} else cell += char;
-	}
-	return rows;
 }
 
 describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromium', () => {

@@ -16,17 +16,12 @@ import { rescoreLeads } from '../../nodes/LeadScorer/store';
 import { createApiKey } from '../../server/auth';
 import { startReceiver, type Receiver } from '../../server/receiver';
 import { launchChromium } from '../helpers/browser';
+import { daysAgo, pageBounds, parseCsv, startOfToday } from '../helpers/dashboard';
 import { testDbUrl, testPrisma } from '../helpers/db';
 
 const OUTPUT = path.join(process.env.TEST_OUTPUT_DIR ?? path.join(tmpdir(), 'tracking-crm-test-output'), 'dashboard-leads');
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
-const startOfToday = () => {
-	const now = new Date();
-	return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
-};
-/** Noon (UTC) `days` days before today: inside "Last 7 days" for 0 to 6, in the 7 days before it for 7 to 13. */
-const daysAgo = (days: number, hour = 12) => new Date(startOfToday() - days * DAY + hour * HOUR);
 
 /** Scoring as a site would configure it: a capped and decaying rule, a decaying one, fit rules, a visit rule. */
 function siteWithScoring(name: string): SiteConfig {
@@ -113,41 +108,9 @@ async function score(prisma: PrismaClient, siteId: string, config: SiteConfig, l
 	await prisma.$transaction((tx) => rescoreLeads(tx, { siteId, config, rules: compileScoringRules(config.crm), now: at.getTime() }, leadIds), { timeout: 60_000 });
 }
 
-/** RFC 4180 rows (quoted cells may hold commas, quotes and line breaks). */
-function parseCsv(text: string): string[][] {
-	const rows: string[][] = [];
-	let row: string[] = [];
-	let cell = '';
-	let quoted = false;
-	for (let index = 0; index < text.length; index++) {
-		const char = text[index];
-		if (quoted) {
-			if (char === '"' && text[index + 1] === '"') {
-				cell += '"';
-				index++;
-			} else if (char === '"') quoted = false;
-			else cell += char;
-		} else if (char === '"') quoted = true;
-		else if (char === ',') {
-			row.push(cell);
-			cell = '';
-		} else if (char === '\n') {
-			rows.push([...row, cell.replace(/\r$/, '')]);
-			row = [];
-			cell = '';
-		} else cell += char;
-	}
-	return rows;
-}
-
 /** A table's body rows as text. */
 async function tableRows(page: Page, id: string): Promise<string[][]> {
 	return page.$$eval(`#${id} tbody tr`, (rows) => rows.map((row) => Array.from(row.children).map((cell) => (cell.textContent ?? '').trim())));
-}
-
-async function pageBounds(page: Page): Promise<Record<string, string>> {
-	const pairs = await page.$$eval('#period time[data-bound]', (times) => times.map((time) => [(time as HTMLElement).dataset.bound!, time.getAttribute('datetime')!] as const));
-	return Object.fromEntries(pairs);
 }
 
 async function pageFigures(page: Page): Promise<Record<string, { value: string; previous: string; text: string }>> {
