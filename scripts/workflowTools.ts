@@ -1,8 +1,10 @@
 /**
- * What the workflow scripts share: the six bundled workflows, their test payloads, and a signed
- * delivery to a workflow's CRM Tracker Trigger, as the receiver's outbox sends it.
+ * What the workflow scripts share: the six bundled workflows, their content hash and their import
+ * into n8n with its CLI, their test payloads, and a signed delivery to a workflow's CRM Tracker
+ * Trigger, as the receiver's outbox sends it.
  */
-import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -36,26 +38,123 @@ const PAYLOADS: Record<string, string> = {
 	'06': 'email.json',
 };
 
-interface WorkflowFile {
-	id: string;
+export interface NodeJson {
+	id?: string;
 	name: string;
-	nodes: Array<{ type: string; parameters: Record<string, unknown> }>;
+	type: string;
+	parameters: Record<string, unknown>;
+	credentials?: Record<string, { id: string; name: string }>;
+	[key: string]: unknown;
 }
 
-export function bundledWorkflows(): BundledWorkflow[] {
+/** A workflow as its file holds it and as `n8n export:workflow` prints it (then with n8n's own fields). */
+export interface WorkflowFile {
+	id: string;
+	name: string;
+	nodes: NodeJson[];
+	connections: Record<string, unknown>;
+	settings?: Record<string, unknown>;
+	meta?: Record<string, unknown> | null;
+	active?: boolean;
+	/** n8n 2.x: the published version, null while unpublished. */
+	activeVersionId?: string | null;
+	versionId?: string;
+	isArchived?: boolean;
+	[key: string]: unknown;
+}
+
+/** The six workflows of a folder (the package's workflows/ unless another is given), in chain order. */
+export function bundledWorkflows(dir = WORKFLOWS_DIR): BundledWorkflow[] {
 	return Object.keys(PAYLOADS).map((number) => {
-		const file = readdirMatching(number);
-		const json = JSON.parse(readFileSync(path.join(WORKFLOWS_DIR, file), 'utf8')) as WorkflowFile;
+		const file = readdirMatching(dir, number);
+		const json = readWorkflowFile(dir, file);
 		const trigger = json.nodes.find((node) => node.type.endsWith('.crmTrackerTrigger'));
-		if (!trigger || typeof trigger.parameters.path !== 'string') throw new Error(`workflows/${file} has no CRM Tracker Trigger with a path`);
+		if (!trigger || typeof trigger.parameters.path !== 'string') throw new Error(`${path.join(dir, file)} has no CRM Tracker Trigger with a path`);
 		return { number, name: file.replace(/^\d\d-/, '').replace(/\.json$/, ''), file, id: json.id, title: json.name, webhookPath: trigger.parameters.path, payload: PAYLOADS[number] };
 	});
 }
 
-function readdirMatching(number: string): string {
-	const found = readdirSync(WORKFLOWS_DIR).find((file) => file.startsWith(`${number}-`) && file.endsWith('.json'));
-	if (!found) throw new Error(`No workflows/${number}-*.json in ${WORKFLOWS_DIR}`);
+export function readWorkflowFile(dir: string, file: string): WorkflowFile {
+	const json = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as WorkflowFile;
+	if (typeof json.id !== 'string' || !Array.isArray(json.nodes) || typeof json.connections !== 'object') throw new UsageError(`${path.join(dir, file)} is not an n8n workflow with an id, nodes and connections`);
+	return json;
+}
+
+function readdirMatching(dir: string, number: string): string {
+	let files: string[];
+	try {
+		files = readdirSync(dir);
+	} catch {
+		throw new UsageError(`No folder of workflows at ${dir}`);
+	}
+	const found = files.find((file) => file.startsWith(`${number}-`) && file.endsWith('.json'));
+	if (!found) throw new UsageError(`No ${number}-*.json in ${dir}: a folder of workflows holds the six files 01-*.json … 06-*.json`);
 	return found;
+}
+
+/** Sorted keys all the way down: one text for one content, whatever order n8n wrote it in. */
+function canonical(value: unknown): unknown {
+	if (Array.isArray(value)) return value.map(canonical);
+	if (value && typeof value === 'object') return Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical((value as Record<string, unknown>)[key])]));
+	return value;
+}
+
+/**
+ * What a workflow does — its nodes, connections and settings — as a SHA-256. The credentials
+ * its nodes use are left out: they are the installation's choice, kept across updates.
+ */
+export function contentHash(workflow: Pick<WorkflowFile, 'nodes' | 'connections' | 'settings'>): string {
+	const nodes = [...workflow.nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(({ credentials: _credentials, ...node }) => node);
+	return createHash('sha256')
+		.update(JSON.stringify(canonical({ nodes, connections: workflow.connections, settings: workflow.settings ?? {} })))
+		.digest('hex');
+}
+
+/** Where the scripts note which file's content a workflow was imported from: its `meta`, which n8n keeps. */
+const SOURCE_KEY = 'trackingCrmSource';
+
+export interface WorkflowSource {
+	file: string;
+	hash: string;
+}
+
+export function sourceOf(workflow: WorkflowFile): WorkflowSource | undefined {
+	const source = workflow.meta?.[SOURCE_KEY] as Partial<WorkflowSource> | undefined;
+	return typeof source?.hash === 'string' && typeof source.file === 'string' ? { file: source.file, hash: source.hash } : undefined;
+}
+
+export type UpdateAction = 'unchanged' | 'kept-edited' | 'update' | 'add' | 'needs-force' | 'archived';
+
+/**
+ * What scripts/update-workflows does with one workflow, given its file's content hash and n8n's
+ * copy. The mark of the content it was imported from tells an edit made in n8n (its content
+ * differs from the mark) from a new file (the mark differs from the file).
+ */
+export function updateAction(fileHash: string, installed: WorkflowFile | undefined, force: boolean): UpdateAction {
+	if (!installed) return 'add';
+	if (installed.isArchived) return 'archived';
+	const installedHash = contentHash(installed);
+	if (installedHash === fileHash) return 'unchanged';
+	const source = sourceOf(installed);
+	if (!source || source.hash === installedHash) return 'update';
+	if (source.hash === fileHash) return 'kept-edited';
+	return force ? 'update' : 'needs-force';
+}
+
+export type CredentialRef = { id: string; name: string };
+
+/**
+ * A bundled workflow ready for `n8n import:workflow`, marked with its file's hash. Each node
+ * that uses a credential takes the one `credentialOf(node, type)` gives (the installation's
+ * choice), else the bundled file's.
+ */
+export function importable(bundled: BundledWorkflow, json: WorkflowFile, credentialOf: (node: NodeJson, type: string) => CredentialRef | undefined = () => undefined): WorkflowFile {
+	const nodes = json.nodes.map((node) =>
+		node.credentials
+			? { ...node, credentials: Object.fromEntries(Object.entries(node.credentials).map(([type, bundledRef]) => [type, credentialOf(node, type) ?? bundledRef])) }
+			: node,
+	);
+	return { ...json, nodes, meta: { ...(json.meta ?? {}), [SOURCE_KEY]: { file: bundled.file, hash: contentHash(json) } satisfies WorkflowSource } };
 }
 
 /** "01", "1", "visitor-processor", "01-visitor-processor" or the webhook path → the workflow. */
@@ -73,6 +172,27 @@ export function findWorkflow(reference: string): BundledWorkflow {
 }
 
 export class UsageError extends Error {}
+
+const undoOnStop = new Set<() => void>();
+let signalsHandled = false;
+
+/**
+ * Registers what a SIGINT or SIGTERM must undo before the script exits (a child process still at
+ * work, a half-written file); returns the function that unregisters it once the work is over.
+ */
+export function onStop(undo: () => void): () => void {
+	if (!signalsHandled) {
+		signalsHandled = true;
+		for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+			process.once(signal, () => {
+				for (const pending of undoOnStop) pending();
+				process.exit(signal === 'SIGINT' ? 130 : 143);
+			});
+		}
+	}
+	undoOnStop.add(undo);
+	return () => undoOnStop.delete(undo);
+}
 
 /** A failure the operator can act on: its message is printed alone, without a stack. */
 export class OperatorError extends Error {}
@@ -94,6 +214,87 @@ export function runScript(main: (argv: string[]) => Promise<number>, usage: stri
 			process.exit(1);
 		},
 	);
+}
+
+export interface CliRun {
+	code: number | null;
+	output: string;
+}
+
+/**
+ * Runs n8n's CLI as the operator gave it (a command, or a prefix such as "npx n8n"); in a process
+ * group of its own, so that a stop reaches n8n's process and not only the shell.
+ */
+export function runN8nCli(cli: string, args: string[]): Promise<CliRun> {
+	return new Promise((resolve, reject) => {
+		const child = spawn('bash', ['-c', `${cli} "$@"`, 'n8n', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+		const forget = onStop(() => {
+			try {
+				process.kill(-child.pid!, 'SIGTERM');
+			} catch {
+				// Already gone.
+			}
+		});
+		let output = '';
+		child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+		child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+		child.once('error', reject);
+		child.once('close', (code) => {
+			forget();
+			resolve({ code, output });
+		});
+	});
+}
+
+export class CliError extends OperatorError {}
+
+/** n8n prints its own errors at length; this says what to do about the common ones. */
+export function explainCli(step: string, run: CliRun): string {
+	const tail = run.output.trim().split('\n').slice(-15).join('\n');
+	if (run.code === 127 || /command not found|ENOENT/.test(run.output)) return `${step}: n8n's CLI was not found. Install n8n, or pass --n8n-cli / set N8N_CLI.\n${tail}`;
+	if (/ECONNREFUSED|error initializing DB|connect.*database|password authentication failed|does not exist/i.test(run.output)) {
+		return `${step}: n8n could not reach its database. Check n8n's DB_* settings (DB_TYPE, DB_POSTGRESDB_HOST, …) and that the server is up.\n${tail}`;
+	}
+	return `${step} failed (exit ${run.code}).\n${tail}`;
+}
+
+/** `n8n publish:workflow` logs this note only once the version is published. */
+export const PUBLISHED_NOTE = /Changes will not take effect if n8n is running/;
+
+/** n8n 2.x publishes a version (activeVersionId); 1.x had only `active`. */
+export const isPublished = (workflow: WorkflowFile): boolean => (workflow.activeVersionId !== undefined ? workflow.activeVersionId !== null : workflow.active === true);
+
+/** Every workflow n8n holds, as `n8n export:workflow --all` writes them (none on a new instance). */
+export async function exportWorkflows(cli: string, file: string): Promise<WorkflowFile[]> {
+	const run = await runN8nCli(cli, ['export:workflow', '--all', `--output=${file}`]);
+	if (/No workflows found/.test(run.output)) return [];
+	if (run.code !== 0 || !/Successfully exported \d+ workflow/.test(run.output)) throw new CliError(explainCli('n8n export:workflow --all', run));
+	return JSON.parse(readFileSync(file, 'utf8')) as WorkflowFile[];
+}
+
+/** Publishes the workflow's current version, or the version given. */
+export async function publishWorkflow(cli: string, id: string, versionId?: string): Promise<void> {
+	const run = await runN8nCli(cli, ['publish:workflow', `--id=${id}`, ...(versionId ? [`--versionId=${versionId}`] : [])]);
+	if (!PUBLISHED_NOTE.test(run.output)) throw new CliError(explainCli(`n8n publish:workflow --id=${id}`, run));
+}
+
+export async function unpublishWorkflow(cli: string, id: string): Promise<void> {
+	const run = await runN8nCli(cli, ['unpublish:workflow', `--id=${id}`]);
+	if (!/unpublished successfully/.test(run.output)) throw new CliError(explainCli(`n8n unpublish:workflow --id=${id}`, run));
+}
+
+/**
+ * Imports a folder of workflow files over workflows n8n may hold already. n8n 2.41's import
+ * unpublishes a published workflow it replaces through a permission check that fails from the
+ * CLI, so those are unpublished first (a plain update, as publish:workflow is); if the import
+ * fails, they are published again at the version they had.
+ */
+export async function importOver(cli: string, folder: string, count: number, published: WorkflowFile[]): Promise<void> {
+	for (const workflow of published) await unpublishWorkflow(cli, workflow.id);
+	const run = await runN8nCli(cli, ['import:workflow', '--separate', `--input=${folder}`]);
+	if (run.code === 0 && new RegExp(`Successfully imported ${count} workflow`).test(run.output)) return;
+	for (const workflow of published) await publishWorkflow(cli, workflow.id, workflow.activeVersionId ?? undefined);
+	throw new CliError(explainCli('n8n import:workflow', run));
 }
 
 /** Payloads are deliveries (events / leads / emailEvents arrays) or handed-on items ({ items }). */
@@ -178,7 +379,7 @@ export function explainStatus(result: DeliveryResult, workflow: BundledWorkflow)
 	return `unexpected answer ${result.status}`;
 }
 
-export function option(values: Record<string, string | boolean | undefined>, name: string, env: string, fallback?: string): string | undefined {
+export function option(values: Record<string, string | boolean | string[] | undefined>, name: string, env: string, fallback?: string): string | undefined {
 	const value = values[name];
 	if (typeof value === 'string' && value !== '') return value;
 	return process.env[env] || fallback;
