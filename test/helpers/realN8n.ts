@@ -25,8 +25,8 @@ import type { IConnections, INode, IWorkflowSettings } from 'n8n-workflow';
 import { adminUrl } from '../setup/testDatabase';
 
 /** The repository, from test/helpers (Jest) or dist/test/helpers (compiled benchmarks). */
-const ROOT = [path.resolve(__dirname, '../..'), path.resolve(__dirname, '../../..')].find((dir) => existsSync(path.join(dir, 'scripts', 'real-n8n.sh'))) ?? path.resolve(__dirname, '../..');
-const SCRIPT = path.join(ROOT, 'scripts/real-n8n.sh');
+export const ROOT = [path.resolve(__dirname, '../..'), path.resolve(__dirname, '../../..')].find((dir) => existsSync(path.join(dir, 'scripts', 'real-n8n.sh'))) ?? path.resolve(__dirname, '../..');
+export const SCRIPT = path.join(ROOT, 'scripts/real-n8n.sh');
 
 /** A workflow as `n8n import:workflow` takes it; `id` is needed to publish it. */
 export interface WorkflowJson {
@@ -89,12 +89,12 @@ export interface RealN8n {
 	stop(): Promise<void>;
 }
 
-class RealN8nError extends Error {}
+export class RealN8nError extends Error {}
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Whether `promise` settled within `ms` (the timer is cleared, so it keeps nothing alive). */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
 	let timer: NodeJS.Timeout | undefined;
 	const timeout = new Promise<boolean>((resolve) => {
 		timer = setTimeout(() => resolve(false), ms);
@@ -106,7 +106,7 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
 	}
 }
 
-function tailOf(file: string, lines = 60): string {
+export function tailOf(file: string, lines = 60): string {
 	let text = '';
 	try {
 		text = readFileSync(file, 'utf8');
@@ -116,7 +116,7 @@ function tailOf(file: string, lines = 60): string {
 	return text.split('\n').slice(-lines).join('\n').slice(-8000);
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
 	return new Promise((resolve, reject) => {
 		const server = createServer();
 		server.once('error', reject);
@@ -131,7 +131,7 @@ async function freePort(): Promise<number> {
  * The environment of n8n and npm: Jest's NODE_OPTIONS (Node 20 flags) is not for them, and
  * Jest's NODE_ENV=test silences n8n's logger (and switches n8n to its own test behaviour).
  */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+export function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 	const env: NodeJS.ProcessEnv = { ...process.env };
 	// N8N_* of the in-process harness (test/harness/n8n-env.ts: a silent logger, its own user
 	// folder) must not leak into the real n8n, whose script keeps any N8N_* already set.
@@ -142,7 +142,7 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 /** Runs a command to its end (or kills its process group after timeoutMs); output goes to the log too. */
-function run(command: string, args: string[], options: { env: NodeJS.ProcessEnv; log: string; timeoutMs: number; cwd?: string }): Promise<ExecResult> {
+export function run(command: string, args: string[], options: { env: NodeJS.ProcessEnv; log: string; timeoutMs: number; cwd?: string }): Promise<ExecResult> {
 	return new Promise((resolve, reject) => {
 		const child = spawn(command, args, { cwd: options.cwd ?? ROOT, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
 		const chunks: Buffer[] = [];
@@ -172,7 +172,7 @@ function run(command: string, args: string[], options: { env: NodeJS.ProcessEnv;
 /** Servers still running: killed if the test process exits without stop() (Ctrl-C, a crash). */
 const running = new Set<ChildProcess>();
 let exitHook = false;
-function track(child: ChildProcess): void {
+export function track(child: ChildProcess): void {
 	running.add(child);
 	child.once('exit', () => running.delete(child));
 	if (exitHook) return;
@@ -182,7 +182,7 @@ function track(child: ChildProcess): void {
 	});
 }
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 	if (child.pid === undefined) return;
 	try {
 		process.kill(-child.pid, signal);
@@ -192,7 +192,7 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 }
 
 /** The dist files package.json's `n8n` section points at: without them the package loads nothing. */
-function assertBuilt(): void {
+export function assertBuilt(): void {
 	const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { n8n: { nodes: string[]; credentials: string[] } };
 	const missing = [...pkg.n8n.nodes, ...pkg.n8n.credentials].filter((file) => !existsSync(path.join(ROOT, file)));
 	if (missing.length) {
@@ -200,13 +200,34 @@ function assertBuilt(): void {
 	}
 }
 
-function defaultWebhookPaths(workflows: WorkflowJson[]): string[] {
+export function defaultWebhookPaths(workflows: WorkflowJson[]): string[] {
 	return workflows.flatMap((workflow) =>
 		workflow.nodes
 			.filter((node) => node.webhookId && !node.disabled)
 			.map((node) => node.parameters.path)
 			.filter((value): value is string => typeof value === 'string' && value !== '' && !value.startsWith('=')),
 	);
+}
+
+/**
+ * Packs this package (npm pack into <work>/pkg) and installs the tarball into `userFolder` the
+ * way n8n installs a community package (scripts/real-n8n.sh load-package).
+ */
+export async function loadThisPackage(work: string, userFolder: string, options: { env: NodeJS.ProcessEnv; log: string; fail: (message: string) => never }): Promise<void> {
+	const { env, log, fail } = options;
+	await mkdir(path.join(work, 'pkg'), { recursive: true });
+	const pack = await run('npm', ['pack', '--json', '--pack-destination', path.join(work, 'pkg')], { env, log, timeoutMs: 120_000 });
+	let tarball = '';
+	try {
+		const parsed = JSON.parse(pack.stdout) as Array<{ filename: string }>;
+		tarball = path.join(work, 'pkg', parsed[0].filename);
+	} catch {
+		// Reported below.
+	}
+	if (pack.code !== 0 || !tarball || !existsSync(tarball)) fail(`npm pack failed (exit ${pack.code ?? pack.signal}).`);
+	appendFileSync(log, `[realN8n] load-package ${tarball} into ${userFolder}\n`);
+	const load = await run('bash', [SCRIPT, 'load-package', tarball, userFolder], { env, log, timeoutMs: 300_000 });
+	if (load.code !== 0) fail(`scripts/real-n8n.sh load-package failed (exit ${load.code ?? load.signal}).`);
 }
 
 export async function startRealN8n(options: StartRealN8nOptions): Promise<RealN8n> {
@@ -272,19 +293,7 @@ export async function startRealN8n(options: StartRealN8nOptions): Promise<RealN8
 		// 2. In parallel: our package into the user folder, and the database with its contents.
 		const loadPackage = async () => {
 			note('npm pack');
-			await mkdir(path.join(work, 'pkg'), { recursive: true });
-			const pack = await run('npm', ['pack', '--json', '--pack-destination', path.join(work, 'pkg')], { env, log, timeoutMs: 120_000 });
-			let tarball = '';
-			try {
-				const parsed = JSON.parse(pack.stdout) as Array<{ filename: string }>;
-				tarball = path.join(work, 'pkg', parsed[0].filename);
-			} catch {
-				// Reported below.
-			}
-			if (pack.code !== 0 || !tarball || !existsSync(tarball)) fail(`npm pack failed (exit ${pack.code ?? pack.signal}).`);
-			note('load-package');
-			const load = await run('bash', [SCRIPT, 'load-package', tarball, userFolder], { env, log, timeoutMs: 300_000 });
-			if (load.code !== 0) fail(`scripts/real-n8n.sh load-package failed (exit ${load.code ?? load.signal}).`);
+			await loadThisPackage(work, userFolder, { env, log, fail });
 			note('package loaded');
 		};
 		const prepareDatabase = async () => {
