@@ -1,14 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { isIPv4, isIPv6 } from 'node:net';
 import path from 'node:path';
 
 import Ajv2019 from 'ajv/dist/2019';
-import { parse } from 'yaml';
 
 import { loadSiteConfigs } from '../../lib/config/siteConfig';
 import { readSettings } from '../../server/settings';
+import { ComposeError, interpolate, operatorVariables, parseEnvFile, readCompose, type EnvFile, type Reference } from '../helpers/compose';
 
 /**
  * No Docker engine runs here, so the production stack is checked by reading it: docker-compose.yml
@@ -20,80 +19,24 @@ import { readSettings } from '../../server/settings';
 const ROOT = path.resolve(__dirname, '..', '..');
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Service = { [key: string]: any };
 
 // ---------------------------------------------------------------------------------------------
 // .env.example and Compose's interpolation
 // ---------------------------------------------------------------------------------------------
 
-/**
- * .env.example as Compose reads it. Only NAME=value lines, comments and blank lines are allowed:
- * quotes, spaces and inline comments have rules of their own in Compose's parser, so a line
- * that needs them would not mean what it looks like.
- */
-function parseEnvFile(text: string): Map<string, string> {
-	const env = new Map<string, string>();
-	text.split('\n').forEach((line, index) => {
-		if (/^\s*(#|$)/.test(line)) return;
-		const match = /^([A-Za-z_][A-Za-z0-9_]*)=([^\s"'#]*)$/.exec(line);
-		if (!match) throw new Error(`.env.example line ${index + 1} is not NAME=value (no quotes, spaces or comments after the value): ${line}`);
-		if (env.has(match[1])) throw new Error(`.env.example defines ${match[1]} twice (line ${index + 1})`);
-		env.set(match[1], match[2]);
-	});
-	return env;
-}
-
-interface Reference {
-	name: string;
-	/** Compose's operator: ":-" or "-" (default), ":?" or "?" (required), ":+" or "+" (alternative). */
-	operator?: string;
-	argument: string;
-	where: string;
-}
-
-const INTERPOLATION = /\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*)|(\{?))/g;
-
-/** The Compose Specification's interpolation of one value ($$ is a literal $). */
-function interpolate(value: string, env: Map<string, string>, where: string, references: Reference[]): string {
-	return value.replace(INTERPOLATION, (_match, dollar?: string, braced?: string, operator?: string, argument = '', bare?: string, invalid?: string) => {
-		if (dollar) return '$';
-		if (invalid !== undefined) throw new Error(`${where}: invalid interpolation in "${value}" (write $$ for a literal $)`);
-		const name = (braced ?? bare)!;
-		references.push({ name, operator, argument, where });
-		const current = env.get(name);
-		const unset = current === undefined || (operator?.startsWith(':') === true && current === '');
-		switch (operator?.replace(':', '')) {
-			case '-':
-				return unset ? argument : current!;
-			case '?':
-				if (unset) throw new Error(`${where}: required variable ${name} is missing a value: ${argument}`);
-				return current!;
-			case '+':
-				return unset ? '' : argument;
-			default:
-				return current ?? '';
-		}
-	});
-}
-
-function interpolateAll(value: Json, env: Map<string, string>, where: string, references: Reference[]): Json {
-	if (typeof value === 'string') return interpolate(value, env, where, references);
-	if (Array.isArray(value)) return value.map((item, index) => interpolateAll(item, env, `${where}[${index}]`, references));
-	if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolateAll(item, env, `${where}.${key}`, references)]));
-	return value;
-}
-
 const composeText = read('docker-compose.yml');
-const envExample = parseEnvFile(read('.env.example'));
-/** The file as YAML gives it, merge keys (<<) resolved as Compose resolves them. */
-const rawCompose = parse(composeText, { merge: true }) as { [key: string]: Json };
-
+const envFile = parseEnvFile(read('.env.example'), '.env.example');
+const envExample = envFile.variables;
 /** A value of its own for every variable .env.example leaves empty: the secrets a user must set. */
-const withSecrets = new Map([...envExample].map(([name, value]) => [name, value === '' ? randomBytes(24).toString('hex') : value]));
+const { variables: withSecrets } = operatorVariables(envExample);
 const references: Reference[] = [];
-const compose = interpolateAll(rawCompose, withSecrets, 'docker-compose.yml', references) as { [key: string]: any };
+/** The file as YAML gives it, merge keys (<<) resolved and interpolated as Compose does. */
+const compose = readCompose(path.join(ROOT, 'docker-compose.yml'), withSecrets, (reference) => references.push(reference)).document as { [key: string]: any };
 const services = compose.services as Record<string, Service>;
+
+/** Entries whose line is not NAME=value as Compose reads it: quotes, blanks, comments after a value and $ have rules of their own, so such a line would not mean what it looks like. */
+const notPlain = (file: EnvFile) => file.entries.filter(({ name, value, source }) => source !== `${name}=${value}`).map(({ line, source }) => `line ${line}: ${source}`);
 
 const RECEIVERS = Object.keys(services).filter((name) => /^receiver-\d+$/.test(name));
 const N8N = ['n8n-main', 'n8n-worker', 'n8n-webhook'];
@@ -183,7 +126,13 @@ describe('docker-compose.yml', () => {
 });
 
 describe('.env.example', () => {
-	const defined = new Set(envExample.keys());
+	const defined = new Set(Object.keys(envExample));
+
+	it('sets each variable once, on a plain NAME=value line', () => {
+		expect(notPlain(envFile)).toEqual([]);
+		const names = envFile.entries.map(({ name }) => name);
+		expect(names.filter((name, index) => names.indexOf(name) !== index)).toEqual([]);
+	});
 
 	it('defines every variable docker-compose.yml uses', () => {
 		expect([...new Set(references.map((reference) => reference.name))].filter((name) => !defined.has(name))).toEqual([]);
@@ -192,10 +141,10 @@ describe('.env.example', () => {
 	it('gives each one a value or docker-compose.yml a default, except the secrets, which Compose refuses to start without', () => {
 		const required = (reference: Reference) => reference.operator?.endsWith('?') === true;
 		const hasDefault = (reference: Reference) => reference.operator?.endsWith('-') === true;
-		const unset = references.filter((reference) => envExample.get(reference.name) === '' && !required(reference) && !hasDefault(reference));
+		const unset = references.filter((reference) => envExample[reference.name] === '' && !required(reference) && !hasDefault(reference));
 		expect(unset.map((reference) => `${reference.name} at ${reference.where}`)).toEqual([]);
 		// A secret with a value in the example would be a secret everybody knows.
-		const requiredWithValue = references.filter((reference) => required(reference) && envExample.get(reference.name) !== '');
+		const requiredWithValue = references.filter((reference) => required(reference) && envExample[reference.name] !== '');
 		expect(requiredWithValue.map((reference) => reference.name)).toEqual([]);
 	});
 
@@ -205,9 +154,56 @@ describe('.env.example', () => {
 	});
 
 	it('gives the images the Node.js and n8n versions the Dockerfiles default to', () => {
-		expect(argDefault('Dockerfile', 'NODE_VERSION')).toBe(envExample.get('NODE_VERSION'));
-		expect(argDefault('deploy/n8n.Dockerfile', 'NODE_VERSION')).toBe(envExample.get('NODE_VERSION'));
-		expect(argDefault('deploy/n8n.Dockerfile', 'N8N_VERSION')).toBe(envExample.get('N8N_VERSION'));
+		expect(argDefault('Dockerfile', 'NODE_VERSION')).toBe(envExample.NODE_VERSION);
+		expect(argDefault('deploy/n8n.Dockerfile', 'NODE_VERSION')).toBe(envExample.NODE_VERSION);
+		expect(argDefault('deploy/n8n.Dockerfile', 'N8N_VERSION')).toBe(envExample.N8N_VERSION);
+	});
+});
+
+describe('Compose’s rules, as test/helpers/compose.ts applies them', () => {
+	const variables = { SET: 'value', EMPTY: '' };
+
+	it.each([
+		['${SET} $SET', 'value value'],
+		['${UNSET}', ''],
+		['${UNSET:-fallback} ${EMPTY:-fallback} ${SET:-fallback}', 'fallback fallback value'],
+		['${UNSET-fallback} ${EMPTY-fallback}', 'fallback '],
+		['${SET:+alt} ${EMPTY:+alt} ${EMPTY+alt} ${UNSET+alt}', 'alt  alt '],
+		['${EMPTY?} ${SET:?}', ' value'],
+		['${UNSET:-${SET}-{x}}', 'value-{x}'],
+		['$$SET costs $5', '$SET costs $5'],
+	])('interpolates %s as "%s"', (text, expected) => {
+		expect(interpolate(text, variables, 'sample')).toBe(expected);
+	});
+
+	it('refuses a required variable without a value, and an interpolation it cannot read', () => {
+		expect(() => interpolate('${EMPTY:?set EMPTY in .env}', variables, 'sample')).toThrow(new ComposeError('sample: required variable EMPTY is missing a value: set EMPTY in .env'));
+		expect(() => interpolate('${UNSET?}', variables, 'sample')).toThrow(new ComposeError('sample: required variable UNSET is missing a value'));
+		expect(() => interpolate('${SET', variables, 'sample')).toThrow(/invalid interpolation/);
+		expect(() => interpolate('${SET:x}', variables, 'sample')).toThrow(/invalid interpolation/);
+	});
+
+	it('tells of every variable it looks up, an undefined one too, and of a default’s own only when the default is taken', () => {
+		const seen: Reference[] = [];
+		interpolate('${UNDEFINED}/${SET:?needed}/${EMPTY:-${TAKEN}}/${SET-${NOT_TAKEN}}', variables, 'sample', (reference) => seen.push(reference));
+		expect(seen).toEqual([
+			{ name: 'UNDEFINED', argument: '', where: 'sample' },
+			{ name: 'SET', operator: ':?', argument: 'needed', where: 'sample' },
+			{ name: 'EMPTY', operator: ':-', argument: '${TAKEN}', where: 'sample' },
+			{ name: 'TAKEN', argument: '', where: 'sample' },
+			{ name: 'SET', operator: '-', argument: '${NOT_TAKEN}', where: 'sample' },
+		]);
+	});
+
+	it('reads an env file: comments, export, blanks, quotes, escapes, values over lines; the last of a name wins', () => {
+		const sample = parseEnvFile(
+			['# a comment', 'PLAIN=a#b', 'COMMENTED=value # a comment', 'export EXPORTED=yes', 'SPACED = x y  ', 'YAML: style', "SINGLE='$PLAIN \\n'", 'DOUBLE="${PLAIN}\\t\\$HOME \\"q\\""', 'MULTI="one', 'two"', 'PLAIN=again', ''].join('\n'),
+			'sample.env',
+		);
+		expect(sample.variables).toEqual({ PLAIN: 'again', COMMENTED: 'value', EXPORTED: 'yes', SPACED: 'x y', YAML: 'style', SINGLE: '$PLAIN \\n', DOUBLE: 'a#b\t$HOME "q"', MULTI: 'one\ntwo' });
+		expect(notPlain(sample)).toEqual(['line 3: COMMENTED=value # a comment', 'line 4: export EXPORTED=yes', 'line 5: SPACED = x y  ', 'line 6: YAML: style', "line 7: SINGLE='$PLAIN \\n'", 'line 8: DOUBLE="${PLAIN}\\t\\$HOME \\"q\\""', 'line 9: MULTI="one\ntwo"']);
+		expect(() => parseEnvFile('A="open', 'broken.env')).toThrow(new ComposeError("broken.env:1: A's quoted value is not closed"));
+		expect(() => parseEnvFile('A B=1', 'broken.env')).toThrow(/broken\.env:1: expected NAME=value/);
 	});
 });
 
@@ -266,7 +262,7 @@ describe('the receivers', () => {
 		const settings = readSettings(environment);
 		expect(['127.0.0.1', 'localhost', '::1']).not.toContain(settings.HOST);
 		expect(settings.TRUST_PROXY).toBe(services.proxy.networks.web.ipv4_address);
-		expect(settings.PUBLIC_URL).toBe(`https://${withSecrets.get('CRM_HOST')}`);
+		expect(settings.PUBLIC_URL).toBe(`https://${withSecrets.CRM_HOST}`);
 		expect(String(settings.PORT)).toBe(services['receiver-1'].healthcheck.test.join(' ').match(/127\.0\.0\.1:(\d+)\/health/)?.[1]);
 	});
 
@@ -296,7 +292,7 @@ describe('n8n', () => {
 		for (const name of N8N) {
 			expect(services[name].environment).toEqual(env);
 			expect(services[name].image).toBe(services['n8n-main'].image);
-			expect(services[name].build).toEqual({ context: '.', dockerfile: 'deploy/n8n.Dockerfile', args: { NODE_VERSION: withSecrets.get('NODE_VERSION'), N8N_VERSION: withSecrets.get('N8N_VERSION') } });
+			expect(services[name].build).toEqual({ context: '.', dockerfile: 'deploy/n8n.Dockerfile', args: { NODE_VERSION: withSecrets.NODE_VERSION, N8N_VERSION: withSecrets.N8N_VERSION } });
 		}
 		expect(services['n8n-main'].command).toEqual(['start']);
 		expect(services['n8n-worker'].command[0]).toBe('worker');
@@ -325,8 +321,8 @@ describe('n8n', () => {
 	});
 
 	it('reaches its own webhook processor at the editor base URL, whose host name leads to the proxy', () => {
-		expect(env.N8N_EDITOR_BASE_URL).toBe(`https://${withSecrets.get('N8N_HOST')}`);
-		expect(services.proxy.networks.web.aliases).toContain(withSecrets.get('N8N_HOST'));
+		expect(env.N8N_EDITOR_BASE_URL).toBe(`https://${withSecrets.N8N_HOST}`);
+		expect(services.proxy.networks.web.aliases).toContain(withSecrets.N8N_HOST);
 		for (const name of N8N) expect(services[name].networks).toContain('web');
 	});
 });

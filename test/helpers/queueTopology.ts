@@ -36,170 +36,15 @@ import path from 'node:path';
 
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Client } from 'pg';
-import { parse } from 'yaml';
 
 import { deployMigrations } from '../../lib/db/migrator';
 import { bundleCredentials } from '../../scripts/bundleCredentials';
 import { bundledWorkflows, WORKFLOWS_DIR } from '../../scripts/workflowTools';
 import { adminUrl, createTestDatabase, dropTestDatabase } from '../setup/testDatabase';
+import { ComposeError, operatorVariables, parseEnvFile, readCompose, type ComposeModel, type ComposeService } from './compose';
 import { assertBuilt, childEnv, freePort, killGroup, loadThisPackage, RealN8nError, ROOT, run, SCRIPT, sleep, tailOf, track, within } from './realN8n';
 
 // ---------------------------------------------------------------------------------------------
-// The compose file, read as `docker compose` reads it
-// ---------------------------------------------------------------------------------------------
-
-export class ComposeError extends Error {}
-
-export interface ComposeService {
-	name: string;
-	/** `environment:` (after `env_file:`), interpolated. A name listed without a value is left out, as compose does when the shell has none. */
-	environment: Record<string, string>;
-	/** `command:` as arguments ([] when the image's default runs). */
-	command: string[];
-	/** `deploy.replicas` (1 when not given). */
-	replicas: number;
-}
-
-export interface ComposeModel {
-	file: string;
-	/** The variables interpolation used: the env file's. */
-	variables: Record<string, string>;
-	services: Record<string, ComposeService>;
-}
-
-/** KEY=value lines as compose reads an env file: comments, blank lines, `export`, quotes. */
-export function parseEnvFile(text: string, file: string): Record<string, string> {
-	const variables: Record<string, string> = {};
-	text.split(/\r?\n/).forEach((raw, index) => {
-		const line = raw.trim();
-		if (line === '' || line.startsWith('#')) return;
-		const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-		if (!match) throw new ComposeError(`${file}:${index + 1}: expected KEY=value, got "${line}"`);
-		const quoted = /^(["'])(.*)\1$/.exec(match[2]);
-		variables[match[1]] = quoted ? (quoted[1] === '"' ? quoted[2].replace(/\\n/g, '\n').replace(/\\(["\\$])/g, '$1') : quoted[2]) : match[2].replace(/\s+#.*$/, '');
-	});
-	return variables;
-}
-
-/**
- * Compose's interpolation: $$ is a literal $; ${VAR} and $VAR; ${VAR:-default} / ${VAR-default};
- * ${VAR:?error} / ${VAR?error}; ${VAR:+alternative} / ${VAR+alternative}; defaults may nest. A
- * variable the env file does not set and that has no default is an error here (compose would
- * warn and use ""), since the run would then silently differ from what the file means.
- */
-export function interpolate(text: string, variables: Record<string, string>, where: string): string {
-	let out = '';
-	let index = 0;
-	while (index < text.length) {
-		const next = text[index + 1];
-		if (text[index] !== '$') {
-			out += text[index++];
-		} else if (next === '$') {
-			out += '$';
-			index += 2;
-		} else if (next === '{') {
-			let depth = 1;
-			let end = index + 2;
-			for (; end < text.length && depth > 0; end++) depth += text[end] === '{' ? 1 : text[end] === '}' ? -1 : 0;
-			if (depth !== 0) throw new ComposeError(`${where}: unterminated \${ in "${text}"`);
-			out += expand(text.slice(index + 2, end - 1), variables, where);
-			index = end;
-		} else {
-			const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(index + 1))?.[0];
-			out += name ? expand(name, variables, where) : '$';
-			index += 1 + (name?.length ?? 0);
-		}
-	}
-	return out;
-}
-
-function expand(expression: string, variables: Record<string, string>, where: string): string {
-	const match = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?+])([\s\S]*))?$/.exec(expression);
-	if (!match) throw new ComposeError(`${where}: cannot interpolate \${${expression}}`);
-	const [, name, colon, operator, operand = ''] = match;
-	const value = variables[name];
-	const set = value !== undefined && (colon !== ':' || value !== '');
-	if (operator === '-') return set ? value : interpolate(operand, variables, where);
-	if (operator === '+') return set ? interpolate(operand, variables, where) : '';
-	if (operator === '?' && !set) throw new ComposeError(`${where}: ${name} is required (${interpolate(operand, variables, where) || 'no message'}) and the env file does not set it`);
-	if (value === undefined) throw new ComposeError(`${where}: \${${name}} is used, the env file does not set it and no default is given`);
-	return value;
-}
-
-/** `command:` as compose takes it: a list as it is, a string split as a shell splits words (quotes, no expansion). */
-function commandOf(command: unknown, where: string): string[] {
-	if (command === undefined || command === null) return [];
-	if (Array.isArray(command)) return command.map(String);
-	if (typeof command !== 'string') throw new ComposeError(`${where}: command must be a string or a list`);
-	const args: string[] = [];
-	const word = /"((?:\\.|[^"\\])*)"|'([^']*)'|(\S+)/g;
-	for (let match = word.exec(command); match; match = word.exec(command)) args.push(match[1] ?? match[2] ?? match[3]);
-	return args;
-}
-
-function environmentOf(raw: unknown, where: string): Record<string, string> {
-	const entries: Array<[string, unknown]> = Array.isArray(raw)
-		? raw.map((item) => {
-				const text = String(item);
-				const at = text.indexOf('=');
-				return at < 0 ? [text, null] : [text.slice(0, at), text.slice(at + 1)];
-			})
-		: raw && typeof raw === 'object'
-			? Object.entries(raw)
-			: [];
-	if (raw !== undefined && raw !== null && typeof raw !== 'object') throw new ComposeError(`${where}: environment must be a map or a list`);
-	const environment: Record<string, string> = {};
-	for (const [key, value] of entries) {
-		if (value === null || value === undefined) continue;
-		if (typeof value === 'object') throw new ComposeError(`${where}.${key}: must be a string, number or boolean`);
-		environment[key] = String(value);
-	}
-	return environment;
-}
-
-/**
- * The variables an operator gives the compose file: .env.example's, with every empty one (the
- * secrets) set to a value of its own, as .env.example asks (`openssl rand -hex 32`).
- */
-export function operatorVariables(envFile: string): { variables: Record<string, string>; generated: string[] } {
-	const variables = parseEnvFile(readFileSync(envFile, 'utf8'), envFile);
-	const generated = Object.keys(variables).filter((name) => variables[name] === '');
-	for (const name of generated) variables[name] = randomBytes(32).toString('hex');
-	return { variables, generated };
-}
-
-/** Reads `composeFile` with `variables`. An `env_file:` naming `.env` gets `variables` (an operator's .env); other env files are read as they are. */
-export function readCompose(composeFile: string, variables: Record<string, string>): ComposeModel {
-	const document = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as { services?: Record<string, Record<string, unknown>> } | null;
-	if (!document?.services) throw new ComposeError(`${composeFile} has no services`);
-	const services: Record<string, ComposeService> = {};
-	for (const [name, definition] of Object.entries(document.services)) {
-		const where = `${path.basename(composeFile)} services.${name}`;
-		const environment: Record<string, string> = {};
-		const envFiles = definition.env_file === undefined ? [] : Array.isArray(definition.env_file) ? definition.env_file : [definition.env_file];
-		for (const entry of envFiles as Array<string | { path: string; required?: boolean }>) {
-			const file = typeof entry === 'string' ? entry : entry.path;
-			if (path.basename(file) === '.env') {
-				Object.assign(environment, variables);
-				continue;
-			}
-			const resolved = path.resolve(path.dirname(composeFile), file);
-			if (!existsSync(resolved) && typeof entry === 'object' && entry.required === false) continue;
-			// Compose does not interpolate an env file's values with the project's variables.
-			Object.assign(environment, parseEnvFile(readFileSync(resolved, 'utf8'), resolved));
-		}
-		for (const [key, value] of Object.entries(environmentOf(definition.environment, where))) environment[key] = interpolate(value, variables, `${where}.environment.${key}`);
-		const deploy = definition.deploy as { replicas?: unknown } | undefined;
-		services[name] = {
-			name,
-			environment,
-			command: commandOf(definition.command, where).map((arg) => interpolate(arg, variables, `${where}.command`)),
-			replicas: deploy?.replicas === undefined ? 1 : Number(interpolate(String(deploy.replicas), variables, `${where}.deploy.replicas`)),
-		};
-	}
-	return { file: composeFile, variables, services };
-}
-
 // The topology
 // ---------------------------------------------------------------------------------------------
 
@@ -399,8 +244,11 @@ export async function startQueueTopology(options: StartQueueTopologyOptions): Pr
 	const composeFile = options.composeFile ?? path.join(ROOT, 'docker-compose.yml');
 	const envFile = options.envFile ?? path.join(ROOT, '.env.example');
 	for (const file of [composeFile, envFile]) if (!existsSync(file)) throw new ComposeError(`${file} is missing: the topology is started from it`);
-	const { variables, generated } = operatorVariables(envFile);
-	const compose = readCompose(composeFile, variables);
+	const { variables, generated } = operatorVariables(parseEnvFile(readFileSync(envFile, 'utf8'), envFile).variables);
+	// Compose would warn and use "": the run would then silently differ from what the file means.
+	const compose = readCompose(composeFile, variables, ({ name, operator, where }) => {
+		if (operator === undefined && !Object.hasOwn(variables, name)) throw new ComposeError(`${where}: \${${name}} is used, ${envFile} does not set it and no default is given`);
+	});
 	const missing = [SERVICES.postgres, SERVICES.redis, SERVICES.main, SERVICES.worker, SERVICES.webhook, ...SERVICES.receivers, SERVICES.proxy].filter((name) => !compose.services[name]);
 	if (missing.length) throw new ComposeError(`${composeFile} has no service ${missing.join(', ')}; the topology needs ${Object.values(SERVICES).flat().join(', ')}`);
 	const workerCount = compose.services[SERVICES.worker].replicas;
