@@ -7,6 +7,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  *   open:        o.<messageId>.<mac>
  *   unsubscribe: u.<messageId>.<mac>
  *   click:       c.<messageId>.<linkIndex>.<mac>
+ *   confirm:     v.<messageId>.<mac>   (the link of a double opt-in confirmation email)
  *
  * `messageId` is the email_messages UUID in lowercase, `linkIndex` the position of the URL in
  * the message's `links` (decimal, no leading zeros), and `mac` is base64url(HMAC-SHA256(secret,
@@ -17,7 +18,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  * email sits in someone's mailbox.
  */
 
-export type EmailTokenAction = 'open' | 'click' | 'unsubscribe';
+export type EmailTokenAction = 'open' | 'click' | 'unsubscribe' | 'confirm';
 
 export interface ValidEmailToken<A extends EmailTokenAction> {
 	valid: true;
@@ -36,8 +37,8 @@ export const MIN_EMAIL_TOKEN_SECRET_LENGTH = 32;
 export const MAX_LINKS_PER_MESSAGE = 10_000;
 
 const DOMAIN = 'tcrm-email-v1:';
-const CODES: Record<EmailTokenAction, string> = { open: 'o', click: 'c', unsubscribe: 'u' };
-const ACTIONS: Record<string, EmailTokenAction> = { o: 'open', c: 'click', u: 'unsubscribe' };
+const CODES: Record<EmailTokenAction, string> = { open: 'o', click: 'c', unsubscribe: 'u', confirm: 'v' };
+const ACTIONS: Record<string, EmailTokenAction> = { o: 'open', c: 'click', u: 'unsubscribe', v: 'confirm' };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const INDEX = /^(0|[1-9]\d{0,3})$/;
 const MAC = /^[A-Za-z0-9_-]{43}$/;
@@ -90,6 +91,18 @@ export function verifyEmailToken<A extends EmailTokenAction>(secret: string, tok
 	return { valid: true, messageId: parts[1], action: expected, linkIndex: (action === 'click' ? Number(parts[2]) : undefined) as ValidEmailToken<A>['linkIndex'] };
 }
 
+/** `baseUrl` (PUBLIC_URL, with or without a path prefix) without its trailing slashes: the links' common start. */
+function receiverRoot(baseUrl: string): string {
+	let base: URL;
+	try {
+		base = new URL(baseUrl);
+	} catch {
+		throw new TypeError(`baseUrl must be an absolute http(s) URL, got ${JSON.stringify(baseUrl.slice(0, 100))}`);
+	}
+	if (base.protocol !== 'https:' && base.protocol !== 'http:') throw new TypeError(`baseUrl must be an http(s) URL, got ${base.protocol}`);
+	return `${base.origin}${base.pathname.replace(/\/+$/, '')}`;
+}
+
 export interface TrackingUrls {
 	/** The 1×1 pixel to embed as `<img src>`. */
 	openPixelUrl: string;
@@ -107,14 +120,7 @@ export interface TrackingUrls {
  * click URL can only be made for a link the receiver will redirect to.
  */
 export function trackingUrls(baseUrl: string, secret: string, messageId: string, links: readonly string[]): TrackingUrls {
-	let base: URL;
-	try {
-		base = new URL(baseUrl);
-	} catch {
-		throw new TypeError(`baseUrl must be an absolute http(s) URL, got ${JSON.stringify(baseUrl.slice(0, 100))}`);
-	}
-	if (base.protocol !== 'https:' && base.protocol !== 'http:') throw new TypeError(`baseUrl must be an http(s) URL, got ${base.protocol}`);
-	const root = `${base.origin}${base.pathname.replace(/\/+$/, '')}`;
+	const root = receiverRoot(baseUrl);
 	const unsubscribeUrl = `${root}/e/u/${signEmailToken(secret, messageId, 'unsubscribe')}`;
 	return {
 		openPixelUrl: `${root}/e/o/${signEmailToken(secret, messageId, 'open')}`,
@@ -125,4 +131,9 @@ export function trackingUrls(baseUrl: string, secret: string, messageId: string,
 		unsubscribeUrl,
 		listUnsubscribeHeaders: { 'List-Unsubscribe': `<${unsubscribeUrl}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
 	};
+}
+
+/** The link of a double opt-in confirmation email: a page whose button confirms (GET alone records nothing). */
+export function confirmationUrl(baseUrl: string, secret: string, messageId: string): string {
+	return `${receiverRoot(baseUrl)}/e/v/${signEmailToken(secret, messageId, 'confirm')}`;
 }

@@ -17,6 +17,7 @@ import { createLogger, type Logger } from './logger';
 import { startMailCatcher, type MailCatcher } from './mail/catcher';
 import { catcherCredential, smtpCredentialFromUrl, type SmtpCredential } from './mail/smtpSettings';
 import { OutboxDispatcher } from './outbox/dispatcher';
+import { startRetentionJob } from './retention/job';
 import { receiverSecret } from './secrets';
 import { readSettings, type ReceiverSettings } from './settings';
 import { ownOrigins, SiteRegistry } from './siteRegistry';
@@ -176,6 +177,7 @@ async function serve(db: Database, options: ReceiverOptions, settings: ReceiverS
 	}
 	if (settings.DISPATCHER === 'on') dispatcher.start();
 	const rollups = startRollupJob({ prisma: db.prisma, logger });
+	const retention = startRetentionJob({ prisma: db.prisma, sites: sites.all(), logger, intervalMs: settings.RETENTION_INTERVAL_MS });
 	logger.info({ url, sites: sites.all().map((site) => site.key) }, 'receiver listening');
 
 	let closing: Promise<void> | undefined;
@@ -187,6 +189,7 @@ async function serve(db: Database, options: ReceiverOptions, settings: ReceiverS
 			await mailCatcher?.close();
 			app.close();
 			await pool?.end();
+			await retention.stop();
 			await rollups.stop();
 			await db.close();
 		})());

@@ -24,6 +24,12 @@ const settingsSchema = z.object({
 	RATE_LIMIT_PER_IP: integer(1, 1_000_000, 600),
 	RATE_LIMIT_PER_SITE: integer(1, 10_000_000, 60_000),
 	DISPATCHER: z.enum(['on', 'off']).default('on'),
+	/**
+	 * How often the retention job deletes the raw rows older than each site's privacy.dataRetention
+	 * (server/retention); the first run comes a minute after the start, or after one interval if that
+	 * is shorter. 0: the receiver runs no retention job (run scripts/retention from a scheduler instead).
+	 */
+	RETENTION_INTERVAL_MS: integer(0, 604_800_000, 3_600_000).refine((ms) => ms === 0 || ms >= 1000, { error: 'must be 0 (no retention job in the receiver) or at least 1000 ms' }),
 	/** On SIGTERM, how long requests in flight may take before their connections are cut. */
 	SHUTDOWN_GRACE_MS: integer(0, 600_000, 10_000),
 	/**

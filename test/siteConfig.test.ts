@@ -49,9 +49,22 @@ describe('site config', () => {
 		['site.name', (c: any) => delete c.site.name, /site\.name: is required \(a string\)/],
 		['site.key', (c: any) => (c.site.key = 'Bad Key!'), /site\.key: must be 3–64 lowercase letters.*; got "Bad Key!"/],
 		['privacy.anonymizeIPs', (c: any) => (c.privacy.anonymizeIPs = false), /privacy\.anonymizeIPs: must be true: raw IP addresses are never stored; got false/],
+		['privacy.encryptPii', (c: any) => (c.privacy.encryptPii = true), /privacy\.encryptPii: must be false: this version does not encrypt personal data inside the database yet; .*; got true/],
 		['crm.emailSequences[0].quietHours.start', (c: any) => (c.crm.emailSequences[0].quietHours.start = '25:00'), /crm\.emailSequences\[0\]\.quietHours\.start: must be a time HH:MM; got "25:00"/],
 		['tracking.engagementThresholds', (c: any) => (c.tracking.engagementThresholds = { medium: 70, high: 60 }), /tracking\.engagementThresholds: medium must be lower than high/],
 	])('rejects a bad %s with a message naming it', (_field, mutate, expected) => {
+		const input = example();
+		mutate(input);
+		expect(rejection(input).message).toMatch(expected);
+	});
+
+	it.each([
+		['site.logo', (c: any) => (c.site.logo = '/assets/logo.png'), /site\.logo: is not a setting here: the dashboards and emails show the site’s name; delete it/],
+		['tracking.maxEventsPerSession', (c: any) => (c.tracking.maxEventsPerSession = 50), /tracking\.maxEventsPerSession: is not a setting here: .*sessionTimeout.*; delete it/],
+		['crm.autoEnrichment', (c: any) => (c.crm.autoEnrichment = true), /crm\.autoEnrichment: is not a setting here: .*workflow 05.*; delete it/],
+		['privacy.gdprCompliant', (c: any) => (c.privacy.gdprCompliant = true), /privacy\.gdprCompliant: is not a setting here: .*cookieConsent.*; delete it/],
+		['privacy.allowOptOut', (c: any) => (c.privacy.allowOptOut = true), /privacy\.allowOptOut: is not a setting here: .*consent\("denied"\).*; delete it/],
+	])('refuses the original system’s %s, which nothing here would read, saying what does its job', (_field, mutate, expected) => {
 		const input = example();
 		mutate(input);
 		expect(rejection(input).message).toMatch(expected);

@@ -91,12 +91,13 @@ export const deliveredLeadSchema = z.looseObject({
 	receivedAt: time,
 });
 
-/** An open, click or unsubscribe of an email (server/routes/email.ts), for the Email Orchestrator. */
+/** An open, click, unsubscribe or double opt-in confirmation of an email (server/routes/email.ts), for the Email Orchestrator. */
 export const deliveredEmailEventSchema = z.looseObject({
 	kind: z.literal('email-event'),
 	type: z.enum(EMAIL_EVENT_TYPES, { error: `must be one of ${EMAIL_EVENT_TYPES.join(', ')}` }),
 	messageId: uuid('the email message’s id'),
 	leadId: uuid('the lead’s id').nullable(),
+	/** The email_events row; for a confirmation, the consent record it wrote. */
 	eventId: uuid('the email event’s id'),
 	/** A click's link; null for an open. Unsubscribes have none. */
 	url: z.string().nullable().optional(),

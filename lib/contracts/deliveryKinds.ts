@@ -4,11 +4,11 @@
  * Tracker Trigger emits carries, and the arrays a delivery's entries are in.
  */
 
-/** What the email routes record and forward to the Email Orchestrator. */
-export const EMAIL_EVENT_TYPES = ['open', 'click', 'unsubscribe'] as const;
+/** What the email routes record and forward to the Email Orchestrator; `confirm` is a double opt-in confirmed by its link. */
+export const EMAIL_EVENT_TYPES = ['open', 'click', 'unsubscribe', 'confirm'] as const;
 
-/** The `kind` of a trigger item: a tracking event, a lead, or an email event. */
-export const DELIVERY_ITEM_KINDS = ['event', 'lead', 'email-event'] as const;
+/** The `kind` of a trigger item: a tracking event, one visitor's events (an `events` array), a lead, or an email event. */
+export const DELIVERY_ITEM_KINDS = ['event', 'events', 'lead', 'email-event'] as const;
 
 /** The arrays of a delivery that hold its entries; a delivery has at least one of them. */
 export const DELIVERY_ENTRY_ARRAYS = ['events', 'leads', 'emailEvents', 'items'] as const;

@@ -108,7 +108,8 @@ export function toFieldIssues(error: z.ZodError, input: unknown, schema?: z.ZodT
 		}
 		const at = valueAt(input, issue.path);
 		let message = issue.message.replace(/^Invalid input: /, '');
-		if (issue.code === 'invalid_type') {
+		// A field that takes no value at all (z.never) says why in its own message.
+		if (issue.code === 'invalid_type' && issue.expected !== 'never') {
 			message = at.found ? `expected ${withArticle(issue.expected)}` : `is required (${withArticle(issue.expected)})`;
 		}
 		issues.push({ field: formatPath(issue.path) || '(root)', ...(at.found ? { received: at.value } : {}), message });

@@ -62,6 +62,11 @@ export const leadPayloadSchema = z.strictObject({
 	formId: observed(100).optional(),
 	/** Marketing consent as the visitor gave it on the form. */
 	consent: z.boolean().default(false),
+	/** The consent text's version (the form's wording or the privacy policy), recorded with a given consent. */
+	consentVersion: field(64)
+		.min(1, { error: 'must not be empty' })
+		.optional()
+		.meta({ description: 'The site’s own label of the consent wording or privacy policy the lead agreed to with `consent`, e.g. `newsletter-2026-11`; recorded with the consent. At most 64 characters.' }),
 	properties: propertiesSchema.optional(),
 	/**
 	 * A submitted form's fields as [name, input type, value], which the receiver maps to the lead

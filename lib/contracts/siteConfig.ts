@@ -43,6 +43,12 @@ const httpUrl = z.string().refine(
 /** A glob over URL paths: `*` matches within a segment, `**` across segments. */
 const pathPattern = z.string().min(1).max(500).startsWith('/', { error: 'must start with "/" (a path pattern such as /pricing/*)' });
 
+/**
+ * A setting of the original system that this product does not need: refused with what does its
+ * job instead, rather than accepted and ignored (a setting that does nothing misleads whoever set it).
+ */
+const retired = (instead: string) => z.never({ error: `is not a setting here: ${instead}; delete it` }).optional();
+
 const positiveInt = (unit: string) => z.number().int({ error: `must be a whole number of ${unit}` }).positive({ error: `must be a positive number of ${unit}` });
 
 const eventRelevanceRule = z.strictObject({
@@ -58,7 +64,7 @@ const trackingSchema = z.strictObject({
 	sessionTimeout: positiveInt('seconds').max(86_400).default(1800),
 	/** Longest session, in seconds; a longer visit is split. */
 	maxSessionDuration: positiveInt('seconds').max(172_800).default(43_200),
-	maxEventsPerSession: positiveInt('events').max(100_000).default(500),
+	maxEventsPerSession: retired('a session ends at sessionTimeout or maxSessionDuration, and the receiver limits what one browser may send (RATE_LIMIT_PER_IP)'),
 	debugMode: z.boolean().default(false),
 	/** Events scored below this relevance (1–10) are not sent by the tracker. */
 	relevanceThreshold: z.number().int().min(1).max(10).default(1),
@@ -221,7 +227,7 @@ const crmSchema = z
 				{ name: 'customer' },
 			]),
 		conversionRules: z.array(conversionRule).max(200).default([]),
-		autoEnrichment: z.boolean().default(true),
+		autoEnrichment: retired('enrichment is offline (from the lead’s own address and fields, no outside service) and is workflow 05’s; to go without it on your own n8n, remove workflow 03’s hand-off “To 05 Enrichment Engine”'),
 		emailSequences: z.array(emailSequence).max(100).default([]),
 		/** Most emails one lead may receive per rolling 24 hours across all sequences. */
 		maxEmailsPerDay: z.number().int().positive().default(2),
@@ -285,17 +291,73 @@ const integrationsSchema = z
 		});
 	});
 
-const privacySchema = z.strictObject({
-	gdprCompliant: z.boolean().default(true),
+/** A Handlebars reference to the confirmation link, escaped or not: {{confirmUrl}} or {{{confirmUrl}}}. */
+const CONFIRM_URL_REFERENCE = /\{\{\{?\s*confirmUrl\s*\}?\}\}/;
+
+/**
+ * The double opt-in email: Handlebars templates with the lead's fields (firstName, lastName,
+ * email, company …), `siteName` and `confirmUrl`, the signed link the person confirms with.
+ */
+const confirmationEmailSchema = z.strictObject({
+	subject: z.string().min(1).max(300).default('Please confirm your subscription to {{siteName}}'),
+	html: z
+		.string()
+		.min(1)
+		.refine((html) => CONFIRM_URL_REFERENCE.test(html), { error: 'must contain {{confirmUrl}}, the link the person confirms with' })
+		.default(
+			'<p>Hello{{#if firstName}} {{firstName}}{{/if}},</p><p>please confirm that you want to receive emails from {{siteName}}:</p>' +
+				'<p><a href="{{confirmUrl}}">Yes, send me emails</a></p><p>If you did not ask for them, ignore this email: nothing will be sent to you.</p>',
+		),
+	/** The plain-text part; made from the HTML when absent. */
+	text: z
+		.string()
+		.min(1)
+		.refine((text) => CONFIRM_URL_REFERENCE.test(text), { error: 'must contain {{confirmUrl}}, the link the person confirms with' })
+		.optional(),
+	/** Days the link may be confirmed in; after them the lead's waiting enrollments end unconfirmed. */
+	validForDays: positiveInt('days').max(90).default(7),
+});
+
+const privacyFields = z.strictObject({
+	gdprCompliant: retired('each part of it is its own setting: cookieConsent, respectGlobalPrivacyControl, respectDoNotTrack, dataRetention, requireMarketingConsent and doubleOptIn'),
 	/** Track only after the visitor granted consent. */
 	cookieConsent: z.boolean().default(true),
 	/** Days raw events and sessions are kept before the retention job deletes them. */
 	dataRetention: positiveInt('days').max(3650).default(365),
 	anonymizeIPs: z.literal(true, { error: 'must be true: raw IP addresses are never stored' }).default(true),
-	allowOptOut: z.boolean().default(true),
+	allowOptOut: retired('a visitor can always opt out (the tracker’s consent("denied"), an email’s unsubscribe link) and a person can always be erased'),
 	respectGlobalPrivacyControl: z.boolean().default(true),
 	respectDoNotTrack: z.boolean().default(true),
-	encryptPii: z.boolean().default(false),
+	/** Refused when true until this version encrypts personal data at rest: accepting it would promise what nothing does. */
+	encryptPii: z
+		.literal(false, { error: 'must be false: this version does not encrypt personal data inside the database yet; encrypt the database’s disk (and backups with backup-database --encrypt), and set encryptPii to false' })
+		.default(false),
+	/** The Email Orchestrator sends a sequence email only to a lead whose latest marketing consent record is a grant. */
+	requireMarketingConsent: z.boolean().default(false),
+	/** Before a lead's first sequence email, a confirmation email; no sequence email until its link is confirmed. */
+	doubleOptIn: z.boolean().default(false),
+	/** The double opt-in email; the default one when absent. */
+	confirmationEmail: confirmationEmailSchema.optional(),
+});
+
+/** The consent settings of the Email Orchestrator only act together; each alone would be a setting that does nothing. */
+const privacySchema = privacyFields.superRefine((privacy, context) => {
+	if (privacy.doubleOptIn && !privacy.requireMarketingConsent) {
+		context.addIssue({
+			code: 'custom',
+			path: ['doubleOptIn'],
+			input: privacy.doubleOptIn,
+			message: 'needs privacy.requireMarketingConsent: true (double opt-in confirms a marketing consent the lead gave); set requireMarketingConsent to true, or doubleOptIn to false',
+		});
+	}
+	if (privacy.confirmationEmail && !privacy.doubleOptIn) {
+		context.addIssue({
+			code: 'custom',
+			path: ['confirmationEmail'],
+			input: privacy.confirmationEmail,
+			message: 'is only sent with privacy.doubleOptIn: true; set doubleOptIn to true, or remove confirmationEmail',
+		});
+	}
 });
 
 export const siteConfigSchema = z.strictObject({
@@ -304,7 +366,7 @@ export const siteConfigSchema = z.strictObject({
 		key: z.string().regex(SITE_KEY, { error: 'must be 3–64 lowercase letters, digits, "-" or "_", starting with a letter or digit' }),
 		name: z.string().min(1).max(200),
 		domain: z.string().regex(HOSTNAME, { error: 'must be a host name such as example.com (no scheme, no path)' }),
-		logo: z.string().max(2048).optional(),
+		logo: retired('the dashboards and emails show the site’s name'),
 	}),
 	tracking: trackingSchema,
 	crm: crmSchema.default(() => crmSchema.parse({})),
@@ -322,6 +384,9 @@ export type LeadScoringRule = EventScoringRule | FitScoringRule | VisitScoringRu
 export type ConversionRule = z.infer<typeof conversionRule>;
 export type LifecycleStage = z.infer<typeof lifecycleStage>;
 export type EmailSequenceConfig = z.infer<typeof emailSequence>;
+export type ConfirmationEmailConfig = z.infer<typeof confirmationEmailSchema>;
+/** The confirmation email of a site whose config names none. */
+export const DEFAULT_CONFIRMATION_EMAIL: ConfirmationEmailConfig = confirmationEmailSchema.parse({});
 
 /**
  * A sequence given to the Email Orchestrator as a node parameter: the shape of

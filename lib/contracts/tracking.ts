@@ -176,6 +176,11 @@ export const trackBatchSchema = z.strictObject({
 	/** Client clock when the batch was sent, to correct skew in event times. */
 	sentAt: clientTime.positive().optional(),
 	consent: z.enum(CONSENT_STATES).optional(),
+	/** The banner or policy version the visitor's consent choice was made under; recorded with the choice. */
+	consentVersion: text(64)
+		.min(1, { error: 'must not be empty' })
+		.optional()
+		.meta({ description: 'The site’s own label of the consent banner or privacy policy the visitor’s choice (`consent`) was made under, e.g. `2026-11`; recorded with the choice. At most 64 characters.' }),
 	/** The tracker's own finding that the browser is automated (navigator.webdriver): every event of the batch is a bot's. */
 	automation: z.boolean().optional(),
 	events: z

@@ -59,7 +59,7 @@ const versionDescription: INodeTypeDescription = {
 					name: 'Handle Email Event',
 					value: 'handleEmailEvent',
 					action: 'Handle an email event',
-					description: 'Unenroll a lead that unsubscribed, bounced or complained, or reached a conversion its sequences end on',
+					description: 'Unenroll a lead that unsubscribed, bounced or complained, or reached a conversion its sequences end on; start the sequences a confirmed double opt-in waited for',
 				},
 			],
 			default: 'sendDue',
@@ -67,7 +67,7 @@ const versionDescription: INodeTypeDescription = {
 		siteKeyOrAllProperty,
 		{
 			displayName:
-				'Sequences, their triggers (stage, tag, event), the conversions they end on (exitOn), quiet hours and the daily email cap come from the site config (crm.emailSequences, crm.maxEmailsPerDay). The CRM Lead Scorer’s Get Site Settings operation lists them.',
+				'Sequences, their triggers (stage, tag, event), the conversions they end on (exitOn), quiet hours and the daily email cap come from the site config (crm.emailSequences, crm.maxEmailsPerDay; the CRM Lead Scorer’s Get Site Settings operation lists them), and so do the marketing consent a lead needs and the double opt-in (privacy.requireMarketingConsent, privacy.doubleOptIn, privacy.confirmationEmail).',
 			name: 'siteConfigNotice',
 			type: 'notice',
 			default: '',

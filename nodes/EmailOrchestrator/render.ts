@@ -132,3 +132,17 @@ export function renderEmail(step: StepTemplates, vars: Record<string, unknown>, 
 		headers: urls.listUnsubscribeHeaders,
 	};
 }
+
+/**
+ * Renders a double opt-in confirmation email with `confirmUrl` among its variables. Nothing in it
+ * is tracked (no pixel, no click redirects): the lead has not consented to marketing yet.
+ */
+export function renderConfirmation(templates: StepTemplates, vars: Record<string, unknown>, confirmUrl: string): Pick<RenderedEmail, 'subject' | 'html' | 'text'> {
+	const context = { ...vars, confirmUrl };
+	const html = template(templates.html, true)(context);
+	return {
+		subject: template(templates.subject, false)(context).replace(/[\r\n]+/g, ' ').trim(),
+		html,
+		text: templates.text ? template(templates.text, false)(context) : htmlToText(html),
+	};
+}

@@ -4,6 +4,7 @@
  * message left by an earlier run is settled. The Send Due Steps operation reads the inputs and
  * writes the answers.
  */
+import type { ConsentGate } from './consent';
 import { nextSendTime, scheduleSend, frequencyCapTime, type SendWindow } from './schedule';
 
 /** When the steps of a draft or paused campaign are looked at again. */
@@ -12,7 +13,21 @@ export const CAMPAIGN_RECHECK_MS = 60 * 60_000;
 export const RETRY_AFTER_MS = 15 * 60_000;
 
 /** What handling one due enrollment came to; the operation's output names it. */
-export type Outcome = 'sent' | 'already-sent' | 'interrupted' | 'suppressed' | 'deferred' | 'completed' | 'failed' | 'retry' | 'skipped' | 'unenrolled';
+export type Outcome =
+	| 'sent'
+	| 'already-sent'
+	| 'interrupted'
+	| 'suppressed'
+	| 'deferred'
+	| 'completed'
+	| 'failed'
+	| 'retry'
+	| 'skipped'
+	| 'unenrolled'
+	| 'no-consent'
+	| 'unconfirmed'
+	| 'confirmation-sent'
+	| 'awaiting-confirmation';
 
 /** Everything the decision before a send reads about one due enrollment. */
 export interface DueStep<S> {
@@ -29,21 +44,26 @@ export interface DueStep<S> {
 	/** The lead's time zone, as stored. */
 	timezone: string | null;
 	now: Date;
+	/** What the lead's marketing consent allows ({@link consentGate}); absent where the site requires none. */
+	consent?: ConsentGate;
 }
 
 export type StepAction<S> =
 	/** No step is left: the enrollment is completed. */
 	| { do: 'complete'; outcome: 'completed' }
 	/** The enrollment leaves the sequence for good. */
-	| { do: 'unenroll'; outcome: 'unenrolled' | 'suppressed'; reason: string; unenrollReason: string }
+	| { do: 'unenroll'; outcome: 'unenrolled' | 'suppressed' | 'no-consent' | 'unconfirmed'; reason: string; unenrollReason: string }
 	/** The step waits until `until`, on the same position. */
-	| { do: 'defer'; outcome: 'deferred'; reason: string; until: Date }
+	| { do: 'defer'; outcome: 'deferred' | 'awaiting-confirmation'; reason: string; until: Date }
+	/** The lead's double opt-in confirmation email goes out first; the step waits for the confirmation. */
+	| { do: 'confirm'; grantId: string }
 	| { do: 'send'; step: S };
 
 /**
  * In order: a missing step completes, an archived campaign unenrolls, a campaign not active
- * waits for its recheck, a suppressed lead unenrolls, and a step outside the frequency cap or
- * send window waits until both allow it.
+ * waits for its recheck, a suppressed lead unenrolls, a lead without the marketing consent the
+ * site requires unenrolls, confirms first or waits for its confirmation, and a step outside the
+ * frequency cap or send window waits until both allow it.
  */
 export function stepAction<S>(due: DueStep<S>): StepAction<S> {
 	const { now, step } = due;
@@ -53,6 +73,10 @@ export function stepAction<S>(due: DueStep<S>): StepAction<S> {
 		return { do: 'defer', outcome: 'deferred', reason: `campaign ${due.campaignStatus}`, until: new Date(now.getTime() + CAMPAIGN_RECHECK_MS) };
 	}
 	if (due.suppression) return { do: 'unenroll', outcome: 'suppressed', reason: due.suppression, unenrollReason: `suppressed: ${due.suppression}` };
+	const consent = due.consent ?? { do: 'proceed' };
+	if (consent.do === 'unenroll') return { do: 'unenroll', outcome: consent.outcome, reason: consent.reason, unenrollReason: consent.reason };
+	if (consent.do === 'await') return { do: 'defer', outcome: 'awaiting-confirmation', reason: consent.reason, until: consent.until };
+	if (consent.do === 'confirm') return consent;
 	const sendAt = scheduleSend(now, due.window, due.timezone, { recentSends: due.recentSends, maxPerDay: due.maxPerDay, now });
 	if (sendAt > now) {
 		const reason = frequencyCapTime(due.recentSends, due.maxPerDay, now) > now ? 'frequency cap' : 'outside the send window';
@@ -92,9 +116,12 @@ export function settleReserved(status: string): Reserved {
  */
 export type SendFailure = { do: 'retry'; outcome: 'retry'; error: string; until: Date } | { do: 'advance'; outcome: 'failed'; error: string };
 
+/** How the error of a failed message that may have been delivered begins: such a message is never sent again. */
+export const DELIVERY_UNKNOWN = 'delivery unknown, not sent again: ';
+
 export function sendFailure(message: string, certainlyNotDelivered: boolean, now: Date): SendFailure {
 	if (certainlyNotDelivered) return { do: 'retry', outcome: 'retry', error: message, until: new Date(now.getTime() + RETRY_AFTER_MS) };
-	return { do: 'advance', outcome: 'failed', error: `delivery unknown, not sent again: ${message}` };
+	return { do: 'advance', outcome: 'failed', error: `${DELIVERY_UNKNOWN}${message}` };
 }
 
 /**

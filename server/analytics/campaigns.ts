@@ -36,6 +36,12 @@ function withoutJit<T>(prisma: Queryable, sql: string, ...params: unknown[]): Pr
 export const EMAIL_CONVERSION_WINDOW_DAYS = 7;
 
 /**
+ * A double opt-in confirmation email (nodes/EmailOrchestrator/confirmation.ts) asks for consent; it
+ * is no campaign's send, so it counts in no rate.
+ */
+const NOT_A_CONFIRMATION = `NOT starts_with(idempotency_key, 'confirm:')`;
+
+/**
  * Per campaign, per sequence, per step and in total (GROUPING SETS: one pass over the range's
  * sends; the few result rows get their names after). What is matched to the sends is small: the
  * conversions of leads in the range and its window after it (most conversions are a visitor's,
@@ -45,7 +51,7 @@ export const EMAIL_CONVERSION_WINDOW_DAYS = 7;
  */
 const EMAIL_PERFORMANCE = `WITH sent AS (
 		SELECT id, campaign_id, sequence_id, step_id, first_opened_at, first_clicked_at
-		FROM email_messages WHERE ${IN_RANGE('sent_at')}),
+		FROM email_messages WHERE ${IN_RANGE('sent_at')} AND ${NOT_A_CONFIRMATION}),
 	converted AS (
 		SELECT DISTINCT m.id FROM conversions c
 		JOIN email_messages m ON m.lead_id = c.lead_id AND m.site_id = $1::uuid AND m.sent_at >= $2::timestamptz AND m.sent_at < $3::timestamptz
@@ -74,7 +80,7 @@ const EMAIL_PERFORMANCE = `WITH sent AS (
 	LEFT JOIN email_sequence_steps st ON st.id = g.step_id AND st.site_id = $1::uuid
 	ORDER BY g.level, g.sent DESC, ec.name NULLS LAST, q.name NULLS LAST, st.position`;
 
-const EMAIL_SERIES = series('email_messages', 'sent_at', {
+const EMAIL_SERIES = series(`(SELECT site_id, sent_at, first_opened_at, first_clicked_at FROM email_messages WHERE ${NOT_A_CONFIRMATION}) sends`, 'sent_at', {
 	sent: 'count(*)::int',
 	opened: 'count(first_opened_at)::int',
 	clicked: 'count(first_clicked_at)::int',

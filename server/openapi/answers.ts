@@ -39,14 +39,18 @@ const ratio = z.number().nullable();
 const instant = z.iso.datetime({ offset: false });
 
 /**
- * Every error answer of the receiver (server/routes/problems.ts sendProblem): a stable code to
- * branch on, a sentence for a person, and for a bad input the fields to fix. Sent as
- * `application/json`, with the receiver's own member names rather than RFC 9457's.
+ * Every error answer of the receiver (server/routes/problems.ts sendProblem): an RFC 9457 problem
+ * document (`application/problem+json`) with a stable code to branch on, a sentence for a person,
+ * and for a bad input the fields to fix.
  */
 export const problemSchema = z
 	.looseObject({
+		type: z.literal('about:blank').meta({ description: 'RFC 9457: no problem type beyond the HTTP status; branch on `error`.' }),
+		title: z.string().meta({ description: 'The HTTP status’s phrase, e.g. `Bad Request`.' }),
+		status: z.int().meta({ description: 'The HTTP status of the answer.' }),
+		detail: z.string().meta({ description: 'What went wrong and how to fix it, in a sentence for a person.' }),
 		error: z.string().meta({ description: 'A stable code to branch on, such as `invalid_parameter`; the codes each operation answers are listed with it.' }),
-		message: z.string().meta({ description: 'What went wrong and how to fix it, in a sentence for a person.' }),
+		message: z.string().meta({ description: 'The same sentence as `detail`, under the name answers before 0.2 used.' }),
 		issues: z
 			.array(
 				z.strictObject({
@@ -121,7 +125,7 @@ export const leadAcceptedSchema = z.union([
 	}),
 	z.strictObject({
 		stored: z.literal(false),
-		reason: z.enum(['automated-client', 'erased']).meta({ description: '`automated-client`: a bot’s or automated browser’s post; `erased`: the address was erased on request and is never stored again.' }),
+		reason: z.enum(['automated-client', 'erased']).meta({ description: '`automated-client`: a bot’s or automated browser’s post without the site’s admin key; `erased`: the address was erased on request and is never stored again.' }),
 	}),
 ]);
 
@@ -288,6 +292,9 @@ export const privacyExportSchema = z.strictObject({
 	enrollments: rows('Email sequence enrollments.'),
 	emailMessages: rows('Emails sent to the person, each with its `events` (opens, clicks, unsubscribes).'),
 	suppressions: rows('Suppressions of the address (unsubscribed, bounced, erased).'),
+	consentRecords: rows(
+		'Consent choices of the address and of the browsers above, oldest first: purpose (`analytics`, `marketing`), `granted` or `withdrawn`, source (`tracker`, `form`, `api`, `confirmation`, `unsubscribe`), the page (origin and path), form, policy version and time.',
+	),
 	formSubmissions: rows('Form posts still waiting in the outbox.'),
 });
 

@@ -103,7 +103,7 @@ function problemObject(codes: string[]): ResponseObject {
 	for (const code of codes) if (!ERROR_CODES[code]) throw new Error(`Error code ${code} has no explanation in ERROR_CODES`);
 	return {
 		description: `An error: ${codes.map((code) => `\`${code}\`: ${ERROR_CODES[code]}`).join(' ')}`,
-		content: { 'application/json': { schema: { $ref: PROBLEM_REF, properties: { error: codes.length === 1 ? codeSchema(codes[0]) : { oneOf: codes.map(codeSchema) } } } } },
+		content: { 'application/problem+json': { schema: { $ref: PROBLEM_REF, properties: { error: codes.length === 1 ? codeSchema(codes[0]) : { oneOf: codes.map(codeSchema) } } } } },
 	};
 }
 
@@ -169,7 +169,7 @@ export function openApiDocument({ version, scriptPaths }: DocumentOptions): Open
 			title: 'Tracking CRM receiver',
 			version,
 			description:
-				'The HTTP API of the Tracking CRM receiver: what the tracker on a site’s pages sends, how leads arrive, the analytics a site’s keys read, privacy requests, deliveries to the n8n workflows and the links in the CRM’s emails. Every schema here is generated from the zod schemas the receiver validates with. Errors share one JSON shape (`Problem`): a stable `error` code, a `message` for people and, for bad input, `issues` naming each field. The dashboards (/dashboard), the mailbox pages (/mailbox), the demo site (/demo) and the landing page (/) are web pages for people and are not described here.',
+				'The HTTP API of the Tracking CRM receiver: what the tracker on a site’s pages sends, how leads arrive, the analytics a site’s keys read, privacy requests, deliveries to the n8n workflows and the links in the CRM’s emails. Every schema here is generated from the zod schemas the receiver validates with. Errors share one shape (`Problem`), an RFC 9457 problem document sent as `application/problem+json`: a stable `error` code, a `detail` for people and, for bad input, `issues` naming each field. The dashboards (/dashboard), the mailbox pages (/mailbox), the demo site (/demo) and the landing page (/) are web pages for people and are not described here.',
 			license: { name: 'MIT', identifier: 'MIT' },
 		},
 		servers: [{ url: '/', description: 'The receiver that serves this document' }],

@@ -151,7 +151,7 @@ function responseHtml(status: string, response: ResponseObject, operationId: str
 	const bodies = Object.values(response.content ?? {});
 	const heading = `<span class="status">${status}</span>`;
 	if (bodies.length === 1 && bodies[0].schema?.$ref === PROBLEM_REF) {
-		return `<li class="answer ${kind}" id="${operationId}-${status}"><p>${heading} An error: a <a href="#problem">Problem</a> (<code>application/json</code>) whose <code>error</code> is one of:</p>${problemCodes(bodies[0].schema)}</li>`;
+		return `<li class="answer ${kind}" id="${operationId}-${status}"><p>${heading} An error: a <a href="#problem">Problem</a> (<code>application/problem+json</code>) whose <code>error</code> is one of:</p>${problemCodes(bodies[0].schema)}</li>`;
 	}
 	const headers = Object.entries(response.headers ?? {}).map(([name, header]) => `<li><code>${escape(name)}</code>: ${prose(header.description)}</li>`);
 	const content = response.content ? contentHtml(response.content, `Answer ${status}`) : '';

@@ -2,8 +2,10 @@ import express, { type Request, type Response, Router } from 'express';
 
 import type { DeliveredEmailEvent } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
+import { CONFIRMATION_KEY_PREFIX } from '../../lib/consent';
 import { emailHash } from '../../lib/email';
 import { verifyEmailToken, type EmailTokenAction, type EmailTokenCheck } from '../../lib/emailTokens';
+import { consentInsertStatement } from '../consent/records';
 import type { Logger } from '../logger';
 import { enqueueStatement, jsonbPayload } from '../outbox/enqueue';
 import type { SiteRegistry } from '../siteRegistry';
@@ -77,10 +79,11 @@ const RECORD_OPEN = engagementStatement('open');
 const RECORD_CLICK = engagementStatement('click');
 
 /**
- * A one-click unsubscribe as ONE statement: channel status, suppression, event and outbox row.
- * Only a change of state (channel still subscribed, or address not yet suppressed) records an
- * event and notifies n8n, so a repeated POST, or the unsubscribe link of an older email of the
- * same person, adds nothing. A bounced or complained channel keeps that stronger status.
+ * A one-click unsubscribe as ONE statement: channel status, suppression, event, the withdrawal of
+ * marketing consent it is, and outbox row. Only a change of state (channel still subscribed, or
+ * address not yet suppressed) records an event and a withdrawal and notifies n8n, so a repeated
+ * POST, or the unsubscribe link of an older email of the same person, adds nothing. A bounced or
+ * complained channel keeps that stronger status.
  *
  * $1 message id, $2 email hash of the recipient, $3 ids of the sites that forward to the Email
  * Orchestrator.
@@ -105,6 +108,23 @@ WITH message AS (
 	SELECT gen_random_uuid(), site_id, id, 'unsubscribe'::email_event_type, now() FROM message
 	WHERE EXISTS (SELECT 1 FROM channel) OR EXISTS (SELECT 1 FROM suppressed)
 	RETURNING id, site_id, message_id, occurred_at
+), withdrawn AS (
+	${consentInsertStatement(
+		{
+			siteId: 'm.site_id',
+			anonymousId: 'NULL',
+			emailHash: '$2',
+			purpose: "'marketing'",
+			state: "'withdrawn'",
+			source: "'unsubscribe'",
+			pageUrl: 'NULL',
+			formId: 'NULL',
+			policyVersion: 'NULL',
+			messageId: 'm.id',
+			dedupeKey: "'unsubscribe:' || m.id",
+		},
+		'FROM message m WHERE EXISTS (SELECT 1 FROM event)',
+	)}
 ), outboxed AS (
 	${enqueueStatement(
 		{
@@ -124,6 +144,57 @@ WITH message AS (
 	)}
 )
 SELECT (SELECT count(*) FROM message)::int AS found, (SELECT count(*) FROM event)::int AS recorded`;
+
+/**
+ * A double opt-in confirmed as ONE statement: the marketing grant it is (under the policy version
+ * of the grant it confirms; deduplicated per message, so a second click records nothing) and the
+ * outbox row that tells the Email Orchestrator to start the lead's waiting sequences.
+ *
+ * $1 message id, $2 ids of the sites this receiver serves, $3 ids of the sites that forward to the
+ * Email Orchestrator.
+ */
+const RECORD_CONFIRMATION = `
+WITH message AS (
+	SELECT m.id, m.site_id, m.lead_id, l.email_hash FROM email_messages m JOIN leads l ON l.id = m.lead_id
+	WHERE m.id = $1::uuid AND m.site_id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid) AND starts_with(m.idempotency_key, '${CONFIRMATION_KEY_PREFIX}')
+), recorded AS (
+	${consentInsertStatement(
+		{
+			siteId: 'm.site_id',
+			anonymousId: 'NULL',
+			emailHash: 'm.email_hash',
+			purpose: "'marketing'",
+			state: "'granted'",
+			source: "'confirmation'",
+			pageUrl: 'NULL',
+			formId: 'NULL',
+			policyVersion: `(SELECT r.policy_version FROM consent_records r
+				WHERE r.site_id = m.site_id AND r.email_hash = m.email_hash AND r.purpose = 'marketing' AND r.state = 'granted'
+				ORDER BY r.occurred_at DESC, r.created_at DESC LIMIT 1)`,
+			messageId: 'm.id',
+			dedupeKey: "'confirm:' || m.id",
+		},
+		'FROM message m',
+	)}
+), outboxed AS (
+	${enqueueStatement(
+		{
+			siteId: 'r.site_id',
+			destination: `'${ORCHESTRATOR}'`,
+			partitionKey: "'lead:' || m.lead_id",
+			payload: jsonbPayload<DeliveredEmailEvent>({
+				kind: "'email-event'",
+				type: "'confirm'",
+				messageId: 'm.id',
+				leadId: 'm.lead_id',
+				eventId: 'r.id',
+				occurredAt: 'r.occurred_at',
+			}),
+		},
+		'FROM recorded r CROSS JOIN message m WHERE r.site_id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid)',
+	)}
+)
+SELECT (SELECT site_id FROM message) AS "siteId", (SELECT count(*) FROM recorded)::int AS recorded`;
 
 function escapeHtml(text: string): string {
 	return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
@@ -311,6 +382,82 @@ export function emailRouter(context: EmailContext): Router {
 				return;
 			}
 			sendPage(res, 200, 'You are unsubscribed', paragraph('You will not receive these emails any more.'));
+		},
+	);
+
+	const siteName = (siteId: string) => sites.byDatabaseId(siteId)?.config.site.name ?? 'this sender';
+
+	/** The confirmation email a confirm token names, and whether it was confirmed already. */
+	async function confirmation(messageId: string) {
+		const message = await prisma.emailMessage.findFirst({
+			where: { id: messageId, siteId: { in: servedIds }, idempotencyKey: { startsWith: CONFIRMATION_KEY_PREFIX }, leadId: { not: null } },
+			select: { id: true, siteId: true },
+		});
+		if (!message) return null;
+		const confirmed = await prisma.consentRecord.count({ where: { siteId: message.siteId, dedupeKey: `confirm:${message.id}` } });
+		return { ...message, confirmed: confirmed > 0, siteName: siteName(message.siteId) };
+	}
+
+	const confirmedPage = (res: Response, name: string) =>
+		sendPage(res, 200, 'Thank you, you are subscribed', paragraph(`Your subscription to ${name} is confirmed. You can unsubscribe with the link in any of its emails.`));
+	const unknownConfirmation = (res: Response) =>
+		sendPage(res, 404, 'This link is no longer available', paragraph('The email this confirmation link belongs to is not known here any more. Sign up again to receive the emails.'));
+
+	// GET only asks, as for unsubscribes: mail scanners follow links, and a scanner must not subscribe anyone.
+	router.get('/e/v/:token', async (req, res) => {
+		const token = check(req, res, 'confirm');
+		if (!token) return;
+		if (!token.valid) {
+			sendPage(res, 400, 'This confirmation link is not valid', paragraph(`The link could not be used: ${token.reason}.`));
+			return;
+		}
+		let message: Awaited<ReturnType<typeof confirmation>>;
+		try {
+			message = await confirmation(token.messageId);
+		} catch (error) {
+			logger.error({ err: error }, 'reading a confirmation email failed');
+			unavailable(res);
+			return;
+		}
+		if (!message) {
+			unknownConfirmation(res);
+			return;
+		}
+		if (message.confirmed) {
+			confirmedPage(res, message.siteName);
+			return;
+		}
+		sendPage(res, 200, 'Confirm your subscription', paragraph(`Do you want to receive emails from ${message.siteName}?`) + `<form method="post"><button type="submit">Yes, subscribe me</button></form>`);
+	});
+
+	router.post(
+		'/e/v/:token',
+		(req, res, next) =>
+			parseFormBody(req, res, (error?: unknown) => {
+				if (!error) return next();
+				const status = (error as { status?: number }).status;
+				sendPage(res, status && status >= 400 && status < 500 ? status : 400, 'Request not understood', paragraph('The request body must be a form of at most 4 KB.'));
+			}),
+		async (req, res) => {
+			const token = check(req, res, 'confirm');
+			if (!token) return;
+			if (!token.valid) {
+				sendPage(res, 400, 'This confirmation link is not valid', paragraph(`The link could not be used: ${token.reason}.`));
+				return;
+			}
+			let siteId: string | null;
+			try {
+				[{ siteId }] = await prisma.$queryRawUnsafe<Array<{ siteId: string | null; recorded: number }>>(RECORD_CONFIRMATION, token.messageId, served, forwarding);
+			} catch (error) {
+				logger.error({ err: error }, 'recording a confirmation failed');
+				unavailable(res);
+				return;
+			}
+			if (!siteId) {
+				unknownConfirmation(res);
+				return;
+			}
+			confirmedPage(res, siteName(siteId));
 		},
 	);
 

@@ -8,6 +8,7 @@ import type { z } from 'zod/v4';
 import { leadPayloadSchema, toFieldIssues, TRACK_LIMITS, trackBatchSchema } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
 import { emailHash } from '../../lib/email';
+import { recordLeadConsent, TrackerConsent } from '../consent/records';
 import type { Logger } from '../logger';
 import { anonymizeIp, dropReason, isAutomated, toEventRows } from '../ingest/normalize';
 import { GroupCommitter, storeThroughPool, storeThroughPrisma, unstorableValue } from '../ingest/groupCommit';
@@ -236,6 +237,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 	const committer = new GroupCommitter(context.ingestPool ? storeThroughPool(context.ingestPool) : storeThroughPrisma(prisma));
 	const perIp = new AddressLimit(settings.RATE_LIMIT_PER_IP);
 	const perSite = new SiteLimit(settings.RATE_LIMIT_PER_SITE);
+	const consent = new TrackerConsent(prisma);
 	/** The client's network as stored (anonymized), which is also what the limits count by. */
 	const clientNetwork = (req: IncomingMessage) => anonymizeIp(proxyAddr(req, context.trustProxy));
 
@@ -276,12 +278,21 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 		const site = siteFor(batch.site, req, res, sites);
 		if (!site) return;
 		const reason = dropReason(req.headers, batch, site.config.privacy);
+		const userAgent = req.headers['user-agent'];
+		const isBot = isAutomated(userAgent, batch);
+		// A denial is recorded though its batch is dropped; a browser whose privacy signal the site honours leaves no record.
+		if (!isBot && (!reason || reason === 'consent-denied')) {
+			try {
+				await consent.record(site.id, batch);
+			} catch (error) {
+				storageFailed(res, error, 'event batch');
+				return;
+			}
+		}
 		if (reason) {
 			sendJson(res, 202, { stored: 0, duplicates: 0, ignored: batch.events.length, reason });
 			return;
 		}
-		const userAgent = req.headers['user-agent'];
-		const isBot = isAutomated(userAgent, batch);
 		if (!isBot && !perSite.allow(site.key, network ?? '', res)) return;
 		const rows = toEventRows(batch, Date.now(), { engagementThresholds: site.config.tracking.engagementThresholds, acceptLanguage: req.headers['accept-language'] });
 		const destinations = !isBot && site.endpoints.has('visitor-processor') ? ['visitor-processor'] : [];
@@ -322,7 +333,8 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 				return;
 			}
 			const userAgent = req.headers['user-agent'];
-			if (isAutomated(userAgent, { events: [] })) {
+			// A server posting with the site's admin key is the site's own backend, whatever its user agent says.
+			if (!req.auth && isAutomated(userAgent, { events: [] })) {
 				sendJson(res, 202, { stored: false, reason: 'automated-client' });
 				return;
 			}
@@ -336,7 +348,9 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 				const facts = requestFacts(req, anonymizeIp(req.ip), settings, userAgent, false);
 				const claim = lead.anonymousId ? historyClaim(facts, await firstEventClient(prisma, site.id, lead.anonymousId), req.auth !== undefined) : undefined;
 				const destinations = site.endpoints.has('lead-processor') ? ['lead-processor'] : [];
-				const result = await storeLead(prisma, site.id, claim?.merge === false ? { ...lead, anonymousId: undefined } : lead, hash, facts, destinations);
+				const submitted = claim?.merge === false ? { ...lead, anonymousId: undefined } : lead;
+				await recordLeadConsent(prisma, site.id, submitted, hash, req.headers.referer);
+				const result = await storeLead(prisma, site.id, submitted, hash, facts, destinations);
 				sendJson(res, 202, { stored: result.stored, duplicate: !result.stored, ...(claim && { history: claim.merge ? 'joined' : `kept anonymous: ${claim.reason}` }) });
 			} catch (error) {
 				storageFailed(res, error, 'lead');

@@ -64,6 +64,8 @@ interface Person {
 	conversionIds: string[];
 	/** Form posts still held in the outbox, which carry the address itself. */
 	submissions: number;
+	/** Consent records of the address; a person may have given consent before any lead of theirs was written. */
+	consents: number;
 }
 
 /**
@@ -108,6 +110,7 @@ async function findPerson(tx: Tx, siteId: string, address: string): Promise<Pers
 		),
 	);
 	const conversions = await tx.conversion.findMany({ where: { siteId, OR: [{ leadId: { in: leadIds } }, { visitorId: { in: visitorIds } }] }, select: { id: true } });
+	const consents = await tx.consentRecord.count({ where: { siteId, emailHash: hash } });
 	return {
 		hash,
 		leadIds,
@@ -117,10 +120,14 @@ async function findPerson(tx: Tx, siteId: string, address: string): Promise<Pers
 		messageIds,
 		conversionIds: ids(conversions),
 		submissions: submittedFrom.reduce((sum, row) => sum + row.rows, 0),
+		consents,
 	};
 }
 
-const isKnown = (person: Person) => person.leadIds.length + person.contactIds.length + person.messageIds.length + person.submissions > 0;
+const isKnown = (person: Person) => person.leadIds.length + person.contactIds.length + person.messageIds.length + person.submissions + person.consents > 0;
+
+/** The person's consent records: those of the address, and those of the browsers they used. */
+const consentsOf = (siteId: string, person: Person) => ({ siteId, OR: [{ emailHash: person.hash }, { anonymousId: { in: person.anonymousIds } }] });
 
 /** Outbox rows that carry or point at the person: their browsers' events, their form posts, their email events. */
 const DELETE_OUTBOX = `
@@ -155,6 +162,7 @@ async function exportPerson(tx: Tx, siteId: string, person: Person) {
 		enrollments: await tx.sequenceEnrollment.findMany({ where: ofLeads }),
 		emailMessages: await tx.emailMessage.findMany({ where: { siteId, id: { in: messageIds } }, include: { events: { orderBy: { occurredAt: 'asc' } } }, orderBy: { createdAt: 'asc' } }),
 		suppressions: await tx.suppression.findMany({ where: { siteId, emailHash: person.hash } }),
+		consentRecords: await tx.consentRecord.findMany({ where: consentsOf(siteId, person), orderBy: [{ occurredAt: 'asc' }, { createdAt: 'asc' }] }),
 		formSubmissions: await tx.$queryRawUnsafe<Array<Record<string, unknown>>>(
 			`SELECT payload, status, created_at AS "createdAt" FROM outbox WHERE site_id = $1::uuid AND payload->>'kind' = 'lead' AND payload->>'emailHash' = $2 ORDER BY id`,
 			siteId,
@@ -188,6 +196,7 @@ async function erasePerson(tx: Tx, siteId: string, person: Person): Promise<Reco
 	removed.visitors = (await tx.visitor.deleteMany({ where: { siteId, id: { in: visitorIds } } })).count;
 	removed.contacts = (await tx.contact.deleteMany({ where: { siteId, id: { in: contactIds } } })).count;
 	removed.leads = (await tx.lead.deleteMany({ where: { siteId, id: { in: leadIds } } })).count;
+	removed.consent_records = (await tx.consentRecord.deleteMany({ where: consentsOf(siteId, person) })).count;
 	return removed;
 }
 
@@ -204,7 +213,8 @@ ON CONFLICT (site_id, email_hash, channel) DO UPDATE SET reason = 'erased'::supp
  * GDPR access and erasure for one person on the admin key's site.
  *
  * - `GET /api/privacy/export?email=` answers everything stored about the person, or 404 when
- *   the site holds no lead, contact, email message or pending form post of the address.
+ *   the site holds no lead, contact, email message, pending form post or consent record of the
+ *   address.
  * - `POST /api/privacy/erase` with `{"email": …}` deletes it all in one transaction and answers
  *   200 with the rows removed per table. An unknown address answers 200 with zero counts and is
  *   still suppressed and logged: erasure is a promise about the future too, so repeating it is
@@ -236,7 +246,7 @@ export function privacyRouter(context: PrivacyContext): Router {
 				{ ...TRANSACTION, isolationLevel: 'RepeatableRead' },
 			);
 			if (!answer) {
-				sendProblem(res, 404, 'not_found', 'This site holds no lead, contact, email message or form post of this address', {
+				sendProblem(res, 404, 'not_found', 'This site holds no lead, contact, email message, form post or consent record of this address', {
 					issues: [{ field: 'email', message: 'is not known on this site' }],
 				});
 				return;

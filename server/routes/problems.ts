@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 
 /**
  * A JSON answer without Express's ETag and freshness check: the answers of the write routes
@@ -10,9 +10,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 	res.end(JSON.stringify(body));
 }
 
-/** Every error answer has one shape: a stable code, a sentence saying what to fix, and details. */
+/**
+ * Every error answer has one shape, an RFC 9457 problem document: `type` about:blank with the
+ * status's phrase as `title`, the `detail` saying what to fix, and the receiver's extension members,
+ * a stable `error` code to branch on, `message` (the detail again, as answers before 0.2 carried it)
+ * and details such as `issues`.
+ */
 export function sendProblem(res: ServerResponse, status: number, error: string, message: string, extra: Record<string, unknown> = {}): void {
-	sendJson(res, status, { error, message, ...extra });
+	res.statusCode = status;
+	res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
+	res.end(JSON.stringify({ type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail: message, error, message, ...extra }));
 }
 
 /** What to tell a client whose body could not be read, by the body reader's error type. */

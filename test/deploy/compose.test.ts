@@ -311,6 +311,8 @@ describe('n8n', () => {
 	it('prunes execution data and saves no successful run', () => {
 		expect(env.EXECUTIONS_DATA_PRUNE).toBe('true');
 		expect(env.EXECUTIONS_DATA_SAVE_ON_SUCCESS).toBe('none');
+		// A successful run is only marked deleted as it ends; the pruner removes it within this many minutes.
+		expect(Number(env.EXECUTIONS_DATA_PRUNE_HARD_DELETE_INTERVAL)).toBe(1);
 		expect(Number(env.EXECUTIONS_DATA_MAX_AGE)).toBeGreaterThan(0);
 		expect(Number(env.EXECUTIONS_DATA_PRUNE_MAX_COUNT)).toBeGreaterThan(0);
 	});

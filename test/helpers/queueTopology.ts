@@ -94,6 +94,8 @@ export interface N8nExecution {
 	status: string;
 	startedAt: Date | null;
 	stoppedAt: Date | null;
+	/** Set when n8n let the execution go (a run its workflow's settings do not keep); its pruner then removes the row and its data. */
+	deletedAt: Date | null;
 }
 
 export interface QueueTopology {
@@ -530,7 +532,7 @@ export async function startQueueTopology(options: StartQueueTopologyOptions): Pr
 				const client = new Client({ connectionString: n8nDb.url });
 				await client.connect();
 				try {
-					const { rows } = await client.query<Omit<N8nExecution, 'id'> & { id: string | number }>('SELECT id, "workflowId", mode, status, "startedAt", "stoppedAt" FROM execution_entity ORDER BY id');
+					const { rows } = await client.query<Omit<N8nExecution, 'id'> & { id: string | number }>('SELECT id, "workflowId", mode, status, "startedAt", "stoppedAt", "deletedAt" FROM execution_entity ORDER BY id');
 					return rows.map((row) => ({ ...row, id: String(row.id) }));
 				} finally {
 					await client.end();

@@ -257,6 +257,23 @@ export async function roundTripEveryModel(prisma: PrismaClient): Promise<string[
 	const caught = await prisma.mailboxMessage.create({ data: caughtData });
 	await check('MailboxMessage', caughtData, () => prisma.mailboxMessage.findUnique({ where: { id: caught.id } }));
 
+	const consentData = {
+		siteId,
+		anonymousId: visitorData.anonymousId,
+		emailHash: 'a'.repeat(64),
+		purpose: 'marketing' as const,
+		state: 'granted' as const,
+		source: 'form' as const,
+		pageUrl: 'https://roundtrip.example/signup',
+		formId: 'newsletter',
+		policyVersion: '2026-11',
+		messageId: message.id,
+		dedupeKey: `lead:${suffix}`,
+		occurredAt: at,
+	};
+	const consent = await prisma.consentRecord.create({ data: consentData });
+	await check('ConsentRecord', consentData, () => prisma.consentRecord.findUnique({ where: { id: consent.id } }));
+
 	const secretData = { name: `roundtrip-${suffix}`, value: 'a'.repeat(64), createdAt: at };
 	await prisma.receiverSecret.create({ data: secretData });
 	await check('ReceiverSecret', secretData, () => prisma.receiverSecret.findUnique({ where: { name: secretData.name } }));
@@ -277,5 +294,8 @@ export async function roundTripEveryModel(prisma: PrismaClient): Promise<string[
 	const count = await prisma.analyticsEventCount.create({ data: countData });
 	await check('AnalyticsEventCount', countData, () => prisma.analyticsEventCount.findUnique({ where: { id: count.id } }));
 
+	const retentionData = { siteId, retentionDays: 30, cutoff: new Date('2026-10-21T10:00:00.000Z'), startedAt: at, finishedAt: at, batches: 3, deletedEvents: 12n, deletedSessions: 4n, deletedOutbox: 2n, error: 'stopped before finishing: interrupted' };
+	const retention = await prisma.retentionRun.create({ data: retentionData });
+	await check('RetentionRun', retentionData, () => prisma.retentionRun.findUnique({ where: { id: retention.id } }));
 	return covered;
 }

@@ -273,6 +273,8 @@ describe('the OpenAPI document', () => {
 			await call(204, 'HEAD', '/e/c/{token}', '/e/c/not-a-token');
 			await call(404, 'GET', '/e/u/{token}', `/e/u/${signEmailToken(TOKEN_SECRET, randomUUID(), 'unsubscribe')}`);
 			await call(400, 'POST', '/e/u/{token}', '/e/u/not-a-token', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+			await call(404, 'GET', '/e/v/{token}', `/e/v/${signEmailToken(TOKEN_SECRET, randomUUID(), 'confirm')}`);
+			await call(400, 'POST', '/e/v/{token}', '/e/v/not-a-token', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
 
 			// Mailbox: this test runs on the receiver's machine.
 			await call(200, 'GET', '/mailbox/api/messages', '/mailbox/api/messages?limit=5');

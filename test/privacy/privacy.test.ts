@@ -171,6 +171,7 @@ describe('privacy export and erasure', () => {
 			emailMessages: 1,
 			suppressions: 0,
 			formSubmissions: 2,
+			consentRecords: 0,
 		});
 		expect(json.leads[0]).toMatchObject({ id: pat.lead.id, email: person, firstName: 'Pat' });
 		expect(json.conversions[0].attributions).toHaveLength(2);
@@ -259,6 +260,7 @@ describe('privacy export and erasure', () => {
 			visitors: 2,
 			contacts: 1,
 			leads: 1,
+			consent_records: 0,
 		};
 		const response = await erase({ email: 'Pat.Person@example.com' }, adminA);
 		expect(response).toEqual({ status: 200, json: { erased: true, emailHash: emailHash(person), suppressed: true, removed } });

@@ -78,6 +78,12 @@ describe('POST /api/lead joins an anonymous history only with proof', () => {
 		const read = await createApiKey(prisma, siteId, 'read', 'dashboard');
 		const otherAdmin = await createApiKey(prisma, receiver.sites.byPublicKey(other.site.key)!.id, 'admin', 'other backend');
 		expect(await lead('user@example.com', 'anon-backend', { ...strangerAt, authorization: `Bearer ${admin}` })).toEqual({ status: 202, json: { stored: true, duplicate: false, history: 'joined' } });
+		// A backend's own user agent is no reason to drop its lead: the key vouches for it.
+		expect(await lead('backend-agent@example.com', 'anon-backend', { ...strangerAt, authorization: `Bearer ${admin}`, 'user-agent': 'MyBackend/1.0 node-fetch' })).toEqual({
+			status: 202,
+			json: { stored: true, duplicate: false, history: 'joined' },
+		});
+		expect((await lead('keyless-agent@example.com', 'anon-backend', { ...strangerAt, 'user-agent': 'MyBackend/1.0 node-fetch' })).json).toEqual({ stored: false, reason: 'automated-client' });
 
 		const foreign = await lead('user2@example.com', 'anon-backend', { ...strangerAt, authorization: `Bearer ${otherAdmin}` });
 		expect(foreign.status).toBe(403);

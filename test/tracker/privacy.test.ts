@@ -21,6 +21,9 @@ describe('tracker privacy in a real browser', () => {
 			return site[name] && trackedPage(receiver.url, site[name].site.key, {}, `<main>${name}</main>`);
 		});
 		site.consent = trackerSite(pages.origin, { privacy: { cookieConsent: true } });
+		site.withdrawal = trackerSite(pages.origin, { privacy: { cookieConsent: true } });
+		site.earlierDenied = trackerSite(pages.origin);
+		site.earlierGranted = trackerSite(pages.origin, { privacy: { cookieConsent: true } });
 		site.signals = trackerSite(pages.origin);
 		site.cookieless = trackerSite(pages.origin, { tracking: { cookieless: true } });
 		site.automated = trackerSite(pages.origin);
@@ -74,6 +77,75 @@ describe('tracker privacy in a real browser', () => {
 		expect(rows.filter((event) => event.type != 'engagement').map((event) => event.name ?? event.type)).toEqual(['pageview', 'after-consent', 'pageview']);
 		expect(requests.length).toBeGreaterThan(0);
 		await context.close();
+	});
+
+	it('sends the banner version with every batch, and a withdrawal once, in a beacon the receiver records and drops; nothing after it', async () => {
+		const context = await visitorContext(browser);
+		const page = await context.newPage();
+		await page.goto(`${pages.origin}/withdrawal/`);
+		await page.evaluate(() => tcrm('consent', 'granted', 'banner-v3'));
+		await trackerStarted(page);
+		const anonymousId = JSON.parse((await page.evaluate(() => localStorage.getItem('tcrm.id')))!) as string;
+		const stored = async () => (await storedEvents(prisma, siteId('withdrawal'))).map((event) => `${event.name ?? event.type} ${event.anonymousId}`);
+		// Two batches at least: the page view, then a later event.
+		await eventually(stored, (events) => events.length == 1);
+		await page.evaluate(() => tcrm('track', 'plan-compared'));
+		await eventually(stored, (events) => events.length == 2);
+
+		const requests = apiRequests('withdrawal');
+		await page.evaluate(() => tcrm('consent', 'denied'));
+		expect(await page.evaluate(() => Object.keys(localStorage))).toEqual(['tcrm.consent']);
+		await page.evaluate(() => tcrm('track', 'after-withdrawal'));
+		await page.reload();
+		await page.evaluate(() => tcrm('track', 'after-reload'));
+		await page.waitForTimeout(2500);
+		await closeTab(page);
+		await new Promise((resolve) => setTimeout(resolve, 300));
+
+		const records = await prisma.consentRecord.findMany({ where: { siteId: siteId('withdrawal') }, orderBy: [{ occurredAt: 'asc' }, { createdAt: 'asc' }] });
+		// The grant once with its version, however many batches carried it; the withdrawal after it, made without one.
+		expect(records.map(({ anonymousId, state, source, pageUrl, policyVersion }) => ({ anonymousId, state, source, pageUrl, policyVersion }))).toEqual([
+			{ anonymousId, state: 'granted', source: 'tracker', pageUrl: `${pages.origin}/withdrawal/`, policyVersion: 'banner-v3' },
+			{ anonymousId, state: 'withdrawn', source: 'tracker', pageUrl: `${pages.origin}/withdrawal/`, policyVersion: null },
+		]);
+		// One beacon, which the receiver dropped: no event of it, none made after the withdrawal.
+		expect(requests).toEqual(['POST /api/track']);
+		expect(await stored()).toEqual([`pageview ${anonymousId}`, `plan-compared ${anonymousId}`]);
+		await context.close();
+	});
+
+	it('keeps a choice stored by a tracker before the banner version (the state alone): a refusal, and a consent', async () => {
+		const withStored = async (state: string) => {
+			const context = await visitorContext(browser);
+			await context.addInitScript((stored) => localStorage.setItem('tcrm.consent', stored), JSON.stringify(state));
+			return context;
+		};
+		const refused = await withStored('denied');
+		const requests = apiRequests('earlierDenied');
+		const quiet = await refused.newPage();
+		await quiet.goto(`${pages.origin}/earlierDenied/`);
+		await quiet.evaluate(() => tcrm('track', 'after-refusal'));
+		await quiet.waitForTimeout(2500);
+		await closeTab(quiet);
+		await new Promise((resolve) => setTimeout(resolve, 300));
+		expect(requests).toEqual([]);
+		await refused.close();
+
+		const granted = await withStored('granted');
+		const page = await granted.newPage();
+		await visit(page, `${pages.origin}/earlierGranted/`);
+		await closeTab(page);
+		const rows = await eventually(
+			() => storedEvents(prisma, siteId('earlierGranted')),
+			(events) => events.length > 0,
+		);
+		expect(rows[0].type).toBe('pageview');
+		const [record] = await eventually(
+			() => prisma.consentRecord.findMany({ where: { siteId: siteId('earlierGranted') } }),
+			(records) => records.length > 0,
+		);
+		expect(record).toMatchObject({ anonymousId: rows[0].anonymousId, state: 'granted', policyVersion: null });
+		await granted.close();
 	});
 
 	it.each([

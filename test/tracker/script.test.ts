@@ -106,7 +106,15 @@ describe('the tracker script, served and embedded', () => {
 		server.closeAllConnections();
 		server.close();
 		expect(response.status).toBe(404);
-		expect(await response.json()).toEqual({ error: 'tracker_not_built', message: expect.stringMatching(/npm run build:tracker/) });
+		expect(response.headers.get('content-type')).toBe('application/problem+json; charset=utf-8');
+		expect(await response.json()).toEqual({
+			type: 'about:blank',
+			title: 'Not Found',
+			status: 404,
+			detail: expect.stringMatching(/npm run build:tracker/),
+			error: 'tracker_not_built',
+			message: expect.stringMatching(/npm run build:tracker/),
+		});
 	});
 
 	it('names every option mistake in one console warning in debug mode, stays off, and stays silent otherwise', async () => {

@@ -89,7 +89,7 @@ describe("the tracker with its site's settings from the receiver, in a real brow
 		const page = await context.newPage();
 		await slowSettings(page, 500);
 		await page.goto(`${pages.origin}/consent/`);
-		expect(await page.evaluate(() => (window as unknown as { early: unknown }).early)).toEqual({ started: false, consent: '"granted"' });
+		expect(await page.evaluate(() => (window as unknown as { early: unknown }).early)).toEqual({ started: false, consent: '["granted",null]' });
 		await trackerStarted(page);
 		await closeTab(page);
 		await eventually(

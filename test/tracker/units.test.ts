@@ -35,7 +35,8 @@ describe('tracker modules', () => {
 	});
 
 	it('keys a landing by its campaign parameters only, in their order', () => {
-		expect(campaignOf('?utm_source=news&ref=x&utm_campaign=spring&gclid=abc')).toBe('?utm_source=news&utm_campaign=spring&gclid=abc');
+		expect(campaignOf('?utm_source=news&ref=x&utm_campaign=spring&gclid=abc')).toBe('?utm_source=news,&utm_campaign=spring,&gclid=abc');
+		expect(campaignOf('?utm_source=news&utm_campaign=spring')).not.toBe(campaignOf('?utm_campaign=spring&utm_source=news'));
 		expect(campaignOf('?page=2')).toBe('');
 		expect(campaignOf('')).toBe('');
 		expect(campaignOf(`?utm_term=${'t'.repeat(2000)}`)).toHaveLength(2010);

@@ -58,9 +58,10 @@ export const uuidv7 = (now = Date.now()) => (now + 2 ** 48).toString(16).replace
  * session when it changes: the contract's utm_* fields and CLICK_ID_PARAMS (a test keeps them
  * matched; importing the lists would bundle zod), and whatever else looks like them (utm_foo,
  * xclid), as the key only compares one landing with another. The receiver takes the contract's
- * own into the page view's context, from its URL.
+ * own into the page view's context, from its URL. `[matches] + ''` joins the parameters with
+ * commas, and is '' where there are none ([null]).
  */
-export const campaignOf = (search: string) => (search.match(/[?&](utm_|\w*(clk?id|braid)=|li_fat_id=)[^&]*/g) || []).join('');
+export const campaignOf = (search: string) => [search.match(/[?&](utm_|\w*(clk?id|braid)=|li_fat_id=)[^&]*/g)] + '';
 
 /**
  * The first rule that matches decides, so a site orders its rules from specific to general; the

@@ -14,8 +14,6 @@ import { campaignOf, configure, relevanceOf, sessionOver, startSession, updateSe
 export type Traits = Omit<LeadPayloadInput, 'site' | 'email' | 'eventId' | 'anonymousId'>;
 export type { TrackerOptions };
 type Item = TrackEvent | LeadPayloadInput;
-/** An event as emit() takes it: what the page tells about it, besides the type. */
-type Fields = Partial<Pick<TrackEvent, 'name' | 'props' | 'context' | 'referrer'>>;
 
 export const safe =
 	<A extends unknown[]>(run: (...args: A) => unknown) =>
@@ -32,10 +30,10 @@ let config: Config | undefined;
 
 /**
  * JSON values under `tcrm.` keys in localStorage, or in sessionStorage in cookieless mode, where
- * nothing outlives the tab. The visitor's consent choice is always in localStorage: an opt-out
- * that lasted only as long as the tab would not be one. It holds no identifier. Where storage is
- * blocked (privacy settings, sandboxed iframes) reading it throws, safe() swallows it, and
- * nothing is sent.
+ * nothing outlives the tab. The visitor's consent choice (with the version it was made under) is
+ * always in localStorage: an opt-out that lasted only as long as the tab would not be one. It
+ * holds no identifier. Where storage is blocked (privacy settings, sandboxed iframes) reading it
+ * throws, safe() swallows it, and nothing is sent.
  */
 const storage = (key: string) => (config?.cookieless && key != 'consent' ? sessionStorage : localStorage);
 
@@ -44,21 +42,23 @@ const get = <T>(key: string): T | null => JSON.parse(storage(key).getItem('tcrm.
 /** Stores `value` and returns it. */
 const put = <T>(key: string, value: T): T => (storage(key).setItem('tcrm.' + key, JSON.stringify(value)), value);
 
-const choice = () => get('consent');
+/**
+ * The visitor's consent choice and the version of the banner or policy it was made under, as
+ * [state, version]; trackers before the version (0.1.0) stored the state alone, which reads as
+ * [state]. Nothing chosen yet reads as [null].
+ */
+const choice = () => ([] as unknown[]).concat(get('consent')) as [state?: 'granted' | 'denied' | null, version?: string | null];
+
+/** Deletes the keys from both storages: where they are may have changed with the site's cookieless setting. */
+const erase = (...keys: string[]) => [localStorage, sessionStorage].map((store) => keys.map((key) => store.removeItem('tcrm.' + key)));
 
 /**
- * Whether anything may be sent: not before the settings arrived, not after an opt-out, and only
- * after consent where the site asks for it. A browser that signals Global Privacy Control or Do
- * Not Track gets no settings where the site honours them (the receiver reads the headers).
+ * Whether anything may be sent: not before the settings arrived, then as the visitor chose, and
+ * without a choice only where the site does not ask for consent. A browser that signals Global
+ * Privacy Control or Do Not Track gets no settings where the site honours them (the receiver
+ * reads the headers).
  */
-function allowed(): boolean | undefined {
-	const chosen = choice();
-	return (
-		config &&
-		chosen != 'denied' &&
-		(chosen == 'granted' || !config.consent)
-	);
-}
+const allowed = (chosen = choice()[0]) => config && (chosen ? chosen == 'granted' : !config.consent);
 
 /**
  * The queue: events and leads in the order they happened, kept in storage so that a page closed
@@ -75,8 +75,9 @@ const queue = () => get<Item[]>('queue') || [];
 const schedule = (delay: number) => (timer ||= setTimeout(safe(flush), delay));
 
 /**
- * Sends the head of the queue, then the next. A batch is stamped with its send time, from which
- * the receiver corrects the client's clock, and with navigator.webdriver, which marks a browser
+ * Sends the head of the queue, then the next. A batch carries the visitor's consent choice and its
+ * version, which the receiver records when they changed, and is stamped with its send time, from
+ * which the receiver corrects the client's clock, and with navigator.webdriver, which marks a browser
  * driven by WebDriver, Puppeteer or Playwright. A network error, a 429 or a 5xx keeps it and
  * retries after an exponential backoff with jitter (2 s doubling up to about 4 min), or as soon
  * as the browser is back online. Any other answer is final: a request the receiver refused as
@@ -87,12 +88,12 @@ const schedule = (delay: number) => (timer ||= setTimeout(safe(flush), delay));
  * browser delivers after the page is closed, or by fetch with keepalive where a beacon is over
  * its quota. Offline, a beacon is accepted and then lost, so the queue waits for the next page.
  */
-function flush(leaving?: boolean): void {
+const flush = (leaving?: boolean): void => {
 	clearTimeout(timer);
 	timer = 0;
 	const items: Item[] = [];
 	let url = config!.endpoint;
-	let payload: unknown = { site: config!.site, consent: choice() || undefined, sentAt: Date.now(), automation: navigator.webdriver, events: items };
+	let payload: unknown = { site: config!.site, consent: choice()[0] || undefined, consentVersion: choice()[1] || undefined, sentAt: Date.now(), automation: navigator.webdriver, events: items };
 	for (const item of queue()) {
 		if ((item as LeadPayloadInput).email) {
 			if (!items[0]) {
@@ -114,7 +115,7 @@ function flush(leaving?: boolean): void {
 	}
 	sending = fetch(url, { method: 'POST', body, keepalive: leaving })
 		.then((response) => {
-			if (response.status == 429 || response.status > 499) throw 0;
+			if (response.status > 499 || response.status == 429) throw 0;
 			failures = sending = 0;
 			forget();
 			flush();
@@ -123,33 +124,56 @@ function flush(leaving?: boolean): void {
 			sending = 0;
 			schedule(2e3 * 2 ** Math.min(failures++, 7) * (0.5 + Math.random()));
 		});
-}
+};
 
 /** Steady state: one request every 2 s at most. The newest 1,000 items are kept. */
-function enqueue(item: Item): void {
+const enqueue = (item: Item): void => {
 	put('queue', [...queue(), item].slice(-1e3));
 	schedule(2e3);
-}
+};
 
 let started: unknown;
-/** Where the visitor came from; only the first page view of a document carries it. */
-let referrer = document.referrer;
+/** Where the visitor came from; only the first page view of a document carries it (undefined after). */
+let referrer: string | undefined = document.referrer;
 /** Scroll depth and the moment the current page became visible (0 while hidden). */
 let depth = 0;
 let visibleSince = 0;
 
 const anonymousId = () => get<string>('id') || put('id', uuidv7());
 
-const queueEvent = (session: Session, event: Pick<TrackEvent, 'type' | 'ts' | 'url'> & Partial<TrackEvent>) =>
+const queueEvent = (session: Pick<Session, 'id'>, event: Pick<TrackEvent, 'type' | 'ts' | 'url'> & Partial<TrackEvent>) =>
 	enqueue({ id: uuidv7(event.ts), anonymousId: anonymousId(), sessionId: session.id, ...event });
+
+/**
+ * Records the visitor's choice, for good, with the version of the banner or policy it was made
+ * under (the site's own label, at most 64 characters), which every batch then carries: 'granted'
+ * starts tracking; anything else is a refusal, which stops it and deletes the ids, the session
+ * and the queue of unsent events. A browser that was tracked first tells the receiver, which
+ * records the withdrawal: one beacon with the refusal and one event of this browser on this page
+ * (a batch holds one at least), which the receiver drops with its batch. The unsent events go
+ * unsent. Before the settings arrived (or offline) it cannot be sent, and is not.
+ */
+export const consent = (state: 'granted' | 'denied', version?: string): void => {
+	put('consent', [state == 'granted' ? state : 'denied', version]);
+	if (state == 'granted') return start();
+	const id = get<string>('id');
+	if (id && config) {
+		erase('queue');
+		// The id stands for the session too: a browser may have none, and the receiver keeps nothing of it.
+		queueEvent({ id }, { type: 'pageview', ts: Date.now(), url: location.href });
+		flush(true);
+	}
+	erase('id', 'session', 'queue');
+};
 
 /**
  * Every event goes through here: the session it belongs to (a session that ended gets its summary
  * first), its relevance from the site's rules, and only at or above the threshold into the queue.
  * Rules match the page's path, or with hash routing the route in the fragment (#/pricing, #!/pricing).
- * `campaign` is a page view's campaign parameters as one key.
+ * `campaign` is a page view's campaign parameters as one key. Events are emitted after the first
+ * page view, so the referrer goes with that one only.
  */
-function emit(type: TrackEventType, fields: Fields, campaign?: string): void {
+const emit = (type: TrackEventType, name?: string, props?: Props, campaign?: string): void => {
 	if (!allowed()) return;
 	const now = Date.now();
 	const url = location.href;
@@ -158,30 +182,23 @@ function emit(type: TrackEventType, fields: Fields, campaign?: string): void {
 		if (session) queueEvent(session, { type: 'session_end', ts: session.l, url: session.x!, props: session as unknown as Props });
 		session = startSession(now, campaign);
 	}
-	const relevance = relevanceOf(config!.rules, type, fields.name, (config!.hashRouting && location.hash.match(/^#!?(\/[^?]*)/)?.[1]) || location.pathname);
-	updateSession(session!, type, now, url, relevance, fields.props);
+	const relevance = relevanceOf(config!.rules, type, name, (config!.hashRouting && location.hash.match(/^#!?(\/[^?]*)/)?.[1]) || location.pathname);
+	updateSession(session!, type, now, url, relevance, props);
 	put('session', session);
 	if (relevance >= config!.threshold)
-		queueEvent(session!, {
-			type,
-			ts: now,
-			url,
-			title: document.title,
-			relevance,
-			...fields,
-		});
-}
+		queueEvent(session!, { type, ts: now, url, title: document.title, relevance, name, props, referrer });
+};
 
 /**
  * Engaged time is the time the page is visible; every moment it stops being so (hidden, left,
  * replaced by an SPA route) reports the time since the last report, so the reports add up and
  * nothing is counted twice. A page view starts the count again.
  */
-function reportEngagement(): void {
+const reportEngagement = (): void => {
 	const engagedMs = visibleSince && Date.now() - visibleSince;
 	visibleSince = 0;
-	if (engagedMs > 999) emit('engagement', { props: { engagedMs } });
-}
+	if (engagedMs > 999) emit('engagement', undefined, { engagedMs });
+};
 
 /**
  * A page view. Its language the receiver takes from the request's Accept-Language; no screen
@@ -190,31 +207,27 @@ function reportEngagement(): void {
  * which the receiver takes into the context; here they are only one key, so that a visit from a
  * new campaign starts a new session. Its scroll depth starts from the top, its time from now.
  */
-function pageview(): void {
+const pageview = (): void => {
 	depth = 0;
 	visibleSince = document.hidden ? 0 : Date.now();
-	emit(
-		'pageview',
-		{ referrer },
-		campaignOf(location.search),
-	);
-	referrer = '';
-}
+	emit('pageview', undefined, undefined, campaignOf(location.search));
+	referrer = undefined;
+};
 
 /**
  * Clicks on links that leave the site (outbound) or fetch a file (download); middle clicks too
  * (auxclick), as they open the link in a new tab. The page's navigation is never delayed: a
  * beacon on pagehide carries the event.
  */
-function onClick(event: MouseEvent): void {
+const onClick = (event: MouseEvent): void => {
 	// A click outside a link finds none, and reading its protocol throws into safe(): no event.
 	const link = (event.target as Element).closest('a')!;
 	if (!/^http/.test(link.protocol) || event.button == 2) return;
 	const props = { url: link.href };
 	if (link.hasAttribute('download') || RegExp(config!.downloads, 'i').test(link.pathname))
-		emit('download', { name: link.pathname.split('/').pop(), props });
-	else if (link.host != location.host) emit('outbound', { name: link.hostname, props });
-}
+		emit('download', link.pathname.split('/').pop(), props);
+	else if (link.host != location.host) emit('outbound', link.hostname, props);
+};
 
 /**
  * Every form submission is an event, named by the form's id or name attribute (read as
@@ -224,12 +237,12 @@ function onClick(event: MouseEvent): void {
  * server/ingest/normalize.ts). Never read: passwords, hidden and file fields, payment fields
  * (autocomplete cc-*), anything named like a secret, and unticked boxes.
  */
-function onSubmit(event: SubmitEvent): void {
+const onSubmit = (event: SubmitEvent): void => {
 	const form = event.target as HTMLFormElement;
 	const formId = form.getAttribute('id') || form.getAttribute('name') || undefined;
 	const fields: [string, string, string][] = [];
 	let email = '';
-	emit('form_submit', { name: formId });
+	emit('form_submit', formId);
 	for (const field of form.elements as unknown as HTMLInputElement[]) {
 		const { name, type, value } = field;
 		if (value && (field.checked || !/checkbox|radio/.test(type)) && !/pass|hidden|file|cc-|card|cv[cv]|iban|ssn|secret|token/i.test(name + type + field.autocomplete)) {
@@ -237,16 +250,16 @@ function onSubmit(event: SubmitEvent): void {
 			if (/mail/i.test(name + type)) email ||= value.trim();
 		}
 	}
-	if (email && choice() == 'granted') identify(email, { formId, fields });
-}
+	if (email && choice()[0] == 'granted') identify(email, { formId, fields });
+};
 
-function leave(): void {
+const leave = (): void => {
 	reportEngagement();
 	flush(true);
-}
+};
 
 /** Starts listening (once) and counts the current page; until tracking is allowed nothing is read or sent. */
-function start(): void {
+const start = (): void => {
 	if (started || !allowed()) return;
 	started = 1;
 	schedule(2e3);
@@ -269,11 +282,8 @@ function start(): void {
 	});
 	for (const method of ['pushState', 'replaceState'] as const) {
 		const original = history[method];
-		history[method] = function (this: History) {
-			// eslint-disable-next-line prefer-rest-params
-			original.apply(this, arguments as unknown as Parameters<History['pushState']>);
-			check();
-		};
+		// The original returns nothing: check() gets no pageshow event.
+		history[method] = (...args: Parameters<History['pushState']>) => check(original.apply(history, args) as undefined);
 	}
 	/** Window listeners, in the capture phase: a page that stops propagation still counts clicks and submits. */
 	const listeners: Record<string, (event: never) => unknown> = {
@@ -282,8 +292,9 @@ function start(): void {
 		pageshow: check,
 		scroll() {
 			// One scroll event per quarter of the page reached (25, 50, 75, 100), the deepest one only.
-			const reached = Math.floor(((scrollY + innerHeight) / document.documentElement.scrollHeight) * 4) * 25;
-			if (reached > depth) emit('scroll', { name: `${(depth = reached)}%`, props: { depth } });
+			// | 0 floors a small positive number.
+			const reached = ((((scrollY + innerHeight) / document.documentElement.scrollHeight) * 4) | 0) * 25;
+			if (reached > depth) emit('scroll', `${(depth = reached)}%`, { depth });
 		},
 		click: onClick,
 		auxclick: onClick,
@@ -293,7 +304,7 @@ function start(): void {
 	};
 	for (const type in listeners) addEventListener(type, safe(listeners[type]) as EventListener, true);
 	pageview();
-}
+};
 
 /** Calls made before the settings arrived, run in order once they have. */
 let waiting: [(...args: never[]) => unknown, unknown[]][] | 0 = [];
@@ -310,7 +321,7 @@ export const whenReady =
  * init(), the script's own URL for the script tag. Without settings (an unknown site, an origin
  * the site does not allow, no network) the tracker stays off for this page.
  */
-export function boot(options: TrackerOptions, base: string): void {
+export const boot = (options: TrackerOptions, base: string): void => {
 	const where = configure(options, base);
 	if (where)
 		fetch(`${where.endpoint}?site=${where.site}`)
@@ -326,13 +337,13 @@ export function boot(options: TrackerOptions, base: string): void {
 			})
 			// Offline, refused, or no settings for this browser (204): nothing to tell the page.
 			.catch(() => 0);
-}
+};
 
 /**
  * A custom event, scored by the site's rules like any other. Its properties must keep to the
  * contract (at most 50; strings, numbers, booleans or null), or the receiver refuses the batch.
  */
-export const track = (name: string, props?: Props) => emit('custom', { name: name + '', props });
+export const track = (name: string, props?: Props) => emit('custom', name + '', props);
 
 /**
  * Makes the anonymous visitor a lead: POST /api/lead with the anonymous id, so the receiver joins
@@ -341,18 +352,8 @@ export const track = (name: string, props?: Props) => emit('custom', { name: nam
  */
 export const identify = (email: string, traits?: Traits) => allowed() && enqueue({ timezone: Intl.DateTimeFormat().resolvedOptions().timeZone, ...traits, site: config!.site, email, anonymousId: anonymousId(), eventId: uuidv7() });
 
-/**
- * Records the visitor's choice, for good: 'granted' starts tracking; anything else is a refusal,
- * which stops it and deletes the ids, the session and the queue of unsent events.
- */
-export function consent(state: 'granted' | 'denied'): void {
-	put('consent', state == 'granted' ? state : 'denied');
-	if (state == 'granted') return start();
-	for (const store of [localStorage, sessionStorage]) for (const key of ['id', 'session', 'queue']) store.removeItem('tcrm.' + key);
-}
-
 /** A persistent opt-out: consent('denied'). */
 export const optOut = () => consent('denied');
 
 /** Forgets who the visitor is (after a logout): the next event starts a new anonymous id and session. */
-export const reset = () => ['id', 'session'].map((key) => storage(key).removeItem('tcrm.' + key));
+export const reset = () => erase('id', 'session');

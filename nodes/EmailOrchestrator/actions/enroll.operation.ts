@@ -2,8 +2,10 @@ import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type IN
 
 import type { PrismaClient } from '../../../lib/db/generated/client';
 import { findLeadId } from '../../shared/leads';
+import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem } from '../../shared/items';
+import { awaitsConfirmation } from '../confirmation';
 import { nowOf, type OperationContext } from '../helpers/context';
 import { stepDueAt } from '../steps';
 import { parseSequenceDefinition, type StoredSequence } from '../sequences';
@@ -83,13 +85,15 @@ export interface EnrollmentSummary extends IDataObject {
 /**
  * One enrollment per (sequence, lead), created with the first step's send time. Enrolling again
  * changes nothing, also for a lead that completed or left the sequence: re-entering is a
- * decision for a person, not a side effect of a retried item.
+ * decision for a person, not a side effect of a retried item. A lead who must first confirm a
+ * double opt-in is due at once instead, whatever the first step's delay: its confirmation email
+ * goes out when the enrollment is first handled, and the confirmation times the first step.
  */
-export async function enrollLead(prisma: PrismaClient, siteId: string, sequence: StoredSequence, lead: { id: string; timezone: string | null }, now: Date): Promise<EnrollmentSummary> {
+export async function enrollLead(prisma: PrismaClient, site: ResolvedSite, sequence: StoredSequence, lead: { id: string; timezone: string | null }, now: Date): Promise<EnrollmentSummary> {
 	const [first] = sequence.steps;
-	const nextRunAt = stepDueAt(first.delayMinutes, now, sequence.window, lead.timezone);
+	const nextRunAt = (await awaitsConfirmation(prisma, site, lead.id)) ? now : stepDueAt(first.delayMinutes, now, sequence.window, lead.timezone);
 	const { count } = await prisma.sequenceEnrollment.createMany({
-		data: [{ siteId, sequenceId: sequence.id, leadId: lead.id, nextStep: first.position, nextRunAt, enrolledAt: now }],
+		data: [{ siteId: site.id, sequenceId: sequence.id, leadId: lead.id, nextStep: first.position, nextRunAt, enrolledAt: now }],
 		skipDuplicates: true,
 	});
 	const enrollment = await prisma.sequenceEnrollment.findUniqueOrThrow({
@@ -119,6 +123,6 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 				: await sequences.byNameIn(site, String(this.getNodeParameter('sequence', i)).trim(), source);
 		const now = nowOf((this.getNodeParameter('options', i, {}) as IDataObject).asOf);
 		const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true } });
-		return [{ ...this.getInputData()[i].json, enrollment: await enrollLead(prisma, site.id, sequence, lead, now) }];
+		return [{ ...this.getInputData()[i].json, enrollment: await enrollLead(prisma, site, sequence, lead, now) }];
 	});
 }

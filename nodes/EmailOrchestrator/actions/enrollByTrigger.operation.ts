@@ -84,7 +84,7 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 				event: String(options.event ?? '').trim(),
 			});
 			const enrollments: EnrollmentSummary[] = [];
-			for (const sequence of matched) enrollments.push(await enrollLead(prisma, site.id, sequence, lead, now));
+			for (const sequence of matched) enrollments.push(await enrollLead(prisma, site, sequence, lead, now));
 			const active = enrollments.filter((enrollment) => enrollment.status === 'active').map((enrollment) => enrollment.id);
 			// The sender is checked only when there is something to send: a lead no trigger matches
 			// passes on, whatever the site's email settings. An enrollment written before a missing

@@ -5,6 +5,7 @@ import { findLeadId } from '../../shared/leads';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem, InputError } from '../../shared/items';
 import type { ResolvedSite } from '../../shared/subjects';
+import { startConfirmed } from '../confirmation';
 import { conversionNames, endingConversion, exitConversionsOf } from '../exits';
 import type { OperationContext } from '../helpers/context';
 
@@ -16,7 +17,7 @@ const properties: INodeProperties[] = [
 		required: true,
 		default: '={{ $json.type }}',
 		description:
-			'Unsubscribe, bounce and complaint unenroll the lead from every sequence; a conversion only from the sequences whose exitOn names it; open and click change nothing here',
+			'Unsubscribe, bounce and complaint unenroll the lead from every sequence; a conversion only from the sequences whose exitOn names it; confirm (a double opt-in confirmed) starts the sequences that waited for it; open and click change nothing here',
 	},
 	{
 		displayName: 'Lead',
@@ -31,7 +32,7 @@ const properties: INodeProperties[] = [
 		type: 'string',
 		default: '={{ $json.occurredAt }}',
 		description:
-			'When the event happened (ISO 8601). It ends only enrollments begun before then, so a replayed event never ends a later enrollment; empty ends every active one. Required for a conversion.',
+			'When the event happened (ISO 8601). It ends only enrollments begun before then, so a replayed event never ends a later enrollment; empty ends every active one. Required for a conversion. A confirmation times the first step of the sequences it starts from then (empty: now).',
 	},
 	{
 		displayName: 'Conversions',
@@ -47,6 +48,8 @@ export const description = updateDisplayOptions({ show: { operation: ['handleEma
 
 const UNENROLLING = new Set(['unsubscribe', 'bounce', 'complaint', 'conversion']);
 const PASSIVE = new Set(['open', 'click']);
+/** A double opt-in confirmed by its link (the receiver records the consent). */
+const CONFIRM = 'confirm';
 /** The channel status an event sets; the receiver records unsubscribes itself, bounces and complaints may come from elsewhere. */
 const CHANNEL_STATE: Record<string, 'unsubscribed' | 'bounced' | 'complained'> = { unsubscribe: 'unsubscribed', bounce: 'bounced', complaint: 'complained' };
 
@@ -90,13 +93,18 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites }: 
 	return await forEachItem.call(this, glue, async (i) => {
 		const json = this.getInputData()[i].json;
 		const type = String(this.getNodeParameter('eventType', i) ?? '').trim().toLowerCase();
-		if (!UNENROLLING.has(type) && !PASSIVE.has(type)) {
-			throw new InputError('eventType', `"${type}" is not an email event; use unsubscribe, bounce, complaint, conversion, open or click`);
+		if (!UNENROLLING.has(type) && !PASSIVE.has(type) && type !== CONFIRM) {
+			throw new InputError('eventType', `"${type}" is not an email event; use unsubscribe, bounce, complaint, conversion, confirm, open or click`);
 		}
 		const reference = String(this.getNodeParameter('lead', i, '') ?? '').trim();
-		if (!UNENROLLING.has(type) || !reference) return [{ ...json, unenrolled: 0 }];
+		if (PASSIVE.has(type) || !reference) return [{ ...json, unenrolled: 0 }];
 
 		const occurredAt = occurredAtOf(this.getNodeParameter('occurredAt', i, ''));
+		if (type === CONFIRM) {
+			const site = await sites.siteOf(siteKeyOf(this, i));
+			const leadId = await findLeadId(prisma, site.id, reference);
+			return [{ ...json, leadId, unenrolled: 0, started: await startConfirmed(prisma, site, leadId, occurredAt ?? new Date()) }];
+		}
 		if (type === 'conversion') {
 			const names = conversionNames(this.getNodeParameter('conversions', i, ''));
 			if (!occurredAt) throw new InputError('occurredAt', 'is empty; a conversion needs the time it happened (ISO 8601), since it ends only enrollments begun before it');

@@ -7,6 +7,8 @@ import type { Prisma, PrismaClient } from '../../../lib/db/generated/client';
 import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem, InputError } from '../../shared/items';
+import { CONFIRMATION_KEY_PREFIX } from '../../../lib/consent';
+import { consentGateFor, sendConfirmation } from '../confirmation';
 import { nowOf, type OperationContext } from '../helpers/context';
 import { missedEnrollments, recoveryWindow } from '../recovery';
 import { renderEmail } from '../render';
@@ -126,10 +128,15 @@ async function advance(tx: Prisma.TransactionClient, enrollment: Enrollment, pos
 	return data.nextRunAt;
 }
 
+/** The lead's sequence emails of the last day, for the frequency cap: a double opt-in confirmation is no marketing email and does not count. */
 async function recentSends(prisma: PrismaClient, leadId: string, now: Date): Promise<Date[]> {
 	const since = new Date(now.getTime() - DAY_MS);
 	const rows = await prisma.emailMessage.findMany({
-		where: { leadId, OR: [{ status: 'sent', sentAt: { gt: since } }, { status: 'sending', createdAt: { gt: since } }] },
+		where: {
+			leadId,
+			NOT: { idempotencyKey: { startsWith: CONFIRMATION_KEY_PREFIX } },
+			OR: [{ status: 'sent', sentAt: { gt: since } }, { status: 'sending', createdAt: { gt: since } }],
+		},
 		select: { sentAt: true, createdAt: true },
 	});
 	return rows.map((row) => row.sentAt ?? row.createdAt);
@@ -159,6 +166,7 @@ async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrol
 		window: windowOf(sequence.settings),
 		timezone: lead.timezone,
 		now,
+		consent: await consentGateFor(prisma, site, lead, now),
 	});
 	if (action.do === 'complete') {
 		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, status: 'active' }, data: { status: 'completed', completedAt: now, nextRunAt: null } });
@@ -175,6 +183,7 @@ async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrol
 		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: enrollment.nextStep }, data: { nextRunAt: action.until } });
 		return report(action.outcome, { reason: action.reason, nextRunAt: action.until.toISOString() });
 	}
+	if (action.do === 'confirm') return await sendConfirmation(prisma, site, enrollment, action.grantId, sender, now, report);
 	return await sendStep(prisma, site, enrollment, action.step, sender, now, report);
 }
 
@@ -340,7 +349,7 @@ async function recoverEnrollments(prisma: PrismaClient, sequences: SequenceResol
 	const timezones = new Map(rows.map((row) => [row.leadId, row.lead.timezone]));
 	const created: EnrollmentSummary[] = [];
 	for (const { leadId, sequence, at } of missed) {
-		const enrollment = await enrollLead(prisma, site.id, sequence, { id: leadId, timezone: timezones.get(leadId) ?? null }, at);
+		const enrollment = await enrollLead(prisma, site, sequence, { id: leadId, timezone: timezones.get(leadId) ?? null }, at);
 		if (enrollment.created) created.push(enrollment);
 	}
 	return created;
