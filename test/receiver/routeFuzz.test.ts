@@ -212,14 +212,15 @@ function unnamed(answer: Answer): string | undefined {
 	// A HEAD answer has no body by definition.
 	if (answer.status < 400 || answer.status >= 500 || answer.method === 'HEAD') return undefined;
 	if (answer.contentType.startsWith('text/html')) return /<h1>[^<]+<\/h1>/.test(answer.text) ? undefined : 'an HTML error page without a heading';
-	if (!answer.contentType.startsWith('application/json')) return `a ${answer.status} of type ${answer.contentType || 'none'}`;
-	let body: { error?: unknown; message?: unknown; issues?: Array<{ field?: unknown; message?: unknown }> };
+	if (!answer.contentType.startsWith('application/problem+json')) return `a ${answer.status} of type ${answer.contentType || 'none'}`;
+	let body: { status?: unknown; detail?: unknown; error?: unknown; message?: unknown; issues?: Array<{ field?: unknown; message?: unknown }> };
 	try {
 		body = JSON.parse(answer.text);
 	} catch {
 		return 'a JSON answer that does not parse';
 	}
 	if (typeof body.error !== 'string' || typeof body.message !== 'string') return 'a problem without error and message';
+	if (body.status !== answer.status || typeof body.detail !== 'string') return 'a problem document without its status and detail (RFC 9457)';
 	if (!Array.isArray(body.issues) || body.issues.length === 0) return 'a problem without issues';
 	if (!body.issues.every((issue) => typeof issue.field === 'string' && issue.field.length > 0 && typeof issue.message === 'string')) return 'an issue without a field';
 	return undefined;
@@ -390,7 +391,15 @@ describe('receiver: hostile values in every read and admin route', () => {
 		const analytics = await send({ route: '', method: 'GET', path: '/api/analytics/visitors?to=9999-12-31', headers: { authorization: `Bearer ${keys.read}` } });
 		expect([analytics.status, JSON.parse(analytics.text)]).toEqual([
 			400,
-			{ error: 'invalid_parameter', message: 'to must be a date from 2000-01-01 to 2099-12-31 (got "9999-12-31")', issues: [{ field: 'to', message: 'must be a date from 2000-01-01 to 2099-12-31 (got "9999-12-31")' }] },
+			{
+				type: 'about:blank',
+				title: 'Bad Request',
+				status: 400,
+				detail: 'to must be a date from 2000-01-01 to 2099-12-31 (got "9999-12-31")',
+				error: 'invalid_parameter',
+				message: 'to must be a date from 2000-01-01 to 2099-12-31 (got "9999-12-31")',
+				issues: [{ field: 'to', message: 'must be a date from 2000-01-01 to 2099-12-31 (got "9999-12-31")' }],
+			},
 		]);
 		const exported = await send({ route: '', method: 'GET', path: '/api/privacy/export?email=a%00@b.example', headers: { authorization: `Bearer ${keys.admin}` } });
 		expect([exported.status, JSON.parse(exported.text).issues]).toEqual([400, [{ field: 'email', message: 'must not contain control characters (such as NUL, tab or line breaks)' }]]);

@@ -116,8 +116,12 @@ describe("receiver: the tracker's settings (GET /api/track?site=KEY)", () => {
 		for (const query of ['?site=no-such-site', `?site=${plain.site.key.toUpperCase()}`]) {
 			const response = await fetch(`${receiver.url}/api/track${query}`);
 			expect(response.status).toBe(404);
-			expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+			expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
 			expect(await response.json()).toEqual({
+				type: 'about:blank',
+				title: 'Not Found',
+				status: 404,
+				detail: expect.stringMatching(/data-site/),
 				error: 'unknown_site',
 				message: expect.stringMatching(/data-site/),
 				issues: [{ field: 'site', message: 'is not a known site key' }],
@@ -141,6 +145,10 @@ describe("receiver: the tracker's settings (GET /api/track?site=KEY)", () => {
 		expect(response.status).toBe(403);
 		expect(response.headers.get('access-control-allow-origin')).toBeNull();
 		expect(await response.json()).toEqual({
+			type: 'about:blank',
+			title: 'Forbidden',
+			status: 403,
+			detail: expect.stringMatching(/https:\/\/evil\.example.*tracking\.allowedOrigins/),
 			error: 'origin_not_allowed',
 			message: expect.stringMatching(/https:\/\/evil\.example.*tracking\.allowedOrigins/),
 			issues: [{ field: 'Origin', message: 'is not in the tracking.allowedOrigins of this site' }],

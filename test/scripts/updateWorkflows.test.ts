@@ -31,7 +31,7 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs 
 
 describe('updateAction: what update-workflows does with one workflow', () => {
 	const file = readWorkflowFile(WORKFLOWS_DIR, bundledWorkflows()[3].file);
-	const changed = { ...file, settings: { ...file.settings, saveDataSuccessExecution: 'none' } };
+	const changed = { ...file, settings: { ...file.settings, executionTimeout: 300 } };
 	const marked = (content: WorkflowFile, sourceHash: string): WorkflowFile => ({ ...content, meta: { trackingCrmSource: { file: 'x.json', hash: sourceHash } } });
 
 	it.each([
@@ -57,7 +57,7 @@ describe('scripts/update-workflows in a real n8n', () => {
 	let n8n: RealN8n;
 
 	beforeAll(async () => {
-		// A changed copy of workflows/: 04 listens on a new path, 06 stores fewer executions.
+		// A changed copy of workflows/: 04 listens on a new path, 06 stops a run after 5 minutes.
 		cpSync(WORKFLOWS_DIR, changedDir, { recursive: true });
 		const [, , , w04, , w06] = bundledWorkflows(changedDir);
 		const edit = (file: string, change: (workflow: WorkflowFile) => void) => {
@@ -69,7 +69,7 @@ describe('scripts/update-workflows in a real n8n', () => {
 			workflow.nodes.find((node) => node.type.endsWith('.crmTrackerTrigger'))!.parameters.path = NEW_PATH;
 		});
 		edit(w06.file, (workflow) => {
-			workflow.settings = { ...workflow.settings, saveDataSuccessExecution: 'none' };
+			workflow.settings = { ...workflow.settings, executionTimeout: 300 };
 		});
 
 		n8n = await startRealN8n({
@@ -164,7 +164,7 @@ describe('scripts/update-workflows in a real n8n', () => {
 		expect(w04.versionId).not.toBe(before.get('crm04ActivityLog')!.versionId);
 		expect(w04.activeVersionId).toBe(w04.versionId);
 		expect(w04.nodes.filter((node) => node.credentials?.postgres).map((node) => node.credentials!.postgres.id)).toEqual([OPS_CREDENTIAL.id]);
-		expect(w06.settings?.saveDataSuccessExecution).toBe('none');
+		expect(w06.settings?.executionTimeout).toBe(300);
 		expect(w06.activeVersionId).toBeNull();
 		for (const id of ['crm01VisitorProc', 'crm02Conversions', 'crm03LeadProcess', 'crm05Enrichment0']) {
 			expect([id, after.get(id)!.versionId, after.get(id)!.activeVersionId]).toEqual([id, before.get(id)!.versionId, before.get(id)!.versionId]);
