@@ -2,9 +2,11 @@
  * 10,000 tracking events end to end through the EMBEDDED engine: the receiver with a site that
  * names no n8n runs the six bundled workflows itself (n8n-core in its process). The same traffic
  * as n8nWorkflow01 (a real n8n), posted to /api/track, stored, handed by the outbox to workflow
- * 01, which builds sessions and hands each event on to 02 (conversions) and 04 (timeline). Run
- * on the local Postgres and on the embedded PGlite (the `npm start` default). Prints the time
- * until the last event is processed and the chain has answered, and events/s end to end.
+ * 01, which builds sessions and hands each visitor's events on to 02 (conversions), which hands
+ * conversions on to 04 (timeline) and 06. Run on the local Postgres and on the embedded PGlite
+ * (the `npm start` default). Prints the time until the last event is processed and the chain has
+ * answered, and events/s end to end. BENCH_EVENTS and BENCH_DISPATCH_BATCH_SIZE (events per
+ * delivery) change the traffic and the receiver's setting.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,10 +15,13 @@ import path from 'node:path';
 import { parseSiteConfig } from '../lib/config/siteConfig';
 import { createLogger } from '../server/logger';
 import { startReceiver } from '../server/receiver';
+import { readSettings } from '../server/settings';
 import { createTestDatabase, dropTestDatabase } from '../test/setup/testDatabase';
 import { CONCURRENT_POSTS, PER_VISITOR, postAll, trackBatches } from './traffic';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
+/** Events per delivery (the receiver's DISPATCH_BATCH_SIZE); its default when unset. */
+const DISPATCH_BATCH_SIZE = Number(process.env.BENCH_DISPATCH_BATCH_SIZE ?? readSettings({}).DISPATCH_BATCH_SIZE);
 
 async function run(database: { url: string } | { dataDir: string }, label: string): Promise<void> {
 	const site = parseSiteConfig({
@@ -28,7 +33,7 @@ async function run(database: { url: string } | { dataDir: string }, label: strin
 	const receiver = await startReceiver({
 		sites: [site],
 		database: 'url' in database ? { url: database.url } : { url: null, dataDir: database.dataDir },
-		settings: { PORT: 0, DISPATCH_INTERVAL_MS: 50, DISPATCH_TIMEOUT_MS: 120_000 },
+		settings: { PORT: 0, DISPATCH_INTERVAL_MS: 50, DISPATCH_TIMEOUT_MS: 120_000, DISPATCH_BATCH_SIZE },
 		env: {},
 		logger: createLogger({ level: 'warn' }),
 	});
@@ -59,7 +64,7 @@ async function run(database: { url: string } | { dataDir: string }, label: strin
 		const chained = Date.now();
 		const [sessions, conversions, activities] = await Promise.all([prisma.visitorSession.count({ where: { siteId } }), prisma.conversion.count({ where: { siteId } }), prisma.activity.count({ where: { siteId } })]);
 		const seconds = (ms: number) => (ms / 1000).toFixed(1);
-		console.log(`${label}: ${EVENTS} events in ${bodies.length} batches of ≤ ${PER_VISITOR} (one visitor each), ${CONCURRENT_POSTS} concurrent POSTs`);
+		console.log(`${label}: ${EVENTS} events in ${bodies.length} batches of ≤ ${PER_VISITOR} (one visitor each), ${CONCURRENT_POSTS} concurrent POSTs; deliveries of ≤ ${DISPATCH_BATCH_SIZE} events, ≤ ${readSettings({}).DISPATCH_CONCURRENCY} at once`);
 		console.log(`  ingest: ${seconds(ingested - started)} s (${Math.round(EVENTS / ((ingested - started) / 1000))} events/s acknowledged by /api/track)`);
 		console.log(`  workflow 01 (embedded engine): last event processed ${seconds(done - started)} s after the first POST → ${Math.round(EVENTS / ((done - started) / 1000))} events/s end to end`);
 		console.log(`  chain 01 → 02 → 04 and 06 answered for every delivery after ${seconds(chained - started)} s → ${Math.round(EVENTS / ((chained - started) / 1000))} events/s; ${sessions} sessions, ${conversions} conversions, ${activities} activities`);

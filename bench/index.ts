@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
 
 const only = process.argv.slice(2);
@@ -14,8 +15,11 @@ const benches = readdirSync(__dirname)
 
 let failed = 0;
 for (const file of benches) {
-	console.log(`\n=== ${file.replace(/\.bench\.js$/, '')} ===`);
+	// The machine may be shared: the load beside each figure says how much else ran.
+	const load = () => loadavg().map((value) => value.toFixed(2)).join(', ');
+	console.log(`\n=== ${file.replace(/\.bench\.js$/, '')} === load average ${load()} (1, 5, 15 min) on ${availableParallelism()} cores`);
 	const result = spawnSync(process.execPath, [path.join(__dirname, file)], { stdio: 'inherit' });
+	console.log(`(load average after: ${load()})`);
 	if (result.status !== 0) failed += 1;
 }
 process.exit(failed > 0 ? 1 : 0);

@@ -2,8 +2,10 @@
  * 10,000 tracking events through bundled workflow 01 in a REAL n8n (the cached install of
  * scripts/real-n8n.sh, this package installed from its tarball): posted to the receiver's
  * /api/track as 500 visitors' batches, stored, delivered by the outbox to workflow 01, which
- * builds sessions and hands each event on to 02 (conversions) and 04 (timeline). Prints the
- * ingest rate, the time until the last event is processed, and events/s end to end.
+ * builds sessions and hands each visitor's events on to 02 (conversions), which hands conversions
+ * on to 04 (timeline) and 06. Prints the ingest rate, the time until the last event is processed,
+ * and events/s end to end. BENCH_EVENTS and BENCH_DISPATCH_BATCH_SIZE (events per delivery) change
+ * the traffic and the receiver's setting.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,11 +18,14 @@ import { deployMigrations } from '../lib/db/migrator';
 import { CREDENTIAL_IDS } from '../scripts/bundleCredentials';
 import { createLogger } from '../server/logger';
 import { startReceiver } from '../server/receiver';
+import { readSettings } from '../server/settings';
 import { startRealN8n, type WorkflowJson } from '../test/helpers/realN8n';
 import { createTestDatabase, dropTestDatabase } from '../test/setup/testDatabase';
 import { CONCURRENT_POSTS, PER_VISITOR, postAll, trackBatches } from './traffic';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
+/** Events per delivery (the receiver's DISPATCH_BATCH_SIZE); its default when unset. */
+const DISPATCH_BATCH_SIZE = Number(process.env.BENCH_DISPATCH_BATCH_SIZE ?? readSettings({}).DISPATCH_BATCH_SIZE);
 const SECRET = 'bench-webhook-secret-0123456789abcdef';
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -59,7 +64,7 @@ async function main(): Promise<void> {
 	const receiver = await startReceiver({
 		sites: [site],
 		database: { url, migrate: false },
-		settings: { PORT: 0, DISPATCH_INTERVAL_MS: 50, DISPATCH_TIMEOUT_MS: 120_000 },
+		settings: { PORT: 0, DISPATCH_INTERVAL_MS: 50, DISPATCH_TIMEOUT_MS: 120_000, DISPATCH_BATCH_SIZE },
 		env: { BENCH_WEBHOOK_SECRET: SECRET },
 		logger: createLogger({ level: 'warn' }),
 	});
@@ -94,7 +99,7 @@ async function main(): Promise<void> {
 		const conversions = await prisma.conversion.count({ where: { siteId } });
 		const activities = await prisma.activity.count({ where: { siteId } });
 		const seconds = (ms: number) => (ms / 1000).toFixed(1);
-		console.log(`events: ${EVENTS} in ${bodies.length} batches of ≤ ${PER_VISITOR} (one visitor each), ${CONCURRENT_POSTS} concurrent POSTs`);
+		console.log(`events: ${EVENTS} in ${bodies.length} batches of ≤ ${PER_VISITOR} (one visitor each), ${CONCURRENT_POSTS} concurrent POSTs; deliveries of ≤ ${DISPATCH_BATCH_SIZE} events, ≤ ${readSettings({}).DISPATCH_CONCURRENCY} at once`);
 		console.log(`ingest: ${seconds(ingested - started)} s (${Math.round(EVENTS / ((ingested - started) / 1000))} events/s acknowledged by /api/track)`);
 		console.log(`workflow 01 (real n8n ${n8n.baseUrl}): last event processed ${seconds(done - started)} s after the first POST → ${Math.round(EVENTS / ((done - started) / 1000))} events/s end to end`);
 		console.log(`chain 01 → 02 → 04 and 06 answered for every delivery after ${seconds(chained - started)} s; ${sessions} sessions, ${conversions} conversions, ${activities} activities`);

@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 import type { EventContext, TrackEventType } from '../lib/contracts/tracking';
-import { sessionize, type SessionEvent, type SessionizeOptions } from '../nodes/VisitorProcessor/sessionize';
+import { sessionize, type SessionEvent, type SessionizeOptions } from '../nodes/shared/sessionize';
 
 const EVENTS = Number(process.argv[2] ?? 1_000_000);
 const VISITORS = Number(process.argv[3] ?? 50_000);

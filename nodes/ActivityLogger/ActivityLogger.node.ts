@@ -7,13 +7,15 @@ import {
 	type INodeTypeDescription,
 } from 'n8n-workflow';
 
-import type { Prisma } from '../../lib/db/generated/client';
-import { crmDatabase, type prismaFor } from '../shared/database';
-import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
-import { forEachItem } from '../shared/items';
-import { findLeadId } from '../shared/leads';
-import { findVisitorId, SiteResolver } from '../shared/subjects';
-import { buildActivity } from './activity';
+import type { PrismaClient } from '../../lib/db/generated/client';
+// One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
+import { uuidv7s } from '../../lib/ids';
+import { crmDatabase } from '../shared/database';
+import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
+import { failedItem, forEachItem, type ItemGlue } from '../shared/items';
+import { findLeadId, findLeads } from '../shared/leads';
+import { findVisitorIds, SiteResolver } from '../shared/subjects';
+import { buildActivity, type ActivityDraft, type ActivityRecord } from './activity';
 
 type Subject = 'lead' | 'visitor';
 
@@ -158,50 +160,134 @@ export class ActivityLogger implements INodeType {
 		const sites = new SiteResolver(prisma);
 		const operation = this.getNodeParameter('operation', 0) as 'log' | 'getTimeline';
 		const glue = { properties, database: credentials };
+		if (operation === 'log') return [await logActivities(this, prisma, sites, glue)];
 		return [
 			await forEachItem.call(this, glue, async (i) => {
 				const siteId = await sites.idOf(siteKeyOf(this, i));
-				return operation === 'log' ? [await logActivity(this, prisma, siteId, i)] : await readTimeline(this, prisma, siteId, i);
+				return await readTimeline(this, prisma, siteId, i);
 			}),
 		];
 	}
 }
 
-async function logActivity(
-	context: IExecuteFunctions,
-	prisma: ReturnType<typeof prismaFor>,
-	siteId: string,
-	i: number,
-): Promise<IDataObject> {
-	const subject = context.getNodeParameter('subject', i) as Subject;
-	const reference = context.getNodeParameter(subject, i) as string;
-	const subjectId = subject === 'lead' ? await findLeadId(prisma, siteId, reference) : await findVisitorId(prisma, siteId, reference);
-	const record = buildActivity({
-		subject: `${subject}:${subjectId}`,
-		type: context.getNodeParameter('activityType', i) as string,
-		description: context.getNodeParameter('description', i) as string,
-		data: context.getNodeParameter('data', i, '{}') as unknown,
-		occurredAt: context.getNodeParameter('occurredAt', i, '') as string,
-		dedupeKey: context.getNodeParameter('dedupeKey', i, '') as string,
-	});
-	const link = subject === 'lead' ? { leadId: subjectId } : { visitorId: subjectId };
-	const row = { siteId, ...link, type: record.type, description: record.description, data: (record.data ?? undefined) as Prisma.InputJsonObject | undefined, occurredAt: record.occurredAt, dedupeKey: record.dedupeKey };
+/** An item's activity, checked, and the subject it names, not yet looked up. */
+interface Draft {
+	item: number;
+	siteId: string;
+	subject: Subject;
+	reference: string;
+	activity: Omit<ActivityDraft, 'subject'>;
+}
 
-	if (record.dedupeKey) {
-		const [inserted] = await prisma.activity.createManyAndReturn({ data: [row], skipDuplicates: true, select: { id: true } });
-		if (!inserted) {
-			const existing = await prisma.activity.findUniqueOrThrow({ where: { siteId_dedupeKey: { siteId, dedupeKey: record.dedupeKey } }, select: { id: true } });
-			return { activityId: existing.id, duplicate: true, ...link, type: record.type };
+/**
+ * Logs every item's activity with a fixed number of statements per site: the leads and visitors
+ * named in one query each, the activities in one insert (an activity whose dedupe key is taken is
+ * not written again), the ids of those already there in one more. Every item is checked before
+ * anything is written, so a bad item stops the node with no write.
+ */
+async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, sites: SiteResolver, glue: ItemGlue): Promise<INodeExecutionData[]> {
+	const items = context.getInputData();
+	const output = new Map<number, INodeExecutionData>();
+	const fail = (item: number, error: unknown) => output.set(item, failedItem(context, glue, error, item));
+	const drafts: Draft[] = [];
+	for (let i = 0; i < items.length; i++) {
+		try {
+			const siteId = await sites.idOf(siteKeyOf(context, i));
+			const subject = context.getNodeParameter('subject', i) as Subject;
+			const activity = {
+				type: context.getNodeParameter('activityType', i) as string,
+				description: context.getNodeParameter('description', i) as string,
+				data: context.getNodeParameter('data', i, '{}') as unknown,
+				occurredAt: context.getNodeParameter('occurredAt', i, '') as string,
+				dedupeKey: context.getNodeParameter('dedupeKey', i, '') as string,
+			};
+			buildActivity({ ...activity, subject });
+			drafts.push({ item: i, siteId, subject, reference: String(itemParameter(context, subject, i) ?? ''), activity });
+		} catch (error) {
+			fail(i, error);
 		}
-		return { activityId: inserted.id, duplicate: false, ...link, type: record.type };
 	}
-	const created = await prisma.activity.create({ data: row, select: { id: true } });
-	return { activityId: created.id, duplicate: false, ...link, type: record.type };
+
+	const bySite = new Map<string, Draft[]>();
+	for (const draft of drafts) bySite.set(draft.siteId, [...(bySite.get(draft.siteId) ?? []), draft]);
+	for (const [siteId, siteDrafts] of bySite) {
+		const leads = await findLeads(prisma, siteId, siteDrafts.filter((draft) => draft.subject === 'lead').map((draft) => draft.reference));
+		const visitors = await findVisitorIds(prisma, siteId, siteDrafts.filter((draft) => draft.subject === 'visitor').map((draft) => draft.reference));
+		const rows: ActivityRow[] = [];
+		for (const draft of siteDrafts) {
+			const found = (draft.subject === 'lead' ? leads : visitors).get(draft.reference);
+			if (typeof found !== 'string') {
+				fail(draft.item, found);
+				continue;
+			}
+			// A derived dedupe key hashes the subject's id: the same activity logged by email or by id is one activity.
+			rows.push({ item: draft.item, subject: draft.subject, subjectId: found, record: buildActivity({ ...draft.activity, subject: `${draft.subject}:${found}` }) });
+		}
+		if (rows.length === 0) continue;
+		try {
+			for (const [item, json] of await insertActivities(prisma, siteId, rows)) output.set(item, { json, pairedItem: { item } });
+		} catch (error) {
+			for (const row of rows) fail(row.item, error);
+		}
+	}
+	return items.map((_, i) => output.get(i) as INodeExecutionData);
+}
+
+interface ActivityRow {
+	item: number;
+	subject: Subject;
+	subjectId: string;
+	record: ActivityRecord;
+}
+
+const INSERT_ACTIVITIES = `
+INSERT INTO activities (id, site_id, lead_id, visitor_id, type, description, data, dedupe_key, occurred_at)
+SELECT a.id, $1::uuid, a.lead_id, a.visitor_id, a.type, a.description, a.data, a.dedupe_key, a.occurred_at
+FROM jsonb_to_recordset($2::jsonb) AS a(id uuid, lead_id uuid, visitor_id uuid, type text, description text, data jsonb, dedupe_key text, occurred_at timestamptz)
+ON CONFLICT (site_id, dedupe_key) DO NOTHING
+RETURNING id`;
+
+/**
+ * Writes the activities; one whose dedupe key an earlier one has (an n8n retry, or an earlier item
+ * of this batch) is not written and answers with that one's id, as a duplicate.
+ */
+async function insertActivities(prisma: PrismaClient, siteId: string, rows: readonly ActivityRow[]): Promise<Map<number, IDataObject>> {
+	const ids = uuidv7s(rows.length);
+	const written = await prisma.$queryRawUnsafe<Array<{ id: string }>>(
+		INSERT_ACTIVITIES,
+		siteId,
+		JSON.stringify(
+			rows.map(({ subject, subjectId, record }, n) => ({
+				id: ids[n],
+				lead_id: subject === 'lead' ? subjectId : null,
+				visitor_id: subject === 'visitor' ? subjectId : null,
+				type: record.type,
+				description: record.description,
+				data: record.data,
+				dedupe_key: record.dedupeKey,
+				occurred_at: record.occurredAt.toISOString(),
+			})),
+		),
+	);
+	const inserted = new Set(written.map((row) => row.id));
+	const taken = rows.filter((_, n) => !inserted.has(ids[n])).map((row) => row.record.dedupeKey as string);
+	const existing = new Map(
+		taken.length === 0
+			? []
+			: (await prisma.activity.findMany({ where: { siteId, dedupeKey: { in: taken } }, select: { id: true, dedupeKey: true } })).map((row) => [row.dedupeKey as string, row.id]),
+	);
+	return new Map(
+		rows.map(({ item, subject, subjectId, record }, n) => {
+			const duplicate = !inserted.has(ids[n]);
+			const link = subject === 'lead' ? { leadId: subjectId } : { visitorId: subjectId };
+			return [item, { activityId: duplicate ? (existing.get(record.dedupeKey as string) as string) : ids[n], duplicate, ...link, type: record.type }];
+		}),
+	);
 }
 
 async function readTimeline(
 	context: IExecuteFunctions,
-	prisma: ReturnType<typeof prismaFor>,
+	prisma: PrismaClient,
 	siteId: string,
 	i: number,
 ): Promise<IDataObject[]> {

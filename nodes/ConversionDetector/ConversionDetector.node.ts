@@ -11,11 +11,11 @@ import { z } from 'zod/v4';
 import { siteConfigSchema, type ConversionRule } from '../../lib/contracts/siteConfig';
 import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
 import { crmDatabase } from '../shared/database';
-import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
+import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, inputError } from '../shared/items';
 import { SiteResolver } from '../shared/subjects';
 import { compilePathPattern } from '../shared/paths';
-import { detectConversions } from './store';
+import { detectConversions, type DetectEntry, type RecordedConversion } from './store';
 
 const rulesSchema = siteConfigSchema.shape.crm.unwrap().shape.conversionRules.unwrap();
 
@@ -37,12 +37,27 @@ function parseRules(text: unknown): ConversionRule[] {
 const properties: INodeProperties[] = [
 	siteKeyProperty,
 	{
+		displayName: 'Input',
+		name: 'input',
+		type: 'options',
+		options: [
+			{ name: 'One Event per Item', value: 'event', description: 'Items as the CRM Visitor Processor outputs them per event' },
+			{
+				name: 'Events Array per Item',
+				value: 'batch',
+				description: 'Each item holds an "events" array (the Visitor Processor’s batches): each converting event goes out as an item of its own, items without one on Not Converted',
+			},
+		],
+		default: 'event',
+	},
+	{
 		displayName: 'Event ID',
 		name: 'eventId',
 		type: 'string',
 		required: true,
 		default: '={{ $json.id }}',
 		description: 'The tracked event to check; the CRM Visitor Processor must have processed it',
+		displayOptions: { show: { input: ['event'] } },
 	},
 	{
 		displayName: 'Rules',
@@ -59,7 +74,7 @@ const properties: INodeProperties[] = [
 		name: 'rules',
 		type: 'json',
 		default: '[{ "name": "contact-request", "event": "form_submit", "urlPattern": "/contact*", "value": 50, "currency": "EUR" }]',
-		description: 'Each rule: name, and any of event (type or custom name), urlPattern (path glob), minEngagementScore (0–100); value and currency',
+		description: 'Each rule: name, and any of event (type or custom name), urlPattern (path glob), minEngagementScore (0–100, what the session had reached at the event); value and currency',
 		displayOptions: { show: { ruleSource: ['node'] } },
 	},
 	{
@@ -105,28 +120,81 @@ export class ConversionDetector implements INodeType {
 		const { prisma, credentials } = await crmDatabase(this);
 		const glue = { properties, database: credentials };
 		const sites = new SiteResolver(prisma);
-		const converted: INodeExecutionData[] = [];
-		const notConverted: INodeExecutionData[] = [];
+		const input = this.getNodeParameter('input', 0, 'event') as 'event' | 'batch';
 
+		// Every item's events are checked together per site: one lookup for all of them, one write.
+		const perSite = new Map<string, { site: { id: string; domain: string }; entries: DetectEntry[]; owners: Array<{ item: number; event: IDataObject }> }>();
+		const failures = new Map<number, unknown>();
 		for (let i = 0; i < items.length; i++) {
 			try {
 				const site = await sites.siteOf(siteKeyOf(this, i));
 				const rules = (this.getNodeParameter('ruleSource', i) as string) === 'node' ? parseRules(this.getNodeParameter('rules', i)) : site.config.crm.conversionRules;
-				const eventId = String(this.getNodeParameter('eventId', i) ?? '').toLowerCase();
+				const options = { halfLifeDays: this.getNodeParameter('halfLifeDays', i) as number, lookbackDays: this.getNodeParameter('lookbackDays', i) as number, hashRouting: site.config.tracking.hashRouting };
 				const json = items[i].json;
-				const conversions = await detectConversions(
-					prisma,
-					site.id,
-					{ eventId, type: String(json.type ?? ''), name: json.name as string | undefined, url: json.url as string | undefined },
-					rules,
-					{ halfLifeDays: this.getNodeParameter('halfLifeDays', i) as number, lookbackDays: this.getNodeParameter('lookbackDays', i) as number, hashRouting: site.config.tracking.hashRouting },
-				);
-				const target = conversions.length > 0 ? converted : notConverted;
-				target.push({ json: conversions.length > 0 ? { ...json, conversions: conversions as unknown as IDataObject[] } : json, pairedItem: { item: i } });
+				const events = input === 'batch' ? batchEvents(json) : [{ ...json, id: String(itemParameter(this, 'eventId', i) ?? '') }];
+				const group = perSite.get(site.id) ?? { site: { id: site.id, domain: site.domain }, entries: [], owners: [] };
+				perSite.set(site.id, group);
+				for (const event of events) {
+					group.entries.push({ event: { eventId: String(event.id).toLowerCase(), type: String(event.type ?? ''), name: event.name as string | undefined, url: event.url as string | undefined }, rules, options });
+					group.owners.push({ item: i, event });
+				}
 			} catch (error) {
-				notConverted.push(failedItem(this, glue, error, i));
+				failures.set(i, error);
+			}
+		}
+
+		const conversionsOf = new Map<number, Array<{ event: IDataObject; conversions: RecordedConversion[] }>>();
+		for (const group of perSite.values()) {
+			let results: Array<RecordedConversion[] | Error>;
+			try {
+				results = await detectConversions(prisma, group.site, group.entries);
+			} catch (error) {
+				for (const { item } of group.owners) failures.set(item, error);
+				continue;
+			}
+			results.forEach((result, n) => {
+				const { item, event } = group.owners[n];
+				if (result instanceof Error) {
+					if (!failures.has(item)) failures.set(item, input === 'batch' ? inputError('events', `[${(items[item].json.events as IDataObject[]).indexOf(event)}]: ${result.message}`) : result);
+				} else if (result.length > 0) conversionsOf.set(item, [...(conversionsOf.get(item) ?? []), { event, conversions: result }]);
+			});
+		}
+
+		const converted: INodeExecutionData[] = [];
+		const notConverted: INodeExecutionData[] = [];
+		for (let i = 0; i < items.length; i++) {
+			if (failures.has(i)) {
+				notConverted.push(failedItem(this, glue, failures.get(i), i));
+				continue;
+			}
+			const json = items[i].json;
+			const reached = conversionsOf.get(i);
+			if (!reached) {
+				notConverted.push({ json, pairedItem: { item: i } });
+				continue;
+			}
+			if (input === 'event') {
+				converted.push({ json: { ...json, conversions: reached[0].conversions as unknown as IDataObject[] }, pairedItem: { item: i } });
+				continue;
+			}
+			// A converting event of a batch goes on as the per-event items do: the item's fields, the event's, its conversions.
+			const envelope = { ...json };
+			delete envelope.events;
+			for (const { event, conversions } of reached) {
+				converted.push({ json: { ...envelope, ...event, kind: 'event', conversions: conversions as unknown as IDataObject[] }, pairedItem: { item: i } });
 			}
 		}
 		return [converted, notConverted];
 	}
+}
+
+/** The events of a batch item, each an object: a missing or malformed "events" names the field. */
+function batchEvents(json: IDataObject): IDataObject[] {
+	const events = json.events;
+	if (!Array.isArray(events)) throw inputError('events', 'is not an array; set Input to "One Event per Item", or give the item an "events" array (the Visitor Processor’s batch output)');
+	events.forEach((event, index) => {
+		if (event === null || typeof event !== 'object' || Array.isArray(event)) throw inputError('events', `[${index}] is not an event object`);
+		if (typeof (event as IDataObject).id !== 'string') throw inputError('events', `[${index}].id is missing: each event needs the id it was tracked under`);
+	});
+	return events as IDataObject[];
 }

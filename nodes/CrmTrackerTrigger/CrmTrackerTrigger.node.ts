@@ -10,7 +10,7 @@ import type {
 import { deliverySchema } from '../../lib/contracts/delivery';
 import { toFieldIssues } from '../../lib/contracts/issues';
 import { foreignSiteField, SITE_HEADER, verifySignature } from '../../lib/signing';
-import { deliveryItems } from './delivery';
+import { deliveryItems, type Emit } from './delivery';
 
 export class CrmTrackerTrigger implements INodeType {
 	description: INodeTypeDescription = {
@@ -50,6 +50,11 @@ export class CrmTrackerTrigger implements INodeType {
 				type: 'options',
 				options: [
 					{ name: 'One Item per Event or Lead', value: 'perEvent', description: 'Each event and lead becomes its own item' },
+					{
+						name: 'One Item per Visitor',
+						value: 'perVisitor',
+						description: 'Each visitor’s events become one item (an "events" array, in delivery order); each lead its own item. Fewer items make long deliveries cheaper for n8n.',
+					},
 					{ name: 'One Item per Delivery', value: 'perBatch', description: 'The whole delivery as one item, events and leads in arrays' },
 				],
 				default: 'perEvent',
@@ -125,7 +130,7 @@ export class CrmTrackerTrigger implements INodeType {
 			});
 			return { noWebhookResponse: true };
 		}
-		const emit = this.getNodeParameter('emit', 'perEvent') as 'perEvent' | 'perBatch';
+		const emit = this.getNodeParameter('emit', 'perEvent') as Emit;
 		const items: INodeExecutionData[] = deliveryItems(parsed.data, emit).map((json) => ({ json: json as IDataObject }));
 		if (items.length === 0) {
 			res.status(200).json({ ok: true, items: 0 });

@@ -1,16 +1,20 @@
 import type { Delivery } from '../../lib/contracts/delivery';
 import type { DeliveryItemKind } from '../../lib/contracts/deliveryKinds';
+import { eventsByVisitor } from '../shared/events';
 
 export type { Delivery };
 
 type Item = Record<string, unknown> & { site: string; deliveryId?: string };
 
+export type Emit = 'perEvent' | 'perVisitor' | 'perBatch';
+
 /**
  * Items for the workflow from a parsed delivery (lib/contracts/delivery.ts): one per event, lead
  * or email event, each of the contract's shape with its `kind` and its site (so every downstream
- * node knows which site a row belongs to), or the delivery whole.
+ * node knows which site a row belongs to); or one per visitor holding that visitor's events in
+ * delivery order (kind `events`), leads and email events one each; or the delivery whole.
  */
-export function deliveryItems(delivery: Pick<Delivery, 'site' | 'siteId' | 'deliveryId' | 'destination' | 'events' | 'leads' | 'items'> & Partial<Pick<Delivery, 'emailEvents'>>, emit: 'perEvent' | 'perBatch'): Item[] {
+export function deliveryItems(delivery: Pick<Delivery, 'site' | 'siteId' | 'deliveryId' | 'destination' | 'events' | 'leads' | 'items'> & Partial<Pick<Delivery, 'emailEvents'>>, emit: Emit): Item[] {
 	const origin = { site: delivery.site, siteId: delivery.siteId, deliveryId: delivery.deliveryId, destination: delivery.destination };
 	const handedOn = delivery.items ?? [];
 	const emailEvents = delivery.emailEvents ?? [];
@@ -21,7 +25,9 @@ export function deliveryItems(delivery: Pick<Delivery, 'site' | 'siteId' | 'deli
 	return [
 		// A handed-on item keeps its own fields and kind, but never another site than the delivery's.
 		...handedOn.map((item) => ({ ...origin, ...item, site: delivery.site, deliveryId: delivery.deliveryId })),
-		...delivery.events.map((event) => ({ ...event, kind: 'event' satisfies DeliveryItemKind, ...origin })),
+		...(emit === 'perVisitor'
+			? [...eventsByVisitor(delivery.events)].map(([anonymousId, events]) => ({ kind: 'events' satisfies DeliveryItemKind, anonymousId, events, ...origin }))
+			: delivery.events.map((event) => ({ ...event, kind: 'event' satisfies DeliveryItemKind, ...origin }))),
 		...delivery.leads.map((lead) => ({ ...lead, kind: 'lead' satisfies DeliveryItemKind, ...origin })),
 		...emailEvents.map((emailEvent) => ({ ...emailEvent, kind: 'email-event' satisfies DeliveryItemKind, ...origin })),
 	];

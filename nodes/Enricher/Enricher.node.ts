@@ -8,26 +8,80 @@ import {
 } from 'n8n-workflow';
 
 import type { PrismaClient } from '../../lib/db/generated/client';
+// One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
+import { uuidv7s } from '../../lib/ids';
 import { crmDatabase } from '../shared/database';
-import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
-import { forEachItem } from '../shared/items';
-import { SiteResolver } from '../shared/subjects';
-import { findLeadId } from '../shared/leads';
-import { createMxChecker, enrich, type MxChecker } from './enrich';
+import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
+import { failedItem, type ItemGlue } from '../shared/items';
+import { SiteResolver, type ResolvedSite } from '../shared/subjects';
+import { findLeads } from '../shared/leads';
+import { createMxChecker, enrich, type Enrichment, type MxChecker } from './enrich';
 
 /** Definite MX answers for the life of the n8n process: mail domains change rarely. */
 const mxCache = new Map<string, boolean>();
 
-/** By anonymous id: events the Visitor Processor has not attached to the visitor yet count too. */
-async function latestUserAgent(prisma: PrismaClient, siteId: string, leadId: string): Promise<string | null> {
-	const visitors = await prisma.visitor.findMany({ where: { siteId, leadId }, select: { anonymousId: true } });
-	if (visitors.length === 0) return null;
-	const event = await prisma.visitorEvent.findFirst({
-		where: { siteId, userAgent: { not: null }, anonymousId: { in: visitors.map((visitor) => visitor.anonymousId) } },
-		orderBy: { occurredAt: 'desc' },
-		select: { userAgent: true },
-	});
-	return event?.userAgent ?? null;
+/**
+ * The latest user agent of each lead's visitors, by anonymous id: events the Visitor Processor has
+ * not attached to the visitor yet count too.
+ */
+const LATEST_USER_AGENTS = `
+SELECT DISTINCT ON (v.lead_id) v.lead_id, e.user_agent
+FROM visitors v JOIN visitor_events e ON e.site_id = v.site_id AND e.anonymous_id = v.anonymous_id
+WHERE v.site_id = $1::uuid AND v.lead_id = ANY($2::uuid[]) AND e.user_agent IS NOT NULL
+ORDER BY v.lead_id, e.occurred_at DESC`;
+
+const INSERT_BUSINESSES = `
+INSERT INTO businesses (id, site_id, domain, country, updated_at)
+SELECT b.id, $1::uuid, b.domain, b.country, now() FROM unnest($2::uuid[], $3::text[], $4::text[]) AS b(id, domain, country)
+ON CONFLICT (site_id, domain) DO NOTHING`;
+
+/**
+ * What enrichment fills in: a business and a country only where the lead has none, a phone number
+ * in E.164; nothing else, so a field another node wrote meanwhile stays. `updated_at` moves only
+ * when something changed. The leads are locked in id order, the order every node locks leads in.
+ */
+const UPDATE_LEADS = `
+WITH locked AS (
+	SELECT l.id, v.business_id, v.phone, v.country FROM leads l JOIN unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS v(id, business_id, phone, country) ON v.id = l.id
+	ORDER BY l.id FOR UPDATE OF l)
+UPDATE leads SET business_id = COALESCE(leads.business_id, v.business_id), phone = COALESCE(v.phone, leads.phone), country = COALESCE(leads.country, v.country),
+	updated_at = CASE WHEN (COALESCE(leads.business_id, v.business_id), COALESCE(v.phone, leads.phone), COALESCE(leads.country, v.country))
+		IS NOT DISTINCT FROM (leads.business_id, leads.phone, leads.country) THEN leads.updated_at ELSE now() END
+FROM locked AS v
+WHERE leads.id = v.id`;
+
+const INSERT_TAGS = `
+INSERT INTO lead_tags (id, site_id, lead_id, tag, source)
+SELECT t.id, $1::uuid, t.lead_id, t.tag, 'enricher' FROM unnest($2::uuid[], $3::uuid[], $4::text[]) AS t(id, lead_id, tag)
+ON CONFLICT (lead_id, tag) DO NOTHING`;
+
+/** A domain that answers now was only unreachable before. */
+const CLEAR_MX_MISSING = `DELETE FROM lead_tags WHERE lead_id = ANY($1::uuid[]) AND tag = 'mx-missing'`;
+
+/** A lead as enrichment reads and changes it; items of one lead see what the earlier ones changed. */
+interface LeadState {
+	id: string;
+	email: string;
+	phone: string | null;
+	country: string | null;
+	businessId: string | null;
+	/** The company domain whose business to link, once its row exists. */
+	businessDomain?: string;
+	/** What the batch writes: the latest valid number in E.164, the country it filled in. */
+	newPhone?: string;
+	newCountry?: string;
+	tags: Set<string>;
+	/** The latest definite MX answer of the batch: true clears an earlier mx-missing. */
+	mx?: boolean;
+}
+
+interface EnricherItem {
+	item: number;
+	site: ResolvedSite;
+	reference: string;
+	country: string;
+	userAgent: string;
+	mx?: { timeoutMs: number; servers: string };
 }
 
 const properties: INodeProperties[] = [
@@ -101,58 +155,130 @@ export class Enricher implements INodeType {
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const items = this.getInputData();
 		const { prisma, credentials } = await crmDatabase(this);
+		const glue: ItemGlue = { properties, database: credentials };
 		const sites = new SiteResolver(prisma);
-		const checkers = new Map<string, MxChecker>();
+		const output = new Map<number, INodeExecutionData>();
+		const fail = (item: number, error: unknown) => output.set(item, failedItem(this, glue, error, item));
 
-		const out = await forEachItem.call(this, { properties, database: credentials }, async (i) => {
-			const site = await sites.siteOf(siteKeyOf(this, i));
-			const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''));
-			const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { email: true, phone: true, country: true, businessId: true } });
-			const userAgent = String(this.getNodeParameter('userAgent', i, '') ?? '').trim() || (await latestUserAgent(prisma, site.id, leadId));
-			const enrichment = enrich({ email: lead.email, phone: lead.phone, country: lead.country ?? String(this.getNodeParameter('country', i, '') ?? ''), userAgent });
-
-			let mx: boolean | null | undefined;
-			const domain = enrichment.email?.domain;
-			if (this.getNodeParameter('checkMx', i) === true && domain) {
-				const timeoutMs = this.getNodeParameter('mxTimeoutMs', i) as number;
-				const servers = String(this.getNodeParameter('dnsServers', i, '') ?? '');
-				const key = `${timeoutMs}|${servers}`;
-				let checker = checkers.get(key);
-				if (!checker) {
-					const list = servers.split(',').map((server) => server.trim()).filter(Boolean);
-					checker = createMxChecker({ timeoutMs, servers: list }, mxCache);
-					checkers.set(key, checker);
-				}
-				mx = await checker(domain);
-				// Only a definite "no mail servers" is tagged; unknown (null) is not missing.
-				if (mx === false) enrichment.tags.push('mx-missing');
+		const bySite = new Map<string, EnricherItem[]>();
+		for (let i = 0; i < items.length; i++) {
+			try {
+				const site = await sites.siteOf(siteKeyOf(this, i));
+				const entry: EnricherItem = {
+					item: i,
+					site,
+					reference: String(itemParameter(this, 'lead', i) ?? ''),
+					country: String(itemParameter(this, 'country', i) ?? ''),
+					userAgent: String(itemParameter(this, 'userAgent', i) ?? '').trim(),
+					...(this.getNodeParameter('checkMx', i) === true
+						? { mx: { timeoutMs: this.getNodeParameter('mxTimeoutMs', i) as number, servers: String(this.getNodeParameter('dnsServers', i, '') ?? '') } }
+						: {}),
+				};
+				bySite.set(site.id, [...(bySite.get(site.id) ?? []), entry]);
+			} catch (error) {
+				fail(i, error);
 			}
-
-			const companyDomain = enrichment.email?.companyDomain ?? null;
-			const business = companyDomain
-				? await prisma.business.upsert({
-						where: { siteId_domain: { siteId: site.id, domain: companyDomain } },
-						create: { siteId: site.id, domain: companyDomain, country: enrichment.country },
-						update: {},
-						select: { id: true, domain: true },
-					})
-				: null;
-			await prisma.$transaction([
-				prisma.lead.update({
-					where: { id: leadId },
-					data: {
-						// An existing link may come from a CRM user; the email domain only fills a gap.
-						...(business && lead.businessId === null ? { businessId: business.id } : {}),
-						...(enrichment.phone?.valid && enrichment.phone.e164 ? { phone: enrichment.phone.e164 } : {}),
-						...(lead.country === null && enrichment.country ? { country: enrichment.country } : {}),
-					},
-				}),
-				prisma.leadTag.createMany({ data: enrichment.tags.map((tag) => ({ siteId: site.id, leadId, tag, source: 'enricher' })), skipDuplicates: true }),
-				// A domain that answers now was only unreachable before.
-				...(mx === true ? [prisma.leadTag.deleteMany({ where: { leadId, tag: 'mx-missing' } })] : []),
-			]);
-			return [{ ...items[i].json, leadId, enrichment: { ...enrichment, mx: mx ?? null, business } as unknown as IDataObject }];
-		});
-		return [out];
+		}
+		for (const [siteId, entries] of bySite) {
+			try {
+				for (const [item, json] of await enrichSite(prisma, siteId, entries, items, (item, error) => fail(item, error))) output.set(item, { json, pairedItem: { item } });
+			} catch (error) {
+				for (const entry of entries) if (!output.has(entry.item)) fail(entry.item, error);
+			}
+		}
+		return [items.map((_, i) => output.get(i) as INodeExecutionData)];
 	}
+}
+
+/**
+ * Enriches the items of one site with a fixed number of statements: their leads, their visitors'
+ * latest user agents, the businesses of their company domains, then the leads' new fields and tags
+ * in one transaction. Items run in order, as if one by one: a later item of a lead sees what an
+ * earlier one filled in.
+ */
+async function enrichSite(
+	prisma: PrismaClient,
+	siteId: string,
+	entries: readonly EnricherItem[],
+	items: readonly INodeExecutionData[],
+	fail: (item: number, error: unknown) => void,
+): Promise<Map<number, IDataObject>> {
+	const found = await findLeads(prisma, siteId, entries.map((entry) => entry.reference));
+	const ready = entries.flatMap((entry) => {
+		const leadId = found.get(entry.reference);
+		if (typeof leadId === 'string') return [{ ...entry, leadId }];
+		fail(entry.item, leadId);
+		return [];
+	});
+	const leadIds = [...new Set(ready.map((entry) => entry.leadId))];
+	if (leadIds.length === 0) return new Map();
+	const leads = new Map<string, LeadState>(
+		(await prisma.lead.findMany({ where: { id: { in: leadIds } }, select: { id: true, email: true, phone: true, country: true, businessId: true } })).map((lead) => [lead.id, { ...lead, tags: new Set<string>() }]),
+	);
+	const needAgent = [...new Set(ready.filter((entry) => !entry.userAgent).map((entry) => entry.leadId))];
+	const agents = new Map(
+		needAgent.length === 0
+			? []
+			: (await prisma.$queryRawUnsafe<Array<{ lead_id: string; user_agent: string }>>(LATEST_USER_AGENTS, siteId, needAgent)).map((row) => [row.lead_id, row.user_agent]),
+	);
+
+	const checkers = new Map<string, MxChecker>();
+	const businesses = new Map<string, string | null>();
+	const enriched: Array<{ item: number; lead: LeadState; enrichment: Enrichment; mx: boolean | null | undefined; domain: string | null }> = [];
+	for (const entry of ready) {
+		const lead = leads.get(entry.leadId) as LeadState;
+		const enrichment = enrich({ email: lead.email, phone: lead.phone, country: lead.country ?? entry.country, userAgent: entry.userAgent || (agents.get(lead.id) ?? null) });
+		let mx: boolean | null | undefined;
+		const domain = enrichment.email?.domain;
+		if (entry.mx && domain) {
+			const key = `${entry.mx.timeoutMs}|${entry.mx.servers}`;
+			let checker = checkers.get(key);
+			if (!checker) {
+				const list = entry.mx.servers.split(',').map((server) => server.trim()).filter(Boolean);
+				checker = createMxChecker({ timeoutMs: entry.mx.timeoutMs, servers: list }, mxCache);
+				checkers.set(key, checker);
+			}
+			mx = await checker(domain);
+			// Only a definite "no mail servers" is tagged; unknown (null) is not missing.
+			if (mx === false) enrichment.tags.push('mx-missing');
+		}
+		const companyDomain = enrichment.email?.companyDomain ?? null;
+		// A business is created with the country of the first lead that names its domain.
+		if (companyDomain && !businesses.has(companyDomain)) businesses.set(companyDomain, enrichment.country);
+		// An existing link may come from a CRM user; the email domain only fills a gap.
+		if (companyDomain && lead.businessId === null && lead.businessDomain === undefined) lead.businessDomain = companyDomain;
+		if (enrichment.phone?.valid && enrichment.phone.e164) lead.phone = lead.newPhone = enrichment.phone.e164;
+		if (lead.country === null && enrichment.country) lead.country = lead.newCountry = enrichment.country;
+		if (mx === true) lead.tags.delete('mx-missing');
+		for (const tag of enrichment.tags) lead.tags.add(tag);
+		if (mx === true || mx === false) lead.mx = mx;
+		enriched.push({ item: entry.item, lead, enrichment, mx, domain: companyDomain });
+	}
+
+	const domains = [...businesses.keys()];
+	const businessOf = new Map<string, string>();
+	if (domains.length > 0) {
+		await prisma.$executeRawUnsafe(INSERT_BUSINESSES, siteId, uuidv7s(domains.length), domains, domains.map((domain) => businesses.get(domain) ?? null));
+		for (const row of await prisma.business.findMany({ where: { siteId, domain: { in: domains } }, select: { id: true, domain: true } })) businessOf.set(row.domain, row.id);
+	}
+	const states = [...leads.values()].filter((lead) => ready.some((entry) => entry.leadId === lead.id));
+	const tags = states.flatMap((lead) => [...lead.tags].map((tag) => ({ leadId: lead.id, tag })));
+	await prisma.$transaction([
+		prisma.$executeRawUnsafe(
+			UPDATE_LEADS,
+			states.map((lead) => lead.id),
+			states.map((lead) => (lead.businessDomain ? (businessOf.get(lead.businessDomain) ?? null) : null)),
+			states.map((lead) => lead.newPhone ?? null),
+			states.map((lead) => lead.newCountry ?? null),
+		),
+		...(tags.length > 0 ? [prisma.$executeRawUnsafe(INSERT_TAGS, siteId, uuidv7s(tags.length), tags.map((tag) => tag.leadId), tags.map((tag) => tag.tag))] : []),
+		...(states.some((lead) => lead.mx === true) ? [prisma.$executeRawUnsafe(CLEAR_MX_MISSING, states.filter((lead) => lead.mx === true).map((lead) => lead.id))] : []),
+	]);
+
+	return new Map(
+		enriched.map(({ item, lead, enrichment, mx, domain }) => {
+			const business = domain ? { id: businessOf.get(domain) as string, domain } : null;
+			return [item, { ...items[item].json, leadId: lead.id, enrichment: { ...enrichment, mx: mx ?? null, business } as unknown as IDataObject }];
+		}),
+	);
 }

@@ -7,7 +7,7 @@ import {
 	type INodeTypeDescription,
 } from 'n8n-workflow';
 import { crmDatabase } from '../shared/database';
-import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
+import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, type ItemGlue } from '../shared/items';
 import { findLeads } from '../shared/leads';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
@@ -248,9 +248,9 @@ export class LeadScorer implements INodeType {
 				let batch = batches.get(key);
 				if (!batch) batches.set(key, (batch = { operation, context: { siteId: site.id, config: site.config, rules: rulesOf(site), now }, items: [] }));
 				if (requested === 'rescore') {
-					batch.items.push({ index: i, reference: String(this.getNodeParameter('lead', i) ?? '') });
+					batch.items.push({ index: i, reference: String(itemParameter(this, 'lead', i) ?? '') });
 				} else if (requested === 'rescoreVisitor') {
-					batch.items.push({ index: i, visitor: String(this.getNodeParameter('visitor', i) ?? '').trim() });
+					batch.items.push({ index: i, visitor: String(itemParameter(this, 'visitor', i) ?? '').trim() });
 				} else {
 					const receivedAt = typeof json.receivedAt === 'string' && !Number.isNaN(Date.parse(json.receivedAt)) ? new Date(json.receivedAt) : new Date(now);
 					batch.items.push({ index: i, lead: prepareLead(payloadOf(json), receivedAt) });

@@ -8,11 +8,11 @@ import type { SiteConfig } from '../../lib/contracts/siteConfig';
 import { emailHash } from '../../lib/email';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { isUuid, uuidv7s } from '../../lib/ids';
-import type { Lead, Prisma } from '../../lib/db/generated/client';
+import type { Prisma } from '../../lib/db/generated/client';
 import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
 import { browserClaims, LEAD_FIELDS, mergeEntries, otherOwner, reportOnce, type LeadFields } from './batch';
-import { eventsByLead, recordedRules, rescore, visitsByLead, type LeadHistory, type Rescored, type ScoreRow } from './rescore';
+import { eventsByLead, recordedRules, rescore, visitsByLead, type LeadHistory, type LinkedVisitor, type Rescored, type ScoreRow, type StoredEvent as RescoreEvent, type StoredLead } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 import { InputError } from '../shared/inputError';
 
@@ -115,6 +115,13 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 	const updates = LEAD_FIELDS.map((key, index) => `${LEAD_COLUMNS[key]} = ${merges[index]}`).join(', ');
 	// updated_at moves only when the lead's content does, so a replayed delivery leaves it as it was.
 	const unchanged = `(${merges.join(', ')}, leads.consent_given OR EXCLUDED.consent_given) IS NOT DISTINCT FROM (${LEAD_FIELDS.map((key) => `leads.${LEAD_COLUMNS[key]}`).join(', ')}, leads.consent_given)`;
+	// The batch's existing leads are locked in id order first, the order every node locks leads in;
+	// the insert then only waits for leads another batch is creating.
+	await prisma.$queryRawUnsafe(
+		`SELECT id FROM leads WHERE site_id = $1::uuid AND email = ANY($2::text[]) ORDER BY id FOR UPDATE`,
+		context.siteId,
+		rows.map((row) => row.email),
+	);
 	// One statement for the batch: Prisma's createMany / upsert build one bind parameter per value
 	// and cost more in the client than the whole insert costs in Postgres.
 	const written = await prisma.$queryRawUnsafe<Array<{ id: string; email: string }>>(
@@ -172,49 +179,62 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 	});
 }
 
+/** A lead as a rescore reads it and reports it. */
+interface LeadRow extends StoredLead {
+	emailHash: string;
+	firstName: string | null;
+	lastName: string | null;
+}
+
 /**
- * Everything a rescore reads about the leads, in id order; one statement per table. The leads are
- * locked first: two scorings of one lead (a form and the sessions of its visit, scored by different
- * workflows at once) run one after the other, the second reading what the first recorded.
+ * The leads, locked in id order: two scorings of one lead (a form and the sessions of its visit,
+ * scored by different workflows or n8n workers at once) run one after the other, the second
+ * reading what the first recorded, and concurrent batches never hold each other's leads crosswise.
  */
-async function loadHistories(prisma: Db, siteId: string, ids: readonly string[]): Promise<Array<LeadHistory & { lead: Lead }>> {
-	// In id order, so concurrent batches lock leads and insert their score rows in one order and never deadlock.
-	await prisma.$queryRawUnsafe(`SELECT id FROM leads WHERE site_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`, siteId, [...ids]);
-	const leads = await prisma.lead.findMany({ where: { id: { in: [...ids] }, siteId }, orderBy: { id: 'asc' } });
-	const visitors = (
-		await prisma.visitor.findMany({ where: { siteId, leadId: { in: [...ids] } }, select: { id: true, anonymousId: true, firstTouch: true, leadId: true } })
-	).map((visitor) => ({ ...visitor, leadId: visitor.leadId as string }));
+const LOCK_LEADS = `
+SELECT id, email, email_hash AS "emailHash", first_name AS "firstName", last_name AS "lastName", company, job_title AS "jobTitle", country, source, phone,
+	lifecycle_stage AS "lifecycleStage", first_touch AS "firstTouch"
+FROM leads WHERE site_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`;
+
+const LINKED_VISITORS = `SELECT id, anonymous_id AS "anonymousId", first_touch AS "firstTouch", lead_id AS "leadId" FROM visitors WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[])`;
+
+const HISTORY_EVENTS = `
+SELECT event_id::text AS "eventId", type, name, url, occurred_at AS "occurredAt", anonymous_id AS "anonymousId", visitor_id AS "visitorId"
+FROM visitor_events WHERE site_id = $1::uuid AND (anonymous_id = ANY($2::text[]) OR visitor_id = ANY($3::uuid[]))`;
+
+const HISTORY_SESSIONS = `SELECT id, visitor_id AS "visitorId", started_at AS "startedAt" FROM visitor_sessions WHERE site_id = $1::uuid AND visitor_id = ANY($2::uuid[])`;
+
+const LEAD_TAGS = `SELECT lead_id AS "leadId", tag FROM lead_tags WHERE lead_id = ANY($1::uuid[])`;
+
+const SCORE_ROWS = `
+SELECT lead_id AS "leadId", rule, delta, cause_key AS "causeKey" FROM lead_scores WHERE lead_id = ANY($1::uuid[]) ORDER BY occurred_at, created_at`;
+
+/** Everything a rescore reads about the leads, in id order; one statement per table. */
+async function loadHistories(prisma: Db, siteId: string, ids: readonly string[]): Promise<Array<LeadHistory & { lead: LeadRow }>> {
+	const leads = await prisma.$queryRawUnsafe<LeadRow[]>(LOCK_LEADS, siteId, [...ids]);
+	const visitors = await prisma.$queryRawUnsafe<LinkedVisitor[]>(LINKED_VISITORS, siteId, [...ids]);
+	const visitorIds = visitors.map((visitor) => visitor.id);
 	const events =
 		visitors.length === 0
 			? []
-			: await prisma.visitorEvent.findMany({
-					where: { siteId, OR: [{ anonymousId: { in: visitors.map((visitor) => visitor.anonymousId) } }, { visitorId: { in: visitors.map((visitor) => visitor.id) } }] },
-					select: { eventId: true, type: true, name: true, url: true, occurredAt: true, anonymousId: true, visitorId: true },
-				});
+			: await prisma.$queryRawUnsafe<Array<Omit<RescoreEvent, 'occurredAt'> & { occurredAt: Date }>>(HISTORY_EVENTS, siteId, visitors.map((visitor) => visitor.anonymousId), visitorIds);
 	const eventsOf = eventsByLead(visitors, events.map((event) => ({ ...event, occurredAt: event.occurredAt.getTime() })));
-	const sessions =
-		visitors.length === 0
-			? []
-			: await prisma.visitorSession.findMany({ where: { siteId, visitorId: { in: visitors.map((visitor) => visitor.id) } }, select: { id: true, visitorId: true, startedAt: true } });
+	const sessions = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<Array<{ id: string; visitorId: string; startedAt: Date }>>(HISTORY_SESSIONS, siteId, visitorIds);
 	const visitsOf = visitsByLead(visitors, sessions.map((session) => ({ ...session, startedAt: session.startedAt.getTime() })));
 	const tagsOf = new Map<string, string[]>();
-	for (const row of await prisma.leadTag.findMany({ where: { leadId: { in: [...ids] } }, select: { leadId: true, tag: true } })) {
+	for (const row of await prisma.$queryRawUnsafe<Array<{ leadId: string; tag: string }>>(LEAD_TAGS, [...ids])) {
 		tagsOf.set(row.leadId, [...(tagsOf.get(row.leadId) ?? []), row.tag]);
 	}
-	const recorded = recordedRules(
-		await prisma.leadScore.findMany({
-			where: { leadId: { in: [...ids] } },
-			orderBy: [{ occurredAt: 'asc' }, { createdAt: 'asc' }],
-			select: { leadId: true, rule: true, delta: true, causeKey: true },
-		}),
-	);
+	const recorded = recordedRules(await prisma.$queryRawUnsafe<Array<{ leadId: string; rule: string; delta: number; causeKey: string }>>(SCORE_ROWS, [...ids]));
+	const visitorsOf = new Map<string, LinkedVisitor[]>();
+	for (const visitor of visitors) visitorsOf.set(visitor.leadId, [...(visitorsOf.get(visitor.leadId) ?? []), visitor]);
 	return leads.map((lead) => ({
 		lead,
 		events: eventsOf.get(lead.id) ?? [],
 		visits: visitsOf.get(lead.id) ?? [],
 		tags: tagsOf.get(lead.id) ?? [],
 		recorded: recorded.get(lead.id),
-		visitors: visitors.filter((visitor) => visitor.leadId === lead.id),
+		visitors: visitorsOf.get(lead.id) ?? [],
 	}));
 }
 

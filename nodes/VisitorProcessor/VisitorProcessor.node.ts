@@ -52,7 +52,7 @@ const properties: INodeProperties[] = [
 		type: 'options',
 		options: [
 			{ name: 'One Event per Item', value: 'event', description: 'Items as the CRM Tracker Trigger emits them per event' },
-			{ name: 'Events Array per Item', value: 'batch', description: 'Each item holds an "events" array (trigger in per-delivery mode)' },
+			{ name: 'Events Array per Item', value: 'batch', description: 'Each item holds an "events" array (trigger emitting one item per visitor or per delivery)' },
 		],
 		default: 'event',
 	},
@@ -102,12 +102,14 @@ export class VisitorProcessor implements INodeType {
 		const perSite = new Map<string, { events: IncomingEvent[]; owners: number[] }>();
 		const failures = new Map<number, unknown>();
 		const eventsOfItem = new Map<number, IncomingEvent[]>();
+		const siteKeys: string[] = new Array(items.length);
 		for (let i = 0; i < items.length; i++) {
 			try {
 				const siteKey = siteKeyOf(this, i);
+				siteKeys[i] = siteKey;
 				const raw = input === 'batch' ? items[i].json.events : [items[i].json];
 				if (!Array.isArray(raw)) {
-					throw inputError('events', 'is not an array; set Input to "One Event per Item" or use the trigger’s per-delivery mode');
+					throw inputError('events', 'is not an array; set Input to "One Event per Item", or emit one item per visitor or per delivery in the CRM Tracker Trigger');
 				}
 				const events = raw.map((json, index) => asEvent(json as IDataObject, input === 'batch' ? `events[${index}]` : 'the item'));
 				const group = perSite.get(siteKey) ?? { events: [], owners: [] };
@@ -146,7 +148,7 @@ export class VisitorProcessor implements INodeType {
 				output.push(failedItem(this, glue, failures.get(i), i));
 				continue;
 			}
-			const siteKey = siteKeyOf(this, i);
+			const siteKey = siteKeys[i];
 			const sessionsOf = (event: IncomingEvent) => outcomes.get(`${siteKey}|${event.id}`) ?? null;
 			const events = eventsOfItem.get(i) ?? [];
 			const json: IDataObject =

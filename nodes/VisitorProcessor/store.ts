@@ -1,13 +1,16 @@
 import type { EventItem } from '../../lib/contracts/delivery';
-import type { PrismaClient } from '../../lib/db/generated/client';
+import type { Prisma, PrismaClient } from '../../lib/db/generated/client';
 import type { ResolvedSite } from '../shared/subjects';
-import { earliestEvent, eventRow, eventsByVisitor, planVisit, rebuildFrom, type SessionFacts, type StoredEvent, type VisitOptions } from './visits';
+import { earliestEvent, eventRow, eventsByVisitor, planVisit, type SessionFacts, type StoredEvent, type VisitOptions } from './visits';
 
 /** An event as the node takes it: the delivery contract's event item (lib/contracts/delivery.ts). */
 export type IncomingEvent = EventItem;
 
 /** An incoming event's session, as the node outputs it on the event. */
 export type SessionSummary = { visitorId: string; sessionId: string } & SessionFacts;
+
+/** Which of the incoming events are stored: the receiver stores every event it delivers, so usually all. */
+const STORED_EVENTS = `SELECT event_id::text FROM visitor_events WHERE site_id = $1::uuid AND event_id = ANY($2::uuid[])`;
 
 /** Events the receiver did not store (the node fed from elsewhere) are stored first, so sessions are always rebuilt from visitor_events. */
 const STORE_MISSING_EVENTS = `
@@ -19,10 +22,42 @@ FROM jsonb_to_recordset($2::jsonb) AS e(event_id uuid, anonymous_id text, sessio
 	title text, referrer text, relevance int, properties jsonb, context jsonb, user_agent text, country text, occurred_at timestamptz)
 ON CONFLICT (site_id, event_id) DO NOTHING`;
 
-/** `updated_at` moves only when the row's content does, so a replayed delivery leaves the row as it was. */
-const UPSERT_VISITOR = `
+/**
+ * Each visitor's advisory lock (the key the store has always used, so an older node and this one
+ * exclude each other), taken in key order: two batches that share visitors queue on the first
+ * shared one instead of each holding what the other waits for.
+ */
+const LOCK_VISITORS = `
+SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtext($1::text || ':' || a) AS k FROM unnest($2::text[]) AS a ORDER BY 1) AS locks`;
+
+/**
+ * Every visitor's stored events from the start of its rebuild (rebuildFrom: the latest stored
+ * session that began by its earliest incoming event, else that event), in time order.
+ */
+const READ_VISITS = `
+WITH incoming AS (SELECT * FROM unnest($2::text[], $3::timestamptz[]) AS i(anonymous_id, earliest)),
+starts AS (
+	SELECT i.anonymous_id, COALESCE((
+		SELECT s.started_at FROM visitor_sessions s JOIN visitors v ON v.id = s.visitor_id
+		WHERE v.site_id = $1::uuid AND v.anonymous_id = i.anonymous_id AND s.started_at <= i.earliest
+		ORDER BY s.started_at DESC LIMIT 1), i.earliest) AS from_at
+	FROM incoming i)
+SELECT st.anonymous_id, st.from_at, e.event_id::text, e.type, e.url, e.referrer, e.relevance, e.properties, e.context, e.user_agent, e.country, e.occurred_at,
+	e.visitor_id, e.session_id
+FROM starts st JOIN visitor_events e ON e.site_id = $1::uuid AND e.anonymous_id = st.anonymous_id AND e.occurred_at >= st.from_at
+ORDER BY st.anonymous_id, e.occurred_at, e.event_id`;
+
+/**
+ * The visitors of a batch, in anonymous-id order (the order the Lead Scorer claims visitors in, so
+ * the two never wait for each other's rows crosswise). `updated_at` moves only when the row's
+ * content does, so a replayed delivery leaves the row as it was.
+ */
+const UPSERT_VISITORS = `
 INSERT INTO visitors (id, site_id, anonymous_id, first_seen_at, last_seen_at, device_type, browser, os, country, is_bot, created_at, updated_at)
-VALUES (gen_random_uuid(), $1::uuid, $2, $3::timestamptz, $4::timestamptz, $5, $6, $7, $8, $9, now(), now())
+SELECT gen_random_uuid(), $1::uuid, v.anonymous_id, v.first_seen_at, v.last_seen_at, v.device_type, v.browser, v.os, v.country, v.is_bot, now(), now()
+FROM jsonb_to_recordset($2::jsonb) AS v(anonymous_id text, first_seen_at timestamptz, last_seen_at timestamptz, device_type text, browser text, os text,
+	country text, is_bot boolean)
+ORDER BY v.anonymous_id
 ON CONFLICT (site_id, anonymous_id) DO UPDATE SET
 	first_seen_at = LEAST(visitors.first_seen_at, EXCLUDED.first_seen_at),
 	last_seen_at = GREATEST(visitors.last_seen_at, EXCLUDED.last_seen_at),
@@ -36,19 +71,19 @@ ON CONFLICT (site_id, anonymous_id) DO UPDATE SET
 			COALESCE(EXCLUDED.country, visitors.country), visitors.is_bot OR EXCLUDED.is_bot)
 		IS NOT DISTINCT FROM (visitors.first_seen_at, visitors.last_seen_at, visitors.device_type, visitors.browser, visitors.os, visitors.country, visitors.is_bot)
 		THEN visitors.updated_at ELSE now() END
-RETURNING id`;
+RETURNING id, anonymous_id`;
 
-/** Like UPSERT_VISITOR, `updated_at` moves only with the session's content. */
+/** Like UPSERT_VISITORS, `updated_at` moves only with the session's content. */
 const UPSERT_SESSIONS = `
 INSERT INTO visitor_sessions (id, site_id, visitor_id, session_key, started_at, last_activity_at, ended_at, pageviews, event_count,
 	duration_seconds, engaged_time_ms, max_scroll_depth, is_bounce, entry_page, exit_page, engagement_score, engagement_level,
 	channel, source, medium, campaign, term, content, referrer, referrer_domain, click_id_type, landing_page, device_type, browser, os,
 	country, created_at, updated_at)
-SELECT gen_random_uuid(), $1::uuid, $2::uuid, s.session_key, s.started_at, s.last_activity_at, s.ended_at, s.pageviews, s.event_count,
+SELECT gen_random_uuid(), $1::uuid, s.visitor_id, s.session_key, s.started_at, s.last_activity_at, s.ended_at, s.pageviews, s.event_count,
 	s.duration_seconds, s.engaged_time_ms, s.max_scroll_depth, s.is_bounce, s.entry_page, s.exit_page, s.engagement_score,
 	s.engagement_level::engagement_level, s.channel, s.source, s.medium, s.campaign, s.term, s.content, s.referrer, s.referrer_domain,
 	s.click_id_type, s.landing_page, s.device_type, s.browser, s.os, s.country, now(), now()
-FROM jsonb_to_recordset($3::jsonb) AS s(session_key text, started_at timestamptz, last_activity_at timestamptz, ended_at timestamptz,
+FROM jsonb_to_recordset($2::jsonb) AS s(visitor_id uuid, session_key text, started_at timestamptz, last_activity_at timestamptz, ended_at timestamptz,
 	pageviews int, event_count int, duration_seconds int, engaged_time_ms int, max_scroll_depth int, is_bounce boolean, entry_page text,
 	exit_page text, engagement_score float8, engagement_level text, channel text, source text, medium text, campaign text, term text,
 	content text, referrer text, referrer_domain text, click_id_type text, landing_page text, device_type text, browser text, os text,
@@ -66,21 +101,48 @@ ON CONFLICT (site_id, session_key) DO UPDATE SET
 		THEN visitor_sessions.updated_at ELSE now() END
 RETURNING id, session_key`;
 
-const LINK_EVENTS = `
-UPDATE visitor_events AS e SET visitor_id = $2::uuid, session_id = l.session_id
-FROM jsonb_to_recordset($3::jsonb) AS l(event_id uuid, session_id uuid)
-WHERE e.site_id = $1::uuid AND e.event_id = l.event_id AND (e.visitor_id IS DISTINCT FROM $2::uuid OR e.session_id IS DISTINCT FROM l.session_id)`;
+/** The sessions a rebuild no longer makes: stored from a visitor's rebuild start on, under a key the plan has not. */
+const DELETE_UNMADE_SESSIONS = `
+DELETE FROM visitor_sessions s USING unnest($1::uuid[], $2::timestamptz[]) AS d(visitor_id, from_at)
+WHERE s.visitor_id = d.visitor_id AND s.started_at >= d.from_at AND NOT (s.session_key = ANY($3::text[]))`;
 
-const VISITOR_CONCURRENCY = 4;
+const LINK_EVENTS = `
+UPDATE visitor_events AS e SET visitor_id = l.visitor_id, session_id = l.session_id
+FROM unnest($2::uuid[], $3::uuid[], $4::uuid[]) AS l(event_id, visitor_id, session_id)
+WHERE e.site_id = $1::uuid AND e.event_id = l.event_id AND (e.visitor_id IS DISTINCT FROM l.visitor_id OR e.session_id IS DISTINCT FROM l.session_id)`;
+
+const COUNT_SESSIONS = `
+UPDATE visitors SET session_count = (SELECT count(*) FROM visitor_sessions WHERE visitor_id = visitors.id),
+	first_touch = COALESCE((SELECT jsonb_build_object('channel', channel, 'source', source, 'medium', medium, 'campaign', campaign,
+		'landingPage', landing_page, 'referrerDomain', referrer_domain, 'clickIdType', click_id_type, 'at', started_at)
+		FROM visitor_sessions WHERE visitor_id = visitors.id ORDER BY started_at LIMIT 1), first_touch)
+WHERE id = ANY($1::uuid[])`;
+
+/**
+ * Visitors per transaction at most: each holds its advisory lock until commit, and Postgres keeps
+ * every lock of every connection in one table (max_locks_per_transaction × max_connections).
+ */
+const VISITORS_PER_TRANSACTION = 500;
 
 export type VisitorProcessorOptions = VisitOptions;
+
+type Db = Prisma.TransactionClient;
+
+interface VisitRow extends StoredEvent {
+	anonymous_id: string;
+	from_at: Date;
+	/** The event's visitor and session as stored: only links that change are written. */
+	visitor_id: string | null;
+	session_id: string | null;
+}
 
 /**
  * Rebuilds the sessions a batch touches from the stored raw events, so the result depends only
  * on which events exist — never on how often or in which order they were delivered (n8n retries,
  * late offline events). Work starts at the stored session that a new event could extend; older
- * sessions cannot change. Each visitor is processed in its own transaction under an advisory
- * lock, so parallel executions for one visitor cannot interleave.
+ * sessions cannot change. The batch's visitors are processed together under their advisory locks,
+ * a fixed number of statements whatever the batch's size, so two executions that share a visitor
+ * (n8n's queue mode runs them on different workers) take turns on it.
  */
 export async function processEvents(
 	prisma: PrismaClient,
@@ -89,80 +151,96 @@ export async function processEvents(
 	options: VisitorProcessorOptions,
 	now: number = Date.now(),
 ): Promise<Map<string, SessionSummary>> {
-	await prisma.$executeRawUnsafe(STORE_MISSING_EVENTS, site.id, JSON.stringify(incoming.map(eventRow)));
-
 	const summaries = new Map<string, SessionSummary>();
-	const processVisitor = async (anonymousId: string, events: IncomingEvent[]) => {
-		await prisma.$transaction(
-			async (tx) => {
-				await tx.$executeRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))', `${site.id}:${anonymousId}`);
-				const [boundary] = await tx.$queryRawUnsafe<Array<{ started_at: Date }>>(
-					`SELECT s.started_at FROM visitor_sessions s JOIN visitors v ON v.id = s.visitor_id
-					WHERE v.site_id = $1::uuid AND v.anonymous_id = $2 AND s.started_at <= $3::timestamptz
-					ORDER BY s.started_at DESC LIMIT 1`,
-					site.id,
-					anonymousId,
-					new Date(earliestEvent(events)).toISOString(),
-				);
-				const from = rebuildFrom(events, boundary?.started_at);
-				const rows = await tx.$queryRawUnsafe<StoredEvent[]>(
-					`SELECT event_id::text, type, url, referrer, relevance, properties, context, user_agent, country, occurred_at
-					FROM visitor_events WHERE site_id = $1::uuid AND anonymous_id = $2 AND occurred_at >= $3::timestamptz
-					ORDER BY occurred_at, event_id`,
-					site.id,
-					anonymousId,
-					from.toISOString(),
-				);
-				if (rows.length === 0) return;
-				const plan = planVisit(anonymousId, rows, new Set(events.map((event) => event.id)), site.domain, options, now);
-
-				const { device } = plan.visitor;
-				const [visitor] = await tx.$queryRawUnsafe<Array<{ id: string }>>(
-					UPSERT_VISITOR,
-					site.id,
-					anonymousId,
-					plan.visitor.firstSeenAt.toISOString(),
-					plan.visitor.lastSeenAt.toISOString(),
-					device.deviceType,
-					device.browser,
-					device.os,
-					plan.visitor.country,
-					device.isBot,
-				);
-				const stored = await tx.$queryRawUnsafe<Array<{ id: string; session_key: string }>>(UPSERT_SESSIONS, site.id, visitor.id, JSON.stringify(plan.sessions));
-				const idOfKey = new Map(stored.map((row) => [row.session_key, row.id]));
-				await tx.$executeRawUnsafe(
-					`DELETE FROM visitor_sessions WHERE visitor_id = $1::uuid AND started_at >= $2::timestamptz AND NOT (session_key = ANY(SELECT jsonb_array_elements_text($3::jsonb)))`,
-					visitor.id,
-					from.toISOString(),
-					JSON.stringify([...idOfKey.keys()]),
-				);
-				await tx.$executeRawUnsafe(
-					LINK_EVENTS,
-					site.id,
-					visitor.id,
-					JSON.stringify(plan.eventSessions.map(({ eventId, sessionKey }) => ({ event_id: eventId, session_id: idOfKey.get(sessionKey) }))),
-				);
-				await tx.$executeRawUnsafe(
-					`UPDATE visitors SET session_count = (SELECT count(*) FROM visitor_sessions WHERE visitor_id = $1::uuid),
-						first_touch = COALESCE((SELECT jsonb_build_object('channel', channel, 'source', source, 'medium', medium, 'campaign', campaign,
-							'landingPage', landing_page, 'referrerDomain', referrer_domain, 'clickIdType', click_id_type, 'at', started_at)
-							FROM visitor_sessions WHERE visitor_id = $1::uuid ORDER BY started_at LIMIT 1), first_touch)
-					WHERE id = $1::uuid`,
-					visitor.id,
-				);
-				for (const [eventId, summary] of plan.incoming) summaries.set(eventId, { visitorId: visitor.id, sessionId: idOfKey.get(summary.sessionKey)!, ...summary });
-			},
-			{ timeout: 60_000, maxWait: 30_000 },
-		);
-	};
-
-	// Visitors are independent (each has its own lock), so a few run at once; more would only
-	// queue for the connection pool.
-	const queue = [...eventsByVisitor(incoming)];
-	const workers = Array.from({ length: Math.min(VISITOR_CONCURRENCY, queue.length) }, async () => {
-		for (let next = queue.shift(); next; next = queue.shift()) await processVisitor(...next);
-	});
-	await Promise.all(workers);
+	const visitors = [...eventsByVisitor(incoming)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+	for (let from = 0; from < visitors.length; from += VISITORS_PER_TRANSACTION) {
+		const part = visitors.slice(from, from + VISITORS_PER_TRANSACTION);
+		await prisma.$transaction(async (tx) => await processVisitors(tx, site, part, options, now, summaries), { timeout: 120_000, maxWait: 30_000 });
+	}
 	return summaries;
+}
+
+async function processVisitors(
+	tx: Db,
+	site: ResolvedSite,
+	visitors: ReadonlyArray<[string, IncomingEvent[]]>,
+	options: VisitorProcessorOptions,
+	now: number,
+	summaries: Map<string, SessionSummary>,
+): Promise<void> {
+	const anonymousIds = visitors.map(([anonymousId]) => anonymousId);
+	await tx.$queryRawUnsafe(LOCK_VISITORS, site.id, anonymousIds);
+	const incoming = visitors.flatMap(([, events]) => events);
+	const stored = new Set((await tx.$queryRawUnsafe<Array<{ event_id: string }>>(STORED_EVENTS, site.id, incoming.map((event) => event.id))).map((row) => row.event_id));
+	const missing = incoming.filter((event) => !stored.has(event.id.toLowerCase()));
+	if (missing.length > 0) await tx.$executeRawUnsafe(STORE_MISSING_EVENTS, site.id, JSON.stringify(missing.map(eventRow)));
+	const rows = await tx.$queryRawUnsafe<VisitRow[]>(
+		READ_VISITS,
+		site.id,
+		anonymousIds,
+		visitors.map(([, events]) => new Date(earliestEvent(events)).toISOString()),
+	);
+	const rowsOf = new Map<string, VisitRow[]>();
+	for (const row of rows) {
+		const list = rowsOf.get(row.anonymous_id);
+		if (list) list.push(row);
+		else rowsOf.set(row.anonymous_id, [row]);
+	}
+	const planned = visitors.flatMap(([anonymousId, events]) => {
+		const rows = rowsOf.get(anonymousId);
+		if (!rows) return [];
+		const plan = planVisit(anonymousId, rows, new Set(events.map((event) => event.id)), site.domain, options, now);
+		return [{ anonymousId, from: rows[0].from_at, plan, rows }];
+	});
+	if (planned.length === 0) return;
+
+	const written = await tx.$queryRawUnsafe<Array<{ id: string; anonymous_id: string }>>(
+		UPSERT_VISITORS,
+		site.id,
+		JSON.stringify(
+			planned.map(({ anonymousId, plan: { visitor } }) => ({
+				anonymous_id: anonymousId,
+				first_seen_at: visitor.firstSeenAt.toISOString(),
+				last_seen_at: visitor.lastSeenAt.toISOString(),
+				device_type: visitor.device.deviceType,
+				browser: visitor.device.browser,
+				os: visitor.device.os,
+				country: visitor.country,
+				is_bot: visitor.device.isBot,
+			})),
+		),
+	);
+	const visitorOf = new Map(written.map((row) => [row.anonymous_id, row.id]));
+	const sessions = await tx.$queryRawUnsafe<Array<{ id: string; session_key: string }>>(
+		UPSERT_SESSIONS,
+		site.id,
+		JSON.stringify(planned.flatMap(({ anonymousId, plan }) => plan.sessions.map((session) => ({ visitor_id: visitorOf.get(anonymousId), ...session })))),
+	);
+	const idOfKey = new Map(sessions.map((row) => [row.session_key, row.id]));
+	await tx.$executeRawUnsafe(
+		DELETE_UNMADE_SESSIONS,
+		planned.map(({ anonymousId }) => visitorOf.get(anonymousId)),
+		planned.map(({ from }) => from.toISOString()),
+		[...idOfKey.keys()],
+	);
+	const links = planned.flatMap(({ anonymousId, plan, rows }) =>
+		plan.eventSessions.flatMap(({ eventId, sessionKey }, index) => {
+			const link = { eventId, visitorId: visitorOf.get(anonymousId) as string, sessionId: idOfKey.get(sessionKey) as string };
+			return rows[index].visitor_id === link.visitorId && rows[index].session_id === link.sessionId ? [] : [link];
+		}),
+	);
+	if (links.length > 0) {
+		await tx.$executeRawUnsafe(
+			LINK_EVENTS,
+			site.id,
+			links.map((link) => link.eventId),
+			links.map((link) => link.visitorId),
+			links.map((link) => link.sessionId),
+		);
+	}
+	await tx.$executeRawUnsafe(COUNT_SESSIONS, [...visitorOf.values()]);
+	for (const { anonymousId, plan } of planned) {
+		const visitorId = visitorOf.get(anonymousId)!;
+		for (const [eventId, summary] of plan.incoming) summaries.set(eventId, { visitorId, sessionId: idOfKey.get(summary.sessionKey)!, ...summary });
+	}
 }

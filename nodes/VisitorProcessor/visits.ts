@@ -1,12 +1,16 @@
 import type { EventItem } from '../../lib/contracts/delivery';
-import type { TrackEvent } from '../../lib/contracts/tracking';
-import { sessionEngagement, type EngagementLevel } from '../../lib/engagement';
+import type { EngagementLevel } from '../../lib/engagement';
 import { detectDevice, type DeviceInfo } from '../shared/device';
-import { sessionize, type Session } from './sessionize';
+import { sessionize, type Session } from '../shared/sessionize';
+import { engagementOf, sessionEvents, type StoredEvent } from '../shared/sessionEngagement';
+
+export type { StoredEvent } from '../shared/sessionEngagement';
+
+export { eventsByVisitor } from '../shared/events';
 
 /**
  * The Visitor Processor's decisions, apart from its statements (store.ts): which row an incoming
- * event is stored as, where a visitor's rebuild starts, and what the visitor's stored events
+ * event is stored as, from which event a visitor's rebuild is reckoned, and what the visitor's stored events
  * make of its visitor row, its session rows, each event's session and each incoming event's
  * summary. Pure, so that the store only reads and writes.
  */
@@ -15,20 +19,6 @@ export interface VisitOptions {
 	sessionTimeout: number;
 	maxSessionDuration: number;
 	engagementThresholds: { medium: number; high: number };
-}
-
-/** A visitor_events row as the store reads a visitor's events back. */
-export interface StoredEvent {
-	event_id: string;
-	type: TrackEvent['type'];
-	url: string | null;
-	referrer: string | null;
-	relevance: number | null;
-	properties: TrackEvent['props'] | null;
-	context: TrackEvent['context'] | null;
-	user_agent: string | null;
-	country: string | null;
-	occurred_at: Date;
 }
 
 /** An incoming event as a visitor_events row; the event id is its idempotency key, so a stored one is left as it is. */
@@ -52,26 +42,10 @@ export function eventRow(event: EventItem) {
 	};
 }
 
-/** Incoming events by visitor, each visitor's in input order. */
-export function eventsByVisitor(events: readonly EventItem[]): Map<string, EventItem[]> {
-	const byVisitor = new Map<string, EventItem[]>();
-	for (const event of events) {
-		const list = byVisitor.get(event.anonymousId);
-		if (list) list.push(event);
-		else byVisitor.set(event.anonymousId, [event]);
-	}
-	return byVisitor;
-}
-
 /**
- * Where a visitor's rebuild starts: at the latest stored session that began by the earliest
- * incoming event (a new event may extend it), else at that event. Older sessions cannot change.
+ * The time of the earliest of a visitor's incoming events, epoch milliseconds: its rebuild starts at
+ * the latest stored session that began by then (a new event may extend it), else there (store.ts).
  */
-export function rebuildFrom(events: readonly EventItem[], latestSessionStart: Date | undefined): Date {
-	return latestSessionStart ?? new Date(earliestEvent(events));
-}
-
-/** The time of the earliest of a visitor's incoming events, epoch milliseconds. */
 export function earliestEvent(events: readonly EventItem[]): number {
 	return events.reduce((min, event) => Math.min(min, Date.parse(event.occurredAt)), Number.POSITIVE_INFINITY);
 }
@@ -110,27 +84,13 @@ export interface VisitPlan {
  * any automation the tracker noticed), the country from the latest event that had one.
  */
 export function planVisit(anonymousId: string, rows: readonly StoredEvent[], incomingIds: ReadonlySet<string>, siteDomain: string, options: VisitOptions, now: number): VisitPlan {
-	const result = sessionize(
-		rows.map((row) => ({
-			id: row.event_id,
-			type: row.type,
-			ts: row.occurred_at.getTime(),
-			anonymousId,
-			url: row.url ?? `https://${siteDomain}/`,
-			referrer: row.referrer ?? undefined,
-			relevance: row.relevance ?? undefined,
-			props: row.properties ?? undefined,
-			context: row.context ?? undefined,
-		})),
-		{ sessionTimeout: options.sessionTimeout, maxSessionDuration: options.maxSessionDuration, siteDomain },
-	);
+	const result = sessionize(sessionEvents(anonymousId, rows, siteDomain), { sessionTimeout: options.sessionTimeout, maxSessionDuration: options.maxSessionDuration, siteDomain });
 	const last = rows[rows.length - 1];
 	const device = detectDevice(last.user_agent, { automation: rows.some((row) => row.context?.automation === true) });
 	const country = rows.findLast((row) => row.country)?.country ?? null;
 
 	const facts = result.sessions.map((session, index) => {
-		// One answer per session: the tracker's summary, where the session has it, else its stored events.
-		const { score, level } = session.summaryEngagement ?? sessionEngagement(session, options.engagementThresholds);
+		const { score, level } = engagementOf(session, options.engagementThresholds);
 		const open = index === result.sessions.length - 1 && now - session.lastActivityAt < options.sessionTimeout * 1000;
 		const touch = session.attribution;
 		const summary: SessionFacts = {

@@ -45,9 +45,26 @@ export const siteKeyOrAllProperty: INodeProperties = {
 	description: `${SITE_KEY_HELP} Send Due also takes All Sites (*). Choose from the list, or specify an ID using an <a href="https://docs.n8n.io/code/expressions/">expression</a>`,
 };
 
+/** A parameter that is one field of the item, `{{ $json.site }}` or `{{ $json.lead.email }}`: its path. */
+const ITEM_FIELD = /^=\{\{\s*\$json((?:\.[A-Za-z_$][\w$]*)+)\s*\}\}$/;
+
+/**
+ * A parameter's value for one item. One that names a field of the item is read from the item itself:
+ * n8n gives the same value, at the cost of evaluating an expression per item (in n8n 2's sandboxed
+ * expression engine, milliseconds), which is more than the node's whole work on a small item.
+ */
+export function itemParameter(context: IExecuteFunctions, name: string, itemIndex: number, fallback: unknown = ''): unknown {
+	const parameter = context.getNode().parameters[name];
+	const field = typeof parameter === 'string' ? ITEM_FIELD.exec(parameter) : null;
+	if (!field) return context.getNodeParameter(name, itemIndex, fallback);
+	let value: unknown = context.getInputData()[itemIndex]?.json;
+	for (const key of field[1].slice(1).split('.')) value = value !== null && typeof value === 'object' && Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined;
+	return value;
+}
+
 /** The Site Key of one item; an empty one (no "site" in the item) names the parameter and the fix. */
 export function siteKeyOf(context: IExecuteFunctions, itemIndex: number): string {
-	const value = context.getNodeParameter('siteKey', itemIndex, '') as unknown;
+	const value = itemParameter(context, 'siteKey', itemIndex);
 	const key = typeof value === 'string' || typeof value === 'number' ? String(value).trim() : '';
 	if (!key) {
 		throw new InputError(

@@ -1,5 +1,6 @@
 import { siteConfigSchema, type SiteConfig } from '../../lib/contracts/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
+import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
 import { isUuid } from '../../lib/ids';
 import { InputError } from './inputError';
 
@@ -12,16 +13,21 @@ export interface ResolvedSite {
 }
 
 /**
- * The config the receiver synced into `sites.config`; a site row written by other means (no
- * or an outdated config) gets the defaults, so the nodes still run with documented behaviour.
+ * The config the receiver synced into `sites.config`. A row without one (`{}`, a site written by
+ * other means) gets the defaults. A stored config this version cannot read is an error, never
+ * silently the defaults: the site's goals, scoring rules and consent settings would vanish.
  */
 function storedConfig(site: { key: string; name: string; domain: string; config: unknown }): SiteConfig {
-	const parsed = siteConfigSchema.safeParse(site.config);
+	const stored = site.config;
+	const empty = stored === null || (typeof stored === 'object' && !Array.isArray(stored) && Object.keys(stored).length === 0);
+	const input = empty ? { site: { key: site.key, name: site.name, domain: site.domain }, tracking: { allowedOrigins: [`https://${site.domain}`] } } : stored;
+	const parsed = siteConfigSchema.safeParse(input);
 	if (parsed.success) return parsed.data;
-	return siteConfigSchema.parse({
-		site: { key: site.key, name: site.name, domain: site.domain },
-		tracking: { allowedOrigins: [`https://${site.domain}`] },
-	});
+	throw new InputError(
+		'siteKey',
+		`The config stored for site "${site.key}" does not fit this version of the CRM nodes (${formatIssues(toFieldIssues(parsed.error, input, siteConfigSchema))}); ` +
+			'install the same version of n8n-nodes-tracking-crm in n8n as the receiver runs, or fix the site config file and restart the receiver',
+	);
 }
 
 /** Looks up sites by public key, once per key for the lifetime of the resolver (one execution). */
@@ -54,11 +60,30 @@ export class SiteResolver {
 	}
 }
 
+/**
+ * Visitors by id or by the tracker's anonymous id, always within one site, in one query: each
+ * reference maps to its visitor's id, or to why it names none.
+ */
+export async function findVisitorIds(prisma: Pick<PrismaClient, 'visitor'>, siteId: string, references: readonly string[]): Promise<Map<string, string | InputError>> {
+	const found = new Map<string, string | InputError>();
+	const values = [...new Set(references.map((reference) => reference.trim()))];
+	const rows =
+		values.length === 0
+			? []
+			: await prisma.visitor.findMany({ where: { siteId, OR: [{ id: { in: values.filter((value) => isUuid(value)) } }, { anonymousId: { in: values } }] }, select: { id: true, anonymousId: true } });
+	const byId = new Set(rows.map((row) => row.id));
+	const byAnonymousId = new Map(rows.map((row) => [row.anonymousId, row.id]));
+	for (const reference of references) {
+		const value = reference.trim();
+		const id = byId.has(value.toLowerCase()) ? value.toLowerCase() : byAnonymousId.get(value);
+		found.set(reference, id ?? new InputError('visitor', `No visitor "${value}" on this site; give the visitor's id or the tracker's anonymous id`));
+	}
+	return found;
+}
+
 /** A visitor by id or by the tracker's anonymous id, always within one site. */
-export async function findVisitorId(prisma: PrismaClient, siteId: string, reference: string): Promise<string> {
-	const value = reference.trim();
-	const where = isUuid(value) ? { siteId, OR: [{ id: value }, { anonymousId: value }] } : { siteId, anonymousId: value };
-	const visitor = await prisma.visitor.findFirst({ where, select: { id: true } });
-	if (!visitor) throw new InputError('visitor', `No visitor "${value}" on this site; give the visitor's id or the tracker's anonymous id`);
-	return visitor.id;
+export async function findVisitorId(prisma: Pick<PrismaClient, 'visitor'>, siteId: string, reference: string): Promise<string> {
+	const found = (await findVisitorIds(prisma, siteId, [reference])).get(reference);
+	if (typeof found !== 'string') throw found as InputError;
+	return found;
 }

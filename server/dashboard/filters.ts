@@ -1,4 +1,4 @@
-import { CHANNELS } from '../../nodes/VisitorProcessor/channels';
+import { CHANNELS } from '../../nodes/shared/channels';
 import type { ReportFilter } from '../analytics/filters';
 import { cleanText } from '../routes/inputs';
 import { z } from 'zod/v4';

@@ -8,12 +8,12 @@
  * Schedule triggers are activated through n8n's own TriggerContext and cron registry.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import type { Request, Response } from 'express';
 import { Container } from '@n8n/di';
-import { ExecutionLifecycleHooks, InstanceSettings, TriggerContext, WebhookContext, WorkflowExecute } from 'n8n-core';
+import { ExecutionLifecycleHooks, InstanceSettings, ScheduledTaskManager, TriggerContext, WebhookContext, WorkflowExecute } from 'n8n-core';
 import { createRunExecutionData, Workflow } from 'n8n-workflow';
 import type { INode, INodeExecutionData, IRun, IWebhookData, IWorkflowBase, IWorkflowExecuteAdditionalData, IWorkflowSettings, WorkflowExecuteMode } from 'n8n-workflow';
 
@@ -128,11 +128,18 @@ export class EmbeddedEngine {
 		return await this.track(this.runWebhook(entry.file, entry.trigger, { body, rawBody: raw, headers, method: 'POST', query: {}, params: {} }));
 	}
 
-	/** Stops the schedules and waits for the executions in flight. */
+	/** Stops the schedules, waits for the executions in flight and closes the nodes' database pools. */
 	async close(): Promise<void> {
 		this.closed = true;
 		for (const deactivate of this.deactivations.splice(0)) await deactivate();
+		// n8n-core registers a schedule's crons under its workflow ("workflow" is its group type), as n8n's own deactivation removes them.
+		const crons = Container.get(ScheduledTaskManager);
+		for (const file of this.files) crons.deregisterGroup({ type: 'workflow', id: file.id });
 		await Promise.allSettled([...this.running]);
+		// The package's node bundle (the module the node classes came from) keeps one pool per database.
+		const bundle = path.join(this.options.packageRoot, 'dist', 'bundle', 'nodes.js');
+		// eslint-disable-next-line @typescript-eslint/no-require-imports
+		if (existsSync(bundle)) await (require(bundle) as { disconnectAll?: () => Promise<void> }).disconnectAll?.();
 	}
 
 	private async track<T>(work: Promise<T>): Promise<T> {

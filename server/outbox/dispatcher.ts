@@ -100,18 +100,21 @@ export interface DispatcherMetrics {
 	lastError: string | null;
 }
 
+
 /**
  * The first pending row of each partition (one visitor's rows for one workflow), when it is due:
  * a partition whose first row waits for its retry or is leased to a delivery in flight offers
  * nothing, so no later row overtakes it. Of a delivery being retried, only its first row stands
- * for it, so one claimer takes it whole. The row lock is the partition's: SKIP LOCKED lets
- * several receivers claim side by side, and the rest of a partition is only ever claimed by
- * whoever holds its first row, so no row is sent twice at once.
+ * for it, so one claimer takes it whole. Workflows with all their deliveries in flight ($3, as
+ * `<site id>|<destination>`) wait for one of them to answer. The row lock is the partition's:
+ * SKIP LOCKED lets several receivers claim side by side, and the rest of a partition is only
+ * ever claimed by whoever holds its first row, so no row is sent twice at once.
  */
 const CLAIM_HEADS = `
 SELECT o.id FROM outbox o
 WHERE o.status = 'pending' AND o.next_attempt_at <= now()
 	AND o.site_id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid)
+	AND NOT (o.site_id::text || '|' || o.destination = ANY($3::text[]))
 	AND NOT EXISTS (
 		SELECT 1 FROM outbox earlier
 		WHERE earlier.destination = o.destination AND earlier.partition_key = o.partition_key AND earlier.site_id = o.site_id
@@ -184,11 +187,24 @@ export function deliveryBody(envelope: Pick<ReceiverDelivery, 'site' | 'siteId' 
 
 const sizeOf = (row: ClaimedRow): number => (row.payload.kind === 'events' ? Math.max(1, row.payload.eventIds.length) : 1);
 
+/** The key deliveries are bounded by: one workflow of one site. */
+const destinationOf = (row: Pick<ClaimedRow, 'site_id' | 'destination'>): string => `${row.site_id}|${row.destination}`;
+
 export class OutboxDispatcher {
 	readonly metrics: DispatcherMetrics = { deliveredRows: 0, deliveredEvents: 0, failedAttempts: 0, deadLettered: 0, lastSuccessAt: null, lastError: null };
 	private timer: NodeJS.Timeout | undefined;
-	private running: Promise<void> | undefined;
+	private claiming: Promise<void> | undefined;
+	/** A delivery answered while a claim ran: claim again right after it. */
+	private again = false;
 	private stopped = true;
+	private readonly inFlight = new Map<string, number>();
+	/**
+	 * How many deliveries each destination may have in flight now: up to the bound, halved when a
+	 * delivery fails (n8n down, overloaded or too slow to answer in time) and grown by one with each
+	 * success, so a struggling n8n gets fewer requests until it answers again.
+	 */
+	private readonly windows = new Map<string, number>();
+	private readonly deliveries = new Set<Promise<void>>();
 
 	constructor(
 		private readonly prisma: PrismaClient,
@@ -200,55 +216,133 @@ export class OutboxDispatcher {
 
 	start(): void {
 		this.stopped = false;
-		this.schedule(0);
+		this.wake(0);
 	}
 
-	/** Stops claiming and waits for the delivery in flight, so no lease is left to expire needlessly. */
+	/** Stops claiming and waits for the deliveries in flight, so no lease is left to expire needlessly. */
 	async stop(): Promise<void> {
 		this.stopped = true;
 		if (this.timer) clearTimeout(this.timer);
-		await this.running;
-	}
-
-	private schedule(delayMs: number): void {
-		if (this.stopped) return;
-		this.timer = setTimeout(() => {
-			this.running = this.tick()
-				.then((claimed) => this.schedule(claimed >= this.settings.DISPATCH_BATCH_SIZE ? 0 : this.settings.DISPATCH_INTERVAL_MS))
-				.catch((error: unknown) => {
-					this.metrics.lastError = (error as Error).message;
-					this.logger.error({ err: error }, 'outbox dispatch failed');
-					this.schedule(this.settings.DISPATCH_INTERVAL_MS);
-				});
-		}, delayMs);
+		await this.claiming;
+		await Promise.allSettled([...this.deliveries]);
 	}
 
 	/**
-	 * One round: claim the due partitions (at most DISPATCH_BATCH_SIZE of them), each with up to
-	 * DISPATCH_BATCH_SIZE events, and send them in deliveries of at most DISPATCH_BATCH_SIZE
-	 * events, side by side. Returns the rows claimed.
+	 * One round by hand: claim what the destinations have room for (at most DISPATCH_BATCH_SIZE
+	 * partitions, each with up to DISPATCH_BATCH_SIZE events, in deliveries of at most
+	 * DISPATCH_BATCH_SIZE events) and wait for those deliveries. Returns the rows claimed.
 	 */
 	async tick(): Promise<number> {
+		const deliveries = await this.claimRound();
+		await Promise.all(deliveries.map((rows) => this.launch(rows)));
+		return deliveries.reduce((sum, rows) => sum + rows.length, 0);
+	}
+
+	/** Claims as soon as possible after `delayMs`; a claim already running claims again when done. */
+	private wake(delayMs: number): void {
+		if (this.stopped) return;
+		if (this.claiming) {
+			this.again = true;
+			return;
+		}
+		if (this.timer) clearTimeout(this.timer);
+		this.timer = setTimeout(() => this.pump(), delayMs);
+	}
+
+	/**
+	 * Claims and sends without waiting for the answers: a delivery that answers frees its slot and
+	 * wakes the next claim at once. A round that claimed something is followed by another (there
+	 * may be room left); one that claimed nothing waits DISPATCH_INTERVAL_MS, or for an answer.
+	 */
+	private pump(): void {
+		this.timer = undefined;
+		this.claiming = this.claimRound()
+			.then(
+				(deliveries) => {
+					for (const rows of deliveries) void this.launch(rows);
+					return deliveries.length;
+				},
+				(error: unknown) => {
+					this.metrics.lastError = (error as Error).message;
+					this.logger.error({ err: error }, 'outbox dispatch failed');
+					return 0;
+				},
+			)
+			.then((claimed) => {
+				this.claiming = undefined;
+				const again = this.again;
+				this.again = false;
+				this.wake(claimed > 0 || again ? 0 : this.settings.DISPATCH_INTERVAL_MS);
+			});
+	}
+
+	/** Sends one delivery in a slot of its destination; the slot frees when it has answered. */
+	private launch(rows: Array<ClaimedRow & { delivery_id: string }>): Promise<void> {
+		const destination = destinationOf(rows[0]);
+		this.inFlight.set(destination, (this.inFlight.get(destination) ?? 0) + 1);
+		const work = this.deliver(rows)
+			.then((delivered) => {
+				const window = this.windowOf(destination);
+				this.windows.set(destination, delivered ? Math.min(this.settings.DISPATCH_CONCURRENCY, window + 1) : Math.max(1, Math.floor(window / 2)));
+			})
+			.catch((error: unknown) => {
+				this.metrics.lastError = (error as Error).message;
+				this.logger.error({ err: error, deliveryId: rows[0].delivery_id }, 'recording a delivery failed; its lease runs out and it is sent again');
+			})
+			.finally(() => {
+				this.inFlight.set(destination, (this.inFlight.get(destination) ?? 1) - 1);
+				this.deliveries.delete(work);
+				this.wake(0);
+			});
+		this.deliveries.add(work);
+		return work;
+	}
+
+	/**
+	 * Deliveries to one workflow of one site in flight at once, at most (DISPATCH_CONCURRENCY):
+	 * different visitors' rows go side by side (a visitor's own rows never do, see CLAIM_HEADS), so
+	 * n8n is never idle while one chain answers, and never flooded: a failed delivery halves the
+	 * window, a delivered one widens it by one.
+	 */
+	private windowOf(destination: string): number {
+		return this.windows.get(destination) ?? this.settings.DISPATCH_CONCURRENCY;
+	}
+
+	private async claimRound(): Promise<Array<Array<ClaimedRow & { delivery_id: string }>>> {
 		const deliverable = this.sites
 			.all()
 			.filter((site) => site.webhookSecret)
 			.map((site) => site.id);
-		if (deliverable.length === 0) return 0;
-		const deliveries = await this.claim(deliverable);
-		await Promise.all(deliveries.map((rows) => this.deliver(rows)));
-		return deliveries.reduce((sum, rows) => sum + rows.length, 0);
+		if (deliverable.length === 0) return [];
+		return await this.claim(deliverable);
 	}
 
-	/** Claims and leases the round's rows in one transaction; returns them by delivery. */
+	/**
+	 * Claims and leases the round's rows in one transaction, as many deliveries per destination as
+	 * it has room for (a delivery being retried first); returns them by delivery. Rows planned
+	 * beyond the room are left unleased for a later round.
+	 */
 	private async claim(siteIds: string[]): Promise<Array<Array<ClaimedRow & { delivery_id: string }>>> {
 		const batch = this.settings.DISPATCH_BATCH_SIZE;
 		const lease = this.settings.DISPATCH_TIMEOUT_MS * 2 + 5_000;
+		const room = (destination: string) => this.windowOf(destination) - (this.inFlight.get(destination) ?? 0);
+		const full = [...new Set([...this.inFlight.keys(), ...this.windows.keys()])].filter((destination) => room(destination) <= 0);
 		return this.prisma.$transaction(async (tx) => {
-			const heads = await tx.$queryRawUnsafe<Array<{ id: bigint }>>(CLAIM_HEADS, batch, JSON.stringify(siteIds));
+			const heads = await tx.$queryRawUnsafe<Array<{ id: bigint }>>(CLAIM_HEADS, batch, JSON.stringify(siteIds), full);
 			if (heads.length === 0) return [];
 			const rows = await tx.$queryRawUnsafe<ClaimedRow[]>(PARTITION_ROWS, JSON.stringify(heads.map((head) => head.id.toString())), batch);
 			const candidates: Candidate[] = rows.map((row) => ({ ...row, siteId: row.site_id, destination: row.destination, partitionKey: row.partition_key, deliveryId: row.delivery_id, size: sizeOf(row) }));
-			const planned = planDeliveries(candidates, batch).map((delivery) => ({ id: delivery.deliveryId ?? randomUUID(), rows: delivery.rows }));
+			const taken = new Map<string, number>();
+			const planned = planDeliveries(candidates, batch)
+				.filter((delivery) => {
+					const destination = destinationOf(delivery.rows[0]);
+					const count = taken.get(destination) ?? 0;
+					if (count >= room(destination)) return false;
+					taken.set(destination, count + 1);
+					return true;
+				})
+				.map((delivery) => ({ id: delivery.deliveryId ?? randomUUID(), rows: delivery.rows }));
+			if (planned.length === 0) return [];
 			const leased = await tx.$queryRawUnsafe<Array<{ id: bigint; attempts: number }>>(
 				LEASE,
 				JSON.stringify(planned.flatMap((delivery) => delivery.rows.map((row) => ({ id: row.id.toString(), delivery_id: delivery.id })))),
@@ -262,13 +356,14 @@ export class OutboxDispatcher {
 		});
 	}
 
-	private async deliver(rows: Array<ClaimedRow & { delivery_id: string }>): Promise<void> {
+	/** Sends one delivery and records its outcome; whether n8n (or the embedded engine) took it. */
+	private async deliver(rows: Array<ClaimedRow & { delivery_id: string }>): Promise<boolean> {
 		const { site_id: siteId, destination, delivery_id: deliveryId } = rows[0];
 		const site = this.sites.byDatabaseId(siteId);
 		const url = site?.endpoints.get(destination as never);
 		if (!site || !url || !site.webhookSecret) {
 			await this.fail(rows, `no webhook configured for ${destination}; add it to integrations.webhookEndpoints`);
-			return;
+			return false;
 		}
 		const eventIds = rows.flatMap((row) => (row.payload.kind === 'events' ? row.payload.eventIds : []));
 		const events = eventIds.length ? await this.prisma.$queryRawUnsafe<DeliveredEvent[]>(EVENTS_FOR_DELIVERY, siteId, JSON.stringify(eventIds)) : [];
@@ -288,7 +383,7 @@ export class OutboxDispatcher {
 			}
 		} catch (error) {
 			await this.fail(rows, (error as Error).message);
-			return;
+			return false;
 		}
 		await this.prisma.$executeRawUnsafe(
 			`UPDATE outbox SET status = 'delivered', delivered_at = now(), last_error = NULL WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)`,
@@ -297,6 +392,7 @@ export class OutboxDispatcher {
 		this.metrics.deliveredRows += rows.length;
 		this.metrics.deliveredEvents += delivery.events.length + delivery.leads.length + delivery.emailEvents.length;
 		this.metrics.lastSuccessAt = new Date().toISOString();
+		return true;
 	}
 
 	/** The rows of a failed delivery retry together, after one backoff, or are dead-lettered together. */

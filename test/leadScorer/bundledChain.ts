@@ -14,7 +14,7 @@ import type { IDataObject } from 'n8n-workflow';
 import { v7 as uuidv7 } from 'uuid';
 
 import type { PrismaClient } from '../../lib/db/generated/client';
-import { deliveryItems, type Delivery } from '../../nodes/CrmTrackerTrigger/delivery';
+import { deliveryItems, type Delivery, type Emit } from '../../nodes/CrmTrackerTrigger/delivery';
 import { bundledWorkflows } from '../../scripts/workflowTools';
 import { runWorkflow, type TestCredentials, type WorkflowJson, type WorkflowRunResult } from '../harness/n8n';
 import { postgresCredential } from '../helpers/db';
@@ -142,7 +142,9 @@ export class BundledChain {
 	private async run(url: string, body: Delivery): Promise<WorkflowRunResult> {
 		const workflow = this.workflows.get(url);
 		if (!workflow) throw new Error(`no bundled workflow listens on ${url}`);
-		const input = deliveryItems({ ...body, events: body.events ?? [], leads: body.leads ?? [] }, 'perEvent') as IDataObject[];
+		// The items the workflow's trigger emits, in the mode it is configured with.
+		const emit = workflow.nodes.find((node) => node.name === 'CRM Tracker Trigger')?.parameters.emit as Emit;
+		const input = deliveryItems({ ...body, events: body.events ?? [], leads: body.leads ?? [] }, emit) as IDataObject[];
 		const run = await runWorkflow(workflow, { input, startNode: 'CRM Tracker Trigger', mode: 'webhook', credentials: this.credentials() });
 		this.runs.push({ webhookPath: url.replace(/^\/webhook\//, ''), run });
 		return run;

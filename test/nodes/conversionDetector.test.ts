@@ -11,21 +11,25 @@ const RULES = [
 	{ name: 'pricing-view', event: 'pageview', urlPattern: '/pricing', value: 3 },
 ];
 
-/** Visitor Processor → Conversion Detector, both ours, as a team would chain them. */
-function workflow(ruleOverrides: INode['parameters'] = {}, options: { continueOnFail?: boolean } = {}): WorkflowJson {
+/**
+ * Visitor Processor → Conversion Detector, both ours, as a team would chain them; with `batch`, as
+ * bundled workflows 01 and 02 do: each item one visitor's events.
+ */
+function workflow(ruleOverrides: INode['parameters'] = {}, options: { continueOnFail?: boolean; batch?: boolean } = {}): WorkflowJson {
 	const credentials = { postgres: { id: '1', name: 'CRM database' } };
+	const input = options.batch ? { input: 'batch' } : {};
 	return {
 		name: 'Conversion Detector test',
 		nodes: [
 			{ id: 'start', name: 'Start', type: 'n8n-nodes-base.manualTrigger', typeVersion: 1, position: [0, 0], parameters: {} },
-			{ id: 'vp', name: 'Visitor Processor', type: 'n8n-nodes-tracking-crm.visitorProcessor', typeVersion: 1, position: [200, 0], parameters: {}, credentials },
+			{ id: 'vp', name: 'Visitor Processor', type: 'n8n-nodes-tracking-crm.visitorProcessor', typeVersion: 1, position: [200, 0], parameters: { ...input }, credentials },
 			{
 				id: 'cd',
 				name: 'Conversion Detector',
 				type: 'n8n-nodes-tracking-crm.conversionDetector',
 				typeVersion: 1,
 				position: [400, 0],
-				parameters: { ruleSource: 'node', rules: JSON.stringify(RULES), halfLifeDays: 7, lookbackDays: 90, ...ruleOverrides },
+				parameters: { ...input, ruleSource: 'node', rules: JSON.stringify(RULES), halfLifeDays: 7, lookbackDays: 90, ...ruleOverrides },
 				credentials,
 				...(options.continueOnFail ? { onError: 'continueRegularOutput' as const } : {}),
 			},
@@ -101,6 +105,95 @@ describe('Conversion Detector node in the n8n execution engine', () => {
 		expect(await counts()).toEqual(before);
 	});
 
+	it('checks a batch of visitors’ events at once: each converting event goes on as an item of its own, once however many executions record it', async () => {
+		const visitorEvents = (anonymousId: string, converts: boolean) => {
+			const at = T0 + 40 * DAY;
+			const events = [event(at, '/', { anonymousId }), event(at + 30_000, '/pricing', { anonymousId }), event(at + 60_000, '/contact', { anonymousId })];
+			if (converts) events.push(event(at + 90_000, '/contact', { anonymousId, type: 'form_submit', name: 'contact' }));
+			return { site: site.key, kind: 'events', anonymousId, events };
+		};
+		const input = [visitorEvents('anon-batch-1', true), visitorEvents('anon-batch-2', false), visitorEvents('anon-batch-3', true)];
+		// Two executions of the same delivery at once, as two n8n queue-mode workers may run a retried one.
+		const runs = await Promise.all([1, 2].map(() => runWorkflow(workflow({}, { batch: true }), { input, credentials: credentials(), throwOnError: true })));
+		for (const run of runs) {
+			const converted = run.outputOf('Conversion Detector', 0);
+			// pricing-view for each visitor's /pricing page view, contact-request for the two forms
+			expect(converted.map((item) => [item.anonymousId, item.type, (item.conversions as IDataObject[]).map((c) => c.goal)])).toEqual([
+				['anon-batch-1', 'pageview', ['pricing-view']],
+				['anon-batch-1', 'form_submit', ['contact-request']],
+				['anon-batch-2', 'pageview', ['pricing-view']],
+				['anon-batch-3', 'pageview', ['pricing-view']],
+				['anon-batch-3', 'form_submit', ['contact-request']],
+			]);
+			expect(converted.every((item) => item.site === site.key && item.kind === 'event' && item.events === undefined && (item.session as IDataObject).visitorId)).toBe(true);
+			expect(run.itemsOf('Conversion Detector', 0).map((item) => item.pairedItem)).toEqual([{ item: 0 }, { item: 0 }, { item: 1 }, { item: 2 }, { item: 2 }]);
+			expect(run.outputOf('Conversion Detector', 1)).toEqual([]);
+		}
+		const ids = runs.map((run) => run.outputOf('Conversion Detector', 0).map((item) => (item.conversions as IDataObject[])[0]));
+		expect(ids[0].map((conversion) => conversion.conversionId)).toEqual(ids[1].map((conversion) => conversion.conversionId));
+		// Each conversion recorded once: one execution wrote it, the other found it.
+		expect(ids[0].map((conversion, n) => [conversion.duplicate, ids[1][n].duplicate].sort())).toEqual(Array(5).fill([false, true]));
+		expect(ids[1].every((conversion) => Object.keys(conversion.attribution as object).length === 6)).toBe(true);
+		const visitors = ['anon-batch-1', 'anon-batch-2', 'anon-batch-3'];
+		expect(await prisma.conversion.count({ where: { siteId: site.id, visitor: { anonymousId: { in: visitors } } } })).toBe(5);
+		expect(await prisma.attributionData.count({ where: { siteId: site.id, conversion: { visitor: { anonymousId: { in: visitors } } } } })).toBe(5 * 6);
+
+		const quiet = await runWorkflow(workflow({}, { batch: true }), { input: [{ ...visitorEvents('anon-batch-4', false), events: visitorEvents('anon-batch-4', false).events.slice(0, 1) }], credentials: credentials(), throwOnError: true });
+		expect(quiet.outputOf('Conversion Detector', 0)).toEqual([]);
+		expect(quiet.outputOf('Conversion Detector', 1)).toEqual([expect.objectContaining({ anonymousId: 'anon-batch-4', events: [expect.objectContaining({ session: expect.any(Object) })] })]);
+	});
+
+	it('reads the engagement a session had reached at the event, not what the session did after it, however the events are batched', async () => {
+		const engagedPricing = [{ name: 'engaged-pricing', event: 'pageview', urlPattern: '/pricing', minEngagementScore: 40, value: 10 }];
+		const at = T0 + 45 * DAY;
+		const visit = (anonymousId: string) => [
+			event(at, '/', { anonymousId }),
+			// Two page views and 10 s: 8 + 5 points, short of 40 however engaged the rest of the visit is.
+			event(at + 10_000, '/pricing', { anonymousId }),
+			event(at + 20_000, '/features', { anonymousId }),
+			event(at + 30_000, '/features', { anonymousId, type: 'scroll', props: { depth: 100 } }),
+			event(at + 300_000, '/features', { anonymousId, type: 'engagement', props: { engagedMs: 300_000 } }),
+			// Four page views (16), five minutes (30) and a full scroll (15): 61 points by now.
+			event(at + 310_000, '/pricing', { anonymousId }),
+		];
+		const goalsOf = (run: Awaited<ReturnType<typeof runWorkflow>>) =>
+			run.outputOf('Conversion Detector', 0).map((item) => [item.url, (item.conversions as IDataObject[]).map((c) => c.goal)]);
+		const expected = [[`https://${site.key}.example/pricing`, ['engaged-pricing']]];
+
+		const whole = visit('anon-engaged-whole');
+		const oneBatch = await runWorkflow(workflow({ rules: JSON.stringify(engagedPricing) }, { batch: true }), {
+			input: [{ site: site.key, kind: 'events', anonymousId: 'anon-engaged-whole', events: whole }],
+			credentials: credentials(),
+			throwOnError: true,
+		});
+		expect(goalsOf(oneBatch)).toEqual(expected);
+		expect((oneBatch.outputOf('Conversion Detector', 0)[0] as IDataObject).id).toBe(whole[5].id);
+
+		const apart = visit('anon-engaged-apart');
+		const runs = [];
+		for (const events of [apart.slice(0, 2), apart.slice(2)]) {
+			runs.push(
+				await runWorkflow(workflow({ rules: JSON.stringify(engagedPricing) }, { batch: true }), {
+					input: [{ site: site.key, kind: 'events', anonymousId: 'anon-engaged-apart', events }],
+					credentials: credentials(),
+					throwOnError: true,
+				}),
+			);
+		}
+		expect(runs.flatMap(goalsOf)).toEqual(expected);
+		const sessions = await prisma.visitorSession.findMany({ where: { siteId: site.id, visitor: { anonymousId: { in: ['anon-engaged-whole', 'anon-engaged-apart'] } } } });
+		expect(sessions.map((session) => session.engagementScore)).toEqual([61, 61]);
+	});
+
+	it('names the event of a batch that has no visitor yet', async () => {
+		const cd = workflow({}, { batch: true });
+		cd.nodes = cd.nodes.filter((node) => node.name !== 'Visitor Processor');
+		cd.connections = { Start: { main: [[{ node: 'Conversion Detector', type: 'main', index: 0 }]] } };
+		const unseen = event(T0 + 50 * DAY, '/');
+		const run = await runWorkflow(cd, { input: [{ site: site.key, kind: 'events', anonymousId: 'anon-unseen', events: [unseen] }], credentials: credentials() });
+		expect(run.error?.message).toBe(`Field "events": [0]: Event ${unseen.id} has no visitor yet; run the CRM Visitor Processor on it before this node`);
+	});
+
 	it('names the lead a known visitor is, marks it converted, so the bundled workflow 06 can end its sequences', async () => {
 		const lead = await prisma.lead.create({ data: { siteId: site.id, email: 'known@convert.example', emailHash: 'known-hash' }, select: { id: true } });
 		await prisma.visitor.updateMany({ where: { siteId: site.id, anonymousId: 'anon-journey' }, data: { leadId: lead.id } });
@@ -130,5 +223,18 @@ describe('Conversion Detector node in the n8n execution engine', () => {
 		expect(badRules.error?.message).toMatch(/Conversion Rules: is not a list of conversion rules:\n {2}- \[0\]\.value: expected a number; got "ten"/);
 		const noJson = await runWorkflow(workflow({ rules: '[{' }), { input: [event(T0 + 30 * DAY, '/')], credentials: credentials() });
 		expect(noJson.error?.message).toMatch(/Conversion Rules: is not valid JSON/);
+	});
+
+	it('refuses a stored site config it cannot read rather than running on the defaults without the site’s goals', async () => {
+		const stored = (await prisma.site.findUniqueOrThrow({ where: { id: site.id } })).config as IDataObject;
+		const crm = stored.crm as IDataObject;
+		await prisma.site.update({ where: { id: site.id }, data: { config: { ...stored, crm: { ...crm, conversionRules: [{ name: 'docs-visit', urlPattern: 7 }] } } } });
+		try {
+			const run = await runWorkflow(workflow({ ruleSource: 'site' }), { input: [event(T0 + 21 * DAY, '/docs/a')], credentials: credentials() });
+			expect(run.error?.message).toMatch(/The config stored for site "[^"]+" does not fit this version of the CRM nodes \(.*crm\.conversionRules\[0\]\.urlPattern/s);
+			expect(run.error?.message).toMatch(/install the same version of n8n-nodes-tracking-crm/);
+		} finally {
+			await prisma.site.update({ where: { id: site.id }, data: { config: stored as object } });
+		}
 	});
 });

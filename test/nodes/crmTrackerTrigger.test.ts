@@ -12,6 +12,7 @@ import express from 'express';
 import { foreignSiteField, signBody, signedHeaders, SITE_HEADER, verifySignature } from '../../lib/signing';
 import type { WorkflowJson } from '../harness/n8n';
 import { runWebhook } from '../harness/webhook';
+import { deliveryItems, type Delivery } from '../../nodes/CrmTrackerTrigger/delivery';
 
 const SECRET = 'trigger-test-secret';
 
@@ -214,6 +215,28 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 		const accepted = await signedFor('blog', { ...delivery(), site: 'blog', siteId: 'id-blog', leads: [] });
 		expect(accepted.status).toBe(200);
 		expect(runs).toBe(1);
+	});
+});
+
+describe('the items a delivery makes', () => {
+	const event = (id: number, anonymousId: string) => ({ ...delivery().events[0], id: `019aa000-0000-7000-8000-${String(id).padStart(12, '0')}`, anonymousId });
+	const mixed = () => ({ ...delivery(), events: [event(1, 'a'), event(2, 'b'), event(3, 'a'), event(4, 'c'), event(5, 'b')] }) as unknown as Delivery;
+
+	it('one per visitor: each visitor’s events in delivery order, visitors in order of their first event, leads and email events one each', () => {
+		const items = deliveryItems(mixed(), 'perVisitor');
+		expect(items.map((item) => [item.kind, item.anonymousId, (item.events as Array<{ id: string }> | undefined)?.map((e) => Number(e.id.slice(-12)))])).toEqual([
+			['events', 'a', [1, 3]],
+			['events', 'b', [2, 5]],
+			['events', 'c', [4]],
+			['lead', undefined, undefined],
+			['email-event', undefined, undefined],
+		]);
+		expect(items.every((item) => item.site === 'shop' && item.deliveryId === '41,42')).toBe(true);
+	});
+
+	it('one per event, or the delivery whole', () => {
+		expect(deliveryItems(mixed(), 'perEvent').map((item) => item.kind)).toEqual(['event', 'event', 'event', 'event', 'event', 'lead', 'email-event']);
+		expect(deliveryItems(mixed(), 'perBatch')).toEqual([expect.objectContaining({ site: 'shop', events: mixed().events })]);
 	});
 });
 

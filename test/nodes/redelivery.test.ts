@@ -19,7 +19,7 @@ import { parseSiteConfig } from '../../lib/config/siteConfig';
 import { PrismaClient } from '../../lib/db/generated/client';
 import { deployMigrations } from '../../lib/db/migrator';
 import { DELIVERY_HEADER } from '../../lib/signing';
-import { deliveryItems, type Delivery } from '../../nodes/CrmTrackerTrigger/delivery';
+import { deliveryItems, type Delivery, type Emit } from '../../nodes/CrmTrackerTrigger/delivery';
 import { disconnectAll } from '../../nodes/shared/database';
 import { createLogger } from '../../server/logger';
 import { startReceiver, type Receiver } from '../../server/receiver';
@@ -113,7 +113,8 @@ class InProcessN8n {
 		this.arrivals.push(arrival);
 		this.running += 1;
 		try {
-			const input = deliveryItems({ ...body, events: body.events ?? [], leads: body.leads ?? [] }, 'perEvent') as IDataObject[];
+			const emit = workflow.nodes.find((node) => node.name === 'CRM Tracker Trigger')?.parameters.emit as Emit;
+			const input = deliveryItems({ ...body, events: body.events ?? [], leads: body.leads ?? [] }, emit) as IDataObject[];
 			const run = input.length ? await runWorkflow(workflow, { input, startNode: 'CRM Tracker Trigger', mode: 'webhook', credentials: this.credentials() }) : undefined;
 			arrival.status = run?.error ? 500 : 200;
 			if (this.holdFirstAnswer && !body.items && !this.held.has(deliveryId)) {

@@ -112,6 +112,33 @@ describe('Visitor Processor node in the n8n execution engine', () => {
 		expect(await prisma.visitorEvent.count({ where: { siteId: site.id, anonymousId: 'anon-3', sessionId: sessions[0].id } })).toBe(3);
 	});
 
+	it('stores the same sessions when executions of one visitor’s events run at once as when they run one by one', async () => {
+		const other = await createTestSite(prisma, 'visitors-sequential');
+		const journey = (siteKey: string) =>
+			Array.from({ length: 8 }, (_, visitor) =>
+				Array.from({ length: 12 }, (_, n) => ({
+					...event(`anon-parallel-${visitor}`, n * (n % 4 === 3 ? 2400 : 300), `/p${n}`),
+					site: siteKey,
+					id: `019aa000-0000-7000-8${visitor}00-${String(n).padStart(12, '0')}`,
+				})),
+			).flat();
+		// Deliveries of overlapping parts of every visitor's events at once, as queue-mode workers may run them, retries included.
+		const events = journey(site.key);
+		const parts = [0, 1, 2, 3, 4, 5].map((k) => events.filter((_, n) => (n + k) % 6 < 3));
+		const batches = (part: IDataObject[]) => [...new Set(part.map((e) => e.anonymousId as string))].map((anonymousId) => ({ site: part[0].site, anonymousId, events: part.filter((e) => e.anonymousId === anonymousId) }));
+		await Promise.all(parts.map((part) => runWorkflow(workflow({ input: 'batch' }), { input: batches(part), credentials: credentials(), throwOnError: true })));
+		await runWorkflow(workflow({ input: 'batch' }), { input: batches(journey(other.key)), credentials: credentials(), throwOnError: true });
+
+		const stored = async (siteId: string) =>
+			(await prisma.visitorSession.findMany({ where: { siteId, visitor: { anonymousId: { startsWith: 'anon-parallel-' } } }, orderBy: { sessionKey: 'asc' }, include: { visitor: { select: { anonymousId: true, sessionCount: true } } } })).map(
+				({ sessionKey, startedAt, lastActivityAt, pageviews, eventCount, entryPage, exitPage, engagementScore, visitor }) => ({ sessionKey, startedAt, lastActivityAt, pageviews, eventCount, entryPage, exitPage, engagementScore, visitor }),
+			);
+		const parallel = await stored(site.id);
+		expect(parallel.length).toBeGreaterThan(8);
+		expect(parallel).toEqual(await stored(other.id));
+		expect(await prisma.visitorEvent.count({ where: { siteId: site.id, anonymousId: { startsWith: 'anon-parallel-' }, sessionId: null } })).toBe(0);
+	});
+
 	it('uses the overrides over the site config', async () => {
 		const input = [event('anon-4', 0, '/'), event('anon-4', 120, '/b')];
 		const result = await runWorkflow(workflow({ overrides: { sessionTimeout: 60 } }), { input, credentials: credentials(), throwOnError: true });

@@ -1,4 +1,7 @@
-import { receiverDeliverySchema, type TrackEvent } from '../../lib/contracts';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { receiverDeliverySchema, type ReceiverDelivery, type TrackEvent } from '../../lib/contracts';
 import { createApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
 import { testPrisma } from '../helpers/db';
@@ -80,6 +83,97 @@ describe('outbox delivery to n8n', () => {
 		expect(new Set(n8n.deliveries.map((delivery) => delivery.deliveryId)).size).toBe(n8n.deliveries.length);
 		expect(n8n.rejected).toEqual([]);
 		expect(await prisma.outboxMessage.count({ where: { siteId, status: 'dead' } })).toBe(0);
+	}, 120_000);
+});
+
+/**
+ * An n8n that takes `answerMs` per delivery and records how many it had in hand at once, and the
+ * order deliveries' events arrived in; it answers 500 while `failing`.
+ */
+class CountingN8n {
+	failing = false;
+	answerMs = 150;
+	inFlight = 0;
+	/** The most deliveries in hand at once, per phase: set `phase` to start counting afresh. */
+	readonly maxInFlight = new Map<string, number>();
+	phase = 'start';
+	readonly accepted: ReceiverDelivery[] = [];
+	private server: Server | undefined;
+
+	async start(): Promise<string> {
+		this.server = createServer((req, res) => {
+			const chunks: Buffer[] = [];
+			req.on('data', (chunk: Buffer) => chunks.push(chunk));
+			req.on('end', () => {
+				this.inFlight += 1;
+				this.maxInFlight.set(this.phase, Math.max(this.maxInFlight.get(this.phase) ?? 0, this.inFlight));
+				const failing = this.failing;
+				setTimeout(() => {
+					this.inFlight -= 1;
+					if (!failing) this.accepted.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as ReceiverDelivery);
+					res.writeHead(failing ? 500 : 200, { 'content-type': 'application/json' }).end(failing ? '{"message":"overloaded"}' : '{"ok":true}');
+				}, this.answerMs);
+			});
+		});
+		await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+		return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+	}
+
+	async stop(): Promise<void> {
+		this.server?.closeAllConnections();
+		await new Promise((resolve) => this.server?.close(resolve));
+	}
+}
+
+describe('deliveries side by side', () => {
+	const prisma = testPrisma();
+	const n8n = new CountingN8n();
+	let receiver: Receiver;
+
+	afterAll(async () => {
+		await receiver?.close();
+		await n8n.stop();
+		await prisma.$disconnect();
+	});
+
+	it('sends different visitors’ deliveries at once, never more than the bound per workflow, each visitor’s events in order; sends fewer while n8n fails', async () => {
+		const site = testSiteConfig({ n8nUrl: await n8n.start() });
+		const key = site.site.key;
+		// Not the default (4), so the bound seen is the setting's.
+		const CONCURRENCY = 3;
+		// Deliveries of two events: each visitor's rows go in several deliveries, one after the other.
+		receiver = await startTestReceiver([site], { DISPATCHER: 'off', DISPATCH_BATCH_SIZE: 2, DISPATCH_CONCURRENCY: CONCURRENCY, DISPATCH_MAX_ATTEMPTS: 100, RATE_LIMIT_PER_IP: 100_000 });
+		const siteId = receiver.sites.byPublicKey(key)!.id;
+		const accepted: Record<string, string[]> = {};
+		for (let round = 0; round < 3; round++) {
+			for (let visitor = 0; visitor < 12; visitor++) {
+				const anonymousId = `side-${visitor}`;
+				const events = [pageview(key, anonymousId, `/r${round}/a`), pageview(key, anonymousId, `/r${round}/b`)];
+				expect((await post(`${receiver.url}/api/track`, batch(key, events))).status).toBe(202);
+				(accepted[anonymousId] ??= []).push(...events.map((event) => event.id));
+			}
+		}
+		receiver.dispatcher.start();
+		await waitFor(() => n8n.accepted.length >= 6, 20_000, 'the first deliveries');
+		// n8n fails: the receiver halves what it sends at once with each failure, down to one delivery.
+		n8n.failing = true;
+		await waitFor(() => receiver.dispatcher.metrics.failedAttempts >= 8, 20_000, 'failed attempts');
+		n8n.phase = 'failing';
+		await new Promise((resolve) => setTimeout(resolve, 1_500));
+		n8n.failing = false;
+		n8n.phase = 'recovered';
+		const total = Object.values(accepted).flat().length;
+		await waitFor(() => n8n.accepted.flatMap((delivery) => delivery.events).length >= total, 60_000, 'every event delivered');
+
+		expect(n8n.maxInFlight.get('start')).toBe(CONCURRENCY);
+		expect(n8n.maxInFlight.get('failing')).toBe(1);
+		expect(n8n.maxInFlight.get('recovered')).toBeLessThanOrEqual(CONCURRENCY);
+		const delivered = n8n.accepted.flatMap((delivery) => delivery.events.map((event) => event.id));
+		expect(new Set(delivered).size).toBe(total);
+		for (const [anonymousId, ids] of Object.entries(accepted)) {
+			expect(n8n.accepted.flatMap((delivery) => delivery.events.filter((event) => event.anonymousId === anonymousId).map((event) => event.id))).toEqual(ids);
+		}
+		await waitFor(async () => (await prisma.outboxMessage.count({ where: { siteId, status: { not: 'delivered' } } })) === 0, 10_000, 'the outbox drained');
 	}, 120_000);
 });
 

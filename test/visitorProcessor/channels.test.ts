@@ -8,7 +8,7 @@ import {
 	sourceCategory,
 	type Channel,
 	type TouchInput,
-} from '../../nodes/VisitorProcessor/channels';
+} from '../../nodes/shared/channels';
 
 const SITE = { siteDomain: 'www.acme-shop.com' };
 

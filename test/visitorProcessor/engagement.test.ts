@@ -1,5 +1,5 @@
 import { ENGAGEMENT_FORMULA, engagementLevel, scoreEngagement, type EngagementMetrics } from '../../lib/engagement';
-import { sessionize } from '../../nodes/VisitorProcessor/sessionize';
+import { sessionize } from '../../nodes/shared/sessionize';
 
 const NOTHING: EngagementMetrics = { pageviews: 0, engagedTimeMs: 0, maxScrollDepth: 0 };
 const THRESHOLDS = { medium: 30, high: 60 };

@@ -1,4 +1,4 @@
-import { sessionize, type Session, type SessionEvent, type SessionizeOptions } from '../../nodes/VisitorProcessor/sessionize';
+import { sessionize, type Session, type SessionEvent, type SessionizeOptions } from '../../nodes/shared/sessionize';
 
 const OPTIONS: SessionizeOptions = { sessionTimeout: 1800, maxSessionDuration: 43_200, siteDomain: 'www.acme-shop.com' };
 const T0 = Date.UTC(2026, 10, 23, 10, 0, 0);
