@@ -299,10 +299,14 @@ export class OutboxDispatcher {
 	}
 
 	/**
-	 * Deliveries to one workflow of one site in flight at once, at most (DISPATCH_CONCURRENCY):
-	 * different visitors' rows go side by side (a visitor's own rows never do, see CLAIM_HEADS), so
-	 * n8n is never idle while one chain answers, and never flooded: a failed delivery halves the
-	 * window, a delivered one widens it by one.
+	 * Deliveries in flight at once, at most: DISPATCH_CONCURRENCY for this receiver in all, and
+	 * per workflow of a site a window of up to that many, halved by a failed delivery and widened
+	 * by one by a delivered one, so a struggling workflow gets fewer. Different visitors' rows go
+	 * side by side (a visitor's own rows never do, see CLAIM_HEADS), so n8n is never idle while one
+	 * chain answers. The bound is per receiver rather than per workflow because in n8n's queue mode
+	 * each delivery holds a worker slot per workflow of its chain while it waits (01 → 02 → 04 holds
+	 * three); more deliveries than the workers' slots allow would leave every slot waiting for an
+	 * execution queued behind them.
 	 */
 	private windowOf(destination: string): number {
 		return this.windows.get(destination) ?? this.settings.DISPATCH_CONCURRENCY;
@@ -326,6 +330,8 @@ export class OutboxDispatcher {
 		const batch = this.settings.DISPATCH_BATCH_SIZE;
 		const lease = this.settings.DISPATCH_TIMEOUT_MS * 2 + 5_000;
 		const room = (destination: string) => this.windowOf(destination) - (this.inFlight.get(destination) ?? 0);
+		let receiverRoom = this.settings.DISPATCH_CONCURRENCY - this.deliveries.size;
+		if (receiverRoom <= 0) return [];
 		const full = [...new Set([...this.inFlight.keys(), ...this.windows.keys()])].filter((destination) => room(destination) <= 0);
 		return this.prisma.$transaction(async (tx) => {
 			const heads = await tx.$queryRawUnsafe<Array<{ id: bigint }>>(CLAIM_HEADS, batch, JSON.stringify(siteIds), full);
@@ -337,8 +343,9 @@ export class OutboxDispatcher {
 				.filter((delivery) => {
 					const destination = destinationOf(delivery.rows[0]);
 					const count = taken.get(destination) ?? 0;
-					if (count >= room(destination)) return false;
+					if (count >= room(destination) || receiverRoom <= 0) return false;
 					taken.set(destination, count + 1);
+					receiverRoom -= 1;
 					return true;
 				})
 				.map((delivery) => ({ id: delivery.deliveryId ?? randomUUID(), rows: delivery.rows }));
