@@ -337,7 +337,7 @@ export interface DeliveryResult {
  */
 export async function deliver(n8nUrl: string, webhookPath: string, secret: string, payload: Record<string, unknown>, timeoutMs = 120_000): Promise<DeliveryResult> {
 	const url = `${n8nUrl.replace(/\/+$/, '')}/webhook/${webhookPath}`;
-	if (!isSignableSite(payload.site)) throw new UsageError('The payload has no site key in "site": a delivery is signed for its site; pass --site (or SITE_KEY) or put "site" into the payload');
+	if (!isSignableSite(payload.site)) throw new UsageError('The payload has no site key in "site": a delivery is signed for its site');
 	const deliveryId = `tester-${randomUUID()}`;
 	const body = JSON.stringify({ events: [], leads: [], destination: webhookPath, sentAt: new Date().toISOString(), ...payload, deliveryId });
 	const started = Date.now();
@@ -374,7 +374,7 @@ export function explainStatus(result: DeliveryResult, workflow: BundledWorkflow)
 	if (result.status === 404) return `no published workflow listens on /webhook/${workflow.webhookPath}: import and publish the workflows (scripts/import-workflows)`;
 	if (result.status === 401) return 'the trigger refused the signature: the secret (CRM_WEBHOOK_SECRET / --secret) differs from the Tracking CRM API credential’s Webhook Secret';
 	if (result.status === 400) return `the trigger refused the payload: ${(result.body as { message?: string } | null)?.message ?? 'not a delivery it accepts'}`;
-	if (result.status === 403) return 'the trigger’s Sites parameter does not accept this site (--site / SITE_KEY)';
+	if (result.status === 403) return 'the trigger’s Sites parameter does not accept the test site: add its key (--test-site, default crm-selftest) there, or leave Sites empty';
 	if (result.status >= 500) return `the workflow failed: open its execution in n8n (${workflow.title}) for the failing node`;
 	return `unexpected answer ${result.status}`;
 }

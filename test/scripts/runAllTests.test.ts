@@ -1,8 +1,9 @@
 /**
- * scripts/run-all-tests on what stands for a production installation: a REAL n8n running the six
- * bundled workflows on a CRM database that holds a real site with a welcome sequence, and a
- * real SMTP server process behind n8n's SMTP credential. The run must pass, leave the database
- * as it found it and mail nobody; the same payloads sent to the real site do mail (the control).
+ * scripts/run-all-tests and scripts/n8n-node-tester on what stands for a production installation:
+ * a REAL n8n running the six bundled workflows on a CRM database that holds a real site with a
+ * welcome sequence, and a real SMTP server process behind n8n's SMTP credential. The scripts'
+ * traffic must stay in their test site, leave the database as they found it and mail nobody; the
+ * same payloads delivered for the real site do mail (the control).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,7 +15,7 @@ import { parseSiteConfig } from '../../lib/config/siteConfig';
 import { PrismaClient } from '../../lib/db/generated/client';
 import { deployMigrations } from '../../lib/db/migrator';
 import { bundleCredentials } from '../../scripts/bundleCredentials';
-import { bundledWorkflows, readWorkflowFile, WORKFLOWS_DIR } from '../../scripts/workflowTools';
+import { bundledWorkflows, deliver, readPayload, readWorkflowFile, WORKFLOWS_DIR } from '../../scripts/workflowTools';
 import { syncSites } from '../../server/sites';
 import { eventually } from '../helpers/browser';
 import { startRealN8n, type RealN8n, type WorkflowJson } from '../helpers/realN8n';
@@ -34,15 +35,25 @@ function script(name: string, args: string[], env: Record<string, string>): Prom
 	});
 }
 
-/** Every table's row count: a run that leaves the database as it found it leaves these equal. */
-async function tableCounts(prisma: PrismaClient): Promise<Record<string, number>> {
-	const tables = await prisma.$queryRawUnsafe<Array<{ name: string }>>(`SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`);
+/**
+ * Every table's row count, without the rows of `exceptSite` when given: a run that leaves the
+ * database as it found it leaves these equal.
+ */
+async function tableCounts(prisma: PrismaClient, exceptSite?: string): Promise<Record<string, number>> {
+	const tables = await prisma.$queryRawUnsafe<Array<{ name: string; keyed: boolean }>>(
+		`SELECT t.tablename AS name, EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_schema = 'public' AND c.table_name = t.tablename AND c.column_name = 'site_id') AS keyed
+		FROM pg_tables t WHERE t.schemaname = 'public' ORDER BY 1`,
+	);
 	const counts: Record<string, number> = {};
-	for (const { name } of tables) counts[name] = Number((await prisma.$queryRawUnsafe<Array<{ n: bigint }>>(`SELECT count(*) AS n FROM public."${name}"`))[0].n);
+	for (const { name, keyed } of tables) {
+		const where = !exceptSite ? '' : name === 'sites' ? 'WHERE id <> $1::uuid' : keyed ? 'WHERE site_id IS DISTINCT FROM $1::uuid' : '';
+		const [{ n }] = await prisma.$queryRawUnsafe<Array<{ n: bigint }>>(`SELECT count(*) AS n FROM public."${name}" ${where}`, ...(where ? [exceptSite] : []));
+		counts[name] = Number(n);
+	}
 	return counts;
 }
 
-describe('scripts/run-all-tests on a production installation', () => {
+describe('scripts/run-all-tests and scripts/n8n-node-tester on a production installation', () => {
 	let database = { name: '', url: '' };
 	let prisma: PrismaClient;
 	let smtp: SmtpSink;
@@ -123,6 +134,32 @@ describe('scripts/run-all-tests on a production installation', () => {
 		expect(await smtp.messages()).toEqual([]);
 	}, 5 * 60_000);
 
+	it('n8n-node-tester sends for the test site only: its rows land there and no other site gets one, nobody is mailed, and clean removes them', async () => {
+		const before = await tableCounts(prisma);
+		const real = await prisma.site.findUniqueOrThrow({ where: { key: REAL_SITE } });
+		const outsideRealBefore = await tableCounts(prisma, real.id);
+		for (const workflow of ['01', '02', '03', '04', '05', '06']) {
+			const run = await script('n8n-node-tester', ['test', workflow], env);
+			expect([workflow, run.code, run.output]).toEqual([workflow, 0, expect.stringMatching(/for the test site crm-selftest in [^]*→ 200 in \d+ ms[^]*the test site's rows are kept \(\d lead\(s\), 0 email\(s\)\)/)]);
+		}
+		const site = await prisma.site.findUniqueOrThrow({ where: { key: 'crm-selftest' } });
+		expect(site.domain).toBe('crm-selftest.invalid');
+		// The payload's lead, scored and converted, in the test site; the real site and the rest of the database as they were.
+		const lead = await prisma.lead.findFirstOrThrow({ where: { siteId: site.id } });
+		expect([lead.email, lead.lifecycleStage, lead.score > 0]).toEqual([LEAD_EMAIL, 'lead', true]);
+		expect(await prisma.conversion.count({ where: { siteId: site.id } })).toBe(1);
+		expect(await tableCounts(prisma, site.id)).toEqual(before);
+		// …and those counts do see the test site's rows, where they are.
+		expect(await tableCounts(prisma, real.id)).not.toEqual(outsideRealBefore);
+		expect(await prisma.emailMessage.count()).toBe(0);
+		expect(await smtp.messages(LEAD_EMAIL)).toEqual([]);
+
+		const clean = await script('n8n-node-tester', ['clean'], env);
+		expect([clean.code, clean.output]).toEqual([0, expect.stringMatching(/removed the test site crm-selftest and its rows \(1 lead\(s\), 0 email\(s\)\)/)]);
+		expect(await tableCounts(prisma)).toEqual(before);
+		expect(await smtp.messages()).toEqual([]);
+	}, 5 * 60_000);
+
 	it('never takes a real site for its test site, and needs the CRM database', async () => {
 		const before = await tableCounts(prisma);
 		const real = await script('run-all-tests', ['--test-site', REAL_SITE], env);
@@ -132,13 +169,20 @@ describe('scripts/run-all-tests on a production installation', () => {
 		expect([noDatabase.code, noDatabase.output]).toEqual([2, expect.stringContaining('No CRM database: set DATABASE_URL')]);
 		const oldOption = await script('run-all-tests', ['--site', REAL_SITE], env);
 		expect([oldOption.code, oldOption.output]).toEqual([2, expect.stringContaining("Unknown option '--site'")]);
+
+		const testerSite = await script('n8n-node-tester', ['test', '03', '--site', REAL_SITE], env);
+		expect([testerSite.code, testerSite.output]).toEqual([2, expect.stringContaining(`--site ${REAL_SITE}: n8n-node-tester sends only for its test site crm-selftest (domain crm-selftest.invalid)`)]);
+		const testerRealTestSite = await script('n8n-node-tester', ['test', '03', '--test-site', REAL_SITE], env);
+		expect([testerRealTestSite.code, testerRealTestSite.output]).toEqual([1, expect.stringContaining(`The site "${REAL_SITE}" in the CRM database is a real site (domain nat-pets.com): n8n-node-tester writes only`)]);
+		const testerNoDatabase = await script('n8n-node-tester', ['test', '03'], withoutDatabase);
+		expect([testerNoDatabase.code, testerNoDatabase.output]).toEqual([2, expect.stringContaining('No CRM database: set DATABASE_URL')]);
 		expect(await tableCounts(prisma)).toEqual(before);
 	}, 5 * 60_000);
 
-	it('control: the same six payloads sent to the real site do write a lead and mail it the welcome email', async () => {
-		for (const workflow of ['01', '02', '03', '04', '05', '06']) {
-			const run = await script('n8n-node-tester', ['test', workflow, '--site', REAL_SITE], env);
-			expect([workflow, run.code, run.output]).toEqual([workflow, 0, expect.stringMatching(/→ 200 in \d+ ms/)]);
+	it('control: the same six payloads delivered for the real site, as its receiver would, do write a lead and mail it the welcome email', async () => {
+		for (const workflow of bundledWorkflows()) {
+			const result = await deliver(n8n.baseUrl, workflow.webhookPath, TEST_SECRET, readPayload(workflow.payload, REAL_SITE));
+			expect([workflow.number, result.status]).toEqual([workflow.number, 200]);
 		}
 		const real = await prisma.site.findUniqueOrThrow({ where: { key: REAL_SITE } });
 		expect(await prisma.lead.count({ where: { siteId: real.id } })).toBe(1);
