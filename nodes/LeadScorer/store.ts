@@ -6,6 +6,7 @@
 import type { LeadPayload } from '../../lib/contracts/lead';
 import type { SiteConfig } from '../../lib/contracts/siteConfig';
 import { emailHash } from '../../lib/email';
+import { LEAD_PII_COLUMNS, leadField, openLead, siteCipher, type LeadPiiField, type PiiCipher, type PiiKeyring } from '../../lib/pii';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { isUuid, uuidv7s } from '../../lib/ids';
 import type { Prisma } from '../../lib/db/generated/client';
@@ -53,7 +54,11 @@ export interface ScoringContext {
 	rules: CompiledRules;
 	/** Scoring time, epoch ms. */
 	now: number;
+	/** The keys of a site with privacy.encryptPii (the Tracking CRM API credential's); the environment's when absent. */
+	keyring?: PiiKeyring | null;
 }
+
+const cipherOf = (context: ScoringContext): PiiCipher | null => siteCipher(context.siteId, context.config.privacy.encryptPii, context.keyring);
 
 /**
  * Reads and writes of a batch run in one transaction: leads, visitor links, score rows and stage
@@ -101,6 +106,25 @@ const LEAD_COLUMNS: Record<(typeof LEAD_FIELDS)[number], string> = {
 	timezone: 'timezone',
 };
 
+type StoredPii = { id: string; emailHash: string } & Record<LeadPiiField, string | null>;
+
+const PII_FIELDS = Object.keys(LEAD_PII_COLUMNS) as LeadPiiField[];
+
+/**
+ * The sealed value of each personal field of a lead about to be written: what the batch gives, else
+ * what is stored (opened), sealed anew only where it differs from what is stored. A lead stored in
+ * clear before its site turned encryption on is sealed whole by its first write.
+ */
+function sealedFields(cipher: PiiCipher, row: { email: string; fields: LeadFields }, stored: StoredPii | undefined): Record<LeadPiiField, string | null> {
+	const given: Partial<Record<LeadPiiField, string>> = { email: row.email, ...row.fields };
+	const sealed = {} as Record<LeadPiiField, string | null>;
+	for (const field of PII_FIELDS) {
+		const clear = given[field] ?? (stored?.[field] == null ? null : cipher.open(stored[field] as string, leadField(field)));
+		sealed[field] = cipher.sealUnlessSame(clear, stored?.[field], leadField(field));
+	}
+	return sealed;
+}
+
 /**
  * Creates or updates the leads of a batch, links their visitors and rescores them, with a fixed
  * number of statements whatever the batch size. Returns one outcome per entry, in order; several
@@ -115,34 +139,56 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 	const updates = LEAD_FIELDS.map((key, index) => `${LEAD_COLUMNS[key]} = ${merges[index]}`).join(', ');
 	// updated_at moves only when the lead's content does, so a replayed delivery leaves it as it was.
 	const unchanged = `(${merges.join(', ')}, leads.consent_given OR EXCLUDED.consent_given) IS NOT DISTINCT FROM (${LEAD_FIELDS.map((key) => `leads.${LEAD_COLUMNS[key]}`).join(', ')}, leads.consent_given)`;
+	// A lead is found by the hash of its address: the keyed hash on a site that seals addresses.
+	const cipher = cipherOf(context);
+	const hashOf = new Map(rows.map((row) => [row.email, emailHash(row.email, cipher)]));
+	// On a site that has just turned encryption on, a lead still in clear is found by its SHA-256.
+	const clearHashOf = new Map(cipher ? rows.map((row) => [emailHash(row.email), row.email]) : []);
 	// The batch's existing leads are locked in id order first, the order every node locks leads in;
 	// the insert then only waits for leads another batch is creating.
-	await prisma.$queryRawUnsafe(
-		`SELECT id FROM leads WHERE site_id = $1::uuid AND email = ANY($2::text[]) ORDER BY id FOR UPDATE`,
+	const stored = await prisma.$queryRawUnsafe<StoredPii[]>(
+		`SELECT id, email_hash AS "emailHash", email, first_name AS "firstName", last_name AS "lastName", phone, company, job_title AS "jobTitle"
+		FROM leads WHERE site_id = $1::uuid AND email_hash = ANY($2::text[]) ORDER BY id FOR UPDATE`,
 		context.siteId,
-		rows.map((row) => row.email),
+		[...hashOf.values(), ...clearHashOf.keys()],
 	);
+	const storedOf = new Map<string, StoredPii>();
+	for (const lead of stored) {
+		const email = clearHashOf.get(lead.emailHash);
+		if (email === undefined) {
+			storedOf.set(lead.emailHash, lead);
+			continue;
+		}
+		// The clear lead takes the keyed hash, so the insert below updates it instead of adding a second lead.
+		await prisma.$executeRawUnsafe(`UPDATE leads SET email_hash = $2 WHERE id = $1::uuid`, lead.id, hashOf.get(email));
+		storedOf.set(hashOf.get(email) as string, lead);
+	}
+	const values: Array<Partial<Record<keyof LeadFields | 'email', string | null>>> = rows.map((row) => ({
+		...row.fields,
+		email: row.email,
+		...(cipher ? sealedFields(cipher, row, storedOf.get(hashOf.get(row.email) as string)) : {}),
+	}));
 	// One statement for the batch: Prisma's createMany / upsert build one bind parameter per value
 	// and cost more in the client than the whole insert costs in Postgres.
-	const written = await prisma.$queryRawUnsafe<Array<{ id: string; email: string }>>(
+	const written = await prisma.$queryRawUnsafe<Array<{ id: string; emailHash: string }>>(
 		`INSERT INTO leads (id, site_id, email, email_hash, source, consent_given, properties, ${columns}, updated_at)
 		SELECT v.id, $1::uuid, v.email, v.email_hash, v.source, v.consent, v.properties::jsonb, ${names}, now()
 		FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::text[], ${casts}) AS v(id, email, email_hash, source, consent, properties, ${names})
-		ON CONFLICT (site_id, email) DO UPDATE SET ${updates}, consent_given = leads.consent_given OR EXCLUDED.consent_given,
+		ON CONFLICT (site_id, email_hash) DO UPDATE SET email = EXCLUDED.email, ${updates}, consent_given = leads.consent_given OR EXCLUDED.consent_given,
 			updated_at = CASE WHEN ${unchanged} THEN leads.updated_at ELSE now() END
-		RETURNING id, email`,
+		RETURNING id, email_hash AS "emailHash"`,
 		context.siteId,
 		uuidv7s(rows.length),
-		rows.map((row) => row.email),
-		rows.map((row) => emailHash(row.email)),
+		values.map((value) => value.email),
+		rows.map((row) => hashOf.get(row.email)),
 		rows.map((row) => row.first.payload.source ?? null),
 		rows.map((row) => row.consent),
 		rows.map((row) => (row.first.payload.properties === undefined ? null : JSON.stringify(row.first.payload.properties))),
-		...LEAD_FIELDS.map((key) => rows.map((row) => row.fields[key] ?? null)),
+		...LEAD_FIELDS.map((key) => values.map((value) => value[key] ?? null)),
 	);
-	const idOf = new Map(written.map((lead) => [lead.email, lead.id]));
+	const idOf = new Map(written.map((lead) => [lead.emailHash, lead.id]));
 
-	const leadOf = (email: string) => idOf.get(email) as string;
+	const leadOf = (email: string) => idOf.get(hashOf.get(email) as string) as string;
 	const claims = browserClaims(entries, leadOf);
 	const owners = new Map<string, string | null>();
 	if (claims.length > 0) {
@@ -210,8 +256,8 @@ const SCORE_ROWS = `
 SELECT lead_id AS "leadId", rule, delta, cause_key AS "causeKey" FROM lead_scores WHERE lead_id = ANY($1::uuid[]) ORDER BY occurred_at, created_at`;
 
 /** Everything a rescore reads about the leads, in id order; one statement per table. */
-async function loadHistories(prisma: Db, siteId: string, ids: readonly string[]): Promise<Array<LeadHistory & { lead: LeadRow }>> {
-	const leads = await prisma.$queryRawUnsafe<LeadRow[]>(LOCK_LEADS, siteId, [...ids]);
+async function loadHistories(prisma: Db, siteId: string, ids: readonly string[], cipher: PiiCipher | null): Promise<Array<LeadHistory & { lead: LeadRow }>> {
+	const leads = (await prisma.$queryRawUnsafe<LeadRow[]>(LOCK_LEADS, siteId, [...ids])).map((lead) => openLead(cipher, lead));
 	const visitors = await prisma.$queryRawUnsafe<LinkedVisitor[]>(LINKED_VISITORS, siteId, [...ids]);
 	const visitorIds = visitors.map((visitor) => visitor.id);
 	const events =
@@ -333,7 +379,7 @@ export async function findVisitorLeads(prisma: Pick<Db, 'visitor'>, siteId: stri
  * changed (decided by {@link rescore}): every read and write is one statement for all of them.
  */
 export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds: readonly string[]): Promise<Map<string, ScoringOutcome>> {
-	const histories = await loadHistories(prisma, context.siteId, [...new Set(leadIds)].sort());
+	const histories = await loadHistories(prisma, context.siteId, [...new Set(leadIds)].sort(), cipherOf(context));
 	const scoring = { rules: context.rules, stages: context.config.crm.lifecycleStages, now: context.now };
 	const rescored = histories.map((history) => ({ leadId: history.lead.id, ...rescore(history, scoring) }));
 	const scoredAt = new Date(context.now);

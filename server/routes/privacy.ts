@@ -3,6 +3,7 @@ import { z } from 'zod/v4';
 
 import type { Prisma, PrismaClient } from '../../lib/db';
 import { canonicalEmail, emailHash } from '../../lib/email';
+import { openLead, siteCipher, type PiiCipher } from '../../lib/pii';
 import { requireApiKey } from '../auth';
 import type { Logger } from '../logger';
 import { cleanText, parseInput, parseQuery } from './inputs';
@@ -55,7 +56,10 @@ function parseJson(req: Request, res: Response): unknown {
 }
 
 interface Person {
+	/** The hash the address is stored and suppressed under: the keyed hash on a site with privacy.encryptPii. */
 	hash: string;
+	/** Every hash rows of the address may carry: on a site with privacy.encryptPii also the SHA-256 of rows written in clear. */
+	hashes: string[];
 	leadIds: string[];
 	visitorIds: string[];
 	anonymousIds: string[];
@@ -74,25 +78,26 @@ interface Person {
  * lead); their browsers are the visitors linked to their leads plus the anonymous ids they
  * submitted forms from, which the receiver's outbox still names while no visitor is linked.
  */
-async function findPerson(tx: Tx, siteId: string, address: string): Promise<Person> {
+async function findPerson(tx: Tx, siteId: string, address: string, cipher: PiiCipher | null): Promise<Person> {
 	const canonical = canonicalEmail(address);
-	const hash = emailHash(address);
+	const hash = emailHash(address, cipher);
+	const hashes = [...new Set([hash, emailHash(address)])];
 	// Compared in SQL: Prisma's case-insensitive `equals` is ILIKE, where the "_" of an address
 	// would match any character and find (and erase) someone else.
 	type Ids = Array<{ id: string }>;
 	const ids = (rows: Ids) => rows.map((row) => row.id);
 	const leadIds = ids(
-		await tx.$queryRawUnsafe<Ids>(`SELECT id::text FROM leads WHERE site_id = $1::uuid AND (email_hash = $2 OR lower(btrim(email)) = $3)`, siteId, hash, canonical),
+		await tx.$queryRawUnsafe<Ids>(`SELECT id::text FROM leads WHERE site_id = $1::uuid AND (email_hash = ANY($2::text[]) OR lower(btrim(email)) = $3)`, siteId, hashes, canonical),
 	);
 	const visitors = await tx.visitor.findMany({ where: { siteId, leadId: { in: leadIds } }, select: { id: true, anonymousId: true } });
 	const visitorIds = visitors.map((visitor) => visitor.id);
 	const submittedFrom = await tx.$queryRawUnsafe<Array<{ partition_key: string; rows: number }>>(
-		`SELECT partition_key, count(*)::int AS rows FROM outbox WHERE site_id = $1::uuid AND payload->>'kind' = 'lead' AND payload->>'emailHash' = $2 GROUP BY partition_key`,
+		`SELECT partition_key, count(*)::int AS rows FROM outbox WHERE site_id = $1::uuid AND payload->>'kind' = 'lead' AND payload->>'emailHash' = ANY($2::text[]) GROUP BY partition_key`,
 		siteId,
-		hash,
+		hashes,
 	);
 	// A lead posted without an anonymous id is stored under this id (see server/ingest/store.ts).
-	const anonymousIds = [...new Set([...visitors.map((visitor) => visitor.anonymousId), ...submittedFrom.map((row) => row.partition_key), `lead:${hash.slice(0, 32)}`])];
+	const anonymousIds = [...new Set([...visitors.map((visitor) => visitor.anonymousId), ...submittedFrom.map((row) => row.partition_key), ...hashes.map((each) => `lead:${each.slice(0, 32)}`)])];
 	const contactIds = ids(
 		await tx.$queryRawUnsafe<Ids>(
 			`SELECT id::text FROM contacts WHERE site_id = $1::uuid AND (lead_id::text IN (SELECT jsonb_array_elements_text($2::jsonb)) OR lower(btrim(email)) = $3)`,
@@ -110,9 +115,10 @@ async function findPerson(tx: Tx, siteId: string, address: string): Promise<Pers
 		),
 	);
 	const conversions = await tx.conversion.findMany({ where: { siteId, OR: [{ leadId: { in: leadIds } }, { visitorId: { in: visitorIds } }] }, select: { id: true } });
-	const consents = await tx.consentRecord.count({ where: { siteId, emailHash: hash } });
+	const consents = await tx.consentRecord.count({ where: { siteId, emailHash: { in: hashes } } });
 	return {
 		hash,
+		hashes,
 		leadIds,
 		visitorIds,
 		anonymousIds,
@@ -124,23 +130,31 @@ async function findPerson(tx: Tx, siteId: string, address: string): Promise<Pers
 	};
 }
 
+/** The site's cipher when its stored config has privacy.encryptPii; the keys are the receiver's environment's. */
+async function cipherOf(tx: Tx, siteId: string): Promise<PiiCipher | null> {
+	const site = await tx.site.findUniqueOrThrow({ where: { id: siteId }, select: { config: true } });
+	const privacy = (site.config as { privacy?: { encryptPii?: unknown } } | null)?.privacy;
+	return siteCipher(siteId, privacy?.encryptPii === true);
+}
+
 const isKnown = (person: Person) => person.leadIds.length + person.contactIds.length + person.messageIds.length + person.submissions + person.consents > 0;
 
 /** The person's consent records: those of the address, and those of the browsers they used. */
-const consentsOf = (siteId: string, person: Person) => ({ siteId, OR: [{ emailHash: person.hash }, { anonymousId: { in: person.anonymousIds } }] });
+const consentsOf = (siteId: string, person: Person) => ({ siteId, OR: [{ emailHash: { in: person.hashes } }, { anonymousId: { in: person.anonymousIds } }] });
 
 /** Outbox rows that carry or point at the person: their browsers' events, their form posts, their email events. */
 const DELETE_OUTBOX = `
 DELETE FROM outbox WHERE site_id = $1::uuid AND (
 	partition_key IN (SELECT jsonb_array_elements_text($2::jsonb))
-	OR payload->>'emailHash' = $3
+	OR payload->>'emailHash' = ANY($3::text[])
 	OR payload->>'leadId' IN (SELECT jsonb_array_elements_text($4::jsonb))
 	OR payload->>'messageId' IN (SELECT jsonb_array_elements_text($5::jsonb)))`;
 
-async function exportPerson(tx: Tx, siteId: string, person: Person) {
+/** The person's data as they gave it: sealed values are opened, the export is theirs to read. */
+async function exportPerson(tx: Tx, siteId: string, person: Person, cipher: PiiCipher | null) {
 	const { leadIds, visitorIds, anonymousIds, contactIds, messageIds, conversionIds } = person;
 	const ofLeads = { siteId, leadId: { in: leadIds } };
-	const leads = await tx.lead.findMany({ where: { siteId, id: { in: leadIds } }, orderBy: { createdAt: 'asc' } });
+	const leads = (await tx.lead.findMany({ where: { siteId, id: { in: leadIds } }, orderBy: { createdAt: 'asc' } })).map((lead) => openLead(cipher, lead));
 	const contacts = await tx.contact.findMany({ where: { siteId, id: { in: contactIds } } });
 	const businessIds = [...leads, ...contacts].flatMap((row) => (row.businessId ? [row.businessId] : []));
 	return {
@@ -161,12 +175,12 @@ async function exportPerson(tx: Tx, siteId: string, person: Person) {
 		channelStatuses: await tx.channelStatus.findMany({ where: ofLeads }),
 		enrollments: await tx.sequenceEnrollment.findMany({ where: ofLeads }),
 		emailMessages: await tx.emailMessage.findMany({ where: { siteId, id: { in: messageIds } }, include: { events: { orderBy: { occurredAt: 'asc' } } }, orderBy: { createdAt: 'asc' } }),
-		suppressions: await tx.suppression.findMany({ where: { siteId, emailHash: person.hash } }),
+		suppressions: await tx.suppression.findMany({ where: { siteId, emailHash: { in: person.hashes } } }),
 		consentRecords: await tx.consentRecord.findMany({ where: consentsOf(siteId, person), orderBy: [{ occurredAt: 'asc' }, { createdAt: 'asc' }] }),
 		formSubmissions: await tx.$queryRawUnsafe<Array<Record<string, unknown>>>(
-			`SELECT payload, status, created_at AS "createdAt" FROM outbox WHERE site_id = $1::uuid AND payload->>'kind' = 'lead' AND payload->>'emailHash' = $2 ORDER BY id`,
+			`SELECT payload, status, created_at AS "createdAt" FROM outbox WHERE site_id = $1::uuid AND payload->>'kind' = 'lead' AND payload->>'emailHash' = ANY($2::text[]) ORDER BY id`,
 			siteId,
-			person.hash,
+			person.hashes,
 		),
 	};
 }
@@ -180,7 +194,7 @@ async function erasePerson(tx: Tx, siteId: string, person: Person): Promise<Reco
 	const { leadIds, visitorIds, anonymousIds, contactIds, messageIds, conversionIds } = person;
 	const ofLeads = { siteId, leadId: { in: leadIds } };
 	const removed: Record<string, number> = {};
-	removed.outbox = await tx.$executeRawUnsafe(DELETE_OUTBOX, siteId, JSON.stringify(anonymousIds), person.hash, JSON.stringify(leadIds), JSON.stringify(messageIds));
+	removed.outbox = await tx.$executeRawUnsafe(DELETE_OUTBOX, siteId, JSON.stringify(anonymousIds), person.hashes, JSON.stringify(leadIds), JSON.stringify(messageIds));
 	removed.email_events = (await tx.emailEvent.deleteMany({ where: { siteId, messageId: { in: messageIds } } })).count;
 	removed.email_messages = (await tx.emailMessage.deleteMany({ where: { siteId, id: { in: messageIds } } })).count;
 	removed.attribution_data = (await tx.attributionData.deleteMany({ where: { siteId, conversionId: { in: conversionIds } } })).count;
@@ -206,7 +220,7 @@ async function erasePerson(tx: Tx, siteId: string, person: Person): Promise<Reco
  */
 const SUPPRESS_ERASED = `
 INSERT INTO suppressions (id, site_id, email_hash, channel, reason, created_at)
-VALUES (gen_random_uuid(), $1::uuid, $2, 'email', 'erased'::suppression_reason, now())
+SELECT gen_random_uuid(), $1::uuid, hash, 'email', 'erased'::suppression_reason, now() FROM unnest($2::text[]) AS hash
 ON CONFLICT (site_id, email_hash, channel) DO UPDATE SET reason = 'erased'::suppression_reason`;
 
 /**
@@ -239,8 +253,9 @@ export function privacyRouter(context: PrivacyContext): Router {
 		try {
 			const answer = await prisma.$transaction(
 				async (tx) => {
-					const person = await findPerson(tx, siteId, query.email);
-					return isKnown(person) ? { emailHash: person.hash, ...(await exportPerson(tx, siteId, person)) } : undefined;
+					const cipher = await cipherOf(tx, siteId);
+					const person = await findPerson(tx, siteId, query.email, cipher);
+					return isKnown(person) ? { emailHash: person.hash, ...(await exportPerson(tx, siteId, person, cipher)) } : undefined;
 				},
 				// One snapshot: an export taken while the nodes write is still consistent with itself.
 				{ ...TRANSACTION, isolationLevel: 'RepeatableRead' },
@@ -267,9 +282,10 @@ export function privacyRouter(context: PrivacyContext): Router {
 		const { siteId, keyName } = req.auth!;
 		try {
 			const result = await prisma.$transaction(async (tx) => {
-				const person = await findPerson(tx, siteId, body.email);
+				const person = await findPerson(tx, siteId, body.email, await cipherOf(tx, siteId));
 				const removed = await erasePerson(tx, siteId, person);
-				await tx.$executeRawUnsafe(SUPPRESS_ERASED, siteId, person.hash);
+				// Both hashes on a site with privacy.encryptPii: the receiver's ingest checks the SHA-256 of a posted address.
+				await tx.$executeRawUnsafe(SUPPRESS_ERASED, siteId, person.hashes);
 				await tx.erasureLog.create({ data: { siteId, emailHash: person.hash, requestedBy: keyName, removed } });
 				return { emailHash: person.hash, removed };
 			}, TRANSACTION);

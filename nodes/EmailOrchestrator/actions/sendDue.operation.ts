@@ -4,6 +4,7 @@ import type { Transporter } from 'nodemailer';
 import { updateDisplayOptions, type ICredentialDataDecryptedObject, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import type { Prisma, PrismaClient } from '../../../lib/db/generated/client';
+import { openLead, piiKeyringFromCredential, siteCipher, type PiiKeyring } from '../../../lib/pii';
 import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem, InputError } from '../../shared/items';
@@ -75,6 +76,8 @@ export interface Sender {
 	receiverUrl: string;
 	tokenSecret: string;
 	from: { address: string; name?: string };
+	/** The credential's PII keys, for sites with privacy.encryptPii; null: the environment's. */
+	keyring: PiiKeyring | null;
 }
 
 const ENROLLMENT_SELECT = {
@@ -145,7 +148,9 @@ async function recentSends(prisma: PrismaClient, leadId: string, now: Date): Pro
 type Report = (outcome: Outcome, extra?: IDataObject) => IDataObject;
 
 /** One due enrollment: what it does next is {@link stepAction}'s; one output item says what happened. */
-async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, enrollment: Enrollment, sender: Sender, now: Date): Promise<IDataObject> {
+async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, stored: Enrollment, sender: Sender, now: Date): Promise<IDataObject> {
+	// The lead as it is addressed and greeted: opened on a site that seals personal data.
+	const enrollment = { ...stored, lead: openLead(siteCipher(site.id, site.config.privacy.encryptPii, sender.keyring), stored.lead) };
 	const { lead, sequence } = enrollment;
 	const report: Report = (outcome, extra = {}) => ({
 		site: site.key,
@@ -302,7 +307,7 @@ export function senderOf(site: ResolvedSite, options: IDataObject, api: ICredent
 	const address = String(options.fromEmail || provider?.fromEmail || '');
 	if (!address.includes('@')) throw new InputError('options.fromEmail', 'No sender address: set integrations.emailProvider.fromEmail in the site config or the From Email option');
 	const name = String(options.fromName || provider?.fromName || '') || undefined;
-	const sender: Sender = { transport, receiverUrl: String(api.receiverUrl ?? ''), tokenSecret: String(api.emailTokenSecret ?? ''), from: { address, name } };
+	const sender: Sender = { transport, receiverUrl: String(api.receiverUrl ?? ''), tokenSecret: String(api.emailTokenSecret ?? ''), from: { address, name }, keyring: piiKeyringFromCredential(api) };
 	if (!sender.tokenSecret) throw new InputError('credentials.trackingCrmApi', 'The Tracking CRM API credential has no Email Token Secret, so no tracking or unsubscribe link can be signed');
 	return sender;
 }

@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+/** Reseals the personal data of sites with privacy.encryptPii under the first key of PII_ENCRYPTION_KEYS; see USAGE. */
+import { parseArgs } from 'node:util';
+
+import { DatabaseOpenError, openDatabase } from '../lib/db';
+import { piiKeyringFromEnv, PiiKeyError, type PiiKeyring } from '../lib/pii';
+import { DEFAULT_BATCH_SIZE, encryptingSites, MAX_BATCH_SIZE, rotateSite } from './rotate-pii-key-core';
+import { OperatorError, runScript, UsageError } from './workflowTools';
+
+const USAGE = `Usage: scripts/rotate-pii-key [--site <site key>] [--batch-size <leads>]
+
+For each site whose config has privacy.encryptPii: true, reseals every lead's address, names,
+phone, company and job title that is sealed with an older key, or still stored in clear, under the
+first key of PII_ENCRYPTION_KEYS, and gives a lead still in clear the keyed hash of its address.
+Each batch of leads is its own short transaction; the receiver and n8n may keep running.
+
+Rotating a key:
+  1. make a key: openssl rand -base64 32
+  2. put it first in PII_ENCRYPTION_KEYS, keeping the old one after it (new:<key>,old:<key>), in
+     the receiver's and n8n's environment, and restart them
+  3. run this command; a second run that reseals 0 leads confirms no value is left on an old key
+  4. remove the old key from PII_ENCRYPTION_KEYS
+PII_HASH_KEY is never rotated: suppressions of erased addresses keep only its hash.
+
+Options:
+  --site <key>          only this site (its public key)
+  --batch-size <leads>  leads per transaction (1–${MAX_BATCH_SIZE}, default ${DEFAULT_BATCH_SIZE})
+  -h, --help            this text
+
+Uses DATABASE_URL, or the embedded database in DATA_DIR (default .data/pglite). Exit code 0 when
+every site was resealed, 1 otherwise, 2 on bad usage.`;
+
+function batchSizeOf(value: string | undefined): number {
+	if (value === undefined) return DEFAULT_BATCH_SIZE;
+	const size = Number(value);
+	if (!Number.isInteger(size) || size < 1 || size > MAX_BATCH_SIZE) throw new UsageError(`--batch-size must be a whole number of leads from 1 to ${MAX_BATCH_SIZE}; got "${value}"`);
+	return size;
+}
+
+async function main(argv: string[]): Promise<number> {
+	const { values } = parseArgs({ args: argv, options: { site: { type: 'string' }, 'batch-size': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+	if (values.help) {
+		console.log(USAGE);
+		return 0;
+	}
+	const batchSize = batchSizeOf(values['batch-size']);
+	let keyring: PiiKeyring;
+	try {
+		keyring = piiKeyringFromEnv();
+	} catch (error) {
+		throw error instanceof PiiKeyError ? new OperatorError(error.message) : error;
+	}
+	const db = await openDatabase({ owner: 'scripts/rotate-pii-key' }).catch((error: unknown) => {
+		throw error instanceof DatabaseOpenError ? new OperatorError(error.message) : error;
+	});
+	const stopping = new AbortController();
+	const stop = () => stopping.abort(new Error('interrupted'));
+	process.once('SIGINT', stop);
+	process.once('SIGTERM', stop);
+	try {
+		const sites = await encryptingSites(db.prisma, values.site);
+		if (values.site && sites.length === 0) throw new OperatorError(`No site "${values.site}" with privacy.encryptPii: true in the database`);
+		let failed = 0;
+		for (const site of sites) {
+			try {
+				const result = await rotateSite(db.prisma, site, keyring, { batchSize, signal: stopping.signal });
+				console.log(`${result.site}: resealed ${result.resealed} of ${result.leads} leads under key "${keyring.currentKeyId}" in ${result.batches} batches`);
+			} catch (error) {
+				failed += 1;
+				console.error(`${site.key}: stopped: ${(error as Error).message}`);
+			}
+		}
+		if (sites.length === 0) console.log('No site has privacy.encryptPii: true; nothing to reseal');
+		return failed === 0 ? 0 : 1;
+	} finally {
+		await db.close();
+	}
+}
+
+runScript(main, USAGE);
