@@ -62,6 +62,11 @@ export interface StartQueueTopologyOptions {
 	sites: (n8n: { webhookProcessorUrl: string }) => Promise<unknown[]> | unknown[];
 	/** The SMTP server of the bundled "CRM SMTP" credential (smtp://host:port?starttls=off). */
 	smtpUrl: string;
+	/**
+	 * How many n8n-worker processes to start; default: the compose file's deploy.replicas. A
+	 * benchmark compares one worker with two (`docker compose up --scale n8n-worker=N`).
+	 */
+	workers?: number;
 }
 
 export interface TopologyProcess {
@@ -253,8 +258,10 @@ export async function startQueueTopology(options: StartQueueTopologyOptions): Pr
 	});
 	const missing = [SERVICES.postgres, SERVICES.redis, SERVICES.main, SERVICES.worker, SERVICES.webhook, ...SERVICES.receivers, SERVICES.proxy].filter((name) => !compose.services[name]);
 	if (missing.length) throw new ComposeError(`${composeFile} has no service ${missing.join(', ')}; the topology needs ${Object.values(SERVICES).flat().join(', ')}`);
-	const workerCount = compose.services[SERVICES.worker].replicas;
-	if (!(workerCount >= 2)) throw new ComposeError(`${composeFile} runs ${workerCount} ${SERVICES.worker} replica(s) (deploy.replicas); queue mode is proven with two`);
+	const replicas = compose.services[SERVICES.worker].replicas;
+	if (!(replicas >= 2)) throw new ComposeError(`${composeFile} runs ${replicas} ${SERVICES.worker} replica(s) (deploy.replicas); queue mode is proven with two`);
+	const workerCount = options.workers ?? replicas;
+	if (!(Number.isInteger(workerCount) && workerCount >= 1)) throw new RangeError(`startQueueTopology: workers must be a whole number ≥ 1, got ${workerCount}`);
 	const n8nHost = compose.services[SERVICES.proxy].environment.N8N_HOST;
 	if (!n8nHost) throw new ComposeError(`services.${SERVICES.proxy} has no N8N_HOST: the n8n host name its Caddyfile serves`);
 
@@ -269,6 +276,7 @@ export async function startQueueTopology(options: StartQueueTopologyOptions): Pr
 		throw new RealN8nError(`${message}\n--- last lines of ${log} ---\n${tailOf(log)}`);
 	};
 	note(`${composeFile} with the variables of ${envFile}; generated: ${generated.join(', ') || 'none'}`);
+	if (workerCount !== replicas) note(`${workerCount} ${SERVICES.worker} process(es) instead of the compose file's ${replicas} (the workers option, as --scale ${SERVICES.worker}=${workerCount})`);
 
 	const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
 	const queuePrefix = `tcrm-topology-${runId}`;
