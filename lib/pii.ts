@@ -107,9 +107,20 @@ export function parsePiiKeys(keysText: string | undefined, hashKeyText: string |
 	return { currentKeyId: keys.keys().next().value as string, keys, hashKey };
 }
 
-/** The keyring of the environment; only asked for when a site encrypts, so its absence is an error then. */
+let parsedFromEnv: { keys: string | undefined; hashKey: string | undefined; keyring: PiiKeyring } | undefined;
+
+/**
+ * The keyring of the environment; only asked for when a site encrypts, so its absence is an error
+ * then. Parsed again only when the variables change, since the receiver asks for it per request.
+ */
 export function piiKeyringFromEnv(env: NodeJS.ProcessEnv = process.env): PiiKeyring {
-	return parsePiiKeys(env[PII_KEYS_ENV], env[PII_HASH_KEY_ENV]);
+	const keys = env[PII_KEYS_ENV];
+	const hashKey = env[PII_HASH_KEY_ENV];
+	const last = parsedFromEnv;
+	if (last && last.keys === keys && last.hashKey === hashKey) return last.keyring;
+	const keyring = parsePiiKeys(keys, hashKey);
+	parsedFromEnv = { keys, hashKey, keyring };
+	return keyring;
 }
 
 /**
@@ -240,3 +251,45 @@ export function openLead<T extends Partial<Record<LeadPiiField, string | null>>>
 	}
 	return opened as T;
 }
+
+/**
+ * The personal fields of a lead submission (lib/contracts/lead.ts) as the receiver's outbox holds
+ * it until n8n has it: the same fields as the lead row's sealed columns.
+ */
+const SUBMISSION_PII_FIELDS = Object.keys(LEAD_PII_COLUMNS) as LeadPiiField[];
+
+/** The associated data a submission field is sealed under in the outbox. */
+const submissionField = (field: LeadPiiField) => `outbox.lead.${field}`;
+
+type Submission = Partial<Record<LeadPiiField, unknown>>;
+
+/** The submission with its personal fields sealed; the submission itself on a site that stores in clear. */
+export function sealSubmission<T extends Submission>(cipher: PiiCipher | null, lead: T): T {
+	if (!cipher) return lead;
+	const sealed: Submission = { ...lead };
+	for (const field of SUBMISSION_PII_FIELDS) {
+		const value = lead[field];
+		if (typeof value === 'string') sealed[field] = cipher.seal(value, submissionField(field));
+	}
+	return sealed as T;
+}
+
+/** Whether any personal field of the submission is sealed, so that opening it needs the site's keys. */
+export function isSealedSubmission(lead: Submission): boolean {
+	return SUBMISSION_PII_FIELDS.some((field) => typeof lead[field] === 'string' && isSealed(lead[field]));
+}
+
+/** The submission as it was posted: sealed fields opened, clear ones (a site that stores in clear, a test delivery) as they are. */
+export function openSubmission<T extends Submission>(cipher: PiiCipher, lead: T): T {
+	const opened: Submission = { ...lead };
+	for (const field of SUBMISSION_PII_FIELDS) {
+		const value = lead[field];
+		if (typeof value === 'string') opened[field] = cipher.open(value, submissionField(field));
+	}
+	return opened as T;
+}
+
+/** The associated data of the recipient address of an email message. */
+export const MESSAGE_RECIPIENT_FIELD = 'email_messages.to_email';
+/** The associated data of a sent subject, which may greet the lead by name. */
+export const MESSAGE_SUBJECT_FIELD = 'email_messages.subject';

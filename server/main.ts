@@ -3,6 +3,7 @@ import path from 'node:path';
 
 import { loadSiteConfigs, SiteConfigError } from '../lib/config/siteConfig';
 import { DatabaseOpenError } from '../lib/db';
+import { PiiKeyError } from '../lib/pii';
 import { createLogger } from './logger';
 import { ListenError, startReceiver, type Receiver } from './receiver';
 import { SettingsError } from './settings';
@@ -69,7 +70,7 @@ function firstRunSummary(receiver: Receiver): string {
 
 main().catch((error: unknown) => {
 	// Failures the user can fix are their message alone, which names the fix; anything else is a bug worth its stack.
-	if (error instanceof SiteConfigError || error instanceof SettingsError || error instanceof DatabaseOpenError || error instanceof ListenError) {
+	if (error instanceof SiteConfigError || error instanceof SettingsError || error instanceof DatabaseOpenError || error instanceof ListenError || error instanceof PiiKeyError) {
 		console.error(error.message);
 	} else {
 		console.error('The receiver could not start:', error);

@@ -7,6 +7,7 @@ import { Pool } from 'pg';
 
 import type { SiteConfig } from '../lib/contracts';
 import { openDatabase, type Database, type DatabaseOptions } from '../lib/db';
+import { piiKeyringFromEnv } from '../lib/pii';
 import { startRollupJob } from './analytics/rollup';
 import { createApp } from './app';
 import { ensureFirstKeys, type FirstKey } from './dashboard/firstKeys';
@@ -99,6 +100,8 @@ function ingestPool(db: Database, logger: Logger): Pool | undefined {
 export async function startReceiver(options: ReceiverOptions): Promise<Receiver> {
 	const env = options.env ?? process.env;
 	const settings = { ...readSettings(env), ...options.settings };
+	// A site that seals personal data cannot take a lead without its keys: a missing or bad key stops the start, naming the variable.
+	if (options.sites.some((site) => site.privacy.encryptPii)) piiKeyringFromEnv(env);
 	const smtp = settings.SMTP_URL ? smtpCredentialFromUrl(settings.SMTP_URL) : undefined;
 	const logger = options.logger ?? createLogger();
 	const db = await openDatabase({ owner: 'the receiver', ...options.database });

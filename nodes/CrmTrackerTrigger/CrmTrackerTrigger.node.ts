@@ -9,8 +9,9 @@ import type {
 
 import { deliverySchema } from '../../lib/contracts/delivery';
 import { toFieldIssues } from '../../lib/contracts/issues';
+import { PiiCipher, piiKeyringFromCredential, piiKeyringFromEnv, PiiDecryptError, PiiKeyError } from '../../lib/pii';
 import { foreignSiteField, SITE_HEADER, verifySignature } from '../../lib/signing';
-import { deliveryItems, type Emit } from './delivery';
+import { deliveryItems, openLeads, SealedDeliveryError, type Emit } from './delivery';
 
 export class CrmTrackerTrigger implements INodeType {
 	description: INodeTypeDescription = {
@@ -91,7 +92,8 @@ export class CrmTrackerTrigger implements INodeType {
 	async webhook(this: IWebhookFunctions): Promise<IWebhookResponseData> {
 		const req = this.getRequestObject();
 		const res = this.getResponseObject();
-		const { webhookSecret } = await this.getCredentials<{ webhookSecret: string }>('trackingCrmApi');
+		const credential = await this.getCredentials<{ webhookSecret: string; piiEncryptionKeys?: string; piiHashKey?: string }>('trackingCrmApi');
+		const { webhookSecret } = credential;
 		const raw = (req as unknown as { rawBody?: Buffer }).rawBody?.toString('utf8') ?? JSON.stringify(req.body);
 		const check = verifySignature(webhookSecret, raw, req.headers, { toleranceSeconds: this.getNodeParameter('toleranceSeconds', 300) as number });
 		if (!check.valid) {
@@ -118,8 +120,22 @@ export class CrmTrackerTrigger implements INodeType {
 			});
 			return { noWebhookResponse: true };
 		}
+		let opened: Record<string, unknown>;
+		try {
+			// The credential's PII keys, else the n8n process' environment (the receiver's own, for its embedded engine).
+			opened = openLeads(body as Record<string, unknown>, (siteId) => new PiiCipher(piiKeyringFromCredential(credential) ?? piiKeyringFromEnv(), siteId));
+		} catch (error) {
+			if (error instanceof SealedDeliveryError) {
+				res.status(400).json({ error: 'invalid_delivery', field: error.field, message: `Refused: ${error.message}` });
+				return { noWebhookResponse: true };
+			}
+			if (!(error instanceof PiiKeyError || error instanceof PiiDecryptError)) throw error;
+			// The delivery is sound and the keys are not: the receiver keeps it and retries until they are.
+			res.status(503).json({ error: 'pii_keys', message: `The delivery's leads are sealed (privacy.encryptPii) and cannot be opened here: ${error.message}` });
+			return { noWebhookResponse: true };
+		}
 		// A delivery that leaves its site out is of the site it is signed for.
-		const parsed = deliverySchema.safeParse({ ...body, site });
+		const parsed = deliverySchema.safeParse({ ...opened, site });
 		if (!parsed.success) {
 			const issues = toFieldIssues(parsed.error, body, deliverySchema).map(({ field, message }) => ({ field, message }));
 			res.status(400).json({

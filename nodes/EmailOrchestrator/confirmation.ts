@@ -12,8 +12,10 @@ import { DEFAULT_CONFIRMATION_EMAIL } from '../../lib/contracts/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { emailHash } from '../../lib/email';
 import { confirmationUrl } from '../../lib/emailTokens';
+import { openLead, type PiiCipher } from '../../lib/pii';
 import type { ResolvedSite } from '../shared/subjects';
 import type { Sender } from './actions/sendDue.operation';
+import { cipherOf, storedRecipient } from './helpers/pii';
 import { confirmationKey, consentGate, confirmsFirst, startAfterConfirmation, type ConsentGate, type ConsentSettings } from './consent';
 import { renderConfirmation } from './render';
 import { windowOf } from './sequences';
@@ -61,10 +63,11 @@ export async function consentGateFor(prisma: PrismaClient, site: ResolvedSite, l
 }
 
 /** Whether a new enrollment of the lead must first ask for its confirmation ({@link confirmsFirst}). */
-export async function awaitsConfirmation(prisma: PrismaClient, site: ResolvedSite, leadId: string): Promise<boolean> {
+export async function awaitsConfirmation(prisma: PrismaClient, site: ResolvedSite, leadId: string, cipher: PiiCipher | null): Promise<boolean> {
 	const settings = consentSettingsOf(site);
 	if (!settings.requireMarketingConsent || !settings.doubleOptIn) return false;
-	const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, email: true, emailHash: true } });
+	// Opened: records written before the site sealed addresses carry the SHA-256 of the address itself.
+	const lead = openLead(cipher, await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, email: true, emailHash: true } }));
 	return confirmsFirst(settings, await standingOf(prisma, site, lead));
 }
 
@@ -102,18 +105,19 @@ export async function sendConfirmation(
 	};
 	const deadline = (from: Date) => new Date(from.getTime() + consentSettingsOf(site).validForDays * DAY_MS);
 	const idempotencyKey = confirmationKey(lead.id, grantId);
+	const cipher = cipherOf(site, sender);
 
 	let messageId: string = randomUUID();
 	let rendered = render(messageId);
 	const { count } = await prisma.emailMessage.createMany({
-		data: [{ id: messageId, siteId: site.id, leadId: lead.id, idempotencyKey, toEmail: address, subject: rendered.subject, links: [], status: 'sending', createdAt: now }],
+		data: [{ id: messageId, siteId: site.id, leadId: lead.id, idempotencyKey, ...storedRecipient(cipher, address, rendered.subject), links: [], status: 'sending', createdAt: now }],
 		skipDuplicates: true,
 	});
 	if (count === 0) {
 		const existing = await prisma.emailMessage.findUniqueOrThrow({ where: { siteId_idempotencyKey: { siteId: site.id, idempotencyKey } }, select: { id: true, createdAt: true } });
 		messageId = existing.id;
 		rendered = render(messageId);
-		const taken = await prisma.emailMessage.updateMany({ where: { id: messageId, status: 'failed' }, data: { status: 'sending', error: null, subject: rendered.subject, toEmail: address, createdAt: now } });
+		const taken = await prisma.emailMessage.updateMany({ where: { id: messageId, status: 'failed' }, data: { status: 'sending', error: null, ...storedRecipient(cipher, address, rendered.subject), createdAt: now } });
 		if (taken.count === 0) return report('awaiting-confirmation', { messageId, reason: 'another run sent the confirmation email', nextRunAt: await park(deadline(existing.createdAt)) });
 	}
 

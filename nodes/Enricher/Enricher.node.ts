@@ -10,6 +10,7 @@ import {
 import type { PrismaClient } from '../../lib/db/generated/client';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { uuidv7s } from '../../lib/ids';
+import { leadField, openLead, siteCipher, type PiiCipher } from '../../lib/pii';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, type ItemGlue } from '../shared/items';
@@ -61,8 +62,11 @@ const CLEAR_MX_MISSING = `DELETE FROM lead_tags WHERE lead_id = ANY($1::uuid[]) 
 /** A lead as enrichment reads and changes it; items of one lead see what the earlier ones changed. */
 interface LeadState {
 	id: string;
+	/** Opened: the address and phone as they read, on a site that seals them too. */
 	email: string;
 	phone: string | null;
+	/** The phone as stored (sealed or clear), which an unchanged number keeps. */
+	storedPhone: string | null;
 	country: string | null;
 	businessId: string | null;
 	/** The company domain whose business to link, once its row exists. */
@@ -181,7 +185,9 @@ export class Enricher implements INodeType {
 		}
 		for (const [siteId, entries] of bySite) {
 			try {
-				for (const [item, json] of await enrichSite(prisma, siteId, entries, items, (item, error) => fail(item, error))) output.set(item, { json, pairedItem: { item } });
+				// The Enricher takes no Tracking CRM API credential: a site's PII keys are the n8n process' environment's.
+				const cipher = siteCipher(siteId, entries[0].site.config.privacy.encryptPii);
+				for (const [item, json] of await enrichSite(prisma, siteId, cipher, entries, items, (item, error) => fail(item, error))) output.set(item, { json, pairedItem: { item } });
 			} catch (error) {
 				for (const entry of entries) if (!output.has(entry.item)) fail(entry.item, error);
 			}
@@ -199,11 +205,12 @@ export class Enricher implements INodeType {
 async function enrichSite(
 	prisma: PrismaClient,
 	siteId: string,
+	cipher: PiiCipher | null,
 	entries: readonly EnricherItem[],
 	items: readonly INodeExecutionData[],
 	fail: (item: number, error: unknown) => void,
 ): Promise<Map<number, IDataObject>> {
-	const found = await findLeads(prisma, siteId, entries.map((entry) => entry.reference));
+	const found = await findLeads(prisma, siteId, entries.map((entry) => entry.reference), cipher);
 	const ready = entries.flatMap((entry) => {
 		const leadId = found.get(entry.reference);
 		if (typeof leadId === 'string') return [{ ...entry, leadId }];
@@ -213,7 +220,10 @@ async function enrichSite(
 	const leadIds = [...new Set(ready.map((entry) => entry.leadId))];
 	if (leadIds.length === 0) return new Map();
 	const leads = new Map<string, LeadState>(
-		(await prisma.lead.findMany({ where: { id: { in: leadIds } }, select: { id: true, email: true, phone: true, country: true, businessId: true } })).map((lead) => [lead.id, { ...lead, tags: new Set<string>() }]),
+		(await prisma.lead.findMany({ where: { id: { in: leadIds } }, select: { id: true, email: true, phone: true, country: true, businessId: true } })).map((stored) => [
+			stored.id,
+			{ ...openLead(cipher, stored), storedPhone: stored.phone, tags: new Set<string>() },
+		]),
 	);
 	const needAgent = [...new Set(ready.filter((entry) => !entry.userAgent).map((entry) => entry.leadId))];
 	const agents = new Map(
@@ -268,7 +278,8 @@ async function enrichSite(
 			UPDATE_LEADS,
 			states.map((lead) => lead.id),
 			states.map((lead) => (lead.businessDomain ? (businessOf.get(lead.businessDomain) ?? null) : null)),
-			states.map((lead) => lead.newPhone ?? null),
+			// Sealed on a site with privacy.encryptPii; an unchanged number keeps its seal, so the lead is not marked updated.
+			states.map((lead) => (cipher ? cipher.sealUnlessSame(lead.newPhone, lead.storedPhone, leadField('phone')) : (lead.newPhone ?? null))),
 			states.map((lead) => lead.newCountry ?? null),
 		),
 		...(tags.length > 0 ? [prisma.$executeRawUnsafe(INSERT_TAGS, siteId, uuidv7s(tags.length), tags.map((tag) => tag.leadId), tags.map((tag) => tag.tag))] : []),

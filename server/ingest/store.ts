@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { DeliveredLead, LeadPayload } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
+import { sealSubmission, type PiiCipher } from '../../lib/pii';
 import { enqueueStatement } from '../outbox/enqueue';
 import type { ClientFacts } from './historyClaim';
 import { withFormFields } from './normalize';
@@ -23,7 +24,10 @@ export interface StoreResult {
 /**
  * A lead submission as an `identify` event (so the visitor's history shows it, without the
  * address) and an outbox row carrying the submission to the Lead Processor, in one statement.
- * The submission's event id makes a retried form post store and forward nothing twice.
+ * The submission's event id makes a retried form post store and forward nothing twice. On a site
+ * with privacy.encryptPii (`cipher` given) the outbox holds the address, names, phone, company and
+ * job title sealed, for as long as it keeps the row: the CRM Tracker Trigger opens them with the
+ * keys of its credential, so the workflow's items are as posted.
  */
 const STORE_LEAD = `
 WITH inserted AS (
@@ -46,12 +50,13 @@ export async function storeLead(
 	hash: string,
 	facts: RequestFacts,
 	destinations: string[],
+	cipher: PiiCipher | null = null,
 ): Promise<{ stored: boolean }> {
 	const lead = withFormFields(submitted);
 	const eventId = lead.eventId ?? randomUUID();
 	const anonymousId = lead.anonymousId ?? `lead:${hash.slice(0, 32)}`;
 	// The statement adds the eventId it stored the submission under.
-	const payload: Omit<DeliveredLead, 'eventId'> = { kind: 'lead', lead, emailHash: hash, country: facts.country, receivedAt: new Date().toISOString() };
+	const payload: Omit<DeliveredLead, 'eventId'> = { kind: 'lead', lead: sealSubmission(cipher, lead), emailHash: hash, country: facts.country, receivedAt: new Date().toISOString() };
 	const [result] = await prisma.$queryRawUnsafe<Array<{ stored: number }>>(
 		STORE_LEAD,
 		siteId,

@@ -5,6 +5,7 @@ import type { PrismaClient } from '../../lib/db';
 import { CONFIRMATION_KEY_PREFIX } from '../../lib/consent';
 import { emailHash } from '../../lib/email';
 import { verifyEmailToken, type EmailTokenAction, type EmailTokenCheck } from '../../lib/emailTokens';
+import { MESSAGE_RECIPIENT_FIELD, siteCipher } from '../../lib/pii';
 import { consentInsertStatement } from '../consent/records';
 import type { Logger } from '../logger';
 import { enqueueStatement, jsonbPayload } from '../outbox/enqueue';
@@ -308,7 +309,14 @@ export function emailRouter(context: EmailContext): Router {
 			where: { id: messageId, siteId: { in: servedIds } },
 			select: { id: true, siteId: true, toEmail: true, lead: { select: { emailHash: true } } },
 		});
-		return message && { ...message, emailHash: message.lead?.emailHash ?? emailHash(message.toEmail), siteName: sites.byDatabaseId(message.siteId)?.config.site.name ?? 'this sender' };
+		if (!message) return message;
+		const site = sites.byDatabaseId(message.siteId);
+		// A message whose lead is gone is suppressed by the hash of its recipient, sealed on a site with privacy.encryptPii.
+		const hashOfRecipient = () => {
+			const cipher = siteCipher(message.siteId, site?.config.privacy.encryptPii ?? false);
+			return emailHash(cipher ? cipher.open(message.toEmail, MESSAGE_RECIPIENT_FIELD) : message.toEmail, cipher);
+		};
+		return { ...message, emailHash: message.lead?.emailHash ?? hashOfRecipient(), siteName: site?.config.site.name ?? 'this sender' };
 	}
 
 	const notFound = (res: Response) =>

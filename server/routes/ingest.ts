@@ -8,6 +8,7 @@ import type { z } from 'zod/v4';
 import { leadPayloadSchema, toFieldIssues, TRACK_LIMITS, trackBatchSchema } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
 import { emailHash } from '../../lib/email';
+import { siteCipher } from '../../lib/pii';
 import { recordLeadConsent, TrackerConsent } from '../consent/records';
 import type { Logger } from '../logger';
 import { anonymizeIp, dropReason, isAutomated, toEventRows } from '../ingest/normalize';
@@ -338,9 +339,14 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 				sendJson(res, 202, { stored: false, reason: 'automated-client' });
 				return;
 			}
-			const hash = emailHash(lead.email);
 			try {
-				const erased = await prisma.suppression.findFirst({ where: { siteId: site.id, emailHash: hash, reason: 'erased' }, select: { id: true } });
+				// On a site with privacy.encryptPii the address is known by its keyed hash, which a copy of
+				// the database cannot test a guessed address against; an erasure from before the site
+				// turned encryption on left the SHA-256, so both are checked.
+				const cipher = siteCipher(site.id, site.config.privacy.encryptPii);
+				const hash = emailHash(lead.email, cipher);
+				const hashes = [...new Set([hash, emailHash(lead.email)])];
+				const erased = await prisma.suppression.findFirst({ where: { siteId: site.id, emailHash: { in: hashes }, reason: 'erased' }, select: { id: true } });
 				if (erased) {
 					sendJson(res, 202, { stored: false, reason: 'erased' });
 					return;
@@ -350,7 +356,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 				const destinations = site.endpoints.has('lead-processor') ? ['lead-processor'] : [];
 				const submitted = claim?.merge === false ? { ...lead, anonymousId: undefined } : lead;
 				await recordLeadConsent(prisma, site.id, submitted, hash, req.headers.referer);
-				const result = await storeLead(prisma, site.id, submitted, hash, facts, destinations);
+				const result = await storeLead(prisma, site.id, submitted, hash, facts, destinations, cipher);
 				sendJson(res, 202, { stored: result.stored, duplicate: !result.stored, ...(claim && { history: claim.merge ? 'joined' : `kept anonymous: ${claim.reason}` }) });
 			} catch (error) {
 				storageFailed(res, error, 'lead');

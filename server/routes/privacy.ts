@@ -1,9 +1,10 @@
 import express, { type NextFunction, type Request, type Response, Router } from 'express';
 import { z } from 'zod/v4';
 
+import type { DeliveredLead } from '../../lib/contracts';
 import type { Prisma, PrismaClient } from '../../lib/db';
 import { canonicalEmail, emailHash } from '../../lib/email';
-import { openLead, siteCipher, type PiiCipher } from '../../lib/pii';
+import { MESSAGE_RECIPIENT_FIELD, openLead, openSubmission, siteCipher, type PiiCipher } from '../../lib/pii';
 import { requireApiKey } from '../auth';
 import type { Logger } from '../logger';
 import { cleanText, parseInput, parseQuery } from './inputs';
@@ -106,6 +107,7 @@ async function findPerson(tx: Tx, siteId: string, address: string, cipher: PiiCi
 			canonical,
 		),
 	);
+	// A sealed recipient (privacy.encryptPii) compares equal to no address: those messages are found by their lead.
 	const messageIds = ids(
 		await tx.$queryRawUnsafe<Ids>(
 			`SELECT id::text FROM email_messages WHERE site_id = $1::uuid AND (lead_id::text IN (SELECT jsonb_array_elements_text($2::jsonb)) OR lower(btrim(to_email)) = $3)`,
@@ -174,14 +176,18 @@ async function exportPerson(tx: Tx, siteId: string, person: Person, cipher: PiiC
 		stageChanges: await tx.leadStageChange.findMany({ where: ofLeads, orderBy: { occurredAt: 'asc' } }),
 		channelStatuses: await tx.channelStatus.findMany({ where: ofLeads }),
 		enrollments: await tx.sequenceEnrollment.findMany({ where: ofLeads }),
-		emailMessages: await tx.emailMessage.findMany({ where: { siteId, id: { in: messageIds } }, include: { events: { orderBy: { occurredAt: 'asc' } } }, orderBy: { createdAt: 'asc' } }),
+		emailMessages: (
+			await tx.emailMessage.findMany({ where: { siteId, id: { in: messageIds } }, include: { events: { orderBy: { occurredAt: 'asc' } } }, orderBy: { createdAt: 'asc' } })
+		).map((message) => (cipher ? { ...message, toEmail: cipher.open(message.toEmail, MESSAGE_RECIPIENT_FIELD) } : message)),
 		suppressions: await tx.suppression.findMany({ where: { siteId, emailHash: { in: person.hashes } } }),
 		consentRecords: await tx.consentRecord.findMany({ where: consentsOf(siteId, person), orderBy: [{ occurredAt: 'asc' }, { createdAt: 'asc' }] }),
-		formSubmissions: await tx.$queryRawUnsafe<Array<Record<string, unknown>>>(
-			`SELECT payload, status, created_at AS "createdAt" FROM outbox WHERE site_id = $1::uuid AND payload->>'kind' = 'lead' AND payload->>'emailHash' = ANY($2::text[]) ORDER BY id`,
-			siteId,
-			person.hashes,
-		),
+		formSubmissions: (
+			await tx.$queryRawUnsafe<Array<{ payload: DeliveredLead; status: string; createdAt: Date }>>(
+				`SELECT payload, status, created_at AS "createdAt" FROM outbox WHERE site_id = $1::uuid AND payload->>'kind' = 'lead' AND payload->>'emailHash' = ANY($2::text[]) ORDER BY id`,
+				siteId,
+				person.hashes,
+			)
+		).map((row) => (cipher ? { ...row, payload: { ...row.payload, lead: openSubmission(cipher, row.payload.lead) } } : row)),
 	};
 }
 

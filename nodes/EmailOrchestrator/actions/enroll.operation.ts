@@ -1,12 +1,14 @@
 import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import type { PrismaClient } from '../../../lib/db/generated/client';
+import type { PiiCipher } from '../../../lib/pii';
 import { findLeadId } from '../../shared/leads';
 import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem } from '../../shared/items';
 import { awaitsConfirmation } from '../confirmation';
 import { nowOf, type OperationContext } from '../helpers/context';
+import { cipherOf } from '../helpers/pii';
 import { stepDueAt } from '../steps';
 import { parseSequenceDefinition, type StoredSequence } from '../sequences';
 
@@ -89,9 +91,9 @@ export interface EnrollmentSummary extends IDataObject {
  * double opt-in is due at once instead, whatever the first step's delay: its confirmation email
  * goes out when the enrollment is first handled, and the confirmation times the first step.
  */
-export async function enrollLead(prisma: PrismaClient, site: ResolvedSite, sequence: StoredSequence, lead: { id: string; timezone: string | null }, now: Date): Promise<EnrollmentSummary> {
+export async function enrollLead(prisma: PrismaClient, site: ResolvedSite, sequence: StoredSequence, lead: { id: string; timezone: string | null }, now: Date, cipher: PiiCipher | null): Promise<EnrollmentSummary> {
 	const [first] = sequence.steps;
-	const nextRunAt = (await awaitsConfirmation(prisma, site, lead.id)) ? now : stepDueAt(first.delayMinutes, now, sequence.window, lead.timezone);
+	const nextRunAt = (await awaitsConfirmation(prisma, site, lead.id, cipher)) ? now : stepDueAt(first.delayMinutes, now, sequence.window, lead.timezone);
 	const { count } = await prisma.sequenceEnrollment.createMany({
 		data: [{ siteId: site.id, sequenceId: sequence.id, leadId: lead.id, nextStep: first.position, nextRunAt, enrolledAt: now }],
 		skipDuplicates: true,
@@ -115,7 +117,9 @@ export async function enrollLead(prisma: PrismaClient, site: ResolvedSite, seque
 export async function execute(this: IExecuteFunctions, { prisma, glue, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
 	return await forEachItem.call(this, glue, async (i) => {
 		const site = await sites.siteOf(siteKeyOf(this, i));
-		const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''));
+		// Enroll takes no Tracking CRM API credential: a site's PII keys are the n8n process' environment's.
+		const cipher = cipherOf(site);
+		const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''), cipher);
 		const source = this.getNodeParameter('sequenceSource', i) as 'site' | 'database' | 'parameter';
 		const sequence =
 			source === 'parameter'
@@ -123,6 +127,6 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 				: await sequences.byNameIn(site, String(this.getNodeParameter('sequence', i)).trim(), source);
 		const now = nowOf((this.getNodeParameter('options', i, {}) as IDataObject).asOf);
 		const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true } });
-		return [{ ...this.getInputData()[i].json, enrollment: await enrollLead(prisma, site, sequence, lead, now) }];
+		return [{ ...this.getInputData()[i].json, enrollment: await enrollLead(prisma, site, sequence, lead, now, cipher) }];
 	});
 }

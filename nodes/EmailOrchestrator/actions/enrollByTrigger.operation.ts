@@ -1,9 +1,11 @@
 import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
+import { piiKeyringFromCredential } from '../../../lib/pii';
 import { findLeadId } from '../../shared/leads';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem } from '../../shared/items';
 import { nowOf, type OperationContext } from '../helpers/context';
+import { cipherOf } from '../helpers/pii';
 import { smtpTransport } from '../transport';
 import { enteredStages, triggeredBy } from '../triggers';
 import { enrollLead, type EnrollmentSummary } from './enroll.operation';
@@ -75,7 +77,8 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 			const site = await sites.siteOf(siteKeyOf(this, i));
 			const options = this.getNodeParameter('options', i, {}) as IDataObject;
 			const now = nowOf(options.asOf);
-			const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''));
+			const cipher = cipherOf(site, { keyring: piiKeyringFromCredential(api) });
+			const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''), cipher);
 			const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true, lifecycleStage: true, tags: { select: { tag: true } } } });
 
 			const matched = triggeredBy(await sequences.withTriggers(site), {
@@ -84,7 +87,7 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 				event: String(options.event ?? '').trim(),
 			});
 			const enrollments: EnrollmentSummary[] = [];
-			for (const sequence of matched) enrollments.push(await enrollLead(prisma, site, sequence, lead, now));
+			for (const sequence of matched) enrollments.push(await enrollLead(prisma, site, sequence, lead, now, cipher));
 			const active = enrollments.filter((enrollment) => enrollment.status === 'active').map((enrollment) => enrollment.id);
 			// The sender is checked only when there is something to send: a lead no trigger matches
 			// passes on, whatever the site's email settings. An enrollment written before a missing

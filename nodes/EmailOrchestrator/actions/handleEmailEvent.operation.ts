@@ -8,6 +8,7 @@ import type { ResolvedSite } from '../../shared/subjects';
 import { startConfirmed } from '../confirmation';
 import { conversionNames, endingConversion, exitConversionsOf } from '../exits';
 import type { OperationContext } from '../helpers/context';
+import { cipherOf } from '../helpers/pii';
 
 const properties: INodeProperties[] = [
 	{
@@ -102,18 +103,18 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites }: 
 		const occurredAt = occurredAtOf(this.getNodeParameter('occurredAt', i, ''));
 		if (type === CONFIRM) {
 			const site = await sites.siteOf(siteKeyOf(this, i));
-			const leadId = await findLeadId(prisma, site.id, reference);
+			const leadId = await findLeadId(prisma, site.id, reference, cipherOf(site));
 			return [{ ...json, leadId, unenrolled: 0, started: await startConfirmed(prisma, site, leadId, occurredAt ?? new Date()) }];
 		}
 		if (type === 'conversion') {
 			const names = conversionNames(this.getNodeParameter('conversions', i, ''));
 			if (!occurredAt) throw new InputError('occurredAt', 'is empty; a conversion needs the time it happened (ISO 8601), since it ends only enrollments begun before it');
 			const site = await sites.siteOf(siteKeyOf(this, i));
-			const leadId = await findLeadId(prisma, site.id, reference);
+			const leadId = await findLeadId(prisma, site.id, reference, cipherOf(site));
 			return [{ ...json, leadId, unenrolled: await endOnConversion(prisma, site, leadId, { names, occurredAt }) }];
 		}
 		const site = await sites.siteOf(siteKeyOf(this, i));
-		const leadId = await findLeadId(prisma, site.id, reference);
+		const leadId = await findLeadId(prisma, site.id, reference, cipherOf(site));
 		const state = CHANNEL_STATE[type];
 		const unenrolled = await prisma.$transaction(async (tx) => {
 			// A stronger state (bounced, complained) is never weakened by a later unsubscribe.

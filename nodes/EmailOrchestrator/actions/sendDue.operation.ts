@@ -4,13 +4,14 @@ import type { Transporter } from 'nodemailer';
 import { updateDisplayOptions, type ICredentialDataDecryptedObject, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import type { Prisma, PrismaClient } from '../../../lib/db/generated/client';
-import { openLead, piiKeyringFromCredential, siteCipher, type PiiKeyring } from '../../../lib/pii';
+import { openLead, piiKeyringFromCredential, type PiiKeyring } from '../../../lib/pii';
 import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem, InputError } from '../../shared/items';
 import { CONFIRMATION_KEY_PREFIX } from '../../../lib/consent';
 import { consentGateFor, sendConfirmation } from '../confirmation';
 import { nowOf, type OperationContext } from '../helpers/context';
+import { cipherOf, storedRecipient } from '../helpers/pii';
 import { missedEnrollments, recoveryWindow } from '../recovery';
 import { renderEmail } from '../render';
 import { windowOf, type SequenceResolver } from '../sequences';
@@ -150,7 +151,7 @@ type Report = (outcome: Outcome, extra?: IDataObject) => IDataObject;
 /** One due enrollment: what it does next is {@link stepAction}'s; one output item says what happened. */
 async function processEnrollment(prisma: PrismaClient, site: ResolvedSite, stored: Enrollment, sender: Sender, now: Date): Promise<IDataObject> {
 	// The lead as it is addressed and greeted: opened on a site that seals personal data.
-	const enrollment = { ...stored, lead: openLead(siteCipher(site.id, site.config.privacy.encryptPii, sender.keyring), stored.lead) };
+	const enrollment = { ...stored, lead: openLead(cipherOf(site, sender), stored.lead) };
 	const { lead, sequence } = enrollment;
 	const report: Report = (outcome, extra = {}) => ({
 		site: site.key,
@@ -209,6 +210,7 @@ async function sendStep(
 ): Promise<IDataObject> {
 	const { lead, sequence } = enrollment;
 	const campaign = sequence.campaign;
+	const cipher = cipherOf(site, sender);
 	const idempotencyKey = messageKey(lead.id, sequence.id, step.position);
 	let messageId: string = randomUUID();
 	const { firstName, lastName, email: address, company, jobTitle, country, phone, lifecycleStage, properties } = lead;
@@ -226,8 +228,7 @@ async function sendStep(
 				stepId: step.id,
 				enrollmentId: enrollment.id,
 				idempotencyKey,
-				toEmail: lead.email,
-				subject: email.subject,
+				...storedRecipient(cipher, lead.email, email.subject),
 				links: email.links,
 				status: 'sending',
 				createdAt: now,
@@ -249,7 +250,7 @@ async function sendStep(
 		email = renderEmail({ subject: step.subject, html: step.htmlTemplate, text: step.textTemplate }, vars, { ...tracking, messageId });
 		const taken = await prisma.emailMessage.updateMany({
 			where: { id: messageId, status: 'failed' },
-			data: { status: 'sending', error: null, subject: email.subject, links: email.links, toEmail: lead.email, createdAt: now },
+			data: { status: 'sending', error: null, ...storedRecipient(cipher, lead.email, email.subject), links: email.links, createdAt: now },
 		});
 		if (taken.count === 0) return report('skipped', { messageId, reason: 'another run took over this message' });
 	}
@@ -319,7 +320,7 @@ export function senderOf(site: ResolvedSite, options: IDataObject, api: ICredent
  * have written, and its steps go out through the same checks. A live enrollment made meanwhile
  * is found, not doubled. Returns the enrollments this call created.
  */
-async function recoverEnrollments(prisma: PrismaClient, sequences: SequenceResolver, site: ResolvedSite, now: Date, limit: number): Promise<EnrollmentSummary[]> {
+async function recoverEnrollments(prisma: PrismaClient, sequences: SequenceResolver, site: ResolvedSite, keyring: PiiKeyring | null, now: Date, limit: number): Promise<EnrollmentSummary[]> {
 	const staged = (await sequences.withTriggers(site)).flatMap((sequence) => (sequence.trigger && 'stage' in sequence.trigger ? [{ sequence, stage: sequence.trigger.stage }] : []));
 	if (staged.length === 0) return [];
 	const stages = site.config.crm.lifecycleStages;
@@ -354,7 +355,7 @@ async function recoverEnrollments(prisma: PrismaClient, sequences: SequenceResol
 	const timezones = new Map(rows.map((row) => [row.leadId, row.lead.timezone]));
 	const created: EnrollmentSummary[] = [];
 	for (const { leadId, sequence, at } of missed) {
-		const enrollment = await enrollLead(prisma, site, sequence, { id: leadId, timezone: timezones.get(leadId) ?? null }, at);
+		const enrollment = await enrollLead(prisma, site, sequence, { id: leadId, timezone: timezones.get(leadId) ?? null }, at, cipherOf(site, { keyring }));
 		if (enrollment.created) created.push(enrollment);
 	}
 	return created;
@@ -388,7 +389,7 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 			const batchSize = this.getNodeParameter('batchSize', i, 50) as number;
 			const results: IDataObject[] = [];
 			for (const key of siteKey === '*' ? await sitesWithRecentMoves(prisma, now) : [siteKey]) {
-				const enrollments = await recoverEnrollments(prisma, sequences, await sites.siteOf(key), now, batchSize);
+				const enrollments = await recoverEnrollments(prisma, sequences, await sites.siteOf(key), piiKeyringFromCredential(api), now, batchSize);
 				if (enrollments.length > 0) results.push({ site: key, outcome: 'recovered', recovered: enrollments.length, enrollments });
 			}
 			// One schedule for every site: "*" sends for each site that has steps due now, those just made up included.
