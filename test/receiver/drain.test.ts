@@ -10,6 +10,7 @@ import path from 'node:path';
 import { createLogger } from '../../server/logger';
 import { startReceiver, type Receiver } from '../../server/receiver';
 import { planDeliveries, type PlannableRow } from '../../server/outbox/dispatcher';
+import { readSettings } from '../../server/settings';
 import { testPrisma } from '../helpers/db';
 import { batch, pageview, post } from '../helpers/events';
 import { FakeN8n, type Delivery } from '../helpers/fakeN8n';
@@ -124,7 +125,7 @@ describe('outbox drain per partition', () => {
 		expect(eventIdsOf(n8n.deliveries)).toEqual(accepted);
 		expect(new Set(n8n.deliveries.map((delivery) => delivery.deliveryId)).size).toBe(n8n.deliveries.length);
 		expect(n8n.deliveries.length).toBeLessThanOrEqual(20);
-		expect(n8n.deliveries.every((delivery) => delivery.body.events.length <= 100)).toBe(true);
+		expect(n8n.deliveries.every((delivery) => delivery.body.events.length <= readSettings({}).DISPATCH_BATCH_SIZE)).toBe(true);
 		expect(n8n.deliveries.every((delivery) => (delivery.body as { deliveryId?: string }).deliveryId === delivery.deliveryId)).toBe(true);
 		expect(await prisma.outboxMessage.count({ where: { siteId, deliveryId: null } })).toBe(0);
 		expect(n8n.rejected).toEqual([]);

@@ -24,7 +24,7 @@ const START = Date.UTC(2026, 9, 5, 7, 0, 0);
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
-/** Events per delivery at most: the dispatcher's DISPATCH_BATCH_SIZE default. */
+/** Events per delivery at most, as a receiver with DISPATCH_BATCH_SIZE 100 sends them. */
 const DELIVERY_EVENTS = 100;
 
 /** The site config the chain runs with: goals, scoring without decay (so the scores do not move with the day the test runs), stages. */
