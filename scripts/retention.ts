@@ -36,7 +36,7 @@ const count = (rows: number, what: string) => `${rows} ${what}`;
 function describe(result: RetentionResult): string {
 	if (result.days === null || !result.cutoff) return `${result.site}: keeps everything (its config names no privacy.dataRetention)`;
 	const { visitor_events: events, visitor_sessions: sessions, outbox } = result.rows;
-	const rows = [count(events, 'events'), count(sessions, 'sessions'), count(outbox, 'delivered outbox rows')].join(', ');
+	const rows = [count(events, 'events'), count(sessions, 'sessions'), count(outbox, 'delivered outbox rows'), count(result.pageSessions, 'dashboard page rows')].join(', ');
 	const before = `older than ${result.cutoff.toISOString()} (${result.days} days)`;
 	if (result.dryRun) return `${result.site}: would delete ${rows} ${before}`;
 	const done = `${result.site}: deleted ${rows} ${before} in ${result.batches} batches`;

@@ -1,6 +1,7 @@
 import type { SiteConfig } from '../lib/contracts';
 import type { PrismaClient } from '../lib/db';
 import { SequenceResolver } from '../nodes/EmailOrchestrator/sequences';
+import { lockSiteRollups } from './analytics/rollup';
 
 /**
  * Makes the `sites` table mirror the config files: a site's row is keyed by its public key,
@@ -46,7 +47,7 @@ const TABLES_WITHOUT_SITE_KEY = `SELECT c.relname AS name FROM pg_class c
 export async function removeSite(prisma: PrismaClient, siteId: string): Promise<void> {
 	await prisma.$transaction(
 		async (tx) => {
-			await tx.$executeRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))', `analytics-rollup:${siteId}`);
+			await lockSiteRollups(tx, siteId);
 			await tx.site.delete({ where: { id: siteId } });
 			// After the cascade, whose deletes also note rows of the site for the rollups.
 			for (const { name } of await tx.$queryRawUnsafe<Array<{ name: string }>>(TABLES_WITHOUT_SITE_KEY)) {

@@ -24,15 +24,47 @@ export function sqlText(value: string): string {
 }
 
 /**
- * The rollup segment that holds exactly the sessions a filter keeps ('' for no filter), or null when
- * none does: the rollups keep one segment per channel and per UTM campaign, not per page (a session
- * views several pages, so page segments would multiply the rollups by the pages per session) nor per
- * combination. Such a report is computed from the raw sessions (see factRows in ./rollup.ts).
+ * Rollup segment keys: '' for every session of the site, then "channel:<name>", "campaign:<name>",
+ * "page:<path>" joined by "|" in that order for the sessions that match each of them. A value is
+ * written with its backslashes and bars escaped (\\ and \|), so no campaign or path, whatever it
+ * holds, names another segment. The fold writes the keys in SQL (segmentKeySql) and a read looks
+ * them up from TypeScript (segmentKey): both escape alike.
  */
-export function rollupSegment(filter: ReportFilter | undefined): string | null {
-	if (!isFiltered(filter) || !filter) return '';
-	if (filter.page || (filter.channel && filter.campaign)) return null;
-	return filter.channel ? `channel:${filter.channel}` : `campaign:${filter.campaign}`;
+const SEGMENT_PARTS = ['channel', 'campaign', 'page'] as const;
+type SegmentPart = (typeof SEGMENT_PARTS)[number];
+
+const escapeKeyValue = (value: string) => value.replaceAll('\\', '\\\\').replaceAll('|', '\\|');
+
+export function segmentKey(filter: ReportFilter | undefined): string {
+	return SEGMENT_PARTS.filter((part) => filter?.[part])
+		.map((part) => `${part}:${escapeKeyValue(filter![part]!)}`)
+		.join('|');
+}
+
+/** The same key from SQL expressions (null where a part does not filter; the key is null when a part's value is null). */
+export function segmentKeySql(parts: Partial<Record<SegmentPart, string>>): string {
+	const escaped = (value: string) => `replace(replace(${value}, chr(92), chr(92) || chr(92)), '|', chr(92) || '|')`;
+	const present = SEGMENT_PARTS.filter((part) => parts[part] !== undefined);
+	if (present.length === 0) return `''`;
+	return present.map((part) => `'${part}:' || ${escaped(parts[part]!)}`).join(` || '|' || `);
+}
+
+/**
+ * Where a filtered report reads: `base` is the segment of the channel and campaign filters ('' for
+ * none), kept whole (hour, day and week rows, like the site's). A page filter adds `page`: its
+ * totals are the base segment's row of that page (dimension "page" counts the sessions that viewed
+ * it), its other figures are read from `pageSegment` where a day or week holds enough sessions to be
+ * kept (see rollup.ts) and from analytics_page_sessions elsewhere.
+ */
+export interface ReportScope {
+	base: string;
+	page?: string;
+	pageSegment?: string;
+}
+
+export function reportScope(filter: ReportFilter | undefined): ReportScope {
+	const base = segmentKey({ channel: filter?.channel, campaign: filter?.campaign });
+	return filter?.page ? { base, page: filter.page, pageSegment: segmentKey(filter) } : { base };
 }
 
 /**
@@ -49,4 +81,12 @@ export function sessionCondition(filter: ReportFilter | undefined, viewedFrom: s
 			AND e.occurred_at >= ${viewedFrom}${viewedTo ? ` AND e.occurred_at < ${viewedTo}` : ''})`);
 	}
 	return conditions.length === 0 ? 'true' : conditions.join(' AND ');
+}
+
+/** The channel and campaign filters as a condition on a row named `row` of analytics_page_sessions or visitor_sessions. */
+export function baseCondition(filter: ReportFilter | undefined, row: string): string {
+	const conditions = ['true'];
+	if (filter?.channel) conditions.push(`${row}.channel = ${sqlText(filter.channel)}`);
+	if (filter?.campaign) conditions.push(`${row}.campaign = ${sqlText(filter.campaign)}`);
+	return conditions.join(' AND ');
 }

@@ -1,5 +1,17 @@
-import { sessionCondition, type ReportFilter } from './filters';
-import { eventCountSince, factRows, foldRollups, SCROLL_DEPTHS, visitorCounts, visitorSeries, type RollupDatabase, type SessionDimension } from './rollup';
+import type { ReportFilter } from './filters';
+import {
+	eventCountSince,
+	factRows,
+	foldedSessionCondition,
+	foldRollups,
+	readsKeptPageRows,
+	SCROLL_DEPTHS,
+	topPagesOf,
+	visitorCounts,
+	visitorSeries,
+	type RollupDatabase,
+	type SessionDimension,
+} from './rollup';
 
 /**
  * The read side of the receiver: the seed's dashboard metrics, aggregated in Postgres so a
@@ -142,8 +154,7 @@ export async function siteOutbox(prisma: Queryable, siteId: string): Promise<Sit
  */
 const activeNow = (filter: ReportFilter | undefined) => `SELECT count(*)::int AS active,
 		count(DISTINCT s.visitor_id) FILTER (WHERE s.last_activity_at >= now() - interval '5 minutes')::int AS "visitorsNow"
-	FROM visitor_sessions s WHERE s.site_id = $1::uuid AND s.last_activity_at >= now() - interval '30 minutes'
-		AND ${sessionCondition(filter, `now() - interval '30 minutes' - ${LONGEST_SESSION}`)}`;
+	FROM visitor_sessions s WHERE s.site_id = $1::uuid AND s.last_activity_at >= now() - interval '30 minutes' AND ${foldedSessionCondition(filter)}`;
 
 /**
  * Totals of the range's sessions, and the median duration from the per-duration counts (as
@@ -161,13 +172,8 @@ const sessionSummary = (range: TimeRange, filter: ReportFilter | undefined) => `
 		coalesce((SELECT visitors FROM (${visitorCounts(range.from, range.to, 'visitor', filter)}) v), 0)::int AS visitors
 	FROM totals, middle`;
 
-/** The ten paths with the most page views, and for each its distinct visitors over the range. */
-const topPages = (range: TimeRange, filter: ReportFilter | undefined) => `WITH top AS (
-		SELECT value AS path, sum(pageviews)::int AS pageviews FROM (${factRows(range.from, range.to, ['page'], 'week', filter, true)}) r
-		GROUP BY value HAVING sum(sessions) > 0 ORDER BY pageviews DESC, path LIMIT 10)
-	SELECT top.path, top.pageviews, coalesce(v.visitors, 0)::int AS visitors
-	FROM top LEFT JOIN (${visitorCounts(range.from, range.to, { pages: 'SELECT path FROM top' }, filter)}) v ON v.kind = 'page:' || top.path
-	ORDER BY top.pageviews DESC, top.path`;
+/** The ten paths with the most page views, and for each its distinct visitors over the range (an estimate where topPagesOf says so). */
+const topPages = (range: TimeRange, filter: ReportFilter | undefined) => topPagesOf(range.from, range.to, filter);
 
 /** The breakdowns of the report, each a dimension of the rollups, and the one that names them in it. */
 const BREAKDOWNS = {
@@ -226,6 +232,10 @@ export interface ChannelRow extends BreakdownRow {
 
 export type ScrollDepth = (typeof SCROLL_DEPTHS)[number];
 
+/** The figures a Visitor Analytics report may give as estimates rather than counts (see topPagesOf in ./rollup.ts). */
+export const ESTIMABLE_FIGURES = ['topPages.visitors'] as const;
+export type EstimableFigure = (typeof ESTIMABLE_FIGURES)[number];
+
 export interface VisitorAnalytics {
 	activeSessions: number;
 	/** Distinct visitors with an event in the last 5 minutes. */
@@ -273,6 +283,17 @@ function breakdownsOf(rows: DimensionRow[]): VisitorAnalytics['breakdowns'] {
 }
 
 /**
+ * Which figures of the Visitor Analytics report over a range (with a filter) are estimates: a page
+ * filter's top pages' visitors where the range reads kept page rows, as topPagesOf estimates them.
+ * Empty when every figure is counted.
+ */
+export async function estimatedFigures(prisma: Queryable, siteId: string, range: TimeRange, filter?: ReportFilter): Promise<EstimableFigure[]> {
+	if (!filter?.page) return [];
+	const [{ kept }] = await prisma.$queryRawUnsafe<Array<{ kept: boolean }>>(`SELECT ${readsKeptPageRows(range.from, range.to, filter)} AS kept`, siteId);
+	return kept ? ['topPages.visitors'] : [];
+}
+
+/**
  * The Visitor Analytics report over a range; with a filter, every figure is that of the sessions the
  * filter keeps (see ReportFilter).
  */
@@ -281,7 +302,7 @@ export async function visitorAnalytics(prisma: Queryable, siteId: string, range:
 	const [[active], [summary], pages, dimensions, points] = await Promise.all([
 		prisma.$queryRawUnsafe<Array<{ active: number; visitorsNow: number }>>(activeNow(filter), siteId),
 		prisma.$queryRawUnsafe<Array<VisitorAnalytics['summary'] & VisitorAnalytics['engagement']>>(sessionSummary(range, filter), siteId),
-		prisma.$queryRawUnsafe<VisitorAnalytics['topPages']>(topPages(range, filter), siteId),
+		prisma.$queryRawUnsafe<Array<VisitorAnalytics['topPages'][number] & { estimated: boolean }>>(topPages(range, filter), siteId),
 		prisma.$queryRawUnsafe<DimensionRow[]>(breakdownsSql(range, filter), siteId),
 		timeSeries<Omit<VisitorAnalytics['series'][number], 'at'>>(prisma, sessionSeries(range, filter), siteId, range),
 	]);
@@ -300,7 +321,7 @@ export async function visitorAnalytics(prisma: Queryable, siteId: string, range:
 			bounceRate: ratio(totals.bounces, totals.sessions),
 		},
 		engagement: { low, medium, high },
-		topPages: pages,
+		topPages: pages.map(({ path, pageviews, visitors }) => ({ path, pageviews, visitors })),
 		entryPages: dimensions
 			.filter((row) => row.dimension === 'entry_page')
 			.map((page) => ({ path: page.value ?? '', sessions: page.sessions, bounceRate: ratio(page.bounces, page.sessions) })),

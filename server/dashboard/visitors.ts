@@ -1,14 +1,27 @@
 import type { ReportFilter } from '../analytics/filters';
-import { siteStats, visitorAnalytics, type BreakdownRow, type Queryable, type SiteStats, type TimeRange, type VisitorAnalytics } from '../analytics/queries';
+import {
+	estimatedFigures,
+	siteStats,
+	visitorAnalytics,
+	type BreakdownRow,
+	type EstimableFigure,
+	type Queryable,
+	type SiteStats,
+	type TimeRange,
+	type VisitorAnalytics,
+} from '../analytics/queries';
 import { previousRange, type DashboardRange } from './range';
 import type { Cell, ColumnKind, Table } from './tables';
+
+/** A period's report and the figures of it that are estimates (the tables say so). */
+export type EstimatedReport = VisitorAnalytics & { estimates?: readonly EstimableFigure[] };
 
 /** What the Visitor Analytics page shows: the period and the period before it (both filtered alike), and the site's totals. */
 export interface VisitorReport {
 	range: DashboardRange;
 	previous: TimeRange;
 	filter: ReportFilter;
-	current: VisitorAnalytics;
+	current: EstimatedReport;
 	before: VisitorAnalytics;
 	stats: SiteStats;
 	todayStartsAt: Date;
@@ -17,12 +30,13 @@ export interface VisitorReport {
 export async function loadVisitorReport(prisma: Queryable, siteId: string, range: DashboardRange, filter: ReportFilter, now: Date): Promise<VisitorReport> {
 	const previous = previousRange(range);
 	const todayStartsAt = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
-	const [current, before, stats] = await Promise.all([
+	const [current, estimates, before, stats] = await Promise.all([
 		visitorAnalytics(prisma, siteId, range, filter),
+		estimatedFigures(prisma, siteId, range, filter),
 		visitorAnalytics(prisma, siteId, previous, filter),
 		siteStats(prisma, siteId, todayStartsAt),
 	]);
-	return { range, previous, filter, current, before, stats, todayStartsAt };
+	return { range, previous, filter, current: { ...current, estimates }, before, stats, todayStartsAt };
 }
 
 export interface Figure {
@@ -107,8 +121,8 @@ function breakdownTable(name: BreakdownTableName, rows: readonly BreakdownRow[],
 	};
 }
 
-/** Every table of the page, by its name in the CSV link. */
-export function visitorTables(current: VisitorAnalytics): Record<VisitorTableName, Table> {
+/** Every table of the page, by its name in the CSV link; a column of estimates says so in its label. */
+export function visitorTables(current: EstimatedReport): Record<VisitorTableName, Table> {
 	const sessions = current.summary.sessions;
 	const { channels, scrollDepth } = current.breakdowns;
 	const tables: Array<Table & { name: VisitorTableName }> = [
@@ -131,7 +145,7 @@ export function visitorTables(current: VisitorAnalytics): Record<VisitorTableNam
 			columns: [
 				{ label: 'Page', kind: 'text' },
 				{ label: 'Page views', kind: 'count' },
-				{ label: 'Visitors', kind: 'count' },
+				{ label: current.estimates?.includes('topPages.visitors') ? 'Visitors (estimated)' : 'Visitors', kind: 'count' },
 			],
 			rows: current.topPages.map((page) => [page.path, page.pageviews, page.visitors]),
 			empty: 'No page views in this period.',

@@ -15,8 +15,12 @@ import { DEFAULT_BATCH_SIZE, RETENTION_TABLES, retentionCutoff, retentionDaysOf,
  * - outbox rows delivered, written before it. Pending and dead rows stay, and so do the events and
  *   sessions of their browser (the outbox partition): a delivery still to make carries its events.
  *
+ * - analytics_page_sessions rows (a copy per session and page the rollup fold keeps for page filters)
+ *   of the sessions that started before it: the fold leaves those hours as they are, and the rows
+ *   hold the visitor's id. A page filter's figures of those hours are then its page's rollup rows.
+ *
  * What stays: visitors, leads, their scores, conversions (a deleted session leaves them with no
- * session), activities, emails, and the dashboards' rollups. The deletes run with the transaction
+ * session), activities, emails, and the dashboards' other rollups. The deletes run with the transaction
  * setting crm.retention = 'on', which the rollup triggers skip (migration 20261205150000_retention_runs):
  * the figures of the deleted hours stay as the rollups hold them, and the events they counted stay counted.
  */
@@ -54,6 +58,11 @@ const deleteBatch = (table: RetentionTable) => `WITH gone AS (DELETE FROM ${tabl
 	FROM counted WHERE r.id = $4::uuid
 	RETURNING counted.rows AS rows`;
 
+/** Deletes up to $3 analytics_page_sessions rows of sessions that started before the cutoff ($2); answers how many (by its key's index). */
+const DELETE_PAGE_SESSIONS = `DELETE FROM analytics_page_sessions t WHERE (t.site_id, t.started_at, t.session_id, t.path) IN (
+	SELECT m.site_id, m.started_at, m.session_id, m.path FROM analytics_page_sessions m WHERE m.site_id = $1::uuid AND m.started_at < $2::timestamptz LIMIT $3::int)`;
+const COUNT_PAGE_SESSIONS = `SELECT count(*)::float8 AS rows FROM analytics_page_sessions WHERE site_id = $1::uuid AND started_at < $2::timestamptz`;
+
 const countExpired = (table: RetentionTable) => `SELECT count(*)::float8 AS rows FROM (${EXPIRED[table]}) expired`;
 
 const START_RUN = `INSERT INTO retention_runs (id, site_id, retention_days, cutoff) VALUES ($1::uuid, $2::uuid, $3::int, $4::timestamptz)`;
@@ -83,6 +92,8 @@ export interface RetentionResult {
 	dryRun: boolean;
 	/** Rows deleted per table (in a dry run: that a run would delete now). */
 	rows: Record<RetentionTable, number>;
+	/** analytics_page_sessions rows deleted (in a dry run: that a run would delete now); not recorded in retention_runs. */
+	pageSessions: number;
 	/** Delete statements that removed rows. */
 	batches: number;
 	/** The site's retention_runs row; null in a dry run and for a site that keeps everything. */
@@ -108,7 +119,7 @@ async function deleteExpired(db: RetentionDatabase, table: RetentionTable, siteI
 export async function retainSite(db: RetentionDatabase, site: RetentionSite, options: RetentionOptions = {}): Promise<RetentionResult> {
 	const days = retentionDaysOf(site.config);
 	const dryRun = options.dryRun ?? false;
-	const result: RetentionResult = { siteId: site.id, site: site.key, days, cutoff: null, dryRun, rows: noRows(), batches: 0, runId: null, error: null };
+	const result: RetentionResult = { siteId: site.id, site: site.key, days, cutoff: null, dryRun, rows: noRows(), pageSessions: 0, batches: 0, runId: null, error: null };
 	if (days === null) return result;
 	const cutoff = retentionCutoff(days, options.now ?? new Date());
 	result.cutoff = cutoff;
@@ -118,6 +129,8 @@ export async function retainSite(db: RetentionDatabase, site: RetentionSite, opt
 			const [counted] = await db.$queryRawUnsafe<Array<{ rows: number }>>(countExpired(table), site.id, at);
 			result.rows[table] = counted.rows;
 		}
+		const [pages] = await db.$queryRawUnsafe<Array<{ rows: number }>>(COUNT_PAGE_SESSIONS, site.id, at);
+		result.pageSessions = pages.rows;
 		return result;
 	}
 	const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
@@ -134,6 +147,12 @@ export async function retainSite(db: RetentionDatabase, site: RetentionSite, opt
 				if (deleted > 0) result.batches++;
 			} while (deleted === batchSize);
 		}
+		let deleted: number;
+		do {
+			options.signal?.throwIfAborted();
+			deleted = await db.$executeRawUnsafe(DELETE_PAGE_SESSIONS, site.id, at, batchSize);
+			result.pageSessions += deleted;
+		} while (deleted === batchSize);
 		await db.$executeRawUnsafe(FINISH_RUN, runId);
 	} catch (error) {
 		result.error = options.signal?.aborted ? `stopped before finishing: ${messageOf(options.signal.reason)}` : messageOf(error);

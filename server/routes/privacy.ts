@@ -5,6 +5,7 @@ import type { DeliveredLead } from '../../lib/contracts';
 import type { Prisma, PrismaClient } from '../../lib/db';
 import { canonicalEmail, emailHash } from '../../lib/email';
 import { MESSAGE_RECIPIENT_FIELD, openLead, openSubmission, siteCipher, type PiiCipher } from '../../lib/pii';
+import { forgetVisitors } from '../analytics/rollup';
 import { requireApiKey } from '../auth';
 import type { Logger } from '../logger';
 import { cleanText, parseInput, parseQuery } from './inputs';
@@ -211,6 +212,8 @@ async function erasePerson(tx: Tx, siteId: string, person: Person): Promise<Reco
 	removed.lead_stage_changes = (await tx.leadStageChange.deleteMany({ where: ofLeads })).count;
 	removed.channel_statuses = (await tx.channelStatus.deleteMany({ where: ofLeads })).count;
 	removed.sequence_enrollments = (await tx.sequenceEnrollment.deleteMany({ where: ofLeads })).count;
+	// The rollups' per-session page rows hold the visitor: they go now, found through the sessions deleted below.
+	await forgetVisitors(tx, siteId, visitorIds);
 	removed.visitor_events = (await tx.visitorEvent.deleteMany({ where: { siteId, OR: [{ anonymousId: { in: anonymousIds } }, { visitorId: { in: visitorIds } }] } })).count;
 	removed.visitor_sessions = (await tx.visitorSession.deleteMany({ where: { siteId, visitorId: { in: visitorIds } } })).count;
 	removed.visitors = (await tx.visitor.deleteMany({ where: { siteId, id: { in: visitorIds } } })).count;

@@ -10,7 +10,8 @@ import { campaignAnalytics, conversionAnalytics } from '../../server/analytics/c
 import { leadAnalytics } from '../../server/analytics/leads';
 import * as reports from '../../server/analytics/queries';
 import type { ReportFilter } from '../../server/analytics/filters';
-import { foldAllRollups, netPieces, rangePieces } from '../../server/analytics/rollup';
+import { foldAllRollups, foldRollups, forgetVisitors, netPieces, rangePieces } from '../../server/analytics/rollup';
+import { runRetention, sitesInDatabase } from '../../server/retention/retention';
 import { createTestSite, testPrisma } from '../helpers/db';
 
 const STAGES = ['subscriber', 'lead', 'mql', 'sql', 'customer'];
@@ -34,8 +35,27 @@ const RANGES: Array<[string, reports.TimeRange]> = [
 	['the last 30 days by hour', { from: hoursBefore(30 * 24), to: END, interval: 'hour' }],
 ];
 
-/** Filters a Visitor Analytics report takes: two read from rollup segments, two from the raw sessions. */
-const FILTERS: ReportFilter[] = [{ channel: 'Organic Search' }, { campaign: 'brand' }, { page: '/pricing' }, { channel: 'Paid Search', campaign: 'brand' }];
+/**
+ * Filters a Visitor Analytics report takes: a channel, a campaign and both (rollup segments), a head
+ * and a tail page, and a page with a channel, a campaign and both (a segment's page rows, the page
+ * rows kept for busy days and weeks, and the sessions of each page for the rest).
+ */
+const FILTERS: ReportFilter[] = [
+	{ channel: 'Organic Search' },
+	{ campaign: 'brand' },
+	{ channel: 'Paid Search', campaign: 'brand' },
+	{ page: '/pricing' },
+	{ page: '/docs/page-99' },
+	{ page: '/pricing', channel: 'Organic Search' },
+	{ page: '/', campaign: 'brand' },
+	{ page: '/', channel: 'Paid Search', campaign: 'brand' },
+];
+
+/**
+ * Values that hold the bar and backslash of segment keys: a channel whose key would read as the
+ * (Direct, y) pair's without escaping, and the pair itself (set on a few sessions by the incremental test).
+ */
+const ODD_FILTERS: ReportFilter[] = [{ channel: 'Direct', campaign: 'y' }, { channel: 'Direct|campaign:y' }, { campaign: 'sp\\ring|sale', page: '/' }];
 
 type Reader = Pick<PrismaClient, '$queryRawUnsafe' | '$executeRawUnsafe' | '$transaction'>;
 
@@ -61,15 +81,61 @@ async function naiveReports(prisma: Reader, siteId: string, range: reports.TimeR
 	};
 }
 
-async function expectSameNumbers(prisma: Reader, siteId: string): Promise<void> {
+async function expectSameNumbers(prisma: Reader, siteId: string, filters = FILTERS): Promise<void> {
 	for (const [name, range] of RANGES) {
 		const [rolled, plain] = [await rollupReports(prisma, siteId, range), await naiveReports(prisma, siteId, range)];
 		expect({ name, ...rolled }).toEqual({ name, ...plain });
-		for (const filter of FILTERS) {
+		for (const filter of filters) {
 			const [filtered, plainFiltered] = [await reports.visitorAnalytics(prisma, siteId, range, filter), await naive.visitorAnalytics(prisma, siteId, range, filter)];
 			expect({ name, filter, ...filtered }).toEqual({ name, filter, ...plainFiltered });
 		}
 	}
+}
+
+/**
+ * As expectSameNumbers, where page rows may be kept: a page filter's top pages' visitors are then
+ * estimates (see topPageVisitors), compared without them and each held near the count.
+ */
+async function expectSameNumbersKept(prisma: Reader, siteId: string): Promise<void> {
+	let estimated = 0;
+	for (const [name, range] of RANGES) {
+		for (const filter of FILTERS.filter((candidate) => candidate.page)) {
+			const [filtered, plain] = [await reports.visitorAnalytics(prisma, siteId, range, filter), await naive.visitorAnalytics(prisma, siteId, range, filter)];
+			const estimates = await reports.estimatedFigures(prisma, siteId, range, filter);
+			const [{ kept }] = await prisma.$queryRawUnsafe<Array<{ kept: boolean }>>(
+				`SELECT EXISTS (SELECT 1 FROM analytics_page_facts WHERE site_id = $1::uuid AND path = $2 AND grain = 'week' AND bucket < $3::timestamptz AND bucket + interval '7 days' > $4::timestamptz) AS kept`,
+				siteId,
+				filter.page,
+				range.to.toISOString(),
+				range.from.toISOString(),
+			);
+			// Estimated exactly when kept rows of the page (any segment of it, the filter's among them) are read.
+			if (estimates.length === 0) {
+				expect({ name, filter, ...filtered }).toEqual({ name, filter, ...plain });
+				continue;
+			}
+			expect({ name, filter, estimates, kept }).toEqual({ name, filter, estimates: ['topPages.visitors'], kept: true });
+			estimated += 1;
+			const withoutVisitors = (report: typeof filtered) => ({ ...report, topPages: report.topPages.map(({ path, pageviews }) => ({ path, pageviews })) });
+			expect({ name, filter, ...withoutVisitors(filtered) }).toEqual({ name, filter, ...withoutVisitors(plain) });
+			for (const [index, page] of filtered.topPages.entries()) {
+				expect({ name, filter, path: page.path, near: Math.abs(page.visitors - plain.topPages[index].visitors) <= Math.max(2, 0.15 * plain.topPages[index].visitors) }).toEqual({
+					name,
+					filter,
+					path: page.path,
+					near: true,
+				});
+			}
+		}
+	}
+	expect(estimated).toBeGreaterThan(0);
+	await expectSameNumbers(prisma, siteId, FILTERS.filter((filter) => !filter.page));
+}
+
+/** Every hour of the site noted as changed, and folded with page days and weeks kept from `keepPageBucketsAt` sessions. */
+async function refoldKeepingPagesFrom(prisma: Reader, siteId: string, keepPageBucketsAt: number): Promise<void> {
+	await prisma.$executeRawUnsafe(`INSERT INTO analytics_dirty_hours (site_id, hour) SELECT DISTINCT site_id, date_trunc('hour', started_at, 'UTC') FROM visitor_sessions WHERE site_id = $1::uuid`, siteId);
+	await foldAllRollups(prisma, { keepPageBucketsAt });
 }
 
 const run = (prisma: Reader) => (sql: string) => prisma.$queryRawUnsafe<unknown[]>(sql);
@@ -171,7 +237,15 @@ describe('dashboard rollups on Postgres', () => {
 		await prisma.$executeRawUnsafe('DELETE FROM visitor_events WHERE visitor_id = $1::uuid', erased);
 		await prisma.$executeRawUnsafe('DELETE FROM visitor_sessions WHERE visitor_id = $1::uuid', erased);
 		await prisma.$executeRawUnsafe('DELETE FROM visitors WHERE id = $1::uuid', erased);
-		await expectSameNumbers(prisma, siteId);
+		// Channels and campaigns with the characters of segment keys.
+		await prisma.$executeRawUnsafe(
+			`UPDATE visitor_sessions SET channel = (ARRAY['Direct|campaign:y', 'Direct', 'Email'])[n % 3 + 1], campaign = (ARRAY[NULL, 'y', 'sp\\ring|sale'])[n % 3 + 1]
+			FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM visitor_sessions WHERE site_id = $1::uuid AND started_at >= $2::timestamptz ORDER BY id LIMIT 60) odd
+			WHERE visitor_sessions.id = odd.id`,
+			siteId,
+			hoursBefore(30).toISOString(),
+		);
+		await expectSameNumbers(prisma, siteId, [...FILTERS, ...ODD_FILTERS]);
 	});
 
 	it('moves the days and weeks by a few changed hours as exactly as it rebuilds them', async () => {
@@ -194,6 +268,114 @@ describe('dashboard rollups on Postgres', () => {
 		expect(hours).toBeGreaterThan(0);
 		expect(hours).toBeLessThanOrEqual(24);
 		await expectSameNumbers(prisma, siteId);
+	});
+
+	it('keeps the busy days and weeks of a page, reads the others from its sessions, and moves both as late page views arrive and a person is erased', async () => {
+		await refoldKeepingPagesFrom(prisma, siteId, 40);
+		const kept = await prisma.$queryRawUnsafe<Array<{ path: string; segment: string; grain: string }>>(
+			`SELECT DISTINCT path, segment, grain FROM analytics_page_facts WHERE site_id = $1::uuid AND dimension = ''`,
+			siteId,
+		);
+		// Both ways are read: /pricing's days are kept, a tail page's are not, and so are some of a channel's.
+		expect(kept).toContainEqual({ path: '/pricing', segment: '', grain: 'day' });
+		expect(kept.filter((row) => row.path === '/docs/page-99')).toEqual([]);
+		expect(kept.some((row) => row.segment.startsWith('channel:'))).toBe(true);
+		await expectSameNumbersKept(prisma, siteId);
+
+		// Late page views of /pricing and of a new path join sessions already folded (the Visitor Processor
+		// adds the event and updates its session), a session of a kept day moves to another hour, and one is erased.
+		await prisma.$executeRawUnsafe(
+			`WITH late AS (SELECT id, site_id, session_key, visitor_id, started_at FROM visitor_sessions WHERE site_id = $1::uuid AND started_at >= $2::timestamptz ORDER BY id LIMIT 8),
+				added AS (INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, visitor_id, session_id, type, path, occurred_at)
+					SELECT gen_random_uuid(), site_id, gen_random_uuid(), 'late', session_key, visitor_id, id, 'pageview', p.path, started_at + interval '1 minute'
+					FROM late CROSS JOIN (VALUES ('/pricing'), ('/late-page')) p(path))
+			UPDATE visitor_sessions s SET pageviews = s.pageviews + 2, exit_page = '/late-page', is_bounce = false FROM late WHERE s.id = late.id`,
+			siteId,
+			hoursBefore(20).toISOString(),
+		);
+		await prisma.$executeRawUnsafe(
+			`UPDATE visitor_sessions SET started_at = started_at + interval '2 hours', channel = 'Organic Search'
+			WHERE id IN (SELECT s.id FROM visitor_sessions s JOIN analytics_page_sessions m ON m.session_id = s.id AND m.path = '/pricing'
+				WHERE s.site_id = $1::uuid AND s.started_at >= $2::timestamptz ORDER BY s.id LIMIT 3)`,
+			siteId,
+			hoursBefore(40).toISOString(),
+		);
+		await prisma.$executeRawUnsafe(
+			`DELETE FROM visitor_sessions WHERE id IN (SELECT session_id FROM analytics_page_sessions WHERE site_id = $1::uuid AND path = '/pricing' ORDER BY session_id LIMIT 2)`,
+			siteId,
+		);
+		const { hours } = await foldAllRollups(prisma, { keepPageBucketsAt: 40 });
+		expect(hours).toBeGreaterThan(0);
+		expect(hours).toBeLessThanOrEqual(24);
+		// A person's erasure, as the privacy route does it: their per-session page rows go with their sessions, in one transaction.
+		const [{ person }] = await prisma.$queryRawUnsafe<Array<{ person: string }>>(
+			`SELECT m.visitor_id::text AS person FROM analytics_page_sessions m WHERE m.site_id = $1::uuid AND m.path = '/pricing'
+			GROUP BY m.visitor_id ORDER BY count(*) DESC, m.visitor_id LIMIT 1`,
+			siteId,
+		);
+		const pageRowsOf = async (visitor: string) =>
+			(await prisma.$queryRawUnsafe<Array<{ rows: number }>>('SELECT count(*)::int AS rows FROM analytics_page_sessions WHERE visitor_id = $1::uuid', visitor))[0].rows;
+		expect(await pageRowsOf(person)).toBeGreaterThan(1);
+		await prisma.$transaction(async (tx) => {
+			await forgetVisitors(tx, siteId, [person]);
+			await tx.$executeRawUnsafe('DELETE FROM visitor_events WHERE visitor_id = $1::uuid', person);
+			await tx.$executeRawUnsafe('DELETE FROM visitor_sessions WHERE visitor_id = $1::uuid', person);
+			await tx.$executeRawUnsafe('DELETE FROM visitors WHERE id = $1::uuid', person);
+		});
+		expect(await pageRowsOf(person)).toBe(0);
+		const erasedHours = (await foldAllRollups(prisma, { keepPageBucketsAt: 40 })).hours;
+		expect(erasedHours).toBeGreaterThan(0);
+		expect(erasedHours).toBeLessThanOrEqual(24);
+		await expectSameNumbersKept(prisma, siteId);
+		// … and the kept rows are what keeping them afresh gives (a day or week that fell below 40 sessions stays kept until it holds none).
+		const keptRows = () =>
+			prisma.$queryRawUnsafe<unknown[]>(
+				`SELECT f.* FROM analytics_page_facts f JOIN analytics_page_facts k ON k.site_id = f.site_id AND k.segment = f.segment AND k.path = f.path AND k.grain = f.grain
+					AND k.bucket = f.bucket AND k.dimension = '' AND k.value = ''
+				WHERE f.site_id = $1::uuid AND k.sessions >= 40 ORDER BY f.segment, f.path, f.grain, f.dimension, f.bucket, f.value`,
+				siteId,
+			);
+		const moved = await keptRows();
+		await refoldKeepingPagesFrom(prisma, siteId, 40);
+		expect(await keptRows()).toEqual(moved);
+	}, 240_000);
+
+	it('leaves the hours before the retention cutoff as folded: old events that arrive after the retention job ran change none of their figures', async () => {
+		const site = await createTestSite(prisma, 'rollups-retained');
+		await generateDataset(run(prisma), { siteId: site.id, events: 6_000, days: 2, end: END, seed: 5 });
+		// Whole hours only: a range's partial hours are read from the raw sessions, which the job deletes.
+		const ranges = RANGES.filter(([name]) => ['whole UTC days', 'whole hours across midnight'].includes(name)).map(([, range]) => range);
+		const filters: Array<ReportFilter | undefined> = [undefined, { channel: 'Organic Search' }, { campaign: 'brand' }, { channel: 'Paid Search', campaign: 'brand' }];
+		const figures = async () => {
+			const answers: unknown[] = [];
+			for (const range of ranges) {
+				for (const filter of filters) answers.push(await reports.visitorAnalytics(prisma, site.id, range, filter));
+				// A page filter's totals and series are its page's rollup rows (its breakdowns and median duration are read from
+				// the per-session page rows of days and weeks not kept, which go with the raw rows).
+				const { summary, series } = await reports.visitorAnalytics(prisma, site.id, range, { page: '/pricing' });
+				const { medianDurationSeconds: _median, ...totals } = summary;
+				answers.push({ totals, series });
+			}
+			return answers;
+		};
+		const folded = await figures();
+		expect((folded[0] as reports.VisitorAnalytics).summary.sessions).toBeGreaterThan(0);
+
+		// The site keeps 30 days: the job deletes every raw row of the dataset (months ago), and the per-session page rows.
+		await prisma.site.update({ where: { id: site.id }, data: { config: { privacy: { dataRetention: 30 } } } });
+		const pageRows = async () => (await prisma.$queryRawUnsafe<Array<{ rows: number }>>('SELECT count(*)::int AS rows FROM analytics_page_sessions WHERE site_id = $1::uuid', site.id))[0].rows;
+		const stored = await pageRows();
+		expect(stored).toBeGreaterThan(0);
+		const [result] = await runRetention(prisma, await sitesInDatabase(prisma, site.key), { batchSize: 5000 });
+		expect([result.error, result.pageSessions, await pageRows(), await prisma.visitorSession.count({ where: { siteId: site.id } })]).toEqual([null, stored, 0, 0]);
+		expect(await figures()).toEqual(folded);
+
+		// Visits dated in those hours arrive late (a browser's queue sent after weeks offline): sessions, events and conversions.
+		await generateDataset(run(prisma), { siteId: site.id, events: 1_500, days: 2, end: END, seed: 6 });
+		const [{ dirty }] = await prisma.$queryRawUnsafe<Array<{ dirty: number }>>('SELECT count(*)::int AS dirty FROM analytics_dirty_hours WHERE site_id = $1::uuid', site.id);
+		expect(dirty).toBeGreaterThan(0);
+		expect(await foldRollups(prisma, site.id)).toEqual({ hours: 0 });
+		expect([await pageRows(), await figures()]).toEqual([0, folded]);
 	});
 
 	it('folds nothing twice: a second fold finds no dirty hours and changes no figure', async () => {

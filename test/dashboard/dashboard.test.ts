@@ -16,6 +16,7 @@ import { v7 as uuidv7 } from 'uuid';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { createApiKey, hashApiKey } from '../../server/auth';
 import { startReceiver, type Receiver } from '../../server/receiver';
+import { foldAllRollups } from '../../server/analytics/rollup';
 import { requestLog } from '../../server/requestLog';
 import { VISITOR_TABLES } from '../../server/dashboard/visitors';
 import { dashboardRouter } from '../../server/routes/dashboard';
@@ -530,6 +531,64 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 		const viewedPricing = await pageFigures(page);
 		expect([viewedPricing.sessions.value, viewedPricing.visitors.value]).toEqual([pricing.sessions, pricing.visitors]);
 		expect(pricing.sessions).toBe(3);
+
+		// Filters together: a page and a channel, then a channel and a campaign. Every headline figure and
+		// the top pages (the paths viewed in those sessions, with their visitors) are SQL's, and the JSON
+		// route answers the same from the same query layer.
+		const sqlCombined = async (condition: string) => {
+			const [figures] = await prisma.$queryRawUnsafe<Array<{ sessions: number; visitors: number; pageviews: number }>>(
+				`SELECT count(*)::int AS sessions, count(DISTINCT visitor_id)::int AS visitors, coalesce(sum(pageviews), 0)::int AS pageviews FROM visitor_sessions s WHERE ${inRange} AND ${condition}`,
+				siteAId,
+				bounds.from,
+				bounds.to,
+			);
+			const top = await prisma.$queryRawUnsafe<Array<{ path: string; views: number; visitors: number }>>(
+				`SELECT e.path, count(*)::int AS views, count(DISTINCT s.visitor_id)::int AS visitors FROM visitor_sessions s JOIN visitor_events e ON e.session_id = s.id AND e.type = 'pageview'
+				WHERE s.${inRange} AND ${condition} GROUP BY e.path ORDER BY views DESC, e.path LIMIT 10`,
+				siteAId,
+				bounds.from,
+				bounds.to,
+			);
+			return { figures, top: top.map((row) => [row.path, String(row.views), String(row.visitors)]) };
+		};
+		const viewed = (path: string) => `EXISTS (SELECT 1 FROM visitor_events e WHERE e.session_id = s.id AND e.type = 'pageview' AND e.path = '${path}')`;
+		const combinations = [
+			{ form: { channel: 'Organic Search', page: '/pricing', campaign: '' }, condition: `s.channel = 'Organic Search' AND ${viewed('/pricing')}`, url: /channel=Organic\+Search&campaign=&page=%2Fpricing/, sessions: 2 },
+			{ form: { channel: 'Organic Search', page: '', campaign: 'spring' }, condition: `s.channel = 'Organic Search' AND s.campaign = 'spring'`, url: /channel=Organic\+Search&campaign=spring&page=$/, sessions: 1 },
+		];
+		for (const { form, condition, url, sessions } of combinations) {
+			await page.selectOption('#channel', form.channel);
+			await page.fill('#page', form.page);
+			await page.fill('#campaign', form.campaign);
+			await Promise.all([page.waitForURL(url), page.click('form.filters button[type=submit]')]);
+			const expected = await sqlCombined(condition);
+			const shown = await pageFigures(page);
+			expect([form, shown.sessions.value, shown.visitors.value, shown.pageviews.value]).toEqual([form, expected.figures.sessions, expected.figures.visitors, expected.figures.pageviews]);
+			expect(expected.figures.sessions).toBe(sessions);
+			expect([form, await tableRows(page, 'table-top-pages', 3)]).toEqual([form, expected.top]);
+			const query = new URLSearchParams({ from: bounds.from, to: bounds.to, ...Object.fromEntries(Object.entries(form).filter(([, value]) => value)) });
+			const answer = await send(`${dashboard.url}/api/analytics/visitors?${query}`, { headers: { authorization: `Bearer ${keyA}` } });
+			const json = JSON.parse(answer.text) as { summary: { sessions: number; visitors: number; pageviews: number }; topPages: Array<{ path: string; pageviews: number; visitors: number }> };
+			expect([form, answer.status, json.summary.sessions, json.summary.visitors, json.summary.pageviews]).toEqual([form, 200, shown.sessions.value, shown.visitors.value, shown.pageviews.value]);
+			expect([form, json.topPages.map((row) => [row.path, String(row.pageviews), String(row.visitors)])]).toEqual([form, expected.top]);
+		}
+		await shot(page, '11-visitors-filtered-by-page-and-channel');
+		await page.selectOption('#channel', '');
+		await page.fill('#campaign', '');
+
+		// With a page's busy days and weeks kept (every one of them, here) the top pages' visitors under a
+		// page filter are estimates: the table says so, and every other figure is still SQL's.
+		await prisma.$executeRawUnsafe(`INSERT INTO analytics_dirty_hours (site_id, hour) SELECT DISTINCT site_id, date_trunc('hour', started_at, 'UTC') FROM visitor_sessions WHERE site_id = $1::uuid`, siteAId);
+		await foldAllRollups(prisma, { keepPageBucketsAt: 1 });
+		await page.fill('#page', '/pricing');
+		await Promise.all([page.waitForURL(/channel=&campaign=&page=%2Fpricing/), page.click('form.filters button[type=submit]')]);
+		expect(await page.$$eval('#table-top-pages thead th', (cells) => cells.map((cell) => (cell.textContent ?? '').trim()))).toEqual(['Page', 'Page views', 'Visitors (estimated)']);
+		const kept = await pageFigures(page);
+		expect([kept.sessions.value, kept.visitors.value]).toEqual([pricing.sessions, pricing.visitors]);
+		const pricingTop = (await sqlCombined(viewed('/pricing'))).top;
+		expect((await tableRows(page, 'table-top-pages', 2)).sort()).toEqual(pricingTop.map(([path, views]) => [path, views]).sort());
+		await shot(page, '12-visitors-filtered-by-page-estimated');
+		await page.fill('#page', '');
 		const bad = await page.goto(`${dashboard.url}/dashboard/visitors?page=pricing`);
 		expect(bad!.status()).toBe(400);
 		await expect(page.textContent('[role=alert]')).resolves.toBe('Page must be a path starting with / (such as /pricing).');
