@@ -286,6 +286,44 @@ export async function roundTripEveryModel(prisma: PrismaClient): Promise<string[
 	await prisma.analyticsVisitorPairs.create({ data: pairsData });
 	await check('AnalyticsVisitorPairs', pairsData, () => prisma.analyticsVisitorPairs.findUnique({ where: { siteId_segment_kind_grain_bucket_prevHour: { siteId, segment: 'campaign:spring', kind: 'all', grain: 'hour', bucket: at, prevHour: pairsData.prevHour } } }));
 
+	const pageSessionData = {
+		siteId,
+		startedAt: at,
+		sessionId: session.id,
+		path: '/pricing',
+		visitorId: visitor.id,
+		views: 2,
+		channel: 'Email',
+		campaign: 'spring',
+		entryPage: '/',
+		exitPage: '/pricing',
+		referrerDomain: null,
+		source: 'newsletter',
+		medium: 'email',
+		deviceType: 'desktop',
+		browser: 'Firefox',
+		os: 'Linux',
+		country: 'ES',
+		durationSeconds: 95,
+		maxScrollDepth: 80,
+		engagementLevel: 'high' as const,
+		isBounce: false,
+		pageviews: 3,
+		conversions: 1,
+	};
+	await prisma.analyticsPageSession.create({ data: pageSessionData });
+	await check('AnalyticsPageSession', pageSessionData, () =>
+		prisma.analyticsPageSession.findUnique({ where: { siteId_startedAt_sessionId_path: { siteId, startedAt: at, sessionId: session.id, path: '/pricing' } } }),
+	);
+
+	const pageFactsData = { ...factsData, segment: 'site', path: '/pricing', grain: 'day', dimension: 'channel', value: 'Email', pathViews: 4, conversions: 1, convertingSessions: 1 };
+	await prisma.analyticsPageFacts.create({ data: pageFactsData });
+	await check('AnalyticsPageFacts', pageFactsData, () =>
+		prisma.analyticsPageFacts.findUnique({
+			where: { siteId_segment_path_grain_dimension_bucket_value: { siteId, segment: 'site', path: '/pricing', grain: 'day', dimension: 'channel', bucket: at, value: 'Email' } },
+		}),
+	);
+
 	const dirtyData = { siteId, hour: new Date('2026-11-20T10:00:00.000Z') };
 	const dirty = await prisma.analyticsDirtyHour.create({ data: dirtyData });
 	await check('AnalyticsDirtyHour', dirtyData, () => prisma.analyticsDirtyHour.findUnique({ where: { id: dirty.id } }));
