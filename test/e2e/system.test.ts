@@ -19,6 +19,7 @@ import type { Browser } from 'playwright-core';
 import { parseSiteConfig } from '../../lib/config/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import type { Receiver } from '../../server/receiver';
+import { SELF_TEST_SITE } from '../../scripts/selfTestSite';
 import { bundledWorkflows } from '../../scripts/workflowTools';
 import { closeTab, eventually, launchChromium, visitorContext } from '../helpers/browser';
 import { PrismaPg } from '@prisma/adapter-pg';
@@ -289,10 +290,12 @@ describe('the whole system in a real n8n', () => {
 		}
 		console.log(`n8n-node-tester:\n${runs.join('\n')}`);
 
-		const lead = await prisma.lead.findFirst({ where: { site: { key: SITE_KEY }, email: 'ana.garcia+pets@example-vet.es' }, include: { tags: true } });
+		// The payloads name the real site; the tester writes them into its test site only.
+		const lead = await prisma.lead.findFirst({ where: { site: { key: SELF_TEST_SITE }, email: 'ana.garcia+pets@example-vet.es' }, include: { tags: true } });
 		expect(lead?.tags.map((tag) => tag.tag)).toContain('company-domain');
-		const conversion = await prisma.conversion.findFirst({ where: { site: { key: SITE_KEY }, eventId: '019aa000-0000-7000-8000-000000000005' } });
+		const conversion = await prisma.conversion.findFirst({ where: { site: { key: SELF_TEST_SITE }, eventId: '019aa000-0000-7000-8000-000000000005' } });
 		expect(conversion?.goal).toBe('contact-request');
+		expect(await prisma.lead.count({ where: { site: { key: SITE_KEY }, email: 'ana.garcia+pets@example-vet.es' } })).toBe(0);
 
 		const all = await script('run-all-tests', [], env);
 		expect([all.code, all.output]).toEqual([0, expect.stringContaining('6 of 6 workflows passed')]);
