@@ -133,7 +133,8 @@ const SITE_SCRIPT = `(function () {
 	function points(value) { return (value > 0 ? '+' : '') + value; }
 	function status() {
 		if (refusal) return refusal;
-		var choice = stored('tcrm.consent');
+		// The tracker keeps [state, banner version]; trackers before the version kept the state alone.
+		var choice = [].concat(stored('tcrm.consent'))[0];
 		if (choice === 'denied') return 'You declined: the tracker sends nothing and has forgotten this browser.';
 		if (settings && settings.consent && choice !== 'granted') return 'Waiting for your consent: the tracker sends nothing until you accept.';
 		return '';

@@ -84,6 +84,8 @@ describe('the demo’s CRM panel', () => {
 		// The events the receiver stored for this browser, before any workflow ran.
 		await eventually(() => panelText(page), (text) => /Receiver: [1-9]\d* events? of this browser stored/.test(text));
 		expect(await panelText(page)).toContain('Session: none yet');
+		// The tracker keeps the choice with its banner version ([state, version]); the panel reads it as given.
+		expect(await panelText(page)).not.toContain('Waiting for your consent');
 		const anonymousId: string = await page.evaluate(() => JSON.parse(localStorage.getItem('tcrm.id')!));
 
 		// What workflows 01–06 write, written here as their tests do (this receiver runs no engine).
