@@ -18,6 +18,7 @@ import { compileScoringRules, scoreLead, type ScoringEvent } from '../nodes/Lead
 import { disconnectAll } from '../nodes/shared/database';
 import { HarnessNodeTypes, runWorkflow } from '../test/harness/n8n';
 import { createTestDatabase, dropTestDatabase } from '../test/setup/testDatabase';
+import { prng } from '../test/helpers/prng';
 
 const DAY = 86_400_000;
 const LEADS = Number(process.env.BENCH_LEADS ?? 1_000);
@@ -36,15 +37,6 @@ const RULES: LeadScoringRule[] = [
 	{ id: 'free-mail', field: 'freeMail', operator: 'isTrue', score: -5 },
 ];
 const CRM = { leadScoringRules: RULES, groupCaps: { engagement: 60 }, maxScore: 100 };
-
-function prng(seed: number): () => number {
-	return () => {
-		seed = (seed + 0x6d2b79f5) | 0;
-		let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-		t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
 
 const random = prng(11);
 const PATHS = ['/', '/pricing', '/blog/a', '/docs/api/leads', '/careers/dev', '/contact'];

@@ -19,19 +19,11 @@ import { disconnectAll } from '../nodes/shared/database';
 import { eventsByVisitor } from '../nodes/shared/events';
 import { HarnessNodeTypes, runWorkflow } from '../test/harness/n8n';
 import { createTestDatabase, dropTestDatabase } from '../test/setup/testDatabase';
+import { prng } from '../test/helpers/prng';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 const VISITORS = Math.max(1, Math.round(EVENTS / 20));
 const ROOT = path.join(__dirname, '..', '..');
-
-function prng(seed: number): () => number {
-	return () => {
-		seed = (seed + 0x6d2b79f5) | 0;
-		let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-		t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
 
 /** `count` events of `visitors` visitors named `<prefix><n>`, mixed across visitors as deliveries mix them. */
 function trafficOf(prefix: string, count: number, visitors: number): IDataObject[] {

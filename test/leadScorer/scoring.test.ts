@@ -1,5 +1,6 @@
 import type { LeadScoringRule } from '../../lib/contracts/siteConfig';
 import { compileScoringRules, scoreLead, type ScoringEvent, type Visit } from '../../nodes/LeadScorer/scoring';
+import { prng } from '../helpers/prng';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 10, 20, 12);
@@ -12,15 +13,6 @@ function ev(type: string, daysAgo: number, extra: Partial<ScoringEvent> = {}): S
 
 function score(rules: LeadScoringRule[], events: ScoringEvent[], facts = {}, extra: { maxScore?: number; groupCaps?: Record<string, number> } = {}) {
 	return scoreLead(compileScoringRules({ leadScoringRules: rules, ...extra }), events, facts, NOW);
-}
-
-function prng(seed: number): () => number {
-	return () => {
-		seed = (seed + 0x6d2b79f5) | 0;
-		let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-		t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
 }
 
 describe('scoreLead', () => {

@@ -3,16 +3,7 @@ import { testPrisma } from '../helpers/db';
 import { BROWSER_UA, pageview, post } from '../helpers/events';
 import { startTestReceiver } from '../helpers/receiver';
 import { testSiteConfig } from '../helpers/sites';
-
-/** Deterministic PRNG (mulberry32) so a failing request can be reproduced from the seed. */
-function prng(seed: number): () => number {
-	return () => {
-		seed = (seed + 0x6d2b79f5) | 0;
-		let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-		t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
+import { prng } from '../helpers/prng';
 
 interface FuzzRequest {
 	method: string;

@@ -15,6 +15,7 @@
 import { emailHash } from '../../../lib/email';
 import type { DeliveredEvent, DeliveredLead, ReceiverDelivery } from '../../../lib/contracts/delivery';
 import type { SiteConfigInput } from '../../../lib/contracts/siteConfig';
+import { prng } from '../../helpers/prng';
 
 export const CHAIN_SITE = 'chain';
 export const CHAIN_DOMAIN = 'chain.example';
@@ -89,15 +90,6 @@ export interface ChainInput {
 	events: number;
 	visitors: number;
 	leads: number;
-}
-
-function prng(seed: number): () => number {
-	return () => {
-		seed = (seed + 0x6d2b79f5) | 0;
-		let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-		t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
 }
 
 const USER_AGENTS = [
