@@ -39,13 +39,24 @@ export function anonymizeIp(address: string | undefined): string | null {
 }
 
 /**
- * Event times come from the client's clock. When the batch says when it was sent, the offset
- * between that and our receive time is the client's clock skew (plus transit), and is removed.
- * Events never end up in the future, nor before EARLIEST_EVENT_TIME: a sentAt far ahead of its
- * events' times (a broken or hostile clock) would otherwise put them before any time Postgres holds.
+ * A client clock within this of ours is trusted as it is. The offset between a batch's sentAt and
+ * its arrival is the clock's skew plus the transit time, and transit varies by batch (a beacon
+ * sent as a page closes may arrive after the next page's first batch): correcting by it would
+ * reorder one browser's events, and the Visitor Processor would split a visit where a page view
+ * lands before the landing page. A minute is far above transit and far below a session's timeout.
+ */
+export const TRUSTED_CLOCK_SKEW_MS = 60_000;
+
+/**
+ * Event times come from the client's clock. When the batch says when it was sent and that is
+ * more than TRUSTED_CLOCK_SKEW_MS from our receive time, the client's clock is wrong and the
+ * offset is removed. Events never end up in the future, nor before EARLIEST_EVENT_TIME: a sentAt
+ * far ahead of its events' times (a broken or hostile clock) would otherwise put them before any
+ * time Postgres holds.
  */
 export function correctedEventTime(eventTs: number, sentAt: number | undefined, receivedAt: number): number {
-	const corrected = sentAt === undefined ? eventTs : receivedAt - (sentAt - eventTs);
+	const skewed = sentAt !== undefined && Math.abs(receivedAt - sentAt) > TRUSTED_CLOCK_SKEW_MS;
+	const corrected = skewed ? receivedAt - (sentAt - eventTs) : eventTs;
 	return Math.max(EARLIEST_EVENT_TIME, Math.min(corrected, receivedAt));
 }
 

@@ -177,7 +177,7 @@ const REPORTS = [
 
 const BATCH_NOTES: FieldNotes = {
 	site: 'The site’s public key: the `data-site` of the script tag.',
-	sentAt: 'The client’s clock when the batch was sent (ms since the epoch): corrects the events’ times for a wrong clock.',
+	sentAt: 'The client’s clock when the batch was sent (ms since the epoch): where it is more than a minute from the receiver’s, the events’ times are corrected by the difference.',
 	consent: 'The visitor’s consent as the page knows it. `denied` drops the batch; a site that requires consent drops any batch without `granted`.',
 	automation: 'The tracker’s finding that the browser is automated (navigator.webdriver): the events are stored as a bot’s and not forwarded.',
 	events: `1 to ${TRACK_LIMITS.maxEventsPerBatch} events; the whole body at most ${TRACK_LIMITS.maxBatchBytes / 1024} KB.`,

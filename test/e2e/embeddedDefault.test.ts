@@ -233,9 +233,11 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 		const first = await npmStart(port, dataDir);
 		let before: Panel | undefined;
 		let caughtBefore = 0;
+		let anonymousId = '';
 		try {
 			const { page, visitorId } = await browseAndSubmit(browser, base, email, path.join(SCREENSHOTS, 'before-kill.png'));
 			// The moment workflow 03 has made the lead; 05 and 06 (enrichment, the welcome email) are still to run.
+			anonymousId = visitorId;
 			before = await until(() => panel(base, visitorId), (seen) => seen.lead !== null, 30_000, 'the lead');
 			caughtBefore = (await caughtMail(base, email)).length;
 			first.child.kill('SIGKILL');
@@ -255,7 +257,9 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 			const db = await openDatabase({ url: null, dataDir, owner: 'the embedded default test' });
 			try {
 				const counts = await crmCounts(db, email);
-				console.log(`SIGKILL when the lead existed (${before?.receiver.events} events stored, ${caughtBefore} emails caught); after the restart: events ${counts.events}, sessions ${counts.sessions.length}, conversions ${counts.conversions.length}, leads 1, emails ${counts.emails.length}, caught ${counts.caught}, outbox pending ${counts.pendingOutbox}`);
+				console.log(`SIGKILL when the lead existed (${before?.receiver.events} events stored, ${caughtBefore} emails caught); after the restart: events ${counts.events} (of this browser ${await db.prisma.visitorEvent.count({ where: { anonymousId } })}), sessions ${counts.sessions.length}, conversions ${counts.conversions.length}, leads 1, emails ${counts.emails.length}, caught ${counts.caught}, outbox pending ${counts.pendingOutbox}`);
+				const unprocessed = await db.prisma.visitorEvent.findMany({ where: { anonymousId, visitorId: null }, select: { type: true, occurredAt: true, receivedAt: true, isBot: true } });
+				expect(unprocessed).toEqual([]);
 				expect(counts.events).toBeGreaterThanOrEqual(before!.receiver.events);
 				expect(await db.prisma.visitorEvent.count({ where: { sessionId: null, visitor: { leadId: counts.lead!.id } } })).toBe(0);
 				expect(counts.sessions).toHaveLength(1);

@@ -1,5 +1,5 @@
 import { eventContextSchema, LATEST_CLIENT_TIME, leadPayloadSchema, storableText, trackBatchSchema, trackEventSchema } from '../../lib/contracts';
-import { correctedEventTime, firstLanguage, isAutomated, namedSessionProps, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
+import { TRUSTED_CLOCK_SKEW_MS, correctedEventTime, firstLanguage, isAutomated, namedSessionProps, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
 import { BROWSER_UA, pageview } from '../helpers/events';
 import { sampleSession } from '../helpers/session';
 
@@ -196,6 +196,18 @@ describe('correctedEventTime', () => {
 		expect(correctedEventTime(Date.UTC(2020, 0, 2), LATEST_CLIENT_TIME, receivedAt)).toBe(Date.UTC(2020, 0, 1));
 		expect(correctedEventTime(LATEST_CLIENT_TIME, 1, receivedAt)).toBe(receivedAt);
 		expect(correctedEventTime(LATEST_CLIENT_TIME, undefined, receivedAt)).toBe(receivedAt);
+		expect(correctedEventTime(receivedAt - 5 * 60_000 - 2000, receivedAt - 5 * 60_000, receivedAt)).toBe(receivedAt - 2000);
+	});
+
+	it('trusts a clock within a minute of ours, so that a batch that took longer to arrive is not moved after a later one', () => {
+		const beaconSentAt = receivedAt - 900;
+		const nextPageSentAt = receivedAt - 100;
+		const landing = correctedEventTime(beaconSentAt - 400, beaconSentAt, receivedAt);
+		const nextPage = correctedEventTime(beaconSentAt - 200, nextPageSentAt, receivedAt);
+		expect([landing, nextPage]).toEqual([beaconSentAt - 400, beaconSentAt - 200]);
+		const lateSentAt = receivedAt - TRUSTED_CLOCK_SKEW_MS;
+		expect(correctedEventTime(lateSentAt - 1000, lateSentAt, receivedAt)).toBe(lateSentAt - 1000);
+		expect(correctedEventTime(lateSentAt - 1001, lateSentAt - 1, receivedAt)).toBe(receivedAt - 1000);
 	});
 
 	it('gets only client times a Date can hold: after the year 9999 they are refused by the contract, naming the field', () => {
