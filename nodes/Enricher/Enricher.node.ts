@@ -10,12 +10,12 @@ import {
 import type { PrismaClient } from '../../lib/db/generated/client';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { uuidv7s } from '../../lib/ids';
-import { leadField, openLead, siteCipher, type PiiCipher } from '../../lib/pii';
+import { leadField, openLead, type PiiCipher } from '../../lib/pii';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, type ItemGlue } from '../shared/items';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
-import { findLeads } from '../shared/leads';
+import { findLeads, piiCredentialOf, piiKeyProblem, siteCipherOf } from '../shared/leads';
 import { createMxChecker, enrich, type Enrichment, type MxChecker } from './enrich';
 
 /** Definite MX answers for the life of the n8n process: mail domains change rarely. */
@@ -150,7 +150,8 @@ export class Enricher implements INodeType {
 		usableAsTool: true,
 		inputs: ['main'],
 		outputs: ['main'],
-		credentials: [{ ...crmDatabaseCredential }],
+		// Tracking CRM API: only its PII keys, for sites with privacy.encryptPii (else n8n's environment's).
+		credentials: [{ ...crmDatabaseCredential }, { name: 'trackingCrmApi', required: false }],
 		properties,
 	};
 
@@ -161,8 +162,9 @@ export class Enricher implements INodeType {
 		const { prisma, credentials } = await crmDatabase(this);
 		const glue: ItemGlue = { properties, database: credentials };
 		const sites = new SiteResolver(prisma);
+		const piiKeys = await piiCredentialOf(this);
 		const output = new Map<number, INodeExecutionData>();
-		const fail = (item: number, error: unknown) => output.set(item, failedItem(this, glue, error, item));
+		const fail = (item: number, error: unknown) => output.set(item, failedItem(this, glue, piiKeyProblem(error), item));
 
 		const bySite = new Map<string, EnricherItem[]>();
 		for (let i = 0; i < items.length; i++) {
@@ -185,8 +187,7 @@ export class Enricher implements INodeType {
 		}
 		for (const [siteId, entries] of bySite) {
 			try {
-				// The Enricher takes no Tracking CRM API credential: a site's PII keys are the n8n process' environment's.
-				const cipher = siteCipher(siteId, entries[0].site.config.privacy.encryptPii);
+				const cipher = siteCipherOf(piiKeys, entries[0].site);
 				for (const [item, json] of await enrichSite(prisma, siteId, cipher, entries, items, (item, error) => fail(item, error))) output.set(item, { json, pairedItem: { item } });
 			} catch (error) {
 				for (const entry of entries) if (!output.has(entry.item)) fail(entry.item, error);

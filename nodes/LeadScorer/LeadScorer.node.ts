@@ -9,11 +9,11 @@ import {
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, type ItemGlue } from '../shared/items';
-import { findLeads } from '../shared/leads';
+import { findLeads, piiCredentialOf, piiKeyProblem, piiKeyringOf } from '../shared/leads';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { payloadOf } from './payload';
 import { compileScoringRules, type CompiledRules } from './scoring';
-import { findVisitorLeads, prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
+import { cipherOf, findVisitorLeads, prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
 import type { Prisma, PrismaClient } from '../../lib/db/generated/client';
 
 /**
@@ -199,7 +199,8 @@ export class LeadScorer implements INodeType {
 		// eslint-disable-next-line n8n-nodes-base/node-class-description-outputs-wrong -- two outputs, like n8n's If node
 		outputs: ['main', 'main'],
 		outputNames: ['All Leads', 'Stage Changed'],
-		credentials: [{ ...crmDatabaseCredential }],
+		// Tracking CRM API: only its PII keys, for sites with privacy.encryptPii (else n8n's environment's).
+		credentials: [{ ...crmDatabaseCredential }, { name: 'trackingCrmApi', required: false }],
 		properties,
 	};
 
@@ -210,6 +211,7 @@ export class LeadScorer implements INodeType {
 		const { prisma, credentials } = await crmDatabase(this);
 		const glue: ItemGlue = { properties, database: credentials };
 		const sites = new SiteResolver(prisma);
+		const piiKeys = await piiCredentialOf(this);
 		const compiled = new Map<string, CompiledRules>();
 		const rulesOf = (site: ResolvedSite) => {
 			let rules = compiled.get(site.id);
@@ -221,7 +223,7 @@ export class LeadScorer implements INodeType {
 		};
 		const outcomes: Array<ScoringOutcome | ScoringOutcome[] | undefined> = new Array(items.length);
 		const failures = new Map<number, INodeExecutionData>();
-		const fail = (i: number, error: unknown) => failures.set(i, failedItem(this, glue, error, i));
+		const fail = (i: number, error: unknown) => failures.set(i, failedItem(this, glue, piiKeyProblem(error), i));
 		const settings = new Map<number, IDataObject>();
 		/** Items of Rescore Visitor's Lead whose visitor is no lead: output as they came. */
 		const passing = new Set<number>();
@@ -230,6 +232,7 @@ export class LeadScorer implements INodeType {
 		const batches = new Map<string, Batch>();
 		const stale: Array<{ index: number; context: ScoringContext; limit: number }> = [];
 		const now = Date.now();
+		const contextOf = (site: ResolvedSite): ScoringContext => ({ siteId: site.id, config: site.config, rules: rulesOf(site), now, keyring: piiKeyringOf(piiKeys, site.config.privacy.encryptPii) });
 		for (let i = 0; i < items.length; i++) {
 			const json = items[i].json;
 			try {
@@ -240,13 +243,13 @@ export class LeadScorer implements INodeType {
 					continue;
 				}
 				if (requested === 'rescoreStale') {
-					stale.push({ index: i, context: { siteId: site.id, config: site.config, rules: rulesOf(site), now }, limit: this.getNodeParameter('limit', i, 50) as number });
+					stale.push({ index: i, context: contextOf(site), limit: this.getNodeParameter('limit', i, 50) as number });
 					continue;
 				}
 				const operation = requested === 'rescore' || requested === 'rescoreVisitor' ? 'rescore' : 'upsert';
 				const key = `${site.id}:${operation}`;
 				let batch = batches.get(key);
-				if (!batch) batches.set(key, (batch = { operation, context: { siteId: site.id, config: site.config, rules: rulesOf(site), now }, items: [] }));
+				if (!batch) batches.set(key, (batch = { operation, context: contextOf(site), items: [] }));
 				if (requested === 'rescore') {
 					batch.items.push({ index: i, reference: String(itemParameter(this, 'lead', i) ?? '') });
 				} else if (requested === 'rescoreVisitor') {
@@ -263,7 +266,7 @@ export class LeadScorer implements INodeType {
 		for (const batch of batches.values()) {
 			if (batch.operation === 'rescore') {
 				const named = batch.items.filter((item) => item.reference !== undefined).map((item) => item.reference as string);
-				const leads = await findLeads(prisma, batch.context.siteId, named);
+				const leads = await findLeads(prisma, batch.context.siteId, named, cipherOf(batch.context));
 				const visitors = await findVisitorLeads(prisma, batch.context.siteId, batch.items.filter((item) => item.visitor !== undefined).map((item) => item.visitor as string));
 				batch.items = batch.items.filter((item) => {
 					const leadId = item.reference !== undefined ? leads.get(item.reference) : visitors.get(item.visitor as string);

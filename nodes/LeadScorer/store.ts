@@ -58,7 +58,8 @@ export interface ScoringContext {
 	keyring?: PiiKeyring | null;
 }
 
-const cipherOf = (context: ScoringContext): PiiCipher | null => siteCipher(context.siteId, context.config.privacy.encryptPii, context.keyring);
+/** The cipher of the context's site; null for a site that stores in clear. */
+export const cipherOf = (context: ScoringContext): PiiCipher | null => siteCipher(context.siteId, context.config.privacy.encryptPii, context.keyring);
 
 /**
  * Reads and writes of a batch run in one transaction: leads, visitor links, score rows and stage

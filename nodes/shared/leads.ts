@@ -1,12 +1,15 @@
 /**
  * The one way a node finds a lead from what a workflow builder typed into its Lead parameter:
- * the lead's id, or any variant of its email address, always within one site.
+ * the lead's id, or any variant of its email address, always within one site; and the keys a node
+ * finds and opens the leads of a site with `privacy.encryptPii` with.
  */
+import type { IExecuteFunctions } from 'n8n-workflow';
+
 import type { Prisma } from '../../lib/db/generated/client';
 import { emailHash } from '../../lib/email';
 import { isUuid } from '../../lib/ids';
 import { normalizeEmail } from '../../lib/mailbox';
-import type { PiiCipher } from '../../lib/pii';
+import { PII_HASH_KEY_ENV, PII_KEYS_ENV, PiiCipher, PiiDecryptError, PiiKeyError, piiKeyringFromCredential, piiKeyringFromEnv, type PiiKeyring } from '../../lib/pii';
 import { InputError } from './inputError';
 
 /** The node parameter every lead reference comes from; the errors name it. */
@@ -26,8 +29,18 @@ export function leadReference(reference: string): LeadReference {
 	return { error: new InputError(FIELD, `"${value}" is neither a lead id nor an email address; give the lead's id or email address`) };
 }
 
-function notFound(reference: string): InputError {
-	return new InputError(FIELD, `No lead "${reference.trim()}" on this site; give the lead's id or email address`);
+/** Whether the reference is an address: on a site that seals addresses, only those need the site's keys to be found. */
+export function namesAddress(reference: string): boolean {
+	return 'email' in leadReference(reference);
+}
+
+/**
+ * On a site that seals addresses, a lead is found by the keyed hash of its address; one that is
+ * there is not found when the node's hash key is not the receiver's, which the message says.
+ */
+function notFound(reference: string, sealed: boolean): InputError {
+	const keys = sealed && namesAddress(reference) ? `; if it exists, the PII hash key of this node (${HASH_KEY_SOURCE}) is not the receiver's ${PII_HASH_KEY_ENV}` : '';
+	return new InputError(FIELD, `No lead "${reference.trim()}" on this site; give the lead's id or email address${keys}`);
 }
 
 type Leads = Pick<Prisma.TransactionClient, 'lead'>;
@@ -59,7 +72,7 @@ export async function findLeads(prisma: Leads, siteId: string, references: reado
 	const found = new Map<string, string | InputError>();
 	for (const [reference, named] of parsed) {
 		const id = 'id' in named ? (byId.has(named.id) ? named.id : undefined) : 'email' in named ? byEmail.get(named.email) : undefined;
-		found.set(reference, 'error' in named ? named.error : (id ?? notFound(reference)));
+		found.set(reference, 'error' in named ? named.error : (id ?? notFound(reference, Boolean(cipher))));
 	}
 	return found;
 }
@@ -69,4 +82,64 @@ export async function findLeadId(prisma: Leads, siteId: string, reference: strin
 	const found = (await findLeads(prisma, siteId, [reference], cipher)).get(reference);
 	if (typeof found !== 'string') throw found as InputError;
 	return found;
+}
+
+/** The Tracking CRM API credential's PII fields, as the receiver's PII_ENCRYPTION_KEYS and PII_HASH_KEY; empty on a node without the credential. */
+export interface PiiKeyFields {
+	piiEncryptionKeys?: unknown;
+	piiHashKey?: unknown;
+}
+
+/** Key problems are the credential's: the builder fixes them there (or in n8n's environment). */
+const KEYS_FIELD = 'credentials.trackingCrmApi';
+const HASH_KEY_SOURCE = `PII Hash Key of its Tracking CRM API credential, or ${PII_HASH_KEY_ENV} in n8n's environment when the credential has no PII keys`;
+const RECEIVERS_KEYS = `the receiver's own ${PII_KEYS_ENV} and ${PII_HASH_KEY_ENV}, copied as they are`;
+
+/**
+ * The PII fields of the node's Tracking CRM API credential. Nodes that need the credential for
+ * these keys only take it as optional, and n8n refuses to read an optional credential that is not set.
+ */
+export async function piiCredentialOf(context: Pick<IExecuteFunctions, 'getNode' | 'getCredentials'>): Promise<PiiKeyFields> {
+	return context.getNode().credentials?.trackingCrmApi ? await context.getCredentials('trackingCrmApi') : {};
+}
+
+/**
+ * A key or sealed-value error in the words of a node in n8n, naming where its keys come from and
+ * that they must be the receiver's; any other error as it is.
+ */
+export function piiKeyProblem(error: unknown): unknown {
+	if (error instanceof PiiKeyError) {
+		const fromEnvironment = error.setting === PII_KEYS_ENV || error.setting === PII_HASH_KEY_ENV;
+		const fix = fromEnvironment
+			? `in n8n, give ${RECEIVERS_KEYS}, as PII Encryption Keys and PII Hash Key of the node's Tracking CRM API credential, or as those variables of n8n's environment`
+			: `the credential holds ${RECEIVERS_KEYS}`;
+		return new InputError(KEYS_FIELD, `${error.message} (${fix})`);
+	}
+	if (error instanceof PiiDecryptError) {
+		return new InputError(
+			KEYS_FIELD,
+			`${error.message}. In n8n the keys are PII Encryption Keys of the node's Tracking CRM API credential (or ${PII_KEYS_ENV} of n8n's environment when the credential has no PII keys); they must be ${RECEIVERS_KEYS}`,
+		);
+	}
+	return error;
+}
+
+/**
+ * The keys of a site with privacy.encryptPii: the credential's PII fields, else, when both are
+ * empty, the n8n process' environment; null for a site that stores in clear, which needs none, so
+ * a key problem never stops a node on such a site. A key that cannot be used names its field.
+ */
+export function piiKeyringOf(credential: PiiKeyFields, encryptPii: boolean): PiiKeyring | null {
+	if (!encryptPii) return null;
+	try {
+		return piiKeyringFromCredential(credential) ?? piiKeyringFromEnv();
+	} catch (error) {
+		throw piiKeyProblem(error);
+	}
+}
+
+/** The cipher a node seals, opens and finds a site's leads with ({@link piiKeyringOf}); null for a site that stores in clear. */
+export function siteCipherOf(credential: PiiKeyFields, site: { id: string; config: { privacy: { encryptPii: boolean } } }): PiiCipher | null {
+	const keyring = piiKeyringOf(credential, site.config.privacy.encryptPii);
+	return keyring && new PiiCipher(keyring, site.id);
 }

@@ -1,3 +1,6 @@
+import { emailHash } from '../../lib/email';
+import { normalizeEmail } from '../../lib/mailbox';
+import { MESSAGE_SUBJECT_FIELD, openLead, type PiiCipher } from '../../lib/pii';
 import { bounds, BUCKETS, IN_RANGE, ratio, type Queryable, type TimeRange } from './queries';
 import { foldRollups, visitorCounts } from './rollup';
 
@@ -237,7 +240,11 @@ export const LEAD_SORTS = ['score', 'created', 'activity'] as const;
 export type LeadSort = (typeof LEAD_SORTS)[number];
 
 export interface LeadListQuery {
-	/** Part of the email, the name or the company (the lead's or its business's), any case. */
+	/**
+	 * Part of the email, the name or the company (the lead's or its business's), any case. On a site
+	 * with privacy.encryptPii: an exact address (any spelling of it), part of the business's name, or
+	 * part of the email, name or company among the newest SEALED_SEARCH_WINDOW leads.
+	 */
 	search?: string;
 	stage?: string;
 	/** Inclusive bounds of the score. */
@@ -276,10 +283,22 @@ const LAST_ACTIVITY = `greatest(l.created_at,
 /** Escapes LIKE's wildcards, so a search for "50%" or "a_b" finds those characters. */
 const likePattern = (text: string) => `%${text.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
 
-/** $2 search pattern, $3 stage, $4 and $5 score bounds, $6 tag; null does not filter. */
+/**
+ * Leads of a site with privacy.encryptPii whose sealed email, name and company a search opens and
+ * reads, newest first: a sealed value matches no pattern in SQL. An exact address is found among
+ * all leads by its keyed hash; other text only among these.
+ */
+export const SEALED_SEARCH_WINDOW = 5000;
+
+/**
+ * $2 search pattern, $3 stage, $4 and $5 score bounds, $6 tag; null does not filter. $7: the lead's
+ * own columns are sealed, so the pattern is tried on the business's name only, and a lead matches
+ * by $8 (the hashes of the address searched for) or $9 (the ids whose opened values match).
+ */
 const LIST_WHERE = `l.site_id = $1::uuid
-	AND ($2::text IS NULL OR l.email ILIKE $2 ESCAPE '\\' OR concat_ws(' ', l.first_name, l.last_name) ILIKE $2 ESCAPE '\\'
-		OR l.company ILIKE $2 ESCAPE '\\' OR b.name ILIKE $2 ESCAPE '\\')
+	AND ($2::text IS NULL OR b.name ILIKE $2 ESCAPE '\\'
+		OR (NOT $7::boolean AND (l.email ILIKE $2 ESCAPE '\\' OR concat_ws(' ', l.first_name, l.last_name) ILIKE $2 ESCAPE '\\' OR l.company ILIKE $2 ESCAPE '\\'))
+		OR l.email_hash = ANY($8::text[]) OR l.id = ANY($9::uuid[]))
 	AND ($3::text IS NULL OR l.lifecycle_stage = $3)
 	AND ($4::float8 IS NULL OR l.score >= $4)
 	AND ($5::float8 IS NULL OR l.score <= $5)
@@ -294,30 +313,59 @@ const ORDER_BY: Record<LeadSort, string> = {
 	activity: '"lastActivityAt"',
 };
 
-const listSql = (sort: LeadSort, order: 'asc' | 'desc') => `SELECT l.id, l.email, nullif(concat_ws(' ', l.first_name, l.last_name), '') AS name,
-		coalesce(l.company, b.name) AS company, l.lifecycle_stage AS stage, l.score, l.created_at AS "createdAt", ${LAST_ACTIVITY} AS "lastActivityAt",
+const listSql = (sort: LeadSort, order: 'asc' | 'desc') => `SELECT l.id, l.email, l.first_name AS "firstName", l.last_name AS "lastName",
+		l.company, b.name AS "businessName", l.lifecycle_stage AS stage, l.score, l.created_at AS "createdAt", ${LAST_ACTIVITY} AS "lastActivityAt",
 		coalesce((SELECT array_agg(t.tag ORDER BY t.tag) FROM lead_tags t WHERE t.lead_id = l.id AND t.site_id = $1::uuid), '{}') AS tags
 	${LIST_FROM}
 	ORDER BY ${ORDER_BY[sort]} ${order === 'asc' ? 'ASC' : 'DESC'}, l.id ${order === 'asc' ? 'ASC' : 'DESC'}
-	LIMIT $7 OFFSET $8`;
+	LIMIT $10 OFFSET $11`;
 
-const listFilters = (siteId: string, query: LeadListQuery) => [
-	siteId,
-	query.search ? likePattern(query.search) : null,
-	query.stage ?? null,
-	query.minScore ?? null,
-	query.maxScore ?? null,
-	query.tag ?? null,
-];
+type NameFields = { firstName: string | null; lastName: string | null };
 
-/** One page of the leads the query matches, and how many match in all. */
-export async function leadList(prisma: Queryable, siteId: string, query: LeadListQuery): Promise<{ total: number; rows: LeadListRow[] }> {
-	const filters = listFilters(siteId, query);
+/** The name as the list shows it: first and last name joined, as SQL's concat_ws joins them; null when neither is set. */
+const nameOf = ({ firstName, lastName }: NameFields) => [firstName, lastName].filter((part) => part !== null).join(' ') || null;
+
+/** The newest leads of the window whose opened email, name or company holds `search`, any case. */
+async function sealedMatches(prisma: Queryable, siteId: string, search: string, cipher: PiiCipher): Promise<string[]> {
+	const rows = await prisma.$queryRawUnsafe<Array<{ id: string; email: string; company: string | null } & NameFields>>(
+		`SELECT id, email, first_name AS "firstName", last_name AS "lastName", company FROM leads WHERE site_id = $1::uuid ORDER BY created_at DESC, id DESC LIMIT $2`,
+		siteId,
+		SEALED_SEARCH_WINDOW,
+	);
+	const needle = search.toLowerCase();
+	const holds = (value: string | null) => value !== null && value.toLowerCase().includes(needle);
+	return rows
+		.filter((row) => {
+			const lead = openLead(cipher, row);
+			return holds(lead.email) || holds(nameOf(lead)) || holds(lead.company);
+		})
+		.map((row) => row.id);
+}
+
+/** The list's SQL parameters $1 to $9; `cipher` is the site's on a site with privacy.encryptPii. */
+async function listFilters(prisma: Queryable, siteId: string, query: LeadListQuery, cipher: PiiCipher | null): Promise<unknown[]> {
+	const { search } = query;
+	// A lead written before the site sealed keeps its SHA-256 hash: both are looked for.
+	const hashes = cipher && search && normalizeEmail(search) ? [...new Set([emailHash(search, cipher), emailHash(search)])] : [];
+	const opened = cipher && search ? await sealedMatches(prisma, siteId, search, cipher) : [];
+	return [siteId, search ? likePattern(search) : null, query.stage ?? null, query.minScore ?? null, query.maxScore ?? null, query.tag ?? null, cipher !== null, hashes, opened];
+}
+
+/** One page of the leads the query matches, and how many match in all; sealed values opened with the site's `cipher`. */
+export async function leadList(prisma: Queryable, siteId: string, query: LeadListQuery, cipher: PiiCipher | null = null): Promise<{ total: number; rows: LeadListRow[] }> {
+	const filters = await listFilters(prisma, siteId, query, cipher);
+	type Row = Omit<LeadListRow, 'name' | 'company'> & NameFields & { company: string | null; businessName: string | null };
 	const [[count], rows] = await Promise.all([
 		prisma.$queryRawUnsafe<Array<{ total: number }>>(`SELECT count(*)::int AS total ${LIST_FROM}`, ...filters),
-		prisma.$queryRawUnsafe<LeadListRow[]>(listSql(query.sort, query.order), ...filters, query.limit, query.offset),
+		prisma.$queryRawUnsafe<Row[]>(listSql(query.sort, query.order), ...filters, query.limit, query.offset),
 	]);
-	return { total: count.total, rows };
+	return {
+		total: count.total,
+		rows: rows.map((row) => {
+			const { firstName, lastName, businessName, ...lead } = openLead(cipher, row);
+			return { ...lead, name: nameOf({ firstName, lastName }), company: lead.company ?? businessName };
+		}),
+	};
 }
 
 /** What the list's filters offer: the stages the leads are at (beside the configured ones) and the site's tags, with how many leads carry each. */
@@ -379,13 +427,13 @@ const LEAD_PROFILE = `SELECT l.id, l.email, l.first_name AS "firstName", l.last_
 
 type JsonDates<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] };
 
-/** The lead of this site with this id; undefined when the site has none (another site's lead included). */
-export async function leadProfile(prisma: Queryable, siteId: string, leadId: string): Promise<LeadProfile | undefined> {
+/** The lead of this site with this id, sealed values opened with the site's `cipher`; undefined when the site has none (another site's lead included). */
+export async function leadProfile(prisma: Queryable, siteId: string, leadId: string, cipher: PiiCipher | null = null): Promise<LeadProfile | undefined> {
 	type Row = Omit<LeadProfile, 'tags' | 'channels'> & { tags: Array<JsonDates<LeadProfile['tags'][number]>>; channels: Array<JsonDates<LeadProfile['channels'][number]>> };
 	const [row] = await prisma.$queryRawUnsafe<Row[]>(LEAD_PROFILE, siteId, leadId);
 	if (!row) return undefined;
 	return {
-		...row,
+		...openLead(cipher, row),
 		tags: row.tags.map((tag) => ({ ...tag, createdAt: new Date(tag.createdAt) })),
 		channels: row.channels.map((channel) => ({ ...channel, changedAt: new Date(channel.changedAt) })),
 	};
@@ -481,9 +529,15 @@ const TIMELINE = `WITH linked AS (SELECT id FROM visitors WHERE site_id = $1::uu
 		FROM lead_stage_changes g WHERE g.site_id = $1::uuid AND g.lead_id = $2::uuid)
 	SELECT at, kind, data, count(*) OVER ()::int AS total FROM entries ORDER BY at DESC, kind LIMIT $3`;
 
-export async function leadTimeline(prisma: Queryable, siteId: string, leadId: string, limit: number): Promise<{ total: number; entries: TimelineEntry[] }> {
+/** An email entry's subject opened: email_messages seals it on a site with privacy.encryptPii, since it may greet the lead by name. */
+function openSubject(cipher: PiiCipher | null, entry: TimelineEntry): TimelineEntry {
+	const { subject } = entry.data;
+	return cipher && typeof subject === 'string' ? { ...entry, data: { ...entry.data, subject: cipher.open(subject, MESSAGE_SUBJECT_FIELD) } } : entry;
+}
+
+export async function leadTimeline(prisma: Queryable, siteId: string, leadId: string, limit: number, cipher: PiiCipher | null = null): Promise<{ total: number; entries: TimelineEntry[] }> {
 	const rows = await prisma.$queryRawUnsafe<Array<TimelineEntry & { total: number }>>(TIMELINE, siteId, leadId, limit);
-	return { total: rows[0]?.total ?? 0, entries: rows.map(({ total: _total, ...entry }) => entry) };
+	return { total: rows[0]?.total ?? 0, entries: rows.map(({ total: _total, ...entry }) => openSubject(cipher, entry)) };
 }
 
 export interface EnrollmentSteps {

@@ -1,5 +1,6 @@
 import { z } from 'zod/v4';
 
+import type { PiiCipher } from '../../lib/pii';
 import {
 	hundredths,
 	LEAD_SORTS,
@@ -352,13 +353,16 @@ export interface LeadDetail {
 	sequences: EnrollmentSteps[];
 }
 
-/** The lead with this id on this site, or undefined (no such lead here, another site's included); `rows` bounds the ledger and the timeline. */
-export async function loadLead(prisma: Queryable, siteId: string, leadId: string, rows: number): Promise<LeadDetail | undefined> {
+/**
+ * The lead with this id on this site, or undefined (no such lead here, another site's included);
+ * `rows` bounds the ledger and the timeline; `cipher` opens a site's sealed values (privacy.encryptPii).
+ */
+export async function loadLead(prisma: Queryable, siteId: string, leadId: string, rows: number, cipher: PiiCipher | null = null): Promise<LeadDetail | undefined> {
 	const [profile, explanation, ledger, timeline, sequences] = await Promise.all([
-		leadProfile(prisma, siteId, leadId),
+		leadProfile(prisma, siteId, leadId, cipher),
 		scoreExplanation(prisma, siteId, leadId),
 		scoreLedger(prisma, siteId, leadId, rows),
-		leadTimeline(prisma, siteId, leadId, rows),
+		leadTimeline(prisma, siteId, leadId, rows, cipher),
 		leadSequences(prisma, siteId, leadId),
 	]);
 	return profile && { profile, explanation, ledger, timeline, sequences };

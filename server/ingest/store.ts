@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { DeliveredLead, LeadPayload } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
 import { sealSubmission, type PiiCipher } from '../../lib/pii';
-import { enqueueStatement, jsonbPayload, type EventsPayload } from '../outbox/enqueue';
+import { enqueueStatement } from '../outbox/enqueue';
 import type { ClientFacts } from './historyClaim';
 import { withFormFields } from './normalize';
 
@@ -24,9 +24,6 @@ export interface StoreResult {
 /**
  * A lead submission as an `identify` event (so the visitor's history shows it, without the
  * address) and an outbox row carrying the submission to the Lead Processor, in one statement.
- * A submission from a tracked browser also goes to the Visitor Processor as that visitor's event,
- * like any other: its session counts the form as a key event, a goal on `identify` can match it,
- * and the event is joined to the visitor and session though no page view follows it.
  * The submission's event id makes a retried form post store and forward nothing twice. On a site
  * with privacy.encryptPii (`cipher` given) the outbox holds the address, names, phone, company and
  * job title sealed, for as long as it keeps the row: the CRM Tracker Trigger opens them with the
@@ -43,16 +40,6 @@ WITH inserted AS (
 		{ siteId: '$1::uuid', destination: 'destination', partitionKey: 'anonymous_id', payload: "$9::jsonb || jsonb_build_object('eventId', event_id)" },
 		'FROM inserted CROSS JOIN jsonb_array_elements_text($10::jsonb) AS d(destination)',
 	)}
-), visited AS (
-	${enqueueStatement(
-		{
-			siteId: '$1::uuid',
-			destination: 'destination',
-			partitionKey: 'anonymous_id',
-			payload: jsonbPayload<EventsPayload>({ kind: "'events'", eventIds: 'jsonb_build_array(event_id)' }),
-		},
-		'FROM inserted CROSS JOIN jsonb_array_elements_text($11::jsonb) AS d(destination)',
-	)}
 )
 SELECT (SELECT count(*) FROM inserted)::int AS stored`;
 
@@ -62,7 +49,7 @@ export async function storeLead(
 	submitted: LeadPayload,
 	hash: string,
 	facts: RequestFacts,
-	destinations: { lead: string[]; visitor: string[] },
+	destinations: string[],
 	cipher: PiiCipher | null = null,
 ): Promise<{ stored: boolean }> {
 	const lead = withFormFields(submitted);
@@ -81,8 +68,7 @@ export async function storeLead(
 		facts.ipAnonymized,
 		facts.country,
 		JSON.stringify(payload),
-		JSON.stringify(destinations.lead),
-		JSON.stringify(lead.anonymousId ? destinations.visitor : []),
+		JSON.stringify(destinations),
 	);
 	return { stored: result.stored > 0 };
 }

@@ -5,8 +5,10 @@ import { SMTPServer } from 'smtp-server';
 
 import type { PrismaClient } from '../../lib/db';
 import { uuidv7s } from '../../lib/ids';
+import { siteCipher } from '../../lib/pii';
 import type { Logger } from '../logger';
 import { caughtMessage, crmMessageIdOf } from './caught';
+import { encryptsPii, sealCaught } from './sealed';
 
 /** A larger message is refused (552): a CRM email is a few kilobytes, and the whole message is held in memory to parse it. */
 export const MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
@@ -43,8 +45,9 @@ function smtpError(responseCode: number, message: string): Error {
 /**
  * The built-in mail catcher, like Mailpit: a real SMTP server in the receiver's process that
  * takes any message for any recipient, without login or TLS, and stores it in mailbox_messages
- * for /mailbox to show, delivering nothing. The sender is told 250 only once the message is in
- * the database, so an accepted message survives a crash. One writer of mailbox_messages: this.
+ * for /mailbox to show, delivering nothing; a CRM email of a site with privacy.encryptPii is stored
+ * sealed (./sealed.ts). The sender is told 250 only once the message is in the database, so an
+ * accepted message survives a crash. One writer of mailbox_messages: this.
  */
 export async function startMailCatcher(options: MailCatcherOptions): Promise<MailCatcher> {
 	const { prisma, logger, host = '127.0.0.1', port = 0, maxMessageBytes = MAX_MESSAGE_BYTES, keepPerSite = KEEP_PER_SITE } = options;
@@ -52,11 +55,15 @@ export async function startMailCatcher(options: MailCatcherOptions): Promise<Mai
 	async function store(raw: Buffer, recipients: string[]): Promise<void> {
 		const message = caughtMessage(await simpleParser(raw, { skipTextToHtml: true }), recipients, raw.length);
 		const crmMessageId = crmMessageIdOf(message.messageId);
-		const crm = crmMessageId ? await prisma.emailMessage.findUnique({ where: { id: crmMessageId }, select: { id: true, siteId: true } }) : null;
+		const crm = crmMessageId
+			? await prisma.emailMessage.findUnique({ where: { id: crmMessageId }, select: { id: true, siteId: true, site: { select: { config: true } } } })
+			: null;
 		const now = Date.now();
 		const siteId = crm?.siteId ?? null;
+		// Sealed like the site's email_messages row; without the keys the message is refused (451) rather than kept in clear.
+		const cipher = crm ? siteCipher(crm.siteId, encryptsPii(crm.site.config)) : null;
 		const { id } = await prisma.mailboxMessage.create({
-			data: { ...message, id: uuidv7s(1, now)[0], siteId, emailMessageId: crm?.id ?? null, receivedAt: new Date(now) },
+			data: { ...sealCaught(cipher, message), id: uuidv7s(1, now)[0], siteId, emailMessageId: crm?.id ?? null, receivedAt: new Date(now) },
 			select: { id: true },
 		});
 		logger.info({ id, siteId, emailMessageId: crm?.id, bytes: raw.length }, 'mail caught');

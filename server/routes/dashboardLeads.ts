@@ -1,6 +1,7 @@
 import type { Request, Response, Router } from 'express';
 
 import { isUuid } from '../../lib/ids';
+import { siteCipher } from '../../lib/pii';
 import { leadFilterOptions, leadList, orderStages } from '../analytics/leads';
 import { leadListPage, leadNotFoundPage, leadPage, leadsOverviewPage, invalidListPage, LEADS_CSV, type ListView } from '../dashboard/leadPages';
 import {
@@ -35,6 +36,8 @@ const LIST_PARAMS = ['search', 'stage', 'minScore', 'maxScore', 'tag', 'sort', '
 
 const listParams = (req: Request): ListParams => Object.fromEntries(LIST_PARAMS.map((name) => [name, single(req.query[name])]));
 const stagesOf = (site: RegisteredSite) => site.config.crm.lifecycleStages.map((stage) => stage.name);
+/** Opens the site's sealed names, addresses and subjects (privacy.encryptPii) with the receiver's keys; null on a site that stores in clear. */
+const cipherOf = (site: RegisteredSite) => siteCipher(site.id, site.config.privacy.encryptPii);
 const fileSafe = (text: string) => text.replace(/[^\w.-]/g, '_');
 const day = (at: Date) => at.toISOString().slice(0, 10);
 
@@ -81,7 +84,7 @@ export function registerLeadRoutes(router: Router, { prisma, assets }: Dashboard
 			page(res, 400, invalidListPage(headingOf(site), period.range.chosen, assets, { ...view, chosen: result.chosen }, result.field, result.message));
 			return;
 		}
-		const list = await leadList(prisma, site.id, result.query);
+		const list = await leadList(prisma, site.id, result.query, cipherOf(site));
 		page(res, 200, leadListPage(headingOf(site), period.range.chosen, assets, { ...view, chosen: result.chosen }, { ...list, page: result.page, size: result.size }));
 	});
 
@@ -91,7 +94,7 @@ export function registerLeadRoutes(router: Router, { prisma, assets }: Dashboard
 		if (!period) return;
 		const { site } = req.dashboard!;
 		const id = String(req.params.id);
-		const detail = isUuid(id) ? await loadLead(prisma, site.id, id, SHOWN_ROWS) : undefined;
+		const detail = isUuid(id) ? await loadLead(prisma, site.id, id, SHOWN_ROWS, cipherOf(site)) : undefined;
 		if (!detail) {
 			page(res, 404, leadNotFoundPage(headingOf(site), period.range.chosen, assets));
 			return;
@@ -111,7 +114,7 @@ export function registerLeadRoutes(router: Router, { prisma, assets }: Dashboard
 				refuseCsv(res, 400, `${result.field} ${result.message}.`);
 				return;
 			}
-			const { rows } = await leadList(prisma, site.id, { ...result.query, limit: LIST_CSV_ROWS, offset: 0 });
+			const { rows } = await leadList(prisma, site.id, { ...result.query, limit: LIST_CSV_ROWS, offset: 0 }, cipherOf(site));
 			const filtered = listQuery({ ...result.chosen, page: '1', size: '' }) ? '-filtered' : '';
 			csv(res, `${prefix}-leads${filtered}.csv`, leadListTable(rows, ''));
 			return;
@@ -119,7 +122,7 @@ export function registerLeadRoutes(router: Router, { prisma, assets }: Dashboard
 
 		if ((LEAD_PAGE_TABLES as readonly string[]).includes(name)) {
 			const id = single(req.query.lead) ?? '';
-			const detail = isUuid(id) ? await loadLead(prisma, site.id, id, name === 'timeline' || name === 'ledger' ? LONG_CSV_ROWS : 0) : undefined;
+			const detail = isUuid(id) ? await loadLead(prisma, site.id, id, name === 'timeline' || name === 'ledger' ? LONG_CSV_ROWS : 0, cipherOf(site)) : undefined;
 			if (!detail) {
 				refuseCsv(res, 404, 'lead must be the id of a lead of the site you are signed in to (this site has no lead with this id).');
 				return;

@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod/v4';
 
 import type { PrismaClient } from '../../lib/db';
+import { MESSAGE_SUBJECT_FIELD, siteCipher } from '../../lib/pii';
 import { isLocalRequest } from '../localOnly';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
 import { parseQuery } from './inputs';
@@ -235,8 +236,13 @@ export function scoreReasons(rows: readonly LedgerRow[]): Array<{ rule: string; 
 		.filter((reason) => reason.points !== 0);
 }
 
-/** What one site's CRM holds of one browser: no name, address or any row of another site. */
-async function crmView(prisma: PrismaClient, siteId: string, anonymousId: string) {
+/**
+ * What one site's CRM holds of one browser: no name, address or any row of another site. The
+ * subjects of its emails are opened (sealed on a site with privacy.encryptPii, as they may greet the
+ * lead by name): the panel shows them to that browser alone.
+ */
+async function crmView(prisma: PrismaClient, site: RegisteredSite, anonymousId: string) {
+	const siteId = site.id;
 	const [events, visitor] = await Promise.all([
 		prisma.visitorEvent.aggregate({ where: { siteId, anonymousId }, _count: { _all: true }, _max: { receivedAt: true } }),
 		prisma.visitor.findUnique({ where: { siteId_anonymousId: { siteId, anonymousId } }, select: { id: true, leadId: true } }),
@@ -264,6 +270,7 @@ async function crmView(prisma: PrismaClient, siteId: string, anonymousId: string
 					: null,
 			])
 		: [null, 0, [], null];
+	const cipher = siteCipher(siteId, site.config.privacy.encryptPii);
 	return {
 		receiver: { events: events._count._all, lastAt: events._max.receivedAt },
 		visits: {
@@ -284,7 +291,7 @@ async function crmView(prisma: PrismaClient, siteId: string, anonymousId: string
 			score: tenths(lead.score),
 			timeZone: lead.timezone,
 			reasons: scoreReasons(lead.scores),
-			emails: lead.emailMessages,
+			emails: lead.emailMessages.map((email) => ({ ...email, subject: cipher ? cipher.open(email.subject, MESSAGE_SUBJECT_FIELD) : email.subject })),
 		},
 		mailbox: lead?.emailMessages.length ? '/mailbox' : null,
 	};
@@ -331,7 +338,7 @@ export function demoRouter({ prisma, sites, siteKey }: { prisma: PrismaClient; s
 			return;
 		}
 		res.setHeader('Cache-Control', 'no-store');
-		res.json({ site: found.site.key, visitor: query.visitor, ...(await crmView(prisma, found.site.id, query.visitor)) });
+		res.json({ site: found.site.key, visitor: query.visitor, ...(await crmView(prisma, found.site, query.visitor)) });
 	});
 	router.get(['/demo', '/demo/:page', '/demo/app/:step'], (req, res) => {
 		const found = siteOf(req);

@@ -353,10 +353,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 				}
 				const facts = requestFacts(req, anonymizeIp(req.ip), settings, userAgent, false);
 				const claim = lead.anonymousId ? historyClaim(facts, await firstEventClient(prisma, site.id, lead.anonymousId), req.auth !== undefined) : undefined;
-				const destinations = {
-					lead: site.endpoints.has('lead-processor') ? ['lead-processor'] : [],
-					visitor: site.endpoints.has('visitor-processor') ? ['visitor-processor'] : [],
-				};
+				const destinations = site.endpoints.has('lead-processor') ? ['lead-processor'] : [];
 				const submitted = claim?.merge === false ? { ...lead, anonymousId: undefined } : lead;
 				await recordLeadConsent(prisma, site.id, submitted, hash, req.headers.referer);
 				const result = await storeLead(prisma, site.id, submitted, hash, facts, destinations, cipher);

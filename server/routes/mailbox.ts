@@ -3,6 +3,8 @@ import { z } from 'zod/v4';
 
 import type { PrismaClient } from '../../lib/db';
 import { listUnsubscribeUrl, type HeaderField } from '../mail/caught';
+import { KEEP_PER_SITE } from '../mail/catcher';
+import { openCaught } from '../mail/sealed';
 import { isLocalRequest } from '../localOnly';
 import { listPage, MAILBOX_CSS, MAILBOX_JS, messagePage, PAGE_CSP, previewDocument, PREVIEW_CSP, type CatcherAddress, type MailboxEntry } from '../mail/mailboxPages';
 import type { SiteRegistry } from '../siteRegistry';
@@ -19,6 +21,18 @@ export interface MailboxContext {
 /** Messages the list page shows; the JSON route may ask for up to a site's whole kept mail. */
 const PAGE_SIZE = 200;
 const MAX_LIMIT = 1000;
+
+/**
+ * Sealed mail (privacy.encryptPii) a `to` look-up opens at most, newest first: five sites' kept
+ * mail. A sealed address compares equal to nothing in SQL and the row keeps no hash of it, so the
+ * look-up opens the recipients; older sealed mail beyond this is not found by address.
+ */
+export const SEALED_TO_SCAN = 5 * KEEP_PER_SITE;
+
+/** Sealed rows are those whose first recipient has the sealed shape: the catcher seals all of a row's values or none. */
+const SEALED_RECIPIENTS = `SELECT id::text, site_id::text AS "siteId", to_addresses AS "toAddresses" FROM mailbox_messages
+	WHERE site_id IS NOT NULL AND ($1::uuid IS NULL OR site_id = $1::uuid) AND to_addresses[1] LIKE 'pii1:%'
+	ORDER BY received_at DESC, id DESC LIMIT $2`;
 
 export const idParams = z.object({ id: z.uuid({ error: (issue) => `must be a message id (a UUID) from /mailbox/api/messages (got ${quoted(issue.input)})` }) });
 
@@ -57,17 +71,27 @@ export function mailboxRouter({ prisma, sites, catcher }: MailboxContext): Route
 	});
 
 	const siteKey = (siteId: string | null) => (siteId ? (sites.byDatabaseId(siteId)?.key ?? null) : null);
-	const entry = (row: { id: string; siteId: string | null; fromAddress: string; toAddresses: string[]; subject: string; rawSize: number; receivedAt: Date; headers: unknown }): MailboxEntry => ({
-		id: row.id,
-		siteKey: siteKey(row.siteId),
-		fromAddress: row.fromAddress,
-		toAddresses: row.toAddresses,
-		subject: row.subject,
-		receivedAt: row.receivedAt,
-		rawSize: row.rawSize,
-		unsubscribeUrl: listUnsubscribeUrl(row.headers as HeaderField[]),
-	});
+	/** `row` opened: its values as they were sent. */
+	const entry = (row: { id: string; siteId: string | null; fromAddress: string; toAddresses: string[]; subject: string; rawSize: number; receivedAt: Date; headers: unknown }): MailboxEntry => {
+		const opened = openCaught(row.siteId, { toAddresses: row.toAddresses, subject: row.subject, headers: row.headers as HeaderField[] });
+		return {
+			id: row.id,
+			siteKey: siteKey(row.siteId),
+			fromAddress: row.fromAddress,
+			toAddresses: opened.toAddresses,
+			subject: opened.subject,
+			receivedAt: row.receivedAt,
+			rawSize: row.rawSize,
+			unsubscribeUrl: listUnsubscribeUrl(opened.headers),
+		};
+	};
 	const links = (id: string) => ({ url: `/mailbox/messages/${id}`, previewUrl: `/mailbox/messages/${id}/html` });
+
+	/** The sealed messages (of one site, or any) with `to` among their recipients once opened: the newest SEALED_TO_SCAN are looked at. */
+	async function sealedTo(to: string, siteId: string | undefined): Promise<string[]> {
+		const rows = await prisma.$queryRawUnsafe<Array<{ id: string; siteId: string; toAddresses: string[] }>>(SEALED_RECIPIENTS, siteId ?? null, SEALED_TO_SCAN);
+		return rows.filter((row) => openCaught(row.siteId, { toAddresses: row.toAddresses }).toAddresses.includes(to)).map((row) => row.id);
+	}
 
 	/** The message a route's :id names, or undefined once a 400 or 404 went out. */
 	async function messageOf(req: Request, res: Response) {
@@ -78,8 +102,8 @@ export function mailboxRouter({ prisma, sites, catcher }: MailboxContext): Route
 			sendProblem(res, 404, 'not_found', 'No caught message has this id; older messages are deleted as new ones arrive', { issues: [{ field: 'id', message: 'names no caught message' }] });
 			return undefined;
 		}
-		const headers = row.headers as HeaderField[];
-		return { ...entry(row), siteId: row.siteId, messageId: row.messageId, emailMessageId: row.emailMessageId, html: row.html, text: row.text, headers };
+		const parts = openCaught(row.siteId, { html: row.html, text: row.text, headers: row.headers as HeaderField[] });
+		return { ...entry(row), siteId: row.siteId, messageId: row.messageId, emailMessageId: row.emailMessageId, html: parts.html, text: parts.text, headers: parts.headers };
 	}
 
 	router.get('/mailbox/mailbox.css', (_req, res) => {
@@ -120,8 +144,11 @@ export function mailboxRouter({ prisma, sites, catcher }: MailboxContext): Route
 			sendProblem(res, 400, 'invalid_parameter', `The site is invalid: ${quoted(query.site)} is no configured site`, { issues: [{ field: 'site', message: 'names no configured site (the key of a site config)' }] });
 			return;
 		}
+		const to = query.to?.toLowerCase();
+		// Clear rows by the address itself; sealed ones by their ids, found by opening them.
+		const byRecipient = to !== undefined && { OR: [{ toAddresses: { has: to } }, { id: { in: await sealedTo(to, site?.id) } }] };
 		const rows = await prisma.mailboxMessage.findMany({
-			where: { ...(site && { siteId: site.id }), ...(query.to !== undefined && { toAddresses: { has: query.to.toLowerCase() } }) },
+			where: { ...(site && { siteId: site.id }), ...byRecipient },
 			orderBy: [{ receivedAt: 'desc' }, { id: 'desc' }],
 			take: query.limit,
 			select: SUMMARY,

@@ -4,7 +4,7 @@ import { z } from 'zod/v4';
 import type { DeliveredLead } from '../../lib/contracts';
 import type { Prisma, PrismaClient } from '../../lib/db';
 import { canonicalEmail, emailHash } from '../../lib/email';
-import { MESSAGE_RECIPIENT_FIELD, openLead, openSubmission, siteCipher, type PiiCipher } from '../../lib/pii';
+import { MESSAGE_RECIPIENT_FIELD, MESSAGE_SUBJECT_FIELD, openLead, openSubmission, siteCipher, type PiiCipher } from '../../lib/pii';
 import { forgetVisitors } from '../analytics/rollup';
 import { requireApiKey } from '../auth';
 import type { Logger } from '../logger';
@@ -179,7 +179,9 @@ async function exportPerson(tx: Tx, siteId: string, person: Person, cipher: PiiC
 		enrollments: await tx.sequenceEnrollment.findMany({ where: ofLeads }),
 		emailMessages: (
 			await tx.emailMessage.findMany({ where: { siteId, id: { in: messageIds } }, include: { events: { orderBy: { occurredAt: 'asc' } } }, orderBy: { createdAt: 'asc' } })
-		).map((message) => (cipher ? { ...message, toEmail: cipher.open(message.toEmail, MESSAGE_RECIPIENT_FIELD) } : message)),
+		).map((message) =>
+			cipher ? { ...message, toEmail: cipher.open(message.toEmail, MESSAGE_RECIPIENT_FIELD), subject: cipher.open(message.subject, MESSAGE_SUBJECT_FIELD) } : message,
+		),
 		suppressions: await tx.suppression.findMany({ where: { siteId, emailHash: { in: person.hashes } } }),
 		consentRecords: await tx.consentRecord.findMany({ where: consentsOf(siteId, person), orderBy: [{ occurredAt: 'asc' }, { createdAt: 'asc' }] }),
 		formSubmissions: (

@@ -258,9 +258,12 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 			try {
 				const counts = await crmCounts(db, email);
 				console.log(`SIGKILL when the lead existed (${before?.receiver.events} events stored, ${caughtBefore} emails caught); after the restart: events ${counts.events} (of this browser ${await db.prisma.visitorEvent.count({ where: { anonymousId } })}), sessions ${counts.sessions.length}, conversions ${counts.conversions.length}, leads 1, emails ${counts.emails.length}, caught ${counts.caught}, outbox pending ${counts.pendingOutbox}`);
-				const unprocessed = await db.prisma.visitorEvent.findMany({ where: { anonymousId, visitorId: null }, select: { type: true, occurredAt: true, receivedAt: true, isBot: true } });
-				expect(unprocessed).toEqual([]);
-				expect(counts.events).toBeGreaterThanOrEqual(before!.receiver.events);
+				// Every event stored before the kill is still there, and workflow 01 joined each to the visitor, save the
+				// form's identify event: it goes to workflow 03 as the lead, and 01 joins it when it next reads this
+				// visitor's events, which a browser closed after the form may never send.
+				const ofBrowser = await db.prisma.visitorEvent.findMany({ where: { anonymousId }, select: { type: true, visitorId: true } });
+				expect(ofBrowser.length).toBeGreaterThanOrEqual(before!.receiver.events);
+				expect(ofBrowser.filter((event) => event.visitorId === null && event.type !== 'identify')).toEqual([]);
 				expect(await db.prisma.visitorEvent.count({ where: { sessionId: null, visitor: { leadId: counts.lead!.id } } })).toBe(0);
 				expect(counts.sessions).toHaveLength(1);
 				// Each goal once. The engaged pricing visit may count too: its rule reads the session's
