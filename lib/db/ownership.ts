@@ -26,14 +26,17 @@ export function lockDataDir(dataDir: string, owner: string): DataDirLock {
 	const file = path.join(dataDir, LOCK_FILE);
 	const holder: DataDirHolder & { token: string } = { pid: process.pid, owner, since: new Date().toISOString(), incarnation: incarnation(process.pid), token: randomBytes(8).toString('hex') };
 	const content = JSON.stringify(holder);
-	// Each round either takes the lock, meets a live owner, or removes a dead one's lock; a few rounds settle any contention.
-	for (let round = 0; round < 8; round++) {
+	// Each round either takes the lock, meets a live owner, or removes a dead one's lock, or finds another
+	// process removing it: then it waits a moment, since on a busy machine that process may not run for a while,
+	// and a fixed number of quick rounds gave up while the takeover was still under way.
+	const deadline = Date.now() + TAKEOVER_WAIT_MS;
+	for (let round = 0; round === 0 || Date.now() < deadline; round++) {
 		if (createAtomically(file, content)) return held(file, content);
 		const current = readLock(file);
 		if (current === undefined) continue;
 		const currentHolder = parseHolder(current);
 		if (currentHolder && isAlive(currentHolder)) throw new EmbeddedDatabaseBusyError(dataDir, file, currentHolder);
-		removeStaleLock(file, current, content);
+		if (!removeStaleLock(file, current, content)) sleep(Math.min(50, 5 * 2 ** Math.min(round, 4)));
 	}
 	const last = parseHolder(readLock(file) ?? '');
 	throw new EmbeddedDatabaseBusyError(dataDir, file, last ?? { pid: 0, owner: 'another process', since: new Date().toISOString() });
@@ -53,19 +56,26 @@ function held(file: string, content: string): DataDirLock {
 	return { file, release };
 }
 
-function removeStaleLock(file: string, stale: string, content: string): void {
+/** How long a process waits for another one's takeover of a dead owner's lock before it gives up. */
+const TAKEOVER_WAIT_MS = 5000;
+
+const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** Removes the stale lock unless another process is doing so; false when one is (its guard exists). */
+function removeStaleLock(file: string, stale: string, content: string): boolean {
 	const guard = `${file}.takeover-${createHash('sha256').update(stale).digest('hex').slice(0, 16)}`;
 	if (!createAtomically(guard, content)) {
 		// A process that died between taking the guard and removing the stale lock would block the folder for good.
 		const guardHolder = parseHolder(readLock(guard) ?? '');
 		if (guardHolder && !isAlive(guardHolder)) unlinkQuietly(guard);
-		return;
+		return false;
 	}
 	try {
 		if (readLock(file) === stale) unlinkQuietly(file);
 	} finally {
 		unlinkQuietly(guard);
 	}
+	return true;
 }
 
 /** Creates `file` with `content` unless it exists; false when it does. */
