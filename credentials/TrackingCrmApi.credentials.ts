@@ -2,7 +2,9 @@ import type { ICredentialTestRequest, ICredentialType, INodeProperties } from 'n
 
 /**
  * The receiver side of the CRM: the secret its outbox signs webhooks with (checked by the CRM
- * Tracker Trigger), and where the receiver is, for nodes that build links to it.
+ * Tracker Trigger), where the receiver is, for nodes that build links to it, and the keys of sites
+ * with privacy.encryptPii (lib/pii.ts piiKeyringFromCredential reads them), so n8n keeps them
+ * among its secrets rather than in its environment.
  */
 export class TrackingCrmApi implements ICredentialType {
 	name = 'trackingCrmApi';
@@ -36,6 +38,25 @@ export class TrackingCrmApi implements ICredentialType {
 			typeOptions: { password: true },
 			default: '',
 			description: 'The receiver’s EMAIL_TOKEN_SECRET, so emails carry open, click and unsubscribe links the receiver accepts',
+		},
+		{
+			displayName: 'PII Encryption Keys',
+			name: 'piiEncryptionKeys',
+			type: 'string',
+			typeOptions: { password: true },
+			default: '',
+			placeholder: '2026b:<key>,2026a:<key>',
+			description:
+				'Only for sites with privacy.encryptPii: the receiver’s PII_ENCRYPTION_KEYS, as it is (id:key entries, newest first, separated by commas; each key 32 bytes in base64). Leave it and PII Hash Key empty to use the PII_ENCRYPTION_KEYS and PII_HASH_KEY environment variables of the n8n process.',
+		},
+		{
+			displayName: 'PII Hash Key',
+			name: 'piiHashKey',
+			type: 'string',
+			typeOptions: { password: true },
+			default: '',
+			description:
+				'Only for sites with privacy.encryptPii: the receiver’s PII_HASH_KEY, as it is (32 bytes in base64), which finds leads by their address. Leave it and PII Encryption Keys empty to use the PII_ENCRYPTION_KEYS and PII_HASH_KEY environment variables of the n8n process.',
 		},
 	];
 

@@ -8,12 +8,13 @@ import {
 } from 'n8n-workflow';
 
 import type { PrismaClient } from '../../lib/db/generated/client';
+import type { PiiCipher } from '../../lib/pii';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { uuidv7s } from '../../lib/ids';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, forEachItem, type ItemGlue } from '../shared/items';
-import { findLeadId, findLeads } from '../shared/leads';
+import { findLeadId, findLeads, namesAddress, piiCredentialOf, siteCipherOf, type PiiKeyFields } from '../shared/leads';
 import { findVisitorIds, SiteResolver } from '../shared/subjects';
 import { buildActivity, type ActivityDraft, type ActivityRecord } from './activity';
 
@@ -149,7 +150,8 @@ export class ActivityLogger implements INodeType {
 		usableAsTool: true,
 		inputs: ['main'],
 		outputs: ['main'],
-		credentials: [{ ...crmDatabaseCredential }],
+		// Tracking CRM API: only its PII keys, to find a lead by its address on a site with privacy.encryptPii (else n8n's environment's).
+		credentials: [{ ...crmDatabaseCredential }, { name: 'trackingCrmApi', required: false }],
 		properties,
 	};
 
@@ -158,13 +160,16 @@ export class ActivityLogger implements INodeType {
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const { prisma, credentials } = await crmDatabase(this);
 		const sites = new SiteResolver(prisma);
+		const piiKeys = await piiCredentialOf(this);
 		const operation = this.getNodeParameter('operation', 0) as 'log' | 'getTimeline';
 		const glue = { properties, database: credentials };
-		if (operation === 'log') return [await logActivities(this, prisma, sites, glue)];
+		if (operation === 'log') return [await logActivities(this, prisma, sites, piiKeys, glue)];
 		return [
 			await forEachItem.call(this, glue, async (i) => {
-				const siteId = await sites.idOf(siteKeyOf(this, i));
-				return await readTimeline(this, prisma, siteId, i);
+				const site = await sites.siteOf(siteKeyOf(this, i));
+				const reference = this.getNodeParameter('lead', i) as string;
+				// Only an address needs the site's keys: a lead id is found without them.
+				return await readTimeline(this, prisma, site.id, reference, namesAddress(reference) ? siteCipherOf(piiKeys, site) : null, i);
 			}),
 		];
 	}
@@ -185,14 +190,17 @@ interface Draft {
  * not written again), the ids of those already there in one more. Every item is checked before
  * anything is written, so a bad item stops the node with no write.
  */
-async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, sites: SiteResolver, glue: ItemGlue): Promise<INodeExecutionData[]> {
+async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, sites: SiteResolver, piiKeys: PiiKeyFields, glue: ItemGlue): Promise<INodeExecutionData[]> {
 	const items = context.getInputData();
 	const output = new Map<number, INodeExecutionData>();
 	const fail = (item: number, error: unknown) => output.set(item, failedItem(context, glue, error, item));
 	const drafts: Draft[] = [];
+	/** The cipher of each site an item names a lead of by address. */
+	const ciphers = new Map<string, PiiCipher | null>();
 	for (let i = 0; i < items.length; i++) {
 		try {
-			const siteId = await sites.idOf(siteKeyOf(context, i));
+			const site = await sites.siteOf(siteKeyOf(context, i));
+			const siteId = site.id;
 			const subject = context.getNodeParameter('subject', i) as Subject;
 			const activity = {
 				type: context.getNodeParameter('activityType', i) as string,
@@ -202,7 +210,10 @@ async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, s
 				dedupeKey: context.getNodeParameter('dedupeKey', i, '') as string,
 			};
 			buildActivity({ ...activity, subject });
-			drafts.push({ item: i, siteId, subject, reference: String(itemParameter(context, subject, i) ?? ''), activity });
+			const reference = String(itemParameter(context, subject, i) ?? '');
+			// Only an address needs the site's keys: a lead id or a visitor is found without them.
+			if (subject === 'lead' && namesAddress(reference) && !ciphers.has(siteId)) ciphers.set(siteId, siteCipherOf(piiKeys, site));
+			drafts.push({ item: i, siteId, subject, reference, activity });
 		} catch (error) {
 			fail(i, error);
 		}
@@ -211,7 +222,7 @@ async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, s
 	const bySite = new Map<string, Draft[]>();
 	for (const draft of drafts) bySite.set(draft.siteId, [...(bySite.get(draft.siteId) ?? []), draft]);
 	for (const [siteId, siteDrafts] of bySite) {
-		const leads = await findLeads(prisma, siteId, siteDrafts.filter((draft) => draft.subject === 'lead').map((draft) => draft.reference));
+		const leads = await findLeads(prisma, siteId, siteDrafts.filter((draft) => draft.subject === 'lead').map((draft) => draft.reference), ciphers.get(siteId));
 		const visitors = await findVisitorIds(prisma, siteId, siteDrafts.filter((draft) => draft.subject === 'visitor').map((draft) => draft.reference));
 		const rows: ActivityRow[] = [];
 		for (const draft of siteDrafts) {
@@ -285,13 +296,8 @@ async function insertActivities(prisma: PrismaClient, siteId: string, rows: read
 	);
 }
 
-async function readTimeline(
-	context: IExecuteFunctions,
-	prisma: PrismaClient,
-	siteId: string,
-	i: number,
-): Promise<IDataObject[]> {
-	const leadId = await findLeadId(prisma, siteId, context.getNodeParameter('lead', i) as string);
+async function readTimeline(context: IExecuteFunctions, prisma: PrismaClient, siteId: string, reference: string, cipher: PiiCipher | null, i: number): Promise<IDataObject[]> {
+	const leadId = await findLeadId(prisma, siteId, reference, cipher);
 	const limit = Math.min(context.getNodeParameter('limit', i, 50) as number, 1000);
 	const types = (context.getNodeParameter('types', i, '') as string)
 		.split(',')

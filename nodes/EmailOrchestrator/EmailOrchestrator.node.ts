@@ -24,9 +24,12 @@ const versionDescription: INodeTypeDescription = {
 	credentials: [
 		{ ...crmDatabaseCredential },
 		{
+			// Send Due and Enroll by Trigger and Send sign their links with it and check it is there
+			// (helpers/context.ts apiCredentialOf); every operation reads its PII keys, for sites with
+			// privacy.encryptPii. n8n reads no credential an operation does not show, nor makes one
+			// required for some operations only, so it is optional and shown for all.
 			name: 'trackingCrmApi',
-			required: true,
-			displayOptions: { show: { operation: ['sendDue', 'enrollByTrigger'] } },
+			required: false,
 		},
 		{
 			// eslint-disable-next-line n8n-nodes-base/node-class-description-credentials-name-unsuffixed -- n8n's own SMTP credential

@@ -15,6 +15,11 @@ import { InputError } from './inputError';
 /** The node parameter every lead reference comes from; the errors name it. */
 const FIELD = 'lead';
 
+/** Key problems are the credential's: the builder fixes them there (or in n8n's environment). */
+const KEYS_FIELD = 'credentials.trackingCrmApi';
+const HASH_KEY_SOURCE = `PII Hash Key of its Tracking CRM API credential, or ${PII_HASH_KEY_ENV} in n8n's environment when the credential has no PII keys`;
+const RECEIVERS_KEYS = `the receiver's own ${PII_KEYS_ENV} and ${PII_HASH_KEY_ENV}, copied as they are`;
+
 /**
  * What a reference names: a lead id, or the mailbox key leads are stored under (so
  * `Jane.Doe+news@gmail.com` finds the lead of `janedoe@gmail.com`), or why it names neither.
@@ -89,11 +94,6 @@ export interface PiiKeyFields {
 	piiEncryptionKeys?: unknown;
 	piiHashKey?: unknown;
 }
-
-/** Key problems are the credential's: the builder fixes them there (or in n8n's environment). */
-const KEYS_FIELD = 'credentials.trackingCrmApi';
-const HASH_KEY_SOURCE = `PII Hash Key of its Tracking CRM API credential, or ${PII_HASH_KEY_ENV} in n8n's environment when the credential has no PII keys`;
-const RECEIVERS_KEYS = `the receiver's own ${PII_KEYS_ENV} and ${PII_HASH_KEY_ENV}, copied as they are`;
 
 /**
  * The PII fields of the node's Tracking CRM API credential. Nodes that need the credential for

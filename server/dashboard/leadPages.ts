@@ -1,4 +1,4 @@
-import type { LeadListRow, LeadProfile } from '../analytics/leads';
+import { SEALED_SEARCH_WINDOW, type LeadListRow, type LeadProfile } from '../analytics/leads';
 import type { DashboardAssets } from './assets';
 import {
 	enrollmentSummary,
@@ -114,6 +114,8 @@ export interface ListView {
 	chosen: ListChoice;
 	stages: readonly string[];
 	tags: ReadonlyArray<{ tag: string; leads: number }>;
+	/** The site keeps names and addresses sealed (privacy.encryptPii): search works differently, and says so. */
+	sealed: boolean;
 }
 
 function option(value: string, label: string, selected: string): string {
@@ -138,7 +140,8 @@ function listForm(view: ListView, period: Chosen): string {
 		.join('');
 	const sizes = PAGE_SIZES.map((size) => option(String(size), String(size), chosen.size)).join('');
 	return `<form class="filters" id="lead-filters" method="get" action="${LIST_PATH}" aria-label="Find leads">${periodFields(period)}
-${field('search', 'search', `<input type="search" id="search" name="search" value="${escape(chosen.search)}" maxlength="200" placeholder="Email, name, company">`)}
+${field('search', 'search', `<input type="search" id="search" name="search" value="${escape(chosen.search)}" maxlength="200" placeholder="Email, name, company"${view.sealed ? ' aria-describedby="search-note"' : ''}>`)}
+${view.sealed ? `<p class="note" id="search-note">Names and addresses are encrypted on this site: Search finds a lead by its exact email address, or by part of its email, name or company among the newest ${formatCount(SEALED_SEARCH_WINDOW)} leads.</p>` : ''}
 ${field('stage', 'stage', `<select id="stage" name="stage">${stages}</select>`)}
 ${field('min-score', 'minScore', `<input type="number" step="any" id="min-score" name="minScore" value="${escape(chosen.minScore)}" inputmode="decimal">`)}
 ${field('max-score', 'maxScore', `<input type="number" step="any" id="max-score" name="maxScore" value="${escape(chosen.maxScore)}" inputmode="decimal">`)}

@@ -64,7 +64,7 @@ export function registerLeadRoutes(router: Router, { prisma, assets }: Dashboard
 	async function listOf(req: Request, site: RegisteredSite): Promise<{ result: ListResult; view: Omit<ListView, 'chosen'> }> {
 		const options = await leadFilterOptions(prisma, site.id);
 		const stages = orderStages(stagesOf(site), options.stages);
-		return { result: resolveListQuery(listParams(req), stages), view: { stages, tags: options.tags } };
+		return { result: resolveListQuery(listParams(req), stages), view: { stages, tags: options.tags, sealed: site.config.privacy.encryptPii } };
 	}
 
 	router.get(PAGE.path, async (req, res) => {

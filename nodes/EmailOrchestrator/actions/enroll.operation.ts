@@ -2,7 +2,7 @@ import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type IN
 
 import type { PrismaClient } from '../../../lib/db/generated/client';
 import type { PiiCipher } from '../../../lib/pii';
-import { findLeadId } from '../../shared/leads';
+import { findLeadId, piiCredentialOf, piiKeyringOf } from '../../shared/leads';
 import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem } from '../../shared/items';
@@ -115,10 +115,10 @@ export async function enrollLead(prisma: PrismaClient, site: ResolvedSite, seque
 }
 
 export async function execute(this: IExecuteFunctions, { prisma, glue, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
+	const piiKeys = await piiCredentialOf(this);
 	return await forEachItem.call(this, glue, async (i) => {
 		const site = await sites.siteOf(siteKeyOf(this, i));
-		// Enroll takes no Tracking CRM API credential: a site's PII keys are the n8n process' environment's.
-		const cipher = cipherOf(site);
+		const cipher = cipherOf(site, { keyring: piiKeyringOf(piiKeys, site.config.privacy.encryptPii) });
 		const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''), cipher);
 		const source = this.getNodeParameter('sequenceSource', i) as 'site' | 'database' | 'parameter';
 		const sequence =

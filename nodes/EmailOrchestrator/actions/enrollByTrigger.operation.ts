@@ -1,10 +1,9 @@
 import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
-import { piiKeyringFromCredential } from '../../../lib/pii';
-import { findLeadId } from '../../shared/leads';
+import { findLeadId, piiKeyringOf } from '../../shared/leads';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem } from '../../shared/items';
-import { nowOf, type OperationContext } from '../helpers/context';
+import { apiCredentialOf, nowOf, type OperationContext } from '../helpers/context';
 import { cipherOf } from '../helpers/pii';
 import { smtpTransport } from '../transport';
 import { enteredStages, triggeredBy } from '../triggers';
@@ -69,7 +68,7 @@ export const description = updateDisplayOptions({ show: { operation: ['enrollByT
  * message per lead, sequence and step), so a replayed item enrolls and sends nothing twice.
  */
 export async function execute(this: IExecuteFunctions, { prisma, glue, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
-	const api = await this.getCredentials('trackingCrmApi');
+	const api = await apiCredentialOf(this);
 	const transport = smtpTransport(await this.getCredentials('smtp'));
 	try {
 		return await forEachItem.call(this, glue, async (i) => {
@@ -77,7 +76,7 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 			const site = await sites.siteOf(siteKeyOf(this, i));
 			const options = this.getNodeParameter('options', i, {}) as IDataObject;
 			const now = nowOf(options.asOf);
-			const cipher = cipherOf(site, { keyring: piiKeyringFromCredential(api) });
+			const cipher = cipherOf(site, { keyring: piiKeyringOf(api, site.config.privacy.encryptPii) });
 			const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''), cipher);
 			const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true, lifecycleStage: true, tags: { select: { tag: true } } } });
 

@@ -1,14 +1,13 @@
 import { updateDisplayOptions, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import type { PrismaClient } from '../../../lib/db/generated/client';
-import { findLeadId } from '../../shared/leads';
+import { findLeadId, namesAddress, piiCredentialOf, siteCipherOf } from '../../shared/leads';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem, InputError } from '../../shared/items';
 import type { ResolvedSite } from '../../shared/subjects';
 import { startConfirmed } from '../confirmation';
 import { conversionNames, endingConversion, exitConversionsOf } from '../exits';
 import type { OperationContext } from '../helpers/context';
-import { cipherOf } from '../helpers/pii';
 
 const properties: INodeProperties[] = [
 	{
@@ -91,6 +90,7 @@ async function endOnConversion(prisma: PrismaClient, site: ResolvedSite, leadId:
  * the replay arrives.
  */
 export async function execute(this: IExecuteFunctions, { prisma, glue, sites }: OperationContext): Promise<INodeExecutionData[]> {
+	const piiKeys = await piiCredentialOf(this);
 	return await forEachItem.call(this, glue, async (i) => {
 		const json = this.getInputData()[i].json;
 		const type = String(this.getNodeParameter('eventType', i) ?? '').trim().toLowerCase();
@@ -101,20 +101,22 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites }: 
 		if (PASSIVE.has(type) || !reference) return [{ ...json, unenrolled: 0 }];
 
 		const occurredAt = occurredAtOf(this.getNodeParameter('occurredAt', i, ''));
+		// Only an address needs the site's keys (to hash it as the lead is stored under); a lead id is found without them.
+		const leadIdOf = async (site: ResolvedSite) => await findLeadId(prisma, site.id, reference, namesAddress(reference) ? siteCipherOf(piiKeys, site) : null);
 		if (type === CONFIRM) {
 			const site = await sites.siteOf(siteKeyOf(this, i));
-			const leadId = await findLeadId(prisma, site.id, reference, cipherOf(site));
+			const leadId = await leadIdOf(site);
 			return [{ ...json, leadId, unenrolled: 0, started: await startConfirmed(prisma, site, leadId, occurredAt ?? new Date()) }];
 		}
 		if (type === 'conversion') {
 			const names = conversionNames(this.getNodeParameter('conversions', i, ''));
 			if (!occurredAt) throw new InputError('occurredAt', 'is empty; a conversion needs the time it happened (ISO 8601), since it ends only enrollments begun before it');
 			const site = await sites.siteOf(siteKeyOf(this, i));
-			const leadId = await findLeadId(prisma, site.id, reference, cipherOf(site));
+			const leadId = await leadIdOf(site);
 			return [{ ...json, leadId, unenrolled: await endOnConversion(prisma, site, leadId, { names, occurredAt }) }];
 		}
 		const site = await sites.siteOf(siteKeyOf(this, i));
-		const leadId = await findLeadId(prisma, site.id, reference, cipherOf(site));
+		const leadId = await leadIdOf(site);
 		const state = CHANNEL_STATE[type];
 		const unenrolled = await prisma.$transaction(async (tx) => {
 			// A stronger state (bounced, complained) is never weakened by a later unsubscribe.

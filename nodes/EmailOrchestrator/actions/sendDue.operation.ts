@@ -4,13 +4,14 @@ import type { Transporter } from 'nodemailer';
 import { updateDisplayOptions, type ICredentialDataDecryptedObject, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import type { Prisma, PrismaClient } from '../../../lib/db/generated/client';
-import { openLead, piiKeyringFromCredential, type PiiKeyring } from '../../../lib/pii';
+import { openLead, type PiiKeyring } from '../../../lib/pii';
 import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem, InputError } from '../../shared/items';
+import { piiKeyringOf } from '../../shared/leads';
 import { CONFIRMATION_KEY_PREFIX } from '../../../lib/consent';
 import { consentGateFor, sendConfirmation } from '../confirmation';
-import { nowOf, type OperationContext } from '../helpers/context';
+import { apiCredentialOf, nowOf, type OperationContext } from '../helpers/context';
 import { cipherOf, storedRecipient } from '../helpers/pii';
 import { missedEnrollments, recoveryWindow } from '../recovery';
 import { renderEmail } from '../render';
@@ -308,7 +309,7 @@ export function senderOf(site: ResolvedSite, options: IDataObject, api: ICredent
 	const address = String(options.fromEmail || provider?.fromEmail || '');
 	if (!address.includes('@')) throw new InputError('options.fromEmail', 'No sender address: set integrations.emailProvider.fromEmail in the site config or the From Email option');
 	const name = String(options.fromName || provider?.fromName || '') || undefined;
-	const sender: Sender = { transport, receiverUrl: String(api.receiverUrl ?? ''), tokenSecret: String(api.emailTokenSecret ?? ''), from: { address, name }, keyring: piiKeyringFromCredential(api) };
+	const sender: Sender = { transport, receiverUrl: String(api.receiverUrl ?? ''), tokenSecret: String(api.emailTokenSecret ?? ''), from: { address, name }, keyring: piiKeyringOf(api, site.config.privacy.encryptPii) };
 	if (!sender.tokenSecret) throw new InputError('credentials.trackingCrmApi', 'The Tracking CRM API credential has no Email Token Secret, so no tracking or unsubscribe link can be signed');
 	return sender;
 }
@@ -379,7 +380,7 @@ async function sitesWithDueSteps(prisma: OperationContext['prisma'], now: Date):
  * then one per enrollment handled.
  */
 export async function execute(this: IExecuteFunctions, { prisma, glue, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
-	const api = await this.getCredentials('trackingCrmApi');
+	const api = await apiCredentialOf(this);
 	const transport = smtpTransport(await this.getCredentials('smtp'));
 	try {
 		return await forEachItem.call(this, glue, async (i) => {
@@ -389,7 +390,8 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 			const batchSize = this.getNodeParameter('batchSize', i, 50) as number;
 			const results: IDataObject[] = [];
 			for (const key of siteKey === '*' ? await sitesWithRecentMoves(prisma, now) : [siteKey]) {
-				const enrollments = await recoverEnrollments(prisma, sequences, await sites.siteOf(key), piiKeyringFromCredential(api), now, batchSize);
+				const site = await sites.siteOf(key);
+				const enrollments = await recoverEnrollments(prisma, sequences, site, piiKeyringOf(api, site.config.privacy.encryptPii), now, batchSize);
 				if (enrollments.length > 0) results.push({ site: key, outcome: 'recovered', recovered: enrollments.length, enrollments });
 			}
 			// One schedule for every site: "*" sends for each site that has steps due now, those just made up included.

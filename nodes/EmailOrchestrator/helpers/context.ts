@@ -1,3 +1,5 @@
+import { NodeOperationError, type ICredentialDataDecryptedObject, type IExecuteFunctions } from 'n8n-workflow';
+
 import type { PrismaClient } from '../../../lib/db/generated/client';
 import { InputError, type ItemGlue } from '../../shared/items';
 import { SiteResolver } from '../../shared/subjects';
@@ -13,6 +15,20 @@ export interface OperationContext {
 
 export function createContext(prisma: PrismaClient, glue: ItemGlue): OperationContext {
 	return { prisma, glue, sites: new SiteResolver(prisma), sequences: new SequenceResolver(prisma) };
+}
+
+/**
+ * The Tracking CRM API credential of Send Due and Enroll by Trigger and Send, which sign their
+ * emails' tracking and unsubscribe links with its Email Token Secret. The node takes it as optional
+ * (EmailOrchestrator.node.ts), so these operations say themselves that it is missing.
+ */
+export async function apiCredentialOf(context: IExecuteFunctions): Promise<ICredentialDataDecryptedObject> {
+	if (!context.getNode().credentials?.trackingCrmApi) {
+		throw new NodeOperationError(context.getNode(), 'No Tracking CRM API credential: Send Due and Enroll by Trigger and Send sign the tracking and unsubscribe links of their emails with its Email Token Secret', {
+			description: 'Select the receiver’s Tracking CRM API credential in the node’s “Credential to connect with” (Tracking CRM API).',
+		});
+	}
+	return await context.getCredentials('trackingCrmApi');
 }
 
 /** The `asOf` option, or the current time; a wrong value names the parameter. */
