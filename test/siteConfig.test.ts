@@ -32,6 +32,13 @@ describe('site config', () => {
 		expect(minimal.tracking.engagementThresholds).toEqual({ medium: 30, high: 60 });
 		expect(minimal.crm.lifecycleStages.map((stage) => stage.name)).toEqual(['subscriber', 'lead', 'mql', 'sql', 'customer']);
 		expect(minimal.integrations.webhookSecretEnv).toBe('CRM_WEBHOOK_SECRET');
+		expect(minimal.privacy.encryptPii).toBe(false);
+	});
+
+	it('takes privacy.encryptPii: true, which seals personal data at rest', () => {
+		const input = example();
+		input.privacy.encryptPii = true;
+		expect(parseSiteConfig(input).privacy.encryptPii).toBe(true);
 	});
 
 	it('names the field, the value and what is expected for a wrong type', () => {
@@ -49,7 +56,7 @@ describe('site config', () => {
 		['site.name', (c: any) => delete c.site.name, /site\.name: is required \(a string\)/],
 		['site.key', (c: any) => (c.site.key = 'Bad Key!'), /site\.key: must be 3–64 lowercase letters.*; got "Bad Key!"/],
 		['privacy.anonymizeIPs', (c: any) => (c.privacy.anonymizeIPs = false), /privacy\.anonymizeIPs: must be true: raw IP addresses are never stored; got false/],
-		['privacy.encryptPii', (c: any) => (c.privacy.encryptPii = true), /privacy\.encryptPii: must be false: this version does not encrypt personal data inside the database yet; .*; got true/],
+		['privacy.encryptPii', (c: any) => (c.privacy.encryptPii = 'yes'), /privacy\.encryptPii: expected a boolean; got "yes"/],
 		['crm.emailSequences[0].quietHours.start', (c: any) => (c.crm.emailSequences[0].quietHours.start = '25:00'), /crm\.emailSequences\[0\]\.quietHours\.start: must be a time HH:MM; got "25:00"/],
 		['tracking.engagementThresholds', (c: any) => (c.tracking.engagementThresholds = { medium: 70, high: 60 }), /tracking\.engagementThresholds: medium must be lower than high/],
 	])('rejects a bad %s with a message naming it', (_field, mutate, expected) => {

@@ -328,10 +328,13 @@ const privacyFields = z.strictObject({
 	allowOptOut: retired('a visitor can always opt out (the tracker’s consent("denied"), an email’s unsubscribe link) and a person can always be erased'),
 	respectGlobalPrivacyControl: z.boolean().default(true),
 	respectDoNotTrack: z.boolean().default(true),
-	/** Refused when true until this version encrypts personal data at rest: accepting it would promise what nothing does. */
-	encryptPii: z
-		.literal(false, { error: 'must be false: this version does not encrypt personal data inside the database yet; encrypt the database’s disk (and backups with backup-database --encrypt), and set encryptPii to false' })
-		.default(false),
+	/**
+	 * Seal the leads' addresses, names, phone numbers, companies and job titles (and what carries
+	 * them: lead deliveries in the outbox, sent emails' recipients and subjects, the mail catcher's
+	 * copies) with AES-256-GCM under PII_ENCRYPTION_KEYS; a lead is found by its address's keyed hash
+	 * (PII_HASH_KEY). The receiver does not start without those keys when a site sets this.
+	 */
+	encryptPii: z.boolean().default(false),
 	/** The Email Orchestrator sends a sequence email only to a lead whose latest marketing consent record is a grant. */
 	requireMarketingConsent: z.boolean().default(false),
 	/** Before a lead's first sequence email, a confirmation email; no sequence email until its link is confirmed. */

@@ -225,6 +225,8 @@ function variablesReadByTheReceiver(): Set<string> {
 	const names = new Set<string>();
 	for (const file of [...receiverSources('server'), ...receiverSources('lib')]) {
 		for (const match of read(file).matchAll(/process\.env\.([A-Z][A-Z0-9_]*)(?!\s*(?:\?\?)?=(?!=))/g)) names.add(match[1]);
+		// A variable read through a constant that names it (lib/pii.ts: PII_KEYS_ENV = 'PII_ENCRYPTION_KEYS').
+		for (const match of read(file).matchAll(/export const [A-Z0-9_]+_ENV = '([A-Z][A-Z0-9_]*)'/g)) names.add(match[1]);
 	}
 	return names;
 }

@@ -4,14 +4,12 @@
  * them; a lead is still found and de-duplicated by the keyed hash of its address; rotating the key
  * while leads keep being written leaves every lead readable with the new key alone; the privacy
  * export answers the clear values. Real Postgres, the real receiver, the real pg_dump.
- *
- * The site config still refuses encryptPii: true (lib/contracts/siteConfig.ts) until every path
- * that stores an address seals it; these tests give the stored config the setting directly.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 
+import { parseSiteConfig } from '../../lib/config/siteConfig';
 import type { SiteConfig } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { emailHash } from '../../lib/email';
@@ -45,7 +43,7 @@ function person(tag = randomBytes(4).toString('hex')) {
 type Person = ReturnType<typeof person>;
 
 function encrypting(config: SiteConfig): SiteConfig {
-	return { ...config, privacy: { ...config.privacy, encryptPii: true } } as unknown as SiteConfig;
+	return parseSiteConfig({ ...config, privacy: { ...config.privacy, encryptPii: true } });
 }
 
 async function write(prisma: PrismaClient, siteId: string, config: SiteConfig, keyring: PiiKeyring | null, people: Person[], extra: Record<string, unknown> = {}) {

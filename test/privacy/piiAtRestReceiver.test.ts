@@ -6,9 +6,6 @@
  * delivery the dispatcher builds from that row, opens it and emits the submission as it was
  * posted. The export answers the clear values; an erased address is refused by its keyed hash.
  * The receiver does not start without the keys.
- *
- * The site config still refuses encryptPii: true (lib/contracts/siteConfig.ts) until every path
- * that stores an address seals it; the test sets it on the parsed config.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -42,12 +39,8 @@ const run = promisify(execFile);
 const newKey = () => randomBytes(32).toString('base64');
 const SECRET = 'pii-trigger-secret';
 
-function siteConfig(key: string): SiteConfig {
-	return parseSiteConfig({ site: { key, name: key, domain: `${key}.example` }, tracking: { allowedOrigins: [`https://${key}.example`] }, privacy: { cookieConsent: false } });
-}
-
-function encrypting(config: SiteConfig): SiteConfig {
-	return { ...config, privacy: { ...config.privacy, encryptPii: true } } as unknown as SiteConfig;
+function siteConfig(key: string, encryptPii = false): SiteConfig {
+	return parseSiteConfig({ site: { key, name: key, domain: `${key}.example` }, tracking: { allowedOrigins: [`https://${key}.example`] }, privacy: { cookieConsent: false, encryptPii } });
 }
 
 function person() {
@@ -83,7 +76,7 @@ describe('a lead of a site with privacy.encryptPii, through the receiver', () =>
 	const keys = { [PII_KEYS_ENV]: `k1:${newKey()}`, [PII_HASH_KEY_ENV]: newKey() };
 	const keyring = parsePiiKeys(keys[PII_KEYS_ENV], keys[PII_HASH_KEY_ENV]);
 	const saved = { keys: process.env[PII_KEYS_ENV], hash: process.env[PII_HASH_KEY_ENV] };
-	const config = encrypting(siteConfig(sealedKey));
+	const config = siteConfig(sealedKey, true);
 	const lead = person();
 	const control = person();
 	let siteId: string;

@@ -3,16 +3,12 @@
  * of its address, enrolls it, and sends its step through a real SMTP server addressed and greeted
  * in clear, while email_messages keeps the recipient and the subject (which greets by name)
  * sealed; a pg_dump holds neither. Real Postgres, the node's own functions, real SMTP.
- *
- * The site config still refuses encryptPii: true, so the nodes' site resolver refuses such a site;
- * the test resolves the site itself, with the setting given directly.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 
 import { parseSiteConfig } from '../../lib/config/siteConfig';
-import type { SiteConfig } from '../../lib/contracts';
 import { isSealed, MESSAGE_RECIPIENT_FIELD, MESSAGE_SUBJECT_FIELD, parsePiiKeys, PiiCipher } from '../../lib/pii';
 import { enrollLead } from '../../nodes/EmailOrchestrator/actions/enroll.operation';
 import { sendDueSteps } from '../../nodes/EmailOrchestrator/actions/sendDue.operation';
@@ -45,13 +41,13 @@ describe('the Email Orchestrator on a site with privacy.encryptPii', () => {
 
 	it('sends in clear and keeps the recipient and subject sealed', async () => {
 		const { id, key } = await createTestSite(prisma, 'mail');
-		const parsed = parseSiteConfig({
+		const config = parseSiteConfig({
 			site: { key, name: key, domain: `${key}.example` },
 			tracking: { allowedOrigins: [`https://${key}.example`] },
 			crm: { emailSequences: [{ name: 'welcome', trigger: { event: 'signup' }, steps: [{ delayMinutes: 0, subject: 'Welcome, {{firstName}}', html: '<p>Hi {{firstName}}</p>' }] }] },
 			integrations: { emailProvider: { type: 'smtp', fromEmail: 'hello@mail.example' } },
+			privacy: { encryptPii: true },
 		});
-		const config = { ...parsed, privacy: { ...parsed.privacy, encryptPii: true } } as unknown as SiteConfig;
 		const site = { id, key, domain: `${key}.example`, config };
 		const tag = randomBytes(4).toString('hex');
 		const person = { email: `lena.m${tag}@example.org`, firstName: `Lena${tag}` };

@@ -5,24 +5,7 @@
  * Logger logs to it and reads its timeline by its address, the Enricher opens and reseals its phone,
  * the Email Orchestrator enrolls it by its address; a malformed or wrong key stops the node with a
  * NodeOperationError naming the credential field.
- *
- * The site config still refuses encryptPii: true (lib/contracts/siteConfig.ts), so the nodes' site
- * resolver (nodes/shared/subjects.ts) would refuse the site. Until the schema accepts it, this file
- * lets that one setting through its real schema: everything else of the stored config is checked as
- * the nodes check it. Delete the jest.mock below when the schema accepts encryptPii: true.
  */
-jest.mock('../../lib/contracts/siteConfig', () => {
-	const actual = jest.requireActual<typeof import('../../lib/contracts/siteConfig')>('../../lib/contracts/siteConfig');
-	const schema = actual.siteConfigSchema;
-	const safeParse = (input: unknown) => {
-		const privacy = (input as { privacy?: Record<string, unknown> } | null)?.privacy;
-		if (privacy?.encryptPii !== true) return schema.safeParse(input);
-		const result = schema.safeParse({ ...(input as object), privacy: { ...privacy, encryptPii: false } });
-		return result.success ? { ...result, data: { ...result.data, privacy: { ...result.data.privacy, encryptPii: true } } } : result;
-	};
-	return { ...actual, siteConfigSchema: Object.assign(Object.create(schema) as typeof schema, { safeParse }) };
-});
-
 import { randomBytes } from 'node:crypto';
 
 import type { IDataObject, INode } from 'n8n-workflow';
