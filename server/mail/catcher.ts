@@ -47,7 +47,7 @@ function smtpError(responseCode: number, message: string): Error {
  * takes any message for any recipient, without login or TLS, and stores it in mailbox_messages
  * for /mailbox to show, delivering nothing; a CRM email of a site with privacy.encryptPii is stored
  * sealed (./sealed.ts). The sender is told 250 only once the message is in the database, so an
- * accepted message survives a crash. One writer of mailbox_messages: this.
+ * accepted message survives a crash. One writer of mailbox_messages: this (scripts/rotate-pii-key only reseals what it sealed).
  */
 export async function startMailCatcher(options: MailCatcherOptions): Promise<MailCatcher> {
 	const { prisma, logger, host = '127.0.0.1', port = 0, maxMessageBytes = MAX_MESSAGE_BYTES, keepPerSite = KEEP_PER_SITE } = options;

@@ -167,8 +167,8 @@ describe('personal data at rest with privacy.encryptPii', () => {
 		rotating = false;
 		await load;
 		expect(writes).toBeGreaterThan(0);
-		expect(result.batches).toBeGreaterThan(people.length / 25);
-		expect(result.resealed).toBeGreaterThan(0);
+		expect(result.tables.leads.batches).toBeGreaterThan(people.length / 25);
+		expect(result.tables.leads.resealed).toBeGreaterThan(0);
 
 		const rows = await prisma.lead.findMany({ where: { siteId: site.id } });
 		expect(rows).toHaveLength(expected.size);
@@ -178,7 +178,7 @@ describe('personal data at rest with privacy.encryptPii', () => {
 		const read = new Map(rows.map((row) => openLead(cipher, row)).map((row) => [row.email, row.firstName]));
 		expect(read).toEqual(expected);
 		// A second run finds nothing left on the old key.
-		expect((await rotateSite(prisma, sites[0], during, { batchSize: 25 })).resealed).toBe(0);
+		expect((await rotateSite(prisma, sites[0], during, { batchSize: 25 })).tables.leads.resealed).toBe(0);
 	});
 
 	describe('the privacy export', () => {
