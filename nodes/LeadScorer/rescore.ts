@@ -7,6 +7,7 @@
 import type { LifecycleStage } from '../../lib/contracts/siteConfig';
 import type { Prisma } from '../../lib/db/generated/client';
 import { emailFacts } from '../shared/contact';
+import { retainedEvidence } from './retained';
 import { scoreLead, type CompiledRules, type ScoreResult, type ScoringEvent, type Visit } from './scoring';
 import { nextStage } from './stages';
 
@@ -39,16 +40,33 @@ export interface RecordedRule {
 	rows: number;
 	/** The evidence (cause key without its count) of the latest row. */
 	evidence: string;
+	/** When the latest row was written: the scoring time it records (`at`) and the database's clock then (`storedAt`), epoch ms. */
+	written?: { at: number; storedAt: number };
+}
+
+/** A `lead_scores` row as a rescore reads it; its times when the ledger gives them. */
+export interface LedgerRow {
+	leadId: string;
+	rule: string;
+	delta: number;
+	causeKey: string;
+	occurredAt?: Date;
+	createdAt?: Date;
 }
 
 /** Sums the score rows of each lead per rule; `rows` in the order they were written. */
-export function recordedRules(rows: ReadonlyArray<{ leadId: string; rule: string; delta: number; causeKey: string }>): Map<string, Map<string, RecordedRule>> {
+export function recordedRules(rows: readonly LedgerRow[]): Map<string, Map<string, RecordedRule>> {
 	const byLead = new Map<string, Map<string, RecordedRule>>();
 	for (const row of rows) {
 		let byRule = byLead.get(row.leadId);
 		if (!byRule) byLead.set(row.leadId, (byRule = new Map()));
 		const entry = byRule.get(row.rule);
-		byRule.set(row.rule, { sum: (entry?.sum ?? 0) + row.delta, rows: (entry?.rows ?? 0) + 1, evidence: row.causeKey.slice(row.causeKey.indexOf(':') + 1) });
+		byRule.set(row.rule, {
+			sum: (entry?.sum ?? 0) + row.delta,
+			rows: (entry?.rows ?? 0) + 1,
+			evidence: row.causeKey.slice(row.causeKey.indexOf(':') + 1),
+			...(row.occurredAt && row.createdAt ? { written: { at: row.occurredAt.getTime(), storedAt: row.createdAt.getTime() } } : {}),
+		});
 	}
 	return byLead;
 }
@@ -102,7 +120,14 @@ export interface LinkedVisitor {
 	anonymousId: string;
 	leadId: string;
 	firstTouch: Prisma.JsonValue | null;
+	/** When the browser was first seen, epoch ms: a browser first seen before the retention cutoff may have lost raw rows. */
+	firstSeenAt?: number;
+	/** Linked by this scoring's call: its history joins the lead's now, whenever it was stored. */
+	linkedNow?: boolean;
 }
+
+/** A row of a browser's history as it joins the lead's: now, for a browser linked now (no ledger row counted it). */
+const joined = <T extends { storedAt?: number }>(row: T, visitor: LinkedVisitor): T => (visitor.linkedNow ? { ...row, storedAt: Infinity } : row);
 
 /** A stored event of one of the linked browsers. */
 export interface StoredEvent extends ScoringEvent {
@@ -115,15 +140,15 @@ export interface StoredEvent extends ScoringEvent {
  * the Visitor Processor has not attached to a visitor yet belong to the history too.
  */
 export function eventsByLead(visitors: readonly LinkedVisitor[], events: readonly StoredEvent[]): Map<string, ScoringEvent[]> {
-	const leadOfAnonymous = new Map(visitors.map((visitor) => [visitor.anonymousId, visitor.leadId]));
-	const leadOfVisitor = new Map(visitors.map((visitor) => [visitor.id, visitor.leadId]));
+	const byAnonymous = new Map(visitors.map((visitor) => [visitor.anonymousId, visitor]));
+	const byId = new Map(visitors.map((visitor) => [visitor.id, visitor]));
 	const byLead = new Map<string, ScoringEvent[]>();
 	for (const event of events) {
-		const leadId = leadOfAnonymous.get(event.anonymousId) ?? (event.visitorId ? leadOfVisitor.get(event.visitorId) : undefined);
-		if (!leadId) continue;
-		let list = byLead.get(leadId);
-		if (!list) byLead.set(leadId, (list = []));
-		list.push(event);
+		const visitor = byAnonymous.get(event.anonymousId) ?? (event.visitorId ? byId.get(event.visitorId) : undefined);
+		if (!visitor) continue;
+		let list = byLead.get(visitor.leadId);
+		if (!list) byLead.set(visitor.leadId, (list = []));
+		list.push(joined(event, visitor));
 	}
 	return byLead;
 }
@@ -133,6 +158,8 @@ export interface StoredSession {
 	id: string;
 	visitorId: string;
 	startedAt: number;
+	/** When the session row was written, epoch ms of the database's clock. */
+	storedAt?: number;
 }
 
 /**
@@ -141,14 +168,14 @@ export interface StoredSession {
  * a visit exists for scoring exactly when it exists as a session.
  */
 export function visitsByLead(visitors: readonly LinkedVisitor[], sessions: readonly StoredSession[]): Map<string, Visit[]> {
-	const leadOfVisitor = new Map(visitors.map((visitor) => [visitor.id, visitor.leadId]));
+	const byId = new Map(visitors.map((visitor) => [visitor.id, visitor]));
 	const byLead = new Map<string, Map<string, Visit>>();
 	for (const session of sessions) {
-		const leadId = leadOfVisitor.get(session.visitorId);
-		if (!leadId) continue;
-		let visits = byLead.get(leadId);
-		if (!visits) byLead.set(leadId, (visits = new Map()));
-		visits.set(session.id, { id: session.id, startedAt: session.startedAt });
+		const visitor = byId.get(session.visitorId);
+		if (!visitor) continue;
+		let visits = byLead.get(visitor.leadId);
+		if (!visits) byLead.set(visitor.leadId, (visits = new Map()));
+		visits.set(session.id, joined({ id: session.id, startedAt: session.startedAt, storedAt: session.storedAt }, visitor));
 	}
 	return new Map([...byLead].map(([leadId, visits]) => [leadId, [...visits.values()]]));
 }
@@ -171,6 +198,8 @@ export interface ScoringRules {
 	stages: readonly LifecycleStage[];
 	/** Scoring time, epoch ms. */
 	now: number;
+	/** The site's retention cutoff at `now`, epoch ms: raw rows older may be gone. Absent: none is. */
+	cutoff?: number;
 }
 
 export interface Rescored {
@@ -206,6 +235,7 @@ export function rescore(history: LeadHistory, scoring: ScoringRules): Rescored {
 		},
 		scoring.now,
 		history.visits,
+		retainedEvidence(scoring.rules, history, scoring.now, scoring.cutoff ?? null),
 	);
 	const total = roundedSum(score.rules);
 	const stage = nextStage(scoring.stages, lead.lifecycleStage, total);

@@ -1,7 +1,8 @@
 /**
  * A lead's score, always computed from its whole history (events, visits and lead fields) at one point
  * in time. Recomputing instead of adding keeps merged histories honest (an event seen through two
- * visitors counts once) and lets decay, caps and rule edits apply to the past as well.
+ * visitors counts once) and lets decay, caps and rule edits apply to the past as well. Evidence the
+ * retention job deleted is part of the history as the score ledger remembers it (./retained.ts).
  */
 import type { EventScoringRule, FitScoringRule, LeadScoringRule, VisitScoringRule } from '../../lib/contracts/siteConfig';
 import { compilePathPattern, urlPath, type PathPattern } from '../shared/paths';
@@ -17,6 +18,11 @@ export interface ScoringEvent {
 	url?: string | null;
 	/** Epoch milliseconds. */
 	occurredAt: number;
+	/**
+	 * When the event joined the lead's history, epoch ms of the database's clock (its receipt, or
+	 * the link of its browser to the lead): tells a rescore which events a ledger row counted.
+	 */
+	storedAt?: number;
 }
 
 /** The lead fields fit rules read (`FIT_FIELDS` of the site config). */
@@ -72,7 +78,7 @@ interface CompiledEventRule {
 	path: PathPattern | null;
 }
 
-interface CompiledVisitRule {
+export interface CompiledVisitRule {
 	kind: 'visit';
 	id: string;
 	group: string | null;
@@ -205,7 +211,7 @@ function cachedPath(url: string, hashRouting: boolean): string | null {
 }
 
 /** `score · 2^(-age / halfLife)` as `exp(-age · ln2 / halfLife)`; a time after `now` (clock skew) counts in full. */
-function decayed(score: number, rate: number, age: number): number {
+export function decayed(score: number, rate: number, age: number): number {
 	return rate === 0 || age <= 0 ? score : score * Math.exp(-age * rate);
 }
 
@@ -220,8 +226,10 @@ interface EventTally {
 /**
  * Runs every event through every event rule. Points decay as `score · 2^(-age / halfLife)`,
  * written as `exp(-age · ln2 / halfLife)`; an event dated after `now` (clock skew) counts in full.
+ * With `storedUntil`, rule `r` counts only the events stored by `storedUntil[r]`: what a ledger
+ * row of the rule counted.
  */
-export function tallyEvents(rules: CompiledRules, events: readonly ScoringEvent[], now: number): EventTally[] {
+export function tallyEvents(rules: CompiledRules, events: readonly ScoringEvent[], now: number, storedUntil?: readonly number[]): EventTally[] {
 	const tallies: EventTally[] = rules.events.map(() => ({ raw: 0, matches: 0, latestAt: -Infinity, latestId: '' }));
 	const ruleCount = rules.events.length;
 	for (const event of events) {
@@ -233,6 +241,7 @@ export function tallyEvents(rules: CompiledRules, events: readonly ScoringEvent[
 				if (path === undefined) path = event.url ? cachedPath(event.url, rules.hashRouting) : null;
 				if (path === null || !rule.path.testPath(path)) continue;
 			}
+			if (storedUntil && (event.storedAt ?? -Infinity) > storedUntil[r]) continue;
 			const age = now - event.occurredAt;
 			const tally = tallies[r];
 			tally.raw += decayed(rule.score, rule.decayRate, age);
@@ -255,24 +264,50 @@ export interface Visit {
 	id: string;
 	/** When the session started, epoch ms. */
 	startedAt: number;
+	/** When the session joined the lead's history, epoch ms of the database's clock (see ScoringEvent). */
+	storedAt?: number;
 }
 
 /**
- * A visit rule's points from the lead's visits, oldest first: once the lead has `visits` visits, or
- * for that visit and each later one with `perVisit`.
+ * Evidence of a rule that the raw rows no longer hold (the retention job deleted it), as the
+ * lead's score ledger remembers it: it counts as if still stored.
  */
-function visitScore(rule: CompiledVisitRule, visits: readonly Visit[], now: number): RuleScore {
-	const reached = visits.length >= rule.visits;
+export interface RetainedEvidence {
+	/** Matched events (visit rules: visits) no longer stored; they came before every stored one. */
+	count: number;
+	/** Their points now: the ledger's, decayed. */
+	points: number;
+	/** The latest evidence the ledger names: the rule's latest when none of its evidence is stored. */
+	latestId: string;
+}
+
+/**
+ * A visit rule over the lead's stored visits, oldest first, after `earlier` visits no longer stored
+ * (whose points are not in `raw`): once the lead has `visits` visits, the latest stored one gives
+ * `score`; with `perVisit`, that visit and each later one do.
+ */
+export function visitTally(rule: CompiledVisitRule, visits: readonly Visit[], now: number, earlier = 0): { raw: number; matches: number; total: number } {
+	const total = earlier + visits.length;
 	let raw = 0;
 	let matches = 0;
-	if (reached && rule.perVisit) {
-		for (let v = rule.visits - 1; v < visits.length; v++) raw += decayed(rule.score, rule.decayRate, now - visits[v].startedAt);
-		matches = visits.length - rule.visits + 1;
-	} else if (reached) {
-		raw = decayed(rule.score, rule.decayRate, now - (visits.at(-1) as Visit).startedAt);
+	if (total >= rule.visits && rule.perVisit) {
+		for (let v = Math.max(rule.visits - 1 - earlier, 0); v < visits.length; v++) raw += decayed(rule.score, rule.decayRate, now - visits[v].startedAt);
+		matches = total - rule.visits + 1;
+	} else if (total >= rule.visits) {
+		const latest = visits.at(-1);
+		if (latest) raw = decayed(rule.score, rule.decayRate, now - latest.startedAt);
 		matches = 1;
 	}
-	const latest = visits.at(-1);
+	return { raw, matches, total };
+}
+
+/** A visit rule's points from the lead's visits, oldest first, and from its visits no longer stored. */
+function visitScore(rule: CompiledVisitRule, visits: readonly Visit[], now: number, retained: RetainedEvidence | undefined): RuleScore {
+	const tally = visitTally(rule, visits, now, retained?.count);
+	const reached = tally.total >= rule.visits;
+	// A visit rule without perVisit is dated by the latest visit: the ledger's points only while none is stored.
+	const raw = tally.raw + (retained && (rule.perVisit || visits.length === 0) ? retained.points : 0);
+	const latest = visits.at(-1)?.id ?? retained?.latestId;
 	const what = rule.perVisit ? `visit ${rule.visits} onwards` : `at least ${rule.visits} visits`;
 	return {
 		rule: rule.id,
@@ -280,13 +315,16 @@ function visitScore(rule: CompiledVisitRule, visits: readonly Visit[], now: numb
 		group: rule.group,
 		raw,
 		points: clampToCap(raw, rule.cap),
-		matches,
+		matches: tally.matches,
 		cause: reached
-			? `${visits.length} visits (${what}: ${rule.score}${rule.perVisit ? ' each' : ''}${rule.decayRate ? ', decayed' : ''}), latest session ${latest?.id}`
-			: `${visits.length} of ${rule.visits} visits`,
-		causeKey: reached ? `${visits.length}:${latest?.id}` : 'none',
+			? `${tally.total} visits (${what}: ${rule.score}${rule.perVisit ? ' each' : ''}${rule.decayRate ? ', decayed' : ''}${pastRetention(retained)}), latest session ${latest}`
+			: `${tally.total} of ${rule.visits} visits`,
+		causeKey: reached ? `${tally.total}:${latest}` : 'none',
 	};
 }
+
+/** What a cause adds for evidence no longer stored. */
+const pastRetention = (retained: RetainedEvidence | undefined) => (retained ? `, ${retained.count} no longer stored` : '');
 
 function textOf(facts: LeadFacts, field: FitScoringRule['field']): string[] {
 	switch (field) {
@@ -341,29 +379,49 @@ function clampToCap(value: number, cap: number): number {
 	return Math.max(-cap, Math.min(cap, value));
 }
 
-/** The score of a lead at time `now` (epoch ms) from all its events, its visits (stored sessions) and its fields. */
-export function scoreLead(rules: CompiledRules, events: readonly ScoringEvent[], facts: LeadFacts, now: number, visits: readonly Visit[] = []): ScoreResult {
+/** No evidence beyond the raw rows. */
+const NOTHING_RETAINED: ReadonlyMap<string, RetainedEvidence> = new Map();
+
+/** Visits oldest first, as visit rules count them. */
+export const oldestFirst = (visits: readonly Visit[]): Visit[] => [...visits].sort((a, b) => a.startedAt - b.startedAt || (a.id < b.id ? -1 : 1));
+
+/**
+ * The score of a lead at time `now` (epoch ms) from all its events, its visits (stored sessions),
+ * its fields, and per rule id the evidence the raw rows no longer hold.
+ */
+export function scoreLead(
+	rules: CompiledRules,
+	events: readonly ScoringEvent[],
+	facts: LeadFacts,
+	now: number,
+	visits: readonly Visit[] = [],
+	retained: ReadonlyMap<string, RetainedEvidence> = NOTHING_RETAINED,
+): ScoreResult {
 	const tallies = tallyEvents(rules, events, now);
 	const byRule = new Map<CompiledEventRule | CompiledFitRule | CompiledVisitRule, RuleScore>();
 	rules.events.forEach((rule, index) => {
 		const tally = tallies[index];
+		const kept = retained.get(rule.id);
+		const raw = tally.raw + (kept?.points ?? 0);
+		const matches = tally.matches + (kept?.count ?? 0);
+		const latestId = tally.matches > 0 ? tally.latestId : kept?.latestId;
 		byRule.set(rule, {
 			rule: rule.id,
 			kind: 'event',
 			group: rule.group,
-			raw: tally.raw,
-			points: clampToCap(tally.raw, rule.cap),
-			matches: tally.matches,
+			raw,
+			points: clampToCap(raw, rule.cap),
+			matches,
 			cause:
-				tally.matches === 0
+				matches === 0
 					? `no ${rule.event} event${rule.path ? ` on ${rule.path.source}` : ''}`
-					: `${tally.matches} × ${rule.event}${rule.path ? ` on ${rule.path.source}` : ''} (${rule.score} each${rule.decayRate ? ', decayed' : ''}), latest ${tally.latestId}`,
-			causeKey: tally.matches === 0 ? 'none' : `${tally.matches}:${tally.latestId}`,
+					: `${matches} × ${rule.event}${rule.path ? ` on ${rule.path.source}` : ''} (${rule.score} each${rule.decayRate ? ', decayed' : ''}${pastRetention(kept)}), latest ${latestId}`,
+			causeKey: matches === 0 ? 'none' : `${matches}:${latestId}`,
 		});
 	});
 	if (rules.visits.length > 0) {
-		const oldestFirst = [...visits].sort((a, b) => a.startedAt - b.startedAt || (a.id < b.id ? -1 : 1));
-		for (const rule of rules.visits) byRule.set(rule, visitScore(rule, oldestFirst, now));
+		const sorted = oldestFirst(visits);
+		for (const rule of rules.visits) byRule.set(rule, visitScore(rule, sorted, now, retained.get(rule.id)));
 	}
 	for (const rule of rules.fits) {
 		const matched = fitMatch(rule, facts);

@@ -12,8 +12,9 @@ import { isUuid, uuidv7s } from '../../lib/ids';
 import type { Prisma } from '../../lib/db/generated/client';
 import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
+import { retentionCutoff } from '../../lib/retention';
 import { browserClaims, LEAD_FIELDS, mergeEntries, otherOwner, reportOnce, type LeadFields } from './batch';
-import { eventsByLead, recordedRules, rescore, visitsByLead, type LeadHistory, type LinkedVisitor, type Rescored, type ScoreRow, type StoredEvent as RescoreEvent, type StoredLead } from './rescore';
+import { eventsByLead, recordedRules, rescore, visitsByLead, type LeadHistory, type LedgerRow, type LinkedVisitor, type Rescored, type ScoreRow, type StoredEvent as RescoreEvent, type StoredLead } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 import { InputError } from '../shared/inputError';
 
@@ -192,11 +193,13 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 	const leadOf = (email: string) => idOf.get(hashOf.get(email) as string) as string;
 	const claims = browserClaims(entries, leadOf);
 	const owners = new Map<string, string | null>();
+	const linked = new Set<string>();
 	if (claims.length > 0) {
 		// Creates the missing visitors, links the unlinked ones, and reports every visitor's lead as
-		// it stands after: conditional, so two leads submitted from one browser at once cannot both
-		// take it. Rows not written are read from the statement's snapshot, their lead unchanged.
-		const visitors = await prisma.$queryRawUnsafe<Array<{ anonymousId: string; leadId: string | null }>>(
+		// it stands after and whether this statement linked it: conditional, so two leads submitted
+		// from one browser at once cannot both take it. Rows not written are read from the
+		// statement's snapshot, their lead unchanged.
+		const visitors = await prisma.$queryRawUnsafe<Array<{ anonymousId: string; leadId: string | null; linked: boolean }>>(
 			`WITH claim AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::timestamptz[]) AS v(id, anonymous_id, lead_id, at)),
 			written AS (
 				INSERT INTO visitors (id, site_id, anonymous_id, lead_id, first_seen_at, last_seen_at, updated_at)
@@ -204,20 +207,23 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 				ON CONFLICT (site_id, anonymous_id) DO UPDATE SET lead_id = EXCLUDED.lead_id, updated_at = now() WHERE visitors.lead_id IS NULL
 				RETURNING anonymous_id, lead_id
 			)
-			SELECT anonymous_id AS "anonymousId", lead_id AS "leadId" FROM written
+			SELECT anonymous_id AS "anonymousId", lead_id AS "leadId", true AS linked FROM written
 			UNION ALL
-			SELECT anonymous_id, lead_id FROM visitors WHERE site_id = $1::uuid AND anonymous_id = ANY($3::text[]) AND anonymous_id NOT IN (SELECT anonymous_id FROM written)`,
+			SELECT anonymous_id, lead_id, false FROM visitors WHERE site_id = $1::uuid AND anonymous_id = ANY($3::text[]) AND anonymous_id NOT IN (SELECT anonymous_id FROM written)`,
 			context.siteId,
 			uuidv7s(claims.length),
 			claims.map((claim) => claim.anonymousId),
 			claims.map((claim) => claim.leadId),
 			claims.map((claim) => claim.at),
 		);
-		for (const visitor of visitors) owners.set(visitor.anonymousId, visitor.leadId);
+		for (const visitor of visitors) {
+			owners.set(visitor.anonymousId, visitor.leadId);
+			if (visitor.linked) linked.add(visitor.anonymousId);
+		}
 	}
 
 	const leadIds = entries.map((entry) => leadOf(entry.email));
-	const outcomes = await rescoreLeads(prisma, context, leadIds);
+	const outcomes = await rescoreLeads(prisma, context, leadIds, linked);
 	const reported = reportOnce(leadIds, (leadId) => outcomes.get(leadId) as ScoringOutcome);
 	return entries.map((entry, index) => {
 		const owner = entry.payload.anonymousId ? owners.get(entry.payload.anonymousId) : undefined;
@@ -243,36 +249,47 @@ SELECT id, email, email_hash AS "emailHash", first_name AS "firstName", last_nam
 	lifecycle_stage AS "lifecycleStage", first_touch AS "firstTouch"
 FROM leads WHERE site_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`;
 
-const LINKED_VISITORS = `SELECT id, anonymous_id AS "anonymousId", first_touch AS "firstTouch", lead_id AS "leadId" FROM visitors WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[])`;
+const LINKED_VISITORS = `SELECT id, anonymous_id AS "anonymousId", first_touch AS "firstTouch", lead_id AS "leadId", first_seen_at AS "firstSeenAt"
+FROM visitors WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[])`;
 
 const HISTORY_EVENTS = `
-SELECT event_id::text AS "eventId", type, name, url, occurred_at AS "occurredAt", anonymous_id AS "anonymousId", visitor_id AS "visitorId"
+SELECT event_id::text AS "eventId", type, name, url, occurred_at AS "occurredAt", received_at AS "storedAt", anonymous_id AS "anonymousId", visitor_id AS "visitorId"
 FROM visitor_events WHERE site_id = $1::uuid AND (anonymous_id = ANY($2::text[]) OR visitor_id = ANY($3::uuid[]))`;
 
-const HISTORY_SESSIONS = `SELECT id, visitor_id AS "visitorId", started_at AS "startedAt" FROM visitor_sessions WHERE site_id = $1::uuid AND visitor_id = ANY($2::uuid[])`;
+const HISTORY_SESSIONS = `SELECT id, visitor_id AS "visitorId", started_at AS "startedAt", created_at AS "storedAt" FROM visitor_sessions WHERE site_id = $1::uuid AND visitor_id = ANY($2::uuid[])`;
 
 const LEAD_TAGS = `SELECT lead_id AS "leadId", tag FROM lead_tags WHERE lead_id = ANY($1::uuid[])`;
 
 const SCORE_ROWS = `
-SELECT lead_id AS "leadId", rule, delta, cause_key AS "causeKey" FROM lead_scores WHERE lead_id = ANY($1::uuid[]) ORDER BY occurred_at, created_at`;
+SELECT lead_id AS "leadId", rule, delta, cause_key AS "causeKey", occurred_at AS "occurredAt", created_at AS "createdAt"
+FROM lead_scores WHERE lead_id = ANY($1::uuid[]) ORDER BY occurred_at, created_at`;
 
-/** Everything a rescore reads about the leads, in id order; one statement per table. */
-async function loadHistories(prisma: Db, siteId: string, ids: readonly string[], cipher: PiiCipher | null): Promise<Array<LeadHistory & { lead: LeadRow }>> {
+/** Everything a rescore reads about the leads, in id order; one statement per table. `linked`: the browsers this call linked. */
+async function loadHistories(prisma: Db, siteId: string, ids: readonly string[], cipher: PiiCipher | null, linked: ReadonlySet<string>): Promise<Array<LeadHistory & { lead: LeadRow }>> {
 	const leads = (await prisma.$queryRawUnsafe<LeadRow[]>(LOCK_LEADS, siteId, [...ids])).map((lead) => openLead(cipher, lead));
-	const visitors = await prisma.$queryRawUnsafe<LinkedVisitor[]>(LINKED_VISITORS, siteId, [...ids]);
+	const visitors: LinkedVisitor[] = (await prisma.$queryRawUnsafe<Array<Omit<LinkedVisitor, 'firstSeenAt'> & { firstSeenAt: Date }>>(LINKED_VISITORS, siteId, [...ids])).map((visitor) => ({
+		...visitor,
+		firstSeenAt: visitor.firstSeenAt.getTime(),
+		linkedNow: linked.has(visitor.anonymousId),
+	}));
 	const visitorIds = visitors.map((visitor) => visitor.id);
 	const events =
 		visitors.length === 0
 			? []
-			: await prisma.$queryRawUnsafe<Array<Omit<RescoreEvent, 'occurredAt'> & { occurredAt: Date }>>(HISTORY_EVENTS, siteId, visitors.map((visitor) => visitor.anonymousId), visitorIds);
-	const eventsOf = eventsByLead(visitors, events.map((event) => ({ ...event, occurredAt: event.occurredAt.getTime() })));
-	const sessions = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<Array<{ id: string; visitorId: string; startedAt: Date }>>(HISTORY_SESSIONS, siteId, visitorIds);
-	const visitsOf = visitsByLead(visitors, sessions.map((session) => ({ ...session, startedAt: session.startedAt.getTime() })));
+			: await prisma.$queryRawUnsafe<Array<Omit<RescoreEvent, 'occurredAt' | 'storedAt'> & { occurredAt: Date; storedAt: Date }>>(
+					HISTORY_EVENTS,
+					siteId,
+					visitors.map((visitor) => visitor.anonymousId),
+					visitorIds,
+				);
+	const eventsOf = eventsByLead(visitors, events.map((event) => ({ ...event, occurredAt: event.occurredAt.getTime(), storedAt: event.storedAt.getTime() })));
+	const sessions = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<Array<{ id: string; visitorId: string; startedAt: Date; storedAt: Date }>>(HISTORY_SESSIONS, siteId, visitorIds);
+	const visitsOf = visitsByLead(visitors, sessions.map((session) => ({ ...session, startedAt: session.startedAt.getTime(), storedAt: session.storedAt.getTime() })));
 	const tagsOf = new Map<string, string[]>();
 	for (const row of await prisma.$queryRawUnsafe<Array<{ leadId: string; tag: string }>>(LEAD_TAGS, [...ids])) {
 		tagsOf.set(row.leadId, [...(tagsOf.get(row.leadId) ?? []), row.tag]);
 	}
-	const recorded = recordedRules(await prisma.$queryRawUnsafe<Array<{ leadId: string; rule: string; delta: number; causeKey: string }>>(SCORE_ROWS, [...ids]));
+	const recorded = recordedRules(await prisma.$queryRawUnsafe<LedgerRow[]>(SCORE_ROWS, [...ids]));
 	const visitorsOf = new Map<string, LinkedVisitor[]>();
 	for (const visitor of visitors) visitorsOf.set(visitor.leadId, [...(visitorsOf.get(visitor.leadId) ?? []), visitor]);
 	return leads.map((lead) => ({
@@ -378,10 +395,16 @@ export async function findVisitorLeads(prisma: Pick<Db, 'visitor'>, siteId: stri
 /**
  * Recomputes the scores of several leads from their whole merged histories and records what
  * changed (decided by {@link rescore}): every read and write is one statement for all of them.
+ * `linked`: the browsers (anonymous ids) the calling upsert has just linked to their leads.
  */
-export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds: readonly string[]): Promise<Map<string, ScoringOutcome>> {
-	const histories = await loadHistories(prisma, context.siteId, [...new Set(leadIds)].sort(), cipherOf(context));
-	const scoring = { rules: context.rules, stages: context.config.crm.lifecycleStages, now: context.now };
+export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds: readonly string[], linked: ReadonlySet<string> = new Set()): Promise<Map<string, ScoringOutcome>> {
+	const histories = await loadHistories(prisma, context.siteId, [...new Set(leadIds)].sort(), cipherOf(context), linked);
+	const scoring = {
+		rules: context.rules,
+		stages: context.config.crm.lifecycleStages,
+		now: context.now,
+		cutoff: retentionCutoff(context.config.privacy.dataRetention, new Date(context.now)).getTime(),
+	};
 	const rescored = histories.map((history) => ({ leadId: history.lead.id, ...rescore(history, scoring) }));
 	const scoredAt = new Date(context.now);
 	const written = await insertScoreRows(

@@ -1,4 +1,4 @@
-import { isSealed, piiKeyringFromEnv, PiiCipher } from '../../lib/pii';
+import { isSealed, piiKeyringFromEnv, PiiCipher, PiiDecryptError, PiiKeyError } from '../../lib/pii';
 import type { CaughtMessage, HeaderField } from './caught';
 
 /**
@@ -39,17 +39,37 @@ export function sealCaught<T extends SealedParts>(cipher: PiiCipher | null, mess
 	return cipher ? mapParts(message, (value, field) => cipher.seal(value, field)) : message;
 }
 
+/** What the mailbox shows for a sealed value it cannot open. */
+export const UNOPENED = '(encrypted: this receiver has no key that opens it)';
+
 /**
  * A stored row with its sealed values opened by the keys of the receiver's environment. Decided by
  * each value's shape rather than by the site's config now, so mail caught while a site sealed still
  * opens after it stopped (or after the site left the config); a clear value comes back as it is.
+ * A value no key here opens (the keys were removed, or another receiver with other keys caught it
+ * into a shared database) shows as UNOPENED: one such row must not take the mailbox down.
  */
 export function openCaught<T extends SealedParts>(siteId: string | null, row: T): T {
 	if (siteId === null) return row;
-	let cipher: PiiCipher | undefined;
+	let cipher: PiiCipher | null | undefined;
 	return mapParts(row, (value, field) => {
 		if (!isSealed(value)) return value;
-		cipher ??= new PiiCipher(piiKeyringFromEnv(), siteId);
-		return cipher.open(value, field);
+		if (cipher === undefined) cipher = keyringOrNull(siteId);
+		if (cipher === null) return UNOPENED;
+		try {
+			return cipher.open(value, field);
+		} catch (error) {
+			if (error instanceof PiiDecryptError) return UNOPENED;
+			throw error;
+		}
 	});
+}
+
+function keyringOrNull(siteId: string): PiiCipher | null {
+	try {
+		return new PiiCipher(piiKeyringFromEnv(), siteId);
+	} catch (error) {
+		if (error instanceof PiiKeyError) return null;
+		throw error;
+	}
 }

@@ -1,6 +1,7 @@
 import type { PrismaClient } from '../../lib/db';
 import { uuidv7s } from '../../lib/ids';
-import { DEFAULT_BATCH_SIZE, RETENTION_TABLES, retentionCutoff, retentionDaysOf, type RetentionTable } from './policy';
+import { retentionCutoff, retentionDaysOf } from '../../lib/retention';
+import { DEFAULT_BATCH_SIZE, RETENTION_TABLES, type RetentionTable } from './policy';
 
 /**
  * The retention job: per site, raw rows older than the site's cutoff (see ./policy.ts) are deleted

@@ -24,6 +24,7 @@ import { findLeadId } from '../../nodes/shared/leads';
 import { createApiKey } from '../../server/auth';
 import { createLogger } from '../../server/logger';
 import { startMailCatcher, type MailCatcher } from '../../server/mail/catcher';
+import { CAUGHT_FIELDS, UNOPENED } from '../../server/mail/sealed';
 import { catcherCredential } from '../../server/mail/smtpSettings';
 import { startReceiver, type Receiver } from '../../server/receiver';
 import { removeSite } from '../../server/sites';
@@ -180,6 +181,23 @@ describe('the receiver’s pages and routes on a site with privacy.encryptPii', 
 			expect(await byAddress(`to=${encodeURIComponent(lena.email)}&site=${clearKey}`)).toEqual([]);
 			expect(await byAddress(`to=${encodeURIComponent(other.email)}`)).toEqual([]);
 			expect(await byAddress(`to=${encodeURIComponent(clear.email)}`)).toEqual([[inClear.id, welcome(clear)]]);
+		});
+
+		it('shows a value no key of this receiver opens as encrypted, and the rest of the mailbox as ever', async () => {
+			const foreign = new PiiCipher(parsePiiKeys(`other:${newKey()}`, newKey()), ids[sealedKey]);
+			const subject = foreign.seal(`Sealed elsewhere ${randomBytes(3).toString('hex')}`, CAUGHT_FIELDS.subject);
+			const row = await prisma.mailboxMessage.create({
+				data: { siteId: ids[sealedKey], fromAddress: `hello@${sealedKey}.example`, toAddresses: [foreign.seal('someone@example.org', CAUGHT_FIELDS.toAddresses)], subject, headers: [], rawSize: 1 },
+			});
+			try {
+				const list = await get('/mailbox');
+				expect(list.status).toBe(200);
+				expect(list.text).toContain(`/mailbox/messages/${row.id}">${UNOPENED}</a>`);
+				expect(list.text).toContain(welcome(lena));
+				expect(await json(`/mailbox/api/messages/${row.id}`)).toMatchObject({ id: row.id, subject: UNOPENED, toAddresses: [UNOPENED] });
+			} finally {
+				await prisma.mailboxMessage.delete({ where: { id: row.id } });
+			}
 		});
 
 		it('keeps the clear site’s mail as it was sent', async () => {

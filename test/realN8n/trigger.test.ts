@@ -213,6 +213,6 @@ describe('CRM Tracker Trigger in a real n8n', () => {
 		// The credential types n8n serves the editor, written by `n8n start` into the user folder.
 		const types = JSON.parse(await readFile(path.join(started().userFolder, '.cache/n8n/public/types/credentials.json'), 'utf8')) as Array<{ name: string; properties: Array<{ name: string }> }>;
 		const credential = types.find((type) => type.name === 'trackingCrmApi');
-		expect(credential?.properties.map((property) => property.name)).toEqual(['receiverUrl', 'webhookSecret', 'emailTokenSecret']);
+		expect(credential?.properties.map((property) => property.name)).toEqual(['receiverUrl', 'webhookSecret', 'emailTokenSecret', 'piiEncryptionKeys', 'piiHashKey']);
 	}, 300_000);
 });
