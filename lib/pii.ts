@@ -226,7 +226,7 @@ export function siteCipher(siteId: string, encryptPii: boolean, keyring?: PiiKey
 	return encryptPii ? new PiiCipher(keyring ?? piiKeyringFromEnv(), siteId) : null;
 }
 
-/** The sealed columns of `leads`, by their Prisma field names: the address, names, phone and free-text fields. */
+/** The sealed columns of `leads`, by their Prisma field names: the address, names, phone, company and job title (the properties are sealed whole: {@link sealLeadProperties}). */
 export const LEAD_PII_COLUMNS = {
 	email: 'email',
 	firstName: 'first_name',
@@ -241,29 +241,62 @@ export type LeadPiiField = keyof typeof LEAD_PII_COLUMNS;
 /** The associated data a lead column is sealed under. */
 export const leadField = (field: LeadPiiField) => `leads.${LEAD_PII_COLUMNS[field]}`;
 
-/** A lead row (any selection of its fields) with its sealed fields opened; the row itself when the site stores in clear. */
-export function openLead<T extends Partial<Record<LeadPiiField, string | null>>>(cipher: PiiCipher | null, row: T): T {
+/**
+ * A JSON value sealed for `field` as one string (its JSON text sealed), so a jsonb column keeps its
+ * type. A value already sealed goes to the cipher as it is, for the rotation's resealing cipher to
+ * reseal; a clear value that cipher leaves clear stays the value it was, not its text.
+ */
+function sealJson(cipher: PiiCipher, value: unknown, field: string): unknown {
+	const sealed = cipher.seal(typeof value === 'string' && isSealed(value) ? value : JSON.stringify(value), field);
+	return isSealed(sealed) ? sealed : value;
+}
+
+/** The JSON value {@link sealJson} sealed; a clear value (stored before encryption was on) as it is. */
+function openJson(cipher: PiiCipher, stored: unknown, field: string): unknown {
+	return typeof stored === 'string' && isSealed(stored) ? JSON.parse(cipher.open(stored, field)) : stored;
+}
+
+/** The associated data a lead's `properties` are sealed under. */
+export const LEAD_PROPERTIES_FIELD = 'leads.properties';
+
+/**
+ * A lead's `properties` as a site that seals stores them: the whole object sealed as one string,
+ * since a form's or identify call's properties may hold free text (a message, a note); null and
+ * absent stay so, and a site that stores in clear stores the object.
+ */
+export function sealLeadProperties(cipher: PiiCipher | null, properties: unknown): unknown {
+	return !cipher || properties === null || properties === undefined ? properties : sealJson(cipher, properties, LEAD_PROPERTIES_FIELD);
+}
+
+/** A lead's stored `properties` opened; as stored on a site that stores in clear. */
+export function openLeadProperties(cipher: PiiCipher | null, stored: unknown): unknown {
+	return cipher ? openJson(cipher, stored, LEAD_PROPERTIES_FIELD) : stored;
+}
+
+/** A lead row (any selection of its fields) with its sealed fields (and its properties, when selected) opened; the row itself when the site stores in clear. */
+export function openLead<T extends Partial<Record<LeadPiiField, string | null>> & { properties?: unknown }>(cipher: PiiCipher | null, row: T): T {
 	if (!cipher) return row;
-	const opened: Partial<Record<LeadPiiField, string | null>> = { ...row };
+	const opened: Partial<Record<LeadPiiField, string | null>> & { properties?: unknown } = { ...row };
 	for (const field of Object.keys(LEAD_PII_COLUMNS) as LeadPiiField[]) {
 		const value = row[field];
 		if (typeof value === 'string') opened[field] = cipher.open(value, leadField(field));
 	}
+	if ('properties' in row) opened.properties = openLeadProperties(cipher, row.properties);
 	return opened as T;
 }
 
 /**
  * The personal fields of a lead submission (lib/contracts/lead.ts) as the receiver's outbox holds
- * it until n8n has it: the same fields as the lead row's sealed columns.
+ * it until n8n has it: the same fields as the lead row's sealed columns, and its properties.
  */
 const SUBMISSION_PII_FIELDS = Object.keys(LEAD_PII_COLUMNS) as LeadPiiField[];
 
 /** The associated data a submission field is sealed under in the outbox. */
-const submissionField = (field: LeadPiiField) => `outbox.lead.${field}`;
+const submissionField = (field: LeadPiiField | 'properties') => `outbox.lead.${field}`;
 
-type Submission = Partial<Record<LeadPiiField, unknown>>;
+type Submission = Partial<Record<LeadPiiField, unknown>> & { properties?: unknown };
 
-/** The submission with its personal fields sealed; the submission itself on a site that stores in clear. */
+/** The submission with its personal fields and properties sealed; the submission itself on a site that stores in clear. */
 export function sealSubmission<T extends Submission>(cipher: PiiCipher | null, lead: T): T {
 	if (!cipher) return lead;
 	const sealed: Submission = { ...lead };
@@ -271,12 +304,13 @@ export function sealSubmission<T extends Submission>(cipher: PiiCipher | null, l
 		const value = lead[field];
 		if (typeof value === 'string') sealed[field] = cipher.seal(value, submissionField(field));
 	}
+	if (lead.properties !== undefined && lead.properties !== null) sealed.properties = sealJson(cipher, lead.properties, submissionField('properties'));
 	return sealed as T;
 }
 
-/** Whether any personal field of the submission is sealed, so that opening it needs the site's keys. */
+/** Whether any personal field (or the properties) of the submission is sealed, so that opening it needs the site's keys. */
 export function isSealedSubmission(lead: Submission): boolean {
-	return SUBMISSION_PII_FIELDS.some((field) => typeof lead[field] === 'string' && isSealed(lead[field]));
+	return [...SUBMISSION_PII_FIELDS.map((field) => lead[field]), lead.properties].some((value) => typeof value === 'string' && isSealed(value));
 }
 
 /** The submission as it was posted: sealed fields opened, clear ones (a site that stores in clear, a test delivery) as they are. */
@@ -286,6 +320,7 @@ export function openSubmission<T extends Submission>(cipher: PiiCipher, lead: T)
 		const value = lead[field];
 		if (typeof value === 'string') opened[field] = cipher.open(value, submissionField(field));
 	}
+	if ('properties' in lead) opened.properties = openJson(cipher, lead.properties, submissionField('properties'));
 	return opened as T;
 }
 

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { PrismaClient } from '../lib/db';
 import { emailHash } from '../lib/email';
-import { isSealed, LEAD_PII_COLUMNS, leadField, PiiCipher, sealSubmission, type LeadPiiField, type PiiKeyring } from '../lib/pii';
+import { isSealed, LEAD_PII_COLUMNS, leadField, openLeadProperties, PiiCipher, sealLeadProperties, sealSubmission, type LeadPiiField, type PiiKeyring } from '../lib/pii';
 import { storedRecipient } from '../nodes/EmailOrchestrator/helpers/pii';
 import type { HeaderField } from '../server/mail/caught';
 import { sealCaught } from '../server/mail/sealed';
@@ -82,7 +82,7 @@ class Resealer extends PiiCipher {
 /** `next` when a resealing helper changed anything of `row`; those helpers return unchanged values as they were. */
 const ifChanged = <Row>(row: Row, next: Row): Row | null => (JSON.stringify(next) === JSON.stringify(row) ? null : next);
 
-type LeadRow = { id: string; emailHash: string } & Record<LeadPiiField, string | null>;
+type LeadRow = { id: string; emailHash: string; properties: unknown } & Record<LeadPiiField, string | null>;
 
 const FIELDS = Object.keys(LEAD_PII_COLUMNS) as LeadPiiField[];
 
@@ -94,6 +94,11 @@ export function resealed(cipher: PiiCipher, lead: LeadRow): LeadRow | null {
 		const value = lead[field];
 		if (value === null || !cipher.isStale(value)) continue;
 		next[field] = cipher.seal(cipher.open(value, leadField(field)), leadField(field));
+		changed = true;
+	}
+	// Sealed properties are a string; anything else not null is an object stored in clear.
+	if (lead.properties !== null && (typeof lead.properties !== 'string' || cipher.isStale(lead.properties))) {
+		next.properties = sealLeadProperties(cipher, openLeadProperties(cipher, lead.properties));
 		changed = true;
 	}
 	const hash = emailHash(cipher.open(lead.email as string, leadField('email')), cipher);
@@ -108,18 +113,20 @@ export function resealed(cipher: PiiCipher, lead: LeadRow): LeadRow | null {
 const leads = (cipher: PiiCipher): SealedTable<LeadRow> => ({
 	name: 'leads',
 	start: '00000000-0000-0000-0000-000000000000',
-	batch: `SELECT id::text AS id, email_hash AS "emailHash", email, first_name AS "firstName", last_name AS "lastName", phone, company, job_title AS "jobTitle"
+	batch: `SELECT id::text AS id, email_hash AS "emailHash", email, first_name AS "firstName", last_name AS "lastName", phone, company, job_title AS "jobTitle", properties
 		FROM leads WHERE site_id = $1::uuid AND id > $2::uuid ORDER BY leads.id LIMIT $3 FOR UPDATE`,
 	reseal: (lead) => resealed(cipher, lead),
 	// updated_at stays: the lead's content is what it was.
 	write: (tx, rows) =>
 		tx.$executeRawUnsafe(
-			`UPDATE leads SET email_hash = v.email_hash, email = v.email, first_name = v.first_name, last_name = v.last_name, phone = v.phone, company = v.company, job_title = v.job_title
-			FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS v(id, email_hash, email, first_name, last_name, phone, company, job_title)
+			`UPDATE leads SET email_hash = v.email_hash, email = v.email, first_name = v.first_name, last_name = v.last_name, phone = v.phone, company = v.company, job_title = v.job_title,
+				properties = v.properties::jsonb
+			FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) AS v(id, email_hash, email, first_name, last_name, phone, company, job_title, properties)
 			WHERE leads.id = v.id`,
 			rows.map((lead) => lead.id),
 			rows.map((lead) => lead.emailHash),
 			...FIELDS.map((field) => rows.map((lead) => lead[field])),
+			rows.map((lead) => (lead.properties === null ? null : JSON.stringify(lead.properties))),
 		),
 });
 

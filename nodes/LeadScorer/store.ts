@@ -6,7 +6,7 @@
 import type { LeadPayload } from '../../lib/contracts/lead';
 import type { SiteConfig } from '../../lib/contracts/siteConfig';
 import { emailHash } from '../../lib/email';
-import { LEAD_PII_COLUMNS, leadField, openLead, siteCipher, type LeadPiiField, type PiiCipher, type PiiKeyring } from '../../lib/pii';
+import { LEAD_PII_COLUMNS, leadField, openLead, openLeadProperties, sealLeadProperties, siteCipher, type LeadPiiField, type PiiCipher, type PiiKeyring } from '../../lib/pii';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { isUuid, uuidv7s } from '../../lib/ids';
 import type { Prisma } from '../../lib/db/generated/client';
@@ -108,7 +108,7 @@ const LEAD_COLUMNS: Record<(typeof LEAD_FIELDS)[number], string> = {
 	timezone: 'timezone',
 };
 
-type StoredPii = { id: string; emailHash: string } & Record<LeadPiiField, string | null>;
+type StoredPii = { id: string; emailHash: string; properties: Prisma.JsonValue } & Record<LeadPiiField, string | null>;
 
 const PII_FIELDS = Object.keys(LEAD_PII_COLUMNS) as LeadPiiField[];
 
@@ -126,6 +126,9 @@ function sealedFields(cipher: PiiCipher, row: { email: string; fields: LeadField
 	}
 	return sealed;
 }
+
+/** A jsonb parameter: the value's JSON text, SQL NULL for none. */
+const jsonText = (value: unknown): string | null => (value === undefined || value === null ? null : JSON.stringify(value));
 
 /**
  * Creates or updates the leads of a batch, links their visitors and rescores them, with a fixed
@@ -149,7 +152,7 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 	// The batch's existing leads are locked in id order first, the order every node locks leads in;
 	// the insert then only waits for leads another batch is creating.
 	const stored = await prisma.$queryRawUnsafe<StoredPii[]>(
-		`SELECT id, email_hash AS "emailHash", email, first_name AS "firstName", last_name AS "lastName", phone, company, job_title AS "jobTitle"
+		`SELECT id, email_hash AS "emailHash", email, first_name AS "firstName", last_name AS "lastName", phone, company, job_title AS "jobTitle", properties
 		FROM leads WHERE site_id = $1::uuid AND email_hash = ANY($2::text[]) ORDER BY id FOR UPDATE`,
 		context.siteId,
 		[...hashOf.values(), ...clearHashOf.keys()],
@@ -161,8 +164,9 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 			storedOf.set(lead.emailHash, lead);
 			continue;
 		}
-		// The clear lead takes the keyed hash, so the insert below updates it instead of adding a second lead.
-		await prisma.$executeRawUnsafe(`UPDATE leads SET email_hash = $2 WHERE id = $1::uuid`, lead.id, hashOf.get(email));
+		// The clear lead takes the keyed hash, so the insert below updates it instead of adding a second
+		// lead; its properties, which the insert leaves as they are, are sealed here.
+		await prisma.$executeRawUnsafe(`UPDATE leads SET email_hash = $2, properties = $3::jsonb WHERE id = $1::uuid`, lead.id, hashOf.get(email), jsonText(sealLeadProperties(cipher, openLeadProperties(cipher, lead.properties))));
 		storedOf.set(hashOf.get(email) as string, lead);
 	}
 	const values: Array<Partial<Record<keyof LeadFields | 'email', string | null>>> = rows.map((row) => ({
@@ -185,7 +189,7 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 		rows.map((row) => hashOf.get(row.email)),
 		rows.map((row) => row.first.payload.source ?? null),
 		rows.map((row) => row.consent),
-		rows.map((row) => (row.first.payload.properties === undefined ? null : JSON.stringify(row.first.payload.properties))),
+		rows.map((row) => jsonText(sealLeadProperties(cipher, row.first.payload.properties))),
 		...LEAD_FIELDS.map((key) => values.map((value) => value[key] ?? null)),
 	);
 	const idOf = new Map(written.map((lead) => [lead.emailHash, lead.id]));

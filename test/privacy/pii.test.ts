@@ -1,12 +1,28 @@
 /**
  * lib/pii.ts: sealed values open only with their key, site and column; a changed byte is
  * detected; old keys keep opening while a rotation runs; clear values written before encryption
- * read as themselves; the key settings are checked with errors that name the variable and the fix.
+ * read as themselves; a lead's properties (free text too) are sealed whole, in the row and in the
+ * outbox's submission; the key settings are checked with errors that name the variable and the fix.
  */
 import { createHash, randomBytes } from 'node:crypto';
 
 import { emailHash } from '../../lib/email';
-import { isSealed, parsePiiKeys, PiiCipher, PiiDecryptError, PiiKeyError, piiKeyringFromCredential, piiKeyringFromEnv, sealedKeyId } from '../../lib/pii';
+import {
+	isSealed,
+	isSealedSubmission,
+	openLead,
+	openLeadProperties,
+	openSubmission,
+	parsePiiKeys,
+	PiiCipher,
+	PiiDecryptError,
+	PiiKeyError,
+	piiKeyringFromCredential,
+	piiKeyringFromEnv,
+	sealedKeyId,
+	sealLeadProperties,
+	sealSubmission,
+} from '../../lib/pii';
 
 const key = () => randomBytes(32).toString('base64');
 const SITE = '019a8b6e-0000-7000-8000-000000000001';
@@ -89,6 +105,64 @@ describe('PII cipher', () => {
 		expect(hash).not.toBe(createHash('sha256').update('janedoe@gmail.com').digest('hex'));
 		expect(emailHash('janedoe@gmail.com', new PiiCipher(before.keyring, OTHER_SITE))).not.toBe(hash);
 		expect(emailHash('janedoe@gmail.com', new PiiCipher(parsePiiKeys(`2026a:${oldKey}`, key()), SITE))).not.toBe(hash);
+	});
+});
+
+describe('a lead’s properties', () => {
+	const cipher = new PiiCipher(parsePiiKeys(`2026a:${key()}`, key()), SITE);
+	const message = `Bitte rufen Sie mich wegen Angebot ${randomBytes(4).toString('hex')} zurück`;
+	const properties = { message, budget: 12000, urgent: true };
+
+	it('seals the whole object as one string that holds none of it, bound to the column and site, and opens it again', () => {
+		const sealed = sealLeadProperties(cipher, properties);
+		expect(typeof sealed).toBe('string');
+		expect(isSealed(sealed as string)).toBe(true);
+		for (const part of [message, 'message', 'budget', '12000']) expect(sealed).not.toContain(part);
+		expect(openLeadProperties(cipher, sealed)).toEqual(properties);
+		expect(() => cipher.open(sealed as string, 'leads.first_name')).toThrow(PiiDecryptError);
+		expect(() => openLeadProperties(new PiiCipher(cipher.keyring, OTHER_SITE), sealed)).toThrow(/leads\.properties does not authenticate/);
+	});
+
+	it('leaves none as none, properties stored before encryption was on as they are, and a site that stores in clear as ever', () => {
+		expect([sealLeadProperties(cipher, null), sealLeadProperties(cipher, undefined), openLeadProperties(cipher, null)]).toEqual([null, undefined, null]);
+		expect(openLeadProperties(cipher, properties)).toBe(properties);
+		expect(sealLeadProperties(null, properties)).toBe(properties);
+		expect(openLeadProperties(null, properties)).toBe(properties);
+	});
+
+	it('opens a lead row’s properties with its columns, and only when the row has them', () => {
+		const row = { email: cipher.seal('jane@example.com', 'leads.email'), properties: sealLeadProperties(cipher, properties), score: 5 };
+		expect(openLead(cipher, row)).toEqual({ email: 'jane@example.com', properties, score: 5 });
+		expect(openLead(cipher, { email: row.email })).toEqual({ email: 'jane@example.com' });
+		expect(openLead(null, row)).toBe(row);
+	});
+
+	it('seals a submission’s properties in the outbox under their own binding, and opens the submission as it was posted', () => {
+		const posted = { site: 'shop', email: 'jane@example.com', firstName: 'Jane', consent: true, properties };
+		const sealed = sealSubmission(cipher, posted);
+		expect(isSealed(sealed.properties as unknown as string)).toBe(true);
+		expect(JSON.stringify(sealed)).not.toContain(message);
+		expect(() => openLeadProperties(cipher, sealed.properties)).toThrow(PiiDecryptError);
+		expect(isSealedSubmission({ properties: sealed.properties })).toBe(true);
+		expect(openSubmission(cipher, sealed)).toEqual(posted);
+		expect(openSubmission(cipher, { email: 'jane@example.com' })).toEqual({ email: 'jane@example.com' });
+		expect(sealSubmission(null, posted)).toBe(posted);
+		expect(isSealedSubmission(posted)).toBe(false);
+	});
+
+	it('hands sealed properties to a resealing cipher as they are, as the key rotation reseals a stored submission, and leaves clear ones the object they were', () => {
+		// The rotation's cipher (scripts/rotate-pii-key-core.ts): reseals a sealed value, leaves a clear one.
+		class Resealing extends PiiCipher {
+			override seal(value: string, field: string): string {
+				return isSealed(value) ? super.seal(this.open(value, field), field) : value;
+			}
+		}
+		const sealed = sealSubmission(cipher, { email: 'jane@example.com', properties });
+		const resealed = sealSubmission(new Resealing(cipher.keyring, SITE), sealed);
+		expect(resealed.properties).not.toBe(sealed.properties);
+		expect(openSubmission(cipher, resealed)).toEqual({ email: 'jane@example.com', properties });
+		const clear = { email: 'jane@example.com', properties };
+		expect(sealSubmission(new Resealing(cipher.keyring, SITE), clear)).toEqual(clear);
 	});
 });
 

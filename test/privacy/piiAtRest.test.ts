@@ -1,7 +1,7 @@
 /**
  * Personal data at rest on a site with privacy.encryptPii: the Lead Scorer's writes seal each
- * lead's address, names, phone, company and job title, so a pg_dump of the database holds none of
- * them; a lead is still found and de-duplicated by the keyed hash of its address; rotating the key
+ * lead's address, names, phone, company, job title and properties (a free-text message among them),
+ * so a pg_dump of the database holds none of them; a lead is still found and de-duplicated by the keyed hash of its address; rotating the key
  * while leads keep being written leaves every lead readable with the new key alone; the privacy
  * export answers the clear values. Real Postgres, the real receiver, the real pg_dump.
  */
@@ -38,6 +38,7 @@ function person(tag = randomBytes(4).toString('hex')) {
 		e164: `+4930${digits}`,
 		company: `Firma ${tag} GmbH`,
 		jobTitle: `Buyer ${tag}`,
+		message: `Please call me back about quote ${tag}`,
 	};
 }
 type Person = ReturnType<typeof person>;
@@ -48,7 +49,7 @@ function encrypting(config: SiteConfig): SiteConfig {
 
 async function write(prisma: PrismaClient, siteId: string, config: SiteConfig, keyring: PiiKeyring | null, people: Person[], extra: Record<string, unknown> = {}) {
 	const rules = compileScoringRules(config.crm, { hashRouting: config.tracking.hashRouting });
-	const entries = people.map(({ e164: _, ...fields }) => prepareLead({ site: 'ignored', consent: false, ...fields, ...extra }, new Date()));
+	const entries = people.map(({ e164: _, message, ...fields }) => prepareLead({ site: 'ignored', consent: false, ...fields, properties: { message, plan: 'pro' }, ...extra }, new Date()));
 	return prisma.$transaction((tx) => upsertLeads(tx, { siteId, config, rules, now: Date.now(), keyring }, entries), { timeout: 60_000 });
 }
 
@@ -59,7 +60,7 @@ async function dump(): Promise<string> {
 
 /** Every clear value of the person found in the text. */
 function clearValuesIn(text: string, lead: Person): string[] {
-	const values = [lead.email, lead.email.split('@')[0], lead.firstName, lead.lastName, lead.phone, lead.e164, lead.company, lead.jobTitle];
+	const values = [lead.email, lead.email.split('@')[0], lead.firstName, lead.lastName, lead.phone, lead.e164, lead.company, lead.jobTitle, lead.message];
 	return values.filter((value) => text.toLowerCase().includes(value.toLowerCase()));
 }
 
@@ -72,7 +73,7 @@ describe('personal data at rest with privacy.encryptPii', () => {
 		await prisma.$disconnect();
 	});
 
-	it('writes no lead’s address, name, phone, company or job title in clear: a pg_dump of the database holds none of them', async () => {
+	it('writes no lead’s address, name, phone, company, job title or properties in clear: a pg_dump of the database holds none of them', async () => {
 		const site = await createTestSite(prisma, 'sealed');
 		const clearSite = await createTestSite(prisma, 'clear');
 		const people = Array.from({ length: 12 }, () => person());
@@ -86,13 +87,17 @@ describe('personal data at rest with privacy.encryptPii', () => {
 		expect(stored).toHaveLength(people.length);
 		const cipher = new PiiCipher(keyring, site.id);
 		for (const lead of stored) {
-			for (const value of [lead.email, lead.firstName, lead.lastName, lead.phone, lead.company, lead.jobTitle]) expect(isSealed(value as string)).toBe(true);
+			for (const value of [lead.email, lead.firstName, lead.lastName, lead.phone, lead.company, lead.jobTitle, lead.properties]) expect(isSealed(value as string)).toBe(true);
 			expect(lead.emailHash).toBe(emailHash(openLead(cipher, lead).email, cipher));
 		}
+		const opened = new Map(stored.map((lead) => openLead(cipher, lead)).map((lead) => [lead.email, lead.properties]));
+		expect(opened).toEqual(new Map(people.map((lead) => [lead.email, { message: lead.message, plan: 'pro' }])));
+		const [clearLead] = await prisma.lead.findMany({ where: { siteId: clearSite.id } });
+		expect(clearLead.properties).toEqual({ message: control.message, plan: 'pro' });
 
 		const text = await dump();
 		// The control lead of a site that stores in clear is in the dump: the search finds what is there.
-		expect(clearValuesIn(text, control)).toEqual(expect.arrayContaining([control.email, control.firstName, control.lastName, control.e164, control.company]));
+		expect(clearValuesIn(text, control)).toEqual(expect.arrayContaining([control.email, control.firstName, control.lastName, control.e164, control.company, control.message]));
 		for (const lead of people) expect(clearValuesIn(text, lead)).toEqual([]);
 		// Nor the SHA-256 anyone could compute from a guessed address.
 		for (const lead of people) expect(text).not.toContain(emailHash(lead.email));
@@ -131,9 +136,9 @@ describe('personal data at rest with privacy.encryptPii', () => {
 		expect(sealed.lead.id).toBe(clear.lead.id);
 		expect(sealed.lead.firstName).toBe(lead.firstName);
 		const row = await prisma.lead.findUniqueOrThrow({ where: { id: clear.lead.id } });
-		expect([row.email, row.firstName, row.lastName, row.phone, row.company, row.jobTitle].every((value) => isSealed(value as string))).toBe(true);
+		expect([row.email, row.firstName, row.lastName, row.phone, row.company, row.jobTitle, row.properties].every((value) => isSealed(value as string))).toBe(true);
 		expect(row.emailHash).toBe(emailHash(lead.email, cipher));
-		expect(openLead(cipher, row)).toMatchObject({ email: lead.email, firstName: lead.firstName, phone: lead.e164, jobTitle: 'Head of Buying' });
+		expect(openLead(cipher, row)).toMatchObject({ email: lead.email, firstName: lead.firstName, phone: lead.e164, jobTitle: 'Head of Buying', properties: { message: lead.message, plan: 'pro' } });
 	});
 
 	it('rotates the key in batches while leads keep being written, and every lead reads with the new key alone', async () => {
@@ -173,10 +178,11 @@ describe('personal data at rest with privacy.encryptPii', () => {
 		const rows = await prisma.lead.findMany({ where: { siteId: site.id } });
 		expect(rows).toHaveLength(expected.size);
 		const cipher = new PiiCipher(after, site.id);
-		const keys = new Set(rows.flatMap((row) => [row.email, row.firstName, row.lastName, row.phone, row.company, row.jobTitle].map((value) => sealedKeyId(value as string))));
+		const keys = new Set(rows.flatMap((row) => [row.email, row.firstName, row.lastName, row.phone, row.company, row.jobTitle, row.properties].map((value) => sealedKeyId(value as string))));
 		expect([...keys]).toEqual(['new']);
 		const read = new Map(rows.map((row) => openLead(cipher, row)).map((row) => [row.email, row.firstName]));
 		expect(read).toEqual(expected);
+		expect(rows.map((row) => openLead(cipher, row).properties)).toEqual(rows.map(() => ({ message: expect.stringMatching(/^Please call me back about quote /), plan: 'pro' })));
 		// A second run finds nothing left on the old key.
 		expect((await rotateSite(prisma, sites[0], during, { batchSize: 25 })).tables.leads.resealed).toBe(0);
 	});
@@ -212,7 +218,7 @@ describe('personal data at rest with privacy.encryptPii', () => {
 			const body = (await response.json()) as { emailHash: string; leads: Array<Record<string, unknown>> };
 			expect(body.emailHash).toBe(emailHash(lead.email, new PiiCipher(keyring, site.id)));
 			expect(body.leads).toHaveLength(1);
-			expect(body.leads[0]).toMatchObject({ email: lead.email, firstName: lead.firstName, lastName: lead.lastName, phone: lead.e164, company: lead.company, jobTitle: lead.jobTitle });
+			expect(body.leads[0]).toMatchObject({ email: lead.email, firstName: lead.firstName, lastName: lead.lastName, phone: lead.e164, company: lead.company, jobTitle: lead.jobTitle, properties: { message: lead.message, plan: 'pro' } });
 		});
 	});
 });

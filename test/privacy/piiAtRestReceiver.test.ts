@@ -1,7 +1,7 @@
 /**
  * Personal data at rest on a site with privacy.encryptPii, on the receiver's side: a lead posted to
  * the real receiver waits in its outbox (the dispatcher is off, as while n8n is down) with its
- * address, names and phone sealed, known only by the keyed hash; a pg_dump holds none of them,
+ * address, names, phone and properties (a free-text message) sealed, known only by the keyed hash; a pg_dump holds none of them,
  * while a clear site's lead is found in the same dump. The real CRM Tracker Trigger, given the
  * delivery the dispatcher builds from that row, opens it and emits the submission as it was
  * posted. The export answers the clear values; an erased address is refused by its keyed hash.
@@ -46,7 +46,15 @@ function siteConfig(key: string, encryptPii = false): SiteConfig {
 function person() {
 	const tag = randomBytes(4).toString('hex');
 	const digits = String(parseInt(tag, 16) % 10_000_000).padStart(7, '0');
-	return { email: `ana.q${tag}@clinic${tag}.example`, firstName: `Ana${tag}`, lastName: `Quiroga${tag}`, phone: `030 ${digits}`, company: `Clinica ${tag}`, jobTitle: `Buyer ${tag}` };
+	return {
+		email: `ana.q${tag}@clinic${tag}.example`,
+		firstName: `Ana${tag}`,
+		lastName: `Quiroga${tag}`,
+		phone: `030 ${digits}`,
+		company: `Clinica ${tag}`,
+		jobTitle: `Buyer ${tag}`,
+		properties: { message: `Please send the offer for clinic ${tag}` },
+	};
 }
 
 const TRIGGER: WorkflowJson = {
@@ -121,12 +129,12 @@ describe('a lead of a site with privacy.encryptPii, through the receiver', () =>
 		const cipher = new PiiCipher(keyring, siteId);
 		const payload = await storedSubmission();
 		expect(payload.emailHash).toBe(emailHash(lead.email, cipher));
-		for (const field of ['email', 'firstName', 'lastName', 'phone', 'company', 'jobTitle'] as const) expect(isSealed(payload.lead[field] as string)).toBe(true);
+		for (const field of ['email', 'firstName', 'lastName', 'phone', 'company', 'jobTitle', 'properties'] as const) expect(isSealed(payload.lead[field] as unknown as string)).toBe(true);
 		expect(await prisma.consentRecord.findMany({ where: { siteId }, select: { emailHash: true } })).toEqual([{ emailHash: payload.emailHash }]);
 
 		const { stdout: dump } = await run('pg_dump', ['--data-only', '--no-owner', `--dbname=${database.url}`], { maxBuffer: 512 * 1024 * 1024 });
 		const found = (values: string[]) => values.filter((value) => dump.toLowerCase().includes(value.toLowerCase()));
-		const valuesOf = (each: ReturnType<typeof person>) => [each.email, each.email.split('@')[0], each.firstName, each.lastName, each.phone, each.company, each.jobTitle];
+		const valuesOf = (each: ReturnType<typeof person>) => [each.email, each.email.split('@')[0], each.firstName, each.lastName, each.phone, each.company, each.jobTitle, each.properties.message];
 		// The clear site's lead is in the dump: the search finds what is there.
 		expect(found(valuesOf(control))).toEqual(valuesOf(control));
 		expect(found([...valuesOf(lead), emailHash(lead.email), `lead:${emailHash(lead.email).slice(0, 32)}`])).toEqual([]);

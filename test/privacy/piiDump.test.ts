@@ -2,12 +2,13 @@
  * Personal data at rest (issue #19) on the product as a newcomer runs it: the receiver on its
  * embedded database (a data folder) with its embedded n8n engine running the bundled workflows,
  * and a site with privacy.encryptPii whose keys are in the environment. A real Chromium fills a
- * form with a name, an address and a phone; the workflows score the lead and send its welcome
- * email, which the built-in mail catcher keeps. Then every row of every table of the data folder's
- * database, read as text (for that folder the honest equivalent of a pg_dump), holds neither the
- * address nor its local part, the names, the phone or the company in clear, in any case, and
- * neither do the folder's files (tables, indexes, write-ahead log) read as bytes; the privacy
- * export answers them in clear, and the dashboard's lead page and the mailbox show them.
+ * form with a name, an address, a phone and a free-text message, which the site's script sends as
+ * a lead property; the workflows score the lead and send its welcome email, which the built-in
+ * mail catcher keeps. Then every row of every table of the data folder's database, read as text
+ * (for that folder the honest equivalent of a pg_dump), holds neither the address nor its local
+ * part, the names, the phone, the company or the message in clear, in any case, and neither do the
+ * folder's files (tables, indexes, write-ahead log) read as bytes; the privacy export answers them
+ * in clear, and the dashboard's lead page and the mailbox show them.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -48,6 +49,7 @@ function person() {
 		phone: `+49 30 ${subscriber}`,
 		e164: `+4930${subscriber}`,
 		company: `Praxis ${capitalized(tag)} GmbH`,
+		message: `Please call me about the ${letters(8)} implant before Friday`,
 	};
 }
 
@@ -58,9 +60,19 @@ const CONTACT_FORM = `
 	<label>Email <input name="email" type="email"></label>
 	<label>Phone <input name="phone" type="tel"></label>
 	<label>Company <input name="company"></label>
+	<label>Message <textarea name="message"></textarea></label>
 	<label><input name="consent" type="checkbox"> Email me about my enquiry</label>
 	<button>Send</button>
-</form>`;
+</form>
+<script>
+	// The site's own script sends the form with its message as a lead property (the tracker sends the
+	// form's fields too, but the receiver keeps none it cannot map). Registered before the deferred
+	// tracker's listener, so it is the lead's first submission, whose properties the lead keeps.
+	addEventListener('submit', function (event) {
+		var form = event.target;
+		tcrm('identify', form.email.value, { firstName: form.firstName.value, lastName: form.lastName.value, phone: form.phone.value, company: form.company.value, consent: form.consent.checked, properties: { message: form.message.value } });
+	}, true);
+</script>`;
 
 /** The site: a lead with a page view is at stage "lead", which sends the welcome email greeting it by name. */
 function sealedSite(origin: string): SiteConfig {
@@ -179,6 +191,7 @@ describe('a site with privacy.encryptPii on the embedded default: a dump of its 
 		await page.fill('input[name="email"]', lead.email);
 		await page.fill('input[name="phone"]', lead.phone);
 		await page.fill('input[name="company"]', lead.company);
+		await page.fill('textarea[name="message"]', lead.message);
 		await page.check('input[name="consent"]');
 		await page.click('button');
 		await page.waitForSelector('body[data-sent="yes"]');
@@ -197,18 +210,20 @@ describe('a site with privacy.encryptPii on the embedded default: a dump of its 
 		const [stored] = await prisma.lead.findMany({ where: { siteId } });
 		leadId = stored.id;
 		expect(stored.emailHash).toBe(emailHash(lead.email, cipher));
-		expect([stored.email, stored.firstName, stored.lastName, stored.phone, stored.company].map((value) => isSealed(value ?? ''))).toEqual([true, true, true, true, true]);
-		expect(openLead(cipher, stored)).toMatchObject({ email: lead.email, firstName: lead.firstName, lastName: lead.lastName, phone: lead.e164, company: lead.company, lifecycleStage: 'lead' });
+		expect([stored.email, stored.firstName, stored.lastName, stored.phone, stored.company, stored.properties].map((value) => isSealed(typeof value === 'string' ? value : ''))).toEqual([true, true, true, true, true, true]);
+		expect(openLead(cipher, stored)).toMatchObject({ email: lead.email, firstName: lead.firstName, lastName: lead.lastName, phone: lead.e164, company: lead.company, properties: { message: lead.message }, lifecycleStage: 'lead' });
 	});
 
-	it('answers the privacy export with the clear address, names and phone', async () => {
+	it('answers the privacy export with the clear address, names, phone and message', async () => {
 		const admin = await createApiKey(receiver.db.prisma, siteId, 'admin', 'privacy-officer');
 		const response = await fetch(`${receiver.url}/api/privacy/export?email=${encodeURIComponent(lead.email.toUpperCase())}`, { headers: { authorization: `Bearer ${admin}` } });
 		expect(response.status).toBe(200);
 		const body = (await response.json()) as { leads: Array<Record<string, unknown>>; emailMessages: Array<Record<string, unknown>>; formSubmissions: Array<{ payload: { lead: Record<string, unknown> } }> };
-		expect(body.leads).toEqual([expect.objectContaining({ id: leadId, email: lead.email, firstName: lead.firstName, lastName: lead.lastName, phone: lead.e164, company: lead.company })]);
+		expect(body.leads).toEqual([expect.objectContaining({ id: leadId, email: lead.email, firstName: lead.firstName, lastName: lead.lastName, phone: lead.e164, company: lead.company, properties: { message: lead.message } })]);
 		expect(body.emailMessages).toEqual([expect.objectContaining({ toEmail: lead.email, subject: `Welcome, ${lead.firstName} ${lead.lastName}`, status: 'sent' })]);
 		for (const submission of body.formSubmissions) expect(submission.payload.lead).toMatchObject({ email: lead.email, firstName: lead.firstName, lastName: lead.lastName, phone: lead.phone });
+		// The site's submission with its message, and the tracker's of the form's fields.
+		expect(body.formSubmissions.map((submission) => submission.payload.lead.properties)).toEqual(expect.arrayContaining([{ message: lead.message }]));
 		expect(JSON.stringify(body)).not.toContain('pii1:');
 	});
 
@@ -224,7 +239,7 @@ describe('a site with privacy.encryptPii on the embedded default: a dump of its 
 			const leadPage = await page.content();
 			await page.screenshot({ path: path.join(OUTPUT, 'lead-page.png'), fullPage: true });
 			expect(leadPage).toContain(`${lead.firstName} ${lead.lastName} · ${lead.email}`);
-			for (const value of [lead.e164, lead.company, `Welcome, ${lead.firstName} ${lead.lastName}`]) expect(leadPage).toContain(value);
+			for (const value of [lead.e164, lead.company, lead.message, `Welcome, ${lead.firstName} ${lead.lastName}`]) expect(leadPage).toContain(value);
 			expect(leadPage).not.toContain('pii1:');
 
 			await page.goto(`${receiver.url}/mailbox/messages/${welcomeId}`);
@@ -239,7 +254,7 @@ describe('a site with privacy.encryptPii on the embedded default: a dump of its 
 		}
 	});
 
-	it('leaves no address, local part, name, phone or company in clear in any row of any table, nor in the data folder’s files', async () => {
+	it('leaves no address, local part, name, phone, company or message in clear in any row of any table, nor in the data folder’s files', async () => {
 		await receiver.close();
 		const db = await openDatabase({ url: null, dataDir, owner: 'the PII dump test' });
 		let lines: string[];
@@ -254,7 +269,7 @@ describe('a site with privacy.encryptPii on the embedded default: a dump of its 
 		const tables = new Set(lines.map((line) => line.slice(0, line.indexOf(':'))));
 		for (const table of ['leads', 'visitor_events', 'outbox', 'email_messages', 'mailbox_messages', 'activities']) expect(tables).toContain(table);
 
-		const values = [lead.email, lead.email.split('@')[0], lead.firstName, lead.lastName, lead.phone, lead.e164, lead.e164.slice(1), lead.company];
+		const values = [lead.email, lead.email.split('@')[0], lead.firstName, lead.lastName, lead.phone, lead.e164, lead.e164.slice(1), lead.company, lead.message];
 		const found = clearIn(lines, values);
 		console.log(`dump of ${lines.length} rows in ${tables.size} tables; clear values found: ${found.length ? found.join('\n') : 'none'}`);
 		expect(found).toEqual([]);
