@@ -120,8 +120,20 @@ export type SendFailure = { do: 'retry'; outcome: 'retry'; error: string; until:
 export const DELIVERY_UNKNOWN = 'delivery unknown, not sent again: ';
 
 export function sendFailure(message: string, certainlyNotDelivered: boolean, now: Date): SendFailure {
-	if (certainlyNotDelivered) return { do: 'retry', outcome: 'retry', error: message, until: new Date(now.getTime() + RETRY_AFTER_MS) };
-	return { do: 'advance', outcome: 'failed', error: `${DELIVERY_UNKNOWN}${message}` };
+	const error = withoutAddresses(message);
+	if (certainlyNotDelivered) return { do: 'retry', outcome: 'retry', error, until: new Date(now.getTime() + RETRY_AFTER_MS) };
+	return { do: 'advance', outcome: 'failed', error: `${DELIVERY_UNKNOWN}${error}` };
+}
+
+const ADDRESS = /[^\s<>"'(),;:[\]]+@[^\s<>"'(),;:[\]]+/g;
+
+/**
+ * An SMTP server's refusal often quotes the recipient ("550 5.1.1 <jane@example.org>: Recipient
+ * address rejected"). The stored error (email_messages.error, in clear on every site) keeps the
+ * code and the reason; the address is the message's own recipient, kept where it belongs.
+ */
+function withoutAddresses(message: string): string {
+	return message.replace(ADDRESS, '<address>');
 }
 
 /**

@@ -84,6 +84,12 @@ describe('sendFailure', () => {
 	])('certainly not delivered: %s → %j', (certain, expected) => {
 		expect(sendFailure('550 mailbox full', certain, NOW)).toEqual(expected);
 	});
+
+	it('keeps no address the server quoted, and the rest of its answer', () => {
+		const refusal = '550 5.1.1 <Jane.Doe+crm@clinica-sol.es>: Recipient address rejected: User unknown in virtual mailbox table (jane@x.example)';
+		expect(sendFailure(refusal, true, NOW).error).toBe('550 5.1.1 <<address>>: Recipient address rejected: User unknown in virtual mailbox table (<address>)');
+		expect(sendFailure(refusal, false, NOW).error).not.toMatch(/jane|clinica/i);
+	});
 });
 
 describe('advanceFrom', () => {
