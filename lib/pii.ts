@@ -328,3 +328,8 @@ export function openSubmission<T extends Submission>(cipher: PiiCipher, lead: T)
 export const MESSAGE_RECIPIENT_FIELD = 'email_messages.to_email';
 /** The associated data of a sent subject, which may greet the lead by name. */
 export const MESSAGE_SUBJECT_FIELD = 'email_messages.subject';
+
+/** A message's recipient and subject as email_messages keeps them: sealed on a site with privacy.encryptPii, since a subject may greet the lead by name. */
+export function storedRecipient(cipher: PiiCipher | null, toEmail: string, subject: string): { toEmail: string; subject: string } {
+	return cipher ? { toEmail: cipher.seal(toEmail, MESSAGE_RECIPIENT_FIELD), subject: cipher.seal(subject, MESSAGE_SUBJECT_FIELD) } : { toEmail, subject };
+}

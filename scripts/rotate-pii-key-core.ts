@@ -11,8 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { PrismaClient } from '../lib/db';
 import { emailHash } from '../lib/email';
-import { isSealed, LEAD_PII_COLUMNS, leadField, openLeadProperties, PiiCipher, sealLeadProperties, sealSubmission, type LeadPiiField, type PiiKeyring } from '../lib/pii';
-import { storedRecipient } from '../nodes/EmailOrchestrator/helpers/pii';
+import { isSealed, LEAD_PII_COLUMNS, leadField, openLeadProperties, PiiCipher, sealLeadProperties, sealSubmission, storedRecipient, type LeadPiiField, type PiiKeyring } from '../lib/pii';
 import type { HeaderField } from '../server/mail/caught';
 import { sealCaught } from '../server/mail/sealed';
 import { databaseFailure } from '../server/routes/problems';

@@ -2,13 +2,12 @@ import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type IN
 
 import type { PrismaClient } from '../../../lib/db/generated/client';
 import type { PiiCipher } from '../../../lib/pii';
-import { findLeadId, piiCredentialOf, piiKeyringOf } from '../../shared/leads';
+import { findLeadId, piiCredentialOf, siteCipherOf } from '../../shared/leads';
 import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem } from '../../shared/items';
 import { awaitsConfirmation } from '../confirmation';
 import { nowOf, type OperationContext } from '../helpers/context';
-import { cipherOf } from '../helpers/pii';
 import { stepDueAt } from '../steps';
 import { parseSequenceDefinition, type StoredSequence } from '../sequences';
 
@@ -118,7 +117,7 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 	const piiKeys = await piiCredentialOf(this);
 	return await forEachItem.call(this, glue, async (i) => {
 		const site = await sites.siteOf(siteKeyOf(this, i));
-		const cipher = cipherOf(site, { keyring: piiKeyringOf(piiKeys, site.config.privacy.encryptPii) });
+		const cipher = siteCipherOf(piiKeys, site);
 		const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''), cipher);
 		const source = this.getNodeParameter('sequenceSource', i) as 'site' | 'database' | 'parameter';
 		const sequence =

@@ -1,10 +1,9 @@
 import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
-import { findLeadId, piiKeyringOf } from '../../shared/leads';
+import { findLeadId, siteCipherOf } from '../../shared/leads';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem } from '../../shared/items';
 import { apiCredentialOf, nowOf, type OperationContext } from '../helpers/context';
-import { cipherOf } from '../helpers/pii';
 import { smtpTransport } from '../transport';
 import { enteredStages, triggeredBy } from '../triggers';
 import { enrollLead, type EnrollmentSummary } from './enroll.operation';
@@ -76,7 +75,7 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 			const site = await sites.siteOf(siteKeyOf(this, i));
 			const options = this.getNodeParameter('options', i, {}) as IDataObject;
 			const now = nowOf(options.asOf);
-			const cipher = cipherOf(site, { keyring: piiKeyringOf(api, site.config.privacy.encryptPii) });
+			const cipher = siteCipherOf(api, site);
 			const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''), cipher);
 			const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true, lifecycleStage: true, tags: { select: { tag: true } } } });
 

@@ -4,7 +4,7 @@ import type { Transporter } from 'nodemailer';
 import { updateDisplayOptions, type ICredentialDataDecryptedObject, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import type { Prisma, PrismaClient } from '../../../lib/db/generated/client';
-import { openLead, type PiiKeyring } from '../../../lib/pii';
+import { openLead, storedRecipient, type PiiKeyring } from '../../../lib/pii';
 import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem, InputError } from '../../shared/items';
@@ -12,7 +12,7 @@ import { piiKeyringOf } from '../../shared/leads';
 import { CONFIRMATION_KEY_PREFIX } from '../../../lib/consent';
 import { consentGateFor, sendConfirmation } from '../confirmation';
 import { apiCredentialOf, nowOf, type OperationContext } from '../helpers/context';
-import { cipherOf, storedRecipient } from '../helpers/pii';
+import { cipherOf } from '../helpers/pii';
 import { missedEnrollments, recoveryWindow } from '../recovery';
 import { renderEmail } from '../render';
 import { windowOf, type SequenceResolver } from '../sequences';
