@@ -7,7 +7,8 @@
  * request of REQUESTS (every Visitor Analytics range, interval and filter a dashboard sends, siteStats,
  * and the other reports over 30 days), p50 / p95 over BENCH_RUNS runs, beside the simplest SQL that
  * gives the same numbers (bench/dataset/naive.ts: GROUP BYs over the raw tables), with the load
- * average and the figures a report gives as estimates. BENCH_DASHBOARD_DATABASE keeps the dataset
+ * average and the figures a report gives as estimates; then the dashboard's main requests again while
+ * visits arrive and the receiver's rollup job folds them (whileVisitsArrive). BENCH_DASHBOARD_DATABASE keeps the dataset
  * in a named database between runs (BENCH_DASHBOARD_REFOLD=1 rebuilds its rollups),
  * BENCH_DASHBOARD_REQUESTS runs only the requests whose name holds the text.
  */
@@ -22,7 +23,8 @@ import type { ReportFilter } from '../server/analytics/filters';
 import { campaignAnalytics, conversionAnalytics } from '../server/analytics/campaigns';
 import { leadAnalytics } from '../server/analytics/leads';
 import * as reports from '../server/analytics/queries';
-import { foldAllRollups } from '../server/analytics/rollup';
+import { foldAllRollups, startRollupJob } from '../server/analytics/rollup';
+import { createLogger } from '../server/logger';
 import { adminUrl, createTestDatabase, dropTestDatabase, withDatabase } from '../test/setup/testDatabase';
 import { generateDataset } from './dataset/generate';
 import * as naive from './dataset/naive';
@@ -178,6 +180,56 @@ async function liveFold(client: Client, prisma: PrismaClient, siteId: string): P
 	return `a live fold (20 sessions of the last hour gained a page view): ${(performance.now() - started).toFixed(0)} ms (${hours} hours)`;
 }
 
+/** The dashboard's own requests, measured again while visits arrive. */
+const LIVE_REQUESTS = ['siteStats all time', 'visitorAnalytics 24 h hour', 'visitorAnalytics 30 d day', 'visitorAnalytics 30 d hour page=/pricing', 'leadAnalytics 30 d day', 'campaignAnalytics 30 d day'];
+/** A change to a session of the last hour this often: four a second, the pace of ten million events a month. */
+const LIVE_CHANGE_EVERY_MS = 250;
+
+/**
+ * Requests as on a live site: a session of the last hour gains a page view every LIVE_CHANGE_EVERY_MS
+ * (as the Visitor Processor writes them) while the receiver's rollup job folds every few seconds, so
+ * the site has changes not folded yet at almost every read. Each read answers from the rollups as
+ * they are; how far behind they were is printed beside.
+ */
+async function whileVisitsArrive(client: Client, prisma: PrismaClient, siteId: string, now: Date): Promise<void> {
+	let changing = true;
+	const changes = (async () => {
+		while (changing) {
+			await client.query(
+				`WITH live AS (SELECT id, site_id, session_key, visitor_id, started_at FROM visitor_sessions WHERE site_id = $1::uuid AND started_at >= now() - interval '1 hour'
+						ORDER BY random() LIMIT 1),
+					viewed AS (INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, visitor_id, session_id, type, path, occurred_at)
+						SELECT gen_random_uuid(), site_id, gen_random_uuid(), 'bench-live', session_key, visitor_id, id, 'pageview', '/pricing', now() FROM live)
+				UPDATE visitor_sessions s SET pageviews = s.pageviews + 1, is_bounce = false FROM live WHERE s.id = live.id`,
+				[siteId],
+			);
+			await new Promise((resolve) => setTimeout(resolve, LIVE_CHANGE_EVERY_MS));
+		}
+	})();
+	const job = startRollupJob({ prisma, logger: createLogger({ level: 'warn' }) });
+	try {
+		// The first changes and a tick of the job before measuring.
+		await new Promise((resolve) => setTimeout(resolve, 6000));
+		console.log(`\nwhile visits arrive (a session of the last hour changes every ${LIVE_CHANGE_EVERY_MS} ms, the rollup job folds every 5 s):`);
+		for (const request of ALL_REQUESTS.filter((candidate) => LIVE_REQUESTS.includes(`${candidate.report} ${candidate.label}`))) {
+			const range: reports.TimeRange = { from: new Date(now.getTime() - request.days * 86_400_000), to: new Date(), interval: request.interval };
+			const behind: number[] = [];
+			const timing = await time(RUNS * 3, async () => {
+				const answer = (await request.rolled(prisma, siteId, range)) as { asOf: Date };
+				behind.push(Date.now() - answer.asOf.getTime());
+			});
+			behind.sort((a, b) => a - b);
+			console.log(
+				`${request.report.padEnd(20)} ${request.label.padEnd(34)} ${ms(timing.p50)} ${ms(timing.p95)}   figures behind by p50 ${(percentile(behind, 50) / 1000).toFixed(1)} s, at most ${(behind[behind.length - 1] / 1000).toFixed(1)} s   ${load()}`,
+			);
+		}
+	} finally {
+		changing = false;
+		await changes;
+		await job.stop();
+	}
+}
+
 async function benchSize(events: number): Promise<void> {
 	const { name, url, created } = KEPT ? { name: KEPT, ...(await keptDatabase(KEPT)) } : { ...(await createTestDatabase('tcrm_bench_dash')), created: true };
 	const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
@@ -213,6 +265,7 @@ async function benchSize(events: number): Promise<void> {
 			const estimates = (await request.estimates?.(prisma, site.id, range)) ?? [];
 			console.log(`${request.report.padEnd(20)} ${request.label.padEnd(34)} ${ms(fast.p50)} ${ms(fast.p95)}   ${ms(slow.p50)} (${ms(slow.p95).trim()})   ${load()}${estimates.length ? `   estimated: ${estimates.join(', ')}` : ''}`);
 		}
+		await whileVisitsArrive(client, prisma, site.id, now);
 	} finally {
 		await client.end();
 		await prisma.$disconnect();

@@ -74,8 +74,8 @@ const STATS = `SELECT
 	(SELECT count(*) FROM outbox WHERE site_id = $1::uuid AND status = 'dead')::int AS "outboxDead"`;
 
 
-export async function siteStats(prisma: Queryable, siteId: string, todayStartsAt: Date): Promise<SiteStats> {
-	const [row] = await prisma.$queryRawUnsafe<SiteStats[]>(STATS, siteId, todayStartsAt.toISOString());
+export async function siteStats(prisma: Queryable, siteId: string, todayStartsAt: Date): Promise<Omit<SiteStats, 'asOf'>> {
+	const [row] = await prisma.$queryRawUnsafe<Array<Omit<SiteStats, 'asOf'>>>(STATS, siteId, todayStartsAt.toISOString());
 	return row;
 }
 
@@ -154,7 +154,7 @@ const sessionSeries = (filter: ReportFilter | undefined) => `WITH ${BUCKETS}, ${
 
 type BreakdownResult = Array<ChannelRow>;
 
-export async function visitorAnalytics(prisma: Queryable, siteId: string, range: TimeRange, filter?: ReportFilter): Promise<VisitorAnalytics> {
+export async function visitorAnalytics(prisma: Queryable, siteId: string, range: TimeRange, filter?: ReportFilter): Promise<Omit<VisitorAnalytics, 'asOf'>> {
 	const names = Object.keys(BREAKDOWN_COLUMNS) as Array<keyof typeof BREAKDOWN_COLUMNS>;
 	const [[active], [summary], topPageRows, entryPageRows, points, ...breakdownRows] = await Promise.all([
 		prisma.$queryRawUnsafe<Array<{ active: number; visitorsNow: number }>>(activeNow(filter), siteId),
@@ -259,7 +259,7 @@ function orderPipeline(stages: readonly string[], rows: Array<{ stage: string; l
 	return [...stages, ...unknown].map((stage) => ({ stage, leads: counts.get(stage) ?? 0 }));
 }
 
-export async function leadAnalytics(prisma: Queryable, siteId: string, range: TimeRange, stages: readonly string[]): Promise<LeadAnalytics> {
+export async function leadAnalytics(prisma: Queryable, siteId: string, range: TimeRange, stages: readonly string[]): Promise<Omit<LeadAnalytics, 'asOf'>> {
 	const [[summary], [conversion], buckets, sources, pipeline, stageChanges, points] = await Promise.all([
 		prisma.$queryRawUnsafe<Array<{ newLeads: number; avgScore: number | null; medianScore: number | null }>>(LEAD_SUMMARY, ...bounds(siteId, range)),
 		prisma.$queryRawUnsafe<Array<{ visitors: number; convertedVisitors: number }>>(VISITOR_TO_LEAD, ...bounds(siteId, range)),
@@ -356,7 +356,7 @@ function emailRates(counts: EmailCounts): EmailRates {
 	};
 }
 
-export async function campaignAnalytics(prisma: Queryable, siteId: string, range: TimeRange): Promise<CampaignAnalytics> {
+export async function campaignAnalytics(prisma: Queryable, siteId: string, range: TimeRange): Promise<Omit<CampaignAnalytics, 'asOf'>> {
 	type Row = EmailCounts & { isTotal: boolean; campaignId: string | null; name: string | null };
 	const [performance, channels, points] = await Promise.all([
 		prisma.$queryRawUnsafe<Row[]>(EMAIL_PERFORMANCE, ...bounds(siteId, range), EMAIL_CONVERSION_WINDOW_DAYS),
@@ -423,7 +423,7 @@ function funnelStages(stages: readonly string[]): FunnelStages {
 }
 
 
-export async function conversionAnalytics(prisma: Queryable, siteId: string, range: TimeRange, stages: readonly string[]): Promise<ConversionAnalytics> {
+export async function conversionAnalytics(prisma: Queryable, siteId: string, range: TimeRange, stages: readonly string[]): Promise<Omit<ConversionAnalytics, 'asOf'>> {
 	const { qualified, customer } = funnelStages(stages);
 	const [[funnel], [summary], goals, points] = await Promise.all([
 		prisma.$queryRawUnsafe<Array<Record<(typeof FUNNEL_STEPS)[number], number>>>(FUNNEL, ...bounds(siteId, range), JSON.stringify(qualified), customer),

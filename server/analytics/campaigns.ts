@@ -1,6 +1,6 @@
 import { isFiltered, sessionCondition, type ReportFilter } from './filters';
 import { bounds, IN_RANGE, LONGEST_SESSION, ratio, series, timeSeries, type Queryable, type TimeRange } from './queries';
-import { factRows, foldRollups, visitorCounts } from './rollup';
+import { factRows, rollupsForRead, visitorCounts } from './rollup';
 
 /**
  * Campaign performance, conversions and their goals: what /api/analytics/campaigns and
@@ -259,6 +259,8 @@ export interface GoalRow {
 }
 
 export interface ConversionBreakdown {
+	/** Every change to the site's sessions and conversions noted before this instant is counted (see rollupsForRead). */
+	asOf: Date;
 	total: ConversionRow & { visitors: number };
 	/** Most sessions first; channel null for sessions without one. */
 	channels: Array<{ channel: string | null } & ConversionRow>;
@@ -275,7 +277,7 @@ function amountsOf(json: Record<string, number>): Amount[] {
 }
 
 export async function conversionBreakdown(prisma: Queryable, siteId: string, range: TimeRange, filter: ReportFilter = {}): Promise<ConversionBreakdown> {
-	await foldRollups(prisma, siteId);
+	const asOf = await rollupsForRead(prisma, siteId);
 	type Row = {
 		dimension: '' | 'channel' | 'campaign' | 'goal';
 		value: string | null;
@@ -298,6 +300,7 @@ export async function conversionBreakdown(prisma: Queryable, siteId: string, ran
 	// The rollups hold a total row for any range with sessions; a range without any has none.
 	const [total] = at('');
 	return {
+		asOf,
 		total: total ? { ...row(total), visitors: total.visitors ?? 0 } : { sessions: 0, conversions: 0, convertingSessions: 0, conversionRate: null, amounts: [], visitors: 0 },
 		channels: at('channel').map((entry) => ({ channel: entry.value, ...row(entry) })),
 		campaigns: at('campaign').map((entry) => ({ campaign: entry.value, ...row(entry) })),
@@ -337,6 +340,8 @@ export function goalFunnel(breakdown: ConversionBreakdown, goals: readonly strin
 // The JSON route's report: /api/analytics/campaigns
 
 export interface CampaignAnalytics {
+	/** Every change to the site's sessions and conversions noted before this instant is counted (see rollupsForRead). */
+	asOf: Date;
 	email: EmailCounts & EmailRates & { conversionWindowDays: number };
 	campaigns: Array<{ campaignId: string | null; name: string | null } & EmailCounts & EmailRates>;
 	channels: Array<{ channel: string | null; sessions: number; conversions: number; convertingSessions: number; conversionRate: number | null }>;
@@ -359,6 +364,7 @@ const countsAndRates = ({ sent, opened, clicked, converted, unsubscribed, bounce
 export async function campaignAnalytics(prisma: Queryable, siteId: string, range: TimeRange): Promise<CampaignAnalytics> {
 	const [email, conversions, points] = await Promise.all([emailPerformance(prisma, siteId, range), conversionBreakdown(prisma, siteId, range), emailSeries(prisma, siteId, range)]);
 	return {
+		asOf: conversions.asOf,
 		email: { ...countsAndRates(email.total), conversionWindowDays: EMAIL_CONVERSION_WINDOW_DAYS },
 		campaigns: email.campaigns.map((row) => ({ campaignId: row.campaignId, name: row.name, ...countsAndRates(row) })),
 		channels: conversions.channels.map(({ channel, sessions, conversions: count, convertingSessions, conversionRate }) => ({ channel, sessions, conversions: count, convertingSessions, conversionRate })),
@@ -413,6 +419,8 @@ function funnelStages(stages: readonly string[]): FunnelStages {
 }
 
 export interface ConversionAnalytics {
+	/** Every change to the site's sessions and conversions noted before this instant is counted (see rollupsForRead). */
+	asOf: Date;
 	funnel: {
 		steps: Array<{ step: (typeof FUNNEL_STEPS)[number]; count: number; rateFromPrevious: number | null; rateFromFirst: number | null }>;
 		qualifiedStages: string[];
@@ -425,7 +433,7 @@ export interface ConversionAnalytics {
 
 export async function conversionAnalytics(prisma: Queryable, siteId: string, range: TimeRange, stages: readonly string[]): Promise<ConversionAnalytics> {
 	const { qualified, customer } = funnelStages(stages);
-	await foldRollups(prisma, siteId);
+	const asOf = await rollupsForRead(prisma, siteId);
 	const [[funnel], [summary], goals, points] = await Promise.all([
 		prisma.$queryRawUnsafe<Array<Record<(typeof FUNNEL_STEPS)[number], number>>>(funnelSql(range), ...bounds(siteId, range), JSON.stringify(qualified), customer),
 		prisma.$queryRawUnsafe<Array<{ conversions: number; convertingVisitors: number }>>(CONVERTING_VISITORS, ...bounds(siteId, range)),
@@ -439,6 +447,7 @@ export async function conversionAnalytics(prisma: Queryable, siteId: string, ran
 		rateFromFirst: ratio(funnel[step], funnel.visitors),
 	}));
 	return {
+		asOf,
 		funnel: { steps, qualifiedStages: qualified, customerStage: customer },
 		summary: { ...summary, visitors: funnel.visitors, conversionRate: ratio(summary.convertingVisitors, funnel.visitors) },
 		goals,

@@ -2,7 +2,7 @@ import { emailHash } from '../../lib/email';
 import { normalizeEmail } from '../../lib/mailbox';
 import { MESSAGE_SUBJECT_FIELD, openLead, type PiiCipher } from '../../lib/pii';
 import { bounds, BUCKETS, IN_RANGE, ratio, type Queryable, type TimeRange } from './queries';
-import { foldRollups, visitorCounts } from './rollup';
+import { rollupsForRead, visitorCounts } from './rollup';
 
 /**
  * The read side of Lead Intelligence: the figures of the JSON route /api/analytics/leads and of the
@@ -77,6 +77,8 @@ export interface LeadSummary {
 }
 
 export interface LeadAnalytics {
+	/** Every change to the site's sessions noted before this instant is counted (see rollupsForRead). */
+	asOf: Date;
 	summary: LeadSummary;
 	scoreDistribution: ScoreBucket[];
 	sources: Array<{ source: string | null; leads: number; share: number | null }>;
@@ -106,9 +108,8 @@ function orderPipeline(stages: readonly string[], rows: Array<{ stage: string; l
 	).map((stage) => ({ stage, leads: counts.get(stage) ?? 0 }));
 }
 
-/** New leads, their scores and the visitor→lead conversion of a range: the headline figures, also of the period before. */
-export async function leadSummary(prisma: Queryable, siteId: string, range: TimeRange): Promise<LeadSummary> {
-	await foldRollups(prisma, siteId);
+/** New leads, their scores and the visitor→lead conversion of a range (from rollups made ready by the caller). */
+async function leadSummary(prisma: Queryable, siteId: string, range: TimeRange): Promise<LeadSummary> {
 	const [[summary], [conversion]] = await Promise.all([
 		prisma.$queryRawUnsafe<Array<{ newLeads: number; avgScore: number | null; medianScore: number | null }>>(LEAD_SUMMARY, ...bounds(siteId, range)),
 		prisma.$queryRawUnsafe<Array<{ visitors: number; convertedVisitors: number }>>(visitorToLead(range), ...bounds(siteId, range)),
@@ -117,6 +118,7 @@ export async function leadSummary(prisma: Queryable, siteId: string, range: Time
 }
 
 export async function leadAnalytics(prisma: Queryable, siteId: string, range: TimeRange, stages: readonly string[]): Promise<LeadAnalytics> {
+	const asOf = await rollupsForRead(prisma, siteId);
 	const [summary, buckets, sources, pipeline, stageChanges, points] = await Promise.all([
 		leadSummary(prisma, siteId, range),
 		prisma.$queryRawUnsafe<Array<{ bucket: number; leads: number }>>(SCORE_BUCKETS, ...bounds(siteId, range)),
@@ -126,6 +128,7 @@ export async function leadAnalytics(prisma: Queryable, siteId: string, range: Ti
 		prisma.$queryRawUnsafe<LeadAnalytics['series']>(LEAD_SERIES, ...bounds(siteId, range), range.interval),
 	]);
 	return {
+		asOf,
 		summary,
 		scoreDistribution: scoreDistribution(buckets),
 		sources: sources.map((row) => ({ ...row, share: ratio(row.leads, summary.newLeads) })),

@@ -3,7 +3,7 @@ import {
 	eventCountSince,
 	factRows,
 	foldedSessionCondition,
-	foldRollups,
+	rollupsForRead,
 	readsKeptPageRows,
 	SCROLL_DEPTHS,
 	topPagesOf,
@@ -105,6 +105,8 @@ const stats = (todayStartsAt: Date) => `SELECT
 	(SELECT count(*) FROM outbox WHERE site_id = $1::uuid AND status = 'dead')::int AS "outboxDead"`;
 
 export interface SiteStats {
+	/** Every change to the site's sessions noted before this instant is counted (see rollupsForRead). */
+	asOf: Date;
 	eventsTotal: number;
 	eventsToday: number;
 	lastEventAt: Date | null;
@@ -116,9 +118,9 @@ export interface SiteStats {
 }
 
 export async function siteStats(prisma: Queryable, siteId: string, todayStartsAt: Date): Promise<SiteStats> {
-	await foldRollups(prisma, siteId);
-	const [row] = await prisma.$queryRawUnsafe<SiteStats[]>(stats(todayStartsAt), siteId);
-	return row;
+	const asOf = await rollupsForRead(prisma, siteId);
+	const [row] = await prisma.$queryRawUnsafe<Array<Omit<SiteStats, 'asOf'>>>(stats(todayStartsAt), siteId);
+	return { asOf, ...row };
 }
 
 /**
@@ -237,6 +239,8 @@ export const ESTIMABLE_FIGURES = ['topPages.visitors'] as const;
 export type EstimableFigure = (typeof ESTIMABLE_FIGURES)[number];
 
 export interface VisitorAnalytics {
+	/** Every change to the site's sessions noted before this instant is counted (see rollupsForRead). */
+	asOf: Date;
 	activeSessions: number;
 	/** Distinct visitors with an event in the last 5 minutes. */
 	visitorsNow: number;
@@ -298,7 +302,7 @@ export async function estimatedFigures(prisma: Queryable, siteId: string, range:
  * filter keeps (see ReportFilter).
  */
 export async function visitorAnalytics(prisma: Queryable, siteId: string, range: TimeRange, filter?: ReportFilter): Promise<VisitorAnalytics> {
-	await foldRollups(prisma, siteId);
+	const asOf = await rollupsForRead(prisma, siteId);
 	const [[active], [summary], pages, dimensions, points] = await Promise.all([
 		prisma.$queryRawUnsafe<Array<{ active: number; visitorsNow: number }>>(activeNow(filter), siteId),
 		prisma.$queryRawUnsafe<Array<VisitorAnalytics['summary'] & VisitorAnalytics['engagement']>>(sessionSummary(range, filter), siteId),
@@ -308,6 +312,7 @@ export async function visitorAnalytics(prisma: Queryable, siteId: string, range:
 	]);
 	const { low, medium, high, ...totals } = summary;
 	return {
+		asOf,
 		activeSessions: active.active,
 		visitorsNow: active.visitorsNow,
 		summary: {

@@ -52,9 +52,10 @@ import { baseCondition, isFiltered, reportScope, segmentKeySql, sessionCondition
  * weeks by the difference between the hours' old and new rows; the kept page rows move by the old
  * and new analytics_page_sessions rows of the sessions that changed. So a fold costs what its hours
  * hold, is idempotent, and late or re-sessionized events are handled like new ones. The receiver folds
- * every few seconds (`startRollupJob`) and every read folds its site first (a single index probe when
- * nothing is dirty), so an answer is exact as of the request, on Postgres and the embedded PGlite
- * alike.
+ * every few seconds (`startRollupJob`), and a read of a quiet site folds it first (a single index
+ * probe when nothing is dirty), so its answer is exact as of the request; a read of a busy site
+ * answers at once from the rollups as they are and says as of when (rollupsForRead). The same on
+ * Postgres and the embedded PGlite.
  *
  * Retention and erasure: the fold recomputes no hour before the site's retention cutoff (see
  * server/retention), whose raw rows are gone or going, so an event dated then that arrives late
@@ -567,6 +568,39 @@ export async function foldRollups(db: RollupDatabase, siteId: string, { keepPage
 }
 
 /**
+ * A read folds the site's changes itself, so that its answer is exact as of the request, while the
+ * sessions of the day around the changed hours number fewer than this: such a fold costs tens of
+ * milliseconds. A busier site's fold costs what its hours, days and weeks hold (half a second and
+ * more at ten million events a month), which a read does not wait for: it answers from the rollups
+ * as they are, and says as of when (see rollupsForRead).
+ */
+export const READ_FOLDS_BELOW_SESSIONS_A_DAY = 1000;
+
+const PENDING_CHANGES = `WITH pending AS (SELECT hour, noted_at FROM analytics_dirty_hours WHERE site_id = $1::uuid)
+	SELECT (SELECT min(noted_at) FROM pending) AS "notedSince",
+		(SELECT count(*) FROM (SELECT 1 FROM visitor_sessions s WHERE s.site_id = $1::uuid
+			AND s.started_at >= (SELECT min(hour) FROM pending) - interval '23 hours' AND s.started_at < (SELECT max(hour) FROM pending) + interval '1 hour'
+			LIMIT $2::int) around)::int AS sessions`;
+
+/**
+ * Makes the site's rollups ready for a read, and says as of when they count: every change to the
+ * site's sessions and conversions noted before the instant returned is in them. A quiet site's
+ * pending changes are folded first (the instant is then the read's own); a busy site's are left to
+ * the receiver's job (startRollupJob, every few seconds), and the instant is when the oldest of them
+ * was noted.
+ */
+export async function rollupsForRead(db: RollupDatabase, siteId: string): Promise<Date> {
+	const readAt = new Date();
+	const [pending] = await db.$queryRawUnsafe<Array<{ notedSince: Date | null; sessions: number }>>(PENDING_CHANGES, siteId, READ_FOLDS_BELOW_SESSIONS_A_DAY);
+	if (pending.notedSince === null) return readAt;
+	if (pending.sessions < READ_FOLDS_BELOW_SESSIONS_A_DAY) {
+		await foldRollups(db, siteId);
+		return readAt;
+	}
+	return pending.notedSince;
+}
+
+/**
  * Takes a person's visitors out of the rollups' per-session rows, in the transaction of their erasure
  * and before their sessions are deleted (see FORGET_PAGES); the fold that the deleted sessions note
  * does the rest. Waits for a fold of the site in progress, and holds the next one off until the
@@ -603,7 +637,8 @@ export interface RollupJob {
 }
 
 /**
- * Folds every few seconds, so a dashboard read rarely has anything left to fold. One fold at a time;
+ * Folds every few seconds, so a busy site's figures, which its reads do not fold (rollupsForRead),
+ * are seconds behind at most, and a quiet site's read rarely has anything left to fold. One fold at a time;
  * a failed fold is logged and retried on the next tick (its dirty hours stay noted).
  */
 export function startRollupJob({ prisma, logger, intervalMs = 5000 }: { prisma: RollupDatabase; logger: Logger; intervalMs?: number }): RollupJob {

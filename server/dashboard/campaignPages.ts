@@ -2,7 +2,7 @@ import { EMAIL_CONVERSION_WINDOW_DAYS } from '../analytics/campaigns';
 import type { DashboardAssets } from './assets';
 import { campaignTables, conversionHeadline, emailHeadline, valueCurrencies, type CampaignReport } from './campaigns';
 import { filterQuery, type ChosenFilter } from './filters';
-import { chartHtml, escape, figureCard, panel, PAGES, shell, tableHtml, time, type SiteHeading } from './pages';
+import { chartHtml, countedUpToNote, escape, figureCard, panel, PAGES, shell, tableHtml, time, type SiteHeading } from './pages';
 import { describeRange, periodQuery } from './range';
 import { displayCell, formatTime } from './tables';
 import type { Figure } from './visitors';
@@ -69,6 +69,7 @@ export function campaignsPage(site: SiteHeading, report: CampaignReport, filter:
 
 	const content = `<p class="period" id="period">${describeRange(range)}: ${time(range.from, 'from')} to ${time(range.to, 'to')} UTC, by ${by}. Compared with the period before: ${time(previous.from, 'previous-from')} to ${time(previous.to, 'previous-to')}.</p>
 ${range.note ? `<p class="note">${escape(range.note)}</p>` : ''}
+${countedUpToNote(report.conversions.asOf)}
 <section aria-labelledby="h-email"><h2 id="h-email">Email</h2>
 <p class="note">Emails sent in this period, whatever the filter. An email counts as converted when its recipient reached a goal within ${EMAIL_CONVERSION_WINDOW_DAYS} days after it was sent. Opens are counted when a mail client loads the email’s images: some clients block them, some load them unread.</p>
 ${figuresHtml('h-email-figures', 'Email headline figures', emailHeadline(report.email.total, report.emailBefore))}

@@ -20,7 +20,7 @@ import {
 	type LeadReport,
 	type ListChoice,
 } from './leads';
-import { barChart, chartHtml, escape, figureCard, panel, PAGES, shell, tableHtml, time, type SiteHeading } from './pages';
+import { barChart, chartHtml, countedUpToNote, escape, figureCard, panel, PAGES, shell, tableHtml, time, type SiteHeading } from './pages';
 import { describeRange, periodQuery, type DashboardRange } from './range';
 import { formatCount, formatTime } from './tables';
 import type { Figure } from './visitors';
@@ -93,6 +93,7 @@ export function leadsOverviewPage(site: SiteHeading, report: LeadReport, assets:
 	const content = `${subNav('overview', range.chosen)}
 <p class="period" id="period">${describeRange(range)}: ${time(range.from, 'from')} to ${time(range.to, 'to')} UTC, by ${range.interval}. Compared with the period before: ${time(previous.from, 'previous-from')} to ${time(previous.to, 'previous-to')}.</p>
 ${range.note ? `<p class="note">${escape(range.note)}</p>` : ''}
+${countedUpToNote(report.current.asOf)}
 ${figureCards(leadFigures(report))}
 <p class="note" id="totals">All time: <span data-figure="allLeads" data-value="${allLeads}">${formatCount(allLeads)}</span> leads. Visitors are those with a session that started in the period; those who became leads are the ones whose lead was created in it. <a href="${escape(withQuery(LIST_PATH, csvQuery))}">Open the lead list</a>.</p>
 ${panel(tables['new-leads'], LEADS_CSV, csvQuery, `${newLeads}<details><summary>New leads by ${range.interval} as a table</summary>${tableHtml(tables['new-leads'], withHour)}</details>`)}

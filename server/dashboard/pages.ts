@@ -129,6 +129,19 @@ export function invalidPeriodPage(
 
 export const time = (at: Date, bound: string) => `<time datetime="${at.toISOString()}" data-bound="${bound}">${formatTime(at, true)}</time>`;
 
+/** Figures this many seconds behind the page are said to be (a quiet site's never are: see rollupsForRead). */
+const SAID_BEHIND_FROM_SECONDS = 2;
+
+/**
+ * Where a busy site's figures are behind its latest visits (its rollups are folded by the receiver
+ * every few seconds, not by the read), the page says up to when they count.
+ */
+export function countedUpToNote(asOf: Date, now = new Date()): string {
+	const behindSeconds = Math.floor((now.getTime() - asOf.getTime()) / 1000);
+	if (behindSeconds < SAID_BEHIND_FROM_SECONDS) return '';
+	return `<p class="note" id="counted-up-to">Visits and conversions are counted up to <time datetime="${asOf.toISOString()}">${asOf.toISOString().slice(11, 19)}</time> UTC: the last ${formatCount(behindSeconds)} seconds are still being added, and show on the next load.</p>`;
+}
+
 /** A table as HTML; with `hrefs`, each row's first cell links to the page of that row (a lead, say). */
 export function tableHtml(table: Table, withHour: boolean, hrefs?: readonly string[]): string {
 	if (!table.rows.length) return `<p class="empty">${escape(table.empty)}</p>`;
@@ -244,6 +257,7 @@ export function visitorsPage(site: SiteHeading, report: VisitorReport, chosenFil
 	const withTable = (name: VisitorTableName, chart = '') => panel(tables[name], VISITORS_CSV, csvQuery, `${chart}${tableHtml(tables[name], withHour)}`);
 	const content = `<p class="period" id="period">${describeRange(range)}: ${time(range.from, 'from')} to ${time(range.to, 'to')} UTC, by ${by}. Compared with the period before: ${time(previous.from, 'previous-from')} to ${time(previous.to, 'previous-to')}.</p>
 ${range.note ? `<p class="note">${escape(range.note)}</p>` : ''}
+${countedUpToNote(current.asOf)}
 ${totalsHtml(report)}
 ${filterNote(report.filter)}
 ${figuresHtml(report)}

@@ -37,6 +37,10 @@ export function answerOf<T>() {
 const count = z.int().min(0);
 const ratio = z.number().nullable();
 const instant = z.iso.datetime({ offset: false });
+/** The instant a report's figures are counted up to (server/analytics/rollup.ts rollupsForRead). */
+const asOf = instant.meta({
+	description: 'Every visit and conversion recorded before this instant is counted. It is the time of the request, or on a busy site the time of the oldest change the receiver is still adding to the figures (within seconds).',
+});
 
 /**
  * Every error answer of the receiver (server/routes/problems.ts sendProblem): an RFC 9457 problem
@@ -168,6 +172,7 @@ export const receiverIdentitySchema = z.strictObject({ trackingCrmReceiver: z.st
 export const statsSchema = z.strictObject({
 	site: z.string(),
 	generatedAt: instant,
+	asOf,
 	events: z.strictObject({
 		total: count.meta({ description: 'Every event stored, bots’ included.' }),
 		today: count,
@@ -195,6 +200,7 @@ const breakdown = z.array(z.strictObject(breakdownRow));
 
 export const visitorsReportSchema = answerOf<Awaited<ReturnType<typeof visitorAnalytics>>>()(
 	z.strictObject({
+		asOf,
 		activeSessions: count.meta({ description: 'Sessions with an event in the last 30 minutes.' }),
 		visitorsNow: count.meta({ description: 'Distinct visitors with an event in the last 5 minutes.' }),
 		summary: z.strictObject({
@@ -231,6 +237,7 @@ export const visitorsReportSchema = answerOf<Awaited<ReturnType<typeof visitorAn
 
 export const leadsReportSchema = answerOf<Awaited<ReturnType<typeof leadAnalytics>>>()(
 	z.strictObject({
+		asOf,
 		summary: z.strictObject({ newLeads: count, avgScore: z.number().nullable(), medianScore: z.number().nullable(), visitors: count, convertedVisitors: count, visitorToLeadRate: ratio }),
 		scoreDistribution: z
 			.array(z.strictObject({ min: z.int().nullable(), max: z.int().nullable(), leads: count }))
@@ -247,6 +254,7 @@ const emailRates = { openRate: ratio, clickRate: ratio, clickToOpenRate: ratio, 
 
 export const campaignsReportSchema = answerOf<Awaited<ReturnType<typeof campaignAnalytics>>>()(
 	z.strictObject({
+		asOf,
 		email: z.strictObject({ ...emailCounts, ...emailRates, conversionWindowDays: count }),
 		campaigns: z.array(z.strictObject({ campaignId: z.string().nullable(), name: z.string().nullable(), ...emailCounts, ...emailRates })),
 		channels: z.array(z.strictObject({ channel: z.string().nullable(), sessions: count, conversions: count, convertingSessions: count, conversionRate: ratio })),
@@ -256,6 +264,7 @@ export const campaignsReportSchema = answerOf<Awaited<ReturnType<typeof campaign
 
 export const conversionReportSchema = answerOf<Awaited<ReturnType<typeof conversionAnalytics>>>()(
 	z.strictObject({
+		asOf,
 		funnel: z.strictObject({
 			steps: z.array(z.strictObject({ step: z.enum(['visitors', 'engaged', 'leads', 'qualified', 'customers']), count, rateFromPrevious: ratio, rateFromFirst: ratio })),
 			qualifiedStages: z.array(z.string()),

@@ -111,6 +111,7 @@ export function analyticsRouter({ prisma, sites }: AnalyticsContext): Router {
 		answer(res, {
 			site: site.key,
 			generatedAt: now.toISOString(),
+			asOf: stats.asOf.toISOString(),
 			events: { total: stats.eventsTotal, today: stats.eventsToday, todayStartedAt: todayStartedAt.toISOString(), lastAt: stats.lastEventAt },
 			visitors: stats.visitors,
 			sessions: stats.sessions,

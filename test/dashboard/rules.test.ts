@@ -1,5 +1,6 @@
 import { fromOwnOrigin, ownOrigins } from '../../server/dashboard/csrf';
 import { ensureFirstKeys, FIRST_KEY_NAME } from '../../server/dashboard/firstKeys';
+import { countedUpToNote } from '../../server/dashboard/pages';
 import { previousRange, resolveRange } from '../../server/dashboard/range';
 import { cookieValue, keyForSignIn, readSession, signatureMatches, signSession } from '../../server/dashboard/session';
 import { SignInLimit } from '../../server/dashboard/signInLimit';
@@ -64,6 +65,14 @@ describe('dashboard period', () => {
 
 describe('dashboard figures and CSV', () => {
 	const figure = (kind: Figure['kind'], value: number | null, previous: number | null): Figure => ({ name: 'x', label: 'X', kind, value, previous });
+
+	it('says up to when figures count only where they are behind the page by two seconds or more', () => {
+		const asOf = new Date('2026-03-10T14:24:51.400Z');
+		expect(countedUpToNote(asOf, new Date('2026-03-10T14:24:52.900Z'))).toBe('');
+		expect(countedUpToNote(asOf, new Date('2026-03-10T14:25:00.000Z'))).toBe(
+			'<p class="note" id="counted-up-to">Visits and conversions are counted up to <time datetime="2026-03-10T14:24:51.400Z">14:24:51</time> UTC: the last 8 seconds are still being added, and show on the next load.</p>',
+		);
+	});
 
 	it('says how a figure moved: percent for amounts, points for rates', () => {
 		expect([change(figure('count', 12, 8)), change(figure('count', 6, 8)), change(figure('count', 3, 0)), change(figure('count', 5, 5))]).toEqual(['+50.0%', '−25.0%', 'new (none before)', 'no change']);
