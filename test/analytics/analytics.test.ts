@@ -206,9 +206,16 @@ describe('analytics read API', () => {
 	});
 
 	const url = (path: string, query = '') => `${receiver.url}${path}${query ? `?${query}` : ''}`;
+	/** A quiet site's report folds its changes first: it counts everything up to the request itself. */
+	const expectCountedAsOfRequest = (json: { asOf: string }, askedAt: number) => {
+		const asOf = Date.parse(json.asOf);
+		expect({ fromTheRequestOn: asOf >= askedAt, notLaterThanNow: asOf <= Date.now() }).toEqual({ fromTheRequestOn: true, notLaterThanNow: true });
+	};
 
 	it('counts site-wide stats for the key\'s site only', async () => {
+		const askedAt = Date.now();
 		const { status, json, headers } = await get(url('/api/stats'), keyA);
+		expectCountedAsOfRequest(json, askedAt);
 		expect(status).toBe(200);
 		expect(headers.get('cache-control')).toBe('private, no-store');
 		const todayStartedAt = new Date(json.events.todayStartedAt);
@@ -218,6 +225,7 @@ describe('analytics read API', () => {
 		expect(json).toEqual({
 			site: siteA.site.key,
 			generatedAt: expect.any(String),
+			asOf: json.asOf,
 			events: { total: 25, today, todayStartedAt: json.events.todayStartedAt, lastAt: last!.occurredAt.toISOString() },
 			visitors: 4,
 			sessions: 9,
@@ -229,12 +237,15 @@ describe('analytics read API', () => {
 	});
 
 	it('reports visitor analytics: active sessions, top pages, time on site, bounce rate, breakdowns', async () => {
+		const askedAt = Date.now();
 		const { status, json } = await get(url('/api/analytics/visitors', RANGE), keyA);
+		expectCountedAsOfRequest(json, askedAt);
 		const unset = { value: null, sessions: 4, bounces: 2, pageviews: 10, avgDurationSeconds: 112.5 };
 		expect(status).toBe(200);
 		expect(json).toEqual({
 			site: siteA.site.key,
 			range: { from: '2026-03-01T00:00:00.000Z', to: '2026-03-08T00:00:00.000Z', interval: 'day' },
+			asOf: json.asOf,
 			activeSessions: 2,
 			// Of the two active sessions, one had an event 2 minutes ago, the other 5 (no longer "now" by the time of the request).
 			visitorsNow: 1,
@@ -302,12 +313,15 @@ describe('analytics read API', () => {
 	});
 
 	it('reports lead intelligence: visitor→lead conversion, score distribution, sources, pipeline', async () => {
+		const askedAt = Date.now();
 		const { status, json } = await get(url('/api/analytics/leads', RANGE), keyA);
 		expect(status).toBe(200);
+		expectCountedAsOfRequest(json, askedAt);
 		const bucket = (min: number | null, max: number | null, leads = 0) => ({ min, max, leads });
 		expect(json).toEqual({
 			site: siteA.site.key,
 			range: { from: '2026-03-01T00:00:00.000Z', to: '2026-03-08T00:00:00.000Z', interval: 'day' },
+			asOf: json.asOf,
 			summary: { newLeads: 5, avgScore: 50, medianScore: 45, visitors: 3, convertedVisitors: 1, visitorToLeadRate: 1 / 3 },
 			scoreDistribution: [
 				bucket(null, 0, 1),
@@ -368,11 +382,14 @@ describe('analytics read API', () => {
 	});
 
 	it('reports the conversion funnel and goals', async () => {
+		const askedAt = Date.now();
 		const { status, json } = await get(url('/api/analytics/conversion', RANGE), keyA);
 		expect(status).toBe(200);
+		expectCountedAsOfRequest(json, askedAt);
 		expect(json).toEqual({
 			site: siteA.site.key,
 			range: { from: '2026-03-01T00:00:00.000Z', to: '2026-03-08T00:00:00.000Z', interval: 'day' },
+			asOf: json.asOf,
 			funnel: {
 				steps: [
 					{ step: 'visitors', count: 3, rateFromPrevious: null, rateFromFirst: 1 },
