@@ -15,31 +15,48 @@ export interface LeadEntry {
 	email: string;
 	fields: LeadFields;
 	receivedAt: Date;
-	payload: { consent: boolean; anonymousId?: string };
+	payload: { consent: boolean; anonymousId?: string; properties?: LeadProperties };
 }
+
+/** What a form told beyond the lead's columns: its other fields, by name. */
+export type LeadProperties = Record<string, unknown>;
 
 /** The one row an address gets from all entries of a batch. */
 export interface MergedLead<E extends LeadEntry> {
 	email: string;
 	fields: LeadFields;
-	/** The first entry: its source is the lead's acquisition source, its properties the lead's. */
+	/** The first entry: its source is the lead's acquisition source. */
 	first: E;
 	consent: boolean;
+	/** The entries' properties, a later value of a name replacing an earlier one; undefined when none gave any. */
+	properties?: LeadProperties;
+}
+
+const isProperties = (value: unknown): value is LeadProperties => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * A lead's properties after a submission: what it had, each name the submission gives set to the
+ * submission's value. A later form's answers update the lead, as they do its columns.
+ */
+export function mergeProperties(stored: unknown, given: LeadProperties | undefined): LeadProperties | undefined {
+	if (!isProperties(stored)) return given;
+	return given ? { ...stored, ...given } : stored;
 }
 
 /**
  * One row per address, sorted by address so concurrent batches lock rows in one order and never
  * deadlock on each other. A later form with fewer fields does not blank what an earlier one told
- * us, and consent once given stays.
+ * us, its properties update the earlier ones', and consent once given stays.
  */
 export function mergeEntries<E extends LeadEntry>(entries: readonly E[]): Array<MergedLead<E>> {
 	const merged = new Map<string, MergedLead<E>>();
 	for (const entry of entries) {
 		const current = merged.get(entry.email);
-		if (!current) merged.set(entry.email, { email: entry.email, fields: { ...entry.fields }, first: entry, consent: entry.payload.consent });
+		if (!current) merged.set(entry.email, { email: entry.email, fields: { ...entry.fields }, first: entry, consent: entry.payload.consent, properties: entry.payload.properties });
 		else {
 			for (const key of LEAD_FIELDS) if (entry.fields[key] !== undefined) current.fields[key] = entry.fields[key];
 			current.consent ||= entry.payload.consent;
+			current.properties = mergeProperties(current.properties, entry.payload.properties);
 		}
 	}
 	return [...merged.values()].sort((a, b) => (a.email < b.email ? -1 : a.email > b.email ? 1 : 0));

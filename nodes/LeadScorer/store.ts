@@ -3,6 +3,8 @@
  * and a recomputed score written as explainable per-rule deltas. Every write is keyed so that a
  * replayed item writes nothing new.
  */
+import { isDeepStrictEqual } from 'node:util';
+
 import type { LeadPayload } from '../../lib/contracts/lead';
 import type { SiteConfig } from '../../lib/contracts/siteConfig';
 import { emailHash } from '../../lib/email';
@@ -13,7 +15,7 @@ import type { Prisma } from '../../lib/db/generated/client';
 import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
 import { retentionCutoff } from '../../lib/retention';
-import { browserClaims, LEAD_FIELDS, mergeEntries, otherOwner, reportOnce, type LeadFields } from './batch';
+import { browserClaims, LEAD_FIELDS, mergeEntries, mergeProperties, otherOwner, reportOnce, type LeadFields, type LeadProperties } from './batch';
 import { eventsByLead, recordedRules, rescore, visitsByLead, type LeadHistory, type LedgerRow, type LinkedVisitor, type Rescored, type ScoreRow, type StoredEvent as RescoreEvent, type StoredLead } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 import { InputError } from '../shared/inputError';
@@ -131,6 +133,25 @@ function sealedFields(cipher: PiiCipher, row: { email: string; fields: LeadField
 const jsonText = (value: unknown): string | null => (value === undefined || value === null ? null : JSON.stringify(value));
 
 /**
+ * A lead's properties on an upsert (EXCLUDED.properties: what propertiesToWrite gives, null for
+ * "as stored"). In clear, both objects are merged once more in SQL, so a lead another batch created
+ * meanwhile keeps its own names; sealed ones are one string, merged by propertiesToWrite.
+ */
+const MERGED_PROPERTIES = `CASE WHEN jsonb_typeof(leads.properties) = 'object' AND jsonb_typeof(EXCLUDED.properties) = 'object' THEN leads.properties || EXCLUDED.properties
+	ELSE COALESCE(EXCLUDED.properties, leads.properties) END`;
+
+/**
+ * The properties a batch writes for a lead: the stored ones (opened) updated by the batch's; null
+ * where that changes nothing, so a replayed form leaves the stored value, sealed or not, as it is.
+ */
+function propertiesToWrite(cipher: PiiCipher | null, given: LeadProperties | undefined, stored: StoredPii | undefined): string | null {
+	if (!stored) return jsonText(sealLeadProperties(cipher, given));
+	const before = openLeadProperties(cipher, stored.properties);
+	const after = mergeProperties(before, given);
+	return isDeepStrictEqual(after, before) ? null : jsonText(sealLeadProperties(cipher, after));
+}
+
+/**
  * Creates or updates the leads of a batch, links their visitors and rescores them, with a fixed
  * number of statements whatever the batch size. Returns one outcome per entry, in order; several
  * entries of one lead act as if run one after the other (batch.ts).
@@ -143,7 +164,7 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 	const merges = LEAD_FIELDS.map((key) => `COALESCE(EXCLUDED.${LEAD_COLUMNS[key]}, leads.${LEAD_COLUMNS[key]})`);
 	const updates = LEAD_FIELDS.map((key, index) => `${LEAD_COLUMNS[key]} = ${merges[index]}`).join(', ');
 	// updated_at moves only when the lead's content does, so a replayed delivery leaves it as it was.
-	const unchanged = `(${merges.join(', ')}, leads.consent_given OR EXCLUDED.consent_given) IS NOT DISTINCT FROM (${LEAD_FIELDS.map((key) => `leads.${LEAD_COLUMNS[key]}`).join(', ')}, leads.consent_given)`;
+	const unchanged = `(${merges.join(', ')}, leads.consent_given OR EXCLUDED.consent_given, ${MERGED_PROPERTIES}) IS NOT DISTINCT FROM (${LEAD_FIELDS.map((key) => `leads.${LEAD_COLUMNS[key]}`).join(', ')}, leads.consent_given, leads.properties)`;
 	// A lead is found by the hash of its address: the keyed hash on a site that seals addresses.
 	const cipher = cipherOf(context);
 	const hashOf = new Map(rows.map((row) => [row.email, emailHash(row.email, cipher)]));
@@ -180,7 +201,7 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 		`INSERT INTO leads (id, site_id, email, email_hash, source, consent_given, properties, ${columns}, updated_at)
 		SELECT v.id, $1::uuid, v.email, v.email_hash, v.source, v.consent, v.properties::jsonb, ${names}, now()
 		FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::text[], ${casts}) AS v(id, email, email_hash, source, consent, properties, ${names})
-		ON CONFLICT (site_id, email_hash) DO UPDATE SET email = EXCLUDED.email, ${updates}, consent_given = leads.consent_given OR EXCLUDED.consent_given,
+		ON CONFLICT (site_id, email_hash) DO UPDATE SET email = EXCLUDED.email, ${updates}, consent_given = leads.consent_given OR EXCLUDED.consent_given, properties = ${MERGED_PROPERTIES},
 			updated_at = CASE WHEN ${unchanged} THEN leads.updated_at ELSE now() END
 		RETURNING id, email_hash AS "emailHash"`,
 		context.siteId,
@@ -189,7 +210,7 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 		rows.map((row) => hashOf.get(row.email)),
 		rows.map((row) => row.first.payload.source ?? null),
 		rows.map((row) => row.consent),
-		rows.map((row) => jsonText(sealLeadProperties(cipher, row.first.payload.properties))),
+		rows.map((row) => propertiesToWrite(cipher, row.properties, storedOf.get(hashOf.get(row.email) as string))),
 		...LEAD_FIELDS.map((key) => values.map((value) => value[key] ?? null)),
 	);
 	const idOf = new Map(written.map((lead) => [lead.emailHash, lead.id]));

@@ -1,4 +1,4 @@
-import { browserClaims, mergeEntries, otherOwner, reportOnce, type LeadEntry } from '../../nodes/LeadScorer/batch';
+import { browserClaims, mergeEntries, mergeProperties, otherOwner, reportOnce, type LeadEntry } from '../../nodes/LeadScorer/batch';
 
 const at = (minute: number) => new Date(Date.UTC(2026, 10, 20, 12, minute));
 const entry = (email: string, fields: LeadEntry['fields'], payload: Partial<LeadEntry['payload']> = {}, minute = 0): LeadEntry => ({
@@ -31,6 +31,15 @@ describe('mergeEntries', () => {
 	];
 	it.each(cases)('%s', (_, entries, expected) => {
 		expect(mergeEntries(entries).map((row) => [row.email, row.fields, entries.indexOf(row.first), row.consent])).toEqual(expected);
+	});
+
+	it('merges the entries’ properties in order: a later value of a name replaces the earlier one', () => {
+		const withProperties = (properties?: Record<string, unknown>) => entry('a@x.io', {}, { properties });
+		const rows = (entries: LeadEntry[]) => mergeEntries(entries).map((row) => row.properties);
+		expect(rows([withProperties({ message: 'hi', plan: 'team' }), withProperties(), withProperties({ plan: 'business', seats: 5 })])).toEqual([{ message: 'hi', plan: 'business', seats: 5 }]);
+		expect(rows([withProperties(), withProperties()])).toEqual([undefined]);
+		expect(mergeProperties({ kept: 1, plan: 'team' }, { plan: 'business' })).toEqual({ kept: 1, plan: 'business' });
+		expect([mergeProperties(null, { plan: 'team' }), mergeProperties({ kept: 1 }, undefined), mergeProperties('sealed?', undefined)]).toEqual([{ plan: 'team' }, { kept: 1 }, undefined]);
 	});
 
 	it('does not change the entries it merges', () => {

@@ -275,6 +275,24 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		expect((await prisma.visitor.findUniqueOrThrow({ where: { siteId_anonymousId: { siteId: site.id, anonymousId } } })).leadId).toBe(owner.leadId);
 	});
 
+	it('updates a lead’s properties by a later form: its names replace, the others stay, and a replayed form changes nothing', async () => {
+		const email = `forms-${uuidv7()}@acme.io`;
+		const submit = async (properties: IDataObject) => {
+			await run([leadItem({ email, properties })]);
+			return prisma.lead.findFirstOrThrow({ where: { siteId: site.id, email }, select: { properties: true, updatedAt: true } });
+		};
+		const first = await submit({ message: 'Pricing for 10 seats?', plan: 'team' });
+		expect(first.properties).toEqual({ message: 'Pricing for 10 seats?', plan: 'team' });
+		const second = await submit({ message: 'Can we book a demo?', seats: 25 });
+		expect(second.properties).toEqual({ message: 'Can we book a demo?', plan: 'team', seats: 25 });
+		expect(second.updatedAt.getTime()).toBeGreaterThan(first.updatedAt.getTime());
+		const replayed = await submit({ message: 'Can we book a demo?', seats: 25 });
+		expect(replayed).toEqual(second);
+		// Two forms of one lead in one batch act as one after the other.
+		await run([leadItem({ email, properties: { plan: 'business' } }), leadItem({ email, properties: { plan: 'enterprise', phoneCall: true } })]);
+		expect((await prisma.lead.findFirstOrThrow({ where: { siteId: site.id, email } })).properties).toEqual({ message: 'Can we book a demo?', plan: 'enterprise', seats: 25, phoneCall: true });
+	});
+
 	it('rescores the stalest leads of a site on a schedule, so decay lowers the scores of leads gone quiet', async () => {
 		const quiet = await createTestSite(prisma, 'stale');
 		const config = {
