@@ -22,7 +22,7 @@ import {
 } from './leads';
 import { barChart, chartHtml, countedUpToNote, escape, figureCard, panel, PAGES, shell, tableHtml, time, type SiteHeading } from './pages';
 import { describeRange, periodQuery, type DashboardRange } from './range';
-import { formatCount, formatTime } from './tables';
+import { formatCount, formatTime, nounOf } from './tables';
 import type { Figure } from './visitors';
 
 /**
@@ -95,7 +95,7 @@ export function leadsOverviewPage(site: SiteHeading, report: LeadReport, assets:
 ${range.note ? `<p class="note">${escape(range.note)}</p>` : ''}
 ${countedUpToNote(report.current.asOf)}
 ${figureCards(leadFigures(report))}
-<p class="note" id="totals">All time: <span data-figure="allLeads" data-value="${allLeads}">${formatCount(allLeads)}</span> leads. Visitors are those with a session that started in the period; those who became leads are the ones whose lead was created in it. <a href="${escape(withQuery(LIST_PATH, csvQuery))}">Open the lead list</a>.</p>
+<p class="note" id="totals">All time: <span data-figure="allLeads" data-value="${allLeads}">${formatCount(allLeads)}</span> ${nounOf(allLeads, 'lead')}. Visitors are those with a session that started in the period; those who became leads are the ones whose lead was created in it. <a href="${escape(withQuery(LIST_PATH, csvQuery))}">Open the lead list</a>.</p>
 ${panel(tables['new-leads'], LEADS_CSV, csvQuery, `${newLeads}<details><summary>New leads by ${range.interval} as a table</summary>${tableHtml(tables['new-leads'], withHour)}</details>`)}
 ${panel(tables['pipeline-over-time'], LEADS_CSV, csvQuery, `<p class="note">Leads at each stage at the end of each ${pipeline.unit}, rebuilt from the stage moves the Lead Scorer recorded.</p>${pipelineOverTime}<details><summary>Stages by ${pipeline.unit} as a table</summary>${tableHtml(tables['pipeline-over-time'], pipeline.unit === 'hour')}</details>`)}
 <div class="grid">

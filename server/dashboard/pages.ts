@@ -3,7 +3,7 @@ import type { ReportFilter } from '../analytics/filters';
 import type { DashboardAssets } from './assets';
 import { CHANNEL_OPTIONS, filterQuery, type ChosenFilter } from './filters';
 import { describeRange, periodQuery, PRESETS, type DashboardRange } from './range';
-import { displayCell, formatCount, formatTime, type Table } from './tables';
+import { displayCell, formatCount, formatTime, nounOf, type Table } from './tables';
 import { change, headlineFigures, visitorTables, type Figure, type VisitorReport, type VisitorTableName } from './visitors';
 
 /**
@@ -209,7 +209,7 @@ function totalsHtml(report: VisitorReport): string {
 		stats.eventsTotal > 0 && report.current.summary.sessions === 0 && report.current.topPages.length > 0
 			? `<p class="note" id="no-sessions">Page views arrived in this period, but no sessions were built from them yet: visitors, sessions and bounce rate count the sessions the Visitor Processor workflow builds (is the engine or n8n running?). Top pages count the page views themselves.</p>`
 			: '';
-	return `<p class="note" id="totals">All time: ${formatCount(stats.visitors)} visitors, ${formatCount(stats.sessions)} sessions, ${formatCount(stats.eventsTotal)} events (${formatCount(stats.eventsToday)} today, UTC); ${last}.</p>${unprocessed}`;
+	return `<p class="note" id="totals">All time: ${formatCount(stats.visitors)} ${nounOf(stats.visitors, 'visitor')}, ${formatCount(stats.sessions)} ${nounOf(stats.sessions, 'session')}, ${formatCount(stats.eventsTotal)} ${nounOf(stats.eventsTotal, 'event')} (${formatCount(stats.eventsToday)} today, UTC); ${last}.</p>${unprocessed}`;
 }
 
 const VISITORS_CSV = '/dashboard/visitors.csv';

@@ -36,6 +36,9 @@ export function formatDuration(seconds: number): string {
 }
 
 export const formatCount = (value: number) => numbers.format(value);
+
+/** A count's noun, singular for one: "visitor", "visitors". */
+export const nounOf = (count: number, singular: string, plural = `${singular}s`) => (count === 1 ? singular : plural);
 export const formatPercent = (ratio: number) => `${decimals.format(ratio * 100)}%`;
 
 /** A time cell: the hour or the day it starts, in UTC. */

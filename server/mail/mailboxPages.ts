@@ -29,7 +29,7 @@ export type CatcherAddress = { host: string; port: number } | undefined;
  * posts to the message's List-Unsubscribe URL, which is PUBLIC_URL's origin, not always this one.
  */
 export const PAGE_CSP =
-	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-src 'self'; form-action 'self' http: https:; base-uri 'none'; frame-ancestors 'none'";
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src 'self'; form-action 'self' http: https:; base-uri 'none'; frame-ancestors 'none'";
 
 /**
  * The email's own HTML, framed by the message page: a sandbox with no script and its own opaque
@@ -93,7 +93,7 @@ function catcherNote(catcher: CatcherAddress): string {
 function pageOf(title: string, body: string): string {
 	return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>${escape(title)} · Mailbox</title>
+<meta name="robots" content="noindex"><link rel="icon" href="data:,"><title>${escape(title)} · Mailbox</title>
 <link rel="stylesheet" href="/mailbox/mailbox.css"><script defer src="/mailbox/mailbox.js"></script>
 </head><body>${body}</body></html>`;
 }

@@ -103,7 +103,8 @@ const SITE_SCRIPT = `(function () {
 			refusal = 'Not tracked (204 to GET /api/track): your browser sends Global Privacy Control or Do Not Track, and this site honours it';
 			return draw();
 		}
-		return response.json().then(function (body) { if (response.ok) settings = body; else refused(response.status, 'GET /api/track', body); });
+		// Drawn at once: the consent line must not wait for the next poll, two seconds away.
+		return response.json().then(function (body) { if (response.ok) { settings = body; draw(); } else refused(response.status, 'GET /api/track', body); });
 	}).catch(function () { refusal = 'The receiver cannot be reached: nothing is tracked'; draw(); });
 
 	var send = window.fetch;
@@ -193,6 +194,7 @@ function page(site: RegisteredSite, name: string): string {
 	const nav = ['', 'pricing', 'app', 'contact'].map((path) => `<a href="/demo/${path}">${escape(PAGES[path].title)}</a>`).join(' · ');
 	return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>${escape(title)} · ${escape(site.config.site.name ?? site.key)} demo</title>
 <script defer src="${escape(site.config.tracking.scriptPath)}" ${trackerAttributes(site)}></script>
 <script defer src="/demo/site.js"></script>
