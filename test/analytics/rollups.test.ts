@@ -13,6 +13,7 @@ import type { ReportFilter } from '../../server/analytics/filters';
 import { foldAllRollups, foldRollups, forgetVisitors, lockSiteRollups, netPieces, rangePieces } from '../../server/analytics/rollup';
 import { runRetention, sitesInDatabase } from '../../server/retention/retention';
 import { createTestSite, testPrisma } from '../helpers/db';
+import { figuresOf } from '../helpers/reports';
 
 const STAGES = ['subscriber', 'lead', 'mql', 'sql', 'customer'];
 /** The generated data ends here: not on an hour, so "the last 24 hours" has partial hours at both ends. */
@@ -58,11 +59,6 @@ const FILTERS: ReportFilter[] = [
 const ODD_FILTERS: ReportFilter[] = [{ channel: 'Direct', campaign: 'y' }, { channel: 'Direct|campaign:y' }, { campaign: 'sp\\ring|sale', page: '/' }];
 
 type Reader = Pick<PrismaClient, '$queryRawUnsafe' | '$executeRawUnsafe' | '$transaction'>;
-
-/** A report's figures, without the instant they are counted up to (which plain SQL has no notion of). */
-function figuresOf<T extends { asOf: Date }>(report: T): Omit<T, 'asOf'> {
-	return Object.fromEntries(Object.entries(report).filter(([key]) => key !== 'asOf')) as Omit<T, 'asOf'>;
-}
 
 /** Every report of the rollup-backed read layer, for one range. */
 async function rollupReports(prisma: Reader, siteId: string, range: reports.TimeRange) {

@@ -25,6 +25,7 @@ import { daysAgo, startOfToday } from '../helpers/dashboard';
 import { createTestSite, testDbUrl, testPrisma } from '../helpers/db';
 import { post } from '../helpers/events';
 import { startTestReceiver, TEST_SECRET } from '../helpers/receiver';
+import { figuresOf } from '../helpers/reports';
 
 // The bundled workflows take a while on a busy machine.
 jest.setTimeout(420_000);
@@ -75,13 +76,13 @@ async function reports(prisma: PrismaClient, siteId: string, range: TimeRange) {
 	const conversions = await conversionBreakdown(prisma, siteId, range);
 	const withoutAmounts = <T extends { amounts: unknown }>({ amounts: _amounts, ...row }: T) => row;
 	return {
-		visitors: await visitorAnalytics(prisma, siteId, range),
+		visitors: figuresOf(await visitorAnalytics(prisma, siteId, range)),
 		// Left out: goals and amounts, read from the raw conversions joined to their sessions (server/analytics/campaigns.ts
 		// has no rollup of them yet), lose the conversions whose sessions the job deleted.
 		conversions: { total: withoutAmounts(conversions.total), channels: conversions.channels.map(withoutAmounts), campaigns: conversions.campaigns.map(withoutAmounts) },
-		campaigns: await campaignAnalytics(prisma, siteId, range),
-		conversion: await conversionAnalytics(prisma, siteId, range, STAGES),
-		leads: await leadAnalytics(prisma, siteId, range, STAGES),
+		campaigns: figuresOf(await campaignAnalytics(prisma, siteId, range)),
+		conversion: figuresOf(await conversionAnalytics(prisma, siteId, range, STAGES)),
+		leads: figuresOf(await leadAnalytics(prisma, siteId, range, STAGES)),
 	};
 }
 
@@ -132,7 +133,7 @@ function retentionScenario(database: string, start: (sites: SiteConfig[]) => Pro
 			return {
 				old: await reports(prisma, siteId, oldRange),
 				recent: await reports(prisma, siteId, recentRange),
-				stats: await siteStats(prisma, siteId, new Date(startOfToday())),
+				stats: figuresOf(await siteStats(prisma, siteId, new Date(startOfToday()))),
 				crm: await crmRows(prisma, siteId),
 				recentEvents: await prisma.visitorEvent.findMany({ where: { siteId, eventId: { in: recentEvents } }, orderBy: { id: 'asc' } }),
 				recentSessions,
