@@ -13,10 +13,11 @@ import pino, { type Logger } from 'pino';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { v7 as uuidv7 } from 'uuid';
 
+import { generateDataset } from '../../bench/dataset/generate';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { createApiKey, hashApiKey } from '../../server/auth';
 import { startReceiver, type Receiver } from '../../server/receiver';
-import { foldAllRollups } from '../../server/analytics/rollup';
+import { foldAllRollups, lockSiteRollups, READ_FOLDS_BELOW_SESSIONS_A_DAY } from '../../server/analytics/rollup';
 import { requestLog } from '../../server/requestLog';
 import { VISITOR_TABLES } from '../../server/dashboard/visitors';
 import { dashboardRouter } from '../../server/routes/dashboard';
@@ -756,5 +757,63 @@ describe('dashboard sign-in behind a TLS proxy, and its attempt limit', () => {
 		expect(limited.status).toBe(429);
 		expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
 		expect(limited.text).toContain('Too many wrong keys from your network');
+	});
+});
+
+describe('a busy site’s dashboard: figures from the rollups as they are, and a note of up to when', () => {
+	const prisma = testPrisma();
+	const site = testSiteConfig();
+	let receiver: Receiver;
+	let browser: Browser;
+
+	beforeAll(async () => {
+		receiver = await startTestReceiver([site], { DISPATCHER: 'off' });
+		browser = await launchChromium();
+	});
+	afterAll(async () => {
+		await browser?.close();
+		await receiver?.close();
+		await prisma.$disconnect();
+	});
+
+	it('shows the last fold’s figures at once while a visit waits for the next fold, says so, and shows the visit once folded', async () => {
+		mkdirSync(OUTPUT, { recursive: true });
+		const siteId = receiver.sites.byPublicKey(site.site.key)!.id;
+		const key = await createApiKey(prisma, siteId, 'read', 'busy');
+		// About 1,500 sessions in the last day: more than a read folds itself (READ_FOLDS_BELOW_SESSIONS_A_DAY).
+		await generateDataset((sql) => prisma.$queryRawUnsafe<unknown[]>(sql), { siteId, events: 15_000, days: 1, end: new Date(), seed: 9 });
+		await foldAllRollups(prisma);
+		const sessionsNow = () => prisma.visitorSession.count({ where: { siteId, startedAt: { gte: new Date(startOfToday() - DAY) } } });
+		const before = await sessionsNow();
+		expect(before).toBeGreaterThan(READ_FOLDS_BELOW_SESSIONS_A_DAY);
+
+		const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+		const page = await context.newPage();
+		await page.goto(`${receiver.url}/dashboard/sign-in`);
+		await page.fill('#key', key);
+		await Promise.all([page.waitForURL(/\/dashboard\/visitors/), page.click('button[type="submit"]')]);
+		const shownSessions = async () => Number((await page.getAttribute('[data-figure="sessions"]', 'data-value')) ?? Number.NaN);
+		const period = `${receiver.url}/dashboard/visitors?range=custom&from=${new Date(startOfToday() - DAY).toISOString().slice(0, 10)}&to=${new Date().toISOString().slice(0, 10)}`;
+		await page.goto(period);
+		expect([await shownSessions(), await page.locator('#counted-up-to').count()]).toEqual([before, 0]);
+
+		// A visit arrives: a new session, noted for the next fold. Holding the site's fold lock keeps the receiver's job from folding it meanwhile.
+		await prisma.$transaction(
+			async (tx) => {
+				await lockSiteRollups(tx, siteId);
+				await seedVisitors(prisma, siteId, { late: [{ startedAt: new Date(), paths: ['/'], durationSeconds: 0, isBounce: true, engagementLevel: 'low', channel: 'Direct' }] });
+				await new Promise((resolve) => setTimeout(resolve, 2500));
+				await page.goto(period);
+				const note = (await page.textContent('#counted-up-to')) ?? '';
+				expect(note).toMatch(/^Visits and conversions are counted up to \d\d:\d\d:\d\d UTC: the last \d+ seconds are still being added, and show on the next load\.$/);
+				expect(await shownSessions()).toBe(before);
+				await page.screenshot({ path: path.join(OUTPUT, '20-busy-site-counted-up-to.png'), fullPage: false });
+			},
+			{ timeout: 30_000 },
+		);
+		await foldAllRollups(prisma);
+		await page.goto(period);
+		expect([await shownSessions(), await page.locator('#counted-up-to').count()]).toEqual([before + 1, 0]);
+		await context.close();
 	});
 });
