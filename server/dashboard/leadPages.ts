@@ -277,6 +277,15 @@ ${facts('first-touch', [
 ${facts('properties', propertyEntries(profile.properties))}</section>`;
 }
 
+/** Channel states in which the lead has taken back its consent to be contacted there (a bounce is not one). */
+const WITHDRAWN_STATES: ReadonlySet<string> = new Set(['unsubscribed', 'complained', 'do_not_contact']);
+
+/** The consent a form gave, and whether the lead has taken it back since on a channel (the channel rows say which and when). */
+export function consentText(profile: Pick<LeadProfile, 'consentGiven' | 'channels'>): string {
+	if (!profile.consentGiven) return 'Not given';
+	return profile.channels.some((channel) => WITHDRAWN_STATES.has(channel.status)) ? 'Given, then withdrawn' : 'Given';
+}
+
 function consentHtml(profile: LeadProfile): string {
 	const channels = profile.channels.map((channel): [string, string] => [
 		`${channel.channel[0].toUpperCase()}${channel.channel.slice(1)}`,
@@ -286,7 +295,7 @@ function consentHtml(profile: LeadProfile): string {
 		? `<ul class="tags" id="tags">${profile.tags.map((tag) => `<li>${escape(tag.tag)}${tag.source ? ` <span class="note">(${escape(tag.source)})</span>` : ''}</li>`).join('')}</ul>`
 		: '<p class="empty" id="tags">No tags.</p>';
 	return `<section class="panel" aria-labelledby="h-consent"><h2 id="h-consent">Consent and tags</h2>
-${facts('consent', [['Consent to be contacted', profile.consentGiven ? 'Given' : 'Not given'], ...channels])}
+${facts('consent', [['Consent to be contacted', consentText(profile)], ...channels])}
 <h3>Tags</h3>
 ${tags}</section>`;
 }

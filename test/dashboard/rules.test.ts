@@ -1,5 +1,6 @@
 import { fromOwnOrigin, ownOrigins } from '../../server/dashboard/csrf';
 import { ensureFirstKeys, FIRST_KEY_NAME } from '../../server/dashboard/firstKeys';
+import { consentText } from '../../server/dashboard/leadPages';
 import { countedUpToNote } from '../../server/dashboard/pages';
 import { previousRange, resolveRange } from '../../server/dashboard/range';
 import { cookieValue, keyForSignIn, readSession, signatureMatches, signSession } from '../../server/dashboard/session';
@@ -65,6 +66,20 @@ describe('dashboard period', () => {
 
 describe('dashboard figures and CSV', () => {
 	const figure = (kind: Figure['kind'], value: number | null, previous: number | null): Figure => ({ name: 'x', label: 'X', kind, value, previous });
+
+	it('says a lead’s consent was withdrawn once a channel is unsubscribed, complained of or closed, not when it bounced', () => {
+		const lead = (consentGiven: boolean, ...statuses: string[]) => ({ consentGiven, channels: statuses.map((status) => ({ channel: 'email', status, reason: null, changedAt: NOW })) });
+		expect([lead(false), lead(true), lead(true, 'subscribed'), lead(true, 'bounced'), lead(true, 'unsubscribed'), lead(true, 'complained'), lead(true, 'do_not_contact'), lead(false, 'unsubscribed')].map(consentText)).toEqual([
+			'Not given',
+			'Given',
+			'Given',
+			'Given',
+			'Given, then withdrawn',
+			'Given, then withdrawn',
+			'Given, then withdrawn',
+			'Not given',
+		]);
+	});
 
 	it('says up to when figures count only where they are behind the page by two seconds or more', () => {
 		const asOf = new Date('2026-03-10T14:24:51.400Z');

@@ -207,7 +207,8 @@ describe('the documentation screenshots, from the demo as people use it', () => 
 		expect(['Mon', 'Tue', 'Wed', 'Thu', 'Fri']).toContain(local.weekday);
 		expect(Number(local.hour)).toBeGreaterThanOrEqual(8);
 		expect(Number(local.hour)).toBeLessThan(21);
-		await shot(page, 'lead-page', '#table-score');
+		// The whole page: the guide speaks of its timeline and sequences too.
+		await shot(page, 'lead-page', 'main');
 
 		await page.goto(`${base}/dashboard/campaigns`);
 		const campaigns = await figures(page);
