@@ -438,7 +438,8 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 		expect([bounds.from, bounds.to]).toEqual([`${from}T00:00:00.000Z`, new Date(startOfToday()).toISOString()]);
 		const expected = await sqlFigures(prisma, siteAId, bounds.from, bounds.to);
 		expect((await pageFigures(page)).sessions.value).toBe(expected.sessions);
-		expect(expected.sessions).toBe(3);
+		// Ana's two sessions and Bob's; in the first half hour of a UTC day, the sessions of a few minutes ago are in the period too.
+		expect(expected.sessions).toBeGreaterThanOrEqual(3);
 		expect(await page.$$eval('#table-over-time tbody tr', (rows) => rows.length)).toBe(72);
 		const leadsLink = await page.getAttribute('nav a[href^="/dashboard/leads"]', 'href');
 		expect(leadsLink).toBe(`/dashboard/leads?range=custom&from=${from}&to=${to}&interval=hour`);
