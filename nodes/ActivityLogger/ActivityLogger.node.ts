@@ -16,7 +16,7 @@ import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteM
 import { failedItem, forEachItem, type ItemGlue } from '../shared/items';
 import { findLeadId, findLeads, namesAddress, piiCredentialOf, siteCipherOf, type PiiKeyFields } from '../shared/leads';
 import { findVisitorIds, SiteResolver } from '../shared/subjects';
-import { buildActivity, type ActivityDraft, type ActivityRecord } from './activity';
+import { buildActivity, outcomeActivity, type ActivityDraft, type ActivityRecord } from './activity';
 
 type Subject = 'lead' | 'visitor';
 
@@ -28,6 +28,13 @@ const properties: INodeProperties[] = [
 		noDataExpression: true,
 		options: [
 			{ name: 'Log Activity', value: 'log', action: 'Log an activity', description: 'Add an entry to a visitor’s or lead’s timeline' },
+			{
+				name: 'Log CRM Outcome',
+				value: 'logOutcome',
+				action: 'Log what a CRM node reports',
+				description:
+					'Log each item of the Conversion Detector or the Lead Scorer on its lead’s timeline (its visitor’s while it has no lead): a conversion with its goals and values, a stage change, or a new score with the Enricher’s tags. Retried deliveries log nothing twice.',
+			},
 			{ name: 'Get Timeline', value: 'getTimeline', action: 'Get the timeline of a lead', description: 'Read a lead’s activities, including those of its visitors before it was identified' },
 		],
 		default: 'log',
@@ -161,9 +168,9 @@ export class ActivityLogger implements INodeType {
 		const { prisma, credentials } = await crmDatabase(this);
 		const sites = new SiteResolver(prisma);
 		const piiKeys = await piiCredentialOf(this);
-		const operation = this.getNodeParameter('operation', 0) as 'log' | 'getTimeline';
+		const operation = this.getNodeParameter('operation', 0) as 'log' | 'logOutcome' | 'getTimeline';
 		const glue = { properties, database: credentials };
-		if (operation === 'log') return [await logActivities(this, prisma, sites, piiKeys, glue)];
+		if (operation !== 'getTimeline') return [await logActivities(this, prisma, sites, piiKeys, glue, operation === 'logOutcome' ? draftOfOutcome : draftOfParameters)];
 		return [
 			await forEachItem.call(this, glue, async (i) => {
 				const site = await sites.siteOf(siteKeyOf(this, i));
@@ -184,13 +191,36 @@ interface Draft {
 	activity: Omit<ActivityDraft, 'subject'>;
 }
 
+type DraftOf = (context: IExecuteFunctions, item: number) => Pick<Draft, 'subject' | 'reference' | 'activity'>;
+
+const draftOfParameters: DraftOf = (context, i) => {
+	const subject = context.getNodeParameter('subject', i) as Subject;
+	return {
+		subject,
+		reference: String(itemParameter(context, subject, i) ?? ''),
+		activity: {
+			type: context.getNodeParameter('activityType', i) as string,
+			description: context.getNodeParameter('description', i) as string,
+			data: context.getNodeParameter('data', i, '{}') as unknown,
+			occurredAt: context.getNodeParameter('occurredAt', i, '') as string,
+			dedupeKey: context.getNodeParameter('dedupeKey', i, '') as string,
+		},
+	};
+};
+
+/** Read from the item itself: n8n's expression engine costs more per item than the whole write. */
+const draftOfOutcome: DraftOf = (context, i) => {
+	const { subject, reference, dedupeKey, ...activity } = outcomeActivity(context.getInputData()[i].json);
+	return { subject, reference, activity: { ...activity, dedupeKey } };
+};
+
 /**
  * Logs every item's activity with a fixed number of statements per site: the leads and visitors
  * named in one query each, the activities in one insert (an activity whose dedupe key is taken is
  * not written again), the ids of those already there in one more. Every item is checked before
  * anything is written, so a bad item stops the node with no write.
  */
-async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, sites: SiteResolver, piiKeys: PiiKeyFields, glue: ItemGlue): Promise<INodeExecutionData[]> {
+async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, sites: SiteResolver, piiKeys: PiiKeyFields, glue: ItemGlue, draftOf: DraftOf): Promise<INodeExecutionData[]> {
 	const items = context.getInputData();
 	const output = new Map<number, INodeExecutionData>();
 	const fail = (item: number, error: unknown) => output.set(item, failedItem(context, glue, error, item));
@@ -201,16 +231,8 @@ async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, s
 		try {
 			const site = await sites.siteOf(siteKeyOf(context, i));
 			const siteId = site.id;
-			const subject = context.getNodeParameter('subject', i) as Subject;
-			const activity = {
-				type: context.getNodeParameter('activityType', i) as string,
-				description: context.getNodeParameter('description', i) as string,
-				data: context.getNodeParameter('data', i, '{}') as unknown,
-				occurredAt: context.getNodeParameter('occurredAt', i, '') as string,
-				dedupeKey: context.getNodeParameter('dedupeKey', i, '') as string,
-			};
+			const { subject, reference, activity } = draftOf(context, i);
 			buildActivity({ ...activity, subject });
-			const reference = String(itemParameter(context, subject, i) ?? '');
 			// Only an address needs the site's keys: a lead id or a visitor is found without them.
 			if (subject === 'lead' && namesAddress(reference) && !ciphers.has(siteId)) ciphers.set(siteId, siteCipherOf(piiKeys, site));
 			drafts.push({ item: i, siteId, subject, reference, activity });

@@ -78,3 +78,73 @@ function parseJson(text: string): unknown {
 		throw new InputError('data', `is not valid JSON (${(error as Error).message})`);
 	}
 }
+
+/** What a CRM item reports, as the Log CRM Outcome operation writes it on a timeline. */
+export interface OutcomeActivity {
+	subject: 'lead' | 'visitor';
+	/** The lead's id or address, or the visitor's anonymous id. */
+	reference: string;
+	type: 'conversion' | 'stage_changed' | 'lead_scored';
+	description: string;
+	data: Record<string, unknown>;
+	dedupeKey: string;
+}
+
+interface OutcomeConversion {
+	conversionId?: unknown;
+	goal?: unknown;
+	value?: unknown;
+	currency?: unknown;
+}
+
+type Loose = Record<string, unknown> | undefined;
+
+/**
+ * The activity of one item of the CRM nodes: a Conversion Detector's converting event
+ * (`conversions`), or a Lead Scorer's result (`scoring`, with `stageChange` when the stage moved
+ * and the Enricher's `enrichment.tags`). Written on the lead's timeline when the item names a lead
+ * (`leadId` or `email`), else on its visitor's (`anonymousId`); its dedupe key is what happened, so
+ * a retried delivery logs nothing twice.
+ */
+export function outcomeActivity(json: Record<string, unknown>): OutcomeActivity {
+	const lead = (json.leadId || json.email) as string | undefined;
+	const subject = lead ? 'lead' : 'visitor';
+	const reference = String((lead ? lead : json.anonymousId) ?? '');
+	if (!reference) throw new InputError('anonymousId', 'is missing, and so are leadId and email: the item names no lead or visitor whose timeline the outcome belongs on');
+	if (Array.isArray(json.conversions)) {
+		const conversions = json.conversions as OutcomeConversion[];
+		return {
+			subject,
+			reference,
+			type: 'conversion',
+			description: `Converted: ${conversions.map((c) => `${String(c.goal)}${c.value ? ` (${String(c.value)}${c.currency ? ` ${String(c.currency)}` : ''})` : ''}`).join(', ')}`,
+			data: { eventId: json.id, conversions: conversions.map((c) => ({ id: c.conversionId, goal: c.goal, value: c.value, currency: c.currency })) },
+			dedupeKey: `conversion:${conversions.map((c) => String(c.conversionId)).join(',')}`,
+		};
+	}
+	const scoring = json.scoring as Loose;
+	if (typeof scoring !== 'object' || scoring === null) {
+		throw new InputError('scoring', 'is missing: Log CRM Outcome takes items of the Conversion Detector (with "conversions") or of the Lead Scorer (with "scoring"); use Log Activity for anything else');
+	}
+	const stageChange = json.stageChange as Loose;
+	const tags = ((json.enrichment as Loose)?.tags as unknown[] | undefined) ?? [];
+	const data = { score: scoring.total, engagement: scoring.engagement, fit: scoring.fit, stageChange, tags };
+	if (stageChange) {
+		return {
+			subject,
+			reference,
+			type: 'stage_changed',
+			description: `Stage ${String(stageChange.from)} → ${String(stageChange.to)} at score ${String(scoring.total)}`,
+			data,
+			dedupeKey: `stage:${reference}:${String(stageChange.to)}`,
+		};
+	}
+	return {
+		subject,
+		reference,
+		type: 'lead_scored',
+		description: `Score ${String(scoring.total)}${tags.length ? ` · ${tags.join(', ')}` : ''}`,
+		data,
+		dedupeKey: `scored:${reference}:${String(scoring.total)}`,
+	};
+}

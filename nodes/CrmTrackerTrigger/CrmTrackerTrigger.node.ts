@@ -3,6 +3,7 @@ import type {
 	INodeExecutionData,
 	INodeType,
 	INodeTypeDescription,
+	IWebhookDescription,
 	IWebhookFunctions,
 	IWebhookResponseData,
 } from 'n8n-workflow';
@@ -19,7 +20,9 @@ export class CrmTrackerTrigger implements INodeType {
 		name: 'crmTrackerTrigger',
 		icon: 'file:crmTrackerTrigger.svg',
 		group: ['trigger'],
-		version: 1,
+		// Version 2 behaves as 1 does; n8n reads the body of a version-1 trigger's request only after evaluating an expression for it.
+		version: [1, 2],
+		defaultVersion: 2,
 		subtitle: '={{$parameter["path"]}}',
 		description: 'Starts the workflow when the tracking receiver delivers events or leads; rejects anything not signed by the receiver',
 		defaults: { name: 'CRM Tracker Trigger' },
@@ -27,14 +30,14 @@ export class CrmTrackerTrigger implements INodeType {
 		outputs: ['main'],
 		credentials: [{ name: 'trackingCrmApi', required: true }],
 		webhooks: [
-			{
+			nativelyResolvable({
 				name: 'default',
 				httpMethod: 'POST',
 				responseMode: '={{$parameter["responseMode"]}}',
 				responseData: 'allEntries',
 				path: '={{$parameter["path"]}}',
 				isFullPath: true,
-			},
+			}),
 		],
 		properties: [
 			{
@@ -154,6 +157,22 @@ export class CrmTrackerTrigger implements INodeType {
 		}
 		return { workflowData: [items] };
 	}
+}
+
+const PARAMETER_TEMPLATE = /^=\{\{\$parameter\["(\w+)"\]\}\}$/;
+
+/**
+ * The description with, under n8n's shared symbol, each `={{$parameter["…"]}}` field as the
+ * parameter read it is: n8n 2 then answers a delivery without starting its sandboxed expression
+ * engine to read the trigger's own parameters. Older n8n ignores the symbol.
+ */
+function nativelyResolvable(description: IWebhookDescription): IWebhookDescription {
+	const resolvers: Record<string, { template: string; resolve: (parameters: Record<string, unknown>) => unknown }> = {};
+	for (const [field, value] of Object.entries(description)) {
+		const name = typeof value === 'string' ? PARAMETER_TEMPLATE.exec(value)?.[1] : undefined;
+		if (name) resolvers[field] = { template: value as string, resolve: (parameters) => parameters[name] };
+	}
+	return Object.assign(description, { [Symbol.for('n8n.webhookDescriptionResolvers')]: resolvers });
 }
 
 function siteList(text: string): string[] {

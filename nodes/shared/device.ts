@@ -28,6 +28,10 @@ const OS_NAMES: Readonly<Record<string, string>> = { 'Mac OS': 'macOS' };
 // spares an allocation per call.
 const parser = new UAParser();
 
+// A site's visitors share a few hundred user agents, and parsing one costs a quarter of a millisecond.
+const RECENT_USER_AGENTS = 2000;
+const recent = new Map<string, DeviceInfo>();
+
 /**
  * Device, browser and OS of a user agent. A visitor is a bot when isbot recognises the user
  * agent, when it carries an automation marker, or when the tracker itself reported automation
@@ -36,6 +40,16 @@ const parser = new UAParser();
  */
 export function detectDevice(userAgent: string | null | undefined, signals: { automation?: boolean } = {}): DeviceInfo {
 	const ua = userAgent?.trim() ?? '';
+	const key = `${signals.automation === true ? 1 : 0}${ua}`;
+	const known = recent.get(key);
+	if (known) return { ...known };
+	const device = parseDevice(ua, signals);
+	if (recent.size >= RECENT_USER_AGENTS) recent.clear();
+	recent.set(key, device);
+	return { ...device };
+}
+
+function parseDevice(ua: string, signals: { automation?: boolean }): DeviceInfo {
 	const bot = signals.automation === true || (ua !== '' && (isbot(ua) || AUTOMATION_MARKERS.test(ua)));
 	if (ua === '') {
 		return { deviceType: bot ? 'bot' : 'other', browser: null, browserVersion: null, os: null, osVersion: null, isBot: bot };

@@ -138,4 +138,89 @@ describe('Activity Logger node in the n8n execution engine', () => {
 		);
 		expect(result.error?.message).toMatch(/No lead ".*" on this site/);
 	});
+
+	describe('Log CRM Outcome', () => {
+		/** The parameters bundled workflow 04 gave Log Activity before it had this operation: the rows must stay the same. */
+		const expressionParameters = {
+			operation: 'log',
+			siteKey: '={{ $json.site }}',
+			subject: '={{ $json.leadId || $json.email ? "lead" : "visitor" }}',
+			lead: '={{ $json.leadId || $json.email }}',
+			visitor: '={{ $json.anonymousId }}',
+			activityType: '={{ $json.conversions ? "conversion" : ($json.stageChange ? "stage_changed" : "lead_scored") }}',
+			description:
+				'={{ $json.conversions ? "Converted: " + $json.conversions.map(c => c.goal + (c.value ? " (" + c.value + (c.currency ? " " + c.currency : "") + ")" : "")).join(", ") : ($json.stageChange ? "Stage " + $json.stageChange.from + " → " + $json.stageChange.to + " at score " + $json.scoring.total : "Score " + $json.scoring.total + ($json.enrichment && $json.enrichment.tags.length ? " · " + $json.enrichment.tags.join(", ") : "")) }}',
+			data: '={{ JSON.stringify($json.conversions ? { eventId: $json.id, conversions: $json.conversions.map(c => ({ id: c.conversionId, goal: c.goal, value: c.value, currency: c.currency })) } : { score: $json.scoring.total, engagement: $json.scoring.engagement, fit: $json.scoring.fit, stageChange: $json.stageChange, tags: $json.enrichment ? $json.enrichment.tags : [] }) }}',
+			occurredAt: '',
+			dedupeKey:
+				'={{ $json.conversions ? "conversion:" + $json.conversions.map(c => c.conversionId).join(",") : ($json.stageChange ? "stage:" + ($json.leadId || $json.email) + ":" + $json.stageChange.to : "scored:" + ($json.leadId || $json.email) + ":" + $json.scoring.total) }}',
+		};
+
+		/** Items as the Conversion Detector (02) and the Lead Scorer (03, 05) hand them to workflow 04. */
+		const outcomes = (siteKey: string, lead: string) => [
+			{
+				site: siteKey,
+				kind: 'event',
+				id: '0193a1b2-0000-7000-8000-000000000001',
+				anonymousId: 'anon-outcome-1',
+				conversions: [
+					{ conversionId: 'c-1', goal: 'contact', value: 10, currency: 'EUR', leadId: lead },
+					{ conversionId: 'c-2', goal: 'signup' },
+				],
+			},
+			{ site: siteKey, kind: 'event', id: '0193a1b2-0000-7000-8000-000000000002', leadId: lead, conversions: [{ conversionId: 'c-3', goal: 'demo', value: 50 }] },
+			{ site: siteKey, kind: 'lead', leadId: lead, scoring: { total: 42, engagement: 30, fit: 12 }, stageChange: { from: 'subscriber', to: 'mql' } },
+			{ site: siteKey, kind: 'lead', email: 'ana@shop.example', scoring: { total: 42, engagement: 30, fit: 12 }, enrichment: { tags: ['b2b', 'saas'] } },
+			{ site: siteKey, kind: 'lead', leadId: lead, scoring: { total: 7, engagement: 7, fit: 0 }, enrichment: { tags: [] } },
+		];
+
+		/** The site's activities by description, its lead's id (different on each site) written as "lead". */
+		const storedRows = async (siteId: string) =>
+			(await prisma.activity.findMany({ where: { siteId }, orderBy: { description: 'asc' }, select: { type: true, description: true, data: true, dedupeKey: true, leadId: true, visitorId: true } })).map((row) => ({
+				...row,
+				dedupeKey: row.leadId === null ? row.dedupeKey : row.dedupeKey?.replace(row.leadId, 'lead'),
+				leadId: row.leadId === null ? null : 'lead',
+				visitorId: row.visitorId === null ? null : 'visitor',
+			}));
+
+		it('writes the rows the expressions of workflow 04 wrote, without one expression, and nothing more on a retry', async () => {
+			const before = await createTestSite(prisma, 'outcome-expressions');
+			const after = await createTestSite(prisma, 'outcome-items');
+			for (const target of [before, after]) {
+				const lead = await prisma.lead.create({ data: { siteId: target.id, email: 'ana@shop.example', emailHash: 'e'.repeat(64) } });
+				await prisma.visitor.create({ data: { siteId: target.id, anonymousId: 'anon-outcome-1', firstSeenAt: new Date('2026-11-01T09:00:00Z'), lastSeenAt: new Date('2026-11-01T09:05:00Z') } });
+				const parameters = target === before ? expressionParameters : { operation: 'logOutcome', siteKey: '={{ $json.site }}' };
+				const run = await runWorkflow(workflow(parameters), { input: outcomes(target.key, lead.id), credentials: credentials(), throwOnError: true });
+				expect(run.outputOf('Activity Logger').map((row) => [row.type, row.duplicate])).toEqual([
+					['conversion', false],
+					['conversion', false],
+					['stage_changed', false],
+					['lead_scored', false],
+					['lead_scored', false],
+				]);
+			}
+			const rows = await storedRows(after.id);
+			expect(rows).toEqual(await storedRows(before.id));
+			expect(rows.map((row) => row.description)).toEqual(['Converted: contact (10 EUR), signup', 'Converted: demo (50)', 'Score 42 · b2b, saas', 'Score 7', 'Stage subscriber → mql at score 42']);
+			expect(rows[0]).toMatchObject({ visitorId: 'visitor', leadId: null, data: { eventId: '0193a1b2-0000-7000-8000-000000000001', conversions: [{ id: 'c-1', goal: 'contact', value: 10, currency: 'EUR' }, { id: 'c-2', goal: 'signup' }] } });
+			expect(rows[4]).toMatchObject({ leadId: 'lead', data: { score: 42, engagement: 30, fit: 12, stageChange: { from: 'subscriber', to: 'mql' }, tags: [] } });
+
+			const lead = await prisma.lead.findFirstOrThrow({ where: { siteId: after.id } });
+			const retry = await runWorkflow(workflow({ operation: 'logOutcome', siteKey: '={{ $json.site }}' }), { input: outcomes(after.key, lead.id), credentials: credentials(), throwOnError: true });
+			expect(retry.outputOf('Activity Logger').map((row) => row.duplicate)).toEqual([true, true, true, true, true]);
+			expect(await prisma.activity.count({ where: { siteId: after.id } })).toBe(5);
+		});
+
+		it('names the missing field of an item that reports no outcome, and writes nothing for it', async () => {
+			const target = await createTestSite(prisma, 'outcome-bad');
+			const result = await runWorkflow(workflow({ operation: 'logOutcome', siteKey: '={{ $json.site }}' }), {
+				input: [{ site: target.key, kind: 'lead', leadId: leadId, note: 'no scoring here' }],
+				credentials: credentials(),
+			});
+			expect(result.error?.name).toBe('NodeOperationError');
+			expect(result.error?.message).toMatch(/scoring.*is missing: Log CRM Outcome takes items of the Conversion Detector/);
+			expect(await prisma.activity.count({ where: { siteId: target.id } })).toBe(0);
+		});
+	});
 });
+

@@ -4,17 +4,22 @@
  * the top or in any event, lead or handed-on item, is refused before the workflow runs, and the
  * items it emits carry the signed site.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 
 import express from 'express';
+import { nodeParametersAreStatic, resolveWebhookDescriptionField, webhookDescriptionIsNativelyResolvable, type INode } from 'n8n-workflow';
 
 import { foreignSiteField, signBody, signedHeaders, SITE_HEADER, verifySignature } from '../../lib/signing';
 import type { WorkflowJson } from '../harness/n8n';
 import { runWebhook } from '../harness/webhook';
+import { CrmTrackerTrigger } from '../../nodes/CrmTrackerTrigger/CrmTrackerTrigger.node';
 import { deliveryItems, type Delivery } from '../../nodes/CrmTrackerTrigger/delivery';
 
 const SECRET = 'trigger-test-secret';
+const WORKFLOWS = path.join(__dirname, '..', '..', 'workflows');
 
 function workflow(sites = ''): WorkflowJson {
 	return {
@@ -239,6 +244,24 @@ describe('the items a delivery makes', () => {
 		// One delivery for both sides: mixed() stamps its events with the time it is called.
 		const delivery = mixed();
 		expect(deliveryItems(delivery, 'perBatch')).toEqual([expect.objectContaining({ site: 'shop', events: delivery.events })]);
+	});
+});
+
+describe('n8n answers a delivery without its expression engine', () => {
+	it('resolves the webhook description of every bundled trigger from its parameters, as its templates say', () => {
+		const [description] = new CrmTrackerTrigger().description.webhooks ?? [];
+		expect(webhookDescriptionIsNativelyResolvable(description)).toBe(true);
+		for (const file of readdirSync(WORKFLOWS).filter((name) => name.endsWith('.json'))) {
+			const trigger = (JSON.parse(readFileSync(path.join(WORKFLOWS, file), 'utf8')) as WorkflowJson).nodes.find((node) => node.type.endsWith('.crmTrackerTrigger')) as INode;
+			// n8n reads the body of a version-1 trigger's request only after evaluating an expression.
+			expect([file, trigger.typeVersion]).toEqual([file, 2]);
+			expect(nodeParametersAreStatic(trigger)).toBe(true);
+			expect(resolveWebhookDescriptionField(trigger, description, 'path')).toEqual({ resolved: true, value: trigger.parameters.path });
+			expect(resolveWebhookDescriptionField(trigger, description, 'responseMode')).toEqual({ resolved: true, value: trigger.parameters.responseMode });
+		}
+		// A parameter set by an expression still goes to the engine.
+		const dynamic = { ...({} as INode), parameters: { path: '={{ "crm-" + "x" }}', responseMode: 'lastNode' } };
+		expect(resolveWebhookDescriptionField(dynamic, description, 'path')).toEqual({ resolved: false });
 	});
 });
 
