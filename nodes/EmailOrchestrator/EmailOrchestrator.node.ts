@@ -3,6 +3,7 @@ import type { IExecuteFunctions, INodeExecutionData, INodeType, INodeTypeDescrip
 import { crmDatabaseCredential, siteKeyOrAllProperty, siteMethods } from '../shared/descriptions';
 import * as enroll from './actions/enroll.operation';
 import * as enrollByTrigger from './actions/enrollByTrigger.operation';
+import * as handleCrmItems from './actions/handleCrmItems.operation';
 import * as handleEmailEvent from './actions/handleEmailEvent.operation';
 import { router } from './actions/router';
 import * as sendDue from './actions/sendDue.operation';
@@ -14,7 +15,7 @@ const versionDescription: INodeTypeDescription = {
 	group: ['output'],
 	version: 1,
 	subtitle:
-		'={{ $parameter["operation"] === "enroll" ? "Enroll" : $parameter["operation"] === "enrollByTrigger" ? "Enroll by Trigger and Send" : $parameter["operation"] === "sendDue" ? "Send Due" : "Handle Email Event" }}',
+		'={{ $parameter["operation"] === "enroll" ? "Enroll" : $parameter["operation"] === "enrollByTrigger" ? "Enroll by Trigger and Send" : $parameter["operation"] === "sendDue" ? "Send Due" : $parameter["operation"] === "handleCrmItems" ? "Handle CRM Items" : "Handle Email Event" }}',
 	description: 'Enroll leads in email sequences and send each step on time, once, tracked and unsubscribable',
 	defaults: { name: 'CRM Email Orchestrator' },
 	// Not offered to AI agents: two operations send email to leads, and n8n offers a node as a
@@ -35,7 +36,7 @@ const versionDescription: INodeTypeDescription = {
 			// eslint-disable-next-line n8n-nodes-base/node-class-description-credentials-name-unsuffixed -- n8n's own SMTP credential
 			name: 'smtp',
 			required: true,
-			displayOptions: { show: { operation: ['sendDue', 'enrollByTrigger'] } },
+			displayOptions: { show: { operation: ['sendDue', 'enrollByTrigger', 'handleCrmItems'] } },
 		},
 	],
 	properties: [
@@ -53,16 +54,22 @@ const versionDescription: INodeTypeDescription = {
 					description: 'Enroll the lead in every sequence whose trigger (stage, tag, event) it meets, then send its steps that are due now',
 				},
 				{
-					name: 'Send Due',
-					value: 'sendDue',
-					action: 'Send the due sequence emails',
-					description: 'Send every step whose time has come, once each, after enrolling the leads whose recorded stage change a lost hand-off never reported',
+					name: 'Handle CRM Items',
+					value: 'handleCrmItems',
+					action: 'Handle the items of the CRM workflows',
+					description: 'What workflow 06 does with a delivery: handle email events, end the sequences a conversion exits, enroll leads by trigger and send what is due, each by the item’s own fields',
 				},
 				{
 					name: 'Handle Email Event',
 					value: 'handleEmailEvent',
 					action: 'Handle an email event',
 					description: 'Unenroll a lead that unsubscribed, bounced or complained, or reached a conversion its sequences end on; start the sequences a confirmed double opt-in waited for',
+				},
+				{
+					name: 'Send Due',
+					value: 'sendDue',
+					action: 'Send the due sequence emails',
+					description: 'Send every step whose time has come, once each, after enrolling the leads whose recorded stage change a lost hand-off never reported',
 				},
 			],
 			default: 'sendDue',
@@ -79,6 +86,7 @@ const versionDescription: INodeTypeDescription = {
 		...enrollByTrigger.description,
 		...sendDue.description,
 		...handleEmailEvent.description,
+		...handleCrmItems.description,
 	],
 };
 

@@ -177,7 +177,7 @@ describe('the Email Orchestrator asks for the marketing consent a site requires'
 		// The receiver's outbox tells 06 once; 06 starts the sequence and its schedule sends the first step.
 		const event = await outboxed<DeliveredEmailEvent>(site.id, 'email-orchestrator', (payload) => payload.type === 'confirm' && payload.leadId === leadId);
 		const handled = await deliverToOrchestrator(doubleOptIn, event);
-		expect(handled.outputOf('Handle Email Event', 0)).toEqual([expect.objectContaining({ leadId, started: 1 })]);
+		expect(handled.outputOf('Handle Delivered Items', 0)).toEqual([expect.objectContaining({ leadId, started: 1 })]);
 		expect(await subjects(email)).toEqual(['Please confirm, Ada']);
 		const sent = await scheduledRun(doubleOptIn);
 		expect(sent).toEqual([expect.objectContaining({ leadId, step: 0, outcome: 'sent' })]);
@@ -231,7 +231,7 @@ describe('the Email Orchestrator asks for the marketing consent a site requires'
 		expect(await subjects(refused.email)).toEqual([]);
 		const enrollment = await prisma.sequenceEnrollment.findFirstOrThrow({ where: { leadId: refused.leadId } });
 		expect(enrollment).toMatchObject({ status: 'unenrolled', unenrollReason: 'no marketing consent: the site requires it (privacy.requireMarketingConsent) and the lead never gave it' });
-		const sends = chain.runs.flatMap(({ run }) => (run.executedNodes.includes('Enroll by Trigger and Send') ? run.outputOf('Enroll by Trigger and Send', 0) : []));
+		const sends = chain.runs.flatMap(({ run }) => (run.executedNodes.includes('Handle Delivered Items') ? run.outputOf('Handle Delivered Items', 0).filter((item) => Array.isArray(item.sends)) : []));
 		expect(sends.filter((item) => item.leadId === refused.leadId).flatMap((item) => item.sends as IDataObject[])).toEqual([
 			expect.objectContaining({ outcome: 'no-consent', reason: 'no marketing consent: the site requires it (privacy.requireMarketingConsent) and the lead never gave it' }),
 		]);

@@ -1,6 +1,6 @@
 /**
  * The demo's contact form is both the lead (workflow 03 enrolls it in the welcome sequence) and a
- * conversion (01 → 02 → 06 "Unenroll on Conversion"). The welcome sequence ends only on the
+ * conversion (01 → 02 → 06's "Handle Delivered Items"). The welcome sequence ends only on the
  * conversions its exitOn names, reached after the enrollment: the form keeps it running, a later
  * purchase ends it. Real Postgres and SMTP, the bundled workflows in n8n's engine.
  */
@@ -61,12 +61,13 @@ describe('a lead made by a form that is also a conversion keeps its welcome sequ
 		await disconnectAll();
 	});
 
-	/** What 06's "Unenroll on Conversion" did in the runs since `from`. */
+	/** What 06 did with the conversions delivered to it in the runs since `from`. */
 	const unenrollments = (from: number) =>
 		chain.runs
 			.slice(from)
-			.filter(({ webhookPath, run }) => webhookPath === 'crm-email-orchestrator' && run.executedNodes.includes('Unenroll on Conversion'))
-			.flatMap(({ run }) => run.outputOf('Unenroll on Conversion', 0))
+			.filter(({ webhookPath, run }) => webhookPath === 'crm-email-orchestrator' && run.executedNodes.includes('Handle Delivered Items'))
+			.flatMap(({ run }) => run.outputOf('Handle Delivered Items', 0))
+			.filter((item) => Array.isArray(item.conversions))
 			.map((item) => ({ leadId: item.leadId, unenrolled: item.unenrolled, goals: (item.conversions as IDataObject[]).map((conversion) => conversion.goal) }));
 
 	it('sends the welcome email and keeps the sequence through the form’s own conversion, then ends it on a purchase', async () => {

@@ -4,6 +4,7 @@ import { siteConfigSchema, type SiteConfigInput } from '../../lib/contracts/site
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { emailHash } from '../../lib/email';
 import { verifyEmailToken } from '../../lib/emailTokens';
+import { crmItemRoute } from '../../nodes/EmailOrchestrator/actions/handleCrmItems.operation';
 import { disconnectAll } from '../../nodes/shared/database';
 import { runWorkflow, type WorkflowJson } from '../harness/n8n';
 import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
@@ -31,7 +32,7 @@ const SEQUENCES: NonNullable<NonNullable<SiteConfigInput['crm']>['emailSequences
 	{ name: 'cap-c', trigger: { event: 'c' }, steps: [{ delayMinutes: 0, subject: 'C', html: '<p>C</p>' }] },
 ];
 
-type Operation = 'enroll' | 'enrollByTrigger' | 'sendDue' | 'handleEmailEvent';
+type Operation = 'enroll' | 'enrollByTrigger' | 'sendDue' | 'handleEmailEvent' | 'handleCrmItems';
 
 function workflow(operation: Operation, parameters: IDataObject = {}): WorkflowJson {
 	return {
@@ -314,6 +315,38 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 		]);
 		expect(await prisma.sequenceEnrollment.findFirstOrThrow({ where: { leadId: other.id } })).toMatchObject({ status: 'active' });
 		expect(await sendDue(site, '2026-06-10T12:00:00Z')).toEqual([expect.objectContaining({ leadId: other.id, outcome: 'sent' })]);
+	});
+
+	it('Handle CRM Items, as workflow 06 wires it: each item of one delivery handled by its own fields', async () => {
+		const site = await siteWith('crm-items', {
+			emailSequences: [{ name: 'trial', trigger: { stage: 'lead' }, exitOn: { conversions: ['purchase'] }, steps: [{ delayMinutes: 60, subject: 'Trial tips', html: '<p>Tips</p>' }] }, ...SEQUENCES.filter((sequence) => sequence.name === 'cap-a')],
+			conversionRules: [{ name: 'purchase', event: 'pageview', urlPattern: '/checkout/done' }],
+		});
+		const buyer = await lead(site, 'buyer@mail.example');
+		const leaving = await lead(site, 'leaving@mail.example');
+		await enroll(site, leaving.id, 'cap-a', '2026-06-10T10:00:00Z');
+		const later = new Date(Date.now() + 60_000).toISOString();
+		const items = [
+			// the Lead Scorer's stage change, as 01, 03 and 05 hand it on
+			{ site: site.key, kind: 'lead', leadId: buyer.id, stageChange: { from: 'subscriber', to: 'lead' } },
+			// the Conversion Detector's converting event, as 02 hands it on
+			{ site: site.key, kind: 'event', type: 'pageview', occurredAt: later, conversions: [{ goal: 'purchase', leadId: buyer.id, duplicate: false }] },
+			// the receiver's email event
+			{ site: site.key, kind: 'email-event', type: 'unsubscribe', leadId: leaving.id, messageId: '0190a8d2-1c2b-7def-8abc-0123456789ab' },
+		];
+		const handled = await run('handleCrmItems', items);
+		expect(handled.map((item) => [item.kind, item.leadId, (item.enrollments as IDataObject[] | undefined)?.map((e) => e.sequence), item.unenrolled])).toEqual([
+			['lead', buyer.id, ['trial'], undefined],
+			['event', buyer.id, undefined, 1],
+			['email-event', leaving.id, undefined, 1],
+		]);
+		expect(await prisma.sequenceEnrollment.findFirstOrThrow({ where: { leadId: buyer.id } })).toMatchObject({ status: 'unenrolled', unenrollReason: 'conversion: purchase' });
+		expect(await prisma.channelStatus.findUniqueOrThrow({ where: { leadId_channel: { leadId: leaving.id, channel: 'email' } } })).toMatchObject({ status: 'unsubscribed' });
+		// replayed, nothing more: the enrollment exists, the sequences are ended already
+		expect((await run('handleCrmItems', items)).map((item) => [(item.enrollments as IDataObject[] | undefined)?.map((e) => e.created), item.unenrolled])).toEqual([[[false], undefined], [undefined, 0], [undefined, 0]]);
+		expect(crmItemRoute({ kind: 'email-event', conversions: [] })).toBe('emailEvent');
+		expect(crmItemRoute({ kind: 'event', conversions: [] })).toBe('conversion');
+		expect(crmItemRoute({ kind: 'lead', email: 'x@example.com' })).toBe('enroll');
 	});
 
 	describe('conversions end the sequences whose exitOn names them, begun before them', () => {

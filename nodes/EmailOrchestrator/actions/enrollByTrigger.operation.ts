@@ -1,4 +1,4 @@
-import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
+import { updateDisplayOptions, type ICredentialDataDecryptedObject, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import { findLeadId, siteCipherOf } from '../../shared/leads';
 import { siteKeyOf } from '../../shared/descriptions';
@@ -66,34 +66,55 @@ export const description = updateDisplayOptions({ show: { operation: ['enrollByT
  * those enrollments that are due now. Both are keyed (one enrollment per sequence and lead, one
  * message per lead, sequence and step), so a replayed item enrolls and sends nothing twice.
  */
-export async function execute(this: IExecuteFunctions, { prisma, glue, sites, sequences }: OperationContext): Promise<INodeExecutionData[]> {
-	const api = await apiCredentialOf(this);
-	const transport = smtpTransport(await this.getCredentials('smtp'));
+export async function execute(this: IExecuteFunctions, context: OperationContext): Promise<INodeExecutionData[]> {
+	const sender = await senderOfNode(this);
 	try {
-		return await forEachItem.call(this, glue, async (i) => {
-			const json = this.getInputData()[i].json;
-			const site = await sites.siteOf(siteKeyOf(this, i));
-			const options = this.getNodeParameter('options', i, {}) as IDataObject;
-			const now = nowOf(options.asOf);
-			const cipher = siteCipherOf(api, site);
-			const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''), cipher);
-			const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true, lifecycleStage: true, tags: { select: { tag: true } } } });
-
-			const matched = triggeredBy(await sequences.withTriggers(site), {
-				stages: enteredStages(site.config.crm.lifecycleStages, json.stageChange, lead.lifecycleStage),
-				tags: lead.tags.map((row) => row.tag),
-				event: String(options.event ?? '').trim(),
-			});
-			const enrollments: EnrollmentSummary[] = [];
-			for (const sequence of matched) enrollments.push(await enrollLead(prisma, site, sequence, lead, now, cipher));
-			const active = enrollments.filter((enrollment) => enrollment.status === 'active').map((enrollment) => enrollment.id);
-			// The sender is checked only when there is something to send: a lead no trigger matches
-			// passes on, whatever the site's email settings. An enrollment written before a missing
-			// sender stops the item is found again by the retry, which then sends its step.
-			const sends = active.length === 0 ? [] : await sendDueSteps(prisma, site, senderOf(site, options, api, transport), now, active.length, active);
-			return [{ ...json, leadId, enrollments, sends }];
-		});
+		return await forEachItem.call(this, context.glue, async (i) => await enrollByTrigger.call(this, context, sender, i, this.getNodeParameter('lead', i), this.getNodeParameter('options', i, {}) as IDataObject));
 	} finally {
-		transport.close();
+		sender.close();
 	}
+}
+
+/** What sends the emails of the node: its Tracking CRM API credential (signed links) and SMTP transport. */
+export interface NodeSender {
+	api: ICredentialDataDecryptedObject;
+	transport: ReturnType<typeof smtpTransport>;
+	close(): void;
+}
+
+export async function senderOfNode(context: IExecuteFunctions): Promise<NodeSender> {
+	const api = await apiCredentialOf(context);
+	const transport = smtpTransport(await context.getCredentials('smtp'));
+	return { api, transport, close: () => transport.close() };
+}
+
+/** Enrolls the lead `reference` (its id or address) of item `i` by the sequences' triggers, and sends what is due. */
+export async function enrollByTrigger(
+	this: IExecuteFunctions,
+	{ prisma, sites, sequences }: OperationContext,
+	{ api, transport }: NodeSender,
+	i: number,
+	reference: unknown,
+	options: IDataObject,
+): Promise<IDataObject[]> {
+	const json = this.getInputData()[i].json;
+	const site = await sites.siteOf(siteKeyOf(this, i));
+	const now = nowOf(options.asOf);
+	const cipher = siteCipherOf(api, site);
+	const leadId = await findLeadId(prisma, site.id, String(reference ?? ''), cipher);
+	const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true, lifecycleStage: true, tags: { select: { tag: true } } } });
+
+	const matched = triggeredBy(await sequences.withTriggers(site), {
+		stages: enteredStages(site.config.crm.lifecycleStages, json.stageChange, lead.lifecycleStage),
+		tags: lead.tags.map((row) => row.tag),
+		event: String(options.event ?? '').trim(),
+	});
+	const enrollments: EnrollmentSummary[] = [];
+	for (const sequence of matched) enrollments.push(await enrollLead(prisma, site, sequence, lead, now, cipher));
+	const active = enrollments.filter((enrollment) => enrollment.status === 'active').map((enrollment) => enrollment.id);
+	// The sender is checked only when there is something to send: a lead no trigger matches
+	// passes on, whatever the site's email settings. An enrollment written before a missing
+	// sender stops the item is found again by the retry, which then sends its step.
+	const sends = active.length === 0 ? [] : await sendDueSteps(prisma, site, senderOf(site, options, api, transport), now, active.length, active);
+	return [{ ...json, leadId, enrollments, sends }];
 }

@@ -1,7 +1,7 @@
-import { updateDisplayOptions, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
+import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import type { PrismaClient } from '../../../lib/db/generated/client';
-import { findLeadId, namesAddress, piiCredentialOf, siteCipherOf } from '../../shared/leads';
+import { findLeadId, namesAddress, piiCredentialOf, siteCipherOf, type PiiKeyFields } from '../../shared/leads';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem, InputError } from '../../shared/items';
 import type { ResolvedSite } from '../../shared/subjects';
@@ -89,60 +89,66 @@ async function endOnConversion(prisma: PrismaClient, site: ResolvedSite, leadId:
  * on it. Replaying an event changes nothing more: it ends no enrollment begun after it, whenever
  * the replay arrives.
  */
-export async function execute(this: IExecuteFunctions, { prisma, glue, sites }: OperationContext): Promise<INodeExecutionData[]> {
+export async function execute(this: IExecuteFunctions, context: OperationContext): Promise<INodeExecutionData[]> {
 	const piiKeys = await piiCredentialOf(this);
-	return await forEachItem.call(this, glue, async (i) => {
-		const json = this.getInputData()[i].json;
-		const type = String(this.getNodeParameter('eventType', i) ?? '').trim().toLowerCase();
-		if (!UNENROLLING.has(type) && !PASSIVE.has(type) && type !== CONFIRM) {
-			throw new InputError('eventType', `"${type}" is not an email event; use unsubscribe, bounce, complaint, conversion, confirm, open or click`);
-		}
-		const reference = String(this.getNodeParameter('lead', i, '') ?? '').trim();
-		if (PASSIVE.has(type) || !reference) return [{ ...json, unenrolled: 0 }];
+	return await forEachItem.call(this, context.glue, async (i) => await handleEmailEvent.call(this, context, piiKeys, i, (name) => this.getNodeParameter(name, i, '')));
+}
 
-		const occurredAt = occurredAtOf(this.getNodeParameter('occurredAt', i, ''));
-		// Only an address needs the site's keys (to hash it as the lead is stored under); a lead id is found without them.
-		const leadIdOf = async (site: ResolvedSite) => await findLeadId(prisma, site.id, reference, namesAddress(reference) ? siteCipherOf(piiKeys, site) : null);
-		if (type === CONFIRM) {
-			const site = await sites.siteOf(siteKeyOf(this, i));
-			const leadId = await leadIdOf(site);
-			return [{ ...json, leadId, unenrolled: 0, started: await startConfirmed(prisma, site, leadId, occurredAt ?? new Date()) }];
-		}
-		if (type === 'conversion') {
-			const names = conversionNames(this.getNodeParameter('conversions', i, ''));
-			if (!occurredAt) throw new InputError('occurredAt', 'is empty; a conversion needs the time it happened (ISO 8601), since it ends only enrollments begun before it');
-			const site = await sites.siteOf(siteKeyOf(this, i));
-			const leadId = await leadIdOf(site);
-			return [{ ...json, leadId, unenrolled: await endOnConversion(prisma, site, leadId, { names, occurredAt }) }];
-		}
+/** What an email event is, by parameter name: the node's parameters, or the fields of a CRM item. */
+export type EmailEventInput = (name: 'eventType' | 'lead' | 'occurredAt' | 'conversions') => unknown;
+
+/** Handles the email event of item `i`. */
+export async function handleEmailEvent(this: IExecuteFunctions, { prisma, sites }: OperationContext, piiKeys: PiiKeyFields, i: number, input: EmailEventInput): Promise<IDataObject[]> {
+	const json = this.getInputData()[i].json;
+	const type = String(input('eventType') ?? '').trim().toLowerCase();
+	if (!UNENROLLING.has(type) && !PASSIVE.has(type) && type !== CONFIRM) {
+		throw new InputError('eventType', `"${type}" is not an email event; use unsubscribe, bounce, complaint, conversion, confirm, open or click`);
+	}
+	const reference = String(input('lead') ?? '').trim();
+	if (PASSIVE.has(type) || !reference) return [{ ...json, unenrolled: 0 }];
+
+	const occurredAt = occurredAtOf(input('occurredAt'));
+	// Only an address needs the site's keys (to hash it as the lead is stored under); a lead id is found without them.
+	const leadIdOf = async (site: ResolvedSite) => await findLeadId(prisma, site.id, reference, namesAddress(reference) ? siteCipherOf(piiKeys, site) : null);
+	if (type === CONFIRM) {
 		const site = await sites.siteOf(siteKeyOf(this, i));
 		const leadId = await leadIdOf(site);
-		const state = CHANNEL_STATE[type];
-		const unenrolled = await prisma.$transaction(async (tx) => {
-			// A stronger state (bounced, complained) is never weakened by a later unsubscribe.
-			await tx.$executeRawUnsafe(
-				`INSERT INTO channel_statuses (id, site_id, lead_id, channel, status, reason, changed_at)
-				VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 'email', $3::channel_state, $4, now())
-				ON CONFLICT (lead_id, channel) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at
-				WHERE channel_statuses.status = 'subscribed' OR (channel_statuses.status = 'unsubscribed' AND EXCLUDED.status <> 'unsubscribed')`,
-				site.id,
-				leadId,
-				state,
-				`email ${type}`,
-			);
-			await tx.$executeRawUnsafe(
-				`INSERT INTO suppressions (id, site_id, email_hash, channel, reason, created_at)
-				SELECT gen_random_uuid(), site_id, email_hash, 'email', $2::suppression_reason, now() FROM leads WHERE id = $1::uuid
-				ON CONFLICT (site_id, email_hash, channel) DO NOTHING`,
-				leadId,
-				state,
-			);
-			const { count } = await tx.sequenceEnrollment.updateMany({
-				where: { siteId: site.id, leadId, status: 'active', ...(occurredAt ? { enrolledAt: { lte: occurredAt } } : {}) },
-				data: { status: 'unenrolled', unenrolledAt: new Date(), unenrollReason: type, nextRunAt: null },
-			});
-			return count;
+		return [{ ...json, leadId, unenrolled: 0, started: await startConfirmed(prisma, site, leadId, occurredAt ?? new Date()) }];
+	}
+	if (type === 'conversion') {
+		const names = conversionNames(input('conversions'));
+		if (!occurredAt) throw new InputError('occurredAt', 'is empty; a conversion needs the time it happened (ISO 8601), since it ends only enrollments begun before it');
+		const site = await sites.siteOf(siteKeyOf(this, i));
+		const leadId = await leadIdOf(site);
+		return [{ ...json, leadId, unenrolled: await endOnConversion(prisma, site, leadId, { names, occurredAt }) }];
+	}
+	const site = await sites.siteOf(siteKeyOf(this, i));
+	const leadId = await leadIdOf(site);
+	const state = CHANNEL_STATE[type];
+	const unenrolled = await prisma.$transaction(async (tx) => {
+		// A stronger state (bounced, complained) is never weakened by a later unsubscribe.
+		await tx.$executeRawUnsafe(
+			`INSERT INTO channel_statuses (id, site_id, lead_id, channel, status, reason, changed_at)
+			VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 'email', $3::channel_state, $4, now())
+			ON CONFLICT (lead_id, channel) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at
+			WHERE channel_statuses.status = 'subscribed' OR (channel_statuses.status = 'unsubscribed' AND EXCLUDED.status <> 'unsubscribed')`,
+			site.id,
+			leadId,
+			state,
+			`email ${type}`,
+		);
+		await tx.$executeRawUnsafe(
+			`INSERT INTO suppressions (id, site_id, email_hash, channel, reason, created_at)
+			SELECT gen_random_uuid(), site_id, email_hash, 'email', $2::suppression_reason, now() FROM leads WHERE id = $1::uuid
+			ON CONFLICT (site_id, email_hash, channel) DO NOTHING`,
+			leadId,
+			state,
+		);
+		const { count } = await tx.sequenceEnrollment.updateMany({
+			where: { siteId: site.id, leadId, status: 'active', ...(occurredAt ? { enrolledAt: { lte: occurredAt } } : {}) },
+			data: { status: 'unenrolled', unenrolledAt: new Date(), unenrollReason: type, nextRunAt: null },
 		});
-		return [{ ...json, leadId, unenrolled }];
+		return count;
 	});
+	return [{ ...json, leadId, unenrolled }];
 }

@@ -4,10 +4,11 @@ import { crmDatabase } from '../../shared/database';
 import { createContext } from '../helpers/context';
 import * as enroll from './enroll.operation';
 import * as enrollByTrigger from './enrollByTrigger.operation';
+import * as handleCrmItems from './handleCrmItems.operation';
 import * as handleEmailEvent from './handleEmailEvent.operation';
 import * as sendDue from './sendDue.operation';
 
-const operations = { enroll, enrollByTrigger, sendDue, handleEmailEvent };
+const operations = { enroll, enrollByTrigger, sendDue, handleEmailEvent, handleCrmItems };
 
 /** Runs the operation of the node; `properties` are the node's, for errors in the builder's words. */
 export async function router(this: IExecuteFunctions, properties: INodeProperties[]): Promise<INodeExecutionData[][]> {
