@@ -17,7 +17,7 @@ import { createLogger } from '../server/logger';
 import { startReceiver } from '../server/receiver';
 import { readSettings } from '../server/settings';
 import { createTestDatabase, dropTestDatabase } from '../test/setup/testDatabase';
-import { CONCURRENT_POSTS, PER_VISITOR, postAll, trackBatches } from './traffic';
+import { CONCURRENT_POSTS, crmDigest, PER_VISITOR, postAll, trackBatches } from './traffic';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 /** Events per delivery (the receiver's DISPATCH_BATCH_SIZE); its default when unset. */
@@ -68,6 +68,7 @@ async function run(database: { url: string } | { dataDir: string }, label: strin
 		console.log(`  ingest: ${seconds(ingested - started)} s (${Math.round(EVENTS / ((ingested - started) / 1000))} events/s acknowledged by /api/track)`);
 		console.log(`  workflow 01 (embedded engine): last event processed ${seconds(done - started)} s after the first POST → ${Math.round(EVENTS / ((done - started) / 1000))} events/s end to end`);
 		console.log(`  chain 01 → 02 → 04 and 06 answered for every delivery after ${seconds(chained - started)} s → ${Math.round(EVENTS / ((chained - started) / 1000))} events/s; ${sessions} sessions, ${conversions} conversions, ${activities} activities`);
+		console.log(`  CRM rows: ${await crmDigest(prisma, siteId)}`);
 		console.log(`  dispatcher: ${JSON.stringify(receiver.dispatcher.metrics)}`);
 	} finally {
 		await receiver.close();

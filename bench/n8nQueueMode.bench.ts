@@ -25,7 +25,7 @@ import { PrismaClient } from '../lib/db/generated/client';
 import { bundledWorkflows } from '../scripts/workflowTools';
 import { parseEnvFile } from '../test/helpers/compose';
 import { SERVICES, startQueueTopology, type QueueTopology } from '../test/helpers/queueTopology';
-import { CONCURRENT_POSTS, PER_VISITOR, postAll, trackBatches } from './traffic';
+import { CONCURRENT_POSTS, crmDigest, PER_VISITOR, postAll, trackBatches } from './traffic';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 const WORKERS = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number);
@@ -186,6 +186,7 @@ async function run(workers: number): Promise<string[]> {
 		}
 		console.log(`n8n execution records (successful ones are marked deleted, not removed, until the pruner runs): ${[...statuses].sort().map(([key, count]) => `${key} ${count}`).join(', ')}`);
 		console.log(`CRM: ${sessions} sessions holding ${sessionEvents} events, ${conversions} conversions (${attributions} attribution rows), ${activities} activities`);
+		console.log(`CRM rows: ${await crmDigest(prisma, siteId)}`);
 		console.log(`load average (1, 5, 15 min): before ${loadBefore}; after ${loadAfter}`);
 
 		const expected = expectedHolding(bodies);

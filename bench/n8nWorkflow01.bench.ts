@@ -23,7 +23,7 @@ import { startReceiver } from '../server/receiver';
 import { readSettings } from '../server/settings';
 import { startRealN8n, type WorkflowJson } from '../test/helpers/realN8n';
 import { createTestDatabase, dropTestDatabase } from '../test/setup/testDatabase';
-import { CONCURRENT_POSTS, PER_VISITOR, postAll, trackBatches } from './traffic';
+import { CONCURRENT_POSTS, crmDigest, PER_VISITOR, postAll, trackBatches } from './traffic';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 /** Events per delivery (the receiver's DISPATCH_BATCH_SIZE); its default when unset. */
@@ -108,6 +108,7 @@ async function main(): Promise<void> {
 		console.log(`n8n: N8N_EXPRESSION_ENGINE_LAZY_ACQUIRE=${LAZY_ISOLATES}`);
 		console.log(`workflow 01 (real n8n ${n8n.baseUrl}): last event processed ${seconds(done - started)} s after the first POST → ${Math.round(EVENTS / ((done - started) / 1000))} events/s end to end`);
 		console.log(`chain 01 → 02 → 04 and 06 answered for every delivery after ${seconds(chained - started)} s; ${sessions} sessions, ${conversions} conversions, ${activities} activities`);
+		console.log(`CRM rows: ${await crmDigest(prisma, siteId)}`);
 		console.log(`dispatcher: ${JSON.stringify(receiver.dispatcher.metrics)}`);
 	} finally {
 		await receiver.close();

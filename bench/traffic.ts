@@ -3,7 +3,11 @@
  * scrolls, and a form submission for every tenth visitor), posted to /api/track as a site
  * without a consent banner sends them.
  */
+import { createHash } from 'node:crypto';
+
 import { v7 as uuidv7 } from 'uuid';
+
+import type { PrismaClient } from '../lib/db/generated/client';
 
 export const PER_VISITOR = 20;
 export const CONCURRENT_POSTS = 8;
@@ -42,4 +46,32 @@ export async function postAll(receiverUrl: string, bodies: string[]): Promise<vo
 			}
 		}),
 	);
+}
+
+/**
+ * What the chain wrote for a site, without what differs between two runs of the same traffic
+ * (ids, and times, which are given relative to the site's first session): its sessions,
+ * conversions, attribution and activities, counted and hashed, so two builds can be compared.
+ */
+export async function crmDigest(prisma: PrismaClient, siteId: string): Promise<string> {
+	const tables = {
+		sessions: `SELECT v.anonymous_id, extract(epoch FROM s.started_at - t.t0) AS started, extract(epoch FROM s.last_activity_at - t.t0) AS last, s.pageviews, s.event_count, s.duration_seconds, s.engaged_time_ms,
+			s.max_scroll_depth, s.is_bounce, s.entry_page, s.exit_page, s.engagement_score, s.engagement_level, s.channel, s.source, s.medium, s.campaign, s.landing_page, s.device_type, s.browser, s.os
+			FROM visitor_sessions s JOIN visitors v ON v.id = s.visitor_id, t WHERE s.site_id = $1::uuid ORDER BY 1, 2`,
+		conversions: `SELECT v.anonymous_id, c.goal, c.value::text, c.currency, extract(epoch FROM c.occurred_at - t.t0) AS at, e.type AS event_type, e.path AS event_path
+			FROM conversions c JOIN visitors v ON v.id = c.visitor_id JOIN visitor_events e ON e.site_id = c.site_id AND e.event_id = c.event_id::uuid, t WHERE c.site_id = $1::uuid ORDER BY 1, 2, 5`,
+		attribution: `SELECT v.anonymous_id, c.goal, a.model, a.touchpoint_index, a.channel, a.source, a.medium, a.campaign, extract(epoch FROM a.touched_at - t.t0) AS touched, a.credit, a.value::text
+			FROM attribution_data a JOIN conversions c ON c.id = a.conversion_id JOIN visitors v ON v.id = c.visitor_id, t WHERE a.site_id = $1::uuid ORDER BY 1, 2, 3, 4`,
+		activities: `SELECT coalesce(v.anonymous_id, a.lead_id::text) AS subject, a.type, a.description, a.data - 'eventId' - 'conversions' AS data, jsonb_array_length(coalesce(a.data -> 'conversions', '[]')) AS conversions
+			FROM activities a LEFT JOIN visitors v ON v.id = a.visitor_id WHERE a.site_id = $1::uuid ORDER BY 1, 2, 3`,
+	};
+	const origin = `WITH t AS (SELECT min(started_at) AS t0 FROM visitor_sessions WHERE site_id = $1::uuid) `;
+	const parts: string[] = [];
+	const hash = createHash('sha256');
+	for (const [name, sql] of Object.entries(tables)) {
+		const rows = await prisma.$queryRawUnsafe<unknown[]>(origin + sql, siteId);
+		hash.update(`${name}:${JSON.stringify(rows)}\n`);
+		parts.push(`${rows.length} ${name}`);
+	}
+	return `${parts.join(', ')}; digest ${hash.digest('hex').slice(0, 16)}`;
 }
