@@ -34,7 +34,8 @@ export class CrmTrackerTrigger implements INodeType {
 				name: 'default',
 				httpMethod: 'POST',
 				responseMode: '={{$parameter["responseMode"]}}',
-				responseData: 'allEntries',
+				// Shown only when the trigger answers when the last node finishes: otherwise absent from the parameters.
+				responseData: '={{$parameter["responseData"] || "allEntries"}}',
 				path: '={{$parameter["path"]}}',
 				isFullPath: true,
 			}),
@@ -72,6 +73,21 @@ export class CrmTrackerTrigger implements INodeType {
 					{ name: 'When Last Node Finishes', value: 'lastNode', description: 'Answer with the items of the last node; a failing workflow makes the receiver retry' },
 				],
 				default: 'lastNode',
+			},
+			{
+				displayName: 'Response Data',
+				name: 'responseData',
+				type: 'options',
+				options: [
+					{ name: 'All Entries', value: 'allEntries', description: 'The items of the last node, as JSON' },
+					{
+						name: 'No Response Body',
+						value: 'noData',
+						description: 'Only the status: the receiver and the CRM Hand Off read nothing more, and n8n spares serializing every item of a large delivery',
+					},
+				],
+				default: 'allEntries',
+				displayOptions: { show: { responseMode: ['lastNode'] } },
 			},
 			{
 				displayName: 'Replay Window (Seconds)',
@@ -159,18 +175,18 @@ export class CrmTrackerTrigger implements INodeType {
 	}
 }
 
-const PARAMETER_TEMPLATE = /^=\{\{\$parameter\["(\w+)"\]\}\}$/;
+const PARAMETER_TEMPLATE = /^=\{\{\$parameter\["(\w+)"\](?: \|\| "(\w+)")?\}\}$/;
 
 /**
- * The description with, under n8n's shared symbol, each `={{$parameter["…"]}}` field as the
- * parameter read it is: n8n 2 then answers a delivery without starting its sandboxed expression
- * engine to read the trigger's own parameters. Older n8n ignores the symbol.
+ * The description with, under n8n's shared symbol, each `={{$parameter["…"]}}` field (or
+ * `={{$parameter["…"] || "fallback"}}`) as the same read of the parameters: n8n 2 then answers a
+ * delivery without starting its sandboxed expression engine. Older n8n ignores the symbol.
  */
 function nativelyResolvable(description: IWebhookDescription): IWebhookDescription {
 	const resolvers: Record<string, { template: string; resolve: (parameters: Record<string, unknown>) => unknown }> = {};
 	for (const [field, value] of Object.entries(description)) {
-		const name = typeof value === 'string' ? PARAMETER_TEMPLATE.exec(value)?.[1] : undefined;
-		if (name) resolvers[field] = { template: value as string, resolve: (parameters) => parameters[name] };
+		const [, name, fallback] = (typeof value === 'string' ? PARAMETER_TEMPLATE.exec(value) : null) ?? [];
+		if (name) resolvers[field] = { template: value as string, resolve: (parameters) => (fallback === undefined ? parameters[name] : parameters[name] || fallback) };
 	}
 	return Object.assign(description, { [Symbol.for('n8n.webhookDescriptionResolvers')]: resolvers });
 }

@@ -258,7 +258,12 @@ describe('n8n answers a delivery without its expression engine', () => {
 			expect(nodeParametersAreStatic(trigger)).toBe(true);
 			expect(resolveWebhookDescriptionField(trigger, description, 'path')).toEqual({ resolved: true, value: trigger.parameters.path });
 			expect(resolveWebhookDescriptionField(trigger, description, 'responseMode')).toEqual({ resolved: true, value: trigger.parameters.responseMode });
+			// Nobody reads a bundled workflow's answer but its status.
+			expect(resolveWebhookDescriptionField(trigger, description, 'responseData')).toEqual({ resolved: true, value: 'noData' });
 		}
+		// Answering at once, the trigger has no Response Data: n8n's own default stands.
+		const immediate = { ...({} as INode), parameters: { path: 'crm-x', responseMode: 'onReceived' } };
+		expect(resolveWebhookDescriptionField(immediate, description, 'responseData')).toEqual({ resolved: true, value: 'allEntries' });
 		// A parameter set by an expression still goes to the engine.
 		const dynamic = { ...({} as INode), parameters: { path: '={{ "crm-" + "x" }}', responseMode: 'lastNode' } };
 		expect(resolveWebhookDescriptionField(dynamic, description, 'path')).toEqual({ resolved: false });
