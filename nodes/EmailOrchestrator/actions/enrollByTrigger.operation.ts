@@ -71,7 +71,7 @@ export async function execute(this: IExecuteFunctions, context: OperationContext
 	try {
 		return await forEachItem.call(this, context.glue, async (i) => await enrollByTrigger.call(this, context, sender, i, this.getNodeParameter('lead', i), this.getNodeParameter('options', i, {}) as IDataObject));
 	} finally {
-		sender.close();
+		sender.transport.close();
 	}
 }
 
@@ -79,13 +79,12 @@ export async function execute(this: IExecuteFunctions, context: OperationContext
 export interface NodeSender {
 	api: ICredentialDataDecryptedObject;
 	transport: ReturnType<typeof smtpTransport>;
-	close(): void;
 }
 
 export async function senderOfNode(context: IExecuteFunctions): Promise<NodeSender> {
 	const api = await apiCredentialOf(context);
 	const transport = smtpTransport(await context.getCredentials('smtp'));
-	return { api, transport, close: () => transport.close() };
+	return { api, transport };
 }
 
 /** Enrolls the lead `reference` (its id or address) of item `i` by the sequences' triggers, and sends what is due. */

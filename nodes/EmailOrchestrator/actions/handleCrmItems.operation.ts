@@ -57,6 +57,6 @@ export async function execute(this: IExecuteFunctions, context: OperationContext
 			return await enrollByTrigger.call(this, context, sender, i, json.leadId || json.email, {});
 		});
 	} finally {
-		sender?.close();
+		sender?.transport.close();
 	}
 }
