@@ -9,9 +9,12 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 
+import { PrismaPg } from '@prisma/adapter-pg';
+
 import { parseSiteConfig } from '../../lib/config/siteConfig';
 import type { SiteConfig } from '../../lib/contracts';
-import type { PrismaClient } from '../../lib/db/generated/client';
+import { PrismaClient } from '../../lib/db/generated/client';
+import { deployMigrations } from '../../lib/db/migrator';
 import { emailHash } from '../../lib/email';
 import { isSealed, openLead, parsePiiKeys, PiiCipher, sealedKeyId, type PiiKeyring } from '../../lib/pii';
 import { compileScoringRules } from '../../nodes/LeadScorer/scoring';
@@ -20,9 +23,10 @@ import { findLeads } from '../../nodes/shared/leads';
 import { createApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
 import { encryptingSites, rotateSite } from '../../scripts/rotate-pii-key-core';
-import { createTestSite, testDbUrl, testPrisma } from '../helpers/db';
+import { createTestSite, testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
 import { testSiteConfig } from '../helpers/sites';
+import { createTestDatabase, dropTestDatabase } from '../setup/testDatabase';
 
 const run = promisify(execFile);
 const newKey = () => randomBytes(32).toString('base64');
@@ -53,15 +57,16 @@ async function write(prisma: PrismaClient, siteId: string, config: SiteConfig, k
 	return prisma.$transaction((tx) => upsertLeads(tx, { siteId, config, rules, now: Date.now(), keyring }, entries), { timeout: 60_000 });
 }
 
-async function dump(): Promise<string> {
-	const { stdout } = await run('pg_dump', ['--data-only', '--no-owner', `--dbname=${testDbUrl()}`], { maxBuffer: 512 * 1024 * 1024 });
+async function dump(url: string): Promise<string> {
+	const { stdout } = await run('pg_dump', ['--data-only', '--no-owner', `--dbname=${url}`], { maxBuffer: 512 * 1024 * 1024 });
 	return stdout;
 }
 
 /** Every clear value of the person found in the text. */
 function clearValuesIn(text: string, lead: Person): string[] {
 	const values = [lead.email, lead.email.split('@')[0], lead.firstName, lead.lastName, lead.phone, lead.e164, lead.company, lead.jobTitle, lead.message];
-	return values.filter((value) => text.toLowerCase().includes(value.toLowerCase()));
+	const lower = text.toLowerCase();
+	return values.filter((value) => lower.includes(value.toLowerCase()));
 }
 
 describe('personal data at rest with privacy.encryptPii', () => {
@@ -73,7 +78,27 @@ describe('personal data at rest with privacy.encryptPii', () => {
 		await prisma.$disconnect();
 	});
 
-	it('writes no lead’s address, name, phone, company, job title or properties in clear: a pg_dump of the database holds none of them', async () => {
+	describe('in a database of its own, so the dump holds only what this test wrote', () => {
+		let database: { name: string; url: string };
+		let own: PrismaClient;
+
+		beforeAll(async () => {
+			database = await createTestDatabase('tcrm_pii');
+			await deployMigrations(new PrismaPg({ connectionString: database.url }));
+			own = new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url }) });
+		});
+
+		afterAll(async () => {
+			await own?.$disconnect();
+			if (database?.name) await dropTestDatabase(database.name);
+		});
+
+		it('writes no lead’s address, name, phone, company, job title or properties in clear: a pg_dump of the database holds none of them', async () => {
+			await sealsEveryField(own, database.url);
+		});
+	});
+
+	async function sealsEveryField(prisma: PrismaClient, url: string) {
 		const site = await createTestSite(prisma, 'sealed');
 		const clearSite = await createTestSite(prisma, 'clear');
 		const people = Array.from({ length: 12 }, () => person());
@@ -95,13 +120,13 @@ describe('personal data at rest with privacy.encryptPii', () => {
 		const [clearLead] = await prisma.lead.findMany({ where: { siteId: clearSite.id } });
 		expect(clearLead.properties).toEqual({ message: control.message, plan: 'pro' });
 
-		const text = await dump();
+		const text = await dump(url);
 		// The control lead of a site that stores in clear is in the dump: the search finds what is there.
 		expect(clearValuesIn(text, control)).toEqual(expect.arrayContaining([control.email, control.firstName, control.lastName, control.e164, control.company, control.message]));
 		for (const lead of people) expect(clearValuesIn(text, lead)).toEqual([]);
 		// Nor the SHA-256 anyone could compute from a guessed address.
 		for (const lead of people) expect(text).not.toContain(emailHash(lead.email));
-	});
+	}
 
 	it('finds and de-duplicates a lead by the keyed hash of its address; a replay changes nothing', async () => {
 		const site = await createTestSite(prisma, 'dedupe');
