@@ -113,7 +113,7 @@ export class CrmTrackerTrigger implements INodeType {
 		const res = this.getResponseObject();
 		const credential = await this.getCredentials<{ webhookSecret: string; piiEncryptionKeys?: string; piiHashKey?: string }>('trackingCrmApi');
 		const { webhookSecret } = credential;
-		const raw = (req as unknown as { rawBody?: Buffer }).rawBody?.toString('utf8') ?? JSON.stringify(req.body);
+		const raw = (req as unknown as { rawBody?: Buffer }).rawBody ?? JSON.stringify(req.body);
 		const check = verifySignature(webhookSecret, raw, req.headers, { toleranceSeconds: this.getNodeParameter('toleranceSeconds', 300) as number });
 		if (!check.valid) {
 			res.status(401).json({ error: 'invalid_signature', message: `Refused: ${check.reason}. Only the receiver, signing with the credential's webhook secret, may call this webhook.` });
