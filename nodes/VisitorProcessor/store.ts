@@ -9,8 +9,14 @@ export type IncomingEvent = EventItem;
 /** An incoming event's session, as the node outputs it on the event. */
 export type SessionSummary = { visitorId: string; sessionId: string } & SessionFacts;
 
-/** Which of the incoming events are stored: the receiver stores every event it delivers, so usually all. */
-const STORED_EVENTS = `SELECT event_id::text FROM visitor_events WHERE site_id = $1::uuid AND event_id = ANY($2::uuid[])`;
+/**
+ * Which of the incoming events are stored: the receiver stores every event it delivers, so usually
+ * all. One probe of the (site, event id) index each (LIMIT keeps the planner from turning it into a
+ * scan of all the site's events).
+ */
+const STORED_EVENTS = `
+SELECT i.event_id::text FROM unnest($2::uuid[]) AS i(event_id)
+CROSS JOIN LATERAL (SELECT 1 FROM visitor_events e WHERE e.site_id = $1::uuid AND e.event_id = i.event_id LIMIT 1) AS stored`;
 
 /** Events the receiver did not store (the node fed from elsewhere) are stored first, so sessions are always rebuilt from visitor_events. */
 const STORE_MISSING_EVENTS = `
@@ -32,11 +38,14 @@ SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtext($1::text || ':' || 
 
 /**
  * Every visitor's stored events from the start of its rebuild (rebuildFrom: the latest stored
- * session that began by its earliest incoming event, else that event), in time order.
+ * session that began by its earliest incoming event, else that event), in time order. Each
+ * visitor's start is found once and its events read by the (site, anonymous id, time) index: a
+ * plain join let the planner, on a table whose statistics lag behind, read and sort every event of
+ * the site, or find the start again for every event row.
  */
 const READ_VISITS = `
 WITH incoming AS (SELECT * FROM unnest($2::text[], $3::timestamptz[]) AS i(anonymous_id, earliest)),
-starts AS (
+starts AS MATERIALIZED (
 	SELECT i.anonymous_id, COALESCE((
 		SELECT s.started_at FROM visitor_sessions s JOIN visitors v ON v.id = s.visitor_id
 		WHERE v.site_id = $1::uuid AND v.anonymous_id = i.anonymous_id AND s.started_at <= i.earliest
@@ -44,7 +53,9 @@ starts AS (
 	FROM incoming i)
 SELECT st.anonymous_id, st.from_at, e.event_id::text, e.type, e.url, e.referrer, e.relevance, e.properties, e.context, e.user_agent, e.country, e.occurred_at,
 	e.visitor_id, e.session_id
-FROM starts st JOIN visitor_events e ON e.site_id = $1::uuid AND e.anonymous_id = st.anonymous_id AND e.occurred_at >= st.from_at
+FROM starts st CROSS JOIN LATERAL (
+	SELECT * FROM visitor_events e WHERE e.site_id = $1::uuid AND e.anonymous_id = st.anonymous_id AND e.occurred_at >= st.from_at
+) e
 ORDER BY st.anonymous_id, e.occurred_at, e.event_id`;
 
 /**
