@@ -95,7 +95,7 @@ const properties: INodeProperties[] = [
 		name: 'lead',
 		type: 'string',
 		required: true,
-		default: '={{ $json.leadId || ($json.lead && $json.lead.email) || $json.email }}',
+		default: '={{ $json.leadId || $json.lead?.email || $json.email }}',
 		description: 'ID or email address of the lead to enrich',
 	},
 	{

@@ -45,20 +45,44 @@ export const siteKeyOrAllProperty: INodeProperties = {
 	description: `${SITE_KEY_HELP} Send Due also takes All Sites (*). Choose from the list, or specify an ID using an <a href="https://docs.n8n.io/code/expressions/">expression</a>`,
 };
 
-/** A parameter that is one field of the item, `{{ $json.site }}` or `{{ $json.lead.email }}`: its path. */
-const ITEM_FIELD = /^=\{\{\s*\$json((?:\.[A-Za-z_$][\w$]*)+)\s*\}\}$/;
+/** One field of the item, `$json.site` or `$json.lead?.email`. */
+const FIELD = String.raw`\$json(?:\??\.[A-Za-z_$][\w$]*)+`;
 
 /**
- * A parameter's value for one item. One that names a field of the item is read from the item itself:
- * n8n gives the same value, at the cost of evaluating an expression per item (in n8n 2's sandboxed
- * expression engine, milliseconds), which is more than the node's whole work on a small item.
+ * A parameter that reads the item only: one field, `{{ $json.site }}`, or the first of several
+ * that is set, `{{ $json.leadId || $json.lead?.email || $json.email }}`.
+ */
+const ITEM_FIELDS = new RegExp(String.raw`^=\{\{\s*(${FIELD}(?:\s*\|\|\s*${FIELD})*)\s*\}\}$`);
+
+/** The fields a parameter reads, when it reads nothing but fields of the item; else null. */
+export function readsItemOnly(parameter: unknown): RegExpExecArray | null {
+	return typeof parameter === 'string' ? ITEM_FIELDS.exec(parameter) : null;
+}
+
+function fieldOf(json: unknown, path: string): unknown {
+	let value = json;
+	for (const key of path.split(/\??\./).slice(1)) value = value !== null && typeof value === 'object' && Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined;
+	return value;
+}
+
+/**
+ * A parameter's value for one item. One that only reads fields of the item is read from the item
+ * itself, as JavaScript would read it (a missing field is undefined; `||` gives the first value that
+ * is set, else the last): n8n gives the same value, at the cost of evaluating an expression per item
+ * (in n8n 2's sandboxed expression engine, milliseconds), which is more than the node's whole work
+ * on a small item.
  */
 export function itemParameter(context: IExecuteFunctions, name: string, itemIndex: number, fallback: unknown = ''): unknown {
 	const parameter = context.getNode().parameters[name];
-	const field = typeof parameter === 'string' ? ITEM_FIELD.exec(parameter) : null;
-	if (!field) return context.getNodeParameter(name, itemIndex, fallback);
-	let value: unknown = context.getInputData()[itemIndex]?.json;
-	for (const key of field[1].slice(1).split('.')) value = value !== null && typeof value === 'object' && Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined;
+	const fields = readsItemOnly(parameter);
+	if (!fields) return context.getNodeParameter(name, itemIndex, fallback);
+	const json = context.getInputData()[itemIndex]?.json;
+	const paths = fields[1].split('||').map((path) => path.trim());
+	let value: unknown;
+	for (const path of paths) {
+		value = fieldOf(json, path);
+		if (value) break;
+	}
 	return value;
 }
 

@@ -119,6 +119,25 @@ describe('Enricher node in the n8n execution engine', () => {
 		expect(Date.now() - started).toBeLessThan(5_000);
 	});
 
+	it('finds the lead its Lead parameter reads from the item as n8n evaluates the expression', async () => {
+		const scored = await runWorkflow(workflow(), { input: [leadItem({ email: 'lina@reader.example' }), leadItem({ email: 'omar@reader.example' })], credentials: credentials(), throwOnError: true });
+		const [lina, omar] = scored.outputOf('Enricher').map((item) => item.leadId as string);
+		const items: IDataObject[] = [
+			{ site: site.key, leadId: lina },
+			{ site: site.key, lead: { email: 'omar@reader.example' } },
+			{ site: site.key, email: 'lina@reader.example' },
+			{ site: site.key, leadId: '', lead: null, email: 'omar@reader.example' },
+			{ site: site.key, leadId: omar, email: 'lina@reader.example' },
+			{ site: site.key, lead: {}, email: 'lina@reader.example' },
+		];
+		const expected = [lina, omar, lina, omar, omar, lina];
+		// The default reads the item natively; in parentheses, the same expression is n8n's to evaluate.
+		const read = await runWorkflow(workflow({}, { withScorer: false }), { input: items, credentials: credentials(), throwOnError: true });
+		const evaluated = await runWorkflow(workflow({ lead: '={{ ($json.leadId || $json.lead?.email || $json.email) }}' }, { withScorer: false }), { input: items, credentials: credentials(), throwOnError: true });
+		expect(read.outputOf('Enricher').map((item) => item.leadId)).toEqual(expected);
+		expect(evaluated.outputOf('Enricher').map((item) => item.leadId)).toEqual(expected);
+	});
+
 	it('names the parameter when the lead is unknown', async () => {
 		const run = await runWorkflow(workflow({}, { withScorer: false }), { input: [{ site: site.key, email: 'ghost@nowhere.io' }], credentials: credentials() });
 		expect(run.error?.message).toMatch(/Lead: No lead "ghost@nowhere.io" on this site/);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { INode, IConnections } from 'n8n-workflow';
 
 import { loadSiteConfig } from '../../lib/config/siteConfig';
+import { readsItemOnly } from '../../nodes/shared/descriptions';
 import { CREDENTIAL_IDS } from '../../scripts/bundleCredentials';
 import { bundledWorkflows, readPayload } from '../../scripts/workflowTools';
 import { getNodeTypes } from '../harness/n8n';
@@ -89,6 +90,19 @@ describe('bundled workflows', () => {
 				expect([node.name, targets.map((target) => target.type)]).toEqual([node.name, ['n8n-nodes-base.stopAndError']]);
 			}
 		}
+	});
+
+	it('give the CRM nodes no expression for n8n to evaluate: each one reads fields of the item, which the nodes read themselves', () => {
+		// n8n 2 evaluates an expression in a sandbox, at a cost larger than a node's work on an item (docs/deployment.md#scaling).
+		const evaluated = workflows.flatMap(({ file, json }) =>
+			crmNodes(json).flatMap((node) =>
+				Object.entries(node.parameters)
+					.filter(([, value]) => typeof value === 'string' && value.startsWith('=') && !readsItemOnly(value))
+					.map(([name, value]) => `${file} ${node.name}.${name}: ${String(value)}`),
+			),
+		);
+		expect(evaluated).toEqual([]);
+		expect(workflows.flatMap(({ json }) => crmNodes(json).flatMap((node) => Object.values(node.parameters).filter((value) => readsItemOnly(value)))).length).toBeGreaterThan(10);
 	});
 
 	it('answer the receiver when the last node finishes, so a failure makes it retry', () => {
