@@ -126,6 +126,8 @@ function summarize(list: string): ArchiveSummary {
 	};
 }
 
+const LIST_FEED_ENDS = new Set(['EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
+
 async function listArchive(file: string, encrypted: boolean, passphrase: string | undefined, passphraseVariable: string, pgRestore: string, url: URL): Promise<ArchiveSummary> {
 	// The tag first: pg_restore stops reading at the first wrong byte, before GCM could say why.
 	if (encrypted) await decryptInto(file, passphrase!, passphraseVariable, nowhere());
@@ -135,8 +137,9 @@ async function listArchive(file: string, encrypted: boolean, passphrase: string 
 	const fed = encrypted ? decryptInto(file, passphrase!, passphraseVariable, list.stdin!).then(() => undefined, (error: Error) => error) : Promise.resolve(undefined);
 	const [run, feedError] = await Promise.all([finished(list, pgRestore), fed]);
 	if (run.code !== 0) throw new OperatorError(`${path.basename(file)} is not a whole pg_dump archive: ${explainPgError(pgRestore, url, run)}`);
-	// --list reads the table of contents and leaves the data unread: a closed pipe then is its due end.
-	if (feedError && (feedError as NodeJS.ErrnoException).code !== 'EPIPE') throw feedError;
+	// --list reads the table of contents and leaves the data unread: a closed pipe then is its due end,
+	// reported as EPIPE by a write under way, or as a premature close when the pipe went between writes.
+	if (feedError && !LIST_FEED_ENDS.has(String((feedError as NodeJS.ErrnoException).code))) throw feedError;
 	return summarize(output);
 }
 
