@@ -2,18 +2,22 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { PrismaPg } from '@prisma/adapter-pg';
+
 import { generateDataset } from '../../bench/dataset/generate';
 import * as naive from '../../bench/dataset/naive';
 import { openDatabase, type Database } from '../../lib/db';
-import type { PrismaClient } from '../../lib/db/generated/client';
+import { PrismaClient } from '../../lib/db/generated/client';
+import { deployMigrations } from '../../lib/db/migrator';
 import { campaignAnalytics, conversionAnalytics } from '../../server/analytics/campaigns';
 import { leadAnalytics } from '../../server/analytics/leads';
 import * as reports from '../../server/analytics/queries';
 import type { ReportFilter } from '../../server/analytics/filters';
 import { foldAllRollups, foldRollups, forgetVisitors, lockSiteRollups, netPieces, rangePieces } from '../../server/analytics/rollup';
 import { runRetention, sitesInDatabase } from '../../server/retention/retention';
-import { createTestSite, testPrisma } from '../helpers/db';
+import { createTestSite } from '../helpers/db';
 import { figuresOf } from '../helpers/reports';
+import { createTestDatabase, dropTestDatabase } from '../setup/testDatabase';
 
 const STAGES = ['subscriber', 'lead', 'mql', 'sql', 'customer'];
 /** The generated data ends here: not on an hour, so "the last 24 hours" has partial hours at both ends. */
@@ -142,11 +146,17 @@ async function refoldKeepingPagesFrom(prisma: Reader, siteId: string, keepPageBu
 const run = (prisma: Reader) => (sql: string) => prisma.$queryRawUnsafe<unknown[]>(sql);
 
 describe('dashboard rollups on Postgres', () => {
-	const prisma = testPrisma();
+	// A database of its own: the fold takes every site's dirty hours, and in a full run the shared
+	// database holds every other suite's.
+	let database: { name: string; url: string };
+	let prisma: PrismaClient;
 	let siteId: string;
 	let other: string;
 
 	beforeAll(async () => {
+		database = await createTestDatabase('tcrm_rollups');
+		await deployMigrations(new PrismaPg({ connectionString: database.url }));
+		prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url }) });
 		siteId = (await createTestSite(prisma, 'rollups')).id;
 		other = (await createTestSite(prisma, 'rollups-other')).id;
 		await generateDataset(run(prisma), { siteId, events: 30_000, days: 4, end: END, seed: 1 });
@@ -155,7 +165,10 @@ describe('dashboard rollups on Postgres', () => {
 		// As the receiver's job does: a read of a site this busy does not fold it (see rollupsForRead).
 		await foldAllRollups(prisma);
 	});
-	afterAll(() => prisma.$disconnect());
+	afterAll(async () => {
+		await prisma?.$disconnect();
+		if (database?.name) await dropTestDatabase(database.name);
+	});
 
 	it('splits a range into raw partial hours, whole hours and whole UTC days', () => {
 		expect(rangePieces(new Date('2026-03-08T22:30:00Z'), new Date('2026-03-10T01:15:00Z'))).toEqual({
