@@ -13,22 +13,6 @@ export interface ResolvedSite {
 }
 
 /**
- * Parsed configs by their stored text: every node of every execution reads its site's config, and
- * checking it against the schema cost more than the node's own work on a small delivery. Frozen
- * through, since every caller shares the one object.
- */
-const parsedConfigs = new Map<string, SiteConfig>();
-const MAX_PARSED_CONFIGS = 256;
-
-function deepFreeze<T>(value: T): T {
-	if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-		Object.freeze(value);
-		for (const child of Object.values(value)) deepFreeze(child);
-	}
-	return value;
-}
-
-/**
  * The config the receiver synced into `sites.config`. A row without one (`{}`, a site written by
  * other means) gets the defaults. A stored config this version cannot read is an error, never
  * silently the defaults: the site's goals, scoring rules and consent settings would vanish.
@@ -37,15 +21,8 @@ function storedConfig(site: { key: string; name: string; domain: string; config:
 	const stored = site.config;
 	const empty = stored === null || (typeof stored === 'object' && !Array.isArray(stored) && Object.keys(stored).length === 0);
 	const input = empty ? { site: { key: site.key, name: site.name, domain: site.domain }, tracking: { allowedOrigins: [`https://${site.domain}`] } } : stored;
-	const text = JSON.stringify(input);
-	const known = parsedConfigs.get(text);
-	if (known) return known;
 	const parsed = siteConfigSchema.safeParse(input);
-	if (parsed.success) {
-		if (parsedConfigs.size >= MAX_PARSED_CONFIGS) parsedConfigs.clear();
-		parsedConfigs.set(text, deepFreeze(parsed.data));
-		return parsed.data;
-	}
+	if (parsed.success) return parsed.data;
 	throw new InputError(
 		'siteKey',
 		`The config stored for site "${site.key}" does not fit this version of the CRM nodes (${formatIssues(toFieldIssues(parsed.error, input, siteConfigSchema))}); ` +
