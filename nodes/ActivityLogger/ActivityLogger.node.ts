@@ -165,8 +165,8 @@ export class ActivityLogger implements INodeType {
 	methods = siteMethods;
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
-		const { prisma, credentials } = await crmDatabase(this);
-		const sites = new SiteResolver(prisma);
+		const { prisma, sql, credentials } = await crmDatabase(this);
+		const sites = new SiteResolver(sql);
 		const piiKeys = await piiCredentialOf(this);
 		const operation = this.getNodeParameter('operation', 0) as 'log' | 'logOutcome' | 'getTimeline';
 		const glue = { properties, database: credentials };

@@ -117,9 +117,9 @@ export class ConversionDetector implements INodeType {
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const items = this.getInputData();
-		const { prisma, credentials } = await crmDatabase(this);
+		const { sql, credentials } = await crmDatabase(this);
 		const glue = { properties, database: credentials };
-		const sites = new SiteResolver(prisma);
+		const sites = new SiteResolver(sql);
 		const input = this.getNodeParameter('input', 0, 'event') as 'event' | 'batch';
 
 		// Every item's events are checked together per site: one lookup for all of them, one write.
@@ -147,7 +147,7 @@ export class ConversionDetector implements INodeType {
 		for (const group of perSite.values()) {
 			let results: Array<RecordedConversion[] | Error>;
 			try {
-				results = await detectConversions(prisma, group.site, group.entries);
+				results = await detectConversions(sql, group.site, group.entries);
 			} catch (error) {
 				for (const { item } of group.owners) failures.set(item, error);
 				continue;

@@ -1,5 +1,5 @@
 import type { ConversionRule } from '../../lib/contracts/siteConfig';
-import type { Prisma, PrismaClient } from '../../lib/db/generated/client';
+import type { RawDatabase, RawSql } from '../../lib/db/rawSql';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { uuidv7s } from '../../lib/ids';
 import { attributeConversion, type AttributionOptions, type AttributionResult, type Touchpoint } from './attribution';
@@ -122,14 +122,14 @@ ORDER BY conversion_id, model, touchpoint_index`;
  * the event cannot be checked yet.
  */
 export async function detectConversions(
-	prisma: PrismaClient,
+	db: RawDatabase,
 	site: { id: string; domain: string },
 	entries: readonly DetectEntry[],
 ): Promise<Array<RecordedConversion[] | InputError>> {
 	if (entries.length === 0) return [];
 	const siteId = site.id;
 	const ids = [...new Set(entries.map((entry) => entry.event.eventId.toLowerCase()))];
-	const factsOf = new Map((await prisma.$queryRawUnsafe<EventFacts[]>(EVENT_FACTS, siteId, ids)).map((facts) => [facts.event_id, facts]));
+	const factsOf = new Map((await db.$queryRawUnsafe<EventFacts[]>(EVENT_FACTS, siteId, ids)).map((facts) => [facts.event_id, facts]));
 
 	const results: Array<RecordedConversion[] | InputError> = [];
 	// Engagement is read only for the events that reach a goal on every other criterion.
@@ -145,7 +145,7 @@ export async function detectConversions(
 		if (reached.length > 0) candidates.push({ entry: index, facts, rules: reached });
 	});
 	const engagementAtEvent = await engagementOfSessionsSoFar(
-		prisma,
+		db,
 		siteId,
 		candidates.filter(({ rules }) => rules.some((rule) => rule.minEngagementScore !== undefined)).map(({ facts }) => facts.event_id),
 		site.domain,
@@ -160,7 +160,7 @@ export async function detectConversions(
 	if (matched.length === 0) return results;
 
 	const visitors = [...new Set(matched.map(({ facts }) => facts.visitor_id as string))];
-	const touches = await prisma.$queryRawUnsafe<StoredTouch[]>(VISITOR_SESSIONS, siteId, visitors);
+	const touches = await db.$queryRawUnsafe<StoredTouch[]>(VISITOR_SESSIONS, siteId, visitors);
 	const touchesOf = new Map<string, StoredTouch[]>();
 	for (const touch of touches) touchesOf.set(touch.visitor_id, [...(touchesOf.get(touch.visitor_id) ?? []), touch]);
 
@@ -183,7 +183,7 @@ export async function detectConversions(
 		}
 	}
 
-	const { conversionOf, inserted, attribution } = await prisma.$transaction(async (tx) => await record(tx, siteId, planned), { timeout: 120_000, maxWait: 30_000 });
+	const { conversionOf, inserted, attribution } = await db.$transaction(async (tx) => await record(tx, siteId, planned));
 	for (const conversion of planned) {
 		const key = `${conversion.goal}\n${conversion.eventId}`;
 		const id = conversionOf.get(key) as string;
@@ -202,7 +202,7 @@ export async function detectConversions(
 
 /** The engagement each event's session had reached at it (engagementAt), by event id; one read for all of them. */
 async function engagementOfSessionsSoFar(
-	prisma: PrismaClient,
+	db: RawSql,
 	siteId: string,
 	eventIds: readonly string[],
 	siteDomain: string,
@@ -210,7 +210,7 @@ async function engagementOfSessionsSoFar(
 ): Promise<Map<string, number>> {
 	const scores = new Map<string, number>();
 	if (eventIds.length === 0) return scores;
-	const rows = await prisma.$queryRawUnsafe<Array<StoredEvent & { at_event: string }>>(SESSIONS_SO_FAR, siteId, eventIds);
+	const rows = await db.$queryRawUnsafe<Array<StoredEvent & { at_event: string }>>(SESSIONS_SO_FAR, siteId, eventIds);
 	for (let start = 0; start < rows.length; ) {
 		const atEvent = rows[start].at_event;
 		let end = start;
@@ -226,7 +226,7 @@ async function engagementOfSessionsSoFar(
  * converted time of their leads; reads back every conversion's id and credits. The first entry of
  * a (goal, event) in the batch is the one that records it, as if the entries ran one by one.
  */
-async function record(tx: Prisma.TransactionClient, siteId: string, planned: readonly PlannedConversion[]) {
+async function record(tx: RawSql, siteId: string, planned: readonly PlannedConversion[]) {
 	const first = new Map<string, PlannedConversion>();
 	for (const conversion of planned) {
 		const key = `${conversion.goal}\n${conversion.eventId}`;

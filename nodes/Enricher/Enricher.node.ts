@@ -159,9 +159,9 @@ export class Enricher implements INodeType {
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const items = this.getInputData();
-		const { prisma, credentials } = await crmDatabase(this);
+		const { prisma, sql, credentials } = await crmDatabase(this);
 		const glue: ItemGlue = { properties, database: credentials };
-		const sites = new SiteResolver(prisma);
+		const sites = new SiteResolver(sql);
 		const piiKeys = await piiCredentialOf(this);
 		const output = new Map<number, INodeExecutionData>();
 		const fail = (item: number, error: unknown) => output.set(item, failedItem(this, glue, piiKeyProblem(error), item));

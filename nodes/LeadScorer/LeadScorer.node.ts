@@ -14,7 +14,8 @@ import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { payloadOf } from './payload';
 import { compileScoringRules, type CompiledRules } from './scoring';
 import { cipherOf, findVisitorLeads, prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
-import type { Prisma, PrismaClient } from '../../lib/db/generated/client';
+import type { PrismaClient } from '../../lib/db/generated/client';
+import type { RawDatabase, RawSql } from '../../lib/db/rawSql';
 
 /**
  * Items written per transaction. The reads and writes of a batch are a fixed number of statements,
@@ -38,7 +39,7 @@ interface Batch {
 	items: BatchItem[];
 }
 
-async function runBatch(tx: Prisma.TransactionClient, batch: Batch, items: readonly BatchItem[]): Promise<ScoringOutcome[]> {
+async function runBatch(tx: RawSql, batch: Batch, items: readonly BatchItem[]): Promise<ScoringOutcome[]> {
 	if (batch.operation === 'upsert') return await upsertLeads(tx, batch.context, items.map((item) => item.lead as PreparedLead));
 	const outcomes = await rescoreLeads(tx, batch.context, items.map((item) => item.leadId as string));
 	// Several items of one lead: only the first reports what this run recorded.
@@ -52,7 +53,7 @@ async function runBatch(tx: Prisma.TransactionClient, batch: Batch, items: reado
 }
 
 /** The `limit` leads of a site scored longest ago (never scored first), rescored in batches. */
-async function rescoreStalest(prisma: PrismaClient, context: ScoringContext, limit: number): Promise<ScoringOutcome[]> {
+async function rescoreStalest(prisma: PrismaClient, sql: RawDatabase, context: ScoringContext, limit: number): Promise<ScoringOutcome[]> {
 	const stalest = await prisma.lead.findMany({
 		where: { siteId: context.siteId },
 		orderBy: [{ scoredAt: { sort: 'asc', nulls: 'first' } }, { id: 'asc' }],
@@ -62,7 +63,7 @@ async function rescoreStalest(prisma: PrismaClient, context: ScoringContext, lim
 	const outcomes: ScoringOutcome[] = [];
 	for (let from = 0; from < stalest.length; from += BATCH_SIZE) {
 		const ids = stalest.slice(from, from + BATCH_SIZE).map((lead) => lead.id);
-		const scored = await prisma.$transaction((tx) => rescoreLeads(tx, context, ids), { timeout: 120_000 });
+		const scored = await sql.$transaction((tx) => rescoreLeads(tx, context, ids));
 		for (const id of ids) {
 			const outcome = scored.get(id);
 			if (outcome) outcomes.push(outcome);
@@ -208,9 +209,9 @@ export class LeadScorer implements INodeType {
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const items = this.getInputData();
-		const { prisma, credentials } = await crmDatabase(this);
+		const { prisma, sql, credentials } = await crmDatabase(this);
 		const glue: ItemGlue = { properties, database: credentials };
-		const sites = new SiteResolver(prisma);
+		const sites = new SiteResolver(sql);
 		const piiKeys = await piiCredentialOf(this);
 		const compiled = new Map<string, CompiledRules>();
 		const rulesOf = (site: ResolvedSite) => {
@@ -279,13 +280,13 @@ export class LeadScorer implements INodeType {
 			for (let from = 0; from < batch.items.length; from += BATCH_SIZE) {
 				const chunk = batch.items.slice(from, from + BATCH_SIZE);
 				try {
-					const results = await prisma.$transaction((tx) => runBatch(tx, batch, chunk), { timeout: 120_000 });
+					const results = await sql.$transaction((tx) => runBatch(tx, batch, chunk));
 					chunk.forEach((item, n) => (outcomes[item.index] = results[n]));
 				} catch {
 					// Item by item, so the error names the item that caused it and the others still commit.
 					for (const item of chunk) {
 						try {
-							const [result] = await prisma.$transaction((tx) => runBatch(tx, batch, [item]), { timeout: 30_000 });
+							const [result] = await sql.$transaction((tx) => runBatch(tx, batch, [item]));
 							outcomes[item.index] = result;
 						} catch (error) {
 							fail(item.index, error);
@@ -297,7 +298,7 @@ export class LeadScorer implements INodeType {
 
 		for (const { index, context, limit } of stale) {
 			try {
-				outcomes[index] = await rescoreStalest(prisma, context, limit);
+				outcomes[index] = await rescoreStalest(prisma, sql, context, limit);
 			} catch (error) {
 				fail(index, error);
 			}

@@ -12,6 +12,7 @@ import { LEAD_PII_COLUMNS, leadField, openLead, openLeadProperties, sealLeadProp
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { isUuid, uuidv7s } from '../../lib/ids';
 import type { Prisma } from '../../lib/db/generated/client';
+import type { RawSql } from '../../lib/db/rawSql';
 import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
 import { retentionCutoff } from '../../lib/retention';
@@ -68,7 +69,7 @@ export const cipherOf = (context: ScoringContext): PiiCipher | null => siteCiphe
  * Reads and writes of a batch run in one transaction: leads, visitor links, score rows and stage
  * moves commit together, so a crash mid-batch leaves nothing half-recorded for the retry.
  */
-type Db = Prisma.TransactionClient;
+type Db = RawSql;
 
 /** A submission or identify call, checked and normalized, ready to be written. */
 export interface PreparedLead {
@@ -397,7 +398,7 @@ async function updateScores(prisma: Db, scoredAt: Date, rescored: ReadonlyArray<
  * The lead of each visitor named by its id or the tracker's anonymous id, in one query: the lead's
  * id, null for a visitor that is no lead, or why the reference names no visitor of the site.
  */
-export async function findVisitorLeads(prisma: Pick<Db, 'visitor'>, siteId: string, references: readonly string[]): Promise<Map<string, string | null | InputError>> {
+export async function findVisitorLeads(prisma: Pick<Prisma.TransactionClient, 'visitor'>, siteId: string, references: readonly string[]): Promise<Map<string, string | null | InputError>> {
 	const found = new Map<string, string | null | InputError>();
 	if (references.length === 0) return found;
 	const unique = [...new Set(references)];

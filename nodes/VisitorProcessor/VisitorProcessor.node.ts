@@ -92,9 +92,9 @@ export class VisitorProcessor implements INodeType {
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const items = this.getInputData();
-		const { prisma, credentials } = await crmDatabase(this);
+		const { sql, credentials } = await crmDatabase(this);
 		const glue: ItemGlue = { properties, database: credentials };
-		const sites = new SiteResolver(prisma);
+		const sites = new SiteResolver(sql);
 		const input = this.getNodeParameter('input', 0) as 'event' | 'batch';
 
 		// Items are grouped per site so each site's events are sessionized together in one pass;
@@ -128,7 +128,7 @@ export class VisitorProcessor implements INodeType {
 				const site = await sites.siteOf(siteKey);
 				const overrides = this.getNodeParameter('overrides', group.owners[0], {}) as Overrides;
 				const tracking = site.config.tracking;
-				const summaries = await processEvents(prisma, site, group.events, {
+				const summaries = await processEvents(sql, site, group.events, {
 					sessionTimeout: overrides.sessionTimeout ?? tracking.sessionTimeout,
 					maxSessionDuration: overrides.maxSessionDuration ?? tracking.maxSessionDuration,
 					engagementThresholds: {

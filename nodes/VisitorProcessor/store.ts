@@ -1,5 +1,5 @@
 import type { EventItem } from '../../lib/contracts/delivery';
-import type { Prisma, PrismaClient } from '../../lib/db/generated/client';
+import type { RawDatabase, RawSql } from '../../lib/db/rawSql';
 import type { ResolvedSite } from '../shared/subjects';
 import { earliestEvent, eventRow, eventsByVisitor, planVisit, type SessionFacts, type StoredEvent, type VisitOptions } from './visits';
 
@@ -137,8 +137,6 @@ const VISITORS_PER_TRANSACTION = 500;
 
 export type VisitorProcessorOptions = VisitOptions;
 
-type Db = Prisma.TransactionClient;
-
 interface VisitRow extends StoredEvent {
 	anonymous_id: string;
 	from_at: Date;
@@ -156,7 +154,7 @@ interface VisitRow extends StoredEvent {
  * (n8n's queue mode runs them on different workers) take turns on it.
  */
 export async function processEvents(
-	prisma: PrismaClient,
+	db: RawDatabase,
 	site: ResolvedSite,
 	incoming: IncomingEvent[],
 	options: VisitorProcessorOptions,
@@ -166,13 +164,13 @@ export async function processEvents(
 	const visitors = [...eventsByVisitor(incoming)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 	for (let from = 0; from < visitors.length; from += VISITORS_PER_TRANSACTION) {
 		const part = visitors.slice(from, from + VISITORS_PER_TRANSACTION);
-		await prisma.$transaction(async (tx) => await processVisitors(tx, site, part, options, now, summaries), { timeout: 120_000, maxWait: 30_000 });
+		await db.$transaction(async (tx) => await processVisitors(tx, site, part, options, now, summaries));
 	}
 	return summaries;
 }
 
 async function processVisitors(
-	tx: Db,
+	tx: RawSql,
 	site: ResolvedSite,
 	visitors: ReadonlyArray<[string, IncomingEvent[]]>,
 	options: VisitorProcessorOptions,

@@ -3,13 +3,14 @@ import type { ICredentialDataDecryptedObject, IExecuteFunctions } from 'n8n-work
 
 import { PrismaClient } from '../../lib/db/generated/client';
 import { connectionStringFrom, lentDatabase } from '../../lib/db/lent';
+import { sharedAdapter, type RawDatabase } from '../../lib/db/rawSql';
 
 /**
  * The nodes connect with n8n's built-in Postgres credential, so a team reuses the
  * credential it already has for the CRM database. One client (and its pool) per distinct
  * connection lives as long as the n8n process: executions are short, pools are not.
  */
-const clients = new Map<string, { client: PrismaClient; lent?: unknown }>();
+const clients = new Map<string, { client: PrismaClient; sql: RawDatabase; close(): Promise<void>; lent?: unknown }>();
 
 /** Where a Postgres credential points, as the builder typed it into the credential. */
 export interface DatabaseTarget {
@@ -28,24 +29,35 @@ export function targetOf(credentials: ICredentialDataDecryptedObject): DatabaseT
 	};
 }
 
-export function prismaFor(credentials: ICredentialDataDecryptedObject): PrismaClient {
+function clientFor(credentials: ICredentialDataDecryptedObject): { client: PrismaClient; sql: RawDatabase } {
 	const connectionString = connectionStringFrom(credentials);
 	const lent = lentDatabase(connectionString);
 	const known = clients.get(connectionString);
 	// A lent database is replaced when its process reopens it; a client of the old one must go.
-	if (known && known.lent === lent) return known.client;
+	if (known && known.lent === lent) return known;
 	const ssl = String(credentials.ssl ?? 'disable') === 'disable' ? undefined : { rejectUnauthorized: credentials.allowUnauthorizedCerts !== true };
 	const max = Number(credentials.maxConnections) || 10;
-	const client = new PrismaClient({ adapter: lent ?? new PrismaPg({ connectionString, ssl, max }) });
-	clients.set(connectionString, { client, lent });
-	return client;
+	const { factory, database, close } = sharedAdapter(lent ?? new PrismaPg({ connectionString, ssl, max }));
+	const opened = { client: new PrismaClient({ adapter: factory }), sql: database, close, lent };
+	clients.set(connectionString, opened);
+	return opened;
+}
+
+export function prismaFor(credentials: ICredentialDataDecryptedObject): PrismaClient {
+	return clientFor(credentials).client;
 }
 
 /** Closes every pooled connection; for tests and graceful shutdowns of embedding processes. */
 export async function disconnectAll(): Promise<void> {
 	const open = [...clients.values()];
 	clients.clear();
-	await Promise.all(open.map(({ client }) => client.$disconnect()));
+	await Promise.all(
+		open.map(async ({ client, close }) => {
+			await client.$disconnect();
+			// The raw statements may have opened the pool Prisma never used.
+			await close();
+		}),
+	);
 }
 
 /** What a builder can act on when the credential's database is not a usable CRM database. */
@@ -145,7 +157,8 @@ export function databaseProblem(error: unknown, credentials: ICredentialDataDecr
 }
 
 /** The CRM database of the node's Postgres credential, and the credential for error messages. */
-export async function crmDatabase(context: Pick<IExecuteFunctions, 'getCredentials'>): Promise<{ prisma: PrismaClient; credentials: ICredentialDataDecryptedObject }> {
+export async function crmDatabase(context: Pick<IExecuteFunctions, 'getCredentials'>): Promise<{ prisma: PrismaClient; sql: RawDatabase; credentials: ICredentialDataDecryptedObject }> {
 	const credentials = await context.getCredentials('postgres');
-	return { prisma: prismaFor(credentials), credentials };
+	const { client, sql } = clientFor(credentials);
+	return { prisma: client, sql, credentials };
 }

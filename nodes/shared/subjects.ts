@@ -1,5 +1,6 @@
 import { siteConfigSchema, type SiteConfig } from '../../lib/contracts/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
+import type { RawSql } from '../../lib/db/rawSql';
 import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
 import { isUuid } from '../../lib/ids';
 import { InputError } from './inputError';
@@ -34,7 +35,7 @@ function storedConfig(site: { key: string; name: string; domain: string; config:
 export class SiteResolver {
 	private readonly sites = new Map<string, Promise<ResolvedSite>>();
 
-	constructor(private readonly prisma: PrismaClient) {}
+	constructor(private readonly sql: Pick<RawSql, '$queryRawUnsafe'>) {}
 
 	async idOf(siteKey: string): Promise<string> {
 		return (await this.siteOf(siteKey)).id;
@@ -52,7 +53,10 @@ export class SiteResolver {
 	}
 
 	private async load(key: string): Promise<ResolvedSite> {
-		const site = await this.prisma.site.findUnique({ where: { key }, select: { id: true, key: true, name: true, domain: true, config: true } });
+		const [site] = await this.sql.$queryRawUnsafe<Array<{ id: string; key: string; name: string; domain: string; config: unknown }>>(
+			'SELECT id, key, name, domain, config FROM sites WHERE key = $1',
+			key,
+		);
 		if (!site) {
 			throw new InputError('siteKey', `No site with key "${key}"; use the site.key of a site config the receiver has loaded (e.g. nat-pets)`);
 		}

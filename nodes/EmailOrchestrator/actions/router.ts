@@ -14,7 +14,7 @@ const operations = { enroll, enrollByTrigger, sendDue, handleEmailEvent, handleC
 export async function router(this: IExecuteFunctions, properties: INodeProperties[]): Promise<INodeExecutionData[][]> {
 	const operation = this.getNodeParameter('operation', 0) as string;
 	if (!Object.hasOwn(operations, operation)) throw new NodeOperationError(this.getNode(), `The operation "${operation}" is not supported`);
-	const { prisma, credentials } = await crmDatabase(this);
-	const context = createContext(prisma, { properties, database: credentials });
+	const { prisma, sql, credentials } = await crmDatabase(this);
+	const context = createContext(prisma, sql, { properties, database: credentials });
 	return [await operations[operation as keyof typeof operations].execute.call(this, context)];
 }

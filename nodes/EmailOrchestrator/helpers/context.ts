@@ -1,6 +1,7 @@
 import { NodeOperationError, type ICredentialDataDecryptedObject, type IExecuteFunctions } from 'n8n-workflow';
 
 import type { PrismaClient } from '../../../lib/db/generated/client';
+import type { RawDatabase } from '../../../lib/db/rawSql';
 import { InputError, type ItemGlue } from '../../shared/items';
 import { SiteResolver } from '../../shared/subjects';
 import { SequenceResolver } from '../sequences';
@@ -13,8 +14,8 @@ export interface OperationContext {
 	sequences: SequenceResolver;
 }
 
-export function createContext(prisma: PrismaClient, glue: ItemGlue): OperationContext {
-	return { prisma, glue, sites: new SiteResolver(prisma), sequences: new SequenceResolver(prisma) };
+export function createContext(prisma: PrismaClient, sql: RawDatabase, glue: ItemGlue): OperationContext {
+	return { prisma, glue, sites: new SiteResolver(sql), sequences: new SequenceResolver(prisma) };
 }
 
 /**

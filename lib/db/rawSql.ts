@@ -1,0 +1,214 @@
+import { ColumnTypeEnum, type ArgType, type ColumnType, type SqlDriverAdapter, type SqlDriverAdapterFactory, type SqlQueryable, type SqlResultSet, type Transaction } from '@prisma/driver-adapter-utils';
+
+/**
+ * The CRM's own set-based statements, sent straight to the driver adapter Prisma reaches the
+ * database through (pg's pool, or the PGlite a receiver lends its nodes). Prisma's raw queries
+ * pass every statement and every row through its query interpreter and two conversions: in the
+ * chain bench that cost more of n8n's one core than any node's own work. The values come out as
+ * Prisma's `$queryRawUnsafe` gives them (Date, BigInt, parsed JSON), and the method names are
+ * Prisma's, so a store takes either.
+ */
+export interface RawSql {
+	$queryRawUnsafe<T = unknown>(sql: string, ...values: unknown[]): Promise<T>;
+	$executeRawUnsafe(sql: string, ...values: unknown[]): Promise<number>;
+}
+
+export interface RawDatabase extends RawSql {
+	/** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+	$transaction<T>(work: (tx: RawSql) => Promise<T>): Promise<T>;
+}
+
+/**
+ * A failed statement, as Prisma reports one (code P2010, the driver's error under
+ * meta.driverAdapterError), so callers classify it the same whichever path sent it.
+ */
+export class RawQueryError extends Error {
+	override name = 'RawQueryError';
+	readonly code = 'P2010';
+
+	constructor(readonly meta: { driverAdapterError: Error & { cause?: { originalCode?: string; originalMessage?: string; kind?: string } } }) {
+		const cause = meta.driverAdapterError.cause;
+		super(`Raw query failed. Code: \`${cause?.originalCode ?? 'N/A'}\`. Message: \`${cause?.originalMessage ?? meta.driverAdapterError.message}\``);
+	}
+}
+
+const isDriverAdapterError = (error: unknown): error is RawQueryError['meta']['driverAdapterError'] =>
+	error instanceof Error && error.name === 'DriverAdapterError' && typeof (error as { cause?: unknown }).cause === 'object';
+
+/** The scalar type Prisma gives a raw parameter: it decides how the adapter writes dates. */
+function scalarTypeOf(value: unknown): ArgType['scalarType'] {
+	if (value instanceof Date) return 'datetime';
+	if (typeof value === 'bigint') return 'bigint';
+	if (typeof value === 'number') return 'decimal';
+	if (typeof value === 'string') return 'string';
+	return 'unknown';
+}
+
+function argTypeOf(value: unknown): ArgType {
+	if (Array.isArray(value)) return { scalarType: value.length > 0 ? scalarTypeOf(value[0]) : 'unknown', arity: 'list' };
+	return { scalarType: scalarTypeOf(value), arity: 'scalar' };
+}
+
+/** A parameter as Prisma hands it to the adapter: dates and bytes as they are, big integers as text, other objects as JSON. */
+function argOf(value: unknown): unknown {
+	if (Array.isArray(value)) return value.map(argOf);
+	if (typeof value === 'bigint') return value.toString();
+	if (value !== null && typeof value === 'object' && !(value instanceof Date) && !ArrayBuffer.isView(value)) return JSON.stringify(value);
+	return value;
+}
+
+/** A column's value as Prisma's `$queryRawUnsafe` returns it. */
+function valueOf(type: ColumnType, value: unknown): unknown {
+	if (value === null) return null;
+	switch (type) {
+		case ColumnTypeEnum.Int32:
+			return Math.trunc(Number(value));
+		case ColumnTypeEnum.Int64:
+			return BigInt(typeof value === 'number' ? Math.trunc(value) : (value as string));
+		case ColumnTypeEnum.Numeric:
+			// Prisma's Decimal would need decimal.js in every node; the exact text keeps every digit.
+			return String(value);
+		case ColumnTypeEnum.Json:
+			return typeof value === 'string' ? JSON.parse(value) : value;
+		case ColumnTypeEnum.Boolean:
+			return typeof value === 'boolean' ? value : value === 'true' || value === '1' || value === 1;
+		case ColumnTypeEnum.DateTime:
+		case ColumnTypeEnum.Date:
+			return new Date(value as string);
+		case ColumnTypeEnum.Time:
+			return new Date(`1970-01-01T${value as string}Z`);
+		case ColumnTypeEnum.Int32Array:
+			return (value as unknown[]).map((element) => valueOf(ColumnTypeEnum.Int32, element));
+		case ColumnTypeEnum.Int64Array:
+			return (value as unknown[]).map((element) => valueOf(ColumnTypeEnum.Int64, element));
+		case ColumnTypeEnum.JsonArray:
+			return (value as unknown[]).map((element) => valueOf(ColumnTypeEnum.Json, element));
+		case ColumnTypeEnum.BooleanArray:
+			return (value as unknown[]).map((element) => valueOf(ColumnTypeEnum.Boolean, element));
+		case ColumnTypeEnum.DateTimeArray:
+		case ColumnTypeEnum.DateArray:
+			return (value as unknown[]).map((element) => valueOf(ColumnTypeEnum.DateTime, element));
+		default:
+			return value;
+	}
+}
+
+function rowsOf(result: SqlResultSet): Array<Record<string, unknown>> {
+	const { columnNames, columnTypes, rows } = result;
+	const width = columnNames.length;
+	return rows.map((row) => {
+		const record: Record<string, unknown> = {};
+		for (let column = 0; column < width; column++) record[columnNames[column]] = valueOf(columnTypes[column], row[column]);
+		return record;
+	});
+}
+
+async function run<T>(statement: () => Promise<T>): Promise<T> {
+	try {
+		return await statement();
+	} catch (error) {
+		throw isDriverAdapterError(error) ? new RawQueryError({ driverAdapterError: error }) : error;
+	}
+}
+
+class QueryableSql implements RawSql {
+	constructor(private readonly queryable: () => Promise<SqlQueryable>) {}
+
+	async $queryRawUnsafe<T = unknown>(sql: string, ...values: unknown[]): Promise<T> {
+		const queryable = await this.queryable();
+		const result = await run(() => queryable.queryRaw({ sql, args: values.map(argOf), argTypes: values.map(argTypeOf) }));
+		return rowsOf(result) as T;
+	}
+
+	async $executeRawUnsafe(sql: string, ...values: unknown[]): Promise<number> {
+		const queryable = await this.queryable();
+		return await run(() => queryable.executeRaw({ sql, args: values.map(argOf), argTypes: values.map(argTypeOf) }));
+	}
+}
+
+const statement = (sql: string) => ({ sql, args: [], argTypes: [] });
+
+/**
+ * Ends a transaction the way Prisma's transaction manager does: adapters whose transaction is a
+ * real BEGIN get COMMIT or ROLLBACK sent, the others (PGlite's, a "phantom" one) end it themselves.
+ */
+async function finish(tx: Transaction, outcome: 'commit' | 'rollback'): Promise<void> {
+	if (tx.options.usePhantomQuery) {
+		await (outcome === 'commit' ? tx.commit() : tx.rollback());
+		return;
+	}
+	if (outcome === 'rollback') {
+		try {
+			await tx.executeRaw(statement('ROLLBACK'));
+		} finally {
+			await tx.rollback();
+		}
+		return;
+	}
+	try {
+		await tx.executeRaw(statement('COMMIT'));
+	} catch (error) {
+		await tx.rollback();
+		throw error;
+	}
+	await tx.commit();
+}
+
+class AdapterDatabase extends QueryableSql implements RawDatabase {
+	constructor(private readonly adapter: () => Promise<SqlDriverAdapter>) {
+		super(adapter);
+	}
+
+	async $transaction<T>(work: (tx: RawSql) => Promise<T>): Promise<T> {
+		const adapter = await this.adapter();
+		const tx = await run(() => adapter.startTransaction());
+		let result: T;
+		try {
+			result = await work(new QueryableSql(async () => tx));
+		} catch (error) {
+			await finish(tx, 'rollback').catch(() => undefined);
+			throw error;
+		}
+		await run(() => finish(tx, 'commit'));
+		return result;
+	}
+}
+
+/**
+ * One adapter for a Prisma client and the raw statements beside it, so both use one pool: the
+ * factory Prisma gets hands out the adapter `database` sends through. Either side may be the
+ * first to open it; `close` (or Prisma's disconnect) disposes it once, and the next use opens a
+ * new one.
+ */
+export function sharedAdapter(factory: SqlDriverAdapterFactory): { factory: SqlDriverAdapterFactory; database: RawDatabase; close(): Promise<void> } {
+	let current: Promise<SqlDriverAdapter> | undefined;
+	const open = (): Promise<SqlDriverAdapter> =>
+		(current ??= factory.connect().then((adapter): SqlDriverAdapter => {
+			let disposed: Promise<void> | undefined;
+			return {
+				provider: adapter.provider,
+				adapterName: adapter.adapterName,
+				queryRaw: (query) => adapter.queryRaw(query),
+				executeRaw: (query) => adapter.executeRaw(query),
+				executeScript: (script) => adapter.executeScript(script),
+				startTransaction: (isolationLevel) => adapter.startTransaction(isolationLevel),
+				...(adapter.getConnectionInfo ? { getConnectionInfo: () => adapter.getConnectionInfo!() } : {}),
+				dispose: () => {
+					if (disposed) return disposed;
+					current = undefined;
+					return (disposed = adapter.dispose());
+				},
+			};
+		}, (error: unknown) => {
+			current = undefined;
+			throw error;
+		}));
+	return {
+		factory: { provider: factory.provider, adapterName: factory.adapterName, connect: open },
+		database: new AdapterDatabase(open),
+		close: async () => {
+			const opened = current;
+			if (opened) await (await opened).dispose();
+		},
+	};
+}
