@@ -135,7 +135,7 @@ async function serve(db: Database, options: ReceiverOptions, settings: ReceiverS
 	const mailCatcher = runsEngine && !smtp ? await startMailCatcher({ prisma: db.prisma, logger }) : undefined;
 	let running: RunningEngine | undefined;
 
-	const dispatcher = new OutboxDispatcher(db.prisma, sites, settings, logger, () => running?.engine);
+	const dispatcher = new OutboxDispatcher(db.sql, sites, settings, logger, () => running?.engine);
 	const pool = ingestPool(db, logger);
 	if (pool) await warmUp(pool).catch((error: unknown) => logger.warn({ err: error }, 'could not open the ingest connections ahead; the first batches will'));
 	const app = createApp({ db, sites, settings, logger, dispatcher, version: packageVersion(), ingestPool: pool, engine: () => running?.engine, mailCatcher });

@@ -10,6 +10,7 @@ import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { DatabaseOpenError, describeConnectError } from './errors';
 import { PrismaClient } from './generated/client';
 import { deployMigrations } from './migrator';
+import { sharedAdapter, type RawDatabase } from './rawSql';
 import { isLockEntry, lockDataDir, type DataDirLock } from './ownership';
 
 export { PrismaClient, Prisma } from './generated/client';
@@ -31,6 +32,8 @@ export interface DatabaseOptions {
 
 export interface Database {
 	prisma: PrismaClient;
+	/** The set-based statements, on Prisma's own pool (./rawSql.ts). */
+	sql: RawDatabase;
 	kind: 'postgres' | 'embedded';
 	/** The Postgres connection string, for a pool of the caller's own (undefined for the embedded database). */
 	url?: string;
@@ -65,15 +68,20 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
 		await checkConnection(url, options.connectTimeoutMs ?? 10_000);
 		const factory = new PrismaPg({ connectionString: url });
 		const appliedMigrations = migrate ? await deployMigrations(factory) : [];
-		const prisma = new PrismaClient({ adapter: factory });
+		const shared = sharedAdapter(factory);
+		const prisma = new PrismaClient({ adapter: shared.factory });
 		return {
 			prisma,
+			sql: shared.database,
 			kind: 'postgres',
 			url,
 			location: describePostgresUrl(url),
 			appliedMigrations,
 			adapter: factory,
-			close: () => prisma.$disconnect(),
+			close: async () => {
+				await prisma.$disconnect();
+				await shared.close();
+			},
 		};
 	}
 
@@ -92,10 +100,12 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
 		lock.release();
 		throw error;
 	}
-	const prisma = new PrismaClient({ adapter: factory });
+	const shared = sharedAdapter(factory);
+	const prisma = new PrismaClient({ adapter: shared.factory });
 	const embedded = pglite;
 	return {
 		prisma,
+		sql: shared.database,
 		kind: 'embedded',
 		location: dataDir,
 		appliedMigrations,
@@ -103,6 +113,7 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
 		close: async () => {
 			try {
 				await prisma.$disconnect();
+				await shared.close();
 				await embedded.close();
 			} finally {
 				lock.release();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { DeliveredEmailEvent, DeliveredEvent, DeliveredLead, ReceiverDelivery } from '../../lib/contracts';
 import { postSigned, signedHeaders } from '../../lib/signing';
-import type { PrismaClient } from '../../lib/db';
+import type { RawDatabase, RawSql } from '../../lib/db/rawSql';
 import type { EngineAnswer } from '../engine/engine';
 import type { Logger } from '../logger';
 import type { ReceiverSettings } from '../settings';
@@ -207,7 +207,7 @@ export class OutboxDispatcher {
 	private readonly deliveries = new Set<Promise<void>>();
 
 	constructor(
-		private readonly prisma: PrismaClient,
+		private readonly db: RawDatabase,
 		private readonly sites: SiteRegistry,
 		private readonly settings: ReceiverSettings,
 		private readonly logger: Logger,
@@ -333,7 +333,7 @@ export class OutboxDispatcher {
 		let receiverRoom = this.settings.DISPATCH_CONCURRENCY - this.deliveries.size;
 		if (receiverRoom <= 0) return [];
 		const full = [...new Set([...this.inFlight.keys(), ...this.windows.keys()])].filter((destination) => room(destination) <= 0);
-		return this.prisma.$transaction(async (tx) => {
+		return this.db.$transaction(async (tx) => {
 			const heads = await tx.$queryRawUnsafe<Array<{ id: bigint }>>(CLAIM_HEADS, batch, JSON.stringify(siteIds), full);
 			if (heads.length === 0) return [];
 			const rows = await tx.$queryRawUnsafe<ClaimedRow[]>(PARTITION_ROWS, JSON.stringify(heads.map((head) => head.id.toString())), batch);
@@ -373,7 +373,7 @@ export class OutboxDispatcher {
 			return false;
 		}
 		const eventIds = rows.flatMap((row) => (row.payload.kind === 'events' ? row.payload.eventIds : []));
-		const events = eventIds.length ? await this.prisma.$queryRawUnsafe<DeliveredEvent[]>(EVENTS_FOR_DELIVERY, siteId, JSON.stringify(eventIds)) : [];
+		const events = eventIds.length ? await this.db.$queryRawUnsafe<DeliveredEvent[]>(EVENTS_FOR_DELIVERY, siteId, JSON.stringify(eventIds)) : [];
 		const delivery = deliveryBody({ site: site.key, siteId, destination, deliveryId, sentAt: new Date().toISOString() }, rows.map((row) => row.payload), events);
 		const body = JSON.stringify(delivery);
 
@@ -392,7 +392,7 @@ export class OutboxDispatcher {
 			await this.fail(rows, (error as Error).message);
 			return false;
 		}
-		await this.prisma.$executeRawUnsafe(
+		await this.db.$executeRawUnsafe(
 			`UPDATE outbox SET status = 'delivered', delivered_at = now(), last_error = NULL WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)`,
 			JSON.stringify(rows.map((row) => row.id.toString())),
 		);
@@ -409,7 +409,7 @@ export class OutboxDispatcher {
 		const delay = retryDelayMs(attempt, this.settings.DISPATCH_BACKOFF_BASE_MS, this.settings.DISPATCH_BACKOFF_MAX_MS);
 		this.metrics.failedAttempts += rows.length;
 		this.metrics.lastError = message;
-		await this.prisma.$executeRawUnsafe(
+		await this.db.$executeRawUnsafe(
 			RETRY_LATER,
 			JSON.stringify(rows.map((row) => ({ id: row.id.toString(), attempts: row.attempts }))),
 			dead ? 'dead' : 'pending',
@@ -444,7 +444,7 @@ export interface OutboxLag {
 	oldestPendingAgeSeconds: number | null;
 }
 
-export async function outboxLag(prisma: PrismaClient): Promise<OutboxLag> {
+export async function outboxLag(prisma: Pick<RawSql, '$queryRawUnsafe'>): Promise<OutboxLag> {
 	const [row] = await prisma.$queryRawUnsafe<Array<{ pending: number; dead: number; oldest: number | null }>>(
 		`SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending, count(*) FILTER (WHERE status = 'dead')::int AS dead,
 			extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8 AS oldest
