@@ -189,7 +189,7 @@ export function createApp(context: AppContext): App {
 			try {
 				await db.prisma.$queryRawUnsafe('SELECT 1');
 				database = { ok: true, kind: db.kind, latencyMs: Date.now() - started };
-				lag = (await outboxLag(db.prisma)).oldestPendingAgeSeconds;
+				lag = (await outboxLag(db.sql)).oldestPendingAgeSeconds;
 			} catch (error) {
 				logger.error({ err: error }, 'health check: database unreachable');
 			}

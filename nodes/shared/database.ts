@@ -43,10 +43,6 @@ function clientFor(credentials: ICredentialDataDecryptedObject): { client: Prism
 	return opened;
 }
 
-export function prismaFor(credentials: ICredentialDataDecryptedObject): PrismaClient {
-	return clientFor(credentials).client;
-}
-
 /** Closes every pooled connection; for tests and graceful shutdowns of embedding processes. */
 export async function disconnectAll(): Promise<void> {
 	const open = [...clients.values()];

@@ -444,8 +444,8 @@ export interface OutboxLag {
 	oldestPendingAgeSeconds: number | null;
 }
 
-export async function outboxLag(prisma: Pick<RawSql, '$queryRawUnsafe'>): Promise<OutboxLag> {
-	const [row] = await prisma.$queryRawUnsafe<Array<{ pending: number; dead: number; oldest: number | null }>>(
+export async function outboxLag(db: Pick<RawSql, '$queryRawUnsafe'>): Promise<OutboxLag> {
+	const [row] = await db.$queryRawUnsafe<Array<{ pending: number; dead: number; oldest: number | null }>>(
 		`SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending, count(*) FILTER (WHERE status = 'dead')::int AS dead,
 			extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8 AS oldest
 		FROM outbox WHERE status <> 'delivered'`,
