@@ -240,7 +240,9 @@ async function holding(prisma: PrismaClient, siteId: string, visit: Visit): Prom
 	const activities = await prisma.activity.findMany({ where: { siteId, OR: [{ visitorId: { in: visitorIds } }, ...(lead ? [{ leadId: lead.id }] : [])] } });
 	const contents = activities.map((activity) => JSON.stringify([activity.leadId, activity.visitorId, activity.type, activity.description, activity.occurredAt.toISOString(), activity.data]));
 	const tracked = { siteId, anonymousId: visit.anonymousId, type: { not: 'identify' } };
-	const sessions = await prisma.visitorSession.findMany({ where: { siteId, visitorId: { in: visitorIds } }, include: { _count: { select: { events: true } } } });
+	const sessions = await prisma.visitorSession.findMany({ where: { siteId, visitorId: { in: visitorIds } } });
+	const linked = await prisma.visitorEvent.groupBy({ by: ['sessionId'], where: { siteId, sessionId: { in: sessions.map((session) => session.id) } }, _count: { _all: true } });
+	const eventsOf = new Map(linked.map((group) => [group.sessionId, group._count._all]));
 	return {
 		visitors: visitors.length,
 		events: await prisma.visitorEvent.count({ where: tracked }),
@@ -252,7 +254,7 @@ async function holding(prisma: PrismaClient, siteId: string, visit: Visit): Prom
 			channel: session.channel,
 			campaign: session.campaign,
 			engagementLevel: session.engagementLevel,
-			countsItsEvents: session.eventCount === session._count.events,
+			countsItsEvents: session.eventCount === eventsOf.get(session.id),
 		})),
 		conversions: (await prisma.conversion.findMany({ where: { siteId, visitorId: { in: visitorIds } }, include: { attributions: true }, orderBy: { goal: 'asc' } })).map((conversion) => ({
 			goal: conversion.goal,

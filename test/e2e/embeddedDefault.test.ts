@@ -120,6 +120,13 @@ async function panel(base: string, visitorId: string): Promise<Panel> {
 	return (await response.json()) as Panel;
 }
 
+/** Events of the lead's browsers that the Visitor Processor has not put in a session. */
+async function unsessionedEventsOfLead(prisma: Database['prisma'], leadId: string): Promise<number> {
+	const visitors = await prisma.visitor.findMany({ where: { leadId }, select: { id: true } });
+	expect(visitors.length).toBeGreaterThan(0);
+	return prisma.visitorEvent.count({ where: { sessionId: null, visitorId: { in: visitors.map((visitor) => visitor.id) } } });
+}
+
 async function crmCounts(db: Database, email: string) {
 	const { prisma } = db;
 	const lead = await prisma.lead.findFirst({ where: { email }, include: { tags: true } });
@@ -204,7 +211,7 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 				expect(counts.sessions).toHaveLength(1);
 				expect(counts.sessions[0].engagementScore).toBeGreaterThan(0);
 				expect(counts.events).toBe(stored);
-				expect(await db.prisma.visitorEvent.count({ where: { sessionId: null, visitor: { leadId: counts.lead!.id } } })).toBe(0);
+				expect(await unsessionedEventsOfLead(db.prisma, counts.lead!.id)).toBe(0);
 				expect(counts.conversions.map((conversion) => conversion.goal)).toEqual(['contact-request']);
 				expect(counts.conversions[0].attributions.length).toBeGreaterThan(0);
 				expect(counts.lead?.score).toBeGreaterThanOrEqual(10);
@@ -264,7 +271,7 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 				const ofBrowser = await db.prisma.visitorEvent.findMany({ where: { anonymousId }, select: { type: true, visitorId: true } });
 				expect(ofBrowser.length).toBeGreaterThanOrEqual(before!.receiver.events);
 				expect(ofBrowser.filter((event) => event.visitorId === null && event.type !== 'identify')).toEqual([]);
-				expect(await db.prisma.visitorEvent.count({ where: { sessionId: null, visitor: { leadId: counts.lead!.id } } })).toBe(0);
+				expect(await unsessionedEventsOfLead(db.prisma, counts.lead!.id)).toBe(0);
 				expect(counts.sessions).toHaveLength(1);
 				// Each goal once. The engaged pricing visit may count too: its rule reads the session's
 				// engagement when the page view is processed, which after the restart can be later.
