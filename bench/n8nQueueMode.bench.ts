@@ -114,7 +114,7 @@ async function run(workers: number): Promise<string[]> {
 		let lastPrinted = 0;
 		for (;;) {
 			const [row] = await prisma.$queryRawUnsafe<Array<{ processed: number; delivered: number; pending: number }>>(
-				`SELECT (SELECT count(*)::int FROM visitor_events WHERE site_id = $1::uuid AND session_id IS NOT NULL) AS processed,
+				`SELECT (SELECT coalesce(sum(event_count), 0)::int FROM visitor_sessions WHERE site_id = $1::uuid) AS processed,
 				        (SELECT count(*)::int FROM outbox WHERE site_id = $1::uuid AND status = 'delivered') AS delivered,
 				        (SELECT count(*)::int FROM outbox WHERE site_id = $1::uuid AND status = 'pending') AS pending`,
 				siteId,
