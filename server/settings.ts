@@ -16,7 +16,7 @@ const settingsSchema = z.object({
 	DEMO_SITE: z.string().min(1).optional(),
 	PUBLIC_URL: z.url({ error: 'must be the absolute URL the receiver is reached at, e.g. https://crm.example.com' }).optional(),
 	DISPATCH_INTERVAL_MS: integer(10, 60_000, 500),
-	DISPATCH_BATCH_SIZE: integer(1, 5000, 2000),
+	DISPATCH_BATCH_SIZE: integer(1, 5000, 5000),
 	DISPATCH_CONCURRENCY: integer(1, 64, 4),
 	DISPATCH_MAX_ATTEMPTS: integer(1, 100, 12),
 	DISPATCH_TIMEOUT_MS: integer(100, 120_000, 10_000),
