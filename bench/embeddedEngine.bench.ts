@@ -34,7 +34,7 @@ async function run(database: { url: string } | { dataDir: string }, label: strin
 		sites: [site],
 		database: 'url' in database ? { url: database.url } : { url: null, dataDir: database.dataDir },
 		// Every simulated browser posts from 127.0.0.1: the per-address limit would stop a BENCH_EVENTS burst past 12,000.
-		settings: { PORT: 0, DISPATCH_INTERVAL_MS: 50, DISPATCH_TIMEOUT_MS: 120_000, DISPATCH_BATCH_SIZE, RATE_LIMIT_PER_IP: 1_000_000 },
+		settings: { PORT: 0, DISPATCH_INTERVAL_MS: 50, DISPATCH_BATCH_SIZE, RATE_LIMIT_PER_IP: 1_000_000 },
 		env: {},
 		logger: createLogger({ level: 'warn' }),
 	});
