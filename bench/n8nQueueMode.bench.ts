@@ -25,7 +25,7 @@ import { PrismaClient } from '../lib/db/generated/client';
 import { bundledWorkflows } from '../scripts/workflowTools';
 import { parseEnvFile } from '../test/helpers/compose';
 import { SERVICES, startQueueTopology, type QueueTopology } from '../test/helpers/queueTopology';
-import { CONCURRENT_POSTS, crmDigest, PER_VISITOR, postAll, trackBatches } from './traffic';
+import { CONCURRENT_POSTS, crmDigest, PER_VISITOR, postAll, PROCESSED_EVENTS, trackBatches } from './traffic';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 const WORKERS = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number);
@@ -114,7 +114,7 @@ async function run(workers: number): Promise<string[]> {
 		let lastPrinted = 0;
 		for (;;) {
 			const [row] = await prisma.$queryRawUnsafe<Array<{ processed: number; delivered: number; pending: number }>>(
-				`SELECT (SELECT coalesce(sum(event_count), 0)::int FROM visitor_sessions WHERE site_id = $1::uuid) AS processed,
+				`SELECT (SELECT processed FROM (${PROCESSED_EVENTS}) sessions) AS processed,
 				        (SELECT count(*)::int FROM outbox WHERE site_id = $1::uuid AND status = 'delivered') AS delivered,
 				        (SELECT count(*)::int FROM outbox WHERE site_id = $1::uuid AND status = 'pending') AS pending`,
 				siteId,

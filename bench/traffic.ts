@@ -79,8 +79,10 @@ export async function postAll(receiverUrl: string, bodies: string[]): Promise<vo
  * 200 ms while the chain runs, so it reads the 500 session rows rather than count the linked
  * events among all of them, which cost Postgres about 10 ms a poll.
  */
+export const PROCESSED_EVENTS = 'SELECT coalesce(sum(event_count), 0)::int AS processed FROM visitor_sessions WHERE site_id = $1::uuid';
+
 export async function processedEvents(prisma: Pick<PrismaClient, '$queryRawUnsafe'>, siteId: string): Promise<number> {
-	const [row] = await prisma.$queryRawUnsafe<Array<{ processed: number }>>('SELECT coalesce(sum(event_count), 0)::int AS processed FROM visitor_sessions WHERE site_id = $1::uuid', siteId);
+	const [row] = await prisma.$queryRawUnsafe<Array<{ processed: number }>>(PROCESSED_EVENTS, siteId);
 	return row.processed;
 }
 
