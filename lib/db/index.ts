@@ -55,6 +55,9 @@ export function describePostgresUrl(url: string): string {
 	}
 }
 
+/** Connections of the receiver's Postgres pool: pg's default. */
+const POOL_SIZE = 10;
+
 /**
  * Opens the one database the receiver and the nodes share: Postgres when a URL is given,
  * otherwise an in-process Postgres (PGlite) persisted to a folder, migrated with the same
@@ -66,9 +69,9 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
 
 	if (url) {
 		await checkConnection(url, options.connectTimeoutMs ?? 10_000);
-		const factory = new PrismaPg({ connectionString: url });
+		const factory = new PrismaPg({ connectionString: url, max: POOL_SIZE });
 		const appliedMigrations = migrate ? await deployMigrations(factory) : [];
-		const shared = sharedAdapter(factory);
+		const shared = sharedAdapter(factory, POOL_SIZE);
 		const prisma = new PrismaClient({ adapter: shared.factory });
 		return {
 			prisma,

@@ -16,6 +16,8 @@ export interface RawSql {
 export interface RawDatabase extends RawSql {
 	/** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
 	$transaction<T>(work: (tx: RawSql) => Promise<T>): Promise<T>;
+	/** How many transactions can run at once: the pool's connections, 1 for an in-process PGlite. */
+	readonly concurrency: number;
 }
 
 /**
@@ -155,7 +157,10 @@ async function finish(tx: Transaction, outcome: 'commit' | 'rollback'): Promise<
 }
 
 class AdapterDatabase extends QueryableSql implements RawDatabase {
-	constructor(private readonly adapter: () => Promise<SqlDriverAdapter>) {
+	constructor(
+		private readonly adapter: () => Promise<SqlDriverAdapter>,
+		readonly concurrency: number,
+	) {
 		super(adapter);
 	}
 
@@ -178,9 +183,9 @@ class AdapterDatabase extends QueryableSql implements RawDatabase {
  * One adapter for a Prisma client and the raw statements beside it, so both use one pool: the
  * factory Prisma gets hands out the adapter `database` sends through. Either side may be the
  * first to open it; `close` (or Prisma's disconnect) disposes it once, and the next use opens a
- * new one.
+ * new one. `concurrency`: the connections the factory pools (1 for PGlite, which has one).
  */
-export function sharedAdapter(factory: SqlDriverAdapterFactory): { factory: SqlDriverAdapterFactory; database: RawDatabase; close(): Promise<void> } {
+export function sharedAdapter(factory: SqlDriverAdapterFactory, concurrency = 1): { factory: SqlDriverAdapterFactory; database: RawDatabase; close(): Promise<void> } {
 	let current: Promise<SqlDriverAdapter> | undefined;
 	const open = (): Promise<SqlDriverAdapter> =>
 		(current ??= factory.connect().then((adapter): SqlDriverAdapter => {
@@ -205,7 +210,7 @@ export function sharedAdapter(factory: SqlDriverAdapterFactory): { factory: SqlD
 		}));
 	return {
 		factory: { provider: factory.provider, adapterName: factory.adapterName, connect: open },
-		database: new AdapterDatabase(open),
+		database: new AdapterDatabase(open, concurrency),
 		close: async () => {
 			const opened = current;
 			if (opened) await (await opened).dispose();

@@ -9,15 +9,6 @@ export type IncomingEvent = EventItem;
 /** An incoming event's session, as the node outputs it on the event. */
 export type SessionSummary = { visitorId: string; sessionId: string } & SessionFacts;
 
-/**
- * Which of the incoming events are stored: the receiver stores every event it delivers, so usually
- * all. One probe of the (site, event id) index each (LIMIT keeps the planner from turning it into a
- * scan of all the site's events).
- */
-const STORED_EVENTS = `
-SELECT i.event_id::text FROM unnest($2::uuid[]) AS i(event_id)
-CROSS JOIN LATERAL (SELECT 1 FROM visitor_events e WHERE e.site_id = $1::uuid AND e.event_id = i.event_id LIMIT 1) AS stored`;
-
 /** Events the receiver did not store (the node fed from elsewhere) are stored first, so sessions are always rebuilt from visitor_events. */
 const STORE_MISSING_EVENTS = `
 INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, type, name, url, path, title, referrer, relevance,
@@ -135,6 +126,40 @@ WHERE id = ANY($1::uuid[])`;
  */
 const VISITORS_PER_TRANSACTION = 500;
 
+/**
+ * Transactions one execution runs at once, at most and never more than half the pool, so another
+ * execution always finds a connection: while one transaction waits for Postgres, the node plans
+ * the next one's visits, and Postgres works on more than one core.
+ */
+const TRANSACTIONS_AT_ONCE = 4;
+
+/** Events below which a batch is not split further for concurrency: a transaction's round trips cost more than they would save. */
+const MIN_EVENTS_PER_TRANSACTION = 1_000;
+
+/**
+ * A batch's visitors (sorted by anonymous id) split into contiguous parts of about equal events:
+ * `transactions` parts at most when it is large enough, and never a part of more than
+ * VISITORS_PER_TRANSACTION visitors. Parts share no visitor, so they can commit in any order.
+ */
+export function transactionParts<T>(visitors: ReadonlyArray<readonly [string, readonly T[]]>, transactions: number): Array<Array<readonly [string, readonly T[]]>> {
+	const events = visitors.reduce((sum, [, list]) => sum + list.length, 0);
+	const target = Math.max(MIN_EVENTS_PER_TRANSACTION, Math.ceil(events / Math.max(1, transactions)));
+	const parts: Array<Array<readonly [string, readonly T[]]>> = [];
+	let part: Array<readonly [string, readonly T[]]> = [];
+	let partEvents = 0;
+	for (const visitor of visitors) {
+		if (part.length > 0 && (partEvents >= target || part.length >= VISITORS_PER_TRANSACTION)) {
+			parts.push(part);
+			part = [];
+			partEvents = 0;
+		}
+		part.push(visitor);
+		partEvents += visitor[1].length;
+	}
+	if (part.length > 0) parts.push(part);
+	return parts;
+}
+
 export type VisitorProcessorOptions = VisitOptions;
 
 interface VisitRow extends StoredEvent {
@@ -162,33 +187,53 @@ export async function processEvents(
 ): Promise<Map<string, SessionSummary>> {
 	const summaries = new Map<string, SessionSummary>();
 	const visitors = [...eventsByVisitor(incoming)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-	for (let from = 0; from < visitors.length; from += VISITORS_PER_TRANSACTION) {
-		const part = visitors.slice(from, from + VISITORS_PER_TRANSACTION);
-		await db.$transaction(async (tx) => await processVisitors(tx, site, part, options, now, summaries));
-	}
+	const atOnce = Math.max(1, Math.min(TRANSACTIONS_AT_ONCE, Math.floor(db.concurrency / 2)));
+	const parts = transactionParts(visitors, atOnce);
+	let next = 0;
+	let failed = false;
+	const takeTurns = async () => {
+		for (let part = parts[next++]; part && !failed; part = parts[next++]) {
+			try {
+				await db.$transaction(async (tx) => await processVisitors(tx, site, part, options, now, summaries));
+			} catch (error) {
+				failed = true;
+				throw error;
+			}
+		}
+	};
+	// Every transaction has ended before the node answers: a part that failed stops the ones not
+	// begun, and those already committed are rebuilt unchanged by the retry.
+	const outcomes = await Promise.allSettled(Array.from({ length: Math.min(atOnce, parts.length) }, takeTurns));
+	const failure = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+	if (failure) throw failure.reason;
 	return summaries;
 }
 
 async function processVisitors(
 	tx: RawSql,
 	site: ResolvedSite,
-	visitors: ReadonlyArray<[string, IncomingEvent[]]>,
+	visitors: ReadonlyArray<readonly [string, readonly IncomingEvent[]]>,
 	options: VisitorProcessorOptions,
 	now: number,
 	summaries: Map<string, SessionSummary>,
 ): Promise<void> {
 	const anonymousIds = visitors.map(([anonymousId]) => anonymousId);
 	await tx.$queryRawUnsafe(LOCK_VISITORS, site.id, anonymousIds);
-	const incoming = visitors.flatMap(([, events]) => events);
-	const stored = new Set((await tx.$queryRawUnsafe<Array<{ event_id: string }>>(STORED_EVENTS, site.id, incoming.map((event) => event.id))).map((row) => row.event_id));
-	const missing = incoming.filter((event) => !stored.has(event.id.toLowerCase()));
-	if (missing.length > 0) await tx.$executeRawUnsafe(STORE_MISSING_EVENTS, site.id, JSON.stringify(missing.map(eventRow)));
-	const rows = await tx.$queryRawUnsafe<VisitRow[]>(
-		READ_VISITS,
-		site.id,
-		anonymousIds,
-		visitors.map(([, events]) => new Date(earliestEvent(events)).toISOString()),
-	);
+	const readVisits = () =>
+		tx.$queryRawUnsafe<VisitRow[]>(
+			READ_VISITS,
+			site.id,
+			anonymousIds,
+			visitors.map(([, events]) => new Date(earliestEvent(events)).toISOString()),
+		);
+	let rows = await readVisits();
+	// The read covers every stored incoming event: what it lacks, the receiver did not store.
+	const read = new Set(rows.map((row) => row.event_id));
+	const missing = visitors.flatMap(([, events]) => events.filter((event) => !read.has(event.id.toLowerCase())));
+	if (missing.length > 0) {
+		await tx.$executeRawUnsafe(STORE_MISSING_EVENTS, site.id, JSON.stringify(missing.map(eventRow)));
+		rows = await readVisits();
+	}
 	const rowsOf = new Map<string, VisitRow[]>();
 	for (const row of rows) {
 		const list = rowsOf.get(row.anonymous_id);

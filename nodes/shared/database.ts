@@ -37,7 +37,7 @@ function clientFor(credentials: ICredentialDataDecryptedObject): { client: Prism
 	if (known && known.lent === lent) return known;
 	const ssl = String(credentials.ssl ?? 'disable') === 'disable' ? undefined : { rejectUnauthorized: credentials.allowUnauthorizedCerts !== true };
 	const max = Number(credentials.maxConnections) || 10;
-	const { factory, database, close } = sharedAdapter(lent ?? new PrismaPg({ connectionString, ssl, max }));
+	const { factory, database, close } = lent ? sharedAdapter(lent) : sharedAdapter(new PrismaPg({ connectionString, ssl, max }), max);
 	const opened = { client: new PrismaClient({ adapter: factory }), sql: database, close, lent };
 	clients.set(connectionString, opened);
 	return opened;
