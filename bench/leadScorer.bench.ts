@@ -1,6 +1,8 @@
 /**
  * The Lead Scorer's pure scorer, and a batch of lead items through the Lead Scorer node inside
- * n8n's execution engine with its Postgres reads and writes, on a fresh database.
+ * n8n's execution engine with its Postgres reads and writes, on a fresh database; then Rescore
+ * Visitor's Lead, the operation workflow 01 runs on every visitor of a delivery, on visitors that
+ * are leads and on visitors that are none.
  *
  * "Item" in the pure figure: one stored event run through every event rule of the config (type /
  * name match, path glob, decay) while a lead's score is recomputed from its full history; that is
@@ -112,13 +114,14 @@ async function engineBench(): Promise<void> {
 		const nodeTypes = await HarnessNodeTypes.load({ sourcePackages: [], installedPackages: [ROOT, path.dirname(require.resolve('n8n-nodes-base/package.json'))] });
 		const parsed = new URL(url);
 		const credentials = { postgres: { host: parsed.hostname, port: Number(parsed.port || 5432), database: name, user: parsed.username || 'postgres', password: '', ssl: 'disable' } };
-		const workflow = {
+		const workflowOf = (parameters: Record<string, string>) => ({
 			nodes: [
 				{ id: 's', name: 'Start', type: 'n8n-nodes-base.manualTrigger', typeVersion: 1, position: [0, 0] as [number, number], parameters: {} },
-				{ id: 'l', name: 'Lead Scorer', type: 'n8n-nodes-tracking-crm.leadScorer', typeVersion: 1, position: [200, 0] as [number, number], parameters: {}, credentials: { postgres: { id: '1', name: 'db' } } },
+				{ id: 'l', name: 'Lead Scorer', type: 'n8n-nodes-tracking-crm.leadScorer', typeVersion: 1, position: [200, 0] as [number, number], parameters, credentials: { postgres: { id: '1', name: 'db' } } },
 			],
 			connections: { Start: { main: [[{ node: 'Lead Scorer', type: 'main' as const, index: 0 }]] } },
-		};
+		});
+		const workflow = workflowOf({});
 
 		// n8n, Prisma and the node compiled, as in a running n8n; these leads are not counted below.
 		await runWorkflow(workflow, { input: warmUp, credentials, nodeTypes, throwOnError: true });
@@ -140,6 +143,22 @@ async function engineBench(): Promise<void> {
 		console.log(
 			`  replay:    ${replaySeconds.toFixed(2)} s → ${(LEADS / replaySeconds).toFixed(0)} items/s; lead_scores afterwards ${(await prisma.leadScore.count()) - warmRows} (${decayRows} of them decay deltas: time passed between the runs), stage changes emitted ${replay.outputOf('Lead Scorer', 1).length}`,
 		);
+
+		// Workflow 01's step after the Visitor Processor: one item per visitor of a delivery, most of them no lead.
+		const rescoreVisitor = workflowOf({ operation: 'rescoreVisitor', siteKey: '={{ $json.site }}', visitor: '={{ $json.anonymousId }}' });
+		const visitorItems = (prefix: string) => Array.from({ length: LEADS }, (_, n) => ({ site: 'bench', anonymousId: `${prefix}${n}` }));
+		await prisma.visitor.createMany({ data: visitorItems('anonymous').map(({ anonymousId }) => ({ siteId: site.id, anonymousId, firstSeenAt: new Date(now), lastSeenAt: new Date(now) })) });
+		// The operation's code compiled on the warm-up leads, as in a running n8n.
+		await runWorkflow(rescoreVisitor, { input: visitorItems('warm').slice(0, 100), credentials, nodeTypes, throwOnError: true });
+		for (const [label, prefix] of [
+			['visitors that are leads (each rescored from its merged history)', 'v'],
+			['visitors that are no lead (passed through)', 'anonymous'],
+		] as const) {
+			const rescoreStarted = process.hrtime.bigint();
+			const rescored = await runWorkflow(rescoreVisitor, { input: visitorItems(prefix), credentials, nodeTypes, throwOnError: true });
+			const rescoreSeconds = Number(process.hrtime.bigint() - rescoreStarted) / 1e9;
+			console.log(`  Rescore Visitor's Lead, ${LEADS} ${label}: ${rescoreSeconds.toFixed(2)} s → ${(LEADS / rescoreSeconds).toFixed(0)} items/s; ${rescored.outputOf('Lead Scorer').length} items out`);
+		}
 	} finally {
 		await disconnectAll();
 		await prisma.$disconnect();
