@@ -268,7 +268,7 @@ export class LeadScorer implements INodeType {
 			if (batch.operation === 'rescore') {
 				const named = batch.items.filter((item) => item.reference !== undefined).map((item) => item.reference as string);
 				const leads = await findLeads(prisma, batch.context.siteId, named, cipherOf(batch.context));
-				const visitors = await findVisitorLeads(prisma, batch.context.siteId, batch.items.filter((item) => item.visitor !== undefined).map((item) => item.visitor as string));
+				const visitors = await findVisitorLeads(sql, batch.context.siteId, batch.items.filter((item) => item.visitor !== undefined).map((item) => item.visitor as string));
 				batch.items = batch.items.filter((item) => {
 					const leadId = item.reference !== undefined ? leads.get(item.reference) : visitors.get(item.visitor as string);
 					if (typeof leadId === 'string') item.leadId = leadId;

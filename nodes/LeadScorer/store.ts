@@ -398,14 +398,17 @@ async function updateScores(prisma: Db, scoredAt: Date, rescored: ReadonlyArray<
  * The lead of each visitor named by its id or the tracker's anonymous id, in one query: the lead's
  * id, null for a visitor that is no lead, or why the reference names no visitor of the site.
  */
-export async function findVisitorLeads(prisma: Pick<Prisma.TransactionClient, 'visitor'>, siteId: string, references: readonly string[]): Promise<Map<string, string | null | InputError>> {
+export async function findVisitorLeads(db: Pick<RawSql, '$queryRawUnsafe'>, siteId: string, references: readonly string[]): Promise<Map<string, string | null | InputError>> {
 	const found = new Map<string, string | null | InputError>();
 	if (references.length === 0) return found;
 	const unique = [...new Set(references)];
-	const rows = await prisma.visitor.findMany({
-		where: { siteId, OR: [{ id: { in: unique.filter((reference) => isUuid(reference)) } }, { anonymousId: { in: unique } }] },
-		select: { id: true, anonymousId: true, leadId: true },
-	});
+	// Workflow 01 asks this for every visitor of every delivery: a raw statement, not Prisma Client's query compiler.
+	const rows = await db.$queryRawUnsafe<Array<{ id: string; anonymousId: string; leadId: string | null }>>(
+		`SELECT id, anonymous_id AS "anonymousId", lead_id AS "leadId" FROM visitors WHERE site_id = $1::uuid AND (id = ANY($2::uuid[]) OR anonymous_id = ANY($3::text[]))`,
+		siteId,
+		unique.filter((reference) => isUuid(reference)),
+		unique,
+	);
 	const leadOf = new Map<string, string | null>();
 	for (const row of rows) {
 		leadOf.set(row.anonymousId, row.leadId);
