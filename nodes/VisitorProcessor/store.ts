@@ -75,8 +75,14 @@ ON CONFLICT (site_id, anonymous_id) DO UPDATE SET
 		THEN visitors.updated_at ELSE now() END
 RETURNING id, anonymous_id`;
 
-/** Like UPSERT_VISITORS, `updated_at` moves only with the session's content. */
+/**
+ * Only sessions whose content changed are written: a rebuild replans the visitor's last stored
+ * session, and a redelivery all of them, and rewriting one unchanged would fire the rollups'
+ * triggers, which note its hour and every later hour of the visitor for refolding. The ids of
+ * the sessions left as they were are read beside those written.
+ */
 const UPSERT_SESSIONS = `
+WITH written AS (
 INSERT INTO visitor_sessions (id, site_id, visitor_id, session_key, started_at, last_activity_at, ended_at, pageviews, event_count,
 	duration_seconds, engaged_time_ms, max_scroll_depth, is_bounce, entry_page, exit_page, engagement_score, engagement_level,
 	channel, source, medium, campaign, term, content, referrer, referrer_domain, click_id_type, landing_page, device_type, browser, os,
@@ -98,10 +104,12 @@ ON CONFLICT (site_id, session_key) DO UPDATE SET
 	engagement_level = EXCLUDED.engagement_level, channel = EXCLUDED.channel, source = EXCLUDED.source, medium = EXCLUDED.medium,
 	campaign = EXCLUDED.campaign, term = EXCLUDED.term, content = EXCLUDED.content, referrer = EXCLUDED.referrer,
 	referrer_domain = EXCLUDED.referrer_domain, click_id_type = EXCLUDED.click_id_type, landing_page = EXCLUDED.landing_page,
-	device_type = EXCLUDED.device_type, browser = EXCLUDED.browser, os = EXCLUDED.os, country = EXCLUDED.country,
-	updated_at = CASE WHEN to_jsonb(visitor_sessions) - ARRAY['id', 'created_at', 'updated_at'] = to_jsonb(EXCLUDED) - ARRAY['id', 'created_at', 'updated_at']
-		THEN visitor_sessions.updated_at ELSE now() END
-RETURNING id, session_key`;
+	device_type = EXCLUDED.device_type, browser = EXCLUDED.browser, os = EXCLUDED.os, country = EXCLUDED.country, updated_at = now()
+WHERE to_jsonb(visitor_sessions) - ARRAY['id', 'created_at', 'updated_at'] IS DISTINCT FROM to_jsonb(EXCLUDED) - ARRAY['id', 'created_at', 'updated_at']
+RETURNING id, session_key)
+SELECT id, session_key FROM written
+UNION ALL
+SELECT id, session_key FROM visitor_sessions WHERE site_id = $1::uuid AND session_key = ANY($3::text[]) AND session_key NOT IN (SELECT session_key FROM written)`;
 
 /** The sessions a rebuild no longer makes: stored from a visitor's rebuild start on, under a key the plan has not. */
 const DELETE_UNMADE_SESSIONS = `
@@ -265,10 +273,12 @@ async function processVisitors(
 		),
 	);
 	const visitorOf = new Map(written.map((row) => [row.anonymous_id, row.id]));
+	const sessionRows = planned.flatMap(({ anonymousId, plan }) => plan.sessions.map((session) => ({ visitor_id: visitorOf.get(anonymousId), ...session })));
 	const sessions = await tx.$queryRawUnsafe<Array<{ id: string; session_key: string }>>(
 		UPSERT_SESSIONS,
 		site.id,
-		JSON.stringify(planned.flatMap(({ anonymousId, plan }) => plan.sessions.map((session) => ({ visitor_id: visitorOf.get(anonymousId), ...session })))),
+		JSON.stringify(sessionRows),
+		sessionRows.map((session) => session.session_key),
 	);
 	const idOfKey = new Map(sessions.map((row) => [row.session_key, row.id]));
 	await tx.$executeRawUnsafe(

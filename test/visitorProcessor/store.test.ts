@@ -149,6 +149,23 @@ describe('Visitor Processor store with a pool of connections', () => {
 		expect(facts(a.outputs)).toEqual(facts(b.outputs));
 	});
 
+	it('rewrites no session on a redelivery, so the rollups have no hour to refold', async () => {
+		const db = database(10);
+		const site = await createTestSite(prisma, 'vp-store-redelivered');
+		const resolved = await new SiteResolver(db).siteOf(site.key);
+		await processEvents(db, resolved, journey('eeee'), OPTIONS, T0 + 86_400_000);
+		// xmin: the transaction that wrote the row version, which any rewrite replaces.
+		const versions = () => prisma.$queryRawUnsafe<Array<{ key: string; version: string }>>('SELECT session_key AS key, xmin::text AS version FROM visitor_sessions WHERE site_id = $1::uuid ORDER BY 1', site.id);
+		const before = await versions();
+		await prisma.$executeRawUnsafe('DELETE FROM analytics_dirty_hours WHERE site_id = $1::uuid', site.id);
+
+		const again = await processEvents(db, resolved, journey('eeee'), OPTIONS, T0 + 86_400_000);
+		expect(again.size).toBe(3000);
+		expect([...again.values()].every((summary) => summary.sessionId)).toBe(true);
+		expect(await versions()).toEqual(before);
+		expect(await prisma.$queryRawUnsafe('SELECT count(*)::int AS dirty FROM analytics_dirty_hours WHERE site_id = $1::uuid', site.id)).toEqual([{ dirty: 0 }]);
+	});
+
 	it('answers a failed transaction only when every other has ended, and a retry completes the delivery', async () => {
 		const failing = observed(database(10), 2);
 		const site = await createTestSite(prisma, 'vp-store-failing');
