@@ -263,7 +263,8 @@ async function main(): Promise<void> {
 			site: { key: 'bench', name: 'Bench', domain: 'bench.example' },
 			tracking: { allowedOrigins: ['https://bench.example'] },
 			privacy: { cookieConsent: false },
-			integrations: { webhookEndpoints: [{ workflow: 'visitor-processor', url: 'http://127.0.0.1:9/webhook/visitor' }] },
+			// An n8n that is never called (DISPATCHER off): the bench measures ingest alone.
+			integrations: { n8nUrl: 'http://127.0.0.1:9', webhookEndpoints: [{ workflow: 'visitor-processor', url: '/webhook/visitor' }] },
 		});
 		const configFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'bench-')), 'site.json');
 		writeFileSync(configFile, JSON.stringify(site));
@@ -279,7 +280,7 @@ async function main(): Promise<void> {
 				RATE_LIMIT_PER_IP: '1000000',
 				RATE_LIMIT_PER_SITE: '10000000',
 			}),
-			run(path.join(ROOT, 'dist', 'bench', 'noopServer.js'), { PORT: String(noopPort) }),
+			run(path.join(__dirname, 'noopServer.js'), { PORT: String(noopPort) }),
 		);
 		const receiverUrl = `http://127.0.0.1:${receiverPort}/api/track`;
 		const noopUrl = `http://127.0.0.1:${noopPort}/api/track`;
