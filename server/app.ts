@@ -120,6 +120,7 @@ export function createApp(context: AppContext): App {
 		settings,
 		logger,
 		ingestPool: context.ingestPool,
+		sql: db.sql,
 		trustProxy: app.get('trust proxy fn') as (address: string, hop: number) => boolean,
 		securityHeaders: recordHeaders(securityHeaders),
 	});

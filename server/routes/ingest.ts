@@ -7,12 +7,13 @@ import type { z } from 'zod/v4';
 
 import { leadPayloadSchema, toFieldIssues, TRACK_LIMITS, trackBatchSchema } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
+import type { RawSql } from '../../lib/db/rawSql';
 import { emailHash } from '../../lib/email';
 import { siteCipher } from '../../lib/pii';
 import { recordLeadConsent, TrackerConsent } from '../consent/records';
 import type { Logger } from '../logger';
 import { anonymizeIp, dropReason, isAutomated, toEventRows } from '../ingest/normalize';
-import { GroupCommitter, storeThroughPool, storeThroughPrisma, unstorableValue } from '../ingest/groupCommit';
+import { GroupCommitter, storeThroughPool, storeThroughRaw, unstorableValue } from '../ingest/groupCommit';
 import { requireApiKey, presentsApiKey } from '../auth';
 import { historyClaim } from '../ingest/historyClaim';
 import { firstEventClient, storeLead, type RequestFacts } from '../ingest/store';
@@ -26,8 +27,10 @@ interface IngestContext {
 	sites: SiteRegistry;
 	settings: ReceiverSettings;
 	logger: Logger;
-	/** A pg pool of its own for event batches (Postgres); without one they go through Prisma Client. */
+	/** A pg pool of its own for event batches (Postgres); without one they go through `sql`. */
 	ingestPool?: Pool;
+	/** The database's raw statements, for event batches on the embedded database. */
+	sql: RawSql;
 	/** Express's compiled "trust proxy" setting, which decides the client address of both routes. */
 	trustProxy: (address: string, hop: number) => boolean;
 	/** The security headers every answer carries (the app's helmet configuration). */
@@ -235,7 +238,7 @@ export interface IngestRoutes {
 export function ingestRoutes(context: IngestContext): IngestRoutes {
 	const router = Router();
 	const { prisma, sites, settings, logger, securityHeaders } = context;
-	const committer = new GroupCommitter(context.ingestPool ? storeThroughPool(context.ingestPool) : storeThroughPrisma(prisma));
+	const committer = new GroupCommitter(context.ingestPool ? storeThroughPool(context.ingestPool) : storeThroughRaw(context.sql));
 	const perIp = new AddressLimit(settings.RATE_LIMIT_PER_IP);
 	const perSite = new SiteLimit(settings.RATE_LIMIT_PER_SITE);
 	const consent = new TrackerConsent(prisma);

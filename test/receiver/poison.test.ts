@@ -7,7 +7,7 @@ import { v7 as uuidv7 } from 'uuid';
 
 import { LATEST_CLIENT_TIME, type LeadPayloadInput, type TrackBatch, type TrackEvent } from '../../lib/contracts';
 import { openDatabase, type PrismaClient } from '../../lib/db';
-import { GroupCommitter, storeThroughPool, storeThroughPrisma, UnstorableValueError, type StoreStatement } from '../../server/ingest/groupCommit';
+import { GroupCommitter, storeThroughPool, storeThroughRaw, UnstorableValueError, type StoreStatement } from '../../server/ingest/groupCommit';
 import { toEventRows, type EventRow } from '../../server/ingest/normalize';
 import type { RequestFacts } from '../../server/ingest/store';
 import type { Receiver } from '../../server/receiver';
@@ -139,27 +139,27 @@ describe('poison values among valid batches', () => {
 	}, 120_000);
 });
 
-describe('a group statement that fails on one request’s data', () => {
-	const facts: RequestFacts = { userAgent: 'test', ipAnonymized: '203.0.113.0', country: null, isBot: false };
-	const rowsOf = (site: string, events: TrackEvent[]) => toEventRows(batch(site, events), Date.now(), { engagementThresholds: { medium: 30, high: 60 } });
-	/** Rows the contract could never produce, as if a value had slipped past it: each fails Postgres, in jsonb or timestamptz. */
-	const guilty = (site: string): EventRow[][] => [
-		rowsOf(site, [pageview(site, 'anon-guilty-json')]).map((row) => ({ ...row, properties: { note: `half\ud800` } })),
-		rowsOf(site, [pageview(site, 'anon-guilty-time')]).map((row) => ({ ...row, occurred_at: '-271821-04-20T00:00:00.000Z' })),
-	];
+const facts: RequestFacts = { userAgent: 'test', ipAnonymized: '203.0.113.0', country: null, isBot: false };
+const rowsOf = (site: string, events: TrackEvent[]) => toEventRows(batch(site, events), Date.now(), { engagementThresholds: { medium: 30, high: 60 } });
+/** Rows the contract could never produce, as if a value had slipped past it: each fails Postgres, in jsonb or timestamptz. */
+const guilty = (site: string): EventRow[][] => [
+	rowsOf(site, [pageview(site, 'anon-guilty-json')]).map((row) => ({ ...row, properties: { note: `half\ud800` } })),
+	rowsOf(site, [pageview(site, 'anon-guilty-time')]).map((row) => ({ ...row, occurred_at: '-271821-04-20T00:00:00.000Z' })),
+];
 
-	/** The statement, counting its runs. */
-	const counted = (statement: StoreStatement) => {
-		const counter = {
-			runs: 0,
-			statement: (args: unknown[]) => {
-				counter.runs += 1;
-				return statement(args);
-			},
-		};
-		return counter;
+/** The statement, counting its runs. */
+const counted = (statement: StoreStatement) => {
+	const counter = {
+		runs: 0,
+		statement: (args: unknown[]) => {
+			counter.runs += 1;
+			return statement(args);
+		},
 	};
+	return counter;
+};
 
+describe('a group statement that fails on one request’s data', () => {
 	const cases: Array<[string, () => Promise<{ statement: StoreStatement; prisma: PrismaClient; close: () => Promise<void> }>]> = [
 		[
 			'on its own pg pool',
@@ -174,7 +174,7 @@ describe('a group statement that fails on one request’s data', () => {
 			},
 		],
 		[
-			'through Prisma Client on the embedded database',
+			'through the driver adapter on the embedded database',
 			async () => {
 				const dataDir = mkdtempSync(path.join(os.tmpdir(), 'poison-embedded-'));
 				const db = await openDatabase({ url: null, dataDir });
@@ -182,7 +182,7 @@ describe('a group statement that fails on one request’s data', () => {
 					await db.close();
 					rmSync(dataDir, { recursive: true, force: true });
 				};
-				return { statement: storeThroughPrisma(db.prisma), prisma: db.prisma, close };
+				return { statement: storeThroughRaw(db.sql), prisma: db.prisma, close };
 			},
 		],
 	];
@@ -194,7 +194,7 @@ describe('a group statement that fails on one request’s data', () => {
 			const run = counted(statement);
 			const committer = new GroupCommitter(run.statement, 1);
 			const first = committer.store(site.id, rowsOf(site.key, [pageview(site.key, 'anon-first')]), facts, []);
-			// While the first statement runs, the rest queue up and are flushed together in one statement.
+			// Requests of one turn of the event loop are flushed together in one statement.
 			const good = Array.from({ length: 10 }, (_, i) => rowsOf(site.key, [pageview(site.key, `anon-good-${i}`), pageview(site.key, `anon-good-${i}`)]));
 			const [json, time] = guilty(site.key);
 			const requests = [...good.slice(0, 3), json, ...good.slice(3, 8), time, ...good.slice(8)];
@@ -229,9 +229,33 @@ describe('a group statement that fails on one request’s data', () => {
 			const answers = await Promise.allSettled(Array.from({ length: 4 }, (_, i) => committer.store(uuidv7(), rowsOf(site, [pageview(site, `anon-${i}`)]), facts, [])));
 			expect(answers.map((answer) => answer.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
 			for (const answer of answers) expect((answer as PromiseRejectedResult).reason).not.toBeInstanceOf(UnstorableValueError);
-			expect(run.runs).toBe(2);
+			expect(run.runs).toBe(1);
 		} finally {
 			await pool.end();
+		}
+	});
+});
+
+describe('group commit', () => {
+	it('writes the requests of one turn of the event loop in one statement, and a later one in the next', async () => {
+		const pool = new Pool({ connectionString: testDbUrl(), max: 2 });
+		const prisma = testPrisma();
+		try {
+			const site = await createTestSite(prisma, 'together');
+			const run = counted(storeThroughPool(pool));
+			const committer = new GroupCommitter(run.statement);
+			// As requests read from several sockets in one poll of the event loop arrive: one after the other, before any statement starts.
+			const together = await Promise.all(Array.from({ length: 6 }, (_, i) => committer.store(site.id, rowsOf(site.key, [pageview(site.key, `anon-together-${i}`)]), facts, ['visitor-processor'])));
+			expect(together).toEqual(Array.from({ length: 6 }, () => ({ stored: 1, duplicates: 0 })));
+			expect(run.runs).toBe(1);
+
+			expect(await committer.store(site.id, rowsOf(site.key, [pageview(site.key, 'anon-later')]), facts, ['visitor-processor'])).toEqual({ stored: 1, duplicates: 0 });
+			expect(run.runs).toBe(2);
+			expect(await prisma.visitorEvent.count({ where: { siteId: site.id } })).toBe(7);
+			expect(await prisma.outboxMessage.count({ where: { siteId: site.id } })).toBe(7);
+		} finally {
+			await pool.end();
+			await prisma.$disconnect();
 		}
 	});
 });
