@@ -205,6 +205,8 @@ export class OutboxDispatcher {
 	 */
 	private readonly windows = new Map<string, number>();
 	private readonly deliveries = new Set<Promise<void>>();
+	/** Deliveries to the embedded engine in flight (see embeddedBound). */
+	private embeddedInFlight = 0;
 
 	constructor(
 		private readonly db: RawDatabase,
@@ -279,7 +281,9 @@ export class OutboxDispatcher {
 	/** Sends one delivery in a slot of its destination; the slot frees when it has answered. */
 	private launch(rows: Array<ClaimedRow & { delivery_id: string }>): Promise<void> {
 		const destination = destinationOf(rows[0]);
+		const embedded = this.isEmbedded(rows[0].site_id);
 		this.inFlight.set(destination, (this.inFlight.get(destination) ?? 0) + 1);
+		if (embedded) this.embeddedInFlight += 1;
 		const work = this.deliver(rows)
 			.then((delivered) => {
 				const window = this.windowOf(destination);
@@ -291,6 +295,7 @@ export class OutboxDispatcher {
 			})
 			.finally(() => {
 				this.inFlight.set(destination, (this.inFlight.get(destination) ?? 1) - 1);
+				if (embedded) this.embeddedInFlight -= 1;
 				this.deliveries.delete(work);
 				this.wake(0);
 			});
@@ -312,10 +317,28 @@ export class OutboxDispatcher {
 		return this.windows.get(destination) ?? this.settings.DISPATCH_CONCURRENCY;
 	}
 
+	/** Whether the site's workflows run in the embedded engine (it names no n8n). */
+	private isEmbedded(siteId: string): boolean {
+		const site = this.sites.byDatabaseId(siteId);
+		return site !== undefined && !site.n8nUrl;
+	}
+
+	/**
+	 * Deliveries to the embedded engine in flight at most: also no more than the database runs at
+	 * once, since the engine's nodes write through the receiver's own database. On the embedded
+	 * PGlite (one connection, on this thread) a second delivery would only split the waiting events
+	 * in two, each paying a delivery's fixed work; with one, a delivery takes everything that
+	 * arrived while the previous one ran.
+	 */
+	private embeddedBound(): number {
+		return Math.min(this.settings.DISPATCH_CONCURRENCY, this.db.concurrency);
+	}
+
 	private async claimRound(): Promise<Array<Array<ClaimedRow & { delivery_id: string }>>> {
+		const embeddedRoom = this.embeddedBound() - this.embeddedInFlight;
 		const deliverable = this.sites
 			.all()
-			.filter((site) => site.webhookSecret)
+			.filter((site) => site.webhookSecret && (site.n8nUrl || embeddedRoom > 0))
 			.map((site) => site.id);
 		if (deliverable.length === 0) return [];
 		return await this.claim(deliverable);
@@ -331,6 +354,7 @@ export class OutboxDispatcher {
 		const lease = this.settings.DISPATCH_TIMEOUT_MS * 2 + 5_000;
 		const room = (destination: string) => this.windowOf(destination) - (this.inFlight.get(destination) ?? 0);
 		let receiverRoom = this.settings.DISPATCH_CONCURRENCY - this.deliveries.size;
+		let embeddedRoom = this.embeddedBound() - this.embeddedInFlight;
 		if (receiverRoom <= 0) return [];
 		const full = [...new Set([...this.inFlight.keys(), ...this.windows.keys()])].filter((destination) => room(destination) <= 0);
 		return this.db.$transaction(async (tx) => {
@@ -343,9 +367,11 @@ export class OutboxDispatcher {
 				.filter((delivery) => {
 					const destination = destinationOf(delivery.rows[0]);
 					const count = taken.get(destination) ?? 0;
-					if (count >= room(destination) || receiverRoom <= 0) return false;
+					const embedded = this.isEmbedded(delivery.rows[0].site_id);
+					if (count >= room(destination) || receiverRoom <= 0 || (embedded && embeddedRoom <= 0)) return false;
 					taken.set(destination, count + 1);
 					receiverRoom -= 1;
+					if (embedded) embeddedRoom -= 1;
 					return true;
 				})
 				.map((delivery) => ({ id: delivery.deliveryId ?? randomUUID(), rows: delivery.rows }));
