@@ -64,7 +64,7 @@ async function run(database: { url: string } | { dataDir: string }, label: strin
 		const chained = Date.now();
 		const [sessions, conversions, activities] = await Promise.all([prisma.visitorSession.count({ where: { siteId } }), prisma.conversion.count({ where: { siteId } }), prisma.activity.count({ where: { siteId } })]);
 		const seconds = (ms: number) => (ms / 1000).toFixed(1);
-		console.log(`${label}: ${EVENTS} events in ${bodies.length} batches of ≤ ${PER_VISITOR} (one visitor each), ${CONCURRENT_POSTS} concurrent POSTs; deliveries of ≤ ${DISPATCH_BATCH_SIZE} events, ≤ ${readSettings({}).DISPATCH_CONCURRENCY} at once`);
+		console.log(`${label}: ${EVENTS} events in ${bodies.length} batches of ≤ ${PER_VISITOR} (one visitor each), ${CONCURRENT_POSTS} concurrent POSTs; deliveries of ≤ ${DISPATCH_BATCH_SIZE} events, ≤ ${Math.min(readSettings({}).DISPATCH_CONCURRENCY, receiver.db.sql.concurrency)} at once`);
 		console.log(`  ingest: ${seconds(ingested - started)} s (${Math.round(EVENTS / ((ingested - started) / 1000))} events/s acknowledged by /api/track)`);
 		console.log(`  workflow 01 (embedded engine): last event processed ${seconds(done - started)} s after the first POST → ${Math.round(EVENTS / ((done - started) / 1000))} events/s end to end`);
 		console.log(`  chain 01 → 02 → 04 and 06 answered for every delivery after ${seconds(chained - started)} s → ${Math.round(EVENTS / ((chained - started) / 1000))} events/s; ${sessions} sessions, ${conversions} conversions, ${activities} activities`);
