@@ -17,7 +17,7 @@ import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
 import { retentionCutoff } from '../../lib/retention';
 import { browserClaims, LEAD_FIELDS, mergeEntries, mergeProperties, otherOwner, reportOnce, type LeadFields, type LeadProperties } from './batch';
-import { eventsByLead, recordedRules, rescore, visitsByLead, type LeadHistory, type LedgerRow, type LinkedVisitor, type Rescored, type ScoreRow, type StoredEvent as RescoreEvent, type StoredLead } from './rescore';
+import { eventsByLead, recordedRules, rescore, visitsByLead, type LeadHistory, type LedgerRow, type LinkedVisitor, type Rescored, type ScoreRow, type StoredEvent as RescoreEvent, type StoredLead, type StoredSession } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 import { InputError } from '../shared/inputError';
 
@@ -278,11 +278,17 @@ FROM leads WHERE site_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id FOR UPD
 const LINKED_VISITORS = `SELECT id, anonymous_id AS "anonymousId", first_touch AS "firstTouch", lead_id AS "leadId", first_seen_at AS "firstSeenAt"
 FROM visitors WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[])`;
 
+/**
+ * A time column as epoch milliseconds, the unit scoring compares in: a lead's history is read as
+ * plain numbers rather than two Date objects per event, converted and copied again.
+ */
+const EPOCH_MS = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
+
 const HISTORY_EVENTS = `
-SELECT event_id::text AS "eventId", type, name, url, occurred_at AS "occurredAt", received_at AS "storedAt", anonymous_id AS "anonymousId", visitor_id AS "visitorId"
+SELECT event_id::text AS "eventId", type, name, url, ${EPOCH_MS('occurred_at')} AS "occurredAt", ${EPOCH_MS('received_at')} AS "storedAt", anonymous_id AS "anonymousId", visitor_id AS "visitorId"
 FROM visitor_events WHERE site_id = $1::uuid AND (anonymous_id = ANY($2::text[]) OR visitor_id = ANY($3::uuid[]))`;
 
-const HISTORY_SESSIONS = `SELECT id, visitor_id AS "visitorId", started_at AS "startedAt", created_at AS "storedAt" FROM visitor_sessions WHERE site_id = $1::uuid AND visitor_id = ANY($2::uuid[])`;
+const HISTORY_SESSIONS = `SELECT id, visitor_id AS "visitorId", ${EPOCH_MS('started_at')} AS "startedAt", ${EPOCH_MS('created_at')} AS "storedAt" FROM visitor_sessions WHERE site_id = $1::uuid AND visitor_id = ANY($2::uuid[])`;
 
 const LEAD_TAGS = `SELECT lead_id AS "leadId", tag FROM lead_tags WHERE lead_id = ANY($1::uuid[])`;
 
@@ -299,18 +305,10 @@ async function loadHistories(prisma: Db, siteId: string, ids: readonly string[],
 		linkedNow: linked.has(visitor.anonymousId),
 	}));
 	const visitorIds = visitors.map((visitor) => visitor.id);
-	const events =
-		visitors.length === 0
-			? []
-			: await prisma.$queryRawUnsafe<Array<Omit<RescoreEvent, 'occurredAt' | 'storedAt'> & { occurredAt: Date; storedAt: Date }>>(
-					HISTORY_EVENTS,
-					siteId,
-					visitors.map((visitor) => visitor.anonymousId),
-					visitorIds,
-				);
-	const eventsOf = eventsByLead(visitors, events.map((event) => ({ ...event, occurredAt: event.occurredAt.getTime(), storedAt: event.storedAt.getTime() })));
-	const sessions = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<Array<{ id: string; visitorId: string; startedAt: Date; storedAt: Date }>>(HISTORY_SESSIONS, siteId, visitorIds);
-	const visitsOf = visitsByLead(visitors, sessions.map((session) => ({ ...session, startedAt: session.startedAt.getTime(), storedAt: session.storedAt.getTime() })));
+	const events = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<RescoreEvent[]>(HISTORY_EVENTS, siteId, visitors.map((visitor) => visitor.anonymousId), visitorIds);
+	const eventsOf = eventsByLead(visitors, events);
+	const sessions = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<StoredSession[]>(HISTORY_SESSIONS, siteId, visitorIds);
+	const visitsOf = visitsByLead(visitors, sessions);
 	const tagsOf = new Map<string, string[]>();
 	for (const row of await prisma.$queryRawUnsafe<Array<{ leadId: string; tag: string }>>(LEAD_TAGS, [...ids])) {
 		tagsOf.set(row.leadId, [...(tagsOf.get(row.leadId) ?? []), row.tag]);
