@@ -169,9 +169,10 @@ async function rollupSizes(client: Client): Promise<string> {
  */
 async function liveFold(client: Client, prisma: PrismaClient, siteId: string): Promise<string> {
 	await client.query(
-		`WITH live AS (SELECT id, site_id, session_key, visitor_id, started_at FROM visitor_sessions WHERE site_id = $1::uuid ORDER BY started_at DESC LIMIT 20),
-			viewed AS (INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, visitor_id, session_id, type, path, occurred_at)
-				SELECT gen_random_uuid(), site_id, gen_random_uuid(), 'bench-live', session_key, visitor_id, id, 'pageview', '/pricing', started_at FROM live)
+		`WITH live AS MATERIALIZED (SELECT id, site_id, session_key, visitor_id, started_at, gen_random_uuid() AS event_id FROM visitor_sessions WHERE site_id = $1::uuid ORDER BY started_at DESC LIMIT 20),
+			viewed AS (INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, type, path, occurred_at)
+				SELECT gen_random_uuid(), site_id, event_id, 'bench-live', session_key, 'pageview', '/pricing', started_at FROM live),
+			linked AS (INSERT INTO visitor_event_links (site_id, event_id, visitor_id, session_id) SELECT site_id, event_id, visitor_id, id FROM live)
 		UPDATE visitor_sessions s SET pageviews = s.pageviews + 1, is_bounce = false FROM live WHERE s.id = live.id`,
 		[siteId],
 	);
@@ -196,10 +197,11 @@ async function whileVisitsArrive(client: Client, prisma: PrismaClient, siteId: s
 	const changes = (async () => {
 		while (changing) {
 			await client.query(
-				`WITH live AS (SELECT id, site_id, session_key, visitor_id, started_at FROM visitor_sessions WHERE site_id = $1::uuid AND started_at >= now() - interval '1 hour'
-						ORDER BY random() LIMIT 1),
-					viewed AS (INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, visitor_id, session_id, type, path, occurred_at)
-						SELECT gen_random_uuid(), site_id, gen_random_uuid(), 'bench-live', session_key, visitor_id, id, 'pageview', '/pricing', now() FROM live)
+				`WITH live AS MATERIALIZED (SELECT id, site_id, session_key, visitor_id, started_at, gen_random_uuid() AS event_id FROM visitor_sessions
+						WHERE site_id = $1::uuid AND started_at >= now() - interval '1 hour' ORDER BY random() LIMIT 1),
+					viewed AS (INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, type, path, occurred_at)
+						SELECT gen_random_uuid(), site_id, event_id, 'bench-live', session_key, 'pageview', '/pricing', now() FROM live),
+					linked AS (INSERT INTO visitor_event_links (site_id, event_id, visitor_id, session_id) SELECT site_id, event_id, visitor_id, id FROM live)
 				UPDATE visitor_sessions s SET pageviews = s.pageviews + 1, is_bounce = false FROM live WHERE s.id = live.id`,
 				[siteId],
 			);

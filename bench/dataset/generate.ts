@@ -194,10 +194,10 @@ export async function generateDataset(execute: Execute, options: DatasetOptions)
 	await steps(
 		'events',
 		SESSIONS_PER_STATEMENT / EVENTS_PER_SESSION,
-		(batch) => `INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, visitor_id, session_id, type, url, path, title, referrer,
+		(batch) => `WITH stored AS (INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, type, url, path, title, referrer,
 			context, user_agent, country, occurred_at, received_at)
 		SELECT ${uuidOf(E, "(f.j::bigint * 4096 + k)")}, ${site}, ${uuidOf(E, "(f.j::bigint * 4096 + k)")}, ${anonymousId('f.v')}, 'g${seed}-' || f.j,
-			${uuidOf(V, 'f.v')}, ${uuidOf(S, 'f.j')}, ev.type, 'https://site.example' || ev.path, ev.path, NULL,
+			ev.type, 'https://site.example' || ev.path, ev.path, NULL,
 			CASE WHEN k = 1 THEN s.referrer END,
 			CASE WHEN k = 1 AND s.campaign IS NOT NULL THEN jsonb_build_object('utm_source', s.source, 'utm_medium', s.medium, 'utm_campaign', s.campaign) END,
 			'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36', s.country, ev.at, ev.at
@@ -209,7 +209,10 @@ export async function generateDataset(execute: Execute, options: DatasetOptions)
 		CROSS JOIN LATERAL (SELECT
 			CASE WHEN kind.is_pv THEN 'pageview' ELSE (ARRAY['scroll', 'click', 'engagement', 'scroll'])[1 + (k % 4)::int] END AS type,
 			CASE WHEN k = 1 THEN f.entry_page WHEN kind.last_pv THEN f.exit_page ELSE ${pathOf('(f.j::bigint * 4096 + k)', 11)} END AS path,
-			f.started_at + CASE WHEN f.n = 1 THEN 0 ELSE f.duration * (k - 1) / (f.n - 1) END * interval '1 second' AS at) ev`,
+			f.started_at + CASE WHEN f.n = 1 THEN 0 ELSE f.duration * (k - 1) / (f.n - 1) END * interval '1 second' AS at) ev
+		RETURNING site_id, event_id, session_key)
+		INSERT INTO visitor_event_links (site_id, event_id, visitor_id, session_id)
+		SELECT e.site_id, e.event_id, s.visitor_id, s.id FROM stored e JOIN visitor_sessions s ON s.site_id = e.site_id AND s.session_key = e.session_key`,
 	);
 
 	await step(

@@ -88,7 +88,7 @@ function filtered(filter: ReportFilter | undefined): string {
 	const conditions = ['true'];
 	if (filter?.channel) conditions.push(`s.channel = ${quote(filter.channel)}`);
 	if (filter?.campaign) conditions.push(`s.campaign = ${quote(filter.campaign)}`);
-	if (filter?.page) conditions.push(`EXISTS (SELECT 1 FROM visitor_events e WHERE e.session_id = s.id AND e.type = 'pageview' AND e.path = ${quote(filter.page)})`);
+	if (filter?.page) conditions.push(`EXISTS (SELECT 1 FROM visitor_event_links l JOIN visitor_events e ON e.site_id = l.site_id AND e.event_id = l.event_id WHERE l.session_id = s.id AND e.type = 'pageview' AND e.path = ${quote(filter.page)})`);
 	return conditions.join(' AND ');
 }
 
@@ -111,7 +111,7 @@ const sessionSummary = (filter: ReportFilter | undefined) => `WITH ${started(fil
 	FROM started`;
 
 const topPages = (filter: ReportFilter | undefined) => `WITH ${started(filter)} SELECT e.path, count(*)::int AS pageviews, count(DISTINCT s.visitor_id)::int AS visitors
-	FROM started s JOIN visitor_events e ON e.session_id = s.id
+	FROM started s JOIN visitor_event_links l ON l.session_id = s.id JOIN visitor_events e ON e.site_id = l.site_id AND e.event_id = l.event_id
 	WHERE e.type = 'pageview' AND e.path IS NOT NULL
 	GROUP BY e.path ORDER BY pageviews DESC, e.path LIMIT 10`;
 

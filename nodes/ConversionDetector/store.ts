@@ -63,14 +63,17 @@ interface PlannedConversion {
 }
 
 const EVENT_FACTS = `
-SELECT e.event_id::text, e.visitor_id, e.session_id, v.lead_id, e.anonymous_id, e.occurred_at
-FROM visitor_events e LEFT JOIN visitors v ON v.id = e.visitor_id
+SELECT e.event_id::text, l.visitor_id, l.session_id, v.lead_id, e.anonymous_id, e.occurred_at
+FROM visitor_events e LEFT JOIN visitor_event_links l ON l.site_id = e.site_id AND l.event_id = e.event_id LEFT JOIN visitors v ON v.id = l.visitor_id
 WHERE e.site_id = $1::uuid AND e.event_id = ANY($2::uuid[])`;
 
 /** Each event's session up to and including it, in the Visitor Processor's order (time, then event id). */
 const SESSIONS_SO_FAR = `
 SELECT c.event_id::text AS at_event, e.event_id::text, e.type, e.url, e.referrer, e.relevance, e.properties, e.context, e.user_agent, e.country, e.occurred_at
-FROM visitor_events c JOIN visitor_events e ON e.site_id = $1::uuid AND e.session_id = c.session_id AND (e.occurred_at, e.event_id) <= (c.occurred_at, c.event_id)
+FROM visitor_events c
+JOIN visitor_event_links cl ON cl.site_id = c.site_id AND cl.event_id = c.event_id
+JOIN visitor_event_links el ON el.session_id = cl.session_id
+JOIN visitor_events e ON e.site_id = $1::uuid AND e.event_id = el.event_id AND (e.occurred_at, e.event_id) <= (c.occurred_at, c.event_id)
 WHERE c.site_id = $1::uuid AND c.event_id = ANY($2::uuid[])
 ORDER BY c.event_id, e.occurred_at, e.event_id`;
 

@@ -132,19 +132,17 @@ const joined = <T extends { storedAt?: number }>(row: T, visitor: LinkedVisitor)
 /** A stored event of one of the linked browsers. */
 export interface StoredEvent extends ScoringEvent {
 	anonymousId: string;
-	visitorId: string | null;
 }
 
 /**
- * The events of each lead's history, by browser (anonymous id) first and visitor id second: events
- * the Visitor Processor has not attached to a visitor yet belong to the history too.
+ * The events of each lead's history, by browser (anonymous id): a visitor is one browser, so its
+ * events are those of its anonymous id, whether the Visitor Processor has linked them yet or not.
  */
 export function eventsByLead(visitors: readonly LinkedVisitor[], events: readonly StoredEvent[]): Map<string, ScoringEvent[]> {
 	const byAnonymous = new Map(visitors.map((visitor) => [visitor.anonymousId, visitor]));
-	const byId = new Map(visitors.map((visitor) => [visitor.id, visitor]));
 	const byLead = new Map<string, ScoringEvent[]>();
 	for (const event of events) {
-		const visitor = byAnonymous.get(event.anonymousId) ?? (event.visitorId ? byId.get(event.visitorId) : undefined);
+		const visitor = byAnonymous.get(event.anonymousId);
 		if (!visitor) continue;
 		let list = byLead.get(visitor.leadId);
 		if (!list) byLead.set(visitor.leadId, (list = []));

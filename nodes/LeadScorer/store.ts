@@ -285,8 +285,8 @@ FROM visitors WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[])`;
 const EPOCH_MS = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
 
 const HISTORY_EVENTS = `
-SELECT event_id::text AS "eventId", type, name, url, ${EPOCH_MS('occurred_at')} AS "occurredAt", ${EPOCH_MS('received_at')} AS "storedAt", anonymous_id AS "anonymousId", visitor_id AS "visitorId"
-FROM visitor_events WHERE site_id = $1::uuid AND (anonymous_id = ANY($2::text[]) OR visitor_id = ANY($3::uuid[]))`;
+SELECT event_id::text AS "eventId", type, name, url, ${EPOCH_MS('occurred_at')} AS "occurredAt", ${EPOCH_MS('received_at')} AS "storedAt", anonymous_id AS "anonymousId"
+FROM visitor_events WHERE site_id = $1::uuid AND anonymous_id = ANY($2::text[])`;
 
 const HISTORY_SESSIONS = `SELECT id, visitor_id AS "visitorId", ${EPOCH_MS('started_at')} AS "startedAt", ${EPOCH_MS('created_at')} AS "storedAt" FROM visitor_sessions WHERE site_id = $1::uuid AND visitor_id = ANY($2::uuid[])`;
 
@@ -305,7 +305,7 @@ async function loadHistories(prisma: Db, siteId: string, ids: readonly string[],
 		linkedNow: linked.has(visitor.anonymousId),
 	}));
 	const visitorIds = visitors.map((visitor) => visitor.id);
-	const events = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<RescoreEvent[]>(HISTORY_EVENTS, siteId, visitors.map((visitor) => visitor.anonymousId), visitorIds);
+	const events = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<RescoreEvent[]>(HISTORY_EVENTS, siteId, visitors.map((visitor) => visitor.anonymousId));
 	const eventsOf = eventsByLead(visitors, events);
 	const sessions = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<StoredSession[]>(HISTORY_SESSIONS, siteId, visitorIds);
 	const visitsOf = visitsByLead(visitors, sessions);

@@ -77,7 +77,7 @@ export function sessionCondition(filter: ReportFilter | undefined, viewedFrom: s
 	if (filter?.channel) conditions.push(`s.channel = ${sqlText(filter.channel)}`);
 	if (filter?.campaign) conditions.push(`s.campaign = ${sqlText(filter.campaign)}`);
 	if (filter?.page) {
-		conditions.push(`s.id IN (SELECT e.session_id FROM visitor_events e WHERE e.site_id = $1::uuid AND e.type = 'pageview' AND e.path = ${sqlText(filter.page)}
+		conditions.push(`s.id IN (SELECT l.session_id FROM visitor_events e JOIN visitor_event_links l ON l.site_id = e.site_id AND l.event_id = e.event_id WHERE e.site_id = $1::uuid AND e.type = 'pageview' AND e.path = ${sqlText(filter.page)}
 			AND e.occurred_at >= ${viewedFrom}${viewedTo ? ` AND e.occurred_at < ${viewedTo}` : ''})`);
 	}
 	return conditions.length === 0 ? 'true' : conditions.join(' AND ');

@@ -7,7 +7,7 @@ import { baseCondition, isFiltered, reportScope, segmentKeySql, sessionCondition
  * The dashboards' rollups and their one writer.
  *
  * Source of every visitor figure: the sessions the Visitor Processor built (visitor_sessions), the
- * events it attached to them (visitor_events.session_id) and the conversions made in them
+ * events it attached to them (visitor_event_links.session_id) and the conversions made in them
  * (conversions.session_id), each dated by its session's start. So the visitors, sessions and page
  * views of a range are those of the sessions that started in it, top pages add up to the page views,
  * and nothing counts raw events that no session holds yet (bots, or events still waiting in the
@@ -229,8 +229,8 @@ const PAGE_COLUMNS = [
 /** analytics_page_sessions rows of the sessions that started in the hours $2: one per path each viewed. */
 const PAGES_OF_HOURS = `SELECT ${PAGE_COLUMNS.map((column) => (column === 'path' || column === 'views' ? `v.${column}` : `s.${column}`)).join(', ')}
 	FROM (${SESSIONS_OF_HOURS}) s
-	CROSS JOIN LATERAL (SELECT e.path, count(*)::int AS views FROM visitor_events e
-		WHERE e.session_id = s.id AND e.type = 'pageview' AND e.path IS NOT NULL GROUP BY e.path) v`;
+	CROSS JOIN LATERAL (SELECT e.path, count(*)::int AS views FROM visitor_event_links l JOIN visitor_events e ON e.site_id = l.site_id AND e.event_id = l.event_id
+		WHERE l.session_id = s.id AND e.type = 'pageview' AND e.path IS NOT NULL GROUP BY e.path) v`;
 
 /** The stored analytics_page_sessions rows of the hours $2. */
 const STORED_PAGES_OF_HOURS = `SELECT ${PAGE_COLUMNS.map((column) => `m.${column}`).join(', ')} FROM unnest($2::timestamptz[]) h(hour)

@@ -292,6 +292,7 @@ export const privacyExportSchema = z.strictObject({
 	visitors: rows('The browsers linked to the leads.'),
 	sessions: rows('Those browsers’ sessions.'),
 	events: rows('Those browsers’ tracking events.'),
+	eventLinks: rows('The visitor and session each of those events was put in.'),
 	activities: rows('The activity log of the leads and browsers.'),
 	conversions: rows('Their conversions, each with its `attributions`.'),
 	scores: rows('Score changes of the leads, with their reasons.'),

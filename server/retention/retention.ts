@@ -41,7 +41,7 @@ const WAITING_BROWSERS = `SELECT o.partition_key FROM outbox o WHERE o.site_id =
 
 /** Ids of the rows of each table that are older than the cutoff ($2) for the site ($1). */
 const EXPIRED: Record<RetentionTable, string> = {
-	visitor_events: `SELECT e.id FROM visitor_events e LEFT JOIN visitor_sessions s ON s.id = e.session_id
+	visitor_events: `SELECT e.id FROM visitor_events e LEFT JOIN visitor_event_links l ON l.site_id = e.site_id AND l.event_id = e.event_id LEFT JOIN visitor_sessions s ON s.id = l.session_id
 		WHERE e.site_id = $1::uuid AND e.occurred_at < $2::timestamptz AND (s.id IS NULL OR s.last_activity_at < $2::timestamptz)
 			AND e.anonymous_id NOT IN (${WAITING_BROWSERS})`,
 	visitor_sessions: `SELECT s.id FROM visitor_sessions s
@@ -52,8 +52,13 @@ const EXPIRED: Record<RetentionTable, string> = {
 
 const COUNTER: Record<RetentionTable, string> = { visitor_events: 'deleted_events', visitor_sessions: 'deleted_sessions', outbox: 'deleted_outbox' };
 
+/** An event's link goes with the event. */
+const UNLINK: Partial<Record<RetentionTable, string>> = {
+	visitor_events: `, unlinked AS (DELETE FROM visitor_event_links l USING gone g WHERE l.site_id = g.site_id AND l.event_id = g.event_id)`,
+};
+
 /** Deletes up to $3 expired rows of `table` and adds them to the run ($4) in the same statement; answers how many. */
-const deleteBatch = (table: RetentionTable) => `WITH gone AS (DELETE FROM ${table} t WHERE t.id IN (${EXPIRED[table]} LIMIT $3::int) RETURNING 1),
+const deleteBatch = (table: RetentionTable) => `WITH gone AS (DELETE FROM ${table} t WHERE t.id IN (${EXPIRED[table]} LIMIT $3::int) RETURNING t.*)${UNLINK[table] ?? ''},
 	counted AS (SELECT count(*)::int AS rows FROM gone)
 	UPDATE retention_runs r SET ${COUNTER[table]} = r.${COUNTER[table]} + counted.rows, batches = r.batches + (counted.rows > 0)::int
 	FROM counted WHERE r.id = $4::uuid

@@ -154,6 +154,13 @@ DELETE FROM outbox WHERE site_id = $1::uuid AND (
 	OR payload->>'messageId' IN (SELECT jsonb_array_elements_text($5::jsonb)))`;
 
 /** The person's data as they gave it: sealed values are opened, the export is theirs to read. */
+/** The person's raw events (a visitor's are those of its browser's anonymous id), and the visitor and session each was put in. */
+async function eventsOf(tx: Tx, siteId: string, anonymousIds: string[]) {
+	const events = await tx.visitorEvent.findMany({ where: { siteId, anonymousId: { in: anonymousIds } }, orderBy: [{ occurredAt: 'asc' }, { eventId: 'asc' }] });
+	const eventLinks = await tx.visitorEventLink.findMany({ where: { siteId, eventId: { in: events.map((event) => event.eventId) } } });
+	return { events, eventLinks };
+}
+
 async function exportPerson(tx: Tx, siteId: string, person: Person, cipher: PiiCipher | null) {
 	const { leadIds, visitorIds, anonymousIds, contactIds, messageIds, conversionIds } = person;
 	const ofLeads = { siteId, leadId: { in: leadIds } };
@@ -166,10 +173,7 @@ async function exportPerson(tx: Tx, siteId: string, person: Person, cipher: PiiC
 		businesses: await tx.business.findMany({ where: { siteId, id: { in: businessIds } } }),
 		visitors: await tx.visitor.findMany({ where: { siteId, id: { in: visitorIds } }, orderBy: { firstSeenAt: 'asc' } }),
 		sessions: await tx.visitorSession.findMany({ where: { siteId, visitorId: { in: visitorIds } }, orderBy: { startedAt: 'asc' } }),
-		events: await tx.visitorEvent.findMany({
-			where: { siteId, OR: [{ anonymousId: { in: anonymousIds } }, { visitorId: { in: visitorIds } }] },
-			orderBy: [{ occurredAt: 'asc' }, { eventId: 'asc' }],
-		}),
+		...(await eventsOf(tx, siteId, anonymousIds)),
 		activities: await tx.activity.findMany({ where: { siteId, OR: [{ leadId: { in: leadIds } }, { visitorId: { in: visitorIds } }] }, orderBy: { occurredAt: 'asc' } }),
 		conversions: await tx.conversion.findMany({ where: { siteId, id: { in: conversionIds } }, include: { attributions: true }, orderBy: { occurredAt: 'asc' } }),
 		scores: await tx.leadScore.findMany({ where: ofLeads, orderBy: { occurredAt: 'asc' } }),
@@ -216,7 +220,12 @@ async function erasePerson(tx: Tx, siteId: string, person: Person): Promise<Reco
 	removed.sequence_enrollments = (await tx.sequenceEnrollment.deleteMany({ where: ofLeads })).count;
 	// The rollups' per-session page rows hold the visitor: they go now, found through the sessions deleted below.
 	await forgetVisitors(tx, siteId, visitorIds);
-	removed.visitor_events = (await tx.visitorEvent.deleteMany({ where: { siteId, OR: [{ anonymousId: { in: anonymousIds } }, { visitorId: { in: visitorIds } }] } })).count;
+	removed.visitor_event_links = await tx.$executeRawUnsafe(
+		`DELETE FROM visitor_event_links l USING visitor_events e WHERE e.site_id = $1::uuid AND e.anonymous_id = ANY($2::text[]) AND l.site_id = e.site_id AND l.event_id = e.event_id`,
+		siteId,
+		anonymousIds,
+	);
+	removed.visitor_events = (await tx.visitorEvent.deleteMany({ where: { siteId, anonymousId: { in: anonymousIds } } })).count;
 	removed.visitor_sessions = (await tx.visitorSession.deleteMany({ where: { siteId, visitorId: { in: visitorIds } } })).count;
 	removed.visitors = (await tx.visitor.deleteMany({ where: { siteId, id: { in: visitorIds } } })).count;
 	removed.contacts = (await tx.contact.deleteMany({ where: { siteId, id: { in: contactIds } } })).count;

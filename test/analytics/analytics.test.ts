@@ -7,7 +7,7 @@ import { siteStats, visitorAnalytics, type Queryable, type TimeRange } from '../
 import { foldRollups } from '../../server/analytics/rollup';
 import { createApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
-import { createTestSite, testPrisma } from '../helpers/db';
+import { createTestSite, storeEvents, testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
 import { testSiteConfig } from '../helpers/sites';
 
@@ -80,8 +80,7 @@ async function seedSiteA(prisma: PrismaClient, siteId: string): Promise<void> {
 		...extra,
 	});
 	const seconds = (start: Date, n: number) => new Date(start.getTime() + n * 1000);
-	await prisma.visitorEvent.createMany({
-		data: [
+	await storeEvents(prisma, [
 			event('a1', '/', march(2), s1),
 			event('a1', '/pricing', seconds(march(2), 30), s1),
 			event('a1', '/', seconds(march(2), 60), s1),
@@ -95,8 +94,7 @@ async function seedSiteA(prisma: PrismaClient, siteId: string): Promise<void> {
 			event('a3', '/pricing', march(7, 23), null),
 			event('bot', '/bot', march(4), null, { isBot: true }),
 			event('a1', '/now', new Date(), null),
-		],
-	});
+	]);
 
 	const conversion = (visitorId: string, leadId: string | null, sessionId: string | null, goal: string, occurredAt: Date, value = 0, currency: string | null = null) => ({
 		siteId,
@@ -170,7 +168,7 @@ async function seedSiteB(prisma: PrismaClient, siteId: string): Promise<void> {
 		const session = await prisma.visitorSession.create({
 			data: { siteId, visitorId: visitor.id, sessionKey: uuidv7(), startedAt: march(4, hour), lastActivityAt: new Date(), pageviews: paths.length, durationSeconds: 700, isBounce: false, engagementLevel: 'high', channel: 'Organic Search', entryPage: '/' },
 		});
-		await prisma.visitorEvent.createMany({ data: paths.map((path) => ({ siteId, eventId: uuidv7(), anonymousId: 'a1', visitorId: visitor.id, sessionId: session.id, type: 'pageview', path, occurredAt: march(4, hour) })) });
+		await storeEvents(prisma, paths.map((path) => ({ siteId, eventId: uuidv7(), anonymousId: 'a1', visitorId: visitor.id, sessionId: session.id, type: 'pageview', path, occurredAt: march(4, hour) })));
 	}
 	await prisma.conversion.create({ data: { siteId, visitorId: visitor.id, leadId: lead.id, goal: 'purchase', eventId: uuidv7(), occurredAt: march(4, 12), value: 1000, currency: 'EUR' } });
 	const campaign = await prisma.emailCampaign.create({ data: { siteId, name: 'Onboarding' } });

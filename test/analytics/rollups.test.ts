@@ -250,7 +250,8 @@ describe('dashboard rollups on Postgres', () => {
 		);
 		// An erasure: one visitor's events, sessions and the visitor.
 		const [{ erased }] = await prisma.$queryRawUnsafe<Array<{ erased: string }>>('SELECT visitor_id::text AS erased FROM visitor_sessions WHERE site_id = $1::uuid ORDER BY id LIMIT 1', siteId);
-		await prisma.$executeRawUnsafe('DELETE FROM visitor_events WHERE visitor_id = $1::uuid', erased);
+		await prisma.$executeRawUnsafe('DELETE FROM visitor_event_links WHERE visitor_id = $1::uuid', erased);
+		await prisma.$executeRawUnsafe('DELETE FROM visitor_events e USING visitors v WHERE v.id = $1::uuid AND e.site_id = v.site_id AND e.anonymous_id = v.anonymous_id', erased);
 		await prisma.$executeRawUnsafe('DELETE FROM visitor_sessions WHERE visitor_id = $1::uuid', erased);
 		await prisma.$executeRawUnsafe('DELETE FROM visitors WHERE id = $1::uuid', erased);
 		// Channels and campaigns with the characters of segment keys.
@@ -344,9 +345,10 @@ describe('dashboard rollups on Postgres', () => {
 		// adds the event and updates its session), a session of a kept day moves to another hour, and one is erased.
 		await prisma.$executeRawUnsafe(
 			`WITH late AS (SELECT id, site_id, session_key, visitor_id, started_at FROM visitor_sessions WHERE site_id = $1::uuid AND started_at >= $2::timestamptz ORDER BY id LIMIT 8),
-				added AS (INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, visitor_id, session_id, type, path, occurred_at)
-					SELECT gen_random_uuid(), site_id, gen_random_uuid(), 'late', session_key, visitor_id, id, 'pageview', p.path, started_at + interval '1 minute'
-					FROM late CROSS JOIN (VALUES ('/pricing'), ('/late-page')) p(path))
+				views AS MATERIALIZED (SELECT late.*, p.path, gen_random_uuid() AS event_id FROM late CROSS JOIN (VALUES ('/pricing'), ('/late-page')) p(path)),
+				added AS (INSERT INTO visitor_events (id, site_id, event_id, anonymous_id, session_key, type, path, occurred_at)
+					SELECT gen_random_uuid(), site_id, event_id, 'late', session_key, 'pageview', path, started_at + interval '1 minute' FROM views),
+				linked AS (INSERT INTO visitor_event_links (site_id, event_id, visitor_id, session_id) SELECT site_id, event_id, visitor_id, id FROM views)
 			UPDATE visitor_sessions s SET pageviews = s.pageviews + 2, exit_page = '/late-page', is_bounce = false FROM late WHERE s.id = late.id`,
 			siteId,
 			hoursBefore(20).toISOString(),
@@ -376,7 +378,8 @@ describe('dashboard rollups on Postgres', () => {
 		expect(await pageRowsOf(person)).toBeGreaterThan(1);
 		await prisma.$transaction(async (tx) => {
 			await forgetVisitors(tx, siteId, [person]);
-			await tx.$executeRawUnsafe('DELETE FROM visitor_events WHERE visitor_id = $1::uuid', person);
+			await tx.$executeRawUnsafe('DELETE FROM visitor_event_links WHERE visitor_id = $1::uuid', person);
+			await tx.$executeRawUnsafe('DELETE FROM visitor_events e USING visitors v WHERE v.id = $1::uuid AND e.site_id = v.site_id AND e.anonymous_id = v.anonymous_id', person);
 			await tx.$executeRawUnsafe('DELETE FROM visitor_sessions WHERE visitor_id = $1::uuid', person);
 			await tx.$executeRawUnsafe('DELETE FROM visitors WHERE id = $1::uuid', person);
 		});

@@ -13,7 +13,7 @@ import { createApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
 import { launchChromium } from '../helpers/browser';
 import { daysAgo, pageBounds, parseCsv, startOfToday } from '../helpers/dashboard';
-import { testPrisma } from '../helpers/db';
+import { storeEvents, testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
 import { testSiteConfig } from '../helpers/sites';
 
@@ -67,8 +67,9 @@ async function seedVisitors(
 			const row = await prisma.visitorSession.create({
 				data: { siteId, visitorId: visitor.id, sessionKey: uuidv7(), startedAt: session.startedAt, lastActivityAt: later(session.startedAt, 30), channel: session.channel, campaign: session.campaign },
 			});
-			await prisma.visitorEvent.createMany({
-				data: (session.paths ?? []).map((path, index) => ({
+			await storeEvents(
+				prisma,
+				(session.paths ?? []).map((path, index) => ({
 					siteId,
 					eventId: uuidv7(),
 					anonymousId: name,
@@ -78,7 +79,7 @@ async function seedVisitors(
 					path,
 					occurredAt: new Date(session.startedAt.getTime() + index * 10_000),
 				})),
-			});
+			);
 			for (const [index, goal] of (session.goals ?? []).entries()) {
 				const rule = goals.find((entry) => entry.name === goal)!;
 				await prisma.conversion.create({
@@ -214,7 +215,7 @@ function expectedEmailTables(messages: Awaited<ReturnType<typeof sqlMessages>>) 
 /** The sessions that started in [from, to), the filter applied, and the conversions that happened in them. */
 async function sqlConversions(prisma: PrismaClient, siteId: string, from: string, to: string, filter: { channel?: string; campaign?: string; page?: string } = {}) {
 	const where = `s.site_id = $1::uuid AND s.started_at >= $2::timestamptz AND s.started_at < $3::timestamptz AND ($4::text IS NULL OR s.channel = $4) AND ($5::text IS NULL OR s.campaign = $5)
-		AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM visitor_events e WHERE e.session_id = s.id AND e.type = 'pageview' AND e.path = $6))`;
+		AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM visitor_event_links l JOIN visitor_events e ON e.site_id = l.site_id AND e.event_id = l.event_id WHERE l.session_id = s.id AND e.type = 'pageview' AND e.path = $6))`;
 	const params = [siteId, from, to, filter.channel ?? null, filter.campaign ?? null, filter.page ?? null];
 	const sessions = await prisma.$queryRawUnsafe<Array<{ id: string; visitorId: string; channel: string | null; campaign: string | null }>>(
 		`SELECT s.id, s.visitor_id AS "visitorId", s.channel, s.campaign FROM visitor_sessions s WHERE ${where}`,

@@ -24,7 +24,7 @@ import { dashboardRouter } from '../../server/routes/dashboard';
 import { sendProblem } from '../../server/routes/problems';
 import { eventually, launchChromium } from '../helpers/browser';
 import { daysAgo, pageBounds, parseCsv, startOfToday } from '../helpers/dashboard';
-import { testDbUrl, testPrisma } from '../helpers/db';
+import { storeEvents, testDbUrl, testPrisma } from '../helpers/db';
 import { batch, pageview, post } from '../helpers/events';
 import { startTestReceiver } from '../helpers/receiver';
 import { testSiteConfig } from '../helpers/sites';
@@ -92,7 +92,7 @@ type SessionSeed = {
 
 /**
  * Visitors and their sessions as the Visitor Processor leaves them: each session with its page
- * views attached (visitor_events.session_id), its page count, its entry page, written in one
+ * views attached (visitor_event_links), its page count, its entry page, written in one
  * transaction as the node writes them. Returns the session ids per visitor.
  */
 async function seedVisitors(prisma: PrismaClient, siteId: string, visitors: Record<string, SessionSeed[]>): Promise<Record<string, string[]>> {
@@ -105,9 +105,10 @@ async function seedVisitors(prisma: PrismaClient, siteId: string, visitors: Reco
 				const session = await tx.visitorSession.create({
 					data: { siteId, visitorId: visitor.id, sessionKey: uuidv7(), lastActivityAt: fields.startedAt, pageviews: paths.length, entryPage: paths[0], ...fields },
 				});
-				await tx.visitorEvent.createMany({
-					data: paths.map((path, index) => ({ siteId, eventId: uuidv7(), anonymousId, sessionId: session.id, type: 'pageview', path, occurredAt: new Date(fields.startedAt.getTime() + index * 10_000) })),
-				});
+				await storeEvents(
+					tx,
+					paths.map((path, index) => ({ siteId, eventId: uuidv7(), anonymousId, visitorId: visitor.id, sessionId: session.id, type: 'pageview', path, occurredAt: new Date(fields.startedAt.getTime() + index * 10_000) })),
+				);
 				return session.id;
 			});
 			ids[anonymousId].push(id);
@@ -144,7 +145,7 @@ async function sqlTopPages(prisma: PrismaClient, siteId: string, from: string, t
 	// lies in its session's range, so counting them by their own time gives the same rows).
 	const rows = await prisma.$queryRawUnsafe<Array<{ path: string; views: number; visitors: number }>>(
 		`SELECT e.path, count(*)::int AS views, count(DISTINCT s.visitor_id)::int AS visitors
-		FROM visitor_events e JOIN visitor_sessions s ON s.id = e.session_id
+		FROM visitor_event_links l JOIN visitor_events e ON e.site_id = l.site_id AND e.event_id = l.event_id JOIN visitor_sessions s ON s.id = l.session_id
 		WHERE s.site_id = $1::uuid AND s.started_at >= $2::timestamptz AND s.started_at < $3::timestamptz AND e.type = 'pageview' AND e.path IS NOT NULL
 		GROUP BY e.path ORDER BY views DESC, e.path LIMIT 10`,
 		siteId,
@@ -279,7 +280,8 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 			const session = await tx.visitorSession.create({
 				data: { siteId: siteAId, visitorId: eve.id, sessionKey: uuidv7(), startedAt: stored[0].occurredAt, lastActivityAt: stored[1].occurredAt, pageviews: 2, durationSeconds: 30, isBounce: false, engagementLevel: 'medium', channel: 'Direct', entryPage: '/a-tracked' },
 			});
-			await tx.visitorEvent.updateMany({ where: { siteId: siteAId, anonymousId: 'eve' }, data: { sessionId: session.id } });
+			const events = await tx.visitorEvent.findMany({ where: { siteId: siteAId, anonymousId: 'eve' } });
+			await tx.visitorEventLink.createMany({ data: events.map((event) => ({ siteId: siteAId, eventId: event.eventId, visitorId: eve.id, sessionId: session.id })) });
 		});
 
 		// Site B: other figures in the same week, and pages A never has.
@@ -525,7 +527,7 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 		await Promise.all([page.waitForURL(/page=%2Fpricing/), page.click('form.filters button[type=submit]')]);
 		const [pricing] = await prisma.$queryRawUnsafe<Array<{ sessions: number; visitors: number }>>(
 			`SELECT count(*)::int AS sessions, count(DISTINCT visitor_id)::int AS visitors FROM visitor_sessions s WHERE ${inRange}
-				AND EXISTS (SELECT 1 FROM visitor_events e WHERE e.session_id = s.id AND e.type = 'pageview' AND e.path = '/pricing')`,
+				AND EXISTS (SELECT 1 FROM visitor_event_links l JOIN visitor_events e ON e.site_id = l.site_id AND e.event_id = l.event_id WHERE l.session_id = s.id AND e.type = 'pageview' AND e.path = '/pricing')`,
 			siteAId,
 			bounds.from,
 			bounds.to,
@@ -545,7 +547,7 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 				bounds.to,
 			);
 			const top = await prisma.$queryRawUnsafe<Array<{ path: string; views: number; visitors: number }>>(
-				`SELECT e.path, count(*)::int AS views, count(DISTINCT s.visitor_id)::int AS visitors FROM visitor_sessions s JOIN visitor_events e ON e.session_id = s.id AND e.type = 'pageview'
+				`SELECT e.path, count(*)::int AS views, count(DISTINCT s.visitor_id)::int AS visitors FROM visitor_sessions s JOIN visitor_event_links l ON l.session_id = s.id JOIN visitor_events e ON e.site_id = l.site_id AND e.event_id = l.event_id AND e.type = 'pageview'
 				WHERE s.${inRange} AND ${condition} GROUP BY e.path ORDER BY views DESC, e.path LIMIT 10`,
 				siteAId,
 				bounds.from,
@@ -553,7 +555,7 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 			);
 			return { figures, top: top.map((row) => [row.path, String(row.views), String(row.visitors)]) };
 		};
-		const viewed = (path: string) => `EXISTS (SELECT 1 FROM visitor_events e WHERE e.session_id = s.id AND e.type = 'pageview' AND e.path = '${path}')`;
+		const viewed = (path: string) => `EXISTS (SELECT 1 FROM visitor_event_links l JOIN visitor_events e ON e.site_id = l.site_id AND e.event_id = l.event_id WHERE l.session_id = s.id AND e.type = 'pageview' AND e.path = '${path}')`;
 		const combinations = [
 			{ form: { channel: 'Organic Search', page: '/pricing', campaign: '' }, condition: `s.channel = 'Organic Search' AND ${viewed('/pricing')}`, url: /channel=Organic\+Search&campaign=&page=%2Fpricing/, sessions: 2 },
 			{ form: { channel: 'Organic Search', page: '', campaign: 'spring' }, condition: `s.channel = 'Organic Search' AND s.campaign = 'spring'`, url: /channel=Organic\+Search&campaign=spring&page=$/, sessions: 1 },

@@ -17,7 +17,7 @@ import { createApiKey } from '../../server/auth';
 import { startReceiver, type Receiver } from '../../server/receiver';
 import { launchChromium } from '../helpers/browser';
 import { daysAgo, pageBounds, parseCsv, startOfToday } from '../helpers/dashboard';
-import { testDbUrl, testPrisma } from '../helpers/db';
+import { storeEvents, testDbUrl, testPrisma } from '../helpers/db';
 
 const OUTPUT = path.join(process.env.TEST_OUTPUT_DIR ?? path.join(tmpdir(), 'tracking-crm-test-output'), 'dashboard-leads');
 const DAY = 86_400_000;
@@ -85,8 +85,9 @@ async function addSession(prisma: PrismaClient, siteId: string, visitorId: strin
 			entryPage: pageviews[0]?.path ?? null,
 		},
 	});
-	await prisma.visitorEvent.createMany({
-		data: events.map((event) => ({
+	await storeEvents(
+		prisma,
+		events.map((event) => ({
 			siteId,
 			eventId: uuidv7(),
 			anonymousId,
@@ -98,7 +99,7 @@ async function addSession(prisma: PrismaClient, siteId: string, visitorId: strin
 			url: event.path ? `https://site.example${event.path}` : null,
 			occurredAt: new Date(startedAt.getTime() + (event.minutes ?? 0) * 60_000),
 		})),
-	});
+	);
 	await prisma.visitor.update({ where: { id: visitorId }, data: { lastSeenAt: last } });
 	return session.id;
 }

@@ -29,6 +29,7 @@ import { v7 as uuidv7 } from 'uuid';
 
 import type { LeadPayloadInput, TrackBatch, TrackEvent } from '../../lib/contracts';
 import { PrismaClient } from '../../lib/db/generated/client';
+import { linkedEvents } from '../helpers/db';
 import { BROWSER_UA } from '../helpers/events';
 import { startQueueTopology, type QueueLog, type QueueTopology } from '../helpers/queueTopology';
 import { SmtpSink } from '../helpers/smtpSink';
@@ -241,12 +242,12 @@ async function holding(prisma: PrismaClient, siteId: string, visit: Visit): Prom
 	const contents = activities.map((activity) => JSON.stringify([activity.leadId, activity.visitorId, activity.type, activity.description, activity.occurredAt.toISOString(), activity.data]));
 	const tracked = { siteId, anonymousId: visit.anonymousId, type: { not: 'identify' } };
 	const sessions = await prisma.visitorSession.findMany({ where: { siteId, visitorId: { in: visitorIds } } });
-	const linked = await prisma.visitorEvent.groupBy({ by: ['sessionId'], where: { siteId, sessionId: { in: sessions.map((session) => session.id) } }, _count: { _all: true } });
+	const linked = await prisma.visitorEventLink.groupBy({ by: ['sessionId'], where: { siteId, sessionId: { in: sessions.map((session) => session.id) } }, _count: { _all: true } });
 	const eventsOf = new Map(linked.map((group) => [group.sessionId, group._count._all]));
 	return {
 		visitors: visitors.length,
 		events: await prisma.visitorEvent.count({ where: tracked }),
-		unprocessedEvents: await prisma.visitorEvent.count({ where: { ...tracked, sessionId: null } }),
+		unprocessedEvents: (await linkedEvents(prisma, { siteIds: [siteId], anonymousIds: [visit.anonymousId] })).filter((event) => event.type !== 'identify' && event.sessionId === null).length,
 		sessions: sessions.map((session) => ({
 			pageviews: session.pageviews,
 			entryPage: session.entryPage,
@@ -462,7 +463,7 @@ describe('the compose topology from plain processes: two receivers, n8n in queue
 					async () => {
 						const inFlight = queueSince(queueBefore, topology.queueLog()).workers.flatMap((worker) => worker.started.filter((id) => !worker.finished.includes(id)).map((id) => ({ id, worker: worker.worker })));
 						return {
-							eventsProcessed: await prisma.visitorEvent.count({ where: { siteId, anonymousId: { in: visits.map((visit) => visit.anonymousId) }, sessionId: { not: null } } }),
+							eventsProcessed: (await linkedEvents(prisma, { siteIds: [siteId], anonymousIds: visits.map((visit) => visit.anonymousId) })).filter((event) => event.sessionId !== null).length,
 							inFlight: inFlight.sort((a, b) => Number(a.id) - Number(b.id)),
 						};
 					},

@@ -16,6 +16,7 @@ import type { Browser, Page } from 'playwright-core';
 import { openDatabase, type Database } from '../../lib/db';
 import { launchChromium, visitorContext } from '../helpers/browser';
 import { childEnv, freePort } from '../helpers/builtReceiver';
+import { linkedEvents } from '../helpers/db';
 
 jest.setTimeout(300_000);
 
@@ -122,9 +123,9 @@ async function panel(base: string, visitorId: string): Promise<Panel> {
 
 /** Events of the lead's browsers that the Visitor Processor has not put in a session. */
 async function unsessionedEventsOfLead(prisma: Database['prisma'], leadId: string): Promise<number> {
-	const visitors = await prisma.visitor.findMany({ where: { leadId }, select: { id: true } });
+	const visitors = await prisma.visitor.findMany({ where: { leadId }, select: { anonymousId: true } });
 	expect(visitors.length).toBeGreaterThan(0);
-	return prisma.visitorEvent.count({ where: { sessionId: null, visitorId: { in: visitors.map((visitor) => visitor.id) } } });
+	return (await linkedEvents(prisma, { anonymousIds: visitors.map((visitor) => visitor.anonymousId) })).filter((event) => event.sessionId === null).length;
 }
 
 async function crmCounts(db: Database, email: string) {
@@ -137,7 +138,7 @@ async function crmCounts(db: Database, email: string) {
 		lead,
 		visitors: visitors.length,
 		sessions: await prisma.visitorSession.findMany({ where: { visitorId: { in: visitorIds } } }),
-		events: await prisma.visitorEvent.count({ where: { visitorId: { in: visitorIds } } }),
+		events: (await linkedEvents(prisma, { anonymousIds: visitors.map((visitor) => visitor.anonymousId) })).filter((event) => event.visitorId !== null).length,
 		conversions: await prisma.conversion.findMany({ where: { visitorId: { in: visitorIds } }, include: { attributions: true } }),
 		timeline: await prisma.activity.count({ where: { leadId } }),
 		ledger: await prisma.leadScore.count({ where: { leadId } }),
@@ -268,7 +269,7 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 				// Every event stored before the kill is still there, and workflow 01 joined each to the visitor, save the
 				// form's identify event: it goes to workflow 03 as the lead, and 01 joins it when it next reads this
 				// visitor's events, which a browser closed after the form may never send.
-				const ofBrowser = await db.prisma.visitorEvent.findMany({ where: { anonymousId }, select: { type: true, visitorId: true } });
+				const ofBrowser = await linkedEvents(db.prisma, { anonymousIds: [anonymousId] });
 				expect(ofBrowser.length).toBeGreaterThanOrEqual(before!.receiver.events);
 				expect(ofBrowser.filter((event) => event.visitorId === null && event.type !== 'identify')).toEqual([]);
 				expect(await unsessionedEventsOfLead(db.prisma, counts.lead!.id)).toBe(0);

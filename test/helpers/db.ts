@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import { PrismaPg } from '@prisma/adapter-pg';
 
-import { PrismaClient } from '../../lib/db/generated/client';
+import { PrismaClient, type Prisma } from '../../lib/db/generated/client';
 
 /** The database of this test run (created and migrated by the global setup). */
 export function testDbUrl(): string {
@@ -33,4 +33,30 @@ export async function createTestSite(prisma: PrismaClient, name = 'test'): Promi
 	const key = `${name}-${randomBytes(5).toString('hex')}`.toLowerCase();
 	const site = await prisma.site.create({ data: { key, name, domain: `${key}.example` }, select: { id: true, key: true } });
 	return site;
+}
+
+/** A raw event as a test seeds it: with the visitor and session the Visitor Processor would have linked it to, or none. */
+export type SeededEvent = Prisma.VisitorEventCreateManyInput & { visitorId?: string | null; sessionId?: string | null };
+
+/** Stores raw events as the receiver does and, for those given a visitor and session, their links as the Visitor Processor writes them. */
+export async function storeEvents(prisma: Pick<PrismaClient, 'visitorEvent' | 'visitorEventLink'>, events: readonly SeededEvent[]): Promise<void> {
+	await prisma.visitorEvent.createMany({ data: events.map(({ visitorId: _visitor, sessionId: _session, ...event }) => event) });
+	const links = events.flatMap(({ siteId, eventId, visitorId, sessionId }) => (visitorId && sessionId ? [{ siteId, eventId, visitorId, sessionId }] : []));
+	if (links.length > 0) await prisma.visitorEventLink.createMany({ data: links });
+}
+
+/** Events with the visitor and session the Visitor Processor linked each to (null while it has not), by event id. */
+export async function linkedEvents(
+	prisma: Pick<PrismaClient, '$queryRawUnsafe'>,
+	of: { siteIds?: string[]; anonymousIds?: string[]; anonymousPrefix?: string },
+): Promise<Array<{ eventId: string; anonymousId: string; type: string; visitorId: string | null; sessionId: string | null }>> {
+	return prisma.$queryRawUnsafe(
+		`SELECT e.event_id::text AS "eventId", e.anonymous_id AS "anonymousId", e.type, l.visitor_id::text AS "visitorId", l.session_id::text AS "sessionId"
+		FROM visitor_events e LEFT JOIN visitor_event_links l ON l.site_id = e.site_id AND l.event_id = e.event_id
+		WHERE ($1::uuid[] IS NULL OR e.site_id = ANY($1::uuid[])) AND ($2::text[] IS NULL OR e.anonymous_id = ANY($2::text[])) AND ($3::text IS NULL OR starts_with(e.anonymous_id, $3))
+		ORDER BY e.event_id`,
+		of.siteIds ?? null,
+		of.anonymousIds ?? null,
+		of.anonymousPrefix ?? null,
+	);
 }

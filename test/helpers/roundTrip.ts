@@ -138,8 +138,6 @@ export async function roundTripEveryModel(prisma: PrismaClient): Promise<string[
 		eventId: '019a8b6e-1234-7abc-8def-0123456789ab',
 		anonymousId: visitorData.anonymousId,
 		sessionKey: sessionData.sessionKey,
-		visitorId: visitor.id,
-		sessionId: session.id,
 		type: 'pageview',
 		name: 'home',
 		url: 'https://roundtrip.example/?gclid=abc',
@@ -158,6 +156,9 @@ export async function roundTripEveryModel(prisma: PrismaClient): Promise<string[
 	};
 	await prisma.visitorEvent.create({ data: eventData });
 	await check('VisitorEvent', eventData, () => prisma.visitorEvent.findUnique({ where: { siteId_eventId: { siteId, eventId: eventData.eventId } } }));
+	const linkData = { siteId, eventId: eventData.eventId, visitorId: visitor.id, sessionId: session.id };
+	await prisma.visitorEventLink.create({ data: linkData });
+	await check('VisitorEventLink', linkData, () => prisma.visitorEventLink.findUnique({ where: { siteId_eventId: { siteId, eventId: linkData.eventId } } }));
 
 	const activityData = { siteId, leadId: lead.id, visitorId: visitor.id, type: 'page_viewed', description: 'Visited the pricing page', data: { path: '/pricing' }, dedupeKey: `dk-${suffix}`, occurredAt: at };
 	await prisma.activity.create({ data: activityData });

@@ -75,13 +75,14 @@ describe('earlierTouch', () => {
 });
 
 describe('eventsByLead', () => {
-	it('gives each lead the events of its browsers, attached to a visitor yet or not, and drops others', () => {
+	it('gives each lead the events of its browsers and drops others', () => {
 		const visitors = [
 			{ id: 'v1', anonymousId: 'anon-1', leadId: 'a', firstTouch: null },
 			{ id: 'v2', anonymousId: 'anon-2', leadId: 'b', firstTouch: null },
+			{ id: 'v3', anonymousId: 'anon-3', leadId: 'a', firstTouch: null },
 		];
-		const event = (eventId: string, anonymousId: string, visitorId: string | null) => ({ eventId, type: 'pageview', occurredAt: NOW, anonymousId, visitorId });
-		const byLead = eventsByLead(visitors, [event('e1', 'anon-1', null), event('e2', 'anon-2', 'v2'), event('e3', 'anon-9', 'v1'), event('e4', 'anon-9', null), event('e5', 'anon-1', 'v2')]);
+		const event = (eventId: string, anonymousId: string) => ({ eventId, type: 'pageview', occurredAt: NOW, anonymousId });
+		const byLead = eventsByLead(visitors, [event('e1', 'anon-1'), event('e2', 'anon-2'), event('e3', 'anon-3'), event('e4', 'anon-9'), event('e5', 'anon-1')]);
 		expect(Object.fromEntries([...byLead].map(([lead, events]) => [lead, events.map((entry) => entry.eventId)]))).toEqual({ a: ['e1', 'e3', 'e5'], b: ['e2'] });
 	});
 });

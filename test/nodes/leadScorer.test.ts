@@ -6,7 +6,7 @@ import type { PrismaClient } from '../../lib/db/generated/client';
 import { disconnectAll } from '../../nodes/shared/database';
 import { emailFacts } from '../../nodes/shared/contact';
 import { compileScoringRules, scoreLead } from '../../nodes/LeadScorer/scoring';
-import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
+import { createTestSite, postgresCredential, storeEvents, testPrisma } from '../helpers/db';
 import { runWorkflow, type WorkflowJson } from '../harness/n8n';
 
 const DAY = 86_400_000;
@@ -100,7 +100,7 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 				});
 			}
 		}
-		await prisma.visitorEvent.createMany({ data: rows });
+		await storeEvents(prisma, rows);
 		return rows.length;
 	}
 

@@ -19,7 +19,7 @@ import { openApiDocument, type OpenApiDocument } from '../../server/openapi/docu
 import type { PrismaClient } from '../../lib/db/generated/client';
 import type { Receiver } from '../../server/receiver';
 import { launchChromium } from '../helpers/browser';
-import { createTestSite, testPrisma } from '../helpers/db';
+import { createTestSite, storeEvents, testPrisma } from '../helpers/db';
 import { batch, BROWSER_UA, pageview } from '../helpers/events';
 import { startTestReceiver } from '../helpers/receiver';
 import { testSiteConfig } from '../helpers/sites';
@@ -127,9 +127,10 @@ async function seedHistory(prisma: PrismaClient, siteId: string, email: string, 
 	const session = await prisma.visitorSession.create({
 		data: { siteId, visitorId: visitor.id, sessionKey: uuidv7(), startedAt, lastActivityAt: new Date(now - 3_000_000), pageviews: 2, entryPage: '/', durationSeconds: 600, isBounce: false, engagementLevel: 'high', channel: 'Direct' },
 	});
-	await prisma.visitorEvent.createMany({
-		data: ['/', '/pricing'].map((path, index) => ({ siteId, eventId: uuidv7(), anonymousId, visitorId: visitor.id, sessionId: session.id, type: 'pageview', path, occurredAt: new Date(startedAt.getTime() + index * 60_000) })),
-	});
+	await storeEvents(
+		prisma,
+		['/', '/pricing'].map((path, index) => ({ siteId, eventId: uuidv7(), anonymousId, visitorId: visitor.id, sessionId: session.id, type: 'pageview', path, occurredAt: new Date(startedAt.getTime() + index * 60_000) })),
+	);
 	await prisma.conversion.create({ data: { siteId, visitorId: visitor.id, leadId: lead.id, sessionId: session.id, goal: 'signup', eventId: uuidv7(), occurredAt: new Date(now - 3_000_000), value: 49, currency: 'EUR' } });
 }
 

@@ -6,7 +6,7 @@ import type { PrismaClient } from '../../lib/db/generated/client';
 import { emailHash } from '../../lib/email';
 import { createApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
-import { testPrisma } from '../helpers/db';
+import { storeEvents, testPrisma } from '../helpers/db';
 import { batch, pageview, post } from '../helpers/events';
 import { startTestReceiver } from '../helpers/receiver';
 import { testSiteConfig } from '../helpers/sites';
@@ -28,6 +28,7 @@ async function siteCounts(prisma: PrismaClient, siteId: string): Promise<Record<
 		lead_stage_changes: await prisma.leadStageChange.count(where),
 		channel_statuses: await prisma.channelStatus.count(where),
 		sequence_enrollments: await prisma.sequenceEnrollment.count(where),
+		visitor_event_links: await prisma.visitorEventLink.count(where),
 		visitor_events: await prisma.visitorEvent.count(where),
 		visitor_sessions: await prisma.visitorSession.count(where),
 		visitors: await prisma.visitor.count(where),
@@ -56,11 +57,9 @@ async function seedPerson(prisma: PrismaClient, siteId: string, email: string, a
 		const visitor = keep(await prisma.visitor.create({ data: { siteId, anonymousId, leadId: lead.id, firstSeenAt: at, lastSeenAt: at } }));
 		const session = keep(await prisma.visitorSession.create({ data: { siteId, visitorId: visitor.id, sessionKey: `${anonymousId}-s0`, startedAt: at, lastActivityAt: at } }));
 		for (const path of ['/', '/pricing']) {
-			keep(
-				await prisma.visitorEvent.create({
-					data: { siteId, eventId: uuidv7(), anonymousId, sessionKey: session.sessionKey, visitorId: visitor.id, sessionId: session.id, type: 'pageview', path, occurredAt: at },
-				}),
-			);
+			const event = { id: uuidv7(), siteId, eventId: uuidv7(), anonymousId, sessionKey: session.sessionKey, visitorId: visitor.id, sessionId: session.id, type: 'pageview', path, occurredAt: at };
+			await storeEvents(prisma, [event]);
+			keep(event);
 		}
 		keep(await prisma.activity.create({ data: { siteId, visitorId: visitor.id, leadId: firstVisitor ? null : lead.id, type: 'page_viewed', description: 'Visited /pricing', occurredAt: at } }));
 		firstVisitor ||= visitor.id;
@@ -160,6 +159,7 @@ describe('privacy export and erasure', () => {
 			visitors: 2,
 			sessions: 2,
 			// 2 seeded pageviews per browser, 2 form posts (identify), 2 tracked pageviews
+			eventLinks: 4,
 			events: 8,
 			activities: 2,
 			conversions: 1,
@@ -255,6 +255,7 @@ describe('privacy export and erasure', () => {
 			lead_stage_changes: 1,
 			channel_statuses: 1,
 			sequence_enrollments: 1,
+			visitor_event_links: 4,
 			visitor_events: 8,
 			visitor_sessions: 2,
 			visitors: 2,

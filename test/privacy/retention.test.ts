@@ -22,7 +22,7 @@ import { startReceiver, type Receiver } from '../../server/receiver';
 import { runRetention, sitesInDatabase, type RetentionResult } from '../../server/retention/retention';
 import { waitFor } from '../helpers/builtReceiver';
 import { daysAgo, startOfToday } from '../helpers/dashboard';
-import { createTestSite, testDbUrl, testPrisma } from '../helpers/db';
+import { createTestSite, linkedEvents, testDbUrl, testPrisma } from '../helpers/db';
 import { post } from '../helpers/events';
 import { startTestReceiver, TEST_SECRET } from '../helpers/receiver';
 import { figuresOf } from '../helpers/reports';
@@ -181,7 +181,7 @@ function retentionScenario(database: string, start: (sites: SiteConfig[]) => Pro
 			const embedded = [id[keep30.site.key], id[keepDefault.site.key]];
 			const delivered = async () => (await prisma.outboxMessage.count({ where: { siteId: { in: embedded }, status: { not: 'delivered' } } })) === 0;
 			await waitFor(
-				async () => (await delivered()) && (await prisma.conversion.count({ where: { siteId: { in: embedded } } })) === 3 && (await prisma.visitorEvent.count({ where: { siteId: { in: embedded }, sessionId: null } })) === 0,
+				async () => (await delivered()) && (await prisma.conversion.count({ where: { siteId: { in: embedded } } })) === 3 && (await linkedEvents(prisma, { siteIds: embedded })).every((event) => event.sessionId !== null),
 				300_000,
 				'the workflows to process every visit',
 			);

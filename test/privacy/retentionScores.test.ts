@@ -16,7 +16,7 @@ import { emailFacts } from '../../nodes/shared/contact';
 import { disconnectAll } from '../../nodes/shared/database';
 import { hundredths, scoreExplanation } from '../../server/analytics/leads';
 import { runRetention } from '../../server/retention/retention';
-import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
+import { createTestSite, postgresCredential, storeEvents, testPrisma } from '../helpers/db';
 import { runWorkflow, type WorkflowJson } from '../harness/n8n';
 
 const DAY = 86_400_000;
@@ -97,8 +97,9 @@ describe('lead scores after the retention job deleted old events and visits', ()
 		const session = await prisma.visitorSession.create({
 			data: { siteId: site.id, visitorId: visitor.id, sessionKey: `${visitor.anonymousId}:${start}`, startedAt: new Date(start), lastActivityAt: new Date(start + (events.length - 1) * MINUTE) },
 		});
-		await prisma.visitorEvent.createMany({
-			data: events.map(([type, path], index) => ({
+		await storeEvents(
+			prisma,
+			events.map(([type, path], index) => ({
 				siteId: site.id,
 				eventId: uuidv7(),
 				anonymousId: visitor.anonymousId,
@@ -110,7 +111,7 @@ describe('lead scores after the retention job deleted old events and visits', ()
 				path,
 				occurredAt: new Date(start + index * MINUTE),
 			})),
-		});
+		);
 	}
 
 	/** The lead's whole history as stored now: its browsers' events and visits, for the pure scorer. */

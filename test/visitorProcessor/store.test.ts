@@ -5,7 +5,7 @@ import type { PrismaClient } from '../../lib/db/generated/client';
 import { sharedAdapter, type RawDatabase, type RawSql } from '../../lib/db/rawSql';
 import { SiteResolver } from '../../nodes/shared/subjects';
 import { processEvents, transactionParts } from '../../nodes/VisitorProcessor/store';
-import { createTestSite, testDbUrl, testPrisma } from '../helpers/db';
+import { createTestSite, linkedEvents, testDbUrl, testPrisma } from '../helpers/db';
 
 const OPTIONS = { sessionTimeout: 1800, maxSessionDuration: 86_400, engagementThresholds: { medium: 30, high: 60 } };
 const T0 = Date.UTC(2026, 10, 20, 9, 0, 0);
@@ -103,7 +103,7 @@ describe('Visitor Processor store with a pool of connections', () => {
 	async function stored(siteId: string) {
 		const sessions = await prisma.visitorSession.findMany({ where: { siteId }, orderBy: { startedAt: 'asc' }, include: { visitor: { select: { anonymousId: true, sessionCount: true } } } });
 		const keyOf = new Map(sessions.map((session) => [session.id, unprefixed(session.sessionKey)]));
-		const events = await prisma.visitorEvent.findMany({ where: { siteId }, orderBy: { eventId: 'asc' }, select: { eventId: true, sessionId: true } });
+		const events = await linkedEvents(prisma, { siteIds: [siteId] });
 		return {
 			sessions: sessions
 				.map(({ sessionKey, startedAt, lastActivityAt, pageviews, eventCount, entryPage, exitPage, engagementScore, visitor }) => ({

@@ -36,7 +36,8 @@ export async function dumpChain(prisma: PrismaClient, siteId: string, eventIds: 
 	const visitors = await query<Record<string, unknown> & { id: string; anonymous_id: string; lead_id: string | null }>(`SELECT * FROM visitors WHERE site_id = $1::uuid`);
 	for (const visitor of visitors) names.set(visitor.id, `visitor:${visitor.anonymous_id}`);
 	const events = await query<{ event_id: string; anonymous_id: string; type: string; visitor_id: string | null; session_id: string | null }>(
-		`SELECT event_id::text, anonymous_id, type, visitor_id, session_id FROM visitor_events WHERE site_id = $1::uuid ORDER BY occurred_at, event_id`,
+		`SELECT e.event_id::text, e.anonymous_id, e.type, l.visitor_id, l.session_id FROM visitor_events e LEFT JOIN visitor_event_links l ON l.site_id = e.site_id AND l.event_id = e.event_id
+		WHERE e.site_id = $1::uuid ORDER BY e.occurred_at, e.event_id`,
 	);
 	// Events the input did not hold (the identify events stored for lead submissions) are named in time order.
 	let extra = 0;
