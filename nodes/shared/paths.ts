@@ -19,6 +19,9 @@ export interface PathPattern {
 	testPath(path: string): boolean;
 }
 
+/** Paths whose verdict a compiled pattern keeps; a site has far fewer distinct paths. */
+const VERDICT_CACHE_SIZE = 10_000;
+
 type Token = { kind: 'char'; char: string; skippableWithNext: boolean } | { kind: 'star'; crossesSegments: boolean };
 
 // Relative paths are resolved against a base so that one parser handles both; the host is never read.
@@ -67,7 +70,19 @@ export function compilePathPattern(pattern: string): PathPattern {
 		throw new Error(`path pattern "${pattern}" must start with "/" (a path such as /pricing/*)`);
 	}
 	const tokens = tokenize(normalizePath(pattern.split(/[?#]/)[0]));
-	const testPath = (path: string) => runTokens(tokens, path);
+	const states = { live: new Uint8Array(tokens.length + 1), next: new Uint8Array(tokens.length + 1) };
+	// A lead is rescored from its whole history on every visit and a site has few distinct paths,
+	// so the same paths are matched again and again: each verdict is kept, the map cleared when full.
+	const verdicts = new Map<string, boolean>();
+	const testPath = (path: string) => {
+		let verdict = verdicts.get(path);
+		if (verdict === undefined) {
+			if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear();
+			verdict = runTokens(tokens, states, path);
+			verdicts.set(path, verdict);
+		}
+		return verdict;
+	};
 	return {
 		source: pattern,
 		testPath,
@@ -107,9 +122,9 @@ function tokenize(pattern: string): Token[] {
  * so matching costs at most path length × pattern length: a regular expression built from
  * several stars could backtrack exponentially on a long visitor-supplied path.
  */
-function runTokens(tokens: readonly Token[], path: string): boolean {
-	let live = new Uint8Array(tokens.length + 1);
-	let next = new Uint8Array(tokens.length + 1);
+function runTokens(tokens: readonly Token[], states: { live: Uint8Array; next: Uint8Array }, path: string): boolean {
+	let { live, next } = states;
+	live.fill(0);
 	live[0] = 1;
 	closure(tokens, live);
 	for (const char of path) {

@@ -104,6 +104,16 @@ describe('compilePathPattern', () => {
 		expect(pattern.test('https://app.example/#/pricing')).toBe(false);
 	});
 
+	it('gives one compiled pattern the same verdicts as fresh ones, path after path and past its kept verdicts', () => {
+		const reused = compilePathPattern('/docs/**/v*');
+		// More distinct paths than a pattern keeps verdicts of, visited twice, matches and misses interleaved.
+		const paths = Array.from({ length: 12_000 }, (_, n) => (n % 3 === 0 ? `/docs/${n}/v${n}` : n % 3 === 1 ? `/docs/${n}/x` : `/blog/${n}/v`));
+		const verdicts = [...paths, ...paths.slice(0, 50)].map((path) => reused.testPath(path));
+		const fresh = [...paths, ...paths.slice(0, 50)].map((path) => compilePathPattern('/docs/**/v*').testPath(path));
+		expect(verdicts).toEqual(fresh);
+		expect(verdicts.filter(Boolean)).toHaveLength(4_000 + 17);
+	});
+
 	it('never matches a URL it cannot parse', () => {
 		expect(compilePathPattern('/**').test('http://[::1')).toBe(false);
 	});
