@@ -44,11 +44,12 @@ starts AS MATERIALIZED (
 	FROM incoming i)
 SELECT st.anonymous_id, st.from_at, e.event_id::text, e.type, e.url, e.referrer, e.relevance, e.properties, e.context, e.user_agent, e.country, e.occurred_at,
 	l.visitor_id, l.session_id
+-- Each OFFSET 0 keeps its subquery a key lookup per visitor and per event: flattened into joins,
+-- a planner whose statistics still think the tables small (a new site, a burst before autovacuum
+-- analyzes) scanned all of the site's events, and all of its links once per event.
 FROM starts st CROSS JOIN LATERAL (
-	SELECT * FROM visitor_events e WHERE e.site_id = $1::uuid AND e.anonymous_id = st.anonymous_id AND e.occurred_at >= st.from_at
+	SELECT * FROM visitor_events e WHERE e.site_id = $1::uuid AND e.anonymous_id = st.anonymous_id AND e.occurred_at >= st.from_at OFFSET 0
 ) e
--- OFFSET 0 keeps this a key lookup per event: flattened into a join, a planner that thinks the
--- link table small scanned all of the site's links once per event.
 LEFT JOIN LATERAL (SELECT l.visitor_id, l.session_id FROM visitor_event_links l WHERE l.site_id = e.site_id AND l.event_id = e.event_id OFFSET 0) l ON true
 ORDER BY st.anonymous_id, e.occurred_at, e.event_id`;
 
