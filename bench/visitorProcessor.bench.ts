@@ -90,8 +90,10 @@ async function main(): Promise<void> {
 			return { seconds: Number(process.hrtime.bigint() - started) / 1e9, out: result.outputOf('Visitor Processor').length };
 		};
 
-		const warmBatch = trafficOf('warm-', 1000, 50);
-		const warmEvents = trafficOf('warm-event-', 1000, 50);
+		// The warm-ups have the measured runs' shape, so they also open the pool connections those
+		// runs' parallel transactions use, as a running n8n's pool has them open.
+		const warmBatch = trafficOf('warm-', EVENTS, VISITORS);
+		const warmEvents = trafficOf('warm-event-', EVENTS, VISITORS);
 		await store([...warmBatch, ...warmEvents]);
 		await timed('batch', perVisitor(warmBatch));
 		await timed('event', warmEvents);
