@@ -54,10 +54,32 @@ function argTypeOf(value: unknown): ArgType {
 	return { scalarType: scalarTypeOf(value), arity: 'scalar' };
 }
 
+const isPlain = (value: unknown): value is string | number | boolean | null | undefined =>
+	value === null || value === undefined || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
+
+const QUOTED = /[\\"]/g;
+/** An element Postgres reads as it is without quotes: ids, numbers as text, most names. */
+const BARE = /^[^\s"\\{},]+$/;
+
+/**
+ * A Postgres array literal of plain values, what the drivers would send for the array: a batch's
+ * columns are arrays of thousands of ids, texts and numbers, and the drivers' element-by-element
+ * concatenation of them made most of the garbage a Lead Scorer batch left (50 of 217 MB).
+ */
+function arrayLiteral(values: ReadonlyArray<string | number | boolean | null | undefined>): string {
+	const elements = new Array<string>(values.length);
+	for (let i = 0; i < values.length; i++) {
+		const value = values[i];
+		if (value === null || value === undefined) elements[i] = 'NULL';
+		else if (typeof value === 'string') elements[i] = BARE.test(value) && !(value.length === 4 && value.toUpperCase() === 'NULL') ? value : `"${value.replace(QUOTED, '\\$&')}"`;
+		else elements[i] = String(value);
+	}
+	return `{${elements.join(',')}}`;
+}
+
 /** A parameter as Prisma hands it to the adapter: dates and bytes as they are, big integers as text, other objects as JSON. */
 function argOf(value: unknown): unknown {
-	// A batch's columns are arrays of thousands of strings or numbers: passed as they are, not copied.
-	if (Array.isArray(value)) return value.some(isConverted) ? value.map(argOf) : value;
+	if (Array.isArray(value)) return value.every(isPlain) ? arrayLiteral(value) : value.some(isConverted) ? value.map(argOf) : value;
 	if (typeof value === 'bigint') return value.toString();
 	if (value !== null && typeof value === 'object' && !(value instanceof Date) && !ArrayBuffer.isView(value)) return JSON.stringify(value);
 	return value;

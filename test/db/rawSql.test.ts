@@ -79,6 +79,19 @@ describe('raw statements beside Prisma', () => {
 		});
 	});
 
+	it('send arrays of texts, numbers and flags element for element, whatever characters the texts hold', async () => {
+		const texts = ['plain', 'with "quotes"', 'back\\slash', 'a,b', '{braces}', 'NULL', '', ' spaced ', 'ünï 🎉', "it's", null, '\\"both\\"', 'NuLl', 'tab\there', 'line\nbreak', '018f2c1e-7a40-7000-8000-000000000001', '-42'];
+		const numbers = [0, -1.5, 1e-7, 123456789.125, null];
+		const flags = [true, false, null];
+		await onEach(async (db, prisma, label) => {
+			const statement = `SELECT $1::text[] AS texts, $2::float8[] AS numbers, $3::boolean[] AS flags, cardinality($1::text[]) AS count, array_position($1::text[], NULL) AS null_at`;
+			const [raw] = await db.$queryRawUnsafe<Array<Record<string, unknown>>>(statement, texts, numbers, flags);
+			expect({ label, raw }).toEqual({ label, raw: { texts, numbers, flags, count: texts.length, null_at: 11 } });
+			const [viaPrisma] = await prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(statement, texts, numbers, flags);
+			expect({ label, row: raw }).toEqual({ label, row: viaPrisma });
+		});
+	});
+
 	it('commit a transaction that resolves and leave nothing of one that throws, the pool shared with Prisma', async () => {
 		await onEach(async (db, prisma, label) => {
 			const table = `raw_sql_${label.toLowerCase()}_${Date.now()}`;
