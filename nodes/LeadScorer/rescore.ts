@@ -44,14 +44,14 @@ export interface RecordedRule {
 	written?: { at: number; storedAt: number };
 }
 
-/** A `lead_scores` row as a rescore reads it; its times when the ledger gives them. */
+/** A `lead_scores` row as a rescore reads it; its times (epoch ms) when the ledger gives them. */
 export interface LedgerRow {
 	leadId: string;
 	rule: string;
 	delta: number;
 	causeKey: string;
-	occurredAt?: Date;
-	createdAt?: Date;
+	occurredAt?: number;
+	createdAt?: number;
 }
 
 /** Sums the score rows of each lead per rule; `rows` in the order they were written. */
@@ -60,13 +60,12 @@ export function recordedRules(rows: readonly LedgerRow[]): Map<string, Map<strin
 	for (const row of rows) {
 		let byRule = byLead.get(row.leadId);
 		if (!byRule) byLead.set(row.leadId, (byRule = new Map()));
-		const entry = byRule.get(row.rule);
-		byRule.set(row.rule, {
-			sum: (entry?.sum ?? 0) + row.delta,
-			rows: (entry?.rows ?? 0) + 1,
-			evidence: row.causeKey.slice(row.causeKey.indexOf(':') + 1),
-			...(row.occurredAt && row.createdAt ? { written: { at: row.occurredAt.getTime(), storedAt: row.createdAt.getTime() } } : {}),
-		});
+		let entry = byRule.get(row.rule);
+		if (!entry) byRule.set(row.rule, (entry = { sum: 0, rows: 0, evidence: '' }));
+		entry.sum += row.delta;
+		entry.rows++;
+		entry.evidence = row.causeKey.slice(row.causeKey.indexOf(':') + 1);
+		entry.written = row.occurredAt !== undefined && row.createdAt !== undefined ? { at: row.occurredAt, storedAt: row.createdAt } : undefined;
 	}
 	return byLead;
 }

@@ -275,14 +275,14 @@ SELECT id, email, email_hash AS "emailHash", first_name AS "firstName", last_nam
 	lifecycle_stage AS "lifecycleStage", first_touch AS "firstTouch"
 FROM leads WHERE site_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`;
 
-const LINKED_VISITORS = `SELECT id, anonymous_id AS "anonymousId", first_touch AS "firstTouch", lead_id AS "leadId", first_seen_at AS "firstSeenAt"
-FROM visitors WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[])`;
-
 /**
  * A time column as epoch milliseconds, the unit scoring compares in: a lead's history is read as
  * plain numbers rather than two Date objects per event, converted and copied again.
  */
 const EPOCH_MS = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
+
+const LINKED_VISITORS = `SELECT id, anonymous_id AS "anonymousId", first_touch AS "firstTouch", lead_id AS "leadId", ${EPOCH_MS('first_seen_at')} AS "firstSeenAt"
+FROM visitors WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[])`;
 
 const HISTORY_EVENTS = `
 SELECT event_id::text AS "eventId", type, name, url, ${EPOCH_MS('occurred_at')} AS "occurredAt", ${EPOCH_MS('received_at')} AS "storedAt", anonymous_id AS "anonymousId"
@@ -293,17 +293,14 @@ const HISTORY_SESSIONS = `SELECT id, visitor_id AS "visitorId", ${EPOCH_MS('star
 const LEAD_TAGS = `SELECT lead_id AS "leadId", tag FROM lead_tags WHERE lead_id = ANY($1::uuid[])`;
 
 const SCORE_ROWS = `
-SELECT lead_id AS "leadId", rule, delta, cause_key AS "causeKey", occurred_at AS "occurredAt", created_at AS "createdAt"
+SELECT lead_id AS "leadId", rule, delta, cause_key AS "causeKey", ${EPOCH_MS('occurred_at')} AS "occurredAt", ${EPOCH_MS('created_at')} AS "createdAt"
 FROM lead_scores WHERE lead_id = ANY($1::uuid[]) ORDER BY occurred_at, created_at`;
 
 /** Everything a rescore reads about the leads, in id order; one statement per table. `linked`: the browsers this call linked. */
 async function loadHistories(prisma: Db, siteId: string, ids: readonly string[], cipher: PiiCipher | null, linked: ReadonlySet<string>): Promise<Array<LeadHistory & { lead: LeadRow }>> {
 	const leads = (await prisma.$queryRawUnsafe<LeadRow[]>(LOCK_LEADS, siteId, [...ids])).map((lead) => openLead(cipher, lead));
-	const visitors: LinkedVisitor[] = (await prisma.$queryRawUnsafe<Array<Omit<LinkedVisitor, 'firstSeenAt'> & { firstSeenAt: Date }>>(LINKED_VISITORS, siteId, [...ids])).map((visitor) => ({
-		...visitor,
-		firstSeenAt: visitor.firstSeenAt.getTime(),
-		linkedNow: linked.has(visitor.anonymousId),
-	}));
+	const visitors = await prisma.$queryRawUnsafe<LinkedVisitor[]>(LINKED_VISITORS, siteId, [...ids]);
+	for (const visitor of visitors) visitor.linkedNow = linked.has(visitor.anonymousId);
 	const visitorIds = visitors.map((visitor) => visitor.id);
 	const events = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<RescoreEvent[]>(HISTORY_EVENTS, siteId, visitors.map((visitor) => visitor.anonymousId));
 	const eventsOf = eventsByLead(visitors, events);
@@ -330,12 +327,16 @@ async function loadHistories(prisma: Db, siteId: string, ids: readonly string[],
 async function insertScoreRows(prisma: Db, siteId: string, scoredAt: Date, rows: ReadonlyArray<ScoreRow & { leadId: string }>): Promise<Map<string, number>> {
 	const written = new Map<string, number>();
 	if (rows.length === 0) return written;
-	const inserted = await prisma.$queryRawUnsafe<Array<{ leadId: string }>>(
-		`INSERT INTO lead_scores (id, site_id, lead_id, rule, delta, score_after, cause, cause_key, occurred_at)
-		SELECT v.id, $1::uuid, v.lead_id, v.rule, v.delta, v.score_after, v.cause, v.cause_key, $2
-		FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::float8[], $7::float8[], $8::text[], $9::text[]) AS v(id, lead_id, rule, delta, score_after, cause, cause_key)
-		ON CONFLICT (lead_id, rule, cause_key) DO NOTHING
-		RETURNING lead_id AS "leadId"`,
+	// Counted per lead in SQL: a lead's first scoring writes a row per rule, and one row per lead comes back instead of each.
+	const inserted = await prisma.$queryRawUnsafe<Array<{ leadId: string; rows: number }>>(
+		`WITH inserted AS (
+			INSERT INTO lead_scores (id, site_id, lead_id, rule, delta, score_after, cause, cause_key, occurred_at)
+			SELECT v.id, $1::uuid, v.lead_id, v.rule, v.delta, v.score_after, v.cause, v.cause_key, $2
+			FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::float8[], $7::float8[], $8::text[], $9::text[]) AS v(id, lead_id, rule, delta, score_after, cause, cause_key)
+			ON CONFLICT (lead_id, rule, cause_key) DO NOTHING
+			RETURNING lead_id
+		)
+		SELECT lead_id AS "leadId", count(*)::int AS rows FROM inserted GROUP BY lead_id`,
 		siteId,
 		scoredAt,
 		uuidv7s(rows.length),
@@ -346,7 +347,7 @@ async function insertScoreRows(prisma: Db, siteId: string, scoredAt: Date, rows:
 		rows.map((row) => row.cause),
 		rows.map((row) => row.causeKey),
 	);
-	for (const row of inserted) written.set(row.leadId, (written.get(row.leadId) ?? 0) + 1);
+	for (const row of inserted) written.set(row.leadId, row.rows);
 	return written;
 }
 
