@@ -57,24 +57,25 @@ function argTypeOf(value: unknown): ArgType {
 const isPlain = (value: unknown): value is string | number | boolean | null | undefined =>
 	value === null || value === undefined || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
 
-const QUOTED = /[\\"]/g;
-/** An element Postgres reads as it is without quotes: ids, numbers as text, most names. */
-const BARE = /^[^\s"\\{},]+$/;
+const ESCAPED = /[\\"]/;
+const ESCAPED_ALL = /[\\"]/g;
 
 /**
- * A Postgres array literal of plain values, what the drivers would send for the array: a batch's
- * columns are arrays of thousands of ids, texts and numbers, and the drivers' element-by-element
- * concatenation of them made most of the garbage a Lead Scorer batch left (50 of 217 MB).
+ * A Postgres array literal of plain values, the text the drivers would send for the array. A
+ * batch's columns are arrays of thousands of ids, texts and numbers, and the drivers passed every
+ * element through two regular-expression replaces: for a Lead Scorer batch of 3,000 leads that
+ * made 50 of the 217 MB it allocated. Texts are escaped only when they hold a quote or backslash.
  */
 function arrayLiteral(values: ReadonlyArray<string | number | boolean | null | undefined>): string {
-	const elements = new Array<string>(values.length);
+	let literal = '{';
 	for (let i = 0; i < values.length; i++) {
+		if (i > 0) literal += ',';
 		const value = values[i];
-		if (value === null || value === undefined) elements[i] = 'NULL';
-		else if (typeof value === 'string') elements[i] = BARE.test(value) && !(value.length === 4 && value.toUpperCase() === 'NULL') ? value : `"${value.replace(QUOTED, '\\$&')}"`;
-		else elements[i] = String(value);
+		if (value === null || value === undefined) literal += 'NULL';
+		else if (typeof value === 'string') literal += '"' + (ESCAPED.test(value) ? value.replace(ESCAPED_ALL, '\\$&') : value) + '"';
+		else literal += String(value);
 	}
-	return `{${elements.join(',')}}`;
+	return literal + '}';
 }
 
 /** A parameter as Prisma hands it to the adapter: dates and bytes as they are, big integers as text, other objects as JSON. */
