@@ -5,6 +5,7 @@
  * retention job deleted is part of the history as the score ledger remembers it (./retained.ts).
  */
 import type { EventScoringRule, FitScoringRule, LeadScoringRule, VisitScoringRule } from '../../lib/contracts/siteConfig';
+import { boundedMemo } from '../../lib/memo';
 import { compilePathPattern, urlPath, type PathPattern } from '../shared/paths';
 
 const DAY_MS = 86_400_000;
@@ -197,18 +198,9 @@ export function compileScoringRules(config: ScoringConfig, options: { hashRoutin
  * of matching. Bounded by clearing: a site has far fewer distinct URLs than the bound.
  */
 const PATH_CACHE_SIZE = 50_000;
-const pathCaches = [new Map<string, string | null>(), new Map<string, string | null>()];
+const pathsOf = [false, true].map((hashRouting) => boundedMemo(PATH_CACHE_SIZE, (url) => urlPath(url, { hashRouting })));
 
-function cachedPath(url: string, hashRouting: boolean): string | null {
-	const cache = pathCaches[hashRouting ? 1 : 0];
-	let path = cache.get(url);
-	if (path === undefined) {
-		if (cache.size >= PATH_CACHE_SIZE) cache.clear();
-		path = urlPath(url, { hashRouting });
-		cache.set(url, path);
-	}
-	return path;
-}
+const cachedPath = (url: string, hashRouting: boolean): string | null => pathsOf[hashRouting ? 1 : 0](url);
 
 /** `score · 2^(-age / halfLife)` as `exp(-age · ln2 / halfLife)`; a time after `now` (clock skew) counts in full. */
 export function decayed(score: number, rate: number, age: number): number {

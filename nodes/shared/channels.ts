@@ -1,6 +1,7 @@
 import { parse } from 'tldts';
 
 import type { ClickIdParam } from '../../lib/contracts/tracking';
+import { boundedMemo } from '../../lib/memo';
 
 /**
  * GA4's default channel group, so reports here and in Google Analytics agree on what
@@ -119,19 +120,12 @@ export const CHANNEL_RULES: readonly ChannelRule[] = [
  * because a flood of distinct referrers is rare and a rebuild is cheap.
  */
 const HOST_CACHE_LIMIT = 10_000;
-const hostCache = new Map<string, { domain: string; name: string | null }>();
 
-function hostParts(host: string): { domain: string; name: string | null } {
-	let parts = hostCache.get(host);
-	if (!parts) {
-		const parsed = parse(host);
-		// IP addresses and single-label hosts (localhost) have no registrable domain; they stand for themselves.
-		parts = { domain: parsed.domain ?? host, name: parsed.domainWithoutSuffix };
-		if (hostCache.size >= HOST_CACHE_LIMIT) hostCache.clear();
-		hostCache.set(host, parts);
-	}
-	return parts;
-}
+const hostParts = boundedMemo(HOST_CACHE_LIMIT, (host): { domain: string; name: string | null } => {
+	const parsed = parse(host);
+	// IP addresses and single-label hosts (localhost) have no registrable domain; they stand for themselves.
+	return { domain: parsed.domain ?? host, name: parsed.domainWithoutSuffix };
+});
 
 const MIN_NAME_LENGTH = 4;
 

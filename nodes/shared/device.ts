@@ -1,6 +1,8 @@
 import { isbot } from 'isbot';
 import UAParser from 'ua-parser-js';
 
+import { boundedMemo } from '../../lib/memo';
+
 export type DeviceType = 'desktop' | 'mobile' | 'tablet' | 'bot' | 'other';
 
 export interface DeviceInfo {
@@ -30,7 +32,8 @@ const parser = new UAParser();
 
 // A site's visitors share a few hundred user agents, and parsing one costs a quarter of a millisecond.
 const RECENT_USER_AGENTS = 2000;
-const recent = new Map<string, DeviceInfo>();
+/** Keyed by the automation signal (1 or 0) followed by the user agent. */
+const recent = boundedMemo(RECENT_USER_AGENTS, (key) => parseDevice(key.slice(1), { automation: key[0] === '1' }));
 
 /**
  * Device, browser and OS of a user agent. A visitor is a bot when isbot recognises the user
@@ -40,13 +43,7 @@ const recent = new Map<string, DeviceInfo>();
  */
 export function detectDevice(userAgent: string | null | undefined, signals: { automation?: boolean } = {}): DeviceInfo {
 	const ua = userAgent?.trim() ?? '';
-	const key = `${signals.automation === true ? 1 : 0}${ua}`;
-	const known = recent.get(key);
-	if (known) return { ...known };
-	const device = parseDevice(ua, signals);
-	if (recent.size >= RECENT_USER_AGENTS) recent.clear();
-	recent.set(key, device);
-	return { ...device };
+	return { ...recent(`${signals.automation === true ? 1 : 0}${ua}`) };
 }
 
 function parseDevice(ua: string, signals: { automation?: boolean }): DeviceInfo {

@@ -4,6 +4,8 @@
  * page to both.
  */
 
+import { boundedMemo } from '../../lib/memo';
+
 export interface PathOptions {
 	/** The site routes in the fragment (`/#/pricing`), so the fragment is the path. */
 	hashRouting?: boolean;
@@ -72,17 +74,8 @@ export function compilePathPattern(pattern: string): PathPattern {
 	const tokens = tokenize(normalizePath(pattern.split(/[?#]/)[0]));
 	const states = { live: new Uint8Array(tokens.length + 1), next: new Uint8Array(tokens.length + 1) };
 	// A lead is rescored from its whole history on every visit and a site has few distinct paths,
-	// so the same paths are matched again and again: each verdict is kept, the map cleared when full.
-	const verdicts = new Map<string, boolean>();
-	const testPath = (path: string) => {
-		let verdict = verdicts.get(path);
-		if (verdict === undefined) {
-			if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear();
-			verdict = runTokens(tokens, states, path);
-			verdicts.set(path, verdict);
-		}
-		return verdict;
-	};
+	// so the same paths are matched again and again.
+	const testPath = boundedMemo(VERDICT_CACHE_SIZE, (path) => runTokens(tokens, states, path));
 	return {
 		source: pattern,
 		testPath,

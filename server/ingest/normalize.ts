@@ -18,6 +18,7 @@ import {
 	type TrackEvent,
 } from '../../lib/contracts';
 import { sessionEngagement, summaryMetrics } from '../../lib/engagement';
+import { boundedMemo } from '../../lib/memo';
 
 /**
  * Zeroes the host part of an address before anything is stored: the last octet of IPv4, the
@@ -96,18 +97,8 @@ const HEADLESS = /headless|phantomjs|slimerjs|puppeteer|playwright|selenium|webd
  * The verdict on each user agent seen lately: isbot's pattern is long, and a site's traffic
  * comes from a few thousand distinct agents. Bounded, so odd agents cannot grow it.
  */
-const agentVerdicts = new Map<string, boolean>();
 const MAX_AGENT_VERDICTS = 5000;
-
-function automatedAgent(userAgent: string): boolean {
-	let automated = agentVerdicts.get(userAgent);
-	if (automated === undefined) {
-		automated = isbot(userAgent) || HEADLESS.test(userAgent);
-		if (agentVerdicts.size >= MAX_AGENT_VERDICTS) agentVerdicts.clear();
-		agentVerdicts.set(userAgent, automated);
-	}
-	return automated;
-}
+const automatedAgent = boundedMemo(MAX_AGENT_VERDICTS, (userAgent) => isbot(userAgent) || HEADLESS.test(userAgent));
 
 /** isbot's crawler list, plus automation the tracker itself noticed (navigator.webdriver, headless browsers), for the batch or an event. */
 export function isAutomated(userAgent: string | undefined, batch: Pick<TrackBatch, 'automation' | 'events'>): boolean {
