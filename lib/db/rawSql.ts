@@ -46,9 +46,6 @@ function scalarTypeOf(value: unknown): ArgType['scalarType'] {
 	return 'unknown';
 }
 
-/** Whether argOf turns the value into another one. */
-const isConverted = (value: unknown): boolean => typeof value === 'bigint' || (value !== null && typeof value === 'object' && !(value instanceof Date));
-
 function argTypeOf(value: unknown): ArgType {
 	if (Array.isArray(value)) return { scalarType: value.length > 0 ? scalarTypeOf(value[0]) : 'unknown', arity: 'list' };
 	return { scalarType: scalarTypeOf(value), arity: 'scalar' };
@@ -80,7 +77,7 @@ function arrayLiteral(values: ReadonlyArray<string | number | boolean | null | u
 
 /** A parameter as Prisma hands it to the adapter: dates and bytes as they are, big integers as text, other objects as JSON. */
 function argOf(value: unknown): unknown {
-	if (Array.isArray(value)) return value.every(isPlain) ? arrayLiteral(value) : value.some(isConverted) ? value.map(argOf) : value;
+	if (Array.isArray(value)) return value.every(isPlain) ? arrayLiteral(value) : value.map(argOf);
 	if (typeof value === 'bigint') return value.toString();
 	if (value !== null && typeof value === 'object' && !(value instanceof Date) && !ArrayBuffer.isView(value)) return JSON.stringify(value);
 	return value;
