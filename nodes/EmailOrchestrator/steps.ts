@@ -11,12 +11,19 @@ import { nextSendTime, scheduleSend, frequencyCapTime, type SendWindow } from '.
 export const CAMPAIGN_RECHECK_MS = 60 * 60_000;
 /** When a send the server refused is tried again. */
 export const RETRY_AFTER_MS = 15 * 60_000;
+/**
+ * How long a reserved message may be in its SMTP conversation: the transport's timeouts
+ * (transport.ts) end any conversation well before, so a reservation older than this belongs to a
+ * run that died.
+ */
+export const SEND_GIVE_UP_MS = 5 * 60_000;
 
 /** What handling one due enrollment came to; the operation's output names it. */
 export type Outcome =
 	| 'sent'
 	| 'already-sent'
 	| 'interrupted'
+	| 'in-flight'
 	| 'suppressed'
 	| 'deferred'
 	| 'completed'
@@ -96,17 +103,27 @@ export function messageKey(leadId: string, sequenceId: string, position: number)
 /**
  * How a reservation found under the step's key is settled (the exactly-once rule):
  * - `sent`: the crash came after the send was recorded; only the advance is repeated.
- * - `sending`: the run died between reserving and recording; the server may or may not have
- *   accepted the message, and we cannot ask it. It is marked failed and the enrollment moves on:
- *   a possibly lost email is preferred to a certainly doubled one.
+ * - `sending`, reserved less than {@link SEND_GIVE_UP_MS} ago: another run may still be talking
+ *   to the server; the enrollment waits until that run must have ended.
+ * - `sending`, older: the run died between reserving and recording; the server may or may not
+ *   have accepted the message, and we cannot ask it. It is marked failed and the enrollment moves
+ *   on: a possibly lost email is preferred to a certainly doubled one.
  * - otherwise (`failed`): the server refused it, so it certainly never went out; it is taken
  *   over and sent, if no other run took it first.
  */
-export type Reserved = { do: 'advance'; outcome: 'already-sent' } | { do: 'abandon'; outcome: 'interrupted'; error: string } | { do: 'take-over' };
+export type Reserved =
+	| { do: 'advance'; outcome: 'already-sent' }
+	| { do: 'wait'; outcome: 'in-flight'; until: Date }
+	| { do: 'abandon'; outcome: 'interrupted'; error: string }
+	| { do: 'take-over' };
 
-export function settleReserved(status: string): Reserved {
+export function settleReserved(status: string, reservedAt: Date, now: Date): Reserved {
 	if (status === 'sent') return { do: 'advance', outcome: 'already-sent' };
-	if (status === 'sending') return { do: 'abandon', outcome: 'interrupted', error: 'interrupted mid-send; not sent again because the SMTP server may already have accepted it' };
+	if (status === 'sending') {
+		const givenUpAt = reservedAt.getTime() + SEND_GIVE_UP_MS;
+		if (now.getTime() < givenUpAt) return { do: 'wait', outcome: 'in-flight', until: new Date(givenUpAt) };
+		return { do: 'abandon', outcome: 'interrupted', error: 'interrupted mid-send; not sent again because the SMTP server may already have accepted it' };
+	}
 	return { do: 'take-over' };
 }
 

@@ -11,6 +11,10 @@ export function smtpTransport(credentials: ICredentialDataDecryptedObject): Tran
 		ignoreTLS: credentials.disableStartTls === true,
 		name: credentials.hostName ? String(credentials.hostName) : undefined,
 		auth: user ? { user, pass: String(credentials.password ?? '') } : undefined,
+		// Bounded well inside SEND_GIVE_UP_MS (steps.ts), after which a reservation counts as left by a dead run.
+		connectionTimeout: 30_000,
+		greetingTimeout: 30_000,
+		socketTimeout: 60_000,
 	});
 }
 

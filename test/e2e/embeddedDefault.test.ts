@@ -257,15 +257,21 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 		const second = await npmStart(port, dataDir);
 		try {
 			// The killed delivery's lease runs out (DISPATCH_TIMEOUT_MS × 2 + 5 s) before it is sent again; a stage
-			// change whose hand-off to 06 died with the process is caught up by 06's every-minute schedule.
-			await until(() => caughtMail(base, email), (messages) => messages.length > 0, 120_000, `the welcome email to ${email} after the restart`);
+			// change whose hand-off to 06 died with the process is caught up by 06's every-minute schedule, as is
+			// an enrollment the killed run had claimed, once its one-minute claim has lapsed. Only a kill inside the
+			// SMTP conversation itself leaves no email to wait for: the checks below tell the cases apart.
+			await until(() => caughtMail(base, email), (messages) => messages.length > 0, 180_000, `the welcome email to ${email} after the restart`).catch(() => undefined);
 			await until(async () => (await fetch(`${base}/health`)).status, (status) => status === 200, 30_000, 'a healthy receiver');
 			await new Promise((resolve) => setTimeout(resolve, 3000));
 			await stop(second);
 			const db = await openDatabase({ url: null, dataDir, owner: 'the embedded default test' });
 			try {
 				const counts = await crmCounts(db, email);
-				console.log(`SIGKILL when the lead existed (${before?.receiver.events} events stored, ${caughtBefore} emails caught); after the restart: events ${counts.events} (of this browser ${await db.prisma.visitorEvent.count({ where: { anonymousId } })}), sessions ${counts.sessions.length}, conversions ${counts.conversions.length}, leads 1, emails ${counts.emails.length}, caught ${counts.caught}, outbox pending ${counts.pendingOutbox}`);
+				console.log(
+					`SIGKILL when the lead existed (${before?.receiver.events} events stored, ${caughtBefore} emails caught); after the restart: events ${counts.events} ` +
+						`(of this browser ${await db.prisma.visitorEvent.count({ where: { anonymousId } })}), sessions ${counts.sessions.length}, conversions ${counts.conversions.length}, leads 1, ` +
+						`emails ${counts.emails.map((message) => message.status).join(', ')}, caught ${counts.caught}, outbox pending ${counts.pendingOutbox}`,
+				);
 				// Every event stored before the kill is still there, and workflow 01 joined each to the visitor, save the
 				// form's identify event: it goes to workflow 03 as the lead, and 01 joins it when it next reads this
 				// visitor's events, which a browser closed after the form may never send.
@@ -280,8 +286,10 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 				expect(goals).toEqual([...new Set(goals)]);
 				expect(goals.filter((goal) => goal !== 'engaged-pricing-visit')).toEqual(['contact-request']);
 				expect(await db.prisma.lead.count({ where: { email } })).toBe(1);
-				expect(counts.emails.map((message) => message.status)).toEqual(['sent']);
-				expect(counts.caught).toBe(1);
+				// Sent and caught once; or, killed between reserving the email and recording the server's answer, still
+				// reserved (`sending`) and never sent again: at most once, whether or not the catcher had taken it.
+				expect(counts.emails).toHaveLength(1);
+				expect(['sent, caught 1', 'sending, caught 0', 'sending, caught 1']).toContain(`${counts.emails[0].status}, caught ${counts.caught}`);
 				expect(counts.pendingOutbox).toBe(0);
 			} finally {
 				await db.close();

@@ -66,14 +66,22 @@ describe('messageKey', () => {
 });
 
 describe('settleReserved', () => {
-	// [status of the message reserved under the step's key, how it is settled]
-	const cases: Array<[string, ReturnType<typeof settleReserved>]> = [
-		['sent', { do: 'advance', outcome: 'already-sent' }],
-		['sending', { do: 'abandon', outcome: 'interrupted', error: 'interrupted mid-send; not sent again because the SMTP server may already have accepted it' }],
-		['failed', { do: 'take-over' }],
+	const reservedAt = new Date('2026-06-10T10:00:00Z');
+	const after = (minutes: number) => new Date(reservedAt.getTime() + minutes * 60_000);
+	const interrupted = { do: 'abandon', outcome: 'interrupted', error: 'interrupted mid-send; not sent again because the SMTP server may already have accepted it' };
+	// [status of the message reserved under the step's key, minutes since it was reserved, how it is settled]
+	const cases: Array<[string, number, ReturnType<typeof settleReserved>]> = [
+		['sent', 0, { do: 'advance', outcome: 'already-sent' }],
+		['sent', 60, { do: 'advance', outcome: 'already-sent' }],
+		['sending', 0, { do: 'wait', outcome: 'in-flight', until: after(5) }],
+		['sending', 4.9, { do: 'wait', outcome: 'in-flight', until: after(5) }],
+		['sending', 5, interrupted as ReturnType<typeof settleReserved>],
+		['sending', 20, interrupted as ReturnType<typeof settleReserved>],
+		['failed', 0, { do: 'take-over' }],
+		['failed', 20, { do: 'take-over' }],
 	];
-	it.each(cases)('%s → %j', (status, expected) => {
-		expect(settleReserved(status)).toEqual(expected);
+	it.each(cases)('%s, %d min after the reservation → %j', (status, minutes, expected) => {
+		expect(settleReserved(status, reservedAt, after(minutes))).toEqual(expected);
 	});
 });
 

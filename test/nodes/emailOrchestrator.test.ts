@@ -202,6 +202,9 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 		await prisma.emailMessage.update({ where: { id: first.messageId as string }, data: { status: 'sending', sentAt: null, smtpMessageId: null } });
 		await prisma.sequenceEnrollment.update({ where: { id: enrollmentId }, data: { status: 'active', nextStep: 0, nextRunAt: new Date('2026-06-10T10:00:00Z') } });
 
+		// Within five minutes of the reservation that run may still be talking to the server: the enrollment waits.
+		expect(await sendDue(site, '2026-06-10T10:02:00Z')).toEqual([expect.objectContaining({ outcome: 'in-flight', messageId: first.messageId, nextRunAt: '2026-06-10T10:05:00.000Z' })]);
+		expect(await prisma.emailMessage.findUniqueOrThrow({ where: { id: first.messageId as string } })).toMatchObject({ status: 'sending' });
 		const retried = await sendDue(site, '2026-06-10T10:20:00Z');
 		expect(retried).toEqual([expect.objectContaining({ outcome: 'interrupted', messageId: first.messageId, nextRunAt: '2026-06-11T10:20:00.000Z' })]);
 		expect(await smtp.messages(bo.email)).toHaveLength(1);

@@ -67,10 +67,11 @@ const properties: INodeProperties[] = [
 export const description = updateDisplayOptions({ show: { operation: ['sendDue'] } }, properties);
 
 /**
- * How long a claimed enrollment stays invisible to other runs. A run that dies mid-way leaves
- * its enrollments to be picked up again after this, and the message reservation then decides.
+ * How long a claimed enrollment stays invisible to other runs. A run that dies mid-way leaves the
+ * one enrollment it was handling to be picked up again after this, and the message reservation
+ * then decides ({@link settleReserved}); a run that is only slow is not doubled by that either.
  */
-const CLAIM_LEASE_MS = 10 * 60_000;
+const CLAIM_LEASE_MS = 60_000;
 const DAY_MS = 86_400_000;
 
 export interface Sender {
@@ -101,25 +102,25 @@ const ENROLLMENT_SELECT = {
 type Enrollment = Prisma.SequenceEnrollmentGetPayload<{ select: typeof ENROLLMENT_SELECT }>;
 
 /**
- * Takes up to `limit` due enrollments. SKIP LOCKED lets parallel runs share the queue, and
- * moving `next_run_at` forward by the lease in the same transaction keeps them claimed after it
- * commits, without holding a transaction open across SMTP.
+ * Takes the next due enrollment this run has not handled yet. SKIP LOCKED lets parallel runs share
+ * the queue, and moving `next_run_at` forward by the lease in the same transaction keeps it
+ * claimed after it commits, without holding a transaction open across SMTP. One at a time, so a
+ * run that dies strands only the enrollment it was on.
  */
-async function claimDue(prisma: PrismaClient, siteId: string, now: Date, limit: number, only: string[] | null): Promise<string[]> {
+async function claimNext(prisma: PrismaClient, siteId: string, now: Date, only: string[] | null, handled: string[]): Promise<string | null> {
 	return await prisma.$transaction(async (tx) => {
-		const rows = await tx.$queryRawUnsafe<Array<{ id: string }>>(
+		const [row] = await tx.$queryRawUnsafe<Array<{ id: string }>>(
 			`SELECT id FROM sequence_enrollments
-			WHERE site_id = $1::uuid AND status = 'active' AND next_run_at <= $2 AND ($4::uuid[] IS NULL OR id = ANY($4::uuid[]))
-			ORDER BY next_run_at LIMIT $3
+			WHERE site_id = $1::uuid AND status = 'active' AND next_run_at <= $2 AND ($3::uuid[] IS NULL OR id = ANY($3::uuid[])) AND NOT (id = ANY($4::uuid[]))
+			ORDER BY next_run_at, enrolled_at, id LIMIT 1
 			FOR UPDATE SKIP LOCKED`,
 			siteId,
 			now,
-			limit,
 			only,
+			handled,
 		);
-		const ids = rows.map((row) => row.id);
-		if (ids.length > 0) await tx.sequenceEnrollment.updateMany({ where: { id: { in: ids } }, data: { nextRunAt: new Date(now.getTime() + CLAIM_LEASE_MS) } });
-		return ids;
+		if (row) await tx.sequenceEnrollment.update({ where: { id: row.id }, data: { nextRunAt: new Date(now.getTime() + CLAIM_LEASE_MS) } });
+		return row?.id ?? null;
 	});
 }
 
@@ -238,8 +239,12 @@ async function sendStep(
 		skipDuplicates: true,
 	});
 	if (count === 0) {
-		const existing = await prisma.emailMessage.findUniqueOrThrow({ where: { siteId_idempotencyKey: { siteId: site.id, idempotencyKey } }, select: { id: true, status: true } });
-		const settled = settleReserved(existing.status);
+		const existing = await prisma.emailMessage.findUniqueOrThrow({ where: { siteId_idempotencyKey: { siteId: site.id, idempotencyKey } }, select: { id: true, status: true, createdAt: true } });
+		const settled = settleReserved(existing.status, existing.createdAt, now);
+		if (settled.do === 'wait') {
+			await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: step.position }, data: { nextRunAt: settled.until } });
+			return report(settled.outcome, { messageId: existing.id, nextRunAt: settled.until.toISOString() });
+		}
 		if (settled.do !== 'take-over') {
 			const nextRunAt = await prisma.$transaction(async (tx) => {
 				if (settled.do === 'abandon') await tx.emailMessage.updateMany({ where: { id: existing.id, status: 'sending' }, data: { status: 'failed', error: settled.error } });
@@ -296,10 +301,15 @@ async function sendStep(
  */
 export async function sendDueSteps(prisma: PrismaClient, site: ResolvedSite, sender: Sender, now: Date, limit: number, only: string[] | null = null): Promise<IDataObject[]> {
 	if (only !== null && only.length === 0) return [];
-	const ids = await claimDue(prisma, site.id, now, limit, only);
-	const enrollments = await prisma.sequenceEnrollment.findMany({ where: { id: { in: ids } }, orderBy: { enrolledAt: 'asc' }, select: ENROLLMENT_SELECT });
+	const handled: string[] = [];
 	const results: IDataObject[] = [];
-	for (const enrollment of enrollments) results.push(await processEnrollment(prisma, site, enrollment, sender, now));
+	while (handled.length < limit) {
+		const id = await claimNext(prisma, site.id, now, only, handled);
+		if (id === null) break;
+		handled.push(id);
+		const enrollment = await prisma.sequenceEnrollment.findUniqueOrThrow({ where: { id }, select: ENROLLMENT_SELECT });
+		results.push(await processEnrollment(prisma, site, enrollment, sender, now));
+	}
 	return results;
 }
 
