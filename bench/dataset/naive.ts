@@ -82,24 +82,39 @@ export async function siteStats(prisma: Queryable, siteId: string, todayStartsAt
 // ---------------------------------------------------------------------------------------------
 // Visitor analytics: active sessions, top pages, time on site, bounce rate, breakdowns
 
-/** The filter as a condition on a visitor_sessions row named s (the page one: any page view of the session). */
-function filtered(filter: ReportFilter | undefined): string {
+/**
+ * The filter as a condition on a visitor_sessions row named s. A page filter keeps the sessions with
+ * any page view of the page: `viewers`, read once per report by {@link pageViewers} rather than by
+ * every statement of it.
+ */
+function filtered(filter: ReportFilter | undefined, viewers: readonly string[] | null): string {
 	const quote = (value: string) => `'${value.replaceAll("'", "''")}'`;
 	const conditions = ['true'];
 	if (filter?.channel) conditions.push(`s.channel = ${quote(filter.channel)}`);
 	if (filter?.campaign) conditions.push(`s.campaign = ${quote(filter.campaign)}`);
-	if (filter?.page) conditions.push(`EXISTS (SELECT 1 FROM visitor_event_links l JOIN visitor_events e ON e.site_id = l.site_id AND e.event_id = l.event_id WHERE l.session_id = s.id AND e.type = 'pageview' AND e.path = ${quote(filter.page)})`);
+	if (viewers) conditions.push(`s.id = ANY('{${viewers.join(',')}}'::uuid[])`);
 	return conditions.join(' AND ');
 }
 
-/** The range's sessions that the filter keeps, as a CTE named "started". */
-const started = (filter: ReportFilter | undefined) => `started AS (SELECT s.* FROM visitor_sessions s WHERE s.${IN_RANGE('started_at')} AND ${filtered(filter)})`;
+/** The site's sessions with a page view of `path`. */
+async function pageViewers(prisma: Queryable, siteId: string, path: string): Promise<string[]> {
+	const rows = await prisma.$queryRawUnsafe<Array<{ id: string }>>(
+		`SELECT DISTINCT l.session_id::text AS id FROM visitor_event_links l JOIN visitor_events e ON e.site_id = l.site_id AND e.event_id = l.event_id
+		WHERE e.site_id = $1::uuid AND e.type = 'pageview' AND e.path = $2`,
+		siteId,
+		path,
+	);
+	return rows.map((row) => row.id);
+}
 
-const activeNow = (filter: ReportFilter | undefined) => `SELECT count(*)::int AS active,
+/** The range's sessions that the condition keeps, as a CTE named "started". */
+const started = (condition: string) => `started AS (SELECT s.* FROM visitor_sessions s WHERE s.${IN_RANGE('started_at')} AND ${condition})`;
+
+const activeNow = (condition: string) => `SELECT count(*)::int AS active,
 		count(DISTINCT visitor_id) FILTER (WHERE last_activity_at >= now() - interval '5 minutes')::int AS "visitorsNow"
-	FROM visitor_sessions s WHERE site_id = $1::uuid AND last_activity_at >= now() - interval '30 minutes' AND ${filtered(filter)}`;
+	FROM visitor_sessions s WHERE site_id = $1::uuid AND last_activity_at >= now() - interval '30 minutes' AND ${condition}`;
 
-const sessionSummary = (filter: ReportFilter | undefined) => `WITH ${started(filter)} SELECT count(*)::int AS sessions,
+const sessionSummary = (condition: string) => `WITH ${started(condition)} SELECT count(*)::int AS sessions,
 	count(DISTINCT visitor_id)::int AS visitors,
 	coalesce(sum(pageviews), 0)::int AS pageviews,
 	count(*) FILTER (WHERE is_bounce)::int AS bounces,
@@ -110,12 +125,12 @@ const sessionSummary = (filter: ReportFilter | undefined) => `WITH ${started(fil
 	count(*) FILTER (WHERE engagement_level = 'high')::int AS high
 	FROM started`;
 
-const topPages = (filter: ReportFilter | undefined) => `WITH ${started(filter)} SELECT e.path, count(*)::int AS pageviews, count(DISTINCT s.visitor_id)::int AS visitors
+const topPages = (condition: string) => `WITH ${started(condition)} SELECT e.path, count(*)::int AS pageviews, count(DISTINCT s.visitor_id)::int AS visitors
 	FROM started s JOIN visitor_event_links l ON l.session_id = s.id JOIN visitor_events e ON e.site_id = l.site_id AND e.event_id = l.event_id
 	WHERE e.type = 'pageview' AND e.path IS NOT NULL
 	GROUP BY e.path ORDER BY pageviews DESC, e.path LIMIT 10`;
 
-const entryPages = (filter: ReportFilter | undefined) => `WITH ${started(filter)} SELECT entry_page AS path, count(*)::int AS sessions, count(*) FILTER (WHERE is_bounce)::int AS bounces
+const entryPages = (condition: string) => `WITH ${started(condition)} SELECT entry_page AS path, count(*)::int AS sessions, count(*) FILTER (WHERE is_bounce)::int AS bounces
 	FROM started WHERE entry_page IS NOT NULL
 	GROUP BY entry_page ORDER BY sessions DESC, path LIMIT 10`;
 
@@ -135,7 +150,7 @@ const BREAKDOWN_COLUMNS = {
 } as const;
 
 /** The ten values of a column with the most sessions, with the conversions made in those sessions. */
-const breakdown = (column: string, filter: ReportFilter | undefined) => `WITH ${started(filter)},
+const breakdown = (column: string, condition: string) => `WITH ${started(condition)},
 	converted AS (SELECT session_id, count(*) AS conversions FROM conversions WHERE site_id = $1::uuid GROUP BY session_id)
 	SELECT ${column} AS value, count(*)::int AS sessions, count(*) FILTER (WHERE is_bounce)::int AS bounces, sum(pageviews)::int AS pageviews,
 		sum(duration_seconds)::float8 / count(*) AS "avgDurationSeconds", coalesce(sum(converted.conversions), 0)::int AS conversions,
@@ -143,7 +158,7 @@ const breakdown = (column: string, filter: ReportFilter | undefined) => `WITH ${
 	FROM started LEFT JOIN converted ON converted.session_id = started.id
 	GROUP BY 1 ORDER BY sessions DESC, value NULLS LAST LIMIT 10`;
 
-const sessionSeries = (filter: ReportFilter | undefined) => `WITH ${BUCKETS}, ${started(filter)},
+const sessionSeries = (condition: string) => `WITH ${BUCKETS}, ${started(condition)},
 	data AS (
 		SELECT ${bucketOf('started_at')} AS bucket, count(*)::int AS sessions, count(DISTINCT visitor_id)::int AS visitors,
 			sum(pageviews)::int AS pageviews, count(*) FILTER (WHERE is_bounce)::int AS bounces
@@ -156,13 +171,14 @@ type BreakdownResult = Array<ChannelRow>;
 
 export async function visitorAnalytics(prisma: Queryable, siteId: string, range: TimeRange, filter?: ReportFilter): Promise<Omit<VisitorAnalytics, 'asOf'>> {
 	const names = Object.keys(BREAKDOWN_COLUMNS) as Array<keyof typeof BREAKDOWN_COLUMNS>;
+	const condition = filtered(filter, filter?.page ? await pageViewers(prisma, siteId, filter.page) : null);
 	const [[active], [summary], topPageRows, entryPageRows, points, ...breakdownRows] = await Promise.all([
-		prisma.$queryRawUnsafe<Array<{ active: number; visitorsNow: number }>>(activeNow(filter), siteId),
-		prisma.$queryRawUnsafe<Array<VisitorAnalytics['summary'] & VisitorAnalytics['engagement']>>(sessionSummary(filter), ...bounds(siteId, range)),
-		prisma.$queryRawUnsafe<VisitorAnalytics['topPages']>(topPages(filter), ...bounds(siteId, range)),
-		prisma.$queryRawUnsafe<Array<{ path: string; sessions: number; bounces: number }>>(entryPages(filter), ...bounds(siteId, range)),
-		timeSeries<Omit<VisitorAnalytics['series'][number], 'at'>>(prisma, sessionSeries(filter), siteId, range),
-		...names.map((name) => prisma.$queryRawUnsafe<BreakdownResult>(breakdown(BREAKDOWN_COLUMNS[name], filter), ...bounds(siteId, range))),
+		prisma.$queryRawUnsafe<Array<{ active: number; visitorsNow: number }>>(activeNow(condition), siteId),
+		prisma.$queryRawUnsafe<Array<VisitorAnalytics['summary'] & VisitorAnalytics['engagement']>>(sessionSummary(condition), ...bounds(siteId, range)),
+		prisma.$queryRawUnsafe<VisitorAnalytics['topPages']>(topPages(condition), ...bounds(siteId, range)),
+		prisma.$queryRawUnsafe<Array<{ path: string; sessions: number; bounces: number }>>(entryPages(condition), ...bounds(siteId, range)),
+		timeSeries<Omit<VisitorAnalytics['series'][number], 'at'>>(prisma, sessionSeries(condition), siteId, range),
+		...names.map((name) => prisma.$queryRawUnsafe<BreakdownResult>(breakdown(BREAKDOWN_COLUMNS[name], condition), ...bounds(siteId, range))),
 	]);
 	const rows = new Map(names.map((name, index) => [name, breakdownRows[index]]));
 	const plain = (name: keyof typeof BREAKDOWN_COLUMNS): BreakdownRow[] =>
