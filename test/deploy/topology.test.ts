@@ -455,8 +455,10 @@ describe('the compose topology from plain processes: two receivers, n8n in queue
 			async (wave) => {
 				if (wave !== 1) return;
 				// Mid-run: the first batches processed, the second being handed from workflow to
-				// workflow. The worker running the newest execution (a hand-off's) dies; the
-				// execution that handed it on may be waiting on the other worker.
+				// workflow. The worker running the oldest execution dies: one that has handed its
+				// work on and waits for the chain's answer, so it is still running when the kill
+				// lands (the newest, a hand-off's, can finish in the milliseconds before). The
+				// executions it handed on may be running on the other worker.
 				const moment = await until(
 					'a hand-off running in n8n after the first batches were processed',
 					60_000,
@@ -471,7 +473,7 @@ describe('the compose topology from plain processes: two receivers, n8n in queue
 					() => topology.logTails(10),
 					20,
 				);
-				const victim = moment.inFlight[moment.inFlight.length - 1].worker;
+				const victim = moment.inFlight[0].worker;
 				await topology.killWorker(topology.workers.findIndex((worker) => worker.name === victim));
 				const running = new Map((await topology.executions()).map((execution) => [execution.id, execution.workflowId]));
 				const inFlight = moment.inFlight.filter((execution) => execution.worker === victim).map((execution) => execution.id);
