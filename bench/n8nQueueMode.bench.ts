@@ -13,7 +13,9 @@
  * the executions each worker ran, per workflow; failed deliveries and executions; the load
  * average before and after. Then checks the CRM holds what n8nWorkflow01 makes of the same
  * traffic (a session per visitor holding its events, a conversion and an activity per form).
- * BENCH_EVENTS changes the traffic, BENCH_WORKERS (default "1,2") the runs.
+ * BENCH_EVENTS changes the traffic (past 12,000 events, more batches than RATE_LIMIT_PER_IP
+ * allows one network a minute, that limit is raised to the bench's batches), BENCH_WORKERS
+ * (default "1,2") the runs.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -68,8 +70,16 @@ function envFor(workers: number): string {
 	const slots = workers * Number(variables.N8N_WORKER_CONCURRENCY);
 	const concurrency = Math.max(1, Math.floor(slots / (RECEIVERS * CHAIN_DEPTH)));
 	console.log(`DISPATCH_CONCURRENCY ${concurrency} per receiver: ${RECEIVERS} receivers × ${concurrency} × ${CHAIN_DEPTH} ≤ ${slots} worker slots`);
+	let env = example.replace(/^DISPATCH_CONCURRENCY=.*$/m, `DISPATCH_CONCURRENCY=${concurrency}`);
+	// The visitors' batches all come from this machine's one address, where a site's visitors each have their own.
+	const batches = Math.ceil(EVENTS / PER_VISITOR);
+	const perNetwork = Number(variables.RATE_LIMIT_PER_IP);
+	if (batches > perNetwork) {
+		console.log(`RATE_LIMIT_PER_IP ${batches}: the bench's ${batches} visitors post from one address, where .env.example allows ${perNetwork} requests a minute`);
+		env = env.replace(/^RATE_LIMIT_PER_IP=.*$/m, `RATE_LIMIT_PER_IP=${batches}`);
+	}
 	const file = path.join(mkdtempSync(path.join(tmpdir(), 'tcrm-queue-bench-')), '.env');
-	writeFileSync(file, example.replace(/^DISPATCH_CONCURRENCY=.*$/m, `DISPATCH_CONCURRENCY=${concurrency}`));
+	writeFileSync(file, env);
 	return file;
 }
 
