@@ -13,7 +13,7 @@ import { emailHash } from '../../lib/email';
 import { disconnectAll } from '../../nodes/shared/database';
 import { createTestSite, testPrisma } from '../helpers/db';
 import { SmtpSink } from '../helpers/smtpSink';
-import { BundledChain, chainCredentials, storeEvents, trackedEvent } from '../leadScorer/bundledChain';
+import { BundledChain, chainCredentials, storeTrackedEvents, trackedEvent } from '../leadScorer/bundledChain';
 
 const MINUTE = 60_000;
 
@@ -81,7 +81,7 @@ describe('a lead made by a form that is also a conversion keeps its welcome sequ
 			trackedEvent(domain, anonymousId, `${anonymousId}-s`, 'pageview', '/demo/contact', new Date(now - MINUTE)),
 			trackedEvent(domain, anonymousId, `${anonymousId}-s`, 'form_submit', '/demo/contact', new Date(now + 5 * MINUTE)),
 		];
-		await storeEvents(prisma, site.id, visit);
+		await storeTrackedEvents(prisma, site.id, visit);
 
 		// the form's lead reaches 03 before its events reach 01: 02 then finds the conversion's lead
 		const lead = await chain.deliver('crm-lead-processor', site, {
@@ -103,7 +103,7 @@ describe('a lead made by a form that is also a conversion keeps its welcome sequ
 
 		// later the lead buys: the conversion the welcome sequence exits on
 		const purchase = [trackedEvent(domain, anonymousId, `${anonymousId}-s`, 'pageview', '/demo/checkout/done', new Date(now + 10 * MINUTE))];
-		await storeEvents(prisma, site.id, purchase);
+		await storeTrackedEvents(prisma, site.id, purchase);
 		const later = chain.runs.length;
 		expect((await chain.deliver('crm-visitor-processor', site, { events: purchase })).error).toBeUndefined();
 		expect(unenrollments(later)).toEqual([{ leadId, unenrolled: 1, goals: ['purchase'] }]);

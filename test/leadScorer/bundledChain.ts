@@ -17,7 +17,7 @@ import type { PrismaClient } from '../../lib/db/generated/client';
 import { deliveryItems, type Delivery, type Emit } from '../../nodes/CrmTrackerTrigger/delivery';
 import { bundledWorkflows } from '../../scripts/workflowTools';
 import { runWorkflow, type TestCredentials, type WorkflowJson, type WorkflowRunResult } from '../harness/n8n';
-import { postgresCredential } from '../helpers/db';
+import { postgresCredential, storeEvents } from '../helpers/db';
 import { BROWSER_UA } from '../helpers/events';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -64,10 +64,11 @@ export function trackedEvent(domain: string, anonymousId: string, sessionId: str
 	};
 }
 
-/** Stores events as the receiver does on ingest, before any workflow has seen them. */
-export async function storeEvents(prisma: PrismaClient, siteId: string, events: readonly TrackedEvent[]): Promise<void> {
-	await prisma.visitorEvent.createMany({
-		data: events.map((event) => ({
+/** Stores tracked events as the receiver does on ingest, before any workflow has seen them. */
+export async function storeTrackedEvents(prisma: PrismaClient, siteId: string, events: readonly TrackedEvent[]): Promise<void> {
+	await storeEvents(
+		prisma,
+		events.map((event) => ({
 			siteId,
 			eventId: event.id,
 			anonymousId: event.anonymousId,
@@ -80,7 +81,7 @@ export async function storeEvents(prisma: PrismaClient, siteId: string, events: 
 			occurredAt: new Date(event.occurredAt),
 			receivedAt: new Date(event.receivedAt),
 		})),
-	});
+	);
 }
 
 /** The credentials the bundled workflows use: the test database, a webhook secret of `name`, and the SMTP server on `smtpPort`. */

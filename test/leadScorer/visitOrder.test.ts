@@ -14,7 +14,7 @@ import { disconnectAll } from '../../nodes/shared/database';
 import { runWorkflow, type WorkflowJson } from '../harness/n8n';
 import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
 import { SmtpSink } from '../helpers/smtpSink';
-import { BundledChain, chainCredentials, storeEvents, trackedEvent, type TrackedEvent } from './bundledChain';
+import { BundledChain, chainCredentials, storeTrackedEvents, trackedEvent, type TrackedEvent } from './bundledChain';
 
 const DAY = 86_400_000;
 const MINUTE = 60_000;
@@ -66,7 +66,7 @@ describe('visit rules count stored sessions, whichever of workflows 01 and 03 ru
 	async function visitThenForm(order: Order, history: (anonymousId: string) => TrackedEvent[]) {
 		const anonymousId = `anon-${uuidv7()}`;
 		const events = history(anonymousId);
-		await storeEvents(prisma, site.id, events);
+		await storeTrackedEvents(prisma, site.id, events);
 		const email = `${anonymousId}@visits.example`;
 		const toVisitorProcessor = async () => {
 			const run = await chain.deliver('crm-visitor-processor', site, { events });
@@ -148,7 +148,7 @@ describe('visit rules count stored sessions, whichever of workflows 01 and 03 ru
 		const anonymousId = `anon-${uuidv7()}`;
 		const stranger = `anon-${uuidv7()}`;
 		const events = [...twoVisits(anonymousId), ...oneVisit(stranger)];
-		await storeEvents(prisma, site.id, events);
+		await storeTrackedEvents(prisma, site.id, events);
 		expect((await chain.deliver('crm-visitor-processor', site, { events })).error).toBeUndefined();
 		const email = `${anonymousId}@visits.example`;
 		// a lead the browser belongs to, not scored yet
