@@ -4,8 +4,8 @@
  * the webhook processor started waiting for it. The processor waits with Bull's `job.finished()`:
  * it listens for the job's completion event and checks the job's state every 5 s. An event sent
  * before it listens is missed, and the check finds the job only if Redis still keeps it. With
- * n8n's default (keep none), the queue-mode bench saw two executions a run wait out the Hand
- * Off's 120 s and their deliveries sent again (n8n-io/n8n#30392).
+ * n8n's default (keep none), about one queue-mode bench run in four had two executions wait out
+ * the Hand Off's 120 s and their deliveries sent again (n8n-io/n8n#30392).
  *
  * Played here with n8n's own Bull, from the real n8n install of scripts/real-n8n.sh, on the real
  * Redis, with the job options n8n builds from N8N_EXECUTIONS_QUEUE_KEEP_LAST_* (scaling.service:
