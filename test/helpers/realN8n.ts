@@ -16,13 +16,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import type { IConnections, INode, IWorkflowSettings } from 'n8n-workflow';
 
 import { adminUrl } from '../setup/testDatabase';
+import { freePort } from './ports';
 
 /** The repository, from test/helpers (Jest) or dist/test/helpers (compiled benchmarks). */
 export const ROOT = [path.resolve(__dirname, '../..'), path.resolve(__dirname, '../../..')].find((dir) => existsSync(path.join(dir, 'scripts', 'real-n8n.sh'))) ?? path.resolve(__dirname, '../..');
@@ -116,16 +116,7 @@ export function tailOf(file: string, lines = 60): string {
 	return text.split('\n').slice(-lines).join('\n').slice(-8000);
 }
 
-export async function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const server = createServer();
-		server.once('error', reject);
-		server.listen(0, '127.0.0.1', () => {
-			const { port } = server.address() as AddressInfo;
-			server.close(() => resolve(port));
-		});
-	});
-}
+export { freePort };
 
 /**
  * The environment of n8n and npm: Jest's NODE_OPTIONS (Node 20 flags) is not for them, and
