@@ -44,28 +44,32 @@ export interface RecordedRule {
 	written?: { at: number; storedAt: number };
 }
 
-/** A `lead_scores` row as a rescore reads it; its times (epoch ms) when the ledger gives them. */
-export interface LedgerRow {
+/**
+ * A rule's `lead_scores` rows of one lead, as the store reads them, summed by the database: how
+ * many and what they add up to, and the latest row's key and times (epoch ms) when it gives them.
+ */
+export interface LedgerSummary {
 	leadId: string;
 	rule: string;
-	delta: number;
+	sum: number;
+	rows: number;
 	causeKey: string;
 	occurredAt?: number;
 	createdAt?: number;
 }
 
-/** Sums the score rows of each lead per rule; `rows` in the order they were written. */
-export function recordedRules(rows: readonly LedgerRow[]): Map<string, Map<string, RecordedRule>> {
+/** What each lead's rows record per rule, from one summary per lead and rule. */
+export function recordedRules(summaries: readonly LedgerSummary[]): Map<string, Map<string, RecordedRule>> {
 	const byLead = new Map<string, Map<string, RecordedRule>>();
-	for (const row of rows) {
-		let byRule = byLead.get(row.leadId);
-		if (!byRule) byLead.set(row.leadId, (byRule = new Map()));
-		let entry = byRule.get(row.rule);
-		if (!entry) byRule.set(row.rule, (entry = { sum: 0, rows: 0, evidence: '' }));
-		entry.sum += row.delta;
-		entry.rows++;
-		entry.evidence = row.causeKey.slice(row.causeKey.indexOf(':') + 1);
-		entry.written = row.occurredAt !== undefined && row.createdAt !== undefined ? { at: row.occurredAt, storedAt: row.createdAt } : undefined;
+	for (const summary of summaries) {
+		let byRule = byLead.get(summary.leadId);
+		if (!byRule) byLead.set(summary.leadId, (byRule = new Map()));
+		byRule.set(summary.rule, {
+			sum: summary.sum,
+			rows: summary.rows,
+			evidence: summary.causeKey.slice(summary.causeKey.indexOf(':') + 1),
+			written: summary.occurredAt !== undefined && summary.createdAt !== undefined ? { at: summary.occurredAt, storedAt: summary.createdAt } : undefined,
+		});
 	}
 	return byLead;
 }

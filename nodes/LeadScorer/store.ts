@@ -17,7 +17,7 @@ import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
 import { retentionCutoff } from '../../lib/retention';
 import { browserClaims, LEAD_FIELDS, mergeEntries, mergeProperties, otherOwner, reportOnce, type LeadFields, type LeadProperties } from './batch';
-import { eventsByLead, recordedRules, rescore, visitsByLead, type LeadHistory, type LedgerRow, type LinkedVisitor, type Rescored, type ScoreRow, type StoredEvent as RescoreEvent, type StoredLead, type StoredSession } from './rescore';
+import { eventsByLead, recordedRules, rescore, visitsByLead, type LeadHistory, type LedgerSummary, type LinkedVisitor, type RecordedRule, type Rescored, type ScoreRow, type StoredEvent as RescoreEvent, type StoredLead, type StoredSession } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 import { InputError } from '../shared/inputError';
 
@@ -292,9 +292,21 @@ const HISTORY_SESSIONS = `SELECT id, visitor_id AS "visitorId", ${EPOCH_MS('star
 
 const LEAD_TAGS = `SELECT lead_id AS "leadId", tag FROM lead_tags WHERE lead_id = ANY($1::uuid[])`;
 
-const SCORE_ROWS = `
-SELECT lead_id AS "leadId", rule, delta, cause_key AS "causeKey", ${EPOCH_MS('occurred_at')} AS "occurredAt", ${EPOCH_MS('created_at')} AS "createdAt"
-FROM lead_scores WHERE lead_id = ANY($1::uuid[]) ORDER BY occurred_at, created_at`;
+/**
+ * The ledger per lead and rule, summed in the database in the order the rows were written: a lead
+ * gathers a decay row per rescore for years, and a rescore reads one row per rule, not all of them.
+ */
+const LEDGER_BY_RULE = `
+SELECT lead_id AS "leadId", rule, sum(delta ORDER BY occurred_at, created_at) AS sum, count(*)::int AS rows,
+	(array_agg(cause_key ORDER BY occurred_at DESC, created_at DESC))[1] AS "causeKey",
+	${EPOCH_MS('max(occurred_at)')} AS "occurredAt",
+	(array_agg(${EPOCH_MS('created_at')} ORDER BY occurred_at DESC, created_at DESC))[1] AS "createdAt"
+FROM lead_scores WHERE lead_id = ANY($1::uuid[]) GROUP BY lead_id, rule`;
+
+/** What the leads' score rows record, per lead and rule. */
+export async function recordedLedger(prisma: Pick<Db, '$queryRawUnsafe'>, leadIds: readonly string[]): Promise<Map<string, Map<string, RecordedRule>>> {
+	return recordedRules(await prisma.$queryRawUnsafe<LedgerSummary[]>(LEDGER_BY_RULE, [...leadIds]));
+}
 
 /** Everything a rescore reads about the leads, in id order; one statement per table. `linked`: the browsers this call linked. */
 async function loadHistories(prisma: Db, siteId: string, ids: readonly string[], cipher: PiiCipher | null, linked: ReadonlySet<string>): Promise<Array<LeadHistory & { lead: LeadRow }>> {
@@ -310,7 +322,7 @@ async function loadHistories(prisma: Db, siteId: string, ids: readonly string[],
 	for (const row of await prisma.$queryRawUnsafe<Array<{ leadId: string; tag: string }>>(LEAD_TAGS, [...ids])) {
 		tagsOf.set(row.leadId, [...(tagsOf.get(row.leadId) ?? []), row.tag]);
 	}
-	const recorded = recordedRules(await prisma.$queryRawUnsafe<LedgerRow[]>(SCORE_ROWS, [...ids]));
+	const recorded = await recordedLedger(prisma, ids);
 	const visitorsOf = new Map<string, LinkedVisitor[]>();
 	for (const visitor of visitors) visitorsOf.set(visitor.leadId, [...(visitorsOf.get(visitor.leadId) ?? []), visitor]);
 	return leads.map((lead) => ({

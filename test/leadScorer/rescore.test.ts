@@ -15,16 +15,14 @@ function result(...rules: RuleScore[]): ScoreResult {
 }
 
 describe('recordedRules', () => {
-	it('sums each lead\'s rows per rule and keeps the latest evidence', () => {
+	it('keeps each lead\'s rules apart, with the evidence of the latest row and when it was written', () => {
 		const byLead = recordedRules([
-			{ leadId: 'a', rule: 'pricing', delta: 5, causeKey: '0:1@e1' },
-			{ leadId: 'a', rule: 'pricing', delta: 5, causeKey: '1:2@e2' },
-			{ leadId: 'a', rule: 'pricing', delta: -1.5, causeKey: '2:2@e2' },
-			{ leadId: 'a', rule: 'demo', delta: 30, causeKey: '0:1@e9' },
-			{ leadId: 'b', rule: 'pricing', delta: 5, causeKey: '0:1@e7' },
+			{ leadId: 'a', rule: 'pricing', sum: 8.5, rows: 3, causeKey: '2:2@e2', occurredAt: NOW - DAY, createdAt: NOW - DAY + 5 },
+			{ leadId: 'a', rule: 'demo', sum: 30, rows: 1, causeKey: '0:1@e9' },
+			{ leadId: 'b', rule: 'pricing', sum: 5, rows: 1, causeKey: '0:1@e7' },
 		]);
 		expect(Object.fromEntries([...byLead].map(([lead, rules]) => [lead, Object.fromEntries(rules)]))).toEqual({
-			a: { pricing: { sum: 8.5, rows: 3, evidence: '2@e2' }, demo: { sum: 30, rows: 1, evidence: '1@e9' } },
+			a: { pricing: { sum: 8.5, rows: 3, evidence: '2@e2', written: { at: NOW - DAY, storedAt: NOW - DAY + 5 } }, demo: { sum: 30, rows: 1, evidence: '1@e9' } },
 			b: { pricing: { sum: 5, rows: 1, evidence: '1@e7' } },
 		});
 	});
@@ -142,7 +140,7 @@ describe('rescore', () => {
 
 	it('records nothing new when its rows already explain the score', () => {
 		const first = rescore({ lead: lead('subscriber'), events: [demo], tags: [], visits: [], visitors: [] }, { rules, stages, now: NOW });
-		const recorded = recordedRules(first.scoreRows.map((row) => ({ leadId: 'a', ...row })));
+		const recorded = recordedRules(first.scoreRows.map((row) => ({ leadId: 'a', rule: row.rule, sum: row.delta, rows: 1, causeKey: row.causeKey })));
 		const again = rescore({ lead: lead(first.stage), events: [demo], visits: [], tags: [], visitors: [], recorded: recorded.get('a') }, { rules, stages, now: NOW });
 		expect({ rows: again.scoreRows, stageChange: again.stageChange, total: again.total }).toEqual({ rows: [], stageChange: null, total: 45 });
 	});

@@ -233,7 +233,7 @@ describe('which evidence a rescore takes from the ledger', () => {
 	const session = (id: string, age: number): Visit => ({ id, startedAt: NOW - age * DAY, storedAt: NOW - age * DAY });
 	/** A rule's ledger: one row written `age` days ago, with the points and evidence it recorded. */
 	const ledger = (rule: string, delta: number, evidence: string, age: number) =>
-		recordedRules([{ leadId: 'a', rule, delta, causeKey: `0:${evidence}`, occurredAt: NOW - age * DAY, createdAt: NOW - age * DAY }]).get('a');
+		recordedRules([{ leadId: 'a', rule, sum: delta, rows: 1, causeKey: `0:${evidence}`, occurredAt: NOW - age * DAY, createdAt: NOW - age * DAY }]).get('a');
 	const points = (rules: LeadScoringRule[], history: { events?: ScoringEvent[]; visits?: Visit[]; visitors: LinkedVisitor[]; recorded: ReturnType<typeof ledger> }) =>
 		rescore({ lead, tags: [], events: [], visits: [], ...history }, { rules: compileScoringRules({ leadScoringRules: rules }), stages, now: NOW, cutoff }).score.rules[0];
 
