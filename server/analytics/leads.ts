@@ -457,12 +457,15 @@ export interface RuleExplanation {
 	evidence: number;
 	/** Changed with the same evidence: decay, caps, edited rules. */
 	recomputed: number;
+	/** The cause of the rule's latest row: why it has its points now. */
+	latestCause: string;
 }
 
 /** Each rule's rows of the score ledger (lead_scores), summed; the largest contribution first. */
 const SCORE_EXPLANATION = `SELECT rule, sum(delta)::float8 AS points,
 		coalesce(sum(delta) FILTER (WHERE NOT starts_with(cause, $3)), 0)::float8 AS evidence,
-		coalesce(sum(delta) FILTER (WHERE starts_with(cause, $3)), 0)::float8 AS recomputed
+		coalesce(sum(delta) FILTER (WHERE starts_with(cause, $3)), 0)::float8 AS recomputed,
+		(array_agg(cause ORDER BY occurred_at DESC, created_at DESC, id DESC))[1] AS "latestCause"
 	FROM lead_scores WHERE site_id = $1::uuid AND lead_id = $2::uuid
 	GROUP BY rule`;
 

@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod/v4';
 
 import type { PrismaClient } from '../../lib/db';
+import { scoreExplanation, type RuleExplanation } from '../analytics/leads';
 import { MESSAGE_SUBJECT_FIELD, siteCipher } from '../../lib/pii';
 import { isLocalRequest } from '../localOnly';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
@@ -214,29 +215,12 @@ const crmQuery = z.strictObject({
 	visitor: z.uuid({ version: 'v7', error: 'must be the tracker’s anonymous id of this browser, a UUIDv7 (tcrm.id in its localStorage)' }).prefault(''),
 });
 
-interface LedgerRow {
-	rule: string;
-	delta: number;
-	cause: string;
-}
-
 /** Rounded for reading: decay makes points fractional. */
 const tenths = (value: number) => Math.round(value * 10) / 10;
 
-/**
- * The lead's score by rule, from its ledger (lead_scores: every change of a rule's points, oldest
- * first): each rule's points now and the cause of its latest change. Rules back at 0 are left out.
- */
-export function scoreReasons(rows: readonly LedgerRow[]): Array<{ rule: string; points: number; cause: string }> {
-	const byRule = new Map<string, { points: number; cause: string }>();
-	for (const row of rows) {
-		const reason = byRule.get(row.rule) ?? { points: 0, cause: '' };
-		byRule.set(row.rule, { points: reason.points + row.delta, cause: row.cause });
-	}
-	return [...byRule]
-		.map(([rule, { points, cause }]) => ({ rule, points: tenths(points), cause }))
-		.filter((reason) => reason.points !== 0);
-}
+/** The lead's score by rule, largest first, and the cause of each rule's latest change; rules back at 0 are left out. */
+const scoreReasons = (explanation: readonly RuleExplanation[]): Array<{ rule: string; points: number; cause: string }> =>
+	explanation.map((rule) => ({ rule: rule.rule, points: tenths(rule.points), cause: rule.latestCause })).filter((reason) => reason.points !== 0);
 
 /**
  * What one site's CRM holds of one browser: no name, address or any row of another site. The
@@ -249,7 +233,7 @@ async function crmView(prisma: PrismaClient, site: RegisteredSite, anonymousId: 
 		prisma.visitorEvent.aggregate({ where: { siteId, anonymousId }, _count: { _all: true }, _max: { receivedAt: true } }),
 		prisma.visitor.findUnique({ where: { siteId_anonymousId: { siteId, anonymousId } }, select: { id: true, leadId: true } }),
 	]);
-	const [sessions, sessionCount, conversions, lead] = visitor
+	const [sessions, sessionCount, conversions, lead, explanation] = visitor
 		? await Promise.all([
 				prisma.visitorSession.findFirst({
 					where: { siteId, visitorId: visitor.id },
@@ -265,13 +249,13 @@ async function crmView(prisma: PrismaClient, site: RegisteredSite, anonymousId: 
 								lifecycleStage: true,
 								score: true,
 								timezone: true,
-								scores: { select: { rule: true, delta: true, cause: true }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], take: 1000 },
 								emailMessages: { select: { subject: true, status: true, sentAt: true }, orderBy: { createdAt: 'asc' }, take: 20 },
 							},
 						})
 					: null,
+				visitor.leadId ? scoreExplanation(prisma, siteId, visitor.leadId) : [],
 			])
-		: [null, 0, [], null];
+		: [null, 0, [], null, []];
 	const cipher = siteCipher(siteId, site.config.privacy.encryptPii);
 	return {
 		receiver: { events: events._count._all, lastAt: events._max.receivedAt },
@@ -292,7 +276,7 @@ async function crmView(prisma: PrismaClient, site: RegisteredSite, anonymousId: 
 			stage: lead.lifecycleStage,
 			score: tenths(lead.score),
 			timeZone: lead.timezone,
-			reasons: scoreReasons(lead.scores),
+			reasons: scoreReasons(explanation),
 			emails: lead.emailMessages.map((email) => ({ ...email, subject: cipher ? cipher.open(email.subject, MESSAGE_SUBJECT_FIELD) : email.subject })),
 		},
 		mailbox: lead?.emailMessages.length ? '/mailbox' : null,

@@ -108,7 +108,7 @@ describe('the demo’s CRM panel', () => {
 		let total = 0;
 		for (const [index, [rule, delta, cause]] of ledger.entries()) {
 			total += delta;
-			await prisma.leadScore.create({ data: { siteId: site, leadId: lead.id, rule, delta, scoreAfter: total, cause, causeKey: `k${index}`, occurredAt: now } });
+			await prisma.leadScore.create({ data: { siteId: site, leadId: lead.id, rule, delta, scoreAfter: total, cause, causeKey: `k${index}`, occurredAt: now, createdAt: new Date(now.getTime() + index) } });
 		}
 		await prisma.emailMessage.create({
 			data: { siteId: site, leadId: lead.id, idempotencyKey: `${lead.id}:welcome:0`, toEmail: email, subject: 'Welcome to NAT-PETS, Ana', status: 'sent', sentAt: now },
@@ -119,6 +119,8 @@ describe('the demo’s CRM panel', () => {
 		expect(text).toContain('Conversions: contact-request');
 		expect(text).toContain('Lead: stage lead, score 18, time zone Europe/Madrid');
 		for (const line of ['event:pageview → +3', 'event:pageview@/**/pricing → +5', 'event:form_submit → +15', 'fit:freeMail:isTrue → -5']) expect(text).toContain(line);
+		// Each rule's reason is the cause of its latest row.
+		expect(await page.locator('#crm-panel li', { hasText: 'event:pageview → +3' }).getAttribute('title')).toBe('3 × pageview (1 each, decayed)');
 		expect(text).toMatch(/Email: “Welcome to NAT-PETS, Ana” sent at \d/);
 		expect(await page.locator('#crm-panel a').getAttribute('href')).toBe('/mailbox');
 		expect(text).not.toContain('Refused');
