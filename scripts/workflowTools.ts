@@ -227,14 +227,18 @@ export interface CliRun {
  */
 export function runN8nCli(cli: string, args: string[]): Promise<CliRun> {
 	return new Promise((resolve, reject) => {
-		const child = spawn('bash', ['-c', `${cli} "$@"`, 'n8n', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+		// Registered before the spawn: a stop that arrives while the CLI starts must still reach it
+		// (Node runs the handler only after this synchronous code, when the child's group is known).
+		const started: { group?: number } = {};
 		const forget = onStop(() => {
 			try {
-				process.kill(-child.pid!, 'SIGTERM');
+				if (started.group) process.kill(-started.group, 'SIGTERM');
 			} catch {
 				// Already gone.
 			}
 		});
+		const child = spawn('bash', ['-c', `${cli} "$@"`, 'n8n', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+		started.group = child.pid;
 		let output = '';
 		child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
 		child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
