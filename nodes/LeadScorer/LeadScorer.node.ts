@@ -11,6 +11,7 @@ import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteM
 import { failedItem, type ItemGlue } from '../shared/items';
 import { findLeads, piiCredentialOf, piiKeyProblem, piiKeyringOf } from '../shared/leads';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
+import { disjointParts, inTurns, transactionsAtOnce } from '../shared/transactions';
 import { payloadOf } from './payload';
 import { compileScoringRules, type CompiledRules } from './scoring';
 import { cipherOf, findVisitorLeads, prepareLead, rescoreLeads, upsertLeads, type PreparedLead, type ScoringContext, type ScoringOutcome } from './store';
@@ -22,6 +23,9 @@ import type { RawDatabase, RawSql } from '../../lib/db/rawSql';
  * so larger batches are faster; this bounds how long one transaction holds its row locks.
  */
 const BATCH_SIZE = 500;
+
+/** Items below which a batch is not split for concurrency: a transaction's round trips would cost more than they save. */
+const MIN_ITEMS_PER_TRANSACTION = 100;
 
 interface BatchItem {
 	index: number;
@@ -38,6 +42,13 @@ interface Batch {
 	context: ScoringContext;
 	items: BatchItem[];
 }
+
+/** What an item's writes lock: its lead, or its address and browser. */
+const partKeys = (item: BatchItem): string[] => {
+	if (item.leadId !== undefined) return [`lead:${item.leadId}`];
+	const { email, payload } = item.lead as PreparedLead;
+	return payload.anonymousId ? [`email:${email}`, `browser:${payload.anonymousId}`] : [`email:${email}`];
+};
 
 async function runBatch(tx: RawSql, batch: Batch, items: readonly BatchItem[]): Promise<ScoringOutcome[]> {
 	if (batch.operation === 'upsert') return await upsertLeads(tx, batch.context, items.map((item) => item.lead as PreparedLead));
@@ -277,23 +288,27 @@ export class LeadScorer implements INodeType {
 					return typeof leadId === 'string';
 				});
 			}
-			for (let from = 0; from < batch.items.length; from += BATCH_SIZE) {
-				const chunk = batch.items.slice(from, from + BATCH_SIZE);
-				try {
-					const results = await sql.$transaction((tx) => runBatch(tx, batch, chunk));
-					chunk.forEach((item, n) => (outcomes[item.index] = results[n]));
-				} catch {
-					// Item by item, so the error names the item that caused it and the others still commit.
-					for (const item of chunk) {
-						try {
-							const [result] = await sql.$transaction((tx) => runBatch(tx, batch, [item]));
-							outcomes[item.index] = result;
-						} catch (error) {
-							fail(item.index, error);
+			// Parts share no lead and no browser: they are written by transactions at once, and the
+			// items of one lead or browser still act as if run one after the other.
+			const parts = disjointParts(batch.items, partKeys, transactionsAtOnce(sql), MIN_ITEMS_PER_TRANSACTION);
+			await inTurns(parts, transactionsAtOnce(sql), async (part) => {
+				for (let from = 0; from < part.length; from += BATCH_SIZE) {
+					const chunk = part.slice(from, from + BATCH_SIZE);
+					try {
+						const results = await sql.$transaction((tx) => runBatch(tx, batch, chunk));
+						chunk.forEach((item, n) => (outcomes[item.index] = results[n]));
+					} catch {
+						for (const item of chunk) {
+							try {
+								const [result] = await sql.$transaction((tx) => runBatch(tx, batch, [item]));
+								outcomes[item.index] = result;
+							} catch (error) {
+								fail(item.index, error);
+							}
 						}
 					}
 				}
-			}
+			});
 		}
 
 		for (const { index, context, limit } of stale) {

@@ -281,8 +281,9 @@ FROM leads WHERE site_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id FOR UPD
  */
 const EPOCH_MS = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
 
+/** A lead's visitors in the order it met them, so its output names them alike however its rows lie. */
 const LINKED_VISITORS = `SELECT id, anonymous_id AS "anonymousId", first_touch AS "firstTouch", lead_id AS "leadId", ${EPOCH_MS('first_seen_at')} AS "firstSeenAt"
-FROM visitors WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[])`;
+FROM visitors WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[]) ORDER BY first_seen_at, anonymous_id`;
 
 const HISTORY_EVENTS = `
 SELECT event_id::text AS "eventId", type, name, url, ${EPOCH_MS('occurred_at')} AS "occurredAt", ${EPOCH_MS('received_at')} AS "storedAt", anonymous_id AS "anonymousId"

@@ -1,6 +1,7 @@
 import type { EventItem } from '../../lib/contracts/delivery';
 import type { RawDatabase, RawSql } from '../../lib/db/rawSql';
 import type { ResolvedSite } from '../shared/subjects';
+import { inTurns, transactionsAtOnce } from '../shared/transactions';
 import { earliestEvent, eventRow, eventsByVisitor, planVisit, type SessionFacts, type StoredEvent, type VisitOptions } from './visits';
 
 /** An event as the node takes it: the delivery contract's event item (lib/contracts/delivery.ts). */
@@ -139,13 +140,6 @@ WHERE id = ANY($1::uuid[])`;
  */
 const VISITORS_PER_TRANSACTION = 500;
 
-/**
- * Transactions one execution runs at once, at most and never more than half the pool, so another
- * execution always finds a connection: while one transaction waits for Postgres, the node plans
- * the next one's visits, and Postgres works on more than one core.
- */
-const TRANSACTIONS_AT_ONCE = 4;
-
 /** Events below which a batch is not split further for concurrency: a transaction's round trips cost more than they would save. */
 const MIN_EVENTS_PER_TRANSACTION = 1_000;
 
@@ -200,25 +194,10 @@ export async function processEvents(
 ): Promise<Map<string, SessionSummary>> {
 	const summaries = new Map<string, SessionSummary>();
 	const visitors = [...eventsByVisitor(incoming)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-	const atOnce = Math.max(1, Math.min(TRANSACTIONS_AT_ONCE, Math.floor(db.concurrency / 2)));
-	const parts = transactionParts(visitors, atOnce);
-	let next = 0;
-	let failed = false;
-	const takeTurns = async () => {
-		for (let part = parts[next++]; part && !failed; part = parts[next++]) {
-			try {
-				await db.$transaction(async (tx) => await processVisitors(tx, site, part, options, now, summaries));
-			} catch (error) {
-				failed = true;
-				throw error;
-			}
-		}
-	};
+	const atOnce = transactionsAtOnce(db);
 	// Every transaction has ended before the node answers: a part that failed stops the ones not
 	// begun, and those already committed are rebuilt unchanged by the retry.
-	const outcomes = await Promise.allSettled(Array.from({ length: Math.min(atOnce, parts.length) }, takeTurns));
-	const failure = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
-	if (failure) throw failure.reason;
+	await inTurns(transactionParts(visitors, atOnce), atOnce, (part) => db.$transaction(async (tx) => await processVisitors(tx, site, part, options, now, summaries)));
 	return summaries;
 }
 

@@ -379,6 +379,101 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		}
 	});
 
+	it('writes a large batch by transactions at once, and stores what one transaction at a time stores', async () => {
+		const people = 360;
+		// The same event ids on both sites: score rows name the event that caused them.
+		const eventIds = Array.from({ length: people * 3 }, () => uuidv7());
+		const sites = await Promise.all(
+			['parts-pooled', 'parts-single'].map(async (name) => {
+				const created = await createTestSite(prisma, name);
+				const config = { site: { key: created.key, name, domain: `${created.key}.example` }, tracking: { allowedOrigins: [`https://${created.key}.example`] }, crm: CRM };
+				await prisma.site.update({ where: { id: created.id }, data: { config } });
+				const paths = ['/pricing', '/', '/careers/dev'];
+				await storeEvents(
+					prisma,
+					Array.from({ length: people }, (_, n) =>
+						paths.map((path, e) => ({
+							siteId: created.id,
+							eventId: eventIds[n * 3 + e],
+							anonymousId: `browser-${n}`,
+							type: e === 2 && n % 4 === 0 ? 'form_submit' : 'pageview',
+							url: `https://${created.key}.example${path}`,
+							path,
+							occurredAt: new Date(Date.now() - (n % 30) * DAY - e * HOUR),
+						})),
+					).flat(),
+				);
+				return created;
+			}),
+		);
+		// Every 40th item repeats the lead of an item 39 before it, every 50th names the browser of an earlier item: items
+		// far apart in the batch, which must still go into one transaction and act in their order.
+		const emailOf = (n: number) => `person-${n}@${n % 3 === 0 ? 'gmail.com' : 'acme.io'}`;
+		const itemsOf = (target: { id: string; key: string }) =>
+			Array.from({ length: people }, (_, n) => ({
+				site: target.key,
+				siteId: target.id,
+				kind: 'lead',
+				lead: {
+					site: target.key,
+					consent: true,
+					email: emailOf(n % 40 === 39 ? n - 39 : n),
+					anonymousId: `browser-${n % 50 === 49 ? (n >= 149 ? n - 149 : n - 1) : n}`,
+					jobTitle: n % 2 ? 'CTO' : 'Engineer',
+				},
+				receivedAt: new Date().toISOString(),
+			}));
+		await prisma.$executeRawUnsafe('CREATE TABLE lead_writers (site_id uuid, pid int, xid bigint)');
+		await prisma.$executeRawUnsafe(`CREATE FUNCTION note_lead_writer() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN INSERT INTO lead_writers VALUES (NEW.site_id, pg_backend_pid(), txid_current()); RETURN NEW; END $$`);
+		await prisma.$executeRawUnsafe('CREATE TRIGGER note_lead_writer AFTER INSERT ON leads FOR EACH ROW EXECUTE FUNCTION note_lead_writer()');
+		try {
+			const pooled = await runWorkflow(workflow(), { input: itemsOf(sites[0]), credentials: credentials(), throwOnError: true });
+			await disconnectAll();
+			const single = await runWorkflow(workflow(), { input: itemsOf(sites[1]), credentials: { postgres: { ...postgresCredential(), maxConnections: 1 } }, throwOnError: true });
+			await disconnectAll();
+
+			const writers = async (siteId: string) =>
+				(await prisma.$queryRawUnsafe<Array<{ pids: number; transactions: number }>>(`SELECT count(DISTINCT pid)::int AS pids, count(DISTINCT xid)::int AS transactions FROM lead_writers WHERE site_id = $1::uuid`, siteId))[0];
+			const atOnce = await writers(sites[0].id);
+			expect(atOnce.transactions).toBeGreaterThan(1);
+			expect(atOnce.pids).toBeGreaterThan(1);
+			expect(await writers(sites[1].id)).toEqual({ pids: 1, transactions: 1 });
+
+			const reported = (result: typeof pooled) => {
+				const outputs = result.outputOf('Lead Scorer', 0);
+				const emailOf = new Map(outputs.map((item) => [item.leadId as string, (item.lead as IDataObject).email]));
+				return outputs.map((item) => ({
+					email: (item.lead as IDataObject).email,
+					visitors: (item.lead as IDataObject).visitors,
+					events: (item.lead as IDataObject).events,
+					total: (item.scoring as IDataObject).total,
+					rowsWritten: (item.scoring as IDataObject).rowsWritten,
+					stageChange: item.stageChange,
+					visitorOfOtherLead: item.visitorOfOtherLead === undefined ? undefined : emailOf.get(item.visitorOfOtherLead as string),
+				}));
+			};
+			const stored = async (siteId: string) => ({
+				leads: await prisma.lead.findMany({ where: { siteId }, orderBy: { email: 'asc' }, select: { email: true, score: true, lifecycleStage: true, jobTitle: true } }),
+				visitors: (await prisma.visitor.findMany({ where: { siteId }, orderBy: { anonymousId: 'asc' }, select: { anonymousId: true, lead: { select: { email: true } } } })).map((visitor) => [visitor.anonymousId, visitor.lead?.email]),
+				scores: (await prisma.leadScore.findMany({ where: { siteId }, select: { rule: true, delta: true, causeKey: true, lead: { select: { email: true } } } }))
+					.map((row) => `${row.lead.email} ${row.rule} ${row.delta.toFixed(6)} ${row.causeKey}`)
+					.sort(),
+				stages: (await prisma.leadStageChange.findMany({ where: { siteId }, select: { fromStage: true, toStage: true, lead: { select: { email: true } } } })).map((row) => `${row.lead.email} ${row.fromStage}→${row.toStage}`).sort(),
+			});
+			expect(reported(pooled)).toEqual(reported(single));
+			expect(reported(pooled).filter((item) => item.visitorOfOtherLead)).toHaveLength(7);
+			const [pooledRows, singleRows] = [await stored(sites[0].id), await stored(sites[1].id)];
+			expect(pooledRows).toEqual(singleRows);
+			expect(pooledRows.leads).toHaveLength(people - 9);
+			expect(pooledRows.scores.length).toBeGreaterThan(people);
+		} finally {
+			await prisma.$executeRawUnsafe('DROP TRIGGER note_lead_writer ON leads');
+			await prisma.$executeRawUnsafe('DROP FUNCTION note_lead_writer()');
+			await prisma.$executeRawUnsafe('DROP TABLE lead_writers');
+		}
+	});
+
 	it('when the database refuses a batch, writes its items one by one so only the refused item fails', async () => {
 		// A row the database refuses although the item is valid (as a constraint added by an operator would).
 		await prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_lead() RETURNS trigger LANGUAGE plpgsql AS $$
