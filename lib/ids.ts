@@ -9,15 +9,28 @@ import { randomFillSync } from 'node:crypto';
 export function uuidv7s(count: number, now = Date.now()): string[] {
 	const random = randomFillSync(Buffer.allocUnsafe(count * 10));
 	const time = now.toString(16).padStart(12, '0');
-	const prefix = `${time.slice(0, 8)}-${time.slice(8, 12)}-7`;
+	const template = Buffer.from(`${time.slice(0, 8)}-${time.slice(8, 12)}-7000-8000-000000000000`, 'latin1');
+	// The ids' text is written into one buffer and each id read from it as one flat string: a
+	// batch takes thousands, and building each from slices left several string objects per id.
+	const text = Buffer.allocUnsafe(count * 36);
 	const ids = new Array<string>(count);
 	for (let i = 0; i < count; i++) {
-		const hex = random.toString('hex', i * 10, i * 10 + 10);
-		const variant = (8 | (parseInt(hex[3], 16) & 3)).toString(16);
-		ids[i] = `${prefix}${hex.slice(0, 3)}-${variant}${hex.slice(4, 7)}-${hex.slice(8, 20)}`;
+		const at = i * 36;
+		template.copy(text, at);
+		const bits = i * 10;
+		for (let n = 0; n < 3; n++) text[at + 15 + n] = HEX[nibble(random, bits, n)];
+		text[at + 19] = HEX[8 | (nibble(random, bits, 3) & 3)];
+		for (let n = 0; n < 3; n++) text[at + 20 + n] = HEX[nibble(random, bits, 4 + n)];
+		for (let n = 0; n < 12; n++) text[at + 24 + n] = HEX[nibble(random, bits, 8 + n)];
+		ids[i] = text.toString('latin1', at, at + 36);
 	}
 	return ids;
 }
+
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+
+/** The `n`th four bits of the random bytes from `from`, high half of a byte first. */
+const nibble = (random: Buffer, from: number, n: number): number => (random[from + (n >> 1)] >> (n & 1 ? 0 : 4)) & 15;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -33,20 +33,18 @@ export interface PhoneFacts {
 	type: string | null;
 }
 
-function domainListed(domain: string, list: ReadonlySet<string>): boolean {
-	if (list.has(domain)) return true;
-	// Lists name the registrable domain; mail often comes from a subdomain of it (mail.yopmail.com).
-	const registrable = getDomain(domain);
-	return registrable !== null && registrable !== domain && list.has(registrable);
-}
+/** Lists name the registrable domain; mail often comes from a subdomain of it (mail.yopmail.com). */
+const listed = (list: ReadonlySet<string>, domain: string, registrable: string | null): boolean => list.has(domain) || (registrable !== null && list.has(registrable));
 
 export function emailFacts(raw: string): EmailFacts {
 	const address = raw.trim().toLowerCase();
 	const validSyntax = address.length <= 254 && EMAIL_SYNTAX.test(address);
 	const domain = validSyntax ? address.slice(address.lastIndexOf('@') + 1) : null;
-	const freeMail = domain !== null && domainListed(domain, FREE);
-	const disposable = domain !== null && domainListed(domain, DISPOSABLE);
-	const companyDomain = domain !== null && !freeMail && !disposable ? getDomain(domain) : null;
+	// One public-suffix lookup per address: the lists and the company domain all ask for it.
+	const registrable = domain === null ? null : getDomain(domain);
+	const freeMail = domain !== null && listed(FREE, domain, registrable);
+	const disposable = domain !== null && listed(DISPOSABLE, domain, registrable);
+	const companyDomain = domain !== null && !freeMail && !disposable ? registrable : null;
 	return { address, validSyntax, domain, freeMail, disposable, companyDomain };
 }
 
