@@ -63,7 +63,7 @@ describe('the Email Orchestrator on a site with privacy.encryptPii', () => {
 		const transport = smtpTransport({ host: '127.0.0.1', port: sink.port, secure: false, disableStartTls: true });
 		try {
 			const sender = { transport, receiverUrl: 'http://127.0.0.1:3000', tokenSecret: 'token-secret-of-at-least-32-characters', from: { address: 'hello@mail.example' }, keyring };
-			expect(await sendDueSteps(prisma, site, sender, now, 10)).toEqual([expect.objectContaining({ leadId, outcome: 'sent' })]);
+			expect(await sendDueSteps(prisma, site, sender, () => now, 10)).toEqual([expect.objectContaining({ leadId, outcome: 'sent' })]);
 		} finally {
 			transport.close();
 		}

@@ -130,7 +130,7 @@ describe('rotating the PII key of a site with privacy.encryptPii', () => {
 		const transport = smtpTransport(catcherCredential(catcher.host, catcher.port));
 		try {
 			const sender = { transport, receiverUrl: 'http://127.0.0.1:3000', tokenSecret: 'token-secret-of-at-least-32-characters', from: { address: `hello@${site.domain}` }, keyring };
-			const sent = await sendDueSteps(prisma, site, sender, now, people.length, enrollments);
+			const sent = await sendDueSteps(prisma, site, sender, () => now, people.length, enrollments);
 			expect(sent.map((outcome) => outcome.outcome)).toEqual(people.map(() => 'sent'));
 		} finally {
 			transport.close();

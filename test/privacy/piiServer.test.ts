@@ -90,7 +90,7 @@ describe('the receiver’s pages and routes on a site with privacy.encryptPii', 
 		const transport = smtpTransport(catcherCredential(catcher.host, catcher.port));
 		try {
 			const sender = { transport, receiverUrl: receiver.url, tokenSecret: 'token-secret-of-at-least-32-characters', from: { address: `hello@${key}.example` }, keyring };
-			expect(await sendDueSteps(prisma, site, sender, now, 10)).toEqual([expect.objectContaining({ leadId, outcome: 'sent' })]);
+			expect(await sendDueSteps(prisma, site, sender, () => now, 10)).toEqual([expect.objectContaining({ leadId, outcome: 'sent' })]);
 		} finally {
 			transport.close();
 		}

@@ -3,7 +3,7 @@ import { updateDisplayOptions, type ICredentialDataDecryptedObject, type IDataOb
 import { findLeadId, siteCipherOf } from '../../shared/leads';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem } from '../../shared/items';
-import { apiCredentialOf, nowOf, type OperationContext } from '../helpers/context';
+import { apiCredentialOf, clockOf, type OperationContext } from '../helpers/context';
 import { smtpTransport } from '../transport';
 import { enteredStages, triggeredBy } from '../triggers';
 import { enrollLead, type EnrollmentSummary } from './enroll.operation';
@@ -98,7 +98,8 @@ export async function enrollByTrigger(
 ): Promise<IDataObject[]> {
 	const json = this.getInputData()[i].json;
 	const site = await sites.siteOf(siteKeyOf(this, i));
-	const now = nowOf(options.asOf);
+	const clock = clockOf(options.asOf);
+	const now = clock();
 	const cipher = siteCipherOf(api, site);
 	const leadId = await findLeadId(prisma, site.id, String(reference ?? ''), cipher);
 	const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true, lifecycleStage: true, tags: { select: { tag: true } } } });
@@ -114,6 +115,6 @@ export async function enrollByTrigger(
 	// The sender is checked only when there is something to send: a lead no trigger matches
 	// passes on, whatever the site's email settings. An enrollment written before a missing
 	// sender stops the item is found again by the retry, which then sends its step.
-	const sends = active.length === 0 ? [] : await sendDueSteps(prisma, site, senderOf(site, options, api, transport), now, active.length, active);
+	const sends = active.length === 0 ? [] : await sendDueSteps(prisma, site, senderOf(site, options, api, transport), clock, active.length, active);
 	return [{ ...json, leadId, enrollments, sends }];
 }

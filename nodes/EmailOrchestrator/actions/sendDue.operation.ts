@@ -11,7 +11,7 @@ import { forEachItem, InputError } from '../../shared/items';
 import { piiKeyringOf } from '../../shared/leads';
 import { CONFIRMATION_KEY_PREFIX } from '../../../lib/consent';
 import { consentGateFor, sendConfirmation } from '../confirmation';
-import { apiCredentialOf, nowOf, type OperationContext } from '../helpers/context';
+import { apiCredentialOf, clockOf, type OperationContext } from '../helpers/context';
 import { cipherOf } from '../helpers/pii';
 import { missedEnrollments, recoveryWindow } from '../recovery';
 import { renderEmail } from '../render';
@@ -297,13 +297,16 @@ async function sendStep(
 
 /**
  * Sends the due steps of the site's sequences (or only of the enrollments `only` names), each
- * once; one report per enrollment handled.
+ * once; one report per enrollment handled. Each is claimed, reserved and sent at `clock`'s time
+ * when the run reaches it: a run that mails for minutes and stamped every lease and reservation
+ * with its start would leave them looking lapsed to another run while it is still on them.
  */
-export async function sendDueSteps(prisma: PrismaClient, site: ResolvedSite, sender: Sender, now: Date, limit: number, only: string[] | null = null): Promise<IDataObject[]> {
+export async function sendDueSteps(prisma: PrismaClient, site: ResolvedSite, sender: Sender, clock: () => Date, limit: number, only: string[] | null = null): Promise<IDataObject[]> {
 	if (only !== null && only.length === 0) return [];
 	const handled: string[] = [];
 	const results: IDataObject[] = [];
 	while (handled.length < limit) {
+		const now = clock();
 		const id = await claimNext(prisma, site.id, now, only, handled);
 		if (id === null) break;
 		handled.push(id);
@@ -396,7 +399,8 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 		return await forEachItem.call(this, glue, async (i) => {
 			const siteKey = siteKeyOf(this, i);
 			const options = this.getNodeParameter('options', i, {}) as IDataObject;
-			const now = nowOf(options.asOf);
+			const clock = clockOf(options.asOf);
+			const now = clock();
 			const batchSize = this.getNodeParameter('batchSize', i, 50) as number;
 			const results: IDataObject[] = [];
 			for (const key of siteKey === '*' ? await sitesWithRecentMoves(prisma, now) : [siteKey]) {
@@ -408,7 +412,7 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 			const keys = siteKey === '*' ? await sitesWithDueSteps(prisma, now) : [siteKey];
 			for (const key of keys) {
 				const site = await sites.siteOf(key);
-				results.push(...(await sendDueSteps(prisma, site, senderOf(site, options, api, transport), now, batchSize)));
+				results.push(...(await sendDueSteps(prisma, site, senderOf(site, options, api, transport), clock, batchSize)));
 			}
 			return results;
 		});

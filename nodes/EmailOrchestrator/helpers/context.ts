@@ -33,6 +33,16 @@ export async function apiCredentialOf(context: IExecuteFunctions): Promise<ICred
 }
 
 /** The `asOf` option, or the current time; a wrong value names the parameter. */
+/**
+ * A run's clock: the As Of time, fixed, for a backfill; else the wall clock, read anew each time
+ * the run reaches its next piece of work.
+ */
+export function clockOf(value: unknown): () => Date {
+	if (value === undefined || value === null || value === '') return () => new Date();
+	const at = nowOf(value);
+	return () => at;
+}
+
 export function nowOf(value: unknown): Date {
 	if (value === undefined || value === null || value === '') return new Date();
 	const now = new Date(value as string);
