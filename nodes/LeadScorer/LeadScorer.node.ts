@@ -298,6 +298,7 @@ export class LeadScorer implements INodeType {
 						const results = await sql.$transaction((tx) => runBatch(tx, batch, chunk));
 						chunk.forEach((item, n) => (outcomes[item.index] = results[n]));
 					} catch {
+						// Item by item, so the error names the item that caused it and the others still commit.
 						for (const item of chunk) {
 							try {
 								const [result] = await sql.$transaction((tx) => runBatch(tx, batch, [item]));
