@@ -32,7 +32,6 @@ export async function apiCredentialOf(context: IExecuteFunctions): Promise<ICred
 	return await context.getCredentials('trackingCrmApi');
 }
 
-/** The `asOf` option, or the current time; a wrong value names the parameter. */
 /**
  * A run's clock: the As Of time, fixed, for a backfill; else the wall clock, read anew each time
  * the run reaches its next piece of work.
@@ -43,6 +42,7 @@ export function clockOf(value: unknown): () => Date {
 	return () => at;
 }
 
+/** The `asOf` option, or the current time; a wrong value names the parameter. */
 export function nowOf(value: unknown): Date {
 	if (value === undefined || value === null || value === '') return new Date();
 	const now = new Date(value as string);
