@@ -409,6 +409,9 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		// Every 40th item repeats the lead of an item 39 before it, every 50th names the browser of an earlier item: items
 		// far apart in the batch, which must still go into one transaction and act in their order.
 		const emailOf = (n: number) => `person-${n}@${n % 3 === 0 ? 'gmail.com' : 'acme.io'}`;
+		// One receipt time for every item of both runs: a browser is first seen when its item was received,
+		// and a lead lists its browsers in the order it met them.
+		const receivedAt = new Date().toISOString();
 		const itemsOf = (target: { id: string; key: string }) =>
 			Array.from({ length: people }, (_, n) => ({
 				site: target.key,
@@ -421,7 +424,7 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 					anonymousId: `browser-${n % 50 === 49 ? (n >= 149 ? n - 149 : n - 1) : n}`,
 					jobTitle: n % 2 ? 'CTO' : 'Engineer',
 				},
-				receivedAt: new Date().toISOString(),
+				receivedAt,
 			}));
 		await prisma.$executeRawUnsafe('CREATE TABLE lead_writers (site_id uuid, pid int, xid bigint)');
 		await prisma.$executeRawUnsafe(`CREATE FUNCTION note_lead_writer() RETURNS trigger LANGUAGE plpgsql AS $$
