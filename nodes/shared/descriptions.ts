@@ -59,11 +59,33 @@ export function readsItemOnly(parameter: unknown): RegExpExecArray | null {
 	return typeof parameter === 'string' ? ITEM_FIELDS.exec(parameter) : null;
 }
 
-function fieldOf(json: unknown, path: string): unknown {
-	let value = json;
-	for (const key of path.split(/\??\./).slice(1)) value = value !== null && typeof value === 'object' && Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined;
-	return value;
+/** Reads one item's value of a parameter that reads fields of the item only. */
+type ItemReader = (json: unknown) => unknown;
+
+/** `$json.lead?.email` as the keys it walks: `['lead', 'email']`. */
+const keysOf = (path: string): string[] => path.split(/\??\./).slice(1);
+
+/** The reader of a parameter that reads fields of the item only; null for any other parameter. */
+function itemReaderOf(parameter: unknown): ItemReader | null {
+	const fields = readsItemOnly(parameter);
+	if (!fields) return null;
+	const paths = fields[1].split('||').map((path) => keysOf(path.trim()));
+	return (json) => {
+		let value: unknown;
+		for (const keys of paths) {
+			value = json;
+			for (const key of keys) value = value !== null && typeof value === 'object' && Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined;
+			if (value) break;
+		}
+		return value;
+	};
 }
+
+/**
+ * The item readers of one execution, by parameter. n8n's getNode() copies the whole node on every
+ * call: once per parameter and execution, not once per item.
+ */
+const readersOf = new WeakMap<IExecuteFunctions, Map<string, ItemReader | null>>();
 
 /**
  * A parameter's value for one item. One that only reads fields of the item is read from the item
@@ -73,17 +95,12 @@ function fieldOf(json: unknown, path: string): unknown {
  * on a small item.
  */
 export function itemParameter(context: IExecuteFunctions, name: string, itemIndex: number, fallback: unknown = ''): unknown {
-	const parameter = context.getNode().parameters[name];
-	const fields = readsItemOnly(parameter);
-	if (!fields) return context.getNodeParameter(name, itemIndex, fallback);
-	const json = context.getInputData()[itemIndex]?.json;
-	const paths = fields[1].split('||').map((path) => path.trim());
-	let value: unknown;
-	for (const path of paths) {
-		value = fieldOf(json, path);
-		if (value) break;
-	}
-	return value;
+	let readers = readersOf.get(context);
+	if (!readers) readersOf.set(context, (readers = new Map()));
+	let reader = readers.get(name);
+	if (reader === undefined) readers.set(name, (reader = itemReaderOf(context.getNode().parameters[name])));
+	if (!reader) return context.getNodeParameter(name, itemIndex, fallback);
+	return reader(context.getInputData()[itemIndex]?.json);
 }
 
 /** The Site Key of one item; an empty one (no "site" in the item) names the parameter and the fix. */
