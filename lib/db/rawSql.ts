@@ -80,48 +80,61 @@ function argOf(value: unknown): unknown {
 	return value;
 }
 
-/** A column's value as Prisma's `$queryRawUnsafe` returns it. */
-function valueOf(type: ColumnType, value: unknown): unknown {
-	if (value === null) return null;
+type Converter = (value: unknown) => unknown;
+
+const dateOf: Converter = (value) => new Date(value as string);
+const eachOf =
+	(convert: Converter): Converter =>
+	(value) =>
+		(value as unknown[]).map((element) => (element === null ? null : convert(element)));
+
+/** The conversion that makes a column's values what Prisma's `$queryRawUnsafe` returns; null for a column whose values already are. */
+function converterOf(type: ColumnType): Converter | null {
 	switch (type) {
 		case ColumnTypeEnum.Int32:
-			return Math.trunc(Number(value));
+			return (value) => Math.trunc(Number(value));
 		case ColumnTypeEnum.Int64:
-			return BigInt(typeof value === 'number' ? Math.trunc(value) : (value as string));
+			return (value) => BigInt(typeof value === 'number' ? Math.trunc(value) : (value as string));
 		case ColumnTypeEnum.Numeric:
 			// Prisma's Decimal would need decimal.js in every node; the exact text keeps every digit.
-			return String(value);
+			return String;
 		case ColumnTypeEnum.Json:
-			return typeof value === 'string' ? JSON.parse(value) : value;
+			return (value) => (typeof value === 'string' ? JSON.parse(value) : value);
 		case ColumnTypeEnum.Boolean:
-			return typeof value === 'boolean' ? value : value === 'true' || value === '1' || value === 1;
+			return (value) => (typeof value === 'boolean' ? value : value === 'true' || value === '1' || value === 1);
 		case ColumnTypeEnum.DateTime:
 		case ColumnTypeEnum.Date:
-			return new Date(value as string);
+			return dateOf;
 		case ColumnTypeEnum.Time:
-			return new Date(`1970-01-01T${value as string}Z`);
+			return (value) => new Date(`1970-01-01T${value as string}Z`);
 		case ColumnTypeEnum.Int32Array:
-			return (value as unknown[]).map((element) => valueOf(ColumnTypeEnum.Int32, element));
+			return eachOf(converterOf(ColumnTypeEnum.Int32) as Converter);
 		case ColumnTypeEnum.Int64Array:
-			return (value as unknown[]).map((element) => valueOf(ColumnTypeEnum.Int64, element));
+			return eachOf(converterOf(ColumnTypeEnum.Int64) as Converter);
 		case ColumnTypeEnum.JsonArray:
-			return (value as unknown[]).map((element) => valueOf(ColumnTypeEnum.Json, element));
+			return eachOf(converterOf(ColumnTypeEnum.Json) as Converter);
 		case ColumnTypeEnum.BooleanArray:
-			return (value as unknown[]).map((element) => valueOf(ColumnTypeEnum.Boolean, element));
+			return eachOf(converterOf(ColumnTypeEnum.Boolean) as Converter);
 		case ColumnTypeEnum.DateTimeArray:
 		case ColumnTypeEnum.DateArray:
-			return (value as unknown[]).map((element) => valueOf(ColumnTypeEnum.DateTime, element));
+			return eachOf(dateOf);
 		default:
-			return value;
+			return null;
 	}
 }
 
+/** The rows as records; each column's conversion is looked up once per result, not once per value. */
 function rowsOf(result: SqlResultSet): Array<Record<string, unknown>> {
 	const { columnNames, columnTypes, rows } = result;
 	const width = columnNames.length;
+	const converters = columnTypes.map(converterOf);
 	return rows.map((row) => {
 		const record: Record<string, unknown> = {};
-		for (let column = 0; column < width; column++) record[columnNames[column]] = valueOf(columnTypes[column], row[column]);
+		for (let column = 0; column < width; column++) {
+			const value = row[column];
+			const convert = converters[column];
+			record[columnNames[column]] = value === null || convert === null ? value : convert(value);
+		}
 		return record;
 	});
 }
