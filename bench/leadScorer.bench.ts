@@ -162,6 +162,8 @@ async function engineBench(): Promise<void> {
 
 		// A lead scored for years: a rescore that finds decayed points adds a row per decaying rule,
 		// so ledgers grow without bound. These rows, older than the leads' own, cancel out in pairs.
+		// Written here behind the scorer's back, as by a version before the ledger summary: the leads'
+		// summaries are dropped, the first rescore sums their rows once, the next reads the summary.
 		const historyRows = 200;
 		await prisma.$executeRawUnsafe(
 			`INSERT INTO lead_scores (id, site_id, lead_id, rule, delta, score_after, cause, cause_key, occurred_at, created_at)
@@ -172,14 +174,17 @@ async function engineBench(): Promise<void> {
 			new Date(now),
 			historyRows,
 		);
+		await prisma.$executeRawUnsafe(`UPDATE leads SET ledger_summary = NULL WHERE site_id = $1::uuid AND email LIKE 'vlead%'`, site.id);
 		await prisma.$executeRawUnsafe('ANALYZE lead_scores');
-		const ledgerStarted = process.hrtime.bigint();
-		const longLedgers = await runWorkflow(rescoreVisitor, { input: visitorItems('v'), credentials, nodeTypes, throwOnError: true });
-		const ledgerSeconds = Number(process.hrtime.bigint() - ledgerStarted) / 1e9;
-		const written = longLedgers.outputOf('Lead Scorer').reduce((sum, item) => sum + Number((item.scoring as { rowsWritten: number }).rowsWritten), 0);
-		console.log(
-			`  Rescore Visitor's Lead, the same ${LEADS} leads with ${historyRows} more ledger rows each (years of decay rows): ${ledgerSeconds.toFixed(2)} s → ${(LEADS / ledgerSeconds).toFixed(0)} items/s; ${written} rows written`,
-		);
+		for (const label of ['first rescore, summing their rows', 'the next, reading the summary']) {
+			const ledgerStarted = process.hrtime.bigint();
+			const longLedgers = await runWorkflow(rescoreVisitor, { input: visitorItems('v'), credentials, nodeTypes, throwOnError: true });
+			const ledgerSeconds = Number(process.hrtime.bigint() - ledgerStarted) / 1e9;
+			const written = longLedgers.outputOf('Lead Scorer').reduce((sum, item) => sum + Number((item.scoring as { rowsWritten: number }).rowsWritten), 0);
+			console.log(
+				`  Rescore Visitor's Lead, the same ${LEADS} leads with ${historyRows} more ledger rows each (years of decay rows), ${label}: ${ledgerSeconds.toFixed(2)} s → ${(LEADS / ledgerSeconds).toFixed(0)} items/s; ${written} rows written`,
+			);
+		}
 	} finally {
 		await disconnectAll();
 		await prisma.$disconnect();

@@ -74,6 +74,43 @@ export function recordedRules(summaries: readonly LedgerSummary[]): Map<string, 
 	return byLead;
 }
 
+/**
+ * One rule of a lead's `ledger_summary`: `[sum, rows, evidence, at, storedAt]`, a {@link RecordedRule}
+ * as the Lead Scorer stores it with every row it writes (times in epoch ms, null when unknown).
+ */
+export type SummaryEntry = [sum: number, rows: number, evidence: string, at: number | null, storedAt: number | null];
+
+const isSummaryEntry = (entry: unknown): entry is SummaryEntry =>
+	Array.isArray(entry) &&
+	entry.length === 5 &&
+	typeof entry[0] === 'number' &&
+	Number.isInteger(entry[1]) &&
+	typeof entry[2] === 'string' &&
+	(entry[3] === null || typeof entry[3] === 'number') &&
+	(entry[4] === null || typeof entry[4] === 'number');
+
+/**
+ * What a lead's stored `ledger_summary` says its rows record per rule; null when there is none to
+ * trust (never stored, or not of its shape), and the rows must be summed instead.
+ */
+export function recordedOfSummary(summary: unknown): Map<string, RecordedRule> | null {
+	if (summary === null || typeof summary !== 'object' || Array.isArray(summary)) return null;
+	const recorded = new Map<string, RecordedRule>();
+	for (const [rule, entry] of Object.entries(summary)) {
+		if (!isSummaryEntry(entry)) return null;
+		const [sum, rows, evidence, at, storedAt] = entry;
+		recorded.set(rule, { sum, rows, evidence, written: at !== null && storedAt !== null ? { at, storedAt } : undefined });
+	}
+	return recorded;
+}
+
+/** The `ledger_summary` of what a lead's rows record: what {@link recordedOfSummary} reads back. */
+export function summaryOf(recorded: ReadonlyMap<string, RecordedRule>): Record<string, SummaryEntry> {
+	const summary: Record<string, SummaryEntry> = {};
+	for (const [rule, { sum, rows, evidence, written }] of recorded) summary[rule] = [sum, rows, evidence, written?.at ?? null, written?.storedAt ?? null];
+	return summary;
+}
+
 /** A `lead_scores` row to add. */
 export interface ScoreRow {
 	rule: string;
@@ -129,27 +166,33 @@ export interface LinkedVisitor {
 	linkedNow?: boolean;
 }
 
-/** A row of a browser's history as it joins the lead's: now, for a browser linked now (no ledger row counted it). */
-const joined = <T extends { storedAt?: number }>(row: T, visitor: LinkedVisitor): T => (visitor.linkedNow ? { ...row, storedAt: Infinity } : row);
+/** When a row of a browser's history joined the lead's: now, for a browser linked now (no ledger row counted it). */
+const joinedAt = (storedAt: number | undefined, visitor: LinkedVisitor): number | undefined => (visitor.linkedNow ? Infinity : storedAt);
 
-/** A stored event of one of the linked browsers. */
-export interface StoredEvent extends ScoringEvent {
+/** A stored event as the store reads a browser's: `[eventId, type, name, url, occurredAt, storedAt]`, times in epoch ms. */
+export type StoredEvent = [eventId: string, type: string, name: string | null, url: string | null, occurredAt: number, storedAt: number];
+
+/** The stored events of one of the linked browsers. */
+export interface BrowserHistory {
 	anonymousId: string;
+	events: readonly StoredEvent[];
 }
 
 /**
  * The events of each lead's history, by browser (anonymous id): a visitor is one browser, so its
  * events are those of its anonymous id, whether the Visitor Processor has linked them yet or not.
  */
-export function eventsByLead(visitors: readonly LinkedVisitor[], events: readonly StoredEvent[]): Map<string, ScoringEvent[]> {
+export function eventsByLead(visitors: readonly LinkedVisitor[], browsers: readonly BrowserHistory[]): Map<string, ScoringEvent[]> {
 	const byAnonymous = new Map(visitors.map((visitor) => [visitor.anonymousId, visitor]));
 	const byLead = new Map<string, ScoringEvent[]>();
-	for (const event of events) {
-		const visitor = byAnonymous.get(event.anonymousId);
+	for (const browser of browsers) {
+		const visitor = byAnonymous.get(browser.anonymousId);
 		if (!visitor) continue;
 		let list = byLead.get(visitor.leadId);
 		if (!list) byLead.set(visitor.leadId, (list = []));
-		list.push(joined(event, visitor));
+		for (const [eventId, type, name, url, occurredAt, storedAt] of browser.events) {
+			list.push({ eventId, type, name, url, occurredAt, storedAt: joinedAt(storedAt, visitor) });
+		}
 	}
 	return byLead;
 }
@@ -176,7 +219,7 @@ export function visitsByLead(visitors: readonly LinkedVisitor[], sessions: reado
 		if (!visitor) continue;
 		let visits = byLead.get(visitor.leadId);
 		if (!visits) byLead.set(visitor.leadId, (visits = new Map()));
-		visits.set(session.id, joined({ id: session.id, startedAt: session.startedAt, storedAt: session.storedAt }, visitor));
+		visits.set(session.id, { id: session.id, startedAt: session.startedAt, storedAt: joinedAt(session.storedAt, visitor) });
 	}
 	return new Map([...byLead].map(([leadId, visits]) => [leadId, [...visits.values()]]));
 }

@@ -17,7 +17,7 @@ import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
 import { retentionCutoff } from '../../lib/retention';
 import { browserClaims, LEAD_FIELDS, mergeEntries, mergeProperties, otherOwner, reportOnce, type LeadFields, type LeadProperties } from './batch';
-import { eventsByLead, recordedRules, rescore, visitsByLead, type LeadHistory, type LedgerSummary, type LinkedVisitor, type RecordedRule, type Rescored, type ScoreRow, type StoredEvent as RescoreEvent, type StoredLead, type StoredSession } from './rescore';
+import { eventsByLead, recordedOfSummary, recordedRules, rescore, summaryOf, visitsByLead, type LeadHistory, type LedgerSummary, type LinkedVisitor, type RecordedRule, type Rescored, type StoredEvent, type StoredLead, type StoredSession, type SummaryEntry } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 import { InputError } from '../shared/inputError';
 
@@ -263,6 +263,8 @@ interface LeadRow extends StoredLead {
 	emailHash: string;
 	firstName: string | null;
 	lastName: string | null;
+	/** What its rows record per rule, as the scorer last stored it; read by {@link recordedOfSummary}. */
+	ledgerSummary: unknown;
 }
 
 /**
@@ -272,30 +274,37 @@ interface LeadRow extends StoredLead {
  */
 const LOCK_LEADS = `
 SELECT id, email, email_hash AS "emailHash", first_name AS "firstName", last_name AS "lastName", company, job_title AS "jobTitle", country, source, phone,
-	lifecycle_stage AS "lifecycleStage", first_touch AS "firstTouch"
+	lifecycle_stage AS "lifecycleStage", first_touch AS "firstTouch", ledger_summary AS "ledgerSummary"
 FROM leads WHERE site_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`;
 
 /**
  * A time column as epoch milliseconds, the unit scoring compares in: a lead's history is read as
- * plain numbers rather than two Date objects per event, converted and copied again.
+ * plain numbers rather than two Date objects per event, converted and copied again. Every time the
+ * scorer reads is stored to the millisecond (timestamptz(3)), so the float epoch rounds back to it
+ * exactly; EXTRACT's exact numeric cost Postgres more than the rest of an event's row.
  */
-const EPOCH_MS = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
+const EPOCH_MS = (column: string) => `round(date_part('epoch', ${column}) * 1000)`;
 
 /** A lead's visitors in the order it met them, so its output names them alike however its rows lie. */
 const LINKED_VISITORS = `SELECT id, anonymous_id AS "anonymousId", first_touch AS "firstTouch", lead_id AS "leadId", ${EPOCH_MS('first_seen_at')} AS "firstSeenAt"
 FROM visitors WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[]) ORDER BY first_seen_at, anonymous_id`;
 
+/**
+ * Each browser's events as one JSON array of `[eventId, type, name, url, occurredAt, storedAt]`: a
+ * lead's history is its browsers' every event, and one value per browser costs the node a fraction
+ * of what a row per event does to receive and decode.
+ */
 const HISTORY_EVENTS = `
-SELECT event_id::text AS "eventId", type, name, url, ${EPOCH_MS('occurred_at')} AS "occurredAt", ${EPOCH_MS('received_at')} AS "storedAt", anonymous_id AS "anonymousId"
-FROM visitor_events WHERE site_id = $1::uuid AND anonymous_id = ANY($2::text[])`;
+SELECT anonymous_id AS "anonymousId", json_agg(json_build_array(event_id, type, name, url, ${EPOCH_MS('occurred_at')}, ${EPOCH_MS('received_at')}))::text AS events
+FROM visitor_events WHERE site_id = $1::uuid AND anonymous_id = ANY($2::text[]) GROUP BY anonymous_id`;
 
 const HISTORY_SESSIONS = `SELECT id, visitor_id AS "visitorId", ${EPOCH_MS('started_at')} AS "startedAt", ${EPOCH_MS('created_at')} AS "storedAt" FROM visitor_sessions WHERE site_id = $1::uuid AND visitor_id = ANY($2::uuid[])`;
 
 const LEAD_TAGS = `SELECT lead_id AS "leadId", tag FROM lead_tags WHERE lead_id = ANY($1::uuid[])`;
 
 /**
- * The ledger per lead and rule, summed in the database in the order the rows were written: a lead
- * gathers a decay row per rescore for years, and a rescore reads one row per rule, not all of them.
+ * The ledger per lead and rule, summed in the database in the order the rows were written: for a
+ * lead whose `ledger_summary` is not stored yet (scored before the column existed).
  */
 const LEDGER_BY_RULE = `
 SELECT lead_id AS "leadId", rule, sum(delta ORDER BY occurred_at, created_at) AS sum, count(*)::int AS rows,
@@ -309,59 +318,47 @@ export async function recordedLedger(prisma: Pick<Db, '$queryRawUnsafe'>, leadId
 	return recordedRules(await prisma.$queryRawUnsafe<LedgerSummary[]>(LEDGER_BY_RULE, [...leadIds]));
 }
 
+/** A lead's history, and the summary of its ledger to store when the lead had none stored. */
+interface LoadedHistory extends LeadHistory {
+	lead: LeadRow;
+	summed: Record<string, SummaryEntry> | null;
+}
+
 /** Everything a rescore reads about the leads, in id order; one statement per table. `linked`: the browsers this call linked. */
-async function loadHistories(prisma: Db, siteId: string, ids: readonly string[], cipher: PiiCipher | null, linked: ReadonlySet<string>): Promise<Array<LeadHistory & { lead: LeadRow }>> {
+async function loadHistories(prisma: Db, siteId: string, ids: readonly string[], cipher: PiiCipher | null, linked: ReadonlySet<string>): Promise<LoadedHistory[]> {
 	const leads = (await prisma.$queryRawUnsafe<LeadRow[]>(LOCK_LEADS, siteId, [...ids])).map((lead) => openLead(cipher, lead));
+	const recorded = new Map(leads.map((lead) => [lead.id, recordedOfSummary(lead.ledgerSummary)]));
+	const unsummed = leads.filter((lead) => recorded.get(lead.id) === null).map((lead) => lead.id);
+	const summed = unsummed.length === 0 ? new Map<string, Map<string, RecordedRule>>() : await recordedLedger(prisma, unsummed);
 	const visitors = await prisma.$queryRawUnsafe<LinkedVisitor[]>(LINKED_VISITORS, siteId, [...ids]);
 	for (const visitor of visitors) visitor.linkedNow = linked.has(visitor.anonymousId);
 	const visitorIds = visitors.map((visitor) => visitor.id);
-	const events = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<RescoreEvent[]>(HISTORY_EVENTS, siteId, visitors.map((visitor) => visitor.anonymousId));
-	const eventsOf = eventsByLead(visitors, events);
+	const browsers = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<Array<{ anonymousId: string; events: string }>>(HISTORY_EVENTS, siteId, visitors.map((visitor) => visitor.anonymousId));
+	const eventsOf = eventsByLead(
+		visitors,
+		browsers.map((browser) => ({ anonymousId: browser.anonymousId, events: JSON.parse(browser.events) as StoredEvent[] })),
+	);
 	const sessions = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<StoredSession[]>(HISTORY_SESSIONS, siteId, visitorIds);
 	const visitsOf = visitsByLead(visitors, sessions);
 	const tagsOf = new Map<string, string[]>();
 	for (const row of await prisma.$queryRawUnsafe<Array<{ leadId: string; tag: string }>>(LEAD_TAGS, [...ids])) {
 		tagsOf.set(row.leadId, [...(tagsOf.get(row.leadId) ?? []), row.tag]);
 	}
-	const recorded = await recordedLedger(prisma, ids);
 	const visitorsOf = new Map<string, LinkedVisitor[]>();
 	for (const visitor of visitors) visitorsOf.set(visitor.leadId, [...(visitorsOf.get(visitor.leadId) ?? []), visitor]);
-	return leads.map((lead) => ({
-		lead,
-		events: eventsOf.get(lead.id) ?? [],
-		visits: visitsOf.get(lead.id) ?? [],
-		tags: tagsOf.get(lead.id) ?? [],
-		recorded: recorded.get(lead.id),
-		visitors: visitorsOf.get(lead.id) ?? [],
-	}));
-}
-
-/** Inserts the score rows no earlier call wrote (by their keys); how many each lead got. */
-async function insertScoreRows(prisma: Db, siteId: string, scoredAt: Date, rows: ReadonlyArray<ScoreRow & { leadId: string }>): Promise<Map<string, number>> {
-	const written = new Map<string, number>();
-	if (rows.length === 0) return written;
-	// Counted per lead in SQL: a lead's first scoring writes a row per rule, and one row per lead comes back instead of each.
-	const inserted = await prisma.$queryRawUnsafe<Array<{ leadId: string; rows: number }>>(
-		`WITH inserted AS (
-			INSERT INTO lead_scores (id, site_id, lead_id, rule, delta, score_after, cause, cause_key, occurred_at)
-			SELECT v.id, $1::uuid, v.lead_id, v.rule, v.delta, v.score_after, v.cause, v.cause_key, $2
-			FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::float8[], $7::float8[], $8::text[], $9::text[]) AS v(id, lead_id, rule, delta, score_after, cause, cause_key)
-			ON CONFLICT (lead_id, rule, cause_key) DO NOTHING
-			RETURNING lead_id
-		)
-		SELECT lead_id AS "leadId", count(*)::int AS rows FROM inserted GROUP BY lead_id`,
-		siteId,
-		scoredAt,
-		uuidv7s(rows.length),
-		rows.map((row) => row.leadId),
-		rows.map((row) => row.rule),
-		rows.map((row) => row.delta),
-		rows.map((row) => row.scoreAfter),
-		rows.map((row) => row.cause),
-		rows.map((row) => row.causeKey),
-	);
-	for (const row of inserted) written.set(row.leadId, row.rows);
-	return written;
+	return leads.map((lead) => {
+		const stored = recorded.get(lead.id);
+		const ofRows = stored ? null : (summed.get(lead.id) ?? new Map<string, RecordedRule>());
+		return {
+			lead,
+			events: eventsOf.get(lead.id) ?? [],
+			visits: visitsOf.get(lead.id) ?? [],
+			tags: tagsOf.get(lead.id) ?? [],
+			recorded: stored ?? ofRows ?? undefined,
+			visitors: visitorsOf.get(lead.id) ?? [],
+			summed: ofRows && summaryOf(ofRows),
+		};
+	});
 }
 
 /** Inserts the stage moves not recorded yet; the leads whose move this call recorded. */
@@ -384,18 +381,56 @@ async function insertStageChanges(prisma: Db, siteId: string, scoredAt: Date, ro
 	return new Set(inserted.map((row) => row.leadId));
 }
 
-/** Stores each lead's new score, stage and first touch. */
-async function updateScores(prisma: Db, scoredAt: Date, rescored: ReadonlyArray<Rescored & { leadId: string }>): Promise<void> {
-	if (rescored.length === 0) return;
-	// scored_at is when the lead was last scored (rescoreStale's cursor); updated_at moves only with the content.
-	await prisma.$executeRawUnsafe(
-		`UPDATE leads SET score = v.score, engagement_score = v.engagement, fit_score = v.fit, scored_at = $1, lifecycle_stage = v.stage,
-			first_touch = COALESCE(v.first_touch::jsonb, leads.first_touch),
-			updated_at = CASE WHEN (v.score, v.engagement, v.fit, v.stage, COALESCE(v.first_touch::jsonb, leads.first_touch))
-				IS NOT DISTINCT FROM (leads.score, leads.engagement_score, leads.fit_score, leads.lifecycle_stage, leads.first_touch)
-				THEN leads.updated_at ELSE now() END
-		FROM unnest($2::uuid[], $3::float8[], $4::float8[], $5::float8[], $6::text[], $7::text[]) AS v(id, score, engagement, fit, stage, first_touch)
-		WHERE leads.id = v.id`,
+/**
+ * Records a scoring in one statement: the score rows no earlier call wrote (by their keys); each
+ * lead's `ledger_summary` moved on by the rows inserted, from the stored one or, for a lead that had
+ * none, from the one summed from its rows ($8); and its score, stage and first touch. A row already
+ * there (a replay, a concurrent scoring of the same change) is not inserted and not counted twice.
+ */
+const RECORD_SCORES = `
+WITH scored AS (
+	SELECT * FROM unnest($2::uuid[], $3::float8[], $4::float8[], $5::float8[], $6::text[], $7::text[], $8::text[]) AS v(id, score, engagement, fit, stage, first_touch, summed)
+),
+inserted AS (
+	INSERT INTO lead_scores (id, site_id, lead_id, rule, delta, score_after, cause, cause_key, occurred_at)
+	SELECT r.id, $9::uuid, r.lead_id, r.rule, r.delta, r.score_after, r.cause, r.cause_key, $1
+	FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::float8[], $14::float8[], $15::text[], $16::text[]) AS r(id, lead_id, rule, delta, score_after, cause, cause_key)
+	ON CONFLICT (lead_id, rule, cause_key) DO NOTHING
+	RETURNING lead_id, rule, delta, cause_key, occurred_at, created_at
+),
+added AS (
+	SELECT inserted.lead_id, count(*)::int AS rows, jsonb_object_agg(inserted.rule, jsonb_build_array(
+		COALESCE((before.summary -> inserted.rule ->> 0)::float8, 0) + inserted.delta,
+		COALESCE((before.summary -> inserted.rule ->> 1)::int, 0) + 1,
+		substr(inserted.cause_key, strpos(inserted.cause_key, ':') + 1),
+		GREATEST((before.summary -> inserted.rule ->> 3)::float8, ${EPOCH_MS('inserted.occurred_at')}),
+		${EPOCH_MS('inserted.created_at')})) AS entries
+	FROM inserted
+	JOIN LATERAL (SELECT COALESCE(scored.summed::jsonb, leads.ledger_summary) AS summary FROM scored JOIN leads ON leads.id = scored.id WHERE scored.id = inserted.lead_id) AS before ON true
+	GROUP BY inserted.lead_id
+)
+UPDATE leads SET score = v.score, engagement_score = v.engagement, fit_score = v.fit, scored_at = $1, lifecycle_stage = v.stage,
+	first_touch = COALESCE(v.first_touch::jsonb, leads.first_touch),
+	ledger_summary = CASE WHEN added.entries IS NULL AND v.summed IS NULL THEN leads.ledger_summary
+		ELSE COALESCE(v.summed::jsonb, leads.ledger_summary, '{}'::jsonb) || COALESCE(added.entries, '{}'::jsonb) END,
+	updated_at = CASE WHEN (v.score, v.engagement, v.fit, v.stage, COALESCE(v.first_touch::jsonb, leads.first_touch))
+		IS NOT DISTINCT FROM (leads.score, leads.engagement_score, leads.fit_score, leads.lifecycle_stage, leads.first_touch)
+		THEN leads.updated_at ELSE now() END
+FROM scored AS v LEFT JOIN added ON added.lead_id = v.id
+WHERE leads.id = v.id
+RETURNING leads.id, added.rows`;
+
+/**
+ * Stores each lead's new score, stage and first touch, and the score rows to add; how many rows
+ * each lead got. scored_at is when the lead was last scored (rescoreStale's cursor); updated_at
+ * moves only with the content.
+ */
+async function recordScores(prisma: Db, siteId: string, scoredAt: Date, rescored: ReadonlyArray<Rescored & { leadId: string; summed: Record<string, SummaryEntry> | null }>): Promise<Map<string, number>> {
+	const written = new Map<string, number>();
+	if (rescored.length === 0) return written;
+	const rows = rescored.flatMap(({ leadId, scoreRows }) => scoreRows.map((row) => ({ leadId, ...row })));
+	const recorded = await prisma.$queryRawUnsafe<Array<{ id: string; rows: number | null }>>(
+		RECORD_SCORES,
 		scoredAt,
 		rescored.map((entry) => entry.leadId),
 		rescored.map((entry) => entry.total),
@@ -403,7 +438,18 @@ async function updateScores(prisma: Db, scoredAt: Date, rescored: ReadonlyArray<
 		rescored.map((entry) => entry.fit),
 		rescored.map((entry) => entry.stage),
 		rescored.map((entry) => (entry.firstTouch === null ? null : JSON.stringify(entry.firstTouch))),
+		rescored.map((entry) => (entry.summed === null ? null : JSON.stringify(entry.summed))),
+		siteId,
+		uuidv7s(rows.length),
+		rows.map((row) => row.leadId),
+		rows.map((row) => row.rule),
+		rows.map((row) => row.delta),
+		rows.map((row) => row.scoreAfter),
+		rows.map((row) => row.cause),
+		rows.map((row) => row.causeKey),
 	);
+	for (const lead of recorded) if (lead.rows) written.set(lead.id, lead.rows);
+	return written;
 }
 
 /**
@@ -446,21 +492,15 @@ export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds:
 		now: context.now,
 		cutoff: retentionCutoff(context.config.privacy.dataRetention, new Date(context.now)).getTime(),
 	};
-	const rescored = histories.map((history) => ({ leadId: history.lead.id, ...rescore(history, scoring) }));
+	const rescored = histories.map((history) => ({ leadId: history.lead.id, summed: history.summed, ...rescore(history, scoring) }));
 	const scoredAt = new Date(context.now);
-	const written = await insertScoreRows(
-		prisma,
-		context.siteId,
-		scoredAt,
-		rescored.flatMap(({ leadId, scoreRows }) => scoreRows.map((row) => ({ leadId, ...row }))),
-	);
 	const transitioned = await insertStageChanges(
 		prisma,
 		context.siteId,
 		scoredAt,
 		rescored.flatMap(({ leadId, stageChange, total }) => (stageChange ? [{ leadId, ...stageChange, scoreAt: total }] : [])),
 	);
-	await updateScores(prisma, scoredAt, rescored);
+	const written = await recordScores(prisma, context.siteId, scoredAt, rescored);
 
 	return new Map(
 		histories.map(({ lead, events, visitors }, index) => {

@@ -1,5 +1,5 @@
 import type { LifecycleStage } from '../../lib/contracts/siteConfig';
-import { earlierTouch, eventsByLead, recordedRules, rescore, scoreRowsOf, visitsByLead, type RecordedRule, type StoredLead } from '../../nodes/LeadScorer/rescore';
+import { earlierTouch, eventsByLead, recordedOfSummary, recordedRules, rescore, scoreRowsOf, summaryOf, visitsByLead, type RecordedRule, type StoredEvent, type StoredLead } from '../../nodes/LeadScorer/rescore';
 import { compileScoringRules, type RuleScore, type ScoreResult } from '../../nodes/LeadScorer/scoring';
 
 const NOW = Date.UTC(2026, 10, 20, 12);
@@ -25,6 +25,34 @@ describe('recordedRules', () => {
 			a: { pricing: { sum: 8.5, rows: 3, evidence: '2@e2', written: { at: NOW - DAY, storedAt: NOW - DAY + 5 } }, demo: { sum: 30, rows: 1, evidence: '1@e9' } },
 			b: { pricing: { sum: 5, rows: 1, evidence: '1@e7' } },
 		});
+	});
+});
+
+describe('recordedOfSummary', () => {
+	it('reads back what summaryOf stores, times included', () => {
+		const recorded = new Map<string, RecordedRule>([
+			['pricing', { sum: 8.5, rows: 3, evidence: '2@e2', written: { at: NOW - DAY, storedAt: NOW - DAY + 5 } }],
+			['demo', { sum: 30, rows: 1, evidence: '1@e9' }],
+		]);
+		const stored = JSON.parse(JSON.stringify(summaryOf(recorded)));
+		expect(stored).toEqual({ pricing: [8.5, 3, '2@e2', NOW - DAY, NOW - DAY + 5], demo: [30, 1, '1@e9', null, null] });
+		expect(recordedOfSummary(stored)).toEqual(recorded);
+	});
+
+	// [case, what the column holds]: nothing to trust, so the rows are summed instead
+	const untrusted: Array<[string, unknown]> = [
+		['never stored', null],
+		['not an object', [[1, 1, 'e', null, null]]],
+		['a rule of another shape', { pricing: [8.5, 3, '2@e2', NOW, NOW], demo: { sum: 30 } }],
+		['a row count that is no count', { pricing: [8.5, 2.5, '2@e2', NOW, NOW] }],
+		['a time that is no number', { pricing: [8.5, 3, '2@e2', 'yesterday', NOW] }],
+	];
+	it.each(untrusted)('is null for a summary %s', (_, summary) => {
+		expect(recordedOfSummary(summary)).toBeNull();
+	});
+
+	it('is an empty record for a lead scored with no points yet', () => {
+		expect(recordedOfSummary({})).toEqual(new Map());
 	});
 });
 
@@ -79,9 +107,21 @@ describe('eventsByLead', () => {
 			{ id: 'v2', anonymousId: 'anon-2', leadId: 'b', firstTouch: null },
 			{ id: 'v3', anonymousId: 'anon-3', leadId: 'a', firstTouch: null },
 		];
-		const event = (eventId: string, anonymousId: string) => ({ eventId, type: 'pageview', occurredAt: NOW, anonymousId });
-		const byLead = eventsByLead(visitors, [event('e1', 'anon-1'), event('e2', 'anon-2'), event('e3', 'anon-3'), event('e4', 'anon-9'), event('e5', 'anon-1')]);
-		expect(Object.fromEntries([...byLead].map(([lead, events]) => [lead, events.map((entry) => entry.eventId)]))).toEqual({ a: ['e1', 'e3', 'e5'], b: ['e2'] });
+		const event = (eventId: string): StoredEvent => [eventId, 'pageview', null, '/pricing', NOW, NOW + 1];
+		const byLead = eventsByLead(visitors, [
+			{ anonymousId: 'anon-1', events: [event('e1'), event('e5')] },
+			{ anonymousId: 'anon-2', events: [event('e2')] },
+			{ anonymousId: 'anon-3', events: [event('e3')] },
+			{ anonymousId: 'anon-9', events: [event('e4')] },
+		]);
+		expect(Object.fromEntries([...byLead].map(([lead, events]) => [lead, events.map((entry) => entry.eventId)]))).toEqual({ a: ['e1', 'e5', 'e3'], b: ['e2'] });
+		expect(byLead.get('b')).toEqual([{ eventId: 'e2', type: 'pageview', name: null, url: '/pricing', occurredAt: NOW, storedAt: NOW + 1 }]);
+	});
+
+	it('counts the events of a browser linked by this call as stored now, after every ledger row', () => {
+		const visitors = [{ id: 'v1', anonymousId: 'anon-1', leadId: 'a', firstTouch: null, linkedNow: true }];
+		const byLead = eventsByLead(visitors, [{ anonymousId: 'anon-1', events: [['e1', 'pageview', null, '/', NOW, NOW]] }]);
+		expect(byLead.get('a')?.map((event) => event.storedAt)).toEqual([Infinity]);
 	});
 });
 

@@ -149,7 +149,8 @@ describe('lead scores after the retention job deleted old events and visits', ()
 		);
 		await prisma.$executeRawUnsafe(`UPDATE visitors SET first_seen_at = first_seen_at - ${shift}, last_seen_at = last_seen_at - ${shift} WHERE site_id = $1::uuid AND anonymous_id = ANY($2::text[])`, site.id, anonymousIds);
 		await prisma.$executeRawUnsafe(`UPDATE lead_scores SET occurred_at = occurred_at - ${shift} WHERE lead_id = $1::uuid`, leadId);
-		await prisma.$executeRawUnsafe(`UPDATE leads SET scored_at = scored_at - ${shift} WHERE id = $1::uuid`, leadId);
+		// The rows moved outside the scorer: the lead's summary of them is dropped, and summed anew from them.
+		await prisma.$executeRawUnsafe(`UPDATE leads SET scored_at = scored_at - ${shift}, ledger_summary = NULL WHERE id = $1::uuid`, leadId);
 	}
 
 	/** The lead page's explanation: each rule's ledger rows summed; they must add up to the lead's score. */
