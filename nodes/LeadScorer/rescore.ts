@@ -167,61 +167,38 @@ export interface LinkedVisitor {
 }
 
 /** When a row of a browser's history joined the lead's: now, for a browser linked now (no ledger row counted it). */
-const joinedAt = (storedAt: number | undefined, visitor: LinkedVisitor): number | undefined => (visitor.linkedNow ? Infinity : storedAt);
+const joinedAt = (storedAt: number, browser: LinkedVisitor): number => (browser.linkedNow ? Infinity : storedAt);
 
 /** A stored event as the store reads a browser's: `[eventId, type, name, url, occurredAt, storedAt]`, times in epoch ms. */
 export type StoredEvent = [eventId: string, type: string, name: string | null, url: string | null, occurredAt: number, storedAt: number];
 
-/** The stored events of one of the linked browsers. */
-export interface BrowserHistory {
-	anonymousId: string;
-	events: readonly StoredEvent[];
-}
+/** A stored session as the store reads a browser's: `[id, startedAt, storedAt]`, `storedAt` the database's clock when the row was written. */
+export type StoredSession = [id: string, startedAt: number, storedAt: number];
 
 /**
- * The events of each lead's history, by browser (anonymous id): a visitor is one browser, so its
- * events are those of its anonymous id, whether the Visitor Processor has linked them yet or not.
+ * One of a lead's browsers as the store reads it, with everything it did:
+ * `[visitorId, anonymousId, firstTouch, firstSeenAt, events, sessions]`.
  */
-export function eventsByLead(visitors: readonly LinkedVisitor[], browsers: readonly BrowserHistory[]): Map<string, ScoringEvent[]> {
-	const byAnonymous = new Map(visitors.map((visitor) => [visitor.anonymousId, visitor]));
-	const byLead = new Map<string, ScoringEvent[]>();
-	for (const browser of browsers) {
-		const visitor = byAnonymous.get(browser.anonymousId);
-		if (!visitor) continue;
-		let list = byLead.get(visitor.leadId);
-		if (!list) byLead.set(visitor.leadId, (list = []));
-		for (const [eventId, type, name, url, occurredAt, storedAt] of browser.events) {
-			list.push({ eventId, type, name, url, occurredAt, storedAt: joinedAt(storedAt, visitor) });
-		}
-	}
-	return byLead;
-}
-
-/** A stored session of one of the linked browsers. */
-export interface StoredSession {
-	id: string;
-	visitorId: string;
-	startedAt: number;
-	/** When the session row was written, epoch ms of the database's clock. */
-	storedAt?: number;
-}
+export type StoredBrowser = [id: string, anonymousId: string, firstTouch: Prisma.JsonValue | null, firstSeenAt: number, events: readonly StoredEvent[], sessions: readonly StoredSession[]];
 
 /**
- * The visits of each lead: the stored sessions of its visitors, each row once. Counted from the
- * rows the Visitor Processor wrote, never from the events' session ids or a visitor's counter, so
- * a visit exists for scoring exactly when it exists as a session.
+ * A lead's visitors, events and visits from its browsers as stored. A visitor is one browser, so its
+ * events are those of its anonymous id, whether the Visitor Processor has linked them yet or not;
+ * its visits are the session rows the Visitor Processor wrote, never counted from the events'
+ * session ids or a visitor's counter, so a visit exists for scoring exactly when it exists as a
+ * session. `linked`: the browsers (anonymous ids) this call linked.
  */
-export function visitsByLead(visitors: readonly LinkedVisitor[], sessions: readonly StoredSession[]): Map<string, Visit[]> {
-	const byId = new Map(visitors.map((visitor) => [visitor.id, visitor]));
-	const byLead = new Map<string, Map<string, Visit>>();
-	for (const session of sessions) {
-		const visitor = byId.get(session.visitorId);
-		if (!visitor) continue;
-		let visits = byLead.get(visitor.leadId);
-		if (!visits) byLead.set(visitor.leadId, (visits = new Map()));
-		visits.set(session.id, { id: session.id, startedAt: session.startedAt, storedAt: joinedAt(session.storedAt, visitor) });
+export function browsersHistory(leadId: string, browsers: readonly StoredBrowser[], linked: ReadonlySet<string>): Pick<LeadHistory, 'visitors' | 'events' | 'visits'> {
+	const visitors: LinkedVisitor[] = [];
+	const events: ScoringEvent[] = [];
+	const visits = new Map<string, Visit>();
+	for (const [id, anonymousId, firstTouch, firstSeenAt, stored, sessions] of browsers) {
+		const visitor: LinkedVisitor = { id, anonymousId, leadId, firstTouch, firstSeenAt, linkedNow: linked.has(anonymousId) };
+		visitors.push(visitor);
+		for (const [eventId, type, name, url, occurredAt, storedAt] of stored) events.push({ eventId, type, name, url, occurredAt, storedAt: joinedAt(storedAt, visitor) });
+		for (const [sessionId, startedAt, storedAt] of sessions) visits.set(sessionId, { id: sessionId, startedAt, storedAt: joinedAt(storedAt, visitor) });
 	}
-	return new Map([...byLead].map(([leadId, visits]) => [leadId, [...visits.values()]]));
+	return { visitors, events, visits: [...visits.values()] };
 }
 
 /** Everything scoring reads about one lead. */

@@ -17,7 +17,7 @@ import { phoneFacts } from '../shared/contact';
 import { normalizeEmail } from '../../lib/mailbox';
 import { retentionCutoff } from '../../lib/retention';
 import { browserClaims, LEAD_FIELDS, mergeEntries, mergeProperties, otherOwner, reportOnce, type LeadFields, type LeadProperties } from './batch';
-import { eventsByLead, recordedOfSummary, recordedRules, rescore, summaryOf, visitsByLead, type LeadHistory, type LedgerSummary, type LinkedVisitor, type RecordedRule, type Rescored, type StoredEvent, type StoredLead, type StoredSession, type SummaryEntry } from './rescore';
+import { browsersHistory, recordedOfSummary, recordedRules, rescore, summaryOf, type LeadHistory, type LedgerSummary, type RecordedRule, type Rescored, type StoredBrowser, type StoredLead, type SummaryEntry } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 import { InputError } from '../shared/inputError';
 
@@ -285,22 +285,22 @@ FROM leads WHERE site_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id FOR UPD
  */
 const EPOCH_MS = (column: string) => `round(date_part('epoch', ${column}) * 1000)`;
 
-/** A lead's visitors in the order it met them, so its output names them alike however its rows lie. */
-const LINKED_VISITORS = `SELECT id, anonymous_id AS "anonymousId", first_touch AS "firstTouch", lead_id AS "leadId", ${EPOCH_MS('first_seen_at')} AS "firstSeenAt"
-FROM visitors WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[]) ORDER BY first_seen_at, anonymous_id`;
-
 /**
- * Each browser's events as one JSON array of `[eventId, type, name, url, occurredAt, storedAt]`: a
- * lead's history is its browsers' every event, and one value per browser costs the node a fraction
- * of what a row per event does to receive and decode.
+ * Each lead's tags, and its browsers in the order it met them, each with its events and sessions,
+ * as one JSON array of {@link StoredBrowser}: one statement and one value per lead, where a row per
+ * browser, event and session cost the node most of its time to receive and decode. Read after the
+ * leads are locked, so it sees what a scoring of the same lead committed while this one waited.
  */
-const HISTORY_EVENTS = `
-SELECT anonymous_id AS "anonymousId", json_agg(json_build_array(event_id, type, name, url, ${EPOCH_MS('occurred_at')}, ${EPOCH_MS('received_at')}))::text AS events
-FROM visitor_events WHERE site_id = $1::uuid AND anonymous_id = ANY($2::text[]) GROUP BY anonymous_id`;
-
-const HISTORY_SESSIONS = `SELECT id, visitor_id AS "visitorId", ${EPOCH_MS('started_at')} AS "startedAt", ${EPOCH_MS('created_at')} AS "storedAt" FROM visitor_sessions WHERE site_id = $1::uuid AND visitor_id = ANY($2::uuid[])`;
-
-const LEAD_TAGS = `SELECT lead_id AS "leadId", tag FROM lead_tags WHERE lead_id = ANY($1::uuid[])`;
+const LEAD_HISTORIES = `
+SELECT l.id AS "leadId",
+	ARRAY(SELECT t.tag FROM lead_tags t WHERE t.lead_id = l.id ORDER BY t.tag) AS tags,
+	(SELECT json_agg(json_build_array(v.id, v.anonymous_id, v.first_touch, ${EPOCH_MS('v.first_seen_at')},
+		(SELECT COALESCE(json_agg(json_build_array(e.event_id, e.type, e.name, e.url, ${EPOCH_MS('e.occurred_at')}, ${EPOCH_MS('e.received_at')})), '[]')
+			FROM visitor_events e WHERE e.site_id = $1::uuid AND e.anonymous_id = v.anonymous_id),
+		(SELECT COALESCE(json_agg(json_build_array(s.id, ${EPOCH_MS('s.started_at')}, ${EPOCH_MS('s.created_at')})), '[]')
+			FROM visitor_sessions s WHERE s.visitor_id = v.id)
+	) ORDER BY v.first_seen_at, v.anonymous_id)::text FROM visitors v WHERE v.site_id = $1::uuid AND v.lead_id = l.id) AS browsers
+FROM unnest($2::uuid[]) AS l(id)`;
 
 /**
  * The ledger per lead and rule, summed in the database in the order the rows were written: for a
@@ -324,38 +324,23 @@ interface LoadedHistory extends LeadHistory {
 	summed: Record<string, SummaryEntry> | null;
 }
 
-/** Everything a rescore reads about the leads, in id order; one statement per table. `linked`: the browsers this call linked. */
+/** Everything a rescore reads about the leads, in id order. `linked`: the browsers this call linked. */
 async function loadHistories(prisma: Db, siteId: string, ids: readonly string[], cipher: PiiCipher | null, linked: ReadonlySet<string>): Promise<LoadedHistory[]> {
 	const leads = (await prisma.$queryRawUnsafe<LeadRow[]>(LOCK_LEADS, siteId, [...ids])).map((lead) => openLead(cipher, lead));
 	const recorded = new Map(leads.map((lead) => [lead.id, recordedOfSummary(lead.ledgerSummary)]));
 	const unsummed = leads.filter((lead) => recorded.get(lead.id) === null).map((lead) => lead.id);
 	const summed = unsummed.length === 0 ? new Map<string, Map<string, RecordedRule>>() : await recordedLedger(prisma, unsummed);
-	const visitors = await prisma.$queryRawUnsafe<LinkedVisitor[]>(LINKED_VISITORS, siteId, [...ids]);
-	for (const visitor of visitors) visitor.linkedNow = linked.has(visitor.anonymousId);
-	const visitorIds = visitors.map((visitor) => visitor.id);
-	const browsers = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<Array<{ anonymousId: string; events: string }>>(HISTORY_EVENTS, siteId, visitors.map((visitor) => visitor.anonymousId));
-	const eventsOf = eventsByLead(
-		visitors,
-		browsers.map((browser) => ({ anonymousId: browser.anonymousId, events: JSON.parse(browser.events) as StoredEvent[] })),
-	);
-	const sessions = visitors.length === 0 ? [] : await prisma.$queryRawUnsafe<StoredSession[]>(HISTORY_SESSIONS, siteId, visitorIds);
-	const visitsOf = visitsByLead(visitors, sessions);
-	const tagsOf = new Map<string, string[]>();
-	for (const row of await prisma.$queryRawUnsafe<Array<{ leadId: string; tag: string }>>(LEAD_TAGS, [...ids])) {
-		tagsOf.set(row.leadId, [...(tagsOf.get(row.leadId) ?? []), row.tag]);
-	}
-	const visitorsOf = new Map<string, LinkedVisitor[]>();
-	for (const visitor of visitors) visitorsOf.set(visitor.leadId, [...(visitorsOf.get(visitor.leadId) ?? []), visitor]);
+	const stored = await prisma.$queryRawUnsafe<Array<{ leadId: string; tags: string[]; browsers: string | null }>>(LEAD_HISTORIES, siteId, [...ids]);
+	const storedOf = new Map(stored.map((row) => [row.leadId, row]));
 	return leads.map((lead) => {
-		const stored = recorded.get(lead.id);
-		const ofRows = stored ? null : (summed.get(lead.id) ?? new Map<string, RecordedRule>());
+		const row = storedOf.get(lead.id);
+		const ofSummary = recorded.get(lead.id);
+		const ofRows = ofSummary ? null : (summed.get(lead.id) ?? new Map<string, RecordedRule>());
 		return {
 			lead,
-			events: eventsOf.get(lead.id) ?? [],
-			visits: visitsOf.get(lead.id) ?? [],
-			tags: tagsOf.get(lead.id) ?? [],
-			recorded: stored ?? ofRows ?? undefined,
-			visitors: visitorsOf.get(lead.id) ?? [],
+			...browsersHistory(lead.id, row?.browsers ? (JSON.parse(row.browsers) as StoredBrowser[]) : [], linked),
+			tags: row?.tags ?? [],
+			recorded: ofSummary ?? ofRows ?? undefined,
 			summed: ofRows && summaryOf(ofRows),
 		};
 	});

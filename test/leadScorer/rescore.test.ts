@@ -1,5 +1,5 @@
 import type { LifecycleStage } from '../../lib/contracts/siteConfig';
-import { earlierTouch, eventsByLead, recordedOfSummary, recordedRules, rescore, scoreRowsOf, summaryOf, visitsByLead, type RecordedRule, type StoredEvent, type StoredLead } from '../../nodes/LeadScorer/rescore';
+import { browsersHistory, earlierTouch, recordedOfSummary, recordedRules, rescore, scoreRowsOf, summaryOf, type RecordedRule, type StoredEvent, type StoredLead, type StoredSession } from '../../nodes/LeadScorer/rescore';
 import { compileScoringRules, type RuleScore, type ScoreResult } from '../../nodes/LeadScorer/scoring';
 
 const NOW = Date.UTC(2026, 10, 20, 12);
@@ -100,41 +100,49 @@ describe('earlierTouch', () => {
 	});
 });
 
-describe('eventsByLead', () => {
-	it('gives each lead the events of its browsers and drops others', () => {
-		const visitors = [
-			{ id: 'v1', anonymousId: 'anon-1', leadId: 'a', firstTouch: null },
-			{ id: 'v2', anonymousId: 'anon-2', leadId: 'b', firstTouch: null },
-			{ id: 'v3', anonymousId: 'anon-3', leadId: 'a', firstTouch: null },
-		];
-		const event = (eventId: string): StoredEvent => [eventId, 'pageview', null, '/pricing', NOW, NOW + 1];
-		const byLead = eventsByLead(visitors, [
-			{ anonymousId: 'anon-1', events: [event('e1'), event('e5')] },
-			{ anonymousId: 'anon-2', events: [event('e2')] },
-			{ anonymousId: 'anon-3', events: [event('e3')] },
-			{ anonymousId: 'anon-9', events: [event('e4')] },
+describe('browsersHistory', () => {
+	const event = (eventId: string): StoredEvent => [eventId, 'pageview', null, '/pricing', NOW, NOW + 1];
+	const session = (id: string): StoredSession => [id, NOW - DAY, NOW - DAY + 5];
+
+	it('gives the lead its browsers in order, the events of each and its stored sessions, each row once', () => {
+		const history = browsersHistory(
+			'a',
+			[
+				['v1', 'laptop', { channel: 'Direct' }, NOW - 2 * DAY, [event('e1'), event('e2')], [session('s1')]],
+				['v2', 'phone', null, NOW - DAY, [event('e3')], [session('s2'), session('s2')]],
+				['v3', 'tablet', null, NOW, [], []],
+			],
+			new Set(),
+		);
+		expect(history.visitors).toEqual([
+			{ id: 'v1', anonymousId: 'laptop', leadId: 'a', firstTouch: { channel: 'Direct' }, firstSeenAt: NOW - 2 * DAY, linkedNow: false },
+			{ id: 'v2', anonymousId: 'phone', leadId: 'a', firstTouch: null, firstSeenAt: NOW - DAY, linkedNow: false },
+			{ id: 'v3', anonymousId: 'tablet', leadId: 'a', firstTouch: null, firstSeenAt: NOW, linkedNow: false },
 		]);
-		expect(Object.fromEntries([...byLead].map(([lead, events]) => [lead, events.map((entry) => entry.eventId)]))).toEqual({ a: ['e1', 'e5', 'e3'], b: ['e2'] });
-		expect(byLead.get('b')).toEqual([{ eventId: 'e2', type: 'pageview', name: null, url: '/pricing', occurredAt: NOW, storedAt: NOW + 1 }]);
+		expect(history.events.map((entry) => entry.eventId)).toEqual(['e1', 'e2', 'e3']);
+		expect(history.events[0]).toEqual({ eventId: 'e1', type: 'pageview', name: null, url: '/pricing', occurredAt: NOW, storedAt: NOW + 1 });
+		expect(history.visits).toEqual([
+			{ id: 's1', startedAt: NOW - DAY, storedAt: NOW - DAY + 5 },
+			{ id: 's2', startedAt: NOW - DAY, storedAt: NOW - DAY + 5 },
+		]);
 	});
 
-	it('counts the events of a browser linked by this call as stored now, after every ledger row', () => {
-		const visitors = [{ id: 'v1', anonymousId: 'anon-1', leadId: 'a', firstTouch: null, linkedNow: true }];
-		const byLead = eventsByLead(visitors, [{ anonymousId: 'anon-1', events: [['e1', 'pageview', null, '/', NOW, NOW]] }]);
-		expect(byLead.get('a')?.map((event) => event.storedAt)).toEqual([Infinity]);
+	it('counts the events and visits of a browser linked by this call as stored now, after every ledger row', () => {
+		const history = browsersHistory(
+			'a',
+			[
+				['v1', 'laptop', null, NOW, [event('e1')], [session('s1')]],
+				['v2', 'phone', null, NOW, [event('e2')], [session('s2')]],
+			],
+			new Set(['phone']),
+		);
+		expect(history.visitors.map((visitor) => visitor.linkedNow)).toEqual([false, true]);
+		expect(history.events.map((entry) => entry.storedAt)).toEqual([NOW + 1, Infinity]);
+		expect(history.visits.map((visit) => visit.storedAt)).toEqual([NOW - DAY + 5, Infinity]);
 	});
-});
 
-describe('visitsByLead', () => {
-	it('gives each lead the stored sessions of its visitors, each row once, and drops sessions of other visitors', () => {
-		const visitors = [
-			{ id: 'v1', anonymousId: 'laptop', leadId: 'a', firstTouch: null },
-			{ id: 'v2', anonymousId: 'phone', leadId: 'a', firstTouch: null },
-			{ id: 'v3', anonymousId: 'other', leadId: 'b', firstTouch: null },
-		];
-		const session = (id: string, visitorId: string) => ({ id, visitorId, startedAt: NOW });
-		const byLead = visitsByLead(visitors, [session('s1', 'v1'), session('s2', 'v2'), session('s1', 'v1'), session('s3', 'v9'), session('s4', 'v3')]);
-		expect(Object.fromEntries([...byLead].map(([lead, visits]) => [lead, visits.map((visit) => visit.id)]))).toEqual({ a: ['s1', 's2'], b: ['s4'] });
+	it('is empty for a lead with no browser', () => {
+		expect(browsersHistory('a', [], new Set())).toEqual({ visitors: [], events: [], visits: [] });
 	});
 });
 
