@@ -111,6 +111,8 @@ async function engineBench(): Promise<void> {
 		};
 		const warmUp = await leadsOf('warm', 100);
 		const input = await leadsOf('v', LEADS);
+		// The planner's statistics of the rows just loaded, as autovacuum keeps them in a running database.
+		await prisma.$executeRawUnsafe('ANALYZE');
 		const nodeTypes = await HarnessNodeTypes.load({ sourcePackages: [], installedPackages: [ROOT, path.dirname(require.resolve('n8n-nodes-base/package.json'))] });
 		const parsed = new URL(url);
 		const credentials = { postgres: { host: parsed.hostname, port: Number(parsed.port || 5432), database: name, user: parsed.username || 'postgres', password: '', ssl: 'disable' } };
@@ -148,16 +150,27 @@ async function engineBench(): Promise<void> {
 		const rescoreVisitor = workflowOf({ operation: 'rescoreVisitor', siteKey: '={{ $json.site }}', visitor: '={{ $json.anonymousId }}' });
 		const visitorItems = (prefix: string) => Array.from({ length: LEADS }, (_, n) => ({ site: 'bench', anonymousId: `${prefix}${n}` }));
 		await prisma.visitor.createMany({ data: visitorItems('anonymous').map(({ anonymousId }) => ({ siteId: site.id, anonymousId, firstSeenAt: new Date(now), lastSeenAt: new Date(now) })) });
-		// The operation's code compiled on the warm-up leads, as in a running n8n.
-		await runWorkflow(rescoreVisitor, { input: visitorItems('warm').slice(0, 100), credentials, nodeTypes, throwOnError: true });
-		for (const [label, prefix] of [
-			['visitors that are leads (each rescored from its merged history)', 'v'],
-			['visitors that are no lead (passed through)', 'anonymous'],
+		await prisma.$executeRawUnsafe('ANALYZE');
+		// Workflow 01 rescores a visitor on every delivery of its events, so in a running n8n this code is
+		// hot: V8 optimizes it only after it has run many times. Two executions that are not counted,
+		// then three that are, one after the other.
+		for (let warmUpExecution = 0; warmUpExecution < 2; warmUpExecution++) {
+			await runWorkflow(rescoreVisitor, { input: visitorItems('v'), credentials, nodeTypes, throwOnError: true });
+		}
+		for (const [label, prefix, executions] of [
+			['visitors that are leads (each rescored from its merged history)', 'v', 3],
+			['visitors that are no lead (passed through)', 'anonymous', 1],
 		] as const) {
-			const rescoreStarted = process.hrtime.bigint();
-			const rescored = await runWorkflow(rescoreVisitor, { input: visitorItems(prefix), credentials, nodeTypes, throwOnError: true });
-			const rescoreSeconds = Number(process.hrtime.bigint() - rescoreStarted) / 1e9;
-			console.log(`  Rescore Visitor's Lead, ${LEADS} ${label}: ${rescoreSeconds.toFixed(2)} s → ${(LEADS / rescoreSeconds).toFixed(0)} items/s; ${rescored.outputOf('Lead Scorer').length} items out`);
+			const rates: string[] = [];
+			let itemsOut = 0;
+			for (let execution = 0; execution < executions; execution++) {
+				const rescoreStarted = process.hrtime.bigint();
+				const rescored = await runWorkflow(rescoreVisitor, { input: visitorItems(prefix), credentials, nodeTypes, throwOnError: true });
+				const rescoreSeconds = Number(process.hrtime.bigint() - rescoreStarted) / 1e9;
+				rates.push(`${rescoreSeconds.toFixed(2)} s → ${(LEADS / rescoreSeconds).toFixed(0)} items/s`);
+				itemsOut = rescored.outputOf('Lead Scorer').length;
+			}
+			console.log(`  Rescore Visitor's Lead, ${LEADS} ${label}: ${rates.join('; then ')}; ${itemsOut} items out`);
 		}
 
 		// A lead scored for years: a rescore that finds decayed points adds a row per decaying rule,
