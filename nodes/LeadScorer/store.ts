@@ -390,8 +390,10 @@ added AS (
 		substr(inserted.cause_key, strpos(inserted.cause_key, ':') + 1),
 		GREATEST((before.summary -> inserted.rule ->> 3)::float8, ${EPOCH_MS('inserted.occurred_at')}),
 		${EPOCH_MS('inserted.created_at')})) AS entries
-	FROM inserted
-	JOIN LATERAL (SELECT COALESCE(scored.summed::jsonb, leads.ledger_summary) AS summary FROM scored JOIN leads ON leads.id = scored.id WHERE scored.id = inserted.lead_id) AS before ON true
+	FROM inserted JOIN (
+		SELECT scored.id, COALESCE(scored.summed::jsonb, leads.ledger_summary) AS summary FROM scored JOIN leads ON leads.id = scored.id
+		WHERE scored.id IN (SELECT lead_id FROM inserted)
+	) AS before ON before.id = inserted.lead_id
 	GROUP BY inserted.lead_id
 )
 UPDATE leads SET score = v.score, engagement_score = v.engagement, fit_score = v.fit, scored_at = $1, lifecycle_stage = v.stage,
