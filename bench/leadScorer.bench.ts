@@ -99,7 +99,9 @@ async function engineBench(): Promise<void> {
 					rows.push({ siteId: site.id, eventId: uuidv7(), anonymousId: `${prefix}${lead}`, type: event.type, name: event.name, url: event.url, occurredAt: new Date(event.occurredAt) });
 				}
 			}
-			await prisma.visitorEvent.createMany({ data: rows });
+			// In slices under Postgres's bind-parameter limit: above it Prisma splits the insert itself and
+			// sends the parts on one connection at once, which pg deprecates with a warning.
+			for (let start = 0; start < rows.length; start += 4000) await prisma.visitorEvent.createMany({ data: rows.slice(start, start + 4000) });
 			return Array.from({ length: count }, (_, lead) => ({
 				site: 'bench',
 				siteId: site.id,
