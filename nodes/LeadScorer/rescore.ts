@@ -80,14 +80,7 @@ export function recordedRules(summaries: readonly LedgerSummary[]): Map<string, 
  */
 export type SummaryEntry = [sum: number, rows: number, evidence: string, at: number | null, storedAt: number | null];
 
-const isSummaryEntry = (entry: unknown): entry is SummaryEntry =>
-	Array.isArray(entry) &&
-	entry.length === 5 &&
-	typeof entry[0] === 'number' &&
-	Number.isInteger(entry[1]) &&
-	typeof entry[2] === 'string' &&
-	(entry[3] === null || typeof entry[3] === 'number') &&
-	(entry[4] === null || typeof entry[4] === 'number');
+const isTime = (value: unknown): value is number | null => value === null || typeof value === 'number';
 
 /**
  * What a lead's stored `ledger_summary` says its rows record per rule; null when there is none to
@@ -96,10 +89,17 @@ const isSummaryEntry = (entry: unknown): entry is SummaryEntry =>
 export function recordedOfSummary(summary: unknown): Map<string, RecordedRule> | null {
 	if (summary === null || typeof summary !== 'object' || Array.isArray(summary)) return null;
 	const recorded = new Map<string, RecordedRule>();
-	for (const [rule, entry] of Object.entries(summary)) {
-		if (!isSummaryEntry(entry)) return null;
-		const [sum, rows, evidence, at, storedAt] = entry;
-		recorded.set(rule, { sum, rows, evidence, written: at !== null && storedAt !== null ? { at, storedAt } : undefined });
+	// Read on every rescore of every lead: one pass over the keys, no entry arrays built.
+	for (const rule in summary) {
+		const entry: unknown = (summary as Record<string, unknown>)[rule];
+		if (!Array.isArray(entry) || entry.length !== 5) return null;
+		const sum: unknown = entry[0];
+		const rows: unknown = entry[1];
+		const evidence: unknown = entry[2];
+		const at: unknown = entry[3];
+		const storedAt: unknown = entry[4];
+		if (typeof sum !== 'number' || !Number.isInteger(rows) || typeof evidence !== 'string' || !isTime(at) || !isTime(storedAt)) return null;
+		recorded.set(rule, { sum, rows: rows as number, evidence, written: at !== null && storedAt !== null ? { at, storedAt } : undefined });
 	}
 	return recorded;
 }
@@ -142,16 +142,18 @@ export function scoreRowsOf(score: ScoreResult, recorded: ReadonlyMap<string, Re
 	return rows;
 }
 
+/** A first touch's `at`, epoch ms; Infinity when it has no readable time. */
+function touchTime(touch: Prisma.JsonValue): number {
+	const value = typeof touch === 'object' && touch !== null && !Array.isArray(touch) ? (touch as { at?: unknown }).at : undefined;
+	const time = typeof value === 'string' ? Date.parse(value) : NaN;
+	return Number.isNaN(time) ? Infinity : time;
+}
+
 /** The earlier of two first touches by their `at`; one without a readable time loses. */
 export function earlierTouch(a: Prisma.JsonValue | null, b: Prisma.JsonValue | null): Prisma.JsonValue | null {
-	const at = (touch: Prisma.JsonValue | null) => {
-		const value = touch && typeof touch === 'object' && !Array.isArray(touch) ? (touch as { at?: unknown }).at : undefined;
-		const time = typeof value === 'string' ? Date.parse(value) : NaN;
-		return Number.isNaN(time) ? Infinity : time;
-	};
 	if (a === null) return b;
 	if (b === null) return a;
-	return at(b) < at(a) ? b : a;
+	return touchTime(b) < touchTime(a) ? b : a;
 }
 
 /** A visitor linked to a lead, as far as scoring reads it. */
