@@ -318,14 +318,20 @@ export async function recordedLedger(prisma: Pick<Db, '$queryRawUnsafe'>, leadId
 	return recordedRules(await prisma.$queryRawUnsafe<LedgerSummary[]>(LEDGER_BY_RULE, [...leadIds]));
 }
 
-/** A lead's history, and the summary of its ledger to store when the lead had none stored. */
-interface LoadedHistory extends LeadHistory {
+/**
+ * A lead as a rescore reads it: its row, its tags, what its ledger records, the summary to store
+ * when it had none stored, and its browsers still as the JSON text the database sent.
+ */
+interface LoadedLead {
 	lead: LeadRow;
+	tags: readonly string[];
+	recorded: ReadonlyMap<string, RecordedRule> | undefined;
 	summed: Record<string, SummaryEntry> | null;
+	browsers: string | null;
 }
 
-/** Everything a rescore reads about the leads, in id order. `linked`: the browsers this call linked. */
-async function loadHistories(prisma: Db, siteId: string, ids: readonly string[], cipher: PiiCipher | null, linked: ReadonlySet<string>): Promise<LoadedHistory[]> {
+/** Everything a rescore reads about the leads, in id order. */
+async function loadLeads(prisma: Db, siteId: string, ids: readonly string[], cipher: PiiCipher | null): Promise<LoadedLead[]> {
 	const leads = (await prisma.$queryRawUnsafe<LeadRow[]>(LOCK_LEADS, siteId, [...ids])).map((lead) => openLead(cipher, lead));
 	const recorded = new Map(leads.map((lead) => [lead.id, recordedOfSummary(lead.ledgerSummary)]));
 	const unsummed = leads.filter((lead) => recorded.get(lead.id) === null).map((lead) => lead.id);
@@ -336,14 +342,13 @@ async function loadHistories(prisma: Db, siteId: string, ids: readonly string[],
 		const row = storedOf.get(lead.id);
 		const ofSummary = recorded.get(lead.id);
 		const ofRows = ofSummary ? null : (summed.get(lead.id) ?? new Map<string, RecordedRule>());
-		return {
-			lead,
-			...browsersHistory(lead.id, row?.browsers ? (JSON.parse(row.browsers) as StoredBrowser[]) : [], linked),
-			tags: row?.tags ?? [],
-			recorded: ofSummary ?? ofRows ?? undefined,
-			summed: ofRows && summaryOf(ofRows),
-		};
+		return { lead, tags: row?.tags ?? [], recorded: ofSummary ?? ofRows ?? undefined, summed: ofRows && summaryOf(ofRows), browsers: row?.browsers ?? null };
 	});
+}
+
+/** A loaded lead's history. `linked`: the browsers (anonymous ids) this call linked. */
+function historyOf({ lead, tags, recorded, browsers }: LoadedLead, linked: ReadonlySet<string>): LeadHistory {
+	return { lead, tags, recorded, ...browsersHistory(lead.id, browsers ? (JSON.parse(browsers) as StoredBrowser[]) : [], linked) };
 }
 
 /** Inserts the stage moves not recorded yet; the leads whose move this call recorded. */
@@ -472,14 +477,26 @@ export async function findVisitorLeads(db: Pick<RawSql, '$queryRawUnsafe'>, site
  * `linked`: the browsers (anonymous ids) the calling upsert has just linked to their leads.
  */
 export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds: readonly string[], linked: ReadonlySet<string> = new Set()): Promise<Map<string, ScoringOutcome>> {
-	const histories = await loadHistories(prisma, context.siteId, [...new Set(leadIds)].sort(), cipherOf(context), linked);
+	const loaded = await loadLeads(prisma, context.siteId, [...new Set(leadIds)].sort(), cipherOf(context));
 	const scoring = {
 		rules: context.rules,
 		stages: context.config.crm.lifecycleStages,
 		now: context.now,
 		cutoff: retentionCutoff(context.config.privacy.dataRetention, new Date(context.now)).getTime(),
 	};
-	const rescored = histories.map((history) => ({ leadId: history.lead.id, summed: history.summed, ...rescore(history, scoring) }));
+	// Each lead's history is parsed, scored and dropped before the next one's: only what the output
+	// and the writes need stays alive across the round trips, not every event of the batch.
+	const rescored = loaded.map((entry) => {
+		const history = historyOf(entry, linked);
+		return {
+			lead: entry.lead,
+			leadId: entry.lead.id,
+			summed: entry.summed,
+			visitors: history.visitors.map((visitor) => visitor.anonymousId),
+			events: history.events.length,
+			...rescore(history, scoring),
+		};
+	});
 	const scoredAt = new Date(context.now);
 	const transitioned = await insertStageChanges(
 		prisma,
@@ -490,8 +507,8 @@ export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds:
 	const written = await recordScores(prisma, context.siteId, scoredAt, rescored);
 
 	return new Map(
-		histories.map(({ lead, events, visitors }, index) => {
-			const entry = rescored[index];
+		rescored.map((entry) => {
+			const { lead } = entry;
 			const outcome: ScoringOutcome = {
 				lead: {
 					id: lead.id,
@@ -507,8 +524,8 @@ export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds:
 					engagementScore: entry.engagement,
 					fitScore: entry.fit,
 					firstTouch: entry.firstTouch,
-					visitors: visitors.map((visitor) => visitor.anonymousId),
-					events: events.length,
+					visitors: entry.visitors,
+					events: entry.events,
 				},
 				score: entry.score,
 				scoreRows: written.get(lead.id) ?? 0,
