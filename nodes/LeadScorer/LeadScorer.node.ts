@@ -245,11 +245,12 @@ export class LeadScorer implements INodeType {
 		const stale: Array<{ index: number; context: ScoringContext; limit: number }> = [];
 		const now = Date.now();
 		const contextOf = (site: ResolvedSite): ScoringContext => ({ siteId: site.id, config: site.config, rules: rulesOf(site), now, keyring: piiKeyringOf(piiKeys, site.config.privacy.encryptPii) });
+		// Not an expression (noDataExpression): the same for every item, so read once.
+		const requested = this.getNodeParameter('operation', 0);
 		for (let i = 0; i < items.length; i++) {
 			const json = items[i].json;
 			try {
 				const site = await sites.siteOf(siteKeyOf(this, i));
-				const requested = this.getNodeParameter('operation', i);
 				if (requested === 'getSettings') {
 					settings.set(i, siteSettingsOf(site));
 					continue;

@@ -77,6 +77,11 @@ interface CompiledEventRule {
 	/** ln 2 / half-life in ms, 0 without decay: one multiply and one exp per match. */
 	decayRate: number;
 	path: PathPattern | null;
+	/**
+	 * The parts of its cause that depend on the rule alone, written once when compiled rather than for
+	 * every lead scored: the whole cause without a match, and what follows the match count.
+	 */
+	causes: { none: string; matched: string };
 }
 
 export interface CompiledVisitRule {
@@ -164,6 +169,8 @@ export function compileScoringRules(config: ScoringConfig, options: { hashRoutin
 			compiled.order.push(entry);
 		} else if (isEventRule(rule)) {
 			const path = rule.urlPattern ? compilePathPattern(rule.urlPattern) : null;
+			const decayRate = rule.halfLifeDays ? Math.LN2 / (rule.halfLifeDays * DAY_MS) : 0;
+			const on = path ? ` on ${path.source}` : '';
 			const entry: CompiledEventRule = {
 				kind: 'event',
 				id,
@@ -171,8 +178,9 @@ export function compileScoringRules(config: ScoringConfig, options: { hashRoutin
 				event: rule.event,
 				score: rule.score,
 				cap: rule.cap ?? Infinity,
-				decayRate: rule.halfLifeDays ? Math.LN2 / (rule.halfLifeDays * DAY_MS) : 0,
+				decayRate,
 				path,
+				causes: { none: `no ${rule.event} event${on}`, matched: ` × ${rule.event}${on} (${rule.score} each${decayRate ? ', decayed' : ''}` },
 			};
 			compiled.events.push(entry);
 			compiled.order.push(entry);
@@ -404,10 +412,7 @@ export function scoreLead(
 			raw,
 			points: clampToCap(raw, rule.cap),
 			matches,
-			cause:
-				matches === 0
-					? `no ${rule.event} event${rule.path ? ` on ${rule.path.source}` : ''}`
-					: `${matches} × ${rule.event}${rule.path ? ` on ${rule.path.source}` : ''} (${rule.score} each${rule.decayRate ? ', decayed' : ''}${pastRetention(kept)}), latest ${latestId}`,
+			cause: matches === 0 ? rule.causes.none : `${matches}${rule.causes.matched}${pastRetention(kept)}), latest ${latestId}`,
 			causeKey: matches === 0 ? 'none' : `${matches}:${latestId}`,
 		});
 	});
