@@ -70,6 +70,8 @@ export interface ScoreResult {
 interface CompiledEventRule {
 	kind: 'event';
 	id: string;
+	/** Its place in the config's order of all rules: where its score goes in a breakdown. */
+	position: number;
 	group: string | null;
 	event: string;
 	score: number;
@@ -87,6 +89,8 @@ interface CompiledEventRule {
 export interface CompiledVisitRule {
 	kind: 'visit';
 	id: string;
+	/** Its place in the config's order of all rules: where its score goes in a breakdown. */
+	position: number;
 	group: string | null;
 	visits: number;
 	perVisit: boolean;
@@ -98,6 +102,8 @@ export interface CompiledVisitRule {
 interface CompiledFitRule {
 	kind: 'fit';
 	id: string;
+	/** Its place in the config's order of all rules: where its score goes in a breakdown. */
+	position: number;
 	group: string | null;
 	rule: FitScoringRule;
 	regex: RegExp | null;
@@ -158,6 +164,7 @@ export function compileScoringRules(config: ScoringConfig, options: { hashRoutin
 			const entry: CompiledVisitRule = {
 				kind: 'visit',
 				id,
+				position: compiled.order.length,
 				group,
 				visits: rule.visits,
 				perVisit: rule.perVisit ?? false,
@@ -174,6 +181,7 @@ export function compileScoringRules(config: ScoringConfig, options: { hashRoutin
 			const entry: CompiledEventRule = {
 				kind: 'event',
 				id,
+				position: compiled.order.length,
 				group,
 				event: rule.event,
 				score: rule.score,
@@ -188,6 +196,7 @@ export function compileScoringRules(config: ScoringConfig, options: { hashRoutin
 			const entry: CompiledFitRule = {
 				kind: 'fit',
 				id,
+				position: compiled.order.length,
 				group,
 				rule,
 				regex: rule.operator === 'matches' && typeof rule.value === 'string' ? new RegExp(rule.value, 'i') : null,
@@ -398,14 +407,14 @@ export function scoreLead(
 	retained: ReadonlyMap<string, RetainedEvidence> = NOTHING_RETAINED,
 ): ScoreResult {
 	const tallies = tallyEvents(rules, events, now);
-	const byRule = new Map<CompiledEventRule | CompiledFitRule | CompiledVisitRule, RuleScore>();
+	const ordered = new Array<RuleScore>(rules.order.length);
 	rules.events.forEach((rule, index) => {
 		const tally = tallies[index];
 		const kept = retained.get(rule.id);
 		const raw = tally.raw + (kept?.points ?? 0);
 		const matches = tally.matches + (kept?.count ?? 0);
 		const latestId = tally.matches > 0 ? tally.latestId : kept?.latestId;
-		byRule.set(rule, {
+		ordered[rule.position] = {
 			rule: rule.id,
 			kind: 'event',
 			group: rule.group,
@@ -414,16 +423,16 @@ export function scoreLead(
 			matches,
 			cause: matches === 0 ? rule.causes.none : `${matches}${rule.causes.matched}${pastRetention(kept)}), latest ${latestId}`,
 			causeKey: matches === 0 ? 'none' : `${matches}:${latestId}`,
-		});
+		};
 	});
 	if (rules.visits.length > 0) {
 		const sorted = oldestFirst(visits);
-		for (const rule of rules.visits) byRule.set(rule, visitScore(rule, sorted, now, retained.get(rule.id)));
+		for (const rule of rules.visits) ordered[rule.position] = visitScore(rule, sorted, now, retained.get(rule.id));
 	}
 	for (const rule of rules.fits) {
 		const matched = fitMatch(rule, facts);
 		const points = matched === null ? 0 : rule.rule.score;
-		byRule.set(rule, {
+		ordered[rule.position] = {
 			rule: rule.id,
 			kind: 'fit',
 			group: rule.group,
@@ -432,9 +441,8 @@ export function scoreLead(
 			matches: matched === null ? 0 : 1,
 			cause: matched === null ? `${rule.rule.field} does not match` : `${rule.rule.field} "${matched}" ${rule.rule.operator}${rule.rule.value === undefined ? '' : ` ${String(rule.rule.value)}`}`,
 			causeKey: matched === null ? 'none' : `match:${matched.toLowerCase()}`,
-		});
+		};
 	}
-	const ordered = rules.order.map((rule) => byRule.get(rule) as RuleScore);
 	for (const [group, cap] of Object.entries(rules.groupCaps)) {
 		capPositive(
 			ordered.filter((score) => score.group === group),

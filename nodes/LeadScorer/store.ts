@@ -286,14 +286,16 @@ FROM leads WHERE site_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id FOR UPD
 const EPOCH_MS = (column: string) => `round(date_part('epoch', ${column}) * 1000)`;
 
 /**
- * Each lead's tags, and its browsers in the order it met them, each with its events and sessions,
- * as one JSON array of {@link StoredBrowser}: one statement and one value per lead, where a row per
- * browser, event and session cost the node most of its time to receive and decode. Read after the
- * leads are locked, so it sees what a scoring of the same lead committed while this one waited.
+ * Each lead's tags (a JSON array, null for none), and its browsers in the order it met them, each
+ * with its events and sessions, as one JSON array of {@link StoredBrowser}: one statement and one
+ * value per lead, where a row per browser, event and session cost the node most of its time to
+ * receive and decode. Tags as JSON rather than text[], whose parser cost more even for a lead with
+ * no tag. Read after the leads are locked, so it sees what a scoring of the same lead committed
+ * while this one waited.
  */
 const LEAD_HISTORIES = `
 SELECT l.id AS "leadId",
-	ARRAY(SELECT t.tag FROM lead_tags t WHERE t.lead_id = l.id ORDER BY t.tag) AS tags,
+	(SELECT json_agg(t.tag ORDER BY t.tag) FROM lead_tags t WHERE t.lead_id = l.id)::text AS tags,
 	(SELECT json_agg(json_build_array(v.id, v.anonymous_id, v.first_touch, ${EPOCH_MS('v.first_seen_at')},
 		(SELECT COALESCE(json_agg(json_build_array(e.event_id, e.type, e.name, e.url, ${EPOCH_MS('e.occurred_at')}, ${EPOCH_MS('e.received_at')})), '[]')
 			FROM visitor_events e WHERE e.site_id = $1::uuid AND e.anonymous_id = v.anonymous_id),
@@ -336,13 +338,13 @@ async function loadLeads(prisma: Db, siteId: string, ids: readonly string[], cip
 	const recorded = new Map(leads.map((lead) => [lead.id, recordedOfSummary(lead.ledgerSummary)]));
 	const unsummed = leads.filter((lead) => recorded.get(lead.id) === null).map((lead) => lead.id);
 	const summed = unsummed.length === 0 ? new Map<string, Map<string, RecordedRule>>() : await recordedLedger(prisma, unsummed);
-	const stored = await prisma.$queryRawUnsafe<Array<{ leadId: string; tags: string[]; browsers: string | null }>>(LEAD_HISTORIES, siteId, [...ids]);
+	const stored = await prisma.$queryRawUnsafe<Array<{ leadId: string; tags: string | null; browsers: string | null }>>(LEAD_HISTORIES, siteId, [...ids]);
 	const storedOf = new Map(stored.map((row) => [row.leadId, row]));
 	return leads.map((lead) => {
 		const row = storedOf.get(lead.id);
 		const ofSummary = recorded.get(lead.id);
 		const ofRows = ofSummary ? null : (summed.get(lead.id) ?? new Map<string, RecordedRule>());
-		return { lead, tags: row?.tags ?? [], recorded: ofSummary ?? ofRows ?? undefined, summed: ofRows && summaryOf(ofRows), browsers: row?.browsers ?? null };
+		return { lead, tags: row?.tags ? (JSON.parse(row.tags) as string[]) : [], recorded: ofSummary ?? ofRows ?? undefined, summed: ofRows && summaryOf(ofRows), browsers: row?.browsers ?? null };
 	});
 }
 
