@@ -31,6 +31,10 @@ export interface StoredLead {
 	phone: string | null;
 	lifecycleStage: string;
 	firstTouch: Prisma.JsonValue | null;
+	/** The scores as last stored. */
+	score: number;
+	engagementScore: number;
+	fitScore: number;
 }
 
 /** What a lead's `lead_scores` rows of one rule add up to. */
@@ -236,6 +240,11 @@ export interface Rescored {
 	scoreRows: ScoreRow[];
 	/** The stage move to record in `lead_stage_changes`, or null when the stage stays. */
 	stageChange: { from: string; to: string } | null;
+	/**
+	 * The lead's row already holds these scores, stage and first touch, and its ledger explains them:
+	 * nothing to record but the time it was scored.
+	 */
+	unchanged: boolean;
 }
 
 /** One lead's score from its whole history, and what to record of it. */
@@ -261,15 +270,22 @@ export function rescore(history: LeadHistory, scoring: ScoringRules): Rescored {
 		retainedEvidence(scoring.rules, history, scoring.now, scoring.cutoff ?? null),
 	);
 	const total = roundedSum(score.rules);
+	const engagement = roundedSum(score.rules.filter((rule) => rule.kind !== 'fit'));
+	const fit = roundedSum(score.rules.filter((rule) => rule.kind === 'fit'));
 	const stage = nextStage(scoring.stages, lead.lifecycleStage, total);
+	// earlierTouch hands back one of its arguments: the stored touch itself when no browser's is earlier.
+	const firstTouch = history.visitors.reduce((first, visitor) => earlierTouch(first, visitor.firstTouch), lead.firstTouch);
+	const scoreRows = scoreRowsOf(score, history.recorded);
 	return {
 		score,
 		total,
-		engagement: roundedSum(score.rules.filter((rule) => rule.kind !== 'fit')),
-		fit: roundedSum(score.rules.filter((rule) => rule.kind === 'fit')),
+		engagement,
+		fit,
 		stage,
-		firstTouch: history.visitors.reduce((first, visitor) => earlierTouch(first, visitor.firstTouch), lead.firstTouch),
-		scoreRows: scoreRowsOf(score, history.recorded),
+		firstTouch,
+		scoreRows,
 		stageChange: stage === lead.lifecycleStage ? null : { from: lead.lifecycleStage, to: stage },
+		unchanged:
+			scoreRows.length === 0 && stage === lead.lifecycleStage && firstTouch === lead.firstTouch && total === lead.score && engagement === lead.engagementScore && fit === lead.fitScore,
 	};
 }

@@ -274,7 +274,8 @@ interface LeadRow extends StoredLead {
  */
 const LOCK_LEADS = `
 SELECT id, email, email_hash AS "emailHash", first_name AS "firstName", last_name AS "lastName", company, job_title AS "jobTitle", country, source, phone,
-	lifecycle_stage AS "lifecycleStage", first_touch AS "firstTouch", ledger_summary AS "ledgerSummary"
+	lifecycle_stage AS "lifecycleStage", first_touch AS "firstTouch", ledger_summary AS "ledgerSummary",
+	score, engagement_score AS "engagementScore", fit_score AS "fitScore"
 FROM leads WHERE site_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`;
 
 /**
@@ -414,13 +415,25 @@ FROM scored AS v LEFT JOIN added ON added.lead_id = v.id
 WHERE leads.id = v.id
 RETURNING leads.id, added.rows`;
 
+/** A lead's rescore as recordScores stores it. */
+type ToRecord = Rescored & { leadId: string; summed: Record<string, SummaryEntry> | null };
+
 /**
  * Stores each lead's new score, stage and first touch, and the score rows to add; how many rows
  * each lead got. scored_at is when the lead was last scored (rescoreStale's cursor); updated_at
- * moves only with the content.
+ * moves only with the content. A lead whose row and ledger already say it all (most rescores on a
+ * new delivery of events no rule counts) only has its scored_at moved, by a statement that sends
+ * nothing but ids.
  */
-async function recordScores(prisma: Db, siteId: string, scoredAt: Date, rescored: ReadonlyArray<Rescored & { leadId: string; summed: Record<string, SummaryEntry> | null }>): Promise<Map<string, number>> {
+async function recordScores(prisma: Db, siteId: string, scoredAt: Date, all: ReadonlyArray<ToRecord>): Promise<Map<string, number>> {
 	const written = new Map<string, number>();
+	const onlyScoredAt: string[] = [];
+	const rescored: ToRecord[] = [];
+	for (const entry of all) {
+		if (entry.unchanged && entry.summed === null) onlyScoredAt.push(entry.leadId);
+		else rescored.push(entry);
+	}
+	if (onlyScoredAt.length > 0) await prisma.$executeRawUnsafe(`UPDATE leads SET scored_at = $1 WHERE id = ANY($2::uuid[])`, scoredAt, onlyScoredAt);
 	if (rescored.length === 0) return written;
 	const rows = rescored.flatMap(({ leadId, scoreRows }) => scoreRows.map((row) => ({ leadId, ...row })));
 	const recorded = await prisma.$queryRawUnsafe<Array<{ id: string; rows: number | null }>>(

@@ -1,5 +1,5 @@
 import type { LifecycleStage } from '../../lib/contracts/siteConfig';
-import { browsersHistory, earlierTouch, recordedOfSummary, recordedRules, rescore, scoreRowsOf, summaryOf, type RecordedRule, type StoredEvent, type StoredLead, type StoredSession } from '../../nodes/LeadScorer/rescore';
+import { browsersHistory, earlierTouch, recordedOfSummary, recordedRules, rescore, scoreRowsOf, summaryOf, type LinkedVisitor, type RecordedRule, type StoredEvent, type StoredLead, type StoredSession } from '../../nodes/LeadScorer/rescore';
 import { compileScoringRules, type RuleScore, type ScoreResult } from '../../nodes/LeadScorer/scoring';
 
 const NOW = Date.UTC(2026, 10, 20, 12);
@@ -155,7 +155,7 @@ describe('rescore', () => {
 		],
 	});
 	const lead = (lifecycleStage: string, email = 'jane@acme.io'): StoredLead => ({
-		id: 'a', email, company: null, jobTitle: null, country: null, source: null, phone: null, lifecycleStage, firstTouch: { at: '2026-03-01T00:00:00Z' },
+		id: 'a', email, company: null, jobTitle: null, country: null, source: null, phone: null, lifecycleStage, firstTouch: { at: '2026-03-01T00:00:00Z' }, score: 0, engagementScore: 0, fitScore: 0,
 	});
 	const demo = { eventId: 'e1', type: 'custom', name: 'demo_request', occurredAt: NOW - DAY };
 
@@ -184,6 +184,23 @@ describe('rescore', () => {
 		];
 		const rescored = rescore({ lead: lead('subscriber'), events: [], visits: [], tags: [], visitors }, { rules, stages, now: NOW });
 		expect(rescored.firstTouch).toEqual({ at: '2026-02-01T00:00:00Z', source: 'ads' });
+	});
+
+	it('is unchanged only when the stored scores, stage and first touch and the ledger already say it all', () => {
+		const first = rescore({ lead: lead('subscriber'), events: [demo], tags: [], visits: [], visitors: [] }, { rules, stages, now: NOW });
+		expect(first.unchanged).toBe(false);
+		const recorded = recordedRules(first.scoreRows.map((row) => ({ leadId: 'a', rule: row.rule, sum: row.delta, rows: 1, causeKey: row.causeKey }))).get('a');
+		const storedAs = (changes: Partial<StoredLead>, visitors: LinkedVisitor[] = []) =>
+			rescore(
+				{ lead: { ...lead(first.stage), score: first.total, engagementScore: first.engagement, fitScore: first.fit, ...changes }, events: [demo], tags: [], visits: [], visitors, recorded },
+				{ rules, stages, now: NOW },
+			).unchanged;
+		expect(storedAs({})).toBe(true);
+		expect(storedAs({ score: first.total + 1 })).toBe(false);
+		expect(storedAs({ fitScore: 0 })).toBe(false);
+		expect(storedAs({ lifecycleStage: 'subscriber' })).toBe(false);
+		expect(storedAs({}, [{ id: 'v1', anonymousId: 'x', leadId: 'a', firstTouch: { at: '2026-01-01T00:00:00Z' } }])).toBe(false);
+		expect(storedAs({}, [{ id: 'v1', anonymousId: 'x', leadId: 'a', firstTouch: { at: '2026-05-01T00:00:00Z' } }])).toBe(true);
 	});
 
 	it('records nothing new when its rows already explain the score', () => {

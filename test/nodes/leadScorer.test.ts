@@ -262,6 +262,37 @@ describe('Lead Scorer node in the n8n execution engine', () => {
 		expect(score).toBeCloseTo(await scoreFromScratch(created.leadId as string), 2);
 	});
 
+	it('a rescore that finds nothing new only moves the scored time; one that finds a stored score out of step writes it back', async () => {
+		const anonymousId = `anon-still-${uuidv7()}`;
+		await anonymousHistory(anonymousId, Date.now() - 2 * DAY, 1, 5, { channel: 'Direct' });
+		const [created] = (await run([leadItem({ email: 'still@beta.io', anonymousId })])).outputOf('Lead Scorer', 0);
+		const leadId = created.leadId as string;
+		const stored = () =>
+			prisma.lead.findUniqueOrThrow({
+				where: { id: leadId },
+				select: { score: true, engagementScore: true, fitScore: true, lifecycleStage: true, firstTouch: true, ledgerSummary: true, updatedAt: true, scoredAt: true },
+			});
+		const rescore = () => run([{ site: site.key, email: 'still@beta.io' }], { operation: 'rescore', lead: '={{ $json.email }}' });
+		const first = await stored();
+		const rows = await prisma.leadScore.count({ where: { leadId } });
+		await new Promise((resolve) => setTimeout(resolve, 5));
+
+		const [again] = (await rescore()).outputOf('Lead Scorer', 0);
+		const second = await stored();
+		expect(again.scoring).toMatchObject({ total: first.score, rowsWritten: 0 });
+		expect({ ...second, scoredAt: null }).toEqual({ ...first, scoredAt: null });
+		expect((second.scoredAt as Date).getTime()).toBeGreaterThan((first.scoredAt as Date).getTime());
+		expect(await prisma.leadScore.count({ where: { leadId } })).toBe(rows);
+
+		// Scores changed behind the scorer's back, as a hand edit would: the next rescore writes its own.
+		await prisma.$executeRawUnsafe('UPDATE leads SET score = 99, fit_score = 99 WHERE id = $1::uuid', leadId);
+		await rescore();
+		const mended = await stored();
+		expect({ score: mended.score, fitScore: mended.fitScore }).toEqual({ score: first.score, fitScore: first.fitScore });
+		expect(mended.updatedAt.getTime()).toBeGreaterThan(second.updatedAt.getTime());
+		expect(await prisma.leadScore.count({ where: { leadId } })).toBe(rows);
+	});
+
 	it('takes flat identify items, stores the phone in E.164 and never merges a browser that belongs to someone else', async () => {
 		const anonymousId = `anon-shared-${uuidv7()}`;
 		await anonymousHistory(anonymousId, Date.now() - DAY, 1, 3, { channel: 'Direct' });

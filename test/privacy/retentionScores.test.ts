@@ -225,7 +225,7 @@ describe('lead scores after the retention job deleted old events and visits', ()
 describe('which evidence a rescore takes from the ledger', () => {
 	const NOW = Date.UTC(2026, 10, 20, 12);
 	const cutoff = NOW - RETENTION_DAYS * DAY;
-	const lead = { id: 'a', email: 'ana@acme.io', company: null, jobTitle: null, country: null, source: null, phone: null, lifecycleStage: 'subscriber', firstTouch: null };
+	const lead = { id: 'a', email: 'ana@acme.io', company: null, jobTitle: null, country: null, source: null, phone: null, lifecycleStage: 'subscriber', firstTouch: null, score: 0, engagementScore: 0, fitScore: 0 };
 	const stages = [{ name: 'subscriber', minScore: 0 }];
 	/** One browser, first seen `firstSeen` days ago. */
 	const browserSeen = (firstSeen: number): LinkedVisitor[] => [{ id: 'v1', anonymousId: 'laptop', leadId: 'a', firstTouch: null, firstSeenAt: NOW - firstSeen * DAY }];
