@@ -175,8 +175,20 @@ export interface LinkedVisitor {
 /** When a row of a browser's history joined the lead's: now, for a browser linked now (no ledger row counted it). */
 const joinedAt = (storedAt: number, browser: LinkedVisitor): number => (browser.linkedNow ? Infinity : storedAt);
 
-/** A stored event as the store reads a browser's: `[eventId, type, name, url, occurredAt, storedAt]`, times in epoch ms. */
-export type StoredEvent = [eventId: string, type: string, name: string | null, url: string | null, occurredAt: number, storedAt: number];
+/**
+ * A browser's stored events as the store reads them, one array per column:
+ * `[eventIds, types, names, urls, occurredAt, storedAt]`, times in epoch ms. Columns rather than a
+ * tuple per event: Postgres aggregates each column once, and a parsed column of times is one array
+ * of plain numbers instead of a number object per event.
+ */
+export type StoredEvents = [
+	eventIds: readonly string[],
+	types: readonly string[],
+	names: ReadonlyArray<string | null>,
+	urls: ReadonlyArray<string | null>,
+	occurredAt: readonly number[],
+	storedAt: readonly number[],
+];
 
 /** A stored session as the store reads a browser's: `[id, startedAt, storedAt]`, `storedAt` the database's clock when the row was written. */
 export type StoredSession = [id: string, startedAt: number, storedAt: number];
@@ -185,7 +197,7 @@ export type StoredSession = [id: string, startedAt: number, storedAt: number];
  * One of a lead's browsers as the store reads it, with everything it did:
  * `[visitorId, anonymousId, firstTouch, firstSeenAt, events, sessions]`.
  */
-export type StoredBrowser = [id: string, anonymousId: string, firstTouch: Prisma.JsonValue | null, firstSeenAt: number, events: readonly StoredEvent[], sessions: readonly StoredSession[]];
+export type StoredBrowser = [id: string, anonymousId: string, firstTouch: Prisma.JsonValue | null, firstSeenAt: number, events: StoredEvents, sessions: readonly StoredSession[]];
 
 /**
  * A lead's visitors, events and visits from its browsers as stored. A visitor is one browser, so its
@@ -201,7 +213,8 @@ export function browsersHistory(leadId: string, browsers: readonly StoredBrowser
 	for (const [id, anonymousId, firstTouch, firstSeenAt, stored, sessions] of browsers) {
 		const visitor: LinkedVisitor = { id, anonymousId, leadId, firstTouch, firstSeenAt, linkedNow: linked.has(anonymousId) };
 		visitors.push(visitor);
-		for (const [eventId, type, name, url, occurredAt, storedAt] of stored) events.push({ eventId, type, name, url, occurredAt, storedAt: joinedAt(storedAt, visitor) });
+		const [eventIds, types, names, urls, occurredAt, storedAt] = stored;
+		for (let n = 0; n < eventIds.length; n++) events.push({ eventId: eventIds[n], type: types[n], name: names[n], url: urls[n], occurredAt: occurredAt[n], storedAt: joinedAt(storedAt[n], visitor) });
 		for (const [sessionId, startedAt, storedAt] of sessions) visits.set(sessionId, { id: sessionId, startedAt, storedAt: joinedAt(storedAt, visitor) });
 	}
 	return { visitors, events, visits: [...visits.values()] };

@@ -288,17 +288,18 @@ const EPOCH_MS = (column: string) => `round(date_part('epoch', ${column}) * 1000
 
 /**
  * Each lead's tags (a JSON array, null for none), and its browsers in the order it met them, each
- * with its events and sessions, as one JSON array of {@link StoredBrowser}: one statement and one
- * value per lead, where a row per browser, event and session cost the node most of its time to
- * receive and decode. Tags as JSON rather than text[], whose parser cost more even for a lead with
- * no tag. Read after the leads are locked, so it sees what a scoring of the same lead committed
- * while this one waited.
+ * with its events (by column) and sessions, as one JSON array of {@link StoredBrowser}: one
+ * statement and one value per lead, where a row per browser, event and session cost the node most
+ * of its time to receive and decode. Tags as JSON rather than text[], whose parser cost more even
+ * for a lead with no tag. Read after the leads are locked, so it sees what a scoring of the same
+ * lead committed while this one waited.
  */
 const LEAD_HISTORIES = `
 SELECT l.id AS "leadId",
 	(SELECT json_agg(t.tag ORDER BY t.tag) FROM lead_tags t WHERE t.lead_id = l.id)::text AS tags,
 	(SELECT json_agg(json_build_array(v.id, v.anonymous_id, v.first_touch, ${EPOCH_MS('v.first_seen_at')},
-		(SELECT COALESCE(json_agg(json_build_array(e.event_id, e.type, e.name, e.url, ${EPOCH_MS('e.occurred_at')}, ${EPOCH_MS('e.received_at')})), '[]')
+		(SELECT json_build_array(COALESCE(array_agg(e.event_id), '{}'), COALESCE(array_agg(e.type), '{}'), COALESCE(array_agg(e.name), '{}'), COALESCE(array_agg(e.url), '{}'),
+				COALESCE(array_agg(${EPOCH_MS('e.occurred_at')}), '{}'), COALESCE(array_agg(${EPOCH_MS('e.received_at')}), '{}'))
 			FROM visitor_events e WHERE e.site_id = $1::uuid AND e.anonymous_id = v.anonymous_id),
 		(SELECT COALESCE(json_agg(json_build_array(s.id, ${EPOCH_MS('s.started_at')}, ${EPOCH_MS('s.created_at')})), '[]')
 			FROM visitor_sessions s WHERE s.visitor_id = v.id)

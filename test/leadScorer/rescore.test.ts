@@ -1,5 +1,5 @@
 import type { LifecycleStage } from '../../lib/contracts/siteConfig';
-import { browsersHistory, earlierTouch, recordedOfSummary, recordedRules, rescore, scoreRowsOf, summaryOf, type LinkedVisitor, type RecordedRule, type StoredEvent, type StoredLead, type StoredSession } from '../../nodes/LeadScorer/rescore';
+import { browsersHistory, earlierTouch, recordedOfSummary, recordedRules, rescore, scoreRowsOf, summaryOf, type LinkedVisitor, type RecordedRule, type StoredEvents, type StoredLead, type StoredSession } from '../../nodes/LeadScorer/rescore';
 import { compileScoringRules, type RuleScore, type ScoreResult } from '../../nodes/LeadScorer/scoring';
 
 const NOW = Date.UTC(2026, 10, 20, 12);
@@ -101,16 +101,17 @@ describe('earlierTouch', () => {
 });
 
 describe('browsersHistory', () => {
-	const event = (eventId: string): StoredEvent => [eventId, 'pageview', null, '/pricing', NOW, NOW + 1];
+	/** Events as the store reads them, by column: each a pageview of /pricing at NOW, stored a millisecond later. */
+	const events = (...eventIds: string[]): StoredEvents => [eventIds, eventIds.map(() => 'pageview'), eventIds.map(() => null), eventIds.map(() => '/pricing'), eventIds.map(() => NOW), eventIds.map(() => NOW + 1)];
 	const session = (id: string): StoredSession => [id, NOW - DAY, NOW - DAY + 5];
 
 	it('gives the lead its browsers in order, the events of each and its stored sessions, each row once', () => {
 		const history = browsersHistory(
 			'a',
 			[
-				['v1', 'laptop', { channel: 'Direct' }, NOW - 2 * DAY, [event('e1'), event('e2')], [session('s1')]],
-				['v2', 'phone', null, NOW - DAY, [event('e3')], [session('s2'), session('s2')]],
-				['v3', 'tablet', null, NOW, [], []],
+				['v1', 'laptop', { channel: 'Direct' }, NOW - 2 * DAY, events('e1', 'e2'), [session('s1')]],
+				['v2', 'phone', null, NOW - DAY, events('e3'), [session('s2'), session('s2')]],
+				['v3', 'tablet', null, NOW, events(), []],
 			],
 			new Set(),
 		);
@@ -131,8 +132,8 @@ describe('browsersHistory', () => {
 		const history = browsersHistory(
 			'a',
 			[
-				['v1', 'laptop', null, NOW, [event('e1')], [session('s1')]],
-				['v2', 'phone', null, NOW, [event('e2')], [session('s2')]],
+				['v1', 'laptop', null, NOW, events('e1'), [session('s1')]],
+				['v2', 'phone', null, NOW, events('e2'), [session('s2')]],
 			],
 			new Set(['phone']),
 		);
