@@ -417,7 +417,7 @@ WHERE leads.id = v.id
 RETURNING leads.id, added.rows`;
 
 /** A lead's rescore as recordScores stores it. */
-type ToRecord = Rescored & { leadId: string; summed: Record<string, SummaryEntry> | null };
+type ToRecord = Rescored & { lead: { id: string }; summed: Record<string, SummaryEntry> | null };
 
 /**
  * Stores each lead's new score, stage and first touch, and the score rows to add; how many rows
@@ -431,16 +431,16 @@ async function recordScores(prisma: Db, siteId: string, scoredAt: Date, all: Rea
 	const onlyScoredAt: string[] = [];
 	const rescored: ToRecord[] = [];
 	for (const entry of all) {
-		if (entry.unchanged && entry.summed === null) onlyScoredAt.push(entry.leadId);
+		if (entry.unchanged && entry.summed === null) onlyScoredAt.push(entry.lead.id);
 		else rescored.push(entry);
 	}
 	if (onlyScoredAt.length > 0) await prisma.$executeRawUnsafe(`UPDATE leads SET scored_at = $1 WHERE id = ANY($2::uuid[])`, scoredAt, onlyScoredAt);
 	if (rescored.length === 0) return written;
-	const rows = rescored.flatMap(({ leadId, scoreRows }) => scoreRows.map((row) => ({ leadId, ...row })));
+	const rows = rescored.flatMap(({ lead, scoreRows }) => scoreRows.map((row) => ({ leadId: lead.id, ...row })));
 	const recorded = await prisma.$queryRawUnsafe<Array<{ id: string; rows: number | null }>>(
 		RECORD_SCORES,
 		scoredAt,
-		rescored.map((entry) => entry.leadId),
+		rescored.map((entry) => entry.lead.id),
 		rescored.map((entry) => entry.total),
 		rescored.map((entry) => entry.engagement),
 		rescored.map((entry) => entry.fit),
@@ -506,7 +506,6 @@ export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds:
 		const history = historyOf(entry, linked);
 		return {
 			lead: entry.lead,
-			leadId: entry.lead.id,
 			summed: entry.summed,
 			visitors: history.visitors.map((visitor) => visitor.anonymousId),
 			events: history.events.length,
@@ -518,7 +517,7 @@ export async function rescoreLeads(prisma: Db, context: ScoringContext, leadIds:
 		prisma,
 		context.siteId,
 		scoredAt,
-		rescored.flatMap(({ leadId, stageChange, total }) => (stageChange ? [{ leadId, ...stageChange, scoreAt: total }] : [])),
+		rescored.flatMap(({ lead, stageChange, total }) => (stageChange ? [{ leadId: lead.id, ...stageChange, scoreAt: total }] : [])),
 	);
 	const written = await recordScores(prisma, context.siteId, scoredAt, rescored);
 
