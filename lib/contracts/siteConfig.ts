@@ -1,5 +1,6 @@
 import { z } from 'zod/v4';
 
+import { templateProblem } from './emailTemplates';
 import { EVENT_TYPES } from './tracking';
 
 /** The six bundled micro-workflows; outbox rows are addressed to one of them. */
@@ -167,11 +168,18 @@ const conversionRule = z.strictObject({
 	currency: z.string().regex(/^[A-Z]{3}$/, { error: 'must be an ISO 4217 currency code such as EUR' }).optional(),
 });
 
+/** A step's subject, HTML or text: a Handlebars template its step can render (emailTemplates.ts). */
+const template = (max?: number) =>
+	(max === undefined ? z.string().min(1) : z.string().min(1).max(max)).superRefine((source, context) => {
+		const problem = templateProblem(source);
+		if (problem) context.addIssue({ code: 'custom', input: source, message: problem });
+	});
+
 const sequenceStep = z.strictObject({
 	delayMinutes: z.number().int().min(0).max(525_600),
-	subject: z.string().min(1).max(300),
-	html: z.string().min(1),
-	text: z.string().min(1).optional(),
+	subject: template(300),
+	html: template(),
+	text: template().optional(),
 });
 
 const emailSequence = z.strictObject({
@@ -299,19 +307,15 @@ const CONFIRM_URL_REFERENCE = /\{\{\{?\s*confirmUrl\s*\}?\}\}/;
  * email, company …), `siteName` and `confirmUrl`, the signed link the person confirms with.
  */
 const confirmationEmailSchema = z.strictObject({
-	subject: z.string().min(1).max(300).default('Please confirm your subscription to {{siteName}}'),
-	html: z
-		.string()
-		.min(1)
+	subject: template(300).default('Please confirm your subscription to {{siteName}}'),
+	html: template()
 		.refine((html) => CONFIRM_URL_REFERENCE.test(html), { error: 'must contain {{confirmUrl}}, the link the person confirms with' })
 		.default(
 			'<p>Hello{{#if firstName}} {{firstName}}{{/if}},</p><p>please confirm that you want to receive emails from {{siteName}}:</p>' +
 				'<p><a href="{{confirmUrl}}">Yes, send me emails</a></p><p>If you did not ask for them, ignore this email: nothing will be sent to you.</p>',
 		),
 	/** The plain-text part; made from the HTML when absent. */
-	text: z
-		.string()
-		.min(1)
+	text: template()
 		.refine((text) => CONFIRM_URL_REFERENCE.test(text), { error: 'must contain {{confirmUrl}}, the link the person confirms with' })
 		.optional(),
 	/** Days the link may be confirmed in; after them the lead's waiting enrollments end unconfirmed. */

@@ -12,9 +12,10 @@ import type { PiiCipher } from '../../lib/pii';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { uuidv7s } from '../../lib/ids';
 import { crmDatabase } from '../shared/database';
-import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
+import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, forEachItem, type ItemGlue } from '../shared/items';
 import { findLeadId, findLeads, namesAddress, piiCredentialOf, siteCipherOf, type PiiKeyFields } from '../shared/leads';
+import { numberParameter, textParameter } from '../shared/parameters';
 import { findVisitorIds, SiteResolver } from '../shared/subjects';
 import { buildActivity, outcomeActivity, type ActivityDraft, type ActivityRecord } from './activity';
 
@@ -128,7 +129,7 @@ const properties: INodeProperties[] = [
 		displayName: 'Limit',
 		name: 'limit',
 		type: 'number',
-		typeOptions: { minValue: 1 },
+		typeOptions: { minValue: 1, numberPrecision: 0 },
 		default: 50,
 		description: 'Max number of results to return',
 		displayOptions: { show: { operation: ['getTimeline'] } },
@@ -174,7 +175,7 @@ export class ActivityLogger implements INodeType {
 		return [
 			await forEachItem.call(this, glue, async (i) => {
 				const site = await sites.siteOf(siteKeyOf(this, i));
-				const reference = this.getNodeParameter('lead', i) as string;
+				const reference = textParameter(this, 'lead', i);
 				// Only an address needs the site's keys: a lead id is found without them.
 				return await readTimeline(this, prisma, site.id, reference, namesAddress(reference) ? siteCipherOf(piiKeys, site) : null, i);
 			}),
@@ -197,13 +198,13 @@ const draftOfParameters: DraftOf = (context, i) => {
 	const subject = context.getNodeParameter('subject', i) as Subject;
 	return {
 		subject,
-		reference: String(itemParameter(context, subject, i) ?? ''),
+		reference: textParameter(context, subject, i),
 		activity: {
-			type: context.getNodeParameter('activityType', i) as string,
-			description: context.getNodeParameter('description', i) as string,
+			type: textParameter(context, 'activityType', i),
+			description: textParameter(context, 'description', i),
 			data: context.getNodeParameter('data', i, '{}') as unknown,
 			occurredAt: context.getNodeParameter('occurredAt', i, '') as string,
-			dedupeKey: context.getNodeParameter('dedupeKey', i, '') as string,
+			dedupeKey: textParameter(context, 'dedupeKey', i),
 		},
 	};
 };
@@ -259,8 +260,15 @@ async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, s
 		if (rows.length === 0) continue;
 		try {
 			for (const [item, json] of await insertActivities(prisma, siteId, rows)) output.set(item, { json, pairedItem: { item } });
-		} catch (error) {
-			for (const row of rows) fail(row.item, error);
+		} catch {
+			// Row by row, so the error names the item that caused it and the others are still written.
+			for (const row of rows) {
+				try {
+					for (const [item, json] of await insertActivities(prisma, siteId, [row])) output.set(item, { json, pairedItem: { item } });
+				} catch (error) {
+					fail(row.item, error);
+				}
+			}
 		}
 	}
 	return items.map((_, i) => output.get(i) as INodeExecutionData);
@@ -320,8 +328,8 @@ async function insertActivities(prisma: PrismaClient, siteId: string, rows: read
 
 async function readTimeline(context: IExecuteFunctions, prisma: PrismaClient, siteId: string, reference: string, cipher: PiiCipher | null, i: number): Promise<IDataObject[]> {
 	const leadId = await findLeadId(prisma, siteId, reference, cipher);
-	const limit = Math.min(context.getNodeParameter('limit', i, 50) as number, 1000);
-	const types = (context.getNodeParameter('types', i, '') as string)
+	const limit = Math.min(numberParameter(context, properties, 'limit', i), 1000);
+	const types = textParameter(context, 'types', i)
 		.split(',')
 		.map((type) => type.trim())
 		.filter(Boolean);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { InputError } from '../shared/inputError';
+import { checkedJson, checkedText, checkedTime } from '../shared/parameters';
 
 /** Activity types are short machine names such as `page_viewed` or `email.opened`. */
 export const ACTIVITY_TYPE = /^[a-z][a-z0-9_.:-]{0,63}$/;
@@ -25,25 +26,17 @@ export interface ActivityRecord {
 	dedupeKey: string | null;
 }
 
-function toDate(value: ActivityDraft['occurredAt']): Date {
-	const date = value instanceof Date ? value : new Date(value as string | number);
-	if (Number.isNaN(date.getTime())) {
-		throw new InputError('occurredAt', `"${String(value)}" is not a date; use an ISO 8601 time such as 2026-11-23T10:00:00Z`);
-	}
-	return date;
-}
-
 /**
  * Validates one activity and decides its dedupe key: the given one, or — when the time of
  * the activity is known — a hash of what it says, so an n8n retry of the same item writes
  * nothing new. An activity stamped "now" has no natural identity and is not deduplicated.
  */
 export function buildActivity(draft: ActivityDraft, now: Date = new Date()): ActivityRecord {
-	const type = draft.type.trim();
+	const type = checkedText('activityType', draft.type).trim();
 	if (!ACTIVITY_TYPE.test(type)) {
 		throw new InputError('activityType', `"${type}" is not an activity type; use lowercase letters, digits and _ . : - (e.g. page_viewed), at most 64 characters`);
 	}
-	const description = draft.description.trim();
+	const description = checkedText('description', draft.description).trim();
 	if (!description) throw new InputError('description', 'is empty; describe what happened, e.g. "Visited the pricing page"');
 	if (description.length > MAX_DESCRIPTION) throw new InputError('description', `is ${description.length} characters; at most ${MAX_DESCRIPTION} are kept`);
 
@@ -56,16 +49,16 @@ export function buildActivity(draft: ActivityDraft, now: Date = new Date()): Act
 		if (Buffer.byteLength(JSON.stringify(parsed)) > MAX_DATA_BYTES) {
 			throw new InputError('data', `is larger than ${MAX_DATA_BYTES / 1024} KB; store a summary instead`);
 		}
-		data = parsed as Record<string, unknown>;
+		data = checkedJson('data', parsed) as Record<string, unknown>;
 	}
 
-	const explicitTime = draft.occurredAt !== undefined && draft.occurredAt !== '';
-	const occurredAt = explicitTime ? toDate(draft.occurredAt) : now;
-	const given = draft.dedupeKey?.trim();
+	const givenTime = checkedTime('occurredAt', draft.occurredAt);
+	const occurredAt = givenTime ?? now;
+	const given = checkedText('dedupeKey', draft.dedupeKey).trim();
 	if (given && given.length > 200) throw new InputError('dedupeKey', 'is longer than 200 characters');
 	const dedupeKey = given
 		? given
-		: explicitTime
+		: givenTime
 			? createHash('sha256').update(JSON.stringify([draft.subject, type, occurredAt.toISOString(), description, data])).digest('hex')
 			: null;
 	return { type, description, data, occurredAt, dedupeKey };

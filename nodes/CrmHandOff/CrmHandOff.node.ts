@@ -3,12 +3,51 @@ import {
 	type IDataObject,
 	type IExecuteFunctions,
 	type INodeExecutionData,
+	type INodeProperties,
 	type INodeType,
 	type INodeTypeDescription,
 } from 'n8n-workflow';
 
 import { signedHeaders } from '../../lib/signing';
-import { chunk, groupBySite, handOffDelivery, handOffUrl, ItemSiteError } from './handOff';
+import { failedItem, nodeErrorOf, type ItemGlue } from '../shared/items';
+import { numberParameter, textParameter } from '../shared/parameters';
+import { chunk, groupBySite, handOffDelivery, handOffUrl, NO_SITE_KEY } from './handOff';
+
+const properties: INodeProperties[] = [
+	{
+		displayName: 'Target',
+		name: 'target',
+		type: 'string',
+		required: true,
+		default: 'crm-conversion-detector',
+		placeholder: 'crm-conversion-detector or https://n8n.example.com/webhook/crm-conversion-detector',
+		description: 'Webhook path of the next workflow’s CRM Tracker Trigger on this n8n, or its full URL',
+	},
+	{
+		displayName: 'Webhook Base URL',
+		name: 'webhookBaseUrl',
+		type: 'string',
+		default: '',
+		placeholder: 'http://127.0.0.1:5678/webhook',
+		description: 'Where this n8n’s production webhooks are reached, for a Target given as a path. Empty: this instance’s own URL followed by /webhook.',
+	},
+	{
+		displayName: 'Items per Delivery',
+		name: 'batchSize',
+		type: 'number',
+		typeOptions: { minValue: 1, maxValue: 1000, numberPrecision: 0 },
+		default: 100,
+		description: 'The items are posted in deliveries of at most this many, in order',
+	},
+	{
+		displayName: 'Timeout (Seconds)',
+		name: 'timeoutSeconds',
+		type: 'number',
+		typeOptions: { minValue: 1, maxValue: 3600 },
+		default: 120,
+		description: 'How long to wait for the next workflow to finish a delivery',
+	},
+];
 
 export class CrmHandOff implements INodeType {
 	description: INodeTypeDescription = {
@@ -24,49 +63,27 @@ export class CrmHandOff implements INodeType {
 		inputs: ['main'],
 		outputs: ['main'],
 		credentials: [{ name: 'trackingCrmApi', required: true }],
-		properties: [
-			{
-				displayName: 'Target',
-				name: 'target',
-				type: 'string',
-				required: true,
-				default: 'crm-conversion-detector',
-				placeholder: 'crm-conversion-detector or https://n8n.example.com/webhook/crm-conversion-detector',
-				description: 'Webhook path of the next workflow’s CRM Tracker Trigger on this n8n, or its full URL',
-			},
-			{
-				displayName: 'Webhook Base URL',
-				name: 'webhookBaseUrl',
-				type: 'string',
-				default: '',
-				placeholder: 'http://127.0.0.1:5678/webhook',
-				description: 'Where this n8n’s production webhooks are reached, for a Target given as a path. Empty: this instance’s own URL followed by /webhook.',
-			},
-			{
-				displayName: 'Items per Delivery',
-				name: 'batchSize',
-				type: 'number',
-				typeOptions: { minValue: 1, maxValue: 1000 },
-				default: 100,
-				description: 'The items are posted in deliveries of at most this many, in order',
-			},
-			{
-				displayName: 'Timeout (Seconds)',
-				name: 'timeoutSeconds',
-				type: 'number',
-				typeOptions: { minValue: 1 },
-				default: 120,
-				description: 'How long to wait for the next workflow to finish a delivery',
-			},
-		],
+		properties,
 	};
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const items = this.getInputData();
 		if (items.length === 0) return [[]];
-		const target = this.getNodeParameter('target', 0) as string;
-		if (!target.trim()) throw new NodeOperationError(this.getNode(), 'Target is empty: give the webhook path of the next workflow’s CRM Tracker Trigger (e.g. crm-conversion-detector) or its full URL');
-		const configuredBase = (this.getNodeParameter('webhookBaseUrl', 0, '') as string).trim();
+		const glue: ItemGlue = { properties };
+		let target: string;
+		let configuredBase: string;
+		let batchSize: number;
+		let timeout: number;
+		try {
+			target = textParameter(this, 'target', 0).trim();
+			configuredBase = textParameter(this, 'webhookBaseUrl', 0).trim();
+			batchSize = numberParameter(this, properties, 'batchSize', 0);
+			timeout = numberParameter(this, properties, 'timeoutSeconds', 0) * 1000;
+		} catch (error) {
+			// The same for every delivery: nothing is handed on.
+			throw nodeErrorOf(this, glue, error, 0);
+		}
+		if (!target) throw new NodeOperationError(this.getNode(), 'Target is empty: give the webhook path of the next workflow’s CRM Tracker Trigger (e.g. crm-conversion-detector) or its full URL');
 		const webhookBase = configuredBase || `${this.getInstanceBaseUrl().replace(/\/+$/, '')}/webhook`;
 		let url: string;
 		try {
@@ -75,18 +92,12 @@ export class CrmHandOff implements INodeType {
 		} catch {
 			throw new NodeOperationError(this.getNode(), `Target "${target}" with Webhook Base URL "${webhookBase}" is not a valid URL: give a webhook path or a full http(s) URL`);
 		}
-		const batchSize = this.getNodeParameter('batchSize', 0, 100) as number;
-		const timeout = (this.getNodeParameter('timeoutSeconds', 0, 120) as number) * 1000;
 		const { webhookSecret } = await this.getCredentials<{ webhookSecret: string }>('trackingCrmApi');
 		if (!webhookSecret) throw new NodeOperationError(this.getNode(), 'The Tracking CRM API credential has no Webhook Secret: the next workflow’s trigger refuses unsigned deliveries');
 
-		let groups: ReturnType<typeof groupBySite>;
-		try {
-			groups = groupBySite(items.map((item) => item.json));
-		} catch (error) {
-			if (!(error instanceof ItemSiteError)) throw error;
-			throw new NodeOperationError(this.getNode(), error.message, { itemIndex: error.index, description: 'The CRM nodes and the CRM Tracker Trigger put the site key into every item; keep the "site" field when items pass through other nodes.' });
-		}
+		const { groups, unsigned } = groupBySite(items.map((item) => item.json));
+		// An item without a site stops the node, or with Continue On Fail goes to the error output while the others are handed on.
+		const failed = new Map(unsigned.map((index) => [index, failedItem(this, glue, new NodeOperationError(this.getNode(), `Item ${index} ${NO_SITE_KEY}`, { itemIndex: index }), index)]));
 		const parts = groups.flatMap(({ site, indexes }) => chunk(indexes, batchSize).map((part) => ({ site, indexes: part })));
 		for (const part of parts) {
 			const delivery = handOffDelivery(
@@ -122,6 +133,6 @@ export class CrmHandOff implements INodeType {
 				});
 			}
 		}
-		return [items.map((item, index) => ({ json: { ...(item.json as IDataObject) }, pairedItem: { item: index } }))];
+		return [items.map((item, index) => failed.get(index) ?? { json: { ...(item.json as IDataObject) }, pairedItem: { item: index } })];
 	}
 }

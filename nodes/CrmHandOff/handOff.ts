@@ -25,34 +25,36 @@ export function handOffUrl(target: string, webhookBaseUrl: string): string {
 	return `${base}/${trimmed.replace(/^\/+/, '').replace(/^webhook\//, '')}`;
 }
 
-/** Splits items into deliveries of at most `size`, keeping their order. */
+/** Splits items into deliveries of at most `size` (a whole number of 1 or more), keeping their order. */
 export function chunk<T>(items: T[], size: number): T[][] {
+	if (!Number.isInteger(size) || size < 1) throw new RangeError(`A delivery holds a whole number of 1 or more items, not ${size}`);
 	const chunks: T[][] = [];
 	for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
 	return chunks;
 }
 
-/** An item that names no site a delivery can be signed for, by its index in the input. */
-export class ItemSiteError extends Error {
-	constructor(readonly index: number) {
-		super(`Item ${index} has no site key in "site": each delivery is signed for the site of its items, so every item must say which site it belongs to`);
-	}
-}
+/** Why an item cannot be handed on: it names no site a delivery can be signed for. */
+export const NO_SITE_KEY =
+	'has no site key in "site": each delivery is signed for the site of its items, so every item must say which site it belongs to (keep the "site" field when items pass through other nodes)';
 
 /**
- * The input's indexes grouped by the items' `site`, sites in order of first appearance and
- * items in input order: each group becomes deliveries signed for its own site, so the next
- * trigger never receives one site's items under another site's signature.
+ * The input's indexes grouped by the items' `site`, sites in order of first appearance and items in
+ * input order: each group becomes deliveries signed for its own site, so the next trigger never
+ * receives one site's items under another site's signature. `unsigned`: the items that name no site.
  */
-export function groupBySite(items: ReadonlyArray<Record<string, unknown>>): Array<{ site: string; indexes: number[] }> {
+export function groupBySite(items: ReadonlyArray<Record<string, unknown>>): { groups: Array<{ site: string; indexes: number[] }>; unsigned: number[] } {
 	const groups = new Map<string, number[]>();
+	const unsigned: number[] = [];
 	items.forEach((item, index) => {
-		if (!isSignableSite(item.site)) throw new ItemSiteError(index);
+		if (!isSignableSite(item.site)) {
+			unsigned.push(index);
+			return;
+		}
 		const group = groups.get(item.site);
 		if (group) group.push(index);
 		else groups.set(item.site, [index]);
 	});
-	return [...groups].map(([site, indexes]) => ({ site, indexes }));
+	return { groups: [...groups].map(([site, indexes]) => ({ site, indexes })), unsigned };
 }
 
 export function handOffDelivery(items: Array<Record<string, unknown>>, site: string, destination: string, now = new Date()): HandOffDelivery {

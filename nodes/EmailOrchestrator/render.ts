@@ -1,5 +1,6 @@
 import Handlebars from 'handlebars';
 
+import { templateProblem } from '../../lib/contracts/emailTemplates';
 import { trackingUrls } from '../../lib/emailTokens';
 
 export interface StepTemplates {
@@ -40,6 +41,18 @@ function template(source: string, escape: boolean): Handlebars.TemplateDelegate 
 		compiled.set(key, fn);
 	}
 	return fn;
+}
+
+/** A step's template that does not render (one stored before templates were checked, or edited in the database). */
+export class TemplateError extends Error {}
+
+/** One part of a step rendered; a template that fails names the part and why. */
+function rendered(part: 'subject' | 'HTML' | 'text', source: string, escape: boolean, context: Record<string, unknown>): string {
+	try {
+		return template(source, escape)(context);
+	} catch (error) {
+		throw new TemplateError(`its ${part} ${templateProblem(source) ?? `does not render (${(error as Error).message})`}`);
+	}
 }
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
@@ -95,8 +108,8 @@ export function renderEmail(step: StepTemplates, vars: Record<string, unknown>, 
 	const base = trackingUrls(tracking.baseUrl, tracking.secret, tracking.messageId, []);
 	const context = { ...vars, unsubscribeUrl: base.unsubscribeUrl };
 	const receiverRoot = base.unsubscribeUrl.slice(0, base.unsubscribeUrl.indexOf('/e/u/') + 1);
-	const html = template(step.html, true)(context);
-	const text = step.text ? template(step.text, false)(context) : undefined;
+	const html = rendered('HTML', step.html, true, context);
+	const text = step.text ? rendered('text', step.text, false, context) : undefined;
 
 	const links: string[] = [];
 	const indexOf = (url: string): number => {
@@ -125,7 +138,7 @@ export function renderEmail(step: StepTemplates, vars: Record<string, unknown>, 
 	const withPixel = /<\/body>/i.test(tracked) ? tracked.replace(/<\/body>/i, `${pixel}</body>`) : `${tracked}${pixel}`;
 
 	return {
-		subject: template(step.subject, false)(context).replace(/[\r\n]+/g, ' ').trim(),
+		subject: rendered('subject', step.subject, false, context).replace(/[\r\n]+/g, ' ').trim(),
 		html: withPixel,
 		text: textIndexed !== undefined ? resolve(textIndexed) : htmlToText(tracked),
 		links,
@@ -139,10 +152,10 @@ export function renderEmail(step: StepTemplates, vars: Record<string, unknown>, 
  */
 export function renderConfirmation(templates: StepTemplates, vars: Record<string, unknown>, confirmUrl: string): Pick<RenderedEmail, 'subject' | 'html' | 'text'> {
 	const context = { ...vars, confirmUrl };
-	const html = template(templates.html, true)(context);
+	const html = rendered('HTML', templates.html, true, context);
 	return {
-		subject: template(templates.subject, false)(context).replace(/[\r\n]+/g, ' ').trim(),
+		subject: rendered('subject', templates.subject, false, context).replace(/[\r\n]+/g, ' ').trim(),
 		html,
-		text: templates.text ? template(templates.text, false)(context) : htmlToText(html),
+		text: templates.text ? rendered('text', templates.text, false, context) : htmlToText(html),
 	};
 }

@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 import {
 	type IDataObject,
 	type IExecuteFunctions,
@@ -12,8 +14,9 @@ import type { PrismaClient } from '../../lib/db/generated/client';
 import { uuidv7s } from '../../lib/ids';
 import { leadField, openLead, type PiiCipher } from '../../lib/pii';
 import { crmDatabase } from '../shared/database';
-import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
-import { failedItem, type ItemGlue } from '../shared/items';
+import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
+import { failedItem, inputError, type ItemGlue } from '../shared/items';
+import { numberParameter, textParameter } from '../shared/parameters';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { findLeads, piiCredentialOf, piiKeyProblem, siteCipherOf } from '../shared/leads';
 import { createMxChecker, enrich, type Enrichment, type MxChecker } from './enrich';
@@ -85,7 +88,7 @@ interface EnricherItem {
 	reference: string;
 	country: string;
 	userAgent: string;
-	mx?: { timeoutMs: number; servers: string };
+	mx?: { timeoutMs: number; servers: readonly string[] };
 }
 
 const properties: INodeProperties[] = [
@@ -123,7 +126,7 @@ const properties: INodeProperties[] = [
 		displayName: 'MX Timeout (Ms)',
 		name: 'mxTimeoutMs',
 		type: 'number',
-		typeOptions: { minValue: 50 },
+		typeOptions: { minValue: 50, maxValue: 60000, numberPrecision: 0 },
 		default: 1500,
 		displayOptions: { show: { checkMx: [true] } },
 	},
@@ -137,6 +140,29 @@ const properties: INodeProperties[] = [
 		displayOptions: { show: { checkMx: [true] } },
 	},
 		];
+
+const HOST_AND_PORT = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/;
+
+/**
+ * The DNS Servers parameter as the resolver takes it: IP addresses, each with an optional port
+ * (1.1.1.1, 1.1.1.1:53, [2606:4700::1111]:53). A name or typo is refused here, naming the field,
+ * rather than by the resolver on the first lookup the cache does not answer.
+ */
+export function dnsServersOf(text: string): string[] {
+	return text
+		.split(',')
+		.map((server) => server.trim())
+		.filter(Boolean)
+		.map((server) => {
+			const withPort = HOST_AND_PORT.exec(server);
+			const host = withPort ? (withPort[1] ?? withPort[2]) : server;
+			const port = withPort ? Number(withPort[3]) : 53;
+			if (!isIP(host) || port < 1 || port > 65535 || (withPort?.[2] !== undefined && isIP(host) === 6)) {
+				throw inputError('dnsServers', `"${server}" is not an IP address: give IP addresses such as 1.1.1.1 or 1.1.1.1:53 (an IPv6 one with a port as [2606:4700::1111]:53), separated by commas`);
+			}
+			return server;
+		});
+}
 
 export class Enricher implements INodeType {
 	description: INodeTypeDescription = {
@@ -173,11 +199,11 @@ export class Enricher implements INodeType {
 				const entry: EnricherItem = {
 					item: i,
 					site,
-					reference: String(itemParameter(this, 'lead', i) ?? ''),
-					country: String(itemParameter(this, 'country', i) ?? ''),
-					userAgent: String(itemParameter(this, 'userAgent', i) ?? '').trim(),
+					reference: textParameter(this, 'lead', i),
+					country: textParameter(this, 'country', i),
+					userAgent: textParameter(this, 'userAgent', i).trim(),
 					...(this.getNodeParameter('checkMx', i) === true
-						? { mx: { timeoutMs: this.getNodeParameter('mxTimeoutMs', i) as number, servers: String(this.getNodeParameter('dnsServers', i, '') ?? '') } }
+						? { mx: { timeoutMs: numberParameter(this, properties, 'mxTimeoutMs', i), servers: dnsServersOf(textParameter(this, 'dnsServers', i)) } }
 						: {}),
 				};
 				bySite.set(site.id, [...(bySite.get(site.id) ?? []), entry]);
@@ -242,11 +268,10 @@ async function enrichSite(
 		let mx: boolean | null | undefined;
 		const domain = enrichment.email?.domain;
 		if (entry.mx && domain) {
-			const key = `${entry.mx.timeoutMs}|${entry.mx.servers}`;
+			const key = `${entry.mx.timeoutMs}|${entry.mx.servers.join(',')}`;
 			let checker = checkers.get(key);
 			if (!checker) {
-				const list = entry.mx.servers.split(',').map((server) => server.trim()).filter(Boolean);
-				checker = createMxChecker({ timeoutMs: entry.mx.timeoutMs, servers: list }, mxCache);
+				checker = createMxChecker({ timeoutMs: entry.mx.timeoutMs, servers: entry.mx.servers }, mxCache);
 				checkers.set(key, checker);
 			}
 			mx = await checker(domain);

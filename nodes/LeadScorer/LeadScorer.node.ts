@@ -7,8 +7,9 @@ import {
 	type INodeTypeDescription,
 } from 'n8n-workflow';
 import { crmDatabase } from '../shared/database';
-import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
+import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, type ItemGlue } from '../shared/items';
+import { numberParameter, textParameter } from '../shared/parameters';
 import { findLeads, piiCredentialOf, piiKeyProblem, piiKeyringOf } from '../shared/leads';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { disjointParts, inTurns, transactionsAtOnce } from '../shared/transactions';
@@ -188,7 +189,7 @@ const properties: INodeProperties[] = [
 		displayName: 'Limit',
 		name: 'limit',
 		type: 'number',
-		typeOptions: { minValue: 1 },
+		typeOptions: { minValue: 1, numberPrecision: 0 },
 		default: 50,
 		description: 'Max number of results to return',
 		displayOptions: { show: { operation: ['rescoreStale'] } },
@@ -256,7 +257,7 @@ export class LeadScorer implements INodeType {
 					continue;
 				}
 				if (requested === 'rescoreStale') {
-					stale.push({ index: i, context: contextOf(site), limit: this.getNodeParameter('limit', i, 50) as number });
+					stale.push({ index: i, context: contextOf(site), limit: numberParameter(this, properties, 'limit', i) });
 					continue;
 				}
 				const operation = requested === 'rescore' || requested === 'rescoreVisitor' ? 'rescore' : 'upsert';
@@ -264,9 +265,9 @@ export class LeadScorer implements INodeType {
 				let batch = batches.get(key);
 				if (!batch) batches.set(key, (batch = { operation, context: contextOf(site), items: [] }));
 				if (requested === 'rescore') {
-					batch.items.push({ index: i, reference: String(itemParameter(this, 'lead', i) ?? '') });
+					batch.items.push({ index: i, reference: textParameter(this, 'lead', i) });
 				} else if (requested === 'rescoreVisitor') {
-					batch.items.push({ index: i, visitor: String(itemParameter(this, 'visitor', i) ?? '').trim() });
+					batch.items.push({ index: i, visitor: textParameter(this, 'visitor', i).trim() });
 				} else {
 					const receivedAt = typeof json.receivedAt === 'string' && !Number.isNaN(Date.parse(json.receivedAt)) ? new Date(json.receivedAt) : new Date(now);
 					batch.items.push({ index: i, lead: prepareLead(payloadOf(json), receivedAt) });

@@ -106,6 +106,9 @@ export function itemParameter(context: IExecuteFunctions, name: string, itemInde
 /** The Site Key of one item; an empty one (no "site" in the item) names the parameter and the fix. */
 export function siteKeyOf(context: IExecuteFunctions, itemIndex: number): string {
 	const value = itemParameter(context, 'siteKey', itemIndex);
+	if (value !== null && typeof value === 'object') {
+		throw new InputError('siteKey', `is ${Array.isArray(value) ? 'a list' : 'an object'}: give one site key, such as {{ $json.site }}, or pick a site from the list`);
+	}
 	const key = typeof value === 'string' || typeof value === 'number' ? String(value).trim() : '';
 	if (!key) {
 		throw new InputError(

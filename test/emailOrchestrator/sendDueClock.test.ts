@@ -93,6 +93,6 @@ describe('a long Send Due run', () => {
 		expect(backfill().getTime()).toBe(first);
 		expect(first).toBe(Date.UTC(2026, 0, 1));
 		expect(live().getTime() - atFirst).toBeGreaterThanOrEqual(25);
-		expect(() => clockOf('soon')).toThrow(/"soon" is not a date and time/);
+		expect(() => clockOf('soon')).toThrow(/is "soon", not a date and time/);
 	});
 });

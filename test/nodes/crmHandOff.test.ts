@@ -25,7 +25,7 @@ interface Received {
 	foreign?: string;
 }
 
-function workflow(parameters: INodeParameters): WorkflowJson {
+function workflow(parameters: INodeParameters, options: { continueOnFail?: boolean } = {}): WorkflowJson {
 	return {
 		name: 'Hand Off test',
 		nodes: [
@@ -38,6 +38,7 @@ function workflow(parameters: INodeParameters): WorkflowJson {
 				position: [200, 0],
 				parameters,
 				credentials: { trackingCrmApi: { id: '1', name: 'Tracking CRM' } },
+				...(options.continueOnFail ? { onError: 'continueRegularOutput' as const } : {}),
 			},
 		],
 		connections: { Start: { main: [[{ node: 'CRM Hand Off', type: 'main', index: 0 }]] } },
@@ -115,6 +116,34 @@ describe('CRM Hand Off node', () => {
 		const result = await runWorkflow(workflow({ target: 'crm-next', webhookBaseUrl: `${base}/webhook` }), { input: [{ site: 'shop' }, { n: 1 }], credentials: credentials() });
 		expect(result.status).toBe('error');
 		expect(result.error?.message).toContain('Item 1 has no site key in "site"');
+		expect(received).toHaveLength(0);
+	});
+
+	it('with Continue On Fail, hands on the items that name a site and fails only the one that does not', async () => {
+		const input = [
+			{ site: 'shop', n: 0 },
+			{ n: 1 },
+			{ site: 'shop', n: 2 },
+		];
+		const result = await runWorkflow(workflow({ target: 'crm-next', webhookBaseUrl: `${base}/webhook` }, { continueOnFail: true }), { input, credentials: credentials(), throwOnError: true });
+		expect(received.flatMap((delivery) => delivery.body.items?.map((item) => item.n))).toEqual([0, 2]);
+		const output = result.outputOf('CRM Hand Off');
+		expect(output[0]).toEqual(input[0]);
+		expect(output[1].error).toMatch(/^Item 1 has no site key in "site"/);
+		expect(output[2]).toEqual(input[2]);
+	});
+
+	it.each([
+		[{ batchSize: 0 }, 'Items per Delivery: is 0: give a whole number from 1 to 1000'],
+		[{ batchSize: -3 }, 'Items per Delivery: is -3: give a whole number from 1 to 1000'],
+		[{ batchSize: '={{ "abc" }}' }, 'Items per Delivery: is "abc": give a whole number from 1 to 1000'],
+		[{ timeoutSeconds: 0 }, 'Timeout (Seconds): is 0: give a number from 1 to 3600'],
+		[{ target: '={{ $json }}' }, 'Target: is an object: give text (map one field of the item, such as {{ $json.email }}, not a whole object)'],
+		[{ target: '={{ $json.nope }}' }, 'Target is empty: give the webhook path of the next workflow’s CRM Tracker Trigger (e.g. crm-conversion-detector) or its full URL'],
+	])('refuses %p before sending anything, naming the field and the fix', async (parameters, message) => {
+		const result = await runWorkflow(workflow({ target: 'crm-next', webhookBaseUrl: `${base}/webhook`, ...parameters }), { input: [{ site: 'shop', n: 0 }], credentials: credentials() });
+		expect(result.status).toBe('error');
+		expect(result.error?.message).toBe(message);
 		expect(received).toHaveLength(0);
 	});
 

@@ -588,7 +588,7 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 		await prisma.leadTag.create({ data: { siteId: site.id, leadId: person.id, tag: 'b2b' } });
 		// Wednesday 12:00 in Madrid: inside the workdays sequence's window
 		const failed = await runWorkflow(workflow('enrollByTrigger', { options: { asOf: '2026-06-10T10:00:00Z' } }), { input: [{ site: site.key, leadId: person.id }], credentials: credentials() });
-		expect(failed.error?.message).toMatch(/^Options › From Email: No sender address/);
+		expect(failed.error?.message).toBe('Options › From Email: is empty, and the site config sets no integrations.emailProvider.fromEmail: set one of them to the sender address');
 		const [retried] = await run('enrollByTrigger', [{ site: site.key, leadId: person.id }], { options: { fromEmail: 'ops@shop.example', asOf: '2026-06-10T10:00:00Z' } });
 		expect(retried.enrollments).toEqual([expect.objectContaining({ sequence: 'workdays', created: false })]);
 		expect(retried.sends).toEqual([expect.objectContaining({ outcome: 'sent' })]);

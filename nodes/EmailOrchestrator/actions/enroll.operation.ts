@@ -6,6 +6,7 @@ import { findLeadId, piiCredentialOf, siteCipherOf } from '../../shared/leads';
 import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem } from '../../shared/items';
+import { collectionParameter, textParameter } from '../../shared/parameters';
 import { awaitsConfirmation } from '../confirmation';
 import { nowOf, type OperationContext } from '../helpers/context';
 import { stepDueAt } from '../steps';
@@ -118,13 +119,13 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 	return await forEachItem.call(this, glue, async (i) => {
 		const site = await sites.siteOf(siteKeyOf(this, i));
 		const cipher = siteCipherOf(piiKeys, site);
-		const leadId = await findLeadId(prisma, site.id, String(this.getNodeParameter('lead', i) ?? ''), cipher);
+		const leadId = await findLeadId(prisma, site.id, textParameter(this, 'lead', i), cipher);
 		const source = this.getNodeParameter('sequenceSource', i) as 'site' | 'database' | 'parameter';
 		const sequence =
 			source === 'parameter'
 				? await sequences.fromDefinition(site, parseSequenceDefinition(this.getNodeParameter('sequenceDefinition', i)))
-				: await sequences.byNameIn(site, String(this.getNodeParameter('sequence', i)).trim(), source);
-		const now = nowOf((this.getNodeParameter('options', i, {}) as IDataObject).asOf);
+				: await sequences.byNameIn(site, textParameter(this, 'sequence', i).trim(), source);
+		const now = nowOf(collectionParameter(this, 'options', i).asOf);
 		const lead = await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, timezone: true } });
 		return [{ ...this.getInputData()[i].json, enrollment: await enrollLead(prisma, site, sequence, lead, now, cipher) }];
 	});

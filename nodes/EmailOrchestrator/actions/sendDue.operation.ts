@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 
 import type { Transporter } from 'nodemailer';
+import { z } from 'zod/v4';
 import { updateDisplayOptions, type ICredentialDataDecryptedObject, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
 import type { Prisma, PrismaClient } from '../../../lib/db/generated/client';
@@ -10,11 +11,13 @@ import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem, InputError } from '../../shared/items';
 import { piiKeyringOf } from '../../shared/leads';
 import { CONFIRMATION_KEY_PREFIX } from '../../../lib/consent';
+import { MIN_EMAIL_TOKEN_SECRET_LENGTH } from '../../../lib/emailTokens';
+import { checkedText, collectionParameter, numberParameter } from '../../shared/parameters';
 import { consentGateFor, sendConfirmation } from '../confirmation';
 import { apiCredentialOf, clockOf, type OperationContext } from '../helpers/context';
 import { cipherOf } from '../helpers/pii';
 import { missedEnrollments, recoveryWindow } from '../recovery';
-import { renderEmail } from '../render';
+import { renderEmail, TemplateError } from '../render';
 import { windowOf, type SequenceResolver } from '../sequences';
 import { advanceFrom, messageKey, senderAddress, sendFailure, settleReserved, stepAction, type Outcome } from '../steps';
 import { findSuppression } from '../suppression';
@@ -27,7 +30,7 @@ const properties: INodeProperties[] = [
 		displayName: 'Batch Size',
 		name: 'batchSize',
 		type: 'number',
-		typeOptions: { minValue: 1, maxValue: 1000 },
+		typeOptions: { minValue: 1, maxValue: 1000, numberPrecision: 0 },
 		default: 50,
 		description: 'Most due enrollments to handle, and most missed enrollments to make up, per site and input item; the rest wait for the next run',
 	},
@@ -311,19 +314,57 @@ export async function sendDueSteps(prisma: PrismaClient, site: ResolvedSite, sen
 		if (id === null) break;
 		handled.push(id);
 		const enrollment = await prisma.sequenceEnrollment.findUniqueOrThrow({ where: { id }, select: ENROLLMENT_SELECT });
-		results.push(await processEnrollment(prisma, site, enrollment, sender, now));
+		try {
+			results.push(await processEnrollment(prisma, site, enrollment, sender, now));
+		} catch (error) {
+			if (!(error instanceof TemplateError)) throw error;
+			results.push(await holdBrokenStep(prisma, site, enrollment, error, now));
+		}
 	}
 	return results;
+}
+
+/** How long a step whose template does not render waits before it is tried again. */
+const BROKEN_TEMPLATE_RETRY_MS = 60 * 60 * 1000;
+
+/**
+ * Holds an enrollment whose due step does not render, so the run goes on with the others and the
+ * next runs do not stumble on it every minute; it is tried again an hour later, after the template
+ * is corrected, and reported as failed until then.
+ */
+async function holdBrokenStep(prisma: PrismaClient, site: ResolvedSite, enrollment: Enrollment, error: TemplateError, now: Date): Promise<IDataObject> {
+	const until = new Date(now.getTime() + BROKEN_TEMPLATE_RETRY_MS);
+	await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, nextStep: enrollment.nextStep, status: 'active' }, data: { nextRunAt: until } });
+	return {
+		site: site.key,
+		enrollmentId: enrollment.id,
+		leadId: enrollment.lead.id,
+		sequence: enrollment.sequence.name,
+		step: enrollment.nextStep,
+		outcome: 'failed' satisfies Outcome,
+		error: `Sequence "${enrollment.sequence.name}", steps[${enrollment.nextStep}]: ${error.message}. Correct it in the site config or the Sequence Definition; the step is tried again at ${until.toISOString()}.`,
+		nextRunAt: until.toISOString(),
+	};
 }
 
 /** The sender of one site: the From Email / From Name options, else the site config's email provider. */
 export function senderOf(site: ResolvedSite, options: IDataObject, api: ICredentialDataDecryptedObject, transport: Transporter): Sender {
 	const provider = site.config.integrations.emailProvider;
-	const address = String(options.fromEmail || provider?.fromEmail || '');
-	if (!address.includes('@')) throw new InputError('options.fromEmail', 'No sender address: set integrations.emailProvider.fromEmail in the site config or the From Email option');
-	const name = String(options.fromName || provider?.fromName || '') || undefined;
+	const given = checkedText('options.fromEmail', options.fromEmail).trim();
+	const address = given || provider?.fromEmail || '';
+	if (!address) throw new InputError('options.fromEmail', 'is empty, and the site config sets no integrations.emailProvider.fromEmail: set one of them to the sender address');
+	if (!z.email().safeParse(address).success) {
+		throw new InputError('options.fromEmail', `"${address}" is not an email address: give the sender address, such as news@example.com`);
+	}
+	const name = checkedText('options.fromName', options.fromName).trim() || provider?.fromName || undefined;
 	const sender: Sender = { transport, receiverUrl: String(api.receiverUrl ?? ''), tokenSecret: String(api.emailTokenSecret ?? ''), from: { address, name }, keyring: piiKeyringOf(api, site.config.privacy.encryptPii) };
 	if (!sender.tokenSecret) throw new InputError('credentials.trackingCrmApi', 'The Tracking CRM API credential has no Email Token Secret, so no tracking or unsubscribe link can be signed');
+	if (sender.tokenSecret.length < MIN_EMAIL_TOKEN_SECRET_LENGTH) {
+		throw new InputError(
+			'credentials.trackingCrmApi',
+			`The Tracking CRM API credential’s Email Token Secret is ${sender.tokenSecret.length} characters: it must be at least ${MIN_EMAIL_TOKEN_SECRET_LENGTH}, the same value as the receiver’s EMAIL_TOKEN_SECRET`,
+		);
+	}
 	return sender;
 }
 
@@ -398,10 +439,10 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 	try {
 		return await forEachItem.call(this, glue, async (i) => {
 			const siteKey = siteKeyOf(this, i);
-			const options = this.getNodeParameter('options', i, {}) as IDataObject;
+			const options = collectionParameter(this, 'options', i);
 			const clock = clockOf(options.asOf);
 			const now = clock();
-			const batchSize = this.getNodeParameter('batchSize', i, 50) as number;
+			const batchSize = numberParameter(this, glue.properties, 'batchSize', i);
 			const results: IDataObject[] = [];
 			for (const key of siteKey === '*' ? await sitesWithRecentMoves(prisma, now) : [siteKey]) {
 				const site = await sites.siteOf(key);

@@ -2,7 +2,8 @@ import { NodeOperationError, type ICredentialDataDecryptedObject, type IExecuteF
 
 import type { PrismaClient } from '../../../lib/db/generated/client';
 import type { RawDatabase } from '../../../lib/db/rawSql';
-import { InputError, type ItemGlue } from '../../shared/items';
+import { type ItemGlue } from '../../shared/items';
+import { checkedTime } from '../../shared/parameters';
 import { SiteResolver } from '../../shared/subjects';
 import { SequenceResolver } from '../sequences';
 
@@ -44,8 +45,5 @@ export function clockOf(value: unknown): () => Date {
 
 /** The `asOf` option, or the current time; a wrong value names the parameter. */
 export function nowOf(value: unknown): Date {
-	if (value === undefined || value === null || value === '') return new Date();
-	const now = new Date(value as string);
-	if (Number.isNaN(now.getTime())) throw new InputError('options.asOf', `"${String(value)}" is not a date and time`);
-	return now;
+	return checkedTime('options.asOf', value) ?? new Date();
 }
