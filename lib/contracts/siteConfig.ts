@@ -241,19 +241,20 @@ const crmSchema = z
 		maxEmailsPerDay: z.number().int().positive().default(2),
 	})
 	.superRefine((crm, context) => {
-		const rules = crm.conversionRules.map((rule) => rule.name);
 		crm.emailSequences.forEach((sequence, index) => {
 			sequence.exitOn?.conversions.forEach((name, position) => {
-				if (rules.includes(name)) return;
-				context.addIssue({
-					code: 'custom',
-					path: ['emailSequences', index, 'exitOn', 'conversions', position],
-					input: name,
-					message: `must name a rule of crm.conversionRules (${rules.length ? `it has: ${rules.join(', ')}` : 'it has none'}); add a conversion rule named "${name}" or correct the name`,
-				});
+				const problem = exitConversionProblem(name, crm.conversionRules);
+				if (problem) context.addIssue({ code: 'custom', path: ['emailSequences', index, 'exitOn', 'conversions', position], input: name, message: problem });
 			});
 		});
 	});
+
+/** Why a sequence's exitOn conversion `name` names no rule of the site's `crm.conversionRules`, or null. */
+export function exitConversionProblem(name: string, conversionRules: ReadonlyArray<{ name: string }>): string | null {
+	const rules = conversionRules.map((rule) => rule.name);
+	if (rules.includes(name)) return null;
+	return `must name a rule of crm.conversionRules (${rules.length ? `it has: ${rules.join(', ')}` : 'it has none'}); add a conversion rule named "${name}" or correct the name`;
+}
 
 const webhookEndpoint = z.strictObject({
 	workflow: z.enum(WORKFLOW_NAMES),

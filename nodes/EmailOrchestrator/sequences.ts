@@ -1,7 +1,7 @@
 import type { z } from 'zod/v4';
 
 import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
-import { emailSequenceDefinitionSchema, type EmailSequenceDefinition, type SequenceTrigger } from '../../lib/contracts/siteConfig';
+import { emailSequenceDefinitionSchema, exitConversionProblem, type EmailSequenceDefinition, type SequenceTrigger } from '../../lib/contracts/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { type ResolvedSite } from '../shared/subjects';
 import type { SendWindow } from './schedule';
@@ -108,6 +108,10 @@ export class SequenceResolver {
 	 * name identifies it: the definition last used is what the database holds.
 	 */
 	fromDefinition(site: ResolvedSite, definition: EmailSequenceDefinition): Promise<StoredSequence> {
+		definition.exitOn?.conversions.forEach((name, position) => {
+			const problem = exitConversionProblem(name, site.config.crm.conversionRules);
+			if (problem) throw new InputError('sequenceDefinition', `is not a sequence:\n${formatIssues([{ field: `exitOn.conversions[${position}]`, message: problem }])}`);
+		});
 		const key = `${site.id}:parameter:${JSON.stringify(definition)}`;
 		let sequence = this.byName.get(key);
 		if (!sequence) {

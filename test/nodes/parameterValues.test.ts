@@ -91,7 +91,7 @@ describe('parameter values the editor would not let through', () => {
 			'DNS Servers: "not-an-ip" is not an IP address: give IP addresses such as 1.1.1.1 or 1.1.1.1:53 (an IPv6 one with a port as [2606:4700::1111]:53), separated by commas',
 		],
 	])('refuses %s, naming the field and the fix', async (_case, type, parameters, item, message) => {
-		const result = await runWorkflow(workflowOf(type, parameters as INode['parameters']), { input: [type === 'activityLogger' && parameters.operation === 'log' ? activity(item) : { site: site.key }], credentials: credentials() });
+		const result = await runWorkflow(workflowOf(type, parameters as INode['parameters']), { input: [type === 'activityLogger' && (parameters as Record<string, unknown>).operation === 'log' ? activity(item) : { site: site.key }], credentials: credentials() });
 		expect(result.status).toBe('error');
 		expect(result.error?.message).toBe(message);
 	});
@@ -118,6 +118,18 @@ describe('parameter values the editor would not let through', () => {
 		expect(result.error?.message).toContain('steps[0].html');
 		expect(result.error?.message).toContain('uses the partial {{> missing}}');
 		expect(await prisma.sequenceEnrollment.count({ where: { siteId: site.id } })).toBe(0);
+		expect(await prisma.emailSequence.count({ where: { siteId: site.id } })).toBe(0);
+	});
+
+	it('refuses a Sequence Definition that exits on a conversion the site has no rule for, as the site config does', async () => {
+		const definition = { name: 'exits', exitOn: { conversions: ['nonexistent'] }, steps: [{ delayMinutes: 0, subject: 'Hi', html: '<p>Hi</p>' }] };
+		const result = await runWorkflow(workflowOf('emailOrchestrator', { operation: 'enroll', lead: 'ana@values.example', sequenceSource: 'parameter', sequenceDefinition: JSON.stringify(definition) }), {
+			input: [{ site: site.key }],
+			credentials: credentials(),
+		});
+		expect(result.error?.message).toBe(
+			'Sequence Definition: is not a sequence:\n  - exitOn.conversions[0]: must name a rule of crm.conversionRules (it has none); add a conversion rule named "nonexistent" or correct the name',
+		);
 		expect(await prisma.emailSequence.count({ where: { siteId: site.id } })).toBe(0);
 	});
 });
