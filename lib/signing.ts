@@ -62,6 +62,8 @@ export function verifySignature(secret: string, body: string | Uint8Array, heade
 	if (!isSignableSite(site)) return { valid: false, reason: `${SITE_HEADER} is not a site key` };
 	const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
 	const tolerance = options.toleranceSeconds ?? 300;
+	// NaN would compare false against every age and accept any old delivery.
+	if (!Number.isFinite(tolerance)) return { valid: false, reason: 'the replay window is not a number of seconds' };
 	if (Math.abs(now - Number(timestamp)) > tolerance) return { valid: false, reason: `timestamp is outside the ${tolerance} s replay window` };
 	const expected = Buffer.from(signBody(secret, Number(timestamp), site, body));
 	const given = Buffer.from(signature);

@@ -1,18 +1,30 @@
-import type {
-	IDataObject,
-	INodeExecutionData,
-	INodeType,
-	INodeTypeDescription,
-	IWebhookDescription,
-	IWebhookFunctions,
-	IWebhookResponseData,
+import {
+	NodeOperationError,
+	type IDataObject,
+	type INodeExecutionData,
+	type INodeProperties,
+	type INodeType,
+	type INodeTypeDescription,
+	type IWebhookDescription,
+	type IWebhookFunctions,
+	type IWebhookResponseData,
 } from 'n8n-workflow';
 
 import { deliverySchema } from '../../lib/contracts/delivery';
 import { toFieldIssues } from '../../lib/contracts/issues';
 import { PiiCipher, piiKeyringFromCredential, piiKeyringFromEnv, PiiDecryptError, PiiKeyError } from '../../lib/pii';
 import { foreignSiteField, SITE_HEADER, verifySignature } from '../../lib/signing';
+import { declaredNumber } from '../shared/parameters';
 import { deliveryItems, openLeads, SealedDeliveryError, type Emit } from './delivery';
+
+const REPLAY_WINDOW: INodeProperties = {
+	displayName: 'Replay Window (Seconds)',
+	name: 'toleranceSeconds',
+	type: 'number',
+	typeOptions: { minValue: 30, maxValue: 86400 },
+	default: 300,
+	description: 'Deliveries signed longer ago than this are refused, so a captured request cannot be replayed',
+};
 
 export class CrmTrackerTrigger implements INodeType {
 	description: INodeTypeDescription = {
@@ -89,14 +101,7 @@ export class CrmTrackerTrigger implements INodeType {
 				default: 'allEntries',
 				displayOptions: { show: { responseMode: ['lastNode'] } },
 			},
-			{
-				displayName: 'Replay Window (Seconds)',
-				name: 'toleranceSeconds',
-				type: 'number',
-				typeOptions: { minValue: 30 },
-				default: 300,
-				description: 'Deliveries signed longer ago than this are refused, so a captured request cannot be replayed',
-			},
+			REPLAY_WINDOW,
 			{
 				displayName: 'Sites',
 				name: 'sites',
@@ -114,7 +119,14 @@ export class CrmTrackerTrigger implements INodeType {
 		const credential = await this.getCredentials<{ webhookSecret: string; piiEncryptionKeys?: string; piiHashKey?: string }>('trackingCrmApi');
 		const { webhookSecret } = credential;
 		const raw = (req as unknown as { rawBody?: Buffer }).rawBody ?? JSON.stringify(req.body);
-		const check = verifySignature(webhookSecret, raw, req.headers, { toleranceSeconds: this.getNodeParameter('toleranceSeconds', 300) as number });
+		let toleranceSeconds: number;
+		try {
+			toleranceSeconds = declaredNumber([REPLAY_WINDOW], 'toleranceSeconds', this.getNodeParameter('toleranceSeconds', REPLAY_WINDOW.default));
+		} catch (error) {
+			// Not a number (NaN) would compare false against every age and let any old delivery through: refuse them all until it is set.
+			throw new NodeOperationError(this.getNode(), `${REPLAY_WINDOW.displayName}: ${(error as Error).message}`);
+		}
+		const check = verifySignature(webhookSecret, raw, req.headers, { toleranceSeconds });
 		if (!check.valid) {
 			res.status(401).json({ error: 'invalid_signature', message: `Refused: ${check.reason}. Only the receiver, signing with the credential's webhook secret, may call this webhook.` });
 			return { noWebhookResponse: true };

@@ -62,11 +62,14 @@ export function checkedNumber(field: string, value: unknown, bounds: NumberBound
 	return number;
 }
 
+/** `value` of the number parameter `path`, held to its declaration's typeOptions. */
+export function declaredNumber(properties: readonly INodeProperties[], path: string, value: unknown): number {
+	return checkedNumber(path, value, (declarationOf(properties, path)?.typeOptions ?? {}) as NumberBounds);
+}
+
 /** A number parameter, held to its declaration's typeOptions; an unset one takes the declared default. */
 export function numberParameter(context: IExecuteFunctions, properties: readonly INodeProperties[], path: string, itemIndex: number): number {
-	const declaration = declarationOf(properties, path);
-	const value = context.getNodeParameter(path, itemIndex, declaration?.default);
-	return checkedNumber(path, value, (declaration?.typeOptions ?? {}) as NumberBounds);
+	return declaredNumber(properties, path, context.getNodeParameter(path, itemIndex, declarationOf(properties, path)?.default));
 }
 
 // eslint-disable-next-line no-control-regex

@@ -21,7 +21,7 @@ import { deliveryItems, type Delivery } from '../../nodes/CrmTrackerTrigger/deli
 const SECRET = 'trigger-test-secret';
 const WORKFLOWS = path.join(__dirname, '..', '..', 'workflows');
 
-function workflow(sites = ''): WorkflowJson {
+function workflow(sites = '', toleranceSeconds: unknown = 300): WorkflowJson {
 	return {
 		name: 'Trigger test',
 		nodes: [
@@ -32,7 +32,7 @@ function workflow(sites = ''): WorkflowJson {
 				typeVersion: 1,
 				position: [0, 0],
 				webhookId: '4a0b2f0e-8f2c-4c55-9d0e-3f4f2a1b6c7d',
-				parameters: { path: 'crm-test', emit: 'perEvent', responseMode: 'lastNode', toleranceSeconds: 300, sites },
+				parameters: { path: 'crm-test', emit: 'perEvent', responseMode: 'lastNode', toleranceSeconds: toleranceSeconds as number, sites },
 				credentials: { trackingCrmApi: { id: '1', name: 'Tracking CRM' } },
 			},
 			{ id: 'next', name: 'Next', type: 'n8n-nodes-base.noOp', typeVersion: 1, position: [200, 0], parameters: {} },
@@ -99,6 +99,7 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 	let server: Server;
 	let url: string;
 	let sitesParameter = '';
+	let toleranceParameter: unknown = 300;
 	let runs = 0;
 
 	beforeAll(async () => {
@@ -106,7 +107,7 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 		// n8n's webhook server keeps the raw bytes beside the parsed body; the signature is over them.
 		app.use(express.json({ verify: (req, _res, raw) => Object.assign(req, { rawBody: raw }) }));
 		app.post('/webhook/crm-test', (req, res) => {
-			runWebhook(workflow(sitesParameter), 'CRM Tracker Trigger', req, res, { trackingCrmApi: { receiverUrl: 'http://127.0.0.1:3000', webhookSecret: SECRET, emailTokenSecret: '' } })
+			runWebhook(workflow(sitesParameter, toleranceParameter), 'CRM Tracker Trigger', req, res, { trackingCrmApi: { receiverUrl: 'http://127.0.0.1:3000', webhookSecret: SECRET, emailTokenSecret: '' } })
 				.then(({ run }) => {
 					if (res.headersSent) return;
 					runs += 1;
@@ -126,6 +127,7 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 
 	beforeEach(() => {
 		sitesParameter = '';
+		toleranceParameter = 300;
 		runs = 0;
 	});
 
@@ -210,6 +212,20 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 		expect(response.body).toMatchObject({ error: 'invalid_delivery', field });
 		expect(response.body.message).toContain(`${field} ${message}`);
 		expect(runs).toBe(0);
+	});
+
+	it('refuses every delivery while the Replay Window is no number, rather than accepting old ones', async () => {
+		const text = JSON.stringify(delivery());
+		const tenDaysAgo = Math.floor(Date.now() / 1000) - 10 * 86400;
+		expect((await send(text, signedHeaders(SECRET, 'shop', text, 'd-old', tenDaysAgo))).status).toBe(401);
+		for (const value of ['abc', '={{ "abc" }}', 0]) {
+			toleranceParameter = value;
+			const refused = await send(text, signedHeaders(SECRET, 'shop', text, 'd-old', tenDaysAgo));
+			expect(refused.status).toBe(500);
+			expect(refused.body.error).toMatch(/^Replay Window \(Seconds\): is (?:"abc"|0): give a number from 30 to 86400$/);
+		}
+		expect(runs).toBe(0);
+		expect(verifySignature(SECRET, text, signedHeaders(SECRET, 'shop', text, 'd-old', tenDaysAgo), { toleranceSeconds: Number.NaN })).toEqual({ valid: false, reason: 'the replay window is not a number of seconds' });
 	});
 
 	it('with Sites set, refuses a delivery of any other site with 403 naming the parameter', async () => {
