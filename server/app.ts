@@ -22,7 +22,8 @@ import { testWorkflowRouter } from './routes/testWorkflow';
 import { trackerRouter } from './routes/tracker';
 import { privacyRouter } from './routes/privacy';
 import { requestLog } from './requestLog';
-import { BODY_ERRORS, databaseFailure, sendProblem, sendUnavailable } from './routes/problems';
+import { readBodyFor } from './routes/body';
+import { databaseFailure, PROBLEM_TYPE, quotedPath, sendNoRoute, sendProblem, sendUnavailable } from './routes/problems';
 import { trustProxyValue, type ReceiverSettings } from './settings';
 import type { SiteRegistry } from './siteRegistry';
 
@@ -89,6 +90,40 @@ function engineName(context: AppContext): string {
 	return parts.join(' + ') || 'none';
 }
 
+/** A layer of Express's router, as far as the 405 reads it: a route, a router, or a middleware. */
+interface RouterLayer {
+	match(path: string): { path: string } | false;
+	route?: { methods: Record<string, boolean | undefined> };
+	handle?: { stack?: RouterLayer[] };
+}
+
+/**
+ * The methods the routes of `stack` answer at `path`, read from the router itself, so a path
+ * that exists answers a wrong method with 405 and its methods, whoever registered them.
+ */
+function methodsAt(stack: RouterLayer[], path: string, methods = new Set<string>()): Set<string> {
+	for (const layer of stack) {
+		const router = layer.handle?.stack;
+		if (!layer.route && !router) continue;
+		let matched: { path: string } | false;
+		try {
+			matched = layer.match(path);
+		} catch {
+			// A parameter that is not valid percent-encoding matches nothing here; the 404 says so.
+			continue;
+		}
+		if (!matched) continue;
+		if (layer.route) {
+			for (const [method, registered] of Object.entries(layer.route.methods)) if (registered && method !== '_all') methods.add(method.toUpperCase());
+		} else if (router) {
+			methodsAt(router, path.slice(matched.path.length) || '/', methods);
+		}
+	}
+	// Express answers HEAD with a GET route.
+	if (methods.has('GET')) methods.add('HEAD');
+	return methods;
+}
+
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 
 function landingPage({ engine, demo, mailbox }: { engine: string; demo: boolean; mailbox: boolean }): string {
@@ -129,7 +164,7 @@ export function createApp(context: AppContext): App {
 	app.use(analyticsRouter({ prisma: db.prisma, sites }));
 	app.use(emailRouter({ prisma: db.prisma, sites, logger, tokenSecret: settings.EMAIL_TOKEN_SECRET }));
 	app.use(privacyRouter({ prisma: db.prisma, logger }));
-	app.use(testWorkflowRouter({ prisma: db.prisma, sites, settings }));
+	app.use(testWorkflowRouter({ prisma: db.prisma, sites, settings, engine: context.engine }));
 	app.use(demoRouter({ prisma: db.prisma, sites, siteKey: settings.DEMO_SITE }));
 	app.use(mailboxRouter({ prisma: db.prisma, sites, catcher: context.mailCatcher }));
 	app.use(dashboardRouter({ prisma: db.prisma, sites, settings, logger }));
@@ -142,7 +177,8 @@ export function createApp(context: AppContext): App {
 	 */
 	const engine = context.engine;
 	if (engine) {
-		app.post('/webhook/:path', express.raw({ type: () => true, limit: '16mb' }), async (req, res, next) => {
+		const readDelivery = readBodyFor('raw', { limitBytes: 16 * 1024 * 1024, send: 'one signed delivery as JSON' });
+		app.post('/webhook/:path', readDelivery, async (req, res, next) => {
 			const running = engine();
 			if (!running) {
 				sendUnavailable(res, 'request');
@@ -151,6 +187,7 @@ export function createApp(context: AppContext): App {
 			try {
 				const body: unknown = req.body;
 				const answer = await running.deliver(String(req.params.path), Buffer.isBuffer(body) ? body : Buffer.alloc(0), req.headers);
+				if (answer.problem) res.type(PROBLEM_TYPE);
 				res.status(answer.status).json(answer.body);
 			} catch (error) {
 				next(error);
@@ -221,7 +258,14 @@ export function createApp(context: AppContext): App {
 	);
 
 	app.use((req, res) => {
-		sendProblem(res, 404, 'not_found', `No route for ${req.method} ${req.path.slice(0, 200)}`, { issues: [{ field: 'path', message: 'matches no route of the receiver (see the README for the routes)' }] });
+		const allowed = [...methodsAt((app as unknown as { router: { stack: RouterLayer[] } }).router.stack, req.path)].sort();
+		// A route of the method that passed the request on (an asset not found) makes it a 404, not a 405.
+		if (allowed.length && !allowed.includes(req.method)) {
+			res.setHeader('Allow', allowed.join(', '));
+			sendProblem(res, 405, 'method_not_allowed', `${req.method} is not a method of ${quotedPath(req.path)}; use ${allowed.join(', ')}`, { issues: [{ field: 'method', message: `must be one of ${allowed.join(', ')}` }] });
+			return;
+		}
+		sendNoRoute(req, res);
 	});
 
 	const onError: ErrorRequestHandler = (error, _req, res, _next) => {
@@ -250,9 +294,8 @@ export function createApp(context: AppContext): App {
 			sendProblem(res, 500, 'internal', 'The request could not be processed; nothing was stored');
 			return;
 		}
-		const messages: Record<string, string> = BODY_ERRORS;
-		// Errors with a status of their own come from reading the body (body-parser's types).
-		sendProblem(res, status, String(error.type ?? 'bad_request'), messages[error.type] ?? String(error.message ?? 'Bad request'), {
+		// Every route reads its body through readBodyFor, which answers its own refusals: this is the net under it.
+		sendProblem(res, status, String(error.type ?? 'bad_request'), 'The request could not be read; check its body and headers against the API reference at /docs/api', {
 			issues: [{ field: 'body', message: 'could not be read' }],
 		});
 	};

@@ -38,17 +38,31 @@ interface PresentedKey {
 	/** The header as the client names it, for the answer. */
 	header: 'Authorization' | 'X-API-Key';
 	key: string;
+	/** The Authorization header names a scheme other than Bearer: no key, but not "no credentials" either. */
+	scheme?: string;
 }
 
 function presentedKey(req: Request): PresentedKey | undefined {
-	const header = req.headers.authorization;
-	if (header?.startsWith('Bearer ')) return { header: 'Authorization', key: header.slice(7).trim() };
+	const header = req.headers.authorization?.trim();
+	if (header) {
+		// Schemes are case-insensitive (RFC 9110 §11.1): "bearer" is Bearer.
+		const [, scheme, credentials] = /^(\S+)(?:\s+(.*))?$/s.exec(header) ?? [];
+		if (scheme.toLowerCase() === 'bearer') return { header: 'Authorization', key: (credentials ?? '').trim() };
+		return { header: 'Authorization', key: '', scheme: scheme.slice(0, 30) };
+	}
 	const apiKey = req.headers['x-api-key'];
 	return typeof apiKey === 'string' ? { header: 'X-API-Key', key: apiKey.trim() } : undefined;
 }
 
-/** Whether the request offers a key at all: a route open to everyone may still give more to a key holder. */
-export const presentsApiKey = (req: Request): boolean => presentedKey(req) !== undefined;
+/**
+ * Whether the request offers a key: a route open to everyone may still give more to a key holder.
+ * Another scheme's credentials are not offered to us (a proxy's Basic auth passed on): such a route
+ * serves the request as anyone's, and only a route that needs a key refuses them, naming Bearer.
+ */
+export const presentsApiKey = (req: Request): boolean => {
+	const presented = presentedKey(req);
+	return presented !== undefined && presented.scheme === undefined;
+};
 
 /**
  * What generateApiKey makes, with room for a longer random part. Anything else cannot be a key,
@@ -63,6 +77,12 @@ const KEY_FORMAT = /^tcrm_(?:read|admin)_[A-Za-z0-9_-]{16,128}$/;
 export function requireApiKey(prisma: PrismaClient, scope: KeyScope) {
 	return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
 		const presented = presentedKey(req);
+		if (presented?.scheme !== undefined) {
+			sendProblem(res, 401, 'unsupported_auth_scheme', `The Authorization scheme ${JSON.stringify(presented.scheme)} is not supported; send "Authorization: Bearer <key>" (or "X-API-Key: <key>")`, {
+				issues: [{ field: 'Authorization', message: 'must use the Bearer scheme: "Bearer <key>"' }],
+			});
+			return;
+		}
 		if (!presented?.key) {
 			sendProblem(res, 401, 'api_key_required', 'Send an API key as "Authorization: Bearer <key>" or "X-API-Key: <key>"', {
 				issues: [{ field: 'Authorization', message: 'is required: "Bearer <key>" (or send the key as X-API-Key)' }],

@@ -91,7 +91,33 @@ const text = (max: number) =>
 export const observed = (max: number) =>
 	z.preprocess((value) => (typeof value == 'string' ? storableText(value.replace(EVERY_CONTROL_CHAR, ''), max) : value), z.string());
 
-const identifier = text(TRACK_LIMITS.maxIdLength).min(1, { error: 'must not be empty' });
+/** An id of the tracker's (a site key, a visitor's or a session's): it keys rows and indexes, so a wrong one is refused, not cut. */
+export const identifier = text(TRACK_LIMITS.maxIdLength).min(1, { error: 'must not be empty' });
+
+/**
+ * The UTF-8 bytes of a page's path that visitor_events' and the page reports' indexes take with
+ * room to spare: an index row holds at most a third of an 8 KB page.
+ */
+export const MAX_PATH_BYTES = 2048;
+
+/**
+ * A page's path as it is stored, at most MAX_PATH_BYTES of UTF-8, cut before a character (or a
+ * %XX escape) rather than through it. A URL's path is percent-encoded: 2,048 characters of a URL
+ * outside ASCII are 18,000 characters of path, which would fail the whole insert.
+ */
+export function storablePath(path: string): string {
+	if (path.length * 3 <= MAX_PATH_BYTES) return path;
+	let bytes = 0;
+	let end = 0;
+	for (const char of path) {
+		const code = char.codePointAt(0) as number;
+		bytes += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+		if (bytes > MAX_PATH_BYTES) break;
+		end += char.length;
+	}
+	const cut = path.slice(0, end);
+	return end < path.length ? cut.replace(/%[0-9A-Fa-f]?$/, '') : cut;
+}
 
 const isHttpUrl = (value: string) => {
 	try {
@@ -141,6 +167,9 @@ export const EARLIEST_EVENT_TIME = Date.UTC(2020, 0, 1);
  * A JS Date ends at the year 275760 and a Postgres timestamptz at 294276, and no clock is near either.
  */
 export const LATEST_CLIENT_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** The earliest time stored from anyone but the tracker (a node's parameter, another sender's event): Postgres holds earlier ones, but none is a CRM's. */
+export const EARLIEST_STORED_TIME = Date.UTC(1900, 0, 1);
 
 const clientTime = z
 	.number()

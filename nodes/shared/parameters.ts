@@ -1,6 +1,6 @@
 import type { IDataObject, IExecuteFunctions, INodeProperties } from 'n8n-workflow';
 
-import { LATEST_CLIENT_TIME, storableText } from '../../lib/contracts/tracking';
+import { EARLIEST_STORED_TIME, LATEST_CLIENT_TIME, storableText } from '../../lib/contracts/tracking';
 import { InputError } from './inputError';
 import { itemParameter } from './descriptions';
 
@@ -92,9 +92,6 @@ export function textParameter(context: IExecuteFunctions, path: string, itemInde
 	return checkedText(path, path.includes('.') ? context.getNodeParameter(path, itemIndex, fallback) : itemParameter(context, path, itemIndex, fallback));
 }
 
-/** The earliest time a node stores: Postgres holds earlier ones, but none is a CRM's. */
-const EARLIEST_TIME = Date.UTC(1900, 0, 1);
-
 /**
  * `value` (an ISO 8601 time, epoch milliseconds or a Date) as a time Postgres stores and a person
  * means: from 1900 to the end of 9999. Nothing ('' or unset) is undefined.
@@ -103,7 +100,7 @@ export function checkedTime(field: string, value: unknown): Date | undefined {
 	if (value === undefined || value === null || value === '') return undefined;
 	const time = value instanceof Date ? value : typeof value === 'string' || typeof value === 'number' ? new Date(value) : undefined;
 	if (!time || Number.isNaN(time.getTime())) throw new InputError(field, `is ${shownValue(value)}, not a date and time: give an ISO 8601 time such as 2026-11-23T10:00:00Z`);
-	if (time.getTime() < EARLIEST_TIME || time.getTime() > LATEST_CLIENT_TIME) throw new InputError(field, `is ${time.toISOString()}: give a time from the year 1900 to 9999`);
+	if (time.getTime() < EARLIEST_STORED_TIME || time.getTime() > LATEST_CLIENT_TIME) throw new InputError(field, `is ${time.toISOString()}: give a time from the year 1900 to 9999`);
 	return time;
 }
 

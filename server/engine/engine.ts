@@ -18,6 +18,8 @@ import { createRunExecutionData, Workflow } from 'n8n-workflow';
 import type { INode, INodeExecutionData, IRun, IWebhookData, IWorkflowBase, IWorkflowExecuteAdditionalData, IWorkflowSettings, WorkflowExecuteMode } from 'n8n-workflow';
 
 import type { Logger } from '../logger';
+import { withoutBom } from '../routes/body';
+import { problem, quotedPath } from '../routes/problems';
 import { createAdditionalData, InstalledPackageLoader, PackageNodeTypes, StaticCredentialsHelper, type CredentialsByType } from './n8n';
 
 const TRACKER_TRIGGER = 'n8n-nodes-tracking-crm.crmTrackerTrigger';
@@ -34,6 +36,16 @@ interface WorkflowFile {
 export interface EngineAnswer {
 	status: number;
 	body: unknown;
+	/** The body is the engine's own refusal, a problem document (the trigger's refusals are the node's JSON). */
+	problem?: true;
+}
+
+/**
+ * The engine's own refusals, in the receiver's problem shape; `code` and `message` are the members
+ * of n8n's webhook errors, kept for clients written against n8n's answers.
+ */
+function refusal(status: number, error: string, message: string, field?: string, fieldMessage?: string): EngineAnswer {
+	return { status, problem: true, body: problem(status, error, message, { code: status, ...(field && { issues: [{ field, message: fieldMessage ?? message }] }) }) };
 }
 
 export interface EngineOptions {
@@ -116,14 +128,19 @@ export class EmbeddedEngine {
 	 */
 	async deliver(webhookPath: string, rawBody: Buffer | string, headers: IncomingHttpHeaders): Promise<EngineAnswer> {
 		const entry = this.byPath.get(webhookPath);
-		if (!entry) return { status: 404, body: { code: 404, message: `No bundled workflow listens on /webhook/${webhookPath}; the embedded engine serves ${this.paths.map((known) => `/webhook/${known}`).join(', ')}` } };
-		if (this.closed) return { status: 503, body: { code: 503, message: 'The embedded engine is stopping; the delivery is retried' } };
+		if (!entry) {
+			const known = this.paths.map((path) => `/webhook/${path}`).join(', ');
+			return refusal(404, 'no_workflow', `No bundled workflow listens on /webhook/${quotedPath(webhookPath)}; the embedded engine serves ${known}`, 'path', `must be one of ${known}`);
+		}
+		if (this.closed) return refusal(503, 'engine_stopping', 'The embedded engine is stopping; the delivery is retried');
 		const raw = typeof rawBody === 'string' ? Buffer.from(rawBody) : rawBody;
+		const text = withoutBom(raw.toString('utf8'));
+		if (!text.trim()) return refusal(400, 'empty_body', 'The body is empty; send the signed delivery as JSON', 'body', 'is empty');
 		let body: unknown;
 		try {
-			body = JSON.parse(raw.toString('utf8'));
-		} catch {
-			return { status: 400, body: { code: 400, message: 'The body is not JSON' } };
+			body = JSON.parse(text);
+		} catch (error) {
+			return refusal(400, 'invalid_json', `The body is not valid JSON (${(error as Error).message}); send the signed delivery as JSON`, 'body', 'is not valid JSON');
 		}
 		return await this.track(this.runWebhook(entry.file, entry.trigger, { body, rawBody: raw, headers, method: 'POST', query: {}, params: {} }));
 	}
@@ -187,7 +204,7 @@ export class EmbeddedEngine {
 		const node = workflow.getNode(trigger.name)!;
 		const nodeType = this.nodeTypes.getByNameAndVersion(node.type, node.typeVersion);
 		const description = nodeType.description.webhooks?.[0];
-		if (!nodeType.webhook || !description) return { status: 500, body: { code: 500, message: `${node.type} has no webhook` } };
+		if (!nodeType.webhook || !description) return refusal(500, 'internal', `${node.type} has no webhook`);
 		const response = new RecordedResponse();
 		const { data } = this.additionalData(file, 'webhook');
 		// The trigger reads body, raw body and headers, and answers refusals with status().json().
@@ -206,7 +223,7 @@ export class EmbeddedEngine {
 		if (!items) return response.answer ?? { status: 200, body: { ok: true, items: 0 } };
 		const run = await this.execute(file, workflow, node, items, 'webhook');
 		const error = run.data.resultData.error;
-		if (error) return { status: 500, body: { code: 500, message: `Workflow "${file.name}" failed: ${error.message}` } };
+		if (error) return refusal(500, 'workflow_failed', `Workflow "${file.name}" failed: ${error.message}`);
 		return { status: 200, body: { ok: true, items: items.length } };
 	}
 

@@ -68,13 +68,10 @@ export const problemSchema = z
 	.meta({ description: 'An error answer. Further members may carry details (e.g. `workflow` and `durationMs` of a failed test delivery).' });
 
 /**
- * What a workflow's CRM Tracker Trigger answers a refused delivery (nodes/CrmTrackerTrigger), and
- * what the embedded engine answers for a path no workflow listens on (n8n's webhook answer shape).
+ * What a workflow's CRM Tracker Trigger answers a refused delivery (nodes/CrmTrackerTrigger). The
+ * embedded engine's own refusals are problem documents.
  */
-export const triggerRefusalSchema = z.union([
-	z.looseObject({ error: z.string(), message: z.string(), field: z.string().optional() }),
-	z.strictObject({ code: z.int(), message: z.string() }),
-]);
+export const triggerRefusalSchema = z.looseObject({ error: z.string(), message: z.string(), field: z.string().optional() });
 
 /** GET /api/track: lib/contracts/trackerSettings.ts. */
 export const trackerSettingsSchema = answerOf<TrackerSettings>()(
@@ -320,10 +317,10 @@ export const privacyErasureSchema = z.strictObject({
 export const testDeliverySchema = z.strictObject({
 	workflow: z.string(),
 	url: z.string().meta({ description: 'The webhook the payload was posted to.' }),
-	status: z.int().meta({ description: 'The HTTP status n8n answered.' }),
+	status: z.int().meta({ description: 'The HTTP status n8n (or the embedded engine) answered.' }),
 	ok: z.boolean(),
 	durationMs: z.number(),
-	response: z.unknown().meta({ description: 'n8n’s answer: its JSON, or its text (at most 10,000 characters).' }),
+	response: z.unknown().meta({ description: 'The workflow’s answer: its JSON, or its text (at most 10,000 characters).' }),
 });
 
 const mailboxEntry = answerOf<MailboxEntry>()(

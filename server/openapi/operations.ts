@@ -111,6 +111,7 @@ export type Tag = keyof typeof TAGS;
 /** What each error code means, wherever it is answered. */
 export const ERROR_CODES: Record<string, string> = {
 	api_key_required: 'No API key was sent: send `Authorization: Bearer <key>` (or `X-API-Key: <key>`).',
+	unsupported_auth_scheme: 'The `Authorization` header uses a scheme other than Bearer (e.g. Basic); send `Authorization: Bearer <key>`.',
 	invalid_api_key: 'The key is malformed, unknown or revoked.',
 	admin_key_required: 'A read key was sent where an admin key is needed.',
 	site_not_allowed: 'The `site` parameter names another site than the key’s.',
@@ -135,6 +136,12 @@ export const ERROR_CODES: Record<string, string> = {
 	site_mismatch: 'The payload names another site than the key’s.',
 	secret_missing: 'The site’s webhook secret is not set, so nothing can be signed.',
 	n8n_unreachable: 'n8n did not answer; the answer also carries `workflow` and `durationMs`.',
+	engine_not_running: 'The site’s workflows run in the embedded engine, which is not running (DISPATCHER=off); nothing was sent.',
+	engine_failed: 'The embedded engine did not answer in time (DISPATCH_TIMEOUT_MS); the answer also carries `workflow` and `durationMs`.',
+	unsupported_media_type: 'The body was not sent as `Content-Type: application/json`.',
+	no_workflow: 'No bundled workflow listens on this webhook path; `issues` names the paths there are.',
+	engine_stopping: 'The embedded engine is stopping; the sender retries the delivery.',
+	workflow_failed: 'The workflow ran and failed; the sender retries the delivery.',
 	email_tracking_disabled: 'EMAIL_TOKEN_SECRET is not set, so no email link can be checked.',
 	tracker_not_built: 'The tracker script is not built on this receiver.',
 	internal: 'A fault of the receiver; nothing was stored.',
@@ -153,7 +160,7 @@ const ORIGIN: HeaderParameter = {
 };
 
 const SERVER_ERRORS = { 500: ['internal'], 503: ['storage_unavailable'] };
-const KEY_ERRORS = { 401: ['api_key_required', 'invalid_api_key'] };
+const KEY_ERRORS = { 401: ['api_key_required', 'unsupported_auth_scheme', 'invalid_api_key'] };
 
 const RANGE_NOTES = {
 	site: 'The site you expect: the key decides which site is answered, and naming another is refused (403). May be left out.',
@@ -379,7 +386,7 @@ export function operations(scriptPaths: readonly string[]): OperationSpec[] {
 			tag: 'workflows',
 			summary: 'Send a signed test delivery to one workflow',
 			description:
-				'Posts one delivery, signed as the receiver signs its deliveries, to the webhook of one workflow of the key’s site, and answers with what n8n answered: a way to check a workflow without a browser. Without a payload it sends a sample in the shape the workflow receives. A payload naming another site is refused.',
+				'Posts one delivery, signed as the receiver signs its deliveries, to the webhook of one workflow of the key’s site (its n8n, or the embedded engine), and answers with what the workflow answered: a way to check a workflow without a browser. Without a payload it sends a sample in the shape the workflow receives. A payload naming another site is refused.',
 			access: 'admin',
 			body: {
 				schema: requestSchema,
@@ -390,14 +397,15 @@ export function operations(scriptPaths: readonly string[]): OperationSpec[] {
 			},
 			answers: { 200: { description: 'n8n answered (whatever its status: see `status` and `ok`).', json: testDeliverySchema } },
 			errors: {
-				400: ['invalid_payload', 'entity.parse.failed', 'workflow_not_configured', 'site_mismatch'],
+				400: ['empty_body', 'invalid_json', 'invalid_payload', 'workflow_not_configured', 'site_mismatch'],
 				...KEY_ERRORS,
 				403: ['admin_key_required'],
 				409: ['secret_missing'],
 				413: ['entity.too.large'],
-				415: ['charset.unsupported', 'encoding.unsupported'],
-				502: ['n8n_unreachable'],
+				415: ['charset.unsupported', 'encoding.unsupported', 'unsupported_media_type'],
+				502: ['n8n_unreachable', 'engine_failed'],
 				...SERVER_ERRORS,
+				503: ['storage_unavailable', 'engine_not_running'],
 			},
 		},
 		{
@@ -418,13 +426,18 @@ export function operations(scriptPaths: readonly string[]): OperationSpec[] {
 			body: { schema: deliverySchema.out, media: ['application/json'], description: 'The delivery, as JSON (at most 16 MB).', notes: DELIVERY_NOTES, required: true },
 			answers: {
 				200: { description: 'The workflow ran: its answer (by default its last node’s items).', json: z.unknown() },
-				400: { description: 'Not JSON, or no delivery (`invalid_delivery`), or it names another site than the signed one (`site_mismatch`).', json: triggerRefusalSchema },
+				400: { description: 'No delivery (`invalid_delivery`), or it names another site than the signed one (`site_mismatch`).', json: triggerRefusalSchema },
 				401: { description: 'The signature is missing, wrong or too old (`invalid_signature`).', json: triggerRefusalSchema },
 				403: { description: 'The workflow does not accept deliveries of this site (`site_not_allowed`).', json: triggerRefusalSchema },
-				404: { description: 'No bundled workflow listens on this path.', json: triggerRefusalSchema },
-				503: { description: 'The embedded engine is stopping (the delivery is retried), or it is not running.', json: triggerRefusalSchema },
 			},
-			errors: { 500: ['internal'], 503: ['storage_unavailable'] },
+			errors: {
+				400: ['empty_body', 'invalid_json'],
+				404: ['no_workflow'],
+				413: ['entity.too.large'],
+				415: ['charset.unsupported', 'encoding.unsupported'],
+				500: ['internal', 'workflow_failed'],
+				503: ['storage_unavailable', 'engine_stopping'],
+			},
 		},
 		{
 			id: 'emailOpen',

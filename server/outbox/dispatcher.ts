@@ -452,7 +452,7 @@ export class OutboxDispatcher {
  * rows are retried before their lease runs out; the run itself goes on, and the CRM nodes write
  * nothing twice when the retry repeats it.
  */
-async function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+export async function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
 	let timer: NodeJS.Timeout | undefined;
 	const timeout = new Promise<never>((_resolve, reject) => {
 		timer = setTimeout(() => reject(new Error(`the embedded engine took longer than ${timeoutMs} ms (DISPATCH_TIMEOUT_MS)`)), timeoutMs);

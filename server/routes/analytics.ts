@@ -24,8 +24,8 @@ const MAX_RANGE_DAYS = 366;
 const MAX_HOURLY_RANGE_DAYS = 31;
 const INTERVALS = ['day', 'hour', 'week'] as const satisfies readonly Interval[];
 
-/** A dashboard may name the site it expects; the key decides which site is answered. */
-const site = text(64).optional();
+/** A dashboard may name the site it expects; the key decides which site is answered. An empty name is a mistake, not "any site". */
+const site = text(64).min(1, { error: 'must not be empty: name the key’s site, or leave the parameter out' }).optional();
 
 /** Stats are totals and today's counts: a dashboard may send them the range it sends every report, and it is ignored. */
 export const statsQuery = z.object({ site });

@@ -1,4 +1,4 @@
-import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { Router, type NextFunction, type Request, type Response } from 'express';
 
 import type { PrismaClient } from '../../lib/db';
 import { dashboardAssets, type DashboardAssets } from '../dashboard/assets';
@@ -16,6 +16,7 @@ import type { Logger } from '../logger';
 import type { ReceiverSettings } from '../settings';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
 
+import { readBodyFor } from './body';
 import { registerCampaignRoutes } from './dashboardCampaigns';
 import { registerLeadRoutes } from './dashboardLeads';
 
@@ -78,7 +79,6 @@ export function dashboardRouter({ prisma, sites, settings, logger }: DashboardCo
 	const router = Router();
 	const assets = dashboardAssets();
 	const limit = new SignInLimit();
-	const readForm = express.urlencoded({ extended: false, limit: '4kb' });
 
 	router.get('/dashboard/assets/:file', (req, res, next) => {
 		const asset = assets.byUrl.get(req.path);
@@ -116,6 +116,11 @@ export function dashboardRouter({ prisma, sites, settings, logger }: DashboardCo
 		}
 		page(res, 200, signInPage(assets, ENDED[single(req.query.ended) ?? '']));
 	});
+
+	// A form the browser could not send is answered as the sign-in page answers every other mistake.
+	const readForm = readBodyFor('form', { limitBytes: 4 * 1024, send: 'the sign-in form with just the key' }, (res, status, _type, message) =>
+		page(res, status, signInPage(assets, { kind: 'error', text: `${message}.` })),
+	);
 
 	router.post(SIGN_IN, readForm, async (req, res) => {
 		if (!fromThisSite(req)) {

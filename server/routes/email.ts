@@ -1,4 +1,4 @@
-import express, { type Request, type Response, Router } from 'express';
+import { type Request, type Response, Router } from 'express';
 
 import type { DeliveredEmailEvent } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
@@ -10,6 +10,7 @@ import { consentInsertStatement } from '../consent/records';
 import type { Logger } from '../logger';
 import { enqueueStatement, jsonbPayload } from '../outbox/enqueue';
 import type { SiteRegistry } from '../siteRegistry';
+import { readBodyFor } from './body';
 import { RETRY_AFTER_SECONDS, sendProblem } from './problems';
 
 interface EmailContext {
@@ -228,7 +229,9 @@ function isOneClickBody(body: string): boolean {
 	return new URLSearchParams(text).get('List-Unsubscribe') === 'One-Click';
 }
 
-const parseFormBody = express.text({ type: () => true, limit: '4kb', defaultCharset: 'utf-8' });
+/** A form a mail client could not send is answered with a page, like every other answer of these links. */
+const readFormBody = (requirement: string) =>
+	readBodyFor('text', { limitBytes: 4 * 1024, send: requirement }, (res, status, _type, message) => sendPage(res, status, 'Request not understood', paragraph(`${message}.`)));
 
 export function emailRouter(context: EmailContext): Router {
 	const router = Router();
@@ -355,12 +358,7 @@ export function emailRouter(context: EmailContext): Router {
 
 	router.post(
 		'/e/u/:token',
-		(req, res, next) =>
-			parseFormBody(req, res, (error?: unknown) => {
-				if (!error) return next();
-				const status = (error as { status?: number }).status;
-				sendPage(res, status && status >= 400 && status < 500 ? status : 400, 'Request not understood', paragraph('The request body must be List-Unsubscribe=One-Click, UTF-8, at most 4 KB.'));
-			}),
+		readFormBody('List-Unsubscribe=One-Click, UTF-8, at most 4 KB'),
 		async (req, res) => {
 			const token = check(req, res, 'unsubscribe');
 			if (!token) return;
@@ -440,12 +438,7 @@ export function emailRouter(context: EmailContext): Router {
 
 	router.post(
 		'/e/v/:token',
-		(req, res, next) =>
-			parseFormBody(req, res, (error?: unknown) => {
-				if (!error) return next();
-				const status = (error as { status?: number }).status;
-				sendPage(res, status && status >= 400 && status < 500 ? status : 400, 'Request not understood', paragraph('The request body must be a form of at most 4 KB.'));
-			}),
+		readFormBody('a form of at most 4 KB'),
 		async (req, res) => {
 			const token = check(req, res, 'confirm');
 			if (!token) return;

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import express, { Router } from 'express';
+import { Router } from 'express';
 import type { Pool } from 'pg';
 import proxyAddr from 'proxy-addr';
 import type { z } from 'zod/v4';
@@ -20,7 +20,8 @@ import { firstEventClient, storeLead, type RequestFacts } from '../ingest/store'
 import { logRequest } from '../requestLog';
 import type { ReceiverSettings } from '../settings';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
-import { BODY_ERRORS, sendJson, sendProblem } from './problems';
+import { bodyErrorMessage, parseJsonBody, readBodyFor, unreadableBody, type BodyErrorType, type BodyRoute } from './body';
+import { sendJson, sendProblem } from './problems';
 
 interface IngestContext {
 	prisma: PrismaClient;
@@ -37,11 +38,14 @@ interface IngestContext {
 	securityHeaders: ReadonlyArray<[string, string]>;
 }
 
+const BATCH_BODY: BodyRoute = { limitBytes: TRACK_LIMITS.maxBatchBytes, send: `one JSON batch of at most ${TRACK_LIMITS.maxEventsPerBatch} events, {"site":"<site key>","events":[…]}` };
+const LEAD_BODY: BodyRoute = { limitBytes: TRACK_LIMITS.maxBatchBytes, send: 'one lead as JSON, {"site":"<site key>","email":"jane@example.com"}, without large fields' };
+
 /**
- * Browsers send batches as text/plain (no CORS preflight) or through sendBeacon; servers send
- * application/json. All are read as text and parsed here, so a malformed body gets our own 400.
+ * Browsers send batches and leads as text/plain (no CORS preflight) or through sendBeacon; servers
+ * send application/json. All are read as text and parsed here, so a malformed body gets our own 400.
  */
-const readBody = express.text({ type: () => true, limit: TRACK_LIMITS.maxBatchBytes, defaultCharset: 'utf-8' });
+const readLead = readBodyFor('text', LEAD_BODY);
 
 /** The most keys a limiter holds: 10 to 17 MB of heap (measured), however many addresses a minute brings. */
 const MAX_LIMITER_KEYS = 100_000;
@@ -149,19 +153,6 @@ class SiteLimit {
 	}
 }
 
-function parseJson(text: string, res: ServerResponse): unknown {
-	if (!text.trim()) {
-		sendProblem(res, 400, 'empty_body', 'The request body is empty; send the JSON batch as the body');
-		return undefined;
-	}
-	try {
-		return JSON.parse(text);
-	} catch (error) {
-		sendProblem(res, 400, 'invalid_json', `The body is not valid JSON: ${(error as Error).message}`);
-		return undefined;
-	}
-}
-
 function validate<T>(schema: z.ZodType<T>, input: unknown, res: ServerResponse, what: string): T | undefined {
 	const result = schema.safeParse(input);
 	if (result.success) return result.data;
@@ -198,16 +189,14 @@ function requestFacts(req: IncomingMessage, network: string | null, settings: Re
 
 /** The body as UTF-8 text, at most TRACK_LIMITS.maxBatchBytes; a problem answer and undefined when it cannot be. */
 function readText(req: IncomingMessage, res: ServerResponse): Promise<string | undefined> {
-	const refuse = (status: number, type: keyof typeof BODY_ERRORS) => {
+	const refuse = (status: number, type: BodyErrorType) => {
 		// The rest of the body is not read: the connection closes after the answer.
 		res.setHeader('Connection', 'close');
-		sendProblem(res, status, type, BODY_ERRORS[type]);
+		sendProblem(res, status, type, bodyErrorMessage(type, BATCH_BODY));
 		return Promise.resolve(undefined);
 	};
-	const encoding = req.headers['content-encoding'];
-	if (encoding && encoding.toLowerCase() !== 'identity') return refuse(415, 'encoding.unsupported');
-	const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1].toLowerCase();
-	if (charset && charset !== 'utf-8' && charset !== 'utf8') return refuse(415, 'charset.unsupported');
+	const unreadable = unreadableBody(req);
+	if (unreadable) return refuse(unreadable.status, unreadable.type);
 	if (Number(req.headers['content-length']) > TRACK_LIMITS.maxBatchBytes) return refuse(413, 'entity.too.large');
 	return new Promise((resolve) => {
 		const chunks: Buffer[] = [];
@@ -275,7 +264,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 		if (!perIp.allow(network ?? '', res)) return;
 		const text = await readText(req, res);
 		if (text === undefined) return;
-		const input = parseJson(text, res);
+		const input = parseJsonBody(text, res, BATCH_BODY.send);
 		if (input === undefined) return;
 		const batch = validate(trackBatchSchema, input, res, 'event batch');
 		if (!batch) return;
@@ -315,6 +304,9 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 		});
 	};
 
+	// createApp hands POST /api/track to `track` before Express; registered too, so the routing table a 405 reads its Allow header from is complete.
+	router.post('/api/track', track);
+
 	router.post(
 		'/api/lead',
 		(req, res, next) => {
@@ -322,9 +314,9 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 		},
 		// A server that knows its users may vouch for the anonymous id with an admin key of the site; browsers send none.
 		(req, res, next) => (presentsApiKey(req) ? requireApiKey(prisma, 'admin')(req, res, next) : next()),
-		readBody,
+		readLead,
 		async (req, res) => {
-			const input = parseJson(typeof req.body === 'string' ? req.body : '', res);
+			const input = parseJsonBody(typeof req.body === 'string' ? req.body : '', res, LEAD_BODY.send);
 			if (input === undefined) return;
 			const lead = validate(leadPayloadSchema, input, res, 'lead');
 			if (!lead) return;

@@ -33,6 +33,16 @@ export const text = (max: number) => cleanText(z.string().max(max, { error: `mus
 /** How a value the client sent is quoted back in a message: short, and with any odd character escaped. */
 export const quoted = (value: unknown) => JSON.stringify(String(value).slice(0, 60));
 
+/**
+ * A whole number in a query parameter, in digits only, checked once with one message: 1.5, NaN,
+ * 1e3, 0x10, an empty value and one out of range are all told the same thing.
+ */
+export const wholeNumber = (min: number, max: number) =>
+	z
+		.string()
+		.refine((value) => /^\d{1,15}$/.test(value) && Number(value) >= min && Number(value) <= max, { error: (issue) => `must be a whole number from ${min} to ${max} (got ${quoted(issue.input)})` })
+		.transform(Number);
+
 export const INSTANT_FORMAT = 'an ISO 8601 date or date-time with a zone, such as 2026-11-01 or 2026-11-01T09:30:00Z';
 const INSTANT = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?(Z|([+-])(\d{2}):(\d{2})))?$/;
 

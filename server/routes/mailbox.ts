@@ -8,8 +8,8 @@ import { openCaught } from '../mail/sealed';
 import { isLocalRequest } from '../localOnly';
 import { listPage, MAILBOX_CSS, MAILBOX_JS, messagePage, PAGE_CSP, previewDocument, PREVIEW_CSP, type CatcherAddress, type MailboxEntry } from '../mail/mailboxPages';
 import type { SiteRegistry } from '../siteRegistry';
-import { parseInput, parseQuery, quoted, text } from './inputs';
-import { sendProblem } from './problems';
+import { parseInput, parseQuery, quoted, text, wholeNumber } from './inputs';
+import { sendNoRoute, sendProblem } from './problems';
 
 export interface MailboxContext {
 	prisma: PrismaClient;
@@ -39,12 +39,7 @@ export const idParams = z.object({ id: z.uuid({ error: (issue) => `must be a mes
 export const listQuery = z.strictObject({
 	to: text(320).optional(),
 	site: text(64).optional(),
-	limit: z.coerce
-		.number({ error: `must be a whole number from 1 to ${MAX_LIMIT}` })
-		.int({ error: `must be a whole number from 1 to ${MAX_LIMIT}` })
-		.min(1, { error: `must be a whole number from 1 to ${MAX_LIMIT}` })
-		.max(MAX_LIMIT, { error: `must be a whole number from 1 to ${MAX_LIMIT}` })
-		.default(100),
+	limit: wholeNumber(1, MAX_LIMIT).default(100),
 });
 
 const SUMMARY = { id: true, siteId: true, emailMessageId: true, messageId: true, fromAddress: true, toAddresses: true, subject: true, rawSize: true, receivedAt: true, headers: true } as const;
@@ -55,15 +50,16 @@ const SUMMARY = { id: true, siteId: true, emailMessageId: true, messageId: true,
  *
  * A development tool of the embedded default, and the messages hold people's addresses: every
  * route answers only a request from this machine (isLocalRequest: the socket's loopback address,
- * never X-Forwarded-For, no proxy in between, a loopback Host). Any other request falls through
- * to the receiver's 404, as if there were no mailbox.
+ * never X-Forwarded-For, no proxy in between, a loopback Host). Any other request gets the
+ * receiver's 404, as if there were no mailbox.
  */
 export function mailboxRouter({ prisma, sites, catcher }: MailboxContext): Router {
 	const router = Router();
 
 	router.use('/mailbox', (req: Request, res: Response, next: NextFunction) => {
 		if (!isLocalRequest(req.socket.remoteAddress, req.headers)) {
-			next('router');
+			// Answered here, whatever the method: the receiver's 405 would name the mailbox's methods.
+			sendNoRoute(req, res);
 			return;
 		}
 		res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex' });

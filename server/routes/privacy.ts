@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response, Router } from 'express';
+import { type Request, type Response, Router } from 'express';
 import { z } from 'zod/v4';
 
 import type { DeliveredLead } from '../../lib/contracts';
@@ -8,6 +8,7 @@ import { MESSAGE_RECIPIENT_FIELD, MESSAGE_SUBJECT_FIELD, openLead, openSubmissio
 import { forgetVisitors } from '../analytics/rollup';
 import { requireApiKey } from '../auth';
 import type { Logger } from '../logger';
+import { readBodyFor } from './body';
 import { cleanText, parseInput, parseQuery } from './inputs';
 import { databaseFailure, sendProblem, sendUnavailable } from './problems';
 
@@ -32,18 +33,10 @@ type Tx = Prisma.TransactionClient;
 /** Long enough for a person with years of events; the default 5 s is not. */
 const TRANSACTION = { timeout: 60_000, maxWait: 10_000 };
 
-const readBody = express.text({ type: () => true, limit: '16kb', defaultCharset: 'utf-8' });
-
-/** The body parser's own failures get this endpoint's wording, not the tracking batch's. */
-function readSmallBody(req: Request, res: Response, next: NextFunction): void {
-	readBody(req, res, (error?: unknown) => {
-		if (!error) return next();
-		const status = (error as { status?: number }).status;
-		sendProblem(res, status && status >= 400 && status < 500 ? status : 400, 'invalid_body', 'Send a UTF-8 JSON body of at most 16 KB, e.g. {"email":"jane@example.com"}', {
-			issues: [{ field: 'body', message: 'could not be read' }],
-		});
-	});
-}
+/** The body reader's refusals keep this endpoint's code, `invalid_body`. */
+const readSmallBody = readBodyFor('text', { limitBytes: 16 * 1024, send: 'a UTF-8 JSON body of at most 16 KB, e.g. {"email":"jane@example.com"}' }, (res, status, _type, message) =>
+	sendProblem(res, status, 'invalid_body', message, { issues: [{ field: 'body', message: 'could not be read' }] }),
+);
 
 function parseJson(req: Request, res: Response): unknown {
 	const text = typeof req.body === 'string' ? req.body : '';

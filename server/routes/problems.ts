@@ -18,18 +18,24 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
  */
 export function sendProblem(res: ServerResponse, status: number, error: string, message: string, extra: Record<string, unknown> = {}): void {
 	res.statusCode = status;
-	res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
-	res.end(JSON.stringify({ type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail: message, error, message, ...extra }));
+	res.setHeader('Content-Type', PROBLEM_TYPE);
+	res.end(JSON.stringify(problem(status, error, message, extra)));
 }
 
-/** What to tell a client whose body could not be read, by the body reader's error type. */
-export const BODY_ERRORS = {
-	'entity.too.large': 'The body is larger than 64 KB; send at most 50 events per batch',
-	'charset.unsupported': 'The body must be UTF-8',
-	'encoding.unsupported': 'The Content-Encoding is not supported; send the body uncompressed',
-	'request.aborted': 'The request was aborted before its body arrived',
-	'entity.verify.failed': 'The body could not be verified',
-} as const;
+export const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
+
+/** The problem document sendProblem sends, for answers that are passed on before they are sent (the embedded engine's). */
+export function problem(status: number, error: string, message: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+	return { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail: message, error, message, ...extra };
+}
+
+/** The longest piece of the request's path an answer quotes back. */
+export const quotedPath = (path: string): string => path.slice(0, 200);
+
+/** The answer to a path no route of the receiver serves (to this client). */
+export function sendNoRoute(req: { method: string; path: string }, res: ServerResponse): void {
+	sendProblem(res, 404, 'not_found', `No route for ${req.method} ${quotedPath(req.path)}`, { issues: [{ field: 'path', message: 'matches no route of the receiver (see the README for the routes)' }] });
+}
 
 /** A database failure the client caused (a value Postgres cannot hold) or one it can retry (the database is away or busy). */
 export type DatabaseFailure = 'input' | 'unavailable';

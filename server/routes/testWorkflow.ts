@@ -1,13 +1,39 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod/v4';
 
 import { deliverySchema, toFieldIssues, WORKFLOW_NAMES, type ReceiverDelivery } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
 import { requireApiKey } from '../auth';
-import { foreignSiteField, postSigned } from '../../lib/signing';
+import { foreignSiteField, postSigned, signedHeaders } from '../../lib/signing';
+import { embeddedWebhookPath, withTimeout, type EmbeddedDestination } from '../outbox/dispatcher';
 import type { ReceiverSettings } from '../settings';
-import type { SiteRegistry } from '../siteRegistry';
+import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
+import { parseJsonBody, readBodyFor, type BodyRoute } from './body';
 import { sendProblem } from './problems';
+
+const REQUEST_BODY: BodyRoute = { limitBytes: 256 * 1024, send: 'one JSON object such as {"workflow":"visitor-processor"}, with a payload of at most 256 KB' };
+
+/** What the workflow answered: its status and its JSON, or its text cut to 10,000 characters. */
+interface WorkflowAnswer {
+	status: number;
+	body: unknown;
+}
+
+/**
+ * Posts the signed delivery where the site's workflows run, as the dispatcher does: the embedded
+ * engine in this process when given (the workflow the receiver's own /webhook/<path> enters),
+ * else the site's n8n. Throws when nothing answered.
+ */
+async function sendToWorkflow(site: RegisteredSite, secret: string, url: string, body: string, deliveryId: string, timeoutMs: number, engine: EmbeddedDestination | undefined): Promise<WorkflowAnswer> {
+	if (engine) return await withTimeout(engine.deliver(embeddedWebhookPath(url), body, signedHeaders(secret, site.key, body, deliveryId)), timeoutMs);
+	const response = await postSigned(url, secret, site.key, body, deliveryId, timeoutMs);
+	const text = await response.text();
+	try {
+		return { status: response.status, body: JSON.parse(text) };
+	} catch {
+		return { status: response.status, body: text.slice(0, 10_000) };
+	}
+}
 
 export const requestSchema = z.strictObject({
 	workflow: z.enum(WORKFLOW_NAMES),
@@ -56,15 +82,28 @@ export function testDelivery(payload: Record<string, unknown> | undefined, envel
 
 /**
  * `POST /api/test-microworkflow`: sends one signed payload to one workflow of the key's site and
- * returns what n8n answered, so a team can check a workflow without a browser. The payload can
- * only be for the key's own site: one naming another is refused, nothing is sent.
+ * returns what n8n (or the embedded engine) answered, so a team can check a workflow without a
+ * browser. The payload can only be for the key's own site: one naming another is refused, nothing is sent.
  */
-export function testWorkflowRouter(context: { prisma: PrismaClient; sites: SiteRegistry; settings: ReceiverSettings }): Router {
+export function testWorkflowRouter(context: { prisma: PrismaClient; sites: SiteRegistry; settings: ReceiverSettings; engine?: () => EmbeddedDestination | undefined }): Router {
 	const router = Router();
-	router.post('/api/test-microworkflow', requireApiKey(context.prisma, 'admin'), express.json({ limit: '256kb' }), async (req, res) => {
-		const parsed = requestSchema.safeParse(req.body);
+	router.post('/api/test-microworkflow', requireApiKey(context.prisma, 'admin'), readBodyFor('text', REQUEST_BODY), async (req, res) => {
+		if (!req.is('application/json')) {
+			sendProblem(res, 415, 'unsupported_media_type', `Send the request as JSON, with the header Content-Type: application/json (it came as ${JSON.stringify(String(req.headers['content-type'] ?? 'none').slice(0, 60))})`, {
+				issues: [{ field: 'Content-Type', message: 'must be application/json' }],
+			});
+			return;
+		}
+		const input = parseJsonBody(typeof req.body === 'string' ? req.body : '', res, REQUEST_BODY.send);
+		if (input === undefined) return;
+		if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+			const message = 'must be a JSON object such as {"workflow":"visitor-processor"}';
+			sendProblem(res, 400, 'invalid_payload', `The request is invalid: the body ${message}`, { issues: [{ field: '(root)', message }] });
+			return;
+		}
+		const parsed = requestSchema.safeParse(input);
 		if (!parsed.success) {
-			const issues = toFieldIssues(parsed.error, req.body, requestSchema).map(({ field, message }) => ({ field, message }));
+			const issues = toFieldIssues(parsed.error, input, requestSchema).map(({ field, message }) => ({ field, message }));
 			sendProblem(res, 400, 'invalid_payload', `The request is invalid: ${issues.map((issue) => `${issue.field} ${issue.message}`).join('; ')}`, { issues });
 			return;
 		}
@@ -97,18 +136,23 @@ export function testWorkflowRouter(context: { prisma: PrismaClient; sites: SiteR
 			return;
 		}
 		const body = JSON.stringify(delivery);
+		const embedded = !site.n8nUrl;
+		const engine = embedded ? context.engine?.() : undefined;
+		if (embedded && !engine) {
+			sendProblem(res, 503, 'engine_not_running', 'This site’s workflows run in the embedded engine, which is not running (DISPATCHER=off), so nothing was sent; start the receiver with DISPATCHER=on, or set integrations.n8nUrl to test on an n8n', {
+				workflow: parsed.data.workflow,
+			});
+			return;
+		}
 		try {
-			const response = await postSigned(url, site.webhookSecret, site.key, body, deliveryId, context.settings.DISPATCH_TIMEOUT_MS);
-			const text = await response.text();
-			let answer: unknown = text;
-			try {
-				answer = JSON.parse(text);
-			} catch {
-				answer = text.slice(0, 10_000);
-			}
-			res.status(200).json({ workflow: parsed.data.workflow, url, status: response.status, ok: response.ok, durationMs: Date.now() - started, response: answer });
+			const answer = await sendToWorkflow(site, site.webhookSecret, url, body, deliveryId, context.settings.DISPATCH_TIMEOUT_MS, engine);
+			const ok = answer.status >= 200 && answer.status < 300;
+			res.status(200).json({ workflow: parsed.data.workflow, url, status: answer.status, ok, durationMs: Date.now() - started, response: answer.body });
 		} catch (error) {
-			sendProblem(res, 502, 'n8n_unreachable', `n8n did not answer at ${url}: ${(error as Error).message}`, { workflow: parsed.data.workflow, durationMs: Date.now() - started });
+			const failed = embedded
+				? (['engine_failed', `The embedded engine did not answer for ${url}: ${(error as Error).message}`] as const)
+				: (['n8n_unreachable', `n8n did not answer at ${url}: ${(error as Error).message}`] as const);
+			sendProblem(res, 502, failed[0], failed[1], { workflow: parsed.data.workflow, durationMs: Date.now() - started });
 		}
 	});
 	return router;

@@ -10,6 +10,7 @@ import { v7 as uuidv7 } from 'uuid';
 
 import { parseSiteConfig } from '../../lib/config/siteConfig';
 import { PrismaClient } from '../../lib/db';
+import { createApiKey } from '../../server/auth';
 import { createLogger } from '../../server/logger';
 import { startReceiver, type Receiver } from '../../server/receiver';
 import { BROWSER_UA, post } from '../helpers/events';
@@ -104,5 +105,24 @@ describe('the embedded engine on Postgres, with SMTP_URL', () => {
 		const unknown = await fetch(`${receiver.url}/webhook/no-such-workflow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
 		expect(unknown.status).toBe(404);
 		expect(((await unknown.json()) as { message: string }).message).toMatch(/No bundled workflow listens on \/webhook\/no-such-workflow/);
+	});
+
+	it('answers its own refusals at /webhook/<path> as the other routes do, keeping n8n’s code and message', async () => {
+		const long = await fetch(`${receiver.url}/webhook/${'x'.repeat(5000)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+		const unknown = (await long.json()) as { error: string; code: number; message: string; issues: Array<{ field: string }> };
+		expect([long.status, long.headers.get('content-type'), unknown.error, unknown.code, unknown.issues[0].field]).toEqual([404, 'application/problem+json; charset=utf-8', 'no_workflow', 404, 'path']);
+		expect(unknown.message).toContain(`/webhook/${'x'.repeat(200)};`);
+		expect(unknown.message.length).toBeLessThan(600);
+
+		const empty = await fetch(`${receiver.url}/webhook/crm-visitor-processor`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '' });
+		expect([empty.status, await empty.json()]).toEqual([400, expect.objectContaining({ error: 'empty_body', code: 400, message: 'The body is empty; send the signed delivery as JSON', issues: [{ field: 'body', message: 'is empty' }] })]);
+		const broken = await fetch(`${receiver.url}/webhook/crm-visitor-processor`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"site":' });
+		expect([broken.status, ((await broken.json()) as { error: string }).error]).toEqual([400, 'invalid_json']);
+	});
+
+	it('runs POST /api/test-microworkflow’s signed sample in the embedded engine, at the receiver’s own /webhook/<path>', async () => {
+		const adminKey = await createApiKey(prisma, (await prisma.site.findUniqueOrThrow({ where: { key } })).id, 'admin', 'test-workflow');
+		const response = await fetch(`${receiver.url}/api/test-microworkflow`, { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ workflow: 'visitor-processor' }) });
+		expect([response.status, await response.json()]).toEqual([200, expect.objectContaining({ workflow: 'visitor-processor', url: '/webhook/crm-visitor-processor', status: 200, ok: true, response: { ok: true, items: 1 } })]);
 	});
 });
