@@ -2,7 +2,7 @@ import { z } from 'zod/v4';
 
 import { DELIVERY_ENTRY_ARRAYS, EMAIL_EVENT_TYPES } from './deliveryKinds';
 import { leadPayloadSchema } from './lead';
-import { EVENT_TYPES } from './tracking';
+import { EARLIEST_STORED_TIME, EVENT_TYPES, identifier, LATEST_CLIENT_TIME, observed, storablePath, storableText, TRACK_LIMITS } from './tracking';
 
 /**
  * What the receiver's outbox posts to a workflow's CRM Tracker Trigger (server/outbox/dispatcher.ts
@@ -19,11 +19,18 @@ const uuid = (what: string) =>
 		.regex(UUID, { error: `must be ${what} (a UUID)` })
 		.overwrite((value) => value.toLowerCase());
 
-const time = z
-	.string({ error: 'must be an ISO 8601 time such as 2026-11-20T09:00:00.000Z' })
-	.refine((value) => !Number.isNaN(Date.parse(value)), { error: 'must be an ISO 8601 time such as 2026-11-20T09:00:00.000Z' });
+const TIME = 'must be an ISO 8601 time from the year 1900 to 9999, such as 2026-11-20T09:00:00.000Z';
 
-const absoluteUrl = z.string().refine(
+/** A time Postgres stores and a person means: what the receiver sends is ingest time, within it. */
+const time = z.string({ error: TIME }).refine(
+	(value) => {
+		const at = Date.parse(value);
+		return at >= EARLIEST_STORED_TIME && at <= LATEST_CLIENT_TIME;
+	},
+	{ error: TIME },
+);
+
+const absoluteUrl = observed(TRACK_LIMITS.maxUrlLength).refine(
 	(value) => {
 		try {
 			new URL(value);
@@ -35,27 +42,55 @@ const absoluteUrl = z.string().refine(
 	{ error: 'must be an absolute URL' },
 );
 
-const text = z.string().nullable();
+/** What a page shows, cleaned to the tracking contract's length as the receiver cleans it (so nothing it delivers is refused). */
+const shown = (max: number) => observed(max).nullable();
+
+/** A page's path; the receiver's (a URL's, so percent-encoded ASCII) are within it as they are. */
+const path = observed(TRACK_LIMITS.maxUrlLength).overwrite(storablePath);
+
+// Postgres stores no NUL in text or jsonb, and no half of a character (storableText).
+// eslint-disable-next-line no-control-regex
+const UNSTORABLE = /[\u0000\p{Surrogate}]/u;
+// eslint-disable-next-line no-control-regex
+const EVERY_NUL = /\u0000/g;
+
+function storableJson(value: unknown): unknown {
+	if (typeof value === 'string') return UNSTORABLE.test(value) ? storableText(value.replace(EVERY_NUL, '')) : value;
+	if (value === null || typeof value !== 'object') return value;
+	if (Array.isArray(value)) return value.map(storableJson);
+	const clean: Record<string, unknown> = {};
+	for (const [key, inner] of Object.entries(value)) clean[storableJson(key) as string] = storableJson(inner);
+	return clean;
+}
+
 const record = z.record(z.string(), z.unknown());
+
+/**
+ * Properties or context as another sender may shape them, keys and string values at any depth
+ * made storable: sent as jsonb, one NUL or lone surrogate would fail the statement of every event.
+ */
+const storableRecord = z.preprocess(storableJson, record);
 
 /** A tracking event as stored in visitor_events (the dispatcher's EVENTS_FOR_DELIVERY selects exactly these). */
 export const deliveredEventSchema = z.looseObject({
 	id: uuid('the event’s id'),
-	anonymousId: z.string({ error: 'must be the tracker’s anonymous id' }).min(1, { error: 'must be the tracker’s anonymous id' }),
+	anonymousId: identifier,
 	/** The tracker's session id; null for events another sender stored without one. */
-	sessionId: text,
+	sessionId: identifier.nullable(),
 	type: z.enum(EVENT_TYPES, { error: `must be one of ${EVENT_TYPES.join(', ')}` }),
-	name: text,
+	name: shown(100),
 	url: absoluteUrl.nullable(),
-	path: text,
-	title: text,
-	referrer: text,
-	relevance: z.number().int().nullable(),
+	path: path.nullable(),
+	title: shown(512),
+	referrer: shown(TRACK_LIMITS.maxUrlLength),
+	relevance: z.number().int().min(1).max(10).nullable(),
 	/** What the tracker sent; a session_end's also holds the receiver's engagementScore and engagement. */
-	props: record.nullable(),
-	context: record.nullable(),
-	userAgent: text,
-	country: text,
+	props: storableRecord.nullable(),
+	context: storableRecord.nullable(),
+	/** The request's, as the receiver keeps it (its first 512 characters). */
+	userAgent: shown(512),
+	/** An ISO 3166-1 alpha-2 code from the receiver; another sender's name of a country is kept as text. */
+	country: shown(100),
 	occurredAt: time,
 	receivedAt: time,
 });
@@ -87,7 +122,7 @@ export const deliveredLeadSchema = z.looseObject({
 	lead: leadPayloadSchema.omit({ fields: true }),
 	/** lib/email.ts emailHash of the address, for suppressions without the address. */
 	emailHash: z.string().min(1),
-	country: text,
+	country: z.string().nullable(),
 	receivedAt: time,
 });
 

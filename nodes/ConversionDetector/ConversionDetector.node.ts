@@ -8,14 +8,24 @@ import {
 } from 'n8n-workflow';
 import { z } from 'zod/v4';
 
+import { deliveredEventSchema } from '../../lib/contracts/delivery';
 import { siteConfigSchema, type ConversionRule } from '../../lib/contracts/siteConfig';
 import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, inputError } from '../shared/items';
+import { numberParameter, shownValue } from '../shared/parameters';
 import { SiteResolver } from '../shared/subjects';
 import { compilePathPattern } from '../shared/paths';
 import { detectConversions, type DetectEntry, type RecordedConversion } from './store';
+
+const eventIdSchema = deliveredEventSchema.shape.id;
+
+/** An event's id as the delivery contract takes it (a UUID, lowercased), or undefined. */
+function eventIdOf(value: unknown): string | undefined {
+	const parsed = eventIdSchema.safeParse(value);
+	return parsed.success ? parsed.data : undefined;
+}
 
 const rulesSchema = siteConfigSchema.shape.crm.unwrap().shape.conversionRules.unwrap();
 
@@ -129,13 +139,17 @@ export class ConversionDetector implements INodeType {
 			try {
 				const site = await sites.siteOf(siteKeyOf(this, i));
 				const rules = (this.getNodeParameter('ruleSource', i) as string) === 'node' ? parseRules(this.getNodeParameter('rules', i)) : site.config.crm.conversionRules;
-				const options = { halfLifeDays: this.getNodeParameter('halfLifeDays', i) as number, lookbackDays: this.getNodeParameter('lookbackDays', i) as number, hashRouting: site.config.tracking.hashRouting };
+				const options = {
+					halfLifeDays: numberParameter(this, properties, 'halfLifeDays', i),
+					lookbackDays: numberParameter(this, properties, 'lookbackDays', i),
+					hashRouting: site.config.tracking.hashRouting,
+				};
 				const json = items[i].json;
-				const events = input === 'batch' ? batchEvents(json) : [{ ...json, id: String(itemParameter(this, 'eventId', i) ?? '') }];
+				const events = input === 'batch' ? batchEvents(json) : [{ ...json, id: eventIdParameter(this, i) }];
 				const group = perSite.get(site.id) ?? { site: { id: site.id, domain: site.domain }, entries: [], owners: [] };
 				perSite.set(site.id, group);
 				for (const event of events) {
-					group.entries.push({ event: { eventId: String(event.id).toLowerCase(), type: String(event.type ?? ''), name: event.name as string | undefined, url: event.url as string | undefined }, rules, options });
+					group.entries.push({ event: { eventId: (event.id as string).toLowerCase(), type: String(event.type ?? ''), name: event.name as string | undefined, url: event.url as string | undefined }, rules, options });
 					group.owners.push({ item: i, event });
 				}
 			} catch (error) {
@@ -188,13 +202,22 @@ export class ConversionDetector implements INodeType {
 	}
 }
 
-/** The events of a batch item, each an object: a missing or malformed "events" names the field. */
+/** The Event ID of an item, which the lookup and the conversion rows key on. */
+function eventIdParameter(context: IExecuteFunctions, itemIndex: number): string {
+	const value = itemParameter(context, 'eventId', itemIndex);
+	const id = eventIdOf(value);
+	if (id === undefined) throw inputError('eventId', `is ${shownValue(value)}: give the id of a tracked event (a UUID), such as {{ $json.id }}`);
+	return id;
+}
+
+/** The events of a batch item, each an object with its id: a missing or malformed "events" names the field. */
 function batchEvents(json: IDataObject): IDataObject[] {
 	const events = json.events;
 	if (!Array.isArray(events)) throw inputError('events', 'is not an array; set Input to "One Event per Item", or give the item an "events" array (the Visitor Processor’s batch output)');
 	events.forEach((event, index) => {
 		if (event === null || typeof event !== 'object' || Array.isArray(event)) throw inputError('events', `[${index}] is not an event object`);
-		if (typeof (event as IDataObject).id !== 'string') throw inputError('events', `[${index}].id is missing: each event needs the id it was tracked under`);
+		const id = (event as IDataObject).id;
+		if (eventIdOf(id) === undefined) throw inputError('events', `[${index}].id is ${shownValue(id)}: each event needs the id it was tracked under (a UUID)`);
 	});
 	return events as IDataObject[];
 }

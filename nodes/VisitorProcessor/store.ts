@@ -1,5 +1,6 @@
 import type { EventItem } from '../../lib/contracts/delivery';
 import type { RawDatabase, RawSql } from '../../lib/db/rawSql';
+import { InputError } from '../shared/inputError';
 import type { ResolvedSite } from '../shared/subjects';
 import { inTurns, transactionsAtOnce } from '../shared/transactions';
 import { earliestEvent, eventRow, eventsByVisitor, planVisit, type SessionFacts, type StoredEvent, type VisitOptions } from './visits';
@@ -9,6 +10,13 @@ export type IncomingEvent = EventItem;
 
 /** An incoming event's session, as the node outputs it on the event. */
 export type SessionSummary = { visitorId: string; sessionId: string } & SessionFacts;
+
+/** What came of an incoming event: its session, or why it was not stored. */
+export type EventOutcome = SessionSummary | InputError;
+
+/** An event under an id another visitor's event has: its own visitor never reads it, and the other's session is not its. */
+const usedId = () =>
+	new InputError('id', 'is already the id of another visitor’s event (another anonymousId): give every event an id of its own; a redelivered event keeps both its id and its anonymousId');
 
 /** Events the receiver did not store (the node fed from elsewhere) are stored first, so sessions are always rebuilt from visitor_events. */
 const STORE_MISSING_EVENTS = `
@@ -121,6 +129,10 @@ const DELETE_UNMADE_SESSIONS = `
 DELETE FROM visitor_sessions s USING unnest($1::uuid[], $2::timestamptz[]) AS d(visitor_id, from_at)
 WHERE s.visitor_id = d.visitor_id AND s.started_at >= d.from_at AND NOT (s.session_key = ANY($3::text[]))`;
 
+/** Who stored events belong to: incoming events their visitor's read lacks may be another visitor's. */
+const EVENT_OWNERS = `
+SELECT event_id::text, anonymous_id FROM visitor_events WHERE site_id = $1::uuid AND event_id = ANY($2::uuid[])`;
+
 const LINK_EVENTS = `
 INSERT INTO visitor_event_links (site_id, event_id, visitor_id, session_id)
 SELECT $1::uuid, l.event_id, l.visitor_id, l.session_id FROM unnest($2::uuid[], $3::uuid[], $4::uuid[]) AS l(event_id, visitor_id, session_id)
@@ -183,7 +195,8 @@ interface VisitRow extends StoredEvent {
  * late offline events). Work starts at the stored session that a new event could extend; older
  * sessions cannot change. The batch's visitors are processed together under their advisory locks,
  * a fixed number of statements whatever the batch's size, so two executions that share a visitor
- * (n8n's queue mode runs them on different workers) take turns on it.
+ * (n8n's queue mode runs them on different workers) take turns on it. Each incoming event gets its
+ * session, or an InputError when its id is already another visitor's.
  */
 export async function processEvents(
 	db: RawDatabase,
@@ -191,14 +204,36 @@ export async function processEvents(
 	incoming: IncomingEvent[],
 	options: VisitorProcessorOptions,
 	now: number = Date.now(),
-): Promise<Map<string, SessionSummary>> {
-	const summaries = new Map<string, SessionSummary>();
-	const visitors = [...eventsByVisitor(incoming)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+): Promise<Map<IncomingEvent, EventOutcome>> {
+	const outcomes = new Map<IncomingEvent, EventOutcome>();
+	const visitors = [...eventsByVisitor(await ownIds(db, site, incoming, outcomes))].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 	const atOnce = transactionsAtOnce(db);
 	// Every transaction has ended before the node answers: a part that failed stops the ones not
 	// begun, and those already committed are rebuilt unchanged by the retry.
-	await inTurns(transactionParts(visitors, atOnce), atOnce, (part) => db.$transaction(async (tx) => await processVisitors(tx, site, part, options, now, summaries)));
-	return summaries;
+	await inTurns(transactionParts(visitors, atOnce), atOnce, (part) => db.$transaction(async (tx) => await processVisitors(tx, site, part, options, now, outcomes)));
+	return outcomes;
+}
+
+/**
+ * The incoming events but those under an id another visitor's event has, which are answered as
+ * such: where visitors share an id, it is the stored event's visitor's, else the first one's.
+ */
+async function ownIds(db: RawDatabase, site: ResolvedSite, incoming: readonly IncomingEvent[], outcomes: Map<IncomingEvent, EventOutcome>): Promise<readonly IncomingEvent[]> {
+	const owners = new Map<string, string>();
+	const shared = new Set<string>();
+	for (const event of incoming) {
+		const id = event.id.toLowerCase();
+		const owner = owners.get(id);
+		if (owner === undefined) owners.set(id, event.anonymousId);
+		else if (owner !== event.anonymousId) shared.add(id);
+	}
+	if (shared.size === 0) return incoming;
+	for (const row of await db.$queryRawUnsafe<Array<{ event_id: string; anonymous_id: string }>>(EVENT_OWNERS, site.id, [...shared])) owners.set(row.event_id, row.anonymous_id);
+	return incoming.filter((event) => {
+		if (owners.get(event.id.toLowerCase()) === event.anonymousId) return true;
+		outcomes.set(event, usedId());
+		return false;
+	});
 }
 
 async function processVisitors(
@@ -207,7 +242,7 @@ async function processVisitors(
 	visitors: ReadonlyArray<readonly [string, readonly IncomingEvent[]]>,
 	options: VisitorProcessorOptions,
 	now: number,
-	summaries: Map<string, SessionSummary>,
+	outcomes: Map<IncomingEvent, EventOutcome>,
 ): Promise<void> {
 	const anonymousIds = visitors.map(([anonymousId]) => anonymousId);
 	await tx.$queryRawUnsafe(LOCK_VISITORS, site.id, anonymousIds);
@@ -236,8 +271,18 @@ async function processVisitors(
 		const rows = rowsOf.get(anonymousId);
 		if (!rows) return [];
 		const plan = planVisit(anonymousId, rows, new Set(events.map((event) => event.id)), site.domain, options, now);
-		return [{ anonymousId, from: rows[0].from_at, plan, rows }];
+		return [{ anonymousId, events, from: rows[0].from_at, plan, rows }];
 	});
+	const planOf = new Map(planned.map((visit) => [visit.anonymousId, visit.plan]));
+	const unread = visitors.flatMap(([anonymousId, events]) => events.filter((event) => !planOf.get(anonymousId)?.incoming.has(event.id.toLowerCase())));
+	if (unread.length > 0) {
+		const owners = await tx.$queryRawUnsafe<Array<{ event_id: string; anonymous_id: string }>>(EVENT_OWNERS, site.id, unread.map((event) => event.id));
+		const ownerOf = new Map(owners.map((row) => [row.event_id, row.anonymous_id]));
+		for (const event of unread) {
+			const owner = ownerOf.get(event.id.toLowerCase());
+			if (owner !== undefined && owner !== event.anonymousId) outcomes.set(event, usedId());
+		}
+	}
 	if (planned.length === 0) return;
 
 	const written = await tx.$queryRawUnsafe<Array<{ id: string; anonymous_id: string }>>(
@@ -287,8 +332,12 @@ async function processVisitors(
 		);
 	}
 	await tx.$executeRawUnsafe(COUNT_SESSIONS, [...visitorOf.values()]);
-	for (const { anonymousId, plan } of planned) {
+	for (const { anonymousId, events, plan } of planned) {
 		const visitorId = visitorOf.get(anonymousId)!;
-		for (const [eventId, summary] of plan.incoming) summaries.set(eventId, { visitorId, sessionId: idOfKey.get(summary.sessionKey)!, ...summary });
+		const summaries = new Map([...plan.incoming].map(([eventId, summary]) => [eventId, { visitorId, sessionId: idOfKey.get(summary.sessionKey)!, ...summary }]));
+		for (const event of events) {
+			const summary = summaries.get(event.id.toLowerCase());
+			if (summary) outcomes.set(event, summary);
+		}
 	}
 }

@@ -1,4 +1,5 @@
 import type { EventItem } from '../../lib/contracts/delivery';
+import { storablePath } from '../../lib/contracts/tracking';
 import type { EngagementLevel } from '../../lib/engagement';
 import { detectDevice, type DeviceInfo } from '../shared/device';
 import { sessionize, type Session } from '../shared/sessionize';
@@ -21,7 +22,11 @@ export interface VisitOptions {
 	engagementThresholds: { medium: number; high: number };
 }
 
-/** An incoming event as a visitor_events row; the event id is its idempotency key, so a stored one is left as it is. */
+/**
+ * An incoming event as a visitor_events row; the event id is its idempotency key, so a stored one
+ * is left as it is. A path read from the URL is percent-encoded ASCII, but longer than the URL
+ * where it encodes other characters; its time is written out as Postgres reads every one.
+ */
 export function eventRow(event: EventItem) {
 	return {
 		event_id: event.id,
@@ -30,7 +35,7 @@ export function eventRow(event: EventItem) {
 		type: event.type,
 		name: event.name ?? null,
 		url: event.url ?? null,
-		path: event.path ?? (event.url ? new URL(event.url).pathname : null),
+		path: event.path ?? (event.url ? storablePath(new URL(event.url).pathname) : null),
 		title: event.title ?? null,
 		referrer: event.referrer ?? null,
 		relevance: event.relevance ?? null,
@@ -38,7 +43,7 @@ export function eventRow(event: EventItem) {
 		context: event.context ?? null,
 		user_agent: event.userAgent ?? null,
 		country: event.country ?? null,
-		occurred_at: event.occurredAt,
+		occurred_at: new Date(event.occurredAt).toISOString(),
 	};
 }
 

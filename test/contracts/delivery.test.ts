@@ -1,7 +1,8 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { deliverySchema, receiverDeliverySchema } from '../../lib/contracts';
+import { deliveredEventSchema, deliverySchema, eventItemSchema, EARLIEST_EVENT_TIME, receiverDeliverySchema, trackBatchSchema, TRACK_LIMITS } from '../../lib/contracts';
+import { toEventRows } from '../../server/ingest/normalize';
 import { testDelivery } from '../../server/routes/testWorkflow';
 import { PAYLOADS_DIR, readPayload } from '../../scripts/workflowTools';
 
@@ -28,5 +29,78 @@ describe('the test payloads and the delivery contract', () => {
 	it.each(['visitor-processor', 'lead-processor'])('the sample /api/test-microworkflow sends to %s is a receiver delivery', (workflow) => {
 		const parsed = receiverDeliverySchema.safeParse(testDelivery(undefined, { ...envelope(workflow), site: 'site-x' }));
 		expect(parsed.error?.issues ?? []).toEqual([]);
+	});
+});
+
+describe('the delivered event contract', () => {
+	const EVENT = { id: '019aa000-0000-7000-8000-000000000001', anonymousId: 'anon', type: 'pageview', occurredAt: '2026-11-20T09:00:00.000Z' };
+	const long = (length: number, unit = 'a') => unit.repeat(length);
+
+	it('takes every event the receiver stores from the longest batch the tracking contract allows, unchanged', () => {
+		const props = Object.fromEntries(Array.from({ length: TRACK_LIMITS.maxPropertyKeys }, (_, n) => [`${long(97)}${String(n).padStart(3, '0')}`, long(TRACK_LIMITS.maxPropertyValueLength, 'é')]));
+		const url = `https://shop.example/${long(TRACK_LIMITS.maxUrlLength - 21, '%')}`.replace(/%/g, 'a');
+		const event = (type: string, n: number) => ({
+			id: `019aa000-0000-7000-8000-00000000000${n}`,
+			type,
+			name: long(100, 'n'),
+			ts: EARLIEST_EVENT_TIME,
+			anonymousId: long(TRACK_LIMITS.maxIdLength, 'v'),
+			sessionId: long(TRACK_LIMITS.maxIdLength, 's'),
+			url,
+			title: long(256, '😀'),
+			referrer: `https://ref.example/${long(2000)}`,
+			relevance: 10,
+			props,
+			context: { utm_source: long(200), clickIds: { gclid: long(500) }, screen: long(20), language: long(35), timezone: long(64), automation: true },
+		});
+		const batch = trackBatchSchema.parse({ site: 'site-x', events: [event('pageview', 1), event('session_end', 2)] });
+		const rows = toEventRows(batch, Date.now(), { engagementThresholds: { medium: 30, high: 60 } });
+		expect(Object.keys(rows[1].properties ?? {}).length).toBeGreaterThan(TRACK_LIMITS.maxPropertyKeys);
+		for (const row of rows) {
+			const delivered = {
+				id: row.event_id,
+				anonymousId: row.anonymous_id,
+				sessionId: row.session_key,
+				type: row.type,
+				name: row.name,
+				url: row.url,
+				path: row.path,
+				title: row.title,
+				referrer: row.referrer,
+				relevance: row.relevance,
+				props: row.properties,
+				context: row.context,
+				userAgent: long(512, 'u'),
+				country: 'DE',
+				occurredAt: row.occurred_at,
+				receivedAt: new Date().toISOString(),
+			};
+			const parsed = deliveredEventSchema.safeParse(delivered);
+			expect(parsed.error?.issues ?? []).toEqual([]);
+			expect(parsed.data).toEqual(delivered);
+		}
+	});
+
+	it.each([
+		['a NUL in a title', { title: 'bad\u0000title' }, { title: 'badtitle' }],
+		['a title past the tracking contract’s length', { title: long(600) }, { title: long(512) }],
+		['a path Postgres could not index', { path: `/${long(3000, '一')}` }, { path: `/${long(682, '一')}` }],
+		['NUL and half characters in keys and values of properties, at any depth', { props: { 'k\u0000': ['\ud800', { deep: 'a\u0000b' }] } }, { props: { k: ['\ufffd', { deep: 'ab' }] } }],
+		['a half character in the context', { context: { utm_source: 'x\udc00' } }, { context: { utm_source: 'x\ufffd' } }],
+		['a half character in the anonymous id', { anonymousId: 'a\ud800' }, { anonymousId: 'a\ufffd' }],
+	])('cleans %s', (_, fields, cleaned) => {
+		expect(eventItemSchema.parse({ ...EVENT, ...fields })).toEqual({ ...EVENT, ...cleaned });
+	});
+
+	it.each([
+		['a NUL in the anonymous id', { anonymousId: 'a\u0000b' }, 'anonymousId', 'must not contain control characters'],
+		['an anonymous id past the tracking contract’s length', { anonymousId: long(65) }, 'anonymousId', 'must be at most 64 characters'],
+		['a session id past it', { sessionId: long(8192) }, 'sessionId', 'must be at most 64 characters'],
+		['a time past the year 9999', { occurredAt: '+275000-01-01T00:00:00Z' }, 'occurredAt', 'must be an ISO 8601 time from the year 1900 to 9999, such as 2026-11-20T09:00:00.000Z'],
+		['a time before 1900', { occurredAt: '1899-12-31T23:59:59Z' }, 'occurredAt', 'must be an ISO 8601 time from the year 1900 to 9999, such as 2026-11-20T09:00:00.000Z'],
+		['a relevance out of the tracking contract’s range', { relevance: 2 ** 31 }, 'relevance', 'Too big: expected number to be <=10'],
+	])('refuses %s, naming the field', (_, fields, field, message) => {
+		const parsed = eventItemSchema.safeParse({ ...EVENT, ...fields });
+		expect(parsed.error?.issues.map((issue) => [issue.path.join('.'), issue.message])).toEqual([[field, message]]);
 	});
 });

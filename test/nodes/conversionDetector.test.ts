@@ -237,4 +237,50 @@ describe('Conversion Detector node in the n8n execution engine', () => {
 			await prisma.site.update({ where: { id: site.id }, data: { config: stored as object } });
 		}
 	});
+
+	describe('bad input', () => {
+		/** The Conversion Detector alone, on events the Visitor Processor has already stored. */
+		function detectorOnly(parameters: INode['parameters'] = {}, options: { continueOnFail?: boolean; batch?: boolean } = {}): WorkflowJson {
+			const cd = workflow(parameters, options);
+			cd.nodes = cd.nodes.filter((node) => node.name !== 'Visitor Processor');
+			cd.connections = { Start: { main: [[{ node: 'Conversion Detector', type: 'main', index: 0 }]] } };
+			return cd;
+		}
+		const pricing = (anonymousId: string) => event(T0 + 40 * DAY, '/pricing', { anonymousId });
+
+		it('refuses an Event ID that is no UUID in its item alone, and detects the good items beside it', async () => {
+			const good = [pricing('anon-beside-1'), pricing('anon-beside-2')];
+			await runWorkflow(workflow(), { input: good, credentials: credentials(), throwOnError: true });
+			const run = await runWorkflow(detectorOnly({}, { continueOnFail: true }), { input: [good[0], { ...good[0], id: 'not-a-uuid' }, good[1]], credentials: credentials(), throwOnError: true });
+			expect(run.outputOf('Conversion Detector', 0).map((item) => [item.id, (item.conversions as IDataObject[])[0].goal])).toEqual([
+				[good[0].id, 'pricing-view'],
+				[good[1].id, 'pricing-view'],
+			]);
+			expect(run.outputOf('Conversion Detector', 1)).toEqual([{ error: 'Event ID: is "not-a-uuid": give the id of a tracked event (a UUID), such as {{ $json.id }}' }]);
+		});
+
+		it.each([
+			['={{ $json.missing }}', 'Event ID: is empty (the expression gave undefined): give the id of a tracked event (a UUID), such as {{ $json.id }}'],
+			['={{ $json.context }}', 'Event ID: is an object: give the id of a tracked event (a UUID), such as {{ $json.id }}'],
+		])('names the Event ID when its expression %s gives no id', async (eventId, error) => {
+			const run = await runWorkflow(detectorOnly({ eventId }), { input: [{ ...pricing('anon-expression'), context: { utm_source: 'x' } }], credentials: credentials() });
+			expect(run.error?.message).toBe(error);
+		});
+
+		it('names the event of a batch whose id is no UUID', async () => {
+			const item = { site: site.key, kind: 'events', anonymousId: 'anon-batch-id', events: [pricing('anon-batch-id'), { ...pricing('anon-batch-id'), id: 'not-a-uuid' }] };
+			const run = await runWorkflow(detectorOnly({}, { batch: true }), { input: [item], credentials: credentials() });
+			expect(run.error?.message).toBe('Field "events": [1].id is "not-a-uuid": each event needs the id it was tracked under (a UUID)');
+		});
+
+		it.each([
+			[{ halfLifeDays: -3 }, 'Time-Decay Half-Life (Days): is -3: give a number of 0.01 or more'],
+			[{ halfLifeDays: 0 }, 'Time-Decay Half-Life (Days): is 0: give a number of 0.01 or more'],
+			[{ halfLifeDays: '={{ "abc" }}' }, 'Time-Decay Half-Life (Days): is "abc": give a number of 0.01 or more'],
+			[{ lookbackDays: -1 }, 'Lookback Window (Days): is -1: give a number of 1 or more'],
+		])('refuses %j, naming the parameter by its label', async (parameters, error) => {
+			const run = await runWorkflow(workflow(parameters), { input: [pricing('anon-settings')], credentials: credentials() });
+			expect(run.error?.message).toBe(error);
+		});
+	});
 });

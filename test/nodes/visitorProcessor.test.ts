@@ -157,4 +157,98 @@ describe('Visitor Processor node in the n8n execution engine', () => {
 		const unknownSite = await runWorkflow(workflow(), { input: [{ ...event('anon-5', 9, '/'), site: 'missing-site' }], credentials: credentials() });
 		expect(unknownSite.error?.message).toMatch(/Site Key: No site with key "missing-site"/);
 	});
+
+	describe('bad input', () => {
+		/** A run of [good, bad, good] under Continue On Fail: each item's output, and the good events' stored rows. */
+		let runs = 0;
+		async function alongside(bad: IDataObject, parameters: INode['parameters'] = {}) {
+			runs += 1;
+			const good = [event(`anon-beside-${runs}-1`, 0, '/one'), event(`anon-beside-${runs}-2`, 0, '/two')];
+			const run = await runWorkflow(workflow(parameters, { continueOnFail: true }), { input: [good[0], bad, good[1]], credentials: credentials(), throwOnError: true });
+			const stored = await prisma.visitorEvent.findMany({ where: { siteId: site.id, eventId: { in: [good[0].id as string, good[1].id as string] } } });
+			return { out: run.outputOf('Visitor Processor'), storedGood: stored.length };
+		}
+		const random = (length: number) => Array.from({ length }, () => String.fromCharCode(0x21 + Math.floor(Math.random() * 94))).join('');
+
+		it.each([
+			['a NUL in the anonymous id', { anonymousId: 'a\u0000b' }, 'Field "anonymousId": the item: "anonymousId" must not contain control characters'],
+			['an 8 KB anonymous id', { anonymousId: random(8192) }, 'Field "anonymousId": the item: "anonymousId" must be at most 64 characters'],
+			['a control character in the session id', { sessionId: 'tab\u00011' }, 'Field "sessionId": the item: "sessionId" must not contain control characters'],
+			['a time past the year 9999', { occurredAt: '+275000-01-01T00:00:00Z' }, 'Field "occurredAt": the item: "occurredAt" must be an ISO 8601 time from the year 1900 to 9999, such as 2026-11-20T09:00:00.000Z'],
+			['a relevance Postgres cannot hold', { relevance: 1e12 }, 'Field "relevance": the item: "relevance" Too big: expected number to be <=10'],
+		])('refuses %s in its item alone, and stores the good items beside it', async (_, fields, error) => {
+			const bad: IDataObject = { ...event('anon-bad', 0, '/'), ...fields };
+			const { out, storedGood } = await alongside(bad);
+			expect(out[1]).toEqual({ error });
+			expect(out[0].session).toMatchObject({ pageviews: 1, entryPage: '/one' });
+			expect(out[2].session).toMatchObject({ pageviews: 1, entryPage: '/two' });
+			expect(storedGood).toBe(2);
+			expect(await prisma.visitorEvent.count({ where: { siteId: site.id, eventId: bad.id as string } })).toBe(0);
+		});
+
+		it('stores what a page shows cleaned, as the receiver cleans it: a NUL in a title, an 8 KB path, NUL and half characters in properties and context', async () => {
+			const cleaned = { ...event('anon-cleaned', 0, '/'), title: 'bad\u0000title', path: `/${random(8192)}`, props: { 'k\u0000ey': 'v\ud800', nested: [{ deep: 'a\u0000b' }] }, context: { utm_source: 'news\udc00letter' } };
+			const wide = { ...event('anon-cleaned', 60, '/'), path: `/${'\u4e00'.repeat(3000)}` };
+			const { out, storedGood } = await alongside(cleaned);
+			expect(storedGood).toBe(2);
+			expect(out[1].session).toMatchObject({ pageviews: 1 });
+			expect((await runWorkflow(workflow(), { input: [wide], credentials: credentials(), throwOnError: true })).outputOf('Visitor Processor')[0].session).toMatchObject({ pageviews: 2 });
+			const rows = await prisma.visitorEvent.findMany({ where: { siteId: site.id, anonymousId: 'anon-cleaned' }, orderBy: { occurredAt: 'asc' } });
+			expect(rows[0]).toMatchObject({ title: 'badtitle', properties: { key: 'v\ufffd', nested: [{ deep: 'ab' }] }, context: { utm_source: 'news\ufffdletter' } });
+			expect(rows[0].path).toHaveLength(2048);
+			expect(Buffer.byteLength(rows[1].path as string)).toBeLessThanOrEqual(2048);
+		});
+
+		it('names the entry of an events array that is no event', async () => {
+			const run = await runWorkflow(workflow({ input: 'batch' }), { input: [{ site: site.key, events: [event('anon-array', 0, '/'), null] }], credentials: credentials() });
+			expect(run.error?.message).toBe('Field "events[1]": is null, not an event: each entry of "events" is an object with id, anonymousId, type and occurredAt');
+		});
+
+		it('refuses an event id another visitor’s event has, and answers a true replay with its stored session', async () => {
+			const first = event('anon-id-owner', 0, '/');
+			const taken = { ...event('anon-id-other', 5, '/'), id: first.id };
+			const run = await runWorkflow(workflow({}, { continueOnFail: true }), { input: [first, taken], credentials: credentials(), throwOnError: true });
+			const [owner, other] = run.outputOf('Visitor Processor');
+			const usedId = 'Field "id": the item: "id" is already the id of another visitor’s event (another anonymousId): give every event an id of its own; a redelivered event keeps both its id and its anonymousId';
+			expect(other).toEqual({ error: usedId });
+			expect(owner.session).toMatchObject({ pageviews: 1 });
+			// Later, from the store: the replay gets its session, the other visitor's event the error.
+			const later = await runWorkflow(workflow({}, { continueOnFail: true }), { input: [taken, first], credentials: credentials(), throwOnError: true });
+			expect(later.outputOf('Visitor Processor')).toEqual([{ error: usedId }, owner]);
+			expect(await prisma.visitor.count({ where: { siteId: site.id, anonymousId: 'anon-id-other' } })).toBe(0);
+		});
+
+		it('when a site’s batch statement fails in the database, reruns its items one by one so only the failing item errors', async () => {
+			await prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_exploding_visitor() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
+			await prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_exploding_visitor BEFORE INSERT ON visitor_events FOR EACH ROW WHEN (NEW.anonymous_id = 'anon-explode') EXECUTE FUNCTION refuse_exploding_visitor()`);
+			try {
+				const { out, storedGood } = await alongside(event('anon-explode', 0, '/'));
+				expect(out[1].error).toMatch(/refused by the test/);
+				expect(out[0].session).toMatchObject({ pageviews: 1, entryPage: '/one' });
+				expect(out[2].session).toMatchObject({ pageviews: 1, entryPage: '/two' });
+				expect(storedGood).toBe(2);
+			} finally {
+				await prisma.$executeRawUnsafe('DROP TRIGGER refuse_exploding_visitor ON visitor_events');
+				await prisma.$executeRawUnsafe('DROP FUNCTION refuse_exploding_visitor()');
+			}
+		});
+
+		it.each([
+			[{ sessionTimeout: '={{ "abc" }}' }, 'Overrides › Session Timeout (Seconds): is "abc": give a whole number from 1 to 86400'],
+			[{ maxSessionDuration: 0 }, 'Overrides › Max Session Duration (Seconds): is 0: give a whole number from 1 to 172800'],
+			[{ highThreshold: -1 }, 'Overrides › High Engagement From: is -1: give a number from 0 to 100'],
+			[
+				{ mediumThreshold: 90, highThreshold: 10 },
+				'Overrides › Medium Engagement From: is 90: give a score lower than Overrides › High Engagement From (10), since a session is medium from the lower score and high from the higher one',
+			],
+			[
+				{ highThreshold: 20 },
+				'Overrides › High Engagement From: is 20: give a score higher than the site config’s medium threshold (30), since a session is medium from the lower score and high from the higher one',
+			],
+		])('refuses the override %j, naming it', async (overrides, error) => {
+			const run = await runWorkflow(workflow({ overrides }), { input: [event('anon-override', 0, '/')], credentials: credentials() });
+			expect(run.error?.message).toBe(error);
+			expect(await prisma.visitor.count({ where: { siteId: site.id, anonymousId: 'anon-override' } })).toBe(0);
+		});
+	});
 });

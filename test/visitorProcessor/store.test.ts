@@ -4,7 +4,7 @@ import type { EventItem } from '../../lib/contracts/delivery';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { sharedAdapter, type RawDatabase, type RawSql } from '../../lib/db/rawSql';
 import { SiteResolver } from '../../nodes/shared/subjects';
-import { processEvents, transactionParts } from '../../nodes/VisitorProcessor/store';
+import { processEvents, transactionParts, type EventOutcome, type IncomingEvent, type SessionSummary } from '../../nodes/VisitorProcessor/store';
 import { createTestSite, linkedEvents, testDbUrl, testPrisma } from '../helpers/db';
 
 const OPTIONS = { sessionTimeout: 1800, maxSessionDuration: 86_400, engagementThresholds: { medium: 30, high: 60 } };
@@ -144,7 +144,7 @@ describe('Visitor Processor store with a pool of connections', () => {
 		expect(atOnce).toEqual(inTurn);
 		// The node's output per event: the same session facts, whatever order the transactions ended in.
 		const facts = (outputs: typeof a.outputs) =>
-			[...outputs].map(([eventId, summary]) => ({ ...summary, eventId: unprefixed(eventId), sessionKey: unprefixed(summary.sessionKey), visitorId: 'of its site', sessionId: 'of its site' })).sort((x, y) => (x.eventId < y.eventId ? -1 : 1));
+			[...(outputs as Map<IncomingEvent, SessionSummary>)].map(([{ id }, summary]) => ({ ...summary, eventId: unprefixed(id), sessionKey: unprefixed(summary.sessionKey), visitorId: 'of its site', sessionId: 'of its site' })).sort((x, y) => (x.eventId < y.eventId ? -1 : 1));
 		expect(a.outputs.size).toBe(3000);
 		expect(facts(a.outputs)).toEqual(facts(b.outputs));
 	});
@@ -161,7 +161,7 @@ describe('Visitor Processor store with a pool of connections', () => {
 
 		const again = await processEvents(db, resolved, journey('eeee'), OPTIONS, T0 + 86_400_000);
 		expect(again.size).toBe(3000);
-		expect([...again.values()].every((summary) => summary.sessionId)).toBe(true);
+		expect([...again.values()].every((outcome: EventOutcome) => 'sessionId' in outcome && outcome.sessionId)).toBe(true);
 		expect(await versions()).toEqual(before);
 		expect(await prisma.$queryRawUnsafe('SELECT count(*)::int AS dirty FROM analytics_dirty_hours WHERE site_id = $1::uuid', site.id)).toEqual([{ dirty: 0 }]);
 	});
