@@ -159,15 +159,27 @@ export class ConversionDetector implements INodeType {
 
 		const conversionsOf = new Map<number, Array<{ event: IDataObject; conversions: RecordedConversion[] }>>();
 		for (const group of perSite.values()) {
-			let results: Array<RecordedConversion[] | Error>;
+			let results: Array<RecordedConversion[] | Error | undefined>;
 			try {
 				results = await detectConversions(sql, group.site, group.entries);
-			} catch (error) {
-				for (const { item } of group.owners) failures.set(item, error);
-				continue;
+			} catch {
+				// Item by item, so the error names the item that caused it and the others are still
+				// recorded; a conversion is keyed by its event and rule, so none is recorded twice.
+				results = new Array(group.entries.length);
+				const positionsOf = new Map<number, number[]>();
+				group.owners.forEach(({ item }, n) => positionsOf.set(item, [...(positionsOf.get(item) ?? []), n]));
+				for (const [item, positions] of positionsOf) {
+					try {
+						const alone = await detectConversions(sql, group.site, positions.map((n) => group.entries[n]));
+						positions.forEach((n, k) => (results[n] = alone[k]));
+					} catch (error) {
+						failures.set(item, error);
+					}
+				}
 			}
 			results.forEach((result, n) => {
 				const { item, event } = group.owners[n];
+				if (result === undefined) return;
 				if (result instanceof Error) {
 					if (!failures.has(item)) failures.set(item, input === 'batch' ? inputError('events', `[${(items[item].json.events as IDataObject[]).indexOf(event)}]: ${result.message}`) : result);
 				} else if (result.length > 0) conversionsOf.set(item, [...(conversionsOf.get(item) ?? []), { event, conversions: result }]);
