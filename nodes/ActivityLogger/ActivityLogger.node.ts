@@ -15,7 +15,7 @@ import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, forEachItem, type ItemGlue } from '../shared/items';
 import { findLeadId, findLeads, namesAddress, piiCredentialOf, siteCipherOf, type PiiKeyFields } from '../shared/leads';
-import { numberParameter, textParameter } from '../shared/parameters';
+import { numberParameter, optionParameter, textParameter } from '../shared/parameters';
 import { findVisitorIds, SiteResolver } from '../shared/subjects';
 import { buildActivity, outcomeActivity, type ActivityDraft, type ActivityRecord } from './activity';
 
@@ -195,7 +195,7 @@ interface Draft {
 type DraftOf = (context: IExecuteFunctions, item: number) => Pick<Draft, 'subject' | 'reference' | 'activity'>;
 
 const draftOfParameters: DraftOf = (context, i) => {
-	const subject = context.getNodeParameter('subject', i) as Subject;
+	const subject = optionParameter<Subject>(context, properties, 'subject', i);
 	return {
 		subject,
 		reference: textParameter(context, subject, i),

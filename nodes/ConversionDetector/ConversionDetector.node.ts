@@ -14,7 +14,7 @@ import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, inputError } from '../shared/items';
-import { numberParameter, shownValue } from '../shared/parameters';
+import { numberParameter, optionParameter, shownValue } from '../shared/parameters';
 import { SiteResolver } from '../shared/subjects';
 import { compilePathPattern } from '../shared/paths';
 import { detectConversions, type DetectEntry, type RecordedConversion } from './store';
@@ -138,7 +138,7 @@ export class ConversionDetector implements INodeType {
 		for (let i = 0; i < items.length; i++) {
 			try {
 				const site = await sites.siteOf(siteKeyOf(this, i));
-				const rules = (this.getNodeParameter('ruleSource', i) as string) === 'node' ? parseRules(this.getNodeParameter('rules', i)) : site.config.crm.conversionRules;
+				const rules = optionParameter(this, properties, 'ruleSource', i) === 'node' ? parseRules(this.getNodeParameter('rules', i)) : site.config.crm.conversionRules;
 				const options = {
 					halfLifeDays: numberParameter(this, properties, 'halfLifeDays', i),
 					lookbackDays: numberParameter(this, properties, 'lookbackDays', i),

@@ -14,8 +14,24 @@ import { deliverySchema } from '../../lib/contracts/delivery';
 import { toFieldIssues } from '../../lib/contracts/issues';
 import { PiiCipher, piiKeyringFromCredential, piiKeyringFromEnv, PiiDecryptError, PiiKeyError } from '../../lib/pii';
 import { foreignSiteField, SITE_HEADER, verifySignature } from '../../lib/signing';
-import { declaredNumber } from '../shared/parameters';
+import { checkedOption, declaredNumber } from '../shared/parameters';
 import { deliveryItems, openLeads, SealedDeliveryError, type Emit } from './delivery';
+
+const EMIT: INodeProperties = {
+	displayName: 'Emit',
+	name: 'emit',
+	type: 'options',
+	options: [
+		{ name: 'One Item per Event or Lead', value: 'perEvent', description: 'Each event and lead becomes its own item' },
+		{
+			name: 'One Item per Visitor',
+			value: 'perVisitor',
+			description: 'Each visitor’s events become one item (an "events" array, in delivery order); each lead its own item. Fewer items make long deliveries cheaper for n8n.',
+		},
+		{ name: 'One Item per Delivery', value: 'perBatch', description: 'The whole delivery as one item, events and leads in arrays' },
+	],
+	default: 'perEvent',
+};
 
 const REPLAY_WINDOW: INodeProperties = {
 	displayName: 'Replay Window (Seconds)',
@@ -61,21 +77,7 @@ export class CrmTrackerTrigger implements INodeType {
 				required: true,
 				description: 'Webhook path; the site config’s integrations.webhookEndpoints must point here (e.g. /webhook/crm-visitor-processor)',
 			},
-			{
-				displayName: 'Emit',
-				name: 'emit',
-				type: 'options',
-				options: [
-					{ name: 'One Item per Event or Lead', value: 'perEvent', description: 'Each event and lead becomes its own item' },
-					{
-						name: 'One Item per Visitor',
-						value: 'perVisitor',
-						description: 'Each visitor’s events become one item (an "events" array, in delivery order); each lead its own item. Fewer items make long deliveries cheaper for n8n.',
-					},
-					{ name: 'One Item per Delivery', value: 'perBatch', description: 'The whole delivery as one item, events and leads in arrays' },
-				],
-				default: 'perEvent',
-			},
+			EMIT,
 			{
 				displayName: 'Respond',
 				name: 'responseMode',
@@ -177,7 +179,12 @@ export class CrmTrackerTrigger implements INodeType {
 			});
 			return { noWebhookResponse: true };
 		}
-		const emit = this.getNodeParameter('emit', 'perEvent') as Emit;
+		let emit: Emit;
+		try {
+			emit = checkedOption<Emit>('emit', this.getNodeParameter('emit', EMIT.default), EMIT);
+		} catch (error) {
+			throw new NodeOperationError(this.getNode(), `${EMIT.displayName}: ${(error as Error).message}`);
+		}
 		const items: INodeExecutionData[] = deliveryItems(parsed.data, emit).map((json) => ({ json: json as IDataObject }));
 		if (items.length === 0) {
 			res.status(200).json({ ok: true, items: 0 });

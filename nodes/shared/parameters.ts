@@ -72,6 +72,19 @@ export function numberParameter(context: IExecuteFunctions, properties: readonly
 	return declaredNumber(properties, path, context.getNodeParameter(path, itemIndex, declarationOf(properties, path)?.default));
 }
 
+/** `value` as one of the values an options declaration lists. */
+export function checkedOption<T extends string>(field: string, value: unknown, declaration: INodeProperties | undefined): T {
+	const allowed = ((declaration?.options ?? []) as Array<{ value?: unknown }>).map((option) => option.value).filter((option): option is T => typeof option === 'string');
+	if (typeof value !== 'string' || !allowed.includes(value as T)) throw new InputError(field, `is ${shownValue(value)}: give one of ${allowed.map((option) => `"${option}"`).join(', ')}`);
+	return value as T;
+}
+
+/** An options parameter: one of the values its declaration lists, whatever an expression gave. */
+export function optionParameter<T extends string>(context: IExecuteFunctions, properties: readonly INodeProperties[], path: string, itemIndex: number): T {
+	const declaration = declarationOf(properties, path);
+	return checkedOption<T>(path, context.getNodeParameter(path, itemIndex, declaration?.default), declaration);
+}
+
 // eslint-disable-next-line no-control-regex
 const NUL = /\u0000/;
 

@@ -5,7 +5,7 @@
 import type { INodeProperties } from 'n8n-workflow';
 
 import { InputError } from '../../nodes/shared/inputError';
-import { checkedJson, checkedNumber, checkedText, checkedTime, declarationOf, shownValue } from '../../nodes/shared/parameters';
+import { checkedJson, checkedNumber, checkedOption, checkedText, checkedTime, declarationOf, shownValue } from '../../nodes/shared/parameters';
 
 const problemOf = (run: () => unknown): { field: string; message: string } | undefined => {
 	try {
@@ -100,6 +100,16 @@ describe('checkedJson', () => {
 			message: 'nested.list[1] contains a NUL character (\\u0000), which cannot be stored: remove it',
 		});
 		expect(problemOf(() => checkedJson('data', { 'k\u0000': 1 }))?.message).toBe('has a key with a NUL character (\\u0000), which cannot be stored: remove it');
+	});
+});
+
+describe('checkedOption', () => {
+	const subject: INodeProperties = { displayName: 'Subject', name: 'subject', type: 'options', default: 'lead', options: [{ name: 'Lead', value: 'lead' }, { name: 'Visitor', value: 'visitor' }] };
+
+	it('takes a listed value and refuses any other, listing them', () => {
+		expect(checkedOption('subject', 'visitor', subject)).toBe('visitor');
+		expect(problemOf(() => checkedOption('subject', 'customer', subject))).toEqual({ field: 'subject', message: 'is "customer": give one of "lead", "visitor"' });
+		expect(problemOf(() => checkedOption('subject', undefined, subject))?.message).toBe('is empty (the expression gave undefined): give one of "lead", "visitor"');
 	});
 });
 

@@ -270,7 +270,7 @@ describe('Conversion Detector node in the n8n execution engine', () => {
 		it('when a site’s batch statement fails in the database, reruns its items one by one so only the failing item errors', async () => {
 			const events = [pricing('anon-rerun-1'), pricing('anon-rerun-2'), pricing('anon-rerun-3')];
 			await runWorkflow(workflow(), { input: events, credentials: credentials(), throwOnError: true });
-			await prisma.conversion.deleteMany({ where: { eventId: { in: events.map((one) => one.id) } } });
+			await prisma.conversion.deleteMany({ where: { eventId: { in: events.map((one) => String(one.id)) } } });
 			await prisma.$executeRawUnsafe(`CREATE OR REPLACE FUNCTION refuse_exploding_conversion() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
 			await prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_exploding_conversion BEFORE INSERT ON conversions FOR EACH ROW WHEN (NEW.event_id = '${events[1].id}') EXECUTE FUNCTION refuse_exploding_conversion()`);
 			try {
@@ -278,7 +278,7 @@ describe('Conversion Detector node in the n8n execution engine', () => {
 				expect(run.outputOf('Conversion Detector', 0).map((item) => item.id)).toEqual([events[0].id, events[2].id]);
 				expect(run.outputOf('Conversion Detector', 1)).toHaveLength(1);
 				expect(run.outputOf('Conversion Detector', 1)[0].error).toMatch(/refused by the test/);
-				const recorded = await prisma.conversion.findMany({ where: { eventId: { in: events.map((one) => one.id) } }, select: { eventId: true } });
+				const recorded = await prisma.conversion.findMany({ where: { eventId: { in: events.map((one) => String(one.id)) } }, select: { eventId: true } });
 				expect(recorded.map((row) => row.eventId).sort()).toEqual([events[0].id, events[2].id].sort());
 			} finally {
 				await prisma.$executeRawUnsafe('DROP TRIGGER refuse_exploding_conversion ON conversions');

@@ -21,7 +21,7 @@ import { deliveryItems, type Delivery } from '../../nodes/CrmTrackerTrigger/deli
 const SECRET = 'trigger-test-secret';
 const WORKFLOWS = path.join(__dirname, '..', '..', 'workflows');
 
-function workflow(sites = '', toleranceSeconds: unknown = 300): WorkflowJson {
+function workflow(sites = '', toleranceSeconds: unknown = 300, emit: unknown = 'perEvent'): WorkflowJson {
 	return {
 		name: 'Trigger test',
 		nodes: [
@@ -32,7 +32,7 @@ function workflow(sites = '', toleranceSeconds: unknown = 300): WorkflowJson {
 				typeVersion: 1,
 				position: [0, 0],
 				webhookId: '4a0b2f0e-8f2c-4c55-9d0e-3f4f2a1b6c7d',
-				parameters: { path: 'crm-test', emit: 'perEvent', responseMode: 'lastNode', toleranceSeconds: toleranceSeconds as number, sites },
+				parameters: { path: 'crm-test', emit: emit as string, responseMode: 'lastNode', toleranceSeconds: toleranceSeconds as number, sites },
 				credentials: { trackingCrmApi: { id: '1', name: 'Tracking CRM' } },
 			},
 			{ id: 'next', name: 'Next', type: 'n8n-nodes-base.noOp', typeVersion: 1, position: [200, 0], parameters: {} },
@@ -100,6 +100,7 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 	let url: string;
 	let sitesParameter = '';
 	let toleranceParameter: unknown = 300;
+	let emitParameter: unknown = 'perEvent';
 	let runs = 0;
 
 	beforeAll(async () => {
@@ -107,7 +108,7 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 		// n8n's webhook server keeps the raw bytes beside the parsed body; the signature is over them.
 		app.use(express.json({ verify: (req, _res, raw) => Object.assign(req, { rawBody: raw }) }));
 		app.post('/webhook/crm-test', (req, res) => {
-			runWebhook(workflow(sitesParameter, toleranceParameter), 'CRM Tracker Trigger', req, res, { trackingCrmApi: { receiverUrl: 'http://127.0.0.1:3000', webhookSecret: SECRET, emailTokenSecret: '' } })
+			runWebhook(workflow(sitesParameter, toleranceParameter, emitParameter), 'CRM Tracker Trigger', req, res, { trackingCrmApi: { receiverUrl: 'http://127.0.0.1:3000', webhookSecret: SECRET, emailTokenSecret: '' } })
 				.then(({ run }) => {
 					if (res.headersSent) return;
 					runs += 1;
@@ -128,6 +129,7 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 	beforeEach(() => {
 		sitesParameter = '';
 		toleranceParameter = 300;
+		emitParameter = 'perEvent';
 		runs = 0;
 	});
 
@@ -226,6 +228,14 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 		}
 		expect(runs).toBe(0);
 		expect(verifySignature(SECRET, text, signedHeaders(SECRET, 'shop', text, 'd-old', tenDaysAgo), { toleranceSeconds: Number.NaN })).toEqual({ valid: false, reason: 'the replay window is not a number of seconds' });
+	});
+
+	it('fails naming Emit when it is none of its options, instead of emitting per event', async () => {
+		emitParameter = 'perSite';
+		const refused = await signedFor('shop', delivery());
+		expect(refused.status).toBe(500);
+		expect(refused.body.error).toBe('Emit: is "perSite": give one of "perEvent", "perVisitor", "perBatch"');
+		expect(runs).toBe(0);
 	});
 
 	it('with Sites set, refuses a delivery of any other site with 403 naming the parameter', async () => {

@@ -68,6 +68,7 @@ describe('parameter values the editor would not let through', () => {
 	};
 
 	it.each([
+		['an option the node does not have', 'activityLogger', { ...logParameters, subject: '={{ "customer" }}' }, {}, 'Subject: is "customer": give one of "lead", "visitor"'],
 		['a count of 0', 'leadScorer', { operation: 'rescoreStale', siteKey: '={{ $json.site }}', limit: 0 }, {}, 'Limit: is 0: give a whole number of 1 or more'],
 		['a negative count', 'leadScorer', { operation: 'rescoreStale', siteKey: '={{ $json.site }}', limit: -5 }, {}, 'Limit: is -5: give a whole number of 1 or more'],
 		['a count that is text', 'activityLogger', { operation: 'getTimeline', lead: 'ana@values.example', limit: '={{ "ten" }}' }, {}, 'Limit: is "ten": give a whole number of 1 or more'],

@@ -6,7 +6,7 @@ import { findLeadId, piiCredentialOf, siteCipherOf } from '../../shared/leads';
 import type { ResolvedSite } from '../../shared/subjects';
 import { siteKeyOf } from '../../shared/descriptions';
 import { forEachItem } from '../../shared/items';
-import { collectionParameter, textParameter } from '../../shared/parameters';
+import { collectionParameter, optionParameter, textParameter } from '../../shared/parameters';
 import { awaitsConfirmation } from '../confirmation';
 import { nowOf, type OperationContext } from '../helpers/context';
 import { stepDueAt } from '../steps';
@@ -120,7 +120,7 @@ export async function execute(this: IExecuteFunctions, { prisma, glue, sites, se
 		const site = await sites.siteOf(siteKeyOf(this, i));
 		const cipher = siteCipherOf(piiKeys, site);
 		const leadId = await findLeadId(prisma, site.id, textParameter(this, 'lead', i), cipher);
-		const source = this.getNodeParameter('sequenceSource', i) as 'site' | 'database' | 'parameter';
+		const source = optionParameter<'site' | 'database' | 'parameter'>(this, properties, 'sequenceSource', i);
 		const sequence =
 			source === 'parameter'
 				? await sequences.fromDefinition(site, parseSequenceDefinition(this.getNodeParameter('sequenceDefinition', i)))
