@@ -34,7 +34,7 @@ export interface ActivityRecord {
 export function buildActivity(draft: ActivityDraft, now: Date = new Date()): ActivityRecord {
 	const type = checkedText('activityType', draft.type).trim();
 	if (!ACTIVITY_TYPE.test(type)) {
-		throw new InputError('activityType', `"${type}" is not an activity type; use lowercase letters, digits and _ . : - (e.g. page_viewed), at most 64 characters`);
+		throw new InputError('activityType', `"${type}" is not an activity type; start with a lowercase letter, then lowercase letters, digits and _ . : - (e.g. page_viewed), at most 64 characters`);
 	}
 	const description = checkedText('description', draft.description).trim();
 	if (!description) throw new InputError('description', 'is empty; describe what happened, e.g. "Visited the pricing page"');
