@@ -49,6 +49,42 @@ const properties: INodeProperties[] = [
 	},
 ];
 
+interface HandOffSettings {
+	url: string;
+	webhookSecret: string;
+	target: string;
+	batchSize: number;
+	timeout: number;
+}
+
+/** Where and how the node hands on, the same for every delivery; a wrong setting names its field. */
+async function handOffSettings(context: IExecuteFunctions, glue: ItemGlue): Promise<HandOffSettings> {
+	let target: string;
+	let configuredBase: string;
+	let batchSize: number;
+	let timeout: number;
+	try {
+		target = textParameter(context, 'target', 0).trim();
+		configuredBase = textParameter(context, 'webhookBaseUrl', 0).trim();
+		batchSize = numberParameter(context, properties, 'batchSize', 0);
+		timeout = numberParameter(context, properties, 'timeoutSeconds', 0) * 1000;
+	} catch (error) {
+		throw nodeErrorOf(context, glue, error, 0);
+	}
+	if (!target) throw new NodeOperationError(context.getNode(), 'Target is empty: give the webhook path of the next workflow’s CRM Tracker Trigger (e.g. crm-conversion-detector) or its full URL');
+	const webhookBase = configuredBase || `${context.getInstanceBaseUrl().replace(/\/+$/, '')}/webhook`;
+	let url: string;
+	try {
+		url = handOffUrl(target, webhookBase);
+		new URL(url);
+	} catch {
+		throw new NodeOperationError(context.getNode(), `Target "${target}" with Webhook Base URL "${webhookBase}" is not a valid URL: give a webhook path or a full http(s) URL`);
+	}
+	const { webhookSecret } = await context.getCredentials<{ webhookSecret: string }>('trackingCrmApi');
+	if (!webhookSecret) throw new NodeOperationError(context.getNode(), 'The Tracking CRM API credential has no Webhook Secret: the next workflow’s trigger refuses unsigned deliveries');
+	return { url, webhookSecret, target, batchSize, timeout };
+}
+
 export class CrmHandOff implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'CRM Hand Off',
@@ -70,30 +106,14 @@ export class CrmHandOff implements INodeType {
 		const items = this.getInputData();
 		if (items.length === 0) return [[]];
 		const glue: ItemGlue = { properties };
-		let target: string;
-		let configuredBase: string;
-		let batchSize: number;
-		let timeout: number;
+		let settings: HandOffSettings;
 		try {
-			target = textParameter(this, 'target', 0).trim();
-			configuredBase = textParameter(this, 'webhookBaseUrl', 0).trim();
-			batchSize = numberParameter(this, properties, 'batchSize', 0);
-			timeout = numberParameter(this, properties, 'timeoutSeconds', 0) * 1000;
+			settings = await handOffSettings(this, glue);
 		} catch (error) {
-			// The same for every delivery: nothing is handed on.
-			throw nodeErrorOf(this, glue, error, 0);
+			// The same for every delivery: nothing is handed on, and under Continue On Fail every item says why.
+			return [items.map((_, index) => failedItem(this, glue, error, index))];
 		}
-		if (!target) throw new NodeOperationError(this.getNode(), 'Target is empty: give the webhook path of the next workflow’s CRM Tracker Trigger (e.g. crm-conversion-detector) or its full URL');
-		const webhookBase = configuredBase || `${this.getInstanceBaseUrl().replace(/\/+$/, '')}/webhook`;
-		let url: string;
-		try {
-			url = handOffUrl(target, webhookBase);
-			new URL(url);
-		} catch {
-			throw new NodeOperationError(this.getNode(), `Target "${target}" with Webhook Base URL "${webhookBase}" is not a valid URL: give a webhook path or a full http(s) URL`);
-		}
-		const { webhookSecret } = await this.getCredentials<{ webhookSecret: string }>('trackingCrmApi');
-		if (!webhookSecret) throw new NodeOperationError(this.getNode(), 'The Tracking CRM API credential has no Webhook Secret: the next workflow’s trigger refuses unsigned deliveries');
+		const { url, webhookSecret, target, batchSize, timeout } = settings;
 
 		const { groups, unsigned } = groupBySite(items.map((item) => item.json));
 		// An item without a site stops the node, or with Continue On Fail goes to the error output while the others are handed on.
@@ -119,18 +139,22 @@ export class CrmHandOff implements INodeType {
 					timeout,
 				})) as { statusCode: number; body: unknown };
 			} catch (error) {
-				throw new NodeOperationError(this.getNode(), `The next workflow at ${url} could not be reached`, {
+				// The cause stays out of the message: n8n replaces a message naming a socket error code.
+				const unreachable = new NodeOperationError(this.getNode(), `The next workflow at ${url} could not be reached`, {
 					itemIndex: part.indexes[0],
-					// The cause stays out of the message: n8n replaces a message naming a socket error code.
 					description: `${(error as Error).message}. Is n8n reachable there and the target workflow published? The delivery is retried as a whole, and CRM nodes write nothing twice.`,
 				});
+				for (const index of part.indexes) failed.set(index, failedItem(this, glue, unreachable, index));
+				continue;
 			}
 			if (response.statusCode < 200 || response.statusCode >= 300) {
 				const answer = typeof response.body === 'string' ? response.body.slice(0, 500) : JSON.stringify(response.body ?? '').slice(0, 500);
-				throw new NodeOperationError(this.getNode(), `The next workflow at ${url} answered ${response.statusCode}: ${answer}`, {
+				const refused = new NodeOperationError(this.getNode(), `The next workflow at ${url} answered ${response.statusCode}: ${answer}`, {
 					itemIndex: part.indexes[0],
 					description: response.statusCode === 404 ? 'No published workflow listens on that path: import and publish it (scripts/import-workflows).' : 'The next workflow failed; the whole delivery will be retried, and CRM nodes write nothing twice.',
 				});
+				// Without Continue On Fail this throws: the node fails and the whole delivery is retried.
+				for (const index of part.indexes) failed.set(index, failedItem(this, glue, refused, index));
 			}
 		}
 		return [items.map((item, index) => failed.get(index) ?? { json: { ...(item.json as IDataObject) }, pairedItem: { item: index } })];

@@ -44,6 +44,8 @@ export interface ItemGlue {
 
 /** The error n8n shows for a failed item, in the builder's words. */
 export function nodeErrorOf(context: IExecuteFunctions, glue: ItemGlue, error: unknown, itemIndex: number): NodeOperationError {
+	// Already worded for the builder, with its description.
+	if (error instanceof NodeOperationError) return error;
 	const problem = glue.database ? databaseProblem(error, glue.database) : undefined;
 	if (problem) return new NodeOperationError(context.getNode(), problem.message, { itemIndex, description: problem.description });
 	const message = (error as Error | undefined)?.message ?? 'The item was not processed';

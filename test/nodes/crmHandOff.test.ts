@@ -52,6 +52,8 @@ describe('CRM Hand Off node', () => {
 	let base: string;
 	const received: Received[] = [];
 	let answer = 200;
+	/** A site whose deliveries the next workflow fails. */
+	let failingSite: string | undefined;
 
 	beforeAll(async () => {
 		server = createServer((req, res) => {
@@ -62,8 +64,9 @@ describe('CRM Hand Off node', () => {
 				const check = verifySignature(SECRET, raw, req.headers);
 				const body = JSON.parse(raw) as Delivery;
 				received.push({ path: req.url ?? '', body, valid: check.valid, ...(check.valid ? { signedSite: check.site, foreign: foreignSiteField(body as never, check.site) } : {}) });
-				res.writeHead(check.valid ? answer : 401, { 'content-type': 'application/json' });
-				res.end(JSON.stringify(check.valid ? { ok: answer < 300 } : { error: 'invalid_signature' }));
+				const status = check.valid ? (check.site === failingSite ? 500 : answer) : 401;
+				res.writeHead(status, { 'content-type': 'application/json' });
+				res.end(JSON.stringify(check.valid ? { ok: status < 300 } : { error: 'invalid_signature' }));
 			});
 		});
 		await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -77,6 +80,7 @@ describe('CRM Hand Off node', () => {
 	beforeEach(() => {
 		received.length = 0;
 		answer = 200;
+		failingSite = undefined;
 	});
 
 	it('posts the items in order, in signed deliveries the trigger turns back into the same items', async () => {
@@ -145,6 +149,22 @@ describe('CRM Hand Off node', () => {
 		expect(result.status).toBe('error');
 		expect(result.error?.message).toBe(message);
 		expect(received).toHaveLength(0);
+	});
+
+	it('with Continue On Fail, fails every item with a wrong setting, and only the items of a delivery the next workflow refused', async () => {
+		const bad = await runWorkflow(workflow({ target: 'crm-next', webhookBaseUrl: `${base}/webhook`, batchSize: 0 }, { continueOnFail: true }), {
+			input: [{ site: 'shop', n: 0 }, { site: 'shop', n: 1 }],
+			credentials: credentials(),
+			throwOnError: true,
+		});
+		expect(bad.outputOf('CRM Hand Off')).toEqual(Array(2).fill({ error: 'Items per Delivery: is 0: give a whole number from 1 to 1000' }));
+		expect(received).toHaveLength(0);
+
+		failingSite = 'blog';
+		const input = [{ site: 'shop', n: 0 }, { site: 'blog', n: 1 }, { site: 'shop', n: 2 }];
+		const refused = await runWorkflow(workflow({ target: 'crm-next', webhookBaseUrl: `${base}/webhook` }, { continueOnFail: true }), { input, credentials: credentials(), throwOnError: true });
+		expect(received.map((delivery) => delivery.signedSite)).toEqual(['shop', 'blog']);
+		expect(refused.outputOf('CRM Hand Off')).toEqual([input[0], { error: `The next workflow at ${base}/webhook/crm-next answered 500: {"ok":false}` }, input[2]]);
 	});
 
 	it('fails when the next workflow fails, naming its URL and answer', async () => {
