@@ -121,13 +121,16 @@ export class CrmTrackerTrigger implements INodeType {
 		const credential = await this.getCredentials<{ webhookSecret: string; piiEncryptionKeys?: string; piiHashKey?: string }>('trackingCrmApi');
 		const { webhookSecret } = credential;
 		const raw = (req as unknown as { rawBody?: Buffer }).rawBody ?? JSON.stringify(req.body);
-		let toleranceSeconds: number;
-		try {
-			toleranceSeconds = declaredNumber([REPLAY_WINDOW], 'toleranceSeconds', this.getNodeParameter('toleranceSeconds', REPLAY_WINDOW.default));
-		} catch (error) {
-			// Not a number (NaN) would compare false against every age and let any old delivery through: refuse them all until it is set.
-			throw new NodeOperationError(this.getNode(), `${REPLAY_WINDOW.displayName}: ${(error as Error).message}`);
-		}
+		/** A setting of the trigger, checked against its declaration; a wrong one fails every delivery, naming it. */
+		const setting = <T>(declaration: INodeProperties, checked: (value: unknown) => T): T => {
+			try {
+				return checked(this.getNodeParameter(declaration.name, declaration.default));
+			} catch (error) {
+				throw new NodeOperationError(this.getNode(), `${declaration.displayName}: ${(error as Error).message}`);
+			}
+		};
+		// Not a number (NaN) would compare false against every age and let any old delivery through: refuse them all until it is set.
+		const toleranceSeconds = setting(REPLAY_WINDOW, (value) => declaredNumber([REPLAY_WINDOW], REPLAY_WINDOW.name, value));
 		const check = verifySignature(webhookSecret, raw, req.headers, { toleranceSeconds });
 		if (!check.valid) {
 			res.status(401).json({ error: 'invalid_signature', message: `Refused: ${check.reason}. Only the receiver, signing with the credential's webhook secret, may call this webhook.` });
@@ -179,12 +182,7 @@ export class CrmTrackerTrigger implements INodeType {
 			});
 			return { noWebhookResponse: true };
 		}
-		let emit: Emit;
-		try {
-			emit = checkedOption<Emit>('emit', this.getNodeParameter('emit', EMIT.default), EMIT);
-		} catch (error) {
-			throw new NodeOperationError(this.getNode(), `${EMIT.displayName}: ${(error as Error).message}`);
-		}
+		const emit = setting(EMIT, (value) => checkedOption<Emit>(EMIT.name, value, EMIT));
 		const items: INodeExecutionData[] = deliveryItems(parsed.data, emit).map((json) => ({ json: json as IDataObject }));
 		if (items.length === 0) {
 			res.status(200).json({ ok: true, items: 0 });

@@ -13,7 +13,7 @@ import type { SiteConfig } from '../../lib/contracts/siteConfig';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, inputError, labelOf, type ItemGlue } from '../shared/items';
-import { checkedNumber, collectionParameter, declarationOf, shownValue, type NumberBounds } from '../shared/parameters';
+import { collectionParameter, declaredNumber, shownValue } from '../shared/parameters';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { processEvents, type EventOutcome, type IncomingEvent, type VisitorProcessorOptions } from './store';
 import { InputError } from '../shared/inputError';
@@ -104,7 +104,7 @@ const properties: INodeProperties[] = [
 /** An override as set, held to its declaration's bounds; undefined where the site config's applies. */
 function overrideOf(overrides: IDataObject, name: string): number | undefined {
 	const path = `overrides.${name}`;
-	return overrides[name] === undefined ? undefined : checkedNumber(path, overrides[name], declarationOf(properties, path)?.typeOptions as NumberBounds | undefined);
+	return overrides[name] === undefined ? undefined : declaredNumber(properties, path, overrides[name]);
 }
 
 /** The site config's tracking settings with an item's overrides; thresholds that would make no session medium are refused. */
