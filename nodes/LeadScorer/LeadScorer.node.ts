@@ -51,7 +51,8 @@ const partKeys = (item: BatchItem): string[] => {
 	return payload.anonymousId ? [`email:${email}`, `browser:${payload.anonymousId}`] : [`email:${email}`];
 };
 
-async function runBatch(tx: RawSql, batch: Batch, items: readonly BatchItem[]): Promise<ScoringOutcome[]> {
+/** One outcome per item; null for a lead item whose address was erased. */
+async function runBatch(tx: RawSql, batch: Batch, items: readonly BatchItem[]): Promise<Array<ScoringOutcome | null>> {
 	if (batch.operation === 'upsert') return await upsertLeads(tx, batch.context, items.map((item) => item.lead as PreparedLead));
 	const outcomes = await rescoreLeads(tx, batch.context, items.map((item) => item.leadId as string));
 	// Several items of one lead: only the first reports what this run recorded.
@@ -234,7 +235,7 @@ export class LeadScorer implements INodeType {
 			}
 			return rules;
 		};
-		const outcomes: Array<ScoringOutcome | ScoringOutcome[] | undefined> = new Array(items.length);
+		const outcomes: Array<ScoringOutcome | ScoringOutcome[] | null | undefined> = new Array(items.length);
 		const failures = new Map<number, INodeExecutionData>();
 		const fail = (i: number, error: unknown) => failures.set(i, failedItem(this, glue, piiKeyProblem(error), i));
 		const settings = new Map<number, IDataObject>();
@@ -324,6 +325,7 @@ export class LeadScorer implements INodeType {
 
 		const all: INodeExecutionData[] = [];
 		const changed: INodeExecutionData[] = [];
+		let erased = 0;
 		for (let i = 0; i < items.length; i++) {
 			const failure = failures.get(i);
 			const setting = settings.get(i);
@@ -335,13 +337,19 @@ export class LeadScorer implements INodeType {
 				all.push({ json: items[i].json, pairedItem: { item: i } });
 				continue;
 			}
-			const outcome = outcomes[i] as ScoringOutcome | ScoringOutcome[];
-			for (const one of Array.isArray(outcome) ? outcome : [outcome]) {
+			const outcome = outcomes[i];
+			// The person at this address was erased: nothing was stored, and nothing goes on.
+			if (outcome === null) {
+				erased += 1;
+				continue;
+			}
+			for (const one of Array.isArray(outcome) ? outcome : [outcome as ScoringOutcome]) {
 				const output = { json: outputOf(items[i].json, one), pairedItem: { item: i } };
 				all.push(output);
 				if (one.stageChange) changed.push(output);
 			}
 		}
+		if (erased > 0) this.logger.info(`CRM Lead Scorer: ${erased} item(s) left out: their address was erased (privacy erasure), so no lead is stored for it again`);
 		return [all, changed];
 	}
 }

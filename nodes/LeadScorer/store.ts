@@ -153,11 +153,45 @@ function propertiesToWrite(cipher: PiiCipher | null, given: LeadProperties | und
 }
 
 /**
- * Creates or updates the leads of a batch, links their visitors and rescores them, with a fixed
- * number of statements whatever the batch size. Returns one outcome per entry, in order; several
- * entries of one lead act as if run one after the other (batch.ts).
+ * The batch's addresses whose person was erased (the receiver's /api/privacy/erase), by the
+ * hashes the erasure suppressed: the keyed one and, on a site that seals addresses, the SHA-256.
+ *
+ * An erasure holds its site's row FOR NO KEY UPDATE while it deletes the person. This share lock
+ * makes a batch wait for an erasure in progress, or the erasure for the batch, so no address is
+ * stored during or after its erasure; the check is a statement of its own after the lock, so it
+ * sees an erasure that committed while this waited.
  */
-export async function upsertLeads(prisma: Db, context: ScoringContext, entries: readonly PreparedLead[]): Promise<ScoringOutcome[]> {
+async function erasedAddresses(prisma: Db, context: ScoringContext, entries: readonly PreparedLead[]): Promise<Set<string>> {
+	await prisma.$queryRawUnsafe(`SELECT 1 FROM sites WHERE id = $1::uuid FOR SHARE`, context.siteId);
+	const cipher = cipherOf(context);
+	const addressOf = new Map<string, string>();
+	for (const { email } of entries) {
+		addressOf.set(emailHash(email, cipher), email);
+		if (cipher) addressOf.set(emailHash(email), email);
+	}
+	const erased = await prisma.$queryRawUnsafe<Array<{ emailHash: string }>>(
+		`SELECT email_hash AS "emailHash" FROM suppressions WHERE site_id = $1::uuid AND reason = 'erased' AND email_hash = ANY($2::text[])`,
+		context.siteId,
+		[...addressOf.keys()],
+	);
+	return new Set(erased.map((row) => addressOf.get(row.emailHash) as string));
+}
+
+/**
+ * Creates or updates the leads of a batch, links their visitors and rescores them, with a fixed
+ * number of statements whatever the batch size. Returns one outcome per entry, in order, null for
+ * an entry whose address was erased (nothing is stored of it); several entries of one lead act as
+ * if run one after the other (batch.ts).
+ */
+export async function upsertLeads(prisma: Db, context: ScoringContext, entries: readonly PreparedLead[]): Promise<Array<ScoringOutcome | null>> {
+	const erased = await erasedAddresses(prisma, context, entries);
+	const kept = entries.filter((entry) => !erased.has(entry.email));
+	const stored = kept.length === 0 ? [] : await storeLeads(prisma, context, kept);
+	let next = 0;
+	return entries.map((entry) => (erased.has(entry.email) ? null : stored[next++]));
+}
+
+async function storeLeads(prisma: Db, context: ScoringContext, entries: readonly PreparedLead[]): Promise<ScoringOutcome[]> {
 	const rows = mergeEntries(entries);
 	const columns = LEAD_FIELDS.map((key) => LEAD_COLUMNS[key]).join(', ');
 	const casts = LEAD_FIELDS.map((_, index) => `$${index + 8}::text[]`).join(', ');
@@ -197,10 +231,11 @@ export async function upsertLeads(prisma: Db, context: ScoringContext, entries: 
 		...(cipher ? sealedFields(cipher, row, storedOf.get(hashOf.get(row.email) as string)) : {}),
 	}));
 	// One statement for the batch: Prisma's createMany / upsert build one bind parameter per value
-	// and cost more in the client than the whole insert costs in Postgres.
+	// and cost more in the client than the whole insert costs in Postgres. A lead created here has no
+	// score rows yet, so its ledger summary starts empty and its first rescore sums no rows.
 	const written = await prisma.$queryRawUnsafe<Array<{ id: string; emailHash: string }>>(
-		`INSERT INTO leads (id, site_id, email, email_hash, source, consent_given, properties, ${columns}, updated_at)
-		SELECT v.id, $1::uuid, v.email, v.email_hash, v.source, v.consent, v.properties::jsonb, ${names}, now()
+		`INSERT INTO leads (id, site_id, email, email_hash, source, consent_given, properties, ${columns}, ledger_summary, updated_at)
+		SELECT v.id, $1::uuid, v.email, v.email_hash, v.source, v.consent, v.properties::jsonb, ${names}, '{}'::jsonb, now()
 		FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::text[], ${casts}) AS v(id, email, email_hash, source, consent, properties, ${names})
 		ON CONFLICT (site_id, email_hash) DO UPDATE SET email = EXCLUDED.email, ${updates}, consent_given = leads.consent_given OR EXCLUDED.consent_given, properties = ${MERGED_PROPERTIES},
 			updated_at = CASE WHEN ${unchanged} THEN leads.updated_at ELSE now() END

@@ -295,6 +295,10 @@ export function privacyRouter(context: PrivacyContext): Router {
 		const { siteId, keyName } = req.auth!;
 		try {
 			const result = await prisma.$transaction(async (tx) => {
+				// The Lead Scorer stores leads under a share lock of their site's row and checks for an
+				// erasure after taking it: this waits for the batches storing leads now, so their leads
+				// are found below, and the batches after it find the address erased.
+				await tx.$queryRawUnsafe(`SELECT 1 FROM sites WHERE id = $1::uuid FOR NO KEY UPDATE`, siteId);
 				const person = await findPerson(tx, siteId, body.email, await cipherOf(tx, siteId));
 				const removed = await erasePerson(tx, siteId, person);
 				// Both hashes on a site with privacy.encryptPii: the receiver's ingest checks the SHA-256 of a posted address.

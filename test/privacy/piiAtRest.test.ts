@@ -18,7 +18,7 @@ import { deployMigrations } from '../../lib/db/migrator';
 import { emailHash } from '../../lib/email';
 import { isSealed, openLead, parsePiiKeys, PiiCipher, sealedKeyId, type PiiKeyring } from '../../lib/pii';
 import { compileScoringRules } from '../../nodes/LeadScorer/scoring';
-import { prepareLead, upsertLeads } from '../../nodes/LeadScorer/store';
+import { prepareLead, upsertLeads, type ScoringOutcome } from '../../nodes/LeadScorer/store';
 import { findLeads } from '../../nodes/shared/leads';
 import { createApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
@@ -54,7 +54,12 @@ function encrypting(config: SiteConfig): SiteConfig {
 async function write(prisma: PrismaClient, siteId: string, config: SiteConfig, keyring: PiiKeyring | null, people: Person[], extra: Record<string, unknown> = {}) {
 	const rules = compileScoringRules(config.crm, { hashRouting: config.tracking.hashRouting });
 	const entries = people.map(({ e164: _, message, ...fields }) => prepareLead({ site: 'ignored', consent: false, ...fields, properties: { message, plan: 'pro' }, ...extra }, new Date()));
-	return prisma.$transaction((tx) => upsertLeads(tx, { siteId, config, rules, now: Date.now(), keyring }, entries), { timeout: 60_000 });
+	const outcomes = await prisma.$transaction((tx) => upsertLeads(tx, { siteId, config, rules, now: Date.now(), keyring }, entries), { timeout: 60_000 });
+	// None of these addresses was erased: each gets its outcome.
+	return outcomes.map((outcome) => {
+		expect(outcome).not.toBeNull();
+		return outcome as ScoringOutcome;
+	});
 }
 
 async function dump(url: string): Promise<string> {
