@@ -1,6 +1,7 @@
 import {
 	NodeOperationError,
 	type IDataObject,
+	type IHookFunctions,
 	type INodeExecutionData,
 	type INodeProperties,
 	type INodeType,
@@ -115,22 +116,45 @@ export class CrmTrackerTrigger implements INodeType {
 		],
 	};
 
+	/**
+	 * n8n runs these when it activates the workflow (and when it listens for a test event): a setting
+	 * that would refuse every delivery stops the activation there, naming the field, rather than
+	 * failing each delivery later where only the sender sees it.
+	 */
+	webhookMethods = {
+		default: {
+			async checkExists(this: IHookFunctions): Promise<boolean> {
+				triggerSettings(this);
+				return true;
+			},
+			async create(this: IHookFunctions): Promise<boolean> {
+				triggerSettings(this);
+				return true;
+			},
+			async delete(): Promise<boolean> {
+				return true;
+			},
+		},
+	};
+
 	async webhook(this: IWebhookFunctions): Promise<IWebhookResponseData> {
 		const req = this.getRequestObject();
 		const res = this.getResponseObject();
 		const credential = await this.getCredentials<{ webhookSecret: string; piiEncryptionKeys?: string; piiHashKey?: string }>('trackingCrmApi');
 		const { webhookSecret } = credential;
 		const raw = (req as unknown as { rawBody?: Buffer }).rawBody ?? JSON.stringify(req.body);
-		/** A setting of the trigger, checked against its declaration; a wrong one fails every delivery, naming it. */
-		const setting = <T>(declaration: INodeProperties, checked: (value: unknown) => T): T => {
-			try {
-				return checked(this.getNodeParameter(declaration.name, declaration.default));
-			} catch (error) {
-				throw new NodeOperationError(this.getNode(), `${declaration.displayName}: ${(error as Error).message}`);
-			}
-		};
-		// Not a number (NaN) would compare false against every age and let any old delivery through: refuse them all until it is set.
-		const toleranceSeconds = setting(REPLAY_WINDOW, (value) => declaredNumber([REPLAY_WINDOW], REPLAY_WINDOW.name, value));
+		let settings: TriggerSettings;
+		try {
+			settings = triggerSettings(this);
+		} catch (error) {
+			// Activation refuses such a trigger; one activated before, or whose setting is an expression,
+			// answers here. The sender keeps the delivery and retries (5xx) until the workflow is fixed.
+			const message = `The workflow's ${this.getNode().name} is misconfigured, so no delivery is accepted until it is fixed in n8n: ${(error as Error).message}`;
+			this.logger.error(message, { node: this.getNode().name, workflowId: this.getWorkflow().id });
+			res.status(500).json({ error: 'trigger_misconfigured', field: (error as TriggerSettingError).field, message });
+			return { noWebhookResponse: true };
+		}
+		const { toleranceSeconds, emit } = settings;
 		const check = verifySignature(webhookSecret, raw, req.headers, { toleranceSeconds });
 		if (!check.valid) {
 			res.status(401).json({ error: 'invalid_signature', message: `Refused: ${check.reason}. Only the receiver, signing with the credential's webhook secret, may call this webhook.` });
@@ -182,7 +206,6 @@ export class CrmTrackerTrigger implements INodeType {
 			});
 			return { noWebhookResponse: true };
 		}
-		const emit = setting(EMIT, (value) => checkedOption<Emit>(EMIT.name, value, EMIT));
 		const items: INodeExecutionData[] = deliveryItems(parsed.data, emit).map((json) => ({ json: json as IDataObject }));
 		if (items.length === 0) {
 			res.status(200).json({ ok: true, items: 0 });
@@ -190,6 +213,34 @@ export class CrmTrackerTrigger implements INodeType {
 		}
 		return { workflowData: [items] };
 	}
+}
+
+interface TriggerSettings {
+	toleranceSeconds: number;
+	emit: Emit;
+}
+
+/** A wrong setting of the trigger, named by the label the editor shows. */
+class TriggerSettingError extends NodeOperationError {
+	field = '';
+}
+
+/** The trigger's settings, each checked against its declaration; a wrong one is named with the fix. */
+function triggerSettings(context: IHookFunctions | IWebhookFunctions): TriggerSettings {
+	const setting = <T>(declaration: INodeProperties, checked: (value: unknown) => T): T => {
+		try {
+			return checked(context.getNodeParameter(declaration.name, declaration.default));
+		} catch (error) {
+			const problem = new TriggerSettingError(context.getNode(), `${declaration.displayName}: ${(error as Error).message}`);
+			problem.field = declaration.displayName;
+			throw problem;
+		}
+	};
+	return {
+		// Not a number (NaN) would compare false against every age and let any old delivery through: refuse them all until it is set.
+		toleranceSeconds: setting(REPLAY_WINDOW, (value) => declaredNumber([REPLAY_WINDOW], REPLAY_WINDOW.name, value)),
+		emit: setting(EMIT, (value) => checkedOption<Emit>(EMIT.name, value, EMIT)),
+	};
 }
 
 const PARAMETER_TEMPLATE = /^=\{\{\$parameter\["(\w+)"\](?: \|\| "(\w+)")?\}\}$/;

@@ -13,7 +13,7 @@ import path from 'node:path';
 
 import type { Request, Response } from 'express';
 import { Container } from '@n8n/di';
-import { ExecutionLifecycleHooks, InstanceSettings, ScheduledTaskManager, TriggerContext, WebhookContext, WorkflowExecute } from 'n8n-core';
+import { ExecutionLifecycleHooks, HookContext, InstanceSettings, ScheduledTaskManager, TriggerContext, WebhookContext, WorkflowExecute } from 'n8n-core';
 import { createRunExecutionData, Workflow } from 'n8n-workflow';
 import type { INode, INodeExecutionData, IRun, IWebhookData, IWorkflowBase, IWorkflowExecuteAdditionalData, IWorkflowSettings, WorkflowExecuteMode } from 'n8n-workflow';
 
@@ -107,6 +107,7 @@ export class EmbeddedEngine {
 		const engine = new EmbeddedEngine(nodeTypes, files, options);
 		// n8n registers crons on its leader only (one main instance of several); this process is the only one.
 		Container.get(InstanceSettings).markAsLeader();
+		await engine.activateWebhooks();
 		await engine.activateSchedules();
 		return engine;
 	}
@@ -242,6 +243,28 @@ export class EmbeddedEngine {
 			this.options.logger.warn({ workflow: file.name, executionId, node: failedNode, error: error.message, description: (error as { description?: string }).description }, 'embedded workflow failed');
 		}
 		return run;
+	}
+
+	/**
+	 * Runs each CRM Tracker Trigger's activation check as n8n does on publishing: a trigger whose
+	 * settings would refuse every delivery stops the start, naming its workflow and the field.
+	 */
+	private async activateWebhooks(): Promise<void> {
+		for (const { file, trigger } of this.byPath.values()) {
+			const workflow = this.workflowOf(file);
+			const node = workflow.getNode(trigger.name)!;
+			const nodeType = this.nodeTypes.getByNameAndVersion(node.type, node.typeVersion);
+			const description = nodeType.description.webhooks?.[0];
+			const checkExists = nodeType.webhookMethods?.default?.checkExists;
+			if (!description || !checkExists) continue;
+			const { data } = this.additionalData(file, 'webhook');
+			const webhookData: IWebhookData = { httpMethod: 'POST', node: node.name, path: String(node.parameters.path), webhookDescription: description, workflowId: file.id, workflowExecuteAdditionalData: data };
+			try {
+				await checkExists.call(new HookContext(workflow, node, data, 'webhook', 'init', webhookData));
+			} catch (error) {
+				throw new Error(`Workflow "${file.name}" cannot be activated: ${(error as Error).message}`);
+			}
+		}
 	}
 
 	/**

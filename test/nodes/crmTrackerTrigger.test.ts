@@ -14,7 +14,7 @@ import { nodeParametersAreStatic, resolveWebhookDescriptionField, webhookDescrip
 
 import { foreignSiteField, signBody, signedHeaders, SITE_HEADER, verifySignature } from '../../lib/signing';
 import type { WorkflowJson } from '../harness/n8n';
-import { runWebhook } from '../harness/webhook';
+import { activateWebhook, runWebhook } from '../harness/webhook';
 import { CrmTrackerTrigger } from '../../nodes/CrmTrackerTrigger/CrmTrackerTrigger.node';
 import { deliveryItems, type Delivery } from '../../nodes/CrmTrackerTrigger/delivery';
 
@@ -223,8 +223,12 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 		for (const value of ['abc', '={{ "abc" }}', 0]) {
 			toleranceParameter = value;
 			const refused = await send(text, signedHeaders(SECRET, 'shop', text, 'd-old', tenDaysAgo));
+			// A 5xx: the sender keeps the delivery and retries it once the workflow is fixed.
 			expect(refused.status).toBe(500);
-			expect(refused.body.error).toMatch(/^Replay Window \(Seconds\): is (?:"abc"|0): give a number from 30 to 86400$/);
+			expect(refused.body).toMatchObject({ error: 'trigger_misconfigured', field: 'Replay Window (Seconds)' });
+			expect(refused.body.message).toMatch(
+				/^The workflow's CRM Tracker Trigger is misconfigured, so no delivery is accepted until it is fixed in n8n: Replay Window \(Seconds\): is (?:"abc"|0): give a number from 30 to 86400$/,
+			);
 		}
 		expect(runs).toBe(0);
 		expect(verifySignature(SECRET, text, signedHeaders(SECRET, 'shop', text, 'd-old', tenDaysAgo), { toleranceSeconds: Number.NaN })).toEqual({ valid: false, reason: 'the replay window is not a number of seconds' });
@@ -234,8 +238,16 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 		emitParameter = 'perSite';
 		const refused = await signedFor('shop', delivery());
 		expect(refused.status).toBe(500);
-		expect(refused.body.error).toBe('Emit: is "perSite": give one of "perEvent", "perVisitor", "perBatch"');
+		expect(refused.body).toMatchObject({ error: 'trigger_misconfigured', field: 'Emit' });
+		expect(refused.body.message).toContain('Emit: is "perSite": give one of "perEvent", "perVisitor", "perBatch"');
 		expect(runs).toBe(0);
+	});
+
+	it("refuses n8n's activation of a workflow whose trigger settings would refuse every delivery, naming the field", async () => {
+		const credentials = { trackingCrmApi: { receiverUrl: 'http://127.0.0.1:3000', webhookSecret: SECRET, emailTokenSecret: '' } };
+		await expect(activateWebhook(workflow('', 300, 'perEvent'), 'CRM Tracker Trigger', credentials)).resolves.toBeUndefined();
+		await expect(activateWebhook(workflow('', 'abc', 'perEvent'), 'CRM Tracker Trigger', credentials)).rejects.toThrow('Replay Window (Seconds): is "abc": give a number from 30 to 86400');
+		await expect(activateWebhook(workflow('', 300, 'perSite'), 'CRM Tracker Trigger', credentials)).rejects.toThrow('Emit: is "perSite": give one of "perEvent", "perVisitor", "perBatch"');
 	});
 
 	it('with Sites set, refuses a delivery of any other site with 403 naming the parameter', async () => {

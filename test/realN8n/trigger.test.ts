@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { SIGNATURE_HEADER, signedHeaders, SITE_HEADER } from '../../lib/signing';
 import { createTestSite, postgresCredential, testPrisma } from '../helpers/db';
-import { startRealN8n, type CredentialJson, type RealN8n, type WorkflowJson } from '../helpers/realN8n';
+import { sleep, startRealN8n, type CredentialJson, type RealN8n, type WorkflowJson } from '../helpers/realN8n';
 
 const PACKAGE = 'n8n-nodes-tracking-crm';
 const TRIGGER = `${PACKAGE}.crmTrackerTrigger`;
@@ -63,6 +63,16 @@ const workflow: WorkflowJson = {
 		},
 	],
 	connections: { 'CRM Tracker Trigger': { main: [[{ node: 'CRM Activity Logger', type: 'main', index: 0 }]] } },
+};
+
+/** A trigger whose Replay Window is no number: n8n must refuse to activate it, naming the field. */
+const MISCONFIGURED_PATH = 'crm-test-misconfigured';
+const misconfigured: WorkflowJson = {
+	id: 'crmTriggerE2e002',
+	name: 'CRM Tracker Trigger misconfigured',
+	settings: { executionOrder: 'v1' },
+	nodes: [{ ...workflow.nodes[0], id: '7b2e6c70-2f90-4ea0-9b3c-3d4e5f607182', webhookId: '1c0e4f4f-7b54-4b68-8c2f-8e9d2a3b4c5d', parameters: { path: MISCONFIGURED_PATH, emit: 'perEvent', responseMode: 'lastNode', toleranceSeconds: 'abc' } }],
+	connections: {},
 };
 
 interface Response {
@@ -125,7 +135,7 @@ describe('CRM Tracker Trigger in a real n8n', () => {
 		// received (req.rawBody), which a re-serialisation of the parsed body would not match.
 		delivery = JSON.stringify({ site: site.key, siteId: site.id, destination: 'n8n', deliveryId, sentAt: new Date().toISOString(), events, leads: [] }, null, 2);
 
-		n8n = await startRealN8n({ workflows: [workflow], credentials: credentials() });
+		n8n = await startRealN8n({ workflows: [workflow, misconfigured], credentials: credentials(), webhookPaths: [WEBHOOK_PATH] });
 	}, 25 * 60_000);
 
 	afterAll(async () => {
@@ -196,6 +206,16 @@ describe('CRM Tracker Trigger in a real n8n', () => {
 		}
 		expect(await activityCount()).toBe(3);
 	});
+
+	it('does not activate a workflow whose trigger would refuse every delivery, and logs why, naming the field', async () => {
+		const response = await post(started().webhookUrl(MISCONFIGURED_PATH), delivery, signed(delivery, randomUUID()));
+		expect(response.status).toBe(404);
+		const reason = 'Replay Window (Seconds): is "abc": give a number from 30 to 86400';
+		const logged = async () => (await readFile(started().logFile, 'utf8')).includes(reason);
+		for (let waited = 0; waited < 30_000 && !(await logged()); waited += 500) await sleep(500);
+		expect(await logged()).toBe(true);
+		expect(await activityCount()).toBe(3);
+	}, 60_000);
 
 	it('loads our node types and credential type into n8n', async () => {
 		const file = path.join(started().userFolder, 'export', 'nodes.json');
