@@ -64,9 +64,9 @@ async function timeSeries<T>(prisma: Queryable, sql: string, siteId: string, ran
 // Site-wide counters
 
 const STATS = `SELECT
-	(SELECT count(*) FROM visitor_events WHERE site_id = $1::uuid)::float8 AS "eventsTotal",
-	(SELECT count(*) FROM visitor_events WHERE site_id = $1::uuid AND occurred_at >= $2::timestamptz)::float8 AS "eventsToday",
-	(SELECT max(occurred_at) FROM visitor_events WHERE site_id = $1::uuid) AS "lastEventAt",
+	(SELECT count(*) FROM visitor_events WHERE site_id = $1::uuid AND NOT is_bot)::float8 AS "eventsTotal",
+	(SELECT count(*) FROM visitor_events WHERE site_id = $1::uuid AND NOT is_bot AND occurred_at >= $2::timestamptz)::float8 AS "eventsToday",
+	(SELECT max(occurred_at) FROM visitor_events WHERE site_id = $1::uuid AND NOT is_bot) AS "lastEventAt",
 	(SELECT count(DISTINCT visitor_id) FROM visitor_sessions WHERE site_id = $1::uuid)::int AS visitors,
 	(SELECT count(*) FROM visitor_sessions WHERE site_id = $1::uuid)::int AS sessions,
 	(SELECT count(*) FROM leads WHERE site_id = $1::uuid)::int AS leads,

@@ -90,14 +90,14 @@ export async function timeSeries<T>(prisma: Queryable, sql: string, siteId: stri
 // Site-wide counters
 
 /**
- * Events are the raw events stored (bots and events no session holds yet included), counted by
- * hour; visitors and sessions are those the Visitor Processor made, from the rollups: every session
+ * Events are the raw events stored (events no session holds yet included, bots' left out, as
+ * they make no session), counted by hour; visitors and sessions are those the Visitor Processor made, from the rollups: every session
  * is in one week row, every visitor has one first session.
  */
 const stats = (todayStartsAt: Date) => `SELECT
 	${eventCountSince(null)}::float8 AS "eventsTotal",
 	${eventCountSince(todayStartsAt)}::float8 AS "eventsToday",
-	(SELECT max(occurred_at) FROM visitor_events WHERE site_id = $1::uuid) AS "lastEventAt",
+	(SELECT max(occurred_at) FROM visitor_events WHERE site_id = $1::uuid AND NOT is_bot) AS "lastEventAt",
 	(SELECT coalesce(sum(sessions), 0) FROM analytics_visitor_pairs WHERE site_id = $1::uuid AND segment = '' AND kind = 'visitor' AND grain = 'week' AND prev_hour = '-infinity')::int AS visitors,
 	(SELECT coalesce(sum(sessions), 0) FROM analytics_session_facts WHERE site_id = $1::uuid AND segment = '' AND grain = 'week' AND dimension = '')::int AS sessions,
 	(SELECT count(*) FROM leads WHERE site_id = $1::uuid)::int AS leads,

@@ -1078,6 +1078,6 @@ export function foldedSessionCondition(filter: ReportFilter | undefined): string
 export function eventCountSince(from: Date | null): string {
 	if (!from) return `(SELECT coalesce(sum(events), 0) FROM analytics_event_counts WHERE site_id = $1::uuid)`;
 	const h1 = ceilTo(from.getTime(), 'hour');
-	const partial = h1 > from.getTime() ? ` + (SELECT count(*) FROM visitor_events WHERE site_id = $1::uuid AND ${within('occurred_at', [from.getTime(), h1])})` : '';
+	const partial = h1 > from.getTime() ? ` + (SELECT count(*) FROM visitor_events WHERE site_id = $1::uuid AND NOT is_bot AND ${within('occurred_at', [from.getTime(), h1])})` : '';
 	return `((SELECT coalesce(sum(events), 0) FROM analytics_event_counts WHERE site_id = $1::uuid AND hour >= ${iso(h1)})${partial})`;
 }

@@ -450,8 +450,8 @@ describe('dashboard rollups on Postgres', () => {
 		expect(await rollupReports(prisma, siteId, range)).toEqual(before);
 	});
 
-	it('counts the raw events of the site by hour, merged or not', async () => {
-		const [{ events }] = await prisma.$queryRawUnsafe<Array<{ events: number }>>('SELECT count(*)::float8 AS events FROM visitor_events WHERE site_id = $1::uuid', siteId);
+	it('counts the raw events of the site by hour, merged or not, bots\' left out', async () => {
+		const [{ events }] = await prisma.$queryRawUnsafe<Array<{ events: number }>>('SELECT count(*)::float8 AS events FROM visitor_events WHERE site_id = $1::uuid AND NOT is_bot', siteId);
 		expect((await reports.siteStats(prisma, siteId, hoursBefore(5))).eventsTotal).toBe(events);
 		await foldAllRollups(prisma);
 		const [{ rows }] = await prisma.$queryRawUnsafe<Array<{ rows: number }>>(
