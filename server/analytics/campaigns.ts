@@ -1,3 +1,4 @@
+import { CONVERSION_BROWSER, CONVERSION_LEAD } from './conversionLeads';
 import { isFiltered, sessionCondition, type ReportFilter } from './filters';
 import { bounds, IN_RANGE, LONGEST_SESSION, ratio, series, timeSeries, type Queryable, type TimeRange } from './queries';
 import { factRows, rollupsForRead, visitorCounts } from './rollup';
@@ -45,7 +46,7 @@ const NOT_A_CONFIRMATION = `NOT starts_with(idempotency_key, 'confirm:')`;
  * Per campaign, per sequence, per step and in total (GROUPING SETS: one pass over the range's
  * sends; the few result rows get their names after). What is matched to the sends is small: the
  * conversions of leads in the range and its window after it (most conversions are a visitor's,
- * with no lead), each looking up its lead's sends through the lead_id index, and the bounces and
+ * with no lead; a lead's by conversionLeads.ts), each looking up its lead's sends through the lead_id index, and the bounces and
  * unsubscribes, which come after their send and so after the range's start. Needs $4: the
  * conversion window in days.
  */
@@ -53,10 +54,10 @@ const EMAIL_PERFORMANCE = `WITH sent AS (
 		SELECT id, campaign_id, sequence_id, step_id, first_opened_at, first_clicked_at
 		FROM email_messages WHERE ${IN_RANGE('sent_at')} AND ${NOT_A_CONFIRMATION}),
 	converted AS (
-		SELECT DISTINCT m.id FROM conversions c
-		JOIN email_messages m ON m.lead_id = c.lead_id AND m.site_id = $1::uuid AND m.sent_at >= $2::timestamptz AND m.sent_at < $3::timestamptz
+		SELECT DISTINCT m.id FROM conversions c ${CONVERSION_BROWSER}
+		JOIN email_messages m ON m.lead_id = ${CONVERSION_LEAD} AND m.site_id = $1::uuid AND m.sent_at >= $2::timestamptz AND m.sent_at < $3::timestamptz
 			AND c.occurred_at >= m.sent_at AND c.occurred_at < m.sent_at + $4::int * interval '1 day'
-		WHERE c.site_id = $1::uuid AND c.lead_id IS NOT NULL AND c.occurred_at >= $2::timestamptz AND c.occurred_at < $3::timestamptz + $4::int * interval '1 day'),
+		WHERE c.site_id = $1::uuid AND ${CONVERSION_LEAD} IS NOT NULL AND c.occurred_at >= $2::timestamptz AND c.occurred_at < $3::timestamptz + $4::int * interval '1 day'),
 	flagged AS (
 		SELECT message_id, bool_or(type = 'unsubscribe') AS unsubscribed, bool_or(type = 'bounce') AS bounced
 		FROM email_events WHERE site_id = $1::uuid AND type IN ('unsubscribe', 'bounce') AND occurred_at >= $2::timestamptz

@@ -1,6 +1,7 @@
 import { emailHash } from '../../lib/email';
 import { normalizeEmail } from '../../lib/mailbox';
 import { MESSAGE_SUBJECT_FIELD, openLead, type PiiCipher } from '../../lib/pii';
+import { isConversionOfLead } from './conversionLeads';
 import { bounds, BUCKETS, IN_RANGE, ratio, type Queryable, type TimeRange } from './queries';
 import { rollupsForRead, visitorCounts } from './rollup';
 
@@ -280,7 +281,7 @@ export interface LeadListRow {
 const LAST_ACTIVITY = `greatest(l.created_at,
 	(SELECT max(v.last_seen_at) FROM visitors v WHERE v.lead_id = l.id AND v.site_id = $1::uuid),
 	(SELECT max(a.occurred_at) FROM activities a WHERE a.site_id = $1::uuid AND a.lead_id = l.id),
-	(SELECT max(c.occurred_at) FROM conversions c WHERE c.lead_id = l.id AND c.site_id = $1::uuid),
+	(SELECT max(c.occurred_at) FROM conversions c WHERE ${isConversionOfLead('l.id')}),
 	(SELECT max(greatest(m.sent_at, m.first_opened_at, m.first_clicked_at)) FROM email_messages m WHERE m.lead_id = l.id AND m.site_id = $1::uuid))`;
 
 /** Escapes LIKE's wildcards, so a search for "50%" or "a_b" finds those characters. */
@@ -416,7 +417,8 @@ export interface LeadProfile {
 
 const LEAD_PROFILE = `SELECT l.id, l.email, l.first_name AS "firstName", l.last_name AS "lastName", l.phone, l.company, l.job_title AS "jobTitle",
 		l.country, l.timezone, l.source, l.lifecycle_stage AS stage, l.score, l.engagement_score AS "engagementScore", l.fit_score AS "fitScore",
-		l.scored_at AS "scoredAt", l.first_touch AS "firstTouch", l.properties, l.consent_given AS "consentGiven", l.converted_at AS "convertedAt",
+		l.scored_at AS "scoredAt", l.first_touch AS "firstTouch", l.properties, l.consent_given AS "consentGiven",
+		least(l.converted_at, (SELECT min(c.occurred_at) FROM conversions c WHERE ${isConversionOfLead('l.id')})) AS "convertedAt",
 		l.created_at AS "createdAt", ${LAST_ACTIVITY} AS "lastActivityAt",
 		(SELECT jsonb_build_object('name', b.name, 'domain', b.domain, 'industry', b.industry, 'size', b.size, 'country', b.country, 'properties', b.properties)
 			FROM businesses b WHERE b.id = l.business_id AND b.site_id = $1::uuid) AS business,
@@ -520,7 +522,7 @@ const TIMELINE = `WITH linked AS (SELECT id FROM visitors WHERE site_id = $1::uu
 		FROM visitor_sessions s WHERE s.site_id = $1::uuid AND s.visitor_id IN (SELECT id FROM linked)
 		UNION ALL
 		SELECT c.occurred_at, 'conversion', jsonb_build_object('goal', c.goal, 'value', c.value, 'currency', c.currency)
-		FROM conversions c WHERE c.site_id = $1::uuid AND (c.lead_id = $2::uuid OR c.visitor_id IN (SELECT id FROM linked))
+		FROM conversions c WHERE ${isConversionOfLead('$2::uuid')}
 		UNION ALL
 		SELECT a.occurred_at, 'activity', jsonb_build_object('type', a.type, 'description', a.description)
 		FROM activities a WHERE a.site_id = $1::uuid AND (a.lead_id = $2::uuid OR (a.lead_id IS NULL AND a.visitor_id IN (SELECT id FROM linked)))
