@@ -155,14 +155,15 @@ const SITE_SCRIPT = `(function () {
 			if (!crm) add(panel, 'p', 'No visitor yet: this browser has no tracker id.');
 			return;
 		}
-		add(panel, 'p', 'Receiver: ' + crm.receiver.events + ' event' + (crm.receiver.events === 1 ? '' : 's') + ' of this browser stored' + (crm.receiver.lastAt ? ', the last at ' + time(crm.receiver.lastAt) : ''));
+		add(panel, 'p', 'Receiver: ' + crm.receiver.events + ' event' + (crm.receiver.events === 1 ? '' : 's') + ' of this browser stored' + (crm.receiver.lastAt ? ', the last at ' + time(crm.receiver.lastAt) : '')
+			+ (crm.receiver.bots ? '; ' + crm.receiver.bots + ' of them flagged as a bot’s (an automated browser), which no session, lead or figure counts' : ''));
 		var visit = crm.visits.latest;
 		add(panel, 'p', visit
 			? 'Session: ' + visit.pages + ' page' + (visit.pages === 1 ? '' : 's') + ', engagement ' + visit.engagementLevel + ' (' + visit.engagementScore + '/100)' + (crm.visits.count > 1 ? '; visit ' + crm.visits.count : '')
 			: 'Session: none yet (the Visitor Processor makes it from the events)');
 		if (crm.conversions.length) add(panel, 'p', 'Conversions: ' + crm.conversions.map(function (c) { return c.goal; }).join(', '));
 		if (!crm.lead) {
-			add(panel, 'p', 'Lead: none yet (send the contact form, with the box ticked)');
+			add(panel, 'p', 'Lead: none yet (send the contact form, with the box ticked; an address erased through the privacy API is never stored again)');
 			return;
 		}
 		add(panel, 'p', 'Lead: stage ' + crm.lead.stage + ', score ' + crm.lead.score + (crm.lead.timeZone ? ', time zone ' + crm.lead.timeZone : ''));
@@ -229,8 +230,9 @@ const scoreReasons = (explanation: readonly RuleExplanation[]): Array<{ rule: st
  */
 async function crmView(prisma: PrismaClient, site: RegisteredSite, anonymousId: string) {
 	const siteId = site.id;
-	const [events, visitor] = await Promise.all([
+	const [events, bots, visitor] = await Promise.all([
 		prisma.visitorEvent.aggregate({ where: { siteId, anonymousId }, _count: { _all: true }, _max: { receivedAt: true } }),
+		prisma.visitorEvent.count({ where: { siteId, anonymousId, isBot: true } }),
 		prisma.visitor.findUnique({ where: { siteId_anonymousId: { siteId, anonymousId } }, select: { id: true, leadId: true } }),
 	]);
 	const [sessions, sessionCount, conversions, lead, explanation] = visitor
@@ -258,7 +260,7 @@ async function crmView(prisma: PrismaClient, site: RegisteredSite, anonymousId: 
 		: [null, 0, [], null, []];
 	const cipher = siteCipher(siteId, site.config.privacy.encryptPii);
 	return {
-		receiver: { events: events._count._all, lastAt: events._max.receivedAt },
+		receiver: { events: events._count._all, bots, lastAt: events._max.receivedAt },
 		visits: {
 			count: sessionCount,
 			latest: sessions && {

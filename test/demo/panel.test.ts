@@ -139,7 +139,7 @@ describe('the demo’s CRM panel', () => {
 		const answer = await crm(`?visitor=${anonymousId}`);
 		expect(answer).toEqual({
 			status: 200,
-			json: { site: demo.site.key, visitor: anonymousId, receiver: { events: 0, lastAt: null }, visits: { count: 0, latest: null }, conversions: [], lead: null, mailbox: null },
+			json: { site: demo.site.key, visitor: anonymousId, receiver: { events: 0, bots: 0, lastAt: null }, visits: { count: 0, latest: null }, conversions: [], lead: null, mailbox: null },
 		});
 
 		for (const [query, field] of [
@@ -159,5 +159,11 @@ describe('the demo’s CRM panel', () => {
 		expect((await crm('')).json.message).toContain('tcrm.id');
 		// A browser the demo site never saw.
 		expect((await crm(`?visitor=${anonymousId.replace('5f', '60')}`)).json).toMatchObject({ receiver: { events: 0 }, visits: { count: 0 }, lead: null });
+
+		// An automated client's events are stored flagged, and the panel says so rather than count them as a visit.
+		const scripted = anonymousId.replace('5f', '61');
+		const flagged = await post(`${receiver.url}/api/track`, batch(demo.site.key, [pageview(demo.site.key, scripted)], { consent: 'granted' }), { 'user-agent': 'curl/8.5.0' });
+		expect([flagged.status, flagged.json.bot]).toEqual([202, true]);
+		expect((await crm(`?visitor=${scripted}`)).json).toMatchObject({ receiver: { events: 1, bots: 1 }, visits: { count: 0 }, lead: null });
 	});
 });
