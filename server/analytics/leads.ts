@@ -562,7 +562,8 @@ export interface EnrollmentSteps {
 		delayMinutes: number;
 		subject: string;
 		/** The step's one message (the Email Orchestrator's key lead:sequence:position), if it made one. */
-		message: { status: 'sending' | 'sent' | 'failed' | 'suppressed'; sentAt: Date | null; openedAt: Date | null; clickedAt: Date | null; error: string | null } | null;
+		/** `subject`: as the message was rendered (sealed on a site with privacy.encryptPii). */
+		message: { status: 'sending' | 'sent' | 'failed' | 'suppressed'; subject: string; sentAt: Date | null; openedAt: Date | null; clickedAt: Date | null; error: string | null } | null;
 	}>;
 }
 
@@ -570,7 +571,7 @@ export interface EnrollmentSteps {
 const SEQUENCES = `SELECT q.name AS sequence, e.status, e.enrolled_at AS "enrolledAt", e.next_step AS "nextStep", e.next_run_at AS "nextRunAt",
 		e.completed_at AS "completedAt", e.unenrolled_at AS "unenrolledAt", e.unenroll_reason AS "unenrollReason",
 		coalesce((SELECT jsonb_agg(jsonb_build_object('position', s.position, 'delayMinutes', s.delay_minutes, 'subject', s.subject,
-				'message', (SELECT jsonb_build_object('status', m.status, 'sentAt', m.sent_at, 'openedAt', m.first_opened_at, 'clickedAt', m.first_clicked_at, 'error', m.error)
+				'message', (SELECT jsonb_build_object('status', m.status, 'subject', m.subject, 'sentAt', m.sent_at, 'openedAt', m.first_opened_at, 'clickedAt', m.first_clicked_at, 'error', m.error)
 					FROM email_messages m WHERE m.site_id = $1::uuid AND m.idempotency_key = e.lead_id || ':' || e.sequence_id || ':' || s.position))
 				ORDER BY s.position)
 			FROM email_sequence_steps s WHERE s.sequence_id = e.sequence_id AND s.site_id = $1::uuid), '[]') AS steps

@@ -63,7 +63,10 @@ th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #eceef1;white
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 th.text,td.text{white-space:normal;overflow-wrap:anywhere}
 tbody th{font-weight:normal}
-thead th{font-size:.78rem;text-transform:uppercase;letter-spacing:.03em;color:var(--muted)}
+thead th{font-size:.78rem;text-transform:uppercase;letter-spacing:.03em;color:var(--muted);white-space:normal;vertical-align:bottom;overflow-wrap:normal}
+table.dense th,table.dense td{padding:.35rem .3rem}
+table.dense thead th{letter-spacing:0;font-size:.72rem}
+table.dense tbody th.text{min-width:7rem}
 .empty{color:var(--muted);padding:.75rem 0;margin:0}
 .signin{max-width:28rem;margin:3rem auto;background:var(--card);border:1px solid var(--line);border-radius:10px;padding:1.5rem}
 .signin label{display:block;font-weight:600;margin:.75rem 0 .25rem}

@@ -4,7 +4,7 @@ import { campaignTables, conversionHeadline, emailHeadline, valueCurrencies, typ
 import { filterQuery, type ChosenFilter } from './filters';
 import { chartHtml, countedUpToNote, escape, figureCard, panel, PAGES, shell, tableHtml, time, type SiteHeading } from './pages';
 import { describeRange, periodQuery } from './range';
-import { displayCell, formatTime } from './tables';
+import { formatTime } from './tables';
 import type { Figure } from './visitors';
 
 /** The Campaign Performance page: email sequences and their steps, then conversions by channel, UTM campaign and goal. */
@@ -12,13 +12,8 @@ import type { Figure } from './visitors';
 const PAGE = PAGES[2];
 const CAMPAIGNS_CSV = '/dashboard/campaigns.csv';
 
-const amounts = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-
-/** Decimal figures on this page are conversion values: money, with two decimals. */
-const figureText = (figure: Figure, value: number) => (figure.kind === 'decimal' ? amounts.format(value) : displayCell(value, figure.kind, false));
-
 function figuresHtml(id: string, title: string, figures: Figure[]): string {
-	const cards = figures.map((figure) => figureCard(figure, (value) => figureText(figure, value)));
+	const cards = figures.map((figure) => figureCard(figure));
 	return `<h3 id="${id}" class="visually-hidden">${escape(title)}</h3><ul class="figures" aria-labelledby="${id}">${cards.join('\n')}</ul>`;
 }
 

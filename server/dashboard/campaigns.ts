@@ -49,9 +49,6 @@ export async function loadCampaignReport(prisma: Queryable, siteId: string, rang
 	return { ...figures, range, previous, emailBefore: emailBefore.total, conversionsBefore: conversionsBefore.total };
 }
 
-/** Money in the tables: two decimals, no thousands separator, so the CSV cell is a plain number too. */
-const money = (value: number) => value.toFixed(2);
-
 const currencyLabel = (currency: string | null) => currency ?? 'no currency';
 
 /**
@@ -87,7 +84,7 @@ export function conversionHeadline(current: ConversionBreakdown['total'], before
 		...currencies.map((currency): Figure => ({
 			name: `value-${currency ?? 'none'}`,
 			label: `Conversion value (${currencyLabel(currency)})`,
-			kind: 'decimal',
+			kind: 'money',
 			value: amountIn(current.amounts, currency),
 			previous: amountIn(before.amounts, currency),
 		})),
@@ -144,7 +141,7 @@ function conversionColumns(first: string, currencies: Array<string | null>): Col
 		{ label: 'Converting sessions', kind: 'count' },
 		{ label: 'Conversion rate', kind: 'percent' },
 		{ label: 'Conversions', kind: 'count' },
-		...currencies.map((currency): Column => ({ label: `Value (${currencyLabel(currency)})`, kind: 'decimal' })),
+		...currencies.map((currency): Column => ({ label: `Value (${currencyLabel(currency)})`, kind: 'money' })),
 	];
 }
 
@@ -154,7 +151,7 @@ const conversionCells = (name: string, row: ConversionRow, currencies: Array<str
 	row.convertingSessions,
 	row.conversionRate,
 	row.conversions,
-	...currencies.map((currency) => money(amountIn(row.amounts, currency))),
+	...currencies.map((currency) => amountIn(row.amounts, currency)),
 ];
 
 /** Every table of the page, by its name in the CSV link. */
@@ -183,7 +180,8 @@ export function campaignTables({ email, series, conversions, funnel }: CampaignF
 		{
 			name: 'steps',
 			title: 'Sequence steps',
-			columns: [{ label: 'Step', kind: 'text' }, ...EMAIL_COLUMNS],
+			// One row stands for every lead's email of the step, each rendered with its own {{…}} values: the row names the step by its template.
+			columns: [{ label: 'Step (subject template)', kind: 'text' }, ...EMAIL_COLUMNS],
 			rows: email.sequences.flatMap((sequence) => sequence.steps.map((step) => [stepName(sequence.name, step.position, step.subject), ...emailCells(step)])),
 			empty: 'No sequence emails sent in this period.',
 		},
@@ -209,12 +207,12 @@ export function campaignTables({ email, series, conversions, funnel }: CampaignF
 				{ label: 'Visitors', kind: 'count' },
 				{ label: 'Share of visitors', kind: 'percent' },
 				{ label: 'Conversions', kind: 'count' },
-				...currencies.map((currency): Column => ({ label: `Value (${currencyLabel(currency)})`, kind: 'decimal' })),
+				...currencies.map((currency): Column => ({ label: `Value (${currencyLabel(currency)})`, kind: 'money' })),
 			],
 			rows: funnel.map((step) =>
 				step.goal === null
 					? ['Visitors', step.visitors, step.rateFromFirst, null, ...currencies.map(() => null)]
-					: [step.goal, step.visitors, step.rateFromFirst, step.conversions, ...currencies.map((currency) => money(amountIn(step.amounts, currency)))],
+					: [step.goal, step.visitors, step.rateFromFirst, step.conversions, ...currencies.map((currency) => amountIn(step.amounts, currency))],
 			),
 			empty: 'No visitors in this period.',
 		},

@@ -176,9 +176,10 @@ export function leadListPage(site: SiteHeading, period: Chosen, assets: Dashboar
 	const empty = list.total === 0 ? 'No lead matches these filters.' : `No leads on page ${list.page}: the list has ${pages} ${pages === 1 ? 'page' : 'pages'}.`;
 	const table = leadListTable(list.rows, empty);
 	const order = chosen.order === 'asc' ? 'lowest or oldest first' : 'highest or newest first';
+	const leads = `${formatCount(list.total)} ${nounOf(list.total, 'lead')}`;
 	const count = list.rows.length
-		? `Showing ${formatCount(first)}–${formatCount(first + list.rows.length - 1)} of ${formatCount(list.total)} leads, by ${SORT_LABELS[chosen.sort as keyof typeof SORT_LABELS].toLowerCase()}, ${order}.`
-		: `${formatCount(list.total)} leads match.`;
+		? `Showing ${formatCount(first)}–${formatCount(first + list.rows.length - 1)} of ${leads}, by ${SORT_LABELS[chosen.sort as keyof typeof SORT_LABELS].toLowerCase()}, ${order}.`
+		: `${leads} ${nounOf(list.total, 'matches', 'match')}.`;
 	// The CSV holds the whole filtered list, not one page of it.
 	const csvQuery = listQuery({ ...chosen, page: '1', size: '' });
 	const content = `${subNav('list', period)}

@@ -1,6 +1,6 @@
 import { z } from 'zod/v4';
 
-import type { PiiCipher } from '../../lib/pii';
+import { isSealed, MESSAGE_SUBJECT_FIELD, type PiiCipher } from '../../lib/pii';
 import {
 	hundredths,
 	LEAD_SORTS,
@@ -28,7 +28,7 @@ import {
 import type { Queryable, TimeRange } from '../analytics/queries';
 import { cleanText, quoted } from '../routes/inputs';
 import { previousRange, type DashboardRange } from './range';
-import { formatDuration, formatTime, type Table } from './tables';
+import { formatDuration, formatMoney, formatTime, type Table } from './tables';
 import type { Figure } from './visitors';
 
 /**
@@ -345,12 +345,28 @@ export function leadListTable(rows: readonly LeadListRow[], empty: string): Tabl
 export const SHOWN_ROWS = 100;
 export const LONG_CSV_ROWS = 10_000;
 
+type EnrollmentStep = EnrollmentSteps['steps'][number];
+
+/** A step with the subject its email went out with, when it made one: the step's own subject is a template ("Welcome, {{firstName}}"). */
+export type LeadStep = EnrollmentStep & { sentSubject: string | null };
+export type LeadEnrollment = Omit<EnrollmentSteps, 'steps'> & { steps: LeadStep[] };
+
 export interface LeadDetail {
 	profile: LeadProfile;
 	explanation: RuleExplanation[];
 	ledger: { total: number; rows: LedgerRow[] };
 	timeline: { total: number; entries: TimelineEntry[] };
-	sequences: EnrollmentSteps[];
+	sequences: LeadEnrollment[];
+}
+
+/** The lead's enrollments, each step with the subject its email was rendered with, opened on a site that seals them (privacy.encryptPii). */
+async function enrollmentsWithSubjects(prisma: Queryable, siteId: string, leadId: string, cipher: PiiCipher | null): Promise<LeadEnrollment[]> {
+	// Without the site's cipher a sealed subject is unreadable: the step then shows its template.
+	const open = (subject: string) => (cipher ? cipher.open(subject, MESSAGE_SUBJECT_FIELD) : isSealed(subject) ? null : subject);
+	return (await leadSequences(prisma, siteId, leadId)).map((enrollment) => ({
+		...enrollment,
+		steps: enrollment.steps.map((step) => ({ ...step, sentSubject: step.message ? open(step.message.subject) : null })),
+	}));
 }
 
 /**
@@ -363,7 +379,7 @@ export async function loadLead(prisma: Queryable, siteId: string, leadId: string
 		scoreExplanation(prisma, siteId, leadId),
 		scoreLedger(prisma, siteId, leadId, rows),
 		leadTimeline(prisma, siteId, leadId, rows, cipher),
-		leadSequences(prisma, siteId, leadId),
+		enrollmentsWithSubjects(prisma, siteId, leadId, cipher),
 	]);
 	return profile && { profile, explanation, ledger, timeline, sequences };
 }
@@ -423,6 +439,17 @@ const joined = (...parts: Array<string | null | false>) => parts.filter((part): 
 const EMAIL_STATUS: Record<string, string> = { sent: 'Email sent', failed: 'Email not delivered', sending: 'Email being sent', suppressed: 'Email suppressed' };
 const EMAIL_EVENT: Record<string, string> = { open: 'Email opened', click: 'Email link clicked', unsubscribe: 'Unsubscribed', bounce: 'Email bounced', complaint: 'Marked as spam' };
 
+/**
+ * A conversion activity's description with its amounts as the rest of the page writes money. Log
+ * CRM Outcome wrote them into the text as the Conversion Detector passed them: the stored
+ * Decimal(14, 4), "Converted: contact-request (50.0000 EUR), signup"; older rows and other
+ * writers may hold any number form. Only a parenthesised number, with or without a currency code,
+ * is rewritten; a goal's own name is left alone.
+ */
+export function amountsIn(description: string): string {
+	return description.replace(/\((-?\d+(?:\.\d+)?)(?: ([^\s()]+))?\)/g, (_match, value: string, currency: string | undefined) => `(${formatMoney(value, currency)})`);
+}
+
 /** What a timeline entry says: its kind in words and its details. */
 export function describeEntry(entry: TimelineEntry): [string, string] {
 	const { data } = entry;
@@ -443,10 +470,10 @@ export function describeEntry(entry: TimelineEntry): [string, string] {
 		}
 		case 'conversion': {
 			const value = Number(data.value);
-			return ['Conversion', joined(String(data.goal), value > 0 && `${value} ${text(data.currency) ?? ''}`.trim())];
+			return ['Conversion', joined(String(data.goal), value > 0 && formatMoney(value, text(data.currency)))];
 		}
 		case 'activity':
-			return [`Activity: ${String(data.type)}`, String(data.description)];
+			return [`Activity: ${String(data.type)}`, data.type === 'conversion' ? amountsIn(String(data.description)) : String(data.description)];
 		case 'email':
 			return [EMAIL_STATUS[String(data.status)] ?? `Email ${String(data.status)}`, joined(String(data.subject), text(data.error))];
 		case 'email-event':
@@ -479,7 +506,7 @@ export type StepStateName = 'sent' | 'scheduled' | 'pending' | 'skipped' | 'fail
  * left the sequence); failed (delivery unknown, not sent again); sending (in flight, or a run died
  * mid-send).
  */
-export function stepState(enrollment: EnrollmentSteps, step: EnrollmentSteps['steps'][number]): { state: StepStateName; detail: string } {
+export function stepState(enrollment: Pick<EnrollmentSteps, 'status' | 'nextStep' | 'nextRunAt' | 'unenrollReason'>, step: EnrollmentStep): { state: StepStateName; detail: string } {
 	const { message } = step;
 	const active = enrollment.status === 'active';
 	const isNext = active && step.position === enrollment.nextStep;
@@ -520,13 +547,16 @@ const STEP_COLUMNS: Table['columns'] = [
 	{ label: 'Details', kind: 'text' },
 ];
 
-const stepRow = (enrollment: EnrollmentSteps, step: EnrollmentSteps['steps'][number]) => {
+/** What the email said, or for a step with no email yet, the template it will be rendered from: never a template passed off as sent. */
+export const stepSubject = (step: LeadStep) => step.sentSubject ?? `template: ${step.subject}`;
+
+const stepRow = (enrollment: LeadEnrollment, step: LeadStep) => {
 	const { state, detail } = stepState(enrollment, step);
-	return [step.position + 1, step.subject, state, detail];
+	return [step.position + 1, stepSubject(step), state, detail];
 };
 
 /** One enrollment's steps, as the page shows it under the sequence's name. */
-export function enrollmentTable(enrollment: EnrollmentSteps, index: number): Table {
+export function enrollmentTable(enrollment: LeadEnrollment, index: number): Table {
 	return {
 		name: `sequence-${index + 1}`,
 		title: `Sequence ${enrollment.sequence}`,
@@ -537,7 +567,7 @@ export function enrollmentTable(enrollment: EnrollmentSteps, index: number): Tab
 }
 
 /** Every enrollment's steps in one table: the CSV of the page's sequences. */
-export function sequencesTable(enrollments: readonly EnrollmentSteps[]): Table {
+export function sequencesTable(enrollments: readonly LeadEnrollment[]): Table {
 	return {
 		name: 'sequences',
 		title: 'Sequences',
@@ -548,7 +578,7 @@ export function sequencesTable(enrollments: readonly EnrollmentSteps[]): Table {
 }
 
 /** How an enrollment stands, in a sentence. */
-export function enrollmentSummary(enrollment: EnrollmentSteps): string {
+export function enrollmentSummary(enrollment: LeadEnrollment): string {
 	const since = `enrolled ${formatTime(enrollment.enrolledAt, true)} UTC`;
 	if (enrollment.status === 'completed') return `Completed${enrollment.completedAt ? ` ${formatTime(enrollment.completedAt, true)} UTC` : ''}; ${since}.`;
 	if (enrollment.status === 'unenrolled') {

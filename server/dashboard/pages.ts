@@ -2,7 +2,7 @@ import type { Interval } from '../analytics/queries';
 import type { ReportFilter } from '../analytics/filters';
 import type { DashboardAssets } from './assets';
 import { CHANNEL_OPTIONS, filterQuery, type ChosenFilter } from './filters';
-import { describeRange, periodQuery, PRESETS, type DashboardRange } from './range';
+import { dateFieldValue, describeRange, periodQuery, PRESETS, type DashboardRange } from './range';
 import { displayCell, formatCount, formatTime, nounOf, type Table } from './tables';
 import { change, headlineFigures, visitorTables, type Figure, type VisitorReport, type VisitorTableName } from './visitors';
 
@@ -78,10 +78,15 @@ function filters(action: string, chosen: DashboardRange['chosen'], filter?: Chos
 	const option = (value: string, label: string, selected: string) => `<option value="${value}"${value === selected ? ' selected' : ''}>${label}</option>`;
 	const presets = [...Object.entries(PRESETS).map(([value, spec]) => option(value, spec.label, chosen.range)), option('custom', 'Custom…', chosen.range)].join('');
 	const intervals = [option('', 'Automatic', chosen.interval), option('hour', 'Hour', chosen.interval), option('day', 'Day', chosen.interval), option('week', 'Week', chosen.interval)].join('');
+	// A period given with times (by a link or the JSON routes' form) shows as its dates; Apply then asks for whole days, and says so.
+	const from = dateFieldValue(chosen.from, false);
+	const to = dateFieldValue(chosen.to, true);
+	const timed = chosen.range === 'custom' && (from.timed || to.timed) ? '<p class="note" id="custom-times">This period was given with times; the dates show the UTC days they fall on, and Apply uses those whole days.</p>' : '';
+	const timedNote = timed ? ' aria-describedby="custom-times"' : '';
 	return `<form class="filters" method="get" action="${action}" aria-label="${filter ? 'Period and filters' : 'Period'}">
 <div class="field"><label for="range">Period</label><select id="range" name="range">${presets}</select></div>
-<div class="field-group" id="custom-dates"><div class="field"><label for="from">From (UTC)</label><input type="date" id="from" name="from" value="${escape(chosen.from)}"></div>
-<div class="field"><label for="to">To (UTC, included)</label><input type="date" id="to" name="to" value="${escape(chosen.to)}"></div></div>
+<div class="field-group" id="custom-dates"><div class="field"><label for="from">From (UTC)</label><input type="date" id="from" name="from" value="${escape(from.date)}"${timedNote}></div>
+<div class="field"><label for="to">To (UTC, included)</label><input type="date" id="to" name="to" value="${escape(to.date)}"${timedNote}></div>${timed}</div>
 <div class="field"><label for="interval">Interval</label><select id="interval" name="interval">${intervals}</select></div>
 ${filter ? filterFields(filter) : ''}<button type="submit">Apply</button></form>`;
 }
@@ -142,6 +147,9 @@ export function countedUpToNote(asOf: Date, now = new Date()): string {
 	return `<p class="note" id="counted-up-to">Visits and conversions are counted up to <time datetime="${asOf.toISOString()}">${asOf.toISOString().slice(11, 19)}</time> UTC: the last ${formatCount(behindSeconds)} seconds are still being added, and show on the next load.</p>`;
 }
 
+/** Numeric columns beyond which a table is drawn with closer columns. */
+const DENSE_FROM_COLUMNS = 6;
+
 /** A table as HTML; with `hrefs`, each row's first cell links to the page of that row (a lead, say). */
 export function tableHtml(table: Table, withHour: boolean, hrefs?: readonly string[]): string {
 	if (!table.rows.length) return `<p class="empty">${escape(table.empty)}</p>`;
@@ -154,12 +162,15 @@ export function tableHtml(table: Table, withHour: boolean, hrefs?: readonly stri
 					.map((cell, index) => {
 						const text = escape(displayCell(cell, table.columns[index].kind, withHour));
 						const first = hrefs ? `<a href="${escape(hrefs[rowIndex])}">${text}</a>` : text;
-						return index === 0 ? `<th scope="row" class="text">${first}</th>` : `<td class="${numeric(index) ? 'num' : 'text'}">${text}</td>`;
+						const align = numeric(index) ? 'num' : 'text';
+						return index === 0 ? `<th scope="row" class="${align}">${first}</th>` : `<td class="${align}">${text}</td>`;
 					})
 					.join('')}</tr>`,
 		)
 		.join('\n');
-	return `<div class="scroll" tabindex="0" role="region" aria-label="${escape(table.title)}"><table id="table-${table.name}"><thead><tr>${head}</tr></thead><tbody>
+	// Many figures side by side (an email step's rates and counts) need the card's whole width: closer columns give it to them.
+	const dense = table.columns.filter((_column, index) => numeric(index)).length > DENSE_FROM_COLUMNS ? ' class="dense"' : '';
+	return `<div class="scroll" tabindex="0" role="region" aria-label="${escape(table.title)}"><table id="table-${table.name}"${dense}><thead><tr>${head}</tr></thead><tbody>
 ${body}
 </tbody></table></div>`;
 }
@@ -185,7 +196,7 @@ ${content}</section>`;
 
 /**
  * One headline figure as a card: its value, how it moved and the previous period's value. `text`
- * formats a value where the column kind's way will not do (money, say).
+ * formats a value where the column kind's way will not do.
  */
 export function figureCard(figure: Figure, text = (value: number) => displayCell(value, figure.kind, false)): string {
 	const previous = figure.previous === null ? '' : ` <span class="previous">(previous period: ${escape(text(figure.previous))})</span>`;

@@ -61,6 +61,18 @@ function customBound(value: string, end: boolean): Date | string {
 	return new Date(parsed.data.at.getTime() + (end && parsed.data.dateOnly ? DAY_MS : 0));
 }
 
+/**
+ * What a date field shows for a custom bound: the UTC date it falls on (for a To bound, the date of
+ * the last instant it includes), as <input type=date> takes only YYYY-MM-DD and shows nothing for a
+ * date-time such as 2026-12-07T10:00:00+14:00. Empty when the bound cannot be read: the page says why.
+ */
+export function dateFieldValue(value: string, end: boolean): { date: string; timed: boolean } {
+	const parsed = value ? instant.safeParse(value) : undefined;
+	if (!parsed?.success) return { date: '', timed: false };
+	const { at, dateOnly: whole } = parsed.data;
+	return { date: dateOnly(end && !whole ? new Date(at.getTime() - 1) : at), timed: !whole };
+}
+
 /** Beyond four months, daily points crowd a chart: weeks serve better. */
 const MAX_AUTOMATIC_DAILY_DAYS = 120;
 

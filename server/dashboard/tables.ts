@@ -3,8 +3,13 @@
  * the two always hold the same rows. Cells keep their raw values; each column's kind says how a
  * person reads them (formatted on the page, plain numbers in the CSV).
  */
+import { formatMoney } from '../../lib/money';
 
-export type ColumnKind = 'text' | 'count' | 'percent' | 'seconds' | 'time' | 'decimal';
+/** Money as every page writes it (lib/money.ts). */
+export { formatMoney };
+
+/** money cells hold an amount in the currency the column's label names. */
+export type ColumnKind = 'text' | 'count' | 'percent' | 'seconds' | 'time' | 'decimal' | 'money';
 
 export interface Column {
 	label: string;
@@ -41,6 +46,7 @@ export const formatCount = (value: number) => numbers.format(value);
 export const nounOf = (count: number, singular: string, plural = `${singular}s`) => (count === 1 ? singular : plural);
 export const formatPercent = (ratio: number) => `${decimals.format(ratio * 100)}%`;
 
+
 /** A time cell: the hour or the day it starts, in UTC. */
 export function formatTime(at: Date, withHour: boolean): string {
 	const iso = at.toISOString();
@@ -59,6 +65,8 @@ export function displayCell(cell: Cell, kind: ColumnKind, withHour: boolean): st
 			return formatDuration(cell);
 		case 'decimal':
 			return decimals.format(cell);
+		case 'money':
+			return formatMoney(cell);
 		default:
 			return formatCount(cell);
 	}
@@ -80,6 +88,8 @@ function csvCell(cell: Cell, kind: ColumnKind): string {
 	// Numbers are ours, never a visitor's text: written plainly, a negative one included.
 	if (kind === 'percent') return String(Math.round(cell * 10_000) / 100);
 	if (kind === 'seconds' || kind === 'decimal') return String(Math.round(cell * 100) / 100);
+	// Two decimals and no separator, so a spreadsheet reads it as a number.
+	if (kind === 'money') return cell.toFixed(2);
 	return String(cell);
 }
 

@@ -16,6 +16,7 @@ import { daysAgo, pageBounds, parseCsv, startOfToday } from '../helpers/dashboar
 import { storeEvents, testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
 import { testSiteConfig } from '../helpers/sites';
+import { overflowingTables } from './layout';
 
 const OUTPUT = path.join(process.env.TEST_OUTPUT_DIR ?? path.join(tmpdir(), 'tracking-crm-test-output'), 'dashboard');
 const DAY = 86_400_000;
@@ -233,11 +234,13 @@ type ConversionData = Awaited<ReturnType<typeof sqlConversions>>;
 
 /** Currencies with a value in the period, sorted: the value columns. */
 const currenciesOf = (data: ConversionData) => [...new Set(data.conversions.filter((c) => c.value !== 0).map((c) => c.currency))].sort() as string[];
-const sumIn = (conversions: ConversionData['conversions'], currency: string) =>
-	conversions
-		.filter((c) => c.currency === currency)
-		.reduce((sum, c) => sum + c.value, 0)
-		.toFixed(2);
+/** Money as the page writes it: whole amounts without cents, others with two decimals (50, 49.90). */
+const pageMoney = (value: number) => value.toLocaleString('en-US', Number.isInteger(Math.round(value * 100) / 100) ? { maximumFractionDigits: 0 } : { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+/** A currency's sum, as the page shows it or (`csv`) as the CSV holds it: two decimals, a plain number. */
+const sumIn = (conversions: ConversionData['conversions'], currency: string, csv = false) => {
+	const sum = conversions.filter((c) => c.currency === currency).reduce((total, c) => total + c.value, 0);
+	return csv ? sum.toFixed(2) : pageMoney(sum);
+};
 
 /** The channels or campaigns table: most sessions first, then by name, the unset value last. */
 function expectedBreakdown(data: ConversionData, key: 'channel' | 'campaign', csv = false): string[][] {
@@ -248,7 +251,7 @@ function expectedBreakdown(data: ConversionData, key: 'channel' | 'campaign', cs
 			const sessions = data.sessions.filter((session) => session[key] === value).length;
 			const conversions = data.conversions.filter((c) => c[key] === value);
 			const converting = new Set(conversions.map((c) => c.sessionId)).size;
-			return { value, sessions, cells: [value ?? '(not set)', String(sessions), String(converting), (csv ? csvPercent : percent)(converting, sessions), String(conversions.length), ...currencies.map((currency) => sumIn(conversions, currency))] };
+			return { value, sessions, cells: [value ?? '(not set)', String(sessions), String(converting), (csv ? csvPercent : percent)(converting, sessions), String(conversions.length), ...currencies.map((currency) => sumIn(conversions, currency, csv))] };
 		})
 		.sort((a, b) => b.sessions - a.sessions || (a.value === null ? 1 : b.value === null ? -1 : a.value < b.value ? -1 : 1))
 		.map((row) => row.cells);
@@ -352,7 +355,7 @@ describe('Campaign Performance in a real Chromium: sequences, steps, conversions
 			win: { lead: true, sessions: [] },
 			old: { lead: true, sessions: [{ startedAt: daysAgo(20), channel: 'Organic Search', goals: ['signup'] }] },
 		});
-		await seedEmail(prisma, siteAId, leads, 'Spring launch', { Onboarding: ['Welcome aboard', 'Your first week', 'Tips and tricks'], 'Win-back': ['We miss you'] }, [
+		await seedEmail(prisma, siteAId, leads, 'Spring launch', { Onboarding: ['Welcome aboard, {{firstName}}', 'Your first week', 'Tips and tricks'], 'Win-back': ['We miss you'] }, [
 			// ana converts on day 1: 4 and 2 days after these two.
 			{ lead: 'ana', sequence: 'Onboarding', step: 0, sentAt: daysAgo(5, 9), opened: true, clicked: true, events: ['open', 'open', 'click'] },
 			{ lead: 'ana', sequence: 'Onboarding', step: 1, sentAt: daysAgo(3, 9), opened: true, events: ['open'] },
@@ -465,7 +468,9 @@ describe('Campaign Performance in a real Chromium: sequences, steps, conversions
 		]);
 		expect(await tableRows(page, 'sequences')).toEqual(expected.sequences);
 		expect(await tableRows(page, 'steps')).toEqual(expected.steps);
-		expect(expected.steps.map((row) => row[0])).toEqual(['Onboarding · 1. Welcome aboard', 'Onboarding · 2. Your first week', 'Win-back · 1. We miss you']);
+		expect(expected.steps.map((row) => row[0])).toEqual(['Onboarding · 1. Welcome aboard, {{firstName}}', 'Onboarding · 2. Your first week', 'Win-back · 1. We miss you']);
+		// A step's row adds up every lead's email, each rendered its own way: the column says it shows the template.
+		expect((await tableHead(page, 'steps'))[0]).toBe('Step (subject template)');
 
 		// One row per day, sent / opened / clicked by the day of the send.
 		const days = Array.from({ length: 7 }, (_, index) => new Date(today - (6 - index) * DAY).toISOString().slice(0, 10));
@@ -474,6 +479,8 @@ describe('Campaign Performance in a real Chromium: sequences, steps, conversions
 			return [day, String(sent.length), String(sent.filter((m) => m.opened).length), String(sent.filter((m) => m.clicked).length)];
 		});
 		expect(await tableRows(page, 'email-over-time')).toEqual(byDay);
+		// Every table fits its card at 1280 px: no column cut at the card's edge.
+		expect(await overflowingTables(page)).toEqual([]);
 		await shot(page, '20-campaigns-desktop');
 		await context.close();
 	});
@@ -489,18 +496,18 @@ describe('Campaign Performance in a real Chromium: sequences, steps, conversions
 
 		const figures = await pageFigures(page);
 		const converting = (d: ConversionData) => new Set(d.conversions.map((c) => c.sessionId)).size;
-		const total = (d: ConversionData, currency: string) => Number(sumIn(d.conversions, currency));
+		const total = (d: ConversionData, currency: string) => Number(sumIn(d.conversions, currency, true));
 		expect(figures.conversions).toEqual({ value: data.conversions.length, previous: before.conversions.length });
 		expect(figures.convertingSessions).toEqual({ value: converting(data), previous: converting(before) });
 		expect(figures.sessionConversionRate).toEqual({ value: ratio(converting(data), data.sessions.length), previous: ratio(converting(before), before.sessions.length) });
 		expect(figures['value-EUR']).toEqual({ value: total(data, 'EUR'), previous: total(before, 'EUR') });
 		expect(figures['value-USD']).toEqual({ value: total(data, 'USD'), previous: total(before, 'USD') });
-		await expect(page.textContent('[data-figure="value-EUR"]')).resolves.toBe('147.00');
+		await expect(page.textContent('[data-figure="value-EUR"]')).resolves.toBe('147');
 
 		expect(await tableHead(page, 'channels')).toEqual(['Channel', 'Sessions', 'Converting sessions', 'Conversion rate', 'Conversions', 'Value (EUR)', 'Value (USD)']);
 		expect(await tableRows(page, 'channels')).toEqual(expectedBreakdown(data, 'channel'));
 		expect(await tableRows(page, 'campaigns')).toEqual(expectedBreakdown(data, 'campaign'));
-		expect((await tableRows(page, 'campaigns')).find((row) => row[0] === 'spring-sale')).toEqual(['spring-sale', '3', '2', '66.7%', '3', '98.00', '0.00']);
+		expect((await tableRows(page, 'campaigns')).find((row) => row[0] === 'spring-sale')).toEqual(['spring-sale', '3', '2', '66.7%', '3', '98', '0']);
 
 		const funnel = expectedFunnel(
 			data,
@@ -538,7 +545,7 @@ describe('Campaign Performance in a real Chromium: sequences, steps, conversions
 		expect(await tableRows(page, 'channels')).toEqual(expectedBreakdown(paid, 'channel'));
 		expect(await tableRows(page, 'campaigns')).toEqual(expectedBreakdown(paid, 'campaign'));
 		expect(await tableRows(page, 'funnel')).toEqual(expectedFunnel(paid, goals));
-		expect(await tableRows(page, 'channels')).toEqual([['Paid Search', '3', '2', '66.7%', '3', '98.00']]);
+		expect(await tableRows(page, 'channels')).toEqual([['Paid Search', '3', '2', '66.7%', '3', '98']]);
 		await expect(page.textContent('#filtered')).resolves.toContain('from channel “Paid Search”');
 		expect((await pageFigures(page)).sent.value).toBe(unfilteredSent);
 		// The navigation keeps the filter for the other dashboards.
@@ -606,7 +613,7 @@ describe('Campaign Performance in a real Chromium: sequences, steps, conversions
 		const messages = await sqlMessages(prisma, siteAId, bounds.from, bounds.to);
 		const welcome = totalsOf(messages.filter((message) => message.sequence === 'Onboarding' && message.position === 0));
 		expect(steps[1]).toEqual([
-			'Onboarding · 1. Welcome aboard',
+			'Onboarding · 1. Welcome aboard, {{firstName}}',
 			String(welcome.sent),
 			csvPercent(welcome.opened, welcome.sent),
 			csvPercent(welcome.clicked, welcome.sent),
@@ -655,7 +662,7 @@ describe('Campaign Performance in a real Chromium: sequences, steps, conversions
 		const data = await sqlConversions(prisma, siteBId, bounds.from, bounds.to);
 		expect(await tableRows(page, 'channels')).toEqual(expectedBreakdown(data, 'channel'));
 		expect(await tableRows(page, 'funnel')).toEqual(expectedFunnel(data, ['b-goal']));
-		expect(await tableRows(page, 'campaigns')).toEqual([['b-only-campaign', '2', '1', '50.0%', '1', '99.00']]);
+		expect(await tableRows(page, 'campaigns')).toEqual([['b-only-campaign', '2', '1', '50.0%', '1', '99']]);
 		// (Paid Search is one of the filter form's channels, so only the downloads are searched for it.)
 		const onlyA = ['Onboarding', 'Win-back', 'spring-sale', 'weekly-digest', 'EUR', 'USD', siteA.site.name];
 		const html = await page.content();
@@ -673,6 +680,27 @@ describe('Campaign Performance in a real Chromium: sequences, steps, conversions
 		await expect(page.textContent('section[aria-labelledby=h-channels] .empty')).resolves.toBe('No sessions in this period.');
 		expect((await tableRows(page, 'funnel'))[0]).toEqual(['Visitors', '0', '—', '—']);
 		await shot(page, '23-campaigns-site-b');
+		await context.close();
+	});
+
+	it('shows a period given with times as the UTC dates it covers, and Apply keeps it working', async () => {
+		const { context, page } = await openPage();
+		await signIn(page, keyA);
+		// 10:00 at UTC+14 is 20:00 UTC the day before: that is the day the period starts.
+		await page.goto(`${receiver.url}/dashboard/campaigns?range=custom&from=2026-12-07T10:00:00%2B14:00&to=2026-12-07`);
+		await expect(page.getAttribute('#period time[data-bound=from]', 'datetime')).resolves.toBe('2026-12-06T20:00:00.000Z');
+		await expect(page.inputValue('#from')).resolves.toBe('2026-12-06');
+		await expect(page.inputValue('#to')).resolves.toBe('2026-12-07');
+		await expect(page.textContent('#custom-times')).resolves.toContain('given with times');
+		// A To time is the end of the period, not included: the day shown is the last it covers.
+		await page.goto(`${receiver.url}/dashboard/campaigns?range=custom&from=2026-12-01&to=2026-12-08T00:00:00Z`);
+		await expect(page.inputValue('#to')).resolves.toBe('2026-12-07');
+		await page.goto(`${receiver.url}/dashboard/campaigns?range=custom&from=2026-12-07T10:00:00%2B14:00&to=2026-12-07`);
+		await Promise.all([page.waitForURL(/from=2026-12-06&to=2026-12-07/), page.click('form.filters button[type=submit]')]);
+		expect(await page.$('[role=alert]')).toBeNull();
+		await expect(page.getAttribute('#period time[data-bound=from]', 'datetime')).resolves.toBe('2026-12-06T00:00:00.000Z');
+		await expect(page.inputValue('#from')).resolves.toBe('2026-12-06');
+		expect(await page.$('#custom-times')).toBeNull();
 		await context.close();
 	});
 

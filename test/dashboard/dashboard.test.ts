@@ -28,6 +28,7 @@ import { storeEvents, testDbUrl, testPrisma } from '../helpers/db';
 import { batch, pageview, post } from '../helpers/events';
 import { startTestReceiver } from '../helpers/receiver';
 import { testSiteConfig } from '../helpers/sites';
+import { overflowingTables } from './layout';
 
 const OUTPUT = path.join(process.env.TEST_OUTPUT_DIR ?? path.join(tmpdir(), 'tracking-crm-test-output'), 'dashboard');
 const DAY = 86_400_000;
@@ -392,6 +393,8 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 		expect(await page.$$eval('#table-over-time tbody tr', (rows) => rows.length)).toBe(7);
 		const html = await page.content();
 		expect(html).not.toContain('/b-only');
+		// Every table fits its card at 1280 px, its last column and its headers whole.
+		expect(await overflowingTables(page)).toEqual([]);
 		await shot(page, '03-visitors-7-days');
 		await context.close();
 	});
@@ -495,7 +498,11 @@ describe('dashboards: sign-in, the shell and Visitor Analytics in a real Chromiu
 		expect((await pageFigures(page)).visitorsNow.value).toBe(now.visitors);
 		// Eve's last page view was 30 s before the seed; Dee's, 5 minutes before it: only Eve is here now.
 		expect(now.visitors).toBe(1);
+		expect(await overflowingTables(page)).toEqual([]);
 		await shot(page, '09-visitor-breakdowns');
+		// The figures over time, opened as a table, fit as well.
+		await page.click('section[aria-labelledby=h-over-time] summary');
+		expect(await overflowingTables(page)).toEqual([]);
 
 		// Organic Search only, chosen in the form: every figure is that channel's, and so is the period before.
 		await page.selectOption('#channel', 'Organic Search');

@@ -18,6 +18,7 @@ import { startReceiver, type Receiver } from '../../server/receiver';
 import { launchChromium } from '../helpers/browser';
 import { daysAgo, pageBounds, parseCsv, startOfToday } from '../helpers/dashboard';
 import { storeEvents, testDbUrl, testPrisma } from '../helpers/db';
+import { overflowingTables } from './layout';
 
 const OUTPUT = path.join(process.env.TEST_OUTPUT_DIR ?? path.join(tmpdir(), 'tracking-crm-test-output'), 'dashboard-leads');
 const DAY = 86_400_000;
@@ -286,6 +287,8 @@ describe('Lead Intelligence pages in a real Chromium', () => {
 			data: { siteId: siteAId, visitorId: anaVisitor.id, leadId: ana, sessionId: anaVisitor.sessions[1], goal: 'contact-request', eventId: uuidv7(), value: 150, currency: 'EUR', occurredAt: daysAgo(3, 11.2) },
 		});
 		await prisma.activity.create({ data: { siteId: siteAId, leadId: ana, type: 'note', description: 'Called back, wants a demo', occurredAt: daysAgo(2) } });
+		// As Log CRM Outcome writes it: the value as the Conversion Detector passed it, at the stored Decimal(14, 4) scale.
+		await prisma.activity.create({ data: { siteId: siteAId, leadId: ana, type: 'conversion', description: 'Converted: contact-request (150.0000 EUR), newsletter (49.9000 EUR)', occurredAt: daysAgo(3, 11.2) } });
 		await score(prisma, siteAId, siteA, [ana], daysAgo(3, 13));
 
 		// Bob: one visit from an ad, a newsletter address.
@@ -344,7 +347,8 @@ describe('Lead Intelligence pages in a real Chromium', () => {
 		const nurture = await prisma.emailSequence.create({ data: { siteId: siteAId, name: 'nurture' } });
 		const steps = async (sequenceId: string, subjects: string[]) =>
 			Promise.all(subjects.map((subject, position) => prisma.emailSequenceStep.create({ data: { siteId: siteAId, sequenceId, position, delayMinutes: position * 1440, subject, htmlTemplate: '<p>Hi</p>' } })));
-		const welcomeSteps = await steps(welcome.id, ['Welcome to Acme', 'How teams use it', 'Your trial ends soon']);
+		// Subjects are templates: what was sent is the rendered one the message stores.
+		const welcomeSteps = await steps(welcome.id, ['Welcome to Acme, {{firstName}}', 'How teams use it', 'Your trial ends soon']);
 		const nurtureSteps = await steps(nurture.id, ['A case study', 'Pricing explained']);
 		const welcomeEnrollment = await prisma.sequenceEnrollment.create({
 			data: { siteId: siteAId, sequenceId: welcome.id, leadId: ana, status: 'active', nextStep: 1, nextRunAt: new Date(startOfToday() + DAY + 9 * HOUR), enrolledAt: daysAgo(3, 13) },
@@ -362,7 +366,7 @@ describe('Lead Intelligence pages in a real Chromium', () => {
 					enrollmentId,
 					idempotencyKey: `${ana}:${sequenceId}:${step.position}`,
 					toEmail: 'ana@acme.example',
-					subject: step.subject,
+					subject: step.subject.replace('{{firstName}}', 'Ana'),
 					status: 'sent',
 					sentAt: at,
 					firstOpenedAt: opened,
@@ -579,6 +583,14 @@ describe('Lead Intelligence pages in a real Chromium', () => {
 		await expect(page.textContent('.pages [aria-current=page]')).resolves.toBe('Page 2 of 2');
 		await expect(page.textContent('.pages')).resolves.toBe('Previous page · Page 2 of 2');
 
+		// One lead is "a lead", and a count past the last page still reads as English.
+		await page.goto(`${receiver.url}/dashboard/leads/list?search=bob@mail.example`);
+		await expect(page.textContent('#list-count')).resolves.toMatch(/^Showing 1–1 of 1 lead, /);
+		await page.goto(`${receiver.url}/dashboard/leads/list?search=bob@mail.example&page=2`);
+		await expect(page.textContent('#list-count')).resolves.toBe('1 lead matches.');
+		await page.goto(`${receiver.url}/dashboard/leads/list?tag=newsletter&page=2`);
+		await expect(page.textContent('#list-count')).resolves.toBe('2 leads match.');
+
 		// Search by a part of the name, the company (the lead's or its business's) or the email, in any case.
 		const search = async (text: string) => {
 			await page.goto(`${receiver.url}/dashboard/leads/list`);
@@ -699,7 +711,7 @@ describe('Lead Intelligence pages in a real Chromium', () => {
 
 		// The timeline, newest first: every entry of the lead.
 		const total = await sqlA().timelineSize(ana);
-		expect(total).toBe(2 + 1 + 1 + 2 + 3 + 1);
+		expect(total).toBe(2 + 1 + 2 + 2 + 3 + 1);
 		const timeline = await tableRows(page, 'table-timeline');
 		expect(timeline).toHaveLength(total);
 		expect(timeline.map((row) => row[0])).toEqual([...timeline.map((row) => row[0])].sort().reverse());
@@ -707,20 +719,28 @@ describe('Lead Intelligence pages in a real Chromium', () => {
 			expect.arrayContaining(['Visit', 'Conversion', 'Activity: note', 'Email sent', 'Email opened', 'Email link clicked', 'Unsubscribed', 'Stage changed']),
 		);
 		expect(timeline.find((row) => row[1] === 'Conversion')![2]).toBe('contact-request · 150 EUR');
+		// Money reads one way on the whole page, the activity's stored text included.
+		expect(timeline.find((row) => row[1] === 'Activity: conversion')![2]).toBe('Converted: contact-request (150 EUR), newsletter (49.90 EUR)');
+		expect(timeline.map((row) => row[2]).join('\n')).not.toMatch(/\d\.\d{3,}|\.0000/);
 		await expect(page.textContent('#timeline-count')).resolves.toBe(`Showing ${total} of ${total} entries, newest first.`);
 
 		// The sequences: each step's state from the sequence's steps and the messages sent.
 		const states = async (index: number) => (await tableRows(page, `table-sequence-${index}`)).map((row) => [row[0], row[1], row[2]]);
 		await expect(page.textContent('#h-sequence-1')).resolves.toBe('welcome');
+		// A sent step shows the subject its email went out with; the others their template, said to be one.
 		expect(await states(1)).toEqual([
-			['1', 'Welcome to Acme', 'sent'],
-			['2', 'How teams use it', 'scheduled'],
-			['3', 'Your trial ends soon', 'pending'],
+			['1', 'Welcome to Acme, Ana', 'sent'],
+			['2', 'template: How teams use it', 'scheduled'],
+			['3', 'template: Your trial ends soon', 'pending'],
 		]);
 		expect(await states(2)).toEqual([
 			['1', 'A case study', 'sent'],
-			['2', 'Pricing explained', 'skipped'],
+			['2', 'template: Pricing explained', 'skipped'],
 		]);
+		expect(await page.textContent('#content')).not.toContain('{{firstName}}');
+		// The step number and its header line up, right-aligned as every number.
+		const alignment = await page.$$eval('#table-sequence-1 tr > :first-child', (cells) => cells.map((cell) => getComputedStyle(cell).textAlign));
+		expect(alignment).toEqual(['right', 'right', 'right', 'right']);
 		const details = async (index: number) => (await tableRows(page, `table-sequence-${index}`)).map((row) => row[3]);
 		const dayOf = (days: number) => daysAgo(days).toISOString().slice(0, 10);
 		expect(await details(1)).toEqual([
@@ -729,6 +749,7 @@ describe('Lead Intelligence pages in a real Chromium', () => {
 			'2 days after the step before',
 		]);
 		expect(await details(2)).toEqual([`${dayOf(2)} 14:00 UTC · not opened`, 'the lead left the sequence (suppressed: unsubscribed)']);
+		expect(await overflowingTables(page)).toEqual([]);
 		await shot(page, '03-lead-page');
 
 		// A long history: the newest 100 of Eve's entries, saying so.

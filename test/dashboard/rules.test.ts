@@ -2,10 +2,11 @@ import { fromOwnOrigin, ownOrigins } from '../../server/dashboard/csrf';
 import { ensureFirstKeys, FIRST_KEY_NAME } from '../../server/dashboard/firstKeys';
 import { consentText } from '../../server/dashboard/leadPages';
 import { countedUpToNote } from '../../server/dashboard/pages';
-import { previousRange, resolveRange } from '../../server/dashboard/range';
+import { amountsIn, describeEntry } from '../../server/dashboard/leads';
+import { dateFieldValue, previousRange, resolveRange } from '../../server/dashboard/range';
 import { cookieValue, keyForSignIn, readSession, signatureMatches, signSession } from '../../server/dashboard/session';
 import { SignInLimit } from '../../server/dashboard/signInLimit';
-import { formatDuration, toCsv, type Table } from '../../server/dashboard/tables';
+import { displayCell, formatDuration, formatMoney, toCsv, type Table } from '../../server/dashboard/tables';
 import { change, type Figure } from '../../server/dashboard/visitors';
 import { createApiKey, hashApiKey } from '../../server/auth';
 import { SiteRegistry } from '../../server/siteRegistry';
@@ -61,6 +62,43 @@ describe('dashboard period', () => {
 	it('compares with the period of the same length just before', () => {
 		const previous = previousRange({ from: new Date('2026-03-04T00:00:00Z'), to: new Date('2026-03-11T00:00:00Z'), interval: 'day' });
 		expect([previous.from.toISOString(), previous.to.toISOString()]).toEqual(['2026-02-25T00:00:00.000Z', '2026-03-04T00:00:00.000Z']);
+	});
+});
+
+describe('dashboard date fields', () => {
+	it('gives <input type=date> the UTC date a custom bound falls on, the last day a To time covers', () => {
+		expect(dateFieldValue('2026-12-07', false)).toEqual({ date: '2026-12-07', timed: false });
+		expect(dateFieldValue('2026-12-07', true)).toEqual({ date: '2026-12-07', timed: false });
+		expect(dateFieldValue('2026-12-07T10:00:00+14:00', false)).toEqual({ date: '2026-12-06', timed: true });
+		expect(dateFieldValue('2026-12-08T00:00:00Z', true)).toEqual({ date: '2026-12-07', timed: true });
+		expect(dateFieldValue('2026-12-07T15:30:00Z', true)).toEqual({ date: '2026-12-07', timed: true });
+		expect(dateFieldValue('nope', false)).toEqual({ date: '', timed: false });
+		expect(dateFieldValue('', true)).toEqual({ date: '', timed: false });
+	});
+});
+
+describe('dashboard money', () => {
+	it('writes every amount one way: whole ones without cents, others with two decimals', () => {
+		expect([formatMoney(50, 'EUR'), formatMoney('50.0000', 'EUR'), formatMoney(49.9, 'EUR'), formatMoney('49.9000'), formatMoney(1234.5, 'USD'), formatMoney(-0.001), formatMoney(0.125)]).toEqual([
+			'50 EUR',
+			'50 EUR',
+			'49.90 EUR',
+			'49.90',
+			'1,234.50 USD',
+			'0',
+			'0.13',
+		]);
+		expect([displayCell(98, 'money', false), displayCell(49.9, 'money', false)]).toEqual(['98', '49.90']);
+		expect(toCsv({ name: 'v', title: 'V', columns: [{ label: 'Value (EUR)', kind: 'money' }], rows: [[98], [49.9]], empty: '' })).toBe('Value (EUR)\r\n98.00\r\n49.90\r\n');
+	});
+
+	it('rewrites the amounts a conversion activity stored at the Decimal(14, 4) scale, and nothing else', () => {
+		expect(amountsIn('Converted: contact-request (50.0000 EUR), signup, demo (12.5000)')).toBe('Converted: contact-request (50 EUR), signup, demo (12.50)');
+		expect(amountsIn('Converted: plan (v2) (49.9000 EUR)')).toBe('Converted: plan (v2) (49.90 EUR)');
+		const entry = (kind: 'conversion' | 'activity', data: Record<string, unknown>) => describeEntry({ at: new Date(), kind, data });
+		expect(entry('activity', { type: 'conversion', description: 'Converted: contact-request (50.0000 EUR)' })).toEqual(['Activity: conversion', 'Converted: contact-request (50 EUR)']);
+		expect(entry('activity', { type: 'note', description: 'Quoted (50.0000 EUR)' })).toEqual(['Activity: note', 'Quoted (50.0000 EUR)']);
+		expect(entry('conversion', { goal: 'contact-request', value: 49.9, currency: 'EUR' })).toEqual(['Conversion', 'contact-request · 49.90 EUR']);
 	});
 });
 
