@@ -22,6 +22,55 @@ export async function createApiKey(prisma: PrismaClient, siteId: string, scope: 
 	return key;
 }
 
+/** An active key of a site, as its owner tells it apart from the others: by name and scope. */
+export interface NamedKey {
+	name: string;
+	scope: KeyScope;
+}
+
+/** A create that would give a site's second active key a name already in use: revoke would no longer pick one key. */
+export class KeyNameTakenError extends Error {
+	override readonly name = 'KeyNameTakenError';
+
+	constructor(
+		readonly keyName: string,
+		readonly active: NamedKey[],
+	) {
+		super(`A key named "${keyName}" is already active on this site`);
+	}
+}
+
+/** The site's unrevoked keys, oldest first. */
+export async function activeKeys(prisma: Pick<PrismaClient, 'apiKey'>, siteId: string): Promise<NamedKey[]> {
+	return prisma.apiKey.findMany({ where: { siteId, revokedAt: null }, orderBy: { createdAt: 'asc' }, select: { name: true, scope: true } });
+}
+
+/**
+ * Like createApiKey, but the name must be free among the site's active keys, so `revoke --name`
+ * takes exactly the key meant. The schema has no unique index for it (revoked keys keep their
+ * names, and adding one needs a migration), so a per-site advisory lock serializes the check and
+ * the insert: two creates of one name at once make one key, and the other is refused.
+ */
+export async function createNamedApiKey(prisma: PrismaClient, siteId: string, scope: KeyScope, name: string): Promise<string> {
+	const key = generateApiKey(scope);
+	await prisma.$transaction(async (tx) => {
+		await tx.$executeRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))', `api-key-names:${siteId}`);
+		const active = await activeKeys(tx, siteId);
+		if (active.some((row) => row.name === name)) throw new KeyNameTakenError(name, active);
+		await tx.apiKey.create({ data: { siteId, scope, name, keyHash: hashApiKey(key) } });
+	});
+	return key;
+}
+
+/** Revokes the site's active keys of `name` (more than one only if made before names were unique); the names of the active keys when none has it. */
+export async function revokeApiKeys(prisma: PrismaClient, siteId: string, name: string): Promise<{ revoked: number; active: NamedKey[] }> {
+	return prisma.$transaction(async (tx) => {
+		await tx.$executeRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))', `api-key-names:${siteId}`);
+		const { count } = await tx.apiKey.updateMany({ where: { siteId, name, revokedAt: null }, data: { revokedAt: new Date() } });
+		return { revoked: count, active: count ? [] : await activeKeys(tx, siteId) };
+	});
+}
+
 export interface Authenticated {
 	siteId: string;
 	scope: KeyScope;

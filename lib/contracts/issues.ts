@@ -26,21 +26,35 @@ function valueAt(input: unknown, path: ReadonlyArray<PropertyKey>): { found: boo
 	return { found: true, value: current };
 }
 
+/** Edits from a to b, a swap of two neighbours counting as one (form → from): the optimal string alignment distance. */
 function editDistance(a: string, b: string): number {
-	const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+	const rows = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
 	for (let i = 1; i <= a.length; i++) {
-		let diagonal = row[0];
-		row[0] = i;
 		for (let j = 1; j <= b.length; j++) {
-			const above = row[j];
-			row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-			diagonal = above;
+			const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+			rows[i][j] = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost);
+			if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) rows[i][j] = Math.min(rows[i][j], rows[i - 2][j - 2] + 1);
 		}
 	}
-	return row[b.length];
+	return rows[a.length][b.length];
 }
 
-function knownKeysAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey>): string[] {
+/**
+ * The known name a misspelt one most likely meant. Only a near miss counts (form → from, chanel →
+ * channel, site[] → site): one edit on a short name, two on a longer one. A looser match on names
+ * this short suggests a different word (page → site, foo → from) and sends the client after the
+ * wrong fix.
+ */
+export function nearestName(unknown: string, known: readonly string[]): string | undefined {
+	const asked = unknown.toLowerCase();
+	const [best] = known.map((name) => ({ name, distance: editDistance(asked, name.toLowerCase()) })).sort((a, b) => a.distance - b.distance);
+	if (!best) return undefined;
+	const allowed = Math.max(asked.length, best.name.length) >= 6 ? 2 : 1;
+	return best.distance <= allowed ? best.name : undefined;
+}
+
+/** The keys an object schema (under its wrappers) takes at `path`; none where it is no object. */
+export function knownKeysAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey>): string[] {
 	let current: unknown = schema;
 	const unwrap = (s: unknown): unknown => {
 		let node = s as { def?: { type?: string; innerType?: unknown; in?: unknown; element?: unknown; schema?: unknown } };
@@ -93,10 +107,8 @@ export function toFieldIssues(error: z.ZodError, input: unknown, schema?: z.ZodT
 		if (issue.code === 'unrecognized_keys') {
 			const known = schema ? knownKeysAt(schema, issue.path) : [];
 			for (const key of issue.keys) {
-				const nearest = known
-					.map((candidate) => ({ candidate, distance: editDistance(key.toLowerCase(), candidate.toLowerCase()) }))
-					.sort((x, y) => x.distance - y.distance)[0];
-				const hint = nearest && nearest.distance <= 3 ? `; did you mean "${nearest.candidate}"?` : '';
+				const nearest = nearestName(key, known);
+				const hint = nearest ? `; did you mean "${nearest}"?` : '';
 				const field = formatPath([...issue.path, key]);
 				issues.push({
 					field,

@@ -17,11 +17,35 @@ export interface FilterQuery {
 /** What the form shows: as typed, '' for unset. */
 export type ChosenFilter = Required<FilterQuery>;
 
-/** Each filter's rule, for the pages' form and the JSON visitors report alike. */
+const CHANNEL_LIST = CHANNELS.join(', ');
+
+/**
+ * Each filter's rule, for the pages' form and the JSON visitors report alike. Text is trimmed
+ * first, as the form's value is: a URL must not mean something else than the page that made it.
+ * The form reads a blank field as "any"; a URL that names a filter and gives it no value is a
+ * mistake, so the schemas refuse it (the form never passes them one).
+ */
 export const FILTER_SCHEMAS = {
-	channel: z.enum(CHANNELS, { error: `must be one of ${CHANNELS.join(', ')}` }),
-	campaign: cleanText(z.string().min(1).max(200, { error: 'may be at most 200 characters' })),
-	page: cleanText(z.string().max(2000, { error: 'may be at most 2,000 characters' })).refine((value) => value.startsWith('/'), {
+	channel: z.enum(CHANNELS, {
+		error: (issue) =>
+			typeof issue.input === 'string' && !issue.input.trim()
+				? `must not be empty: give one of ${CHANNEL_LIST}, or leave the parameter out`
+				: `must be one of ${CHANNEL_LIST}${typeof issue.input === 'string' && (CHANNELS as readonly string[]).includes(issue.input.trim()) ? ', without spaces around it' : ''}`,
+	}),
+	campaign: cleanText(
+		z
+			.string()
+			.trim()
+			.min(1, { error: 'must not be empty: give a UTM campaign name, or leave the parameter out' })
+			.max(200, { error: 'may be at most 200 characters' }),
+	),
+	page: cleanText(
+		z
+			.string()
+			.trim()
+			.min(1, { error: 'must not be empty: give a path such as /pricing, or leave the parameter out', abort: true })
+			.max(2000, { error: 'may be at most 2,000 characters' }),
+	).refine((value) => value.startsWith('/'), {
 		error: 'must be a path starting with / (such as /pricing)',
 	}),
 };

@@ -333,9 +333,18 @@ export function operations(scriptPaths: readonly string[]): OperationSpec[] {
 			path: '/api/stats',
 			tag: 'analytics',
 			summary: 'A site’s totals',
-			description: 'Events stored in all and today (UTC), visitors, sessions and leads, and the deliveries waiting or failed. Range parameters a dashboard sends with every report are accepted and ignored.',
+			description:
+				'Events stored in all and today (UTC), visitors, sessions and leads, and the deliveries waiting or failed: all-time totals, never narrowed by a range. The range parameters a dashboard sends with every report are accepted and checked as the reports check them, but change no figure. Unknown parameters are refused.',
 			access: 'read',
-			query: { schema: statsQuery, notes: { site: RANGE_NOTES.site } },
+			query: {
+				schema: statsQuery,
+				notes: {
+					site: RANGE_NOTES.site,
+					from: `Accepted so a dashboard may send every request the same range; checked as the reports check it, but the totals are not narrowed by it. ${RANGE_NOTES.from}`,
+					to: `Accepted and checked as \`from\` is; the totals are not narrowed by it. ${RANGE_NOTES.to}`,
+					interval: `Accepted and checked as \`from\` is; the answer has no series. ${RANGE_NOTES.interval}`,
+				},
+			},
 			answers: { 200: { description: 'The totals.', json: statsSchema } },
 			errors: { 400: ['invalid_parameter'], ...KEY_ERRORS, 403: ['site_not_allowed'], 404: ['site_not_served'], ...SERVER_ERRORS },
 		},

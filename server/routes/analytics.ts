@@ -27,8 +27,6 @@ const INTERVALS = ['day', 'hour', 'week'] as const satisfies readonly Interval[]
 /** A dashboard may name the site it expects; the key decides which site is answered. An empty name is a mistake, not "any site". */
 const site = text(64).min(1, { error: 'must not be empty: name the key’s site, or leave the parameter out' }).optional();
 
-/** Stats are totals and today's counts: a dashboard may send them the range it sends every report, and it is ignored. */
-export const statsQuery = z.object({ site });
 
 /**
  * `from` and `to` bound a half-open range; a date-only `to` includes that whole (UTC) day, so
@@ -58,6 +56,13 @@ function checkedRange(query: z.infer<z.ZodObject<typeof rangeFields>>, context: 
 }
 
 export const rangeQuery = z.strictObject(rangeFields).transform(checkedRange);
+
+/**
+ * Stats are all-time totals and today's counts, never narrowed by a range. A dashboard may still
+ * send them the range it sends every report; it is checked as the reports check it, so a range
+ * that is wrong there is wrong here too, and any other parameter is refused.
+ */
+export const statsQuery = rangeQuery;
 
 /** The visitors report also takes the dashboards' filters (a channel, a UTM campaign, a page viewed), checked as the pages check them. */
 export const visitorsQuery = z

@@ -56,8 +56,27 @@ const ENDED: Record<string, { kind: 'error' | 'ok'; text: string }> = {
 	session: { kind: 'error', text: 'Your session ended (it expired, someone signed out with this key, or the key was revoked). Sign in again.' },
 };
 
-/** One value of a query parameter; a repeated one counts as its first. */
+/** One value of a query parameter; a repeated one counts as its first (refusedRepeats has refused it before any page reads it). */
 export const single = (value: unknown): string | undefined => (typeof value === 'string' ? value : Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined);
+
+/** The labels the pages' forms show for their parameters; any other is named as it is in the URL. */
+const PARAMETER_LABELS: Record<string, string> = { range: 'Period', from: 'From', to: 'To', interval: 'Interval', channel: 'Channel', campaign: 'Campaign', page: 'Page' };
+
+/**
+ * The first parameter the URL gives more than once, as the notice names it. The JSON API refuses
+ * a repeated parameter; a page that showed one of the values would show figures for a period or
+ * filter the person may not have meant, with no word that the other was dropped.
+ */
+export function repeatedParameter(query: Request['query'], path: string): { field: string; message: string } | undefined {
+	const found = Object.entries(query).find(([, value]) => typeof value !== 'string');
+	if (!found) return undefined;
+	const [name, value] = found;
+	// On the lead list, page is the list's page number, not the filter.
+	const label = (name === 'page' && path.startsWith('/dashboard/leads') ? undefined : PARAMETER_LABELS[name]) ?? name.slice(0, 60);
+	const values = Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
+	const shown = values.length ? ` (${values.slice(0, 3).map((item) => JSON.stringify(item.slice(0, 40))).join(', ')}${values.length > 3 ? ', …' : ''})` : '';
+	return { field: label, message: `is given more than once in the address${shown}; keep one value, or choose again in the form` };
+}
 
 export function periodOf(req: Request): PeriodQuery {
 	return { range: single(req.query.range), from: single(req.query.from), to: single(req.query.to), interval: single(req.query.interval) };
@@ -122,6 +141,26 @@ export function dashboardRouter({ prisma, sites, settings, logger }: DashboardCo
 		page(res, status, signInPage(assets, { kind: 'error', text: `${message}.` })),
 	);
 
+	/**
+	 * A body that carries no key the way the form sends one: the reader skips a body of another
+	 * type, and a key sent twice or under another name would otherwise read as none at all, so
+	 * "Enter an API key" would answer someone who did. Not counted as a wrong key: no key was tried.
+	 */
+	function misfitForm(req: Request): { status: number; text: string } | undefined {
+		const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+		if (hasBody && !req.is('application/x-www-form-urlencoded')) {
+			const type = (req.headers['content-type'] ?? 'none').split(';')[0].trim().slice(0, 60) || 'none';
+			return { status: 415, text: `The sign-in takes the key as one form field named key (application/x-www-form-urlencoded, as this page’s form sends it), not a body of type ${type}.` };
+		}
+		const body: Record<string, unknown> = req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
+		if (Array.isArray(body.key)) return { status: 400, text: `Send one key: the form field named key was sent ${body.key.length} times.` };
+		const others = Object.keys(body).filter((name) => name !== 'key');
+		if (body.key === undefined && others.length) {
+			return { status: 400, text: `Send the key in the form field named key; the form sent ${others.slice(0, 3).map((name) => name.slice(0, 30)).join(', ')}${others.length > 3 ? ', …' : ''} instead.` };
+		}
+		return undefined;
+	}
+
 	router.post(SIGN_IN, readForm, async (req, res) => {
 		if (!fromThisSite(req)) {
 			refuseCrossSite(res);
@@ -131,6 +170,11 @@ export function dashboardRouter({ prisma, sites, settings, logger }: DashboardCo
 		if (wait !== undefined) {
 			res.setHeader('Retry-After', String(wait));
 			page(res, 429, signInPage(assets, { kind: 'error', text: `Too many wrong keys from your network. Wait ${wait} seconds, then try again.` }));
+			return;
+		}
+		const misfit = misfitForm(req);
+		if (misfit) {
+			page(res, misfit.status, signInPage(assets, { kind: 'error', text: misfit.text }));
 			return;
 		}
 		const typed = typeof req.body?.key === 'string' ? req.body.key.trim() : '';
@@ -177,6 +221,23 @@ export function dashboardRouter({ prisma, sites, settings, logger }: DashboardCo
 		}
 		req.dashboard = current;
 		next();
+	});
+
+	router.use('/dashboard', (req: Request, res: Response, next: NextFunction) => {
+		const path = req.originalUrl.split('?')[0];
+		const repeated = repeatedParameter(req.query, path);
+		if (!repeated) {
+			next();
+			return;
+		}
+		// A download answers its mistakes in plain text, as its own checks do; a page shows its form with the notice.
+		if (path.endsWith('.csv')) {
+			res.status(400).type('text/plain').send(`${repeated.field} ${repeated.message}.`);
+			return;
+		}
+		const active = [...PAGES].reverse().find((candidate) => path === candidate.path || path.startsWith(`${candidate.path}/`)) ?? PAGES[0];
+		const period = resolveRange(periodOf(req), new Date());
+		page(res, 400, invalidPeriodPage(headingOf(req.dashboard!.site), active, period.ok ? period.range.chosen : period.chosen, assets, repeated.field, repeated.message, resolveFilter(filterOf(req)).chosen));
 	});
 
 	router.get('/dashboard', (req, res) => {

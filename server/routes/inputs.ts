@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import { z } from 'zod/v4';
 
 import { LEAD_CONTROL_CHARS, toFieldIssues } from '../../lib/contracts';
+import { knownKeysAt } from '../../lib/contracts/issues';
 import { sendProblem } from './problems';
 
 /**
@@ -107,8 +108,10 @@ export function parseInput<T>(schema: z.ZodType<T>, input: unknown, res: Respons
  * routes is a list, so that is refused as such before the schema reads the values.
  */
 export function parseQuery<T>(schema: z.ZodType<T>, req: Request, res: Response, error: string, what = ''): T | undefined {
+	// A parameter the schema does not take is refused as unknown, by the schema, however often it came.
+	const known = new Set(knownKeysAt(schema, []));
 	const repeated = Object.entries(req.query)
-		.filter(([, value]) => typeof value !== 'string')
+		.filter(([field, value]) => typeof value !== 'string' && (known.size === 0 || known.has(field)))
 		.map(([field]) => ({ field, message: 'must be given once, as a single value' }));
 	if (repeated.length) {
 		sendInvalid(res, error, what, repeated);

@@ -8,7 +8,7 @@ import { openCaught } from '../mail/sealed';
 import { isLocalRequest } from '../localOnly';
 import { listPage, MAILBOX_CSS, MAILBOX_JS, messagePage, PAGE_CSP, previewDocument, PREVIEW_CSP, type CatcherAddress, type MailboxEntry } from '../mail/mailboxPages';
 import type { SiteRegistry } from '../siteRegistry';
-import { parseInput, parseQuery, quoted, text, wholeNumber } from './inputs';
+import { cleanText, parseInput, parseQuery, quoted, wholeNumber } from './inputs';
 import { sendNoRoute, sendProblem } from './problems';
 
 export interface MailboxContext {
@@ -36,9 +36,10 @@ const SEALED_RECIPIENTS = `SELECT id::text, site_id::text AS "siteId", to_addres
 
 export const idParams = z.object({ id: z.uuid({ error: (issue) => `must be a message id (a UUID) from /mailbox/api/messages (got ${quoted(issue.input)})` }) });
 
+/** As the analytics filters: a named filter with no value is a mistake, not "any"; spaces around an address are no part of it. */
 export const listQuery = z.strictObject({
-	to: text(320).optional(),
-	site: text(64).optional(),
+	to: cleanText(z.string().trim().min(1, { error: 'must not be empty: give a recipient address, or leave the parameter out' }).max(320, { error: 'must be at most 320 characters' })).optional(),
+	site: cleanText(z.string().trim().min(1, { error: 'must not be empty: give a site key, or leave the parameter out' }).max(64, { error: 'must be at most 64 characters' })).optional(),
 	limit: wholeNumber(1, MAX_LIMIT).default(100),
 });
 
@@ -59,7 +60,8 @@ export function mailboxRouter({ prisma, sites, catcher }: MailboxContext): Route
 	router.use('/mailbox', (req: Request, res: Response, next: NextFunction) => {
 		if (!isLocalRequest(req.socket.remoteAddress, req.headers)) {
 			// Answered here, whatever the method: the receiver's 405 would name the mailbox's methods.
-			sendNoRoute(req, res);
+			// Under router.use, req.path has lost the /mailbox mount: the answer must name the path the client asked for.
+			sendNoRoute({ method: req.method, path: req.originalUrl.split('?')[0] }, res);
 			return;
 		}
 		res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex' });

@@ -1,0 +1,77 @@
+/**
+ * scripts/api-key: a key's name picks one active key of its site, so `revoke --name` can never
+ * take a second key in use with it, and a name that picks none says which names there are.
+ */
+import { createNamedApiKey, KeyNameTakenError } from '../../server/auth';
+import { childEnv, runBuilt } from '../helpers/builtReceiver';
+import { createTestSite, testDbUrl, testPrisma } from '../helpers/db';
+
+describe('scripts/api-key', () => {
+	const prisma = testPrisma();
+	const env = childEnv({ DATABASE_URL: testDbUrl() });
+	const run = (args: string[]) => runBuilt('scripts/api-key.js', args, env);
+	afterAll(async () => {
+		await prisma.$disconnect();
+	});
+
+	it('refuses a second active key of the same name on a site, naming --name', async () => {
+		const site = await createTestSite(prisma, 'keys');
+		const first = await run(['create', '--site', site.key, '--scope', 'read', '--name', 'r']);
+		expect([first.code, first.stderr]).toEqual([0, '']);
+		expect(first.stdout.trim()).toMatch(/^tcrm_read_\S+$/);
+
+		const second = await run(['create', '--site', site.key, '--scope', 'admin', '--name', 'r']);
+		expect([second.code, second.stdout]).toEqual([1, '']);
+		expect(second.stderr).toMatch(/--name "r"/);
+		expect(second.stderr).toMatch(/revoke/);
+		expect(await prisma.apiKey.count({ where: { siteId: site.id, name: 'r', revokedAt: null } })).toBe(1);
+
+		// Another site may use the name.
+		const other = await createTestSite(prisma, 'keys');
+		expect((await run(['create', '--site', other.key, '--scope', 'read', '--name', 'r'])).code).toBe(0);
+	}, 60_000);
+
+	it('revokes the one key of a name, and the name is free again afterwards', async () => {
+		const site = await createTestSite(prisma, 'keys');
+		expect((await run(['create', '--site', site.key, '--scope', 'read', '--name', 'r'])).code).toBe(0);
+		expect((await run(['create', '--site', site.key, '--scope', 'read', '--name', 'kept'])).code).toBe(0);
+		const revoked = await run(['revoke', '--site', site.key, '--name', 'r']);
+		expect([revoked.code, revoked.stdout.trim()]).toEqual([0, 'Revoked the key named "r".']);
+		expect(await prisma.apiKey.count({ where: { siteId: site.id, revokedAt: null } })).toBe(1);
+		expect((await run(['create', '--site', site.key, '--scope', 'read', '--name', 'r'])).code).toBe(0);
+	}, 60_000);
+
+	it('exits non-zero on a name no active key has, listing the site’s key names', async () => {
+		const site = await createTestSite(prisma, 'keys');
+		expect((await run(['create', '--site', site.key, '--scope', 'read', '--name', 'dashboard'])).code).toBe(0);
+		expect((await run(['create', '--site', site.key, '--scope', 'admin', '--name', 'n8n'])).code).toBe(0);
+		const missing = await run(['revoke', '--site', site.key, '--name', 'nope']);
+		expect(missing.code).toBe(1);
+		expect(missing.stdout).toBe('');
+		expect(missing.stderr).toMatch(/No active key named "nope"/);
+		expect(missing.stderr).toMatch(/"dashboard" \(read\)/);
+		expect(missing.stderr).toMatch(/"n8n" \(admin\)/);
+		expect(await prisma.apiKey.count({ where: { siteId: site.id, revokedAt: null } })).toBe(2);
+
+		const empty = await createTestSite(prisma, 'keys');
+		const none = await run(['revoke', '--site', empty.key, '--name', 'nope']);
+		expect(none.code).toBe(1);
+		expect(none.stderr).toMatch(/has no active keys/);
+	}, 60_000);
+
+	it('takes no option as the value of another', async () => {
+		const site = await createTestSite(prisma, 'keys');
+		const answer = await run(['create', '--site', site.key, '--name', '--scope', 'read']);
+		expect(answer.code).toBe(2);
+		expect(answer.stderr).toMatch(/--name needs a value/);
+		expect(await prisma.apiKey.count({ where: { siteId: site.id } })).toBe(0);
+	});
+
+	it('makes one key of a name when creates race', async () => {
+		const site = await createTestSite(prisma, 'keys');
+		const results = await Promise.allSettled(Array.from({ length: 6 }, () => createNamedApiKey(prisma, site.id, 'read', 'raced')));
+		expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+		for (const result of results) if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(KeyNameTakenError);
+		expect(await prisma.apiKey.count({ where: { siteId: site.id, name: 'raced' } })).toBe(1);
+	});
+});
