@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { formatMoney } from '../../lib/money';
 import { InputError } from '../shared/inputError';
 import { checkedJson, checkedText, checkedTime } from '../shared/parameters';
 
@@ -111,7 +110,7 @@ export function outcomeActivity(json: Record<string, unknown>): OutcomeActivity 
 			subject,
 			reference,
 			type: 'conversion',
-			description: `Converted: ${conversions.map((c) => `${String(c.goal)}${Number(c.value) ? ` (${formatMoney(Number(c.value), c.currency ? String(c.currency) : null)})` : ''}`).join(', ')}`,
+			description: `Converted: ${conversions.map((c) => `${String(c.goal)}${c.value ? ` (${String(c.value)}${c.currency ? ` ${String(c.currency)}` : ''})` : ''}`).join(', ')}`,
 			data: { eventId: json.id, conversions: conversions.map((c) => ({ id: c.conversionId, goal: c.goal, value: c.value, currency: c.currency })) },
 			dedupeKey: `conversion:${conversions.map((c) => String(c.conversionId)).join(',')}`,
 		};
