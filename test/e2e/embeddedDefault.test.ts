@@ -242,6 +242,7 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 		let before: Panel | undefined;
 		let caughtBefore = 0;
 		let anonymousId = '';
+		let killedAt = 0;
 		try {
 			const { page, visitorId } = await browseAndSubmit(browser, base, email, path.join(SCREENSHOTS, 'before-kill.png'));
 			// The moment workflow 03 has made the lead; 05 and 06 (enrichment, the welcome email) are still to run.
@@ -249,6 +250,7 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 			before = await until(() => panel(base, visitorId), (seen) => seen.lead !== null, 30_000, 'the lead');
 			caughtBefore = (await caughtMail(base, email)).length;
 			first.child.kill('SIGKILL');
+			killedAt = Date.now();
 			await first.exited;
 			await page.context().close();
 		} finally {
@@ -262,7 +264,9 @@ describe('the embedded default: npm start, the demo, the whole CRM loop', () => 
 			// SMTP conversation itself leaves no email to wait for: the checks below tell the cases apart.
 			await until(() => caughtMail(base, email), (messages) => messages.length > 0, 180_000, `the welcome email to ${email} after the restart`).catch(() => undefined);
 			await until(async () => (await fetch(`${base}/health`)).status, (status) => status === 200, 30_000, 'a healthy receiver');
-			await new Promise((resolve) => setTimeout(resolve, 3000));
+			// The email may come before a delivery the killed process had leased is sent again: wait out the
+			// lease (DISPATCH_TIMEOUT_MS × 2 + 5 s, the default timeout 10 s) and its new delivery's run.
+			await new Promise((resolve) => setTimeout(resolve, Math.max(3000, killedAt + 25_000 + 15_000 - Date.now())));
 			await stop(second);
 			const db = await openDatabase({ url: null, dataDir, owner: 'the embedded default test' });
 			try {
