@@ -14,7 +14,7 @@ import { uuidv7s } from '../../lib/ids';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, forEachItem, type ItemGlue } from '../shared/items';
-import { findLeadId, findLeads, namesAddress, piiCredentialOf, siteCipherOf, type PiiKeyFields } from '../shared/leads';
+import { ErasedLead, findLeadId, findLeads, logErasedItems, namesAddress, piiCredentialOf, siteCipherOf, type PiiKeyFields } from '../shared/leads';
 import { numberParameter, optionParameter, textParameter } from '../shared/parameters';
 import { findVisitorIds, SiteResolver } from '../shared/subjects';
 import { buildActivity, outcomeActivity, type ActivityDraft, type ActivityRecord } from './activity';
@@ -219,12 +219,14 @@ const draftOfOutcome: DraftOf = (context, i) => {
  * Logs every item's activity with a fixed number of statements per site: the leads and visitors
  * named in one query each, the activities in one insert (an activity whose dedupe key is taken is
  * not written again), the ids of those already there in one more. Every item is checked before
- * anything is written, so a bad item stops the node with no write.
+ * anything is written, so a bad item stops the node with no write. An item whose lead was erased
+ * is left out: nothing is logged of the person, and it is no failure.
  */
 async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, sites: SiteResolver, piiKeys: PiiKeyFields, glue: ItemGlue, draftOf: DraftOf): Promise<INodeExecutionData[]> {
 	const items = context.getInputData();
 	const output = new Map<number, INodeExecutionData>();
 	const fail = (item: number, error: unknown) => output.set(item, failedItem(context, glue, error, item));
+	let erased = 0;
 	const drafts: Draft[] = [];
 	/** The cipher of each site an item names a lead of by address. */
 	const ciphers = new Map<string, PiiCipher | null>();
@@ -250,6 +252,10 @@ async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, s
 		const rows: ActivityRow[] = [];
 		for (const draft of siteDrafts) {
 			const found = (draft.subject === 'lead' ? leads : visitors).get(draft.reference);
+			if (found instanceof ErasedLead) {
+				erased += 1;
+				continue;
+			}
 			if (typeof found !== 'string') {
 				fail(draft.item, found);
 				continue;
@@ -271,7 +277,8 @@ async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, s
 			}
 		}
 	}
-	return items.map((_, i) => output.get(i) as INodeExecutionData);
+	logErasedItems(context, erased);
+	return items.flatMap((_, i) => output.get(i) ?? []);
 }
 
 interface ActivityRow {

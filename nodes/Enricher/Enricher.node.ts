@@ -18,7 +18,7 @@ import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '
 import { failedItem, inputError, type ItemGlue } from '../shared/items';
 import { numberParameter, textParameter } from '../shared/parameters';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
-import { findLeads, piiCredentialOf, piiKeyProblem, siteCipherOf } from '../shared/leads';
+import { ErasedLead, findLeads, logErasedItems, piiCredentialOf, piiKeyProblem, siteCipherOf } from '../shared/leads';
 import { createMxChecker, enrich, type Enrichment, type MxChecker } from './enrich';
 
 /** Definite MX answers for the life of the n8n process: mail domains change rarely. */
@@ -191,6 +191,9 @@ export class Enricher implements INodeType {
 		const piiKeys = await piiCredentialOf(this);
 		const output = new Map<number, INodeExecutionData>();
 		const fail = (item: number, error: unknown) => output.set(item, failedItem(this, glue, piiKeyProblem(error), item));
+		/** Items whose lead was erased, left out: the person is meant to be gone, which is no failure to retry. */
+		const erased = new Set<number>();
+		const leaveOut = (item: number) => erased.add(item);
 
 		const bySite = new Map<string, EnricherItem[]>();
 		for (let i = 0; i < items.length; i++) {
@@ -214,12 +217,13 @@ export class Enricher implements INodeType {
 		for (const [siteId, entries] of bySite) {
 			try {
 				const cipher = siteCipherOf(piiKeys, entries[0].site);
-				for (const [item, json] of await enrichSite(prisma, siteId, cipher, entries, items, (item, error) => fail(item, error))) output.set(item, { json, pairedItem: { item } });
+				for (const [item, json] of await enrichSite(prisma, siteId, cipher, entries, items, { fail, leaveOut })) output.set(item, { json, pairedItem: { item } });
 			} catch (error) {
-				for (const entry of entries) if (!output.has(entry.item)) fail(entry.item, error);
+				for (const entry of entries) if (!output.has(entry.item) && !erased.has(entry.item)) fail(entry.item, error);
 			}
 		}
-		return [items.map((_, i) => output.get(i) as INodeExecutionData)];
+		logErasedItems(this, erased.size);
+		return [items.flatMap((_, i) => output.get(i) ?? [])];
 	}
 }
 
@@ -227,7 +231,7 @@ export class Enricher implements INodeType {
  * Enriches the items of one site with a fixed number of statements: their leads, their visitors'
  * latest user agents, the businesses of their company domains, then the leads' new fields and tags
  * in one transaction. Items run in order, as if one by one: a later item of a lead sees what an
- * earlier one filled in.
+ * earlier one filled in. An item whose lead was erased is left out (`leaveOut`), not failed.
  */
 async function enrichSite(
 	prisma: PrismaClient,
@@ -235,13 +239,14 @@ async function enrichSite(
 	cipher: PiiCipher | null,
 	entries: readonly EnricherItem[],
 	items: readonly INodeExecutionData[],
-	fail: (item: number, error: unknown) => void,
+	{ fail, leaveOut }: { fail: (item: number, error: unknown) => void; leaveOut: (item: number) => void },
 ): Promise<Map<number, IDataObject>> {
 	const found = await findLeads(prisma, siteId, entries.map((entry) => entry.reference), cipher);
 	const ready = entries.flatMap((entry) => {
 		const leadId = found.get(entry.reference);
 		if (typeof leadId === 'string') return [{ ...entry, leadId }];
-		fail(entry.item, leadId);
+		if (leadId instanceof ErasedLead) leaveOut(entry.item);
+		else fail(entry.item, leadId);
 		return [];
 	});
 	const leadIds = [...new Set(ready.map((entry) => entry.leadId))];

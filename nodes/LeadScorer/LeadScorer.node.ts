@@ -10,7 +10,7 @@ import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, type ItemGlue } from '../shared/items';
 import { numberParameter, textParameter } from '../shared/parameters';
-import { findLeads, piiCredentialOf, piiKeyProblem, piiKeyringOf } from '../shared/leads';
+import { ErasedLead, findLeads, logErasedItems, piiCredentialOf, piiKeyProblem, piiKeyringOf } from '../shared/leads';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { disjointParts, inTurns, transactionsAtOnce } from '../shared/transactions';
 import { payloadOf } from './payload';
@@ -287,6 +287,8 @@ export class LeadScorer implements INodeType {
 					const leadId = item.reference !== undefined ? leads.get(item.reference) : visitors.get(item.visitor as string);
 					if (typeof leadId === 'string') item.leadId = leadId;
 					else if (leadId === null) passing.add(item.index);
+					// Named by an item already on its way when the person was erased: left out, as below.
+					else if (leadId instanceof ErasedLead) outcomes[item.index] = null;
 					else fail(item.index, leadId);
 					return typeof leadId === 'string';
 				});
@@ -349,7 +351,7 @@ export class LeadScorer implements INodeType {
 				if (one.stageChange) changed.push(output);
 			}
 		}
-		if (erased > 0) this.logger.info(`CRM Lead Scorer: ${erased} item(s) left out: their address was erased (privacy erasure), so no lead is stored for it again`);
+		logErasedItems(this, erased);
 		return [all, changed];
 	}
 }

@@ -20,6 +20,7 @@ import { browserClaims, LEAD_FIELDS, mergeEntries, mergeProperties, otherOwner, 
 import { browsersHistory, recordedOfSummary, recordedRules, rescore, summaryOf, type LeadHistory, type LedgerSummary, type RecordedRule, type Rescored, type StoredBrowser, type StoredLead, type SummaryEntry } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 import { InputError } from '../shared/inputError';
+import { erasedReferences } from '../shared/leads';
 
 export interface ScoredLead {
 	id: string;
@@ -163,18 +164,7 @@ function propertiesToWrite(cipher: PiiCipher | null, given: LeadProperties | und
  */
 async function erasedAddresses(prisma: Db, context: ScoringContext, entries: readonly PreparedLead[]): Promise<Set<string>> {
 	await prisma.$queryRawUnsafe(`SELECT 1 FROM sites WHERE id = $1::uuid FOR SHARE`, context.siteId);
-	const cipher = cipherOf(context);
-	const addressOf = new Map<string, string>();
-	for (const { email } of entries) {
-		addressOf.set(emailHash(email, cipher), email);
-		if (cipher) addressOf.set(emailHash(email), email);
-	}
-	const erased = await prisma.$queryRawUnsafe<Array<{ emailHash: string }>>(
-		`SELECT email_hash AS "emailHash" FROM suppressions WHERE site_id = $1::uuid AND reason = 'erased' AND email_hash = ANY($2::text[])`,
-		context.siteId,
-		[...addressOf.keys()],
-	);
-	return new Set(erased.map((row) => addressOf.get(row.emailHash) as string));
+	return await erasedReferences(prisma, context.siteId, [], [...new Set(entries.map((entry) => entry.email))], cipherOf(context));
 }
 
 /**

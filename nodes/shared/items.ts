@@ -9,6 +9,7 @@ import {
 
 import { databaseProblem } from './database';
 import { InputError } from './inputError';
+import { ErasedLead, logErasedItems } from './leads';
 
 export { InputError };
 
@@ -65,7 +66,10 @@ export function failedItem(context: IExecuteFunctions, glue: ItemGlue, error: un
 	return { json: { error: nodeError.message }, pairedItem: { item: itemIndex } };
 }
 
-/** Runs `run` for every input item: outputs paired to their input, failures as failedItem. */
+/**
+ * Runs `run` for every input item: outputs paired to their input, failures as failedItem. An item
+ * whose lead was erased ({@link ErasedLead}) is left out, and the log says how many were.
+ */
 export async function forEachItem(
 	this: IExecuteFunctions,
 	glue: ItemGlue,
@@ -73,12 +77,15 @@ export async function forEachItem(
 ): Promise<INodeExecutionData[]> {
 	const output: INodeExecutionData[] = [];
 	const items = this.getInputData();
+	let erased = 0;
 	for (let i = 0; i < items.length; i++) {
 		try {
 			for (const json of await run(i)) output.push({ json, pairedItem: { item: i } });
 		} catch (error) {
-			output.push(failedItem(this, glue, error, i));
+			if (error instanceof ErasedLead) erased += 1;
+			else output.push(failedItem(this, glue, error, i));
 		}
 	}
+	logErasedItems(this, erased);
 	return output;
 }

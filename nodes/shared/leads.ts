@@ -6,6 +6,7 @@
 import type { IExecuteFunctions } from 'n8n-workflow';
 
 import type { Prisma } from '../../lib/db/generated/client';
+import type { RawSql } from '../../lib/db/rawSql';
 import { emailHash } from '../../lib/email';
 import { isUuid } from '../../lib/ids';
 import { normalizeEmail } from '../../lib/mailbox';
@@ -48,14 +49,42 @@ function notFound(reference: string, sealed: boolean): InputError {
 	return new InputError(FIELD, `No lead "${reference.trim()}" on this site; give the lead's id or email address${keys}`);
 }
 
-type Leads = Pick<Prisma.TransactionClient, 'lead'>;
+/**
+ * A reference to a lead that a privacy erasure deleted (POST /api/privacy/erase), by its id or its
+ * address: an item already on its way when the person was erased. Not an InputError, since there
+ * is nothing for the builder to fix: a node leaves such an item out, neither output nor failure,
+ * and says how many in n8n's log ({@link logErasedItems}).
+ */
+export class ErasedLead extends Error {
+	constructor(readonly reference: string) {
+		super(`The lead "${reference.trim()}" was erased (privacy erasure): nothing of it is stored any more`);
+	}
+}
+
+/** Says in n8n's log how many items the node left out because their lead was erased: nothing else tells the builder where they went. */
+export function logErasedItems(context: Pick<IExecuteFunctions, 'logger' | 'getNode'>, count: number): void {
+	if (count > 0) context.logger.info(`${context.getNode().name}: ${count} item(s) left out: their address was erased (privacy erasure)`);
+}
 
 /**
- * Several leads in one query; each reference maps to its lead's id or to why there is none. On a
- * site with `privacy.encryptPii` (`cipher` given) addresses are sealed, so a lead is found by the
- * keyed hash of its address, or by its SHA-256 while it is still stored in clear.
+ * Which of some lead ids ($2) and address hashes ($3) an erasure left behind: the ids in the
+ * erasure's tombstones, the hashes it suppressed as erased.
  */
-export async function findLeads(prisma: Leads, siteId: string, references: readonly string[], cipher?: PiiCipher | null): Promise<Map<string, string | InputError>> {
+const ERASED = `
+SELECT lead_id::text AS key FROM erased_leads WHERE site_id = $1::uuid AND lead_id = ANY($2::uuid[])
+UNION ALL
+SELECT email_hash FROM suppressions WHERE site_id = $1::uuid AND reason = 'erased' AND email_hash = ANY($3::text[])`;
+
+type Leads = Pick<Prisma.TransactionClient, 'lead' | '$queryRawUnsafe'>;
+
+/**
+ * Several leads in one query; each reference maps to its lead's id, to {@link ErasedLead} when it
+ * names a lead an erasure deleted, or to why there is none. On a site with `privacy.encryptPii`
+ * (`cipher` given) addresses are sealed, so a lead is found by the keyed hash of its address, or by
+ * its SHA-256 while it is still stored in clear. The references no lead answers take one query
+ * more, for the erasure's tombstones and suppressions.
+ */
+export async function findLeads(prisma: Leads, siteId: string, references: readonly string[], cipher?: PiiCipher | null): Promise<Map<string, string | InputError | ErasedLead>> {
 	const parsed = new Map([...new Set(references)].map((reference) => [reference, leadReference(reference)]));
 	const ids = new Set<string>();
 	const emails = new Set<string>();
@@ -74,18 +103,47 @@ export async function findLeads(prisma: Leads, siteId: string, references: reado
 	const byEmail = cipher
 		? new Map(hashes.flatMap(([email, keyed, clear]) => (byHash.has(keyed) || byHash.has(clear) ? [[email, (byHash.get(keyed) ?? byHash.get(clear)) as string]] : [])))
 		: new Map(rows.map((row) => [row.email, row.id]));
-	const found = new Map<string, string | InputError>();
+	const idOf = (named: LeadReference) => ('id' in named ? (byId.has(named.id) ? named.id : undefined) : 'email' in named ? byEmail.get(named.email) : undefined);
+	const erased = await erasedOf(prisma, siteId, [...parsed.values()].filter((named) => idOf(named) === undefined), cipher);
+	const found = new Map<string, string | InputError | ErasedLead>();
 	for (const [reference, named] of parsed) {
-		const id = 'id' in named ? (byId.has(named.id) ? named.id : undefined) : 'email' in named ? byEmail.get(named.email) : undefined;
-		found.set(reference, 'error' in named ? named.error : (id ?? notFound(reference, Boolean(cipher))));
+		if ('error' in named) found.set(reference, named.error);
+		else if (erased.has('id' in named ? named.id : named.email)) found.set(reference, new ErasedLead(reference));
+		else found.set(reference, idOf(named) ?? notFound(reference, Boolean(cipher)));
 	}
 	return found;
 }
 
-/** One lead's id; a reference that names no lead of the site throws, naming the Lead parameter. */
+/** The lead ids and addresses (mailbox keys) among `missing` that an erasure left behind. */
+async function erasedOf(prisma: Leads, siteId: string, missing: readonly LeadReference[], cipher?: PiiCipher | null): Promise<Set<string>> {
+	const ids = missing.flatMap((named) => ('id' in named ? [named.id] : []));
+	const emails = missing.flatMap((named) => ('email' in named ? [named.email] : []));
+	return await erasedReferences(prisma, siteId, ids, emails, cipher);
+}
+
+/**
+ * Which of some lead ids and addresses (mailbox keys) an erasure left behind, in one query (none
+ * when there is nothing to ask): the ids in its tombstones, the addresses under the hashes it
+ * suppressed as erased, the keyed one and the SHA-256 on a site with `privacy.encryptPii`.
+ */
+export async function erasedReferences(db: Pick<RawSql, '$queryRawUnsafe'>, siteId: string, ids: readonly string[], emails: readonly string[], cipher?: PiiCipher | null): Promise<Set<string>> {
+	const addressOf = new Map<string, string>();
+	for (const email of emails) {
+		if (cipher) addressOf.set(emailHash(email, cipher), email);
+		addressOf.set(emailHash(email), email);
+	}
+	if (ids.length + addressOf.size === 0) return new Set();
+	const rows = await db.$queryRawUnsafe<Array<{ key: string }>>(ERASED, siteId, [...ids], [...addressOf.keys()]);
+	return new Set(rows.map((row) => addressOf.get(row.key) ?? row.key));
+}
+
+/**
+ * One lead's id; a reference that names no lead of the site throws, naming the Lead parameter, and
+ * one that names an erased lead throws {@link ErasedLead}.
+ */
 export async function findLeadId(prisma: Leads, siteId: string, reference: string, cipher?: PiiCipher | null): Promise<string> {
 	const found = (await findLeads(prisma, siteId, [reference], cipher)).get(reference);
-	if (typeof found !== 'string') throw found as InputError;
+	if (typeof found !== 'string') throw found as InputError | ErasedLead;
 	return found;
 }
 

@@ -245,7 +245,9 @@ ON CONFLICT (site_id, email_hash, channel) DO UPDATE SET reason = 'erased'::supp
  * - `POST /api/privacy/erase` with `{"email": …}` deletes it all in one transaction and answers
  *   200 with the rows removed per table. An unknown address answers 200 with zero counts and is
  *   still suppressed and logged: erasure is a promise about the future too, so repeating it is
- *   safe and an address can be erased before it ever arrives.
+ *   safe and an address can be erased before it ever arrives. What stays holds no personal data:
+ *   the address's hashes (suppressed as erased), the ids of the leads deleted (erased_leads) and
+ *   the erasure_log entry.
  */
 export function privacyRouter(context: PrivacyContext): Router {
 	const router = Router();
@@ -303,6 +305,9 @@ export function privacyRouter(context: PrivacyContext): Router {
 				const removed = await erasePerson(tx, siteId, person);
 				// Both hashes on a site with privacy.encryptPii: the receiver's ingest checks the SHA-256 of a posted address.
 				await tx.$executeRawUnsafe(SUPPRESS_ERASED, siteId, person.hashes);
+				// A delivery already on its way may still name a lead by its id, which nothing else recalls
+				// now: the nodes find it here and leave its items out instead of failing the delivery.
+				await tx.erasedLead.createMany({ data: person.leadIds.map((leadId) => ({ siteId, leadId })) });
 				await tx.erasureLog.create({ data: { siteId, emailHash: person.hash, requestedBy: keyName, removed } });
 				return { emailHash: person.hash, removed };
 			}, TRANSACTION);

@@ -1,5 +1,8 @@
+import { v7 as uuidv7 } from 'uuid';
+
 import type { PrismaClient } from '../../lib/db/generated/client';
-import { findLeadId, findLeads, leadReference } from '../../nodes/shared/leads';
+import { emailHash } from '../../lib/email';
+import { ErasedLead, findLeadId, findLeads, leadReference } from '../../nodes/shared/leads';
 import { createTestSite, testPrisma } from '../helpers/db';
 import { InputError } from '../../nodes/shared/inputError';
 
@@ -46,7 +49,7 @@ describe('findLeads', () => {
 		await prisma.$disconnect();
 	});
 
-	it('maps each reference to its lead, or to why there is none, in one query', async () => {
+	it('maps each reference to its lead, or to why there is none', async () => {
 		const unknownId = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
 		// [reference, lead id or error message]
 		const cases: Array<[string, string]> = [
@@ -69,5 +72,40 @@ describe('findLeads', () => {
 	it('throws for one reference that names no lead, naming the Lead parameter', async () => {
 		await expect(findLeadId(prisma, site.id, 'bob@acme.io')).resolves.toBe(bob);
 		await expect(findLeadId(prisma, site.id, 'ghost@acme.io')).rejects.toMatchObject({ field: 'lead', message: 'No lead "ghost@acme.io" on this site; give the lead\'s id or email address' });
+	});
+
+	it('tells a lead an erasure deleted, by the id it left behind or its address suppressed as erased, from one that never was', async () => {
+		// Rows as POST /api/privacy/erase leaves them (test/privacy/erasedLeads.test.ts erases through it).
+		const erasedId = uuidv7();
+		const erasedElsewhere = uuidv7();
+		await prisma.erasedLead.createMany({ data: [{ siteId: site.id, leadId: erasedId }, { siteId: other.id, leadId: erasedElsewhere }] });
+		await prisma.suppression.createMany({
+			data: [
+				{ siteId: site.id, emailHash: emailHash('gone.person@gmail.com'), reason: 'erased' },
+				{ siteId: site.id, emailHash: emailHash('left@acme.io'), reason: 'unsubscribed' },
+				{ siteId: other.id, emailHash: emailHash('gone.elsewhere@acme.io'), reason: 'erased' },
+			],
+		});
+		// [reference, 'erased', a lead id or an error message]
+		const cases: Array<[string, string]> = [
+			[erasedId, 'erased'],
+			[` ${erasedId.toUpperCase()} `, 'erased'],
+			['Gone.Person+crm@gmail.com', 'erased'],
+			['bob@acme.io', bob],
+			['left@acme.io', 'No lead "left@acme.io" on this site; give the lead\'s id or email address'],
+			[erasedElsewhere, `No lead "${erasedElsewhere}" on this site; give the lead's id or email address`],
+			['gone.elsewhere@acme.io', 'No lead "gone.elsewhere@acme.io" on this site; give the lead\'s id or email address'],
+		];
+		const found = await findLeads(prisma, site.id, cases.map(([reference]) => reference));
+		expect(
+			cases.map(([reference]) => {
+				const result = found.get(reference);
+				return [reference, result instanceof ErasedLead ? 'erased' : result instanceof InputError ? result.message : result];
+			}),
+		).toEqual(cases);
+		expect(found.get(erasedId)).not.toBeInstanceOf(InputError);
+
+		await expect(findLeadId(prisma, site.id, 'gone.person@gmail.com')).rejects.toBeInstanceOf(ErasedLead);
+		await expect(findLeadId(prisma, site.id, erasedElsewhere)).rejects.toMatchObject({ field: 'lead' });
 	});
 });

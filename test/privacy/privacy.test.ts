@@ -6,6 +6,7 @@ import type { PrismaClient } from '../../lib/db/generated/client';
 import { emailHash } from '../../lib/email';
 import { createApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
+import { removeSite } from '../../server/sites';
 import { storeEvents, testPrisma } from '../helpers/db';
 import { batch, pageview, post } from '../helpers/events';
 import { startTestReceiver } from '../helpers/receiver';
@@ -37,6 +38,7 @@ async function siteCounts(prisma: PrismaClient, siteId: string): Promise<Record<
 		businesses: await prisma.business.count(where),
 		suppressions: await prisma.suppression.count(where),
 		erasure_log: await prisma.erasureLog.count(where),
+		erased_leads: await prisma.erasedLead.count(where),
 	};
 }
 
@@ -267,12 +269,14 @@ describe('privacy export and erasure', () => {
 		expect(response).toEqual({ status: 200, json: { erased: true, emailHash: emailHash(person), suppressed: true, removed } });
 
 		const expected = Object.fromEntries(Object.entries(beforeA).map(([table, count]) => [table, count - (removed[table as keyof typeof removed] ?? 0)]));
-		expect(await siteCounts(prisma, siteAId)).toEqual({ ...expected, suppressions: beforeA.suppressions + 1, erasure_log: beforeA.erasure_log + 1 });
+		expect(await siteCounts(prisma, siteAId)).toEqual({ ...expected, suppressions: beforeA.suppressions + 1, erasure_log: beforeA.erasure_log + 1, erased_leads: beforeA.erased_leads + 1 });
 		expect(await siteCounts(prisma, siteBId)).toEqual(beforeB);
 		expect(await prisma.lead.findUnique({ where: { id: quinn.lead.id } })).not.toBeNull();
 		expect(await prisma.business.count({ where: { siteId: siteAId, domain: 'acme.example' } })).toBe(1);
 
 		expect(await prisma.suppression.findMany({ where: { siteId: siteAId, emailHash: emailHash(person) } })).toEqual([expect.objectContaining({ channel: 'email', reason: 'erased' })]);
+		// The erased lead's id stays behind, so an item already on its way that names it is left out, not failed.
+		expect(await prisma.erasedLead.findMany({ where: { siteId: siteAId }, select: { leadId: true } })).toEqual([{ leadId: pat.lead.id }]);
 		const log = await prisma.erasureLog.findMany({ where: { siteId: siteAId } });
 		expect(log).toEqual([expect.objectContaining({ emailHash: emailHash(person), requestedBy: 'privacy-officer', removed })]);
 		expect(JSON.stringify(log)).not.toMatch(/pat/i);
@@ -295,5 +299,15 @@ describe('privacy export and erasure', () => {
 		expect(await prisma.suppression.findMany({ where: { siteId: siteAId, emailHash: emailHash(stranger) } })).toEqual([expect.objectContaining({ reason: 'erased' })]);
 		expect(await post(`${receiver.url}/api/lead`, { site: siteA.site.key, email: stranger })).toEqual({ status: 202, json: { stored: false, reason: 'erased' } });
 		expect(await prisma.suppression.count({ where: { siteId: siteBId, emailHash: emailHash(stranger) } })).toBe(0);
+		expect(await prisma.erasedLead.count({ where: { siteId: siteAId } })).toBe(1);
+	});
+
+	it('keeps the erased lead ids of a site until the site itself is deleted', async () => {
+		expect((await erase({ email: person }, adminB)).json).toMatchObject({ erased: true, removed: expect.objectContaining({ leads: 1 }) });
+		expect(await prisma.erasedLead.findMany({ where: { siteId: siteBId }, select: { leadId: true } })).toEqual([{ leadId: patOnB.lead.id }]);
+
+		await removeSite(prisma, siteBId);
+		expect(await prisma.erasedLead.count({ where: { siteId: siteBId } })).toBe(0);
+		expect(await prisma.erasedLead.findMany({ where: { siteId: siteAId }, select: { leadId: true } })).toEqual([{ leadId: pat.lead.id }]);
 	});
 });
