@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { openDatabase } from '../lib/db';
-import { createNamedApiKey, KeyNameTakenError, revokeApiKeys, type KeyScope, type NamedKey } from '../server/auth';
+import { createApiKey, KeyNameTakenError, revokeApiKeys, type KeyScope, type NamedKey } from '../server/auth';
 
 const USAGE = `Usage: node dist/scripts/api-key.js create --site <site key> --scope read|admin --name <label>
        node dist/scripts/api-key.js revoke --name <label> --site <site key>
@@ -61,7 +61,7 @@ async function main(args: string[]): Promise<number> {
 				return 2;
 			}
 			try {
-				console.log(await createNamedApiKey(db.prisma, site.id, scope as KeyScope, name));
+				console.log(await createApiKey(db.prisma, site.id, scope as KeyScope, name));
 			} catch (error) {
 				if (!(error instanceof KeyNameTakenError)) throw error;
 				console.error(

@@ -16,12 +16,6 @@ export function generateApiKey(scope: KeyScope): string {
 	return `tcrm_${scope}_${randomBytes(24).toString('base64url')}`;
 }
 
-export async function createApiKey(prisma: PrismaClient, siteId: string, scope: KeyScope, name: string): Promise<string> {
-	const key = generateApiKey(scope);
-	await prisma.apiKey.create({ data: { siteId, scope, name, keyHash: hashApiKey(key) } });
-	return key;
-}
-
 /** An active key of a site, as its owner tells it apart from the others: by name and scope. */
 export interface NamedKey {
 	name: string;
@@ -31,12 +25,14 @@ export interface NamedKey {
 /** A create that would give a site's second active key a name already in use: revoke would no longer pick one key. */
 export class KeyNameTakenError extends Error {
 	override readonly name = 'KeyNameTakenError';
+	/** The input at fault, as the receiver's problems name fields. */
+	readonly field = 'name';
 
 	constructor(
 		readonly keyName: string,
 		readonly active: NamedKey[],
 	) {
-		super(`A key named "${keyName}" is already active on this site`);
+		super(`name "${keyName}" is already used by an active key of this site: choose another name, or revoke that key first`);
 	}
 }
 
@@ -46,12 +42,13 @@ export async function activeKeys(prisma: Pick<PrismaClient, 'apiKey'>, siteId: s
 }
 
 /**
- * Like createApiKey, but the name must be free among the site's active keys, so `revoke --name`
- * takes exactly the key meant. The schema has no unique index for it (revoked keys keep their
- * names, and adding one needs a migration), so a per-site advisory lock serializes the check and
- * the insert: two creates of one name at once make one key, and the other is refused.
+ * Makes a key of the site and returns it. Its name must be free among the site's active keys, so
+ * `revoke --name` takes exactly the key meant; a taken one throws KeyNameTakenError. The schema
+ * has no unique index for it (revoked keys keep their names, and adding one needs a migration),
+ * so a per-site advisory lock serializes the check and the insert: two creates of one name at
+ * once make one key, and the other is refused.
  */
-export async function createNamedApiKey(prisma: PrismaClient, siteId: string, scope: KeyScope, name: string): Promise<string> {
+export async function createApiKey(prisma: PrismaClient, siteId: string, scope: KeyScope, name: string): Promise<string> {
 	const key = generateApiKey(scope);
 	await prisma.$transaction(async (tx) => {
 		await tx.$executeRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))', `api-key-names:${siteId}`);

@@ -16,10 +16,10 @@ import { openLead, storedRecipient, type PiiCipher } from '../../lib/pii';
 import type { ResolvedSite } from '../shared/subjects';
 import type { Sender } from './actions/sendDue.operation';
 import { cipherOf } from './helpers/pii';
-import { confirmationKey, consentGate, confirmsFirst, startAfterConfirmation, type ConsentGate, type ConsentSettings } from './consent';
+import { confirmationKey, consentGate, consentSettingsOf, confirmsFirst, reservedConfirmation, startAfterConfirmation, type ConsentGate } from './consent';
 import { renderConfirmation } from './render';
 import { windowOf } from './sequences';
-import { DELIVERY_UNKNOWN, sendFailure, senderAddress, type Outcome } from './steps';
+import { sendFailure, senderAddress, type Outcome } from './steps';
 import { certainlyNotDelivered } from './transport';
 
 const DAY_MS = 86_400_000;
@@ -28,11 +28,6 @@ interface LeadAddress {
 	id: string;
 	email: string;
 	emailHash: string;
-}
-
-export function consentSettingsOf(site: ResolvedSite): ConsentSettings {
-	const { requireMarketingConsent, doubleOptIn, confirmationEmail } = site.config.privacy;
-	return { requireMarketingConsent, doubleOptIn, validForDays: (confirmationEmail ?? DEFAULT_CONFIRMATION_EMAIL).validForDays };
 }
 
 /** The lead's marketing records (by the stored hash and the hash of its address now, as suppressions are read) and where they leave it. */
@@ -48,7 +43,7 @@ async function standingOf(prisma: PrismaClient, site: ResolvedSite, lead: LeadAd
 
 /** The consent verdict before a step ({@link consentGate}); no query where the site requires no consent. */
 export async function consentGateFor(prisma: PrismaClient, site: ResolvedSite, lead: LeadAddress, now: Date): Promise<ConsentGate> {
-	const settings = consentSettingsOf(site);
+	const settings = consentSettingsOf(site.config.privacy);
 	if (!settings.requireMarketingConsent) return { do: 'proceed' };
 	const standing = await standingOf(prisma, site, lead);
 	const reserved =
@@ -58,13 +53,12 @@ export async function consentGateFor(prisma: PrismaClient, site: ResolvedSite, l
 					select: { status: true, error: true, createdAt: true },
 				})
 			: null;
-	const confirmation = reserved && { reservedAt: reserved.createdAt, resend: reserved.status === 'failed' && !reserved.error?.startsWith(DELIVERY_UNKNOWN) };
-	return consentGate({ settings, standing, confirmation, now });
+	return consentGate({ settings, standing, confirmation: reservedConfirmation(reserved), now });
 }
 
 /** Whether a new enrollment of the lead must first ask for its confirmation ({@link confirmsFirst}). */
 export async function awaitsConfirmation(prisma: PrismaClient, site: ResolvedSite, leadId: string, cipher: PiiCipher | null): Promise<boolean> {
-	const settings = consentSettingsOf(site);
+	const settings = consentSettingsOf(site.config.privacy);
 	if (!settings.requireMarketingConsent || !settings.doubleOptIn) return false;
 	// Opened: records written before the site sealed addresses carry the SHA-256 of the address itself.
 	const lead = openLead(cipher, await prisma.lead.findUniqueOrThrow({ where: { id: leadId }, select: { id: true, email: true, emailHash: true } }));
@@ -103,7 +97,7 @@ export async function sendConfirmation(
 		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, status: 'active', nextStep: enrollment.nextStep }, data: { nextRunAt: until } });
 		return until.toISOString();
 	};
-	const deadline = (from: Date) => new Date(from.getTime() + consentSettingsOf(site).validForDays * DAY_MS);
+	const deadline = (from: Date) => new Date(from.getTime() + consentSettingsOf(site.config.privacy).validForDays * DAY_MS);
 	const idempotencyKey = confirmationKey(lead.id, grantId);
 	const cipher = cipherOf(site, sender);
 

@@ -4,8 +4,9 @@
  * step), enrolling (when the first run is) and Handle Email Event (when a confirmed sequence starts).
  */
 import { CONFIRMATION_KEY_PREFIX, type MarketingStanding } from '../../lib/consent';
+import { DEFAULT_CONFIRMATION_EMAIL, type SiteConfig } from '../../lib/contracts/siteConfig';
 import type { SendWindow } from './schedule';
-import { stepDueAt } from './steps';
+import { DELIVERY_UNKNOWN, stepDueAt } from './steps';
 
 const DAY_MS = 86_400_000;
 
@@ -19,6 +20,20 @@ export interface ConsentSettings {
 	doubleOptIn: boolean;
 	/** Days a confirmation link may be confirmed in (privacy.confirmationEmail.validForDays). */
 	validForDays: number;
+}
+
+/** The consent settings of a site's privacy config. */
+export function consentSettingsOf(privacy: SiteConfig['privacy']): ConsentSettings {
+	const { requireMarketingConsent, doubleOptIn, confirmationEmail } = privacy;
+	return { requireMarketingConsent, doubleOptIn, validForDays: (confirmationEmail ?? DEFAULT_CONFIRMATION_EMAIL).validForDays };
+}
+
+/**
+ * The reserved confirmation email as the gate weighs it: when it was reserved, and whether it must
+ * go out again (the server refused it for certain, not a delivery left unknown).
+ */
+export function reservedConfirmation(reserved: { status: string; error: string | null; createdAt: Date } | null | undefined): ConsentFacts['confirmation'] {
+	return reserved ? { reservedAt: reserved.createdAt, resend: reserved.status === 'failed' && !reserved.error?.startsWith(DELIVERY_UNKNOWN) } : null;
 }
 
 export interface ConsentFacts {

@@ -1,3 +1,4 @@
+import type { RecordedConsent } from '../../lib/consent';
 import { emailHash } from '../../lib/email';
 import { normalizeEmail } from '../../lib/mailbox';
 import { MESSAGE_SUBJECT_FIELD, openLead, type PiiCipher } from '../../lib/pii';
@@ -550,6 +551,8 @@ export async function leadTimeline(prisma: Queryable, siteId: string, leadId: st
 
 export interface EnrollmentSteps {
 	sequence: string;
+	/** The status of the sequence's campaign; null for a sequence without one. */
+	campaignStatus: string | null;
 	status: 'active' | 'completed' | 'unenrolled';
 	enrolledAt: Date;
 	nextStep: number;
@@ -568,7 +571,8 @@ export interface EnrollmentSteps {
 }
 
 /** The lead's enrollments, the active ones first, each with its sequence's steps as defined now and the message each step made. */
-const SEQUENCES = `SELECT q.name AS sequence, e.status, e.enrolled_at AS "enrolledAt", e.next_step AS "nextStep", e.next_run_at AS "nextRunAt",
+const SEQUENCES = `SELECT q.name AS sequence, (SELECT c.status::text FROM email_campaigns c WHERE c.id = q.campaign_id AND c.site_id = $1::uuid) AS "campaignStatus",
+		e.status, e.enrolled_at AS "enrolledAt", e.next_step AS "nextStep", e.next_run_at AS "nextRunAt",
 		e.completed_at AS "completedAt", e.unenrolled_at AS "unenrolledAt", e.unenroll_reason AS "unenrollReason",
 		coalesce((SELECT jsonb_agg(jsonb_build_object('position', s.position, 'delayMinutes', s.delay_minutes, 'subject', s.subject,
 				'message', (SELECT jsonb_build_object('status', m.status, 'subject', m.subject, 'sentAt', m.sent_at, 'openedAt', m.first_opened_at, 'clickedAt', m.first_clicked_at, 'error', m.error)
@@ -596,4 +600,41 @@ export async function leadSequences(prisma: Queryable, siteId: string, leadId: s
 			},
 		})),
 	}));
+}
+
+/**
+ * What the Email Orchestrator reads about a lead before each of its steps (nodes/EmailOrchestrator:
+ * findSuppression, and the records consentGateFor weighs), looked up as it looks them up: by the
+ * hash the lead row stores and by `addressHash`, the plain SHA-256 of the address, which rows
+ * written before the site sealed addresses carry.
+ */
+export interface LeadMailFacts {
+	/** The lead's email channel status, if one was recorded. */
+	channelStatus: string | null;
+	/** The reasons its address is suppressed on email. */
+	suppressions: string[];
+	/** Its marketing consent records, oldest first. */
+	marketing: RecordedConsent[];
+}
+
+const MAIL_FACTS = `WITH hashes AS (SELECT unnest(ARRAY[l.email_hash, $3]) AS hash FROM leads l WHERE l.site_id = $1::uuid AND l.id = $2::uuid)
+	SELECT (SELECT s.status::text FROM channel_statuses s WHERE s.site_id = $1::uuid AND s.lead_id = $2::uuid AND s.channel = 'email') AS "channelStatus",
+		coalesce((SELECT array_agg(p.reason::text) FROM suppressions p WHERE p.site_id = $1::uuid AND p.channel = 'email' AND p.email_hash IN (SELECT hash FROM hashes)), '{}') AS suppressions,
+		coalesce((SELECT jsonb_agg(jsonb_build_object('id', r.id, 'state', r.state, 'source', r.source, 'occurredAt', r.occurred_at) ORDER BY r.occurred_at, r.created_at)
+			FROM consent_records r WHERE r.site_id = $1::uuid AND r.purpose = 'marketing' AND r.email_hash IN (SELECT hash FROM hashes)), '[]') AS marketing`;
+
+export async function leadMailFacts(prisma: Queryable, siteId: string, leadId: string, addressHash: string): Promise<LeadMailFacts> {
+	type Row = Omit<LeadMailFacts, 'marketing'> & { marketing: Array<JsonDates<RecordedConsent>> };
+	const [row] = await prisma.$queryRawUnsafe<Row[]>(MAIL_FACTS, siteId, leadId, addressHash);
+	return { ...row, marketing: row.marketing.map((record) => ({ ...record, occurredAt: new Date(record.occurredAt) })) };
+}
+
+/** The email reserved under an idempotency key (a double opt-in confirmation's, from confirmationKey), if there is one. */
+export async function reservedMessage(prisma: Queryable, siteId: string, idempotencyKey: string): Promise<{ status: string; error: string | null; createdAt: Date } | undefined> {
+	const [row] = await prisma.$queryRawUnsafe<Array<{ status: string; error: string | null; createdAt: Date }>>(
+		`SELECT status::text AS status, error, created_at AS "createdAt" FROM email_messages WHERE site_id = $1::uuid AND idempotency_key = $2`,
+		siteId,
+		idempotencyKey,
+	);
+	return row;
 }

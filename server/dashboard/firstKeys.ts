@@ -14,8 +14,8 @@ export const FIRST_KEY_NAME = 'dashboard (made at first start)';
  * Gives every site that has no unrevoked key at all a read key, so a newcomer can sign in to the
  * dashboards: on the embedded database the api-key script cannot run beside the receiver. A site
  * with any key (even one its owner keeps elsewhere) gets none, so the key is made, and shown,
- * once. Two receivers starting at the same moment on one new database may each make one; both
- * are valid read keys of that site.
+ * once. Only the receiver of an embedded database calls this, and that database is open in one
+ * process at a time: no other start or api-key run can make a key between the look and the create.
  */
 export async function ensureFirstKeys(prisma: PrismaClient, sites: SiteRegistry): Promise<FirstKey[]> {
 	const ids = sites.all().map((site) => site.id);

@@ -1,15 +1,24 @@
 import { z } from 'zod/v4';
 
+import { marketingStanding } from '../../lib/consent';
+import type { SiteConfig } from '../../lib/contracts';
+import { emailHash } from '../../lib/email';
 import { isSealed, MESSAGE_SUBJECT_FIELD, type PiiCipher } from '../../lib/pii';
+// The Email Orchestrator's own rules, so the page says what Send Due will do with a step.
+import { confirmationKey, consentGate, consentSettingsOf, reservedConfirmation } from '../../nodes/EmailOrchestrator/consent';
+import { stepAction } from '../../nodes/EmailOrchestrator/steps';
+import { suppressionCause } from '../../nodes/EmailOrchestrator/suppression';
 import {
 	hundredths,
 	LEAD_SORTS,
 	leadAnalytics,
 	leadChannels,
+	leadMailFacts,
 	leadProfile,
 	leadSequences,
 	leadTimeline,
 	pipelineSeries,
+	reservedMessage,
 	scoreExplanation,
 	scoreLedger,
 	type EnrollmentSteps,
@@ -349,7 +358,11 @@ type EnrollmentStep = EnrollmentSteps['steps'][number];
 
 /** A step with the subject its email went out with, when it made one: the step's own subject is a template ("Welcome, {{firstName}}"). */
 export type LeadStep = EnrollmentStep & { sentSubject: string | null };
-export type LeadEnrollment = Omit<EnrollmentSteps, 'steps'> & { steps: LeadStep[] };
+/**
+ * `leaves`: why the Email Orchestrator will take the lead out of the sequence when its next step is
+ * due, as the lead stands now; null when it will go on (or the enrollment is over).
+ */
+export type LeadEnrollment = Omit<EnrollmentSteps, 'steps'> & { steps: LeadStep[]; leaves: string | null };
 
 export interface LeadDetail {
 	profile: LeadProfile;
@@ -359,8 +372,10 @@ export interface LeadDetail {
 	sequences: LeadEnrollment[];
 }
 
+type EnrollmentWithSubjects = Omit<LeadEnrollment, 'leaves'>;
+
 /** The lead's enrollments, each step with the subject its email was rendered with, opened on a site that seals them (privacy.encryptPii). */
-async function enrollmentsWithSubjects(prisma: Queryable, siteId: string, leadId: string, cipher: PiiCipher | null): Promise<LeadEnrollment[]> {
+async function enrollmentsWithSubjects(prisma: Queryable, siteId: string, leadId: string, cipher: PiiCipher | null): Promise<EnrollmentWithSubjects[]> {
 	// Without the site's cipher a sealed subject is unreadable: the step then shows its template.
 	const open = (subject: string) => (cipher ? cipher.open(subject, MESSAGE_SUBJECT_FIELD) : isSealed(subject) ? null : subject);
 	return (await leadSequences(prisma, siteId, leadId)).map((enrollment) => ({
@@ -369,19 +384,65 @@ async function enrollmentsWithSubjects(prisma: Queryable, siteId: string, leadId
 	}));
 }
 
+/** A site as a lead's page reads it: its id, and the settings the Email Orchestrator decides a step by. */
+export interface LeadSite {
+	id: string;
+	config: SiteConfig;
+}
+
+/**
+ * Each active enrollment with why Send Due will take the lead out when its next step is due (see
+ * LeadEnrollment): the node's own decision before a step (stepAction, with consentGate and
+ * suppressionCause) on the rows it reads, as they are now, at the step's due time. Only whether the
+ * lead leaves is taken from it: the send window and the daily cap only ever move a step later, so
+ * they are left open here. The settings and the reserved confirmation are read by the functions
+ * Send Due reads them with (consentSettingsOf, reservedConfirmation).
+ */
+async function withLeaving(
+	prisma: Queryable,
+	site: LeadSite,
+	lead: Pick<LeadProfile, 'id' | 'email' | 'timezone'>,
+	enrollments: EnrollmentWithSubjects[],
+	now: Date,
+): Promise<LeadEnrollment[]> {
+	if (!enrollments.some((enrollment) => enrollment.status === 'active')) return enrollments.map((enrollment) => ({ ...enrollment, leaves: null }));
+	const facts = await leadMailFacts(prisma, site.id, lead.id, emailHash(lead.email));
+	const settings = consentSettingsOf(site.config.privacy);
+	const standing = marketingStanding(facts.marketing, settings.doubleOptIn);
+	const confirmation = reservedConfirmation(standing.status === 'unconfirmed' ? await reservedMessage(prisma, site.id, confirmationKey(lead.id, standing.grantId)) : undefined);
+	const suppression = suppressionCause(facts.channelStatus, facts.suppressions);
+	return enrollments.map((enrollment) => {
+		if (enrollment.status !== 'active') return { ...enrollment, leaves: null };
+		const dueAt = new Date(Math.max(now.getTime(), enrollment.nextRunAt?.getTime() ?? 0));
+		const action = stepAction({
+			step: enrollment.steps.find((step) => step.position === enrollment.nextStep),
+			campaignStatus: enrollment.campaignStatus,
+			suppression,
+			consent: consentGate({ settings, standing, confirmation, now: dueAt }),
+			recentSends: [],
+			maxPerDay: site.config.crm.maxEmailsPerDay,
+			window: {},
+			timezone: lead.timezone,
+			now: dueAt,
+		});
+		return { ...enrollment, leaves: action.do === 'unenroll' ? action.unenrollReason : null };
+	});
+}
+
 /**
  * The lead with this id on this site, or undefined (no such lead here, another site's included);
- * `rows` bounds the ledger and the timeline; `cipher` opens a site's sealed values (privacy.encryptPii).
+ * `rows` bounds the ledger and the timeline; `now` is when the page is made; `cipher` opens a
+ * site's sealed values (privacy.encryptPii).
  */
-export async function loadLead(prisma: Queryable, siteId: string, leadId: string, rows: number, cipher: PiiCipher | null = null): Promise<LeadDetail | undefined> {
-	const [profile, explanation, ledger, timeline, sequences] = await Promise.all([
-		leadProfile(prisma, siteId, leadId, cipher),
-		scoreExplanation(prisma, siteId, leadId),
-		scoreLedger(prisma, siteId, leadId, rows),
-		leadTimeline(prisma, siteId, leadId, rows, cipher),
-		enrollmentsWithSubjects(prisma, siteId, leadId, cipher),
+export async function loadLead(prisma: Queryable, site: LeadSite, leadId: string, rows: number, now: Date, cipher: PiiCipher | null = null): Promise<LeadDetail | undefined> {
+	const [profile, explanation, ledger, timeline, enrollments] = await Promise.all([
+		leadProfile(prisma, site.id, leadId, cipher),
+		scoreExplanation(prisma, site.id, leadId),
+		scoreLedger(prisma, site.id, leadId, rows),
+		leadTimeline(prisma, site.id, leadId, rows, cipher),
+		enrollmentsWithSubjects(prisma, site.id, leadId, cipher),
 	]);
-	return profile && { profile, explanation, ledger, timeline, sequences };
+	return profile && { profile, explanation, ledger, timeline, sequences: await withLeaving(prisma, site, profile, enrollments, now) };
 }
 
 export const LEAD_PAGE_TABLES = ['score', 'ledger', 'timeline', 'sequences'] as const;
@@ -497,16 +558,17 @@ export function timelineTable(entries: readonly TimelineEntry[]): Table {
 	};
 }
 
-export type StepStateName = 'sent' | 'scheduled' | 'pending' | 'skipped' | 'failed' | 'sending';
+export type StepStateName = 'sent' | 'scheduled' | 'pending' | 'will be skipped' | 'skipped' | 'failed' | 'sending';
 
 /**
  * Where a step of an enrollment stands, from its message (one per lead, sequence and step) and the
  * enrollment's position, with when in its detail: sent; scheduled (the next step, or a refused send waiting for its retry);
- * pending (a later step); skipped (passed without a send, suppressed, or left behind when the lead
- * left the sequence); failed (delivery unknown, not sent again); sending (in flight, or a run died
- * mid-send).
+ * pending (a later step); will be skipped (the next step and those after it, when the lead leaves
+ * the sequence as the next one is due); skipped (passed without a send, suppressed, or left behind
+ * when the lead left the sequence); failed (delivery unknown, not sent again); sending (in flight,
+ * or a run died mid-send).
  */
-export function stepState(enrollment: Pick<EnrollmentSteps, 'status' | 'nextStep' | 'nextRunAt' | 'unenrollReason'>, step: EnrollmentStep): { state: StepStateName; detail: string } {
+export function stepState(enrollment: Pick<LeadEnrollment, 'status' | 'nextStep' | 'nextRunAt' | 'unenrollReason' | 'leaves'>, step: EnrollmentStep): { state: StepStateName; detail: string } {
 	const { message } = step;
 	const active = enrollment.status === 'active';
 	const isNext = active && step.position === enrollment.nextStep;
@@ -521,10 +583,16 @@ export function stepState(enrollment: Pick<EnrollmentSteps, 'status' | 'nextStep
 			),
 		};
 	}
+	if (message?.status === 'sending') return { state: 'sending', detail: 'being sent, or the run stopped mid-send' };
+	if (enrollment.leaves !== null && step.position >= enrollment.nextStep) {
+		return {
+			state: 'will be skipped',
+			detail: isNext ? joined(due, `the lead will leave the sequence then (${enrollment.leaves})`) : `the lead will leave the sequence before it (${enrollment.leaves})`,
+		};
+	}
 	if (message?.status === 'failed') {
 		return isNext ? { state: 'scheduled', detail: joined(due, 'the mail server refused it before', message.error) } : { state: 'failed', detail: message.error ?? 'not delivered' };
 	}
-	if (message?.status === 'sending') return { state: 'sending', detail: 'being sent, or the run stopped mid-send' };
 	if (message?.status === 'suppressed') return { state: 'skipped', detail: 'the address may not be mailed' };
 	if (step.position < enrollment.nextStep) return { state: 'skipped', detail: 'passed without an email' };
 	if (enrollment.status === 'unenrolled') return { state: 'skipped', detail: `the lead left the sequence${enrollment.unenrollReason ? ` (${enrollment.unenrollReason})` : ''}` };
@@ -584,5 +652,6 @@ export function enrollmentSummary(enrollment: LeadEnrollment): string {
 	if (enrollment.status === 'unenrolled') {
 		return `Left the sequence${enrollment.unenrolledAt ? ` ${formatTime(enrollment.unenrolledAt, true)} UTC` : ''}${enrollment.unenrollReason ? ` (${enrollment.unenrollReason})` : ''}; ${since}.`;
 	}
+	if (enrollment.leaves !== null) return `Active until its next step is due: the lead will leave the sequence then (${enrollment.leaves}); ${since}.`;
 	return `Active; ${since}.`;
 }

@@ -94,7 +94,7 @@ export function registerLeadRoutes(router: Router, { prisma, assets }: Dashboard
 		if (!period) return;
 		const { site } = req.dashboard!;
 		const id = String(req.params.id);
-		const detail = isUuid(id) ? await loadLead(prisma, site.id, id, SHOWN_ROWS, cipherOf(site)) : undefined;
+		const detail = isUuid(id) ? await loadLead(prisma, site, id, SHOWN_ROWS, now, cipherOf(site)) : undefined;
 		if (!detail) {
 			page(res, 404, leadNotFoundPage(headingOf(site), period.range.chosen, assets));
 			return;
@@ -122,7 +122,7 @@ export function registerLeadRoutes(router: Router, { prisma, assets }: Dashboard
 
 		if ((LEAD_PAGE_TABLES as readonly string[]).includes(name)) {
 			const id = single(req.query.lead) ?? '';
-			const detail = isUuid(id) ? await loadLead(prisma, site.id, id, name === 'timeline' || name === 'ledger' ? LONG_CSV_ROWS : 0, cipherOf(site)) : undefined;
+			const detail = isUuid(id) ? await loadLead(prisma, site, id, name === 'timeline' || name === 'ledger' ? LONG_CSV_ROWS : 0, new Date(), cipherOf(site)) : undefined;
 			if (!detail) {
 				refuseCsv(res, 404, 'lead must be the id of a lead of the site you are signed in to (this site has no lead with this id).');
 				return;

@@ -5,7 +5,7 @@ import { campaignAnalytics, conversionAnalytics } from '../../server/analytics/c
 import { leadAnalytics } from '../../server/analytics/leads';
 import { siteStats, visitorAnalytics, type Queryable, type TimeRange } from '../../server/analytics/queries';
 import { foldRollups } from '../../server/analytics/rollup';
-import { createApiKey } from '../../server/auth';
+import { createApiKey, hashApiKey } from '../../server/auth';
 import type { Receiver } from '../../server/receiver';
 import { createTestSite, storeEvents, testPrisma } from '../helpers/db';
 import { startTestReceiver } from '../helpers/receiver';
@@ -456,8 +456,8 @@ describe('analytics read API', () => {
 	it.each(ROUTES)('%s needs a valid, unrevoked key', async (path) => {
 		expect(await get(url(path))).toMatchObject({ status: 401, json: { error: 'api_key_required' } });
 		expect(await get(url(path), 'tcrm_read_not-a-real-key')).toMatchObject({ status: 401, json: { error: 'invalid_api_key' } });
-		const revoked = await createApiKey(prisma, siteAId, 'read', 'revoked');
-		await prisma.apiKey.updateMany({ where: { siteId: siteAId, name: 'revoked' }, data: { revokedAt: new Date() } });
+		const revoked = await createApiKey(prisma, siteAId, 'read', `revoked for ${path}`);
+		await prisma.apiKey.update({ where: { keyHash: hashApiKey(revoked) }, data: { revokedAt: new Date() } });
 		expect(await get(url(path), revoked)).toMatchObject({ status: 401, json: { error: 'invalid_api_key' } });
 	});
 

@@ -9,11 +9,16 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { v7 as uuidv7 } from 'uuid';
 
 import { parseSiteConfig } from '../../lib/config/siteConfig';
-import type { SiteConfig } from '../../lib/contracts';
+import { leadChoice } from '../../lib/consent';
+import type { SiteConfig, SiteConfigInput } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db/generated/client';
+import { emailHash } from '../../lib/email';
+import { sendDueSteps } from '../../nodes/EmailOrchestrator/actions/sendDue.operation';
+import { smtpTransport } from '../../nodes/EmailOrchestrator/transport';
 import { compileScoringRules } from '../../nodes/LeadScorer/scoring';
 import { rescoreLeads } from '../../nodes/LeadScorer/store';
 import { createApiKey } from '../../server/auth';
+import { recordChoices } from '../../server/consent/records';
 import { startReceiver, type Receiver } from '../../server/receiver';
 import { launchChromium } from '../helpers/browser';
 import { daysAgo, pageBounds, parseCsv, startOfToday } from '../helpers/dashboard';
@@ -25,12 +30,12 @@ const DAY = 86_400_000;
 const HOUR = 3_600_000;
 
 /** Scoring as a site would configure it: a capped and decaying rule, a decaying one, fit rules, a visit rule. */
-function siteWithScoring(name: string): SiteConfig {
+function siteWithScoring(name: string, privacy: Partial<SiteConfigInput['privacy']> = {}): SiteConfig {
 	const key = `leads-${name}-${Math.random().toString(16).slice(2, 10)}`;
 	return parseSiteConfig({
 		site: { key, name: `Leads ${name} ${key.slice(-4)}`, domain: `${key}.example` },
 		tracking: { allowedOrigins: [`https://${key}.example`] },
-		privacy: { cookieConsent: false },
+		privacy: { cookieConsent: false, ...privacy },
 		integrations: { n8nUrl: 'http://127.0.0.1:9', webhookSecretEnv: 'TEST_WEBHOOK_SECRET', webhookEndpoints: [] },
 		crm: {
 			leadScoringRules: [
@@ -229,6 +234,8 @@ describe('Lead Intelligence pages in a real Chromium', () => {
 	const prisma = testPrisma();
 	const siteA = siteWithScoring('a');
 	const siteB = siteWithScoring('b');
+	/** Mails only leads that gave their marketing consent. */
+	const siteC = siteWithScoring('c', { requireMarketingConsent: true });
 	let receiver: Receiver;
 	let browser: Browser;
 	let siteAId: string;
@@ -241,7 +248,7 @@ describe('Lead Intelligence pages in a real Chromium', () => {
 
 	beforeAll(async () => {
 		mkdirSync(OUTPUT, { recursive: true });
-		receiver = await startReceiver({ sites: [siteA, siteB], database: { url: testDbUrl(), migrate: false }, settings: { PORT: 0, DISPATCHER: 'off' }, logger: pino({ level: 'silent' }) });
+		receiver = await startReceiver({ sites: [siteA, siteB, siteC], database: { url: testDbUrl(), migrate: false }, settings: { PORT: 0, DISPATCHER: 'off' }, logger: pino({ level: 'silent' }) });
 		siteAId = receiver.sites.byPublicKey(siteA.site.key)!.id;
 		siteBId = receiver.sites.byPublicKey(siteB.site.key)!.id;
 		keyA = await createApiKey(prisma, siteAId, 'read', 'leads A');
@@ -905,6 +912,91 @@ describe('Lead Intelligence pages in a real Chromium', () => {
 		await desktop.page.goto(`${receiver.url}/dashboard/leads/${lead['eve@bigco.example']}`);
 		await shot(desktop.page, '07-lead-page-long-history');
 		await desktop.context.close();
+	});
+
+	it('shows the steps Send Due will skip for a lead it may not mail, and why, and the Email Orchestrator then leaves them out for that reason', async () => {
+		const siteId = receiver.sites.byPublicKey(siteC.site.key)!.id;
+		const key = await createApiKey(prisma, siteId, 'read', 'leads C');
+		const nurture = await prisma.emailSequence.create({ data: { siteId, name: 'nurture' } });
+		for (const [position, subject] of ['Tips for your first week', 'A case study', 'Pricing explained'].entries()) {
+			await prisma.emailSequenceStep.create({ data: { siteId, sequenceId: nurture.id, position, delayMinutes: position * 1440, subject, htmlTemplate: '<p>Hi</p>' } });
+		}
+		const dueAt = new Date(startOfToday() + DAY + 9 * HOUR);
+		const enrolled = async (email: string, firstName: string) => {
+			const hash = emailHash(email);
+			const created = await prisma.lead.create({ data: { siteId, email, emailHash: hash, firstName, source: 'signup', createdAt: daysAgo(2) } });
+			const enrollment = await prisma.sequenceEnrollment.create({ data: { siteId, sequenceId: nurture.id, leadId: created.id, status: 'active', nextStep: 0, nextRunAt: dueAt, enrolledAt: daysAgo(2) } });
+			return { id: created.id, hash, enrollment: enrollment.id };
+		};
+		const consented = (hash: string) => recordChoices(prisma, siteId, [leadChoice({ consent: true, formId: 'signup' }, hash, undefined)!]);
+		// Hal never gave his consent; Ivy gave it, but her address bounced; Jo gave it.
+		const hal = await enrolled('hal@no-consent.example', 'Hal');
+		const ivy = await enrolled('ivy@bounced.example', 'Ivy');
+		await consented(ivy.hash);
+		await prisma.suppression.create({ data: { siteId, emailHash: ivy.hash, channel: 'email', reason: 'bounced' } });
+		const jo = await enrolled('jo@consented.example', 'Jo');
+		await consented(jo.hash);
+
+		const { context, page } = await openPage();
+		await signIn(page, key);
+		const steps = async () => (await tableRows(page, 'table-sequence-1')).map((row) => row.slice(2));
+		const due = `due ${dueAt.toISOString().slice(0, 10)} 09:00 UTC`;
+		const stepsOf = async (id: string) => {
+			await page.goto(`${receiver.url}/dashboard/leads/${id}`);
+			return steps();
+		};
+
+		const halSteps = await stepsOf(hal.id);
+		const [, halReason] = /^.* · the lead will leave the sequence then \((.*)\)$/.exec(halSteps[0][1]) ?? [];
+		expect(halReason).toMatch(/^no marketing consent: /);
+		expect(halSteps).toEqual([
+			['will be skipped', `${due} · the lead will leave the sequence then (${halReason})`],
+			['will be skipped', `the lead will leave the sequence before it (${halReason})`],
+			['will be skipped', `the lead will leave the sequence before it (${halReason})`],
+		]);
+		await expect(page.textContent('section[aria-labelledby=h-sequences] .note')).resolves.toMatch(new RegExp(`^Active until its next step is due: the lead will leave the sequence then \\(no marketing consent: `));
+		expect(await overflowingTables(page)).toEqual([]);
+		await shot(page, '08-lead-page-steps-to-skip');
+		const csv = parseCsv((await get(`/dashboard/leads.csv?table=sequences&lead=${hal.id}`, await cookieOf(context))).text);
+		expect(csv.slice(1).map((row) => row[4])).toEqual(['will be skipped', 'will be skipped', 'will be skipped']);
+
+		expect(await stepsOf(ivy.id)).toEqual([
+			['will be skipped', `${due} · the lead will leave the sequence then (suppressed: bounced)`],
+			['will be skipped', 'the lead will leave the sequence before it (suppressed: bounced)'],
+			['will be skipped', 'the lead will leave the sequence before it (suppressed: bounced)'],
+		]);
+		expect(await stepsOf(jo.id)).toEqual([
+			['scheduled', due],
+			['pending', '1 day after the step before'],
+			['pending', '2 days after the step before'],
+		]);
+
+		// Send Due, when the steps are due, takes Hal and Ivy out for the reasons their pages gave, and sends them nothing.
+		const transport = smtpTransport({ host: '127.0.0.1', port: 9, secure: false, disableStartTls: true, user: '', password: '' });
+		try {
+			const site = { id: siteId, key: siteC.site.key, domain: siteC.site.domain, config: siteC };
+			const sender = { transport, receiverUrl: receiver.url, tokenSecret: 'leads-page-token-secret-of-32-characters', from: { address: `hello@${siteC.site.domain}` }, keyring: null };
+			const reports = await sendDueSteps(prisma, site, sender, () => dueAt, 10, [hal.enrollment, ivy.enrollment]);
+			expect(reports.map((report) => [report.leadId, report.outcome]).sort()).toEqual(
+				[
+					[hal.id, 'no-consent'],
+					[ivy.id, 'suppressed'],
+				].sort(),
+			);
+		} finally {
+			transport.close();
+		}
+		const left = await prisma.sequenceEnrollment.findMany({ where: { id: { in: [hal.enrollment, ivy.enrollment] } }, select: { leadId: true, status: true, unenrollReason: true } });
+		expect(left.map((row) => [row.leadId, row.status, row.unenrollReason]).sort()).toEqual(
+			[
+				[hal.id, 'unenrolled', halReason],
+				[ivy.id, 'unenrolled', 'suppressed: bounced'],
+			].sort(),
+		);
+		expect(await prisma.emailMessage.count({ where: { siteId } })).toBe(0);
+		expect(await stepsOf(hal.id)).toEqual(Array.from({ length: 3 }, () => ['skipped', `the lead left the sequence (${halReason})`]));
+		await shot(page, '09-lead-page-steps-skipped');
+		await context.close();
 	});
 
 	it('had no console errors on the lead pages but the error pages the tests asked for', () => {

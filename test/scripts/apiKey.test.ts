@@ -1,8 +1,9 @@
 /**
- * scripts/api-key: a key's name picks one active key of its site, so `revoke --name` can never
- * take a second key in use with it, and a name that picks none says which names there are.
+ * scripts/api-key and createApiKey: a key's name picks one active key of its site, so `revoke --name`
+ * can never take a second key in use with it, and a name that picks none says which names there are.
  */
-import { createNamedApiKey, KeyNameTakenError } from '../../server/auth';
+import { createApiKey, KeyNameTakenError, revokeApiKeys } from '../../server/auth';
+import { FIRST_KEY_NAME } from '../../server/dashboard/firstKeys';
 import { childEnv, runBuilt } from '../helpers/builtReceiver';
 import { createTestSite, testDbUrl, testPrisma } from '../helpers/db';
 
@@ -67,9 +68,27 @@ describe('scripts/api-key', () => {
 		expect(await prisma.apiKey.count({ where: { siteId: site.id } })).toBe(0);
 	});
 
+	it('refuses the same name in createApiKey itself, whoever calls it (the first start, a test), naming the field; a revoked key’s name is free again', async () => {
+		const site = await createTestSite(prisma, 'keys');
+		await createApiKey(prisma, site.id, 'read', FIRST_KEY_NAME);
+		const taken = createApiKey(prisma, site.id, 'admin', FIRST_KEY_NAME);
+		await expect(taken).rejects.toBeInstanceOf(KeyNameTakenError);
+		await expect(taken).rejects.toMatchObject({
+			field: 'name',
+			keyName: FIRST_KEY_NAME,
+			active: [{ name: FIRST_KEY_NAME, scope: 'read' }],
+			message: `name "${FIRST_KEY_NAME}" is already used by an active key of this site: choose another name, or revoke that key first`,
+		});
+		expect(await prisma.apiKey.count({ where: { siteId: site.id } })).toBe(1);
+
+		expect((await revokeApiKeys(prisma, site.id, FIRST_KEY_NAME)).revoked).toBe(1);
+		await expect(createApiKey(prisma, site.id, 'admin', FIRST_KEY_NAME)).resolves.toMatch(/^tcrm_admin_\S+$/);
+		expect(await prisma.apiKey.count({ where: { siteId: site.id, name: FIRST_KEY_NAME, revokedAt: null } })).toBe(1);
+	});
+
 	it('makes one key of a name when creates race', async () => {
 		const site = await createTestSite(prisma, 'keys');
-		const results = await Promise.allSettled(Array.from({ length: 6 }, () => createNamedApiKey(prisma, site.id, 'read', 'raced')));
+		const results = await Promise.allSettled(Array.from({ length: 6 }, () => createApiKey(prisma, site.id, 'read', 'raced')));
 		expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
 		for (const result of results) if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(KeyNameTakenError);
 		expect(await prisma.apiKey.count({ where: { siteId: site.id, name: 'raced' } })).toBe(1);
