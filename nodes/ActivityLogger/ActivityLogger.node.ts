@@ -13,7 +13,7 @@ import type { PiiCipher } from '../../lib/pii';
 import { uuidv7s } from '../../lib/ids';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
-import { failedItem, forEachItem, type ItemGlue } from '../shared/items';
+import { failedItem, forEachItem, nodeOption, type ItemGlue } from '../shared/items';
 import { ErasedLead, findLeadId, findLeads, logErasedItems, namesAddress, piiCredentialOf, siteCipherOf, type PiiKeyFields } from '../shared/leads';
 import { numberParameter, optionParameter, textParameter } from '../shared/parameters';
 import { findVisitorIds, SiteResolver } from '../shared/subjects';
@@ -169,7 +169,7 @@ export class ActivityLogger implements INodeType {
 		const { prisma, sql, credentials } = await crmDatabase(this);
 		const sites = new SiteResolver(sql);
 		const piiKeys = await piiCredentialOf(this);
-		const operation = this.getNodeParameter('operation', 0) as 'log' | 'logOutcome' | 'getTimeline';
+		const operation = nodeOption<'log' | 'logOutcome' | 'getTimeline'>(this, properties, 'operation');
 		const glue = { properties, database: credentials };
 		if (operation !== 'getTimeline') return [await logActivities(this, prisma, sites, piiKeys, glue, operation === 'logOutcome' ? draftOfOutcome : draftOfParameters)];
 		return [

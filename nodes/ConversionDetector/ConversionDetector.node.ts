@@ -13,7 +13,7 @@ import { siteConfigSchema, type ConversionRule } from '../../lib/contracts/siteC
 import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, itemParameter, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
-import { failedItem, inputError } from '../shared/items';
+import { failedItem, inputError, nodeOption } from '../shared/items';
 import { numberParameter, optionParameter, shownValue } from '../shared/parameters';
 import { SiteResolver } from '../shared/subjects';
 import { compilePathPattern } from '../shared/paths';
@@ -130,7 +130,7 @@ export class ConversionDetector implements INodeType {
 		const { sql, credentials } = await crmDatabase(this);
 		const glue = { properties, database: credentials };
 		const sites = new SiteResolver(sql);
-		const input = this.getNodeParameter('input', 0, 'event') as 'event' | 'batch';
+		const input = nodeOption<'event' | 'batch'>(this, properties, 'input');
 
 		// Every item's events are checked together per site: one lookup for all of them, one write.
 		const perSite = new Map<string, { site: { id: string; domain: string }; entries: DetectEntry[]; owners: Array<{ item: number; event: IDataObject }> }>();

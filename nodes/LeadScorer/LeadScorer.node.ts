@@ -8,7 +8,7 @@ import {
 } from 'n8n-workflow';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
-import { failedItem, type ItemGlue } from '../shared/items';
+import { failedItem, nodeOption, type ItemGlue } from '../shared/items';
 import { numberParameter, textParameter } from '../shared/parameters';
 import { ErasedLead, findLeads, logErasedItems, piiCredentialOf, piiKeyProblem, piiKeyringOf } from '../shared/leads';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
@@ -248,7 +248,7 @@ export class LeadScorer implements INodeType {
 		const now = Date.now();
 		const contextOf = (site: ResolvedSite): ScoringContext => ({ siteId: site.id, config: site.config, rules: rulesOf(site), now, keyring: piiKeyringOf(piiKeys, site.config.privacy.encryptPii) });
 		// Not an expression (noDataExpression): the same for every item, so read once.
-		const requested = this.getNodeParameter('operation', 0);
+		const requested = nodeOption<'upsert' | 'rescore' | 'rescoreVisitor' | 'rescoreStale' | 'getSettings'>(this, properties, 'operation');
 		for (let i = 0; i < items.length; i++) {
 			const json = items[i].json;
 			try {

@@ -12,7 +12,7 @@ import { toFieldIssues } from '../../lib/contracts/issues';
 import type { SiteConfig } from '../../lib/contracts/siteConfig';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
-import { failedItem, inputError, labelOf, type ItemGlue } from '../shared/items';
+import { failedItem, inputError, labelOf, nodeOption, type ItemGlue } from '../shared/items';
 import { collectionParameter, declaredNumber, shownValue } from '../shared/parameters';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { processEvents, type EventOutcome, type IncomingEvent, type VisitorProcessorOptions } from './store';
@@ -158,7 +158,7 @@ export class VisitorProcessor implements INodeType {
 		const { sql, credentials } = await crmDatabase(this);
 		const glue: ItemGlue = { properties, database: credentials };
 		const sites = new SiteResolver(sql);
-		const input = this.getNodeParameter('input', 0) as 'event' | 'batch';
+		const input = nodeOption<'event' | 'batch'>(this, properties, 'input');
 		// Overrides without an expression are the same for every item: read once, checked once per site.
 		const set = this.getNode().parameters.overrides;
 		const constant = !set || Object.values(set).every((value) => typeof value !== 'string' || !value.startsWith('='));

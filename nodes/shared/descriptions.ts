@@ -8,7 +8,7 @@ import {
 } from 'n8n-workflow';
 
 import { crmDatabase, databaseProblem } from './database';
-import { InputError } from './items';
+import { InputError } from './inputError';
 
 /**
  * The CRM database: n8n's own Postgres credential, so a team reuses the one it has. Nodes list it

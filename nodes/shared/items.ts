@@ -10,6 +10,7 @@ import {
 import { databaseProblem } from './database';
 import { InputError } from './inputError';
 import { ErasedLead, logErasedItems } from './leads';
+import { optionParameter } from './parameters';
 
 export { InputError };
 
@@ -54,6 +55,19 @@ export function nodeErrorOf(context: IExecuteFunctions, glue: ItemGlue, error: u
 	if (field === undefined || field.startsWith('credentials.')) return new NodeOperationError(context.getNode(), message, { itemIndex });
 	const label = labelOf(glue.properties, field);
 	return new NodeOperationError(context.getNode(), label ? `${label}: ${message}` : `Field "${field}": ${message}`, { itemIndex });
+}
+
+/**
+ * A setting that is the same for every item (Operation, Input), read once and checked against the
+ * options its list offers: any other value stops the node naming the field, before anything is
+ * read or written, rather than running some other operation.
+ */
+export function nodeOption<T extends string>(context: IExecuteFunctions, properties: readonly INodeProperties[], name: string): T {
+	try {
+		return optionParameter<T>(context, properties, name, 0);
+	} catch (error) {
+		throw nodeErrorOf(context, { properties }, error, 0);
+	}
 }
 
 /**

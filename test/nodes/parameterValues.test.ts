@@ -69,6 +69,11 @@ describe('parameter values the editor would not let through', () => {
 
 	it.each([
 		['an option the node does not have', 'activityLogger', { ...logParameters, subject: '={{ "customer" }}' }, {}, 'Subject: is "customer": give one of "lead", "visitor"'],
+		['an operation the node does not have', 'leadScorer', { operation: 'delete', siteKey: '={{ $json.site }}' }, {}, 'Operation: is "delete": give one of "upsert", "getSettings", "rescore", "rescoreStale", "rescoreVisitor"'],
+		['an operation of another node', 'activityLogger', { operation: 'delete', lead: 'ana@values.example' }, {}, 'Operation: is "delete": give one of "log", "logOutcome", "getTimeline"'],
+		['an operation the Email Orchestrator does not have', 'emailOrchestrator', { operation: 'blast' }, {}, 'Operation: is "blast": give one of "enroll", "enrollByTrigger", "handleCrmItems", "handleEmailEvent", "sendDue"'],
+		['an input the node does not read', 'visitorProcessor', { input: 'csv' }, {}, 'Input: is "csv": give one of "event", "batch"'],
+		['an input the Conversion Detector does not read', 'conversionDetector', { input: 'stream' }, {}, 'Input: is "stream": give one of "event", "batch"'],
 		['a count of 0', 'leadScorer', { operation: 'rescoreStale', siteKey: '={{ $json.site }}', limit: 0 }, {}, 'Limit: is 0: give a whole number of 1 or more'],
 		['a negative count', 'leadScorer', { operation: 'rescoreStale', siteKey: '={{ $json.site }}', limit: -5 }, {}, 'Limit: is -5: give a whole number of 1 or more'],
 		['a count that is text', 'activityLogger', { operation: 'getTimeline', lead: 'ana@values.example', limit: '={{ "ten" }}' }, {}, 'Limit: is "ten": give a whole number of 1 or more'],

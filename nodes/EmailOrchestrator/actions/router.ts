@@ -1,6 +1,7 @@
-import { NodeOperationError, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
+import type { IExecuteFunctions, INodeExecutionData, INodeProperties } from 'n8n-workflow';
 
 import { crmDatabase } from '../../shared/database';
+import { nodeOption } from '../../shared/items';
 import { createContext } from '../helpers/context';
 import * as enroll from './enroll.operation';
 import * as enrollByTrigger from './enrollByTrigger.operation';
@@ -12,8 +13,7 @@ const operations = { enroll, enrollByTrigger, sendDue, handleEmailEvent, handleC
 
 /** Runs the operation of the node; `properties` are the node's, for errors in the builder's words. */
 export async function router(this: IExecuteFunctions, properties: INodeProperties[]): Promise<INodeExecutionData[][]> {
-	const operation = this.getNodeParameter('operation', 0) as string;
-	if (!Object.hasOwn(operations, operation)) throw new NodeOperationError(this.getNode(), `The operation "${operation}" is not supported`);
+	const operation = nodeOption<keyof typeof operations>(this, properties, 'operation');
 	const { prisma, sql, credentials } = await crmDatabase(this);
 	const context = createContext(prisma, sql, { properties, database: credentials });
 	return [await operations[operation as keyof typeof operations].execute.call(this, context)];
