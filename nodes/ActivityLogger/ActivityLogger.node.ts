@@ -265,12 +265,12 @@ async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, s
 		}
 		if (rows.length === 0) continue;
 		try {
-			for (const [item, json] of await insertActivities(prisma, siteId, rows)) output.set(item, { json, pairedItem: { item } });
+			for (const [item, logged] of await insertActivities(prisma, siteId, rows)) output.set(item, loggedItem(items, item, logged));
 		} catch {
 			// Row by row, so the error names the item that caused it and the others are still written.
 			for (const row of rows) {
 				try {
-					for (const [item, json] of await insertActivities(prisma, siteId, [row])) output.set(item, { json, pairedItem: { item } });
+					for (const [item, logged] of await insertActivities(prisma, siteId, [row])) output.set(item, loggedItem(items, item, logged));
 				} catch (error) {
 					fail(row.item, error);
 				}
@@ -279,6 +279,14 @@ async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, s
 	}
 	logErasedItems(context, erased);
 	return items.flatMap((_, i) => output.get(i) ?? []);
+}
+
+/**
+ * The input item with what was logged: its fields go on (the site key first of all), so the next
+ * CRM node or a Hand Off reads the item as it came; the activity's own fields take their names.
+ */
+function loggedItem(items: readonly INodeExecutionData[], item: number, logged: IDataObject): INodeExecutionData {
+	return { json: { ...items[item].json, ...logged }, pairedItem: { item } };
 }
 
 interface ActivityRow {

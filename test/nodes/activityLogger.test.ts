@@ -75,6 +75,9 @@ describe('Activity Logger node in the n8n execution engine', () => {
 		expect(written.map((row) => row.duplicate)).toEqual([false, false]);
 		expect(written[0]).toMatchObject({ leadId, type: 'form_submitted' });
 		expect(written[1]).toMatchObject({ visitorId, type: 'page_viewed' });
+		// The input's fields go on beside what was logged, so the next CRM node finds the site key.
+		expect(written[0]).toMatchObject({ site: site.key, subject: 'lead', lead: 'ANA@shop.example', description: 'Sent the contact form', data: { form: 'contact' } });
+		expect(written[1]).toMatchObject({ site: site.key, anonymousId: 'anon-activity-1' });
 		expect(first.itemsOf('Activity Logger').map((item) => item.pairedItem)).toEqual([{ item: 0 }, { item: 1 }]);
 
 		const retry = await runWorkflow(workflow(logParameters), { input, credentials: credentials(), throwOnError: true });
