@@ -62,7 +62,13 @@ export interface DatabaseProblem {
 	description: string;
 }
 
-type Kind = 'noTables' | 'unreachable' | 'loginRefused' | 'noDatabase';
+type Kind = 'noTables' | 'unreachable' | 'loginRefused' | 'noDatabase' | 'closedOnConnect';
+
+/**
+ * What pg says, without a code, when the server at the credential's address answers the connection
+ * and then hangs up: something else listens there (an HTTP server, say), or Postgres stopped.
+ */
+const CLOSED_ON_CONNECT = 'Connection terminated unexpectedly';
 
 /**
  * Prisma's error codes (P…), the kinds its Postgres driver adapter reports, and Postgres'
@@ -95,9 +101,11 @@ const KINDS: Record<string, Kind> = {
 	P1003: 'noDatabase',
 	DatabaseDoesNotExist: 'noDatabase',
 	'3D000': 'noDatabase',
+	[CLOSED_ON_CONNECT]: 'closedOnConnect',
 };
 
 interface ErrorShape {
+	message?: unknown;
 	code?: unknown;
 	kind?: unknown;
 	originalCode?: unknown;
@@ -110,7 +118,7 @@ interface ErrorShape {
 function codesOf(error: unknown, depth = 0): string[] {
 	if (!error || typeof error !== 'object' || depth > 4) return [];
 	const shape = error as ErrorShape;
-	const own = [shape.code, shape.kind, shape.originalCode].filter((code): code is string => typeof code === 'string');
+	const own = [shape.code, shape.kind, shape.originalCode, shape.message === CLOSED_ON_CONNECT ? CLOSED_ON_CONNECT : undefined].filter((code): code is string => typeof code === 'string');
 	const inner = [shape.meta?.driverAdapterError?.cause, shape.cause, ...(Array.isArray(shape.errors) ? shape.errors : [])];
 	return [...own, ...inner.flatMap((cause) => codesOf(cause, depth + 1))];
 }
@@ -143,6 +151,11 @@ export function databaseProblem(error: unknown, credentials: ICredentialDataDecr
 			return {
 				message: `The database server at ${server} refused the login of user "${user}" to database "${database}"`,
 				description: 'Check User and Password of the Postgres credential, and that this user may connect to that database (pg_hba.conf, GRANT CONNECT).',
+			};
+		case 'closedOnConnect':
+			return {
+				message: `The server at ${server} closed the connection: it is not a Postgres server, or it stopped`,
+				description: 'Check Host and Port of the Postgres credential: they must name the CRM database (Postgres listens on 5432 unless configured otherwise), not the receiver or another service. If they do, check that Postgres runs.',
 			};
 		case 'noDatabase':
 			return {

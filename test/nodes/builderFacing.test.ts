@@ -4,6 +4,7 @@
  * database or nowhere. Nodes run through n8n's engine (test/harness/n8n.ts); the site list is
  * loaded through n8n-core's LoadOptionsContext, as the editor's "load options" request does.
  */
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 
 import { ExecutionLifecycleHooks, LoadOptionsContext } from 'n8n-core';
@@ -133,6 +134,24 @@ describe('CRM nodes as a workflow builder meets them', () => {
 		});
 		expect(result.error?.message).toBe(`Cannot reach the database server at 127.0.0.1:${port}`);
 		expect((result.error as { description?: string } | undefined)?.description).toMatch(/Check Host and Port of the Postgres credential/);
+	});
+
+	it('says the server at host and port is no Postgres when something else answers there, in the node and in the site list', async () => {
+		// An HTTP server, as the receiver's port given for the database's would be: it answers the
+		// connection and hangs up on Postgres' start-up message.
+		const http = createHttpServer((_request, response) => response.end('not postgres'));
+		await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+		const { port } = http.address() as AddressInfo;
+		try {
+			const result = await runWorkflow(workflowOf(nodeOf('activityLogger', { operation: 'getTimeline', siteKey: site.key, lead: 'jane@example.com' })), {
+				credentials: { postgres: { ...postgresCredential(), port } },
+			});
+			expect(result.error?.message).toBe(`The server at 127.0.0.1:${port} closed the connection: it is not a Postgres server, or it stopped`);
+			expect((result.error as { description?: string } | undefined)?.description).toMatch(/Check Host and Port of the Postgres credential/);
+			await expect(loadOptions(nodeOf('leadScorer'), 'getSites', { ...postgresCredential(), port })).rejects.toThrow(`The server at 127.0.0.1:${port} closed the connection`);
+		} finally {
+			await new Promise((resolve) => http.close(resolve));
+		}
 	});
 
 	it('names the user when the server refuses the login, and goes on under Continue On Fail', async () => {
