@@ -59,6 +59,7 @@ describe('site config', () => {
 		['privacy.encryptPii', (c: any) => (c.privacy.encryptPii = 'yes'), /privacy\.encryptPii: expected a boolean; got "yes"/],
 		['crm.emailSequences[0].quietHours.start', (c: any) => (c.crm.emailSequences[0].quietHours.start = '25:00'), /crm\.emailSequences\[0\]\.quietHours\.start: must be a time HH:MM; got "25:00"/],
 		['tracking.engagementThresholds', (c: any) => (c.tracking.engagementThresholds = { medium: 70, high: 60 }), /tracking\.engagementThresholds: medium must be lower than high/],
+		['crm.conversionRules[0].value', (c: any) => (c.crm.conversionRules[0].value = 1e30), /crm\.conversionRules\[0\]\.value: does not fit Decimal\(14, 4\): at most 9999999999\.9999; got 1e\+30 \(number\)/],
 	])('rejects a bad %s with a message naming it', (_field, mutate, expected) => {
 		const input = example();
 		mutate(input);

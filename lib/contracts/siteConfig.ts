@@ -164,7 +164,8 @@ const conversionRule = z.strictObject({
 	event: z.string().min(1).max(100).optional(),
 	urlPattern: pathPattern.optional(),
 	minEngagementScore: z.number().min(0).max(100).optional(),
-	value: z.number().min(0).default(0),
+	// Conversions store their value as Decimal(14, 4).
+	value: z.number().min(0).max(9_999_999_999.9999, { error: 'does not fit Decimal(14, 4): at most 9999999999.9999' }).default(0),
 	currency: z.string().regex(/^[A-Z]{3}$/, { error: 'must be an ISO 4217 currency code such as EUR' }).optional(),
 });
 

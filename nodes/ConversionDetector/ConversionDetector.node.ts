@@ -17,6 +17,7 @@ import { failedItem, inputError, nodeOption } from '../shared/items';
 import { numberParameter, optionParameter, shownValue } from '../shared/parameters';
 import { SiteResolver } from '../shared/subjects';
 import { compilePathPattern } from '../shared/paths';
+import { conversionValueProblem } from './attribution';
 import { detectConversions, type DetectEntry, type RecordedConversion } from './store';
 
 const eventIdSchema = deliveredEventSchema.shape.id;
@@ -27,7 +28,17 @@ function eventIdOf(value: unknown): string | undefined {
 	return parsed.success ? parsed.data : undefined;
 }
 
-const rulesSchema = siteConfigSchema.shape.crm.unwrap().shape.conversionRules.unwrap();
+// A value the conversions table cannot hold is refused with the rule's other problems, naming its
+// field, rather than when an event first reaches the goal.
+const rulesSchema = siteConfigSchema.shape.crm
+	.unwrap()
+	.shape.conversionRules.unwrap()
+	.superRefine((rules, context) =>
+		rules.forEach((rule, index) => {
+			const problem = conversionValueProblem(rule.value);
+			if (problem) context.addIssue({ code: 'custom', input: rule.value, path: [index, 'value'], message: problem });
+		}),
+	);
 
 function parseRules(text: unknown): ConversionRule[] {
 	let input = text;
@@ -66,7 +77,7 @@ const properties: INodeProperties[] = [
 		type: 'string',
 		required: true,
 		default: '={{ $json.id }}',
-		description: 'The tracked event to check; the CRM Visitor Processor must have processed it',
+		description: 'The tracked event to check; the CRM Visitor Processor must have processed it. The rules read the event as stored (type, name, URL), not the item’s fields.',
 		displayOptions: { show: { input: ['event'] } },
 	},
 	{
@@ -145,11 +156,11 @@ export class ConversionDetector implements INodeType {
 					hashRouting: site.config.tracking.hashRouting,
 				};
 				const json = items[i].json;
-				const events = input === 'batch' ? batchEvents(json) : [{ ...json, id: eventIdParameter(this, i) }];
+				const events = input === 'batch' ? batchEvents(json) : [{ id: eventIdParameter(this, i) }];
 				const group = perSite.get(site.id) ?? { site: { id: site.id, domain: site.domain }, entries: [], owners: [] };
 				perSite.set(site.id, group);
 				for (const event of events) {
-					group.entries.push({ event: { eventId: (event.id as string).toLowerCase(), type: String(event.type ?? ''), name: event.name as string | undefined, url: event.url as string | undefined }, rules, options });
+					group.entries.push({ eventId: (event.id as string).toLowerCase(), rules, options });
 					group.owners.push({ item: i, event });
 				}
 			} catch (error) {

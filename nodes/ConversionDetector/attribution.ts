@@ -210,25 +210,38 @@ function distribute(total: bigint, shares: readonly bigint[], sum: bigint): bigi
 }
 
 /**
- * Parses a decimal into units of the stored scale, rounding further digits half away from
- * zero as Postgres does when it stores a numeric(14, 4). Numbers go through their shortest
- * decimal form, so 0.1 is 0.1 and not the binary fraction near it.
+ * Why a conversion value cannot be stored, or undefined when it can: a rule's value is checked
+ * where the rule is given, so the error names the rule rather than the event it failed on.
  */
+export function conversionValueProblem(value: number | string): string | undefined {
+	const parsed = parseUnits(value);
+	return typeof parsed === 'string' ? parsed : undefined;
+}
+
 function toUnits(value: number | string): bigint {
+	const parsed = parseUnits(value);
+	if (typeof parsed === 'string') throw new RangeError(`conversion value ${JSON.stringify(value)} ${parsed}`);
+	return parsed;
+}
+
+/**
+ * Parses a decimal into units of the stored scale, rounding further digits half away from
+ * zero as Postgres does when it stores a numeric(14, 4), or says why it cannot. Numbers go
+ * through their shortest decimal form, so 0.1 is 0.1 and not the binary fraction near it.
+ */
+function parseUnits(value: number | string): bigint | string {
 	const text = typeof value === 'number' ? (Number.isFinite(value) ? String(value) : '') : value.trim();
 	const match = DECIMAL.exec(text);
-	if (!match || match[2] + (match[3] ?? '') === '') {
-		throw new RangeError(`conversion value ${JSON.stringify(value)} is not a decimal number such as 50.25`);
-	}
+	if (!match || match[2] + (match[3] ?? '') === '') return 'is not a decimal number such as 50.25';
 	const [, sign, whole, fraction = '', exponent = '0'] = match;
 	const digits = BigInt(whole + fraction);
 	// value = digits × 10^(exponent − fraction digits), so units = digits × 10^shift.
 	const shift = Number(exponent) - fraction.length + SCALE;
-	const tooLarge = () => new RangeError(`conversion value ${JSON.stringify(value)} does not fit Decimal(14, 4): at most 9999999999.9999`);
+	const tooLarge = 'does not fit Decimal(14, 4): at most 9999999999.9999';
 	let units: bigint;
 	if (digits === 0n) units = 0n;
 	// Checked before 10n ** shift, which an exponent such as e999999999 would make enormous.
-	else if (shift > MAX_DIGITS) throw tooLarge();
+	else if (shift > MAX_DIGITS) return tooLarge;
 	else if (shift >= 0) units = digits * 10n ** BigInt(shift);
 	// Below a tenth of a unit, so it rounds to zero, whatever the exponent.
 	else if (-shift > whole.length + fraction.length + 1) units = 0n;
@@ -236,7 +249,7 @@ function toUnits(value: number | string): bigint {
 		const divisor = 10n ** BigInt(-shift);
 		units = digits / divisor + ((digits % divisor) * 2n >= divisor ? 1n : 0n);
 	}
-	if (units > MAX_UNITS) throw tooLarge();
+	if (units > MAX_UNITS) return tooLarge;
 	return sign === '-' ? -units : units;
 }
 

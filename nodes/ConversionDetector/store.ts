@@ -7,16 +7,9 @@ import { matchConversionRules } from './rules';
 import { engagementAt, type StoredEvent } from '../shared/sessionEngagement';
 import { InputError } from '../shared/inputError';
 
-export interface DetectInput {
-	eventId: string;
-	type: string;
-	name?: string | null;
-	url?: string | null;
-}
-
-/** One event to check, with the goals and attribution settings of its item. */
+/** One event to check, by its id, with the goals and attribution settings of its item. */
 export interface DetectEntry {
-	event: DetectInput;
+	eventId: string;
 	rules: readonly ConversionRule[];
 	options: AttributionOptions & { hashRouting?: boolean };
 }
@@ -33,8 +26,12 @@ export interface RecordedConversion {
 	attribution: Record<string, Array<{ channel: string; source: string | null; campaign: string | null; credit: number; value: string }>>;
 }
 
+/** A stored event: what the rules read of it, and the visitor, session and lead it was linked to. */
 interface EventFacts {
 	event_id: string;
+	type: string;
+	name: string | null;
+	url: string | null;
 	visitor_id: string | null;
 	session_id: string | null;
 	lead_id: string | null;
@@ -63,7 +60,7 @@ interface PlannedConversion {
 }
 
 const EVENT_FACTS = `
-SELECT e.event_id::text, l.visitor_id, l.session_id, v.lead_id, e.anonymous_id, e.occurred_at
+SELECT e.event_id::text, e.type, e.name, e.url, l.visitor_id, l.session_id, v.lead_id, e.anonymous_id, e.occurred_at
 FROM visitor_events e LEFT JOIN visitor_event_links l ON l.site_id = e.site_id AND l.event_id = e.event_id LEFT JOIN visitors v ON v.id = l.visitor_id
 WHERE e.site_id = $1::uuid AND e.event_id = ANY($2::uuid[])`;
 
@@ -116,13 +113,15 @@ FROM attribution_data WHERE conversion_id = ANY($1::uuid[])
 ORDER BY conversion_id, model, touchpoint_index`;
 
 /**
- * Checks events against their goals and records each goal an event reaches, once: the
+ * Checks stored events against their goals and records each goal an event reaches, once: the
  * conversion is unique per (site, goal, event) and its attribution rows per (conversion, model,
  * touch), so a replayed event records nothing new and returns what was recorded the first time.
  * A fixed number of statements whatever the number of events: their facts in one read, their
  * visitors' sessions in another, and the conversions, attribution rows and converted leads of
- * the whole batch in one transaction. Returns, per entry, its conversions in rule order, or why
- * the event cannot be checked yet.
+ * the whole batch in one transaction. The rules read the event as stored, never as an item
+ * describes it: a conversion is recorded against the stored event, so an item whose fields
+ * differ from it must not reach a goal that event did not. Returns, per entry, its conversions
+ * in rule order, or why the event cannot be checked yet.
  */
 export async function detectConversions(
 	db: RawDatabase,
@@ -131,19 +130,19 @@ export async function detectConversions(
 ): Promise<Array<RecordedConversion[] | InputError>> {
 	if (entries.length === 0) return [];
 	const siteId = site.id;
-	const ids = [...new Set(entries.map((entry) => entry.event.eventId.toLowerCase()))];
+	const ids = [...new Set(entries.map((entry) => entry.eventId.toLowerCase()))];
 	const factsOf = new Map((await db.$queryRawUnsafe<EventFacts[]>(EVENT_FACTS, siteId, ids)).map((facts) => [facts.event_id, facts]));
 
 	const results: Array<RecordedConversion[] | InputError> = [];
 	// Engagement is read only for the events that reach a goal on every other criterion.
 	const candidates: Array<{ entry: number; facts: EventFacts; rules: ConversionRule[] }> = [];
-	entries.forEach(({ event, rules, options }, index) => {
-		const facts = factsOf.get(event.eventId.toLowerCase());
+	entries.forEach(({ eventId, rules, options }, index) => {
+		const facts = factsOf.get(eventId.toLowerCase());
 		if (!facts?.visitor_id) {
-			results[index] = new InputError('eventId', `Event ${event.eventId} has no visitor yet; run the CRM Visitor Processor on it before this node`);
+			results[index] = new InputError('eventId', `Event ${eventId} has no visitor yet; run the CRM Visitor Processor on it before this node`);
 			return;
 		}
-		const reached = matchConversionRules({ type: event.type, name: event.name, url: event.url }, { engagementScore: Number.POSITIVE_INFINITY }, rules, { hashRouting: options.hashRouting });
+		const reached = matchConversionRules(facts, { engagementScore: Number.POSITIVE_INFINITY }, rules, { hashRouting: options.hashRouting });
 		results[index] = [];
 		if (reached.length > 0) candidates.push({ entry: index, facts, rules: reached });
 	});
@@ -182,7 +181,7 @@ export async function detectConversions(
 			}));
 		for (const rule of rules) {
 			const result = attributeConversion({ value: rule.value, occurredAt: facts.occurred_at, sessionId: facts.session_id }, touchpoints, entries[entry].options);
-			planned.push({ entry, goal: rule.name, eventId: entries[entry].event.eventId, currency: rule.currency ?? null, facts, result });
+			planned.push({ entry, goal: rule.name, eventId: entries[entry].eventId, currency: rule.currency ?? null, facts, result });
 		}
 	}
 

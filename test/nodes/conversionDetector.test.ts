@@ -41,6 +41,14 @@ function workflow(ruleOverrides: INode['parameters'] = {}, options: { continueOn
 	};
 }
 
+/** The Conversion Detector alone, on events the Visitor Processor has already stored. */
+function detectorOnly(parameters: INode['parameters'] = {}, options: { continueOnFail?: boolean; batch?: boolean } = {}): WorkflowJson {
+	const cd = workflow(parameters, options);
+	cd.nodes = cd.nodes.filter((node) => node.name !== 'Visitor Processor');
+	cd.connections = { Start: { main: [[{ node: 'Conversion Detector', type: 'main', index: 0 }]] } };
+	return cd;
+}
+
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 10, 1, 12, 0, 0);
 
@@ -186,12 +194,44 @@ describe('Conversion Detector node in the n8n execution engine', () => {
 	});
 
 	it('names the event of a batch that has no visitor yet', async () => {
-		const cd = workflow({}, { batch: true });
-		cd.nodes = cd.nodes.filter((node) => node.name !== 'Visitor Processor');
-		cd.connections = { Start: { main: [[{ node: 'Conversion Detector', type: 'main', index: 0 }]] } };
 		const unseen = event(T0 + 50 * DAY, '/');
-		const run = await runWorkflow(cd, { input: [{ site: site.key, kind: 'events', anonymousId: 'anon-unseen', events: [unseen] }], credentials: credentials() });
+		const run = await runWorkflow(detectorOnly({}, { batch: true }), { input: [{ site: site.key, kind: 'events', anonymousId: 'anon-unseen', events: [unseen] }], credentials: credentials() });
 		expect(run.error?.message).toBe(`Field "events": [0]: Event ${unseen.id} has no visitor yet; run the CRM Visitor Processor on it before this node`);
+	});
+
+	describe('matches the rules against the event as stored, not as the item describes it', () => {
+		const conversionsOf = async (eventId: unknown) =>
+			(await prisma.conversion.findMany({ where: { siteId: site.id, eventId: String(eventId) }, select: { goal: true, value: true } })).map((row) => [row.goal, row.value.toFixed(4)]);
+
+		it('records no conversion for an item that says a stored page view was a contact form, one event per item or in a batch', async () => {
+			const stored = event(T0 + 55 * DAY, '/blog', { anonymousId: 'anon-lie' });
+			await runWorkflow(workflow(), { input: [stored], credentials: credentials(), throwOnError: true });
+			const lie = { ...stored, type: 'form_submit', name: 'contact', url: `https://${site.key}.example/contact` };
+
+			const perItem = await runWorkflow(detectorOnly(), { input: [lie], credentials: credentials(), throwOnError: true });
+			expect(perItem.outputOf('Conversion Detector', 0)).toEqual([]);
+			expect(perItem.outputOf('Conversion Detector', 1)).toEqual([lie]);
+			const batch = await runWorkflow(detectorOnly({}, { batch: true }), { input: [{ site: site.key, kind: 'events', anonymousId: 'anon-lie', events: [lie] }], credentials: credentials(), throwOnError: true });
+			expect(batch.outputOf('Conversion Detector', 0)).toEqual([]);
+			expect(await conversionsOf(stored.id)).toEqual([]);
+		});
+
+		it('converts a stored contact form named by Event ID on an item that holds nothing else of it', async () => {
+			const form = event(T0 + 56 * DAY, '/contact', { anonymousId: 'anon-bare', type: 'form_submit', name: 'contact' });
+			await runWorkflow(workflow({ rules: '[]' }), { input: [form], credentials: credentials(), throwOnError: true });
+
+			const bare = { site: site.key, eventId: form.id };
+			const run = await runWorkflow(detectorOnly({ eventId: '={{ $json.eventId }}' }), { input: [bare], credentials: credentials(), throwOnError: true });
+			expect(run.outputOf('Conversion Detector', 1)).toEqual([]);
+			expect(run.outputOf('Conversion Detector', 0)).toEqual([{ ...bare, conversions: [expect.objectContaining({ goal: 'contact-request', value: '50.2500', duplicate: false })] }]);
+			expect(await conversionsOf(form.id)).toEqual([['contact-request', '50.2500']]);
+		});
+
+		it('still refuses an Event ID that names no stored event', async () => {
+			const unseen = event(T0 + 57 * DAY, '/contact', { anonymousId: 'anon-unstored', type: 'form_submit', name: 'contact' });
+			const run = await runWorkflow(detectorOnly(), { input: [unseen], credentials: credentials() });
+			expect(run.error?.message).toBe(`Event ID: Event ${unseen.id} has no visitor yet; run the CRM Visitor Processor on it before this node`);
+		});
 	});
 
 	it('names the lead a known visitor is, marks it converted, so the bundled workflow 06 can end its sequences', async () => {
@@ -223,6 +263,8 @@ describe('Conversion Detector node in the n8n execution engine', () => {
 		expect(badRules.error?.message).toMatch(/Conversion Rules: is not a list of conversion rules:\n {2}- \[0\]\.value: expected a number; got "ten"/);
 		const noJson = await runWorkflow(workflow({ rules: '[{' }), { input: [event(T0 + 30 * DAY, '/')], credentials: credentials() });
 		expect(noJson.error?.message).toMatch(/Conversion Rules: is not valid JSON/);
+		const tooLarge = await runWorkflow(workflow({ rules: '[{"name": "x", "event": "pageview", "value": 1e30}]' }), { input: [event(T0 + 30 * DAY, '/')], credentials: credentials() });
+		expect(tooLarge.error?.message).toBe('Conversion Rules: is not a list of conversion rules:\n  - [0].value: does not fit Decimal(14, 4): at most 9999999999.9999; got 1e+30 (number)');
 	});
 
 	it('refuses a stored site config it cannot read rather than running on the defaults without the site’s goals', async () => {
@@ -239,13 +281,6 @@ describe('Conversion Detector node in the n8n execution engine', () => {
 	});
 
 	describe('bad input', () => {
-		/** The Conversion Detector alone, on events the Visitor Processor has already stored. */
-		function detectorOnly(parameters: INode['parameters'] = {}, options: { continueOnFail?: boolean; batch?: boolean } = {}): WorkflowJson {
-			const cd = workflow(parameters, options);
-			cd.nodes = cd.nodes.filter((node) => node.name !== 'Visitor Processor');
-			cd.connections = { Start: { main: [[{ node: 'Conversion Detector', type: 'main', index: 0 }]] } };
-			return cd;
-		}
 		const pricing = (anonymousId: string) => event(T0 + 40 * DAY, '/pricing', { anonymousId });
 
 		it('refuses an Event ID that is no UUID in its item alone, and detects the good items beside it', async () => {
