@@ -117,18 +117,21 @@ export class CrmTrackerTrigger implements INodeType {
 	};
 
 	/**
-	 * n8n runs these when it activates the workflow (and when it listens for a test event): a setting
-	 * that would refuse every delivery stops the activation there, naming the field, rather than
-	 * failing each delivery later where only the sender sees it.
+	 * n8n runs these when it activates the workflow, and when the editor listens for a test event. A
+	 * setting that would refuse every delivery fails the editor's test listening at once, naming the
+	 * field. n8n 2 publishes a workflow in the background, where an error reaches only n8n's log and
+	 * leaves the webhook unregistered (every delivery 404, nothing telling why): there it is logged,
+	 * and the webhook is registered to answer each delivery 500 trigger_misconfigured naming the
+	 * field, which the receiver shows as the delivery's last error.
 	 */
 	webhookMethods = {
 		default: {
 			async checkExists(this: IHookFunctions): Promise<boolean> {
-				triggerSettings(this);
+				checkedOnActivation(this);
 				return true;
 			},
 			async create(this: IHookFunctions): Promise<boolean> {
-				triggerSettings(this);
+				checkedOnActivation(this);
 				return true;
 			},
 			async delete(): Promise<boolean> {
@@ -147,9 +150,8 @@ export class CrmTrackerTrigger implements INodeType {
 		try {
 			settings = triggerSettings(this);
 		} catch (error) {
-			// Activation refuses such a trigger; one activated before, or whose setting is an expression,
-			// answers here. The sender keeps the delivery and retries (5xx) until the workflow is fixed.
-			const message = `The workflow's ${this.getNode().name} is misconfigured, so no delivery is accepted until it is fixed in n8n: ${(error as Error).message}`;
+			// The sender keeps the delivery and retries (5xx) until the workflow is fixed.
+			const message = misconfiguration(this, error);
 			this.logger.error(message, { node: this.getNode().name, workflowId: this.getWorkflow().id });
 			res.status(500).json({ error: 'trigger_misconfigured', field: (error as TriggerSettingError).field, message });
 			return { noWebhookResponse: true };
@@ -225,8 +227,22 @@ class TriggerSettingError extends NodeOperationError {
 	field = '';
 }
 
+/** Why the workflow's trigger refuses every delivery, as the sender is told and n8n's log says it. */
+const misconfiguration = (context: IHookFunctions | IWebhookFunctions, error: unknown): string =>
+	`The workflow's ${context.getNode().name} is misconfigured, so no delivery is accepted until it is fixed in n8n: ${(error as Error).message}`;
+
+/** The settings checked as the workflow is activated: see webhookMethods. */
+function checkedOnActivation(context: IHookFunctions): void {
+	try {
+		triggerSettings(context);
+	} catch (error) {
+		if (context.getActivationMode() === 'manual') throw error;
+		context.logger.error(misconfiguration(context, error), { node: context.getNode().name, workflowId: context.getWorkflow().id });
+	}
+}
+
 /** The trigger's settings, each checked against its declaration; a wrong one is named with the fix. */
-function triggerSettings(context: IHookFunctions | IWebhookFunctions): TriggerSettings {
+export function triggerSettings(context: IHookFunctions | IWebhookFunctions): TriggerSettings {
 	const setting = <T>(declaration: INodeProperties, checked: (value: unknown) => T): T => {
 		try {
 			return checked(context.getNodeParameter(declaration.name, declaration.default));

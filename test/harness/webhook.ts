@@ -7,7 +7,7 @@
 import type { Request, Response } from 'express';
 import { ExecutionLifecycleHooks, HookContext, WebhookContext } from 'n8n-core';
 import { UnexpectedError, Workflow } from 'n8n-workflow';
-import type { IWebhookData, IWebhookResponseData, IWorkflowBase } from 'n8n-workflow';
+import type { IWebhookData, IWebhookResponseData, IWorkflowBase, WorkflowActivateMode } from 'n8n-workflow';
 
 import { createAdditionalData, getNodeTypes, runWorkflow, TestCredentialsHelper, type TestCredentials, type WorkflowJson, type WorkflowRunResult } from './n8n';
 
@@ -74,9 +74,9 @@ export async function runWebhook(workflowJson: WorkflowJson, nodeName: string, r
 /**
  * A webhook node's activation as n8n runs it on publishing a workflow
  * (WebhookService.createWebhookIfNotExists): its `checkExists`, then `create` when that says no,
- * in n8n-core's HookContext. Resolves when the node may be activated; rejects with its error.
+ * in n8n-core's HookContext, for an activation (publishing) or the editor's test listening ('manual'). Resolves when the node may be activated; rejects with its error.
  */
-export async function activateWebhook(workflowJson: WorkflowJson, nodeName: string, credentials: TestCredentials): Promise<void> {
+export async function activateWebhook(workflowJson: WorkflowJson, nodeName: string, credentials: TestCredentials, activation: WorkflowActivateMode = 'activate'): Promise<void> {
 	const nodeTypes = await getNodeTypes();
 	const settings = { executionOrder: 'v1' as const, ...workflowJson.settings };
 	const workflow = new Workflow({ id: workflowJson.id ?? 'harness-webhook', name: workflowJson.name ?? 'Harness webhook', nodes: structuredClone(workflowJson.nodes), connections: structuredClone(workflowJson.connections), active: true, nodeTypes, settings });
@@ -90,6 +90,6 @@ export async function activateWebhook(workflowJson: WorkflowJson, nodeName: stri
 	const workflowData: IWorkflowBase = { id: workflow.id, name: workflow.name ?? '', active: true, isArchived: false, activeVersionId: null, createdAt: new Date(), updatedAt: new Date(), nodes: workflowJson.nodes, connections: workflowJson.connections, settings };
 	const additionalData = createAdditionalData(executionId, workflow.id, new ExecutionLifecycleHooks('webhook', executionId, workflowData), new TestCredentialsHelper(nodeTypes, { ...credentials }));
 	const webhookData: IWebhookData = { httpMethod: 'POST', node: node.name, path: String(node.parameters.path ?? ''), webhookDescription: description, workflowId: workflow.id, workflowExecuteAdditionalData: additionalData };
-	const context = new HookContext(workflow, node, additionalData, 'webhook', 'activate', webhookData);
+	const context = new HookContext(workflow, node, additionalData, 'webhook', activation, webhookData);
 	if (!(await methods.checkExists.call(context))) await methods.create.call(context);
 }

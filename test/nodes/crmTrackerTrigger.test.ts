@@ -9,6 +9,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
+import { Logger } from '@n8n/backend-common';
+import { Container } from '@n8n/di';
 import express from 'express';
 import { nodeParametersAreStatic, resolveWebhookDescriptionField, webhookDescriptionIsNativelyResolvable, type INode } from 'n8n-workflow';
 
@@ -243,11 +245,22 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 		expect(runs).toBe(0);
 	});
 
-	it("refuses n8n's activation of a workflow whose trigger settings would refuse every delivery, naming the field", async () => {
+	it("fails the editor's test listening of a trigger whose settings would refuse every delivery, naming the field", async () => {
 		const credentials = { trackingCrmApi: { receiverUrl: 'http://127.0.0.1:3000', webhookSecret: SECRET, emailTokenSecret: '' } };
-		await expect(activateWebhook(workflow('', 300, 'perEvent'), 'CRM Tracker Trigger', credentials)).resolves.toBeUndefined();
-		await expect(activateWebhook(workflow('', 'abc', 'perEvent'), 'CRM Tracker Trigger', credentials)).rejects.toThrow('Replay Window (Seconds): is "abc": give a number from 30 to 86400');
-		await expect(activateWebhook(workflow('', 300, 'perSite'), 'CRM Tracker Trigger', credentials)).rejects.toThrow('Emit: is "perSite": give one of "perEvent", "perVisitor", "perBatch"');
+		await expect(activateWebhook(workflow('', 300, 'perEvent'), 'CRM Tracker Trigger', credentials, 'manual')).resolves.toBeUndefined();
+		await expect(activateWebhook(workflow('', 'abc', 'perEvent'), 'CRM Tracker Trigger', credentials, 'manual')).rejects.toThrow('Replay Window (Seconds): is "abc": give a number from 30 to 86400');
+		await expect(activateWebhook(workflow('', 300, 'perSite'), 'CRM Tracker Trigger', credentials, 'manual')).rejects.toThrow('Emit: is "perSite": give one of "perEvent", "perVisitor", "perBatch"');
+	});
+
+	it('publishes such a trigger, which n8n 2 does in the background, with the problem in n8n\'s log: its webhook then answers it to the sender', async () => {
+		const credentials = { trackingCrmApi: { receiverUrl: 'http://127.0.0.1:3000', webhookSecret: SECRET, emailTokenSecret: '' } };
+		const error = jest.spyOn(Container.get(Logger), 'error');
+		try {
+			await expect(activateWebhook(workflow('', 'abc', 'perEvent'), 'CRM Tracker Trigger', credentials, 'activate')).resolves.toBeUndefined();
+			expect(error.mock.calls.map(([message]) => String(message))).toContainEqual(expect.stringContaining('is misconfigured, so no delivery is accepted until it is fixed in n8n: Replay Window (Seconds): is "abc"'));
+		} finally {
+			error.mockRestore();
+		}
 	});
 
 	it('with Sites set, refuses a delivery of any other site with 403 naming the parameter', async () => {

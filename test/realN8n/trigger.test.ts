@@ -65,7 +65,7 @@ const workflow: WorkflowJson = {
 	connections: { 'CRM Tracker Trigger': { main: [[{ node: 'CRM Activity Logger', type: 'main', index: 0 }]] } },
 };
 
-/** A trigger whose Replay Window is no number: n8n must refuse to activate it, naming the field. */
+/** A trigger whose Replay Window is no number: n8n's log and every delivery's answer name the field. */
 const MISCONFIGURED_PATH = 'crm-test-misconfigured';
 const misconfigured: WorkflowJson = {
 	id: 'crmTriggerE2e002',
@@ -135,7 +135,7 @@ describe('CRM Tracker Trigger in a real n8n', () => {
 		// received (req.rawBody), which a re-serialisation of the parsed body would not match.
 		delivery = JSON.stringify({ site: site.key, siteId: site.id, destination: 'n8n', deliveryId, sentAt: new Date().toISOString(), events, leads: [] }, null, 2);
 
-		n8n = await startRealN8n({ workflows: [workflow, misconfigured], credentials: credentials(), webhookPaths: [WEBHOOK_PATH] });
+		n8n = await startRealN8n({ workflows: [workflow, misconfigured], credentials: credentials(), webhookPaths: [WEBHOOK_PATH, MISCONFIGURED_PATH] });
 	}, 25 * 60_000);
 
 	afterAll(async () => {
@@ -207,10 +207,12 @@ describe('CRM Tracker Trigger in a real n8n', () => {
 		expect(await activityCount()).toBe(3);
 	});
 
-	it('does not activate a workflow whose trigger would refuse every delivery, and logs why, naming the field', async () => {
-		const response = await post(started().webhookUrl(MISCONFIGURED_PATH), delivery, signed(delivery, randomUUID()));
-		expect(response.status).toBe(404);
+	it('answers every delivery of a trigger that would refuse them all 500 trigger_misconfigured, and logs why, naming the field', async () => {
 		const reason = 'Replay Window (Seconds): is "abc": give a number from 30 to 86400';
+		const response = await post(started().webhookUrl(MISCONFIGURED_PATH), delivery, signed(delivery, randomUUID()));
+		expect(response.status).toBe(500);
+		expect(response.body).toMatchObject({ error: 'trigger_misconfigured', field: 'Replay Window (Seconds)' });
+		expect(response.body.message).toContain(reason);
 		const logged = async () => (await readFile(started().logFile, 'utf8')).includes(reason);
 		for (let waited = 0; waited < 30_000 && !(await logged()); waited += 500) await sleep(500);
 		expect(await logged()).toBe(true);
