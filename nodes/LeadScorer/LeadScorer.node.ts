@@ -8,7 +8,7 @@ import {
 } from 'n8n-workflow';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
-import { failedItem, nodeOption, type ItemGlue } from '../shared/items';
+import { failedItem, inputError, nodeOption, type ItemGlue } from '../shared/items';
 import { numberParameter, textParameter } from '../shared/parameters';
 import { ErasedLead, findLeads, logErasedItems, piiCredentialOf, piiKeyProblem, piiKeyringOf } from '../shared/leads';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
@@ -268,10 +268,15 @@ export class LeadScorer implements INodeType {
 				if (requested === 'rescore') {
 					batch.items.push({ index: i, reference: textParameter(this, 'lead', i) });
 				} else if (requested === 'rescoreVisitor') {
-					batch.items.push({ index: i, visitor: textParameter(this, 'visitor', i).trim() });
+					const visitor = textParameter(this, 'visitor', i).trim();
+					if (!visitor) throw inputError('visitor', "is empty: give the visitor's ID or the tracker's anonymous ID, such as {{ $json.anonymousId }}");
+					batch.items.push({ index: i, visitor });
 				} else {
 					const receivedAt = typeof json.receivedAt === 'string' && !Number.isNaN(Date.parse(json.receivedAt)) ? new Date(json.receivedAt) : new Date(now);
-					batch.items.push({ index: i, lead: prepareLead(payloadOf(json), receivedAt) });
+					const payload = payloadOf(json);
+					// A lead names its own site when it came through the receiver: one that disagrees with the Site Key is another site's.
+					if (payload.site && payload.site !== site.key) throw inputError('lead.site', `is "${payload.site}", but the Site Key is "${site.key}": a lead is stored for the site it names; send it to that site's workflow`);
+					batch.items.push({ index: i, lead: prepareLead(payload, receivedAt) });
 				}
 			} catch (error) {
 				fail(i, error);

@@ -74,6 +74,7 @@ describe('parameter values the editor would not let through', () => {
 		['an operation the Email Orchestrator does not have', 'emailOrchestrator', { operation: 'blast' }, {}, 'Operation: is "blast": give one of "enroll", "enrollByTrigger", "handleCrmItems", "handleEmailEvent", "sendDue"'],
 		['an input the node does not read', 'visitorProcessor', { input: 'csv' }, {}, 'Input: is "csv": give one of "event", "batch"'],
 		['an input the Conversion Detector does not read', 'conversionDetector', { input: 'stream' }, {}, 'Input: is "stream": give one of "event", "batch"'],
+		['a visitor that is empty', 'leadScorer', { operation: 'rescoreVisitor', siteKey: '={{ $json.site }}', visitor: '={{ $json.anonymousId }}' }, {}, "Visitor: is empty: give the visitor's ID or the tracker's anonymous ID, such as {{ $json.anonymousId }}"],
 		['a count of 0', 'leadScorer', { operation: 'rescoreStale', siteKey: '={{ $json.site }}', limit: 0 }, {}, 'Limit: is 0: give a whole number of 1 or more'],
 		['a negative count', 'leadScorer', { operation: 'rescoreStale', siteKey: '={{ $json.site }}', limit: -5 }, {}, 'Limit: is -5: give a whole number of 1 or more'],
 		['a count that is text', 'activityLogger', { operation: 'getTimeline', lead: 'ana@values.example', limit: '={{ "ten" }}' }, {}, 'Limit: is "ten": give a whole number of 1 or more'],
@@ -100,6 +101,13 @@ describe('parameter values the editor would not let through', () => {
 		const result = await runWorkflow(workflowOf(type, parameters as INode['parameters']), { input: [type === 'activityLogger' && (parameters as Record<string, unknown>).operation === 'log' ? activity(item) : { site: site.key }], credentials: credentials() });
 		expect(result.status).toBe('error');
 		expect(result.error?.message).toBe(message);
+	});
+
+	it('refuses a lead that names another site than the Site Key, and stores nothing of it', async () => {
+		const input = [{ site: site.key, lead: { site: 'another-site', email: 'eve@values.example', consent: true } }];
+		const result = await runWorkflow(workflowOf('leadScorer', { operation: 'upsert', siteKey: '={{ $json.site }}' }), { input, credentials: credentials() });
+		expect(result.error?.message).toBe(`Field "lead.site": is "another-site", but the Site Key is "${site.key}": a lead is stored for the site it names; send it to that site's workflow`);
+		expect(await prisma.lead.count({ where: { email: 'eve@values.example' } })).toBe(0);
 	});
 
 	it('writes nothing for a refused item and the good items next to it under Continue On Fail', async () => {
