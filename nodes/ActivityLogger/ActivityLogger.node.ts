@@ -17,7 +17,7 @@ import { failedItem, forEachItem, nodeOption, type ItemGlue } from '../shared/it
 import { ErasedLead, findLeadId, findLeads, logErasedItems, namesAddress, piiCredentialOf, siteCipherOf, type PiiKeyFields } from '../shared/leads';
 import { numberParameter, optionParameter, textParameter } from '../shared/parameters';
 import { findVisitorIds, SiteResolver } from '../shared/subjects';
-import { buildActivity, outcomeActivity, type ActivityDraft, type ActivityRecord } from './activity';
+import { buildActivity, checkedActivityType, outcomeActivity, type ActivityDraft, type ActivityRecord } from './activity';
 
 type Subject = 'lead' | 'visitor';
 
@@ -129,7 +129,9 @@ const properties: INodeProperties[] = [
 		displayName: 'Limit',
 		name: 'limit',
 		type: 'number',
-		typeOptions: { minValue: 1, numberPrecision: 0 },
+		// The most one read returns: a larger value is refused naming the field, not cut without a word.
+		// eslint-disable-next-line n8n-nodes-base/node-param-type-options-max-value-present
+		typeOptions: { minValue: 1, maxValue: 1000, numberPrecision: 0 },
 		default: 50,
 		description: 'Max number of results to return',
 		displayOptions: { show: { operation: ['getTimeline'] } },
@@ -343,11 +345,11 @@ async function insertActivities(prisma: PrismaClient, siteId: string, rows: read
 
 async function readTimeline(context: IExecuteFunctions, prisma: PrismaClient, siteId: string, reference: string, cipher: PiiCipher | null, i: number): Promise<IDataObject[]> {
 	const leadId = await findLeadId(prisma, siteId, reference, cipher);
-	const limit = Math.min(numberParameter(context, properties, 'limit', i), 1000);
+	const limit = numberParameter(context, properties, 'limit', i);
 	const types = textParameter(context, 'types', i)
 		.split(',')
-		.map((type) => type.trim())
-		.filter(Boolean);
+		.filter((type) => type.trim() !== '')
+		.map((type) => checkedActivityType('types', type));
 	const visitors = await prisma.visitor.findMany({ where: { siteId, leadId }, select: { id: true } });
 	const rows = await prisma.activity.findMany({
 		where: {

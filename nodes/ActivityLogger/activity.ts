@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { InputError } from '../shared/inputError';
-import { checkedJson, checkedText, checkedTime } from '../shared/parameters';
+import { checkedJson, checkedText, checkedTime, shownValue } from '../shared/parameters';
 
 /** Activity types are short machine names such as `page_viewed` or `email.opened`. */
 export const ACTIVITY_TYPE = /^[a-z][a-z0-9_.:-]{0,63}$/;
@@ -26,16 +26,22 @@ export interface ActivityRecord {
 	dedupeKey: string | null;
 }
 
+/** An activity type as written, trimmed; anything else is refused, naming `field`. */
+export function checkedActivityType(field: string, value: string): string {
+	const type = value.trim();
+	if (!ACTIVITY_TYPE.test(type)) {
+		throw new InputError(field, `${type === '' ? '""' : shownValue(type)} is not an activity type; start with a lowercase letter, then lowercase letters, digits and _ . : - (e.g. page_viewed), at most 64 characters`);
+	}
+	return type;
+}
+
 /**
  * Validates one activity and decides its dedupe key: the given one, or — when the time of
  * the activity is known — a hash of what it says, so an n8n retry of the same item writes
  * nothing new. An activity stamped "now" has no natural identity and is not deduplicated.
  */
 export function buildActivity(draft: ActivityDraft, now: Date = new Date()): ActivityRecord {
-	const type = checkedText('activityType', draft.type).trim();
-	if (!ACTIVITY_TYPE.test(type)) {
-		throw new InputError('activityType', `"${type}" is not an activity type; start with a lowercase letter, then lowercase letters, digits and _ . : - (e.g. page_viewed), at most 64 characters`);
-	}
+	const type = checkedActivityType('activityType', checkedText('activityType', draft.type));
 	const description = checkedText('description', draft.description).trim();
 	if (!description) throw new InputError('description', 'is empty; describe what happened, e.g. "Visited the pricing page"');
 	if (description.length > MAX_DESCRIPTION) throw new InputError('description', `is ${description.length} characters; at most ${MAX_DESCRIPTION} are kept`);
