@@ -2,6 +2,10 @@ import { z } from 'zod/v4';
 
 import { observed, propertiesSchema, storableText } from './tracking';
 
+/** A country as leads store it: an ISO 3166-1 alpha-2 code, in either case. */
+export const COUNTRY_CODE = /^[A-Za-z]{2}$/;
+export const COUNTRY_CODE_RULE = 'must be an ISO 3166-1 alpha-2 country code such as DE';
+
 /** What a lead field may not hold: every control character, tabs and line breaks too. */
 // eslint-disable-next-line no-control-regex
 export const LEAD_CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -52,10 +56,7 @@ export const leadPayloadSchema = z.strictObject({
 	phone: field(40).optional(),
 	company: field(200).optional(),
 	jobTitle: field(200).optional(),
-	country: z
-		.string()
-		.regex(/^[A-Za-z]{2}$/, { error: 'must be an ISO 3166-1 alpha-2 country code such as DE' })
-		.optional(),
+	country: z.string().regex(COUNTRY_CODE, { error: COUNTRY_CODE_RULE }).optional(),
 	/** The lead's IANA time zone; the tracker sends the browser's. The Email Orchestrator's send windows are its wall clock. */
 	timezone: timeZone.optional(),
 	source: field(100).optional(),

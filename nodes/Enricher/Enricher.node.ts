@@ -9,6 +9,7 @@ import {
 	type INodeTypeDescription,
 } from 'n8n-workflow';
 
+import { COUNTRY_CODE, COUNTRY_CODE_RULE } from '../../lib/contracts/lead';
 import type { PrismaClient } from '../../lib/db/generated/client';
 // One UUIDv7 per row, as Prisma's own `uuid(7)` default would give.
 import { uuidv7s } from '../../lib/ids';
@@ -16,10 +17,17 @@ import { leadField, openLead, type PiiCipher } from '../../lib/pii';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, inputError, type ItemGlue } from '../shared/items';
-import { numberParameter, textParameter } from '../shared/parameters';
+import { numberParameter, shownValue, textParameter } from '../shared/parameters';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { ErasedLead, findLeads, logErasedItems, piiCredentialOf, piiKeyProblem, siteCipherOf } from '../shared/leads';
 import { createMxChecker, enrich, type Enrichment, type MxChecker } from './enrich';
+
+/** The Request Country: empty, or a country code as leads store it. */
+function requestCountry(value: string): string {
+	const country = value.trim();
+	if (country !== '' && !COUNTRY_CODE.test(country)) throw inputError('country', `is ${shownValue(country)}: ${COUNTRY_CODE_RULE}, or empty`);
+	return country;
+}
 
 /** Definite MX answers for the life of the n8n process: mail domains change rarely. */
 const mxCache = new Map<string, boolean>();
@@ -203,7 +211,7 @@ export class Enricher implements INodeType {
 					item: i,
 					site,
 					reference: textParameter(this, 'lead', i),
-					country: textParameter(this, 'country', i),
+					country: requestCountry(textParameter(this, 'country', i)),
 					userAgent: textParameter(this, 'userAgent', i).trim(),
 					...(this.getNodeParameter('checkMx', i) === true
 						? { mx: { timeoutMs: numberParameter(this, properties, 'mxTimeoutMs', i), servers: dnsServersOf(textParameter(this, 'dnsServers', i)) } }

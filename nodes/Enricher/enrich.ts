@@ -5,6 +5,8 @@
  */
 import { Resolver } from 'node:dns/promises';
 
+import { COUNTRY_CODE } from '../../lib/contracts/lead';
+
 import { emailFacts, phoneFacts, type EmailFacts, type PhoneFacts } from '../shared/contact';
 import { detectDevice, type DeviceInfo } from '../shared/device';
 
@@ -26,7 +28,7 @@ export interface Enrichment {
 }
 
 export function enrich(input: EnrichInput): Enrichment {
-	const country = input.country && /^[A-Za-z]{2}$/.test(input.country) ? input.country.toUpperCase() : null;
+	const country = input.country && COUNTRY_CODE.test(input.country) ? input.country.toUpperCase() : null;
 	const email = input.email ? emailFacts(input.email) : null;
 	const phone = input.phone?.trim() ? phoneFacts(input.phone.trim(), country) : null;
 	const device = input.userAgent?.trim() ? detectDevice(input.userAgent) : null;

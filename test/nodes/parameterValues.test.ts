@@ -92,6 +92,7 @@ describe('parameter values the editor would not let through', () => {
 		['a batch size that is text', 'emailOrchestrator', { operation: 'sendDue', batchSize: '={{ "ten" }}' }, {}, 'Batch Size: is "ten": give a whole number from 1 to 1000'],
 		['an As Of past what Postgres stores', 'emailOrchestrator', { operation: 'sendDue', options: { asOf: '+275000-01-01T00:00:00Z' } }, {}, 'Options › As Of: is +275000-01-01T00:00:00.000Z: give a time from the year 1900 to 9999'],
 		['a sender that is no address', 'emailOrchestrator', { operation: 'sendDue', options: { fromEmail: 'broken@' } }, {}, 'Options › From Email: "broken@" is not an email address: give the sender address, such as news@example.com'],
+		['a request country that is a name', 'enricher', { lead: 'ana@values.example', country: 'Spain' }, {}, 'Request Country: is "Spain": must be an ISO 3166-1 alpha-2 country code such as DE, or empty'],
 		['an MX timeout that is text', 'enricher', { lead: 'ana@values.example', checkMx: true, mxTimeoutMs: '={{ "abc" }}' }, {}, 'MX Timeout (Ms): is "abc": give a whole number from 50 to 60000'],
 		[
 			'a DNS server that is no IP address',
