@@ -58,6 +58,8 @@ export class SiteResolver {
 			key,
 		);
 		if (!site) {
+			// The Email Orchestrator's list offers "*" (All Sites) to Send Due, and the editor keeps it when the operation changes.
+			if (key === '*') throw new InputError('siteKey', 'is "All Sites", which only Send Due takes: pick one site for this operation, or map it, such as {{ $json.site }}');
 			throw new InputError('siteKey', `No site with key "${key}"; use the site.key of a site config the receiver has loaded (e.g. nat-pets)`);
 		}
 		return { id: site.id, key: site.key, domain: site.domain, config: storedConfig(site) };

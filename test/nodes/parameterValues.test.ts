@@ -75,6 +75,7 @@ describe('parameter values the editor would not let through', () => {
 		['an input the node does not read', 'visitorProcessor', { input: 'csv' }, {}, 'Input: is "csv": give one of "event", "batch"'],
 		['an input the Conversion Detector does not read', 'conversionDetector', { input: 'stream' }, {}, 'Input: is "stream": give one of "event", "batch"'],
 		['a visitor that is empty', 'leadScorer', { operation: 'rescoreVisitor', siteKey: '={{ $json.site }}', visitor: '={{ $json.anonymousId }}' }, {}, "Visitor: is empty: give the visitor's ID or the tracker's anonymous ID, such as {{ $json.anonymousId }}"],
+		['All Sites for an operation of one site', 'emailOrchestrator', { operation: 'enroll', siteKey: '*', lead: 'ana@values.example', sequenceSource: 'site', sequence: 'welcome' }, {}, 'Site Key: is "All Sites", which only Send Due takes: pick one site for this operation, or map it, such as {{ $json.site }}'],
 		['a count of 0', 'leadScorer', { operation: 'rescoreStale', siteKey: '={{ $json.site }}', limit: 0 }, {}, 'Limit: is 0: give a whole number of 1 or more'],
 		['a negative count', 'leadScorer', { operation: 'rescoreStale', siteKey: '={{ $json.site }}', limit: -5 }, {}, 'Limit: is -5: give a whole number of 1 or more'],
 		['a limit above what is read at once', 'activityLogger', { operation: 'getTimeline', lead: 'ana@values.example', limit: 5000 }, {}, 'Limit: is 5000: give a whole number from 1 to 1000'],
