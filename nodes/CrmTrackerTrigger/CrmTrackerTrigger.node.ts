@@ -15,7 +15,7 @@ import { deliverySchema } from '../../lib/contracts/delivery';
 import { toFieldIssues } from '../../lib/contracts/issues';
 import { PiiCipher, piiKeyringFromCredential, piiKeyringFromEnv, PiiDecryptError, PiiKeyError } from '../../lib/pii';
 import { foreignSiteField, SITE_HEADER, verifySignature } from '../../lib/signing';
-import { checkedOption, declaredNumber } from '../shared/parameters';
+import { checkedOption, checkedText, declaredNumber } from '../shared/parameters';
 import { deliveryItems, openLeads, SealedDeliveryError, type Emit } from './delivery';
 
 const EMIT: INodeProperties = {
@@ -32,6 +32,26 @@ const EMIT: INodeProperties = {
 		{ name: 'One Item per Delivery', value: 'perBatch', description: 'The whole delivery as one item, events and leads in arrays' },
 	],
 	default: 'perEvent',
+};
+
+const RESPOND: INodeProperties = {
+	displayName: 'Respond',
+	name: 'responseMode',
+	type: 'options',
+	options: [
+		{ name: 'Immediately', value: 'onReceived', description: 'Acknowledge the delivery as soon as it is verified; the receiver moves on' },
+		{ name: 'When Last Node Finishes', value: 'lastNode', description: 'Answer with the items of the last node; a failing workflow makes the receiver retry' },
+	],
+	default: 'lastNode',
+};
+
+const SITES: INodeProperties = {
+	displayName: 'Sites',
+	name: 'sites',
+	type: 'string',
+	default: '',
+	placeholder: 'nat-pets, shop-eu',
+	description: 'Site keys this workflow accepts deliveries of, comma-separated. Empty: every site the webhook secret signs for.',
 };
 
 const REPLAY_WINDOW: INodeProperties = {
@@ -63,8 +83,9 @@ export class CrmTrackerTrigger implements INodeType {
 				name: 'default',
 				httpMethod: 'POST',
 				responseMode: '={{$parameter["responseMode"]}}',
-				// Shown only when the trigger answers when the last node finishes: otherwise absent from the parameters.
-				responseData: '={{$parameter["responseData"] || "allEntries"}}',
+				// Shown only when the trigger answers when the last node finishes (its default then applies):
+				// answering at once, it is absent, and n8n answers its own "Workflow was started".
+				responseData: '={{$parameter["responseData"]}}',
 				path: '={{$parameter["path"]}}',
 				isFullPath: true,
 			}),
@@ -79,16 +100,7 @@ export class CrmTrackerTrigger implements INodeType {
 				description: 'Webhook path; the site config’s integrations.webhookEndpoints must point here (e.g. /webhook/crm-visitor-processor)',
 			},
 			EMIT,
-			{
-				displayName: 'Respond',
-				name: 'responseMode',
-				type: 'options',
-				options: [
-					{ name: 'Immediately', value: 'onReceived', description: 'Acknowledge the delivery as soon as it is verified; the receiver moves on' },
-					{ name: 'When Last Node Finishes', value: 'lastNode', description: 'Answer with the items of the last node; a failing workflow makes the receiver retry' },
-				],
-				default: 'lastNode',
-			},
+			RESPOND,
 			{
 				displayName: 'Response Data',
 				name: 'responseData',
@@ -105,14 +117,7 @@ export class CrmTrackerTrigger implements INodeType {
 				displayOptions: { show: { responseMode: ['lastNode'] } },
 			},
 			REPLAY_WINDOW,
-			{
-				displayName: 'Sites',
-				name: 'sites',
-				type: 'string',
-				default: '',
-				placeholder: 'nat-pets, shop-eu',
-				description: 'Site keys this workflow accepts deliveries of, comma-separated. Empty: every site the webhook secret signs for.',
-			},
+			SITES,
 		],
 	};
 
@@ -156,14 +161,13 @@ export class CrmTrackerTrigger implements INodeType {
 			res.status(500).json({ error: 'trigger_misconfigured', field: (error as TriggerSettingError).field, message });
 			return { noWebhookResponse: true };
 		}
-		const { toleranceSeconds, emit } = settings;
+		const { toleranceSeconds, emit, sites: allowed } = settings;
 		const check = verifySignature(webhookSecret, raw, req.headers, { toleranceSeconds });
 		if (!check.valid) {
 			res.status(401).json({ error: 'invalid_signature', message: `Refused: ${check.reason}. Only the receiver, signing with the credential's webhook secret, may call this webhook.` });
 			return { noWebhookResponse: true };
 		}
 		const site = check.site;
-		const allowed = siteList(this.getNodeParameter('sites', '') as string);
 		if (allowed.length > 0 && !allowed.includes(site)) {
 			res.status(403).json({ error: 'site_not_allowed', message: `Refused: this workflow accepts deliveries of ${allowed.join(', ')} only, not of site "${site}" (the trigger's Sites parameter)` });
 			return { noWebhookResponse: true };
@@ -220,6 +224,8 @@ export class CrmTrackerTrigger implements INodeType {
 interface TriggerSettings {
 	toleranceSeconds: number;
 	emit: Emit;
+	/** The site keys accepted; empty for every site the secret signs for. */
+	sites: string[];
 }
 
 /** A wrong setting of the trigger, named by the label the editor shows. */
@@ -252,10 +258,13 @@ export function triggerSettings(context: IHookFunctions | IWebhookFunctions): Tr
 			throw problem;
 		}
 	};
+	// n8n reads Respond itself: a value it does not know would fail each delivery with n8n's own 500.
+	setting(RESPOND, (value) => checkedOption(RESPOND.name, value, RESPOND));
 	return {
 		// Not a number (NaN) would compare false against every age and let any old delivery through: refuse them all until it is set.
 		toleranceSeconds: setting(REPLAY_WINDOW, (value) => declaredNumber([REPLAY_WINDOW], REPLAY_WINDOW.name, value)),
 		emit: setting(EMIT, (value) => checkedOption<Emit>(EMIT.name, value, EMIT)),
+		sites: setting(SITES, (value) => siteList(checkedText(SITES.name, value))),
 	};
 }
 

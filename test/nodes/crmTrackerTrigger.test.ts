@@ -23,7 +23,7 @@ import { deliveryItems, type Delivery } from '../../nodes/CrmTrackerTrigger/deli
 const SECRET = 'trigger-test-secret';
 const WORKFLOWS = path.join(__dirname, '..', '..', 'workflows');
 
-function workflow(sites = '', toleranceSeconds: unknown = 300, emit: unknown = 'perEvent'): WorkflowJson {
+function workflow(sites: unknown = '', toleranceSeconds: unknown = 300, emit: unknown = 'perEvent', responseMode: unknown = 'lastNode'): WorkflowJson {
 	return {
 		name: 'Trigger test',
 		nodes: [
@@ -34,7 +34,7 @@ function workflow(sites = '', toleranceSeconds: unknown = 300, emit: unknown = '
 				typeVersion: 1,
 				position: [0, 0],
 				webhookId: '4a0b2f0e-8f2c-4c55-9d0e-3f4f2a1b6c7d',
-				parameters: { path: 'crm-test', emit: emit as string, responseMode: 'lastNode', toleranceSeconds: toleranceSeconds as number, sites },
+				parameters: { path: 'crm-test', emit: emit as string, responseMode: responseMode as string, toleranceSeconds: toleranceSeconds as number, sites: sites as string },
 				credentials: { trackingCrmApi: { id: '1', name: 'Tracking CRM' } },
 			},
 			{ id: 'next', name: 'Next', type: 'n8n-nodes-base.noOp', typeVersion: 1, position: [200, 0], parameters: {} },
@@ -100,7 +100,7 @@ function delivery(): Record<string, any> {
 describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 	let server: Server;
 	let url: string;
-	let sitesParameter = '';
+	let sitesParameter: unknown = '';
 	let toleranceParameter: unknown = 300;
 	let emitParameter: unknown = 'perEvent';
 	let runs = 0;
@@ -236,6 +236,15 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 		expect(verifySignature(SECRET, text, signedHeaders(SECRET, 'shop', text, 'd-old', tenDaysAgo), { toleranceSeconds: Number.NaN })).toEqual({ valid: false, reason: 'the replay window is not a number of seconds' });
 	});
 
+	it('fails naming Sites when an expression gives it an object, instead of failing in n8n', async () => {
+		sitesParameter = '={{ { a: 1 } }}';
+		const refused = await signedFor('shop', delivery());
+		expect(refused.status).toBe(500);
+		expect(refused.body).toMatchObject({ error: 'trigger_misconfigured', field: 'Sites' });
+		expect(refused.body.message).toContain('Sites: is an object: give text');
+		expect(runs).toBe(0);
+	});
+
 	it('fails naming Emit when it is none of its options, instead of emitting per event', async () => {
 		emitParameter = 'perSite';
 		const refused = await signedFor('shop', delivery());
@@ -250,6 +259,7 @@ describe('CRM Tracker Trigger: a delivery is bound to its signed site', () => {
 		await expect(activateWebhook(workflow('', 300, 'perEvent'), 'CRM Tracker Trigger', credentials, 'manual')).resolves.toBeUndefined();
 		await expect(activateWebhook(workflow('', 'abc', 'perEvent'), 'CRM Tracker Trigger', credentials, 'manual')).rejects.toThrow('Replay Window (Seconds): is "abc": give a number from 30 to 86400');
 		await expect(activateWebhook(workflow('', 300, 'perSite'), 'CRM Tracker Trigger', credentials, 'manual')).rejects.toThrow('Emit: is "perSite": give one of "perEvent", "perVisitor", "perBatch"');
+		await expect(activateWebhook(workflow('', 300, 'perEvent', 'whenever'), 'CRM Tracker Trigger', credentials, 'manual')).rejects.toThrow('Respond: is "whenever": give one of "onReceived", "lastNode"');
 	});
 
 	it('publishes such a trigger, which n8n 2 does in the background, with the problem in n8n\'s log: its webhook then answers it to the sender', async () => {
@@ -312,9 +322,10 @@ describe('n8n answers a delivery without its expression engine', () => {
 			// Nobody reads a bundled workflow's answer but its status.
 			expect(resolveWebhookDescriptionField(trigger, description, 'responseData')).toEqual({ resolved: true, value: 'noData' });
 		}
-		// Answering at once, the trigger has no Response Data: n8n's own default stands.
+		// Answering at once, the trigger has no Response Data: n8n answers its own "Workflow was started"
+		// (a Response Data there would be sent as the body, as the text "allEntries").
 		const immediate = { ...({} as INode), parameters: { path: 'crm-x', responseMode: 'onReceived' } };
-		expect(resolveWebhookDescriptionField(immediate, description, 'responseData')).toEqual({ resolved: true, value: 'allEntries' });
+		expect(resolveWebhookDescriptionField(immediate, description, 'responseData')).toEqual({ resolved: true, value: undefined });
 		// A parameter set by an expression still goes to the engine.
 		const dynamic = { ...({} as INode), parameters: { path: '={{ "crm-" + "x" }}', responseMode: 'lastNode' } };
 		expect(resolveWebhookDescriptionField(dynamic, description, 'path')).toEqual({ resolved: false });
