@@ -85,6 +85,21 @@ async function handOffSettings(context: IExecuteFunctions, glue: ItemGlue): Prom
 	return { url, webhookSecret, target, batchSize, timeout };
 }
 
+/**
+ * What the next workflow said: the message of a JSON answer (the trigger's refusals and n8n's own
+ * errors carry one, n8n's beside its stack trace), else the start of the text.
+ */
+function answerOf(body: unknown): string {
+	const text = typeof body === 'string' ? body : JSON.stringify(body ?? '');
+	try {
+		const { message } = JSON.parse(text) as { message?: unknown };
+		if (typeof message === 'string' && message) return message.slice(0, 500);
+	} catch {
+		// Not JSON: the text itself says it.
+	}
+	return text.slice(0, 500);
+}
+
 export class CrmHandOff implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'CRM Hand Off',
@@ -148,8 +163,7 @@ export class CrmHandOff implements INodeType {
 				continue;
 			}
 			if (response.statusCode < 200 || response.statusCode >= 300) {
-				const answer = typeof response.body === 'string' ? response.body.slice(0, 500) : JSON.stringify(response.body ?? '').slice(0, 500);
-				const refused = new NodeOperationError(this.getNode(), `The next workflow at ${url} answered ${response.statusCode}: ${answer}`, {
+				const refused = new NodeOperationError(this.getNode(), `The next workflow at ${url} answered ${response.statusCode}: ${answerOf(response.body)}`, {
 					itemIndex: part.indexes[0],
 					description: response.statusCode === 404 ? 'No published workflow listens on that path: import and publish it (scripts/import-workflows).' : 'The next workflow failed; the whole delivery will be retried, and CRM nodes write nothing twice.',
 				});

@@ -64,6 +64,12 @@ describe('CRM Hand Off node', () => {
 				const check = verifySignature(SECRET, raw, req.headers);
 				const body = JSON.parse(raw) as Delivery;
 				received.push({ path: req.url ?? '', body, valid: check.valid, ...(check.valid ? { signedSite: check.site, foreign: foreignSiteField(body as never, check.site) } : {}) });
+				if (req.url?.endsWith('/crm-unpublished')) {
+					// n8n's answer for a path no published workflow listens on, stack trace and all.
+					res.writeHead(404, { 'content-type': 'application/json' });
+					res.end(JSON.stringify({ code: 404, message: 'The requested webhook "POST crm-unpublished" is not registered.', hint: 'Publish the workflow', stacktrace: 'Error: The requested webhook…\n    at TestWebhooks.getWebhookMethods (/usr/lib/node_modules/n8n/dist/webhooks/test-webhooks.js:1:1)' }));
+					return;
+				}
 				const status = check.valid ? (check.site === failingSite ? 500 : answer) : 401;
 				res.writeHead(status, { 'content-type': 'application/json' });
 				res.end(JSON.stringify(check.valid ? { ok: status < 300 } : { error: 'invalid_signature' }));
@@ -176,7 +182,13 @@ describe('CRM Hand Off node', () => {
 		expect(received).toHaveLength(1);
 	});
 
-	it('a secret the next trigger does not know is refused there and fails here', async () => {
+	it('quotes the message of n8n\'s answer for an unpublished workflow, not its stack trace', async () => {
+		const result = await runWorkflow(workflow({ target: `${base}/webhook/crm-unpublished` }), { input: [{ site: 'shop' }], credentials: credentials() });
+		expect(result.error?.message).toBe(`The next workflow at ${base}/webhook/crm-unpublished answered 404: The requested webhook "POST crm-unpublished" is not registered.`);
+		expect((result.error as { description?: string } | undefined)?.description).toMatch(/import and publish it/);
+	});
+
+		it('a secret the next trigger does not know is refused there and fails here', async () => {
 		const result = await runWorkflow(workflow({ target: 'crm-next', webhookBaseUrl: `${base}/webhook` }), { input: [{ site: 'shop' }], credentials: credentials('another-secret') });
 		expect(received.map((delivery) => delivery.valid)).toEqual([false]);
 		expect(result.error?.message).toContain('answered 401');
