@@ -26,7 +26,7 @@ const properties: INodeProperties[] = [
 		name: 'sequenceSource',
 		type: 'options',
 		options: [
-			{ name: 'Site Config', value: 'site', description: 'Crm.emailSequences of the site config, written to the database on use' },
+			{ name: 'Site Config', value: 'site', description: 'The sequences of the site config (crm.emailSequences), written to the database on use' },
 			{ name: 'Database', value: 'database', description: 'A sequence already in email_sequences' },
 			{ name: 'Parameter', value: 'parameter', description: 'The sequence defined below, written to the database on use' },
 		],
