@@ -27,6 +27,16 @@ const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
 /** Short passphrases fall to a guessing run however slow the key derivation. */
 export const MIN_PASSPHRASE_LENGTH = 12;
 
+/**
+ * The database's own settings (ALTER DATABASE … SET) the migrations make, each with its migration.
+ * pg_dump without --create leaves a database's settings out, so restore-database sets those of the
+ * migrations the restored database records; the backup test checks this list against what the
+ * migrations set on a new database.
+ */
+export const MIGRATION_DATABASE_SETTINGS: ReadonlyArray<{ migration: string; name: string; value: string }> = [
+	{ migration: '20261205120000_visitor_dashboard_segments', name: 'jit', value: 'off' },
+];
+
 /** `<database>-2026-11-20T09-15-00-123Z.dump`, `.dump.enc` when encrypted: sortable by name, one per millisecond. */
 const BACKUP_NAME = /^(.+)-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z)\.dump(\.enc)?$/;
 

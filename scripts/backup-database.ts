@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** One consistent pg_dump of the CRM database into a folder that keeps the newest N, optionally encrypted. */
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync, rmSync } from 'node:fs';
 import { access, constants, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -93,6 +93,24 @@ async function writableFolder(dir: string, dryRun: boolean): Promise<'exists' | 
 	return 'exists';
 }
 
+/**
+ * Node exits with code 0 once its event loop is empty, even while a promise is still pending: a
+ * wait for an event that had already passed would end the run as a success, with no backup. So an
+ * empty loop before main has finished is a failure, and it takes the unfinished backup with it.
+ */
+function failOnStall(target: string): void {
+	process.once('beforeExit', () => {
+		const whole = existsSync(checksumFileOf(target));
+		if (!whole) for (const file of [`${target}.partial`, target]) rmSync(file, { force: true });
+		console.error(
+			whole
+				? `backup-database stalled after writing ${target} and its checksum, before deleting the backups beyond --keep: the backup is whole; the next run deletes them.`
+				: `backup-database stalled before the backup was complete (it waited for an event that never came): no backup was written. Run it again; if this repeats, report it with your pg_dump version.`,
+		);
+		process.exit(1);
+	});
+}
+
 const megabytes = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(bytes < 10 * 1024 * 1024 ? 2 : 0)} MB`;
 
 async function main(argv: string[]): Promise<number> {
@@ -122,6 +140,8 @@ async function main(argv: string[]): Promise<number> {
 	const pgDump = pgProgram('pg_dump', option(values, 'pg-bin', 'PG_BIN'));
 	const dryRun = Boolean(values['dry-run']);
 
+	const target = path.join(dir, backupName(database, new Date(), Boolean(passphrase)));
+	failOnStall(target);
 	const folder = await writableFolder(dir, dryRun);
 	const existing = await backupsIn(dir, database);
 
@@ -130,23 +150,19 @@ async function main(argv: string[]): Promise<number> {
 		const probe = startPg(pgDump, ['--schema-only', '--format=custom', '--no-password'], url, 'ignore');
 		const [run] = await Promise.all([finished(probe, pgDump), pipeline(probe.stdout!, nowhere())]);
 		if (run.code !== 0) throw new OperatorError(explainPgError(pgDump, url, run));
-		const name = backupName(database, new Date(), Boolean(passphrase));
 		const doomed = existing.slice(Math.max(0, keep - 1));
 		console.log(`dry run: nothing is written or deleted`);
 		console.log(`would dump ${describe(url)} with ${pgDump} (it answers and may read the database)`);
-		console.log(`would write ${path.join(dir, name)}${passphrase ? ` (AES-256-GCM, passphrase from ${passphraseVariable})` : ''} and its .sha256${folder === 'new' ? ` (creating ${dir})` : ''}`);
+		console.log(`would write ${target}${passphrase ? ` (AES-256-GCM, passphrase from ${passphraseVariable})` : ''} and its .sha256${folder === 'new' ? ` (creating ${dir})` : ''}`);
 		console.log(doomed.length ? `would delete ${doomed.length} older backup(s) beyond --keep ${keep}:\n${doomed.map((backup) => `  ${backup.file}`).join('\n')}` : `would delete nothing (${existing.length} backup(s) there, --keep ${keep})`);
 		return 0;
 	}
 
 	const started = Date.now();
-	const target = path.join(dir, backupName(database, new Date(), Boolean(passphrase)));
 	const partial = `${target}.partial`;
-	const dump = startPg(pgDump, ['--format=custom', '--no-password'], url, 'ignore');
-	const abandon = onStop(() => {
-		dump.kill('SIGTERM');
-		void rm(partial, { force: true });
-	});
+	// The key first: scrypt takes a tenth of a second, in which a small database's pg_dump may have
+	// written everything and exited; its output and end must find their readers already attached.
+	const encrypt = passphrase ? await encryptor(passphrase) : undefined;
 	const hash = createHash('sha256');
 	let bytes = 0;
 	const checksum = async function* (source: AsyncIterable<Buffer>) {
@@ -156,10 +172,16 @@ async function main(argv: string[]): Promise<number> {
 			yield chunk;
 		}
 	};
+	const dump = startPg(pgDump, ['--format=custom', '--no-password'], url, 'ignore');
+	const abandon = onStop(() => {
+		dump.kill('SIGTERM');
+		void rm(partial, { force: true });
+	});
 	try {
+		const ended = finished(dump, pgDump);
 		const write = createWriteStream(partial, { flags: 'wx', mode: 0o600 });
-		const copied = passphrase ? pipeline(dump.stdout!, await encryptor(passphrase), checksum, write) : pipeline(dump.stdout!, checksum, write);
-		const [run, copy] = await Promise.all([finished(dump, pgDump), copied.then(() => undefined, (error: Error) => error)]);
+		const copied = encrypt ? pipeline(dump.stdout!, encrypt, checksum, write) : pipeline(dump.stdout!, checksum, write);
+		const [run, copy] = await Promise.all([ended, copied.then(() => undefined, (error: Error) => error)]);
 		if (run.code !== 0) throw new OperatorError(explainPgError(pgDump, url, run));
 		if (copy) throw new OperatorError(`Writing ${partial} failed: ${copy.message}. Is the disk full, or the folder read-only?`);
 		await rename(partial, target);

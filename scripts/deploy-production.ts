@@ -1,38 +1,50 @@
 #!/usr/bin/env node
 /** Deploys a new version step by step: migrate, update n8n's workflows, restart the receivers one at a time with a health check after each. */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { onStop, OperatorError, option, runScript, UsageError } from './workflowTools';
+import { onStop, OperatorError, option, ROOT, runScript, UsageError } from './workflowTools';
+
+/** The version in this folder, which the deploy puts in place: the receivers' /health must report it. */
+const PACKAGE_VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 const USAGE = `Usage: scripts/deploy-production [options]
 
 Deploys the version in this folder (built: npm ci && npm run build) to a running installation,
-one step at a time, and stops at the first step that fails:
+one step at a time, and stops at the first step that fails. It builds no image: with docker
+compose, build them first (docker compose build), and restart with commands that start the
+new image (docker compose up -d --no-deps --force-recreate …; docker compose restart keeps
+the old container and its old image).
+
   1. migrate    apply the new migrations to the CRM database (DATABASE_URL), before any
                 receiver runs the new code
   2. workflows  bring n8n's bundled workflows up to date in place (scripts/update-workflows);
                 when that changed any, restart n8n with --restart-n8n and wait for its
                 workflows' webhooks (scripts/health-check)
   3. receivers  restart the receivers one at a time with --restart-cmd, and after each wait
-                until scripts/health-check passes for it before touching the next, so the
-                others keep taking traffic
+                until scripts/health-check passes for it, its /health reporting the version
+                deployed, before touching the next, so the others keep taking traffic
   4. check      scripts/health-check of the whole system
 
 Options:
   --receiver <url>        a receiver, in restart order; repeat for each (env RECEIVER_URLS,
                           comma-separated; default http://127.0.0.1:3000)
-  --restart-cmd <command> restarts one receiver; {n} is its number (1, 2, …), {url} its URL:
-                            'docker compose restart receiver-{n}'
+  --restart-cmd <command> restarts one receiver on the new version; {n} is its number (1, 2,
+                          …), {url} its URL:
+                            'docker compose up -d --no-deps --force-recreate receiver-{n}'
                             'sudo systemctl restart crm-receiver@{n}'
                           (env RESTART_CMD)
+  --expect-version <v>    the version each restarted receiver's /health must report (default
+                          ${PACKAGE_VERSION}, this folder's package.json)
   --restart-n8n <command> restarts n8n after its workflows changed (n8n reads published
-                          workflows at its start), e.g. 'docker compose restart n8n n8n-webhook
-                          n8n-worker' (env RESTART_N8N_CMD). Without it a change waits for
-                          n8n's next restart, and the deploy says so.
+                          workflows at its start), e.g. 'docker compose up -d --no-deps
+                          --force-recreate n8n-main n8n-webhook n8n-worker' (env
+                          RESTART_N8N_CMD). Without it a change waits for n8n's next restart,
+                          and the deploy says so.
   --n8n-cli <command>     how update-workflows runs n8n's CLI (env N8N_CLI, default "n8n"),
-                          e.g. 'docker compose exec -T n8n n8n'
+                          e.g. 'docker compose exec -T n8n-main n8n'
   --n8n <url>             n8n's URL for the health checks (env N8N_URL)
   --health-timeout <s>    how long a restarted receiver or n8n may take to pass its health
                           check (default 120)
@@ -45,10 +57,12 @@ Options:
 Exit code 0 when deployed, 1 when a step failed (the message says which, and what was left
 undone), 2 on bad usage.
 
-Example (docker compose, two receivers):
-  DATABASE_URL=… scripts/deploy-production --receiver https://r1.crm.internal --receiver https://r2.crm.internal \\
-    --restart-cmd 'docker compose restart receiver-{n}' --n8n-cli 'docker compose exec -T n8n n8n' \\
-    --restart-n8n 'docker compose restart n8n n8n-webhook n8n-worker'`;
+Example (docker compose, the images built with the new CRM_IMAGE_TAG, the two receivers
+published on the host's loopback as docs/deployment.md#upgrades shows):
+  DATABASE_URL=… scripts/deploy-production --receiver http://127.0.0.1:3001 --receiver http://127.0.0.1:3002 \\
+    --restart-cmd 'docker compose up -d --no-deps --force-recreate receiver-{n}' \\
+    --n8n https://<N8N_HOST> --n8n-cli 'docker compose exec -T n8n-main n8n' \\
+    --restart-n8n 'docker compose up -d --no-deps --force-recreate n8n-main n8n-webhook n8n-worker'`;
 
 const STEPS = ['migrate', 'workflows', 'receivers'] as const;
 const CHECKS = ['database', 'receiver', 'n8n', 'workflows'];
@@ -126,6 +140,7 @@ async function main(argv: string[]): Promise<number> {
 		options: {
 			receiver: { type: 'string', multiple: true },
 			'restart-cmd': { type: 'string' },
+			'expect-version': { type: 'string' },
 			'restart-n8n': { type: 'string' },
 			'n8n-cli': { type: 'string' },
 			n8n: { type: 'string' },
@@ -154,6 +169,7 @@ async function main(argv: string[]): Promise<number> {
 		if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`--receiver ${url} is not a URL; expected e.g. http://10.0.0.5:3000`);
 	}
 	const restartCmd = option(values, 'restart-cmd', 'RESTART_CMD');
+	const version = values['expect-version'] || PACKAGE_VERSION;
 	const restartN8n = option(values, 'restart-n8n', 'RESTART_N8N_CMD');
 	const n8nCli = option(values, 'n8n-cli', 'N8N_CLI');
 	const n8nUrl = option(values, 'n8n', 'N8N_URL');
@@ -161,7 +177,7 @@ async function main(argv: string[]): Promise<number> {
 		throw new UsageError('No DATABASE_URL: the migrate step applies the migrations to the CRM database the receivers share; set DATABASE_URL to it (or --skip migrate)');
 	}
 	if (!skip.has('receivers')) {
-		if (!restartCmd) throw new UsageError("No --restart-cmd (or RESTART_CMD): how is one receiver restarted? e.g. --restart-cmd 'docker compose restart receiver-{n}' (or --skip receivers)");
+		if (!restartCmd) throw new UsageError("No --restart-cmd (or RESTART_CMD): how is one receiver restarted? e.g. --restart-cmd 'docker compose up -d --no-deps --force-recreate receiver-{n}' (or --skip receivers)");
 		if (receivers.length > 1 && !/\{n\}|\{url\}/.test(restartCmd)) {
 			throw new UsageError(`--restart-cmd "${restartCmd}" names no receiver ({n} or {url}): it would restart the same thing ${receivers.length} times instead of each receiver in turn`);
 		}
@@ -172,8 +188,10 @@ async function main(argv: string[]): Promise<number> {
 	const update = script('update-workflows', n8nCli ? ['--n8n-cli', n8nCli] : []);
 	const n8nHealth = script('health-check', ['--skip', 'database,receiver', ...withN8n]);
 	const restartOf = (index: number) => shell(restartCmd!.replaceAll('{n}', String(index + 1)).replaceAll('{url}', receivers[index]));
-	const receiverHealth = (url: string) => script('health-check', ['--receiver', url, '--skip', 'database,n8n,workflows']);
-	const finalHealth = script('health-check', [...withN8n, '--receiver', receivers[0], ...(healthSkip.length ? ['--skip', healthSkip.join(',')] : [])]);
+	const receiverHealth = (url: string) => script('health-check', ['--receiver', url, '--expect-version', version, '--skip', 'database,n8n,workflows']);
+	// Receivers left out of the deploy may still run the old version: then the final check does not ask for the new one.
+	const withVersion = skip.has('receivers') ? [] : ['--expect-version', version];
+	const finalHealth = script('health-check', [...withN8n, '--receiver', receivers[0], ...withVersion, ...(healthSkip.length ? ['--skip', healthSkip.join(',')] : [])]);
 
 	if (values['dry-run']) {
 		const lines = ['dry run: the plan, in order; nothing is run'];
@@ -241,7 +259,12 @@ async function main(argv: string[]): Promise<number> {
 			const run = await execute(restart);
 			if (run.code !== 0) fail(`receiver ${index + 1} (${url})`, `its restart command "${restart.label}" failed (exit ${run.code})`, run, rest);
 			const healthy = await untilHealthy(receiverHealth(url), healthTimeout);
-			if (!healthy.ok) fail(`receiver ${index + 1} (${url})`, `it did not pass its health check within ${healthTimeout} s of its restart; the receivers after it were left running the old version`, healthy, rest);
+			if (!healthy.ok) {
+				const oldCode = /\(--expect-version\)/.test(healthy.output)
+					? `; it answers, but not as version ${version}: its restart command did not start the new version (docker compose restart keeps the old container; recreate it from the new image with docker compose up -d --no-deps --force-recreate)`
+					: '';
+				fail(`receiver ${index + 1} (${url})`, `it did not pass its health check within ${healthTimeout} s of its restart${oldCode}; the receivers after it were left running the old version`, healthy, rest);
+			}
 			console.log(indent(healthy.output));
 			done.push(`receiver ${index + 1} restarted`);
 		}

@@ -13,6 +13,7 @@ import {
 	explainPgError,
 	finished,
 	isEncrypted,
+	MIGRATION_DATABASE_SETTINGS,
 	nowhere,
 	parseDatabaseUrl,
 	passphraseFrom,
@@ -33,7 +34,9 @@ Restores a backup made by scripts/backup-database:
   3. creates the target database when it does not exist; refuses one that already holds
      tables, unless --force is given;
   4. restores with pg_restore in one transaction: if anything fails, the target is left as it
-     was.
+     was;
+  5. sets the database's own settings the restored migrations had set (${MIGRATION_DATABASE_SETTINGS.map((setting) => `${setting.name}=${setting.value}`).join(', ')}),
+     which pg_dump leaves out of a backup.
 Stop the receivers and n8n that use the target database before restoring over it, and start
 them after.
 
@@ -231,9 +234,34 @@ async function main(argv: string[]): Promise<number> {
 		stopRestore();
 	}
 	const restored = await inspectTarget(url);
-	const migrations = restored.tables.includes('public._prisma_migrations') ? await query(url, async (client) => Number((await client.query('SELECT count(*) AS n FROM _prisma_migrations')).rows[0].n)) : 0;
-	console.log(`restored  ${path.basename(file)} into ${describe(url)}: ${restored.tables.length} tables, ${migrations} migrations recorded, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+	const migrations = restored.tables.includes('public._prisma_migrations')
+		? await query(url, async (client) => (await client.query<{ name: string }>('SELECT migration_name AS name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL')).rows.map((row) => row.name))
+		: [];
+	console.log(`restored  ${path.basename(file)} into ${describe(url)}: ${restored.tables.length} tables, ${migrations.length} migrations recorded, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+	await applyDatabaseSettings(url, migrations);
 	return 0;
+}
+
+/**
+ * Sets on the restored database the settings its recorded migrations made, which pg_dump leaves
+ * out. As in the migrations, a user that may not set them leaves the database working, only
+ * slower: that is said, and the restore still counts as done.
+ */
+async function applyDatabaseSettings(url: URL, migrations: string[]): Promise<void> {
+	const settings = MIGRATION_DATABASE_SETTINGS.filter((setting) => migrations.includes(setting.migration));
+	if (!settings.length) return;
+	const statements = settings.map((setting) => `ALTER DATABASE ${quoteIdentifier(databaseOf(url))} SET ${setting.name} TO '${setting.value}'`);
+	const listed = settings.map((setting) => `${setting.name}=${setting.value}`).join(', ');
+	try {
+		await query(url, async (client) => {
+			for (const statement of statements) await client.query(statement);
+		});
+		console.log(`settings  ${listed} on ${describe(url)}, as its migrations set them`);
+	} catch (error) {
+		const why = `${describe(url)} is restored, but ${listed} could not be set (${(error as Error).message})`;
+		if ((error as { code?: string }).code !== '42501') throw new OperatorError(`${why}. Set them yourself: ${statements.join('; ')}`);
+		console.error(`settings  not set: ${why}. The database works without them, more slowly; set them as its owner or a superuser: ${statements.join('; ')}`);
+	}
 }
 
 runScript(main, USAGE);

@@ -52,12 +52,6 @@ async function main(argv: string[]): Promise<number> {
 		return 0;
 	}
 	const batchSize = batchSizeOf(values['batch-size']);
-	let keyring: PiiKeyring;
-	try {
-		keyring = piiKeyringFromEnv();
-	} catch (error) {
-		throw error instanceof PiiKeyError ? new OperatorError(error.message) : error;
-	}
 	const db = await openDatabase({ owner: 'scripts/rotate-pii-key' }).catch((error: unknown) => {
 		throw error instanceof DatabaseOpenError ? new OperatorError(error.message) : error;
 	});
@@ -66,8 +60,19 @@ async function main(argv: string[]): Promise<number> {
 	process.once('SIGINT', stop);
 	process.once('SIGTERM', stop);
 	try {
+		// The sites first: the keys are needed, and their absence an error, only where a site seals.
 		const sites = await encryptingSites(db.prisma, values.site);
 		if (values.site && sites.length === 0) throw new OperatorError(`No site "${values.site}" with privacy.encryptPii: true in the database`);
+		if (sites.length === 0) {
+			console.log('No site has privacy.encryptPii: true; nothing to reseal');
+			return 0;
+		}
+		let keyring: PiiKeyring;
+		try {
+			keyring = piiKeyringFromEnv();
+		} catch (error) {
+			throw error instanceof PiiKeyError ? new OperatorError(error.message) : error;
+		}
 		let failed = 0;
 		for (const site of sites) {
 			try {
@@ -78,7 +83,6 @@ async function main(argv: string[]): Promise<number> {
 				console.error(`${site.key}: stopped: ${(error as Error).message}`);
 			}
 		}
-		if (sites.length === 0) console.log('No site has privacy.encryptPii: true; nothing to reseal');
 		return failed === 0 ? 0 : 1;
 	} finally {
 		await db.close();

@@ -2,10 +2,15 @@
  * scripts/api-key and createApiKey: a key's name picks one active key of its site, so `revoke --name`
  * can never take a second key in use with it, and a name that picks none says which names there are.
  */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+
 import { createApiKey, KeyNameTakenError, revokeApiKeys } from '../../server/auth';
 import { FIRST_KEY_NAME } from '../../server/dashboard/firstKeys';
 import { childEnv, runBuilt } from '../helpers/builtReceiver';
 import { createTestSite, testDbUrl, testPrisma } from '../helpers/db';
+
+const ROOT = path.resolve(__dirname, '..', '..');
 
 describe('scripts/api-key', () => {
 	const prisma = testPrisma();
@@ -85,6 +90,15 @@ describe('scripts/api-key', () => {
 		await expect(createApiKey(prisma, site.id, 'admin', FIRST_KEY_NAME)).resolves.toMatch(/^tcrm_admin_\S+$/);
 		expect(await prisma.apiKey.count({ where: { siteId: site.id, name: FIRST_KEY_NAME, revokedAt: null } })).toBe(1);
 	});
+
+	it('runs as scripts/api-key, the command its messages and health-check name', async () => {
+		const site = await createTestSite(prisma, 'keys');
+		const answer = await new Promise<{ code: number; stdout: string }>((resolve) => {
+			execFile(path.join(ROOT, 'scripts', 'api-key'), ['create', '--site', site.key, '--scope', 'admin', '--name', 'wrapper'], { env }, (error, stdout) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout }));
+		});
+		expect([answer.code, answer.stdout.trim()]).toEqual([0, expect.stringMatching(/^tcrm_admin_\S+$/)]);
+		expect(await prisma.apiKey.count({ where: { siteId: site.id, name: 'wrapper', revokedAt: null } })).toBe(1);
+	}, 60_000);
 
 	it('makes one key of a name when creates race', async () => {
 		const site = await createTestSite(prisma, 'keys');

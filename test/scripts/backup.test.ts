@@ -1,7 +1,8 @@
 /**
  * scripts/backup-database and scripts/restore-database, built (dist/scripts) and run as an
  * operator runs them, against a real Postgres database seeded with CRM rows: a backup, the
- * database dropped, the backup restored, and every table's rows compared, count and checksum.
+ * database dropped, the backup restored, and every table's rows compared, count and checksum,
+ * and the database's own settings, which pg_dump leaves out, set again.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,14 +18,16 @@ import { PrismaClient } from '../../lib/db/generated/client';
 import { deployMigrations } from '../../lib/db/migrator';
 import { createTestSite } from '../helpers/db';
 import { roundTripEveryModel } from '../helpers/roundTrip';
+import { MIGRATION_DATABASE_SETTINGS } from '../../scripts/backup-database-archive';
 import { adminUrl, createTestDatabase, dropTestDatabase, withDatabase } from '../setup/testDatabase';
 
 const ROOT = path.resolve(__dirname, '../..');
 const PASSPHRASE = 'a long passphrase for the test backups';
 
-function script(name: 'backup-database' | 'restore-database', args: string[], env: Record<string, string | undefined>): Promise<{ code: number; output: string }> {
+/** `nodeOptions` go to node before the script, e.g. a module to preload. */
+function script(name: 'backup-database' | 'restore-database', args: string[], env: Record<string, string | undefined>, nodeOptions: string[] = []): Promise<{ code: number; output: string }> {
 	return new Promise((resolve) => {
-		execFile(process.execPath, [path.join(ROOT, 'dist', 'scripts', `${name}.js`), ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
+		execFile(process.execPath, [...nodeOptions, path.join(ROOT, 'dist', 'scripts', `${name}.js`), ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
 			resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` });
 		});
 	});
@@ -67,6 +70,22 @@ async function databaseExists(name: string): Promise<boolean> {
 	}
 }
 
+/** The database's own settings (ALTER DATABASE … SET), as "name=value". */
+async function databaseSettings(name: string): Promise<string[]> {
+	const client = new Client({ connectionString: adminUrl() });
+	await client.connect();
+	try {
+		const result = await client.query<{ settings: string[] }>(
+			`SELECT coalesce(s.setconfig, '{}') AS settings FROM pg_database d LEFT JOIN pg_db_role_setting s ON s.setdatabase = d.oid AND s.setrole = 0 WHERE d.datname = $1`,
+			[name],
+		);
+		return [...result.rows[0].settings].sort();
+	} finally {
+		await client.end();
+	}
+}
+
+const listedSettings = MIGRATION_DATABASE_SETTINGS.map((setting) => `${setting.name}=${setting.value}`).sort();
 const rowsOf = (prints: Record<string, string>, table: string): number => Number(/^(\d+) rows/.exec(prints[table])?.[1]);
 const backupsIn = (dir: string): string[] => readdirSync(dir).filter((name) => /\.dump(\.enc)?$/.test(name)).sort();
 
@@ -98,6 +117,13 @@ describe('scripts/backup-database and scripts/restore-database', () => {
 		rmSync(work, { recursive: true, force: true });
 	});
 
+	it('lists exactly the settings the migrations set on a new database, each with a migration that sets it', async () => {
+		expect(await databaseSettings(source.name)).toEqual(listedSettings);
+		for (const { migration, name, value } of MIGRATION_DATABASE_SETTINGS) {
+			expect(readFileSync(path.join(ROOT, 'prisma', 'migrations', migration, 'migration.sql'), 'utf8')).toMatch(new RegExp(`ALTER DATABASE %I SET ${name} = ${value}`));
+		}
+	});
+
 	it('backs up, and after the database is dropped restores every table with the same rows', async () => {
 		expect(rowsOf(before, 'visitor_events')).toBeGreaterThan(2_000);
 		expect(rowsOf(before, 'leads')).toBeGreaterThan(5);
@@ -118,6 +144,8 @@ describe('scripts/backup-database and scripts/restore-database', () => {
 
 		const after = await fingerprint(source.url);
 		expect(after).toEqual(before);
+		expect(restore.output).toContain(`settings  ${listedSettings.join(', ')} on `);
+		expect(await databaseSettings(source.name)).toEqual(listedSettings);
 		const tables = Object.keys(after).filter((name) => !name.startsWith('sequence '));
 		console.log(`restored ${tables.length} tables, identical:\n${tables.map((table) => `  ${table.padEnd(28)} ${after[table]}`).join('\n')}`);
 	}, 180_000);
@@ -144,6 +172,60 @@ describe('scripts/backup-database and scripts/restore-database', () => {
 		const right = await script('restore-database', [path.join(dir, file), '--name', target, '--passphrase-env', 'CRM_BACKUP_KEY'], { DATABASE_URL: source.url, CRM_BACKUP_KEY: PASSPHRASE });
 		expect([right.code, right.output]).toEqual([0, expect.stringContaining('decrypted (AES-256-GCM)')]);
 		expect(await fingerprint(withDatabase(source.url, target))).toEqual(before);
+		expect(await databaseSettings(target)).toEqual(listedSettings);
+	}, 180_000);
+
+	it('writes a whole, decryptable backup on every encrypted run of a small database, which pg_dump reads before the key is derived', async () => {
+		const small = await createTestDatabase('tcrm_backup_small');
+		extraDatabases.push(small.name);
+		const client = new Client({ connectionString: small.url });
+		await client.connect();
+		try {
+			await client.query(`CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes SELECT n, 'note ' || n FROM generate_series(1, 20) n`);
+		} finally {
+			await client.end();
+		}
+		const dir = path.join(work, 'small');
+		const env = { DATABASE_URL: small.url, BACKUP_PASSPHRASE: PASSPHRASE };
+		const written: string[] = [];
+		for (let run = 0; run < 8; run++) {
+			const backup = await script('backup-database', ['--dir', dir, '--encrypt', '--keep', '20'], env);
+			expect([run, backup.code, backup.output]).toEqual([run, 0, expect.stringContaining('encrypted (AES-256-GCM)')]);
+			written.push(path.basename(/^backup (.+)$/m.exec(backup.output)![1]));
+		}
+		expect(readdirSync(dir).sort()).toEqual([...written, ...written.map((name) => `${name}.sha256`)].sort());
+		for (const file of written) {
+			const check = await script('restore-database', [path.join(dir, file), '--name', `${small.name}_check`, '--dry-run'], env);
+			expect([file, check.code, check.output]).toEqual([file, 0, expect.stringMatching(/checksum {2}ok[^]*archive {3}ok, decrypted \(AES-256-GCM\): 1 table\(s\)/)]);
+		}
+		const target = `${small.name}_restored`;
+		extraDatabases.push(target);
+		const restore = await script('restore-database', [path.join(dir, written[0]), '--name', target], env);
+		expect([restore.code, restore.output]).toEqual([0, expect.stringContaining('restored ')]);
+		expect(await fingerprint(withDatabase(small.url, target))).toEqual(await fingerprint(small.url));
+	}, 180_000);
+
+	it('fails, and leaves no file, when the run would otherwise end with its work undone', async () => {
+		// pg_dump's end never reaches the script: the wait for it can never end, and Node would exit 0.
+		const preload = path.join(work, 'lose-close.js');
+		writeFileSync(
+			preload,
+			`const childProcess = require('node:child_process');
+const spawn = childProcess.spawn;
+childProcess.spawn = (...args) => {
+	const child = spawn(...args);
+	const once = child.once.bind(child);
+	child.once = (event, listener) => (event === 'close' ? child : once(event, listener));
+	return child;
+};
+`,
+		);
+		const dir = path.join(work, 'stalled');
+		for (const args of [['--encrypt'], []]) {
+			const backup = await script('backup-database', ['--dir', dir, ...args], { DATABASE_URL: source.url, BACKUP_PASSPHRASE: PASSPHRASE }, ['--require', preload]);
+			expect([args, backup.code, backup.output]).toEqual([args, 1, expect.stringContaining('backup-database stalled before the backup was complete')]);
+			expect(readdirSync(dir)).toEqual([]);
+		}
 	}, 180_000);
 
 	it('keeps the newest N backups of the database and touches no other file', async () => {

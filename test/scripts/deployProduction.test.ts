@@ -14,6 +14,7 @@ import { testSiteConfig } from '../helpers/sites';
 import { createTestDatabase, dropTestDatabase } from '../setup/testDatabase';
 
 const ROOT = path.resolve(__dirname, '../..');
+const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 function run(command: string, args: string[], env: Record<string, string>, timeoutMs = 240_000): Promise<{ code: number; output: string }> {
 	return new Promise((resolve) => {
@@ -98,11 +99,11 @@ echo $! > "$dir/r$n.pid"
 				'--dry-run',
 				...receiverArgs(),
 				'--restart-cmd',
-				'docker compose restart receiver-{n}',
+				'docker compose up -d --no-deps --force-recreate receiver-{n}',
 				'--n8n-cli',
-				'docker compose exec -T n8n n8n',
+				'docker compose exec -T n8n-main n8n',
 				'--restart-n8n',
-				'docker compose restart n8n n8n-webhook n8n-worker',
+				'docker compose up -d --no-deps --force-recreate n8n-main n8n-webhook n8n-worker',
 				'--health-timeout',
 				'30',
 			],
@@ -113,14 +114,16 @@ echo $! > "$dir/r$n.pid"
 		expect(lines).toEqual([
 			'dry run: the plan, in order; nothing is run',
 			'1. migrate    node dist/scripts/migrate.js deploy',
-			'2. workflows  scripts/update-workflows --n8n-cli docker compose exec -T n8n n8n',
-			'              if it changed any: docker compose restart n8n n8n-webhook n8n-worker, then scripts/health-check --skip database,receiver until it passes (at most 30 s)',
-			`3.1 receiver 1 (${urls()[0]}): docker compose restart receiver-1`,
-			`              then scripts/health-check --receiver ${urls()[0]} --skip database,n8n,workflows until it passes (at most 30 s)`,
-			`3.2 receiver 2 (${urls()[1]}): docker compose restart receiver-2`,
-			`              then scripts/health-check --receiver ${urls()[1]} --skip database,n8n,workflows until it passes (at most 30 s)`,
-			`4. check      scripts/health-check --receiver ${urls()[0]}`,
+			'2. workflows  scripts/update-workflows --n8n-cli docker compose exec -T n8n-main n8n',
+			'              if it changed any: docker compose up -d --no-deps --force-recreate n8n-main n8n-webhook n8n-worker, then scripts/health-check --skip database,receiver until it passes (at most 30 s)',
+			`3.1 receiver 1 (${urls()[0]}): docker compose up -d --no-deps --force-recreate receiver-1`,
+			`              then scripts/health-check --receiver ${urls()[0]} --expect-version ${VERSION} --skip database,n8n,workflows until it passes (at most 30 s)`,
+			`3.2 receiver 2 (${urls()[1]}): docker compose up -d --no-deps --force-recreate receiver-2`,
+			`              then scripts/health-check --receiver ${urls()[1]} --expect-version ${VERSION} --skip database,n8n,workflows until it passes (at most 30 s)`,
+			`4. check      scripts/health-check --receiver ${urls()[0]} --expect-version ${VERSION}`,
 		]);
+		const other = await deploy(['--dry-run', ...receiverArgs(), '--restart-cmd', 'x {n}', '--skip', 'migrate,workflows', '--expect-version', '2.0.0'], {});
+		expect(other.output).toContain(`then scripts/health-check --receiver ${urls()[1]} --expect-version 2.0.0 --skip`);
 		expect(restarts()).toEqual([]);
 	});
 
@@ -146,6 +149,16 @@ echo $! > "$dir/r$n.pid"
 
 		// Put receiver 1 back for what follows.
 		expect((await run('bash', [restart, '1'], env)).code).toBe(0);
+	}, 120_000);
+
+	it('stops at a receiver that comes back on another version than the one deployed', async () => {
+		rmSync(restartsLog, { force: true });
+		const result = await deploy([...receiverArgs(), '--restart-cmd', `bash ${restart} {n}`, '--skip', 'migrate,workflows', '--expect-version', '9.9.9', '--health-timeout', '3'], env);
+		expect(result.code).toBe(1);
+		expect(result.output).toContain(`deploy stopped at receiver 1 (${urls()[0]}): it did not pass its health check within 3 s of its restart; it answers, but not as version 9.9.9`);
+		expect(result.output).toContain(`it runs version ${VERSION}, not 9.9.9 (--expect-version)`);
+		expect(result.output).toContain('not done: restart receiver 2; final health check');
+		expect(restarts()).toEqual(['restart 1, others 2:up']);
 	}, 120_000);
 
 	it('stops at a failed step with what was done and what was not', async () => {
