@@ -124,10 +124,11 @@ export class CrmTrackerTrigger implements INodeType {
 	/**
 	 * n8n runs these when it activates the workflow, and when the editor listens for a test event. A
 	 * setting that would refuse every delivery fails the editor's test listening at once, naming the
-	 * field. n8n 2 publishes a workflow in the background, where an error reaches only n8n's log and
-	 * leaves the webhook unregistered (every delivery 404, nothing telling why): there it is logged,
-	 * and the webhook is registered to answer each delivery 500 trigger_misconfigured naming the
-	 * field, which the receiver shows as the delivery's last error.
+	 * field (and the embedded engine's start, which activates the same way). n8n 2 publishes a
+	 * workflow in the background, where an error reaches only n8n's log and leaves the webhook
+	 * unregistered (every delivery 404, nothing telling why): there it is logged, and the webhook is
+	 * registered to answer each delivery 500 trigger_misconfigured naming the field, which the
+	 * receiver shows as the delivery's last error.
 	 */
 	webhookMethods = {
 		default: {
@@ -248,7 +249,7 @@ function checkedOnActivation(context: IHookFunctions): void {
 }
 
 /** The trigger's settings, each checked against its declaration; a wrong one is named with the fix. */
-export function triggerSettings(context: IHookFunctions | IWebhookFunctions): TriggerSettings {
+function triggerSettings(context: IHookFunctions | IWebhookFunctions): TriggerSettings {
 	const setting = <T>(declaration: INodeProperties, checked: (value: unknown) => T): T => {
 		try {
 			return checked(context.getNodeParameter(declaration.name, declaration.default));

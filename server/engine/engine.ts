@@ -20,7 +20,6 @@ import type { INode, INodeExecutionData, IRun, IWebhookData, IWorkflowBase, IWor
 import type { Logger } from '../logger';
 import { withoutBom } from '../routes/body';
 import { problem, quotedPath } from '../routes/problems';
-import { triggerSettings } from '../../nodes/CrmTrackerTrigger/CrmTrackerTrigger.node';
 import { createAdditionalData, InstalledPackageLoader, PackageNodeTypes, StaticCredentialsHelper, type CredentialsByType } from './n8n';
 
 const TRACKER_TRIGGER = 'n8n-nodes-tracking-crm.crmTrackerTrigger';
@@ -108,7 +107,7 @@ export class EmbeddedEngine {
 		const engine = new EmbeddedEngine(nodeTypes, files, options);
 		// n8n registers crons on its leader only (one main instance of several); this process is the only one.
 		Container.get(InstanceSettings).markAsLeader();
-		engine.activateWebhooks();
+		await engine.activateWebhooks();
 		await engine.activateSchedules();
 		return engine;
 	}
@@ -247,22 +246,23 @@ export class EmbeddedEngine {
 	}
 
 	/**
-	 * Checks each CRM Tracker Trigger's settings as the workflows start: one that would refuse every
-	 * delivery stops the start, naming its workflow and the field. (n8n 2 publishes in the background,
-	 * so there the trigger only logs it and answers deliveries trigger_misconfigured; here the
-	 * operator is at the console.)
+	 * Runs each CRM Tracker Trigger's activation check as the editor's test listening does ('manual'):
+	 * at once, so a trigger whose settings would refuse every delivery stops the start, naming its
+	 * workflow and the field. (n8n 2 publishes in the background; there the trigger only logs it and
+	 * answers each delivery trigger_misconfigured. Here the operator is at the console.)
 	 */
-	private activateWebhooks(): void {
+	private async activateWebhooks(): Promise<void> {
 		for (const { file, trigger } of this.byPath.values()) {
 			const workflow = this.workflowOf(file);
 			const node = workflow.getNode(trigger.name)!;
 			const nodeType = this.nodeTypes.getByNameAndVersion(node.type, node.typeVersion);
 			const description = nodeType.description.webhooks?.[0];
-			if (!description) continue;
+			const checkExists = nodeType.webhookMethods?.default?.checkExists;
+			if (!description || !checkExists) continue;
 			const { data } = this.additionalData(file, 'webhook');
 			const webhookData: IWebhookData = { httpMethod: 'POST', node: node.name, path: String(node.parameters.path), webhookDescription: description, workflowId: file.id, workflowExecuteAdditionalData: data };
 			try {
-				triggerSettings(new HookContext(workflow, node, data, 'webhook', 'init', webhookData));
+				await checkExists.call(new HookContext(workflow, node, data, 'webhook', 'manual', webhookData));
 			} catch (error) {
 				throw new Error(`Workflow "${file.name}" cannot be activated: ${(error as Error).message}`);
 			}
