@@ -59,6 +59,12 @@ export interface PiiKeyring {
 	 * not recompute them and an erased address would be accepted again.
 	 */
 	hashKey: Buffer;
+	/**
+	 * The sites the receiver recorded another hash key for (lib/piiHashKey.ts), and the setting
+	 * this keyring's hash key was read from, which {@link siteCipher} names when it refuses one.
+	 * Only the nodes set it: the receiver checks its key when it starts.
+	 */
+	otherHashKeySites?: { siteIds: ReadonlySet<string>; setting: string };
 }
 
 /** Where the key texts were read from, for the error messages. */
@@ -68,6 +74,8 @@ export interface PiiKeySources {
 }
 
 const ENV_SOURCES: PiiKeySources = { keys: PII_KEYS_ENV, hashKey: PII_HASH_KEY_ENV };
+/** The credential fields the nodes read the keys from, as their errors name them. */
+export const CREDENTIAL_SOURCES: PiiKeySources = { keys: 'Tracking CRM API credential, PII Encryption Keys', hashKey: 'Tracking CRM API credential, PII Hash Key' };
 
 function decodeKey(text: string, setting: string, what: string): Buffer {
 	const trimmed = text.trim();
@@ -131,7 +139,7 @@ export function piiKeyringFromCredential(credential: { piiEncryptionKeys?: unkno
 	const keys = String(credential.piiEncryptionKeys ?? '');
 	const hashKey = String(credential.piiHashKey ?? '');
 	if (!keys.trim() && !hashKey.trim()) return null;
-	return parsePiiKeys(keys, hashKey, { keys: 'Tracking CRM API credential, PII Encryption Keys', hashKey: 'Tracking CRM API credential, PII Hash Key' });
+	return parsePiiKeys(keys, hashKey, CREDENTIAL_SOURCES);
 }
 
 /** Whether a stored value is sealed (by any key). */
@@ -221,9 +229,20 @@ export class PiiCipher {
 /**
  * The cipher of a site with `privacy.encryptPii`, null for a site that stores in clear. The keyring
  * is the credential's in n8n; the environment's otherwise (the receiver and its embedded engine).
+ * A site the receiver recorded another hash key for is refused: under this one, no lead would be
+ * found by its address and each would be stored again.
  */
 export function siteCipher(siteId: string, encryptPii: boolean, keyring?: PiiKeyring | null): PiiCipher | null {
-	return encryptPii ? new PiiCipher(keyring ?? piiKeyringFromEnv(), siteId) : null;
+	if (!encryptPii) return null;
+	const ring = keyring ?? piiKeyringFromEnv();
+	const other = ring.otherHashKeySites;
+	if (other?.siteIds.has(siteId)) {
+		throw new PiiKeyError(
+			other.setting,
+			`is not the hash key this site's addresses were hashed with (the receiver keeps a fingerprint of its ${PII_HASH_KEY_ENV}): under it no lead would be found by its address, and each would be stored again`,
+		);
+	}
+	return new PiiCipher(ring, siteId);
 }
 
 /** The sealed columns of `leads`, by their Prisma field names: the address, names, phone, company and job title (the properties are sealed whole: {@link sealLeadProperties}). */

@@ -286,8 +286,16 @@ export class LeadScorer implements INodeType {
 		for (const batch of batches.values()) {
 			if (batch.operation === 'rescore') {
 				const named = batch.items.filter((item) => item.reference !== undefined).map((item) => item.reference as string);
-				const leads = await findLeads(prisma, batch.context.siteId, named, cipherOf(batch.context));
-				const visitors = await findVisitorLeads(sql, batch.context.siteId, batch.items.filter((item) => item.visitor !== undefined).map((item) => item.visitor as string));
+				let leads: Awaited<ReturnType<typeof findLeads>>;
+				let visitors: Awaited<ReturnType<typeof findVisitorLeads>>;
+				try {
+					leads = await findLeads(prisma, batch.context.siteId, named, cipherOf(batch.context));
+					visitors = await findVisitorLeads(sql, batch.context.siteId, batch.items.filter((item) => item.visitor !== undefined).map((item) => item.visitor as string));
+				} catch (error) {
+					// The site's keys (its hash key not the receiver's, say) or its database: every item of the site fails with it.
+					for (const item of batch.items) fail(item.index, error);
+					continue;
+				}
 				batch.items = batch.items.filter((item) => {
 					const leadId = item.reference !== undefined ? leads.get(item.reference) : visitors.get(item.visitor as string);
 					if (typeof leadId === 'string') item.leadId = leadId;

@@ -10,7 +10,9 @@ import type { RawSql } from '../../lib/db/rawSql';
 import { emailHash } from '../../lib/email';
 import { isUuid } from '../../lib/ids';
 import { normalizeEmail } from '../../lib/mailbox';
-import { PII_HASH_KEY_ENV, PII_KEYS_ENV, PiiCipher, PiiDecryptError, PiiKeyError, piiKeyringFromCredential, piiKeyringFromEnv, type PiiKeyring } from '../../lib/pii';
+import { CREDENTIAL_SOURCES, PII_HASH_KEY_ENV, PII_KEYS_ENV, PiiDecryptError, PiiKeyError, piiKeyringFromCredential, piiKeyringFromEnv, siteCipher, type PiiCipher, type PiiKeyring } from '../../lib/pii';
+import { sitesPinnedToOtherHashKey } from '../../lib/piiHashKey';
+import { crmDatabase } from './database';
 import { InputError } from './inputError';
 
 /** The node parameter every lead reference comes from; the errors name it. */
@@ -151,14 +153,30 @@ export async function findLeadId(prisma: Leads, siteId: string, reference: strin
 export interface PiiKeyFields {
 	piiEncryptionKeys?: unknown;
 	piiHashKey?: unknown;
+	/** The sites the receiver recorded another hash key for than the one these fields (or n8n's environment) give ({@link piiCredentialOf}). */
+	otherHashKeySites?: ReadonlySet<string>;
 }
 
 /**
  * The PII fields of the node's Tracking CRM API credential. Nodes that need the credential for
  * these keys only take it as optional, and n8n refuses to read an optional credential that is not set.
+ *
+ * When the keys they name (or n8n's environment's) can be used, one query per execution reads which
+ * sites' recorded hash key is another, so that {@link piiKeyringOf} makes those sites fail naming
+ * the PII Hash Key instead of finding no lead. Keys that cannot be used are left to fail there, on
+ * a site that needs them.
  */
 export async function piiCredentialOf(context: Pick<IExecuteFunctions, 'getNode' | 'getCredentials'>): Promise<PiiKeyFields> {
-	return context.getNode().credentials?.trackingCrmApi ? await context.getCredentials('trackingCrmApi') : {};
+	const fields: PiiKeyFields = context.getNode().credentials?.trackingCrmApi ? await context.getCredentials('trackingCrmApi') : {};
+	let keyring: PiiKeyring;
+	try {
+		keyring = piiKeyringFromCredential(fields) ?? piiKeyringFromEnv();
+	} catch (error) {
+		if (error instanceof PiiKeyError) return fields;
+		throw error;
+	}
+	const { sql } = await crmDatabase(context);
+	return { ...fields, otherHashKeySites: await sitesPinnedToOtherHashKey(sql, keyring.hashKey) };
 }
 
 /**
@@ -190,7 +208,10 @@ export function piiKeyProblem(error: unknown): unknown {
 export function piiKeyringOf(credential: PiiKeyFields, encryptPii: boolean): PiiKeyring | null {
 	if (!encryptPii) return null;
 	try {
-		return piiKeyringFromCredential(credential) ?? piiKeyringFromEnv();
+		const fromCredential = piiKeyringFromCredential(credential);
+		const keyring = fromCredential ?? piiKeyringFromEnv();
+		const siteIds = credential.otherHashKeySites;
+		return siteIds?.size ? { ...keyring, otherHashKeySites: { siteIds, setting: fromCredential ? CREDENTIAL_SOURCES.hashKey : PII_HASH_KEY_ENV } } : keyring;
 	} catch (error) {
 		throw piiKeyProblem(error);
 	}
@@ -198,6 +219,10 @@ export function piiKeyringOf(credential: PiiKeyFields, encryptPii: boolean): Pii
 
 /** The cipher a node seals, opens and finds a site's leads with ({@link piiKeyringOf}); null for a site that stores in clear. */
 export function siteCipherOf(credential: PiiKeyFields, site: { id: string; config: { privacy: { encryptPii: boolean } } }): PiiCipher | null {
-	const keyring = piiKeyringOf(credential, site.config.privacy.encryptPii);
-	return keyring && new PiiCipher(keyring, site.id);
+	const { encryptPii } = site.config.privacy;
+	try {
+		return siteCipher(site.id, encryptPii, piiKeyringOf(credential, encryptPii));
+	} catch (error) {
+		throw piiKeyProblem(error);
+	}
 }
