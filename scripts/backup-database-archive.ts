@@ -16,6 +16,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 import { OperatorError, UsageError } from './workflowTools';
+import { checkedDatabaseUrl, databaseOf } from '../lib/db/databaseUrl';
 
 export const MAGIC = Buffer.from('TCRMBAK1', 'ascii');
 const SALT_BYTES = 16;
@@ -88,18 +89,12 @@ export function parseDatabaseUrl(value: string | undefined, source: string): URL
 			`No database: set ${source}. (Without DATABASE_URL the receiver runs on its embedded database, a folder, .data/pglite by default: stop the receiver and copy that folder instead.)`,
 		);
 	}
-	let url: URL;
-	try {
-		url = new URL(value);
-	} catch {
-		throw new UsageError(`${source} is not a URL; expected postgresql://user:password@host:5432/database`);
-	}
-	if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') throw new UsageError(`${source} must start with postgresql://; got ${url.protocol}//`);
-	if (databaseOf(url) === '') throw new UsageError(`${source} names no database; expected postgresql://user:password@host:5432/database`);
+	const url = checkedDatabaseUrl(value, source);
+	if (typeof url === 'string') throw new UsageError(url);
 	return url;
 }
 
-export const databaseOf = (url: URL): string => decodeURIComponent(url.pathname.replace(/^\//, ''));
+export { databaseOf };
 
 export function withDatabase(url: URL, database: string): URL {
 	const copy = new URL(url);

@@ -3,6 +3,7 @@ import path from 'node:path';
 
 import { DatabaseOpenError, describePostgresUrl, openDatabase } from '../lib/db';
 import { createMigration, diffMigrationsToSchema, isEmptyMigrationScript } from '../lib/db/migrator';
+import { checkedDatabaseUrl } from '../lib/db/databaseUrl';
 
 const USAGE = `Usage: node dist/scripts/migrate.js <command>
 
@@ -51,6 +52,8 @@ function expectNoArguments(command: string, args: string[]): void {
 
 async function deploy(): Promise<number> {
 	const url = process.env.DATABASE_URL;
+	const checked = url ? checkedDatabaseUrl(url, 'DATABASE_URL') : undefined;
+	if (typeof checked === 'string') throw new UsageError(checked);
 	let db;
 	try {
 		db = await openDatabase({ migrate: true });

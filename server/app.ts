@@ -5,12 +5,15 @@ import helmet from 'helmet';
 import type { Pool } from 'pg';
 
 import type { Database } from '../lib/db';
+import { SITE_HEADER, verifySignature } from '../lib/signing';
 import { siteOutbox } from './analytics/queries';
 import { presentsApiKey, requireApiKey } from './auth';
 import type { EmbeddedEngine } from './engine/engine';
 import type { Logger } from './logger';
 import type { MailCatcher } from './mail/catcher';
-import { outboxLag, type OutboxDispatcher } from './outbox/dispatcher';
+import { deadLetterAdvice } from './outbox/deadLetters';
+import { outboxLag, type OutboxDispatcher, type OutboxLag } from './outbox/dispatcher';
+import { RepeatedFailure, SUMMARY_INTERVAL_MS } from './repeatedFailure';
 import { analyticsRouter } from './routes/analytics';
 import { demoRouter } from './routes/demo';
 import { apiReferenceRouter } from './routes/apiReference';
@@ -23,7 +26,7 @@ import { trackerRouter } from './routes/tracker';
 import { privacyRouter } from './routes/privacy';
 import { requestLog } from './requestLog';
 import { readBodyFor } from './routes/body';
-import { databaseFailure, PROBLEM_TYPE, quotedPath, sendNoRoute, sendProblem, sendUnavailable } from './routes/problems';
+import { databaseFailure, PROBLEM_TYPE, quotedPath, RETRY_AFTER_SECONDS, sendNoRoute, sendProblem, sendUnavailable } from './routes/problems';
 import { trustProxyValue, type ReceiverSettings } from './settings';
 import type { SiteRegistry } from './siteRegistry';
 
@@ -140,8 +143,22 @@ ${links.map(([href, name, what]) => `<li><a href="${href}">${name}</a>: ${what}<
 </ul></body></html>`;
 }
 
+/** What to do while the database does not answer, and what happens to requests meanwhile. */
+function databaseFix(db: Database): string {
+	const check =
+		db.kind === 'postgres'
+			? `check that Postgres at ${db.location} runs and accepts connections (DATABASE_URL)`
+			: `the embedded database in ${db.location} failed: check the disk it is on (free space, permissions)`;
+	return (
+		`${check}. Meanwhile requests are answered 503 with Retry-After, trackers keep their batches and send them again, and nothing already accepted is lost; ` +
+		`further failures are counted in one line every ${SUMMARY_INTERVAL_MS / 1000} s until the database works again`
+	);
+}
+
 export function createApp(context: AppContext): App {
 	const { db, sites, settings, logger } = context;
+	/** Every request fails while the database is away: the log says so once, then counts, then says when it is back. */
+	const databaseFailures = new RepeatedFailure(logger, { failed: 'the database failed', fix: databaseFix(db), recovered: 'the database works again' });
 	const app = express();
 	app.disable('x-powered-by');
 	app.set('trust proxy', trustProxyValue(settings.TRUST_PROXY));
@@ -158,6 +175,7 @@ export function createApp(context: AppContext): App {
 		sql: db.sql,
 		trustProxy: app.get('trust proxy fn') as (address: string, hop: number) => boolean,
 		securityHeaders: recordHeaders(securityHeaders),
+		databaseFailures,
 	});
 	app.use(ingest.router);
 	app.use(trackerRouter({ sites }));
@@ -175,24 +193,48 @@ export function createApp(context: AppContext): App {
 	 * n8n's /webhook/<path>: the workflow's CRM Tracker Trigger checks the signature and the
 	 * delivery, so this route is as closed as n8n's own webhook.
 	 */
-	const engine = context.engine;
-	if (engine) {
-		const readDelivery = readBodyFor('raw', { limitBytes: 16 * 1024 * 1024, send: 'one signed delivery as JSON' });
-		app.post('/webhook/:path', readDelivery, async (req, res, next) => {
-			const running = engine();
-			if (!running) {
-				sendUnavailable(res, 'request');
-				return;
-			}
-			try {
-				const body: unknown = req.body;
-				const answer = await running.deliver(String(req.params.path), Buffer.isBuffer(body) ? body : Buffer.alloc(0), req.headers);
-				if (answer.problem) res.type(PROBLEM_TYPE);
-				res.status(answer.status).json(answer.body);
-			} catch (error) {
-				next(error);
-			}
-		});
+	const readDelivery = readBodyFor('raw', { limitBytes: 16 * 1024 * 1024, send: 'one signed delivery as JSON' });
+	app.post('/webhook/:path', readDelivery, async (req, res, next) => {
+		const body: unknown = req.body;
+		const raw = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
+		const running = context.engine?.();
+		if (!running) {
+			refuseWithoutEngine(raw, req.headers, res);
+			return;
+		}
+		try {
+			const answer = await running.deliver(String(req.params.path), raw, req.headers);
+			if (answer.problem) res.type(PROBLEM_TYPE);
+			res.status(answer.status).json(answer.body);
+		} catch (error) {
+			next(error);
+		}
+	});
+
+	/**
+	 * A delivery posted here while no embedded engine runs. Senders retry a 503, so only an engine
+	 * still starting answers one with Retry-After; a receiver whose sites all name an n8n never
+	 * runs one, and one with DISPATCHER=off runs none until it is restarted. Which n8n runs a
+	 * site's workflows is said only to a sender that signed with the site's secret, as /health
+	 * names it only to the site's admin key.
+	 */
+	function refuseWithoutEngine(raw: Buffer, headers: IncomingMessage['headers'], res: express.Response): void {
+		if (sites.all().every((site) => site.n8nUrl)) {
+			const claimed = headers[SITE_HEADER];
+			const site = typeof claimed === 'string' ? sites.byPublicKey(claimed) : undefined;
+			const n8nUrl = site?.webhookSecret !== undefined && verifySignature(site.webhookSecret, raw, headers).valid ? site.n8nUrl : undefined;
+			const where = n8nUrl ? `the n8n at ${n8nUrl}` : "the n8n each site's integrations.n8nUrl names";
+			sendProblem(res, 404, 'workflows_run_in_n8n', `No workflow runs in this receiver: they run in ${where}; post deliveries to its /webhook/<path>, not the receiver's`, {
+				issues: [{ field: 'path', message: `is a webhook of ${where}, not of this receiver` }],
+			});
+			return;
+		}
+		if (settings.DISPATCHER === 'off') {
+			sendProblem(res, 503, 'engine_not_running', 'The embedded engine does not run in this receiver (DISPATCHER=off), so no workflow takes deliveries; unset DISPATCHER and restart the receiver');
+			return;
+		}
+		res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+		sendProblem(res, 503, 'engine_starting', 'The embedded engine is starting and runs no workflow yet; retry in a few seconds');
 	}
 
 	/** The first page a newcomer opens: where everything is. */
@@ -214,48 +256,73 @@ export function createApp(context: AppContext): App {
 	 * Anyone may ask whether the receiver is up: the answer is only `ok` or `degraded` (200 or
 	 * 503). The details (database, outbox, deliveries, n8n) are for an admin key of a site and
 	 * cover that site only: no other site's keys, rows, webhooks or delivery errors, which is why
-	 * the dispatcher's global counters and last error stay in the logs.
+	 * the dispatcher's global counters and last error stay in the logs. Dead-lettered rows keep it
+	 * degraded until someone decides about them (scripts/dead-letters): they are CRM work that
+	 * will not happen by itself.
 	 */
 	const adminKey = requireApiKey(db.prisma, 'admin');
-	app.get(
-		'/health',
-		(req, res, next) => (presentsApiKey(req) ? adminKey(req, res, next) : next()),
-		async (req, res) => {
-			const started = Date.now();
-			let database: { ok: boolean; kind: string; latencyMs?: number } = { ok: false, kind: db.kind };
-			let lag: number | null = null;
-			try {
-				await db.prisma.$queryRawUnsafe('SELECT 1');
-				database = { ok: true, kind: db.kind, latencyMs: Date.now() - started };
-				lag = (await outboxLag(db.sql)).oldestPendingAgeSeconds;
-			} catch (error) {
-				logger.error({ err: error }, 'health check: database unreachable');
-			}
-			const n8nUrls = [...new Set(sites.all().flatMap((site) => (site.endpoints.size > 0 && site.n8nUrl ? [site.n8nUrl] : [])))];
-			const n8n = await n8nReachable(n8nUrls);
-			const healthy = database.ok && (lag ?? 0) <= MAX_HEALTHY_LAG_SECONDS && n8n.every((target) => target.ok);
-			const status = healthy ? 'ok' : 'degraded';
-			res.setHeader('Cache-Control', 'no-store');
-			const site = req.auth && sites.byDatabaseId(req.auth.siteId);
-			const engine = engineName(context);
-			if (!site) {
-				res.status(healthy ? 200 : 503).json({ status, version: context.version, engine });
+	/** A key cannot be checked while the database is away; the answer then says that, with the database's state. */
+	const adminKeyUnlessDatabaseDown: RequestHandler = (req, res, next) => {
+		if (!presentsApiKey(req)) {
+			next();
+			return;
+		}
+		return adminKey(req, res, (error?: unknown) => {
+			if (error !== undefined && databaseFailure(error) === 'unavailable') {
+				res.locals.keyUnchecked = true;
+				next();
 				return;
 			}
-			const outbox = database.ok ? { ...(await siteOutbox(db.prisma, site.id)), maxHealthyLagSeconds: MAX_HEALTHY_LAG_SECONDS } : null;
-			const forwarding = site.endpoints.size > 0;
+			next(error);
+		});
+	};
+	app.get('/health', adminKeyUnlessDatabaseDown, async (req, res) => {
+		const started = Date.now();
+		let database: { ok: boolean; kind: string; latencyMs?: number } = { ok: false, kind: db.kind };
+		let lag: OutboxLag | undefined;
+		try {
+			await db.prisma.$queryRawUnsafe('SELECT 1');
+			database = { ok: true, kind: db.kind, latencyMs: Date.now() - started };
+			lag = await outboxLag(db.sql);
+			databaseFailures.succeeded();
+		} catch (error) {
+			databaseFailures.failed(error);
+		}
+		const n8nUrls = [...new Set(sites.all().flatMap((site) => (site.endpoints.size > 0 && site.n8nUrl ? [site.n8nUrl] : [])))];
+		const n8n = await n8nReachable(n8nUrls);
+		const healthy = database.ok && (lag?.oldestPendingAgeSeconds ?? 0) <= MAX_HEALTHY_LAG_SECONDS && lag?.dead === 0 && n8n.every((target) => target.ok);
+		const status = healthy ? 'ok' : 'degraded';
+		res.setHeader('Cache-Control', 'no-store');
+		const engine = engineName(context);
+		if (res.locals.keyUnchecked) {
 			res.status(healthy ? 200 : 503).json({
 				status,
 				version: context.version,
 				engine,
-				site: { key: site.key, forwarding: [...site.endpoints.keys()], signed: Boolean(site.webhookSecret) },
 				database,
-				outbox,
-				dispatcher: { enabled: settings.DISPATCHER === 'on', lastSuccessAt: context.dispatcher?.metrics.lastSuccessAt ?? null },
-				n8n: forwarding ? n8n.filter((target) => target.url === site.config.integrations.n8nUrl) : [],
+				message: 'The database did not answer, so the API key could not be checked: the site’s details come back with the database',
 			});
-		},
-	);
+			return;
+		}
+		const site = req.auth && sites.byDatabaseId(req.auth.siteId);
+		if (!site) {
+			res.status(healthy ? 200 : 503).json({ status, version: context.version, engine });
+			return;
+		}
+		const siteRows = database.ok ? await siteOutbox(db.prisma, site.id) : null;
+		const outbox = siteRows && { ...siteRows, maxHealthyLagSeconds: MAX_HEALTHY_LAG_SECONDS, ...(siteRows.dead > 0 && { action: deadLetterAdvice(siteRows.dead, site.key) }) };
+		const forwarding = site.endpoints.size > 0;
+		res.status(healthy ? 200 : 503).json({
+			status,
+			version: context.version,
+			engine,
+			site: { key: site.key, forwarding: [...site.endpoints.keys()], signed: Boolean(site.webhookSecret) },
+			database,
+			outbox,
+			dispatcher: { enabled: settings.DISPATCHER === 'on', lastSuccessAt: context.dispatcher?.metrics.lastSuccessAt ?? null },
+			n8n: forwarding ? n8n.filter((target) => target.url === site.config.integrations.n8nUrl) : [],
+		});
+	});
 
 	app.use((req, res) => {
 		const allowed = [...methodsAt((app as unknown as { router: { stack: RouterLayer[] } }).router.stack, req.path)].sort();
@@ -271,7 +338,7 @@ export function createApp(context: AppContext): App {
 	const onError: ErrorRequestHandler = (error, _req, res, _next) => {
 		const failure = databaseFailure(error);
 		if (failure === 'unavailable') {
-			logger.error({ err: error }, 'database unavailable');
+			databaseFailures.failed(error);
 			sendUnavailable(res, 'request');
 			return;
 		}

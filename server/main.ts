@@ -6,7 +6,7 @@ import { DatabaseOpenError } from '../lib/db';
 import { PiiKeyError } from '../lib/pii';
 import { createLogger } from './logger';
 import { ListenError, startReceiver, type Receiver } from './receiver';
-import { SettingsError } from './settings';
+import { readSettings, SettingsError } from './settings';
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -20,7 +20,8 @@ function siteConfigLocation(): { location: string; isExample: boolean } {
 }
 
 async function main(): Promise<void> {
-	const logger = createLogger();
+	// Read before anything else, so that a bad LOG_LEVEL is refused like every setting instead of failing inside pino.
+	const logger = createLogger({ level: readSettings().LOG_LEVEL });
 	const { location, isExample } = siteConfigLocation();
 	if (isExample) logger.warn({ location }, 'no config/site.json or SITE_CONFIG: running with the example site config');
 	const receiver = await startReceiver({

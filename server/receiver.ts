@@ -19,8 +19,8 @@ import { startMailCatcher, type MailCatcher } from './mail/catcher';
 import { catcherCredential, smtpCredentialFromUrl, type SmtpCredential } from './mail/smtpSettings';
 import { OutboxDispatcher } from './outbox/dispatcher';
 import { startRetentionJob } from './retention/job';
-import { receiverSecret } from './secrets';
-import { readSettings, type ReceiverSettings } from './settings';
+import { checkPiiHashKey, receiverSecret } from './secrets';
+import { checkDatabaseUrl, readSettings, type ReceiverSettings } from './settings';
 import { ownOrigins, SiteRegistry } from './siteRegistry';
 import { syncSites } from './sites';
 
@@ -103,7 +103,8 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 	// A site that seals personal data cannot take a lead without its keys: a missing or bad key stops the start, naming the variable.
 	if (options.sites.some((site) => site.privacy.encryptPii)) piiKeyringFromEnv(env);
 	const smtp = settings.SMTP_URL ? smtpCredentialFromUrl(settings.SMTP_URL) : undefined;
-	const logger = options.logger ?? createLogger();
+	checkDatabaseUrl(options.database?.url === undefined ? process.env.DATABASE_URL : (options.database.url ?? undefined));
+	const logger = options.logger ?? createLogger({ level: settings.LOG_LEVEL });
 	const db = await openDatabase({ owner: 'the receiver', ...options.database });
 	try {
 		return await serve(db, options, settings, env, logger, smtp);
@@ -117,6 +118,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 async function serve(db: Database, options: ReceiverOptions, settings: ReceiverSettings, env: NodeJS.ProcessEnv, logger: Logger, smtp: SmtpCredential | undefined): Promise<Receiver> {
 	logger.info({ kind: db.kind, location: db.location, applied: db.appliedMigrations }, 'database ready');
 	const sites = new SiteRegistry(options.sites, await syncSites(db.prisma, options.sites), env);
+	await checkPiiHashKey(db.prisma, sites.all(), env);
 	// The api-key script cannot open the embedded database while the receiver runs: a site without a key gets a read key for the dashboards.
 	const firstKeys = db.kind === 'embedded' ? await ensureFirstKeys(db.prisma, sites) : [];
 	for (const site of sites.all()) {

@@ -1,6 +1,8 @@
+import proxyAddr from 'proxy-addr';
 import { z } from 'zod/v4';
 
 import { formatIssues, toFieldIssues } from '../lib/contracts';
+import { checkedDatabaseUrl } from '../lib/db/databaseUrl';
 
 const integer = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -9,7 +11,24 @@ const settingsSchema = z.object({
 	PORT: integer(0, 65_535, 3000),
 	HOST: z.string().min(1).default('127.0.0.1'),
 	/** Express "trust proxy": false, true, a hop count, or addresses/subnets of the proxies. */
-	TRUST_PROXY: z.string().default('false'),
+	TRUST_PROXY: z
+		.string()
+		.default('false')
+		.superRefine((setting, context) => {
+			const value = trustProxyValue(setting);
+			if (typeof value !== 'string') return;
+			try {
+				// What Express does with the string form, so a value it would refuse is refused here, before the database is opened.
+				proxyAddr.compile(value.split(',').map((part) => part.trim()));
+			} catch (error) {
+				context.addIssue({
+					code: 'custom',
+					message: `must be true, false, a number of proxy hops, or the proxies' addresses or subnets, comma-separated (e.g. 172.30.0.10 or loopback, 10.0.0.0/8): ${(error as Error).message}`,
+				});
+			}
+		}),
+	/** pino's level names; createLogger would throw on any other. */
+	LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
 	/** Header a trusted proxy sets with the visitor's ISO country code (e.g. cf-ipcountry). */
 	COUNTRY_HEADER: z.string().toLowerCase().optional(),
 	/** Site whose tracker the demo pages at /demo/ carry; default: the first configured site. */
@@ -18,10 +37,21 @@ const settingsSchema = z.object({
 	DISPATCH_INTERVAL_MS: integer(10, 60_000, 500),
 	DISPATCH_BATCH_SIZE: integer(1, 5000, 5000),
 	DISPATCH_CONCURRENCY: integer(1, 64, 4),
-	DISPATCH_MAX_ATTEMPTS: integer(1, 100, 12),
+	/**
+	 * Retired: a count of tries gave up after 17 to 34 minutes at the defaults, an ordinary n8n
+	 * outage. A value left in an environment is refused rather than ignored, since it no longer
+	 * means what whoever set it chose.
+	 */
+	DISPATCH_MAX_ATTEMPTS: z
+		.never({ error: 'is no longer read: a failing delivery is retried for DISPATCH_GIVE_UP_AFTER_MS (default 259200000, 3 days), however many tries that takes; delete DISPATCH_MAX_ATTEMPTS and set that instead if 3 days do not suit' })
+		.optional(),
 	DISPATCH_TIMEOUT_MS: integer(100, 120_000, 10_000),
+	/** The first retry's wait; each further retry waits twice as long, up to DISPATCH_BACKOFF_MAX_MS, each with 50–100 % jitter (server/outbox/backoff.ts). */
 	DISPATCH_BACKOFF_BASE_MS: integer(10, 600_000, 1000),
-	DISPATCH_BACKOFF_MAX_MS: integer(100, 86_400_000, 3_600_000),
+	/** The longest wait between two tries: also the longest a delivery waits once n8n is back. */
+	DISPATCH_BACKOFF_MAX_MS: integer(100, 86_400_000, 900_000),
+	/** How long a delivery may go on failing before it is dead-lettered, counted from its first failure (default 3 days). */
+	DISPATCH_GIVE_UP_AFTER_MS: integer(1000, 2_592_000_000, 259_200_000),
 	RATE_LIMIT_PER_IP: integer(1, 1_000_000, 600),
 	RATE_LIMIT_PER_SITE: integer(1, 10_000_000, 60_000),
 	DISPATCHER: z.enum(['on', 'off']).default('on'),
@@ -43,15 +73,36 @@ const settingsSchema = z.object({
 	EMAIL_TOKEN_SECRET: z.string().min(32, { error: 'must be at least 32 characters (e.g. openssl rand -base64 48)' }).optional(),
 });
 
+const checkedSettingsSchema = settingsSchema.superRefine((settings, context) => {
+	if (settings.DISPATCH_BACKOFF_MAX_MS < settings.DISPATCH_BACKOFF_BASE_MS) {
+		context.addIssue({ code: 'custom', path: ['DISPATCH_BACKOFF_MAX_MS'], message: `must be at least DISPATCH_BACKOFF_BASE_MS (${settings.DISPATCH_BACKOFF_BASE_MS}), the first wait` });
+	}
+});
+
 export type ReceiverSettings = z.infer<typeof settingsSchema>;
 
 export class SettingsError extends Error {}
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): ReceiverSettings {
 	const relevant = Object.fromEntries(Object.keys(settingsSchema.shape).filter((key) => env[key] !== undefined && env[key] !== '').map((key) => [key, env[key]]));
-	const parsed = settingsSchema.safeParse(relevant);
+	const parsed = checkedSettingsSchema.safeParse(relevant);
 	if (!parsed.success) throw new SettingsError(`Invalid receiver environment:\n${formatIssues(toFieldIssues(parsed.error, relevant))}`);
 	return parsed.data;
+}
+
+/**
+ * Refuses a DATABASE_URL that names no database before anything connects: Postgres would take the
+ * login's default database (often the shared `postgres`) and the migrations would fill it with
+ * the CRM's tables. Also a value that is no postgresql:// URL, which would otherwise reach the
+ * driver and come back as a host that cannot be found (lib/db/databaseUrl.ts, as the scripts
+ * check it). Unset: the embedded database.
+ */
+export function checkDatabaseUrl(url: string | undefined): void {
+	if (!url) return;
+	const checked = checkedDatabaseUrl(url, 'DATABASE_URL');
+	if (typeof checked === 'string') {
+		throw new SettingsError(`Invalid receiver environment:\n  - ${checked} (the CRM's own database, created first, e.g. with createdb; or unset DATABASE_URL to run on the embedded database)`);
+	}
 }
 
 /** Express's own parsing of the trust-proxy setting, given the string form of the variable. */

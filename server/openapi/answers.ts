@@ -136,19 +136,27 @@ const healthBase = {
 	engine: z.string().meta({ description: 'What runs the workflows: `embedded n8n engine`, `n8n`, or both.' }),
 };
 
-const outboxSchema = answerOf<SiteOutbox & { maxHealthyLagSeconds: number }>()(
+const outboxSchema = answerOf<SiteOutbox & { maxHealthyLagSeconds: number; action?: string }>()(
 	z.strictObject({
 		pending: count,
-		dead: count.meta({ description: 'Deliveries that failed every retry.' }),
+		dead: count.meta({ description: 'Rows of deliveries that failed for DISPATCH_GIVE_UP_AFTER_MS (3 days by default) and were dead-lettered; they keep the receiver `degraded` until re-queued or discarded.' }),
 		oldestPendingAgeSeconds: z.int().nullable(),
 		lastError: z.string().nullable().meta({ description: 'The last delivery error of a row still undelivered.' }),
 		maxHealthyLagSeconds: z.int().meta({ description: 'A pending row older than this makes the receiver `degraded`.' }),
+		action: z.string().optional().meta({ description: 'With dead-lettered rows: how many, and the scripts/dead-letters commands that send them again or drop them.' }),
 	}),
 );
 
-/** GET /health (server/app.ts): the short answer for anyone, the site's details for its admin key. */
+const databaseHealth = z.strictObject({ ok: z.boolean(), kind: z.string(), latencyMs: z.number().optional() });
+
+/** GET /health (server/app.ts): the short answer for anyone, the site's details for its admin key, the database's state when the key could not be checked. */
 export const healthSchema = z.union([
 	z.strictObject(healthBase),
+	z.strictObject({
+		...healthBase,
+		database: databaseHealth,
+		message: z.string().meta({ description: 'Why the answer holds no site details: the database did not answer, so the key could not be checked.' }),
+	}),
 	z.strictObject({
 		...healthBase,
 		site: z.strictObject({
@@ -156,7 +164,7 @@ export const healthSchema = z.union([
 			forwarding: z.array(z.string()).meta({ description: 'The workflows the site’s events and leads are delivered to.' }),
 			signed: z.boolean().meta({ description: 'Whether the site’s webhook secret is set, so deliveries are signed.' }),
 		}),
-		database: z.strictObject({ ok: z.boolean(), kind: z.string(), latencyMs: z.number().optional() }),
+		database: databaseHealth,
 		outbox: outboxSchema.nullable().meta({ description: 'The site’s undelivered rows; null when the database cannot be reached.' }),
 		dispatcher: z.strictObject({ enabled: z.boolean(), lastSuccessAt: instant.nullable().meta({ description: 'When the dispatcher last delivered a row (to any site).' }) }),
 		n8n: z.array(z.strictObject({ url: z.string(), ok: z.boolean(), error: z.string().optional() })).meta({ description: 'Whether the site’s n8n answers (empty when the site forwards nothing or runs on the embedded engine).' }),

@@ -126,7 +126,7 @@ export const ERROR_CODES: Record<string, string> = {
 	unknown_site: 'No site has this key.',
 	origin_not_allowed: 'The request’s Origin is not in the site’s `tracking.allowedOrigins`.',
 	unstorable_value: 'A value cannot be stored (e.g. a NUL byte); nothing of the request was stored. Sent unchanged it fails again.',
-	rate_limited: 'Too many requests from this network, or this site is over its limit and this network sends the most; retry after the `RateLimit` header’s reset.',
+	rate_limited: 'Too many requests from this network, or this site is over its limit and this network sends the most; retry after the `Retry-After` header’s seconds (the `RateLimit` header’s reset).',
 	'entity.too.large': 'The body is larger than the route takes.',
 	'charset.unsupported': 'The body is not UTF-8.',
 	'encoding.unsupported': 'The body is compressed; send it uncompressed.',
@@ -140,6 +140,8 @@ export const ERROR_CODES: Record<string, string> = {
 	engine_failed: 'The embedded engine did not answer in time (DISPATCH_TIMEOUT_MS); the answer also carries `workflow` and `durationMs`.',
 	unsupported_media_type: 'The body was not sent as `Content-Type: application/json`.',
 	no_workflow: 'No bundled workflow listens on this webhook path; `issues` names the paths there are.',
+	workflows_run_in_n8n: 'Every site of this receiver names an n8n, which runs the workflows: post to that n8n’s `/webhook/<path>`. The message names it to a delivery signed with the site’s secret. Not worth a retry.',
+	engine_starting: 'The embedded engine is starting; retry after `Retry-After` seconds.',
 	engine_stopping: 'The embedded engine is stopping; the sender retries the delivery.',
 	workflow_failed: 'The workflow ran and failed; the sender retries the delivery.',
 	email_tracking_disabled: 'EMAIL_TOKEN_SECRET is not set, so no email link can be checked.',
@@ -424,7 +426,7 @@ export function operations(scriptPaths: readonly string[]): OperationSpec[] {
 			tag: 'workflows',
 			summary: 'Deliver to a bundled workflow (embedded engine)',
 			description:
-				'Where deliveries enter the bundled workflows when a site runs on the embedded engine, as they would enter n8n’s own `/webhook/<path>`: the CRM Hand Off nodes and the receiver’s dispatcher post here. The workflow’s CRM Tracker Trigger checks the signature, its time and its site, then runs the workflow.',
+				'Where deliveries enter the bundled workflows when a site runs on the embedded engine, as they would enter n8n’s own `/webhook/<path>`: the CRM Hand Off nodes and the receiver’s dispatcher post here. The workflow’s CRM Tracker Trigger checks the signature, its time and its site, then runs the workflow. On a receiver whose sites all name an n8n no workflow runs here: the answer is a 404 `workflows_run_in_n8n`.',
 			access: 'signed',
 			pathParams: { notes: { path: 'The webhook path of the workflow’s CRM Tracker Trigger, e.g. `visitor`.' } },
 			headers: [
@@ -441,11 +443,11 @@ export function operations(scriptPaths: readonly string[]): OperationSpec[] {
 			},
 			errors: {
 				400: ['empty_body', 'invalid_json'],
-				404: ['no_workflow'],
+				404: ['no_workflow', 'workflows_run_in_n8n'],
 				413: ['entity.too.large'],
 				415: ['charset.unsupported', 'encoding.unsupported'],
 				500: ['internal', 'workflow_failed'],
-				503: ['storage_unavailable', 'engine_stopping'],
+				503: ['storage_unavailable', 'engine_stopping', 'engine_starting', 'engine_not_running'],
 			},
 		},
 		{
@@ -587,11 +589,11 @@ export function operations(scriptPaths: readonly string[]): OperationSpec[] {
 			tag: 'receiver',
 			summary: 'Health check',
 			description:
-				'Whether the receiver, its database, its deliveries and its n8n are well: `ok` (200) or `degraded` (503). Anyone may ask; with an admin key of a site the answer adds that site’s database, outbox, dispatcher and n8n details, and nothing of other sites.',
+				'Whether the receiver, its database, its deliveries and its n8n are well: `ok` (200) or `degraded` (503). Anyone may ask; with an admin key of a site the answer adds that site’s database, outbox, dispatcher and n8n details, and nothing of other sites. While the database does not answer, a key cannot be checked: the answer then carries the database’s state and a message instead of the site’s details.',
 			access: 'public-admin',
 			answers: {
 				200: { description: 'Healthy.', json: healthSchema },
-				503: { description: 'Degraded: the database is unreachable, deliveries lag more than 5 minutes, or an n8n does not answer.', json: healthSchema },
+				503: { description: 'Degraded: the database is unreachable, deliveries lag more than 5 minutes, dead-lettered deliveries wait for a decision (scripts/dead-letters), or an n8n does not answer.', json: healthSchema },
 			},
 			errors: { ...KEY_ERRORS, 403: ['admin_key_required'], 503: ['storage_unavailable'] },
 		},

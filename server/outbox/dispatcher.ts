@@ -5,9 +5,11 @@ import { postSigned, signedHeaders } from '../../lib/signing';
 import type { RawDatabase, RawSql } from '../../lib/db/rawSql';
 import type { EngineAnswer } from '../engine/engine';
 import type { Logger } from '../logger';
+import { RepeatedFailure } from '../repeatedFailure';
 import type { ReceiverSettings } from '../settings';
 import type { SiteRegistry } from '../siteRegistry';
-import { retryDelayMs } from './backoff';
+import { afterFailure } from './backoff';
+import { deadLetterAdvice } from './deadLetters';
 import type { OutboxPayload } from './enqueue';
 
 /** What planDeliveries needs of an outbox row. */
@@ -79,6 +81,7 @@ interface ClaimedRow {
 	payload: OutboxPayload;
 	attempts: number;
 	delivery_id: string | null;
+	failing_since: Date | null;
 }
 
 type Candidate = ClaimedRow & PlannableRow;
@@ -130,7 +133,7 @@ FOR UPDATE OF o SKIP LOCKED`;
  * delivery once sent), else the partition's oldest rows never sent, at most $2.
  */
 const PARTITION_ROWS = `
-SELECT m.id, m.site_id, m.destination, m.partition_key, m.payload, m.attempts, m.delivery_id
+SELECT m.id, m.site_id, m.destination, m.partition_key, m.payload, m.attempts, m.delivery_id, m.failing_since
 FROM outbox head CROSS JOIN LATERAL (
 	SELECT r.* FROM outbox r
 	WHERE head.delivery_id IS NOT NULL AND r.delivery_id = head.delivery_id AND r.status = 'pending'
@@ -155,9 +158,13 @@ FROM jsonb_to_recordset($1::jsonb) AS c(id bigint, delivery_id uuid)
 WHERE o.id = c.id AND o.status = 'pending'
 RETURNING o.id, o.attempts`;
 
-/** A failed delivery's rows wait together; rows another receiver has claimed again since are left to it. */
+/**
+ * A failed delivery's rows wait together, or are dead-lettered together; rows another receiver
+ * has claimed again since are left to it. The first failure starts the time to giving up ($5).
+ */
 const RETRY_LATER = `
-UPDATE outbox o SET status = $2::outbox_status, next_attempt_at = now() + ($3::int * interval '1 millisecond'), last_error = $4
+UPDATE outbox o SET status = $2::outbox_status, next_attempt_at = now() + ($3::int * interval '1 millisecond'), last_error = $4,
+	failing_since = coalesce(o.failing_since, $5::timestamptz)
 FROM jsonb_to_recordset($1::jsonb) AS c(id bigint, attempts int)
 WHERE o.id = c.id AND o.attempts = c.attempts AND o.status = 'pending'`;
 
@@ -207,6 +214,8 @@ export class OutboxDispatcher {
 	private readonly deliveries = new Set<Promise<void>>();
 	/** Deliveries to the embedded engine in flight (see embeddedBound). */
 	private embeddedInFlight = 0;
+	/** A claim fails every DISPATCH_INTERVAL_MS while the database is away: counted, not logged each time. */
+	private readonly claimFailures: RepeatedFailure;
 
 	constructor(
 		private readonly db: RawDatabase,
@@ -214,7 +223,13 @@ export class OutboxDispatcher {
 		private readonly settings: ReceiverSettings,
 		private readonly logger: Logger,
 		private readonly embedded?: () => EmbeddedDestination | undefined,
-	) {}
+	) {
+		this.claimFailures = new RepeatedFailure(logger, {
+			failed: 'outbox dispatch failed',
+			fix: 'the dispatcher could not claim deliveries from the outbox, most often because the database does not answer (the error says why); nothing is lost: deliveries wait in the outbox and go out once it can claim them again',
+			recovered: 'outbox dispatch works again',
+		});
+	}
 
 	start(): void {
 		this.stopped = false;
@@ -261,12 +276,13 @@ export class OutboxDispatcher {
 		this.claiming = this.claimRound()
 			.then(
 				(deliveries) => {
+					this.claimFailures.succeeded();
 					for (const rows of deliveries) void this.launch(rows);
 					return deliveries.length;
 				},
 				(error: unknown) => {
 					this.metrics.lastError = (error as Error).message;
-					this.logger.error({ err: error }, 'outbox dispatch failed');
+					this.claimFailures.failed(error);
 					return 0;
 				},
 			)
@@ -430,20 +446,36 @@ export class OutboxDispatcher {
 
 	/** The rows of a failed delivery retry together, after one backoff, or are dead-lettered together. */
 	private async fail(rows: Array<ClaimedRow & { delivery_id: string }>, message: string): Promise<void> {
+		const now = new Date();
 		const attempt = Math.max(...rows.map((row) => row.attempts));
-		const dead = attempt >= this.settings.DISPATCH_MAX_ATTEMPTS;
-		const delay = retryDelayMs(attempt, this.settings.DISPATCH_BACKOFF_BASE_MS, this.settings.DISPATCH_BACKOFF_MAX_MS);
+		// A delivery's rows were first sent together and have failed together since: they share it.
+		const failingSince = rows[0].failing_since?.getTime() ?? null;
+		const outcome = afterFailure(attempt, failingSince, now.getTime(), {
+			baseMs: this.settings.DISPATCH_BACKOFF_BASE_MS,
+			maxMs: this.settings.DISPATCH_BACKOFF_MAX_MS,
+			giveUpAfterMs: this.settings.DISPATCH_GIVE_UP_AFTER_MS,
+		});
 		this.metrics.failedAttempts += rows.length;
 		this.metrics.lastError = message;
 		await this.db.$executeRawUnsafe(
 			RETRY_LATER,
 			JSON.stringify(rows.map((row) => ({ id: row.id.toString(), attempts: row.attempts }))),
-			dead ? 'dead' : 'pending',
-			delay,
+			outcome.dead ? 'dead' : 'pending',
+			outcome.dead ? 0 : outcome.delayMs,
 			message.slice(0, 1000),
+			now.toISOString(),
 		);
-		if (dead) this.metrics.deadLettered += rows.length;
-		this.logger.warn({ rows: rows.length, destination: rows[0].destination, deliveryId: rows[0].delivery_id, error: message }, dead ? 'delivery to n8n failed for the last time; dead-lettered' : 'delivery to n8n failed; will retry');
+		const details = { rows: rows.length, destination: rows[0].destination, deliveryId: rows[0].delivery_id, attempts: attempt, error: message };
+		if (!outcome.dead) {
+			this.logger.warn({ ...details, retryInMs: outcome.delayMs }, 'delivery to n8n failed; will retry');
+			return;
+		}
+		this.metrics.deadLettered += rows.length;
+		const siteKey = this.sites.byDatabaseId(rows[0].site_id)?.key ?? rows[0].site_id;
+		this.logger.error(
+			{ ...details, failingSince: new Date(failingSince ?? now.getTime()).toISOString() },
+			`delivery to n8n failed for DISPATCH_GIVE_UP_AFTER_MS; dead-lettered. ${deadLetterAdvice(rows.length, siteKey)}`,
+		);
 	}
 }
 

@@ -17,11 +17,12 @@ import { GroupCommitter, storeThroughPool, storeThroughRaw, unstorableValue } fr
 import { requireApiKey, presentsApiKey } from '../auth';
 import { historyClaim } from '../ingest/historyClaim';
 import { firstEventClient, storeLead, type RequestFacts } from '../ingest/store';
+import type { RepeatedFailure } from '../repeatedFailure';
 import { logRequest } from '../requestLog';
 import type { ReceiverSettings } from '../settings';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
 import { bodyErrorMessage, parseJsonBody, readBodyFor, unreadableBody, type BodyErrorType, type BodyRoute } from './body';
-import { sendJson, sendProblem } from './problems';
+import { databaseFailure, sendJson, sendProblem } from './problems';
 
 interface IngestContext {
 	prisma: PrismaClient;
@@ -36,6 +37,8 @@ interface IngestContext {
 	trustProxy: (address: string, hop: number) => boolean;
 	/** The security headers every answer carries (the app's helmet configuration). */
 	securityHeaders: ReadonlyArray<[string, string]>;
+	/** The app's log of a database that stopped answering: a stored batch or lead tells it the database works again. */
+	databaseFailures: RepeatedFailure;
 }
 
 const BATCH_BODY: BodyRoute = { limitBytes: TRACK_LIMITS.maxBatchBytes, send: `one JSON batch of at most ${TRACK_LIMITS.maxEventsPerBatch} events, {"site":"<site key>","events":[…]}` };
@@ -86,11 +89,14 @@ export class WindowCounts {
 	}
 }
 
+/** Whole seconds until `epochMs`, at least 1: a Retry-After of 0 would invite a retry that is refused again. */
+const secondsUntil = (epochMs: number) => Math.max(1, Math.ceil((epochMs - Date.now()) / 1000));
+
 /**
  * RATE_LIMIT_PER_IP: every request from one network per minute, counted before the body is read.
  * A network is the address as it is stored, anonymized (IPv4 /24, IPv6 /48): one host holds a
  * whole IPv6 /64 and more, so keyed per address it could send without limit. Answers with the
- * draft-7 RateLimit headers and 429 past the limit.
+ * draft-7 RateLimit headers and 429 past the limit, with Retry-After for clients that read only that.
  */
 class AddressLimit {
 	private readonly counts = new WindowCounts();
@@ -106,7 +112,8 @@ class AddressLimit {
 		res.setHeader('RateLimit-Policy', this.policy);
 		res.setHeader('RateLimit', `limit=${this.limit}, remaining=${Math.max(0, this.limit - hits)}, reset=${Math.max(0, Math.ceil((this.counts.resetsAt - Date.now()) / 1000))}`);
 		if (hits <= this.limit) return true;
-		sendProblem(res, 429, 'rate_limited', 'Too many requests from this address; retry after the time in the RateLimit header');
+		res.setHeader('Retry-After', String(secondsUntil(this.counts.resetsAt)));
+		sendProblem(res, 429, 'rate_limited', 'Too many requests from this address; retry after the seconds in the Retry-After header');
 		return false;
 	}
 }
@@ -148,7 +155,8 @@ class SiteLimit {
 		counts.batches += 1;
 		if (mine === 1) counts.networks += 1;
 		if (counts.batches <= this.limit || mine <= Math.max(VISITOR_BATCHES_PER_MINUTE, this.limit / counts.networks)) return true;
-		sendProblem(res, 429, 'rate_limited', 'This site receives more events than its limit and this address sends the most of them; retry later');
+		res.setHeader('Retry-After', String(secondsUntil((window + 1) * 60_000)));
+		sendProblem(res, 429, 'rate_limited', 'This site receives more events than its limit and this address sends the most of them; retry after the seconds in the Retry-After header');
 		return false;
 	}
 }
@@ -226,7 +234,7 @@ export interface IngestRoutes {
 
 export function ingestRoutes(context: IngestContext): IngestRoutes {
 	const router = Router();
-	const { prisma, sites, settings, logger, securityHeaders } = context;
+	const { prisma, sites, settings, logger, securityHeaders, databaseFailures } = context;
 	const committer = new GroupCommitter(context.ingestPool ? storeThroughPool(context.ingestPool) : storeThroughRaw(context.sql));
 	const perIp = new AddressLimit(settings.RATE_LIMIT_PER_IP);
 	const perSite = new SiteLimit(settings.RATE_LIMIT_PER_SITE);
@@ -252,7 +260,9 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 			sendProblem(res, 400, 'unstorable_value', `The database cannot hold a value of this ${what} (${refused.reason}); nothing of it was stored. Fix the value: sent unchanged it fails again`);
 			return;
 		}
-		logger.error({ err: error }, 'storing failed');
+		// A database that stopped answering fails every request until it is back: counted, not logged each time.
+		if (databaseFailure(error) === 'unavailable') databaseFailures.failed(error);
+		else logger.error({ err: error }, 'storing failed');
 		res.setHeader('Retry-After', '5');
 		sendProblem(res, 503, 'storage_unavailable', 'The events could not be stored right now and were not accepted; retry later');
 	};
@@ -291,6 +301,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 		const destinations = !isBot && site.endpoints.has('visitor-processor') ? ['visitor-processor'] : [];
 		try {
 			const result = await committer.store(site.id, rows, requestFacts(req, network, settings, userAgent, isBot), destinations);
+			databaseFailures.succeeded();
 			sendJson(res, 202, isBot ? { stored: result.stored, duplicates: result.duplicates, bot: true } : { stored: result.stored, duplicates: result.duplicates });
 		} catch (error) {
 			storageFailed(res, error, 'event batch');
@@ -352,6 +363,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 				const submitted = claim?.merge === false ? { ...lead, anonymousId: undefined } : lead;
 				await recordLeadConsent(prisma, site.id, submitted, hash, req.headers.referer);
 				const result = await storeLead(prisma, site.id, submitted, hash, facts, destinations, cipher);
+				databaseFailures.succeeded();
 				sendJson(res, 202, { stored: result.stored, duplicate: !result.stored, ...(claim && { history: claim.merge ? 'joined' : `kept anonymous: ${claim.reason}` }) });
 			} catch (error) {
 				storageFailed(res, error, 'lead');

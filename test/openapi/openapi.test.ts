@@ -264,7 +264,7 @@ describe('the OpenAPI document', () => {
 			// Workflows: the site's n8n (127.0.0.1:9) does not answer, and no site runs on the embedded engine.
 			await call(502, 'POST', '/api/test-microworkflow', '/api/test-microworkflow', withKey(adminKey, json({ workflow: 'visitor-processor' })));
 			await call(400, 'POST', '/api/test-microworkflow', '/api/test-microworkflow', withKey(adminKey, json({ workflow: 'no-such-workflow' })));
-			await call(503, 'POST', '/webhook/{path}', '/webhook/visitor', json({ site: key, events: [] }));
+			await call(404, 'POST', '/webhook/{path}', '/webhook/visitor', json({ site: key, events: [] }));
 
 			// Email links, with tokens of messages this receiver never sent.
 			await call(200, 'GET', '/e/o/{token}', `/e/o/${signEmailToken(TOKEN_SECRET, randomUUID(), 'open')}`);

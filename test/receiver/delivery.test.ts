@@ -36,7 +36,7 @@ describe('outbox delivery to n8n', () => {
 		await n8n.stop();
 		const site = testSiteConfig({ n8nUrl: `http://127.0.0.1:${port}` });
 		const key = site.site.key;
-		receiver = await startTestReceiver([site], { DISPATCH_TIMEOUT_MS: 3000, DISPATCH_MAX_ATTEMPTS: 100 });
+		receiver = await startTestReceiver([site], { DISPATCH_TIMEOUT_MS: 3000 });
 		const siteId = receiver.sites.byPublicKey(key)!.id;
 
 		const accepted: Record<string, string[]> = {};
@@ -143,7 +143,7 @@ describe('deliveries side by side', () => {
 		// Not the default (4), so the bound seen is the setting's.
 		const CONCURRENCY = 3;
 		// Deliveries of two events: each visitor's rows go in several deliveries, one after the other.
-		receiver = await startTestReceiver(sites, { DISPATCHER: 'off', DISPATCH_BATCH_SIZE: 2, DISPATCH_CONCURRENCY: CONCURRENCY, DISPATCH_MAX_ATTEMPTS: 100, RATE_LIMIT_PER_IP: 100_000 });
+		receiver = await startTestReceiver(sites, { DISPATCHER: 'off', DISPATCH_BATCH_SIZE: 2, DISPATCH_CONCURRENCY: CONCURRENCY, RATE_LIMIT_PER_IP: 100_000 });
 		const accepted: Record<string, string[]> = {};
 		for (let round = 0; round < 3; round++) {
 			for (const { site } of sites) {

@@ -133,7 +133,7 @@ describe('outbox drain per partition', () => {
 
 	it('re-sends a timed-out delivery with the same rows and id; rows that arrive meanwhile wait behind it in a delivery of their own', async () => {
 		const site = testSiteConfig({ n8nUrl: n8n.url });
-		const receiver = await startTestReceiver([site], { DISPATCHER: 'off', DISPATCH_TIMEOUT_MS: 300, DISPATCH_MAX_ATTEMPTS: 100 });
+		const receiver = await startTestReceiver([site], { DISPATCHER: 'off', DISPATCH_TIMEOUT_MS: 300 });
 		receivers.push(receiver);
 		const key = site.site.key;
 		const siteId = receiver.sites.byPublicKey(key)!.id;

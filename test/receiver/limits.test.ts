@@ -1,11 +1,18 @@
 import type { Receiver } from '../../server/receiver';
 import { WindowCounts } from '../../server/routes/ingest';
 import { testPrisma } from '../helpers/db';
-import { batch, pageview, post } from '../helpers/events';
+import { batch, BROWSER_UA, pageview, post } from '../helpers/events';
 import { startTestReceiver } from '../helpers/receiver';
 import { testSiteConfig } from '../helpers/sites';
 
 const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
+
+/** A refused request's wait: Retry-After, which must agree with the RateLimit header's reset. */
+async function retryAfterOf(url: string, body: unknown, address: string): Promise<{ status: number; retryAfter: number; reset: number }> {
+	const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain', 'user-agent': BROWSER_UA, 'x-forwarded-for': address }, body: JSON.stringify(body) });
+	await response.arrayBuffer();
+	return { status: response.status, retryAfter: Number(response.headers.get('retry-after')), reset: Number(/reset=(\d+)/.exec(response.headers.get('ratelimit') ?? '')?.[1] ?? 60) };
+}
 
 /** The limits count in fixed one-minute windows: a test that counts to a limit starts early in one. */
 async function freshWindow(): Promise<void> {
@@ -57,6 +64,11 @@ describe('the per-site limit', () => {
 		expect(visitor.map((answer) => answer.status)).toEqual([202, 202, 202, 202, 202]);
 		// Each network may store what a visitor sends at most (30 a minute), even past the site's limit of 20; then it waits.
 		for (const seen of statuses) expect(seen).toEqual([...Array.from({ length: 30 }, () => 202), 429, 429]);
+		// Until the minute turns, which Retry-After says in seconds.
+		const refused = await retryAfterOf(`${receiver.url}/api/track`, batch(key, [pageview(key, 'anon-late')], { consent: 'granted' }), flooders[0]);
+		expect(refused.status).toBe(429);
+		expect(refused.retryAfter).toBeGreaterThanOrEqual(1);
+		expect(refused.retryAfter).toBeLessThanOrEqual(60);
 	});
 });
 
@@ -82,6 +94,20 @@ describe('the per-address limit', () => {
 		const v6 = ['2001:db8:1:1::1', '2001:db8:1:2::1', '2001:db8:1:ffff:1:2:3:4', '2001:db8:1:abcd::9'];
 		expect(await Promise.all(v6.map(async (address) => (await track(address)).status))).toEqual([202, 202, 202, 429]);
 		expect((await track('2001:db8:2::1')).status).toBe(202);
+	});
+
+	it('says when a refused client may retry in Retry-After, for clients that read only that, as the RateLimit header does', async () => {
+		await freshWindow();
+		for (let i = 0; i < 3; i++) expect((await track('198.51.100.9')).status).toBe(202);
+		for (const [route, body] of [
+			['/api/track', batch(key, [pageview(key, 'anon-net')])],
+			['/api/lead', { site: key, email: 'ana@example.com' }],
+		] as const) {
+			const refused = await retryAfterOf(`${receiver.url}${route}`, body, '198.51.100.10');
+			expect(refused.status).toBe(429);
+			expect(refused.retryAfter).toBeGreaterThanOrEqual(1);
+			expect(Math.abs(refused.retryAfter - refused.reset)).toBeLessThanOrEqual(1);
+		}
 	});
 });
 

@@ -5,11 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { PGlite } from '@electric-sql/pglite';
+import { Client } from 'pg';
 
 import { LOCK_FILE } from '../../lib/db/ownership';
 import { childEnv, freePort, runBuilt, writeSiteConfig } from '../helpers/builtReceiver';
 import { testDbUrl } from '../helpers/db';
 import { testSiteConfig } from '../helpers/sites';
+import { adminUrl, withDatabase } from '../setup/testDatabase';
 
 /**
  * Each way the receiver cannot start is one line on stderr that names what failed and the fix,
@@ -25,6 +27,15 @@ describe('receiver start-up failures', () => {
 		const lines = stderr.trim().split('\n');
 		expect({ code, lines: lines.length }).toEqual({ code: 1, lines: 1 });
 		return lines[0];
+	}
+
+	/** A setting refused before anything opens: its name and the fix under one heading, no stack, no data folder made. */
+	async function refusedSetting(env: NodeJS.ProcessEnv): Promise<string> {
+		const dataDir = path.join(scratch, `untouched-${randomBytes(4).toString('hex')}`);
+		const { code, stderr } = await runBuilt('server/main.js', [], childEnv({ SITE_CONFIG: configFile, PORT: '0', DATA_DIR: dataDir, ...env }));
+		expect({ code, stack: /\n\s+at /.test(stderr), dataDir: existsSync(dataDir) }).toEqual({ code: 1, stack: false, dataDir: false });
+		expect(stderr).toMatch(/^Invalid receiver environment:\n {2}- /);
+		return stderr.trim().split('\n').slice(1).join('\n');
 	}
 
 	function postgresUrl(change: (url: URL) => void): string {
@@ -129,6 +140,37 @@ describe('receiver start-up failures', () => {
 			expect(existsSync(path.join(dir, 'PG_VERSION'))).toBe(true);
 			expect(existsSync(path.join(dir, LOCK_FILE))).toBe(false);
 		}, 90_000);
+	});
+
+	it('a DATABASE_URL that names no database, before it connects: the shared postgres database is left alone', async () => {
+		const noDatabase = withDatabase(adminUrl(), '');
+		const secret = new URL(noDatabase);
+		secret.password = 's3cret-password';
+		for (const url of [noDatabase, secret.toString()]) {
+			expect(await refusedSetting({ DATABASE_URL: url })).toBe(
+				"  - DATABASE_URL names no database; expected postgresql://user:password@host:5432/database (the CRM's own database, created first, e.g. with createdb; or unset DATABASE_URL to run on the embedded database)",
+			);
+		}
+		const postgres = new Client({ connectionString: withDatabase(adminUrl(), 'postgres') });
+		await postgres.connect();
+		try {
+			expect((await postgres.query(`SELECT to_regclass('public.outbox') AS outbox`)).rows).toEqual([{ outbox: null }]);
+		} finally {
+			await postgres.end();
+		}
+	});
+
+	it('a DATABASE_URL that is no URL, or not Postgres’s', async () => {
+		expect(await refusedSetting({ DATABASE_URL: 'not a url' })).toMatch(/^ {2}- DATABASE_URL is not a URL; expected postgresql:\/\/user:password@host:5432\/database \(/);
+		expect(await refusedSetting({ DATABASE_URL: 'mysql://x@h/db' })).toMatch(/^ {2}- DATABASE_URL must start with postgresql:\/\/; got mysql:\/\/ \(/);
+	});
+
+	it('a TRUST_PROXY Express cannot read and a LOG_LEVEL pino does not know, before the database is opened', async () => {
+		expect(await refusedSetting({ TRUST_PROXY: 'garbage!!' })).toBe(
+			"  - TRUST_PROXY: must be true, false, a number of proxy hops, or the proxies' addresses or subnets, comma-separated (e.g. 172.30.0.10 or loopback, 10.0.0.0/8): invalid IP address: garbage!!; got \"garbage!!\" (string)",
+		);
+		expect(await refusedSetting({ TRUST_PROXY: 'loopback, 10.0.0.0/99' })).toMatch(/TRUST_PROXY: .*invalid range on address: 10\.0\.0\.0\/99/);
+		expect(await refusedSetting({ LOG_LEVEL: 'verbose' })).toBe('  - LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent; got "verbose" (string)');
 	});
 
 	it('a HOST that is not an address of this machine', async () => {
