@@ -40,3 +40,14 @@ export async function sitesPinnedToOtherHashKey(db: Pick<RawSql, '$queryRawUnsaf
 	);
 	return new Set(rows.map((row) => row.siteId));
 }
+
+/** What is wrong with PII_HASH_KEY when the sites `siteKeys` were first run with another, and the fix. */
+export function otherHashKeyProblem(siteKeys: readonly string[]): string {
+	const sitesNamed = `${siteKeys.length > 1 ? 'sites' : 'site'} ${siteKeys.map((key) => `"${key}"`).join(', ')}`;
+	return (
+		`is not the key the addresses of ${sitesNamed} were hashed with (privacy.encryptPii; the receiver keeps a fingerprint of the key each site was first run with). ` +
+		'Under another key the privacy export and erasure find no one, suppressions stop matching and leads are stored twice. ' +
+		`Set PII_HASH_KEY back to that key (n8n may still hold it: PII Hash Key of the Tracking CRM API credential, or PII_HASH_KEY of n8n's environment); ` +
+		'it cannot be rotated, since suppressions of erased addresses keep only its hash. See docs/troubleshooting.md#starting-the-receiver'
+	);
+}

@@ -6,6 +6,7 @@ import { DatabaseOpenError, openDatabase } from '../lib/db';
 import { piiKeyringFromEnv, PiiKeyError, type PiiKeyring } from '../lib/pii';
 import { DEFAULT_BATCH_SIZE, encryptingSites, MAX_BATCH_SIZE, rotateSite, rotationSummary } from './rotate-pii-key-core';
 import { OperatorError, runScript, UsageError } from './workflowTools';
+import { otherHashKeyProblem, sitesPinnedToOtherHashKey } from '../lib/piiHashKey';
 
 const USAGE = `Usage: scripts/rotate-pii-key [--site <site key>] [--batch-size <rows>]
 
@@ -73,6 +74,10 @@ async function main(argv: string[]): Promise<number> {
 		} catch (error) {
 			throw error instanceof PiiKeyError ? new OperatorError(error.message) : error;
 		}
+		// Resealing writes each lead's hash under this key: under another than the site's, its leads would move onto it.
+		const pinnedElsewhere = await sitesPinnedToOtherHashKey(db.prisma, keyring.hashKey);
+		const refused = sites.filter((site) => pinnedElsewhere.has(site.id)).map((site) => site.key);
+		if (refused.length > 0) throw new OperatorError(`PII_HASH_KEY: ${otherHashKeyProblem(refused)}`);
 		let failed = 0;
 		for (const site of sites) {
 			try {

@@ -4,7 +4,7 @@ import type { SiteConfig } from '../lib/contracts';
 import type { PrismaClient } from '../lib/db';
 import { emailHash } from '../lib/email';
 import { leadField, PII_HASH_KEY_ENV, PiiCipher, PiiDecryptError, PiiKeyError, piiKeyringFromEnv, type PiiKeyring } from '../lib/pii';
-import { hashKeyFingerprint, hashKeyPinName } from '../lib/piiHashKey';
+import { hashKeyFingerprint, hashKeyPinName, otherHashKeyProblem } from '../lib/piiHashKey';
 
 /**
  * The values of `names` kept in `receiver_secrets`; each one absent is stored as `valueOf` gives it
@@ -81,15 +81,6 @@ export async function checkPiiHashKey(prisma: PrismaClient, sites: readonly Seal
 	const disproved = unpinned.length > 0 ? await sitesHashedOtherwise(prisma, unpinned, keyring) : new Set<string>();
 	const toPin = unpinned.filter((site) => !disproved.has(site.id)).map((site) => hashKeyPinName(site.id));
 	const recorded = new Map([...pinned, ...(toPin.length > 0 ? await keptValues(prisma, toPin, () => fingerprint) : [])]);
-	const refused = sealing.filter((site) => recorded.get(hashKeyPinName(site.id)) !== fingerprint).map((site) => `"${site.key}"`);
-	if (refused.length > 0) {
-		const sitesNamed = `${refused.length > 1 ? 'sites' : 'site'} ${refused.join(', ')}`;
-		throw new PiiKeyError(
-			PII_HASH_KEY_ENV,
-			`is not the key the addresses of ${sitesNamed} were hashed with (privacy.encryptPii; the receiver keeps a fingerprint of the key each site was first run with). ` +
-				'Under another key the privacy export and erasure find no one, suppressions stop matching and leads are stored twice. ' +
-				`Set ${PII_HASH_KEY_ENV} back to that key (n8n may still hold it: PII Hash Key of the Tracking CRM API credential, or ${PII_HASH_KEY_ENV} of n8n's environment); ` +
-				'it cannot be rotated, since suppressions of erased addresses keep only its hash. See docs/troubleshooting.md#starting-the-receiver',
-		);
-	}
+	const refused = sealing.filter((site) => recorded.get(hashKeyPinName(site.id)) !== fingerprint).map((site) => site.key);
+	if (refused.length > 0) throw new PiiKeyError(PII_HASH_KEY_ENV, otherHashKeyProblem(refused));
 }

@@ -9,6 +9,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 
 import { PrismaClient } from '../../lib/db/generated/client';
 import { deployMigrations } from '../../lib/db/migrator';
+import { hashKeyFingerprint, hashKeyPinName } from '../../lib/piiHashKey';
 import { childEnv, runBuilt } from '../helpers/builtReceiver';
 import { createTestSite } from '../helpers/db';
 import { createTestDatabase, dropTestDatabase } from '../setup/testDatabase';
@@ -40,7 +41,14 @@ describe('scripts/rotate-pii-key', () => {
 		const missing = await rotate();
 		expect([missing.code, missing.stderr]).toEqual([1, expect.stringContaining('PII_ENCRYPTION_KEYS: is not set, and a site has privacy.encryptPii: true')]);
 
-		const keyed = await rotate({ PII_ENCRYPTION_KEYS: `k1:${newKey()}`, PII_HASH_KEY: newKey() });
+		const hashKey = newKey();
+		// The receiver first ran the site under this hash key: resealing under another would move its leads' hashes onto that one.
+		await prisma.receiverSecret.create({ data: { name: hashKeyPinName(site.id), value: hashKeyFingerprint(Buffer.from(hashKey, 'base64')) } });
+		const otherHashKey = await rotate({ PII_ENCRYPTION_KEYS: `k1:${newKey()}`, PII_HASH_KEY: newKey() });
+		expect([otherHashKey.code, otherHashKey.stdout]).toEqual([1, '']);
+		expect(otherHashKey.stderr).toContain(`PII_HASH_KEY: is not the key the addresses of site "${site.key}" were hashed with`);
+
+		const keyed = await rotate({ PII_ENCRYPTION_KEYS: `k1:${newKey()}`, PII_HASH_KEY: hashKey });
 		expect([keyed.code, keyed.stdout]).toEqual([0, expect.stringContaining(`${site.key}: resealed under key "k1"`)]);
 	}, 60_000);
 });
