@@ -17,7 +17,6 @@ import { failedItem, inputError, nodeOption } from '../shared/items';
 import { numberParameter, optionParameter, shownValue } from '../shared/parameters';
 import { SiteResolver } from '../shared/subjects';
 import { compilePathPattern } from '../shared/paths';
-import { conversionValueProblem } from './attribution';
 import { detectConversions, type DetectEntry, type RecordedConversion } from './store';
 
 const eventIdSchema = deliveredEventSchema.shape.id;
@@ -28,17 +27,8 @@ function eventIdOf(value: unknown): string | undefined {
 	return parsed.success ? parsed.data : undefined;
 }
 
-// A value the conversions table cannot hold is refused with the rule's other problems, naming its
-// field, rather than when an event first reaches the goal.
-const rulesSchema = siteConfigSchema.shape.crm
-	.unwrap()
-	.shape.conversionRules.unwrap()
-	.superRefine((rules, context) =>
-		rules.forEach((rule, index) => {
-			const problem = conversionValueProblem(rule.value);
-			if (problem) context.addIssue({ code: 'custom', input: rule.value, path: [index, 'value'], message: problem });
-		}),
-	);
+// The site config's rule schema: a value the conversions table cannot hold is refused there, naming its field.
+const rulesSchema = siteConfigSchema.shape.crm.unwrap().shape.conversionRules.unwrap();
 
 function parseRules(text: unknown): ConversionRule[] {
 	let input = text;

@@ -209,15 +209,6 @@ function distribute(total: bigint, shares: readonly bigint[], sum: bigint): bigi
 	return total < 0n ? amounts.map((amount) => -amount) : amounts;
 }
 
-/**
- * Why a conversion value cannot be stored, or undefined when it can: a rule's value is checked
- * where the rule is given, so the error names the rule rather than the event it failed on.
- */
-export function conversionValueProblem(value: number | string): string | undefined {
-	const parsed = parseUnits(value);
-	return typeof parsed === 'string' ? parsed : undefined;
-}
-
 function toUnits(value: number | string): bigint {
 	const parsed = parseUnits(value);
 	if (typeof parsed === 'string') throw new RangeError(`conversion value ${JSON.stringify(value)} ${parsed}`);

@@ -238,6 +238,10 @@ export async function roundTripEveryModel(prisma: PrismaClient): Promise<string[
 	const erasure = await prisma.erasureLog.create({ data: erasureData });
 	await check('ErasureLog', erasureData, () => prisma.erasureLog.findUnique({ where: { id: erasure.id } }));
 
+	const erasedLeadData = { siteId, leadId: randomUUID(), erasedAt: at };
+	await prisma.erasedLead.create({ data: erasedLeadData });
+	await check('ErasedLead', erasedLeadData, () => prisma.erasedLead.findUnique({ where: { siteId_leadId: { siteId, leadId: erasedLeadData.leadId } } }));
+
 	const outboxData = { siteId, destination: 'visitor-processor', partitionKey: visitorData.anonymousId, payload: { events: [eventData.eventId] }, status: 'pending' as const, attempts: 2, nextAttemptAt: at, lastError: 'HTTP 500' };
 	const outbox = await prisma.outboxMessage.create({ data: outboxData });
 	await check('OutboxMessage', outboxData, () => prisma.outboxMessage.findUnique({ where: { id: outbox.id } }));
