@@ -20,9 +20,10 @@ the old container and its old image).
 
   1. migrate    apply the new migrations to the CRM database (DATABASE_URL), before any
                 receiver runs the new code
-  2. workflows  bring n8n's bundled workflows up to date in place (scripts/update-workflows);
-                when that changed any, restart n8n with --restart-n8n and wait for its
-                workflows' webhooks (scripts/health-check)
+  2. workflows  bring n8n's bundled workflows up to date in place (scripts/update-workflows),
+                then restart n8n with --restart-n8n, whether or not a workflow changed (its
+                image carries this version's nodes, which must meet the migrated database),
+                and wait for its workflows' webhooks (scripts/health-check)
   3. receivers  restart the receivers one at a time with --restart-cmd, and after each wait
                 until scripts/health-check passes for it, its /health reporting the version
                 deployed, before touching the next, so the others keep taking traffic
@@ -38,11 +39,11 @@ Options:
                           (env RESTART_CMD)
   --expect-version <v>    the version each restarted receiver's /health must report (default
                           ${PACKAGE_VERSION}, this folder's package.json)
-  --restart-n8n <command> restarts n8n after its workflows changed (n8n reads published
-                          workflows at its start), e.g. 'docker compose up -d --no-deps
+  --restart-n8n <command> restarts n8n on this version's nodes and published workflows (n8n
+                          reads both at its start), e.g. 'docker compose up -d --no-deps
                           --force-recreate n8n-main n8n-webhook n8n-worker' (env
-                          RESTART_N8N_CMD). Without it a change waits for n8n's next restart,
-                          and the deploy says so.
+                          RESTART_N8N_CMD). Without it n8n keeps its old nodes and workflows
+                          until its next restart, and the deploy says so.
   --n8n-cli <command>     how update-workflows runs n8n's CLI (env N8N_CLI, default "n8n"),
                           e.g. 'docker compose exec -T n8n-main n8n'
   --n8n <url>             n8n's URL for the health checks (env N8N_URL)
@@ -198,7 +199,7 @@ async function main(argv: string[]): Promise<number> {
 		if (!skip.has('migrate')) lines.push(`1. migrate    ${migrate.label}`);
 		if (!skip.has('workflows')) {
 			lines.push(`2. workflows  ${update.label}`);
-			lines.push(restartN8n ? `              if it changed any: ${restartN8n}, then ${n8nHealth.label} until it passes (at most ${healthTimeout} s)` : '              if it changed any: n8n serves the changes after its next restart (no --restart-n8n)');
+			lines.push(restartN8n ? `              then ${restartN8n}, then ${n8nHealth.label} until it passes (at most ${healthTimeout} s)` : `              then nothing: n8n runs this version's nodes and workflows after its next restart (no --restart-n8n)`);
 		}
 		if (!skip.has('receivers')) {
 			receivers.forEach((url, index) => {
@@ -240,15 +241,16 @@ async function main(argv: string[]): Promise<number> {
 		console.log(indent(run.output));
 		const changed = !/^Nothing to do/m.test(run.output);
 		done.push(changed ? 'workflows updated' : 'workflows already up to date');
-		if (changed && restartN8n) {
+		// Also with no workflow changed: n8n's image carries this version's nodes, and the old ones must not meet the migrated database.
+		if (restartN8n) {
 			console.log(`   restarting n8n: ${restartN8n}`);
 			const restarted = await execute(shell(restartN8n));
 			if (restarted.code !== 0) fail('workflows', `restarting n8n with "${restartN8n}" failed (exit ${restarted.code})`, restarted, later(3));
 			const healthy = await untilHealthy(n8nHealth, healthTimeout);
 			if (!healthy.ok) fail('workflows', `n8n did not pass ${n8nHealth.label} within ${healthTimeout} s of its restart`, healthy, later(3));
 			done.push('n8n restarted');
-		} else if (changed) {
-			console.log('   n8n serves the updated workflows after its next restart (no --restart-n8n given)');
+		} else {
+			console.log("   n8n runs this version's nodes and workflows after its next restart (no --restart-n8n given)");
 		}
 	}
 	if (!skip.has('receivers')) {

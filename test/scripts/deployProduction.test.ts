@@ -115,7 +115,7 @@ echo $! > "$dir/r$n.pid"
 			'dry run: the plan, in order; nothing is run',
 			'1. migrate    node dist/scripts/migrate.js deploy',
 			'2. workflows  scripts/update-workflows --n8n-cli docker compose exec -T n8n-main n8n',
-			'              if it changed any: docker compose up -d --no-deps --force-recreate n8n-main n8n-webhook n8n-worker, then scripts/health-check --skip database,receiver until it passes (at most 30 s)',
+			'              then docker compose up -d --no-deps --force-recreate n8n-main n8n-webhook n8n-worker, then scripts/health-check --skip database,receiver until it passes (at most 30 s)',
 			`3.1 receiver 1 (${urls()[0]}): docker compose up -d --no-deps --force-recreate receiver-1`,
 			`              then scripts/health-check --receiver ${urls()[0]} --expect-version ${VERSION} --skip database,n8n,workflows until it passes (at most 30 s)`,
 			`3.2 receiver 2 (${urls()[1]}): docker compose up -d --no-deps --force-recreate receiver-2`,
