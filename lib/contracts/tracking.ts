@@ -168,6 +168,25 @@ export const EARLIEST_EVENT_TIME = Date.UTC(2020, 0, 1);
  */
 export const LATEST_CLIENT_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
+/**
+ * A client clock within this of ours is trusted as it is. The offset between a batch's sentAt and
+ * its arrival is the clock's skew plus the transit time, and transit varies by batch (a beacon
+ * sent as a page closes may arrive after the next page's first batch): correcting by it would
+ * reorder one browser's events, and the Visitor Processor would split a visit where a page view
+ * lands before the landing page. A minute is far above transit and far below a session's timeout.
+ */
+export const TRUSTED_CLOCK_SKEW_MS = 60_000;
+
+/**
+ * The latest time an event may say it happened: when a receiver stamped it received; for an event
+ * no receiver stamped (another sender's, through n8n), the node's clock, give or take another
+ * host's skew. A later time would put a session in the future, out of every report's range and of
+ * the retention's reach.
+ */
+export function latestEventTime(receivedAt: number | undefined, now: number): number {
+	return receivedAt ?? now + TRUSTED_CLOCK_SKEW_MS;
+}
+
 /** The earliest time stored from anyone but the tracker (a node's parameter, another sender's event): Postgres holds earlier ones, but none is a CRM's. */
 export const EARLIEST_STORED_TIME = Date.UTC(1900, 0, 1);
 

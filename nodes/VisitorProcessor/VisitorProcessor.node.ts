@@ -8,6 +8,7 @@ import {
 } from 'n8n-workflow';
 
 import { eventItemSchema } from '../../lib/contracts/delivery';
+import { latestEventTime } from '../../lib/contracts/tracking';
 import { toFieldIssues } from '../../lib/contracts/issues';
 import type { SiteConfig } from '../../lib/contracts/siteConfig';
 import { crmDatabase } from '../shared/database';
@@ -31,9 +32,16 @@ function asEvent(json: unknown, where: string): IncomingEvent {
 	const time = item.occurredAt === undefined && typeof item.ts === 'number' ? new Date(item.ts) : undefined;
 	const input = time && !Number.isNaN(time.getTime()) ? { ...item, occurredAt: time.toISOString() } : item;
 	const parsed = eventItemSchema.safeParse(input);
-	if (parsed.success) return parsed.data;
-	const [{ field, message }] = toFieldIssues(parsed.error, input, eventItemSchema);
-	throw inputError(field, `${where}: "${field}" ${message}`);
+	if (!parsed.success) {
+		const [{ field, message }] = toFieldIssues(parsed.error, input, eventItemSchema);
+		throw inputError(field, `${where}: "${field}" ${message}`);
+	}
+	const { occurredAt, receivedAt } = parsed.data;
+	if (Date.parse(occurredAt) > latestEventTime(receivedAt === undefined ? undefined : Date.parse(receivedAt), Date.now())) {
+		const bound = receivedAt === undefined ? 'now' : `its receivedAt (${receivedAt})`;
+		throw inputError('occurredAt', `${where}: "occurredAt" ${occurredAt} is later than ${bound}: give the time the event happened, as ISO 8601 in UTC`);
+	}
+	return parsed.data;
 }
 
 /** An event's problem found on storing it, worded as asEvent words the item's. */

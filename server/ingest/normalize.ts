@@ -12,6 +12,7 @@ import {
 	LEAD_CONTROL_CHARS,
 	storablePath,
 	storableText,
+	TRUSTED_CLOCK_SKEW_MS,
 	type EventContext,
 	type LeadPayload,
 	type SiteConfig,
@@ -39,15 +40,6 @@ export function anonymizeIp(address: string | undefined): string | null {
 		.map((group) => group.toLowerCase().replace(/^0+(?=.)/, ''))
 		.join(':')}::`;
 }
-
-/**
- * A client clock within this of ours is trusted as it is. The offset between a batch's sentAt and
- * its arrival is the clock's skew plus the transit time, and transit varies by batch (a beacon
- * sent as a page closes may arrive after the next page's first batch): correcting by it would
- * reorder one browser's events, and the Visitor Processor would split a visit where a page view
- * lands before the landing page. A minute is far above transit and far below a session's timeout.
- */
-export const TRUSTED_CLOCK_SKEW_MS = 60_000;
 
 /**
  * Event times come from the client's clock. When the batch says when it was sent and that is

@@ -1,5 +1,6 @@
 import { eventContextSchema, LATEST_CLIENT_TIME, leadPayloadSchema, storableText, trackBatchSchema, trackEventSchema } from '../../lib/contracts';
-import { TRUSTED_CLOCK_SKEW_MS, correctedEventTime, firstLanguage, isAutomated, namedSessionProps, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
+import { TRUSTED_CLOCK_SKEW_MS } from '../../lib/contracts/tracking';
+import { correctedEventTime, firstLanguage, isAutomated, namedSessionProps, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
 import { BROWSER_UA, pageview } from '../helpers/events';
 import { sampleSession } from '../helpers/session';
 
