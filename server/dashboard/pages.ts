@@ -49,7 +49,7 @@ ${noticeHtml}
 <form method="post" action="/dashboard/sign-in">
 <label for="key">API key</label>
 <input id="key" name="key" type="password" autocomplete="off" spellcheck="false" required maxlength="200" aria-describedby="key-help${notice?.kind === 'error' ? ' notice' : ''}">
-<p id="key-help" class="hint">It starts with <code>tcrm_read_</code> or <code>tcrm_admin_</code>. On the embedded default the receiver printed a read key the first time it started; otherwise create one with <code>node dist/scripts/api-key.js create --site &lt;site&gt; --scope read --name dashboard</code>.</p>
+<p id="key-help" class="hint">It starts with <code>tcrm_read_</code> or <code>tcrm_admin_</code>. On the embedded default the receiver printed a read key the first time it started; otherwise create one with <code>scripts/api-key create --site &lt;site&gt; --scope read --name dashboard</code>.</p>
 <button class="primary" type="submit">Sign in</button>
 </form></main>`,
 		false,
