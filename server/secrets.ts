@@ -34,6 +34,11 @@ export async function receiverSecret(prisma: PrismaClient, name: string): Promis
 	return (await keptValues(prisma, [name], () => randomBytes(48).toString('base64url'))).get(name) as string;
 }
 
+/** Deletes what is kept for one site (its hash key's fingerprint): part of removing the site. */
+export async function forgetSiteSecrets(prisma: Pick<PrismaClient, '$executeRawUnsafe'>, siteId: string): Promise<void> {
+	await prisma.$executeRawUnsafe(`DELETE FROM receiver_secrets WHERE name = $1`, hashKeyPinName(siteId));
+}
+
 type SealingSite = { id: string; key: string; config: Pick<SiteConfig, 'privacy'> };
 
 /**

@@ -2,6 +2,7 @@ import type { SiteConfig } from '../lib/contracts';
 import type { PrismaClient } from '../lib/db';
 import { SequenceResolver } from '../nodes/EmailOrchestrator/sequences';
 import { lockSiteRollups } from './analytics/rollup';
+import { forgetSiteSecrets } from './secrets';
 
 /**
  * Makes the `sites` table mirror the config files: a site's row is keyed by its public key,
@@ -49,6 +50,7 @@ export async function removeSite(prisma: PrismaClient, siteId: string): Promise<
 		async (tx) => {
 			await lockSiteRollups(tx, siteId);
 			await tx.site.delete({ where: { id: siteId } });
+			await forgetSiteSecrets(tx, siteId);
 			// After the cascade, whose deletes also note rows of the site for the rollups.
 			for (const { name } of await tx.$queryRawUnsafe<Array<{ name: string }>>(TABLES_WITHOUT_SITE_KEY)) {
 				await tx.$executeRawUnsafe(`DELETE FROM "${name}" WHERE site_id = $1::uuid`, siteId);

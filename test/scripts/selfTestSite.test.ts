@@ -1,7 +1,8 @@
 /**
  * The scripts' test site and server/sites.ts's removeSite on a CRM database the real receiver has
  * written two sites' traffic into: removing one site leaves no row of it in any table — the ones a
- * foreign key empties and the ones none does (raw events, outbox, consent records, event counts) — and
+ * foreign key empties and the ones none does (raw events, outbox, consent records, event counts, the
+ * hash key's fingerprint) — and
  * the other site's rows as they were.
  */
 import { randomBytes } from 'node:crypto';
@@ -11,8 +12,11 @@ import { v7 as uuidv7 } from 'uuid';
 
 import { PrismaClient } from '../../lib/db/generated/client';
 import { deployMigrations } from '../../lib/db/migrator';
+import { PII_HASH_KEY_ENV, PII_KEYS_ENV } from '../../lib/pii';
+import { hashKeyPinName } from '../../lib/piiHashKey';
 import { createLogger } from '../../server/logger';
 import { startReceiver, type Receiver } from '../../server/receiver';
+import { checkPiiHashKey } from '../../server/secrets';
 import { removeSite } from '../../server/sites';
 import { prepareSelfTestSite, SELF_TEST_SITE } from '../../scripts/selfTestSite';
 import { OperatorError } from '../../scripts/workflowTools';
@@ -29,6 +33,8 @@ async function rowsOf(prisma: PrismaClient, siteId: string): Promise<Record<stri
 	);
 	const counts: Record<string, number> = { sites: await prisma.site.count({ where: { id: siteId } }) };
 	for (const { name } of tables) counts[name] = Number((await prisma.$queryRawUnsafe<Array<{ n: bigint }>>(`SELECT count(*) AS n FROM "${name}" WHERE site_id = $1::uuid`, siteId))[0].n);
+	// The one row kept by name rather than by site_id: the site's PII hash key fingerprint.
+	counts.receiver_secrets = await prisma.receiverSecret.count({ where: { name: hashKeyPinName(siteId) } });
 	return counts;
 }
 
@@ -71,10 +77,13 @@ describe('removeSite and the scripts’ test site', () => {
 
 	it('removes every row of the site, in tables with and without a foreign key to it, and no row of another site', async () => {
 		const [goneId, keptId] = await Promise.all([gone, kept].map(async (site) => (await prisma.site.findUniqueOrThrow({ where: { key: site.site.key } })).id));
+		// Both sites as if they had sealed addresses: the receiver records the key's fingerprint of each.
+		const hashKey = { [PII_KEYS_ENV]: `k1:${randomBytes(32).toString('base64')}`, [PII_HASH_KEY_ENV]: randomBytes(32).toString('base64') };
+		await checkPiiHashKey(prisma, [gone, kept].map((site, index) => ({ id: [goneId, keptId][index], key: site.site.key, config: { privacy: { ...site.privacy, encryptPii: true } } })), hashKey);
+		const keptBefore = await rowsOf(prisma, keptId);
 		const before = await rowsOf(prisma, goneId);
 		// Tables that no foreign key to sites empties hold rows of the site: the test can fail.
-		expect(filled(before)).toEqual(expect.arrayContaining(['sites', 'visitor_events', 'outbox', 'consent_records', 'analytics_event_counts']));
-		const keptBefore = await rowsOf(prisma, keptId);
+		expect(filled(before)).toEqual(expect.arrayContaining(['sites', 'visitor_events', 'outbox', 'consent_records', 'analytics_event_counts', 'receiver_secrets']));
 
 		await removeSite(prisma, goneId);
 
