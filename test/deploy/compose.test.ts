@@ -237,9 +237,11 @@ const isReceiverSetting = (name: string, value: string) => Object.hasOwn(readSet
 describe('the receivers', () => {
 	const environment = services['receiver-1'].environment as Record<string, string>;
 
-	it('are one definition (a YAML anchor) run twice', () => {
+	it('are one definition (a YAML anchor) run twice, apart from the loopback port each is published on', () => {
 		expect(RECEIVERS).toEqual(['receiver-1', 'receiver-2']);
-		expect(services['receiver-2']).toEqual(services['receiver-1']);
+		const { ports: _first, ...first } = services['receiver-1'];
+		const { ports: _second, ...second } = services['receiver-2'];
+		expect(second).toEqual(first);
 		expect(composeText).toMatch(/^ {2}receiver-1:\n {4}<<: \*receiver\n/m);
 		expect(composeText).toMatch(/^ {2}receiver-2:\n {4}<<: \*receiver\n/m);
 	});
@@ -363,6 +365,17 @@ describe('the proxy (deploy/Caddyfile)', () => {
 	it('gets its host names and ACME address from the environment, and publishes 80 and 443 only', () => {
 		expect(Object.keys(services.proxy.environment).sort()).toEqual(['ACME_EMAIL', 'CRM_HOST', 'N8N_HOST']);
 		expect(services.proxy.ports).toEqual(['80:80', '443:443', '443:443/udp']);
+	});
+
+	it('publishes each receiver on the host’s loopback only, at the port the deployment guide’s deploy command reaches it on', () => {
+		const receivers = Object.keys(services).filter((name) => name.startsWith('receiver-'));
+		expect(receivers).toEqual(['receiver-1', 'receiver-2']);
+		const guide = read('docs/deployment.md');
+		for (const [index, name] of receivers.entries()) {
+			const variable = `RECEIVER_${index + 1}_HOST_PORT`;
+			expect(services[name].ports).toEqual([`127.0.0.1:${envExample[variable]}:3000`]);
+			expect(guide).toContain(`--receiver "http://127.0.0.1:$${variable}"`);
+		}
 	});
 
 	it('is named by the deployment guide as the n8n URL of a site, which points at the webhook processor', () => {
