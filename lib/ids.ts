@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 
 /**
  * `count` UUIDv7s (RFC 9562) for the rows of one flush: 48 bits of Unix milliseconds, then 74
@@ -37,4 +37,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Whether a string is a UUID in its text form (any version, either case): a row id rather than a name or address. */
 export function isUuid(value: string): boolean {
 	return UUID.test(value);
+}
+
+/**
+ * How an erasure's tombstone names a browser (erased_visitors): the SHA-256 of the tracker's
+ * anonymous id, which recognises the browser's items without keeping the id itself.
+ */
+export function anonymousIdHash(anonymousId: string): string {
+	return createHash('sha256').update(anonymousId).digest('hex');
 }

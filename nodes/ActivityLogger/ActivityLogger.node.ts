@@ -14,7 +14,7 @@ import { uuidv7s } from '../../lib/ids';
 import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, forEachItem, nodeOption, type ItemGlue } from '../shared/items';
-import { ErasedLead, findLeadId, findLeads, logErasedItems, namesAddress, piiCredentialOf, siteCipherOf, type PiiKeyFields } from '../shared/leads';
+import { ErasedPerson, findLeadId, findLeads, logErasedItems, namesAddress, piiCredentialOf, siteCipherOf, type PiiKeyFields } from '../shared/leads';
 import { numberParameter, optionParameter, textParameter } from '../shared/parameters';
 import { findVisitorIds, SiteResolver } from '../shared/subjects';
 import { buildActivity, checkedActivityType, outcomeActivity, type ActivityDraft, type ActivityRecord } from './activity';
@@ -254,7 +254,7 @@ async function logActivities(context: IExecuteFunctions, prisma: PrismaClient, s
 		const rows: ActivityRow[] = [];
 		for (const draft of siteDrafts) {
 			const found = (draft.subject === 'lead' ? leads : visitors).get(draft.reference);
-			if (found instanceof ErasedLead) {
+			if (found instanceof ErasedPerson) {
 				erased += 1;
 				continue;
 			}

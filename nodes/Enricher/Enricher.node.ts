@@ -19,7 +19,7 @@ import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '
 import { failedItem, inputError, type ItemGlue } from '../shared/items';
 import { numberParameter, shownValue, textParameter } from '../shared/parameters';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
-import { ErasedLead, findLeads, logErasedItems, piiCredentialOf, piiKeyProblem, siteCipherOf } from '../shared/leads';
+import { ErasedPerson, findLeads, logErasedItems, piiCredentialOf, piiKeyProblem, siteCipherOf } from '../shared/leads';
 import { createMxChecker, enrich, type Enrichment, type MxChecker } from './enrich';
 
 /** The Request Country: empty, or a country code as leads store it. */
@@ -253,7 +253,7 @@ async function enrichSite(
 	const ready = entries.flatMap((entry) => {
 		const leadId = found.get(entry.reference);
 		if (typeof leadId === 'string') return [{ ...entry, leadId }];
-		if (leadId instanceof ErasedLead) leaveOut(entry.item);
+		if (leadId instanceof ErasedPerson) leaveOut(entry.item);
 		else fail(entry.item, leadId);
 		return [];
 	});

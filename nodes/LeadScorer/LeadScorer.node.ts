@@ -10,7 +10,7 @@ import { crmDatabase } from '../shared/database';
 import { crmDatabaseCredential, siteKeyOf, siteKeyProperty, siteMethods } from '../shared/descriptions';
 import { failedItem, inputError, nodeOption, type ItemGlue } from '../shared/items';
 import { numberParameter, textParameter } from '../shared/parameters';
-import { ErasedLead, findLeads, logErasedItems, piiCredentialOf, piiKeyProblem, piiKeyringOf } from '../shared/leads';
+import { ErasedPerson, findLeads, logErasedItems, piiCredentialOf, piiKeyProblem, piiKeyringOf } from '../shared/leads';
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { disjointParts, inTurns, transactionsAtOnce } from '../shared/transactions';
 import { payloadOf } from './payload';
@@ -301,7 +301,7 @@ export class LeadScorer implements INodeType {
 					if (typeof leadId === 'string') item.leadId = leadId;
 					else if (leadId === null) passing.add(item.index);
 					// Named by an item already on its way when the person was erased: left out, as below.
-					else if (leadId instanceof ErasedLead) outcomes[item.index] = null;
+					else if (leadId instanceof ErasedPerson) outcomes[item.index] = null;
 					else fail(item.index, leadId);
 					return typeof leadId === 'string';
 				});

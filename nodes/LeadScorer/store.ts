@@ -20,7 +20,7 @@ import { browserClaims, LEAD_FIELDS, mergeEntries, mergeProperties, otherOwner, 
 import { browsersHistory, recordedOfSummary, recordedRules, rescore, summaryOf, type LeadHistory, type LedgerSummary, type RecordedRule, type Rescored, type StoredBrowser, type StoredLead, type SummaryEntry } from './rescore';
 import type { CompiledRules, ScoreResult } from './scoring';
 import { InputError } from '../shared/inputError';
-import { erasedReferences } from '../shared/leads';
+import { ErasedPerson, erasedReferences, erasedVisitorReferences } from '../shared/leads';
 
 export interface ScoredLead {
 	id: string;
@@ -487,10 +487,11 @@ async function recordScores(prisma: Db, siteId: string, scoredAt: Date, all: Rea
 
 /**
  * The lead of each visitor named by its id or the tracker's anonymous id, in one query: the lead's
- * id, null for a visitor that is no lead, or why the reference names no visitor of the site.
+ * id, null for a visitor that is no lead, {@link ErasedPerson} for a browser an erasure deleted (one
+ * query more, for the references no visitor answers), or why the reference names no visitor of the site.
  */
-export async function findVisitorLeads(db: Pick<RawSql, '$queryRawUnsafe'>, siteId: string, references: readonly string[]): Promise<Map<string, string | null | InputError>> {
-	const found = new Map<string, string | null | InputError>();
+export async function findVisitorLeads(db: Pick<RawSql, '$queryRawUnsafe'>, siteId: string, references: readonly string[]): Promise<Map<string, string | null | InputError | ErasedPerson>> {
+	const found = new Map<string, string | null | InputError | ErasedPerson>();
 	if (references.length === 0) return found;
 	const unique = [...new Set(references)];
 	// Workflow 01 asks this for every visitor of every delivery: a raw statement, not Prisma Client's query compiler.
@@ -505,9 +506,16 @@ export async function findVisitorLeads(db: Pick<RawSql, '$queryRawUnsafe'>, site
 		leadOf.set(row.anonymousId, row.leadId);
 		leadOf.set(row.id, row.leadId);
 	}
+	const erased = await erasedVisitorReferences(
+		db,
+		siteId,
+		unique.filter((reference) => !leadOf.has(reference)),
+	);
 	for (const reference of unique) {
 		const leadId = leadOf.get(reference);
-		found.set(reference, leadId === undefined ? new InputError('visitor', `No visitor "${reference}" on this site; give the visitor's id or the tracker's anonymous id`) : leadId);
+		if (leadId !== undefined) found.set(reference, leadId);
+		else if (erased.has(reference)) found.set(reference, new ErasedPerson(reference, 'visitor'));
+		else found.set(reference, new InputError('visitor', `No visitor "${reference}" on this site; give the visitor's id or the tracker's anonymous id`));
 	}
 	return found;
 }

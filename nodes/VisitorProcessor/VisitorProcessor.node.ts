@@ -18,6 +18,7 @@ import { collectionParameter, declaredNumber, shownValue } from '../shared/param
 import { SiteResolver, type ResolvedSite } from '../shared/subjects';
 import { processEvents, type EventOutcome, type IncomingEvent, type VisitorProcessorOptions } from './store';
 import { InputError } from '../shared/inputError';
+import { ErasedPerson, logErasedItems } from '../shared/leads';
 
 /**
  * An item's event, parsed with the delivery contract's event schema, naming the field that does
@@ -222,12 +223,19 @@ export class VisitorProcessor implements INodeType {
 		}
 
 		const output: INodeExecutionData[] = [];
+		let erased = 0;
 		for (let i = 0; i < items.length; i++) {
-			const events = eventsOfItem.get(i) ?? [];
-			const refused = events.findIndex((event) => outcomes.get(event) instanceof InputError);
-			if (refused >= 0) failures.set(i, eventProblem(outcomes.get(events[refused]) as InputError, input === 'batch' ? `events[${refused}]` : 'the item'));
+			const given = eventsOfItem.get(i) ?? [];
+			const refused = given.findIndex((event) => outcomes.get(event) instanceof InputError);
+			if (refused >= 0) failures.set(i, eventProblem(outcomes.get(given[refused]) as InputError, input === 'batch' ? `events[${refused}]` : 'the item'));
 			if (failures.has(i)) {
 				output.push(failedItem(this, glue, failures.get(i), i));
+				continue;
+			}
+			// Events of a browser erased while they were on their way are not stored again, nor passed on.
+			const events = given.filter((event) => !(outcomes.get(event) instanceof ErasedPerson));
+			if (events.length === 0 && given.length > 0) {
+				erased += 1;
 				continue;
 			}
 			const sessionOf = (event: IncomingEvent) => (outcomes.get(event) as IDataObject | undefined) ?? null;
@@ -237,6 +245,7 @@ export class VisitorProcessor implements INodeType {
 					: { ...items[i].json, session: sessionOf(events[0]) };
 			output.push({ json, pairedItem: { item: i } });
 		}
+		logErasedItems(this, erased);
 		return [output];
 	}
 }

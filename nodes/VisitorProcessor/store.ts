@@ -1,6 +1,8 @@
 import type { EventItem } from '../../lib/contracts/delivery';
 import type { RawDatabase, RawSql } from '../../lib/db/rawSql';
+import { lockBrowsers } from '../shared/events';
 import { InputError } from '../shared/inputError';
+import { ErasedPerson, erasedBrowsers } from '../shared/leads';
 import type { ResolvedSite } from '../shared/subjects';
 import { inTurns, transactionsAtOnce } from '../shared/transactions';
 import { earliestEvent, eventRow, eventsByVisitor, planVisit, type SessionFacts, type StoredEvent, type VisitOptions } from './visits';
@@ -11,8 +13,8 @@ export type IncomingEvent = EventItem;
 /** An incoming event's session, as the node outputs it on the event. */
 export type SessionSummary = { visitorId: string; sessionId: string } & SessionFacts;
 
-/** What came of an incoming event: its session, or why it was not stored. */
-export type EventOutcome = SessionSummary | InputError;
+/** What came of an incoming event: its session, why it was not stored, or that its browser was erased with it. */
+export type EventOutcome = SessionSummary | InputError | ErasedPerson;
 
 /** An event under an id another visitor's event has: its own visitor never reads it, and the other's session is not its. */
 const usedId = () =>
@@ -28,13 +30,6 @@ FROM jsonb_to_recordset($2::jsonb) AS e(event_id uuid, anonymous_id text, sessio
 	title text, referrer text, relevance int, properties jsonb, context jsonb, user_agent text, country text, occurred_at timestamptz)
 ON CONFLICT (site_id, event_id) DO NOTHING`;
 
-/**
- * Each visitor's advisory lock (the key the store has always used, so an older node and this one
- * exclude each other), taken in key order: two batches that share visitors queue on the first
- * shared one instead of each holding what the other waits for.
- */
-const LOCK_VISITORS = `
-SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtext($1::text || ':' || a) AS k FROM unnest($2::text[]) AS a ORDER BY 1) AS locks`;
 
 /**
  * Every visitor's stored events from the start of its rebuild (rebuildFrom: the latest stored
@@ -236,29 +231,55 @@ async function ownIds(db: RawDatabase, site: ResolvedSite, incoming: readonly In
 	});
 }
 
+/**
+ * The events among `missing` that an erasure deleted with their browser: received (or, from a
+ * sender that gives no receipt time, happened) by the browser's erasure. Later ones are a new visit.
+ */
+async function erasedEvents(tx: RawSql, siteId: string, missing: readonly IncomingEvent[]): Promise<Set<IncomingEvent>> {
+	const erasedAt = await erasedBrowsers(tx, siteId, [...new Set(missing.map((event) => event.anonymousId))]);
+	return new Set(
+		missing.filter((event) => {
+			const at = erasedAt.get(event.anonymousId);
+			return at !== undefined && Date.parse(event.receivedAt ?? event.occurredAt) <= at;
+		}),
+	);
+}
+
 async function processVisitors(
 	tx: RawSql,
 	site: ResolvedSite,
-	visitors: ReadonlyArray<readonly [string, readonly IncomingEvent[]]>,
+	incoming: ReadonlyArray<readonly [string, readonly IncomingEvent[]]>,
 	options: VisitorProcessorOptions,
 	now: number,
 	outcomes: Map<IncomingEvent, EventOutcome>,
 ): Promise<void> {
-	const anonymousIds = visitors.map(([anonymousId]) => anonymousId);
-	await tx.$queryRawUnsafe(LOCK_VISITORS, site.id, anonymousIds);
+	await lockBrowsers(
+		tx,
+		site.id,
+		incoming.map(([anonymousId]) => anonymousId),
+	);
+	let visitors = incoming;
 	const readVisits = () =>
 		tx.$queryRawUnsafe<VisitRow[]>(
 			READ_VISITS,
 			site.id,
-			anonymousIds,
+			visitors.map(([anonymousId]) => anonymousId),
 			visitors.map(([, events]) => new Date(earliestEvent(events)).toISOString()),
 		);
 	let rows = await readVisits();
-	// The read covers every stored incoming event: what it lacks, the receiver did not store.
+	// The read covers every stored incoming event: what it lacks, the receiver did not store, or an
+	// erasure deleted while the delivery was on its way (under these locks, so it is seen here).
 	const read = new Set(rows.map((row) => row.event_id));
-	const missing = visitors.flatMap(([, events]) => events.filter((event) => !read.has(event.id.toLowerCase())));
+	let missing: readonly IncomingEvent[] = visitors.flatMap(([, events]) => events.filter((event) => !read.has(event.id.toLowerCase())));
 	if (missing.length > 0) {
-		await tx.$executeRawUnsafe(STORE_MISSING_EVENTS, site.id, JSON.stringify(missing.map(eventRow)));
+		const erased = await erasedEvents(tx, site.id, missing);
+		if (erased.size > 0) {
+			for (const event of erased) outcomes.set(event, new ErasedPerson(event.anonymousId, 'visitor'));
+			visitors = visitors.map(([anonymousId, events]) => [anonymousId, events.filter((event) => !erased.has(event))] as const).filter(([, events]) => events.length > 0);
+			missing = missing.filter((event) => !erased.has(event));
+			if (visitors.length === 0) return;
+		}
+		if (missing.length > 0) await tx.$executeRawUnsafe(STORE_MISSING_EVENTS, site.id, JSON.stringify(missing.map(eventRow)));
 		rows = await readVisits();
 	}
 	const rowsOf = new Map<string, VisitRow[]>();

@@ -1,3 +1,5 @@
+import type { RawSql } from '../../lib/db/rawSql';
+
 /** Events by visitor (anonymous id), visitors in order of their first event, each visitor's events in input order. */
 export function eventsByVisitor<E extends { anonymousId: string }>(events: readonly E[]): Map<string, E[]> {
 	const byVisitor = new Map<string, E[]>();
@@ -7,4 +9,18 @@ export function eventsByVisitor<E extends { anonymousId: string }>(events: reado
 		else byVisitor.set(event.anonymousId, [event]);
 	}
 	return byVisitor;
+}
+
+/**
+ * Takes each browser's advisory lock (the key the Visitor Processor has always used, so an older
+ * node and this one exclude each other), in key order: two batches that share browsers queue on the
+ * first shared one instead of each holding what the other waits for. The Visitor Processor holds
+ * them while it stores a browser's events; an erasure takes them before it deletes the browser.
+ */
+export async function lockBrowsers(db: Pick<RawSql, '$queryRawUnsafe'>, siteId: string, anonymousIds: readonly string[]): Promise<void> {
+	await db.$queryRawUnsafe(
+		`SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtext($1::text || ':' || a) AS k FROM unnest($2::text[]) AS a ORDER BY 1) AS locks`,
+		siteId,
+		[...anonymousIds],
+	);
 }

@@ -9,7 +9,7 @@ import {
 
 import { databaseProblem } from './database';
 import { InputError } from './inputError';
-import { ErasedLead, logErasedItems } from './leads';
+import { ErasedPerson, logErasedItems } from './leads';
 import { optionParameter } from './parameters';
 
 export { InputError };
@@ -82,7 +82,7 @@ export function failedItem(context: IExecuteFunctions, glue: ItemGlue, error: un
 
 /**
  * Runs `run` for every input item: outputs paired to their input, failures as failedItem. An item
- * whose lead was erased ({@link ErasedLead}) is left out, and the log says how many were.
+ * whose lead was erased ({@link ErasedPerson}) is left out, and the log says how many were.
  */
 export async function forEachItem(
 	this: IExecuteFunctions,
@@ -96,7 +96,7 @@ export async function forEachItem(
 		try {
 			for (const json of await run(i)) output.push({ json, pairedItem: { item: i } });
 		} catch (error) {
-			if (error instanceof ErasedLead) erased += 1;
+			if (error instanceof ErasedPerson) erased += 1;
 			else output.push(failedItem(this, glue, error, i));
 		}
 	}

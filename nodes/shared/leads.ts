@@ -8,7 +8,7 @@ import type { IExecuteFunctions } from 'n8n-workflow';
 import type { Prisma } from '../../lib/db/generated/client';
 import type { RawSql } from '../../lib/db/rawSql';
 import { emailHash } from '../../lib/email';
-import { isUuid } from '../../lib/ids';
+import { anonymousIdHash, isUuid } from '../../lib/ids';
 import { normalizeEmail } from '../../lib/mailbox';
 import { CREDENTIAL_SOURCES, PII_HASH_KEY_ENV, PII_KEYS_ENV, PiiDecryptError, PiiKeyError, piiKeyringFromCredential, piiKeyringFromEnv, siteCipher, type PiiCipher, type PiiKeyring } from '../../lib/pii';
 import { sitesPinnedToOtherHashKey } from '../../lib/piiHashKey';
@@ -52,20 +52,63 @@ function notFound(reference: string, sealed: boolean): InputError {
 }
 
 /**
- * A reference to a lead that a privacy erasure deleted (POST /api/privacy/erase), by its id or its
- * address: an item already on its way when the person was erased. Not an InputError, since there
- * is nothing for the builder to fix: a node leaves such an item out, neither output nor failure,
- * and says how many in n8n's log ({@link logErasedItems}).
+ * A reference to a lead or a browser that a privacy erasure deleted (POST /api/privacy/erase), by
+ * its id, address or anonymous id: an item already on its way when the person was erased. Not an
+ * InputError, since there is nothing for the builder to fix: a node leaves such an item out,
+ * neither output nor failure, and says how many in n8n's log ({@link logErasedItems}).
  */
-export class ErasedLead extends Error {
-	constructor(readonly reference: string) {
-		super(`The lead "${reference.trim()}" was erased (privacy erasure): nothing of it is stored any more`);
+export class ErasedPerson extends Error {
+	constructor(
+		readonly reference: string,
+		what: 'lead' | 'visitor' = 'lead',
+	) {
+		super(`The ${what} "${reference.trim()}" was erased (privacy erasure): nothing of it is stored any more`);
 	}
 }
 
-/** Says in n8n's log how many items the node left out because their lead was erased: nothing else tells the builder where they went. */
+/** Says in n8n's log how many items the node left out because their person was erased: nothing else tells the builder where they went. */
 export function logErasedItems(context: Pick<IExecuteFunctions, 'logger' | 'getNode'>, count: number): void {
-	if (count > 0) context.logger.info(`${context.getNode().name}: ${count} item(s) left out: their address was erased (privacy erasure)`);
+	if (count > 0) context.logger.info(`${context.getNode().name}: ${count} item(s) left out: their person was erased (privacy erasure)`);
+}
+
+/**
+ * The browsers among `anonymousIds` an erasure deleted, each with when (epoch ms): events of one
+ * received by then were erased with it and must not be stored again. One query.
+ */
+export async function erasedBrowsers(db: Pick<RawSql, '$queryRawUnsafe'>, siteId: string, anonymousIds: readonly string[]): Promise<Map<string, number>> {
+	if (anonymousIds.length === 0) return new Map();
+	const idOf = new Map(anonymousIds.map((anonymousId) => [anonymousIdHash(anonymousId), anonymousId]));
+	const rows = await db.$queryRawUnsafe<Array<{ hash: string; erasedAt: Date }>>(
+		`SELECT anonymous_id_hash AS hash, erased_at AS "erasedAt" FROM erased_visitors WHERE site_id = $1::uuid AND anonymous_id_hash = ANY($2::text[])`,
+		siteId,
+		[...idOf.keys()],
+	);
+	return new Map(rows.map((row) => [idOf.get(row.hash) as string, row.erasedAt.getTime()]));
+}
+
+/**
+ * Which of some visitor references (a visitor's id or the tracker's anonymous id) name a browser
+ * an erasure deleted, in one query (none when there is nothing to ask): for the references no
+ * visitor answers, to tell an item on its way at the erasure from a wrong reference.
+ */
+export async function erasedVisitorReferences(db: Pick<RawSql, '$queryRawUnsafe'>, siteId: string, references: readonly string[]): Promise<Set<string>> {
+	if (references.length === 0) return new Set();
+	const referenceOf = new Map(references.map((reference) => [anonymousIdHash(reference), reference]));
+	const rows = await db.$queryRawUnsafe<Array<{ hash: string; visitorId: string | null }>>(
+		`SELECT anonymous_id_hash AS hash, visitor_id::text AS "visitorId" FROM erased_visitors
+		WHERE site_id = $1::uuid AND (anonymous_id_hash = ANY($2::text[]) OR visitor_id = ANY($3::uuid[]))`,
+		siteId,
+		[...referenceOf.keys()],
+		references.filter((reference) => isUuid(reference)).map((reference) => reference.toLowerCase()),
+	);
+	const byVisitorId = new Map(references.filter((reference) => isUuid(reference)).map((reference) => [reference.toLowerCase(), reference]));
+	const erased = new Set<string>();
+	for (const row of rows) {
+		const byAnonymousId = referenceOf.get(row.hash);
+		const byId = row.visitorId === null ? undefined : byVisitorId.get(row.visitorId);
+		for (const named of [byAnonymousId, byId]) if (named !== undefined) erased.add(named);
+	}
+	return erased;
 }
 
 /**
@@ -80,13 +123,13 @@ SELECT email_hash FROM suppressions WHERE site_id = $1::uuid AND reason = 'erase
 type Leads = Pick<Prisma.TransactionClient, 'lead' | '$queryRawUnsafe'>;
 
 /**
- * Several leads in one query; each reference maps to its lead's id, to {@link ErasedLead} when it
+ * Several leads in one query; each reference maps to its lead's id, to {@link ErasedPerson} when it
  * names a lead an erasure deleted, or to why there is none. On a site with `privacy.encryptPii`
  * (`cipher` given) addresses are sealed, so a lead is found by the keyed hash of its address, or by
  * its SHA-256 while it is still stored in clear. The references no lead answers take one query
  * more, for the erasure's tombstones and suppressions.
  */
-export async function findLeads(prisma: Leads, siteId: string, references: readonly string[], cipher?: PiiCipher | null): Promise<Map<string, string | InputError | ErasedLead>> {
+export async function findLeads(prisma: Leads, siteId: string, references: readonly string[], cipher?: PiiCipher | null): Promise<Map<string, string | InputError | ErasedPerson>> {
 	const parsed = new Map([...new Set(references)].map((reference) => [reference, leadReference(reference)]));
 	const ids = new Set<string>();
 	const emails = new Set<string>();
@@ -107,10 +150,10 @@ export async function findLeads(prisma: Leads, siteId: string, references: reado
 		: new Map(rows.map((row) => [row.email, row.id]));
 	const idOf = (named: LeadReference) => ('id' in named ? (byId.has(named.id) ? named.id : undefined) : 'email' in named ? byEmail.get(named.email) : undefined);
 	const erased = await erasedOf(prisma, siteId, [...parsed.values()].filter((named) => idOf(named) === undefined), cipher);
-	const found = new Map<string, string | InputError | ErasedLead>();
+	const found = new Map<string, string | InputError | ErasedPerson>();
 	for (const [reference, named] of parsed) {
 		if ('error' in named) found.set(reference, named.error);
-		else if (erased.has('id' in named ? named.id : named.email)) found.set(reference, new ErasedLead(reference));
+		else if (erased.has('id' in named ? named.id : named.email)) found.set(reference, new ErasedPerson(reference));
 		else found.set(reference, idOf(named) ?? notFound(reference, Boolean(cipher)));
 	}
 	return found;
@@ -141,11 +184,11 @@ export async function erasedReferences(db: Pick<RawSql, '$queryRawUnsafe'>, site
 
 /**
  * One lead's id; a reference that names no lead of the site throws, naming the Lead parameter, and
- * one that names an erased lead throws {@link ErasedLead}.
+ * one that names an erased lead throws {@link ErasedPerson}.
  */
 export async function findLeadId(prisma: Leads, siteId: string, reference: string, cipher?: PiiCipher | null): Promise<string> {
 	const found = (await findLeads(prisma, siteId, [reference], cipher)).get(reference);
-	if (typeof found !== 'string') throw found as InputError | ErasedLead;
+	if (typeof found !== 'string') throw found as InputError | ErasedPerson;
 	return found;
 }
 

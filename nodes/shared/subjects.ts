@@ -4,6 +4,7 @@ import type { RawSql } from '../../lib/db/rawSql';
 import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
 import { isUuid } from '../../lib/ids';
 import { InputError } from './inputError';
+import { ErasedPerson, erasedVisitorReferences } from './leads';
 
 export interface ResolvedSite {
 	id: string;
@@ -68,10 +69,11 @@ export class SiteResolver {
 
 /**
  * Visitors by id or by the tracker's anonymous id, always within one site, in one query: each
- * reference maps to its visitor's id, or to why it names none.
+ * reference maps to its visitor's id, to {@link ErasedPerson} when it names a browser an erasure
+ * deleted (one query more, for the references no visitor answers), or to why it names none.
  */
-export async function findVisitorIds(prisma: Pick<PrismaClient, 'visitor'>, siteId: string, references: readonly string[]): Promise<Map<string, string | InputError>> {
-	const found = new Map<string, string | InputError>();
+export async function findVisitorIds(prisma: Pick<PrismaClient, 'visitor' | '$queryRawUnsafe'>, siteId: string, references: readonly string[]): Promise<Map<string, string | InputError | ErasedPerson>> {
+	const found = new Map<string, string | InputError | ErasedPerson>();
 	const values = [...new Set(references.map((reference) => reference.trim()))];
 	const rows =
 		values.length === 0
@@ -79,17 +81,18 @@ export async function findVisitorIds(prisma: Pick<PrismaClient, 'visitor'>, site
 			: await prisma.visitor.findMany({ where: { siteId, OR: [{ id: { in: values.filter((value) => isUuid(value)) } }, { anonymousId: { in: values } }] }, select: { id: true, anonymousId: true } });
 	const byId = new Set(rows.map((row) => row.id));
 	const byAnonymousId = new Map(rows.map((row) => [row.anonymousId, row.id]));
+	const idOf = (value: string) => (byId.has(value.toLowerCase()) ? value.toLowerCase() : byAnonymousId.get(value));
+	const erased = await erasedVisitorReferences(
+		prisma,
+		siteId,
+		values.filter((value) => idOf(value) === undefined),
+	);
 	for (const reference of references) {
 		const value = reference.trim();
-		const id = byId.has(value.toLowerCase()) ? value.toLowerCase() : byAnonymousId.get(value);
-		found.set(reference, id ?? new InputError('visitor', `No visitor "${value}" on this site; give the visitor's id or the tracker's anonymous id`));
+		const id = idOf(value);
+		if (id !== undefined) found.set(reference, id);
+		else if (erased.has(value)) found.set(reference, new ErasedPerson(value, 'visitor'));
+		else found.set(reference, new InputError('visitor', `No visitor "${value}" on this site; give the visitor's id or the tracker's anonymous id`));
 	}
-	return found;
-}
-
-/** A visitor by id or by the tracker's anonymous id, always within one site. */
-export async function findVisitorId(prisma: Pick<PrismaClient, 'visitor'>, siteId: string, reference: string): Promise<string> {
-	const found = (await findVisitorIds(prisma, siteId, [reference])).get(reference);
-	if (typeof found !== 'string') throw found as InputError;
 	return found;
 }

@@ -4,7 +4,9 @@ import { z } from 'zod/v4';
 import type { DeliveredLead } from '../../lib/contracts';
 import type { Prisma, PrismaClient } from '../../lib/db';
 import { canonicalEmail, emailHash } from '../../lib/email';
+import { anonymousIdHash } from '../../lib/ids';
 import { MESSAGE_RECIPIENT_FIELD, MESSAGE_SUBJECT_FIELD, openLead, openSubmission, siteCipher, type PiiCipher } from '../../lib/pii';
+import { lockBrowsers } from '../../nodes/shared/events';
 import { forgetVisitors } from '../analytics/rollup';
 import { requireApiKey } from '../auth';
 import type { Logger } from '../logger';
@@ -58,6 +60,8 @@ interface Person {
 	leadIds: string[];
 	visitorIds: string[];
 	anonymousIds: string[];
+	/** The visitor row of each of those browsers that has one. */
+	visitorOf: Map<string, string>;
 	contactIds: string[];
 	messageIds: string[];
 	conversionIds: string[];
@@ -118,6 +122,7 @@ async function findPerson(tx: Tx, siteId: string, address: string, cipher: PiiCi
 		leadIds,
 		visitorIds,
 		anonymousIds,
+		visitorOf: new Map(visitors.map((visitor) => [visitor.anonymousId, visitor.id])),
 		contactIds,
 		messageIds,
 		conversionIds: ids(conversions),
@@ -231,6 +236,16 @@ async function erasePerson(tx: Tx, siteId: string, person: Person): Promise<Reco
  * The erased address stays suppressed for good: ingest refuses it (reason `erased`) and no
  * email goes to it, even when it had been suppressed before for another reason.
  */
+/**
+ * The erased browsers' tombstones, written after every delete of the erasure: an event they had
+ * sent by then (by the database's clock) was erased with them, and a delivery of it still on its
+ * way is not stored again (the Visitor Processor). Erasing again moves the time on.
+ */
+const REMEMBER_ERASED_BROWSERS = `
+INSERT INTO erased_visitors (site_id, anonymous_id_hash, visitor_id, erased_at)
+SELECT $1::uuid, v.hash, v.visitor_id, clock_timestamp() FROM unnest($2::text[], $3::uuid[]) AS v(hash, visitor_id)
+ON CONFLICT (site_id, anonymous_id_hash) DO UPDATE SET erased_at = EXCLUDED.erased_at, visitor_id = COALESCE(EXCLUDED.visitor_id, erased_visitors.visitor_id)`;
+
 const SUPPRESS_ERASED = `
 INSERT INTO suppressions (id, site_id, email_hash, channel, reason, created_at)
 SELECT gen_random_uuid(), $1::uuid, hash, 'email', 'erased'::suppression_reason, now() FROM unnest($2::text[]) AS hash
@@ -246,8 +261,9 @@ ON CONFLICT (site_id, email_hash, channel) DO UPDATE SET reason = 'erased'::supp
  *   200 with the rows removed per table. An unknown address answers 200 with zero counts and is
  *   still suppressed and logged: erasure is a promise about the future too, so repeating it is
  *   safe and an address can be erased before it ever arrives. What stays holds no personal data:
- *   the address's hashes (suppressed as erased), the ids of the leads deleted (erased_leads) and
- *   the erasure_log entry.
+ *   the address's hashes (suppressed as erased), the ids of the leads deleted (erased_leads), a
+ *   hash of each browser's anonymous id with the visitor's id (erased_visitors) and the
+ *   erasure_log entry.
  */
 export function privacyRouter(context: PrivacyContext): Router {
 	const router = Router();
@@ -302,12 +318,21 @@ export function privacyRouter(context: PrivacyContext): Router {
 				// are found below, and the batches after it find the address erased.
 				await tx.$queryRawUnsafe(`SELECT 1 FROM sites WHERE id = $1::uuid FOR NO KEY UPDATE`, siteId);
 				const person = await findPerson(tx, siteId, body.email, await cipherOf(tx, siteId));
+				// The Visitor Processor stores a browser's events under these locks: this waits for the
+				// batches storing the person's events now, and the batches after it find the tombstones.
+				await lockBrowsers(tx, siteId, person.anonymousIds);
 				const removed = await erasePerson(tx, siteId, person);
 				// Both hashes on a site with privacy.encryptPii: the receiver's ingest checks the SHA-256 of a posted address.
 				await tx.$executeRawUnsafe(SUPPRESS_ERASED, siteId, person.hashes);
 				// A delivery already on its way may still name a lead by its id, which nothing else recalls
 				// now: the nodes find it here and leave its items out instead of failing the delivery.
 				await tx.erasedLead.createMany({ data: person.leadIds.map((leadId) => ({ siteId, leadId })) });
+				await tx.$executeRawUnsafe(
+					REMEMBER_ERASED_BROWSERS,
+					siteId,
+					person.anonymousIds.map((anonymousId) => anonymousIdHash(anonymousId)),
+					person.anonymousIds.map((anonymousId) => person.visitorOf.get(anonymousId) ?? null),
+				);
 				await tx.erasureLog.create({ data: { siteId, emailHash: person.hash, requestedBy: keyName, removed } });
 				return { emailHash: person.hash, removed };
 			}, TRANSACTION);

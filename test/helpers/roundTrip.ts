@@ -242,6 +242,10 @@ export async function roundTripEveryModel(prisma: PrismaClient): Promise<string[
 	await prisma.erasedLead.create({ data: erasedLeadData });
 	await check('ErasedLead', erasedLeadData, () => prisma.erasedLead.findUnique({ where: { siteId_leadId: { siteId, leadId: erasedLeadData.leadId } } }));
 
+	const erasedVisitorData = { siteId, anonymousIdHash: 'c'.repeat(64), visitorId: randomUUID(), erasedAt: at };
+	await prisma.erasedVisitor.create({ data: erasedVisitorData });
+	await check('ErasedVisitor', erasedVisitorData, () => prisma.erasedVisitor.findUnique({ where: { siteId_anonymousIdHash: { siteId, anonymousIdHash: erasedVisitorData.anonymousIdHash } } }));
+
 	const outboxData = { siteId, destination: 'visitor-processor', partitionKey: visitorData.anonymousId, payload: { events: [eventData.eventId] }, status: 'pending' as const, attempts: 2, nextAttemptAt: at, lastError: 'HTTP 500' };
 	const outbox = await prisma.outboxMessage.create({ data: outboxData });
 	await check('OutboxMessage', outboxData, () => prisma.outboxMessage.findUnique({ where: { id: outbox.id } }));

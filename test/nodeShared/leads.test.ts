@@ -2,7 +2,7 @@ import { v7 as uuidv7 } from 'uuid';
 
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { emailHash } from '../../lib/email';
-import { ErasedLead, findLeadId, findLeads, leadReference } from '../../nodes/shared/leads';
+import { ErasedPerson, findLeadId, findLeads, leadReference } from '../../nodes/shared/leads';
 import { createTestSite, testPrisma } from '../helpers/db';
 import { InputError } from '../../nodes/shared/inputError';
 
@@ -100,12 +100,12 @@ describe('findLeads', () => {
 		expect(
 			cases.map(([reference]) => {
 				const result = found.get(reference);
-				return [reference, result instanceof ErasedLead ? 'erased' : result instanceof InputError ? result.message : result];
+				return [reference, result instanceof ErasedPerson ? 'erased' : result instanceof InputError ? result.message : result];
 			}),
 		).toEqual(cases);
 		expect(found.get(erasedId)).not.toBeInstanceOf(InputError);
 
-		await expect(findLeadId(prisma, site.id, 'gone.person@gmail.com')).rejects.toBeInstanceOf(ErasedLead);
+		await expect(findLeadId(prisma, site.id, 'gone.person@gmail.com')).rejects.toBeInstanceOf(ErasedPerson);
 		await expect(findLeadId(prisma, site.id, erasedElsewhere)).rejects.toMatchObject({ field: 'lead' });
 	});
 });

@@ -28,7 +28,7 @@ import { post } from '../helpers/events';
 
 const newKey = () => randomBytes(32).toString('base64');
 const BROWSER = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36';
-const LEFT_OUT = 'item(s) left out: their address was erased (privacy erasure)';
+const LEFT_OUT = 'item(s) left out: their person was erased (privacy erasure)';
 
 function siteConfig(key: string, encryptPii: boolean): SiteConfig {
 	return parseSiteConfig({
