@@ -15,17 +15,27 @@
  *   knows its logged-in users).
  * An id with no stored history has nothing to take over and may be claimed (its first events
  * may still be on their way). Everything else is stored as a lead without the history.
+ *
+ * Whatever the proof, a browser whose latest analytics choice withdrew consent keeps its history
+ * anonymous: joining it to a person would be new processing of what the visitor has objected to.
  */
 export type HistoryClaim =
 	| { merge: true; proof: 'same-client' | 'no-history' | 'site-key' }
-	| { merge: false; reason: 'other-client' };
+	| { merge: false; reason: 'other-client' | 'consent-withdrawn' };
 
 export interface ClientFacts {
 	ipAnonymized: string | null;
 	userAgent: string | null;
 }
 
-export function historyClaim(request: ClientFacts, firstEvent: ClientFacts | undefined, vouchedBySiteKey: boolean): HistoryClaim {
+/** What the receiver holds about an anonymous id: its first received event's client, and its latest analytics consent choice. */
+export interface StoredHistory {
+	firstEvent: ClientFacts | undefined;
+	analyticsConsent: 'granted' | 'withdrawn' | undefined;
+}
+
+export function historyClaim(request: ClientFacts, { firstEvent, analyticsConsent }: StoredHistory, vouchedBySiteKey: boolean): HistoryClaim {
+	if (analyticsConsent === 'withdrawn') return { merge: false, reason: 'consent-withdrawn' };
 	if (vouchedBySiteKey) return { merge: true, proof: 'site-key' };
 	if (!firstEvent) return { merge: true, proof: 'no-history' };
 	const sameClient = request.ipAnonymized !== null && request.userAgent !== null && request.ipAnonymized === firstEvent.ipAnonymized && request.userAgent === firstEvent.userAgent;

@@ -4,7 +4,7 @@ import type { DeliveredLead, LeadPayload } from '../../lib/contracts';
 import type { PrismaClient } from '../../lib/db';
 import { sealSubmission, type PiiCipher } from '../../lib/pii';
 import { enqueueStatement } from '../outbox/enqueue';
-import type { ClientFacts } from './historyClaim';
+import type { StoredHistory } from './historyClaim';
 import { withFormFields } from './normalize';
 
 export interface RequestFacts {
@@ -73,13 +73,22 @@ export async function storeLead(
 	return { stored: result.stored > 0 };
 }
 
-/** The client the visitor's history began on: the anonymized network and user agent of its first received event. */
-export async function firstEventClient(prisma: PrismaClient, siteId: string, anonymousId: string): Promise<ClientFacts | undefined> {
-	const [first] = await prisma.$queryRawUnsafe<ClientFacts[]>(
-		`SELECT ip_anonymized AS "ipAnonymized", user_agent AS "userAgent" FROM visitor_events
-		WHERE site_id = $1::uuid AND anonymous_id = $2 ORDER BY received_at, id LIMIT 1`,
+/**
+ * What a lead post's claim on an anonymous history weighs (historyClaim), in one query: the client
+ * the visitor's history began on (the anonymized network and user agent of its first received
+ * event), and its latest analytics consent choice.
+ */
+export async function storedHistory(prisma: PrismaClient, siteId: string, anonymousId: string): Promise<StoredHistory> {
+	const [row] = await prisma.$queryRawUnsafe<Array<{ ipAnonymized: string | null; userAgent: string | null; hasEvent: boolean; analyticsConsent: 'granted' | 'withdrawn' | null }>>(
+		`SELECT first.ip_anonymized AS "ipAnonymized", first.user_agent AS "userAgent", first.site_id IS NOT NULL AS "hasEvent",
+			(SELECT state::text FROM consent_records WHERE site_id = $1::uuid AND anonymous_id = $2 AND purpose = 'analytics' ORDER BY occurred_at DESC, created_at DESC LIMIT 1) AS "analyticsConsent"
+		FROM (SELECT 1) AS one
+		LEFT JOIN LATERAL (SELECT site_id, ip_anonymized, user_agent FROM visitor_events WHERE site_id = $1::uuid AND anonymous_id = $2 ORDER BY received_at, id LIMIT 1) AS first ON true`,
 		siteId,
 		anonymousId,
 	);
-	return first;
+	return {
+		firstEvent: row.hasEvent ? { ipAnonymized: row.ipAnonymized, userAgent: row.userAgent } : undefined,
+		analyticsConsent: row.analyticsConsent ?? undefined,
+	};
 }

@@ -16,7 +16,7 @@ import { anonymizeIp, dropReason, isAutomated, toEventRows } from '../ingest/nor
 import { GroupCommitter, storeThroughPool, storeThroughRaw, unstorableValue } from '../ingest/groupCommit';
 import { requireApiKey, presentsApiKey } from '../auth';
 import { historyClaim } from '../ingest/historyClaim';
-import { firstEventClient, storeLead, type RequestFacts } from '../ingest/store';
+import { storedHistory, storeLead, type RequestFacts } from '../ingest/store';
 import type { RepeatedFailure } from '../repeatedFailure';
 import { logRequest } from '../requestLog';
 import type { ReceiverSettings } from '../settings';
@@ -358,7 +358,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 					return;
 				}
 				const facts = requestFacts(req, anonymizeIp(req.ip), settings, userAgent, false);
-				const claim = lead.anonymousId ? historyClaim(facts, await firstEventClient(prisma, site.id, lead.anonymousId), req.auth !== undefined) : undefined;
+				const claim = lead.anonymousId ? historyClaim(facts, await storedHistory(prisma, site.id, lead.anonymousId), req.auth !== undefined) : undefined;
 				const destinations = site.endpoints.has('lead-processor') ? ['lead-processor'] : [];
 				const submitted = claim?.merge === false ? { ...lead, anonymousId: undefined } : lead;
 				await recordLeadConsent(prisma, site.id, submitted, hash, req.headers.referer);

@@ -1,5 +1,5 @@
 import { createApiKey } from '../../server/auth';
-import { historyClaim, type ClientFacts } from '../../server/ingest/historyClaim';
+import { historyClaim, type ClientFacts, type StoredHistory } from '../../server/ingest/historyClaim';
 import type { Receiver } from '../../server/receiver';
 import { testPrisma } from '../helpers/db';
 import { batch, pageview, post } from '../helpers/events';
@@ -9,16 +9,20 @@ import { testSiteConfig } from '../helpers/sites';
 const visitor: ClientFacts = { ipAnonymized: '198.51.100.0', userAgent: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0' };
 
 describe('historyClaim: what lets a lead post take over an anonymous history', () => {
-	it.each<[string, ClientFacts, ClientFacts | undefined, boolean, ReturnType<typeof historyClaim>]>([
-		['the client the history began on', visitor, visitor, false, { merge: true, proof: 'same-client' }],
-		['an id with no history yet', { ipAnonymized: '203.0.113.0', userAgent: 'curl/8' }, undefined, false, { merge: true, proof: 'no-history' }],
-		['a server holding an admin key of the site', { ipAnonymized: '203.0.113.0', userAgent: 'node' }, visitor, true, { merge: true, proof: 'site-key' }],
-		['another network with the same browser string', { ...visitor, ipAnonymized: '203.0.113.0' }, visitor, false, { merge: false, reason: 'other-client' }],
-		['the same network with another browser', { ...visitor, userAgent: 'Mozilla/5.0 Chrome/150.0' }, visitor, false, { merge: false, reason: 'other-client' }],
-		['a post without an address', { ...visitor, ipAnonymized: null }, { ...visitor, ipAnonymized: null }, false, { merge: false, reason: 'other-client' }],
-		['a post without a user agent', { ...visitor, userAgent: null }, { ...visitor, userAgent: null }, false, { merge: false, reason: 'other-client' }],
-	])('%s', (_case, request, firstEvent, vouched, expected) => {
-		expect(historyClaim(request, firstEvent, vouched)).toEqual(expected);
+	const began = (firstEvent: ClientFacts | undefined, analyticsConsent?: StoredHistory['analyticsConsent']): StoredHistory => ({ firstEvent, analyticsConsent });
+	it.each<[string, ClientFacts, StoredHistory, boolean, ReturnType<typeof historyClaim>]>([
+		['the client the history began on', visitor, began(visitor), false, { merge: true, proof: 'same-client' }],
+		['an id with no history yet', { ipAnonymized: '203.0.113.0', userAgent: 'curl/8' }, began(undefined), false, { merge: true, proof: 'no-history' }],
+		['a server holding an admin key of the site', { ipAnonymized: '203.0.113.0', userAgent: 'node' }, began(visitor), true, { merge: true, proof: 'site-key' }],
+		['another network with the same browser string', { ...visitor, ipAnonymized: '203.0.113.0' }, began(visitor), false, { merge: false, reason: 'other-client' }],
+		['the same network with another browser', { ...visitor, userAgent: 'Mozilla/5.0 Chrome/150.0' }, began(visitor), false, { merge: false, reason: 'other-client' }],
+		['a post without an address', { ...visitor, ipAnonymized: null }, began({ ...visitor, ipAnonymized: null }), false, { merge: false, reason: 'other-client' }],
+		['a post without a user agent', { ...visitor, userAgent: null }, began({ ...visitor, userAgent: null }), false, { merge: false, reason: 'other-client' }],
+		['the same client, consent granted last', visitor, began(visitor, 'granted'), false, { merge: true, proof: 'same-client' }],
+		['the same client, consent withdrawn last', visitor, began(visitor, 'withdrawn'), false, { merge: false, reason: 'consent-withdrawn' }],
+		['a server with an admin key, consent withdrawn last', { ipAnonymized: '203.0.113.0', userAgent: 'node' }, began(visitor, 'withdrawn'), true, { merge: false, reason: 'consent-withdrawn' }],
+	])('%s', (_case, request, history, vouched, expected) => {
+		expect(historyClaim(request, history, vouched)).toEqual(expected);
 	});
 });
 
@@ -26,13 +30,14 @@ describe('POST /api/lead joins an anonymous history only with proof', () => {
 	const prisma = testPrisma();
 	const site = testSiteConfig();
 	const other = testSiteConfig();
+	const consenting = testSiteConfig({ consent: true });
 	let receiver: Receiver;
 	let siteId: string;
 	const visitorAt = { 'x-forwarded-for': '198.51.100.7' };
 	const strangerAt = { 'x-forwarded-for': '203.0.113.9' };
 
 	beforeAll(async () => {
-		receiver = await startTestReceiver([site, other], { DISPATCHER: 'off', TRUST_PROXY: 'loopback' });
+		receiver = await startTestReceiver([site, other, consenting], { DISPATCHER: 'off', TRUST_PROXY: 'loopback' });
 		siteId = receiver.sites.byPublicKey(site.site.key)!.id;
 	});
 	afterAll(async () => {
@@ -91,5 +96,17 @@ describe('POST /api/lead joins an anonymous history only with proof', () => {
 		expect((await lead('user3@example.com', 'anon-backend', { ...strangerAt, authorization: `Bearer ${read}` })).status).toBe(403);
 		expect((await lead('user4@example.com', 'anon-backend', { ...strangerAt, authorization: 'Bearer tcrm_admin_not-a-real-key-0000000000' })).status).toBe(401);
 		for (const email of ['user2@example.com', 'user3@example.com', 'user4@example.com']) expect((await forwardedLead(email)).lead).toBeUndefined();
+	});
+
+	it('keeps the history anonymous after the visitor withdrew analytics consent, and joins it once they grant it again', async () => {
+		const key = consenting.site.key;
+		const track = async (consent: 'granted' | 'denied') =>
+			(await post(`${receiver.url}/api/track`, batch(key, [pageview(key, 'anon-withdrew', '/pricing')], { consent }), visitorAt)).json;
+		const claim = async (email: string) => (await post(`${receiver.url}/api/lead`, { site: key, email, anonymousId: 'anon-withdrew', consent: true }, visitorAt)).json.history;
+		expect(await track('granted')).toMatchObject({ stored: 1 });
+		expect(await track('denied')).toMatchObject({ stored: 0 });
+		expect(await claim('withdrew@example.com')).toBe('kept anonymous: consent-withdrawn');
+		expect(await track('granted')).toMatchObject({ stored: 1 });
+		expect(await claim('granted-again@example.com')).toBe('joined');
 	});
 });
