@@ -2,6 +2,7 @@
  * Which of a site's conversion rules (`crm.conversionRules`) a tracked event satisfies.
  * Plain functions over structural types, so the node and the tests share them.
  */
+import { eventNames } from '../shared/events';
 import { compilePathPattern, urlPath, type PathOptions, type PathPattern } from '../shared/paths';
 
 /** The part of a tracked event the rules read. */
@@ -43,7 +44,7 @@ function patternOf(rule: ConversionRuleCriteria, source: string): PathPattern {
  * engagement pings that follow on the thank-you page must not convert again.
  */
 function eventMatches(rule: ConversionRuleCriteria, event: ConversionEvent): boolean {
-	if (rule.event !== undefined) return rule.event === event.type || rule.event === event.name;
+	if (rule.event !== undefined) return eventNames(event).includes(rule.event);
 	return rule.urlPattern === undefined || event.type === PAGEVIEW;
 }
 

@@ -54,7 +54,7 @@ export function missedEnrollments<S extends RecoverableSequence>(input: {
 	for (const move of moves) {
 		if (move.occurredAt < since || move.occurredAt > until) continue;
 		const stages = enteredStages(input.stages, { from: move.from, to: move.to }, move.to);
-		for (const sequence of triggeredBy(input.sequences, { stages, tags: [], event: '' })) {
+		for (const sequence of triggeredBy(input.sequences, { stages, tags: [], events: [] })) {
 			const pair = key(move.leadId, sequence.id);
 			if (move.occurredAt < sequence.createdAt || enrolled.has(pair) || missed.has(pair)) continue;
 			missed.set(pair, { leadId: move.leadId, sequence, at: move.occurredAt });

@@ -16,13 +16,13 @@ export function enteredStages(stages: readonly LifecycleStage[], stageChange: un
 	return names.slice(from + 1, to + 1);
 }
 
-/** The sequences whose trigger the lead meets: a stage it entered, a tag it has, or the item's event. */
-export function triggeredBy<T extends { trigger: SequenceTrigger | null }>(sequences: readonly T[], facts: { stages: readonly string[]; tags: readonly string[]; event: string }): T[] {
+/** The sequences whose trigger the lead meets: a stage it entered, a tag it has, or a name of the item's event (eventNames). */
+export function triggeredBy<T extends { trigger: SequenceTrigger | null }>(sequences: readonly T[], facts: { stages: readonly string[]; tags: readonly string[]; events: readonly string[] }): T[] {
 	return sequences.filter(({ trigger }) => {
 		if (!trigger) return false;
 		if ('stage' in trigger) return facts.stages.includes(trigger.stage);
 		if ('tag' in trigger) return facts.tags.includes(trigger.tag);
-		return facts.event !== '' && facts.event === trigger.event;
+		return facts.events.includes(trigger.event);
 	});
 }
 

@@ -1,5 +1,13 @@
 import type { RawSql } from '../../lib/db/rawSql';
 
+/**
+ * The names a site's rules may give a tracked event by (a conversion rule's or a sequence trigger's
+ * `event`): its type, and its custom name or the label refining the type (a form's id).
+ */
+export function eventNames(event: { type?: unknown; name?: unknown }): string[] {
+	return [event.type, event.name].filter((name): name is string => typeof name === 'string' && name !== '');
+}
+
 /** Events by visitor (anonymous id), visitors in order of their first event, each visitor's events in input order. */
 export function eventsByVisitor<E extends { anonymousId: string }>(events: readonly E[]): Map<string, E[]> {
 	const byVisitor = new Map<string, E[]>();

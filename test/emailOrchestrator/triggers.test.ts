@@ -23,12 +23,13 @@ describe('triggeredBy', () => {
 		{ name: 'demo', trigger: { event: 'demo_request' } },
 		{ name: 'manual', trigger: null },
 	];
-	const names = (facts: { stages?: string[]; tags?: string[]; event?: string }) => triggeredBy(sequences, { stages: [], tags: [], event: '', ...facts }).map((s) => s.name);
+	const names = (facts: { stages?: string[]; tags?: string[]; events?: string[] }) => triggeredBy(sequences, { stages: [], tags: [], events: [], ...facts }).map((s) => s.name);
 
 	it('matches stages entered, tags held and the item event; never a sequence without a trigger', () => {
 		expect(names({ stages: ['lead', 'mql'] })).toEqual(['welcome', 'nurture']);
 		expect(names({ tags: ['vip', 'b2b'] })).toEqual(['vip']);
-		expect(names({ event: 'demo_request' })).toEqual(['demo']);
+		expect(names({ events: ['custom', 'demo_request'] })).toEqual(['demo']);
+		expect(names({ events: ['pageview'] })).toEqual([]);
 		expect(names({})).toEqual([]);
 	});
 });

@@ -50,7 +50,7 @@ function detectorOnly(parameters: INode['parameters'] = {}, options: { continueO
 }
 
 const DAY = 86_400_000;
-const T0 = Date.UTC(2026, 10, 1, 12, 0, 0);
+const T0 = Date.UTC(2026, 8, 1, 12, 0, 0);
 
 describe('Conversion Detector node in the n8n execution engine', () => {
 	let prisma: PrismaClient;

@@ -322,8 +322,15 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 
 	it('Handle CRM Items, as workflow 06 wires it: each item of one delivery handled by its own fields', async () => {
 		const site = await siteWith('crm-items', {
-			emailSequences: [{ name: 'trial', trigger: { stage: 'lead' }, exitOn: { conversions: ['purchase'] }, steps: [{ delayMinutes: 60, subject: 'Trial tips', html: '<p>Tips</p>' }] }, ...SEQUENCES.filter((sequence) => sequence.name === 'cap-a')],
-			conversionRules: [{ name: 'purchase', event: 'pageview', urlPattern: '/checkout/done' }],
+			emailSequences: [
+				{ name: 'trial', trigger: { stage: 'lead' }, exitOn: { conversions: ['purchase'] }, steps: [{ delayMinutes: 60, subject: 'Trial tips', html: '<p>Tips</p>' }] },
+				{ name: 'demo', trigger: { event: 'demo_request' }, steps: [{ delayMinutes: 60, subject: 'Your demo', html: '<p>Soon</p>' }] },
+				...SEQUENCES.filter((sequence) => sequence.name === 'cap-a'),
+			],
+			conversionRules: [
+				{ name: 'purchase', event: 'pageview', urlPattern: '/checkout/done' },
+				{ name: 'demo-request', event: 'demo_request' },
+			],
 		});
 		const buyer = await lead(site, 'buyer@mail.example');
 		const leaving = await lead(site, 'leaving@mail.example');
@@ -336,17 +343,26 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 			{ site: site.key, kind: 'event', type: 'pageview', occurredAt: later, conversions: [{ goal: 'purchase', leadId: buyer.id, duplicate: false }] },
 			// the receiver's email event
 			{ site: site.key, kind: 'email-event', type: 'unsubscribe', leadId: leaving.id, messageId: '0190a8d2-1c2b-7def-8abc-0123456789ab' },
+			// a custom event a conversion rule detects and a sequence's trigger names: it starts that sequence
+			{ site: site.key, kind: 'event', type: 'custom', name: 'demo_request', occurredAt: later, conversions: [{ goal: 'demo-request', leadId: buyer.id, duplicate: false }] },
 		];
 		const handled = await run('handleCrmItems', items);
 		expect(handled.map((item) => [item.kind, item.leadId, (item.enrollments as IDataObject[] | undefined)?.map((e) => e.sequence), item.unenrolled])).toEqual([
 			['lead', buyer.id, ['trial'], undefined],
-			['event', buyer.id, undefined, 1],
+			['event', buyer.id, [], 1],
 			['email-event', leaving.id, undefined, 1],
+			['event', buyer.id, ['demo'], 0],
 		]);
-		expect(await prisma.sequenceEnrollment.findFirstOrThrow({ where: { leadId: buyer.id } })).toMatchObject({ status: 'unenrolled', unenrollReason: 'conversion: purchase' });
+		expect(await prisma.sequenceEnrollment.findFirstOrThrow({ where: { leadId: buyer.id, sequence: { name: 'demo' } } })).toMatchObject({ status: 'active' });
+		expect(await prisma.sequenceEnrollment.findFirstOrThrow({ where: { leadId: buyer.id, sequence: { name: 'trial' } } })).toMatchObject({ status: 'unenrolled', unenrollReason: 'conversion: purchase' });
 		expect(await prisma.channelStatus.findUniqueOrThrow({ where: { leadId_channel: { leadId: leaving.id, channel: 'email' } } })).toMatchObject({ status: 'unsubscribed' });
 		// replayed, nothing more: the enrollment exists, the sequences are ended already
-		expect((await run('handleCrmItems', items)).map((item) => [(item.enrollments as IDataObject[] | undefined)?.map((e) => e.created), item.unenrolled])).toEqual([[[false], undefined], [undefined, 0], [undefined, 0]]);
+		expect((await run('handleCrmItems', items)).map((item) => [(item.enrollments as IDataObject[] | undefined)?.map((e) => e.created), item.unenrolled])).toEqual([
+			[[false], undefined],
+			[[], 0],
+			[undefined, 0],
+			[[false], 0],
+		]);
 		expect(crmItemRoute({ kind: 'email-event', conversions: [] })).toBe('emailEvent');
 		expect(crmItemRoute({ kind: 'event', conversions: [] })).toBe('conversion');
 		expect(crmItemRoute({ kind: 'lead', email: 'x@example.com' })).toBe('enroll');

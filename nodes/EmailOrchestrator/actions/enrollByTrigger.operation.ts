@@ -69,7 +69,11 @@ export const description = updateDisplayOptions({ show: { operation: ['enrollByT
 export async function execute(this: IExecuteFunctions, context: OperationContext): Promise<INodeExecutionData[]> {
 	const sender = await senderOfNode(this);
 	try {
-		return await forEachItem.call(this, context.glue, async (i) => await enrollByTrigger.call(this, context, sender, i, this.getNodeParameter('lead', i), this.getNodeParameter('options', i, {}) as IDataObject));
+		return await forEachItem.call(this, context.glue, async (i) => {
+			const options = this.getNodeParameter('options', i, {}) as IDataObject;
+			const event = String(options.event ?? '').trim();
+			return await enrollByTrigger.call(this, context, sender, i, this.getNodeParameter('lead', i), options, event === '' ? [] : [event]);
+		});
 	} finally {
 		sender.transport.close();
 	}
@@ -87,7 +91,11 @@ export async function senderOfNode(context: IExecuteFunctions): Promise<NodeSend
 	return { api, transport };
 }
 
-/** Enrolls the lead `reference` (its id or address) of item `i` by the sequences' triggers, and sends what is due. */
+/**
+ * Enrolls the lead `reference` (its id or address) of item `i` by the sequences' triggers, and sends
+ * what is due; `events`: the names of the event the item stands for (eventNames), none for a lead
+ * or stage change.
+ */
 export async function enrollByTrigger(
 	this: IExecuteFunctions,
 	{ prisma, sites, sequences }: OperationContext,
@@ -95,6 +103,7 @@ export async function enrollByTrigger(
 	i: number,
 	reference: unknown,
 	options: IDataObject,
+	events: readonly string[],
 ): Promise<IDataObject[]> {
 	const json = this.getInputData()[i].json;
 	const site = await sites.siteOf(siteKeyOf(this, i));
@@ -107,7 +116,7 @@ export async function enrollByTrigger(
 	const matched = triggeredBy(await sequences.withTriggers(site), {
 		stages: enteredStages(site.config.crm.lifecycleStages, json.stageChange, lead.lifecycleStage),
 		tags: lead.tags.map((row) => row.tag),
-		event: String(options.event ?? '').trim(),
+		events,
 	});
 	const enrollments: EnrollmentSummary[] = [];
 	for (const sequence of matched) enrollments.push(await enrollLead(prisma, site, sequence, lead, now, cipher));

@@ -1,5 +1,6 @@
 import { updateDisplayOptions, type IDataObject, type IExecuteFunctions, type INodeExecutionData, type INodeProperties } from 'n8n-workflow';
 
+import { eventNames } from '../../shared/events';
 import { piiCredentialOf } from '../../shared/leads';
 import { forEachItem } from '../../shared/items';
 import type { OperationContext } from '../helpers/context';
@@ -9,7 +10,7 @@ import { handleEmailEvent, type EmailEventInput } from './handleEmailEvent.opera
 const properties: INodeProperties[] = [
 	{
 		displayName:
-			'Each item is handled by what it is: an email event (kind "email-event") as Handle Email Event handles it; a converting event (with the Conversion Detector’s "conversions") ends the sequences that exit on them; any other item (a lead or stage change of the Lead Scorer) enrolls its lead by the sequences’ triggers and sends what is due, as Enroll by Trigger and Send does.',
+			'Each item is handled by what it is: an email event (kind "email-event") as Handle Email Event handles it; a converting event (with the Conversion Detector’s "conversions") ends the sequences that exit on them, then enrolls its lead in the sequences that event triggers; any other item (a lead or stage change of the Lead Scorer) enrolls its lead by the sequences’ triggers and sends what is due, as Enroll by Trigger and Send does.',
 		name: 'crmItemsNotice',
 		type: 'notice',
 		default: '',
@@ -52,9 +53,18 @@ export async function execute(this: IExecuteFunctions, context: OperationContext
 		return await forEachItem.call(this, context.glue, async (i) => {
 			const json = this.getInputData()[i].json;
 			const route = crmItemRoute(json);
-			if (route !== 'enroll') return await handleEmailEvent.call(this, context, piiKeys, i, emailEventOf(json, route));
+			if (route === 'emailEvent') return await handleEmailEvent.call(this, context, piiKeys, i, emailEventOf(json, route));
+			if (route === 'enroll') {
+				sender ??= await senderOfNode(this);
+				return await enrollByTrigger.call(this, context, sender, i, json.leadId || json.email, {}, []);
+			}
+			// A lead's converting event first ends the sequences that exit on it, then starts those it triggers.
+			const [exited] = await handleEmailEvent.call(this, context, piiKeys, i, emailEventOf(json, route));
+			const leadId = (json.conversions as Array<{ leadId?: unknown }>)[0]?.leadId;
+			if (typeof leadId !== 'string' || leadId === '') return [exited];
 			sender ??= await senderOfNode(this);
-			return await enrollByTrigger.call(this, context, sender, i, json.leadId || json.email, {});
+			const [enrolled] = await enrollByTrigger.call(this, context, sender, i, leadId, {}, eventNames(json));
+			return [{ ...exited, ...enrolled }];
 		});
 	} finally {
 		sender?.transport.close();
