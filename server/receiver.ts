@@ -75,6 +75,53 @@ export function describeListenError(host: string, port: number, error: NodeJS.Er
 	}
 }
 
+/**
+ * What runs the workflows and sends the mail, one entry per runner: the embedded engine (for the
+ * sites without an n8n URL) and each n8n. With DISPATCHER off this receiver hands nothing on: the
+ * engine does not run, and an n8n gets no new deliveries (it still runs what it holds).
+ */
+function runners({ sites, mailCatcher }: Receiver, dispatcher: ReceiverSettings['DISPATCHER']): Array<{ runs: string; mail: string }> {
+	const off = dispatcher === 'off';
+	const found: Array<{ runs: string; mail: string }> = [];
+	if (sites.all().some((site) => !site.n8nUrl)) {
+		found.push(
+			off
+				? { runs: 'none (DISPATCHER=off): events are stored and wait in the outbox', mail: 'none: the embedded engine that sends it does not run (DISPATCHER=off)' }
+				: { runs: 'the embedded n8n engine (n8n-core in this process) runs the six bundled workflows', mail: mailCatcher ? 'caught by the built-in catcher, nothing is delivered (set SMTP_URL to send)' : 'sent through SMTP_URL' },
+		);
+	}
+	for (const n8n of new Set(sites.all().flatMap((site) => (site.n8nUrl ? [site.n8nUrl] : [])))) {
+		found.push(
+			off
+				? { runs: `the n8n at ${n8n}, to which this receiver hands nothing (DISPATCHER=off): events are stored and wait in the outbox`, mail: `sent by the n8n at ${n8n}, which gets no new leads from this receiver (DISPATCHER=off)` }
+				: { runs: `the n8n at ${n8n} runs the workflows`, mail: `sent by the n8n at ${n8n}` },
+		);
+	}
+	return found;
+}
+
+/** What a person starting the receiver needs to know: where to look, and what runs the CRM and sends its mail. */
+export function startBanner(receiver: Receiver, dispatcher: ReceiverSettings['DISPATCHER']): string {
+	const { url, db, mailCatcher, sites, firstKeys } = receiver;
+	const found = runners(receiver, dispatcher);
+	const lines = [
+		'',
+		`Tracking CRM receiver ${url}`,
+		`  Engine:    ${found.map(({ runs }) => runs).join('; ')}`,
+		`  Database:  ${db.kind === 'embedded' ? `embedded PGlite in ${db.location}` : `Postgres ${db.location}`}`,
+		`  Mail:      ${found.map(({ mail }) => mail).join('; ')}`,
+		'',
+		`  Demo site: ${url}/demo/`,
+		`  Dashboard: ${url}/dashboard (sign in with a read or admin key of the site)`,
+		...firstKeys.map(({ site, key }) => `  Read key:  ${key} (site ${site}; made now and shown only this once: keep it)`),
+		...(mailCatcher ? [`  Mailbox:   ${url}/mailbox`] : []),
+		`  Stats:     ${url}/api/stats?site=${sites.all()[0]?.key ?? '<site>'} (JSON; with a read key as Authorization: Bearer <key>)`,
+		`  Health:    ${url}/health`,
+		'',
+	];
+	return lines.join('\n');
+}
+
 function packageVersion(): string {
 	try {
 		return (JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;

@@ -1,10 +1,29 @@
 import proxyAddr from 'proxy-addr';
 import { z } from 'zod/v4';
 
-import { formatIssues, toFieldIssues } from '../lib/contracts';
+import { formatIssues, toFieldIssues, type FieldIssue } from '../lib/contracts';
 import { checkedDatabaseUrl } from '../lib/db/databaseUrl';
 
-const integer = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+/**
+ * A whole number in decimal digits: Number() would read "0x10" as 16 and "1e3" as 1000, and a
+ * mistyped value should be refused, not read as another number.
+ */
+const integer = (min: number, max: number, fallback: number) => {
+	const rule = `must be a whole number from ${min} to ${max}`;
+	return z
+		.string()
+		.trim()
+		.regex(/^\d+$/, { error: rule, abort: true })
+		.transform(Number)
+		.refine((value) => value >= min && value <= max, { error: rule })
+		.default(fallback);
+};
+
+/** An HTTP header name (RFC 9110 token): a name with a space or a colon is never sent, so it could never match. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Settings whose value a refusal must not quote: it would put a secret in the log. */
+const SECRETS = new Set(['EMAIL_TOKEN_SECRET', 'SMTP_URL']);
 
 /** Receiver settings from the environment; a bad value stops the start with its name and the fix. */
 const settingsSchema = z.object({
@@ -30,10 +49,21 @@ const settingsSchema = z.object({
 	/** pino's level names; createLogger would throw on any other. */
 	LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
 	/** Header a trusted proxy sets with the visitor's ISO country code (e.g. cf-ipcountry). */
-	COUNTRY_HEADER: z.string().toLowerCase().optional(),
-	/** Site whose tracker the demo pages at /demo/ carry; default: the first configured site. */
+	COUNTRY_HEADER: z
+		.string()
+		.regex(HEADER_NAME, { error: 'must be an HTTP header name such as cf-ipcountry: letters, digits and hyphens, without spaces or a colon' })
+		.toLowerCase()
+		.optional(),
+	/** Site whose tracker the demo pages at /demo/ carry; default: the first configured site. Checked against the loaded sites by checkDemoSite. */
 	DEMO_SITE: z.string().min(1).optional(),
-	PUBLIC_URL: z.url({ error: 'must be the absolute URL the receiver is reached at, e.g. https://crm.example.com' }).optional(),
+	/**
+	 * Only http(s): the origin of any other URL (file:, data:, mailto:, urn:) is "null", the Origin
+	 * sandboxed frames and file: pages send, which the demo site and the dashboards' same-origin
+	 * check would then accept.
+	 */
+	PUBLIC_URL: z
+		.url({ protocol: /^https?$/, error: 'must be the http:// or https:// URL the receiver is reached at, e.g. https://crm.example.com' })
+		.optional(),
 	DISPATCH_INTERVAL_MS: integer(10, 60_000, 500),
 	DISPATCH_BATCH_SIZE: integer(1, 5000, 5000),
 	DISPATCH_CONCURRENCY: integer(1, 64, 4),
@@ -70,7 +100,10 @@ const settingsSchema = z.object({
 	 */
 	SMTP_URL: z.string().optional(),
 	/** Signs the open, click and unsubscribe URLs of emails; the Email Orchestrator node needs the same value. */
-	EMAIL_TOKEN_SECRET: z.string().min(32, { error: 'must be at least 32 characters (e.g. openssl rand -base64 48)' }).optional(),
+	EMAIL_TOKEN_SECRET: z
+		.string()
+		.refine((secret) => secret.replace(/\s/g, '').length >= 32, { error: 'must be at least 32 characters besides spaces (e.g. openssl rand -base64 48)' })
+		.optional(),
 });
 
 const checkedSettingsSchema = settingsSchema.superRefine((settings, context) => {
@@ -83,11 +116,36 @@ export type ReceiverSettings = z.infer<typeof settingsSchema>;
 
 export class SettingsError extends Error {}
 
+/**
+ * The settings the environment sets. An empty variable is unset (what compose writes for a variable
+ * it has no value for); one of only whitespace is a slip (a quoted space, a template that filled in
+ * nothing visible) and is refused for every setting alike, since each would read it differently: a
+ * number as 0, a host name as itself.
+ */
 export function readSettings(env: NodeJS.ProcessEnv = process.env): ReceiverSettings {
-	const relevant = Object.fromEntries(Object.keys(settingsSchema.shape).filter((key) => env[key] !== undefined && env[key] !== '').map((key) => [key, env[key]]));
+	const set = Object.keys(settingsSchema.shape).filter((key) => env[key] !== undefined && env[key] !== '');
+	const blank = set.filter((key) => env[key]!.trim() === '');
+	const relevant = Object.fromEntries(set.filter((key) => !blank.includes(key)).map((key) => [key, env[key]]));
 	const parsed = checkedSettingsSchema.safeParse(relevant);
-	if (!parsed.success) throw new SettingsError(`Invalid receiver environment:\n${formatIssues(toFieldIssues(parsed.error, relevant))}`);
+	const issues: FieldIssue[] = blank.map((field) => ({ field, message: `holds only whitespace; give it a value, or leave ${field} unset for its default` }));
+	if (!parsed.success) issues.push(...toFieldIssues(parsed.error, quotable(relevant)));
+	if (!parsed.success || issues.length > 0) throw new SettingsError(`Invalid receiver environment:\n${formatIssues(issues)}`);
 	return parsed.data;
+}
+
+/** The settings a refusal may quote the value of: all but the secrets. */
+function quotable(settings: Record<string, string | undefined>): Record<string, string | undefined> {
+	return Object.fromEntries(Object.entries(settings).filter(([key]) => !SECRETS.has(key)));
+}
+
+/**
+ * Refuses a DEMO_SITE that names none of the loaded sites: the demo would otherwise answer every
+ * page with a 404 and give the receiver's own origins to no site.
+ */
+export function checkDemoSite(demoSite: string | undefined, siteKeys: readonly string[]): void {
+	if (demoSite === undefined || siteKeys.includes(demoSite)) return;
+	const issue = { field: 'DEMO_SITE', received: demoSite, message: `names no loaded site; set it to the key of one (${siteKeys.join(', ')}), or unset it for the first` };
+	throw new SettingsError(`Invalid receiver environment:\n${formatIssues([issue])}`);
 }
 
 /**

@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 
 import { isbot } from 'isbot';
 
 import {
 	CLICK_ID_PARAMS,
+	COUNTRY_CODE,
 	EARLIEST_EVENT_TIME,
 	EVENT_TYPES,
 	EVERY_CONTROL_CHAR,
@@ -23,22 +25,67 @@ import { sessionEngagement, summaryMetrics } from '../../lib/engagement';
 import { boundedMemo } from '../../lib/memo';
 
 /**
+ * The address without what a proxy may add around it: the port of IPv4 `a.b.c.d:port` (Azure
+ * Application Gateway's X-Forwarded-For) and the brackets and port of `[v6]:port`.
+ */
+function withoutPort(address: string): string {
+	const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(address);
+	if (bracketed) return bracketed[1];
+	const ipv4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(address);
+	return ipv4 ? ipv4[1] : address;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address; a dotted IPv4 ending (::ffff:1.2.3.4) is its last two. */
+function ipv6Groups(address: string): number[] {
+	const group = (high: string, low: string) => ((Number(high) << 8) | Number(low)).toString(16);
+	// Without a zone (fe80::1%eth0), which names the interface, not the address.
+	const text = address.replace(/%.*$/, '').replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a: string, b: string, c: string, d: string) => `${group(a, b)}:${group(c, d)}`);
+	const parse = (part: string) => (part ? part.split(':').map((group) => parseInt(group, 16)) : []);
+	const [head, tail] = text.split('::');
+	if (tail === undefined) return parse(head);
+	const [headGroups, tailGroups] = [parse(head), parse(tail)];
+	return [...headGroups, ...Array<number>(8 - headGroups.length - tailGroups.length).fill(0), ...tailGroups];
+}
+
+/**
+ * The IPv4 address an IPv4-mapped IPv6 address (::ffff:a.b.c.d, also written ::ffff:cb00:714f)
+ * stands for, which a dual-stack socket reports IPv4 clients as; undefined for any other.
+ */
+function mappedIpv4(groups: number[]): string | undefined {
+	if (groups.slice(0, 5).some((group) => group !== 0) || groups[5] !== 0xffff) return undefined;
+	return [groups[6] >> 8, groups[6] & 0xff, groups[7] >> 8, groups[7] & 0xff].join('.');
+}
+
+/** An IPv4 address's /24, as stored. */
+const ipv4Network = (address: string) => address.replace(/\.\d+$/, '.0');
+
+/**
  * Zeroes the host part of an address before anything is stored: the last octet of IPv4, the
  * last 80 bits of IPv6 (what Google Analytics and Matomo do), so no visitor can be singled out.
+ * An IPv4-mapped address is its IPv4 address: as IPv6 every such client would share 0:0:0::.
+ * Null for what is no address.
  */
 export function anonymizeIp(address: string | undefined): string | null {
 	if (!address) return null;
-	const mapped = address.startsWith('::ffff:') ? address.slice(7) : address;
-	if (isIPv4(mapped)) return mapped.replace(/\.\d+$/, '.0');
-	if (!isIPv6(address)) return null;
-	const [head, tail = ''] = address.split('::');
-	const headGroups = head ? head.split(':') : [];
-	const tailGroups = tail ? tail.split(':') : [];
-	const groups = address.includes('::') ? [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups] : headGroups;
-	return `${groups
-		.slice(0, 3)
-		.map((group) => group.toLowerCase().replace(/^0+(?=.)/, ''))
-		.join(':')}::`;
+	const host = withoutPort(address);
+	if (isIPv4(host)) return ipv4Network(host);
+	if (!isIPv6(host)) return null;
+	const groups = ipv6Groups(host);
+	const ipv4 = mappedIpv4(groups);
+	return ipv4 ? ipv4Network(ipv4) : `${groups.slice(0, 3).map((group) => group.toString(16)).join(':')}::`;
+}
+
+/**
+ * A client's network as stored (anonymizeIp), and the key the limits count it by: that network.
+ * An address that is no IP (a proxy's "unknown", garbage in X-Forwarded-For) has no network, yet
+ * one bucket for all of them would let one client get every such visitor refused: it counts
+ * alone, under a hash of its text, so the raw text is not kept, even in memory, and a long one
+ * costs no more than any key. A request without an address has lost its connection.
+ */
+export function clientOf(address: string | undefined): { network: string | null; limitKey: string } {
+	const network = anonymizeIp(address);
+	if (network !== null || !address) return { network, limitKey: network ?? '' };
+	return { network, limitKey: `unparsed ${createHash('sha256').update(address).digest('base64url')}` };
 }
 
 /**
@@ -186,22 +233,35 @@ function pageviewContext(event: TrackEvent, language: string | undefined): Event
 	return { language, ...context };
 }
 
-/** The lead field a form field fills, by its name or input type, and that field's length in the lead contract. */
-const LEAD_FIELDS: Array<[keyof LeadPayload, RegExp, number]> = [
-	['email', /mail/i, 254],
-	['phone', /phone|tel/i, 40],
-	['lastName', /last|surname/i, 100],
-	['company', /company|organi/i, 200],
-	['firstName', /first|^name$|full.?name/i, 100],
+/** A form field's text held to a lead field's length in the lead contract. */
+const upTo = (max: number) => (value: string) => storableText(value, max);
+
+/**
+ * The lead field a form field fills, by its name or input type, and the value it takes of the
+ * field's text: text held to the field's length in the lead contract; a country only as the ISO
+ * code the contract accepts (a form's "Germany" or "+49" is no country of a lead, so it is left
+ * out rather than cost the lead its 400). A field named just "title" is left out too: on many
+ * forms it is the salutation (Mr, Ms, Dr), not the job title.
+ */
+const LEAD_FIELDS: Array<[keyof LeadPayload, RegExp, (value: string) => string | undefined]> = [
+	['email', /mail/i, upTo(254)],
+	['phone', /phone|tel/i, upTo(40)],
+	['lastName', /last|surname/i, upTo(100)],
+	// Before company, which "organization-title" (the HTML autocomplete name of a job title) would match too.
+	['jobTitle', /job|position|role$|organi[sz]ation.?title/i, upTo(200)],
+	['company', /company|organi/i, upTo(200)],
+	['firstName', /first|^name$|full.?name/i, upTo(100)],
+	['country', /country/i, (value) => (COUNTRY_CODE.test(value) ? value : undefined)],
 ];
 const MARKETING_CONSENT = /consent|opt.?in|newsletter|gdpr|marketing/i;
 const EVERY_LEAD_CONTROL_CHAR = new RegExp(LEAD_CONTROL_CHARS.source, 'g');
 
 /**
- * A lead with its form's fields mapped to the lead fields: email, name, phone and company by the
- * field's name or input type (the first field of each wins; what the client set itself wins over
- * any field), and a ticked box named like consent or a newsletter as marketing consent. The raw
- * fields are dropped, mapped or not: only the lead fields are stored and forwarded.
+ * A lead with its form's fields mapped to the lead fields: email, name, phone, company, job title
+ * and country by the field's name or input type (the first field of each that holds a value the
+ * lead takes wins; what the client set itself wins over any field), and a ticked box named like
+ * consent or a newsletter as marketing consent. The raw fields are dropped, mapped or not: only
+ * the lead fields are stored and forwarded.
  */
 export function withFormFields(lead: LeadPayload): LeadPayload {
 	const { fields, ...mapped } = lead;
@@ -212,7 +272,9 @@ export function withFormFields(lead: LeadPayload): LeadPayload {
 		}
 		const text = value.replace(EVERY_LEAD_CONTROL_CHAR, '').trim();
 		const target = LEAD_FIELDS.find(([, pattern]) => pattern.test(name) || pattern.test(type));
-		if (text && target) (mapped as Record<string, unknown>)[target[0]] ??= storableText(text, target[2]);
+		if (!text || !target) continue;
+		const taken = target[2](text);
+		if (taken) (mapped as Record<string, unknown>)[target[0]] ??= taken;
 	}
 	return mapped;
 }

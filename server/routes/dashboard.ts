@@ -11,7 +11,7 @@ import { cookieValue, endSessions, keyForSignIn, sessionOf, SESSION_COOKIE, SESS
 import { SignInLimit } from '../dashboard/signInLimit';
 import { toCsv } from '../dashboard/tables';
 import { isVisitorTable, loadVisitorReport, VISITOR_TABLES, visitorTables } from '../dashboard/visitors';
-import { anonymizeIp } from '../ingest/normalize';
+import { clientOf } from '../ingest/normalize';
 import type { Logger } from '../logger';
 import type { ReceiverSettings } from '../settings';
 import type { RegisteredSite, SiteRegistry } from '../siteRegistry';
@@ -116,7 +116,7 @@ export function dashboardRouter({ prisma, sites, settings, logger }: DashboardCo
 	});
 
 	const page = (res: Response, status: number, html: string) => res.status(status).type('html').send(html);
-	const network = (req: Request) => anonymizeIp(req.ip) ?? 'unknown';
+	const network = (req: Request) => clientOf(req.ip).limitKey;
 	const cookieOptions = (req: Request) => ({ httpOnly: true, secure: req.secure, sameSite: 'strict' as const, path: '/dashboard' });
 	const fromThisSite = (req: Request) => fromOwnOrigin(req.headers, ownOrigins(req.protocol, req.host, settings?.PUBLIC_URL));
 	const refuseCrossSite = (res: Response) =>

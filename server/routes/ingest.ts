@@ -12,7 +12,7 @@ import { emailHash } from '../../lib/email';
 import { siteCipher } from '../../lib/pii';
 import { recordLeadConsent, TrackerConsent } from '../consent/records';
 import type { Logger } from '../logger';
-import { anonymizeIp, dropReason, isAutomated, toEventRows } from '../ingest/normalize';
+import { clientOf, dropReason, isAutomated, toEventRows } from '../ingest/normalize';
 import { GroupCommitter, storeThroughPool, storeThroughRaw, unstorableValue } from '../ingest/groupCommit';
 import { requireApiKey, presentsApiKey } from '../auth';
 import { historyClaim } from '../ingest/historyClaim';
@@ -239,8 +239,6 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 	const perIp = new AddressLimit(settings.RATE_LIMIT_PER_IP);
 	const perSite = new SiteLimit(settings.RATE_LIMIT_PER_SITE);
 	const consent = new TrackerConsent(prisma);
-	/** The client's network as stored (anonymized), which is also what the limits count by. */
-	const clientNetwork = (req: IncomingMessage) => anonymizeIp(proxyAddr(req, context.trustProxy));
 
 	router.options(['/api/track', '/api/lead'], (req, res) => {
 		const origin = req.headers.origin;
@@ -270,8 +268,8 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 	const acceptBatch = async (req: IncomingMessage, res: ServerResponse) => {
 		logRequest(logger, req, res);
 		for (const [name, value] of securityHeaders) res.setHeader(name, value);
-		const network = clientNetwork(req);
-		if (!perIp.allow(network ?? '', res)) return;
+		const client = clientOf(proxyAddr(req, context.trustProxy));
+		if (!perIp.allow(client.limitKey, res)) return;
 		const text = await readText(req, res);
 		if (text === undefined) return;
 		const input = parseJsonBody(text, res, BATCH_BODY.send);
@@ -296,11 +294,11 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 			sendJson(res, 202, { stored: 0, duplicates: 0, ignored: batch.events.length, reason });
 			return;
 		}
-		if (!isBot && !perSite.allow(site.key, network ?? '', res)) return;
+		if (!isBot && !perSite.allow(site.key, client.limitKey, res)) return;
 		const rows = toEventRows(batch, Date.now(), { engagementThresholds: site.config.tracking.engagementThresholds, acceptLanguage: req.headers['accept-language'] });
 		const destinations = !isBot && site.endpoints.has('visitor-processor') ? ['visitor-processor'] : [];
 		try {
-			const result = await committer.store(site.id, rows, requestFacts(req, network, settings, userAgent, isBot), destinations);
+			const result = await committer.store(site.id, rows, requestFacts(req, client.network, settings, userAgent, isBot), destinations);
 			databaseFailures.succeeded();
 			sendJson(res, 202, isBot ? { stored: result.stored, duplicates: result.duplicates, bot: true } : { stored: result.stored, duplicates: result.duplicates });
 		} catch (error) {
@@ -321,7 +319,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 	router.post(
 		'/api/lead',
 		(req, res, next) => {
-			if (perIp.allow(anonymizeIp(req.ip) ?? '', res)) next();
+			if (perIp.allow(clientOf(req.ip).limitKey, res)) next();
 		},
 		// A server that knows its users may vouch for the anonymous id with an admin key of the site; browsers send none.
 		(req, res, next) => (presentsApiKey(req) ? requireApiKey(prisma, 'admin')(req, res, next) : next()),
@@ -357,7 +355,7 @@ export function ingestRoutes(context: IngestContext): IngestRoutes {
 					sendJson(res, 202, { stored: false, reason: 'erased' });
 					return;
 				}
-				const facts = requestFacts(req, anonymizeIp(req.ip), settings, userAgent, false);
+				const facts = requestFacts(req, clientOf(req.ip).network, settings, userAgent, false);
 				const claim = lead.anonymousId ? historyClaim(facts, await storedHistory(prisma, site.id, lead.anonymousId), req.auth !== undefined) : undefined;
 				const destinations = site.endpoints.has('lead-processor') ? ['lead-processor'] : [];
 				const submitted = claim?.merge === false ? { ...lead, anonymousId: undefined } : lead;

@@ -1,6 +1,6 @@
 import { eventContextSchema, LATEST_CLIENT_TIME, leadPayloadSchema, storableText, trackBatchSchema, trackEventSchema } from '../../lib/contracts';
 import { TRUSTED_CLOCK_SKEW_MS } from '../../lib/contracts/tracking';
-import { correctedEventTime, firstLanguage, isAutomated, namedSessionProps, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
+import { anonymizeIp, correctedEventTime, firstLanguage, isAutomated, namedSessionProps, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
 import { BROWSER_UA, pageview } from '../helpers/events';
 import { sampleSession } from '../helpers/session';
 
@@ -159,6 +159,65 @@ describe('withFormFields', () => {
 		expect(withFormFields({ ...lead, firstName: 'Set', fields: [['first_name', 'text', 'Form']] }).firstName).toBe('Set');
 		expect(withFormFields({ ...lead, fields: [['first_name', 'text', `A\tn\u0000a${'x'.repeat(200)}`], ['phone', 'tel', '   ']] })).toEqual({ ...lead, firstName: `Ana${'x'.repeat(97)}` });
 		expect(leadPayloadSchema.safeParse(withFormFields({ ...lead, fields: [['company', 'text', 'c'.repeat(500)]] })).success).toBe(true);
+	});
+
+	it('maps a job title and a country, so fit rules on them fire for form leads as for identify calls', () => {
+		const fields: [string, string, string][] = [
+			['jobTitle', 'text', ' Head of Marketing '],
+			['country', 'select-one', 'DE'],
+		];
+		const mapped = withFormFields({ ...lead, fields });
+		expect(mapped).toEqual({ ...lead, jobTitle: 'Head of Marketing', country: 'DE' });
+		expect(leadPayloadSchema.parse(mapped)).toMatchObject({ jobTitle: 'Head of Marketing', country: 'DE' });
+		for (const name of ['job_title', 'job-title', 'JobTitle', 'organization-title', 'position', 'role']) {
+			expect(withFormFields({ ...lead, fields: [[name, 'text', 'Owner']] })).toEqual({ ...lead, jobTitle: 'Owner' });
+		}
+		for (const name of ['country', 'country_code', 'countryCode', 'billing-country']) {
+			expect(withFormFields({ ...lead, fields: [[name, 'select-one', 'es']] })).toEqual({ ...lead, country: 'es' });
+		}
+		expect(withFormFields({ ...lead, fields: [['organisation', 'text', 'Acme']] })).toEqual({ ...lead, company: 'Acme' });
+		expect(withFormFields({ ...lead, fields: [['job_title', 'text', 'j'.repeat(300)]] }).jobTitle).toBe('j'.repeat(200));
+	});
+
+	it('takes a country only as the ISO code the lead contract accepts, from the first field holding one', () => {
+		for (const value of ['Germany', 'DEU', '+49', 'D']) {
+			expect(withFormFields({ ...lead, fields: [['country', 'select-one', value]] })).toEqual(lead);
+		}
+		expect(withFormFields({ ...lead, fields: [['country', 'text', 'Spain'], ['billing_country', 'select-one', 'ES']] }).country).toBe('ES');
+		expect(withFormFields({ ...lead, country: 'PT', fields: [['country', 'select-one', 'ES']] }).country).toBe('PT');
+	});
+
+	it('leaves a field named just "title" alone: on many forms it is the salutation', () => {
+		expect(withFormFields({ ...lead, fields: [['title', 'select-one', 'Dr']] })).toEqual(lead);
+	});
+});
+
+describe('anonymizeIp', () => {
+	it('zeroes the host part: the last octet of IPv4, the last 80 bits of IPv6', () => {
+		expect(anonymizeIp('203.0.113.77')).toBe('203.0.113.0');
+		expect(anonymizeIp('2001:db8:85a3:1234:5678:8a2e:370:7334')).toBe('2001:db8:85a3::');
+		expect(anonymizeIp('2001:0DB8:0000::1')).toBe('2001:db8:0::');
+		expect(anonymizeIp('fe80::1%eth0')).toBe('fe80:0:0::');
+	});
+
+	it('takes the address out of a proxy\'s ip:port and [v6]:port (Azure Application Gateway sends 198.51.100.7:4431)', () => {
+		expect(anonymizeIp('198.51.100.7:4431')).toBe('198.51.100.0');
+		expect(anonymizeIp('[2001:db8:1:2::1]:443')).toBe('2001:db8:1::');
+		expect(anonymizeIp('[2001:db8:1:2::1]')).toBe('2001:db8:1::');
+	});
+
+	it('anonymizes an IPv4-mapped IPv6 address as its IPv4 address, however it is written', () => {
+		for (const address of ['::ffff:203.0.113.9', '::FFFF:203.0.113.9', '::ffff:cb00:7109', '0:0:0:0:0:ffff:cb00:7109', '[::ffff:203.0.113.9]:80']) {
+			expect(anonymizeIp(address)).toBe('203.0.113.0');
+		}
+		expect(anonymizeIp('::ffff:cb00:714f')).toBe('203.0.113.0');
+		expect(anonymizeIp('::1')).toBe('0:0:0::');
+	});
+
+	it('gives null for what is no address', () => {
+		for (const address of [undefined, '', 'garbage', 'unknown', '198.51.100.7:', '1.2.3.4.5', '[garbage]:80', '::ffff:1.2.3.4:80']) {
+			expect(anonymizeIp(address)).toBeNull();
+		}
 	});
 });
 
