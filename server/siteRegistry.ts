@@ -12,9 +12,17 @@ export interface RegisteredSite {
 	webhookSecret?: string;
 }
 
+/**
+ * A webhook path appended to n8nUrl's own path: an n8n behind a reverse proxy at a sub-path
+ * (https://tools.example.com/n8n) takes its webhooks under that path, which resolving the path
+ * against n8nUrl (`new URL(path, n8nUrl)`) would drop. Joined as text after the origin, so a path
+ * that starts with "//" stays a path on that host.
+ */
 function endpointUrl(config: SiteConfig, url: string): string {
 	const { n8nUrl } = config.integrations;
-	return n8nUrl && url.startsWith('/') ? new URL(url, n8nUrl).toString() : url;
+	if (!n8nUrl || !url.startsWith('/')) return url;
+	const base = new URL(n8nUrl);
+	return new URL(`${base.origin}${base.pathname.replace(/\/$/, '')}${url}`).toString();
 }
 
 /** The loaded sites, looked up by public key or id on every request without a query. */

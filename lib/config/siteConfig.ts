@@ -16,8 +16,19 @@ export class SiteConfigError extends Error {
 
 export function parseSiteConfig(input: unknown, source = 'site config'): SiteConfig {
 	const result = siteConfigSchema.safeParse(input);
-	if (!result.success) throw new SiteConfigError(source, toFieldIssues(result.error, input, siteConfigSchema));
+	if (!result.success) throw new SiteConfigError(source, toFieldIssues(result.error, input, siteConfigSchema).map(withPasswordMasked));
 	return result.data;
+}
+
+/**
+ * The issue with the password of a URL it received masked (integrations.n8nUrl is refused for
+ * holding one): the message ends up in the receiver's log, which must not keep it either.
+ */
+function withPasswordMasked(issue: FieldIssue): FieldIssue {
+	if (typeof issue.received !== 'string') return issue;
+	// A URL's password runs from the user name's colon to the last "@" before the path.
+	const masked = issue.received.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:)[^/?#]*@/i, '$1***@');
+	return masked === issue.received ? issue : { ...issue, received: masked };
 }
 
 function readJson(file: string): unknown {
@@ -29,11 +40,27 @@ function readJson(file: string): unknown {
 			{ field: '(file)', message: `cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); check the path or set SITE_CONFIG` },
 		]);
 	}
+	// Editors on Windows save UTF-8 with a byte order mark, which JSON.parse takes for a stray character.
+	const json = text.replace(/^\uFEFF/, '');
 	try {
-		return JSON.parse(text);
+		return JSON.parse(json);
 	} catch (error) {
-		throw new SiteConfigError(file, [{ field: '(file)', message: `is not valid JSON: ${(error as Error).message}` }]);
+		throw new SiteConfigError(file, [{ field: '(file)', message: `is not valid JSON: ${withLineAndColumn((error as Error).message, json)}` }]);
 	}
+}
+
+/**
+ * JSON.parse's message with its "at position N" (a character offset nobody can find in an editor)
+ * as the line and column of that character. Newer Node versions add "(line L column C)" after the
+ * position themselves; that is dropped for the one wording.
+ */
+function withLineAndColumn(message: string, json: string): string {
+	return message.replace(/ at position (\d+)(?: \(line \d+ column \d+\))?/, (_whole, position: string) => {
+		const before = json.slice(0, Number(position));
+		const line = before.split('\n').length;
+		const column = before.length - before.lastIndexOf('\n');
+		return ` at line ${line}, column ${column}`;
+	});
 }
 
 export function loadSiteConfig(file: string): SiteConfig {

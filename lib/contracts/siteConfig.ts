@@ -1,6 +1,7 @@
 import { z } from 'zod/v4';
 
 import { templateProblem } from './emailTemplates';
+import { nearestName } from './issues';
 import { EVENT_TYPES } from './tracking';
 
 /** The six bundled micro-workflows; outbox rows are addressed to one of them. */
@@ -17,29 +18,41 @@ const SITE_KEY = /^[a-z0-9][a-z0-9_-]{2,63}$/;
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^localhost$/i;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 
-const origin = z.string().refine(
-	(value) => {
-		try {
-			const url = new URL(value);
-			return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
-		} catch {
-			return false;
-		}
-	},
-	{ error: 'must be an origin such as https://www.example.com (scheme and host, no path or trailing slash)' },
-);
+/** `value` as a URL, or null when it is none. */
+function urlOf(value: string): URL | null {
+	try {
+		return new URL(value);
+	} catch {
+		return null;
+	}
+}
 
-const httpUrl = z.string().refine(
-	(value) => {
-		try {
-			const { protocol } = new URL(value);
-			return protocol === 'http:' || protocol === 'https:';
-		} catch {
-			return false;
-		}
-	},
-	{ error: 'must be an absolute http(s) URL' },
-);
+const isHttp = (url: URL | null): url is URL => url?.protocol === 'http:' || url?.protocol === 'https:';
+
+/**
+ * Why `value` is not an origin as a browser sends it in its Origin header, or null. The receiver
+ * compares that header with the list as text, so an origin written another way (a host in Unicode
+ * or with capitals, the scheme's default port) would match no request: the message names the
+ * value the browser sends.
+ */
+function originProblem(value: string): string | null {
+	const url = urlOf(value);
+	// Scheme and authority only: a path, a trailing slash, a query or a fragment is no origin at all.
+	if (!isHttp(url) || !/^[a-z][a-z0-9+.-]*:\/\/[^/?#@]+$/i.test(value)) {
+		return 'must be an origin such as https://www.example.com (scheme and host, no path or trailing slash)';
+	}
+	if (url.origin === value) return null;
+	const hasDefaultPort = /:\d+$/.test(value) && url.port === '';
+	const reasons = [...(/\P{ASCII}/u.test(value) ? ['the host in punycode'] : []), ...(/[A-Z]/.test(value) ? ['in lowercase'] : []), ...(hasDefaultPort ? ['without the default port'] : [])];
+	return `is not written as a browser sends it, so no request would match it: a browser sends "${url.origin}"${reasons.length ? ` (${reasons.join(', ')})` : ''}; write that instead`;
+}
+
+const origin = z.string().superRefine((value, context) => {
+	const problem = originProblem(value);
+	if (problem) context.addIssue({ code: 'custom', input: value, message: problem });
+});
+
+const httpUrl = z.string().refine((value) => isHttp(urlOf(value)), { error: 'must be an absolute http(s) URL' });
 
 /** A glob over URL paths: `*` matches within a segment, `**` across segments. */
 const pathPattern = z.string().min(1).max(500).startsWith('/', { error: 'must start with "/" (a path pattern such as /pricing/*)' });
@@ -159,6 +172,44 @@ const lifecycleStage = z.strictObject({
 	minScore: z.number().optional(),
 });
 
+/**
+ * Why the stage at `index` has the name of an earlier one, or null: a lead's stage is stored and
+ * looked up by name, so two stages of one name cannot be told apart.
+ */
+function repeatedStageProblem(stages: ReadonlyArray<{ name: string }>, index: number): string | null {
+	const first = stages.findIndex((stage) => stage.name === stages[index].name);
+	if (first === index) return null;
+	return `is also the name of crm.lifecycleStages[${first}]: a lead's stage is kept by its name, so the two cannot be told apart; rename or remove one of them`;
+}
+
+/**
+ * Why the stage at `index` has a minScore no higher than that of the scored stage before it, or
+ * null. A score moves a lead to the last stage in the list whose minScore it reaches (nextStage in
+ * nodes/LeadScorer/stages.ts), so the earlier stage would never be entered by scoring; an equal
+ * minScore is no better than a lower one.
+ */
+function stageOrderProblem(stages: ReadonlyArray<{ name: string; minScore?: number }>, index: number): string | null {
+	const { minScore } = stages[index];
+	const before = stages
+		.slice(0, index)
+		.reverse()
+		.find((stage) => stage.minScore !== undefined);
+	if (minScore === undefined || before?.minScore === undefined || minScore > before.minScore) return null;
+	return `must be higher than ${before.minScore}, the minScore of "${before.name}" before it: a score moves a lead to the last stage whose minScore it reaches, so "${before.name}" would never be entered by scoring; list the stages from the lowest minScore to the highest`;
+}
+
+const lifecycleStages = z
+	.array(lifecycleStage)
+	.min(1)
+	.superRefine((stages, context) => {
+		stages.forEach((stage, index) => {
+			const repeated = repeatedStageProblem(stages, index);
+			if (repeated) context.addIssue({ code: 'custom', path: [index, 'name'], input: stage.name, message: repeated });
+			const order = stageOrderProblem(stages, index);
+			if (order) context.addIssue({ code: 'custom', path: [index, 'minScore'], input: stage.minScore, message: order });
+		});
+	});
+
 const conversionRule = z.strictObject({
 	name: z.string().min(1).max(100),
 	event: z.string().min(1).max(100).optional(),
@@ -190,6 +241,11 @@ const emailSequence = z.strictObject({
 		.strictObject({
 			start: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { error: 'must be a time HH:MM' }),
 			end: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { error: 'must be a time HH:MM' }),
+		})
+		// The scheduler pauses sending from start until end: one time for both pauses nothing.
+		.refine((quiet) => quiet.start !== quiet.end, {
+			path: ['end'],
+			error: 'is the same time as quietHours.start, which leaves no quiet hours (sending pauses from start until end); set end to when sending may start again, or remove quietHours',
 		})
 		.optional(),
 	/** Days a step may be sent on, 1 = Monday … 7 = Sunday (ISO). */
@@ -225,16 +281,13 @@ const crmSchema = z
 		/** Highest total score; per-group caps limit a group of rules. */
 		maxScore: z.number().positive().optional(),
 		groupCaps: z.record(z.string(), z.number().positive()).default({}),
-		lifecycleStages: z
-			.array(lifecycleStage)
-			.min(1)
-			.default([
-				{ name: 'subscriber', minScore: 0 },
-				{ name: 'lead', minScore: 10 },
-				{ name: 'mql', minScore: 40 },
-				{ name: 'sql', minScore: 80 },
-				{ name: 'customer' },
-			]),
+		lifecycleStages: lifecycleStages.default([
+			{ name: 'subscriber', minScore: 0 },
+			{ name: 'lead', minScore: 10 },
+			{ name: 'mql', minScore: 40 },
+			{ name: 'sql', minScore: 80 },
+			{ name: 'customer' },
+		]),
 		conversionRules: z.array(conversionRule).max(200).default([]),
 		autoEnrichment: retired('enrichment is offline (from the lead’s own address and fields, no outside service) and is workflow 05’s; to go without it on your own n8n, remove workflow 03’s hand-off “To 05 Enrichment Engine”'),
 		emailSequences: z.array(emailSequence).max(100).default([]),
@@ -243,12 +296,25 @@ const crmSchema = z
 	})
 	.superRefine((crm, context) => {
 		crm.emailSequences.forEach((sequence, index) => {
+			if ('stage' in sequence.trigger) {
+				const problem = triggerStageProblem(sequence.trigger.stage, crm.lifecycleStages);
+				if (problem) context.addIssue({ code: 'custom', path: ['emailSequences', index, 'trigger', 'stage'], input: sequence.trigger.stage, message: problem });
+			}
 			sequence.exitOn?.conversions.forEach((name, position) => {
 				const problem = exitConversionProblem(name, crm.conversionRules);
 				if (problem) context.addIssue({ code: 'custom', path: ['emailSequences', index, 'exitOn', 'conversions', position], input: name, message: problem });
 			});
 		});
 	});
+
+/** Why a sequence's trigger `stage` names no stage of the site's `crm.lifecycleStages` (no lead would ever enter it), or null. */
+function triggerStageProblem(stage: string, stages: ReadonlyArray<{ name: string }>): string | null {
+	const names = stages.map((candidate) => candidate.name);
+	if (names.includes(stage)) return null;
+	const nearest = nearestName(stage, names);
+	if (nearest) return `must name a stage of crm.lifecycleStages; did you mean "${nearest}"? (it has: ${names.join(', ')})`;
+	return `must name a stage of crm.lifecycleStages (it has: ${names.join(', ')}); add a stage named "${stage}" or correct the name`;
+}
 
 /** Why a sequence's exitOn conversion `name` names no rule of the site's `crm.conversionRules`, or null. */
 export function exitConversionProblem(name: string, conversionRules: ReadonlyArray<{ name: string }>): string | null {
@@ -273,10 +339,54 @@ export const DEFAULT_WEBHOOK_ENDPOINTS = [
 	{ workflow: 'email-orchestrator', url: '/webhook/crm-email-orchestrator' },
 ] as const satisfies ReadonlyArray<z.input<typeof webhookEndpoint>>;
 
+/** n8nUrl as it should be written: scheme, host, port and path, nothing else. */
+function bareN8nUrl(url: URL): string {
+	return `${url.origin}${url.pathname === '/' ? '' : url.pathname}`;
+}
+
+/**
+ * Why n8nUrl holds a user name or password, or null. No request is sent to a URL with credentials
+ * (fetch refuses it), so no delivery would leave, and the receiver prints n8nUrl when it starts,
+ * password included. n8n's webhooks authenticate a delivery by its signature instead.
+ */
+function n8nCredentialsProblem(url: URL): string | null {
+	if (!url.username && !url.password) return null;
+	return `must not hold a user name or password (no request is sent to a URL with them, and the receiver prints this URL when it starts; deliveries are signed with the secret integrations.webhookSecretEnv names instead); write "${bareN8nUrl(url)}"`;
+}
+
+/** Why n8nUrl has a query or fragment, or null: each webhook path is appended to n8nUrl's path, so neither would reach n8n. */
+function n8nSuffixProblem(value: string, url: URL): string | null {
+	if (!/[?#]/.test(value)) return null;
+	return `must not have a query (?…) or fragment (#…): each webhook path is appended to this URL's path, so they would never reach n8n; write "${bareN8nUrl(url)}"`;
+}
+
+const n8nUrl = httpUrl.superRefine((value, context) => {
+	const url = urlOf(value);
+	// One that is no URL at all already has httpUrl's issue.
+	if (!url) return;
+	for (const problem of [n8nCredentialsProblem(url), n8nSuffixProblem(value, url)]) {
+		if (problem) context.addIssue({ code: 'custom', input: value, message: problem });
+	}
+});
+
+/**
+ * Why the endpoint at `index` names a workflow an earlier entry names too, or null: the receiver
+ * keeps one URL per workflow (the last listed), so the other entry would do nothing.
+ */
+function repeatedWorkflowProblem(endpoints: ReadonlyArray<{ workflow: WorkflowName }>, index: number): string | null {
+	const { workflow } = endpoints[index];
+	const first = endpoints.findIndex((endpoint) => endpoint.workflow === workflow);
+	if (first === index) return null;
+	return `names "${workflow}" again, as integrations.webhookEndpoints[${first}] does: a workflow takes one URL, and only the last one listed would be used; keep one entry for it`;
+}
+
 const integrationsSchema = z
 	.strictObject({
-		/** The n8n that runs the workflows. Unset: the receiver runs the bundled workflows itself, with n8n's engine embedded. */
-		n8nUrl: httpUrl.optional(),
+		/**
+		 * The n8n that runs the workflows, with the path it is served under behind a reverse proxy
+		 * (https://tools.example.com/n8n). Unset: the receiver runs the bundled workflows itself, with n8n's engine embedded.
+		 */
+		n8nUrl: n8nUrl.optional(),
 		webhookEndpoints: z.array(webhookEndpoint).default(() => DEFAULT_WEBHOOK_ENDPOINTS.map((endpoint) => ({ ...endpoint }))),
 		/** Name of the environment variable holding the HMAC secret for webhooks to n8n. */
 		webhookSecretEnv: z.string().regex(ENV_NAME, { error: 'must be an environment variable name such as CRM_WEBHOOK_SECRET' }).default('CRM_WEBHOOK_SECRET'),
@@ -289,9 +399,10 @@ const integrationsSchema = z
 			.optional(),
 	})
 	.superRefine((integrations, context) => {
-		if (integrations.n8nUrl) return;
 		integrations.webhookEndpoints.forEach((endpoint, index) => {
-			if (!endpoint.url.startsWith('/webhook/')) {
+			const repeated = repeatedWorkflowProblem(integrations.webhookEndpoints, index);
+			if (repeated) context.addIssue({ code: 'custom', path: ['webhookEndpoints', index, 'workflow'], input: endpoint.workflow, message: repeated });
+			if (!integrations.n8nUrl && !endpoint.url.startsWith('/webhook/')) {
 				context.addIssue({
 					code: 'custom',
 					path: ['webhookEndpoints', index, 'url'],
