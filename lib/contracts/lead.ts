@@ -46,7 +46,8 @@ const timeZone = z
 /** A form submission or an identify call: what `POST /api/lead` accepts and the Lead Scorer consumes. */
 export const leadPayloadSchema = z.strictObject({
 	site: field(64).min(1, { error: 'must not be empty' }),
-	email: z.email({ error: 'must be an email address such as jane@example.com' }).max(254),
+	// Trimmed as every other field of a form is: a space pasted around an address is no other address.
+	email: z.preprocess((value) => (typeof value === 'string' ? value.trim() : value), z.email({ error: 'must be an email address such as jane@example.com' }).max(254)),
 	/** Client UUIDv7 of the submission, so a retried form post creates nothing twice. */
 	eventId: z.uuid({ error: 'must be a UUID' }).optional(),
 	/** The tracker's anonymous id, to join the anonymous history to the lead. */

@@ -137,11 +137,31 @@ const propertyValue = z.union([
 	z.null(),
 ]);
 
-export const propertiesSchema = z
-	.record(text(100), propertyValue)
-	.refine((props) => Object.keys(props).length <= TRACK_LIMITS.maxPropertyKeys, {
+/** Names every JavaScript object answers to: as a property's name they are read as the object's own machinery, not as data. */
+const RESERVED_PROPERTY_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * The names of an object's properties, checked before its values: a reserved name made the record
+ * check say the object was no record ("constructor") or drop the property and what it held
+ * ("__proto__"), and a control character was "Invalid key in record", naming no fix.
+ */
+const propertyNames = z.unknown().superRefine((value, context) => {
+	if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
+	for (const name of Object.keys(value)) {
+		const problem = RESERVED_PROPERTY_NAMES.has(name)
+			? `is a name every JavaScript object reserves ("${name}"): rename the property`
+			: CONTROL_CHARS.test(name)
+				? 'is a property name with a control character: property names must not contain control characters'
+				: null;
+		if (problem) context.addIssue({ code: 'custom', path: [name], input: name, message: problem, continue: false });
+	}
+});
+
+export const propertiesSchema = propertyNames.pipe(
+	z.record(text(100), propertyValue).refine((props) => Object.keys(props).length <= TRACK_LIMITS.maxPropertyKeys, {
 		error: `must have at most ${TRACK_LIMITS.maxPropertyKeys} keys`,
-	});
+	}),
+);
 
 /** Campaign parameters, click ids and device hints captured by the tracker on landing. */
 export const eventContextSchema = z.strictObject({

@@ -1,4 +1,4 @@
-import { eventContextSchema, LATEST_CLIENT_TIME, leadPayloadSchema, storableText, trackBatchSchema, trackEventSchema } from '../../lib/contracts';
+import { eventContextSchema, LATEST_CLIENT_TIME, leadPayloadSchema, storableText, toFieldIssues, trackBatchSchema, trackEventSchema } from '../../lib/contracts';
 import { TRUSTED_CLOCK_SKEW_MS } from '../../lib/contracts/tracking';
 import { anonymizeIp, correctedEventTime, firstLanguage, isAutomated, namedSessionProps, withCampaign, withSessionSummary, withFormFields } from '../../server/ingest/normalize';
 import { BROWSER_UA, pageview } from '../helpers/events';
@@ -93,6 +93,24 @@ describe('what a page shows', () => {
 		expect(trackEventSchema.safeParse({ ...event, title: 5 }).success).toBe(false);
 		expect(trackEventSchema.safeParse({ ...event, url: 'javascript:alert(1)' }).success).toBe(false);
 		expect(leadPayloadSchema.parse({ site: 'site', email: 'ana@example.com', formId: `f\u0000${'f'.repeat(300)}` }).formId).toBe('f'.repeat(100));
+	});
+
+	it('refuses a property named as every JavaScript object’s own machinery, or with a control character, naming that property and the fix', () => {
+		const issuesOf = (props: string) => {
+			const input = { ...pageview('site', 'anon'), props: JSON.parse(props) as unknown };
+			const parsed = trackEventSchema.safeParse(input);
+			return parsed.success ? parsed.data.props : toFieldIssues(parsed.error, input).map(({ field, message }) => `${field}: ${message}`);
+		};
+		expect(issuesOf('{"constructor":"y"}')).toEqual(['props.constructor: is a name every JavaScript object reserves ("constructor"): rename the property']);
+		// JSON.parse makes "__proto__" a property of its own, which a record check would have dropped with the object it held.
+		expect(issuesOf('{"plan":"pro","__proto__":{"a":1}}')).toEqual(['props.__proto__: is a name every JavaScript object reserves ("__proto__"): rename the property']);
+		expect(issuesOf('{"k\\u0000ey":"v"}')).toEqual(['props.k\u0000ey: is a property name with a control character: property names must not contain control characters']);
+		expect(issuesOf('{"plan":"pro","toString":"x"}')).toEqual({ plan: 'pro', toString: 'x' });
+	});
+
+	it('takes a lead’s address with spaces around it, as every other field of a form', () => {
+		expect(leadPayloadSchema.parse({ site: 'site', email: ' race@example.com\t' }).email).toBe('race@example.com');
+		expect(leadPayloadSchema.safeParse({ site: 'site', email: 'race @example.com' }).success).toBe(false);
 	});
 });
 
