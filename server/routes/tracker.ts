@@ -124,9 +124,16 @@ export function trackerRouter({ sites, scriptFile }: { sites: SiteRegistry; /** 
 	 * to: a site that proxies /api/track through its own domain proxies both. Only the site's own
 	 * origins may read them, as only they may send events. A browser whose Sec-GPC or DNT header
 	 * the site honours gets none (204), and so tracks nothing.
+	 *
+	 * Every answer is readable by the page that asked, refusals included: a refusal holds nothing
+	 * but what to fix (the data-site value, tracking.allowedOrigins), and a page the browser may not
+	 * read it for shows the site owner a CORS failure in the console and the network panel instead.
 	 */
 	const settings = new Map(sites.all().map((site) => [site.key, JSON.stringify(trackerSettings(site.config))]));
 	router.get('/api/track', (req, res) => {
+		const origin = req.headers.origin;
+		res.setHeader('Vary', 'Origin, Sec-GPC, DNT');
+		if (origin) res.setHeader('Access-Control-Allow-Origin', origin);
 		const query = parseQuery(settingsQuery, req, res, 'invalid_parameter');
 		if (!query) return;
 		const site = sites.byPublicKey(query.site);
@@ -134,15 +141,12 @@ export function trackerRouter({ sites, scriptFile }: { sites: SiteRegistry; /** 
 			sendProblem(res, 404, 'unknown_site', 'No site has this key; use the data-site value of your script tag', { issues: [{ field: 'site', message: 'is not a known site key' }] });
 			return;
 		}
-		const origin = req.headers.origin;
-		res.setHeader('Vary', 'Origin, Sec-GPC, DNT');
 		if (origin && !site.allowedOrigins.has(origin)) {
 			sendProblem(res, 403, 'origin_not_allowed', `Origin ${origin.slice(0, 200)} may not track this site; add it to tracking.allowedOrigins`, {
 				issues: [{ field: 'Origin', message: 'is not in the tracking.allowedOrigins of this site' }],
 			});
 			return;
 		}
-		if (origin) res.setHeader('Access-Control-Allow-Origin', origin);
 		res.setHeader('Cache-Control', SETTINGS_CACHE_CONTROL);
 		if (privacySignal(req.headers, site.config.privacy)) {
 			res.status(204).end();

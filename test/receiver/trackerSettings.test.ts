@@ -140,10 +140,11 @@ describe("receiver: the tracker's settings (GET /api/track?site=KEY)", () => {
 		expect(await response.json()).toMatchObject({ error: 'invalid_parameter', issues: [{ field: 'site', message }] });
 	});
 
-	it('answers 403 to an origin the site does not allow, without CORS', async () => {
+	it('answers 403 to an origin the site does not allow, readable by that page so the console shows why', async () => {
 		const response = await settingsOf(plain.site.key, { origin: 'https://evil.example' });
 		expect(response.status).toBe(403);
-		expect(response.headers.get('access-control-allow-origin')).toBeNull();
+		expect(response.headers.get('access-control-allow-origin')).toBe('https://evil.example');
+		expect(response.headers.get('cache-control') ?? '').not.toMatch(/\bpublic\b/);
 		expect(await response.json()).toEqual({
 			type: 'about:blank',
 			title: 'Forbidden',

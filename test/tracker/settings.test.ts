@@ -158,7 +158,7 @@ describe("the tracker with its site's settings from the receiver, in a real brow
 			if (events !== undefined) expect(events).toBe(0);
 		});
 
-		// The receiver's 404 and 403 carry no Access-Control-Allow-Origin, so fetch() rejects: no unhandled rejection may reach the page.
+		// The receiver's 404 and 403 are readable by the page and carry no settings: no error may reach the page either way.
 		it.each(cases)('throws nothing into the page (no page errors) for %s', (_case, name) => {
 			expect(seen[name].errors).toEqual([]);
 		});
