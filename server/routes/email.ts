@@ -336,8 +336,10 @@ export function emailRouter(context: EmailContext): Router {
 			return;
 		}
 		let message: Awaited<ReturnType<typeof recipient>>;
+		let unsubscribed: boolean;
 		try {
 			message = await recipient(token.messageId);
+			unsubscribed = message !== null && (await prisma.suppression.count({ where: { siteId: message.siteId, emailHash: message.emailHash, channel: 'email', reason: 'unsubscribed' } })) > 0;
 		} catch (error) {
 			logger.error({ err: error }, 'reading an email message failed');
 			unavailable(res);
@@ -345,6 +347,11 @@ export function emailRouter(context: EmailContext): Router {
 		}
 		if (!message) {
 			notFound(res);
+			return;
+		}
+		// Asked again after unsubscribing, the person learns it took: asking once more would say it had not.
+		if (unsubscribed) {
+			sendPage(res, 200, 'You are unsubscribed', paragraph(`You will not receive emails from ${message.siteName} any more.`));
 			return;
 		}
 		sendPage(

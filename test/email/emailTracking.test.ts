@@ -186,6 +186,10 @@ describe('email tracking routes', () => {
 		expect(await response.text()).toMatch(/You are unsubscribed/);
 		expect(await prisma.channelStatus.findMany({ where: { leadId: lead!.id } })).toEqual([expect.objectContaining({ siteId, channel: 'email', status: 'unsubscribed' })]);
 		expect(await prisma.suppression.findMany({ where: { siteId, emailHash: lead!.emailHash } })).toEqual([expect.objectContaining({ channel: 'email', reason: 'unsubscribed' })]);
+		// The link opened again says it took, and asks nothing.
+		const reopened = await (await get(urls.unsubscribeUrl)).text();
+		expect(reopened).toContain(`You will not receive emails from ${site.site.name} any more.`);
+		expect(reopened).not.toContain('<form');
 		expect((await events(message.id)).map((event) => event.type)).toEqual(['unsubscribe']);
 		const rows = (await outbox()).filter((row) => (row.payload as { messageId: string }).messageId === message.id);
 		expect(rows.map((row) => row.payload)).toEqual([expect.objectContaining({ kind: 'email-event', type: 'unsubscribe', messageId: message.id, leadId: lead!.id })]);
