@@ -137,7 +137,8 @@ function landingPage({ engine, demo, mailbox }: { engine: string; demo: boolean;
 		['/health', 'Health', 'whether the receiver, its database and its engine are well'],
 		['/docs/api', 'API reference', 'every HTTP route with its authentication, parameters and answers (OpenAPI at /api/openapi.json)'],
 	];
-	return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Tracking CRM</title></head><body>
+	return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Tracking CRM</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem;color:#1f2330}li{margin:.5rem 0}a{font-weight:600}</style></head><body>
 <h1>Tracking CRM</h1><p>Workflows run by: ${escapeHtml(engine)}.</p><ul>
 ${links.map(([href, name, what]) => `<li><a href="${href}">${name}</a>: ${what}</li>`).join('\n')}
 </ul></body></html>`;
