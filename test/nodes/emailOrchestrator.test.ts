@@ -363,6 +363,11 @@ describe('Email Orchestrator node in the n8n execution engine, sending to a real
 			[undefined, 0],
 			[[false], 0],
 		]);
+		// A converting event the Conversion Detector had recorded already (a replayed delivery) starts nothing.
+		const late = await lead(site, 'late@mail.example');
+		const replayed = { ...items[3], conversions: [{ goal: 'demo-request', leadId: late.id, duplicate: true }] };
+		expect((await run('handleCrmItems', [replayed])).map((item) => [item.enrollments, item.unenrolled])).toEqual([[undefined, 0]]);
+		expect(await prisma.sequenceEnrollment.count({ where: { leadId: late.id } })).toBe(0);
 		expect(crmItemRoute({ kind: 'email-event', conversions: [] })).toBe('emailEvent');
 		expect(crmItemRoute({ kind: 'event', conversions: [] })).toBe('conversion');
 		expect(crmItemRoute({ kind: 'lead', email: 'x@example.com' })).toBe('enroll');

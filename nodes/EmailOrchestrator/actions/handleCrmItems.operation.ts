@@ -58,9 +58,11 @@ export async function execute(this: IExecuteFunctions, context: OperationContext
 				sender ??= await senderOfNode(this);
 				return await enrollByTrigger.call(this, context, sender, i, json.leadId || json.email, {}, []);
 			}
-			// A lead's converting event first ends the sequences that exit on it, then starts those it triggers.
+			// A lead's converting event first ends the sequences that exit on it, then starts those it
+			// triggers: once, when the Conversion Detector recorded it (a replay of it is a duplicate).
 			const [exited] = await handleEmailEvent.call(this, context, piiKeys, i, emailEventOf(json, route));
-			const leadId = (json.conversions as Array<{ leadId?: unknown }>)[0]?.leadId;
+			const recorded = (json.conversions as Array<{ leadId?: unknown; duplicate?: unknown }>).find((conversion) => conversion.duplicate !== true);
+			const leadId = recorded?.leadId;
 			if (typeof leadId !== 'string' || leadId === '') return [exited];
 			sender ??= await senderOfNode(this);
 			const [enrolled] = await enrollByTrigger.call(this, context, sender, i, leadId, {}, eventNames(json));
