@@ -198,13 +198,14 @@ export const LATEST_CLIENT_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 export const TRUSTED_CLOCK_SKEW_MS = 60_000;
 
 /**
- * The latest time an event may say it happened: when a receiver stamped it received; for an event
- * no receiver stamped (another sender's, through n8n), the node's clock, give or take another
- * host's skew. A later time would put a session in the future, out of every report's range and of
- * the retention's reach.
+ * The latest time an event may say it happened: when a receiver stamped it received or, for an
+ * event no receiver stamped (another sender's, through n8n), the node's clock; either give or take
+ * TRUSTED_CLOCK_SKEW_MS, as the receiver's own stamp is the database's clock and its bound of a
+ * client's time the receiver's. A later time would put a session in the future, out of every
+ * report's range and of the retention's reach.
  */
 export function latestEventTime(receivedAt: number | undefined, now: number): number {
-	return receivedAt ?? now + TRUSTED_CLOCK_SKEW_MS;
+	return (receivedAt ?? now) + TRUSTED_CLOCK_SKEW_MS;
 }
 
 /** The earliest time stored from anyone but the tracker (a node's parameter, another sender's event): Postgres holds earlier ones, but none is a CRM's. */

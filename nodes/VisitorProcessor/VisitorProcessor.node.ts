@@ -40,7 +40,7 @@ function asEvent(json: unknown, where: string): IncomingEvent {
 	const { occurredAt, receivedAt } = parsed.data;
 	if (Date.parse(occurredAt) > latestEventTime(receivedAt === undefined ? undefined : Date.parse(receivedAt), Date.now())) {
 		const bound = receivedAt === undefined ? 'now' : `its receivedAt (${receivedAt})`;
-		throw inputError('occurredAt', `${where}: "occurredAt" ${occurredAt} is later than ${bound}: give the time the event happened, as ISO 8601 in UTC`);
+		throw inputError('occurredAt', `${where}: "occurredAt" ${occurredAt} is more than a minute later than ${bound}: give the time the event happened, as ISO 8601 in UTC`);
 	}
 	return parsed.data;
 }

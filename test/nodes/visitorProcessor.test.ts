@@ -175,11 +175,11 @@ describe('Visitor Processor node in the n8n execution engine', () => {
 			['an 8 KB anonymous id', { anonymousId: random(8192) }, 'Field "anonymousId": the item: "anonymousId" must be at most 64 characters'],
 			['a control character in the session id', { sessionId: 'tab\u00011' }, 'Field "sessionId": the item: "sessionId" must not contain control characters'],
 			['a time past the year 9999', { occurredAt: '+275000-01-01T00:00:00Z' }, 'Field "occurredAt": the item: "occurredAt" must be an ISO 8601 time from the year 1900 to 9999, such as 2026-11-20T09:00:00.000Z'],
-			['a time in the year 2999, no receiver having stamped it', { occurredAt: '2999-01-01T00:00:00.000Z' }, 'Field "occurredAt": the item: "occurredAt" 2999-01-01T00:00:00.000Z is later than now: give the time the event happened, as ISO 8601 in UTC'],
+			['a time in the year 2999, no receiver having stamped it', { occurredAt: '2999-01-01T00:00:00.000Z' }, 'Field "occurredAt": the item: "occurredAt" 2999-01-01T00:00:00.000Z is more than a minute later than now: give the time the event happened, as ISO 8601 in UTC'],
 			[
 				'a time after the receivedAt a receiver stamped',
-				{ occurredAt: new Date(T0 + 1000).toISOString(), receivedAt: new Date(T0).toISOString() },
-				`Field "occurredAt": the item: "occurredAt" ${new Date(T0 + 1000).toISOString()} is later than its receivedAt (${new Date(T0).toISOString()}): give the time the event happened, as ISO 8601 in UTC`,
+				{ occurredAt: new Date(T0 + 120_000).toISOString(), receivedAt: new Date(T0).toISOString() },
+				`Field "occurredAt": the item: "occurredAt" ${new Date(T0 + 120_000).toISOString()} is more than a minute later than its receivedAt (${new Date(T0).toISOString()}): give the time the event happened, as ISO 8601 in UTC`,
 			],
 			['a relevance Postgres cannot hold', { relevance: 1e12 }, 'Field "relevance": the item: "relevance" Too big: expected number to be <=10'],
 		])('refuses %s in its item alone, and stores the good items beside it', async (_, fields, error) => {
