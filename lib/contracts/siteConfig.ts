@@ -1,6 +1,7 @@
+import safeRegex from 'safe-regex2';
 import { z } from 'zod/v4';
 
-import { templateProblem } from './emailTemplates';
+import { templateProblem, type TemplateKind } from './emailTemplates';
 import { nearestName } from './issues';
 import { EVENT_TYPES } from './tracking';
 
@@ -143,6 +144,24 @@ const compiles = (pattern: string) => {
 	}
 };
 
+/**
+ * Why testing `pattern` may take exponential time on some value, or null. A `matches` rule is tested
+ * against what visitors type into a form (a job title), inside the receiver when it runs the
+ * workflows itself, so one crafted value of a few dozen characters against (a+)+ would hang it.
+ * safe-regex2 judges the pattern by its nesting of repetitions and their number.
+ */
+function backtrackingProblem(pattern: string): string | null {
+	// ret, the parser safe-regex2 uses, does not know lookbehind and answers "unsafe"; a lookahead holds the same repetitions.
+	const checked = pattern.replace(/\(\?<([=!])/g, '(?$1');
+	if (!safeRegex(checked, { limit: Infinity })) {
+		return 'repeats a group that itself repeats (such as (a+)+ or (\\w+\\s?)*), which can take exponential time on a crafted value and hang the process that scores it; repeat only the innermost part, e.g. ^a+$ instead of ^(a+)+$, or list the words, e.g. \\b(owner|founder)\\b';
+	}
+	if (!safeRegex(checked)) {
+		return 'has more than 25 repetitions (+, *, ?, {n}), which can take too long to test on a crafted value; simplify it, e.g. list the words: \\b(owner|founder)\\b';
+	}
+	return null;
+}
+
 /** Scores a lead field; `matches` takes a case-insensitive JavaScript regular expression. */
 const fitScoringRule = z
 	.strictObject({
@@ -161,8 +180,9 @@ const fitScoringRule = z
 			ctx.issues.push({ code: 'custom', input: value, path: ['value'], message: 'must be a list of strings for operator "in"' });
 		} else if (needsText && typeof value !== 'string') {
 			ctx.issues.push({ code: 'custom', input: value, path: ['value'], message: `must be a string for operator "${operator}"` });
-		} else if (operator === 'matches' && typeof value === 'string' && !compiles(value)) {
-			ctx.issues.push({ code: 'custom', input: value, path: ['value'], message: 'must be a valid JavaScript regular expression' });
+		} else if (operator === 'matches' && typeof value === 'string') {
+			const problem = compiles(value) ? backtrackingProblem(value) : 'must be a valid JavaScript regular expression';
+			if (problem) ctx.issues.push({ code: 'custom', input: value, path: ['value'], message: problem });
 		}
 	});
 
@@ -220,18 +240,18 @@ const conversionRule = z.strictObject({
 	currency: z.string().regex(/^[A-Z]{3}$/, { error: 'must be an ISO 4217 currency code such as EUR' }).optional(),
 });
 
-/** A step's subject, HTML or text: a Handlebars template its step can render (emailTemplates.ts). */
-const template = (max?: number) =>
+/** An email's subject, HTML or text: a Handlebars template of its `kind` the Email Orchestrator can render (emailTemplates.ts). */
+const template = (kind: TemplateKind, max?: number) =>
 	(max === undefined ? z.string().min(1) : z.string().min(1).max(max)).superRefine((source, context) => {
-		const problem = templateProblem(source);
+		const problem = templateProblem(source, kind);
 		if (problem) context.addIssue({ code: 'custom', input: source, message: problem });
 	});
 
 const sequenceStep = z.strictObject({
 	delayMinutes: z.number().int().min(0).max(525_600),
-	subject: template(300),
-	html: template(),
-	text: template().optional(),
+	subject: template('step', 300),
+	html: template('step'),
+	text: template('step').optional(),
 });
 
 const emailSequence = z.strictObject({
@@ -308,7 +328,7 @@ const crmSchema = z
 	});
 
 /** Why a sequence's trigger `stage` names no stage of the site's `crm.lifecycleStages` (no lead would ever enter it), or null. */
-function triggerStageProblem(stage: string, stages: ReadonlyArray<{ name: string }>): string | null {
+export function triggerStageProblem(stage: string, stages: ReadonlyArray<{ name: string }>): string | null {
 	const names = stages.map((candidate) => candidate.name);
 	if (names.includes(stage)) return null;
 	const nearest = nearestName(stage, names);
@@ -420,15 +440,15 @@ const CONFIRM_URL_REFERENCE = /\{\{\{?\s*confirmUrl\s*\}?\}\}/;
  * email, company …), `siteName` and `confirmUrl`, the signed link the person confirms with.
  */
 const confirmationEmailSchema = z.strictObject({
-	subject: template(300).default('Please confirm your subscription to {{siteName}}'),
-	html: template()
+	subject: template('confirmation', 300).default('Please confirm your subscription to {{siteName}}'),
+	html: template('confirmation')
 		.refine((html) => CONFIRM_URL_REFERENCE.test(html), { error: 'must contain {{confirmUrl}}, the link the person confirms with' })
 		.default(
 			'<p>Hello{{#if firstName}} {{firstName}}{{/if}},</p><p>please confirm that you want to receive emails from {{siteName}}:</p>' +
 				'<p><a href="{{confirmUrl}}">Yes, send me emails</a></p><p>If you did not ask for them, ignore this email: nothing will be sent to you.</p>',
 		),
 	/** The plain-text part; made from the HTML when absent. */
-	text: template()
+	text: template('confirmation')
 		.refine((text) => CONFIRM_URL_REFERENCE.test(text), { error: 'must contain {{confirmUrl}}, the link the person confirms with' })
 		.optional(),
 	/** Days the link may be confirmed in; after them the lead's waiting enrollments end unconfirmed. */

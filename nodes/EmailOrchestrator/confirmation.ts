@@ -90,9 +90,10 @@ export async function sendConfirmation(
 ): Promise<IDataObject> {
 	const { lead } = enrollment;
 	const templates = site.config.privacy.confirmationEmail ?? DEFAULT_CONFIRMATION_EMAIL;
-	const { firstName, lastName, email: address, company, jobTitle, country, phone } = lead;
-	const vars = { firstName, lastName, email: address, company, jobTitle, country, phone, siteName: site.config.site.name };
-	const render = (messageId: string) => renderConfirmation(templates, vars, confirmationUrl(sender.receiverUrl, sender.tokenSecret, messageId));
+	const address = lead.email;
+	// The lead holds every field of the confirmation's template but the site's name; renderConfirmation takes only those.
+	const fields = { ...lead, siteName: site.config.site.name };
+	const render = (messageId: string) => renderConfirmation(templates, fields, confirmationUrl(sender.receiverUrl, sender.tokenSecret, messageId));
 	const park = async (until: Date) => {
 		await prisma.sequenceEnrollment.updateMany({ where: { id: enrollment.id, status: 'active', nextStep: enrollment.nextStep }, data: { nextRunAt: until } });
 		return until.toISOString();

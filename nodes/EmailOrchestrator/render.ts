@@ -1,6 +1,6 @@
 import Handlebars from 'handlebars';
 
-import { templateProblem } from '../../lib/contracts/emailTemplates';
+import { templateContext, templateProblem, type TemplateFields, type TemplateKind } from '../../lib/contracts/emailTemplates';
 import { trackingUrls } from '../../lib/emailTokens';
 
 export interface StepTemplates {
@@ -46,12 +46,12 @@ function template(source: string, escape: boolean): Handlebars.TemplateDelegate 
 /** A step's template that does not render (one stored before templates were checked, or edited in the database). */
 export class TemplateError extends Error {}
 
-/** One part of a step rendered; a template that fails names the part and why. */
-function rendered(part: 'subject' | 'HTML' | 'text', source: string, escape: boolean, context: Record<string, unknown>): string {
+/** One part of an email rendered; a template that fails names the part and why. */
+function rendered<K extends TemplateKind>(kind: K, part: 'subject' | 'HTML' | 'text', source: string, escape: boolean, context: TemplateFields<K>): string {
 	try {
 		return template(source, escape)(context);
 	} catch (error) {
-		throw new TemplateError(`its ${part} ${templateProblem(source) ?? `does not render (${(error as Error).message})`}`);
+		throw new TemplateError(`its ${part} ${templateProblem(source, kind) ?? `does not render (${(error as Error).message})`}`);
 	}
 }
 
@@ -104,12 +104,12 @@ export function htmlToText(html: string): string {
  * `links`, and the open pixel closes the body. The receiver's own URLs (e.g. a footer link made
  * from `{{unsubscribeUrl}}`) stay as they are: tracking an unsubscribe click would be noise.
  */
-export function renderEmail(step: StepTemplates, vars: Record<string, unknown>, tracking: Tracking): RenderedEmail {
+export function renderEmail(step: StepTemplates, fields: Omit<TemplateFields<'step'>, 'unsubscribeUrl'>, tracking: Tracking): RenderedEmail {
 	const base = trackingUrls(tracking.baseUrl, tracking.secret, tracking.messageId, []);
-	const context = { ...vars, unsubscribeUrl: base.unsubscribeUrl };
+	const context = templateContext('step', { ...fields, unsubscribeUrl: base.unsubscribeUrl });
 	const receiverRoot = base.unsubscribeUrl.slice(0, base.unsubscribeUrl.indexOf('/e/u/') + 1);
-	const html = rendered('HTML', step.html, true, context);
-	const text = step.text ? rendered('text', step.text, false, context) : undefined;
+	const html = rendered('step', 'HTML', step.html, true, context);
+	const text = step.text ? rendered('step', 'text', step.text, false, context) : undefined;
 
 	const links: string[] = [];
 	const indexOf = (url: string): number => {
@@ -138,7 +138,7 @@ export function renderEmail(step: StepTemplates, vars: Record<string, unknown>, 
 	const withPixel = /<\/body>/i.test(tracked) ? tracked.replace(/<\/body>/i, `${pixel}</body>`) : `${tracked}${pixel}`;
 
 	return {
-		subject: rendered('subject', step.subject, false, context).replace(/[\r\n]+/g, ' ').trim(),
+		subject: rendered('step', 'subject', step.subject, false, context).replace(/[\r\n]+/g, ' ').trim(),
 		html: withPixel,
 		text: textIndexed !== undefined ? resolve(textIndexed) : htmlToText(tracked),
 		links,
@@ -150,12 +150,12 @@ export function renderEmail(step: StepTemplates, vars: Record<string, unknown>, 
  * Renders a double opt-in confirmation email with `confirmUrl` among its variables. Nothing in it
  * is tracked (no pixel, no click redirects): the lead has not consented to marketing yet.
  */
-export function renderConfirmation(templates: StepTemplates, vars: Record<string, unknown>, confirmUrl: string): Pick<RenderedEmail, 'subject' | 'html' | 'text'> {
-	const context = { ...vars, confirmUrl };
-	const html = rendered('HTML', templates.html, true, context);
+export function renderConfirmation(templates: StepTemplates, fields: Omit<TemplateFields<'confirmation'>, 'confirmUrl'>, confirmUrl: string): Pick<RenderedEmail, 'subject' | 'html' | 'text'> {
+	const context = templateContext('confirmation', { ...fields, confirmUrl });
+	const html = rendered('confirmation', 'HTML', templates.html, true, context);
 	return {
-		subject: rendered('subject', templates.subject, false, context).replace(/[\r\n]+/g, ' ').trim(),
+		subject: rendered('confirmation', 'subject', templates.subject, false, context).replace(/[\r\n]+/g, ' ').trim(),
 		html,
-		text: templates.text ? rendered('text', templates.text, false, context) : htmlToText(html),
+		text: templates.text ? rendered('confirmation', 'text', templates.text, false, context) : htmlToText(html),
 	};
 }

@@ -1,7 +1,7 @@
 import type { z } from 'zod/v4';
 
-import { formatIssues, toFieldIssues } from '../../lib/contracts/issues';
-import { emailSequenceDefinitionSchema, exitConversionProblem, type EmailSequenceDefinition, type SequenceTrigger } from '../../lib/contracts/siteConfig';
+import { formatIssues, toFieldIssues, type FieldIssue } from '../../lib/contracts/issues';
+import { emailSequenceDefinitionSchema, exitConversionProblem, triggerStageProblem, type EmailSequenceDefinition, type SequenceTrigger } from '../../lib/contracts/siteConfig';
 import type { PrismaClient } from '../../lib/db/generated/client';
 import { type ResolvedSite } from '../shared/subjects';
 import type { SendWindow } from './schedule';
@@ -97,6 +97,24 @@ export function parseSequenceDefinition(value: unknown): EmailSequenceDefinition
 	return parsed.data;
 }
 
+/**
+ * What a Sequence Definition names of the site that the site does not have, checked as the site
+ * config checks its own sequences: a trigger stage no lead enters, an exit conversion never detected.
+ */
+function siteIssuesOf(site: ResolvedSite, definition: EmailSequenceDefinition): FieldIssue[] {
+	const { crm } = site.config;
+	const issues: FieldIssue[] = [];
+	if (definition.trigger && 'stage' in definition.trigger) {
+		const problem = triggerStageProblem(definition.trigger.stage, crm.lifecycleStages);
+		if (problem) issues.push({ field: 'trigger.stage', message: problem });
+	}
+	definition.exitOn?.conversions.forEach((name, position) => {
+		const problem = exitConversionProblem(name, crm.conversionRules);
+		if (problem) issues.push({ field: `exitOn.conversions[${position}]`, message: problem });
+	});
+	return issues;
+}
+
 /** Sequences by name for one execution: each is synced from the config or read from the database once. */
 export class SequenceResolver {
 	private readonly byName = new Map<string, Promise<StoredSequence>>();
@@ -108,10 +126,8 @@ export class SequenceResolver {
 	 * name identifies it: the definition last used is what the database holds.
 	 */
 	fromDefinition(site: ResolvedSite, definition: EmailSequenceDefinition): Promise<StoredSequence> {
-		definition.exitOn?.conversions.forEach((name, position) => {
-			const problem = exitConversionProblem(name, site.config.crm.conversionRules);
-			if (problem) throw new InputError('sequenceDefinition', `is not a sequence:\n${formatIssues([{ field: `exitOn.conversions[${position}]`, message: problem }])}`);
-		});
+		const issues = siteIssuesOf(site, definition);
+		if (issues.length > 0) throw new InputError('sequenceDefinition', `is not a sequence:\n${formatIssues(issues)}`);
 		const key = `${site.id}:parameter:${JSON.stringify(definition)}`;
 		let sequence = this.byName.get(key);
 		if (!sequence) {

@@ -144,3 +144,30 @@ describe('tracking.allowedOrigins', () => {
 		expect(rejection(input).message).toMatch(/tracking\.allowedOrigins\[0\]: must be an origin such as https:\/\/www\.example\.com \(scheme and host, no path or trailing slash\)/);
 	});
 });
+
+describe('a matches rule’s pattern', () => {
+	const fitRule = (value: string) => site({ crm: { leadScoringRules: [{ field: 'jobTitle', operator: 'matches', value, score: 10 }] } });
+
+	it.each(['^(a+)+$', '^(\\w+\\s?)*$', '((ceo|cto) ?)+', '(?<=(a+)+)x', '([a-z]{2,})+@'])(
+		'refuses %p, which can take exponential time on a crafted job title, suggesting a simpler pattern',
+		(pattern) => {
+			const error = rejection(fitRule(pattern));
+			expect(error.issues.map((issue) => issue.field)).toEqual(['crm.leadScoringRules[0].value']);
+			expect(error.message).toContain(
+				'crm.leadScoringRules[0].value: repeats a group that itself repeats (such as (a+)+ or (\\w+\\s?)*), which can take exponential time on a crafted value and hang the process that scores it; repeat only the innermost part, e.g. ^a+$ instead of ^(a+)+$, or list the words, e.g. \\b(owner|founder)\\b; got ',
+			);
+		},
+	);
+
+	it('refuses one of more than 25 repetitions', () => {
+		expect(rejection(fitRule('a?'.repeat(26))).message).toContain('crm.leadScoringRules[0].value: has more than 25 repetitions (+, *, ?, {n}), which can take too long to test on a crafted value; simplify it, e.g. list the words: \\b(owner|founder)\\b');
+	});
+
+	it.each(['\\b(owner|founder|director|head|manager)\\b', '^(?:ceo|cto|cfo)$', '(?<!vice )president', '(?<=chief )officer', '^[a-z]+ (manager|lead)$', 'a?'.repeat(25)])('takes %p', (pattern) => {
+		expect(parseSiteConfig(fitRule(pattern)).crm.leadScoringRules).toEqual([{ field: 'jobTitle', operator: 'matches', value: pattern, score: 10 }]);
+	});
+
+	it('still names a pattern that does not compile as such', () => {
+		expect(rejection(fitRule('(owner')).message).toMatch(/crm\.leadScoringRules\[0\]\.value: must be a valid JavaScript regular expression; got "\(owner"/);
+	});
+});

@@ -1,4 +1,5 @@
-import { htmlToText, renderEmail } from '../../nodes/EmailOrchestrator/render';
+import { TEMPLATE_FIELDS } from '../../lib/contracts/emailTemplates';
+import { htmlToText, renderConfirmation, renderEmail } from '../../nodes/EmailOrchestrator/render';
 import { verifyEmailToken } from '../../lib/emailTokens';
 import { suppressionCause } from '../../nodes/EmailOrchestrator/suppression';
 import { certainlyNotDelivered } from '../../nodes/EmailOrchestrator/transport';
@@ -7,12 +8,15 @@ const SECRET = 'x'.repeat(40);
 const tracking = { baseUrl: 'https://crm.example.com/r/', secret: SECRET, messageId: '0190a8d2-1c2b-7def-8abc-0123456789ab' };
 const tokenOf = (url: string, kind: string) => url.match(new RegExp(`^https://crm\\.example\\.com/r/e/${kind}/([^"\\s)]+)$`))?.[1] ?? '';
 
+/** The fields Send Due gives a step of a lead: every field of TEMPLATE_FIELDS.step but the unsubscribe link. */
+const ana = { firstName: 'Ana', lastName: null, email: 'ana@example.com', company: 'A&B', jobTitle: null, country: null, phone: null, lifecycleStage: 'lead', properties: {}, sequence: 'welcome' };
+
 describe('renderEmail', () => {
 	const step = {
 		subject: 'Hi {{firstName}}, about {{company}}',
 		html: '<html><body><p>Hello {{firstName}} &amp; team</p><a href="https://shop.example/a?x=1&amp;y={{company}}">Shop</a> <a href=\'https://docs.example/\'>https://docs.example/</a> <a href="mailto:help@example.com">Mail</a> <a href="https://shop.example/a?x=1&amp;y={{company}}">Again</a><a href="{{unsubscribeUrl}}">Unsubscribe</a></body></html>',
 	};
-	const email = renderEmail(step, { firstName: 'Ana', company: 'A&B' }, tracking);
+	const email = renderEmail(step, ana, tracking);
 
 	it('fills the lead’s fields, escaping them in HTML but not in the subject', () => {
 		expect(email.subject).toBe('Hi Ana, about A&B');
@@ -45,17 +49,36 @@ describe('renderEmail', () => {
 	});
 
 	it('tracks the links of a given text part too, keeping sentence punctuation outside', () => {
-		const withText = renderEmail({ ...step, text: 'Hi {{firstName}}, see https://docs.example/. Or https://new.example/x!' }, { firstName: 'Ana', company: 'A&B' }, tracking);
+		const withText = renderEmail({ ...step, text: 'Hi {{firstName}}, see https://docs.example/. Or https://new.example/x!' }, ana, tracking);
 		expect(withText.links).toEqual(['https://shop.example/a?x=1&y=A&B', 'https://docs.example/', 'https://new.example/x']);
 		expect(withText.text).toMatch(/^Hi Ana, see https:\/\/crm\.example\.com\/r\/e\/c\/c\.\S+\. Or https:\/\/crm\.example\.com\/r\/e\/c\/c\.\S+!$/);
 	});
 
 	it('puts the pixel at the end of a fragment without <body>', () => {
-		expect(renderEmail({ subject: 's', html: '<p>x</p>' }, {}, tracking).html).toMatch(/^<p>x<\/p><img src="https:\/\/crm\.example\.com\/r\/e\/o\//);
+		expect(renderEmail({ subject: 's', html: '<p>x</p>' }, ana, tracking).html).toMatch(/^<p>x<\/p><img src="https:\/\/crm\.example\.com\/r\/e\/o\//);
 	});
 
 	it('converts common HTML to readable text', () => {
 		expect(htmlToText('<head><style>p{}</style></head><h1>Title</h1><ul><li>one</li><li>two</li></ul>line<br>break &eacute;&#233;&#xe9;')).toBe('Title\n\n- one\n- two\n\nline\nbreak &eacute;éé');
+	});
+});
+
+describe('the fields a template renders with', () => {
+	/** Every listed field of a kind as `name=value`, the lead's properties by one of them. */
+	const everyField = (fields: readonly string[]) => fields.map((field) => (field === 'properties' ? 'plan={{properties.plan}}' : `${field}={{${field}}}`)).join(' ');
+	// What else a sender holds: its lead row.
+	const lead = { ...ana, id: '0190a8d2-0000-7000-8000-000000000001', emailHash: 'h4sh', timezone: 'Europe/Madrid', lastName: 'Ruiz', jobTitle: 'CEO', country: 'ES', phone: '+34600000000', properties: { plan: 'pro' } };
+
+	it('are the step’s listed ones, each filled, and nothing else the sender holds', () => {
+		const { subject } = renderEmail({ subject: `${everyField(TEMPLATE_FIELDS.step)} id={{id}} hash={{emailHash}}`, html: '<p>x</p>' }, lead, tracking);
+		expect(subject).toMatch(
+			/^firstName=Ana lastName=Ruiz email=ana@example\.com company=A&B jobTitle=CEO country=ES phone=\+34600000000 lifecycleStage=lead plan=pro sequence=welcome unsubscribeUrl=https:\/\/crm\.example\.com\/r\/e\/u\/\S+ id= hash=$/,
+		);
+	});
+
+	it('are the confirmation’s listed ones, each filled, and nothing else the sender holds', () => {
+		const { subject } = renderConfirmation({ subject: `${everyField(TEMPLATE_FIELDS.confirmation)} stage={{lifecycleStage}}`, html: '<p>x</p>' }, { ...lead, siteName: 'Nat Pets' }, 'https://crm.example.com/r/c/token');
+		expect(subject).toBe('firstName=Ana lastName=Ruiz email=ana@example.com company=A&B jobTitle=CEO country=ES phone=+34600000000 siteName=Nat Pets confirmUrl=https://crm.example.com/r/c/token stage=');
 	});
 });
 

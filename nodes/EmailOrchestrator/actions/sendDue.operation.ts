@@ -218,10 +218,10 @@ async function sendStep(
 	const cipher = cipherOf(site, sender);
 	const idempotencyKey = messageKey(lead.id, sequence.id, step.position);
 	let messageId: string = randomUUID();
-	const { firstName, lastName, email: address, company, jobTitle, country, phone, lifecycleStage, properties } = lead;
-	const vars = { firstName, lastName, email: address, company, jobTitle, country, phone, lifecycleStage, properties, sequence: sequence.name };
+	// The lead's row holds every field of a step's template but the sequence; renderEmail takes only those.
+	const fields = { ...lead, sequence: sequence.name };
 	const tracking = { baseUrl: sender.receiverUrl, secret: sender.tokenSecret };
-	let email = renderEmail({ subject: step.subject, html: step.htmlTemplate, text: step.textTemplate }, vars, { ...tracking, messageId });
+	let email = renderEmail({ subject: step.subject, html: step.htmlTemplate, text: step.textTemplate }, fields, { ...tracking, messageId });
 	const { count } = await prisma.emailMessage.createMany({
 		data: [
 			{
@@ -256,7 +256,7 @@ async function sendStep(
 			return report(settled.outcome, { messageId: existing.id, nextRunAt: nextRunAt?.toISOString() ?? null });
 		}
 		messageId = existing.id;
-		email = renderEmail({ subject: step.subject, html: step.htmlTemplate, text: step.textTemplate }, vars, { ...tracking, messageId });
+		email = renderEmail({ subject: step.subject, html: step.htmlTemplate, text: step.textTemplate }, fields, { ...tracking, messageId });
 		const taken = await prisma.emailMessage.updateMany({
 			where: { id: messageId, status: 'failed' },
 			data: { status: 'sending', error: null, ...storedRecipient(cipher, lead.email, email.subject), links: email.links, createdAt: now },
