@@ -153,9 +153,9 @@ echo $! > "$dir/r$n.pid"
 
 	it('stops at a receiver that comes back on another version than the one deployed', async () => {
 		rmSync(restartsLog, { force: true });
-		const result = await deploy([...receiverArgs(), '--restart-cmd', `bash ${restart} {n}`, '--skip', 'migrate,workflows', '--expect-version', '9.9.9', '--health-timeout', '3'], env);
+		const result = await deploy([...receiverArgs(), '--restart-cmd', `bash ${restart} {n}`, '--skip', 'migrate,workflows', '--expect-version', '9.9.9', '--health-timeout', '10'], env);
 		expect(result.code).toBe(1);
-		expect(result.output).toContain(`deploy stopped at receiver 1 (${urls()[0]}): it did not pass its health check within 3 s of its restart; it answers, but not as version 9.9.9`);
+		expect(result.output).toContain(`deploy stopped at receiver 1 (${urls()[0]}): it did not pass its health check within 10 s of its restart; it answers, but not as version 9.9.9`);
 		expect(result.output).toContain(`it runs version ${VERSION}, not 9.9.9 (--expect-version)`);
 		expect(result.output).toContain('not done: restart receiver 2; final health check');
 		expect(restarts()).toEqual(['restart 1, others 2:up']);
