@@ -2,20 +2,11 @@ import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { loadSiteConfig, loadSiteConfigs, parseSiteConfig, SiteConfigError } from '../lib/config/siteConfig';
+import { loadSiteConfig, loadSiteConfigs, parseSiteConfig } from '../lib/config/siteConfig';
+import { siteConfigRejection } from './helpers/refusals';
 
 const examplePath = path.join(__dirname, '..', 'config', 'site.example.json');
 const example = () => JSON.parse(readFileSync(examplePath, 'utf8'));
-
-function rejection(input: unknown): SiteConfigError {
-	try {
-		parseSiteConfig(input, 'config/site.json');
-	} catch (error) {
-		if (error instanceof SiteConfigError) return error;
-		throw error;
-	}
-	throw new Error('the config was accepted');
-}
 
 describe('site config', () => {
 	it('accepts the shipped example and fills defaults', () => {
@@ -44,7 +35,7 @@ describe('site config', () => {
 	it('names the field, the value and what is expected for a wrong type', () => {
 		const input = example();
 		input.crm.leadScoringRules[3].score = 'ten';
-		const error = rejection(input);
+		const error = siteConfigRejection(input);
 		expect(error.message).toContain('config/site.json');
 		expect(error.issues.some((issue) => issue.field.startsWith('crm.leadScoringRules[3]'))).toBe(true);
 		expect(error.message).toMatch(/crm\.leadScoringRules\[3\].*"ten"/);
@@ -63,7 +54,7 @@ describe('site config', () => {
 	])('rejects a bad %s with a message naming it', (_field, mutate, expected) => {
 		const input = example();
 		mutate(input);
-		expect(rejection(input).message).toMatch(expected);
+		expect(siteConfigRejection(input).message).toMatch(expected);
 	});
 
 	it.each([
@@ -75,13 +66,13 @@ describe('site config', () => {
 	])('refuses the original system’s %s, which nothing here would read, saying what does its job', (_field, mutate, expected) => {
 		const input = example();
 		mutate(input);
-		expect(rejection(input).message).toMatch(expected);
+		expect(siteConfigRejection(input).message).toMatch(expected);
 	});
 
 	it('suggests the right spelling of an unknown field', () => {
 		const input = example();
 		input.trackng = input.tracking;
-		const error = rejection(input);
+		const error = siteConfigRejection(input);
 		expect(error.message).toMatch(/trackng: is not a known field; did you mean "tracking"\?/);
 	});
 
@@ -111,10 +102,10 @@ describe('site config scoring rules', () => {
 	it('rejects a fit rule whose pattern does not compile or whose value does not fit the operator', () => {
 		const input = example();
 		input.crm.leadScoringRules[5].value = '(?i)owner';
-		expect(rejection(input).message).toMatch(/crm\.leadScoringRules\[5\]\.value: must be a valid JavaScript regular expression; got "\(\?i\)owner"/);
+		expect(siteConfigRejection(input).message).toMatch(/crm\.leadScoringRules\[5\]\.value: must be a valid JavaScript regular expression; got "\(\?i\)owner"/);
 		const listRule = example();
 		listRule.crm.leadScoringRules[6].value = 'ES';
-		expect(rejection(listRule).message).toMatch(/crm\.leadScoringRules\[6\]\.value: must be a list of strings for operator "in"; got "ES"/);
+		expect(siteConfigRejection(listRule).message).toMatch(/crm\.leadScoringRules\[6\]\.value: must be a list of strings for operator "in"; got "ES"/);
 	});
 
 	it('takes repeat-visit rules and names the field of a wrong one', () => {
@@ -122,12 +113,12 @@ describe('site config scoring rules', () => {
 		expect(config.crm.leadScoringRules[7]).toEqual({ visits: 2, perVisit: true, score: 3, cap: 12, group: 'browsing', halfLifeDays: 30 });
 		const fractional = example();
 		fractional.crm.leadScoringRules[7].visits = 2.5;
-		expect(rejection(fractional).message).toMatch(/crm\.leadScoringRules\[7\]\.visits: expected an int; got 2\.5/);
+		expect(siteConfigRejection(fractional).message).toMatch(/crm\.leadScoringRules\[7\]\.visits: expected an int; got 2\.5/);
 		fractional.crm.leadScoringRules[7].visits = 0;
-		expect(rejection(fractional).message).toMatch(/crm\.leadScoringRules\[7\]\.visits: must be at least 1 visit; got 0/);
+		expect(siteConfigRejection(fractional).message).toMatch(/crm\.leadScoringRules\[7\]\.visits: must be at least 1 visit; got 0/);
 		const typo = example();
 		typo.crm.leadScoringRules[7] = { visits: 3, score: 5, perVist: true };
-		expect(rejection(typo).message).toMatch(/crm\.leadScoringRules\[7\]\.perVist: is not a known field; got true/);
+		expect(siteConfigRejection(typo).message).toMatch(/crm\.leadScoringRules\[7\]\.perVist: is not a known field; got true/);
 	});
 });
 
@@ -145,12 +136,12 @@ describe('site config email sequences', () => {
 	});
 
 	it('names the entry of exitOn.conversions that is no conversion rule, the rules there are, and the fix', () => {
-		const error = rejection(site({ conversionRules: rules, emailSequences: [welcome(), welcome({ name: 'trial', exitOn: { conversions: ['purchase', 'purchased'] } })] }));
+		const error = siteConfigRejection(site({ conversionRules: rules, emailSequences: [welcome(), welcome({ name: 'trial', exitOn: { conversions: ['purchase', 'purchased'] } })] }));
 		expect(error.issues).toHaveLength(1);
 		expect(error.message).toMatch(
 			/crm\.emailSequences\[1\]\.exitOn\.conversions\[1\]: must name a rule of crm\.conversionRules \(it has: contact-request, purchase\); add a conversion rule named "purchased" or correct the name; got "purchased"/,
 		);
-		expect(rejection(site({ emailSequences: [welcome({ exitOn: { conversions: ['purchase'] } })] })).message).toMatch(/crm\.emailSequences\[0\]\.exitOn\.conversions\[0\]: must name a rule of crm\.conversionRules \(it has none\)/);
-		expect(rejection(site({ conversionRules: rules, emailSequences: [welcome({ exitOn: { conversion: ['purchase'] } })] })).message).toMatch(/crm\.emailSequences\[0\]\.exitOn\.conversion: is not a known field; did you mean "conversions"\?/);
+		expect(siteConfigRejection(site({ emailSequences: [welcome({ exitOn: { conversions: ['purchase'] } })] })).message).toMatch(/crm\.emailSequences\[0\]\.exitOn\.conversions\[0\]: must name a rule of crm\.conversionRules \(it has none\)/);
+		expect(siteConfigRejection(site({ conversionRules: rules, emailSequences: [welcome({ exitOn: { conversion: ['purchase'] } })] })).message).toMatch(/crm\.emailSequences\[0\]\.exitOn\.conversion: is not a known field; did you mean "conversions"\?/);
 	});
 });

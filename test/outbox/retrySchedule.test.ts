@@ -1,5 +1,6 @@
 import { afterFailure, retryDelayMs, type RetryPolicy } from '../../server/outbox/backoff';
-import { readSettings, SettingsError } from '../../server/settings';
+import { readSettings } from '../../server/settings';
+import { settingsRefusal } from '../helpers/refusals';
 
 /**
  * The retry schedule of a delivery n8n does not take, as arithmetic: how long it goes on, how long
@@ -89,29 +90,20 @@ describe('the retry schedule at the defaults', () => {
 });
 
 describe('the retry settings', () => {
-	const refusal = (env: NodeJS.ProcessEnv) => {
-		try {
-			readSettings(env);
-		} catch (error) {
-			expect(error).toBeInstanceOf(SettingsError);
-			return (error as Error).message;
-		}
-		throw new Error('the settings were accepted');
-	};
 
 	it('are read from the environment, each within its bounds', () => {
 		expect(readSettings({ DISPATCH_BACKOFF_MAX_MS: '60000', DISPATCH_GIVE_UP_AFTER_MS: '3600000' })).toMatchObject({ DISPATCH_BACKOFF_MAX_MS: 60_000, DISPATCH_GIVE_UP_AFTER_MS: 3_600_000 });
-		expect(refusal({ DISPATCH_GIVE_UP_AFTER_MS: '500' })).toMatch(/DISPATCH_GIVE_UP_AFTER_MS: .*1000/);
-		expect(refusal({ DISPATCH_GIVE_UP_AFTER_MS: 'three days' })).toMatch(/DISPATCH_GIVE_UP_AFTER_MS/);
+		expect(settingsRefusal({ DISPATCH_GIVE_UP_AFTER_MS: '500' })).toMatch(/DISPATCH_GIVE_UP_AFTER_MS: .*1000/);
+		expect(settingsRefusal({ DISPATCH_GIVE_UP_AFTER_MS: 'three days' })).toMatch(/DISPATCH_GIVE_UP_AFTER_MS/);
 	});
 
 	it('refuse a cap below the first wait, naming both', () => {
-		expect(refusal({ DISPATCH_BACKOFF_BASE_MS: '5000', DISPATCH_BACKOFF_MAX_MS: '1000' })).toBe(
+		expect(settingsRefusal({ DISPATCH_BACKOFF_BASE_MS: '5000', DISPATCH_BACKOFF_MAX_MS: '1000' })).toBe(
 			'Invalid receiver environment:\n  - DISPATCH_BACKOFF_MAX_MS: must be at least DISPATCH_BACKOFF_BASE_MS (5000), the first wait; got "1000" (string)',
 		);
 	});
 
 	it('refuse DISPATCH_MAX_ATTEMPTS, which no longer decides when a delivery is given up, naming what does', () => {
-		expect(refusal({ DISPATCH_MAX_ATTEMPTS: '12' })).toMatch(/^Invalid receiver environment:\n {2}- DISPATCH_MAX_ATTEMPTS: is no longer read: .*DISPATCH_GIVE_UP_AFTER_MS.*; got "12"/);
+		expect(settingsRefusal({ DISPATCH_MAX_ATTEMPTS: '12' })).toMatch(/^Invalid receiver environment:\n {2}- DISPATCH_MAX_ATTEMPTS: is no longer read: .*DISPATCH_GIVE_UP_AFTER_MS.*; got "12"/);
 	});
 });

@@ -1,18 +1,8 @@
 import { startReceiver } from '../../server/receiver';
 import { checkDemoSite, readSettings, SettingsError } from '../../server/settings';
 import { testDbUrl } from '../helpers/db';
+import { settingsRefusal } from '../helpers/refusals';
 import { testSiteConfig } from '../helpers/sites';
-
-/** The message a refused environment stops the start with. */
-function refusal(env: NodeJS.ProcessEnv): string {
-	try {
-		readSettings(env);
-	} catch (error) {
-		expect(error).toBeInstanceOf(SettingsError);
-		return (error as Error).message;
-	}
-	throw new Error('the settings were accepted');
-}
 
 /** Every variable readSettings reads. */
 const SETTINGS = [
@@ -44,7 +34,7 @@ describe('PUBLIC_URL', () => {
 	it.each(['file:///srv/crm', 'data:text/html,hi', 'mailto:crm@example.com', 'urn:isbn:0451450523', 'javascript:alert(1)'])(
 		'refuses %s, whose origin is "null" (what sandboxed frames and file: pages send), naming the variable and the fix',
 		(url) => {
-			expect(refusal({ PUBLIC_URL: url })).toBe(
+			expect(settingsRefusal({ PUBLIC_URL: url })).toBe(
 				`Invalid receiver environment:\n  - PUBLIC_URL: must be the http:// or https:// URL the receiver is reached at, e.g. https://crm.example.com; got ${JSON.stringify(url)} (string)`,
 			);
 		},
@@ -65,7 +55,7 @@ describe('PUBLIC_URL', () => {
 describe('blank and mistyped values', () => {
 	it.each(SETTINGS)('refuses %s holding only whitespace, naming it, rather than reading it as 0 or as a value that does nothing', (name) => {
 		for (const blank of [' ', '   ', '\t', ' '.repeat(32)]) {
-			expect(refusal({ [name]: blank })).toBe(`Invalid receiver environment:\n  - ${name}: holds only whitespace; give it a value, or leave ${name} unset for its default`);
+			expect(settingsRefusal({ [name]: blank })).toBe(`Invalid receiver environment:\n  - ${name}: holds only whitespace; give it a value, or leave ${name} unset for its default`);
 		}
 	});
 
@@ -76,26 +66,26 @@ describe('blank and mistyped values', () => {
 	});
 
 	it('lists every refused variable at once, blank or not', () => {
-		expect(refusal({ RETENTION_INTERVAL_MS: ' ', PORT: 'http' })).toBe(
+		expect(settingsRefusal({ RETENTION_INTERVAL_MS: ' ', PORT: 'http' })).toBe(
 			'Invalid receiver environment:\n  - RETENTION_INTERVAL_MS: holds only whitespace; give it a value, or leave RETENTION_INTERVAL_MS unset for its default\n  - PORT: must be a whole number from 0 to 65535; got "http" (string)',
 		);
 	});
 
 	it.each(['abc', '0x10', '1e3', '-1', '3.5', 'Infinity', '3000ms', '65536'])('refuses PORT=%s: a whole number in decimal digits, within its bounds, or nothing', (value) => {
-		expect(refusal({ PORT: value })).toBe(`Invalid receiver environment:\n  - PORT: must be a whole number from 0 to 65535; got ${JSON.stringify(value)} (string)`);
+		expect(settingsRefusal({ PORT: value })).toBe(`Invalid receiver environment:\n  - PORT: must be a whole number from 0 to 65535; got ${JSON.stringify(value)} (string)`);
 	});
 
 	it('reads numbers in decimal digits, around spaces too, and keeps the other bounds', () => {
 		expect(readSettings({ PORT: ' 3001 ', RETENTION_INTERVAL_MS: '0', DISPATCH_TIMEOUT_MS: '100' })).toMatchObject({ PORT: 3001, RETENTION_INTERVAL_MS: 0, DISPATCH_TIMEOUT_MS: 100 });
-		expect(refusal({ RETENTION_INTERVAL_MS: 'hourly' })).toMatch(/^Invalid receiver environment:\n {2}- RETENTION_INTERVAL_MS: must be a whole number from 0 to 604800000; got "hourly"/);
-		expect(refusal({ RETENTION_INTERVAL_MS: '500' })).toMatch(/RETENTION_INTERVAL_MS: must be 0 \(no retention job in the receiver\) or at least 1000 ms/);
+		expect(settingsRefusal({ RETENTION_INTERVAL_MS: 'hourly' })).toMatch(/^Invalid receiver environment:\n {2}- RETENTION_INTERVAL_MS: must be a whole number from 0 to 604800000; got "hourly"/);
+		expect(settingsRefusal({ RETENTION_INTERVAL_MS: '500' })).toMatch(/RETENTION_INTERVAL_MS: must be 0 \(no retention job in the receiver\) or at least 1000 ms/);
 	});
 });
 
 describe('EMAIL_TOKEN_SECRET', () => {
 	it('needs 32 characters besides spaces, and a refusal never quotes the secret', () => {
 		for (const secret of [`${' '.repeat(31)}x`, `short ${' '.repeat(40)}`, 'x'.repeat(31)]) {
-			const message = refusal({ EMAIL_TOKEN_SECRET: secret });
+			const message = settingsRefusal({ EMAIL_TOKEN_SECRET: secret });
 			expect(message).toBe('Invalid receiver environment:\n  - EMAIL_TOKEN_SECRET: must be at least 32 characters besides spaces (e.g. openssl rand -base64 48)');
 		}
 		expect(readSettings({ EMAIL_TOKEN_SECRET: 'x'.repeat(32) }).EMAIL_TOKEN_SECRET).toBe('x'.repeat(32));
@@ -104,7 +94,7 @@ describe('EMAIL_TOKEN_SECRET', () => {
 
 describe('COUNTRY_HEADER', () => {
 	it.each(['cf ipcountry', 'cf-ipcountry:', 'x-country "code"', 'länder'])('refuses %s, which no request can carry as a header name', (name) => {
-		expect(refusal({ COUNTRY_HEADER: name })).toBe(
+		expect(settingsRefusal({ COUNTRY_HEADER: name })).toBe(
 			`Invalid receiver environment:\n  - COUNTRY_HEADER: must be an HTTP header name such as cf-ipcountry: letters, digits and hyphens, without spaces or a colon; got ${JSON.stringify(name)} (string)`,
 		);
 	});
