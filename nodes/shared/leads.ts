@@ -94,14 +94,14 @@ export async function erasedBrowsers(db: Pick<RawSql, '$queryRawUnsafe'>, siteId
 export async function erasedVisitorReferences(db: Pick<RawSql, '$queryRawUnsafe'>, siteId: string, references: readonly string[]): Promise<Set<string>> {
 	if (references.length === 0) return new Set();
 	const referenceOf = new Map(references.map((reference) => [anonymousIdHash(reference), reference]));
+	const byVisitorId = new Map(references.filter((reference) => isUuid(reference)).map((reference) => [reference.toLowerCase(), reference]));
 	const rows = await db.$queryRawUnsafe<Array<{ hash: string; visitorId: string | null }>>(
 		`SELECT anonymous_id_hash AS hash, visitor_id::text AS "visitorId" FROM erased_visitors
 		WHERE site_id = $1::uuid AND (anonymous_id_hash = ANY($2::text[]) OR visitor_id = ANY($3::uuid[]))`,
 		siteId,
 		[...referenceOf.keys()],
-		references.filter((reference) => isUuid(reference)).map((reference) => reference.toLowerCase()),
+		[...byVisitorId.keys()],
 	);
-	const byVisitorId = new Map(references.filter((reference) => isUuid(reference)).map((reference) => [reference.toLowerCase(), reference]));
 	const erased = new Set<string>();
 	for (const row of rows) {
 		const byAnonymousId = referenceOf.get(row.hash);
